@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// One entry point for every root command, so that a fresh clone with only Node 20 and npm needs no
+// global installs: it fetches the pinned pnpm through npx, installs with the frozen lockfile, builds
+// with turbo, then runs the task. Everything it prints itself goes to stderr so that the CLI's stdout
+// (JSON for the contract commands) stays clean.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, delimiter } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pnpmVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
+const binDir = join(root, 'node_modules', '.bin');
+const env = { ...process.env, PATH: `${binDir}${delimiter}${process.env.PATH ?? ''}` };
+// turbo's telemetry would try the network; the update notifier too.
+env.TURBO_TELEMETRY_DISABLED = '1';
+env.DO_NOT_TRACK = '1';
+env.NPM_CONFIG_UPDATE_NOTIFIER = 'false';
+
+function log(msg) {
+  process.stderr.write(`[qwen2-ts] ${msg}\n`);
+}
+
+/** Runs a command with inherited stdin/stderr; stdout goes to stderr unless `toStdout`. */
+function run(cmd, args, { toStdout = false } = {}) {
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    env,
+    stdio: ['inherit', toStdout ? 'inherit' : process.stderr, 'inherit'],
+    shell: process.platform === 'win32',
+  });
+  if (r.error) throw r.error;
+  if (r.signal) process.kill(process.pid, r.signal);
+  return r.status ?? 1;
+}
+
+function must(cmd, args, opts) {
+  const code = run(cmd, args, opts);
+  if (code !== 0) {
+    log(`'${cmd} ${args.join(' ')}' failed with exit code ${code}`);
+    process.exit(code);
+  }
+}
+
+function installNeeded() {
+  const marker = join(root, 'node_modules', '.modules.yaml');
+  if (!existsSync(marker) || !existsSync(join(binDir, 'pnpm'))) return true;
+  return statSync(join(root, 'pnpm-lock.yaml')).mtimeMs > statSync(marker).mtimeMs;
+}
+
+function install({ always }) {
+  if (!always && !installNeeded()) return;
+  log(`installing dependencies (pnpm ${pnpmVersion}, frozen lockfile)`);
+  must('npx', ['-y', `pnpm@${pnpmVersion}`, 'install', '--frozen-lockfile']);
+}
+
+function turbo(...args) {
+  must('pnpm', ['exec', 'turbo', 'run', ...args, '--output-logs=errors-only', '--concurrency=2']);
+}
+
+const [task, ...rest] = process.argv.slice(2);
+switch (task) {
+  case 'test': {
+    install({ always: true });
+    // Optional system pieces some tests need (each script is idempotent and explains what it does).
+    must('node', ['scripts/setup-test-env.mjs']);
+    must('pnpm', ['exec', 'turbo', 'run', 'build', 'lint', 'test', '--concurrency=2', ...rest], { toStdout: true });
+    must('pnpm', ['exec', 'changeset', 'status'], { toStdout: true });
+    break;
+  }
+  case 'build':
+    install({ always: false });
+    must('pnpm', ['exec', 'turbo', 'run', 'build', '--concurrency=2', ...rest], { toStdout: true });
+    break;
+  case 'bench':
+    install({ always: false });
+    must('pnpm', ['exec', 'turbo', 'run', 'bench', '--concurrency=1', ...rest], { toStdout: true });
+    break;
+  case 'docs':
+    install({ always: false });
+    turbo('build', '--filter=./packages/*');
+    must('pnpm', ['exec', 'typedoc', ...rest], { toStdout: true });
+    break;
+  case 'playground':
+    install({ always: false });
+    turbo('build', '--filter=@qwen2-ts/playground...');
+    must('pnpm', ['--filter', '@qwen2-ts/playground', 'run', rest[0] ?? 'preview'], { toStdout: true });
+    break;
+  case 'qwen2': {
+    install({ always: false });
+    turbo('build', '--filter=@qwen2-ts/cli...');
+    process.exit(run(process.execPath, [join(root, 'packages/cli/dist/main.js'), ...rest], { toStdout: true }));
+    break;
+  }
+  default:
+    log(`unknown task '${task ?? ''}': use test, build, bench, docs, playground or qwen2`);
+    process.exit(2);
+}
