@@ -1,0 +1,200 @@
+/**
+ * The kernel interface every qwen2-ts backend implements.
+ *
+ * Model: the graph (core) owns the schedule; a backend owns memory and kernels. Activations are 2-D
+ * float32 matrices `[rows, cols]` living on the backend ("device"); one row per token. Weights are
+ * uploaded once in one of the {@link WeightFormat}s and never come back. Ops are *enqueued*: a CPU
+ * backend may run each op as it is called, a GPU backend records them and submits when a pass ends or
+ * when something is read back. Only {@link Backend.read}, {@link Backend.argmax} and
+ * {@link Backend.sample} return data, and they are the only async ops.
+ *
+ * Shapes follow Hugging Face: a linear layer's weight is `[out, in]` row-major, so
+ * `matmul(x[T, in], W[out, in]) = x · Wᵀ → [T, out]`. Prefill calls the same ops with `T > 1` (a backend
+ * should use a GEMM there) and decode with `T = 1` (a matvec).
+ *
+ * @module
+ */
+
+/** How a weight matrix is stored on a backend. Compute always accumulates in f32. */
+export type WeightFormat = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+
+/** Number of values per quantization block in `q8_0` and `q4_0` (one scale per block). */
+export const QUANT_BLOCK = 32;
+
+/**
+ * A weight matrix `[rows, cols]` in host memory, in the canonical layout of its format. Backends copy or
+ * repack it at upload; the graph drops it afterwards. Vectors (biases, norm weights) are `rows = 1`.
+ *
+ * - `f32`: `data` row-major.
+ * - `f16` / `bf16`: `data` holds the raw 16-bit patterns, row-major.
+ * - `q8_0`: each row is cut into blocks of 32 values (`cols % 32 === 0`); block `b` of row `r` has
+ *   scale `scales[r * cols/32 + b]` (an f16 bit pattern) and 32 signed values
+ *   `quants[(r * cols/32 + b) * 32 + i]`; value = scale * quant.
+ * - `q4_0`: same blocks; each block is 16 bytes in `quants` at `(r * cols/32 + b) * 16`; byte `j` holds
+ *   value `j` in its low nibble and value `j + 16` in its high nibble; value = scale * (nibble - 8).
+ *   (The block layout of ggml's Q4_0 with scales stored apart.)
+ */
+export type HostWeight =
+  | { format: 'f32'; rows: number; cols: number; data: Float32Array }
+  | { format: 'f16' | 'bf16'; rows: number; cols: number; data: Uint16Array }
+  | { format: 'q8_0'; rows: number; cols: number; scales: Uint16Array; quants: Int8Array }
+  | { format: 'q4_0'; rows: number; cols: number; scales: Uint16Array; quants: Uint8Array };
+
+/** A weight uploaded to a backend. Opaque apart from its shape and format. */
+export interface Weight {
+  readonly format: WeightFormat;
+  readonly rows: number;
+  readonly cols: number;
+  /** Bytes this weight occupies on the backend. */
+  readonly bytes: number;
+}
+
+/** A float32 activation matrix `[rows, cols]` on a backend. Views share their parent's storage. */
+export interface Tensor {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** Shape of a per-sequence KV cache. */
+export interface KVCacheSpec {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  /** Capacity in tokens; preallocated, never grown. */
+  maxTokens: number;
+}
+
+/** A preallocated KV cache for one sequence. Opaque apart from its spec. */
+export interface KVCache {
+  readonly spec: KVCacheSpec;
+  /** Bytes this cache occupies on the backend. */
+  readonly bytes: number;
+}
+
+/** Attention geometry, shared by every layer of a model. */
+export interface AttentionSpec {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Softmax scale, normally `1 / sqrt(headDim)`. */
+  scale: number;
+  /**
+   * When set, a query at position p sees keys at positions `p - slidingWindow + 1 .. p` only
+   * (Hugging Face's Qwen2 sliding-window semantics); unset means full causal attention.
+   */
+  slidingWindow?: number;
+}
+
+/**
+ * Sampling parameters, in the order they apply: penalties on the raw logits, then temperature, then the
+ * top-k / top-p / min-p filters, then a draw with `uniform`. `temperature === 0` means greedy (argmax
+ * after penalties). The reference semantics are core's `sampleFromLogits`.
+ */
+export interface SamplingParams {
+  temperature: number;
+  /** Keep the k most likely tokens; 0 disables. */
+  topK: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches p; 1 disables. */
+  topP: number;
+  /** Drop tokens whose probability is below minP times the top probability; 0 disables. */
+  minP: number;
+  /** Hugging Face's repetition penalty (divide positive / multiply negative logits); 1 disables. */
+  repetitionPenalty: number;
+  /** OpenAI's presence penalty (subtract once per seen token); 0 disables. */
+  presencePenalty: number;
+  /** OpenAI's frequency penalty (subtract per occurrence); 0 disables. */
+  frequencyPenalty: number;
+  /** Distinct token ids seen so far (prompt and generated) with their counts, for the penalties. */
+  history: { ids: Int32Array; counts: Int32Array };
+  /** A uniform random number in [0, 1) drawn by the caller's seeded generator. */
+  uniform: number;
+}
+
+/** What a backend says about itself. */
+export interface BackendInfo {
+  /** Short name: `js`, `wasm`, `webgpu`, `cuda`. */
+  name: string;
+  /** Human-readable device description, for example the adapter or CPU thread count. */
+  device: string;
+  /** Weight formats this backend can store. */
+  formats: readonly WeightFormat[];
+  /** Threads used, when meaningful. */
+  threads?: number;
+}
+
+/**
+ * The kernel interface. Every op writes into a caller-provided output tensor (no hidden allocation on
+ * the hot path); in-place use is allowed where an op says so.
+ */
+export interface Backend {
+  readonly info: BackendInfo;
+
+  // ---- memory -------------------------------------------------------------------------------------
+
+  /** Uploads a weight. May repack it; the host copy can be dropped once the promise resolves. */
+  uploadWeight(weight: HostWeight, name: string): Promise<Weight>;
+  /** Allocates a float32 activation matrix (contents undefined). */
+  alloc(rows: number, cols: number): Tensor;
+  /** A view of `rows` consecutive rows of `t` starting at `rowStart`, sharing storage. */
+  view(t: Tensor, rowStart: number, rows: number): Tensor;
+  /** Copies host data into a tensor (`data.length === rows * cols`). */
+  write(t: Tensor, data: Float32Array): void;
+  /** Allocates a KV cache. */
+  createKVCache(spec: KVCacheSpec): KVCache;
+  /** Frees a tensor, weight or cache; using it afterwards is an error. Views are freed with their parent. */
+  free(x: Tensor | Weight | KVCache): void;
+
+  // ---- ops (enqueued) -----------------------------------------------------------------------------
+
+  /** `out[t] = table[ids[t]]` dequantized to f32. `out.rows === ids.length`, `out.cols === table.cols`. */
+  embed(table: Weight, ids: Int32Array, out: Tensor): void;
+  /** Row-wise RMSNorm in f32: `out = x / sqrt(mean(x²) + eps) * weight`. `out` may be `x`. */
+  rmsNorm(x: Tensor, weight: Weight, eps: number, out: Tensor): void;
+  /**
+   * `out = x · Wᵀ (+ bias)`: `x[T, K]`, `W[N, K]`, `bias[1, N]`, `out[T, N]`. Several weights that read
+   * the same input (q/k/v, gate/up) come in one call so that a backend can fuse them into one kernel;
+   * `weights[i]` writes `outs[i]`.
+   */
+  matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void;
+  /**
+   * Rotary embedding, rotate-half convention (pairs `i` and `i + headDim/2`), in place on `x[T, heads *
+   * headDim]`; row t has position `startPos + t`; frequencies `theta^(-2i/headDim)`.
+   */
+  rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void;
+  /** Stores `k[T, kvHeads*headDim]` and `v` (same shape) at positions `startPos .. startPos+T-1` of `layer`. */
+  writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void;
+  /**
+   * Causal grouped-query attention of `q[T, heads*headDim]` (row t at position `startPos + t`) over the
+   * cache's positions `0 .. startPos + t` of `layer` (written by {@link Backend.writeKV} before this
+   * call); query head h reads kv head `floor(h / (heads / kvHeads))`. `out[T, heads*headDim]`.
+   */
+  attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void;
+  /** `out = silu(gate) * up`, element-wise. `out` may be `gate`. */
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void;
+  /** `out = a + b`, element-wise. `out` may be `a` or `b`. */
+  add(a: Tensor, b: Tensor, out: Tensor): void;
+  /** Copies `src` into `dst` (same shape); with views this selects rows (for example the last position). */
+  copy(src: Tensor, dst: Tensor): void;
+
+  // ---- passes and results -------------------------------------------------------------------------
+
+  /**
+   * Brackets one forward pass of `tokens` tokens starting at `startPos` (a prefill chunk or one decode
+   * step). GPU backends record everything until {@link Backend.endPass} into one submission.
+   */
+  beginPass(tokens: number, startPos: number): void;
+  /** Ends the pass begun by {@link Backend.beginPass}; work may still be in flight afterwards. */
+  endPass(): void;
+  /** Reads a tensor back (row-major), after all enqueued work. */
+  read(t: Tensor): Promise<Float32Array>;
+  /** Index of the largest value of each row of `logits` (first on ties), computed on the device. */
+  argmax(logits: Tensor): Promise<Int32Array>;
+  /** Samples one token from a one-row `logits` with {@link SamplingParams}, on the device where possible. */
+  sample(logits: Tensor, params: SamplingParams): Promise<number>;
+
+  /** Bytes held now, by kind (weights, activations, KV caches). */
+  memory(): { weights: number; activations: number; kvCache: number };
+
+  /** Frees everything this backend holds. The backend is unusable afterwards. */
+  dispose(): Promise<void>;
+}
