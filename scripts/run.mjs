@@ -3,7 +3,7 @@
 // global installs: it fetches the pinned pnpm through npx, installs with the frozen lockfile, builds
 // with turbo, then runs the task. Everything it prints itself goes to stderr so that the CLI's stdout
 // (JSON for the contract commands) stays clean.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,42 @@ function must(cmd, args, opts) {
   }
 }
 
+/**
+ * Runs turbo's test pipeline, echoing its output, and sums vitest's per-package "Tests" lines into one
+ * closing line "tests: N passed, N failed, N skipped" so that CI sees the totals at a glance.
+ */
+function runTests(args) {
+  return new Promise((resolve) => {
+    const child = spawn('pnpm', ['exec', 'turbo', 'run', 'build', 'lint', 'test', '--concurrency=2', ...args], {
+      cwd: root,
+      env: { ...env, FORCE_COLOR: '0' },
+      stdio: ['inherit', 'pipe', 'inherit'],
+    });
+    const totals = { passed: 0, failed: 0, skipped: 0 };
+    let pending = '';
+    const scan = (line) => {
+      const m = /:test:\s+Tests\s+(.*)\(\d+\)\s*$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ''));
+      if (!m) return;
+      for (const part of m[1].split('|')) {
+        const [, n, kind] = /(\d+)\s+(passed|failed|skipped|todo)/.exec(part) ?? [];
+        if (kind === 'todo') totals.skipped += Number(n);
+        else if (kind) totals[kind] += Number(n);
+      }
+    };
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop();
+      lines.forEach(scan);
+    });
+    child.on('close', (code) => {
+      scan(pending);
+      process.stdout.write(`\ntests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
+      resolve(code ?? 1);
+    });
+  });
+}
+
 function installNeeded() {
   const marker = join(root, 'node_modules', '.modules.yaml');
   if (!existsSync(marker) || !existsSync(join(binDir, 'pnpm'))) return true;
@@ -64,7 +100,11 @@ switch (task) {
     install({ always: true });
     // Optional system pieces some tests need (each script is idempotent and explains what it does).
     must('node', ['scripts/setup-test-env.mjs']);
-    must('pnpm', ['exec', 'turbo', 'run', 'build', 'lint', 'test', '--concurrency=2', ...rest], { toStdout: true });
+    const code = await runTests(rest);
+    if (code !== 0) {
+      log(`the test pipeline failed (exit code ${code})`);
+      process.exit(code);
+    }
     must('pnpm', ['exec', 'changeset', 'status'], { toStdout: true });
     break;
   }
