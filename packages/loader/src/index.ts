@@ -2,5 +2,18 @@
  * Safetensors (single and sharded), Hugging Face Hub download and cache, Qwen2 config parsing.
  * @packageDocumentation
  */
-export { parseSafetensorsHeader, SafetensorsError, DTYPE_BYTES } from './safetensors-header.js';
+export { ConfigError, HubError, ModelNotFoundError, RemoteFileError, SafetensorsError } from './errors.js';
+export { parseSafetensorsHeader, parseHeaderLength, readSafetensorsHeader, DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors-header.js';
 export type { SafetensorsDtype, SafetensorsHeader, TensorInfo } from './safetensors-header.js';
+export { parseQwen2Config, parseGenerationConfig } from './config.js';
+export type { Qwen2Config, GenerationConfig } from './config.js';
+export { openCheckpoint, parseIndex, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
+export type { Checkpoint, CheckpointTensor, ReadProgress } from './checkpoint.js';
+export { memoryFile, blobFile } from './random-access.js';
+export type { ModelFolder, RandomAccessFile } from './random-access.js';
+export { openModelFolder, TOKENIZER_FILES } from './open-folder.js';
+export type { LoadProgress, OpenedModel, TokenizerFileTexts } from './open-folder.js';
+export { openModel } from './model.js';
+export type { OpenModelOptions } from './model.js';
+export { encodeSafetensors, safetensorsHeaderFor } from './safetensors-writer.js';
+export type { TensorToWrite } from './safetensors-writer.js';

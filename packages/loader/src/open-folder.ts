@@ -1,0 +1,77 @@
+import { openCheckpoint, type Checkpoint } from './checkpoint.js';
+import { parseGenerationConfig, parseJsonFile, parseQwen2Config, type GenerationConfig, type Qwen2Config } from './config.js';
+import { ModelNotFoundError } from './errors.js';
+import type { ModelFolder } from './random-access.js';
+
+/** Progress of a load: downloads (Hub, browser cache fill) and lazy tensor reads. */
+export interface LoadProgress {
+  /** File inside the model the bytes belong to. */
+  file: string;
+  loaded: number; total: number; overallLoaded: number; overallTotal: number;
+  phase: 'download' | 'read';
+}
+
+/** Raw tokenizer files found in the model folder (text), for `Qwen2Tokenizer.fromFiles`. */
+export interface TokenizerFileTexts { tokenizerJson?: string; tokenizerConfigJson?: string; vocabJson?: string; mergesTxt?: string }
+
+/** A model opened from any source: configs and tokenizer files parsed/read, weights readable lazily. */
+export interface OpenedModel {
+  /** Where it came from, for messages: a path, URL or 'owner/name@rev'. */
+  readonly source: string;
+  readonly config: Qwen2Config;
+  readonly generationConfig?: GenerationConfig;
+  /**
+   * Raw tokenizer files present in the model (text). A real checkpoint has tokenizerJson or
+   * vocabJson+mergesTxt; the fields are left undefined when a file is absent (the random-weight test
+   * fixtures ship no tokenizer), and the tokenizer package reports what is missing.
+   */
+  readonly tokenizerFiles: TokenizerFileTexts;
+  readonly checkpoint: Checkpoint;
+  close(): Promise<void>;
+}
+
+/** The tokenizer files a model may carry, by field. */
+export const TOKENIZER_FILES = {
+  tokenizerJson: 'tokenizer.json',
+  tokenizerConfigJson: 'tokenizer_config.json',
+  vocabJson: 'vocab.json',
+  mergesTxt: 'merges.txt',
+} as const;
+
+/**
+ * Reads configs and tokenizer files of a model folder and opens its checkpoint.
+ * @throws {@link ModelNotFoundError} without config.json or weights; {@link ConfigError}; {@link SafetensorsError}
+ */
+export async function openModelFolder(
+  folder: ModelFolder,
+  source: string,
+  options: { signal?: AbortSignal; onProgress?: (p: LoadProgress) => void } = {},
+): Promise<OpenedModel> {
+  const { signal, onProgress } = options;
+  const configText = await folder.readText('config.json', signal);
+  if (configText === undefined) throw new ModelNotFoundError(source, `${source}: no config.json (is this a model folder?)`, 'config.json');
+  const configFile = `${folder.source}/config.json`;
+  const config = parseQwen2Config(parseJsonFile(configText, configFile), configFile);
+  const generationText = await folder.readText('generation_config.json', signal);
+  const generationFile = `${folder.source}/generation_config.json`;
+  const generationConfig = generationText === undefined ? undefined : parseGenerationConfig(parseJsonFile(generationText, generationFile), generationFile);
+  const tokenizerFiles: TokenizerFileTexts = {};
+  for (const [field, file] of Object.entries(TOKENIZER_FILES) as [keyof TokenizerFileTexts, string][]) {
+    const text = await folder.readText(file, signal);
+    if (text !== undefined) tokenizerFiles[field] = text;
+  }
+  const onRead = onProgress && ((p: Omit<LoadProgress, 'phase'>) => onProgress({ ...p, phase: 'read' }));
+  const checkpoint = await openCheckpoint(folder, { signal, onRead });
+  const model: OpenedModel = {
+    source,
+    config,
+    tokenizerFiles,
+    checkpoint,
+    async close() {
+      await checkpoint.close();
+      await folder.close?.();
+    },
+  };
+  if (generationConfig) (model as { generationConfig?: GenerationConfig }).generationConfig = generationConfig;
+  return model;
+}

@@ -1,0 +1,58 @@
+/**
+ * The one abstraction every source (local folder, URL, browser File, Hub cache) implements: a folder of
+ * named files, each readable at any byte range without loading the whole file.
+ */
+
+/** One file opened for positional reads. */
+export interface RandomAccessFile {
+  /** Name used in messages (a path or URL). */
+  readonly name: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /**
+   * Reads `length` bytes starting at `offset` into a fresh buffer (byteOffset 0, so typed-array views are aligned).
+   * Returns fewer bytes only when the file ends earlier.
+   */
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** A model folder, whatever it is stored on. Paths are relative, '/'-separated. */
+export interface ModelFolder {
+  /** Where it came from, for messages. */
+  readonly source: string;
+  /** Text of a small file, or undefined when the folder has no such file. */
+  readText(path: string, signal?: AbortSignal): Promise<string | undefined>;
+  /** Opens a file for positional reads; rejects with ModelNotFoundError when it does not exist. */
+  openFile(path: string, signal?: AbortSignal): Promise<RandomAccessFile>;
+  /** Releases what the folder holds (e.g. browser cache handles); files are closed separately. */
+  close?(): Promise<void>;
+}
+
+/** A RandomAccessFile over bytes already in memory (used for tests and tiny files). */
+export function memoryFile(name: string, bytes: Uint8Array): RandomAccessFile {
+  return {
+    name,
+    size: bytes.byteLength,
+    async read(offset, length) {
+      const end = Math.min(bytes.byteLength, offset + length);
+      return bytes.slice(Math.min(offset, end), end);
+    },
+    async close() {},
+  };
+}
+
+/** A RandomAccessFile over a Blob / File (browser folder pickers, Cache API responses). */
+export function blobFile(name: string, blob: Blob): RandomAccessFile {
+  return {
+    name,
+    size: blob.size,
+    async read(offset, length, signal) {
+      signal?.throwIfAborted();
+      const buffer = await blob.slice(offset, Math.min(blob.size, offset + length)).arrayBuffer();
+      signal?.throwIfAborted();
+      return new Uint8Array(buffer);
+    },
+    async close() {},
+  };
+}
