@@ -1,0 +1,217 @@
+import type { AttentionSpec, Backend, Tensor } from '../backend/types.js';
+import { layerWindow, type Qwen2ModelConfig } from './config.js';
+import { KVSequence } from './sequence.js';
+import type { LayerWeights, ModelWeights } from './weights.js';
+import { freeModelWeights } from './weights.js';
+
+/** Largest number of tokens in one forward pass; a longer prompt is prefilled in chunks of this size. */
+export const DEFAULT_MAX_CHUNK = 256;
+/** Rows of logits computed at once when every position's logits are asked for. */
+const LOGIT_ROWS = 16;
+
+/** Scratch activations for passes of up to `rows` tokens, reused by every pass (views for fewer). */
+interface Workspace {
+  rows: number;
+  x: Tensor; xn: Tensor; q: Tensor; k: Tensor; v: Tensor; attn: Tensor; o: Tensor; gate: Tensor; up: Tensor;
+  last: Tensor; logits: Tensor; logitRows?: Tensor;
+}
+
+/**
+ * Qwen2ForCausalLM as Hugging Face defines it, written once against the {@link Backend} interface:
+ *
+ *     h = embed(ids)
+ *     for each layer:  h = h + o_proj(attention(rope(q(norm(h))), rope(k(norm(h))), v(norm(h))))
+ *                      h = h + down(silu(gate(norm(h))) * up(norm(h)))
+ *     logits = lm_head(norm(h))
+ *
+ * with RMSNorm, q/k/v biases, rotate-half RoPE, grouped-query attention over a KV cache, and a sliding
+ * window on the layers the config selects. Prompts are prefilled in chunks of at most `maxChunk` tokens.
+ */
+export class Qwen2Model {
+  readonly maxChunk: number;
+  private ws: Workspace | undefined;
+
+  /**
+   * @param backend - where weights live and ops run
+   * @param config - the model's geometry
+   * @param weights - weights uploaded by `loadModelWeights`
+   * @param options.maxChunk - largest prefill chunk (default 256)
+   */
+  constructor(readonly backend: Backend, readonly config: Qwen2ModelConfig, readonly weights: ModelWeights, options: { maxChunk?: number } = {}) {
+    this.maxChunk = options.maxChunk ?? DEFAULT_MAX_CHUNK;
+    if (!Number.isInteger(this.maxChunk) || this.maxChunk < 1) throw new RangeError(`maxChunk must be a positive integer, got ${this.maxChunk}`);
+  }
+
+  /**
+   * A new sequence with a KV cache of `maxTokens` positions, preallocated on the backend.
+   * @throws RangeError when `maxTokens` exceeds the model's `maxPositionEmbeddings`
+   */
+  createSequence(maxTokens: number): KVSequence {
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`context size must be a positive integer, got ${maxTokens}`);
+    if (maxTokens > this.config.maxPositionEmbeddings) {
+      throw new RangeError(`context of ${maxTokens} tokens exceeds the model's max_position_embeddings ${this.config.maxPositionEmbeddings}`);
+    }
+    const { numHiddenLayers: layers, numKeyValueHeads: kvHeads, headDim } = this.config;
+    return new KVSequence(this.backend, this.backend.createKVCache({ layers, kvHeads, headDim, maxTokens }));
+  }
+
+  /**
+   * Appends `ids` to `seq` and returns the logits of the last one, `[1, vocab]` on the backend. The
+   * tensor belongs to the model and is overwritten by the next call.
+   * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
+   * @throws RangeError on an empty `ids` or a token id outside the vocabulary
+   */
+  forward(seq: KVSequence, ids: ArrayLike<number>): Tensor {
+    const all = this.checkIds(seq, ids);
+    let logits: Tensor | undefined;
+    for (let start = 0; start < all.length; start += this.maxChunk) {
+      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
+      const isLast = start + chunk.length === all.length;
+      logits = this.pass(seq, chunk, isLast ? 'last' : 'none');
+    }
+    return logits!;
+  }
+
+  /**
+   * Appends `ids` to `seq` and returns the logits of every one of them, read back to the host.
+   * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
+   */
+  async forwardAll(seq: KVSequence, ids: ArrayLike<number>): Promise<Float32Array[]> {
+    const all = this.checkIds(seq, ids);
+    const out: Float32Array[] = [];
+    for (let start = 0; start < all.length; start += this.maxChunk) {
+      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
+      const rows = await this.passAll(seq, chunk);
+      out.push(...rows);
+    }
+    return out;
+  }
+
+  /** Frees the weights and scratch activations. */
+  dispose(): void {
+    this.freeWorkspace();
+    freeModelWeights(this.backend, this.weights);
+  }
+
+  // ---- one pass -----------------------------------------------------------------------------------
+
+  /** Runs one chunk through every layer; leaves the final hidden states (pre-norm) in `ws.x`. */
+  private layers(seq: KVSequence, ids: Int32Array): { x: Tensor; ws: Workspace } {
+    const b = this.backend;
+    const T = ids.length;
+    const ws = this.workspace(T);
+    const at = <X extends Tensor>(t: X): Tensor => (T === ws.rows ? t : b.view(t, 0, T));
+    const x = at(ws.x);
+    const act = { xn: at(ws.xn), q: at(ws.q), k: at(ws.k), v: at(ws.v), attn: at(ws.attn), o: at(ws.o), gate: at(ws.gate), up: at(ws.up) };
+    const startPos = seq.length;
+    b.embed(this.weights.embed, ids, x);
+    this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, seq, startPos, x, act));
+    seq.length += T;
+    return { x, ws };
+  }
+
+  private decoderLayer(l: number, w: LayerWeights, seq: KVSequence, startPos: number, x: Tensor, a: Record<'xn' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'gate' | 'up', Tensor>): void {
+    const b = this.backend;
+    const c = this.config;
+    // Self-attention block.
+    b.rmsNorm(x, w.inputNorm, c.rmsNormEps, a.xn);
+    b.matmul(a.xn, [w.q, w.k, w.v], [w.qBias, w.kBias, w.vBias], [a.q, a.k, a.v]);
+    b.rope(a.q, c.numAttentionHeads, c.headDim, startPos, c.ropeTheta);
+    b.rope(a.k, c.numKeyValueHeads, c.headDim, startPos, c.ropeTheta);
+    b.writeKV(seq.cache, l, a.k, a.v, startPos);
+    b.attention(a.q, seq.cache, l, startPos, this.attentionSpec(l), a.attn);
+    b.matmul(a.attn, [w.o], [undefined], [a.o]);
+    b.add(x, a.o, x);
+    // MLP block (SwiGLU).
+    b.rmsNorm(x, w.postNorm, c.rmsNormEps, a.xn);
+    b.matmul(a.xn, [w.gate, w.up], [undefined, undefined], [a.gate, a.up]);
+    b.swiglu(a.gate, a.up, a.gate);
+    b.matmul(a.gate, [w.down], [undefined], [a.o]);
+    b.add(x, a.o, x);
+  }
+
+  private attentionSpec(layer: number): AttentionSpec {
+    const c = this.config;
+    const spec: AttentionSpec = { heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim) };
+    const window = layerWindow(c, layer);
+    if (window !== undefined) spec.slidingWindow = window;
+    return spec;
+  }
+
+  /** One pass; with 'last', the logits of the chunk's last token land in `ws.logits`. */
+  private pass(seq: KVSequence, ids: Int32Array, logits: 'last' | 'none'): Tensor {
+    const b = this.backend;
+    b.beginPass(ids.length, seq.length);
+    const { x, ws } = this.layers(seq, ids);
+    if (logits === 'last') {
+      // Only the last position's logits are needed: normalize that row alone.
+      b.copy(ids.length === 1 ? x : b.view(x, ids.length - 1, 1), ws.last);
+      b.rmsNorm(ws.last, this.weights.norm, this.config.rmsNormEps, ws.last);
+      b.matmul(ws.last, [this.weights.lmHead], [undefined], [ws.logits]);
+    }
+    b.endPass();
+    return ws.logits;
+  }
+
+  /** One pass that reads back the logits of every position of the chunk. */
+  private async passAll(seq: KVSequence, ids: Int32Array): Promise<Float32Array[]> {
+    const b = this.backend;
+    const T = ids.length;
+    b.beginPass(T, seq.length);
+    const { x, ws } = this.layers(seq, ids);
+    b.rmsNorm(x, this.weights.norm, this.config.rmsNormEps, x);
+    b.endPass();
+    const V = this.config.vocabSize;
+    ws.logitRows ??= b.alloc(Math.min(LOGIT_ROWS, ws.rows), V);
+    const out: Float32Array[] = [];
+    for (let r = 0; r < T; r += ws.logitRows.rows) {
+      const n = Math.min(ws.logitRows.rows, T - r);
+      const dst = n === ws.logitRows.rows ? ws.logitRows : b.view(ws.logitRows, 0, n);
+      b.beginPass(n, seq.length);
+      b.matmul(b.view(x, r, n), [this.weights.lmHead], [undefined], [dst]);
+      b.endPass();
+      const flat = await b.read(dst);
+      for (let i = 0; i < n; i++) out.push(flat.slice(i * V, (i + 1) * V));
+    }
+    return out;
+  }
+
+  private checkIds(seq: KVSequence, ids: ArrayLike<number>): Int32Array {
+    if (ids.length === 0) throw new RangeError('forward: no tokens to run');
+    const V = this.config.vocabSize;
+    const all = Int32Array.from(ids as ArrayLike<number>);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`token id ${id} at index ${i} is outside the vocabulary of ${V}`);
+    }
+    seq.ensureRoom(all.length);
+    return all;
+  }
+
+  private workspace(T: number): Workspace {
+    const need = Math.min(this.maxChunk, Math.max(T, 1));
+    if (this.ws && this.ws.rows >= need) return this.ws;
+    this.freeWorkspace();
+    // Grow to the full chunk size at the first multi-token pass; decode alone needs a single row.
+    const rows = need === 1 ? 1 : this.maxChunk;
+    const c = this.config;
+    const b = this.backend;
+    const qw = c.numAttentionHeads * c.headDim;
+    const kvw = c.numKeyValueHeads * c.headDim;
+    this.ws = {
+      rows,
+      x: b.alloc(rows, c.hiddenSize), xn: b.alloc(rows, c.hiddenSize),
+      q: b.alloc(rows, qw), k: b.alloc(rows, kvw), v: b.alloc(rows, kvw), attn: b.alloc(rows, qw),
+      o: b.alloc(rows, c.hiddenSize), gate: b.alloc(rows, c.intermediateSize), up: b.alloc(rows, c.intermediateSize),
+      last: b.alloc(1, c.hiddenSize), logits: b.alloc(1, c.vocabSize),
+    };
+    return this.ws;
+  }
+
+  private freeWorkspace(): void {
+    if (!this.ws) return;
+    const { rows: _rows, ...tensors } = this.ws;
+    for (const t of Object.values(tensors)) if (t) this.backend.free(t as Tensor);
+    this.ws = undefined;
+  }
+}

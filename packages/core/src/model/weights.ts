@@ -1,0 +1,145 @@
+import type { Backend, Weight, WeightFormat } from '../backend/types.js';
+import { ModelWeightsError, WeightFormatError } from '../errors.js';
+import { nativeFormat, toHostWeight } from '../weights/convert.js';
+import { QUANT_BLOCK } from '../backend/types.js';
+import { tensorNames, type Qwen2ModelConfig } from './config.js';
+
+/** Where weights are read from: `@qwen2-ts/loader`'s `Checkpoint` satisfies it. */
+export interface TensorSource {
+  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
+  read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** One decoder layer's weights on a backend. */
+export interface LayerWeights {
+  inputNorm: Weight;
+  q: Weight; k: Weight; v: Weight;
+  qBias: Weight; kBias: Weight; vBias: Weight;
+  o: Weight;
+  postNorm: Weight;
+  gate: Weight; up: Weight; down: Weight;
+}
+
+/** A whole model's weights on a backend. `lmHead` is `embed` itself when the embeddings are tied. */
+export interface ModelWeights {
+  embed: Weight;
+  layers: LayerWeights[];
+  norm: Weight;
+  lmHead: Weight;
+  /** Bytes all weights take on the backend (a tied head counted once). */
+  bytes: number;
+  /** Tensors that could not take the requested format and were stored in another, with why. */
+  fallbacks: { tensor: string; format: WeightFormat; reason: string }[];
+}
+
+/** Progress of weight preparation, in checkpoint bytes. */
+export interface WeightLoadProgress {
+  tensor: string;
+  loaded: number;
+  total: number;
+}
+
+/** Options of {@link loadModelWeights}. */
+export interface LoadWeightsOptions {
+  /** Storage format of the matrices; 'auto' keeps the checkpoint dtype. Norms and biases are always f32. */
+  format?: WeightFormat | 'auto';
+  signal?: AbortSignal;
+  onProgress?: (p: WeightLoadProgress) => void;
+}
+
+/**
+ * Reads, converts and uploads every weight of a Qwen2 checkpoint, one tensor at a time so the host
+ * keeps at most one tensor's bytes beside what the backend holds.
+ *
+ * A matrix whose column count is not a multiple of 32 cannot be stored as q8_0/q4_0; it is stored in
+ * the checkpoint's own float format (or f32 if the backend lacks it) and listed in `fallbacks`.
+ * @throws {@link ModelWeightsError} naming a missing tensor or one of the wrong shape
+ * @throws {@link WeightFormatError} when the backend cannot store the requested format
+ */
+export async function loadModelWeights(source: TensorSource, config: Qwen2ModelConfig, backend: Backend, options: LoadWeightsOptions = {}): Promise<ModelWeights> {
+  const format = options.format ?? 'auto';
+  if (format !== 'auto' && !backend.info.formats.includes(format)) {
+    throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${format} weights (it supports ${backend.info.formats.join(', ')})`);
+  }
+  const { hiddenSize: H, intermediateSize: I, vocabSize: V, headDim: D } = config;
+  const qOut = config.numAttentionHeads * D;
+  const kvOut = config.numKeyValueHeads * D;
+
+  const plan: { name: string; shape: number[]; kind: 'matrix' | 'vector' }[] = [];
+  const matrix = (name: string, rows: number, cols: number) => plan.push({ name, shape: [rows, cols], kind: 'matrix' });
+  const vector = (name: string, n: number) => plan.push({ name, shape: [n], kind: 'vector' });
+  matrix(tensorNames.embed, V, H);
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const n = tensorNames.layer(i);
+    vector(n.inputNorm, H);
+    matrix(n.q, qOut, H); matrix(n.k, kvOut, H); matrix(n.v, kvOut, H);
+    vector(n.qBias, qOut); vector(n.kBias, kvOut); vector(n.vBias, kvOut);
+    matrix(n.o, H, qOut);
+    vector(n.postNorm, H);
+    matrix(n.gate, I, H); matrix(n.up, I, H); matrix(n.down, H, I);
+  }
+  vector(tensorNames.norm, H);
+  const tied = config.tieWordEmbeddings;
+  if (!tied) matrix(tensorNames.lmHead, V, H);
+
+  // Check everything before reading anything, so a bad checkpoint fails fast with a precise message.
+  let total = 0;
+  for (const p of plan) {
+    const info = source.tensors.get(p.name);
+    if (!info) throw new ModelWeightsError(p.name, 'missing from the checkpoint');
+    const ok = info.shape.length === p.shape.length && info.shape.every((d, i) => d === p.shape[i]);
+    if (!ok) throw new ModelWeightsError(p.name, `shape [${info.shape.join(', ')}] does not match the config's [${p.shape.join(', ')}]`);
+    nativeFormat(info.dtype, p.name);
+    total += p.shape.reduce((a, b) => a * b, 1) * (info.dtype === 'F32' ? 4 : info.dtype === 'F64' ? 8 : 2);
+  }
+
+  const uploaded = new Map<string, Weight>();
+  const fallbacks: ModelWeights['fallbacks'] = [];
+  let loaded = 0;
+  try {
+    for (const p of plan) {
+      options.signal?.throwIfAborted();
+      const info = source.tensors.get(p.name)!;
+      const bytes = await source.read(p.name, { signal: options.signal });
+      let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
+      if ((target === 'q8_0' || target === 'q4_0') && p.shape[1]! % QUANT_BLOCK !== 0) {
+        const native = nativeFormat(info.dtype, p.name);
+        const fallback = backend.info.formats.includes(native) ? native : 'f32';
+        fallbacks.push({ tensor: p.name, format: fallback, reason: `${p.shape[1]} columns are not whole ${QUANT_BLOCK}-value blocks` });
+        target = fallback;
+      }
+      if (target === 'auto' && !backend.info.formats.includes(nativeFormat(info.dtype))) {
+        throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
+      }
+      const host = toHostWeight(bytes, info.dtype, p.shape, target, p.name);
+      uploaded.set(p.name, await backend.uploadWeight(host, p.name));
+      loaded += bytes.byteLength;
+      options.onProgress?.({ tensor: p.name, loaded, total });
+    }
+  } catch (e) {
+    for (const w of uploaded.values()) backend.free(w);
+    throw e;
+  }
+
+  const get = (name: string): Weight => uploaded.get(name)!;
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < config.numHiddenLayers; i++) {
+    const n = tensorNames.layer(i);
+    layers.push({
+      inputNorm: get(n.inputNorm), q: get(n.q), k: get(n.k), v: get(n.v),
+      qBias: get(n.qBias), kBias: get(n.kBias), vBias: get(n.vBias), o: get(n.o),
+      postNorm: get(n.postNorm), gate: get(n.gate), up: get(n.up), down: get(n.down),
+    });
+  }
+  let bytes = 0;
+  for (const w of uploaded.values()) bytes += w.bytes;
+  const embed = get(tensorNames.embed);
+  return { embed, layers, norm: get(tensorNames.norm), lmHead: tied ? embed : get(tensorNames.lmHead), bytes, fallbacks };
+}
+
+/** Frees every weight of a model (a tied head once). */
+export function freeModelWeights(backend: Backend, weights: ModelWeights): void {
+  const all = new Set<Weight>([weights.embed, weights.norm, weights.lmHead]);
+  for (const l of weights.layers) for (const w of Object.values(l)) all.add(w);
+  for (const w of all) backend.free(w);
+}

@@ -1,0 +1,73 @@
+import { QUANT_BLOCK, type HostWeight } from '../backend/types.js';
+import { bf16Lookup, f16Lookup } from '../numeric/half.js';
+import { dequantizeQ4_0Row } from './q4_0.js';
+import { dequantizeQ8_0Row } from './q8_0.js';
+
+/** Expands row `row` of a host weight of any format into `out` (length `weight.cols`), as f32. */
+export function dequantizeRow(weight: HostWeight, row: number, out: Float32Array): void {
+  const { cols } = weight;
+  switch (weight.format) {
+    case 'f32':
+      out.set(weight.data.subarray(row * cols, (row + 1) * cols));
+      return;
+    case 'f16':
+    case 'bf16': {
+      const table = weight.format === 'f16' ? f16Lookup() : bf16Lookup();
+      const base = row * cols;
+      for (let i = 0; i < cols; i++) out[i] = table[weight.data[base + i]!]!;
+      return;
+    }
+    case 'q8_0':
+      dequantizeQ8_0Row(weight.scales, weight.quants, cols, row, out);
+      return;
+    case 'q4_0':
+      dequantizeQ4_0Row(weight.scales, weight.quants, cols, row, out);
+      return;
+  }
+}
+
+/** Expands a whole host weight to a row-major f32 matrix. */
+export function dequantize(weight: HostWeight): Float32Array {
+  const out = new Float32Array(weight.rows * weight.cols);
+  for (let r = 0; r < weight.rows; r++) dequantizeRow(weight, r, out.subarray(r * weight.cols, (r + 1) * weight.cols));
+  return out;
+}
+
+/** Bytes of a host weight's payload (data, or scales plus quants). */
+export function hostWeightBytes(weight: HostWeight): number {
+  return weight.format === 'q8_0' || weight.format === 'q4_0'
+    ? weight.scales.byteLength + weight.quants.byteLength
+    : weight.data.byteLength;
+}
+
+/**
+ * Checks that a host weight's arrays match its shape and format.
+ * @throws RangeError naming the weight and the mismatch
+ */
+export function validateHostWeight(weight: HostWeight, name: string): void {
+  const { rows, cols } = weight;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
+    throw new RangeError(`weight '${name}': invalid shape [${rows}, ${cols}]`);
+  }
+  const n = rows * cols;
+  switch (weight.format) {
+    case 'f32':
+      if (!(weight.data instanceof Float32Array) || weight.data.length !== n) throw new RangeError(`weight '${name}': f32 data must be a Float32Array of ${n} values, got ${weight.data?.length}`);
+      return;
+    case 'f16':
+    case 'bf16':
+      if (!(weight.data instanceof Uint16Array) || weight.data.length !== n) throw new RangeError(`weight '${name}': ${weight.format} data must be a Uint16Array of ${n} values, got ${weight.data?.length}`);
+      return;
+    case 'q8_0':
+    case 'q4_0': {
+      if (cols % QUANT_BLOCK !== 0) throw new RangeError(`weight '${name}': ${weight.format} needs cols to be a multiple of ${QUANT_BLOCK}, got ${cols}`);
+      const blocks = n / QUANT_BLOCK;
+      const quantBytes = weight.format === 'q8_0' ? n : n / 2;
+      if (!(weight.scales instanceof Uint16Array) || weight.scales.length !== blocks) throw new RangeError(`weight '${name}': ${weight.format} needs ${blocks} scales, got ${weight.scales?.length}`);
+      if (weight.quants.length !== quantBytes) throw new RangeError(`weight '${name}': ${weight.format} needs ${quantBytes} quant bytes, got ${weight.quants.length}`);
+      return;
+    }
+    default:
+      throw new RangeError(`weight '${name}': unknown format '${(weight as { format: string }).format}'`);
+  }
+}

@@ -1,0 +1,49 @@
+import { QUANT_BLOCK } from '../backend/types.js';
+import { f16Lookup, f32ToF16 } from '../numeric/half.js';
+
+const fround = Math.fround;
+
+/**
+ * Quantizes a `[rows, cols]` f32 matrix to q8_0 exactly like ggml's `quantize_row_q8_0_ref`: per block
+ * of 32, `d = amax / 127` (stored as f16), `q = round(x / d)` computed as `x * (1/d)` in f32 and rounded
+ * half away from zero.
+ * @throws RangeError when `cols` is not a multiple of 32 or `data` has the wrong length
+ */
+export function quantizeQ8_0(data: Float32Array, rows: number, cols: number): { format: 'q8_0'; rows: number; cols: number; scales: Uint16Array; quants: Int8Array } {
+  checkShape('q8_0', data, rows, cols);
+  const blocks = (rows * cols) / QUANT_BLOCK;
+  const scales = new Uint16Array(blocks);
+  const quants = new Int8Array(rows * cols);
+  for (let b = 0; b < blocks; b++) {
+    const base = b * QUANT_BLOCK;
+    let amax = 0;
+    for (let j = 0; j < QUANT_BLOCK; j++) amax = Math.max(amax, Math.abs(data[base + j]!));
+    const d = fround(amax / 127);
+    const id = d ? fround(1 / d) : 0;
+    scales[b] = f32ToF16(d);
+    for (let j = 0; j < QUANT_BLOCK; j++) {
+      const x = fround(data[base + j]! * id);
+      quants[base + j] = Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
+    }
+  }
+  return { format: 'q8_0', rows, cols, scales, quants };
+}
+
+/** Expands q8_0 row `row` (of `cols` values) into `out` (length `cols`). */
+export function dequantizeQ8_0Row(scales: Uint16Array, quants: Int8Array, cols: number, row: number, out: Float32Array): void {
+  const table = f16Lookup();
+  const blocksPerRow = cols / QUANT_BLOCK;
+  for (let b = 0; b < blocksPerRow; b++) {
+    const block = row * blocksPerRow + b;
+    const d = table[scales[block]!]!;
+    const base = block * QUANT_BLOCK;
+    for (let j = 0; j < QUANT_BLOCK; j++) out[b * QUANT_BLOCK + j] = d * quants[base + j]!;
+  }
+}
+
+/** @internal shared shape check of the quantizers */
+export function checkShape(format: string, data: Float32Array, rows: number, cols: number): void {
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new RangeError(`${format}: invalid shape [${rows}, ${cols}]`);
+  if (cols % QUANT_BLOCK !== 0) throw new RangeError(`${format}: cols ${cols} is not a multiple of the ${QUANT_BLOCK}-value block`);
+  if (data.length !== rows * cols) throw new RangeError(`${format}: ${data.length} values for shape [${rows}, ${cols}]`);
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { f16ToF32, f32ToF16 } from '../numeric/half.js';
+import { dequantize } from './host-weight.js';
+import { quantizeQ4_0 } from './q4_0.js';
+import { quantizeQ8_0 } from './q8_0.js';
+
+function randomRows(rows: number, cols: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < out.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 2;
+  }
+  return out;
+}
+
+describe('q8_0', () => {
+  it('matches ggml on a hand-computed block', () => {
+    const x = new Float32Array(32);
+    for (let i = 0; i < 32; i++) x[i] = (i - 16) / 8; // amax = 2 (x[0] = -2)
+    const q = quantizeQ8_0(x, 1, 32);
+    expect(q.scales[0]).toBe(f32ToF16(Math.fround(2 / 127)));
+    expect(q.quants[0]).toBe(-127);
+    // x = 0.5 -> 0.5 * 63.5 = 31.75 -> 32
+    expect(q.quants[20]).toBe(32);
+    // x = -1.375 (i=5) -> -87.3125 -> -87
+    expect(q.quants[5]).toBe(-87);
+  });
+  it('rounds half away from zero and keeps error within half a step', () => {
+    const x = randomRows(3, 64, 7);
+    const q = quantizeQ8_0(x, 3, 64);
+    const back = dequantize(q);
+    for (let b = 0; b < 6; b++) {
+      const d = f16ToF32(q.scales[b]!);
+      for (let j = 0; j < 32; j++) expect(Math.abs(back[b * 32 + j]! - x[b * 32 + j]!)).toBeLessThanOrEqual(d * 0.5 + d * 0.01 + 1e-7);
+    }
+    const zero = quantizeQ8_0(new Float32Array(32), 1, 32);
+    expect(zero.scales[0]).toBe(0);
+    expect([...zero.quants].every((v) => v === 0)).toBe(true);
+  });
+  it('rejects a shape that is not whole blocks', () => {
+    expect(() => quantizeQ8_0(new Float32Array(40), 1, 40)).toThrow(/multiple of the 32/);
+  });
+});
+
+describe('q4_0', () => {
+  it('uses the signed max and ggml nibble layout', () => {
+    const x = new Float32Array(32);
+    for (let i = 0; i < 32; i++) x[i] = i / 4; // max = 7.75 (positive) -> d = -0.96875
+    const q = quantizeQ4_0(x, 1, 32);
+    const d = f16ToF32(q.scales[0]!);
+    expect(d).toBeCloseTo(-7.75 / 8, 6);
+    // x[31] = 7.75: 7.75 / d = -8 -> +8.5 = 0.5 -> 0 (high nibble of byte 15)
+    expect(q.quants[15]! >>> 4).toBe(0);
+    // x[0] = 0 -> 8.5 -> 8 (low nibble of byte 0)
+    expect(q.quants[0]! & 15).toBe(8);
+    const back = dequantize(q);
+    expect(back[31]).toBeCloseTo(7.75, 2);
+    expect(back[0] === 0).toBe(true); // (8 - 8) * d: a zero of either sign
+  });
+  it('clamps the other extreme to 15 and bounds the error by one step', () => {
+    const x = randomRows(2, 96, 11);
+    const q = quantizeQ4_0(x, 2, 96);
+    const back = dequantize(q);
+    for (let b = 0; b < 6; b++) {
+      const d = Math.abs(f16ToF32(q.scales[b]!));
+      for (let j = 0; j < 32; j++) expect(Math.abs(back[b * 32 + j]! - x[b * 32 + j]!)).toBeLessThanOrEqual(d * 1.01 + 1e-6);
+    }
+    for (const byte of q.quants) expect(byte).toBeLessThan(256);
+  });
+});

@@ -1,0 +1,154 @@
+import type { SamplingParams } from '../backend/types.js';
+
+/**
+ * The reference semantics of {@link SamplingParams}, on the host. Steps, in order:
+ *
+ * 1. Penalties on the raw logits of every token in `history`: Hugging Face's repetition penalty
+ *    (`l > 0 ? l / r : l * r`), then OpenAI's presence (`- presence`) and frequency (`- frequency * count`).
+ * 2. `temperature === 0`: the argmax of the penalized logits (first index on ties). Done.
+ * 3. Divide by `temperature`; softmax (in float64).
+ * 4. Top-k (`topK > 0`): keep tokens whose logit is at least the k-th largest (ties at the boundary are
+ *    kept, as Hugging Face's `TopKLogitsWarper` does).
+ * 5. Top-p (`topP < 1`): among the kept tokens, renormalized, sorted by probability descending (ties by
+ *    lower id first), keep a token when the probability mass strictly before it is below `topP` (the
+ *    smallest prefix whose mass reaches `topP`; always at least one token).
+ * 6. Min-p (`minP > 0`): drop kept tokens whose probability is below `minP` times the largest one.
+ * 7. Draw: with `total` the kept probability mass, return the first kept token, in ascending id order,
+ *    whose cumulative kept probability exceeds `uniform * total` (the last kept token if rounding runs
+ *    past the end). Ascending id order means a backend needs no sort to draw.
+ *
+ * @param logits - one row of logits (not modified)
+ * @param params - the sampling parameters
+ * @returns the chosen token id
+ * @throws RangeError on empty logits, NaN-only logits or invalid parameters
+ */
+export function sampleFromLogits(logits: ArrayLike<number>, params: SamplingParams): number {
+  const n = logits.length;
+  if (n === 0) throw new RangeError('sampleFromLogits: empty logits');
+  validateParams(params);
+  const l = Float64Array.from(logits as ArrayLike<number>);
+  applyPenalties(l, params);
+
+  if (params.temperature === 0) return argmaxOf(l);
+
+  // Softmax at temperature. NaN logits never get probability.
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (l[i]! > max) max = l[i]!;
+  if (max === -Infinity) return argmaxOf(l);
+  const p = new Float64Array(n);
+  const invT = 1 / params.temperature;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const v = l[i]!;
+    const e = Number.isNaN(v) ? 0 : Math.exp((v - max) * invT);
+    p[i] = e;
+    sum += e;
+  }
+  for (let i = 0; i < n; i++) p[i]! /= sum;
+
+  const keep = new Uint8Array(n);
+  for (let i = 0; i < n; i++) keep[i] = p[i]! > 0 ? 1 : 0;
+  if (!keep.some((k) => k === 1)) keep[argmaxOf(l)] = 1;
+
+  if (params.topK > 0 && params.topK < n) applyTopK(p, keep, params.topK);
+  if (params.topP < 1) applyTopP(p, keep, params.topP);
+  if (params.minP > 0) applyMinP(p, keep, params.minP);
+
+  let total = 0;
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    if (keep[i]) {
+      total += p[i]!;
+      last = i;
+    }
+  }
+  const target = params.uniform * total;
+  let cumulative = 0;
+  for (let i = 0; i < n; i++) {
+    if (!keep[i]) continue;
+    cumulative += p[i]!;
+    if (cumulative > target) return i;
+  }
+  return last;
+}
+
+/** Applies the repetition, presence and frequency penalties of `params.history` to `l` in place. */
+export function applyPenalties(l: Float64Array | Float32Array, params: Pick<SamplingParams, 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty' | 'history'>): void {
+  const { ids, counts } = params.history;
+  const r = params.repetitionPenalty;
+  for (let j = 0; j < ids.length; j++) {
+    const id = ids[j]!;
+    const count = counts[j]!;
+    if (id < 0 || id >= l.length || count <= 0) continue;
+    let v = l[id]!;
+    if (r !== 1) v = v > 0 ? v / r : v * r;
+    v -= params.presencePenalty + params.frequencyPenalty * count;
+    l[id] = v;
+  }
+}
+
+function applyTopK(p: Float64Array, keep: Uint8Array, k: number): void {
+  const kept: number[] = [];
+  for (let i = 0; i < p.length; i++) if (keep[i]) kept.push(p[i]!);
+  if (kept.length <= k) return;
+  kept.sort((a, b) => b - a);
+  const threshold = kept[k - 1]!;
+  for (let i = 0; i < p.length; i++) if (keep[i] && p[i]! < threshold) keep[i] = 0;
+}
+
+function applyTopP(p: Float64Array, keep: Uint8Array, topP: number): void {
+  let total = 0;
+  for (let i = 0; i < p.length; i++) if (keep[i]) total += p[i]!;
+  // Exact pre-filter: tokens whose probability is at most tau can never be in the nucleus, because all
+  // of them together hold at most n * tau < (1 - topP) of the mass, so more than topP lies before each.
+  const tau = ((1 - topP) * total) / (2 * p.length);
+  const candidates: number[] = [];
+  for (let i = 0; i < p.length; i++) {
+    if (!keep[i]) continue;
+    if (p[i]! > tau) candidates.push(i);
+    else keep[i] = 0;
+  }
+  candidates.sort((a, b) => p[b]! - p[a]! || a - b);
+  let before = 0;
+  for (let j = 0; j < candidates.length; j++) {
+    const id = candidates[j]!;
+    if (j > 0 && before / total >= topP) keep[id] = 0;
+    before += p[id]!;
+  }
+}
+
+function applyMinP(p: Float64Array, keep: Uint8Array, minP: number): void {
+  let top = 0;
+  for (let i = 0; i < p.length; i++) if (keep[i] && p[i]! > top) top = p[i]!;
+  const threshold = minP * top;
+  for (let i = 0; i < p.length; i++) if (keep[i] && p[i]! < threshold) keep[i] = 0;
+}
+
+function argmaxOf(l: ArrayLike<number>): number {
+  let best = -1;
+  let bestValue = -Infinity;
+  for (let i = 0; i < l.length; i++) {
+    const v = l[i]!;
+    if (v > bestValue || (best < 0 && v === -Infinity)) {
+      best = i;
+      bestValue = v;
+    }
+  }
+  if (best < 0) throw new RangeError(`sampleFromLogits: all ${l.length} logits are NaN`);
+  return best;
+}
+
+function validateParams(params: SamplingParams): void {
+  const bad = (what: string): never => {
+    throw new RangeError(`sampling: ${what}`);
+  };
+  if (!(params.temperature >= 0) || !Number.isFinite(params.temperature)) bad(`temperature must be a finite number >= 0, got ${params.temperature}`);
+  if (!Number.isInteger(params.topK) || params.topK < 0) bad(`topK must be an integer >= 0, got ${params.topK}`);
+  if (!(params.topP > 0 && params.topP <= 1)) bad(`topP must be in (0, 1], got ${params.topP}`);
+  if (!(params.minP >= 0 && params.minP <= 1)) bad(`minP must be in [0, 1], got ${params.minP}`);
+  if (!(params.repetitionPenalty > 0) || !Number.isFinite(params.repetitionPenalty)) bad(`repetitionPenalty must be > 0, got ${params.repetitionPenalty}`);
+  if (!Number.isFinite(params.presencePenalty)) bad(`presencePenalty must be finite, got ${params.presencePenalty}`);
+  if (!Number.isFinite(params.frequencyPenalty)) bad(`frequencyPenalty must be finite, got ${params.frequencyPenalty}`);
+  if (!(params.uniform >= 0 && params.uniform < 1)) bad(`uniform must be in [0, 1), got ${params.uniform}`);
+  if (params.history.ids.length !== params.history.counts.length) bad('history ids and counts differ in length');
+}

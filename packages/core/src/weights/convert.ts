@@ -1,0 +1,107 @@
+import { QUANT_BLOCK, type HostWeight, type WeightFormat } from '../backend/types.js';
+import { bf16Lookup, f16Lookup, f32ToBf16, f32ToF16 } from '../numeric/half.js';
+import { quantizeQ4_0 } from '../quant/q4_0.js';
+import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { ModelWeightsError, WeightFormatError } from '../errors.js';
+
+/** Checkpoint element types a weight can be built from. */
+export type FloatDtype = 'F32' | 'F16' | 'BF16' | 'F64';
+
+/** The storage format that keeps a checkpoint dtype exactly ('auto'). */
+export function nativeFormat(dtype: string, tensor = '?'): 'f32' | 'f16' | 'bf16' {
+  switch (dtype) {
+    case 'F32':
+    case 'F64':
+      return 'f32';
+    case 'F16':
+      return 'f16';
+    case 'BF16':
+      return 'bf16';
+    default:
+      throw new ModelWeightsError(tensor, `dtype ${dtype} is not a floating-point type (expected F32, F16 or BF16)`);
+  }
+}
+
+/**
+ * Converts a checkpoint tensor's raw little-endian bytes to a {@link HostWeight} in `format`.
+ * `'auto'` keeps the checkpoint's dtype (F32 -> f32, F16 -> f16, BF16 -> bf16). f16/bf16 data is
+ * adopted without a copy when the bytes are aligned; conversions round to nearest even; q8_0/q4_0
+ * quantize with ggml's rounding.
+ * @param bytes - raw tensor bytes (little-endian)
+ * @param dtype - the checkpoint dtype (`F32`, `F16`, `BF16`, `F64`)
+ * @param shape - 1-D (a vector, `rows = 1`) or 2-D `[rows, cols]`
+ * @throws {@link ModelWeightsError} on a byte count that does not match the shape, or a non-float dtype
+ * @throws {@link WeightFormatError} when a quantized format is asked for and `cols` is not whole blocks
+ */
+export function toHostWeight(bytes: Uint8Array, dtype: string, shape: readonly number[], format: WeightFormat | 'auto', name = '?'): HostWeight {
+  const native = nativeFormat(dtype, name);
+  if (shape.length < 1 || shape.length > 2) throw new ModelWeightsError(name, `expected a 1-D or 2-D tensor, got shape [${shape.join(', ')}]`);
+  const rows = shape.length === 2 ? shape[0]! : 1;
+  const cols = shape[shape.length - 1]!;
+  const n = rows * cols;
+  const elementBytes = dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
+  if (bytes.byteLength !== n * elementBytes) {
+    throw new ModelWeightsError(name, `${bytes.byteLength} bytes do not hold [${shape.join(', ')}] ${dtype} (${n * elementBytes} bytes expected)`);
+  }
+  const target = format === 'auto' ? native : format;
+  if ((target === 'q8_0' || target === 'q4_0') && cols % QUANT_BLOCK !== 0) {
+    throw new WeightFormatError(`tensor '${name}': ${target} needs a column count that is a multiple of ${QUANT_BLOCK}, got ${cols}`);
+  }
+  // Same-format 16-bit data needs no conversion: keep the bit patterns.
+  if (target === native && (target === 'f16' || target === 'bf16')) return { format: target, rows, cols, data: asUint16(bytes) };
+  if (target === 'f32' && dtype === 'F32') return { format: 'f32', rows, cols, data: asFloat32(bytes) };
+  const values = decodeToF32(bytes, dtype);
+  switch (target) {
+    case 'f32':
+      return { format: 'f32', rows, cols, data: values };
+    case 'f16':
+    case 'bf16': {
+      const round = target === 'f16' ? f32ToF16 : f32ToBf16;
+      const data = new Uint16Array(n);
+      for (let i = 0; i < n; i++) data[i] = round(values[i]!);
+      return { format: target, rows, cols, data };
+    }
+    case 'q8_0':
+      return quantizeQ8_0(values, rows, cols);
+    case 'q4_0':
+      return quantizeQ4_0(values, rows, cols);
+    default:
+      throw new WeightFormatError(`tensor '${name}': unknown weight format '${String(target)}'`);
+  }
+}
+
+/** Decodes F32/F16/BF16/F64 little-endian bytes to f32 values. */
+export function decodeToF32(bytes: Uint8Array, dtype: string): Float32Array {
+  switch (dtype) {
+    case 'F32':
+      return asFloat32(bytes).slice();
+    case 'F64': {
+      const src = new Float64Array(aligned(bytes, 8).buffer, aligned(bytes, 8).byteOffset, bytes.byteLength / 8);
+      return Float32Array.from(src);
+    }
+    case 'F16':
+    case 'BF16': {
+      const table = dtype === 'F16' ? f16Lookup() : bf16Lookup();
+      const src = asUint16(bytes);
+      const out = new Float32Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = table[src[i]!]!;
+      return out;
+    }
+    default:
+      throw new ModelWeightsError('?', `dtype ${dtype} cannot be decoded to f32`);
+  }
+}
+
+function aligned(bytes: Uint8Array, alignment: number): Uint8Array {
+  return bytes.byteOffset % alignment === 0 ? bytes : bytes.slice();
+}
+
+function asUint16(bytes: Uint8Array): Uint16Array {
+  const b = aligned(bytes, 2);
+  return new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
+}
+
+function asFloat32(bytes: Uint8Array): Float32Array {
+  const b = aligned(bytes, 4);
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
