@@ -1,0 +1,391 @@
+import { AddedTokenMatcher, type AddedToken, type Segment } from './added-tokens.js';
+import { BytePairEncoder } from './bpe.js';
+import { bytesToUnicode, unicodeToBytes } from './byte-level.js';
+import { renderChatTemplate, type ChatMessage } from './chat-template.js';
+import { TokenizerError } from './errors.js';
+import { parseTokenizerFiles, type TokenizerConfig, type TokenizerFiles } from './load-files.js';
+import { MergeTable } from './merge-table.js';
+import { splitPieces } from './pre-tokenizer.js';
+import { createByteStreamDecoder, type StreamDecoder } from './stream-decoder.js';
+
+/** Pieces longer than this (UTF-16 units) are not cached: rare, and they would bloat the cache. */
+const CACHE_MAX_PIECE = 64;
+/** The word cache is dropped when it grows past this many entries (bounded memory on huge inputs). */
+const CACHE_MAX_ENTRIES = 100_000;
+
+/** Options of {@link Qwen2Tokenizer.encode}. */
+export interface EncodeOptions {
+  /** Recognize special tokens (e.g. `<|im_start|>`) written in the text. Default true, like Hugging Face. */
+  allowSpecial?: boolean;
+}
+
+/** Options of {@link Qwen2Tokenizer.decode} and {@link Qwen2Tokenizer.createStreamDecoder}. */
+export interface DecodeOptions {
+  /** Leave out special tokens (e.g. `<|im_end|>`). Default false. */
+  skipSpecialTokens?: boolean;
+}
+
+/** Options of {@link Qwen2Tokenizer.applyChatTemplate}. */
+export interface ChatTemplateOptions {
+  /** Append the assistant turn header so the model answers next. Default false (transformers' default). */
+  addGenerationPrompt?: boolean;
+  /** Tool (function) definitions, for templates that support them (Qwen2.5's does). */
+  tools?: unknown[];
+  /** A template to use instead of tokenizer_config.json's (or the name of one of its named templates). */
+  chatTemplate?: string;
+  /** Extra variables passed to the template. */
+  variables?: Record<string, unknown>;
+}
+
+/**
+ * Qwen2's byte-level BPE tokenizer, giving exactly Hugging Face's ids: added/special tokens split out
+ * first, NFC, Qwen2's pre-tokenizer regex (pinned Unicode tables), GPT-2 byte mapping, BPE by merge rank.
+ * Works in Node and browsers (no Node-only API).
+ */
+export class Qwen2Tokenizer {
+  /** Number of ids, added tokens included (max id + 1). */
+  readonly vocabSize: number;
+  /** End-of-sequence id from tokenizer_config.json (`<|im_end|>` for Instruct), else `<|endoftext|>`. */
+  readonly eosTokenId?: number;
+  /** Whether tokenizer_config.json has a chat template. */
+  readonly hasChatTemplate: boolean;
+
+  private readonly tokens: (string | undefined)[];
+  private readonly tokenIds: Map<string, number>;
+  private readonly addedById = new Map<number, AddedToken>();
+  private readonly matcher: AddedTokenMatcher;
+  /** Added tokens with normalized=true match the NFC text; they need a second split. */
+  private readonly normalizedMatcher: AddedTokenMatcher;
+  private readonly byteSymbol = new Int32Array(256);
+  private readonly bpe: BytePairEncoder;
+  private readonly ignoreMerges: boolean;
+  private readonly vocab: Map<string, number>;
+  private readonly config: TokenizerConfig;
+  private readonly cache = new Map<string, number[]>();
+  private symbols = new Int32Array(1024);
+  private readonly ends: number[] = [];
+  private decodeTable?: { bytes: Uint8Array; offsets: Int32Array };
+
+  private constructor(files: TokenizerFiles) {
+    const spec = parseTokenizerFiles(files);
+    this.config = spec.config;
+    this.vocab = spec.vocab;
+    this.ignoreMerges = spec.ignoreMerges;
+
+    let size = 0;
+    for (const id of spec.vocab.values()) if (id >= size) size = id + 1;
+    for (const t of spec.addedTokens) if (t.id >= size) size = t.id + 1;
+    const tokens: (string | undefined)[] = new Array(size);
+    for (const [token, id] of spec.vocab) tokens[id] = token;
+    const tokenIds = new Map(spec.vocab);
+    for (const t of spec.addedTokens) {
+      tokens[t.id] = t.content;
+      tokenIds.set(t.content, t.id);
+      this.addedById.set(t.id, t);
+    }
+    this.tokens = tokens;
+    this.tokenIds = tokenIds;
+    this.vocabSize = size;
+
+    const table = bytesToUnicode();
+    for (let b = 0; b < 256; b++) {
+      const id = spec.vocab.get(table[b]);
+      if (id === undefined) {
+        throw new TokenizerError('bad-vocab', `the vocabulary lacks the byte-level token for byte 0x${b.toString(16)} (${JSON.stringify(table[b])})`);
+      }
+      this.byteSymbol[b] = id;
+    }
+
+    const merges = new MergeTable(spec.merges.length);
+    for (let rank = 0; rank < spec.merges.length; rank++) {
+      const [left, right] = spec.merges[rank];
+      const a = spec.vocab.get(left);
+      const b = spec.vocab.get(right);
+      const merged = spec.vocab.get(left + right);
+      if (a === undefined || b === undefined || merged === undefined) {
+        const missing = a === undefined ? left : b === undefined ? right : left + right;
+        throw new TokenizerError('bad-merges', `merge ${rank + 1} (${JSON.stringify(left)} ${JSON.stringify(right)}) uses ${JSON.stringify(missing)}, which is not in the vocabulary`);
+      }
+      merges.add(a, b, rank, merged);
+    }
+    this.bpe = new BytePairEncoder(merges);
+
+    this.matcher = new AddedTokenMatcher(spec.addedTokens.filter((t) => !t.normalized));
+    this.normalizedMatcher = new AddedTokenMatcher(
+      spec.addedTokens.filter((t) => t.normalized).map((t) => ({ ...t, content: t.content.normalize('NFC') })),
+    );
+
+    const eos = spec.config.eosToken;
+    this.eosTokenId = eos !== undefined ? tokenIds.get(eos) : tokenIds.get('<|endoftext|>');
+    this.hasChatTemplate = spec.config.chatTemplate !== undefined;
+  }
+
+  /**
+   * Builds a tokenizer from file contents: tokenizer.json (preferred), or vocab.json + merges.txt;
+   * tokenizer_config.json adds the chat template and eos token.
+   * @throws TokenizerError naming the missing file or malformed entry, or an unsupported pipeline.
+   */
+  static fromFiles(files: TokenizerFiles): Qwen2Tokenizer {
+    return new Qwen2Tokenizer(files);
+  }
+
+  /**
+   * Text to token ids, as Hugging Face's `tokenizer.encode(text, add_special_tokens=False)` (Qwen2 adds
+   * no BOS/EOS). Lone surrogates become U+FFFD, as when a JS string reaches the Rust tokenizer.
+   * @throws TokenizerError if `text` is not a string.
+   */
+  encode(text: string, options?: EncodeOptions): number[] {
+    if (typeof text !== 'string') throw new TokenizerError('bad-input', `encode() needs a string, got ${typeof text}`);
+    const allowSpecial = options?.allowSpecial ?? true;
+    const input = toWellFormed(text);
+    const out: number[] = [];
+    const segments: Segment[] = [];
+    this.matcher.split(input, allowSpecial ? always : notSpecial, segments);
+    for (const segment of segments) {
+      if (segment.id !== undefined) out.push(segment.id);
+      else this.encodeText(segment.text, allowSpecial, out);
+    }
+    return out;
+  }
+
+  /** NFC, normalized added tokens, then pre-tokenizer + BPE. */
+  private encodeText(raw: string, allowSpecial: boolean, out: number[]): void {
+    const text = raw.normalize('NFC');
+    if (this.normalizedMatcher.isEmpty) {
+      this.encodeNormalized(text, out);
+      return;
+    }
+    const segments: Segment[] = [];
+    this.normalizedMatcher.split(text, allowSpecial ? always : notSpecial, segments);
+    for (const segment of segments) {
+      if (segment.id !== undefined) out.push(segment.id);
+      else this.encodeNormalized(segment.text, out);
+    }
+  }
+
+  private encodeNormalized(text: string, out: number[]): void {
+    const ends = this.ends;
+    ends.length = 0;
+    splitPieces(text, ends);
+    const cache = this.cache;
+    let start = 0;
+    for (let k = 0; k < ends.length; k++) {
+      const end = ends[k];
+      const piece = text.slice(start, end);
+      start = end;
+      const cached = cache.get(piece);
+      if (cached !== undefined) {
+        for (let j = 0; j < cached.length; j++) out.push(cached[j]);
+        continue;
+      }
+      if (piece.length > CACHE_MAX_PIECE) {
+        this.encodePiece(piece, out);
+        continue;
+      }
+      const from = out.length;
+      this.encodePiece(piece, out);
+      if (cache.size >= CACHE_MAX_ENTRIES) cache.clear();
+      cache.set(piece, out.slice(from));
+    }
+  }
+
+  /** UTF-8 bytes of one piece, mapped to byte-level symbols, merged by BPE. */
+  private encodePiece(piece: string, out: number[]): void {
+    if (this.symbols.length < piece.length * 3) this.symbols = new Int32Array(piece.length * 3 + 16);
+    const sym = this.symbols;
+    const bs = this.byteSymbol;
+    const n = piece.length;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      let c = piece.charCodeAt(i);
+      if (c < 0x80) {
+        sym[count++] = bs[c];
+      } else if (c < 0x800) {
+        sym[count++] = bs[0xc0 | (c >> 6)];
+        sym[count++] = bs[0x80 | (c & 0x3f)];
+      } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+        // Input is well formed here (lone surrogates were replaced), so this is a pair.
+        c = ((c - 0xd800) << 10) + (piece.charCodeAt(++i) - 0xdc00) + 0x10000;
+        sym[count++] = bs[0xf0 | (c >> 18)];
+        sym[count++] = bs[0x80 | ((c >> 12) & 0x3f)];
+        sym[count++] = bs[0x80 | ((c >> 6) & 0x3f)];
+        sym[count++] = bs[0x80 | (c & 0x3f)];
+      } else {
+        sym[count++] = bs[0xe0 | (c >> 12)];
+        sym[count++] = bs[0x80 | ((c >> 6) & 0x3f)];
+        sym[count++] = bs[0x80 | (c & 0x3f)];
+      }
+    }
+    if (this.ignoreMerges && count > 1) {
+      let word = '';
+      for (let i = 0; i < count; i++) word += this.tokens[sym[i]];
+      const whole = this.vocab.get(word);
+      if (whole !== undefined) {
+        out.push(whole);
+        return;
+      }
+    }
+    this.bpe.encode(sym, count, out);
+  }
+
+  /**
+   * Token ids to text, as Hugging Face's `decode` (byte-level decoding, invalid UTF-8 becomes U+FFFD).
+   * @throws TokenizerError on an id that is not an integer in [0, vocabSize) or has no token.
+   */
+  decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
+    const skip = options?.skipSpecialTokens ?? false;
+    const { bytes, offsets } = this.getDecodeTable();
+    let total = 0;
+    for (let k = 0; k < ids.length; k++) {
+      const id = this.checkId(ids[k]);
+      if (skip && this.isSpecial(id)) continue;
+      total += offsets[id + 1] - offsets[id];
+    }
+    const buffer = new Uint8Array(total);
+    let at = 0;
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k];
+      if (skip && this.isSpecial(id)) continue;
+      buffer.set(bytes.subarray(offsets[id], offsets[id + 1]), at);
+      at += offsets[id + 1] - offsets[id];
+    }
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(buffer);
+  }
+
+  /**
+   * An incremental decoder for generation: `push(id)` returns the newly complete text, never half a
+   * character; `flush()` returns the rest. Concatenated, the output equals {@link decode} of all ids.
+   * `push` throws TokenizerError on an invalid id.
+   */
+  createStreamDecoder(options?: DecodeOptions): StreamDecoder {
+    const skip = options?.skipSpecialTokens ?? false;
+    return createByteStreamDecoder((raw) => {
+      const id = this.checkId(raw);
+      if (skip && this.isSpecial(id)) return undefined;
+      const { bytes, offsets } = this.getDecodeTable();
+      return bytes.subarray(offsets[id], offsets[id + 1]);
+    });
+  }
+
+  /**
+   * Renders the chat template (tokenizer_config.json's `chat_template`, or `options.chatTemplate`) with
+   * transformers' variables. The result is text; encode it with {@link encode} (special tokens on).
+   * @throws TokenizerError when there is no template, or it fails to parse or render.
+   */
+  applyChatTemplate(messages: ChatMessage[], options?: ChatTemplateOptions): string {
+    if (!Array.isArray(messages)) throw new TokenizerError('bad-input', 'applyChatTemplate() needs an array of messages');
+    let source = this.config.chatTemplate;
+    const chosen = options?.chatTemplate;
+    if (chosen !== undefined) source = this.config.namedChatTemplates[chosen] ?? chosen;
+    if (source === undefined) {
+      throw new TokenizerError('no-chat-template', 'this tokenizer has no chat template (tokenizer_config.json has no "chat_template"); pass options.chatTemplate');
+    }
+    const c = this.config;
+    return renderChatTemplate(source, {
+      bos_token: c.bosToken ?? null,
+      eos_token: c.eosToken ?? null,
+      pad_token: c.padToken ?? null,
+      unk_token: c.unkToken ?? null,
+      additional_special_tokens: c.additionalSpecialTokens,
+      ...options?.variables,
+      messages,
+      add_generation_prompt: options?.addGenerationPrompt ?? false,
+      ...(options?.tools !== undefined ? { tools: options.tools } : {}),
+    });
+  }
+
+  /** Id of a token string (BPE form, e.g. `Ġworld`, or an added token), or undefined. */
+  tokenToId(token: string): number | undefined {
+    return this.tokenIds.get(token);
+  }
+
+  /** Token string of an id (BPE form, e.g. `Ġworld`), or undefined. */
+  idToToken(id: number): string | undefined {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize ? this.tokens[id] : undefined;
+  }
+
+  /** Whether an id is a special added token (skipped by `skipSpecialTokens`). */
+  isSpecialToken(id: number): boolean {
+    return this.isSpecial(id);
+  }
+
+  private isSpecial(id: number): boolean {
+    return this.addedById.get(id)?.special === true;
+  }
+
+  private checkId(id: number): number {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tokens[id] === undefined) {
+      throw new TokenizerError('bad-id', `token id ${String(id)} is not in the vocabulary (0..${this.vocabSize - 1})`);
+    }
+    return id;
+  }
+
+  /** Bytes of every token, flat: built on first decode so that loading stays fast. */
+  private getDecodeTable(): { bytes: Uint8Array; offsets: Int32Array } {
+    if (this.decodeTable) return this.decodeTable;
+    const charToByte = unicodeToBytes();
+    const encoder = new TextEncoder();
+    const offsets = new Int32Array(this.vocabSize + 1);
+    let bytes = new Uint8Array(this.vocabSize * 8);
+    let at = 0;
+    const ensure = (extra: number) => {
+      if (at + extra <= bytes.length) return;
+      const grown = new Uint8Array(Math.max(bytes.length * 2, at + extra));
+      grown.set(bytes);
+      bytes = grown;
+    };
+    for (let id = 0; id < this.vocabSize; id++) {
+      offsets[id] = at;
+      const token = this.tokens[id];
+      if (token === undefined) continue;
+      // Hugging Face's ByteLevel decoder: map every char back to its byte; a token with a char outside the
+      // byte table (an added token such as one with non-Latin-1 text) contributes its UTF-8 bytes instead.
+      ensure(token.length * 4);
+      let mapped = true;
+      const start = at;
+      for (const ch of token) {
+        const b = charToByte.get(ch);
+        if (b === undefined) {
+          mapped = false;
+          break;
+        }
+        bytes[at++] = b;
+      }
+      if (!mapped) {
+        at = start;
+        const utf8 = encoder.encode(token);
+        ensure(utf8.length);
+        bytes.set(utf8, at);
+        at += utf8.length;
+      }
+    }
+    offsets[this.vocabSize] = at;
+    this.decodeTable = { bytes: bytes.slice(0, at), offsets };
+    return this.decodeTable;
+  }
+}
+
+const always = () => true;
+const notSpecial = (t: AddedToken) => !t.special;
+
+/** Replaces lone surrogates with U+FFFD (what a JS string becomes in UTF-8 at the Rust boundary). */
+function toWellFormed(text: string): string {
+  const s = text as string & { isWellFormed?: () => boolean; toWellFormed?: () => string };
+  if (typeof s.isWellFormed === 'function') return s.isWellFormed() ? text : s.toWellFormed!();
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    out += text.slice(last, i) + '\ufffd';
+    last = i + 1;
+  }
+  return last === 0 ? text : out + text.slice(last);
+}
