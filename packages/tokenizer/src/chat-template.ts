@@ -26,46 +26,16 @@ function compile(source: string): Template {
 }
 
 /**
- * Renders a Jinja chat template with the variables transformers' `apply_chat_template` provides:
- * `messages`, `add_generation_prompt`, `tools`, the special tokens, `raise_exception` and `strftime_now`.
- * @throws TokenizerError when the template does not parse or raises while rendering.
+ * Renders a Jinja chat template with the variables transformers' `apply_chat_template` provides
+ * (`messages`, `add_generation_prompt`, `tools`, the special tokens); `raise_exception` and
+ * `strftime_now` are globals of @huggingface/jinja.
+ * @throws TokenizerError when the template does not parse or fails (or raises) while rendering.
  */
 export function renderChatTemplate(source: string, variables: Record<string, unknown>): string {
   const template = compile(source);
   try {
-    return template.render({
-      ...variables,
-      raise_exception: (message: unknown) => {
-        throw new TokenizerError('template', `the chat template raised: ${String(message)}`);
-      },
-      strftime_now: (format: unknown) => strftime(new Date(), String(format)),
-    });
+    return template.render(variables);
   } catch (e) {
-    if (e instanceof TokenizerError) throw e;
     throw new TokenizerError('template', `rendering the chat template failed: ${(e as Error).message}`, { cause: e });
   }
-}
-
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
-const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
-
-/** The subset of Python's strftime that chat templates use (dates in system prompts). */
-function strftime(d: Date, format: string): string {
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return format.replace(/%([dmYyBbAaHMS%])/g, (_, f: string) => {
-    switch (f) {
-      case 'd': return pad(d.getDate());
-      case 'm': return pad(d.getMonth() + 1);
-      case 'Y': return String(d.getFullYear());
-      case 'y': return pad(d.getFullYear() % 100);
-      case 'B': return MONTHS[d.getMonth()];
-      case 'b': return MONTHS[d.getMonth()].slice(0, 3);
-      case 'A': return DAYS[d.getDay()];
-      case 'a': return DAYS[d.getDay()].slice(0, 3);
-      case 'H': return pad(d.getHours());
-      case 'M': return pad(d.getMinutes());
-      case 'S': return pad(d.getSeconds());
-      default: return '%';
-    }
-  });
 }
