@@ -1,0 +1,69 @@
+/** `qwen2 serve`: an OpenAI-compatible HTTP server. */
+import { basename, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
+import { createOpenAIServer } from '../serve/openai-server.js';
+import type { Command } from './command.js';
+
+/** The id `/v1/models` reports: a Hub id as given, a folder by its name. */
+function modelId(spec: string): string {
+  return existsSync(spec) ? basename(resolve(spec)) : spec;
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'OpenAI-compatible HTTP server',
+  usage: 'qwen2 serve --model DIR [--port 8080] [--host 127.0.0.1]',
+  description:
+    'Serves POST /v1/chat/completions and POST /v1/completions (streaming with server-sent events) and\n' +
+    'GET /v1/models. Binds 127.0.0.1 unless --host is given. Requests queue and run one at a time; a\n' +
+    'client that disconnects aborts its generation. --port 0 picks a free port. Ctrl-C stops the server.',
+  flags: {
+    ...MODEL_FLAGS,
+    port: { type: 'string', value: 'PORT', help: 'TCP port (default 8080; 0 = any free port)' },
+    host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1; 0.0.0.0 = all interfaces)' },
+    'max-tokens': { type: 'string', value: 'N', help: 'max_tokens for chat requests that give none (default 1024)' },
+    'served-model-name': { type: 'string', value: 'NAME', help: 'model id reported to clients (default: the --model value)' },
+  },
+  positionals: 0,
+  async run(args, { status }) {
+    const flags = modelFlags(args);
+    const port = args.int('port', 8080, 0, 65535);
+    const host = args.string('host') ?? '127.0.0.1';
+    const defaultMaxTokens = args.int('max-tokens', 1024, 1);
+    const id = args.string('served-model-name') ?? modelId(flags.spec);
+    const loaded = await loadModel(flags, status);
+    const server = createOpenAIServer(loaded.model, {
+      modelId: id,
+      defaultMaxTokens,
+      onRequest: (line) => status.note(line),
+    });
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolveListen();
+      });
+    }).catch(async (err) => {
+      await loaded.dispose();
+      throw err;
+    });
+    const address = server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    const shownHost = host.includes(':') ? `[${host}]` : host;
+    // Always printed (even with --quiet): scripts read the port from this line.
+    process.stderr.write(`qwen2: serving ${id} on ${loaded.model.backend.info.name} at http://${shownHost}:${actualPort}/v1\n`);
+    await new Promise<void>((resolveStop) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        server.close(() => resolveStop());
+        server.closeAllConnections();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await loaded.dispose();
+    return 0;
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * Opening a model for a command: the model source (local folder or Hub id, with download progress),
+ * the backend, then core's `Qwen2.load` with load progress.
+ */
+import type { DtypeOption, Qwen2 } from '@qwen2-ts/core';
+import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
+import { BACKEND_NAMES, selectBackend, type BackendName } from './backends.js';
+import { MODEL_FLAGS, type Args } from './util/args.js';
+import type { StatusOutput } from './util/progress.js';
+
+export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
+
+/** The model-related flags of a command, validated. */
+export interface ModelFlags {
+  spec: string;
+  backend?: BackendName;
+  dtype: DtypeOption;
+  threads?: number;
+  maxContext?: number;
+}
+
+/** Reads and checks `--model`, `--backend`, `--dtype`, `--threads`, `--max-context`. */
+export function modelFlags(args: Args): ModelFlags {
+  const flags: ModelFlags = {
+    spec: args.requiredString('model', 'a local model folder or a Hugging Face id such as Qwen/Qwen2-0.5B-Instruct'),
+    dtype: (args.choice('dtype', DTYPES) ?? 'auto') as DtypeOption,
+  };
+  const backend = args.choice('backend', BACKEND_NAMES);
+  if (backend) flags.backend = backend;
+  const threads = args.int('threads', undefined, 1, 1024);
+  if (threads !== undefined) flags.threads = threads;
+  const maxContext = args.int('max-context', undefined, 1);
+  if (maxContext !== undefined) flags.maxContext = maxContext;
+  return flags;
+}
+
+export { MODEL_FLAGS };
+
+/** Phase labels of load progress events (loader phases and whatever core adds). */
+function phaseLabel(phase: string): string {
+  switch (phase) {
+    case 'download': return 'downloading';
+    case 'read': return 'reading weights';
+    default: return phase;
+  }
+}
+
+/**
+ * A progress callback that draws the loader's and core's progress events: per-file and overall bars
+ * while downloading, one overall bar while reading/converting/uploading weights.
+ */
+export function loadProgressBars(status: StatusOutput): (p: LoadProgress | { phase: string; loaded?: number; total?: number; overallLoaded?: number; overallTotal?: number; file?: string }) => void {
+  return (p) => {
+    const overallDone = p.overallLoaded ?? p.loaded ?? 0;
+    const overallTotal = p.overallTotal ?? p.total ?? 0;
+    const lines = [];
+    if (p.phase === 'download' && p.file) lines.push({ label: p.file, done: p.loaded ?? 0, total: p.total ?? 0 });
+    lines.push({ label: p.phase === 'download' ? 'total' : phaseLabel(p.phase), done: overallDone, total: overallTotal });
+    status.draw(lines, overallTotal > 0 && overallDone >= overallTotal);
+  };
+}
+
+/** Opens the model source (folder, URL or Hub id), showing download progress. */
+export async function openModelSource(spec: string, status: StatusOutput, signal?: AbortSignal): Promise<OpenedModel> {
+  const { openModel } = await import('@qwen2-ts/loader');
+  try {
+    return await openModel(spec, { onProgress: loadProgressBars(status), ...(signal ? { signal } : {}) });
+  } finally {
+    status.done();
+  }
+}
+
+/** A model ready to run, and what it took to get there. */
+export interface LoadedModel {
+  model: Qwen2;
+  /** Wall time from the first byte read to a usable model, in ms. */
+  loadMs: number;
+  /** The `--dtype` asked for (`auto` resolved by core). */
+  dtype: DtypeOption;
+  /** Frees the model's device memory and closes its files. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Opens a model and loads it onto a backend.
+ * @throws the loader's typed errors (HubError, ModelNotFoundError, ...), core's, and CliError for a backend that cannot run
+ */
+export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?: AbortSignal): Promise<LoadedModel> {
+  const started = performance.now();
+  const opened = await openModelSource(flags.spec, status, signal);
+  try {
+    const backend = await selectBackend(flags.backend, flags.threads !== undefined ? { threads: flags.threads } : {}, (m) => status.note(m));
+    const { Qwen2 } = await import('@qwen2-ts/core');
+    let model: Qwen2;
+    try {
+      model = await Qwen2.load(opened, {
+        backend,
+        dtype: flags.dtype,
+        ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
+        onProgress: loadProgressBars(status),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      await backend.dispose().catch(() => {});
+      throw err;
+    } finally {
+      status.done();
+    }
+    return {
+      model,
+      loadMs: performance.now() - started,
+      dtype: flags.dtype,
+      async dispose() {
+        await model.dispose();
+        await opened.close().catch(() => {});
+      },
+    };
+  } catch (err) {
+    await opened.close().catch(() => {});
+    throw err;
+  }
+}

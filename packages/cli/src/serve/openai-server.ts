@@ -1,0 +1,179 @@
+/**
+ * An OpenAI-compatible HTTP server over one loaded model: `POST /v1/chat/completions`,
+ * `POST /v1/completions` (both with server-sent-events streaming), `GET /v1/models`. Generations run
+ * one at a time through a {@link GenerationQueue}; a client that disconnects aborts its generation (or
+ * leaves the queue).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { GenerationResult, GenerationStream, Qwen2 } from '@qwen2-ts/core';
+import { describeError, isAbortError } from '../util/errors.js';
+import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
+import { GenerationQueue } from './queue.js';
+import { parseChatRequest, parseCompletionRequest } from './requests.js';
+
+/** Server settings. */
+export interface OpenAIServerOptions {
+  /** The id reported by `/v1/models` and in every response. */
+  modelId: string;
+  /** `max_tokens` for chat requests that give none. */
+  defaultMaxTokens: number;
+  /** Called for each finished request, for a log line. */
+  onRequest?: (line: string) => void;
+}
+
+type FinishReason = 'stop' | 'length';
+
+function finishReason(result: GenerationResult): FinishReason {
+  return result.finishReason === 'length' ? 'length' : 'stop';
+}
+
+function usage(result: GenerationResult) {
+  return { prompt_tokens: result.promptTokens, completion_tokens: result.ids.length, total_tokens: result.promptTokens + result.ids.length };
+}
+
+/**
+ * Creates (does not start) the HTTP server.
+ * @param model - a loaded model; the server never disposes it
+ */
+export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): Server {
+  const queue = new GenerationQueue();
+  const created = Math.floor(Date.now() / 1000);
+
+  /** Runs one generation in the queue, aborting it when the client goes away. */
+  async function runQueued(
+    req: IncomingMessage,
+    res: ServerResponse,
+    start: (signal: AbortSignal) => GenerationStream,
+    onChunk: (text: string) => void,
+  ): Promise<GenerationResult> {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) controller.abort();
+    };
+    res.on('close', onClose);
+    try {
+      return await queue.run(async () => {
+        const stream = start(controller.signal);
+        for await (const chunk of stream) if (chunk.text) onChunk(chunk.text);
+        return await stream.result;
+      }, controller.signal);
+    } finally {
+      res.off('close', onClose);
+      void req;
+    }
+  }
+
+  async function chatCompletions(req: IncomingMessage, res: ServerResponse): Promise<string> {
+    const request = parseChatRequest(await readJsonBody(req), options.defaultMaxTokens);
+    const id = `chatcmpl-${randomUUID()}`;
+    const now = Math.floor(Date.now() / 1000);
+    const base = { id, object: 'chat.completion.chunk', created: now, model: options.modelId };
+    const chatOptions = request.tools ? { ...request.options, tools: request.tools } : request.options;
+    if (!request.stream) {
+      let text = '';
+      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) => (text += t));
+      sendJson(res, 200, {
+        id, object: 'chat.completion', created: now, model: options.modelId,
+        choices: [{ index: 0, message: { role: 'assistant', content: result.text ?? text }, finish_reason: finishReason(result), logprobs: null }],
+        usage: usage(result),
+      });
+      return `chat ${result.ids.length} tokens`;
+    }
+    const events = new EventStream(res);
+    events.send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
+    try {
+      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) =>
+        events.send({ ...base, choices: [{ index: 0, delta: { content: t }, finish_reason: null, logprobs: null }] }),
+      );
+      events.send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason(result), logprobs: null }] });
+      if (request.includeUsage) events.send({ ...base, choices: [], usage: usage(result) });
+      events.end();
+      return `chat (stream) ${result.ids.length} tokens${result.finishReason === 'abort' ? ', client left' : ''}`;
+    } catch (err) {
+      streamError(events, err);
+      throw err;
+    }
+  }
+
+  async function completions(req: IncomingMessage, res: ServerResponse): Promise<string> {
+    const request = parseCompletionRequest(await readJsonBody(req), options.defaultMaxTokens);
+    if (Array.isArray(request.prompt)) {
+      const bad = request.prompt.find((t) => t >= model.config.vocabSize);
+      if (bad !== undefined) throw new HttpError(400, `token id ${bad} is outside the vocabulary (size ${model.config.vocabSize})`, 'invalid_request_error', 'prompt');
+    }
+    const id = `cmpl-${randomUUID()}`;
+    const now = Math.floor(Date.now() / 1000);
+    const base = { id, object: 'text_completion', created: now, model: options.modelId };
+    if (!request.stream) {
+      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), () => {});
+      sendJson(res, 200, { ...base, choices: [{ index: 0, text: result.text, finish_reason: finishReason(result), logprobs: null }], usage: usage(result) });
+      return `completion ${result.ids.length} tokens`;
+    }
+    const events = new EventStream(res);
+    try {
+      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), (t) =>
+        events.send({ ...base, choices: [{ index: 0, text: t, finish_reason: null, logprobs: null }] }),
+      );
+      events.send({ ...base, choices: [{ index: 0, text: '', finish_reason: finishReason(result), logprobs: null }] });
+      if (request.includeUsage) events.send({ ...base, choices: [], usage: usage(result) });
+      events.end();
+      return `completion (stream) ${result.ids.length} tokens${result.finishReason === 'abort' ? ', client left' : ''}`;
+    } catch (err) {
+      streamError(events, err);
+      throw err;
+    }
+  }
+
+  /** Reports a failure inside an already-started event stream, then closes it. */
+  function streamError(events: EventStream, err: unknown): void {
+    if (isAbortError(err)) return;
+    events.send({ error: { message: describeError(err), type: 'server_error', param: null, code: null } });
+    events.end();
+  }
+
+  function models(res: ServerResponse): void {
+    sendJson(res, 200, { object: 'list', data: [{ id: options.modelId, object: 'model', created, owned_by: 'qwen2-ts' }] });
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '');
+    let what = '';
+    try {
+      if (req.method === 'OPTIONS') return sendPreflight(res);
+      if (path === '/v1/models' && req.method === 'GET') {
+        models(res);
+        what = 'models';
+      } else if (path === '/v1/chat/completions' && req.method === 'POST') {
+        what = await chatCompletions(req, res);
+      } else if (path === '/v1/completions' && req.method === 'POST') {
+        what = await completions(req, res);
+      } else if (path === '/v1/models' || path === '/v1/chat/completions' || path === '/v1/completions') {
+        throw new HttpError(405, `${req.method} is not allowed on ${path}`);
+      } else {
+        throw new HttpError(404, `no route ${req.method} ${path} (this server offers POST /v1/chat/completions, POST /v1/completions, GET /v1/models)`);
+      }
+    } catch (err) {
+      what = isAbortError(err) ? 'client left while queued' : `error: ${describeError(err)}`;
+      if (!res.headersSent && !res.destroyed) {
+        if (err instanceof HttpError) sendError(res, err);
+        else if (!isAbortError(err)) sendError(res, new HttpError(isUserError(err) ? 400 : 500, describeError(err), isUserError(err) ? 'invalid_request_error' : 'server_error'));
+      } else if (!res.writableEnded) {
+        res.end();
+      }
+    } finally {
+      options.onRequest?.(`${req.method} ${path} ${res.statusCode} ${what} ${(performance.now() - started).toFixed(0)} ms`);
+    }
+  }
+
+  return createServer((req, res) => {
+    void handle(req, res);
+  });
+}
+
+/** Errors caused by the request's content rather than the server (too long a prompt, a bad template). */
+function isUserError(err: unknown): boolean {
+  const name = (err as { name?: string } | null)?.name ?? '';
+  return ['ContextOverflowError', 'ContextLengthError', 'TokenizerError', 'ChatTemplateError', 'RangeError'].includes(name);
+}

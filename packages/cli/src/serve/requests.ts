@@ -1,0 +1,117 @@
+/** Validation of OpenAI request bodies into core's chat messages and generation options. */
+import type { GenerateOptions } from '@qwen2-ts/core';
+import type { ChatMessage } from '@qwen2-ts/tokenizer';
+import { HttpError } from './http-util.js';
+
+type Json = Record<string, unknown>;
+
+function object(body: unknown): Json {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'request body must be a JSON object');
+  return body as Json;
+}
+
+function num(o: Json, key: string, min: number, max: number): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new HttpError(400, `'${key}' must be a number in [${min}, ${max}]`, 'invalid_request_error', key);
+  return v;
+}
+
+function int(o: Json, key: string, min: number): number | undefined {
+  const v = num(o, key, min, Number.MAX_SAFE_INTEGER);
+  if (v !== undefined && !Number.isInteger(v)) throw new HttpError(400, `'${key}' must be an integer`, 'invalid_request_error', key);
+  return v;
+}
+
+/** The sampling fields common to both endpoints. */
+function generationOptions(o: Json, defaultMaxTokens: number): GenerateOptions & { stream: boolean; includeUsage: boolean } {
+  const n = int(o, 'n', 1);
+  if (n !== undefined && n !== 1) throw new HttpError(400, "only 'n': 1 is supported", 'invalid_request_error', 'n');
+  const options: GenerateOptions & { stream: boolean; includeUsage: boolean } = {
+    maxNewTokens: int(o, 'max_completion_tokens', 1) ?? int(o, 'max_tokens', 1) ?? defaultMaxTokens,
+    stream: o.stream === true,
+    includeUsage: (o.stream_options as Json | undefined)?.include_usage === true,
+  };
+  const set = <K extends keyof GenerateOptions>(key: K, value: GenerateOptions[K] | undefined) => {
+    if (value !== undefined) options[key] = value;
+  };
+  set('temperature', num(o, 'temperature', 0, 100));
+  set('topP', num(o, 'top_p', 0, 1));
+  set('topK', int(o, 'top_k', 0));
+  set('minP', num(o, 'min_p', 0, 1));
+  set('repetitionPenalty', num(o, 'repetition_penalty', Number.MIN_VALUE, 100));
+  set('presencePenalty', num(o, 'presence_penalty', -2, 2));
+  set('frequencyPenalty', num(o, 'frequency_penalty', -2, 2));
+  set('seed', int(o, 'seed', 0));
+  if (o.ignore_eos === true) options.ignoreEos = true;
+  const stop = o.stop;
+  if (typeof stop === 'string') options.stop = [stop];
+  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) options.stop = stop as string[];
+  else if (stop !== undefined && stop !== null) throw new HttpError(400, "'stop' must be a string or an array of strings", 'invalid_request_error', 'stop');
+  return options;
+}
+
+const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
+
+/** Message content: a string, or OpenAI's array of parts of which the text parts are kept. */
+function content(v: unknown, index: number): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) {
+    return v.map((part) => {
+      const p = part as Json;
+      if (p?.type === 'text' && typeof p.text === 'string') return p.text;
+      throw new HttpError(400, `messages[${index}].content: only text parts are supported`, 'invalid_request_error', 'messages');
+    }).join('');
+  }
+  throw new HttpError(400, `messages[${index}].content must be a string or an array of text parts`, 'invalid_request_error', 'messages');
+}
+
+/** A parsed `POST /v1/chat/completions` body. */
+export interface ChatRequest {
+  messages: ChatMessage[];
+  tools?: unknown[];
+  options: GenerateOptions;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+/** Validates a chat completion request. */
+export function parseChatRequest(body: unknown, defaultMaxTokens: number): ChatRequest {
+  const o = object(body);
+  if (!Array.isArray(o.messages) || o.messages.length === 0) throw new HttpError(400, "'messages' must be a non-empty array", 'invalid_request_error', 'messages');
+  const messages = o.messages.map((m, i): ChatMessage => {
+    const msg = m as Json;
+    if (typeof msg !== 'object' || msg === null || typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
+      throw new HttpError(400, `messages[${i}].role must be one of system, user, assistant, tool`, 'invalid_request_error', 'messages');
+    }
+    const out: ChatMessage = { role: msg.role as ChatMessage['role'], content: content(msg.content, i) };
+    if (typeof msg.name === 'string') out.name = msg.name;
+    if (Array.isArray(msg.tool_calls)) out.tool_calls = msg.tool_calls;
+    return out;
+  });
+  const { stream, includeUsage, ...options } = generationOptions(o, defaultMaxTokens);
+  const request: ChatRequest = { messages, options, stream, includeUsage };
+  if (Array.isArray(o.tools) && o.tools.length > 0) request.tools = o.tools;
+  return request;
+}
+
+/** A parsed `POST /v1/completions` body. */
+export interface CompletionRequest {
+  prompt: string | number[];
+  options: GenerateOptions;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+/** Validates a (legacy) completion request: `prompt` is a string, a token-id array, or a one-element array of either. */
+export function parseCompletionRequest(body: unknown, defaultMaxTokens: number): CompletionRequest {
+  const o = object(body);
+  let prompt: unknown = o.prompt;
+  if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))) prompt = prompt[0];
+  const isIds = Array.isArray(prompt) && prompt.length > 0 && prompt.every((x) => Number.isInteger(x) && (x as number) >= 0);
+  if (typeof prompt !== 'string' && !isIds) throw new HttpError(400, "'prompt' must be a string or an array of token ids (one prompt per request)", 'invalid_request_error', 'prompt');
+  if (typeof prompt === 'string' && prompt === '') throw new HttpError(400, "'prompt' must not be empty", 'invalid_request_error', 'prompt');
+  const { stream, includeUsage, ...options } = generationOptions(o, 16);
+  return { prompt: prompt as string | number[], options, stream, includeUsage };
+}
