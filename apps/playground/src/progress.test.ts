@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressTracker } from './progress.js';
+
+describe('ProgressTracker', () => {
+  it('counts bytes and files per phase and remembers what was downloaded', () => {
+    const t = new ProgressTracker();
+    expect(t.view()).toMatchObject({ phase: 'idle', fraction: 0, filesSeen: 0 });
+    t.push({ phase: 'download', file: 'config.json', loaded: 600, total: 600, overallLoaded: 600, overallTotal: 10_600 });
+    t.push({ phase: 'download', file: 'model.safetensors', loaded: 4000, total: 10_000, overallLoaded: 4600, overallTotal: 10_600 });
+    expect(t.view()).toMatchObject({ phase: 'download', loaded: 4600, total: 10_600, filesDone: 1, filesSeen: 2, file: 'model.safetensors' });
+    t.push({ phase: 'download', file: 'model.safetensors', loaded: 10_000, total: 10_000, overallLoaded: 10_600, overallTotal: 10_600 });
+    expect(t.view()).toMatchObject({ fraction: 1, filesDone: 2, downloadedBytes: 10_600 });
+    t.push({ phase: 'read', file: 'model.safetensors', loaded: 500, total: 10_000, overallLoaded: 500, overallTotal: 10_000 });
+    const v = t.view();
+    expect(v).toMatchObject({ phase: 'read', loaded: 500, total: 10_000, filesDone: 0, filesSeen: 1, downloadedBytes: 10_600 });
+    expect(v.fraction).toBeCloseTo(0.05);
+  });
+  it('never moves backwards within a phase and reports 0 downloaded for a cached load', () => {
+    const t = new ProgressTracker();
+    t.push({ phase: 'read', file: 'a', loaded: 80, total: 100, overallLoaded: 80, overallTotal: 100 });
+    t.push({ phase: 'read', file: 'a', loaded: 60, total: 100, overallLoaded: 60, overallTotal: 100 });
+    expect(t.view()).toMatchObject({ loaded: 80, fraction: 0.8, downloadedBytes: 0 });
+  });
+});
