@@ -1,5 +1,8 @@
 import { ModelNotFoundError } from './errors.js';
+import { directoryHandleFolder, filesFolder } from './browser/browser-folder.js';
+import { HUB_ID, DEFAULT_ENDPOINT, parseHubSpec } from './hub/hub-spec.js';
 import { openModelFolder, type LoadProgress, type OpenedModel } from './open-folder.js';
+import { openRemoteModel } from './remote/open-remote.js';
 import { isNode } from './runtime.js';
 
 /** Options of {@link openModel}. Hub-only options are ignored by other sources. */
@@ -7,21 +10,37 @@ export interface OpenModelOptions {
   /** Hub revision (branch, tag or commit); `owner/name@rev` in the spec wins. Default 'main'. */
   revision?: string;
   signal?: AbortSignal;
-  /** Bytes done/total per file and overall, for downloads and then for lazy tensor reads. */
+  /** Bytes done/total per file and overall: downloads first, then lazy tensor reads (phase 'read'). */
   onProgress?: (p: LoadProgress) => void;
-  /** Serve Hub models from the cache only (default: HF_HUB_OFFLINE). */
+  /** Serve Hub models from the cache only (default: HF_HUB_OFFLINE). Node only. */
   offline?: boolean;
-  /** Hub token (default: HF_TOKEN, then the token file huggingface_hub writes). */
+  /** Hub token (default in Node: HF_TOKEN, then the token file huggingface_hub writes). */
   token?: string;
   /** Hub endpoint (default: HF_ENDPOINT, then https://huggingface.co). */
   endpoint?: string;
-  /** Hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub). */
+  /** Hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub). Node only. */
   cacheDir?: string;
   /** fetch implementation for Hub and URL sources (default: globalThis.fetch). */
   fetch?: typeof fetch;
+  /**
+   * Cache URL and Hub downloads with the Cache API so a page reload does not download again. Default:
+   * on in browsers (when `caches` exists), off in Node (where URL sources use Range reads and the Hub
+   * uses the huggingface_hub cache on disk). `false` turns it off; an object picks the storage/cache name.
+   */
+  browserCache?: boolean | { storage?: CacheStorage; cacheName?: string };
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[^\s@]+)?$/;
+function isFolderHandle(spec: unknown): spec is FileSystemDirectoryHandle {
+  return typeof spec === 'object' && spec !== null && (spec as { kind?: string }).kind === 'directory' && typeof (spec as { getFileHandle?: unknown }).getFileHandle === 'function';
+}
+
+function browserCacheOption(options: OpenModelOptions): { storage?: CacheStorage; cacheName?: string } | undefined {
+  const { browserCache } = options;
+  if (browserCache === false) return undefined;
+  if (typeof browserCache === 'object') return browserCache;
+  if (browserCache === true) return {};
+  return !isNode() && typeof (globalThis as { caches?: unknown }).caches === 'object' ? {} : undefined;
+}
 
 /**
  * Opens a Qwen2 model from any source: reads and validates config.json (and generation_config.json),
@@ -29,18 +48,38 @@ const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[^\s@]+)?$/;
  * @param spec - a local folder path, an http(s) URL of a folder, 'owner/name' or 'owner/name@revision' (Hub),
  *   a FileSystemDirectoryHandle, or the File[] of an `<input webkitdirectory>`
  * @param options - see {@link OpenModelOptions}
+ * @returns the opened model; call `close()` when done
  * @throws {@link ModelNotFoundError} missing folder, repo, revision or file;
- *   {@link HubError} Hub unreachable, auth required, or not in the offline cache;
- *   {@link ConfigError}; {@link SafetensorsError}; the signal's reason when aborted
+ *   {@link HubError} Hub unreachable (without a cached copy), access refused, failed download, not in the offline cache;
+ *   {@link RemoteFileError} a URL source failed; {@link ConfigError}; {@link SafetensorsError};
+ *   the signal's reason when aborted
  */
 export async function openModel(spec: string | FileSystemDirectoryHandle | File[], options: OpenModelOptions = {}): Promise<OpenedModel> {
   options.signal?.throwIfAborted();
-  if (typeof spec !== 'string') throw new ModelNotFoundError(String(spec), 'browser sources are not supported yet');
+  const { signal, onProgress } = options;
+  if (Array.isArray(spec)) {
+    const folder = filesFolder(spec);
+    return openModelFolder(folder, folder.source, { signal, onProgress });
+  }
+  if (isFolderHandle(spec)) return openModelFolder(directoryHandleFolder(spec), spec.name, { signal, onProgress });
+  if (typeof spec !== 'string') throw new TypeError('openModel: spec must be a path, URL, Hub id, FileSystemDirectoryHandle or File[]');
+  const remote = { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options) };
+  if (/^https?:\/\//i.test(spec)) return openRemoteModel(spec, spec, remote);
   if (isNode()) {
     const { openLocalFolder, localPathExists } = await import('./node/local-folder.js');
-    if (!HUB_ID.test(spec) || (await localPathExists(spec))) {
-      return openModelFolder(await openLocalFolder(spec), spec, options);
-    }
+    const path = spec.startsWith('file://') ? decodeURIComponent(new URL(spec).pathname) : spec;
+    if (!HUB_ID.test(spec) || (await localPathExists(path))) return openModelFolder(await openLocalFolder(path), spec, { signal, onProgress });
+    const { fetchHubSnapshot } = await import('./node/hub.js');
+    const snapshot = await fetchHubSnapshot(spec, options);
+    return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress });
   }
-  throw new ModelNotFoundError(spec, `${spec}: not a local folder`);
+  if (HUB_ID.test(spec)) {
+    // Browsers: the Hub's resolve URLs serve CORS and Range, so the Hub is a URL folder (cached via the Cache API).
+    const ref = parseHubSpec(spec, options.revision);
+    const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+    const base = `${endpoint}/${ref.repoId}/resolve/${encodeURIComponent(ref.revision)}/`;
+    return openRemoteModel(base, `${ref.repoId}@${ref.revision}`, { ...remote, headers });
+  }
+  throw new ModelNotFoundError(spec, `${spec}: not a URL or Hub id (owner/name), and local folders need Node (in browsers pass a FileSystemDirectoryHandle or File[])`);
 }

@@ -1,0 +1,115 @@
+/**
+ * Browser caching of downloaded models with the Cache API: each file is downloaded whole once (with
+ * progress), stored under its URL, and then read as slices of the cached Blob, so a page reload reads
+ * from disk instead of the network. Browser-safe: no Node APIs.
+ */
+import { ModelNotFoundError, RemoteFileError } from '../errors.js';
+import type { LoadProgress } from '../open-folder.js';
+import { blobFile, type ModelFolder } from '../random-access.js';
+import { joinUrl, type UrlFolderOptions } from '../remote/url-folder.js';
+
+/** Default Cache API cache name. */
+export const DEFAULT_CACHE_NAME = 'qwen2-ts-models';
+
+/** Options for {@link openCachedUrlFolder}. */
+export interface CachedUrlFolderOptions extends UrlFolderOptions {
+  /** Cache API storage (default: globalThis.caches). */
+  storage?: CacheStorage;
+  cacheName?: string;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+/** A cached URL folder, plus a way to fetch several files up front with overall progress. */
+export interface CachedUrlFolder extends ModelFolder {
+  /** Downloads the listed files the cache lacks, reporting bytes per file and over all of them. */
+  prefetch(paths: string[], signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Opens a URL folder whose files go through the Cache API.
+ * @param base - folder URL
+ * @param source - name for messages
+ * @throws Error when no Cache API is available
+ */
+export async function openCachedUrlFolder(base: string, options: CachedUrlFolderOptions = {}, source = base): Promise<CachedUrlFolder> {
+  const storage = options.storage ?? (globalThis as { caches?: CacheStorage }).caches;
+  if (!storage) throw new Error('the Cache API is not available in this runtime');
+  const cache = await storage.open(options.cacheName ?? DEFAULT_CACHE_NAME);
+  const doFetch = options.fetch ?? globalThis.fetch;
+
+  const request = async (url: string, init: RequestInit, signal?: AbortSignal): Promise<Response> => {
+    try {
+      return await doFetch(url, { ...init, headers: { ...options.headers, ...(init.headers as Record<string, string>) }, signal });
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason;
+      throw new RemoteFileError(url, `cannot reach ${url} (${(e as Error).message}); check the URL and your network`, undefined, { cause: e });
+    }
+  };
+
+  /** Downloads one file into the cache; `report` gets the bytes so far. Returns false on 404. */
+  const download = async (path: string, signal: AbortSignal | undefined, report: (loaded: number, total: number) => void): Promise<boolean> => {
+    const url = joinUrl(base, path);
+    const response = await request(url, {}, signal);
+    if (response.status === 404) {
+      await response.body?.cancel();
+      return false;
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new RemoteFileError(url, `${url}: HTTP ${response.status}`, response.status);
+    }
+    const total = Number(response.headers.get('content-length') ?? NaN);
+    let loaded = 0;
+    const counted = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        loaded += chunk.byteLength;
+        report(loaded, Number.isFinite(total) ? total : loaded);
+        controller.enqueue(chunk);
+      },
+    }));
+    // put() only stores the entry once the whole body has arrived, so an interrupted download leaves nothing behind.
+    await cache.put(url, new Response(counted, { headers: { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' } }));
+    if (Number.isFinite(total) && loaded !== total) {
+      await cache.delete(url);
+      throw new RemoteFileError(url, `${url}: download ended after ${loaded} of ${total} bytes`);
+    }
+    return true;
+  };
+
+  const cached = async (path: string) => cache.match(joinUrl(base, path));
+
+  const ensure = async (path: string, signal?: AbortSignal): Promise<Response | undefined> => {
+    const hit = await cached(path);
+    if (hit) return hit;
+    const found = await download(path, signal, (loaded, total) => options.onProgress?.({ file: path, loaded, total, overallLoaded: loaded, overallTotal: total, phase: 'download' }));
+    return found ? cached(path) : undefined;
+  };
+
+  return {
+    source,
+    async readText(path, signal) {
+      return (await ensure(path, signal))?.text();
+    },
+    async openFile(path, signal) {
+      const response = await ensure(path, signal);
+      if (!response) throw new ModelNotFoundError(source, `no such file: ${joinUrl(base, path)} (HTTP 404)`, path);
+      return blobFile(joinUrl(base, path), await response.blob());
+    },
+    async prefetch(paths, signal) {
+      const todo: { path: string; size: number }[] = [];
+      for (const path of paths) {
+        if (await cached(path)) continue;
+        const url = joinUrl(base, path);
+        const head = await request(url, { method: 'HEAD' }, signal);
+        if (head.status === 404) throw new ModelNotFoundError(source, `no such file: ${url} (HTTP 404)`, path);
+        todo.push({ path, size: Number(head.headers.get('content-length') ?? 0) });
+      }
+      const overallTotal = todo.reduce((sum, f) => sum + f.size, 0);
+      let finished = 0;
+      for (const { path, size } of todo) {
+        await download(path, signal, (loaded, total) => options.onProgress?.({ file: path, loaded, total, overallLoaded: finished + loaded, overallTotal, phase: 'download' }));
+        finished += size;
+      }
+    },
+  };
+}

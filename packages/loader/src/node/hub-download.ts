@@ -1,0 +1,141 @@
+/**
+ * Node-only: downloads one blob into the cache: bytes go to `blobs/{etag}.incomplete`, an interrupted
+ * download resumes from there with a Range request, the size and checksum (sha256 for LFS, git blob
+ * sha1 otherwise) are verified, and only then is the file renamed (atomically) to `blobs/{etag}`.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { HubError } from '../errors.js';
+import { hubFetch, hubResponseError, requestHeaders, type FileMetadata, type HubRequestContext } from './hub-http.js';
+import type { HubRef } from '../hub/hub-spec.js';
+
+/** Retry policy for one file. */
+export interface RetryPolicy { attempts: number; delayMs: number }
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, delayMs: 500 };
+
+/** The hash an ETag stands for: sha256 (LFS, 64 hex digits), git blob sha1 (40), or none we can check. */
+function checksumFor(etag: string, size: number): { hash: Hash; kind: string } | undefined {
+  if (/^[0-9a-f]{64}$/.test(etag)) return { hash: createHash('sha256'), kind: 'sha256' };
+  if (/^[0-9a-f]{40}$/.test(etag)) {
+    const hash = createHash('sha1');
+    hash.update(`blob ${size}\0`); // git hashes a header before the content
+    return { hash, kind: 'git sha1' };
+  }
+  return undefined;
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function hashExisting(path: string, hash: Hash, length: number, signal?: AbortSignal): Promise<void> {
+  if (length === 0) return;
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, signal })) hash.update(chunk as Buffer);
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+
+/**
+ * Downloads a blob into `blobPath` (resuming `blobPath.incomplete` if present).
+ * @param onBytes - called with the bytes of this file on disk so far
+ * @throws {@link HubError} after the retries are spent, or on a checksum/size mismatch that persists;
+ *   the signal's reason when aborted (the partial file is kept for the next resume)
+ */
+export async function downloadBlob(
+  ctx: HubRequestContext,
+  ref: HubRef,
+  file: string,
+  meta: FileMetadata,
+  blobPath: string,
+  onBytes: (loaded: number) => void,
+  retry: RetryPolicy = DEFAULT_RETRY,
+): Promise<void> {
+  const incomplete = `${blobPath}.incomplete`;
+  await mkdir(dirname(blobPath), { recursive: true });
+  let lastError: unknown;
+  for (let attempt = 0; attempt < retry.attempts; attempt++) {
+    if (attempt > 0) await sleep(retry.delayMs * 2 ** (attempt - 1), ctx.signal);
+    let have = await sizeOf(incomplete);
+    if (have > meta.size) {
+      await rm(incomplete, { force: true });
+      have = 0;
+    }
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+    if (have > 0) headers.range = `bytes=${have}-`;
+    let response: Response;
+    try {
+      response = await hubFetch(ctx, meta.url, { method: 'GET', redirect: 'follow', headers: requestHeaders(ctx, meta.url, headers) });
+    } catch (e) {
+      if (ctx.signal?.aborted) throw e;
+      lastError = e;
+      continue;
+    }
+    if (response.status === 416) {
+      // Our partial file does not fit what the server has: start over.
+      await response.body?.cancel();
+      await rm(incomplete, { force: true });
+      lastError = new HubError(`${file}: the server refused to resume (HTTP 416)`, 416);
+      continue;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      const error = hubResponseError(ctx, ref, file, response);
+      if (response.status < 500 && response.status !== 429) throw error;
+      lastError = error;
+      continue;
+    }
+    if (have > 0 && response.status !== 206) have = 0; // the server ignored Range: rewrite from the start
+    const checksum = checksumFor(meta.etag, meta.size);
+    if (checksum && have > 0) await hashExisting(incomplete, checksum.hash, have, ctx.signal);
+    const handle = await open(incomplete, have > 0 ? 'a' : 'w');
+    let written = have;
+    onBytes(written);
+    try {
+      if (!response.body) throw new HubError(`${file}: empty response body`);
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (written + chunk.byteLength > meta.size) throw new HubError(`${file}: the server sent more than the announced ${meta.size} bytes`);
+        await handle.write(chunk);
+        checksum?.hash.update(chunk);
+        written += chunk.byteLength;
+        onBytes(written);
+      }
+    } catch (e) {
+      await handle.close();
+      if (ctx.signal?.aborted) throw ctx.signal.reason;
+      lastError = e; // dropped connection or the like: resume from what is on disk
+      continue;
+    }
+    await handle.close();
+    if (written !== meta.size) {
+      lastError = new HubError(`${file}: connection closed after ${written} of ${meta.size} bytes`);
+      continue;
+    }
+    if (checksum) {
+      const digest = checksum.hash.digest('hex');
+      if (digest !== meta.etag) {
+        await rm(incomplete, { force: true });
+        lastError = new HubError(`${file}: downloaded bytes have ${checksum.kind} ${digest}, the Hub announced ${meta.etag} (corrupted download)`);
+        continue;
+      }
+    }
+    await rename(incomplete, blobPath);
+    return;
+  }
+  if (lastError instanceof HubError) {
+    throw new HubError(`could not download ${ref.repoId}@${ref.revision}/${file} after ${retry.attempts} attempts: ${lastError.message}`, lastError.status, { cause: lastError });
+  }
+  throw new HubError(`could not download ${ref.repoId}@${ref.revision}/${file} after ${retry.attempts} attempts: ${String((lastError as Error)?.message ?? lastError)}`, undefined, { cause: lastError });
+}

@@ -1,0 +1,278 @@
+// The Hub client against a loopback server that speaks the Hub's resolve protocol (see test-support/mock-hub.ts).
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HubError, ModelNotFoundError } from '../errors.js';
+import { openModel } from '../model.js';
+import type { LoadProgress } from '../open-folder.js';
+import { sha256, startMockHub, type MockHub } from '../test-support/mock-hub.js';
+import { fetchHubSnapshot } from './hub.js';
+
+const MODELS = fileURLToPath(new URL('../../../../fixtures/models/', import.meta.url));
+const CONFIGS = fileURLToPath(new URL('../../../../fixtures/configs/', import.meta.url));
+const read = (path: string) => new Uint8Array(readFileSync(path));
+const COMMIT = 'a'.repeat(40);
+const GATED_COMMIT = 'b'.repeat(40);
+
+const sharded = {
+  'config.json': read(`${MODELS}tiny-f16-sharded/config.json`),
+  'model.safetensors.index.json': read(`${MODELS}tiny-f16-sharded/model.safetensors.index.json`),
+  'model-00001-of-00002.safetensors': read(`${MODELS}tiny-f16-sharded/model-00001-of-00002.safetensors`),
+  'model-00002-of-00002.safetensors': read(`${MODELS}tiny-f16-sharded/model-00002-of-00002.safetensors`),
+  'generation_config.json': read(`${CONFIGS}Qwen2-0.5B-Instruct/generation_config.json`),
+  'tokenizer_config.json': read(`${CONFIGS}Qwen2-0.5B-Instruct/tokenizer_config.json`),
+  'vocab.json': new TextEncoder().encode('{"a": 0}'),
+  'merges.txt': new TextEncoder().encode('#version: 0.2\n'),
+};
+const single = {
+  'config.json': read(`${MODELS}tiny-bf16-untied/config.json`),
+  'model.safetensors': read(`${MODELS}tiny-bf16-untied/model.safetensors`),
+};
+
+let hub: MockHub;
+let cacheDir: string;
+const scratch = mkdtempSync(join(tmpdir(), 'qwen2-loader-hub-'));
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  hub = await startMockHub({
+    'acme/tiny': { files: sharded, commit: COMMIT },
+    'acme/gated': { files: single, commit: GATED_COMMIT, gatedToken: 'hf_secret' },
+  });
+});
+afterAll(async () => {
+  await hub.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+let run = 0;
+// No real HF_* settings leak in, and none leak out of a test.
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+const freshCache = () => {
+  cacheDir = join(scratch, `cache-${run++}`);
+  for (const k of ['HF_TOKEN', 'HF_HUB_OFFLINE', 'HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HUGGING_FACE_HUB_TOKEN', 'HF_TOKEN_PATH']) delete process.env[k];
+  process.env.HF_HOME = join(scratch, 'no-home'); // no token file
+  hub.log.length = 0;
+  return cacheDir;
+};
+// Byte-for-byte comparison (vitest's deep equality walks typed arrays element by element: too slow here).
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const gets = () => hub.log.filter((r) => r.method === 'GET');
+
+/** An endpoint nobody listens on (connection refused). */
+async function closedPort(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return `http://127.0.0.1:${port}`;
+}
+
+async function expectSameTensors(opened: Awaited<ReturnType<typeof openModel>>, dir: string) {
+  const local = await openModel(dir);
+  try {
+    expect([...opened.checkpoint.tensors.keys()].sort()).toEqual([...local.checkpoint.tensors.keys()].sort());
+    for (const name of local.checkpoint.tensors.keys()) expect(sameBytes(await opened.checkpoint.read(name), await local.checkpoint.read(name)), name).toBe(true);
+  } finally {
+    await local.close();
+  }
+}
+
+describe('Hub download into the huggingface_hub cache layout', () => {
+  it('downloads a sharded model, follows the CDN redirect, and lays the cache out like huggingface_hub', async () => {
+    freshCache();
+    const progress: LoadProgress[] = [];
+    const model = await openModel('acme/tiny', { endpoint: hub.endpoint, cacheDir, onProgress: (p) => progress.push(p) });
+    try {
+      expect(model.source).toBe('acme/tiny@main');
+      expect(model.config.hiddenSize).toBe(96);
+      expect(model.generationConfig?.eosTokenIds).toEqual([151645, 151643]);
+      expect(model.tokenizerFiles).toEqual({ tokenizerConfigJson: new TextDecoder().decode(sharded['tokenizer_config.json']), vocabJson: '{"a": 0}', mergesTxt: '#version: 0.2\n' });
+      await expectSameTensors(model, `${MODELS}tiny-f16-sharded`);
+    } finally {
+      await model.close();
+    }
+    const root = join(cacheDir, 'models--acme--tiny');
+    expect(readFileSync(join(root, 'refs', 'main'), 'utf8')).toBe(COMMIT);
+    const shard = 'model-00001-of-00002.safetensors';
+    const link = join(root, 'snapshots', COMMIT, shard);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(link)).toBe(join('..', '..', 'blobs', sha256(sharded[shard])));
+    expect(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+    expect(readdirSync(join(root, 'blobs'))).toHaveLength(Object.keys(sharded).length);
+    expect(existsSync(join(root, '.no_exist', COMMIT, 'tokenizer.json'))).toBe(true);
+    // The LFS GETs went through the redirect to the CDN path; files after the first were fetched at the pinned commit.
+    expect(gets().filter((r) => r.path.startsWith('/cdn/'))).toHaveLength(2);
+    expect(hub.log.some((r) => r.path === `/acme/tiny/resolve/${COMMIT}/model-00002-of-00002.safetensors`)).toBe(true);
+    // Progress: per file it grows to the file size; overall it ends at the total of the downloads.
+    const downloads = progress.filter((p) => p.phase === 'download');
+    const last = downloads[downloads.length - 1];
+    expect(last.overallLoaded).toBe(last.overallTotal);
+    const shardEvents = downloads.filter((p) => p.file === shard);
+    expect(shardEvents[shardEvents.length - 1].loaded).toBe(sharded[shard].byteLength);
+    expect(progress.some((p) => p.phase === 'read')).toBe(true);
+  });
+
+  it('reuses the cache: a second open makes HEAD requests only, no body downloads', async () => {
+    freshCache();
+    await (await openModel('acme/tiny', { endpoint: hub.endpoint, cacheDir })).close();
+    expect(gets().length).toBeGreaterThan(0);
+    hub.log.length = 0;
+    const again = await openModel('acme/tiny', { endpoint: hub.endpoint, cacheDir });
+    await again.close();
+    expect(hub.log.length).toBeGreaterThan(0);
+    expect(gets()).toEqual([]);
+  });
+
+  it('serves HF_HUB_OFFLINE=1 from the cache without any request, and says clearly when the model is not cached', async () => {
+    freshCache();
+    process.env.HF_HUB_CACHE = cacheDir;
+    process.env.HF_ENDPOINT = hub.endpoint;
+    await (await openModel('acme/tiny')).close();
+    hub.log.length = 0;
+    process.env.HF_HUB_OFFLINE = '1';
+    const model = await openModel('acme/tiny');
+    try {
+      expect(hub.log).toEqual([]);
+      await expectSameTensors(model, `${MODELS}tiny-f16-sharded`);
+    } finally {
+      await model.close();
+    }
+    const error = await openModel('acme/other').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as Error).message).toMatch(/acme\/other@main is not in the Hugging Face cache at .*models--acme--other and HF_HUB_OFFLINE is set/);
+    expect(hub.log).toEqual([]);
+  });
+
+  it('resumes a download whose connection dropped mid-body, with a Range request, and verifies sha256', async () => {
+    freshCache();
+    const shard = 'model-00002-of-00002.safetensors';
+    hub.dropNext.set(shard, 2);
+    try {
+      const model = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, retry: { attempts: 4, delayMs: 1 } });
+      const cdn = gets().filter((r) => r.path === `/cdn/${sha256(sharded[shard])}`);
+      // First attempt from 0; each retry asks only for the bytes after what is already on disk.
+      expect(cdn).toHaveLength(3);
+      expect(cdn[0].range).toBeUndefined();
+      const starts = cdn.slice(1).map((r) => Number(/^bytes=(\d+)-$/.exec(r.range ?? '')?.[1]));
+      expect(starts[0]).toBeGreaterThan(0);
+      expect(starts[1]).toBeGreaterThan(starts[0]);
+      expect(starts[1]).toBeLessThan(sharded[shard].byteLength);
+      expect(sameBytes(readFileSync(join(model.dir, shard)), sharded[shard])).toBe(true);
+    } finally {
+      hub.dropNext.clear();
+    }
+  });
+
+  it('never leaves a corrupted download under its final name', async () => {
+    freshCache();
+    hub.corrupt.add('model-00001-of-00002.safetensors');
+    try {
+      const error = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, retry: { attempts: 2, delayMs: 1 } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HubError);
+      expect((error as Error).message).toMatch(/model-00001-of-00002.safetensors after 2 attempts: .*downloaded bytes have sha256 [0-9a-f]{64}, the Hub announced/);
+      expect(existsSync(join(cacheDir, 'models--acme--tiny', 'blobs', sha256(sharded['model-00001-of-00002.safetensors'])))).toBe(false);
+      expect(existsSync(join(cacheDir, 'models--acme--tiny', 'snapshots', COMMIT, 'model-00001-of-00002.safetensors'))).toBe(false);
+    } finally {
+      hub.corrupt.clear();
+    }
+  });
+
+  it('aborts a download with the signal and keeps the partial file for a later resume', async () => {
+    freshCache();
+    hub.slowMs = 20;
+    const controller = new AbortController();
+    try {
+      const pending = openModel('acme/tiny', {
+        endpoint: hub.endpoint, cacheDir, signal: controller.signal,
+        onProgress: (p) => { if (p.phase === 'download' && p.file.endsWith('.safetensors') && p.loaded > 0) controller.abort(); },
+      });
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      hub.slowMs = 0;
+    }
+    const blobs = readdirSync(join(cacheDir, 'models--acme--tiny', 'blobs'));
+    expect(blobs.some((f) => f.endsWith('.incomplete'))).toBe(true);
+    hub.log.length = 0;
+    await (await openModel('acme/tiny', { endpoint: hub.endpoint, cacheDir })).close();
+    expect(gets().some((r) => r.range?.startsWith('bytes=') && r.range !== 'bytes=0-')).toBe(true);
+  });
+});
+
+describe('Hub errors', () => {
+  it('names a missing repository, revision and file', async () => {
+    freshCache();
+    const repo = await openModel('acme/nope', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect(repo).toBeInstanceOf(ModelNotFoundError);
+    expect((repo as Error).message).toBe(`repository 'acme/nope' not found on ${hub.endpoint} (if it is private or gated, set HF_TOKEN to a token with access)`);
+    const revision = await openModel('acme/tiny@v9', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect(revision).toBeInstanceOf(ModelNotFoundError);
+    expect((revision as Error).message).toBe(`revision 'v9' not found in 'acme/tiny' on ${hub.endpoint}`);
+  });
+
+  it('asks for HF_TOKEN on a gated repo, and sends the token (to the Hub only) when set', async () => {
+    freshCache();
+    const denied = await openModel('acme/gated', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(HubError);
+    expect((denied as HubError).status).toBe(401);
+    expect((denied as Error).message).toMatch(/refused access to acme\/gated@main\/config.json \(HTTP 401\); this repository is gated or private: .*set HF_TOKEN/);
+    process.env.HF_TOKEN = 'hf_wrong';
+    expect(((await openModel('acme/gated', { endpoint: hub.endpoint, cacheDir }).catch((e: Error) => e)) as Error).message).toMatch(/token in HF_TOKEN .* was refused/);
+    process.env.HF_TOKEN = 'hf_secret';
+    hub.log.length = 0;
+    const model = await openModel('acme/gated', { endpoint: hub.endpoint, cacheDir });
+    await expectSameTensors(model, `${MODELS}tiny-bf16-untied`);
+    await model.close();
+    expect(hub.log.filter((r) => r.path.includes('/resolve/')).every((r) => r.authorization === 'Bearer hf_secret')).toBe(true);
+  });
+
+  it('explains an unreachable Hub, and falls back to the cache when it has the model', async () => {
+    freshCache();
+    const dead = await closedPort();
+    const error = await openModel('acme/tiny', { endpoint: dead, cacheDir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as Error).message).toMatch(/^cannot reach the Hugging Face Hub at http:\/\/127.0.0.1:\d+ \(ECONNREFUSED\); check your network, set HF_ENDPOINT, or pass a local folder with --model <dir>$/);
+    await (await openModel('acme/tiny', { endpoint: hub.endpoint, cacheDir })).close();
+    const cached = await openModel('acme/tiny', { endpoint: dead, cacheDir });
+    expect(cached.config.hiddenSize).toBe(96);
+    await cached.close();
+  });
+});
+
+describe('a cache written by Python huggingface_hub', () => {
+  it('is opened offline from HF_HOME, symlinks and refs as huggingface_hub writes them', async () => {
+    freshCache();
+    // Built by hand exactly as huggingface_hub lays it out: blobs named by sha256 (LFS) or git sha1,
+    // relative symlinks from snapshots/<commit>/, refs/main holding the commit.
+    const home = join(scratch, 'python-home');
+    const root = join(home, 'hub', 'models--Qwen--Tiny-Sharded');
+    const commit = '0123456789abcdef0123456789abcdef01234567';
+    mkdirSync(join(root, 'blobs'), { recursive: true });
+    mkdirSync(join(root, 'snapshots', commit), { recursive: true });
+    mkdirSync(join(root, 'refs'), { recursive: true });
+    writeFileSync(join(root, 'refs', 'main'), commit);
+    for (const file of ['config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+      const bytes = sharded[file as keyof typeof sharded];
+      const blob = file.endsWith('.safetensors') ? sha256(bytes) : `git-${file}`;
+      writeFileSync(join(root, 'blobs', blob), bytes);
+      symlinkSync(`../../blobs/${blob}`, join(root, 'snapshots', commit, file));
+    }
+    process.env.HF_HOME = home;
+    process.env.HF_HUB_OFFLINE = '1';
+    const model = await openModel('Qwen/Tiny-Sharded');
+    try {
+      expect(model.source).toBe('Qwen/Tiny-Sharded@main');
+      await expectSameTensors(model, `${MODELS}tiny-f16-sharded`);
+    } finally {
+      await model.close();
+    }
+    const byCommit = await openModel(`Qwen/Tiny-Sharded@${commit}`);
+    await byCommit.close();
+    expect(hub.log).toEqual([]);
+  });
+});

@@ -1,0 +1,28 @@
+/** Opens models over HTTP (a folder URL, or the Hub's resolve URLs in browsers), with optional Cache API caching. */
+import { INDEX_FILE, parseIndex, SINGLE_FILE } from '../checkpoint.js';
+import { openCachedUrlFolder, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
+import { openModelFolder, type LoadProgress, type OpenedModel } from '../open-folder.js';
+import { openUrlFolder, type UrlFolderOptions } from './url-folder.js';
+
+/** Options shared by URL sources. */
+export interface RemoteOpenOptions extends UrlFolderOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: LoadProgress) => void;
+  /** Cache files with the Cache API (download whole once, read slices from the cache afterwards). */
+  cache?: { storage?: CacheStorage; cacheName?: string };
+}
+
+/**
+ * Opens the model folder at `base`: with `cache`, every file is downloaded once into the Cache API
+ * (weights first, with overall progress); without, tensors are read with Range requests on demand.
+ */
+export async function openRemoteModel(base: string, source: string, options: RemoteOpenOptions): Promise<OpenedModel> {
+  const { signal, onProgress } = options;
+  if (!options.cache) return openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress });
+  const folderOptions: CachedUrlFolderOptions = { ...options, ...options.cache };
+  const folder = await openCachedUrlFolder(base, folderOptions, source);
+  const indexText = await folder.readText(INDEX_FILE, signal);
+  const weights = indexText === undefined ? [SINGLE_FILE] : [...new Set(parseIndex(`${source}/${INDEX_FILE}`, indexText).values())];
+  if (await folder.readText('config.json', signal) !== undefined) await folder.prefetch(weights, signal);
+  return openModelFolder(folder, source, { signal, onProgress });
+}
