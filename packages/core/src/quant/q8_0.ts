@@ -2,6 +2,7 @@ import { QUANT_BLOCK } from '../backend/types.js';
 import { f16Lookup, f32ToF16 } from '../numeric/half.js';
 
 const fround = Math.fround;
+const BLOCK = QUANT_BLOCK;
 
 /**
  * Quantizes a `[rows, cols]` f32 matrix to q8_0 exactly like ggml's `quantize_row_q8_0_ref`: per block
@@ -36,8 +37,9 @@ export function dequantizeQ8_0Row(scales: Uint16Array, quants: Int8Array, cols: 
   for (let b = 0; b < blocksPerRow; b++) {
     const block = row * blocksPerRow + b;
     const d = table[scales[block]!]!;
-    const base = block * QUANT_BLOCK;
-    for (let j = 0; j < QUANT_BLOCK; j++) out[b * QUANT_BLOCK + j] = d * quants[base + j]!;
+    const base = block * BLOCK;
+    const o = b * BLOCK;
+    for (let j = 0; j < BLOCK; j++) out[o + j] = d * quants[base + j]!;
   }
 }
 

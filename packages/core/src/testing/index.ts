@@ -1,0 +1,60 @@
+/**
+ * The conformance suite every qwen2-ts backend runs in its own tests (Node, vitest):
+ *
+ * ```ts
+ * import { runConformanceSuite } from '@qwen2-ts/core/testing';
+ * runConformanceSuite('wasm', () => createWasmBackend(), { fixturesDir: new URL('../../../fixtures', import.meta.url).pathname });
+ * ```
+ * @packageDocumentation
+ */
+import { describe } from 'vitest';
+import type { Backend, WeightFormat } from '../backend/types.js';
+import { registerOpSuite } from './op-suite.js';
+import { registerModelSuite } from './model-suite.js';
+
+export { MODEL_TOLERANCE, OP_TOLERANCE, matmulTolerance } from './tolerances.js';
+export { FIXTURE_MODELS, loadFixture, type Fixture, type Golden, type GoldenSequence } from './fixtures.js';
+export { hostWeight } from './op-suite.js';
+export { TestRandom, maxAbsDiff, maxAbs } from './random.js';
+
+/** Options of {@link runConformanceSuite}. */
+export interface ConformanceOptions {
+  /**
+   * The repository's `fixtures` folder (absolute, or relative to the working directory). Without it the
+   * whole-model tests are not registered, and a line says so.
+   */
+  fixturesDir?: string;
+  /** Seed of the random shapes and values (default 1234). */
+  seed?: number;
+  /** Fixture models to run (default: all four). */
+  models?: readonly string[];
+  /** Weight formats for the whole-model tests (default: all the backend supports). */
+  formats?: readonly WeightFormat[];
+  /** Skip the per-op tests (only the fixtures). */
+  skipOps?: boolean;
+  /** @internal the candidate is the reference backend itself (no self-comparison). */
+  isReference?: boolean;
+}
+
+/**
+ * Registers vitest `describe`/`it` blocks that check a backend: every op against the reference backend
+ * on seeded random shapes and values, then every fixture model's golden logits, greedy continuations
+ * and incremental (KV-cache) schedule, for each weight format the backend supports.
+ * @param name - shown in the test names
+ * @param makeBackend - creates the backend under test (called once per group; disposed afterwards)
+ * @param options - fixtures folder, seed, subsets
+ */
+export function runConformanceSuite(name: string, makeBackend: () => Promise<Backend>, options?: ConformanceOptions): void;
+/** The contract's form: the name is taken from the backend. */
+export function runConformanceSuite(makeBackend: () => Promise<Backend>, options?: ConformanceOptions): void;
+export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: (() => Promise<Backend>) | ConformanceOptions, c?: ConformanceOptions): void {
+  const name = typeof a === 'string' ? a : 'backend';
+  const makeBackend = typeof a === 'string' ? (b as () => Promise<Backend>) : a;
+  const options = (typeof a === 'string' ? c : (b as ConformanceOptions | undefined)) ?? {};
+  describe(`conformance: ${name}`, () => {
+    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234));
+    if (options.fixturesDir) {
+      describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats }, options.isReference ?? false));
+    }
+  });
+}

@@ -1,0 +1,192 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend, WeightFormat } from '../backend/types.js';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { loadModelWeights } from '../model/weights.js';
+import { Qwen2Model } from '../model/qwen2-model.js';
+import { nativeFormat } from '../weights/convert.js';
+import { FIXTURE_MODELS, loadFixture, openFixtureModel, type Fixture } from './fixtures.js';
+import { MODEL_TOLERANCE } from './tolerances.js';
+import { argmaxOf, maxAbsDiff } from './random.js';
+
+/** What one model run produced, for comparing a backend with the goldens or with the reference. */
+interface ModelOutputs {
+  lastLogits: Float32Array[];
+  greedy: number[][];
+  allPositions: Float32Array[];
+  incremental: Float32Array[];
+  smallChunks: Float32Array;
+}
+
+/** Runs every golden scenario of a fixture on `backend` with weights stored as `format`. */
+async function runFixture(backend: Backend, fixture: Fixture, format: WeightFormat): Promise<ModelOutputs> {
+  const opened = await openFixtureModel(fixture);
+  try {
+    const weights = await loadModelWeights(opened.checkpoint, opened.config, backend, { format });
+    const model = new Qwen2Model(backend, opened.config, weights);
+    const small = new Qwen2Model(backend, opened.config, weights, { maxChunk: 7 });
+    const g = fixture.golden;
+    const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], incremental: [], smallChunks: new Float32Array() };
+    try {
+      for (const s of g.sequences) {
+        const seq = model.createSequence(s.input_ids.length + 16);
+        let logits = model.forward(seq, s.input_ids);
+        out.lastLogits.push(await backend.read(logits));
+        const tokens: number[] = [];
+        for (let i = 0; i < 16; i++) {
+          const next = (await backend.argmax(logits))[0]!;
+          tokens.push(next);
+          if (i < 15) logits = model.forward(seq, [next]);
+        }
+        out.greedy.push(tokens);
+        seq.free();
+      }
+      const ap = model.createSequence(g.all_positions.input_ids.length);
+      out.allPositions = await model.forwardAll(ap, g.all_positions.input_ids);
+      ap.free();
+      const inc = model.createSequence(g.sequences[g.incremental.seq_index]!.input_ids.length);
+      for (const step of g.incremental.steps) {
+        expect(inc.length).toBe(step.start_position);
+        out.incremental.push(await backend.read(model.forward(inc, step.tokens)));
+      }
+      inc.free();
+      // The longest prompt again, prefilled in chunks of 7 tokens.
+      const longest = g.sequences.reduce((a, b) => (b.input_ids.length > a.input_ids.length ? b : a));
+      const sc = small.createSequence(longest.input_ids.length);
+      out.smallChunks = await backend.read(small.forward(sc, longest.input_ids));
+      sc.free();
+    } finally {
+      small.dispose();
+      model.dispose();
+    }
+    return out;
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Options of {@link registerModelSuite}. */
+export interface ModelSuiteOptions {
+  fixturesDir: string;
+  /** Fixture models to run (default: all). */
+  models?: readonly string[];
+  /** Weight formats to run (default: every format the backend supports). */
+  formats?: readonly WeightFormat[];
+}
+
+/**
+ * Registers the whole-model tests: for every fixture and weight format, the backend's logits (last
+ * position of each golden prompt, every position of one prompt, the incremental chunked schedule and a
+ * 7-token-chunk prefill) and greedy continuations, against the float64 goldens when the format stores
+ * the checkpoint exactly, and against the reference backend with the same format otherwise.
+ */
+export function registerModelSuite(makeBackend: () => Promise<Backend>, options: ModelSuiteOptions, isReference: boolean): void {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await makeBackend();
+  });
+  afterAll(async () => {
+    await backend?.dispose();
+  });
+  const ref = new ReferenceBackend();
+  afterAll(() => ref.dispose());
+  const allFormats: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+
+  for (const name of options.models ?? FIXTURE_MODELS) {
+    describe(name, () => {
+      let fixture: Fixture;
+      beforeAll(async () => {
+        fixture = await loadFixture(options.fixturesDir, name);
+      });
+      for (const format of options.formats ?? allFormats) {
+        it(`weights as ${format}`, async (ctx) => {
+          if (!backend.info.formats.includes(format)) ctx.skip(`backend '${backend.info.name}' does not store ${format}`);
+          const g = fixture.golden;
+          const exact = format === 'f32' || format === nativeFormat(g.dtype);
+          const got = await runFixture(backend, fixture, format);
+          const report: string[] = [];
+          const check = (what: string, a: Float32Array, b: Float32Array, tol: number) => {
+            const err = maxAbsDiff(a, b);
+            report.push(`${what} ${err.toExponential(2)}`);
+            expect(err, `${name} ${format} ${what}: max abs error ${err} > ${tol}`).toBeLessThanOrEqual(tol);
+          };
+          const goldenTol = exact ? MODEL_TOLERANCE.golden : Infinity;
+          // A lossy format is held to a relative RMS error (its max error alone says little on random weights).
+          const checkRel = (what: string, a: Float32Array, b: Float32Array) => {
+            const err = relativeRms(a, b);
+            const tol = MODEL_TOLERANCE.lossyRelativeRms[format];
+            report.push(`${what} relative RMS ${err.toExponential(2)}`);
+            expect(err, `${name} ${format} ${what}: relative RMS error ${err} > ${tol}`).toBeLessThanOrEqual(tol);
+          };
+          g.sequences.forEach((s, i) => {
+            check(`seq${i} logits vs golden`, got.lastLogits[i]!, fixture.lastLogits(i), goldenTol);
+            if (!exact) checkRel(`seq${i} logits vs golden`, got.lastLogits[i]!, fixture.lastLogits(i));
+          });
+          fixture.allPositionLogits().forEach((row, t) => check(`position ${t} vs golden`, got.allPositions[t]!, row, goldenTol));
+          // Incremental: each chunk's last logits equal the full forward at that position, i.e. the golden.
+          g.incremental.steps.forEach((step, i) => {
+            const want = step.last_logits ? Float32Array.from(step.last_logits) : undefined;
+            if (want) check(`incremental step ${i} vs golden`, got.incremental[i]!, want, goldenTol);
+            else {
+              const top = step.last_top20!;
+              const picked = Float32Array.from(top.ids, (id) => got.incremental[i]![id]!);
+              check(`incremental step ${i} top-20 vs golden`, picked, Float32Array.from(top.values), goldenTol);
+            }
+          });
+          const longest = g.sequences.reduce((a, b, j) => (b.input_ids.length > g.sequences[a]!.input_ids.length ? j : a), 0);
+          check('7-token chunks vs one pass', got.smallChunks, got.lastLogits[longest]!, exact ? 1e-4 : MODEL_TOLERANCE.sameFormat[format]);
+
+          const greedyMatches = g.sequences.map((s, i) => s.greedy_new_tokens.every((t, j) => got.greedy[i]![j] === t));
+          if (exact) {
+            g.sequences.forEach((s, i) => expect(got.greedy[i], `${name} ${format} greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens));
+            expect(g.all_positions.argmax).toEqual(got.allPositions.map((r) => argmaxOf(r)));
+          } else {
+            // A lossy format changes the weights, so the goldens' greedy tokens are reported, not required;
+            // the backend must instead match the reference backend holding the same converted weights.
+            report.push(`greedy agreement with golden ${greedyMatches.filter(Boolean).length}/${greedyMatches.length}`);
+            if (!isReference) {
+              const want = await runFixture(ref, fixture, format);
+              const tol = MODEL_TOLERANCE.sameFormat[format];
+              want.lastLogits.forEach((w, i) => check(`seq${i} logits vs reference (${format})`, got.lastLogits[i]!, w, tol));
+              want.allPositions.forEach((w, i) => check(`position ${i} vs reference (${format})`, got.allPositions[i]!, w, tol));
+              want.incremental.forEach((w, i) => check(`incremental ${i} vs reference (${format})`, got.incremental[i]!, w, tol));
+              const agree = want.greedy.filter((w, i) => w.every((t, j) => got.greedy[i]![j] === t)).length;
+              report.push(`greedy agreement with reference ${agree}/${want.greedy.length}`);
+              if (format !== 'q8_0' && format !== 'q4_0') want.greedy.forEach((w, i) => expect(got.greedy[i], `greedy vs reference (${format}) seq ${i}`).toEqual(w));
+            }
+          }
+          console.info(`[conformance] ${backend.info.name} ${name} ${format}: max ${summarize(report)}`);
+        }, 120_000);
+      }
+    });
+  }
+}
+
+/** RMS of `a - b` over the standard deviation of `b`. */
+function relativeRms(a: Float32Array, b: Float32Array): number {
+  let mean = 0;
+  for (const v of b) mean += v / b.length;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += (b[i]! - mean) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** The worst error per kind of check, for the log. */
+function summarize(report: string[]): string {
+  const worst = new Map<string, number>();
+  const other: string[] = [];
+  for (const r of report) {
+    const m = /^(.*?)( \d+)?( .*)? (\S+)$/.exec(r);
+    const value = Number(m?.[4]);
+    if (!m || Number.isNaN(value)) {
+      other.push(r);
+      continue;
+    }
+    const key = `${m[1]}${m[3] ?? ''}`.replace(/\d+/g, '#');
+    worst.set(key, Math.max(worst.get(key) ?? 0, value));
+  }
+  return [...[...worst].map(([k, v]) => `${k}: ${v.toExponential(2)}`), ...other].join('; ');
+}

@@ -1,0 +1,361 @@
+import { beforeAll, afterAll, describe, expect, it } from 'vitest';
+import type { Backend, HostWeight, SamplingParams, Tensor, WeightFormat } from '../backend/types.js';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { quantizeQ4_0 } from '../quant/q4_0.js';
+import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
+import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
+import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
+
+/** A host weight of `format` from f32 values (rounded or quantized the way the loader would). */
+export function hostWeight(format: WeightFormat, rows: number, cols: number, values: Float32Array): HostWeight {
+  switch (format) {
+    case 'f32':
+      return { format, rows, cols, data: values.slice() };
+    case 'f16':
+      return { format, rows, cols, data: Uint16Array.from(values, f32ToF16) };
+    case 'bf16':
+      return { format, rows, cols, data: Uint16Array.from(values, f32ToBf16) };
+    case 'q8_0':
+      return quantizeQ8_0(values, rows, cols);
+    case 'q4_0':
+      return quantizeQ4_0(values, rows, cols);
+  }
+}
+
+/** Fresh copies, since a backend may adopt what it is given. */
+function copyWeight(w: HostWeight): HostWeight {
+  return w.format === 'q8_0' || w.format === 'q4_0' ? { ...w, scales: w.scales.slice(), quants: w.quants.slice() } as HostWeight : { ...w, data: w.data.slice() } as HostWeight;
+}
+
+function tensor(b: Backend, rows: number, cols: number, data?: Float32Array): Tensor {
+  const t = b.alloc(rows, cols);
+  if (data) b.write(t, data);
+  return t;
+}
+
+function expectClose(what: string, got: Float32Array, want: Float32Array, tol: number): void {
+  const err = maxAbsDiff(got, want) / Math.max(1, maxAbs(want));
+  expect(err, `${what}: relative error ${err.toExponential(2)} > ${tol}`).toBeLessThanOrEqual(tol);
+}
+
+/**
+ * Registers the per-op conformance tests: every op of `candidate` against the reference backend on
+ * seeded random shapes and values.
+ */
+export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number): void {
+  let cand: Backend;
+  const ref = new ReferenceBackend();
+  /** Runs the same work on both backends (inside one pass) and returns [candidate, reference]. */
+  // `setup` uploads what it needs (outside any pass) and returns the ops to run inside one pass.
+  const both = async (setup: (b: Backend) => Promise<() => Tensor> | (() => Tensor)): Promise<[Float32Array, Float32Array]> => {
+    const out: Float32Array[] = [];
+    for (const b of [cand, ref]) {
+      const run = await setup(b);
+      b.beginPass(1, 0);
+      const t = run();
+      b.endPass();
+      out.push(await b.read(t));
+    }
+    return [out[0]!, out[1]!];
+  };
+
+  beforeAll(async () => {
+    cand = await makeBackend();
+  });
+  afterAll(async () => {
+    await cand?.dispose();
+    await ref.dispose();
+  });
+
+  describe('embed', () => {
+    it('looks up rows of every weight format exactly', async () => {
+      const rnd = new TestRandom(seed + 1);
+      for (const format of cand.info.formats) {
+        for (const cols of format.startsWith('q') ? [64, 96] : [45, 64]) {
+          const V = 37;
+          const host = hostWeight(format, V, cols, rnd.normals(V * cols, 0.5));
+          const ids = Int32Array.from([0, 36, 5, 5, 17, 1, 30]);
+          const [got, want] = await both(async (b) => {
+            const w = await b.uploadWeight(copyWeight(host), `embed.${format}`);
+            return () => {
+              const out = tensor(b, ids.length, cols);
+              b.embed(w, ids, out);
+              return out;
+            };
+          });
+          expectClose(`embed ${format} cols ${cols}`, got, want, OP_TOLERANCE.exact);
+        }
+      }
+    });
+  });
+
+  describe('rmsNorm', () => {
+    for (const [rows, cols, eps] of [[1, 64, 1e-6], [7, 896, 1e-6], [3, 45, 1e-5], [5, 128, 1e-5]] as const) {
+      it(`[${rows}, ${cols}] eps ${eps}, out of place and in place`, async () => {
+        const rnd = new TestRandom(seed + 2 + cols);
+        const x = rnd.normals(rows * cols, 1.5);
+        // A row of tiny values makes the result depend on eps.
+        for (let i = 0; i < cols; i++) x[i] = x[i]! * 1e-3;
+        const g = rnd.normals(cols, 1);
+        for (const inPlace of [false, true]) {
+          const [got, want] = await both(async (b) => {
+            const w = await b.uploadWeight({ format: 'f32', rows: 1, cols, data: g.slice() }, 'norm');
+            return () => {
+              const xt = tensor(b, rows, cols, x);
+              const out = inPlace ? xt : tensor(b, rows, cols);
+              b.rmsNorm(xt, w, eps, out);
+              return out;
+            };
+          });
+          expectClose(`rmsNorm inPlace=${inPlace}`, got, want, OP_TOLERANCE.f32);
+        }
+      });
+    }
+  });
+
+  describe('matmul', () => {
+    const shapes: [number, number, number][] = [[1, 64, 17], [5, 96, 50], [33, 160, 31], [1, 896, 128], [2, 4864 / 4, 40]];
+    const oddShapes: [number, number, number][] = [[1, 45, 7], [9, 77, 13]];
+    it('x·Wᵀ for every weight format and shape, T = 1 and T > 1', async () => {
+      const rnd = new TestRandom(seed + 3);
+      for (const format of cand.info.formats) {
+        const list = format.startsWith('q') ? shapes : [...shapes, ...oddShapes];
+        for (const [T, K, N] of list) {
+          const x = rnd.normals(T * K, 1);
+          const host = hostWeight(format, N, K, rnd.normals(N * K, 1 / Math.sqrt(K)));
+          const [got, want] = await both(async (b) => {
+            const w = await b.uploadWeight(copyWeight(host), `w.${format}`);
+            return () => {
+              const out = tensor(b, T, N);
+              b.matmul(tensor(b, T, K, x), [w], [undefined], [out]);
+              return out;
+            };
+          });
+          expectClose(`matmul ${format} [${T},${K}]x[${N},${K}]ᵀ`, got, want, matmulTolerance(format));
+        }
+      }
+    });
+    it('fuses several weights with optional biases (q/k/v, gate/up)', async () => {
+      const rnd = new TestRandom(seed + 4);
+      for (const format of cand.info.formats) {
+        const T = 6;
+        const K = 128;
+        const Ns = [64, 32, 32];
+        const x = rnd.normals(T * K, 1);
+        const hosts = Ns.map((N) => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
+        const biases = [rnd.normals(64, 0.5), undefined, rnd.normals(32, 0.5)];
+        for (let i = 0; i < Ns.length; i++) {
+          const [got, want] = await both(async (b) => {
+            const ws = await Promise.all(hosts.map((h, j) => b.uploadWeight(copyWeight(h), `w${j}`)));
+            const bs = await Promise.all(biases.map((v, j) => (v ? b.uploadWeight({ format: 'f32', rows: 1, cols: v.length, data: v.slice() }, `b${j}`) : undefined)));
+            return () => {
+              const outs = Ns.map((N) => tensor(b, T, N));
+              b.matmul(tensor(b, T, K, x), ws, bs, outs);
+              return outs[i]!;
+            };
+          });
+          expectClose(`fused matmul ${format} output ${i}`, got, want, matmulTolerance(format));
+        }
+      }
+    });
+  });
+
+  describe('rope', () => {
+    for (const headDim of [64, 128]) {
+      for (const [startPos, theta] of [[0, 1e6], [7, 1e4], [1000, 1e6], [4000, 1e6]] as const) {
+        it(`head_dim ${headDim}, startPos ${startPos}, theta ${theta}`, async () => {
+          const rnd = new TestRandom(seed + 5 + headDim + startPos);
+          const heads = 3;
+          const T = 5;
+          const x = rnd.normals(T * heads * headDim, 1);
+          const [got, want] = await both((b) => () => {
+            const t = tensor(b, T, heads * headDim, x);
+            b.rope(t, heads, headDim, startPos, theta);
+            return t;
+          });
+          expectClose('rope', got, want, OP_TOLERANCE.rope);
+        });
+      }
+    }
+  });
+
+  describe('attention over the KV cache', () => {
+    const cases: { ratio: number; headDim: number; startPos: number; T: number; window?: number }[] = [];
+    for (const ratio of [1, 2, 4, 7]) {
+      for (const headDim of [64, 128]) {
+        cases.push({ ratio, headDim, startPos: 0, T: 1 });
+        cases.push({ ratio, headDim, startPos: 0, T: 23 });
+        cases.push({ ratio, headDim, startPos: 37, T: 1 });
+      }
+    }
+    cases.push({ ratio: 7, headDim: 64, startPos: 13, T: 40 });
+    cases.push({ ratio: 2, headDim: 64, startPos: 300, T: 1 });
+    cases.push({ ratio: 2, headDim: 128, startPos: 0, T: 130 });
+    cases.push({ ratio: 4, headDim: 64, startPos: 0, T: 30, window: 8 });
+    cases.push({ ratio: 2, headDim: 64, startPos: 20, T: 5, window: 8 });
+    cases.push({ ratio: 1, headDim: 64, startPos: 40, T: 1, window: 16 });
+    for (const c of cases) {
+      it(`GQA ${c.ratio}, head_dim ${c.headDim}, startPos ${c.startPos}, T ${c.T}${c.window ? `, window ${c.window}` : ''}`, async () => {
+        const rnd = new TestRandom(seed + 6 + c.ratio * 1000 + c.headDim + c.startPos + c.T);
+        const kvHeads = 2;
+        const heads = kvHeads * c.ratio;
+        const width = kvHeads * c.headDim;
+        const total = c.startPos + c.T;
+        const kPrefix = rnd.normals(Math.max(1, c.startPos) * width, 1);
+        const vPrefix = rnd.normals(Math.max(1, c.startPos) * width, 1);
+        const k = rnd.normals(c.T * width, 1);
+        const v = rnd.normals(c.T * width, 1);
+        const q = rnd.normals(c.T * heads * c.headDim, 1);
+        const spec = { heads, kvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), ...(c.window ? { slidingWindow: c.window } : {}) };
+        const [got, want] = await both((b) => () => {
+          const cache = b.createKVCache({ layers: 2, kvHeads, headDim: c.headDim, maxTokens: total + 3 });
+          if (c.startPos > 0) b.writeKV(cache, 1, tensor(b, c.startPos, width, kPrefix), tensor(b, c.startPos, width, vPrefix), 0);
+          b.writeKV(cache, 1, tensor(b, c.T, width, k), tensor(b, c.T, width, v), c.startPos);
+          const out = tensor(b, c.T, heads * c.headDim);
+          b.attention(tensor(b, c.T, heads * c.headDim, q), cache, 1, c.startPos, spec, out);
+          return out;
+        });
+        expectClose('attention', got, want, OP_TOLERANCE.f32);
+      });
+    }
+    it('keeps layers apart and reads what writeKV stored in earlier passes', async () => {
+      const rnd = new TestRandom(seed + 7);
+      const kvHeads = 2, headDim = 64, heads = 4, width = kvHeads * headDim;
+      const steps = [4, 1, 1, 3].map((T) => ({ T, k: rnd.normals(T * width), v: rnd.normals(T * width), q: rnd.normals(T * heads * headDim) }));
+      const other = rnd.normals(10 * width, 5);
+      const results: Float32Array[][] = [];
+      for (const b of [cand, ref]) {
+        const cache = b.createKVCache({ layers: 3, kvHeads, headDim, maxTokens: 16 });
+        b.beginPass(10, 0);
+        b.writeKV(cache, 2, tensor(b, 10, width, other), tensor(b, 10, width, other), 0);
+        b.endPass();
+        let pos = 0;
+        const outs: Float32Array[] = [];
+        for (const s of steps) {
+          b.beginPass(s.T, pos);
+          b.writeKV(cache, 0, tensor(b, s.T, width, s.k), tensor(b, s.T, width, s.v), pos);
+          const out = tensor(b, s.T, heads * headDim);
+          b.attention(tensor(b, s.T, heads * headDim, s.q), cache, 0, pos, { heads, kvHeads, headDim, scale: 0.125 }, out);
+          b.endPass();
+          outs.push(await b.read(out));
+          pos += s.T;
+        }
+        results.push(outs);
+      }
+      results[0]!.forEach((got, i) => expectClose(`attention step ${i}`, got, results[1]![i]!, OP_TOLERANCE.f32));
+    });
+  });
+
+  describe('element-wise ops', () => {
+    it('swiglu, out of place and in place, large magnitudes included', async () => {
+      const rnd = new TestRandom(seed + 8);
+      const rows = 3, cols = 4864 / 16;
+      const g = rnd.normals(rows * cols, 3);
+      g[0] = 90; g[1] = -90; g[2] = 0;
+      const u = rnd.normals(rows * cols, 1);
+      for (const inPlace of [false, true]) {
+        const [got, want] = await both((b) => () => {
+          const gt = tensor(b, rows, cols, g);
+          const out = inPlace ? gt : tensor(b, rows, cols);
+          b.swiglu(gt, tensor(b, rows, cols, u), out);
+          return out;
+        });
+        expectClose(`swiglu inPlace=${inPlace}`, got, want, OP_TOLERANCE.f32);
+      }
+    });
+    it('add into a, into b and into a third tensor', async () => {
+      const rnd = new TestRandom(seed + 9);
+      const a = rnd.normals(5 * 33), c = rnd.normals(5 * 33);
+      for (const into of ['a', 'b', 'new'] as const) {
+        const [got, want] = await both((b) => () => {
+          const at = tensor(b, 5, 33, a), bt = tensor(b, 5, 33, c);
+          const out = into === 'a' ? at : into === 'b' ? bt : tensor(b, 5, 33);
+          b.add(at, bt, out);
+          return out;
+        });
+        expectClose(`add into ${into}`, got, want, OP_TOLERANCE.exact);
+      }
+    });
+    it('views share storage; copy selects rows; write and read round-trip exactly', async () => {
+      const rnd = new TestRandom(seed + 10);
+      const x = rnd.normals(6 * 20);
+      const row = rnd.normals(2 * 20);
+      const [got, want] = await both((b) => () => {
+        const t = tensor(b, 6, 20, x);
+        b.write(b.view(t, 3, 2), row); // writes rows 3..4 of t
+        const v = b.view(b.view(t, 1, 5), 2, 3); // rows 3..5 of t
+        const dst = tensor(b, 3, 20);
+        b.copy(v, dst);
+        const last = tensor(b, 1, 20);
+        b.copy(b.view(t, 5, 1), last);
+        b.add(dst, dst, dst);
+        b.copy(last, b.view(dst, 0, 1));
+        return dst;
+      });
+      expect(Array.from(got)).toEqual(Array.from(want));
+      const expected = new Float32Array(60);
+      expected.set(x.subarray(100, 120), 0);
+      for (let i = 20; i < 40; i++) expected[i] = row[i]! * 2;
+      for (let i = 40; i < 60; i++) expected[i] = x[60 + i]! * 2;
+      expect(Array.from(got)).toEqual(Array.from(expected));
+    });
+  });
+
+  describe('argmax and sample', () => {
+    it('argmax per row, first index on ties', async () => {
+      const rnd = new TestRandom(seed + 11);
+      const V = 1003;
+      const l = rnd.normals(4 * V);
+      l[5] = 50; l[900] = 50; // row 0 tie -> 5
+      l[V + 1002] = 40;
+      for (const b of [cand, ref]) {
+        const t = tensor(b, 4, V, l);
+        const got = await b.argmax(t);
+        expect(got[0]).toBe(5);
+        expect(got[1]).toBe(1002);
+        const want = await ref.argmax(tensor(ref, 4, V, l));
+        expect(Array.from(got)).toEqual(Array.from(want));
+      }
+    });
+    it('sample follows sampleFromLogits for every kind of parameter', async () => {
+      const rnd = new TestRandom(seed + 12);
+      const V = 999;
+      const l = rnd.normals(V, 2);
+      const history = { ids: Int32Array.from([3, 17, 500]), counts: Int32Array.from([1, 4, 2]) };
+      const none = { ids: new Int32Array(0), counts: new Int32Array(0) };
+      const base: SamplingParams = { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, history: none, uniform: 0 };
+      const variants: Partial<SamplingParams>[] = [
+        { temperature: 0 }, { temperature: 0, repetitionPenalty: 1.3, history }, {}, { temperature: 0.7 }, { temperature: 1.3, topK: 20 },
+        { topP: 0.9 }, { topK: 50, topP: 0.5 }, { minP: 0.1 }, { topK: 1 }, { presencePenalty: 1.5, frequencyPenalty: 0.5, history },
+        { temperature: 0.5, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1.1, history },
+      ];
+      const lc = tensor(cand, 1, V, l);
+      const lr = tensor(ref, 1, V, l);
+      for (const v of variants) {
+        for (let i = 0; i < 8; i++) {
+          const params = { ...base, ...v, uniform: rnd.uniform() };
+          expect(await cand.sample(lc, params), JSON.stringify({ ...v, history: undefined, uniform: params.uniform })).toBe(await ref.sample(lr, params));
+        }
+      }
+    });
+  });
+
+  describe('memory accounting', () => {
+    it('counts weights and KV caches, and frees them', async () => {
+      const before = cand.memory();
+      const w = await cand.uploadWeight(hostWeight('f32', 64, 64, new Float32Array(64 * 64)), 'm');
+      const cache = cand.createKVCache({ layers: 2, kvHeads: 2, headDim: 64, maxTokens: 32 });
+      const during = cand.memory();
+      expect(during.weights - before.weights).toBeGreaterThanOrEqual(w.bytes);
+      expect(w.bytes).toBeGreaterThanOrEqual(64 * 64 * 4);
+      expect(during.kvCache - before.kvCache).toBe(cache.bytes);
+      expect(cache.bytes).toBeGreaterThanOrEqual(2 * 2 * 2 * 64 * 32 * 2);
+      cand.free(w);
+      cand.free(cache);
+      const after = cand.memory();
+      expect(after.weights).toBe(before.weights);
+      expect(after.kvCache).toBe(before.kvCache);
+    });
+  });
+}
