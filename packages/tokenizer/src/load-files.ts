@@ -16,9 +16,12 @@ export interface TokenizerFiles {
 
 /** Everything the tokenizer needs, parsed and checked. */
 export interface TokenizerSpec {
-  vocab: Map<string, number>;
-  /** Merges in priority order, as pairs of token strings. */
-  merges: Array<[string, string]>;
+  /** BPE vocabulary as id -> token (holes stay undefined). */
+  tokens: (string | undefined)[];
+  /** Merges in priority order: "left right" strings or [left, right] pairs, checked when the table is built. */
+  merges: ReadonlyArray<unknown>;
+  /** Which file the merges came from, for error messages. */
+  mergesFile: string;
   addedTokens: AddedToken[];
   ignoreMerges: boolean;
   config: TokenizerConfig;
@@ -61,7 +64,7 @@ function readAddedToken(raw: unknown, idFallback: number | undefined, file: stri
     throw new TokenizerError('bad-added-token', `${file}: an added token has no string "content"`);
   }
   const id = typeof raw.id === 'number' ? raw.id : idFallback;
-  if (id === undefined || !Number.isInteger(id) || id < 0) {
+  if (id === undefined || !Number.isInteger(id) || id < 0 || id >= MAX_ID) {
     throw new TokenizerError('bad-added-token', `${file}: added token ${JSON.stringify(raw.content)} has no valid id`);
   }
   return {
@@ -112,25 +115,21 @@ function parseConfig(text: string | undefined): { config: TokenizerConfig; added
   return { config, addedTokens };
 }
 
-function readVocab(raw: unknown, file: string): Map<string, number> {
+/** Ids at or above this are refused (a corrupt file could otherwise make us allocate gigabytes). */
+const MAX_ID = 1 << 24;
+
+function readVocab(raw: unknown, file: string): (string | undefined)[] {
   if (!isObject(raw)) throw new TokenizerError('bad-vocab', `${file}: the vocabulary must be an object of token -> id`);
-  const vocab = new Map<string, number>();
+  const tokens: (string | undefined)[] = [];
   for (const token in raw) {
     const id = raw[token];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+    if (typeof id !== 'number' || (id | 0) !== id || id < 0 || id >= MAX_ID) {
       throw new TokenizerError('bad-vocab', `${file}: token ${JSON.stringify(token)} has invalid id ${JSON.stringify(id)}`);
     }
-    vocab.set(token, id);
+    // A duplicated id keeps its first token, like a reverse map built in file order.
+    if (tokens[id] === undefined) tokens[id] = token;
   }
-  return vocab;
-}
-
-function splitMerge(line: string, index: number, file: string): [string, string] {
-  const space = line.indexOf(' ');
-  if (space <= 0 || space === line.length - 1 || line.indexOf(' ', space + 1) !== -1) {
-    throw new TokenizerError('bad-merges', `${file}: merge ${index + 1} ${JSON.stringify(line)} is not "left right"`);
-  }
-  return [line.slice(0, space), line.slice(space + 1)];
+  return tokens;
 }
 
 /** Checks the tokenizer.json pipeline is Qwen2's (the only one this package implements). */
@@ -176,35 +175,23 @@ function fromTokenizerJson(text: string): Omit<TokenizerSpec, 'config'> {
     throw new TokenizerError('unsupported', 'tokenizer.json: BPE options byte_fallback / dropout / subword prefix / suffix are not supported (Qwen2 uses none)');
   }
   checkPipeline(json);
-  const vocab = readVocab(model.vocab, 'tokenizer.json model.vocab');
+  const tokens = readVocab(model.vocab, 'tokenizer.json model.vocab');
   if (!Array.isArray(model.merges)) throw new TokenizerError('bad-merges', 'tokenizer.json: model.merges must be a list');
-  const merges: Array<[string, string]> = new Array(model.merges.length);
-  for (let i = 0; i < model.merges.length; i++) {
-    const m: unknown = model.merges[i];
-    if (typeof m === 'string') merges[i] = splitMerge(m, i, 'tokenizer.json');
-    else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') merges[i] = [m[0], m[1]];
-    else throw new TokenizerError('bad-merges', `tokenizer.json: merge ${i + 1} is neither "left right" nor [left, right]`);
-  }
   const addedTokens: AddedToken[] = [];
   if (json.added_tokens !== undefined) {
     if (!Array.isArray(json.added_tokens)) throw new TokenizerError('bad-added-token', 'tokenizer.json: added_tokens must be a list');
     for (const raw of json.added_tokens) addedTokens.push(readAddedToken(raw, undefined, 'tokenizer.json'));
   }
-  return { vocab, merges, addedTokens, ignoreMerges: model.ignore_merges === true };
+  return { tokens, merges: model.merges, mergesFile: 'tokenizer.json', addedTokens, ignoreMerges: model.ignore_merges === true };
 }
 
 function fromVocabAndMerges(vocabJson: string, mergesTxt: string): Omit<TokenizerSpec, 'config' | 'addedTokens'> {
   if (typeof mergesTxt !== 'string') throw new TokenizerError('bad-file', 'merges.txt must be given as text');
-  const vocab = readVocab(parseJson(vocabJson, 'vocab.json'), 'vocab.json');
-  const merges: Array<[string, string]> = [];
+  const tokens = readVocab(parseJson(vocabJson, 'vocab.json'), 'vocab.json');
   const lines = mergesTxt.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    if (line.length === 0) continue;
-    if (i === 0 && line.startsWith('#version')) continue;
-    merges.push(splitMerge(line, merges.length, 'merges.txt'));
-  }
-  return { vocab, merges, ignoreMerges: false };
+  // Optional "#version: 0.2" header; blank lines (the trailing one) are not merges.
+  const merges = lines.filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
+  return { tokens, merges, mergesFile: 'merges.txt', ignoreMerges: false };
 }
 
 /**
@@ -229,9 +216,8 @@ export function parseTokenizerFiles(files: TokenizerFiles): TokenizerSpec {
   let addedTokens = configAdded;
   if (addedTokens.length === 0) {
     // transformers' Qwen2Tokenizer defaults eos/unk/pad to a special <|endoftext|> appended to the vocab.
-    let next = 0;
-    for (const id of spec.vocab.values()) next = Math.max(next, id + 1);
-    addedTokens = [{ id: spec.vocab.get('<|endoftext|>') ?? next, content: '<|endoftext|>', special: true, singleWord: false, lstrip: false, rstrip: false, normalized: false }];
+    const existing = spec.tokens.indexOf('<|endoftext|>');
+    addedTokens = [{ id: existing >= 0 ? existing : spec.tokens.length, content: '<|endoftext|>', special: true, singleWord: false, lstrip: false, rstrip: false, normalized: false }];
     config.eosToken ??= '<|endoftext|>';
   }
   return { ...spec, addedTokens, config };

@@ -5,6 +5,7 @@ import { renderChatTemplate, type ChatMessage } from './chat-template.js';
 import { TokenizerError } from './errors.js';
 import { parseTokenizerFiles, type TokenizerConfig, type TokenizerFiles } from './load-files.js';
 import { MergeTable } from './merge-table.js';
+import { TokenIndex } from './token-index.js';
 import { splitPieces } from './pre-tokenizer.js';
 import { createByteStreamDecoder, type StreamDecoder } from './stream-decoder.js';
 
@@ -51,7 +52,9 @@ export class Qwen2Tokenizer {
   readonly hasChatTemplate: boolean;
 
   private readonly tokens: (string | undefined)[];
-  private readonly tokenIds: Map<string, number>;
+  /** BPE token string -> id. */
+  private readonly index: TokenIndex;
+  private readonly addedByContent = new Map<string, number>();
   private readonly addedById = new Map<number, AddedToken>();
   private readonly matcher: AddedTokenMatcher;
   /** Added tokens with normalized=true match the NFC text; they need a second split. */
@@ -59,7 +62,6 @@ export class Qwen2Tokenizer {
   private readonly byteSymbol = new Int32Array(256);
   private readonly bpe: BytePairEncoder;
   private readonly ignoreMerges: boolean;
-  private readonly vocab: Map<string, number>;
   private readonly config: TokenizerConfig;
   private readonly cache = new Map<string, number[]>();
   private symbols = new Int32Array(1024);
@@ -69,54 +71,37 @@ export class Qwen2Tokenizer {
   private constructor(files: TokenizerFiles) {
     const spec = parseTokenizerFiles(files);
     this.config = spec.config;
-    this.vocab = spec.vocab;
     this.ignoreMerges = spec.ignoreMerges;
+    this.index = new TokenIndex(spec.tokens);
 
-    let size = 0;
-    for (const id of spec.vocab.values()) if (id >= size) size = id + 1;
-    for (const t of spec.addedTokens) if (t.id >= size) size = t.id + 1;
-    const tokens: (string | undefined)[] = new Array(size);
-    for (const [token, id] of spec.vocab) tokens[id] = token;
-    const tokenIds = new Map(spec.vocab);
+    const tokens = spec.tokens;
     for (const t of spec.addedTokens) {
+      // An added token that is already a vocabulary token keeps that id (Hugging Face does the same).
       tokens[t.id] = t.content;
-      tokenIds.set(t.content, t.id);
+      this.addedByContent.set(t.content, t.id);
       this.addedById.set(t.id, t);
     }
     this.tokens = tokens;
-    this.tokenIds = tokenIds;
-    this.vocabSize = size;
+    this.vocabSize = tokens.length;
 
     const table = bytesToUnicode();
     for (let b = 0; b < 256; b++) {
-      const id = spec.vocab.get(table[b]);
-      if (id === undefined) {
+      const id = this.index.find(table[b]);
+      if (id < 0) {
         throw new TokenizerError('bad-vocab', `the vocabulary lacks the byte-level token for byte 0x${b.toString(16)} (${JSON.stringify(table[b])})`);
       }
       this.byteSymbol[b] = id;
     }
 
-    const merges = new MergeTable(spec.merges.length);
-    for (let rank = 0; rank < spec.merges.length; rank++) {
-      const [left, right] = spec.merges[rank];
-      const a = spec.vocab.get(left);
-      const b = spec.vocab.get(right);
-      const merged = spec.vocab.get(left + right);
-      if (a === undefined || b === undefined || merged === undefined) {
-        const missing = a === undefined ? left : b === undefined ? right : left + right;
-        throw new TokenizerError('bad-merges', `merge ${rank + 1} (${JSON.stringify(left)} ${JSON.stringify(right)}) uses ${JSON.stringify(missing)}, which is not in the vocabulary`);
-      }
-      merges.add(a, b, rank, merged);
-    }
-    this.bpe = new BytePairEncoder(merges);
+    this.bpe = new BytePairEncoder(buildMergeTable(spec.merges, spec.mergesFile, this.index));
 
     this.matcher = new AddedTokenMatcher(spec.addedTokens.filter((t) => !t.normalized));
     this.normalizedMatcher = new AddedTokenMatcher(
       spec.addedTokens.filter((t) => t.normalized).map((t) => ({ ...t, content: t.content.normalize('NFC') })),
     );
 
-    const eos = spec.config.eosToken;
-    this.eosTokenId = eos !== undefined ? tokenIds.get(eos) : tokenIds.get('<|endoftext|>');
+    const eos = spec.config.eosToken ?? '<|endoftext|>';
+    this.eosTokenId = this.tokenToId(eos);
     this.hasChatTemplate = spec.config.chatTemplate !== undefined;
   }
 
@@ -219,8 +204,8 @@ export class Qwen2Tokenizer {
     if (this.ignoreMerges && count > 1) {
       let word = '';
       for (let i = 0; i < count; i++) word += this.tokens[sym[i]];
-      const whole = this.vocab.get(word);
-      if (whole !== undefined) {
+      const whole = this.index.find(word);
+      if (whole >= 0) {
         out.push(whole);
         return;
       }
@@ -296,7 +281,11 @@ export class Qwen2Tokenizer {
 
   /** Id of a token string (BPE form, e.g. `Ġworld`, or an added token), or undefined. */
   tokenToId(token: string): number | undefined {
-    return this.tokenIds.get(token);
+    if (typeof token !== 'string') return undefined;
+    const added = this.addedByContent.get(token);
+    if (added !== undefined) return added;
+    const id = this.index.find(token);
+    return id >= 0 ? id : undefined;
   }
 
   /** Token string of an id (BPE form, e.g. `Ġworld`), or undefined. */
@@ -388,4 +377,42 @@ function toWellFormed(text: string): string {
     last = i + 1;
   }
   return last === 0 ? text : out + text.slice(last);
+}
+
+/**
+ * The merge table: pair of ids -> (rank, merged id). Merges are read in place ("left right" strings are
+ * never sliced) through the token index.
+ * @throws TokenizerError on a malformed merge or one whose parts or result are not in the vocabulary.
+ */
+function buildMergeTable(merges: ReadonlyArray<unknown>, file: string, index: TokenIndex): MergeTable {
+  const table = new MergeTable(merges.length);
+  for (let rank = 0; rank < merges.length; rank++) {
+    const m = merges[rank];
+    let left: number;
+    let right: number;
+    let merged: number;
+    if (typeof m === 'string') {
+      const space = m.indexOf(' ');
+      if (space <= 0 || space === m.length - 1 || m.indexOf(' ', space + 1) !== -1) {
+        throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)} is not "left right"`);
+      }
+      left = index.find(m, 0, space);
+      right = index.find(m, space + 1, m.length);
+      merged = index.findConcat(m, 0, space, space + 1, m.length);
+    } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
+      const pair = m[0] + ' ' + m[1];
+      const space = m[0].length;
+      left = index.find(pair, 0, space);
+      right = index.find(pair, space + 1, pair.length);
+      merged = index.findConcat(pair, 0, space, space + 1, pair.length);
+    } else {
+      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} is neither "left right" nor [left, right]`);
+    }
+    if (left < 0 || right < 0 || merged < 0) {
+      const what = left < 0 ? 'its left part' : right < 0 ? 'its right part' : 'its result';
+      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)}: ${what} is not in the vocabulary`);
+    }
+    table.add(left, right, rank, merged);
+  }
+  return table;
 }
