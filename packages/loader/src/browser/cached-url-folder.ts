@@ -52,6 +52,8 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
     const response = await request(url, {}, signal);
     if (response.status === 404) {
       await response.body?.cancel();
+      // Remember the absence too, so a reload (even offline) does not ask again for optional files.
+      await cache.put(url, new Response(null, { status: 404 }));
       return false;
     }
     if (!response.ok || !response.body) {
@@ -80,7 +82,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
 
   const ensure = async (path: string, signal?: AbortSignal): Promise<Response | undefined> => {
     const hit = await cached(path);
-    if (hit) return hit;
+    if (hit) return hit.status === 404 ? undefined : hit;
     const found = await download(path, signal, (loaded, total) => options.onProgress?.({ file: path, loaded, total, overallLoaded: loaded, overallTotal: total, phase: 'download' }));
     return found ? cached(path) : undefined;
   };
@@ -98,7 +100,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
     async prefetch(paths, signal) {
       const todo: { path: string; size: number }[] = [];
       for (const path of paths) {
-        if (await cached(path)) continue;
+        if ((await cached(path))?.ok) continue;
         const url = joinUrl(base, path);
         const head = await request(url, { method: 'HEAD' }, signal);
         if (head.status === 404) throw new ModelNotFoundError(source, `no such file: ${url} (HTTP 404)`, path);
