@@ -106,13 +106,22 @@ export async function createBackend(name: BackendName, options: BackendOptions =
     cuda: ['createCudaBackend', 'createCUDABackend', 'CudaBackend'],
   }[name];
   const factory = findFactory(mod, name, preferred);
+  let backend: Backend;
   try {
-    return await factory(options);
+    backend = await factory(options);
   } catch (err) {
     if (err instanceof BackendUnavailableError) throw err;
     throw new BackendUnavailableError(name, (err as Error).message?.split('\n')[0] ?? String(err), { cause: err });
   }
+  if (name === 'webgpu' && !options.allowSoftwareAdapter && SOFTWARE_ADAPTER.test(backend.info.device)) {
+    await backend.dispose().catch(() => {});
+    throw new BackendUnavailableError(name, `only a software adapter (${backend.info.device}), slower than the CPU kernels`);
+  }
+  return backend;
 }
+
+/** WebGPU adapters that emulate a GPU on the CPU: never picked by default. */
+const SOFTWARE_ADAPTER = /lavapipe|llvmpipe|swiftshader|software|\bcpu\b/i;
 
 /**
  * Picks a backend: the one asked for (an error if it cannot run), or the fastest that can run here,

@@ -40,6 +40,7 @@ export const chatCommand: Command = {
     };
     let current: AbortController | undefined;
     let lastIdleInterrupt = 0;
+    let failures = 0;
     const onInterrupt = () => {
       if (current) {
         current.abort();
@@ -99,6 +100,7 @@ export const chatCommand: Command = {
           } else {
             // The conversation goes on: an error answers this message only (e.g. the context is full).
             messages.pop();
+            failures++;
             process.stderr.write(`\nqwen2: ${describeError(err)}${/context/i.test(String((err as Error)?.message)) ? ' (/reset starts a new conversation)' : ''}\n`);
           }
         } finally {
@@ -112,6 +114,7 @@ export const chatCommand: Command = {
       await loaded.dispose();
     }
     if (interactive) process.stdout.write('\n');
-    return 0;
+    // Piped input is a script: report that some messages got no answer.
+    return !interactive && failures > 0 ? 1 : 0;
   },
 };

@@ -38,6 +38,8 @@ async function tokenizeJsonl(tokenizer: Qwen2Tokenizer, file: string, allowSpeci
       }
     }
   } catch (err) {
+    // Lines before the bad one are still printed, so a script sees exactly where it stopped.
+    if (pending.length > 0) await writeOut(`${pending.join('\n')}\n`);
     if ((err as { code?: string }).code === 'ENOENT') throw new CliError(`${file}: no such file`);
     throw err;
   }

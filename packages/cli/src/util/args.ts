@@ -61,7 +61,7 @@ export class Args {
   }
 
   /** An integer flag within `[min, max]`, or `fallback` when absent. */
-  int(name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number;
+  int(name: string, fallback: number, min?: number, max?: number): number;
   int(name: string, fallback: undefined, min?: number, max?: number): number | undefined;
   int(name: string, fallback: number | undefined, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
     const v = this.string(name);

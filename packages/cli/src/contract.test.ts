@@ -1,0 +1,118 @@
+/**
+ * The contract commands (`logits`, `generate --json`, `bench --json`) on the fixture checkpoints,
+ * against goldens from an independent float64 implementation of Hugging Face's Qwen2.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, MODELS } from './test/helpers.js';
+
+interface Sequence { input_ids: number[]; last_logits?: number[]; greedy_new_tokens: number[]; last_argmax: number }
+interface Golden { sequences: Sequence[]; all_positions: { input_ids: number[]; logits?: number[][] } }
+
+const golden = (model: string) => JSON.parse(readFileSync(join(MODELS, model, 'golden.json'), 'utf8')) as Golden;
+
+/** Reads the full float32 logits of the full-vocabulary fixture (they are too big for golden.json). */
+function fullVocabLogits(): Map<string, { shape: number[]; data: Float32Array }> {
+  const bytes = readFileSync(join(MODELS, 'full-vocab-bf16', 'golden_logits.safetensors'));
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape: number[]; data_offsets: [number, number] }>;
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const raw = bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    out.set(name, { shape: t.shape, data: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)) });
+  }
+  return out;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+function runJson(args: string[]): unknown {
+  const r = cli(args);
+  expect(r.stderr, args.join(' ')).not.toMatch(/^qwen2: (?!using the|note)/m);
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+const TINY = ['tiny-f32', 'tiny-bf16-untied', 'tiny-f16-sharded'];
+
+describe('qwen2 logits (built CLI, reference backend)', () => {
+  for (const model of TINY) {
+    it(`${model}: last-position logits of every golden sequence within 1e-3`, () => {
+      for (const seq of golden(model).sequences) {
+        const out = runJson(['logits', '--model', join(MODELS, model), '--backend', 'js', '--ids', seq.input_ids.join(',')]) as { ids: number[]; logits: number[] };
+        expect(out.ids).toEqual(seq.input_ids);
+        expect(maxAbsDiff(out.logits, seq.last_logits!)).toBeLessThan(1e-3);
+      }
+    });
+    it(`${model}: --all-positions gives one row per position within 1e-3`, () => {
+      const ap = golden(model).all_positions;
+      const out = runJson(['logits', '--model', join(MODELS, model), '--backend', 'js', '--ids', ap.input_ids.join(','), '--all-positions']) as { logits: number[][] };
+      expect(out.logits).toHaveLength(ap.input_ids.length);
+      out.logits.forEach((row, t) => expect(maxAbsDiff(row, ap.logits![t]!), `position ${t}`).toBeLessThan(1e-3));
+    });
+  }
+
+  it('full-vocab-bf16: 151,936 logits per position within 1e-3 (last and all positions)', () => {
+    const g = golden('full-vocab-bf16');
+    const full = fullVocabLogits();
+    const seq = g.sequences[1]!;
+    const last = runJson(['logits', '--model', join(MODELS, 'full-vocab-bf16'), '--backend', 'js', '--ids', seq.input_ids.join(',')]) as { logits: number[] };
+    expect(last.logits).toHaveLength(151936);
+    expect(maxAbsDiff(last.logits, full.get('seq1.last_logits')!.data)).toBeLessThan(1e-3);
+    const ap = runJson(['logits', '--model', join(MODELS, 'full-vocab-bf16'), '--backend', 'js', '--ids', g.all_positions.input_ids.join(','), '--all-positions']) as { logits: number[][] };
+    const rows = full.get('all_positions.logits')!;
+    expect(ap.logits).toHaveLength(rows.shape[0]!);
+    ap.logits.forEach((row, t) => expect(maxAbsDiff(row, rows.data.subarray(t * 151936, (t + 1) * 151936))).toBeLessThan(1e-3));
+  });
+
+  it('the default backend (the fastest available here) matches the goldens too', () => {
+    const seq = golden('tiny-f32').sequences[2]!;
+    const r = cli(['logits', '--model', join(MODELS, 'tiny-f32'), '--ids', seq.input_ids.join(',')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(maxAbsDiff((JSON.parse(r.stdout) as { logits: number[] }).logits, seq.last_logits!)).toBeLessThan(1e-3);
+  });
+
+  it('rejects a token id outside the vocabulary in one line', () => {
+    const r = cli(['logits', '--model', join(MODELS, 'tiny-f32'), '--backend', 'js', '--ids', '1,512']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^qwen2: token id 512 is outside the model's vocabulary \(size 512\)/)]);
+  });
+});
+
+describe('qwen2 generate --json (built CLI, reference backend)', () => {
+  for (const model of [...TINY, 'full-vocab-bf16']) {
+    it(`${model}: greedy with --ignore-eos reproduces the golden 16 tokens`, () => {
+      for (const seq of golden(model).sequences.slice(0, 3)) {
+        const out = runJson([
+          'generate', '--model', join(MODELS, model), '--backend', 'js', '--ids', seq.input_ids.join(','),
+          '--temperature', '0', '--ignore-eos', '--max-new-tokens', '16', '--json',
+        ]) as Record<string, unknown>;
+        expect(Object.keys(out)).toEqual(['ids', 'text', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms']);
+        expect(out.ids).toEqual(seq.greedy_new_tokens);
+        expect(typeof out.text).toBe('string');
+        for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms']) expect(out[k]).toBeGreaterThan(0);
+      }
+    });
+  }
+});
+
+describe('qwen2 bench --json (built CLI)', () => {
+  it('prints every field with sensible values', () => {
+    const out = runJson(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'js', '--prompt-tokens', '16', '--gen-tokens', '8', '--repeats', '3', '--json']) as Record<string, unknown>;
+    expect(Object.keys(out)).toEqual(['backend', 'dtype', 'threads', 'load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms', 'peak_rss_bytes', 'weights_bytes']);
+    expect(out.backend).toBe('js');
+    expect(typeof out.dtype).toBe('string');
+    expect(out.threads).toBeGreaterThanOrEqual(1);
+    for (const k of ['load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms']) expect(out[k], k).toBeGreaterThan(0);
+    expect(out.peak_rss_bytes).toBeGreaterThan(10_000_000);
+    // tiny-bf16-untied: 1024 x 128 embedding + lm_head and 3 layers; at least its bf16 bytes are stored.
+    expect(out.weights_bytes).toBeGreaterThan(700_000);
+  });
+});

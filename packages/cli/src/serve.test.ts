@@ -1,0 +1,107 @@
+/** `qwen2 serve` driven by a real HTTP client (fetch) on the full-vocabulary fixture with the real tokenizer. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, MODELS, modelWithTokenizer } from './test/helpers.js';
+import { readEvents, startServer, type ServerProcess } from './test/server-process.js';
+
+interface ChatChunk { object: string; choices: { delta: { content?: string; role?: string }; finish_reason: string | null }[] }
+
+const post = (url: string, body: unknown, signal?: AbortSignal) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+
+describe('qwen2 serve (built CLI)', () => {
+  let model: ReturnType<typeof modelWithTokenizer>;
+  let server: ServerProcess;
+  const tokenizer = Qwen2Tokenizer.fromFiles({
+    tokenizerJson: readFileSync(join(FIXTURES, 'tokenizer', 'tokenizer.json'), 'utf8'),
+    tokenizerConfigJson: readFileSync(join(FIXTURES, 'configs', 'Qwen2-0.5B-Instruct', 'tokenizer_config.json'), 'utf8'),
+  });
+  const golden = JSON.parse(readFileSync(join(MODELS, 'full-vocab-bf16', 'golden.json'), 'utf8')) as { sequences: { input_ids: number[]; greedy_new_tokens: number[] }[] };
+
+  beforeAll(async () => {
+    model = modelWithTokenizer();
+    server = await startServer(['--model', model.dir, '--backend', 'js', '--served-model-name', 'fixture']);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+    model?.cleanup();
+  });
+
+  const chat = (content: string, extra: Record<string, unknown> = {}, signal?: AbortSignal) =>
+    post(`${server.url}/v1/chat/completions`, { model: 'fixture', messages: [{ role: 'user', content }], temperature: 0, max_tokens: 12, ...extra }, signal);
+
+  it('GET /v1/models lists the model', async () => {
+    const r = await fetch(`${server.url}/v1/models`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({ object: 'list', data: [{ id: 'fixture', object: 'model' }] });
+  });
+
+  it('/v1/completions with token ids reproduces the golden greedy continuation', async () => {
+    const seq = golden.sequences[1]!;
+    const r = await post(`${server.url}/v1/completions`, { prompt: seq.input_ids, max_tokens: 16, temperature: 0, ignore_eos: true });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { choices: { text: string; finish_reason: string }[]; usage: Record<string, number> };
+    expect(body.choices[0]!.text).toBe(tokenizer.decode(seq.greedy_new_tokens));
+    expect(body.choices[0]!.finish_reason).toBe('length');
+    expect(body.usage).toEqual({ prompt_tokens: seq.input_ids.length, completion_tokens: 16, total_tokens: seq.input_ids.length + 16 });
+  });
+
+  it('streams a chat completion as server-sent events with the same text as the non-streaming answer', async () => {
+    const plain = (await (await chat('Hello!')).json()) as { choices: { message: { content: string; role: string } }[]; usage: { completion_tokens: number } };
+    expect(plain.choices[0]!.message.role).toBe('assistant');
+    const r = await chat('Hello!', { stream: true, stream_options: { include_usage: true } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const { events, done } = await readEvents(r);
+    expect(done).toBe(true);
+    const chunks = events as (ChatChunk & { usage?: { completion_tokens: number } })[];
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
+    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    const text = chunks.flatMap((c) => c.choices.map((ch) => ch.delta.content ?? '')).join('');
+    expect(chunks.filter((c) => c.choices.length > 0 && (c.choices[0]!.delta.content ?? '') !== '').length).toBeGreaterThan(1);
+    expect(text).toBe(plain.choices[0]!.message.content);
+    expect(chunks.at(-1)!.usage!.completion_tokens).toBe(plain.usage.completion_tokens);
+    expect(chunks.some((c) => c.choices[0]?.finish_reason === 'length' || c.choices[0]?.finish_reason === 'stop')).toBe(true);
+  });
+
+  it('two concurrent requests both complete, each with its own sequential answer', async () => {
+    const expectA = ((await (await chat('Tell me about cats.')).json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    const expectB = ((await (await chat('Count to five.')).json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    expect(expectA).not.toBe(expectB);
+    const [a, b] = await Promise.all([
+      chat('Tell me about cats.', { stream: true }).then(async (r) => readEvents(r)),
+      chat('Count to five.').then(async (r) => (await r.json()) as { choices: { message: { content: string } }[] }),
+    ]);
+    expect(a.done).toBe(true);
+    expect((a.events as ChatChunk[]).flatMap((c) => c.choices.map((ch) => ch.delta.content ?? '')).join('')).toBe(expectA);
+    expect(b.choices[0]!.message.content).toBe(expectB);
+  });
+
+  it('a client that disconnects aborts its generation, and the next request runs at once', async () => {
+    const controller = new AbortController();
+    const r = await chat('Write a very long story.', { stream: true, max_tokens: 100_000, ignore_eos: true }, controller.signal);
+    let got = 0;
+    await readEvents(r, () => {
+      if (++got === 3) controller.abort();
+    }).catch(() => {});
+    const started = Date.now();
+    const next = await chat('Hello!', { max_tokens: 4 });
+    expect(next.status).toBe(200);
+    // 100,000 tokens would take minutes on the reference backend; an aborted generation frees the queue.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(server.stderr()).toMatch(/client left/);
+  });
+
+  it('answers bad requests with OpenAI-shaped errors', async () => {
+    const bad = await post(`${server.url}/v1/chat/completions`, { messages: [] });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'messages' } });
+    const notJson = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '{' });
+    expect(notJson.status).toBe(400);
+    expect((await fetch(`${server.url}/v1/nothing`)).status).toBe(404);
+    expect((await fetch(`${server.url}/v1/completions`)).status).toBe(405);
+  });
+});
