@@ -1,18 +1,9 @@
-// WebAssembly SIMD kernels. Pointers are byte offsets into the imported memory; JavaScript owns the
-// layout. Every kernel handles any length: a 4-wide SIMD body and a scalar tail.
-
-/** Dot product of two f32 vectors of length n. */
-export function dot_f32(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const off = <usize>i << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a + off), v128.load(b + off)));
-  }
-  let sum = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
-  for (; i < n; i++) {
-    const off = <usize>i << 2;
-    sum += load<f32>(a + off) * load<f32>(b + off);
-  }
-  return sum;
-}
+// WebAssembly SIMD kernels of @qwen2-ts/backend-wasm. Pointers are byte offsets into the imported
+// memory; JavaScript owns the layout. Kernels that run on several threads take (first0, first1,
+// scratch) first: the range of output rows (or heads) this thread computes and its private scratch.
+export { rms_norm, add_f32, swiglu_f32, add_bias, rope_f32, dot_f32 } from './elementwise';
+export { matmul_f32, matmul_f16, matmul_bf16 } from './matmul_float';
+export { quantize_q8, matmul_q8_0, matmul_q4_0 } from './matmul_quant';
+export { dequant_half, dequant_q8_0, dequant_q4_0 } from './embed';
+export { attention_f32 } from './attention';
+export { read_bytes, read_chunks } from './bandwidth';

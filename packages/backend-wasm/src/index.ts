@@ -1,6 +1,13 @@
 /**
- * WebAssembly SIMD kernels for qwen2-ts: the default CPU backend.
+ * WebAssembly SIMD kernels for qwen2-ts, multi-threaded with workers: the default CPU backend.
+ *
+ * ```ts
+ * import { wasmBackend } from '@qwen2-ts/backend-wasm';
+ * const backend = await wasmBackend({ threads: 2 });
+ * ```
  * @packageDocumentation
  */
-export { instantiateKernels } from './kernels.js';
-export type { KernelExports, WasmKernels } from './kernels.js';
+export { wasmBackend, WasmBackend } from './backend.js';
+export type { WasmBackendOptions } from './backend.js';
+export { BackendUsageError } from './objects.js';
+export { hasSimd } from './kernels.js';

@@ -1,31 +1,54 @@
-import { KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
+import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 
-/** The exports of the compiled kernel module. */
+/**
+ * The exports of the compiled kernel module (see assembly/). Pointers are byte offsets; kernels that
+ * run on several threads take (rangeStart, rangeEnd, scratch) first.
+ */
 export interface KernelExports {
+  rms_norm(x: number, g: number, out: number, rows: number, n: number, eps: number): void;
+  add_f32(a: number, b: number, out: number, n: number): void;
+  swiglu_f32(gate: number, up: number, out: number, n: number): void;
+  add_bias(out: number, bias: number, rows: number, n: number): void;
+  rope_f32(x: number, table: number, T: number, heads: number, headDim: number): void;
   dot_f32(a: number, b: number, n: number): number;
+  quantize_q8(x: number, xq: number, xs: number, T: number, K: number): void;
+  dequant_half(src: number, out: number, n: number, bf16: number): void;
+  dequant_q8_0(q: number, s: number, out: number, n: number): void;
+  dequant_q4_0(q: number, s: number, out: number, n: number): void;
+  read_bytes(p: number, n: number): number;
+  [parallel: string]: unknown;
 }
 
-/** An instantiated kernel module with its memory. */
-export interface WasmKernels {
-  memory: WebAssembly.Memory;
-  exports: KernelExports;
-}
+/**
+ * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
+ * ...args). The list is sent to workers, so both sides agree on the codes.
+ */
+export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8_0', 'matmul_q4_0', 'attention_f32', 'read_chunks'] as const;
+/** Op code of a parallel kernel. */
+export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(b64);
+/** Bytes at the start of every memory kept for the module's static data (AssemblyScript's math tables). */
+export const STATIC_BYTES = 65536;
+/** Maximum pages of every memory (4 GiB, the wasm32 ceiling); must match scripts/build-wasm.mjs. */
+export const MAX_PAGES = 65536;
+
+/** The raw bytes of the kernel module: the shared-memory build (threads) or the plain one. */
+export function kernelBytes(shared: boolean): Uint8Array<ArrayBuffer> {
+  const bin = atob(shared ? KERNELS_SHARED_WASM_BASE64 : KERNELS_WASM_BASE64);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return bytes;
 }
 
-/**
- * Compiles and instantiates the SIMD kernels over a fresh memory.
- * @param initialPages - initial memory size in 64 KiB pages
- * @throws when the engine lacks WebAssembly SIMD128
- */
-export async function instantiateKernels(initialPages = 16): Promise<WasmKernels> {
-  const memory = new WebAssembly.Memory({ initial: initialPages, maximum: 65536 });
-  const module = await WebAssembly.compile(decodeBase64(KERNELS_WASM_BASE64));
-  const instance = await WebAssembly.instantiate(module, { env: { memory, abort() { throw new Error('wasm kernel abort'); } } });
-  return { memory, exports: instance.exports as unknown as KernelExports };
+/** The import object of the kernel module over `memory`. */
+export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {
+  return { env: { memory, abort() { throw new Error('wasm kernel abort'); } } };
+}
+
+/** Whether this engine validates WebAssembly SIMD128 (a 1-function module using v128). */
+export function hasSimd(): boolean {
+  // (module (func (result v128) (v128.const i32x4 0 0 0 0)))
+  const probe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+  return WebAssembly.validate(probe);
 }

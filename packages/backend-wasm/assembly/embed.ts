@@ -1,0 +1,32 @@
+// Row dequantization for embedding lookups: one row of a weight table -> f32.
+import { f16ToF32 } from './common';
+
+/** f16 or bf16 row of n values at src -> f32 at out. */
+export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
+  for (let i = 0; i < n; i++) {
+    const h = <u32>load<u16>(src + (<usize>i << 1));
+    store<f32>(out + (<usize>i << 2), bf16 ? reinterpret<f32>(h << 16) : f16ToF32(h));
+  }
+}
+
+/** q8_0 row: n values (n % 32 == 0) from quants q and f16 scales s. */
+export function dequant_q8_0(q: usize, s: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const d = f16ToF32(<u32>load<u16>(s + (<usize>(i >> 5) << 1)));
+    store<f32>(out + (<usize>i << 2), d * <f32>load<i8>(q + <usize>i));
+  }
+}
+
+/** q4_0 row: n values from 16-byte blocks q and f16 scales s. */
+export function dequant_q4_0(q: usize, s: usize, out: usize, n: i32): void {
+  for (let b = 0; b < (n >> 5); b++) {
+    const d = f16ToF32(<u32>load<u16>(s + (<usize>b << 1)));
+    const blk = q + (<usize>b << 4);
+    const o = out + (<usize>b << 7);
+    for (let j = 0; j < 16; j++) {
+      const byte = <i32>load<u8>(blk + <usize>j);
+      store<f32>(o + (<usize>j << 2), d * <f32>((byte & 15) - 8));
+      store<f32>(o + (<usize>(j + 16) << 2), d * <f32>((byte >> 4) - 8));
+    }
+  }
+}

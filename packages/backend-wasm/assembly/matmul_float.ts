@@ -1,0 +1,178 @@
+// Matrix multiplication out[T, N] = x[T, K] . W[N, K]^T (+ bias) for float weights (f32, f16, bf16).
+// Every kernel computes output columns n0..n1 (the rows of W given to one thread) for all T tokens.
+//
+// GEMM (T > 1): register tiles of 4 weight rows x 2 tokens (8 f32x4 accumulators + 6 loads fit V8's
+// 16 xmm registers), K innermost; a 4-row block of W stays in L1 while every token streams past it.
+// Half-precision weights are first widened, 16 rows at a time, into a per-thread f32 panel in
+// `scratch`, so the conversion is paid once per row instead of once per token.
+// Matvec (T = 1): 4 rows at a time, converting half weights on the fly (bandwidth-bound).
+import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32 } from './common';
+
+/** Rows of a half-precision panel converted at once (16 rows x K f32 must fit in the thread's scratch). */
+const PANEL: i32 = 16;
+
+@inline function biasAt(bias: usize, n: i32): f32 {
+  return bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+}
+
+/**
+ * The f32 core: rows [r0, r1) of `w` (row r at w + r*K*4) against all T tokens, writing out columns
+ * colBase + r (bias indexed the same way).
+ */
+@inline function f32Rows(x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, r0: i32, r1: i32, colBase: i32): void {
+  const rowBytes = <usize>K << 2;
+  const K4 = K & ~3;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let t = 0;
+    for (; t + 2 <= T; t += 2) {
+      const xa = x + <usize>t * rowBytes, xb = xa + rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = <usize>k << 2;
+        const va = v128.load(xa + o), vb = v128.load(xb + o);
+        let wv = v128.load(w0 + o); a0 = f32x4.add(a0, f32x4.mul(wv, va)); b0 = f32x4.add(b0, f32x4.mul(wv, vb));
+        wv = v128.load(w1 + o); a1 = f32x4.add(a1, f32x4.mul(wv, va)); b1 = f32x4.add(b1, f32x4.mul(wv, vb));
+        wv = v128.load(w2 + o); a2 = f32x4.add(a2, f32x4.mul(wv, va)); b2 = f32x4.add(b2, f32x4.mul(wv, vb));
+        wv = v128.load(w3 + o); a3 = f32x4.add(a3, f32x4.mul(wv, va)); b3 = f32x4.add(b3, f32x4.mul(wv, vb));
+      }
+      let sa0 = hsum(a0), sa1 = hsum(a1), sa2 = hsum(a2), sa3 = hsum(a3);
+      let sb0 = hsum(b0), sb1 = hsum(b1), sb2 = hsum(b2), sb3 = hsum(b3);
+      for (let k = K4; k < K; k++) {
+        const o = <usize>k << 2;
+        const va = load<f32>(xa + o), vb = load<f32>(xb + o);
+        let wv = load<f32>(w0 + o); sa0 += wv * va; sb0 += wv * vb;
+        wv = load<f32>(w1 + o); sa1 += wv * va; sb1 += wv * vb;
+        wv = load<f32>(w2 + o); sa2 += wv * va; sb2 += wv * vb;
+        wv = load<f32>(w3 + o); sa3 += wv * va; sb3 += wv * vb;
+      }
+      const c = colBase + r;
+      const oa = out + ((<usize>t * <usize>N + <usize>c) << 2), ob = oa + (<usize>N << 2);
+      store<f32>(oa, sa0 + biasAt(bias, c)); store<f32>(oa, sa1 + biasAt(bias, c + 1), 4);
+      store<f32>(oa, sa2 + biasAt(bias, c + 2), 8); store<f32>(oa, sa3 + biasAt(bias, c + 3), 12);
+      store<f32>(ob, sb0 + biasAt(bias, c)); store<f32>(ob, sb1 + biasAt(bias, c + 1), 4);
+      store<f32>(ob, sb2 + biasAt(bias, c + 2), 8); store<f32>(ob, sb3 + biasAt(bias, c + 3), 12);
+    }
+    for (; t < T; t++) {
+      const xa = x + <usize>t * rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) {
+        const o = <usize>k << 2;
+        const va = v128.load(xa + o);
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), va));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), va));
+        a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), va));
+        a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), va));
+      }
+      let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+      for (let k = K4; k < K; k++) {
+        const o = <usize>k << 2;
+        const va = load<f32>(xa + o);
+        s0 += load<f32>(w0 + o) * va; s1 += load<f32>(w1 + o) * va; s2 += load<f32>(w2 + o) * va; s3 += load<f32>(w3 + o) * va;
+      }
+      const c = colBase + r;
+      const oa = out + ((<usize>t * <usize>N + <usize>c) << 2);
+      store<f32>(oa, s0 + biasAt(bias, c)); store<f32>(oa, s1 + biasAt(bias, c + 1), 4);
+      store<f32>(oa, s2 + biasAt(bias, c + 2), 8); store<f32>(oa, s3 + biasAt(bias, c + 3), 12);
+    }
+  }
+  for (; r < r1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) {
+      const xa = x + <usize>t * rowBytes;
+      let a0 = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) { const o = <usize>k << 2; a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), v128.load(xa + o))); }
+      let s0 = hsum(a0);
+      for (let k = K4; k < K; k++) { const o = <usize>k << 2; s0 += load<f32>(w0 + o) * load<f32>(xa + o); }
+      const c = colBase + r;
+      store<f32>(out + ((<usize>t * <usize>N + <usize>c) << 2), s0 + biasAt(bias, c));
+    }
+  }
+}
+
+/** f32 weights: columns n0..n1 of out[T, N] = x[T, K] . W[N, K]^T (+ bias; bias = 0 for none). */
+export function matmul_f32(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  f32Rows(x, w, bias, out, T, K, N, n0, n1, 0);
+}
+
+/** Widens rows [r0, r0+rows) of a 16-bit weight into f32 rows at dst. */
+@inline function widenRows(w: usize, dst: usize, K: i32, r0: i32, rows: i32, bf16: bool): void {
+  const n = <usize>rows * <usize>K;
+  const src = w + ((<usize>r0 * <usize>K) << 1);
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(src + (i << 1));
+    const lo = i32x4.extend_low_i16x8_u(h), hi = i32x4.extend_high_i16x8_u(h);
+    v128.store(dst + (i << 2), bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo));
+    v128.store(dst + (i << 2), bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), 16);
+  }
+  for (; i < n; i++) {
+    const h = <u32>load<u16>(src + (i << 1));
+    store<f32>(dst + (i << 2), bf16 ? reinterpret<f32>(h << 16) : f16ToF32(h));
+  }
+}
+
+/** Matvec over 16-bit weights (T = 1), widening on the fly: 4 rows at a time, 8 values per step. */
+@inline function halfMatvec(x: usize, w: usize, bias: usize, out: usize, K: i32, n0: i32, n1: i32, bf16: bool): void {
+  const rowBytes = <usize>K << 1;
+  const K8 = K & ~7;
+  let r = n0;
+  for (; r + 4 <= n1; r += 4) {
+    const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const xl = v128.load(x + (<usize>k << 2)), xh = v128.load(x + (<usize>k << 2), 16);
+      const o = <usize>k << 1;
+      let h = v128.load(w0 + o);
+      let lo = i32x4.extend_low_i16x8_u(h), hi = i32x4.extend_high_i16x8_u(h);
+      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      h = v128.load(w1 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
+      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      h = v128.load(w2 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
+      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      h = v128.load(w3 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
+      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (let k = K8; k < K; k++) {
+      const xv = load<f32>(x + (<usize>k << 2));
+      const o = <usize>k << 1;
+      s0 += halfAt(w0 + o, bf16) * xv; s1 += halfAt(w1 + o, bf16) * xv; s2 += halfAt(w2 + o, bf16) * xv; s3 += halfAt(w3 + o, bf16) * xv;
+    }
+    const oa = out + (<usize>r << 2);
+    store<f32>(oa, s0 + biasAt(bias, r)); store<f32>(oa, s1 + biasAt(bias, r + 1), 4);
+    store<f32>(oa, s2 + biasAt(bias, r + 2), 8); store<f32>(oa, s3 + biasAt(bias, r + 3), 12);
+  }
+  for (; r < n1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    let s: f32 = 0;
+    for (let k = 0; k < K; k++) s += halfAt(w0 + (<usize>k << 1), bf16) * load<f32>(x + (<usize>k << 2));
+    store<f32>(out + (<usize>r << 2), s + biasAt(bias, r));
+  }
+}
+
+@inline function halfAt(p: usize, bf16: bool): f32 {
+  const h = <u32>load<u16>(p);
+  return bf16 ? reinterpret<f32>(h << 16) : f16ToF32(h);
+}
+
+@inline function halfMatmul(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, bf16: bool): void {
+  if (T == 1) { halfMatvec(x, w, bias, out, K, n0, n1, bf16); return; }
+  for (let r = n0; r < n1; r += PANEL) {
+    const rows = min(PANEL, n1 - r);
+    widenRows(w, scratch, K, r, rows, bf16);
+    f32Rows(x, scratch, bias, out, T, K, N, 0, rows, r);
+  }
+}
+
+/** f16 weights; `scratch` must hold 16*K floats for this thread. */
+export function matmul_f16(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  halfMatmul(n0, n1, scratch, x, w, bias, out, T, K, N, false);
+}
+
+/** bf16 weights; `scratch` must hold 16*K floats for this thread. */
+export function matmul_bf16(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  halfMatmul(n0, n1, scratch, x, w, bias, out, T, K, N, true);
+}

@@ -1,0 +1,580 @@
+import { argmax as argmaxRow } from '@qwen2-ts/core';
+import type {
+  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+} from '@qwen2-ts/core';
+import { Arena } from './arena.js';
+import { hasSimd, kernelBytes, type ParallelKernel } from './kernels.js';
+import { BackendUsageError, storedBytes, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
+import { MAX_THREADS, ThreadPool } from './pool.js';
+import { sampleOnHost } from './sample.js';
+
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const GiB = 1024 ** 3;
+/** Rows of a half-precision weight widened at once by the GEMM (matches PANEL in assembly/matmul_float.ts). */
+const PANEL = 16;
+/** Largest input+output staging block when a weight lives in another memory than the activations. */
+const IO_BYTES = 32 * 1024 * 1024;
+
+/** Options of {@link wasmBackend}. */
+export interface WasmBackendOptions {
+  /**
+   * Threads running kernels, the calling thread included (default: the number of logical CPUs, at most
+   * 16). Needs `SharedArrayBuffer` (Node, or a cross-origin isolated page); without it the backend
+   * runs on one thread and says so in `info.device`.
+   */
+  threads?: number;
+  /** How long an idle worker spins before sleeping, in microseconds (default 200). */
+  spinMicros?: number;
+  /**
+   * Weight bytes placed in the first memory, which also holds activations and KV caches (default
+   * 3 GiB). Further weights go to extra memories of up to {@link WasmBackendOptions.memoryWeightBytes}.
+   */
+  firstMemoryWeightBytes?: number;
+  /** Weight bytes per extra memory (default 3.75 GiB; a wasm32 memory ends at 4 GiB). */
+  memoryWeightBytes?: number;
+}
+
+/**
+ * Creates the WebAssembly SIMD backend (see {@link WasmBackend}).
+ * @param options - threads and memory layout
+ * @returns a ready backend; call `dispose()` to stop its workers
+ * @throws Error when the engine lacks WebAssembly SIMD128, or a worker cannot start
+ */
+export async function wasmBackend(options: WasmBackendOptions = {}): Promise<WasmBackend> {
+  return WasmBackend.create(options);
+}
+
+/**
+ * The default CPU backend: WebAssembly SIMD128 kernels, matmul rows split across the calling thread and
+ * `threads - 1` workers that share the kernels' memories.
+ *
+ * Numerics: f32/f16/bf16 weights are multiplied in f32 (f16/bf16 widened exactly). q8_0/q4_0 weights
+ * meet activations quantized to int8 per 32-value block (ggml's q8_0 scheme): the block dot products
+ * are exact integers, the only extra error is the activation rounding. The KV cache is f32;
+ * RMSNorm sums squares in f64; RoPE angles are computed in f64.
+ *
+ * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
+ * weights share memory 0; further weights fill extra memories (each with its own kernel instance in
+ * every thread), so a model larger than the 4 GiB of one wasm32 memory still loads. A matmul whose
+ * weight lives elsewhere stages its input and output through that memory (a copy of T*(K+N) floats).
+ */
+export class WasmBackend implements Backend {
+  readonly info: BackendInfo;
+  private readonly arenas: Arena[];
+  private readonly weights = new Set<WasmWeight>();
+  private readonly tensors = new Set<WasmTensor>();
+  private readonly caches = new Set<WasmKVCache>();
+  private inPass = false;
+  private disposed = false;
+  private ropeKey = '';
+
+  private constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly shared: boolean,
+    private readonly pool: ThreadPool | undefined,
+    first: Arena,
+    private readonly options: Required<Pick<WasmBackendOptions, 'firstMemoryWeightBytes' | 'memoryWeightBytes'>>,
+    note: string,
+  ) {
+    this.arenas = [first];
+    const threads = pool?.threads ?? 1;
+    this.info = { name: 'wasm', device: `WebAssembly SIMD128, ${threads} thread${threads === 1 ? '' : 's'}${note}`, formats: FORMATS, threads };
+  }
+
+  /** @see wasmBackend */
+  static async create(options: WasmBackendOptions): Promise<WasmBackend> {
+    if (!hasSimd()) throw new Error('backend-wasm: this JavaScript engine lacks WebAssembly SIMD128 (needs Node >= 16.4, Chrome 91, Firefox 89, Safari 16.4)');
+    if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
+      throw new RangeError(`backend-wasm: threads must be an integer in 1..${MAX_THREADS}, got ${options.threads}`);
+    }
+    const canShare = typeof SharedArrayBuffer !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
+    const wanted = options.threads ?? (await defaultThreads());
+    const threads = canShare ? wanted : 1;
+    const note = !canShare && wanted > 1 ? ' (SharedArrayBuffer unavailable: the page is not cross-origin isolated, so 1 thread)' : '';
+    const shared = threads > 1;
+    const bytes = kernelBytes(shared);
+    const module = await WebAssembly.compile(bytes);
+    const first = new Arena(0, module, shared);
+    const layout = {
+      firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? 3 * GiB,
+      memoryWeightBytes: options.memoryWeightBytes ?? 3.75 * GiB,
+    };
+    let backend: WasmBackend | undefined;
+    const pool = shared
+      ? await ThreadPool.start(threads, bytes, [first.memory], options.spinMicros ?? 200, (op, mem, s, e, scratch, args) => backend!.runKernel(op, mem, s, e, scratch, args))
+      : undefined;
+    backend = new WasmBackend(module, shared, pool, first, layout, note);
+    return backend;
+  }
+
+  // ---- memory -------------------------------------------------------------------------------------
+
+  async uploadWeight(weight: HostWeight, name: string): Promise<Weight> {
+    this.alive();
+    validateHostWeight(weight, name);
+    // Vectors (norm weights, biases) are stored as f32 in memory 0, next to the activations they touch.
+    if (weight.rows === 1 && weight.format !== 'f32') weight = { format: 'f32', rows: 1, cols: weight.cols, data: dequantizeVector(weight) };
+    const bytes = storedBytes(weight);
+    const arena = weight.rows === 1 ? this.arenas[0]! : await this.arenaFor(bytes);
+    const parts = weight.format === 'q8_0' || weight.format === 'q4_0' ? [asBytes(weight.quants), asBytes(weight.scales)] : [asBytes(weight.data)];
+    const ptrs: number[] = [];
+    for (const p of parts) {
+      const ptr = arena.alloc(p.byteLength);
+      if (ptr < 0) {
+        for (const q of ptrs) arena.release(q);
+        throw new RangeError(`backend-wasm: no room for weight '${name}' (${bytes} bytes) in memory ${arena.index}`);
+      }
+      arena.u8.set(p, ptr);
+      ptrs.push(ptr);
+    }
+    arena.weightBytes += bytes;
+    const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
+    this.weights.add(w);
+    return w;
+  }
+
+  alloc(rows: number, cols: number): Tensor {
+    this.alive();
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
+    const ptr = this.arenas[0]!.alloc(rows * cols * 4);
+    if (ptr < 0) throw new RangeError(`backend-wasm: out of memory allocating a [${rows}, ${cols}] tensor (memory 0 is at its 4 GiB limit)`);
+    const t = new WasmTensor(this, rows, cols, ptr, undefined);
+    this.tensors.add(t);
+    return t;
+  }
+
+  view(t: Tensor, rowStart: number, rows: number): Tensor {
+    const p = this.tensor(t, 'view');
+    if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > p.rows) {
+      throw new BackendUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${p.rows} rows`);
+    }
+    return new WasmTensor(this, rows, p.cols, p.ptr + rowStart * p.cols * 4, p.root ?? p);
+  }
+
+  write(t: Tensor, data: Float32Array): void {
+    const x = this.tensor(t, 'write');
+    if (data.length !== x.rows * x.cols) throw new BackendUsageError(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    this.arenas[0]!.f32.set(data, x.ptr >>> 2);
+  }
+
+  createKVCache(spec: KVCacheSpec): KVCache {
+    this.alive();
+    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
+      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+    }
+    const bytes = spec.layers * 2 * spec.kvHeads * spec.maxTokens * spec.headDim * 4;
+    const ptr = this.arenas[0]!.alloc(bytes);
+    if (ptr < 0) throw new RangeError(`backend-wasm: no room for a KV cache of ${bytes} bytes (${spec.maxTokens} tokens) in memory 0`);
+    const c = new WasmKVCache(this, { ...spec }, ptr);
+    this.caches.add(c);
+    return c;
+  }
+
+  free(x: Tensor | Weight | KVCache): void {
+    if (x instanceof WasmTensor && x.owner === this) {
+      if (x.root || x.freed) return; // views go with their parent
+      x.freed = true;
+      this.tensors.delete(x);
+      this.arenas[0]!.release(x.ptr);
+    } else if (x instanceof WasmWeight && x.owner === this) {
+      if (x.freed) return;
+      x.freed = true;
+      this.weights.delete(x);
+      x.arena.release(x.ptr);
+      if (x.scales) x.arena.release(x.scales);
+      x.arena.weightBytes -= x.bytes;
+    } else if (x instanceof WasmKVCache && x.owner === this) {
+      if (x.freed) return;
+      x.freed = true;
+      this.caches.delete(x);
+      this.arenas[0]!.release(x.ptr);
+    } else {
+      throw new BackendUsageError('free: not an object of this wasm backend');
+    }
+  }
+
+  // ---- ops ----------------------------------------------------------------------------------------
+
+  embed(table: Weight, ids: Int32Array, out: Tensor): void {
+    const w = this.weight(table, 'embed');
+    const o = this.tensor(out, 'embed out');
+    expectShape(o, ids.length, w.cols, 'embed out');
+    const a0 = this.arenas[0]!;
+    const rowFloats = w.cols;
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t]!;
+      if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
+      const dst = o.ptr + t * rowFloats * 4;
+      if (w.format === 'f32') {
+        a0.f32.set(w.arena.f32.subarray((w.ptr >>> 2) + id * rowFloats, (w.ptr >>> 2) + (id + 1) * rowFloats), dst >>> 2);
+        continue;
+      }
+      const target = w.arena === a0 ? dst : w.arena.scratchBlock('embed', rowFloats * 4);
+      const k = w.arena.kernels;
+      const sOff = w.scales + id * (w.cols / 32) * 2;
+      if (w.format === 'f16' || w.format === 'bf16') k.dequant_half(w.ptr + id * w.cols * 2, target, w.cols, w.format === 'bf16' ? 1 : 0);
+      else if (w.format === 'q8_0') k.dequant_q8_0(w.ptr + id * w.cols, sOff, target, w.cols);
+      else k.dequant_q4_0(w.ptr + id * (w.cols / 2), sOff, target, w.cols);
+      if (target !== dst) a0.f32.set(w.arena.f32.subarray(target >>> 2, (target >>> 2) + rowFloats), dst >>> 2);
+    }
+  }
+
+  rmsNorm(x: Tensor, weight: Weight, eps: number, out: Tensor): void {
+    const a = this.tensor(x, 'rmsNorm x');
+    const g = this.vector(weight, 'rmsNorm weight', a.cols);
+    const o = this.tensor(out, 'rmsNorm out');
+    expectShape(o, a.rows, a.cols, 'rmsNorm out');
+    this.arenas[0]!.kernels.rms_norm(a.ptr, g.ptr, o.ptr, a.rows, a.cols, eps);
+  }
+
+  matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
+    const a = this.tensor(x, 'matmul x');
+    if (weights.length === 0 || weights.length !== outs.length || biases.length !== weights.length) {
+      throw new BackendUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
+    }
+    const ws = weights.map((w) => this.weight(w, 'matmul weight'));
+    const os = outs.map((o) => this.tensor(o, 'matmul out'));
+    const bs = biases.map((b, i) => (b ? this.vector(b, 'matmul bias', ws[i]!.rows) : undefined));
+    ws.forEach((w, i) => {
+      if (w.cols !== a.cols) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${a.rows}, ${a.cols}]`);
+      expectShape(os[i]!, a.rows, w.rows, `matmul out of '${w.name}'`);
+      if (os[i]!.ptr === a.ptr) throw new BackendUsageError(`matmul: out of '${w.name}' must not alias x`);
+    });
+    // Activations quantized once per memory for all q8_0/q4_0 weights of this call (q/k/v, gate/up).
+    const quantized = new Set<Arena>();
+    ws.forEach((w, i) => this.matmulOne(a, w, bs[i], os[i]!, quantized));
+  }
+
+  rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
+    const a = this.tensor(x, 'rope');
+    if (!Number.isInteger(heads) || !Number.isInteger(headDim) || a.cols !== heads * headDim || headDim % 2 !== 0) {
+      throw new BackendUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
+    }
+    if (!Number.isInteger(startPos) || startPos < 0) throw new BackendUsageError(`rope: invalid start position ${startPos}`);
+    const a0 = this.arenas[0]!;
+    const table = a0.scratchBlock('rope', a.rows * headDim * 4);
+    const key = `${table}:${a.rows}:${headDim}:${startPos}:${theta}`;
+    if (key !== this.ropeKey) {
+      // cos/sin in float64 from the same formula as the reference; q and k of every layer reuse the table.
+      const f = a0.f32;
+      const half = headDim / 2;
+      for (let t = 0; t < a.rows; t++) {
+        const base = (table >>> 2) + t * headDim;
+        for (let i = 0; i < half; i++) {
+          const angle = (startPos + t) * theta ** (-(2 * i) / headDim);
+          f[base + i] = Math.cos(angle);
+          f[base + half + i] = Math.sin(angle);
+        }
+      }
+      this.ropeKey = key;
+    }
+    a0.kernels.rope_f32(a.ptr, table, a.rows, heads, headDim);
+  }
+
+  writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void {
+    const c = this.cache(cache, 'writeKV');
+    const kt = this.tensor(k, 'writeKV k');
+    const vt = this.tensor(v, 'writeKV v');
+    const { kvHeads, headDim, maxTokens } = c.spec;
+    expectShape(kt, kt.rows, kvHeads * headDim, 'writeKV k');
+    expectShape(vt, kt.rows, kvHeads * headDim, 'writeKV v');
+    checkLayer(c, layer, 'writeKV');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > maxTokens) {
+      throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${maxTokens} tokens`);
+    }
+    const f = this.arenas[0]!.f32;
+    const kBase = c.keys(layer) >>> 2;
+    const vBase = kBase + (c.halfBytes >>> 2);
+    for (let t = 0; t < kt.rows; t++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const dst = (h * maxTokens + startPos + t) * headDim;
+        const kSrc = (kt.ptr >>> 2) + t * kt.cols + h * headDim;
+        const vSrc = (vt.ptr >>> 2) + t * vt.cols + h * headDim;
+        f.copyWithin(kBase + dst, kSrc, kSrc + headDim);
+        f.copyWithin(vBase + dst, vSrc, vSrc + headDim);
+      }
+    }
+  }
+
+  attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void {
+    const c = this.cache(cache, 'attention');
+    const qt = this.tensor(q, 'attention q');
+    const o = this.tensor(out, 'attention out');
+    const { heads, kvHeads, headDim, scale } = spec;
+    if (!Number.isInteger(heads) || !Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads !== 0) {
+      throw new BackendUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
+    }
+    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new BackendUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
+    expectShape(qt, qt.rows, heads * headDim, 'attention q');
+    expectShape(o, qt.rows, heads * headDim, 'attention out');
+    if (o.ptr < qt.ptr + qt.bytes && qt.ptr < o.ptr + o.bytes) throw new BackendUsageError('attention: out must not overlap q');
+    checkLayer(c, layer, 'attention');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
+      throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const window = spec.slidingWindow ?? 0;
+    if (!Number.isInteger(window) || window < 0) throw new BackendUsageError(`attention: invalid sliding window ${spec.slidingWindow}`);
+    const scoresBytes = (startPos + qt.rows) * 4 + 64;
+    const threads = this.pool?.threads ?? 1;
+    const scratch = this.arenas[0]!.scratchBlock('scores', scoresBytes * threads);
+    const kBase = c.keys(layer);
+    this.run('attention_f32', 0, heads, 1, [qt.ptr, kBase, kBase + c.halfBytes, o.ptr, qt.rows, startPos, heads, kvHeads, headDim, c.spec.maxTokens, scale, window],
+      { base: scratch, stride: scoresBytes });
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const g = this.tensor(gate, 'swiglu gate');
+    const u = this.tensor(up, 'swiglu up');
+    const o = this.tensor(out, 'swiglu out');
+    expectShape(u, g.rows, g.cols, 'swiglu up');
+    expectShape(o, g.rows, g.cols, 'swiglu out');
+    this.arenas[0]!.kernels.swiglu_f32(g.ptr, u.ptr, o.ptr, g.rows * g.cols);
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    const x = this.tensor(a, 'add a');
+    const y = this.tensor(b, 'add b');
+    const o = this.tensor(out, 'add out');
+    expectShape(y, x.rows, x.cols, 'add b');
+    expectShape(o, x.rows, x.cols, 'add out');
+    this.arenas[0]!.kernels.add_f32(x.ptr, y.ptr, o.ptr, x.rows * x.cols);
+  }
+
+  copy(src: Tensor, dst: Tensor): void {
+    const s = this.tensor(src, 'copy src');
+    const d = this.tensor(dst, 'copy dst');
+    expectShape(d, s.rows, s.cols, 'copy dst');
+    this.arenas[0]!.u8.copyWithin(d.ptr, s.ptr, s.ptr + s.bytes);
+  }
+
+  // ---- passes and results -------------------------------------------------------------------------
+
+  beginPass(tokens: number, startPos: number): void {
+    this.alive();
+    if (this.inPass) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
+    if (!(tokens >= 1) || !(startPos >= 0)) throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    this.inPass = true;
+  }
+
+  endPass(): void {
+    if (!this.inPass) throw new BackendUsageError('endPass: no pass is open');
+    this.inPass = false;
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    const x = this.tensor(t, 'read');
+    const start = x.ptr >>> 2;
+    return this.arenas[0]!.f32.slice(start, start + x.rows * x.cols);
+  }
+
+  async argmax(logits: Tensor): Promise<Int32Array> {
+    const l = this.tensor(logits, 'argmax');
+    const f = this.arenas[0]!.f32;
+    const out = new Int32Array(l.rows);
+    for (let r = 0; r < l.rows; r++) {
+      const start = (l.ptr >>> 2) + r * l.cols;
+      out[r] = argmaxRow(f.subarray(start, start + l.cols));
+    }
+    return out;
+  }
+
+  async sample(logits: Tensor, params: SamplingParams): Promise<number> {
+    const l = this.tensor(logits, 'sample');
+    if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
+    const start = l.ptr >>> 2;
+    // The host sampler on a view of the logits (no copy): the draw is a few passes over one row.
+    return sampleOnHost(this.arenas[0]!.f32.subarray(start, start + l.cols), params);
+  }
+
+  memory(): { weights: number; activations: number; kvCache: number } {
+    let weights = 0;
+    for (const w of this.weights) weights += w.bytes;
+    let activations = 0;
+    for (const t of this.tensors) activations += t.bytes;
+    for (const a of this.arenas) activations += a.scratchBytes();
+    let kvCache = 0;
+    for (const c of this.caches) kvCache += c.bytes;
+    return { weights, activations, kvCache };
+  }
+
+  /** Number of wasm memories in use (more than one once weights exceed the first memory's share). */
+  get memories(): number {
+    return this.arenas.length;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const w of this.weights) w.freed = true;
+    for (const t of this.tensors) t.freed = true;
+    for (const c of this.caches) c.freed = true;
+    this.weights.clear();
+    this.tensors.clear();
+    this.caches.clear();
+    await this.pool?.dispose();
+    this.arenas.length = 0;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  /** @internal The main thread's share of a parallel kernel (also the whole job on one thread). */
+  runKernel(op: ParallelKernel, memory: number, start: number, end: number, scratch: number, args: readonly number[]): void {
+    (this.arenas[memory]!.kernels[op] as (...a: number[]) => void)(start, end, scratch, ...args);
+  }
+
+  /** @internal Runs a parallel kernel over `units` (rows or heads) on every thread. */
+  run(op: ParallelKernel, memory: number, units: number, align: number, args: readonly number[], scratch = { base: 0, stride: 0 }): void {
+    if (this.pool) this.pool.run(op, memory, units, align, args, scratch);
+    else this.runKernel(op, memory, 0, units, scratch.base, args);
+  }
+
+  private matmulOne(x: WasmTensor, w: WasmWeight, bias: WasmWeight | undefined, out: WasmTensor, quantized: Set<Arena>): void {
+    const A = w.arena;
+    const T = x.rows, K = w.cols, N = w.rows;
+    if (A.index === 0) {
+      this.matmulIn(A, w, x.ptr, T, out.ptr, bias?.ptr ?? 0, quantized);
+      return;
+    }
+    // The weight lives in another memory: stage rows of x there, run, copy the outputs back.
+    const a0 = this.arenas[0]!;
+    const chunk = Math.max(1, Math.min(T, Math.floor(IO_BYTES / ((K + N) * 4))));
+    const io = A.scratchBlock('io', chunk * (K + N) * 4);
+    for (let t0 = 0; t0 < T; t0 += chunk) {
+      const tc = Math.min(chunk, T - t0);
+      A.f32.set(a0.f32.subarray((x.ptr >>> 2) + t0 * K, (x.ptr >>> 2) + (t0 + tc) * K), io >>> 2);
+      const o = io + tc * K * 4;
+      this.matmulIn(A, w, io, tc, o, 0, undefined);
+      a0.f32.set(A.f32.subarray(o >>> 2, (o >>> 2) + tc * N), (out.ptr >>> 2) + t0 * N);
+    }
+    if (bias) a0.kernels.add_bias(out.ptr, bias.ptr, T, N);
+  }
+
+  /** x, out and bias all in `A`. `quantized` remembers memories whose q8 activation scratch already holds x. */
+  private matmulIn(A: Arena, w: WasmWeight, x: number, T: number, out: number, bias: number, quantized: Set<Arena> | undefined): void {
+    const K = w.cols, N = w.rows;
+    const threads = this.pool?.threads ?? 1;
+    switch (w.format) {
+      case 'f32':
+        this.run('matmul_f32', A.index, N, 4, [x, w.ptr, bias, out, T, K, N]);
+        return;
+      case 'f16':
+      case 'bf16': {
+        const stride = T > 1 ? PANEL * K * 4 : 0;
+        const base = T > 1 ? A.scratchBlock('panel', stride * threads) : 0;
+        this.run(w.format === 'f16' ? 'matmul_f16' : 'matmul_bf16', A.index, N, PANEL, [x, w.ptr, bias, out, T, K, N], { base, stride });
+        return;
+      }
+      case 'q8_0':
+      case 'q4_0': {
+        const xq = A.scratchBlock('xq', T * K);
+        const xs = A.scratchBlock('xs', (T * K) / 8);
+        if (!quantized?.has(A)) {
+          A.kernels.quantize_q8(x, xq, xs, T, K);
+          quantized?.add(A);
+        }
+        this.run(w.format === 'q8_0' ? 'matmul_q8_0' : 'matmul_q4_0', A.index, N, 16, [xq, xs, w.ptr, w.scales, bias, out, T, K, N]);
+        return;
+      }
+    }
+  }
+
+  private async arenaFor(bytes: number): Promise<Arena> {
+    const budget = (a: Arena): number => (a.index === 0 ? this.options.firstMemoryWeightBytes : this.options.memoryWeightBytes);
+    for (const a of this.arenas) {
+      if (a.weightBytes + bytes <= budget(a) && a.allocator.available() >= bytes + 1024) return a;
+    }
+    if (bytes > this.options.memoryWeightBytes) throw new RangeError(`backend-wasm: a weight of ${bytes} bytes exceeds one memory's share (${this.options.memoryWeightBytes} bytes)`);
+    const arena = new Arena(this.arenas.length, this.module, this.shared);
+    this.arenas.push(arena);
+    await this.pool?.addMemory(arena.memory);
+    return arena;
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new BackendUsageError('the wasm backend was disposed');
+  }
+
+  private tensor(t: Tensor, what: string): WasmTensor {
+    if (!(t instanceof WasmTensor) || t.owner !== this) throw new BackendUsageError(`${what}: not a tensor of this wasm backend`);
+    if (t.dead || this.disposed) throw new BackendUsageError(`${what}: tensor used after free`);
+    return t;
+  }
+
+  private weight(w: Weight, what: string): WasmWeight {
+    if (!(w instanceof WasmWeight) || w.owner !== this) throw new BackendUsageError(`${what}: not a weight of this wasm backend`);
+    if (w.freed || this.disposed) throw new BackendUsageError(`${what}: weight '${w.name}' used after free`);
+    return w;
+  }
+
+  private vector(w: Weight, what: string, length: number): WasmWeight {
+    const v = this.weight(w, what);
+    if (v.rows !== 1 || v.cols !== length) throw new BackendUsageError(`${what}: '${v.name}' [${v.rows}, ${v.cols}] is not a vector of ${length}`);
+    return v;
+  }
+
+  private cache(c: KVCache, what: string): WasmKVCache {
+    if (!(c instanceof WasmKVCache) || c.owner !== this) throw new BackendUsageError(`${what}: not a KV cache of this wasm backend`);
+    if (c.freed || this.disposed) throw new BackendUsageError(`${what}: KV cache used after free`);
+    return c;
+  }
+}
+
+function expectShape(t: WasmTensor, rows: number, cols: number, what: string): void {
+  if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+}
+
+function checkLayer(c: WasmKVCache, layer: number, what: string): void {
+  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
+}
+
+function asBytes(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Logical CPUs (Node: os.availableParallelism; browsers: navigator.hardwareConcurrency), at most 16. */
+async function defaultThreads(): Promise<number> {
+  let n = 1;
+  if (typeof process !== 'undefined' && typeof process.versions?.node === 'string') {
+    const specifier = 'node:os';
+    const os = (await import(/* @vite-ignore */ specifier)) as typeof import('node:os');
+    n = os.availableParallelism?.() ?? os.cpus().length;
+  } else if (typeof navigator !== 'undefined') {
+    n = navigator.hardwareConcurrency ?? 1;
+  }
+  return Math.max(1, Math.min(16, n));
+}
+
+/** A vector weight of any format as f32 values (norm weights and biases are stored as f32). */
+function dequantizeVector(w: HostWeight): Float32Array {
+  const out = new Float32Array(w.cols);
+  const f16 = (h: number): number => {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+    if (e === 0) return s * m * 2 ** -24;
+    if (e === 31) return m ? NaN : s * Infinity;
+    return s * (1 + m / 1024) * 2 ** (e - 15);
+  };
+  switch (w.format) {
+    case 'f32':
+      out.set(w.data);
+      break;
+    case 'f16':
+      for (let i = 0; i < w.cols; i++) out[i] = f16(w.data[i]!);
+      break;
+    case 'bf16': {
+      const u32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < w.cols; i++) u32[i] = w.data[i]! << 16;
+      break;
+    }
+    case 'q8_0':
+      for (let i = 0; i < w.cols; i++) out[i] = f16(w.scales[i >> 5]!) * w.quants[i]!;
+      break;
+    case 'q4_0':
+      for (let i = 0; i < w.cols; i++) {
+        const b = i >> 5, j = i & 31;
+        const byte = w.quants[b * 16 + (j & 15)]!;
+        out[i] = f16(w.scales[b]!) * ((j < 16 ? byte & 15 : byte >> 4) - 8);
+      }
+      break;
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+import type { WeightFormat } from '@qwen2-ts/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wasmBackend, type WasmBackend } from './backend.js';
+import { matmulRef, maxRelError, quantizeActivations, randomF32, randomWeight } from './test-helpers.js';
+
+const FORMATS: WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+
+describe.each([1, 2])('matmul on %i thread(s)', (threads) => {
+  let backend: WasmBackend;
+  beforeAll(async () => { backend = await wasmBackend({ threads }); });
+  afterAll(async () => { await backend.dispose(); });
+
+  // N = 70 exercises the row tails (not a multiple of 4 or 16); T = 5 the token tails of the GEMM tiles.
+  describe.each(FORMATS)('%s weights', (format) => {
+    it.each([1, 2, 5, 33])('matches a float64 loop for T = %i (with bias)', async (T) => {
+      const K = 96, N = 70;
+      const { host, values } = randomWeight(format, N, K, 11 + T);
+      const w = await backend.uploadWeight(host, 'w');
+      const bias = randomF32(N, 3);
+      const b = await backend.uploadWeight({ format: 'f32', rows: 1, cols: N, data: bias }, 'b');
+      const xData = randomF32(T * K, 7 + T, 2);
+      const x = backend.alloc(T, K);
+      backend.write(x, xData);
+      const out = backend.alloc(T, N);
+      backend.matmul(x, [w], [b], [out]);
+      const got = await backend.read(out);
+      const quant = format === 'q8_0' || format === 'q4_0';
+      // Integer paths: exact against the activation quantization they document; float paths: f32 rounding.
+      const ref = matmulRef(quant ? quantizeActivations(xData) : xData, values, T, K, N, bias);
+      expect(maxRelError(got, ref)).toBeLessThan(2e-6);
+      if (quant) expect(maxRelError(got, matmulRef(xData, values, T, K, N, bias))).toBeLessThan(0.02);
+      for (const o of [w, b, x, out]) backend.free(o);
+    });
+  });
+
+  it('fuses several weights reading one input (q/k/v) and handles mixed formats', async () => {
+    const T = 3, K = 64;
+    const ws = [randomWeight('q8_0', 32, K, 1), randomWeight('q4_0', 16, K, 2), randomWeight('bf16', 8, K, 3)];
+    const uploaded = await Promise.all(ws.map((w, i) => backend.uploadWeight(w.host, `w${i}`)));
+    const xData = randomF32(T * K, 5);
+    const x = backend.alloc(T, K);
+    backend.write(x, xData);
+    const outs = ws.map((w) => backend.alloc(T, w.host.rows));
+    backend.matmul(x, uploaded, [undefined, undefined, undefined], outs);
+    for (let i = 0; i < ws.length; i++) {
+      const xr = ws[i]!.host.format === 'bf16' ? xData : quantizeActivations(xData);
+      expect(maxRelError(await backend.read(outs[i]!), matmulRef(xr, ws[i]!.values, T, K, ws[i]!.host.rows))).toBeLessThan(2e-6);
+    }
+  });
+});

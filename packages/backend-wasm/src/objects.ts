@@ -1,0 +1,112 @@
+import type { HostWeight, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import type { Arena } from './arena.js';
+
+/** Thrown when a backend object is misused: wrong shape, freed, from another backend, bad argument. */
+export class BackendUsageError extends Error {
+  override name = 'BackendUsageError';
+}
+
+/** An f32 activation matrix in the first memory. */
+export class WasmTensor implements Tensor {
+  freed = false;
+  /**
+   * @param ptr - byte offset in memory 0
+   * @param root - the allocated tensor this is a view of (undefined for an allocation)
+   */
+  constructor(readonly owner: object, readonly rows: number, readonly cols: number, readonly ptr: number, readonly root: WasmTensor | undefined) {}
+
+  get bytes(): number {
+    return this.rows * this.cols * 4;
+  }
+
+  /** Whether this tensor (or the allocation it views) was freed. */
+  get dead(): boolean {
+    return this.freed || (this.root?.freed ?? false);
+  }
+}
+
+/** A weight in one arena: `ptr` is the data (quants for q8_0/q4_0), `scales` the f16 scales (0 if none). */
+export class WasmWeight implements Weight {
+  freed = false;
+  constructor(
+    readonly owner: object,
+    readonly name: string,
+    readonly format: WeightFormat,
+    readonly rows: number,
+    readonly cols: number,
+    readonly bytes: number,
+    readonly arena: Arena,
+    readonly ptr: number,
+    readonly scales: number,
+  ) {}
+}
+
+/**
+ * A per-sequence KV cache in memory 0, f32. Layout: for each layer, keys then values, each
+ * `[kvHeads][maxTokens][headDim]`, so that attention reads one head's history contiguously.
+ */
+export class WasmKVCache implements KVCache {
+  freed = false;
+  constructor(readonly owner: object, readonly spec: KVCacheSpec, readonly ptr: number) {}
+
+  get bytes(): number {
+    return this.spec.layers * 2 * this.halfBytes;
+  }
+
+  /** Bytes of the keys (or values) of one layer. */
+  get halfBytes(): number {
+    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * 4;
+  }
+
+  /** Offset of the keys of `layer`; the values follow at + halfBytes. */
+  keys(layer: number): number {
+    return this.ptr + layer * 2 * this.halfBytes;
+  }
+}
+
+/** Bytes a host weight occupies in its own format (data, or quants + scales). */
+export function storedBytes(w: HostWeight): number {
+  switch (w.format) {
+    case 'f32':
+      return w.rows * w.cols * 4;
+    case 'f16':
+    case 'bf16':
+      return w.rows * w.cols * 2;
+    case 'q8_0':
+      return w.rows * w.cols + (w.rows * w.cols / 32) * 2;
+    case 'q4_0':
+      return w.rows * w.cols / 2 + (w.rows * w.cols / 32) * 2;
+  }
+}
+
+/**
+ * Checks a host weight's shape and array lengths against its format.
+ * @throws BackendUsageError naming the weight and the problem
+ */
+export function validateHostWeight(w: HostWeight, name: string): void {
+  const { rows, cols } = w;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`uploadWeight '${name}': invalid shape [${rows}, ${cols}]`);
+  const n = rows * cols;
+  const expect = (what: string, got: number, want: number): void => {
+    if (got !== want) throw new BackendUsageError(`uploadWeight '${name}' (${w.format} [${rows}, ${cols}]): ${what} has ${got} elements, expected ${want}`);
+  };
+  switch (w.format) {
+    case 'f32':
+      if (!(w.data instanceof Float32Array)) throw new BackendUsageError(`uploadWeight '${name}': f32 data must be a Float32Array`);
+      expect('data', w.data.length, n);
+      return;
+    case 'f16':
+    case 'bf16':
+      if (!(w.data instanceof Uint16Array)) throw new BackendUsageError(`uploadWeight '${name}': ${w.format} data must be a Uint16Array`);
+      expect('data', w.data.length, n);
+      return;
+    case 'q8_0':
+    case 'q4_0':
+      if (cols % 32 !== 0) throw new BackendUsageError(`uploadWeight '${name}': ${w.format} needs cols % 32 === 0, got ${cols}`);
+      expect('scales', w.scales.length, n / 32);
+      expect('quants', w.quants.length, w.format === 'q8_0' ? n : n / 2);
+      return;
+    default:
+      throw new BackendUsageError(`uploadWeight '${name}': unknown weight format '${(w as { format: string }).format}'`);
+  }
+}
