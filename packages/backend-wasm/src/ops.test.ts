@@ -1,0 +1,168 @@
+import type { WeightFormat } from '@qwen2-ts/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wasmBackend, type WasmBackend } from './backend.js';
+import { BackendUsageError } from './objects.js';
+import { maxRelError, randomF32, randomWeight, rng } from './test-helpers.js';
+
+describe('element-wise and attention ops (2 threads)', () => {
+  let backend: WasmBackend;
+  beforeAll(async () => { backend = await wasmBackend({ threads: 2 }); });
+  afterAll(async () => { await backend.dispose(); });
+
+  const upload = (rows: number, cols: number, data: Float32Array) => backend.uploadWeight({ format: 'f32', rows, cols, data }, 'v');
+  const tensor = (rows: number, cols: number, data: Float32Array) => {
+    const t = backend.alloc(rows, cols);
+    backend.write(t, data);
+    return t;
+  };
+
+  it.each<WeightFormat>(['f32', 'f16', 'bf16', 'q8_0', 'q4_0'])('embed dequantizes %s rows exactly', async (format) => {
+    const { host, values } = randomWeight(format, 50, 64, 9);
+    const table = await backend.uploadWeight(host, 'embed');
+    const ids = new Int32Array([3, 0, 49, 3]);
+    const out = backend.alloc(ids.length, 64);
+    backend.embed(table, ids, out);
+    const got = await backend.read(out);
+    const want = new Float64Array(ids.length * 64);
+    ids.forEach((id, t) => want.set(values.subarray(id * 64, id * 64 + 64), t * 64));
+    expect(Array.from(got)).toEqual(Array.from(Float32Array.from(want)));
+    expect(() => backend.embed(table, new Int32Array([50]), backend.alloc(1, 64))).toThrow(RangeError);
+  });
+
+  it('rmsNorm, swiglu, add and copy match float64 loops (in place too)', async () => {
+    const rows = 3, n = 67;
+    const x = randomF32(rows * n, 1, 3), g = randomF32(n, 2), y = randomF32(rows * n, 3, 4);
+    const gw = await upload(1, n, g);
+    const xt = tensor(rows, n, x);
+    backend.rmsNorm(xt, gw, 1e-6, xt);
+    const want = new Float64Array(rows * n);
+    for (let r = 0; r < rows; r++) {
+      let ss = 0;
+      for (let i = 0; i < n; i++) ss += x[r * n + i]! ** 2;
+      const inv = 1 / Math.sqrt(ss / n + 1e-6);
+      for (let i = 0; i < n; i++) want[r * n + i] = x[r * n + i]! * inv * g[i]!;
+    }
+    expect(maxRelError(await backend.read(xt), want)).toBeLessThan(1e-6);
+
+    const gt = tensor(rows, n, x), ut = tensor(rows, n, y);
+    backend.swiglu(gt, ut, gt);
+    expect(maxRelError(await backend.read(gt), Array.from(x, (v, i) => (v / (1 + Math.exp(-v))) * y[i]!))).toBeLessThan(1e-6);
+
+    const at = tensor(rows, n, x), bt = tensor(rows, n, y);
+    backend.add(at, bt, bt);
+    expect(maxRelError(await backend.read(bt), Array.from(x, (v, i) => v + y[i]!))).toBeLessThan(1e-7);
+
+    const last = backend.alloc(1, n);
+    backend.copy(backend.view(at, 2, 1), last);
+    expect(Array.from(await backend.read(last))).toEqual(Array.from(x.subarray(2 * n)));
+  });
+
+  it('rope rotates pairs (i, i + d/2) with angles pos * theta^(-2i/d)', async () => {
+    const T = 3, heads = 2, d = 12, start = 5, theta = 10000;
+    const x = randomF32(T * heads * d, 4);
+    const t = tensor(T, heads * d, x);
+    backend.rope(t, heads, d, start, theta);
+    const want = Float64Array.from(x);
+    for (let r = 0; r < T; r++) {
+      for (let i = 0; i < d / 2; i++) {
+        const a = (start + r) * theta ** (-(2 * i) / d);
+        for (let h = 0; h < heads; h++) {
+          const b = r * heads * d + h * d;
+          want[b + i] = x[b + i]! * Math.cos(a) - x[b + i + d / 2]! * Math.sin(a);
+          want[b + i + d / 2] = x[b + i + d / 2]! * Math.cos(a) + x[b + i]! * Math.sin(a);
+        }
+      }
+    }
+    expect(maxRelError(await backend.read(t), want)).toBeLessThan(1e-6);
+  });
+
+  it.each([undefined, 3])('attention (GQA, prefill then decode, sliding window %s) matches a float64 loop', async (slidingWindow) => {
+    const heads = 4, kvHeads = 2, d = 8, layers = 2, maxTokens = 16;
+    const cache = backend.createKVCache({ layers, kvHeads, headDim: d, maxTokens });
+    const spec = { heads, kvHeads, headDim: d, scale: 1 / Math.sqrt(d), slidingWindow };
+    const K = new Float32Array(maxTokens * kvHeads * d), V = new Float32Array(maxTokens * kvHeads * d);
+    for (const [start, T] of [[0, 5], [5, 1], [6, 3]] as const) {
+      const q = randomF32(T * heads * d, start + 1, 2), k = randomF32(T * kvHeads * d, start + 2, 2), v = randomF32(T * kvHeads * d, start + 3);
+      K.set(k, start * kvHeads * d);
+      V.set(v, start * kvHeads * d);
+      backend.writeKV(cache, 1, tensor(T, kvHeads * d, k), tensor(T, kvHeads * d, v), start);
+      const out = backend.alloc(T, heads * d);
+      backend.attention(tensor(T, heads * d, q), cache, 1, start, spec, out);
+      const want = new Float64Array(T * heads * d);
+      for (let t = 0; t < T; t++) {
+        const pos = start + t, first = slidingWindow ? Math.max(0, pos - slidingWindow + 1) : 0;
+        for (let h = 0; h < heads; h++) {
+          const g = Math.floor(h / (heads / kvHeads));
+          const s: number[] = [];
+          for (let j = first; j <= pos; j++) {
+            let dot = 0;
+            for (let i = 0; i < d; i++) dot += q[t * heads * d + h * d + i]! * K[j * kvHeads * d + g * d + i]!;
+            s.push(dot * spec.scale);
+          }
+          const m = Math.max(...s), e = s.map((v) => Math.exp(v - m)), sum = e.reduce((a, b) => a + b, 0);
+          for (let i = 0; i < d; i++) {
+            let acc = 0;
+            for (let j = first; j <= pos; j++) acc += e[j - first]! * V[j * kvHeads * d + g * d + i]!;
+            want[t * heads * d + h * d + i] = acc / sum;
+          }
+        }
+      }
+      expect(maxRelError(await backend.read(out), want)).toBeLessThan(1e-5);
+    }
+  });
+
+  it('argmax returns the first maximum of each row', async () => {
+    const t = tensor(2, 5, new Float32Array([1, 7, 7, -1, 0, -3, -2, -9, -2, -5]));
+    expect(Array.from(await backend.argmax(t))).toEqual([1, 1]);
+  });
+
+  it('rejects bad shapes, foreign and freed objects with BackendUsageError', async () => {
+    const a = backend.alloc(2, 4);
+    expect(() => backend.add(a, backend.alloc(2, 5), a)).toThrow(BackendUsageError);
+    expect(() => backend.view(a, 1, 2)).toThrow(BackendUsageError);
+    await expect(backend.uploadWeight({ format: 'q8_0', rows: 2, cols: 20, scales: new Uint16Array(2), quants: new Int8Array(40) }, 'bad')).rejects.toThrow(/cols % 32/);
+    await expect(backend.uploadWeight({ format: 'f32', rows: 2, cols: 3, data: new Float32Array(5) }, 'short')).rejects.toThrow(/5 elements, expected 6/);
+    const other = await wasmBackend({ threads: 1 });
+    expect(() => other.add(a, a, a)).toThrow(/not a tensor of this wasm backend/);
+    await other.dispose();
+    backend.free(a);
+    expect(() => backend.write(a, new Float32Array(8))).toThrow(/after free/);
+    expect(() => backend.endPass()).toThrow(BackendUsageError);
+  });
+});
+
+describe('weights split across several wasm memories', () => {
+  it('places weights in extra memories and computes the same results', async () => {
+    // Tiny per-memory budgets force the weights out of memory 0 and over two more memories (the 7B layout in miniature).
+    const split = await wasmBackend({ threads: 2, firstMemoryWeightBytes: 0, memoryWeightBytes: 40_000 });
+    const single = await wasmBackend({ threads: 1 });
+    try {
+      const T = 4, K = 128;
+      const r = rng(1);
+      for (const format of ['q4_0', 'q8_0', 'bf16', 'f32'] as const) {
+        const { host } = randomWeight(format, 64, K, Math.floor(r() * 1000));
+        const bias = randomF32(64, 5);
+        const xData = randomF32(T * K, 6);
+        const results = [];
+        for (const b of [split, single]) {
+          const w = await b.uploadWeight(host, 'w');
+          const bw = await b.uploadWeight({ format: 'f32', rows: 1, cols: 64, data: bias }, 'b');
+          const x = b.alloc(T, K);
+          b.write(x, xData);
+          const out = b.alloc(T, 64);
+          b.matmul(x, [w], [bw], [out]);
+          const emb = b.alloc(2, K);
+          b.embed(w, new Int32Array([7, 63]), emb);
+          results.push([await b.read(out), await b.read(emb)]);
+        }
+        expect(results[0]).toEqual(results[1]);
+      }
+      // q4_0 + q8_0 + bf16 (30 KB) share memory 1, the 32 KB f32 weight needs memory 2.
+      expect(split.memories).toBe(3);
+      expect(single.memories).toBe(1);
+    } finally {
+      await split.dispose();
+      await single.dispose();
+    }
+  });
+});
