@@ -15,6 +15,20 @@ describe('ProgressTracker', () => {
     expect(v).toMatchObject({ phase: 'read', loaded: 500, total: 10_000, filesDone: 0, filesSeen: 1, downloadedBytes: 10_600 });
     expect(v.fraction).toBeCloseTo(0.05);
   });
+  it('sums files fetched in separate batches (the loader\'s running totals restart per batch)', () => {
+    const t = new ProgressTracker();
+    t.push({ phase: 'download', file: 'config.json', loaded: 600, total: 600, overallLoaded: 600, overallTotal: 600 });
+    t.push({ phase: 'download', file: 'tokenizer.json', loaded: 7000, total: 7000, overallLoaded: 7000, overallTotal: 7000 });
+    t.push({ phase: 'download', file: 'model.safetensors', loaded: 1000, total: 20_000, overallLoaded: 1000, overallTotal: 20_000 });
+    expect(t.view()).toMatchObject({ loaded: 8600, total: 27_600, filesDone: 2, filesSeen: 3, downloadedBytes: 8600 });
+    t.push({ phase: 'download', file: 'model.safetensors', loaded: 20_000, total: 20_000, overallLoaded: 20_000, overallTotal: 20_000 });
+    expect(t.view()).toMatchObject({ loaded: 27_600, total: 27_600, fraction: 1, filesDone: 3, downloadedBytes: 27_600 });
+  });
+  it('counts a file not seen yet through the running total', () => {
+    const t = new ProgressTracker();
+    t.push({ phase: 'download', file: 'model-00001-of-00002.safetensors', loaded: 500, total: 1000, overallLoaded: 500, overallTotal: 3000 });
+    expect(t.view()).toMatchObject({ loaded: 500, total: 3000 });
+  });
   it('never moves backwards within a phase and reports 0 downloaded for a cached load', () => {
     const t = new ProgressTracker();
     t.push({ phase: 'read', file: 'a', loaded: 80, total: 100, overallLoaded: 80, overallTotal: 100 });

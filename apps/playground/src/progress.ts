@@ -1,8 +1,11 @@
 /**
  * Folds the loader's progress events into what the progress bar shows: the current phase, bytes and
- * files done. Events come per file (`loaded`/`total`) with running totals for the whole phase
- * (`overallLoaded`/`overallTotal`); a load has a `download` phase (network into the browser cache, absent
- * when everything is cached) and then a `read` phase (tensors from the cache or disk to the backend).
+ * files done. A load has a `download` phase (network into the browser cache, absent when everything is
+ * cached) and then a `read` phase (tensors from the cache or disk to the backend). Events come per file
+ * (`loaded`/`total`) with running totals (`overallLoaded`/`overallTotal`); the loader's running totals
+ * cover one batch of files (the small files are fetched one by one before the weights are fetched
+ * together), so the bar sums the per-file counts instead, and uses the running total only to know the
+ * size of files not seen yet.
  */
 
 /** One progress event, as the loader sends it (structurally the loader's `LoadProgress`). */
@@ -36,8 +39,7 @@ export interface ProgressView {
 export class ProgressTracker {
   private phase: ProgressView['phase'] = 'idle';
   private files = new Map<string, { loaded: number; total: number }>();
-  private loaded = 0;
-  private total = 0;
+  private overallTotal = 0;
   private file = '';
   private downloaded = 0;
 
@@ -46,25 +48,31 @@ export class ProgressTracker {
     if (e.phase !== this.phase) {
       this.phase = e.phase;
       this.files.clear();
-      this.loaded = 0;
-      this.total = 0;
+      this.overallTotal = 0;
     }
-    this.files.set(e.file, { loaded: e.loaded, total: e.total });
-    // Running totals only grow within a phase; a late event from a parallel read must not move the bar back.
-    this.loaded = Math.max(this.loaded, e.overallLoaded);
-    this.total = Math.max(this.total, e.overallTotal);
+    // Counts only grow within a phase: a late event from a parallel read must not move the bar back.
+    const before = this.files.get(e.file);
+    this.files.set(e.file, { loaded: Math.max(before?.loaded ?? 0, e.loaded), total: Math.max(before?.total ?? 0, e.total) });
+    this.overallTotal = Math.max(this.overallTotal, e.overallTotal);
     this.file = e.file;
-    if (e.phase === 'download') this.downloaded = Math.max(this.downloaded, e.overallLoaded);
+    if (e.phase === 'download') this.downloaded += e.loaded - Math.min(e.loaded, before?.loaded ?? 0);
   }
 
   view(): ProgressView {
     let filesDone = 0;
-    for (const f of this.files.values()) if (f.total > 0 && f.loaded >= f.total) filesDone++;
+    let loaded = 0;
+    let total = 0;
+    for (const f of this.files.values()) {
+      if (f.total > 0 && f.loaded >= f.total) filesDone++;
+      loaded += Math.min(f.loaded, f.total);
+      total += f.total;
+    }
+    total = Math.max(total, this.overallTotal);
     return {
       phase: this.phase,
-      loaded: this.loaded,
-      total: this.total,
-      fraction: this.total > 0 ? Math.min(1, this.loaded / this.total) : 0,
+      loaded,
+      total,
+      fraction: total > 0 ? Math.min(1, loaded / total) : 0,
       filesDone,
       filesSeen: this.files.size,
       file: this.file,

@@ -61,6 +61,27 @@ describe('inference worker engine', () => {
     expect(await ended(3)).toMatchObject({ type: 'done' });
   });
 
+  it('thins out progress events but always sends each file\'s last one', async () => {
+    const events: WorkerEvent[] = [];
+    let clock = 0;
+    const engine = new Engine(
+      {
+        async loadModel(_source, o) {
+          for (let loaded = 1; loaded <= 100; loaded++) {
+            clock += 1; // 1 ms per chunk: only every 50th is sent, and the last
+            o.onProgress({ phase: 'download', file: 'model.safetensors', loaded, total: 100, overallLoaded: loaded, overallTotal: 100 });
+          }
+          return { model: scriptedModel([], []), source: 'm' };
+        },
+        now: () => clock,
+      },
+      (e) => events.push(e),
+    );
+    engine.handle({ type: 'load', id: 1, source: { kind: 'hub', id: 'a/b' }, backend: 'wasm', dtype: 'auto', threads: 1 });
+    while (!events.some((e) => e.type === 'done')) await new Promise((r) => setTimeout(r, 1));
+    expect(events.filter((e) => e.type === 'progress').map((e) => (e as { progress: { loaded: number } }).progress.loaded)).toEqual([1, 51, 100]);
+  });
+
   it('answers errors as events: no model yet, and a failed load', async () => {
     const { engine, ended, log } = setup();
     engine.handle({ type: 'chat', id: 1, messages: [{ role: 'user', content: 'hi' }], options });

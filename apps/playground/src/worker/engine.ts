@@ -53,6 +53,9 @@ export interface EngineDeps {
   now(): number;
 }
 
+/** Minimum time between two progress events sent to the page for unfinished files. */
+export const PROGRESS_INTERVAL_MS = 50;
+
 /** Thrown for a chat before any model is loaded. */
 export class NoModelError extends Error {
   override readonly name = 'NoModelError';
@@ -118,6 +121,7 @@ export class Engine {
 
   private async load(req: LoadRequest, signal: AbortSignal): Promise<void> {
     const start = this.deps.now();
+    let lastProgress = -Infinity;
     // Free the old model first: two models may not fit in the browser's memory at once.
     await this.unload();
     const { model, source } = await this.deps.loadModel(req.source, {
@@ -125,7 +129,14 @@ export class Engine {
       dtype: req.dtype,
       threads: req.threads,
       signal,
-      onProgress: (progress) => this.post({ type: 'progress', id: req.id, progress }),
+      onProgress: (progress) => {
+        // Downloads report every network chunk (thousands for a real model): send at most one event per
+        // PROGRESS_INTERVAL_MS, plus every file's last one, so the page renders what it can show.
+        const t = this.deps.now();
+        if (progress.loaded < progress.total && t - lastProgress < PROGRESS_INTERVAL_MS) return;
+        lastProgress = t;
+        this.post({ type: 'progress', id: req.id, progress });
+      },
     });
     if (signal.aborted) {
       await model.dispose();
