@@ -1,5 +1,10 @@
 /**
  * The Qwen2 model graph, the backend kernel interface, KV cache, sampling, generation and chat.
+ *
+ * ```ts
+ * const model = await Qwen2.load('/models/Qwen2-0.5B-Instruct', { dtype: 'q8_0' });
+ * for await (const chunk of model.chat([{ role: 'user', content: 'Hi!' }])) process.stdout.write(chunk.text);
+ * ```
  * @packageDocumentation
  */
 export { argmax } from './argmax.js';
@@ -7,3 +12,33 @@ export { QUANT_BLOCK } from './backend/types.js';
 export type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
+export { ReferenceBackend } from './backend/reference/reference-backend.js';
+export { ContextOverflowError, ModelWeightsError, WeightFormatError, BackendUsageError } from './errors.js';
+
+// Numbers and weights
+export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './numeric/half.js';
+export { quantizeQ8_0, dequantizeQ8_0Row } from './quant/q8_0.js';
+export { quantizeQ4_0, dequantizeQ4_0Row } from './quant/q4_0.js';
+export { dequantize, dequantizeRow, hostWeightBytes, validateHostWeight } from './quant/host-weight.js';
+export { toHostWeight, decodeToF32, nativeFormat } from './weights/convert.js';
+
+// The graph
+export type { Qwen2ModelConfig } from './model/config.js';
+export { tensorNames, layerWindow } from './model/config.js';
+export { loadModelWeights, freeModelWeights } from './model/weights.js';
+export type { TensorSource, ModelWeights, LayerWeights, LoadWeightsOptions, WeightLoadProgress } from './model/weights.js';
+export { Qwen2Model, DEFAULT_MAX_CHUNK } from './model/qwen2-model.js';
+export { KVSequence } from './model/sequence.js';
+
+// Sampling and generation
+export { sampleFromLogits, applyPenalties } from './sampling/sample.js';
+export { SeededRandom, randomSeed } from './sampling/rng.js';
+export { TokenHistory } from './sampling/history.js';
+export { StopStringMatcher } from './generate/stop-strings.js';
+export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
+
+// The high-level API
+export { Qwen2 } from './api/qwen2.js';
+export type { DtypeOption, LoadOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
+export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, FinishReason, OpenAIChat } from './api/openai.js';
+export { toGenerateOptions } from './api/openai.js';

@@ -1,0 +1,123 @@
+import type { ChatMessage } from '@qwen2-ts/tokenizer';
+import type { GenerateOptions, GenerationResult } from './types.js';
+import type { Qwen2 } from './qwen2.js';
+
+/** The request of `openai.chat.completions.create`, in OpenAI's field names. */
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  /** Echoed back; the loaded model answers whatever it says. */
+  model?: string;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  /** Extensions many OpenAI-compatible servers accept. */
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  /** Only 1 is supported. */
+  n?: number;
+  tools?: unknown[];
+  signal?: AbortSignal;
+}
+
+/** OpenAI's finish reasons; an aborted request reports 'stop'. */
+export type FinishReason = 'stop' | 'length';
+
+/** A whole chat completion (OpenAI's `chat.completion` object). */
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+/** One streamed piece (OpenAI's `chat.completion.chunk` object). */
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  /** On the last chunk only. */
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+/** `model.openai`: OpenAI's chat API shape over a loaded model. */
+export interface OpenAIChat {
+  chat: {
+    completions: {
+      create(request: ChatCompletionRequest & { stream: true }): AsyncIterable<ChatCompletionChunk>;
+      create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+      create(request: ChatCompletionRequest): Promise<ChatCompletion> | AsyncIterable<ChatCompletionChunk>;
+    };
+  };
+}
+
+/** Maps OpenAI's request fields to {@link GenerateOptions}. @throws RangeError for n != 1 */
+export function toGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
+  if (req.n !== undefined && req.n !== 1) throw new RangeError(`n = ${req.n} is not supported (only one choice per request)`);
+  if (!Array.isArray(req.messages) || req.messages.length === 0) throw new RangeError('messages must be a non-empty array');
+  const o: GenerateOptions = {};
+  const max = req.max_completion_tokens ?? req.max_tokens;
+  if (max !== undefined) o.maxNewTokens = max;
+  if (req.temperature !== undefined) o.temperature = req.temperature;
+  if (req.top_p !== undefined) o.topP = req.top_p;
+  if (req.top_k !== undefined) o.topK = req.top_k;
+  if (req.min_p !== undefined) o.minP = req.min_p;
+  if (req.repetition_penalty !== undefined) o.repetitionPenalty = req.repetition_penalty;
+  if (req.presence_penalty !== undefined) o.presencePenalty = req.presence_penalty;
+  if (req.frequency_penalty !== undefined) o.frequencyPenalty = req.frequency_penalty;
+  if (req.seed !== undefined) o.seed = req.seed;
+  if (req.stop !== undefined) o.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
+  if (req.signal) o.signal = req.signal;
+  return o;
+}
+
+function finish(r: GenerationResult): FinishReason {
+  return r.finishReason === 'length' ? 'length' : 'stop';
+}
+
+function usage(r: GenerationResult) {
+  return { prompt_tokens: r.promptTokens, completion_tokens: r.ids.length, total_tokens: r.promptTokens + r.ids.length };
+}
+
+/** @internal builds `model.openai` */
+export function createOpenAI(model: Qwen2): OpenAIChat {
+  function create(req: ChatCompletionRequest): Promise<ChatCompletion> | AsyncIterable<ChatCompletionChunk> {
+    const id = `chatcmpl-${Math.random().toString(36).slice(2, 14)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const name = req.model ?? model.source;
+    if (!req.stream) {
+      return (async () => {
+        const stream = model.chat(req.messages, { ...toGenerateOptions(req), ...(req.tools ? { tools: req.tools } : {}) });
+        const r = await stream.result;
+        return {
+          id, object: 'chat.completion', created, model: name,
+          choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: finish(r), logprobs: null }],
+          usage: usage(r),
+        } satisfies ChatCompletion;
+      })();
+    }
+    return {
+      async *[Symbol.asyncIterator]() {
+        const stream = model.chat(req.messages, { ...toGenerateOptions(req), ...(req.tools ? { tools: req.tools } : {}) });
+        const base = { id, object: 'chat.completion.chunk' as const, created, model: name };
+        yield { ...base, choices: [{ index: 0, delta: { role: 'assistant' as const, content: '' }, finish_reason: null, logprobs: null }] };
+        for await (const c of stream) {
+          if (c.text) yield { ...base, choices: [{ index: 0, delta: { content: c.text }, finish_reason: null, logprobs: null }] };
+        }
+        const r = await stream.result;
+        yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: finish(r), logprobs: null }], usage: usage(r) };
+      },
+    };
+  }
+  return { chat: { completions: { create: create as OpenAIChat['chat']['completions']['create'] } } };
+}

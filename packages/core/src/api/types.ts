@@ -1,0 +1,70 @@
+import type { WeightFormat, Backend } from '../backend/types.js';
+import type { OpenModelOptions } from '@qwen2-ts/loader';
+import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
+
+/** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
+export type DtypeOption = 'auto' | WeightFormat;
+
+/** Options of `Qwen2.load`. */
+export interface LoadOptions extends OpenModelOptions {
+  /** Where to run (default: a new reference backend, which `dispose()` then disposes). */
+  backend?: Backend;
+  /** Weight storage format (default 'auto'). */
+  dtype?: DtypeOption;
+  /** KV cache capacity in tokens (default: min(max_position_embeddings, 4096)). */
+  maxContext?: number;
+  /** A tokenizer, or tokenizer files, to use instead of the model's own files. */
+  tokenizer?: Qwen2Tokenizer | TokenizerFiles;
+  /** Largest prefill chunk in tokens (default 256). */
+  maxChunk?: number;
+}
+
+/** Options of `generate` and `chat`. Unset sampling options default to the model's generation_config. */
+export interface GenerateOptions {
+  /** Most tokens to generate (default 512, and never past the context). */
+  maxNewTokens?: number;
+  /** 0 is greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Seed of the sampler (default: random). The same seed and inputs give the same tokens. */
+  seed?: number;
+  /** Generation stops before any of these strings; the text never includes them. */
+  stop?: string[];
+  /** More token ids that end generation (besides the eos ids of generation_config and the tokenizer). */
+  stopTokenIds?: number[];
+  /** Do not stop at eos tokens (explicit `stopTokenIds` still stop). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * One streamed piece of output. `text` is what became final with this token (possibly '': a token can
+ * end inside a character, or text may be held back because it could begin a stop string). A last chunk
+ * with `tokenId: -1` carries text released only when generation ended.
+ */
+export interface GenerationChunk {
+  tokenId: number;
+  text: string;
+}
+
+/** The whole response, with timing. */
+export interface GenerationResult {
+  /** Generated token ids (a stop token excluded). */
+  ids: number[];
+  text: string;
+  finishReason: 'stop' | 'length' | 'abort';
+  promptTokens: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  timeToFirstTokenMs: number;
+}
+
+/** Streams chunks; `result` (and awaiting the stream itself) gives the final result. */
+export interface GenerationStream extends AsyncIterable<GenerationChunk>, PromiseLike<GenerationResult> {
+  readonly result: Promise<GenerationResult>;
+}
