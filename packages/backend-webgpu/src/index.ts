@@ -4,3 +4,6 @@
  */
 export { probeWebGPU } from './probe.js';
 export type { WebGPUAvailability } from './probe.js';
+export { webgpuBackend, WebGPUBackend } from './backend.js';
+export type { WebGPUBackendOptions } from './backend.js';
+export { WebGPUDeviceError, WebGPUDeviceLostError, WebGPUUsageError } from './errors.js';

@@ -1,0 +1,577 @@
+import type {
+  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+} from '@qwen2-ts/core';
+import { acquireDevice, type AcquiredDevice } from './device.js';
+import { WebGPUDeviceError, WebGPUDeviceLostError, WebGPUUsageError } from './errors.js';
+import { dequantizeRow, fillRows, fillScales, paddedCols, rowBytes, validateHostWeight } from './host-weights.js';
+import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
+import { Runtime, USAGE } from './runtime.js';
+import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
+import { elementwiseKernel, rmsNormKernel, ropeKernel, writeKVKernel } from './wgsl/elementwise.js';
+import { hasScales } from './wgsl/formats.js';
+import type { KernelDef } from './wgsl/kernel-def.js';
+import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel } from './wgsl/matmul.js';
+import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
+
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const ACT_USAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
+/** Keys per attention split before the sequence is cut into more splits. */
+const ATTN_SPLIT = 256;
+/** Upper bound of the attention split scratch. */
+const ATTN_SCRATCH_BYTES = 64 << 20;
+
+/** Options of {@link webgpuBackend}. */
+export interface WebGPUBackendOptions {
+  /**
+   * The `GPU` object to use; default `navigator.gpu`. In Node pass `create([])` from npm `webgpu`: the
+   * backend keeps a strong reference to it for as long as its device lives (Dawn crashes otherwise).
+   */
+  gpu?: GPU;
+  /** Use `f16` in kernels when the adapter offers `shader-f16` (default true). */
+  preferF16?: boolean;
+}
+
+/**
+ * Creates the WebGPU backend: requests an adapter and a device with the largest storage limits the
+ * adapter offers and compiles kernels on first use (each pipeline and bind group once).
+ * @param options - the GPU object and f16 preference
+ * @returns a {@link Backend} whose ops record into one command buffer per pass
+ * @throws WebGPUDeviceError when WebGPU, an adapter or a needed limit is missing (the message names the limit)
+ */
+export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise<Backend & { readonly f16: boolean }> {
+  const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true);
+  return new WebGPUBackend(acquired);
+}
+
+/** The WebGPU implementation of core's {@link Backend}. Create it with {@link webgpuBackend}. */
+export class WebGPUBackend implements Backend {
+  readonly info: BackendInfo;
+  /** Whether kernels use `f16` (shader-f16). */
+  readonly f16: boolean;
+  // Held for the lifetime of the device: in Node, Dawn's instance dies with this object.
+  private gpu: GPU | undefined;
+  private readonly device: GPUDevice;
+  private readonly rt: Runtime;
+  private readonly maxBinding: number;
+  private readonly maxBuffer: number;
+  private readonly weights = new Set<GpuWeight>();
+  private readonly tensors = new Set<GpuTensor>();
+  private readonly caches = new Set<GpuKVCache>();
+  private readonly dummy: Buf;
+  private readonly defs = new Map<string, KernelDef>();
+  private results: Buf;
+  private resultsUsed = 0;
+  private attnScratch: Buf | undefined;
+  private sampleScratch: Buf | undefined;
+  private lost: WebGPUDeviceLostError | undefined;
+  private readonly errors: string[] = [];
+  private inPass = false;
+  private disposed = false;
+
+  constructor(acquired: AcquiredDevice) {
+    this.gpu = acquired.gpu;
+    this.device = acquired.device;
+    this.f16 = acquired.f16;
+    this.info = { name: 'webgpu', device: acquired.description, formats: FORMATS };
+    this.maxBinding = this.device.limits.maxStorageBufferBindingSize;
+    this.maxBuffer = this.device.limits.maxBufferSize;
+    this.rt = new Runtime(this.device);
+    this.dummy = this.rt.createBuffer(16, USAGE.STORAGE, 'qwen2-ts dummy');
+    this.results = this.rt.createBuffer(4096 * 4, USAGE.STORAGE | USAGE.COPY_SRC, 'qwen2-ts results');
+    void this.device.lost.then((info) => {
+      if (!this.disposed) this.lost = new WebGPUDeviceLostError(String(info.reason), info.message);
+    });
+    this.device.addEventListener('uncapturederror', (ev) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      if (this.errors.length < 8) this.errors.push(e.message);
+    });
+  }
+
+  // ---- memory -------------------------------------------------------------------------------------
+
+  async uploadWeight(weight: HostWeight, name: string): Promise<Weight> {
+    this.alive();
+    validateHostWeight(weight, name);
+    const { format, rows, cols } = weight;
+    const kp = paddedCols(weight);
+    const rb = rowBytes(format, kp);
+    const limit = Math.min(this.maxBinding, this.maxBuffer);
+    if (rb > limit) {
+      throw new WebGPUDeviceError(`weight '${name}': one row of ${rb} bytes exceeds the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes`, 'maxStorageBufferBindingSize');
+    }
+    const perChunk = Math.max(1, Math.floor(limit / rb));
+    const chunks: WeightChunk[] = [];
+    let bytes = 0;
+    this.device.pushErrorScope('out-of-memory');
+    try {
+      for (let r0 = 0; r0 < rows; r0 += perChunk) {
+        const n = Math.min(perChunk, rows - r0);
+        const data = this.rt.createBuffer(n * rb, USAGE.STORAGE, `${name}[${r0}..]`, true);
+        fillRows(weight, r0, n, kp, data.buffer.getMappedRange());
+        data.buffer.unmap();
+        bytes += data.size;
+        let scales: Buf | undefined;
+        if (weight.format === 'q8_0' || weight.format === 'q4_0') {
+          scales = this.rt.createBuffer(n * (cols / 32) * 2, USAGE.STORAGE, `${name} scales[${r0}..]`, true);
+          fillScales(weight, r0, n, scales.buffer.getMappedRange());
+          scales.buffer.unmap();
+          bytes += scales.size;
+        }
+        chunks.push(scales ? { r0, rows: n, data, scales } : { r0, rows: n, data });
+      }
+      let vec: Buf | undefined;
+      if (rows === 1) {
+        vec = this.rt.createBuffer(cols * 4, USAGE.STORAGE, `${name} f32`, true);
+        new Float32Array(vec.buffer.getMappedRange()).set(dequantizeRow(weight, 0));
+        vec.buffer.unmap();
+        bytes += vec.size;
+      }
+      const w = new GpuWeight(name, format, rows, cols, kp, chunks, vec, bytes);
+      const oom = await this.device.popErrorScope();
+      if (oom) {
+        this.destroyWeight(w);
+        const held = this.memory().weights;
+        throw new WebGPUDeviceError(`out of GPU memory uploading weight '${name}' (${bytes} bytes, ${held} bytes of weights already held): ${oom.message}`);
+      }
+      this.weights.add(w);
+      return w;
+    } catch (e) {
+      if (e instanceof WebGPUDeviceError) throw e;
+      await this.device.popErrorScope().catch(() => undefined);
+      for (const c of chunks) {
+        c.data.buffer.destroy();
+        c.scales?.buffer.destroy();
+      }
+      throw e;
+    }
+  }
+
+  alloc(rows: number, cols: number): Tensor {
+    this.alive();
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new WebGPUUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
+    const bytes = rows * cols * 4;
+    if (bytes > this.maxBinding) {
+      throw new WebGPUDeviceError(`alloc: a [${rows}, ${cols}] f32 tensor (${bytes} bytes) exceeds the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes`, 'maxStorageBufferBindingSize');
+    }
+    const t = new GpuTensor(rows, cols, this.rt.createBuffer(bytes, ACT_USAGE, `tensor [${rows}, ${cols}]`), 0, undefined);
+    this.tensors.add(t);
+    return t;
+  }
+
+  view(t: Tensor, rowStart: number, rows: number): Tensor {
+    const parent = this.tensor(t, 'view');
+    if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > parent.rows) {
+      throw new WebGPUUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${parent.rows} rows`);
+    }
+    return new GpuTensor(rows, parent.cols, parent.buf, parent.offset + rowStart * parent.cols, parent.owner);
+  }
+
+  write(t: Tensor, data: Float32Array): void {
+    const x = this.tensor(t, 'write');
+    if (data.length !== x.rows * x.cols) throw new WebGPUUsageError(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    // queue.writeBuffer runs before any command buffer submitted later: submit what was recorded first.
+    this.rt.flush();
+    this.device.queue.writeBuffer(x.buf.buffer, x.offset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  createKVCache(spec: KVCacheSpec): KVCache {
+    this.alive();
+    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
+      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new WebGPUUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+    }
+    if (spec.headDim > MAX_HEAD_DIM) throw new WebGPUUsageError(`createKVCache: headDim ${spec.headDim} exceeds the ${MAX_HEAD_DIM} the attention kernel supports`);
+    const perLayer = spec.kvHeads * spec.headDim * spec.maxTokens * 4;
+    if (perLayer > this.maxBinding) {
+      throw new WebGPUDeviceError(`createKVCache: ${spec.maxTokens} tokens need ${perLayer} bytes per layer for keys, over the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes (lower maxContext)`, 'maxStorageBufferBindingSize');
+    }
+    const keys: Buf[] = [];
+    const values: Buf[] = [];
+    for (let l = 0; l < spec.layers; l++) {
+      keys.push(this.rt.createBuffer(perLayer, USAGE.STORAGE, `kv keys ${l}`));
+      values.push(this.rt.createBuffer(perLayer, USAGE.STORAGE, `kv values ${l}`));
+    }
+    const c = new GpuKVCache({ ...spec }, keys, values, keys.reduce((s, b) => s + 2 * b.size, 0));
+    this.caches.add(c);
+    return c;
+  }
+
+  free(x: Tensor | Weight | KVCache): void {
+    if (x instanceof GpuTensor) {
+      if (x.root || x.freed) return;
+      x.freed = true;
+      this.tensors.delete(x);
+      this.rt.release(x.buf);
+    } else if (x instanceof GpuWeight) {
+      if (x.freed) return;
+      this.weights.delete(x);
+      this.destroyWeight(x);
+    } else if (x instanceof GpuKVCache) {
+      if (x.freed) return;
+      x.freed = true;
+      this.caches.delete(x);
+      for (const b of [...x.keys, ...x.values]) this.rt.release(b);
+    } else {
+      throw new WebGPUUsageError('free: not an object of this WebGPU backend');
+    }
+  }
+
+  private destroyWeight(w: GpuWeight): void {
+    w.freed = true;
+    for (const c of w.chunks) {
+      this.rt.release(c.data);
+      if (c.scales) this.rt.release(c.scales);
+    }
+    if (w.vec) this.rt.release(w.vec);
+  }
+
+  // ---- ops ----------------------------------------------------------------------------------------
+
+  embed(table: Weight, ids: Int32Array, out: Tensor): void {
+    const w = this.weight(table, 'embed');
+    const o = this.tensor(out, 'embed');
+    this.expectShape(o, ids.length, w.cols, 'embed out');
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
+    const idsOff = this.rt.pushAux(ids);
+    const def = this.kernel(`embed:${w.format}`, () => embedKernel(w.format, this.f16));
+    const units = ids.length * (w.kp / 8);
+    for (const c of w.chunks) {
+      const bufs = [o.buf, c.data, ...(c.scales ? [c.scales] : []), this.rt.auxBuf];
+      this.rt.dispatchFlat(def, bufs, { T: ids.length, K: w.cols, Kp: w.kp, r0: c.r0, rows: c.rows, idsOff, oOff: o.offset }, Math.ceil(units / 64));
+    }
+  }
+
+  rmsNorm(x: Tensor, weight: Weight, eps: number, out: Tensor): void {
+    const a = this.tensor(x, 'rmsNorm x');
+    const g = this.vector(weight, 'rmsNorm weight');
+    const o = this.tensor(out, 'rmsNorm out');
+    this.expectShape(o, a.rows, a.cols, 'rmsNorm out');
+    if (g.cols !== a.cols) throw new WebGPUUsageError(`rmsNorm: weight of ${g.cols} for rows of ${a.cols}`);
+    const { slots, bufs } = distinct([a, o]);
+    this.rt.dispatch(this.kernel(`norm:${slots}`, () => rmsNormKernel(slots)), [...bufs, g.vec!], { n: a.cols, xOff: a.offset, oOff: o.offset, eps }, a.rows);
+  }
+
+  matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
+    const a = this.tensor(x, 'matmul x');
+    if (weights.length === 0 || weights.length !== outs.length || biases.length !== weights.length) {
+      throw new WebGPUUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
+    }
+    const T = a.rows;
+    const K = a.cols;
+    for (let i = 0; i < weights.length; i++) {
+      const w = this.weight(weights[i]!, 'matmul weight');
+      const o = this.tensor(outs[i]!, 'matmul out');
+      if (w.cols !== K) throw new WebGPUUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${T}, ${K}]`);
+      this.expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
+      const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
+      if (bias && bias.cols !== w.rows) throw new WebGPUUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
+      const { slots, bufs } = distinct([a, o]);
+      const matvec = T <= MATVEC_MAX_T;
+      const def = this.kernel(`${matvec ? 'mv' : 'mm'}:${w.format}:${slots}`, () => (matvec ? matvecKernel : gemmKernel)(w.format, this.f16, slots));
+      for (const c of w.chunks) {
+        const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
+        const params = { T, K, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
+        if (matvec) this.rt.dispatchFlat(def, all, params, c.rows);
+        else this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
+      }
+    }
+  }
+
+  rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
+    const a = this.tensor(x, 'rope');
+    if (a.cols !== heads * headDim || headDim % 2 !== 0) throw new WebGPUUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
+    const half = headDim / 2;
+    const key = `rope:${startPos}:${a.rows}:${headDim}:${theta}`;
+    let tabOff = this.rt.auxMemo.get(key);
+    if (tabOff === undefined) {
+      // Angles in float64 as the reference does; f32 angles are off by ~1e-3 rad at position 32k.
+      const tab = new Float32Array(a.rows * half * 2);
+      for (let t = 0; t < a.rows; t++) {
+        for (let i = 0; i < half; i++) {
+          const angle = (startPos + t) * theta ** (-(2 * i) / headDim);
+          tab[(t * half + i) * 2] = Math.cos(angle);
+          tab[(t * half + i) * 2 + 1] = Math.sin(angle);
+        }
+      }
+      tabOff = this.rt.pushAux(tab);
+      this.rt.auxMemo.set(key, tabOff);
+    }
+    this.rt.dispatchFlat(this.kernel('rope', ropeKernel), [a.buf, this.rt.auxBuf], { T: a.rows, heads, half, xOff: a.offset, tabOff }, Math.ceil((a.rows * heads * half) / 256));
+  }
+
+  writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void {
+    const c = this.cache(cache, 'writeKV');
+    const kt = this.tensor(k, 'writeKV k');
+    const vt = this.tensor(v, 'writeKV v');
+    const width = c.spec.kvHeads * c.spec.headDim;
+    this.expectShape(kt, kt.rows, width, 'writeKV k');
+    this.expectShape(vt, kt.rows, width, 'writeKV v');
+    this.checkLayer(c, layer, 'writeKV');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
+      throw new WebGPUUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const { slots, bufs } = distinct([kt, vt]);
+    this.rt.dispatchFlat(this.kernel(`kv:${slots}`, () => writeKVKernel(slots)), [...bufs, c.keys[layer]!, c.values[layer]!],
+      { T: kt.rows, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos, kOff: kt.offset, vOff: vt.offset }, Math.ceil((kt.rows * width) / 256));
+  }
+
+  attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void {
+    const c = this.cache(cache, 'attention');
+    const qt = this.tensor(q, 'attention q');
+    const o = this.tensor(out, 'attention out');
+    const { heads, kvHeads, headDim, scale } = spec;
+    if (!(heads >= 1) || !(kvHeads >= 1) || heads % kvHeads !== 0) throw new WebGPUUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
+    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new WebGPUUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
+    this.expectShape(qt, qt.rows, heads * headDim, 'attention q');
+    this.expectShape(o, qt.rows, heads * headDim, 'attention out');
+    this.checkLayer(c, layer, 'attention');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
+      throw new WebGPUUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const T = qt.rows;
+    const window = spec.slidingWindow && spec.slidingWindow > 0 ? spec.slidingWindow : 0;
+    const longest = window ? Math.min(window, startPos + T) : startPos + T;
+    const perSplit = T * heads * (headDim + 2) * 4;
+    const budget = Math.min(ATTN_SCRATCH_BYTES, this.maxBinding);
+    const nSplits = Math.max(1, Math.min(Math.ceil(longest / ATTN_SPLIT), Math.floor(budget / perSplit)));
+    if (perSplit > budget) throw new WebGPUDeviceError(`attention: ${T} query rows need ${perSplit} bytes of scratch, over the limit of ${budget} (split the prefill into smaller chunks)`, 'maxStorageBufferBindingSize');
+    const splitLen = Math.ceil(longest / nSplits);
+    const scratch = this.scratch('attn', nSplits * perSplit);
+    this.rt.dispatchFlat(this.kernel('attn1', attentionPartialKernel), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], {
+      T, H: heads, group: heads / kvHeads, D: headDim, cap: c.spec.maxTokens, startPos, window, nSplits, splitLen, qOff: qt.offset, scale,
+    }, T * heads * nSplits);
+    this.rt.dispatchFlat(this.kernel('attn2', attentionCombineKernel), [o.buf, scratch], { rows: T * heads, D: headDim, nSplits, oOff: o.offset }, T * heads);
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    this.binary('swiglu', gate, up, out);
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    this.binary('add', a, b, out);
+  }
+
+  copy(src: Tensor, dst: Tensor): void {
+    const s = this.tensor(src, 'copy src');
+    const d = this.tensor(dst, 'copy dst');
+    this.expectShape(d, s.rows, s.cols, 'copy dst');
+    const n = s.rows * s.cols;
+    const { slots, bufs } = distinct([s, d]);
+    this.rt.dispatchFlat(this.kernel(`copy:${slots}`, () => elementwiseKernel('copy', slots)), bufs, { n, aOff: s.offset, bOff: 0, oOff: d.offset }, Math.ceil(n / 256));
+  }
+
+  private binary(op: 'add' | 'swiglu', a: Tensor, b: Tensor, out: Tensor): void {
+    const x = this.tensor(a, `${op} a`);
+    const y = this.tensor(b, `${op} b`);
+    const o = this.tensor(out, `${op} out`);
+    this.expectShape(y, x.rows, x.cols, `${op} b`);
+    this.expectShape(o, x.rows, x.cols, `${op} out`);
+    const n = x.rows * x.cols;
+    const { slots, bufs } = distinct([x, y, o]);
+    this.rt.dispatchFlat(this.kernel(`${op}:${slots}`, () => elementwiseKernel(op, slots)), bufs, { n, aOff: x.offset, bOff: y.offset, oOff: o.offset }, Math.ceil(n / 256));
+  }
+
+  // ---- passes and results -------------------------------------------------------------------------
+
+  beginPass(tokens: number, startPos: number): void {
+    this.alive();
+    if (this.inPass) throw new WebGPUUsageError('beginPass: a pass is already open (missing endPass)');
+    if (!(tokens >= 1) || !(startPos >= 0)) throw new WebGPUUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    this.inPass = true;
+  }
+
+  endPass(): void {
+    if (!this.inPass) throw new WebGPUUsageError('endPass: no pass is open');
+    this.inPass = false;
+    this.rt.flush();
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    const x = this.tensor(t, 'read');
+    const bytes = await this.readBack(x.buf, x.offset * 4, x.rows * x.cols * 4);
+    return new Float32Array(bytes);
+  }
+
+  async argmax(logits: Tensor): Promise<Int32Array> {
+    const l = this.tensor(logits, 'argmax');
+    const resOff = this.reserveResults(l.rows);
+    this.rt.dispatch(this.kernel('argmax', argmaxKernel), [l.buf, this.results], { n: l.cols, off: l.offset, resOff }, l.rows);
+    const ids = new Int32Array(await this.readBack(this.results, resOff * 4, l.rows * 4));
+    for (const id of ids) if (id === (NO_TOKEN | 0)) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries`);
+    return ids;
+  }
+
+  async sample(logits: Tensor, params: SamplingParams): Promise<number> {
+    const l = this.tensor(logits, 'sample');
+    if (l.rows !== 1) throw new WebGPUUsageError(`sample: expected one row of logits, got ${l.rows}`);
+    validateSampling(params);
+    const { ids, counts } = params.history;
+    const hist = new Int32Array(ids.length * 2);
+    hist.set(ids, 0);
+    hist.set(counts, ids.length);
+    const histOff = this.rt.pushAux(hist.length ? hist : new Int32Array(1));
+    const resOff = this.reserveResults(1);
+    const scratch = this.scratch('sample', l.cols * 4);
+    this.rt.dispatch(this.kernel('sample', sampleKernel), [l.buf, scratch, this.results, this.rt.auxBuf], {
+      n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, topK: params.topK, temperature: params.temperature, topP: params.topP,
+      minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty, frequency: params.frequencyPenalty, uniform: params.uniform,
+    }, 1);
+    const id = new Int32Array(await this.readBack(this.results, resOff * 4, 4))[0]!;
+    if (id === (NO_TOKEN | 0)) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
+    return id;
+  }
+
+  memory(): { weights: number; activations: number; kvCache: number } {
+    let weights = 0;
+    for (const w of this.weights) weights += w.bytes;
+    let activations = 0;
+    for (const t of this.tensors) activations += t.buf.size;
+    let kvCache = 0;
+    for (const c of this.caches) kvCache += c.bytes;
+    return { weights, activations, kvCache };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const w of this.weights) this.destroyWeight(w);
+    for (const t of this.tensors) {
+      t.freed = true;
+      t.buf.buffer.destroy();
+    }
+    for (const c of this.caches) {
+      c.freed = true;
+      for (const b of [...c.keys, ...c.values]) b.buffer.destroy();
+    }
+    this.weights.clear();
+    this.tensors.clear();
+    this.caches.clear();
+    this.rt.flush();
+    for (const b of [this.dummy, this.results, this.attnScratch, this.sampleScratch]) b?.buffer.destroy();
+    this.rt.destroy();
+    this.device.destroy();
+    // Only now may Dawn's instance go.
+    this.gpu = undefined;
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------
+
+  /** A kernel definition, generated once (WGSL strings are not rebuilt per dispatch). */
+  private kernel(key: string, make: () => KernelDef): KernelDef {
+    let d = this.defs.get(key);
+    if (!d) {
+      d = make();
+      this.defs.set(key, d);
+    }
+    return d;
+  }
+
+  private async readBack(src: Buf, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.alive();
+    let out: ArrayBuffer;
+    try {
+      out = await this.rt.readBack(src, offset, bytes);
+    } catch (e) {
+      if (this.lost) throw this.lost;
+      throw e;
+    }
+    if (this.lost) throw this.lost;
+    if (this.errors.length > 0) {
+      const msg = this.errors.splice(0).join('\n');
+      throw new WebGPUDeviceError(`WebGPU reported an error while running kernels: ${msg}`);
+    }
+    return out;
+  }
+
+  private reserveResults(n: number): number {
+    if (!this.rt.pending) this.resultsUsed = 0;
+    if (this.resultsUsed + n > this.results.size / 4) {
+      this.rt.flush();
+      this.resultsUsed = 0;
+      if (n > this.results.size / 4) {
+        this.rt.release(this.results);
+        this.results = this.rt.createBuffer(n * 4, USAGE.STORAGE | USAGE.COPY_SRC, 'qwen2-ts results');
+      }
+    }
+    const off = this.resultsUsed;
+    this.resultsUsed += n;
+    return off;
+  }
+
+  private scratch(kind: 'attn' | 'sample', bytes: number): Buf {
+    const cur = kind === 'attn' ? this.attnScratch : this.sampleScratch;
+    if (cur && cur.size >= bytes) return cur;
+    if (cur) this.rt.release(cur);
+    const b = this.rt.createBuffer(Math.max(bytes, cur ? cur.size * 2 : 0, 1 << 16), USAGE.STORAGE, `qwen2-ts ${kind} scratch`);
+    if (kind === 'attn') this.attnScratch = b;
+    else this.sampleScratch = b;
+    return b;
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new WebGPUUsageError('the WebGPU backend was disposed');
+    if (this.lost) throw this.lost;
+  }
+
+  private tensor(t: Tensor, what: string): GpuTensor {
+    this.alive();
+    if (!(t instanceof GpuTensor)) throw new WebGPUUsageError(`${what}: not a tensor of this WebGPU backend`);
+    if (t.owner.freed) throw new WebGPUUsageError(`${what}: tensor was freed`);
+    return t;
+  }
+
+  private weight(w: Weight, what: string): GpuWeight {
+    this.alive();
+    if (!(w instanceof GpuWeight)) throw new WebGPUUsageError(`${what}: not a weight of this WebGPU backend`);
+    if (w.freed) throw new WebGPUUsageError(`${what}: weight '${w.name}' was freed`);
+    return w;
+  }
+
+  private vector(w: Weight, what: string): GpuWeight {
+    const v = this.weight(w, what);
+    if (!v.vec) throw new WebGPUUsageError(`weight '${v.name}' [${v.rows}, ${v.cols}] is not a vector`);
+    return v;
+  }
+
+  private cache(c: KVCache, what: string): GpuKVCache {
+    this.alive();
+    if (!(c instanceof GpuKVCache)) throw new WebGPUUsageError(`${what}: not a KV cache of this WebGPU backend`);
+    if (c.freed) throw new WebGPUUsageError(`${what}: KV cache was freed`);
+    return c;
+  }
+
+  private checkLayer(c: GpuKVCache, layer: number, what: string): void {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new WebGPUUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
+  }
+
+  private expectShape(t: GpuTensor, rows: number, cols: number, what: string): void {
+    if (t.rows !== rows || t.cols !== cols) throw new WebGPUUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+  }
+}
+
+/** The distinct buffers of some tensors, in first-use order, and which one each tensor uses. */
+function distinct(ts: readonly GpuTensor[]): { slots: number[]; bufs: Buf[] } {
+  const bufs: Buf[] = [];
+  const slots = ts.map((t) => {
+    const i = bufs.indexOf(t.buf);
+    if (i >= 0) return i;
+    bufs.push(t.buf);
+    return bufs.length - 1;
+  });
+  return { slots, bufs };
+}
+
+/** The parameter checks of core's `sampleFromLogits`, with the same messages. */
+function validateSampling(params: SamplingParams): void {
+  const bad = (what: string): never => {
+    throw new RangeError(`sampling: ${what}`);
+  };
+  if (!(params.temperature >= 0) || !Number.isFinite(params.temperature)) bad(`temperature must be a finite number >= 0, got ${params.temperature}`);
+  if (!Number.isInteger(params.topK) || params.topK < 0) bad(`topK must be an integer >= 0, got ${params.topK}`);
+  if (!(params.topP > 0 && params.topP <= 1)) bad(`topP must be in (0, 1], got ${params.topP}`);
+  if (!(params.minP >= 0 && params.minP <= 1)) bad(`minP must be in [0, 1], got ${params.minP}`);
+  if (!(params.repetitionPenalty > 0) || !Number.isFinite(params.repetitionPenalty)) bad(`repetitionPenalty must be > 0, got ${params.repetitionPenalty}`);
+  if (!Number.isFinite(params.presencePenalty)) bad(`presencePenalty must be finite, got ${params.presencePenalty}`);
+  if (!Number.isFinite(params.frequencyPenalty)) bad(`frequencyPenalty must be finite, got ${params.frequencyPenalty}`);
+  if (!(params.uniform >= 0 && params.uniform < 1)) bad(`uniform must be in [0, 1), got ${params.uniform}`);
+  if (params.history.ids.length !== params.history.counts.length) bad('history ids and counts differ in length');
+}

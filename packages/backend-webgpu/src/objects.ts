@@ -1,0 +1,55 @@
+import type { KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+
+/** A GPU buffer with a stable id (bind groups are cached by the ids of what they bind). */
+export interface Buf {
+  readonly id: number;
+  readonly buffer: GPUBuffer;
+  readonly size: number;
+}
+
+/** Rows `r0 .. r0+rows-1` of a weight, in one binding-sized buffer (plus its q-scales). */
+export interface WeightChunk {
+  readonly r0: number;
+  readonly rows: number;
+  readonly data: Buf;
+  readonly scales?: Buf;
+}
+
+/** A weight on the device: row chunks that each fit `maxStorageBufferBindingSize`. */
+export class GpuWeight implements Weight {
+  freed = false;
+  constructor(
+    readonly name: string,
+    readonly format: WeightFormat,
+    readonly rows: number,
+    readonly cols: number,
+    /** Padded columns of the stored rows. */
+    readonly kp: number,
+    readonly chunks: readonly WeightChunk[],
+    /** rows === 1 only: the values as f32, for norms and biases. */
+    readonly vec: Buf | undefined,
+    readonly bytes: number,
+  ) {}
+}
+
+/** An activation matrix, or a view of rows of one (`root` set, sharing its buffer). */
+export class GpuTensor implements Tensor {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    readonly buf: Buf,
+    /** Offset of row 0 in f32 elements. */
+    readonly offset: number,
+    readonly root: GpuTensor | undefined,
+  ) {}
+  freed = false;
+  get owner(): GpuTensor {
+    return this.root ?? this;
+  }
+}
+
+/** A KV cache: per layer a key and a value buffer laid out `[kvHead][position][headDim]` in f32. */
+export class GpuKVCache implements KVCache {
+  freed = false;
+  constructor(readonly spec: KVCacheSpec, readonly keys: readonly Buf[], readonly values: readonly Buf[], readonly bytes: number) {}
+}

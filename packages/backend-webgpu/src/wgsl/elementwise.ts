@@ -1,0 +1,104 @@
+import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
+import type { KernelDef } from './kernel-def.js';
+
+const EW_FIELDS: Fields = [['n', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['oOff', 'u32']];
+
+/** Element-wise ops over `n` values: `add`, `swiglu` (silu(a) * b) and `copy` (a). One thread per value. */
+export function elementwiseKernel(op: 'add' | 'swiglu' | 'copy', slots: readonly number[]): KernelDef {
+  const a = actDecls(slots);
+  const [A, B, O] = op === 'copy' ? [a.names[0]!, '', a.names[1]!] : [a.names[0]!, a.names[1]!, a.names[2]!];
+  const expr =
+    op === 'add' ? `${A}[p.aOff + i] + ${B}[p.bOff + i]`
+    : op === 'swiglu' ? `silu(${A}[p.aOff + i]) * ${B}[p.bOff + i]`
+    : `${A}[p.aOff + i]`;
+  const code = paramsDecl(EW_FIELDS) + a.decl + WG_INDEX + `
+fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let i = wgIndex(wid, nwg) * 256u + lid;
+  if (i >= p.n) { return; }
+  ${O}[p.oOff + i] = ${expr};
+}
+`;
+  return { key: `ew:${op}:${slots.join('')}`, code, fields: EW_FIELDS, acts: a.count, extras: [] };
+}
+
+const NORM_FIELDS: Fields = [['n', 'u32'], ['xOff', 'u32'], ['oOff', 'u32'], ['eps', 'f32']];
+
+/** Row-wise RMSNorm: one workgroup of 256 threads per row, f32 sum of squares through a shared tree. */
+export function rmsNormKernel(slots: readonly number[]): KernelDef {
+  const a = actDecls(slots);
+  const [X, O] = a.names as [string, string];
+  const code = paramsDecl(NORM_FIELDS) + a.decl + `@group(0) @binding(${1 + a.count}) var<storage, read> g: array<f32>;\n` + `
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let xb = p.xOff + wid.x * p.n;
+  let ob = p.oOff + wid.x * p.n;
+  var ss = 0.0;
+  for (var i = lid; i < p.n; i += 256u) { let v = ${X}[xb + i]; ss += v * v; }
+  red[lid] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.n) + p.eps);
+  for (var i = lid; i < p.n; i += 256u) { ${O}[ob + i] = ${X}[xb + i] * inv * g[i]; }
+}
+`;
+  return { key: `rmsnorm:${slots.join('')}`, code, fields: NORM_FIELDS, acts: a.count, extras: ['ro'] };
+}
+
+const ROPE_FIELDS: Fields = [['T', 'u32'], ['heads', 'u32'], ['half', 'u32'], ['xOff', 'u32'], ['tabOff', 'u32']];
+
+/**
+ * Rotary embedding, rotate-half pairs `(i, i + half)`, in place. cos/sin come from a host-computed
+ * table (float64 angles, then rounded), because f32 angles lose precision at long positions.
+ */
+export function ropeKernel(): KernelDef {
+  const code = paramsDecl(ROPE_FIELDS) + '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n@group(0) @binding(2) var<storage, read> tab: array<f32>;\n' + WG_INDEX + `
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let g = wgIndex(wid, nwg) * 256u + lid;
+  let perRow = p.heads * p.half;
+  let t = g / perRow;
+  if (t >= p.T) { return; }
+  let r = g % perRow;
+  let h = r / p.half;
+  let i = r % p.half;
+  let c = tab[p.tabOff + (t * p.half + i) * 2u];
+  let s = tab[p.tabOff + (t * p.half + i) * 2u + 1u];
+  let b = p.xOff + t * perRow * 2u + h * p.half * 2u + i;
+  let x1 = x[b];
+  let x2 = x[b + p.half];
+  x[b] = x1 * c - x2 * s;
+  x[b + p.half] = x2 * c + x1 * s;
+}
+`;
+  return { key: 'rope', code, fields: ROPE_FIELDS, acts: 1, extras: ['ro'] };
+}
+
+const KV_FIELDS: Fields = [['T', 'u32'], ['width', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32'], ['kOff', 'u32'], ['vOff', 'u32']];
+
+/** Stores k and v rows into one layer's cache, laid out `[kvHead][position][headDim]`. */
+export function writeKVKernel(slots: readonly number[]): KernelDef {
+  const a = actDecls(slots);
+  const [Kin, Vin] = a.names as [string, string];
+  const code = paramsDecl(KV_FIELDS) + a.decl +
+    `@group(0) @binding(${1 + a.count}) var<storage, read_write> kc: array<f32>;\n@group(0) @binding(${2 + a.count}) var<storage, read_write> vc: array<f32>;\n` + WG_INDEX + `
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let g = wgIndex(wid, nwg) * 256u + lid;
+  let t = g / p.width;
+  if (t >= p.T) { return; }
+  let j = g % p.width;
+  let h = j / p.D;
+  let d = j % p.D;
+  let dst = (h * p.cap + p.startPos + t) * p.D + d;
+  kc[dst] = ${Kin}[p.kOff + t * p.width + j];
+  vc[dst] = ${Vin}[p.vOff + t * p.width + j];
+}
+`;
+  return { key: `writekv:${slots.join('')}`, code, fields: KV_FIELDS, acts: a.count, extras: ['rw', 'rw'] };
+}

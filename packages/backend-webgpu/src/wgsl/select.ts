@@ -1,0 +1,227 @@
+import { paramsDecl, type Fields } from './common.js';
+import type { KernelDef } from './kernel-def.js';
+
+/** Written as the result when a row has no non-NaN value. */
+export const NO_TOKEN = 0xffffffff;
+
+/** Shared WGSL: workgroup reductions (256 threads) and an argmax with core's semantics. */
+const REDUCE = `
+const NONE: u32 = 0xffffffffu;
+var<workgroup> redF: array<f32, 256>;
+var<workgroup> redI: array<u32, 256>;
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+// (v, i) beats (bv, bi): NaN never wins, larger wins, lower index on ties.
+fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
+  if (i == NONE) { return false; }
+  if (bi == NONE) { return true; }
+  return v > bv || (v == bv && i < bi);
+}
+fn argmaxReduce(v0: f32, i0: u32, lid: u32) -> u32 {
+  redF[lid] = v0;
+  redI[lid] = i0;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s && better(redF[lid + s], redI[lid + s], redF[lid], redI[lid])) {
+      redF[lid] = redF[lid + s];
+      redI[lid] = redI[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&redI[0]);
+  workgroupBarrier();
+  return r;
+}
+fn sumF(v: f32, lid: u32) -> f32 {
+  redF[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { redF[lid] += redF[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&redF[0]);
+  workgroupBarrier();
+  return r;
+}
+fn sumU(v: u32, lid: u32) -> u32 {
+  redI[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { redI[lid] += redI[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&redI[0]);
+  workgroupBarrier();
+  return r;
+}
+fn maxU(v: u32, lid: u32) -> u32 {
+  redI[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lid < s) { redI[lid] = max(redI[lid], redI[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&redI[0]);
+  workgroupBarrier();
+  return r;
+}
+`;
+
+const ARGMAX_FIELDS: Fields = [['n', 'u32'], ['off', 'u32'], ['resOff', 'u32']];
+
+/** Row-wise argmax (first index on ties, NaN never wins): one workgroup of 256 threads per row. */
+export function argmaxKernel(): KernelDef {
+  const code = paramsDecl(ARGMAX_FIELDS) + '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n@group(0) @binding(2) var<storage, read_write> res: array<u32>;\n' + REDUCE + `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = p.off + wid.x * p.n;
+  var bv = 0.0;
+  var bi = NONE;
+  for (var i = lid; i < p.n; i += 256u) {
+    let v = x[b + i];
+    if (!isNan(v) && (bi == NONE || v > bv)) { bv = v; bi = i; }
+  }
+  let r = argmaxReduce(bv, bi, lid);
+  if (lid == 0u) { res[p.resOff + wid.x] = r; }
+}
+`;
+  return { key: 'argmax', code, fields: ARGMAX_FIELDS, acts: 1, extras: ['rw'] };
+}
+
+const SAMPLE_FIELDS: Fields = [
+  ['n', 'u32'], ['off', 'u32'], ['resOff', 'u32'], ['histN', 'u32'], ['histOff', 'u32'], ['topK', 'u32'],
+  ['temperature', 'f32'], ['topP', 'f32'], ['minP', 'f32'], ['rep', 'f32'], ['presence', 'f32'], ['frequency', 'f32'], ['uniform', 'f32'],
+];
+
+/**
+ * Sampling on the device, in one workgroup, with core's `sampleFromLogits` semantics: penalties, then
+ * greedy or softmax at temperature, top-k, top-p, min-p, and a draw in ascending id order. The kept set
+ * is always "probability at least some cutoff"; the cutoffs of top-k and top-p are found by bisection
+ * over the bit patterns of the (non-negative) unnormalized probabilities, one counting pass per step, so
+ * nothing is sorted. Arithmetic is f32 (the reference uses float64): a draw can differ only when
+ * `uniform * total` falls within rounding of a token boundary, or on exact probability ties at the
+ * top-p boundary (the reference keeps a prefix of the tied tokens by id; this keeps all or none).
+ */
+export function sampleKernel(): KernelDef {
+  const code = paramsDecl(SAMPLE_FIELDS) +
+    '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n' +
+    '@group(0) @binding(2) var<storage, read_write> e: array<f32>;\n' +
+    '@group(0) @binding(3) var<storage, read_write> res: array<u32>;\n' +
+    '@group(0) @binding(4) var<storage, read> aux: array<u32>;\n' + REDUCE + `
+var<workgroup> pre: array<f32, 257>;
+var<workgroup> crossing: u32;
+var<workgroup> topv: f32;
+fn kept(i: u32, cut: u32) -> bool { let b = bitcast<u32>(e[i]); return b != 0u && b >= cut; }
+fn countAtLeast(u: u32, lid: u32) -> u32 {
+  var c = 0u;
+  for (var i = lid; i < p.n; i += 256u) { if (bitcast<u32>(e[i]) >= u) { c++; } }
+  return sumU(c, lid);
+}
+fn massAbove(u: u32, cut: u32, lid: u32) -> f32 {
+  var m = 0.0;
+  for (var i = lid; i < p.n; i += 256u) { let b = bitcast<u32>(e[i]); if (b >= cut && b > u) { m += e[i]; } }
+  return sumF(m, lid);
+}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32) {
+  let n = p.n;
+  for (var i = lid; i < n; i += 256u) { e[i] = x[p.off + i]; }
+  storageBarrier();
+  for (var j = lid; j < p.histN; j += 256u) {
+    let id = aux[p.histOff + j];
+    let count = bitcast<i32>(aux[p.histOff + p.histN + j]);
+    if (id < n && count > 0) {
+      var v = e[id];
+      if (p.rep != 1.0) { v = select(v * p.rep, v / p.rep, v > 0.0); }
+      v -= p.presence + p.frequency * f32(count);
+      e[id] = v;
+    }
+  }
+  storageBarrier();
+  // Greedy (temperature 0), or every logit -inf/NaN: the argmax of the penalized logits.
+  var bv = 0.0;
+  var bi = NONE;
+  for (var i = lid; i < n; i += 256u) {
+    let v = e[i];
+    if (!isNan(v) && (bi == NONE || v > bv)) { bv = v; bi = i; }
+  }
+  let best = argmaxReduce(bv, bi, lid);
+  if (lid == 0u && best != NONE) { topv = e[best]; }
+  let top = workgroupUniformLoad(&topv);
+  if (p.temperature == 0.0 || best == NONE || bitcast<u32>(top) == 0xff800000u) {
+    if (lid == 0u) { res[p.resOff] = best; }
+    return;
+  }
+  let mx = top;
+  let invT = 1.0 / p.temperature;
+  for (var i = lid; i < n; i += 256u) {
+    let v = e[i];
+    e[i] = select(exp((v - mx) * invT), 0.0, isNan(v));
+  }
+  storageBarrier();
+  var cut = 1u;
+  if (p.topK > 0u && p.topK < n) {
+    var lo = 1u;
+    var hi = 0x3f800000u;
+    for (var it = 0u; it < 31u; it++) {
+      let mid = lo + (hi - lo + 1u) / 2u;
+      if (countAtLeast(mid, lid) >= p.topK) { lo = mid; } else { hi = mid - 1u; }
+    }
+    cut = max(cut, lo);
+  }
+  if (p.topP < 1.0) {
+    let goal = p.topP * massAbove(0u, cut, lid);
+    var lo = cut;
+    var hi = 0x3f800000u;
+    for (var it = 0u; it < 31u; it++) {
+      let mid = lo + (hi - lo) / 2u;
+      if (massAbove(mid, cut, lid) < goal) { hi = mid; } else { lo = mid + 1u; }
+    }
+    cut = max(cut, lo);
+  }
+  if (p.minP > 0.0) { cut = max(cut, bitcast<u32>(p.minP)); }
+  // Draw in ascending id order: each thread owns a contiguous range; thread 0 finds the range where
+  // the cumulative mass crosses uniform * total, and that range's owner finds the token.
+  let chunk = (n + 255u) / 256u;
+  let first = min(n, lid * chunk);
+  let last = min(n, first + chunk);
+  var local = 0.0;
+  var lastKept = NONE;
+  for (var i = first; i < last; i++) { if (kept(i, cut)) { local += e[i]; lastKept = i; } }
+  pre[lid] = local;
+  let lastAll = maxU(select(lastKept, 0u, lastKept == NONE), lid);
+  if (lid == 0u) {
+    var total = 0.0;
+    for (var t = 0u; t < 256u; t++) { total += pre[t]; }
+    let goal = p.uniform * total;
+    var cum = 0.0;
+    crossing = NONE;
+    for (var t = 0u; t < 256u; t++) {
+      let next = cum + pre[t];
+      if (next > goal) { crossing = t; pre[256] = cum; break; }
+      cum = next;
+    }
+    pre[256] = select(pre[256], goal, crossing == NONE);
+    redF[0] = goal;
+  }
+  workgroupBarrier();
+  let who = crossing;
+  let goal = redF[0];
+  if (who == NONE) {
+    if (lid == 0u) { res[p.resOff] = lastAll; }
+    return;
+  }
+  if (lid == who) {
+    var cum = pre[256];
+    var found = lastKept;
+    for (var i = first; i < last; i++) {
+      if (kept(i, cut)) {
+        cum += e[i];
+        if (cum > goal) { found = i; break; }
+      }
+    }
+    res[p.resOff] = found;
+  }
+}
+`;
+  return { key: 'sample', code, fields: SAMPLE_FIELDS, acts: 1, extras: ['rw', 'rw', 'ro'] };
+}
