@@ -125,6 +125,22 @@ export function parseIndex(file: string, text: string): Map<string, string> {
   return result;
 }
 
+/** Reads a tensor through `read` (sources without readInto), without a copy when one read returns it all. */
+async function readPieces(l: Located, signal?: AbortSignal): Promise<Uint8Array> {
+  const { byteLength, name } = l.info;
+  const first = await l.handle.read(l.absoluteOffset, Math.min(READ_PIECE, byteLength), signal);
+  if (first.byteLength === byteLength) return first;
+  const out = new Uint8Array(byteLength);
+  out.set(first, 0);
+  for (let done = first.byteLength; done < byteLength;) {
+    const piece = await l.handle.read(l.absoluteOffset + done, Math.min(READ_PIECE, byteLength - done), signal);
+    if (piece.byteLength === 0) throw new SafetensorsError(l.handle.name, `truncated: tensor '${name}' ends early (file changed since it was opened?)`);
+    out.set(piece, done);
+    done += piece.byteLength;
+  }
+  return out;
+}
+
 function makeCheckpoint(source: string, located: Map<string, Located>, handles: RandomAccessFile[], onRead?: (p: ReadProgress) => void): Checkpoint {
   const tensors = new Map<string, CheckpointTensor>();
   for (const [name, l] of located) tensors.set(name, l.info);
@@ -144,19 +160,13 @@ function makeCheckpoint(source: string, located: Map<string, Located>, handles: 
       const l = located.get(name);
       if (!l) throw new SafetensorsError(source, `no tensor named '${name}' in the checkpoint`);
       const { byteLength } = l.info;
-      let out: Uint8Array = new Uint8Array(0);
-      // Common case: one read that returns the whole tensor; hand that buffer out without a copy.
-      const first = await l.handle.read(l.absoluteOffset, Math.min(READ_PIECE, byteLength), options.signal);
-      if (first.byteLength === byteLength) out = first;
-      else {
+      let out: Uint8Array;
+      if (l.handle.readInto) {
         out = new Uint8Array(byteLength);
-        out.set(first, 0);
-      }
-      for (let done = first.byteLength; done < byteLength;) {
-        const piece = await l.handle.read(l.absoluteOffset + done, Math.min(READ_PIECE, byteLength - done), options.signal);
-        if (piece.byteLength === 0) throw new SafetensorsError(l.handle.name, `truncated: tensor '${name}' ends early (file changed since it was opened?)`);
-        out.set(piece, done);
-        done += piece.byteLength;
+        const got = await l.handle.readInto(out, l.absoluteOffset, options.signal);
+        if (got !== byteLength) throw new SafetensorsError(l.handle.name, `truncated: tensor '${name}' ends early (file changed since it was opened?)`);
+      } else {
+        out = await readPieces(l, options.signal);
       }
       if (onRead) {
         const loaded = (fileLoaded.get(l.info.file) ?? 0) + byteLength;

@@ -17,3 +17,4 @@ export { openModel } from './model.js';
 export type { OpenModelOptions } from './model.js';
 export { encodeSafetensors, safetensorsHeaderFor } from './safetensors-writer.js';
 export type { TensorToWrite } from './safetensors-writer.js';
+export { qwen2CheckpointLayout } from './qwen2-layout.js';

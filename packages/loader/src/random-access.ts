@@ -14,6 +14,11 @@ export interface RandomAccessFile {
    * Returns fewer bytes only when the file ends earlier.
    */
   read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Optional: fills `target` with the bytes starting at `offset`, without an intermediate buffer (so a
+   * 1 GB tensor costs 1 GB, not 2). Returns the bytes read (fewer only when the file ends earlier).
+   */
+  readInto?(target: Uint8Array, offset: number, signal?: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 

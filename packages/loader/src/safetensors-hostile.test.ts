@@ -150,3 +150,21 @@ describe('hostile files on disk through openModel', () => {
     await expect(openModel(dir)).rejects.toThrow(/no such file: .*model-00001-of-00002.safetensors/);
   });
 });
+
+describe('a file that shrinks after it was opened', () => {
+  it('reports the truncation when the tensor is read', async () => {
+    const { truncateSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'qwen2-loader-shrink-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'qwen2', vocab_size: 4, hidden_size: 4, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2 }));
+      writeFileSync(join(dir, 'model.safetensors'), good);
+      const model = await openModel(dir);
+      truncateSync(join(dir, 'model.safetensors'), good.byteLength - 4);
+      await expect(model.checkpoint.read('b')).rejects.toThrow(`${join(dir, 'model.safetensors')}: truncated: tensor 'b' ends early`);
+      expect((await model.checkpoint.read('a')).byteLength).toBe(16);
+      await model.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -7,6 +7,9 @@ import { join, resolve } from 'node:path';
 import { ModelNotFoundError } from '../errors.js';
 import type { ModelFolder, RandomAccessFile } from '../random-access.js';
 
+/** Largest single read (Node refuses reads of 2 GiB and more). */
+const MAX_READ = 1 << 30;
+
 function isMissing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
@@ -56,22 +59,28 @@ export async function openLocalFile(path: string, source = path): Promise<Random
     throw e;
   }
   const { size } = await handle.stat();
+  // Reads straight into the caller's buffer, in pieces under Node's 2 GiB limit per read.
+  const readInto = async (target: Uint8Array, offset: number, signal?: AbortSignal): Promise<number> => {
+    signal?.throwIfAborted();
+    let done = 0;
+    while (done < target.byteLength) {
+      const { bytesRead } = await handle.read(target, done, Math.min(MAX_READ, target.byteLength - done), offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+      signal?.throwIfAborted();
+    }
+    return done;
+  };
   return {
     name: path,
     size,
     async read(offset, length, signal) {
-      signal?.throwIfAborted();
       const end = Math.min(size, offset + length);
       const buffer = new Uint8Array(Math.max(0, end - offset));
-      let done = 0;
-      while (done < buffer.byteLength) {
-        const { bytesRead } = await handle.read(buffer, done, buffer.byteLength - done, offset + done);
-        if (bytesRead === 0) return buffer.subarray(0, done); // file shrank: caller reports truncation
-        done += bytesRead;
-        signal?.throwIfAborted();
-      }
-      return buffer;
+      const done = await readInto(buffer, offset, signal);
+      return done === buffer.byteLength ? buffer : buffer.subarray(0, done); // file shrank: caller reports truncation
     },
+    readInto,
     async close() {
       await handle.close();
     },
