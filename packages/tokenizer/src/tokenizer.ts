@@ -75,8 +75,11 @@ export class Qwen2Tokenizer {
     this.index = new TokenIndex(spec.tokens);
 
     const tokens = spec.tokens;
-    for (const t of spec.addedTokens) {
-      // An added token that is already a vocabulary token keeps that id (Hugging Face does the same).
+    for (const listed of spec.addedTokens) {
+      // An added token that is already a vocabulary token takes that token's id, whatever id the file
+      // lists (Hugging Face's add_tokens does the same).
+      const inVocab = this.index.find(listed.content);
+      const t = inVocab >= 0 ? { ...listed, id: inVocab } : listed;
       tokens[t.id] = t.content;
       this.addedByContent.set(t.content, t.id);
       this.addedById.set(t.id, t);
@@ -95,9 +98,10 @@ export class Qwen2Tokenizer {
 
     this.bpe = new BytePairEncoder(buildMergeTable(spec.merges, spec.mergesFile, this.index));
 
-    this.matcher = new AddedTokenMatcher(spec.addedTokens.filter((t) => !t.normalized));
+    const added = [...this.addedById.values()];
+    this.matcher = new AddedTokenMatcher(added.filter((t) => !t.normalized));
     this.normalizedMatcher = new AddedTokenMatcher(
-      spec.addedTokens.filter((t) => t.normalized).map((t) => ({ ...t, content: t.content.normalize('NFC') })),
+      added.filter((t) => t.normalized).map((t) => ({ ...t, content: t.content.normalize('NFC') })),
     );
 
     const eos = spec.config.eosToken ?? '<|endoftext|>';

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { TokenizerError } from './errors.js';
+import { Qwen2Tokenizer } from './tokenizer.js';
+import { loadQwen2Instruct, readFixture, readJsonl } from './test-fixtures.js';
+
+const vocabJson = readFixture('tokenizer/vocab.json');
+const mergesTxt = readFixture('tokenizer/merges.txt');
+
+describe('loading from vocab.json + merges.txt (+ tokenizer_config.json)', () => {
+  const fromJson = loadQwen2Instruct();
+  const fromVocab = Qwen2Tokenizer.fromFiles({
+    vocabJson,
+    mergesTxt,
+    tokenizerConfigJson: readFixture('configs/Qwen2-0.5B-Instruct/tokenizer_config.json'),
+  });
+  const golden = readJsonl<{ text: string; ids: number[] }>('tokenizer/qwen2_tokenizer_golden.jsonl');
+
+  it('gives the golden ids and the same vocabulary as tokenizer.json', () => {
+    for (const c of golden) expect(fromVocab.encode(c.text)).toEqual(c.ids);
+    expect(fromVocab.vocabSize).toBe(fromJson.vocabSize);
+    expect(fromVocab.eosTokenId).toBe(151645);
+    expect(fromVocab.tokenToId('<|im_start|>')).toBe(151644);
+  });
+
+  it('accepts merges.txt with a "#version" header and CRLF line ends', () => {
+    const tok = Qwen2Tokenizer.fromFiles({ vocabJson, mergesTxt: '#version: 0.2\r\n' + mergesTxt.replaceAll('\n', '\r\n') });
+    for (const c of golden.slice(0, 40)) expect(tok.encode(c.text)).toEqual(c.ids);
+  });
+
+  it('without tokenizer_config.json adds <|endoftext|> (transformers\' Qwen2Tokenizer default) as eos', () => {
+    const tok = Qwen2Tokenizer.fromFiles({ vocabJson, mergesTxt });
+    expect(tok.eosTokenId).toBe(151643);
+    expect(tok.encode('a<|endoftext|>')).toEqual([64, 151643]);
+    expect(tok.hasChatTemplate).toBe(false);
+  });
+});
+
+describe('metadata', () => {
+  const tok = loadQwen2Instruct();
+  it('exposes vocab size, eos and token <-> id', () => {
+    expect(tok.vocabSize).toBe(151646);
+    expect(tok.eosTokenId).toBe(151645);
+    expect(tok.tokenToId('Ġworld')).toBe(1879);
+    expect(tok.idToToken(1879)).toBe('Ġworld');
+    expect(tok.tokenToId('no such token')).toBeUndefined();
+    expect(tok.idToToken(-1)).toBeUndefined();
+    expect(tok.idToToken(151646)).toBeUndefined();
+  });
+  it('base tokenizer.json alone: eos is <|endoftext|>', () => {
+    const base = Qwen2Tokenizer.fromFiles({ tokenizerJson: readFixture('tokenizer/tokenizer.json') });
+    expect(base.eosTokenId).toBe(151643);
+  });
+});
+
+describe('decode', () => {
+  const tok = loadQwen2Instruct();
+  it('skips special tokens on request', () => {
+    const ids = tok.encode('<|im_start|>user\nhi<|im_end|>');
+    expect(tok.decode(ids)).toBe('<|im_start|>user\nhi<|im_end|>');
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('user\nhi');
+  });
+  it('decodes an empty list and a typed array', () => {
+    expect(tok.decode([])).toBe('');
+    expect(tok.decode(Int32Array.from(tok.encode('héllo wörld')))).toBe('héllo wörld');
+  });
+  it('keeps a leading U+FEFF and replaces an incomplete character with U+FFFD', () => {
+    expect(tok.decode(tok.encode('\ufeffx'))).toBe('\ufeffx');
+    const emoji = tok.encode('🫠'); // three byte-level tokens: the first ends mid-character
+    expect(emoji.length).toBe(3);
+    expect(tok.decode(emoji.slice(0, 1))).toBe('\ufffd');
+  });
+  it('throws TokenizerError on ids outside the vocabulary', () => {
+    expect(() => tok.decode([151646])).toThrow(TokenizerError);
+    expect(() => tok.decode([-1])).toThrow(/not in the vocabulary/);
+    expect(() => tok.decode([1.5])).toThrow(TokenizerError);
+  });
+});
+
+describe('encode input checks', () => {
+  const tok = loadQwen2Instruct();
+  it('throws TokenizerError on a non-string', () => {
+    expect(() => tok.encode(42 as unknown as string)).toThrow(TokenizerError);
+  });
+  it('encodes the empty string to no ids', () => {
+    expect(tok.encode('')).toEqual([]);
+  });
+});
+
+describe('bad files', () => {
+  const tokenizerJson = readFixture('tokenizer/tokenizer.json');
+  const json = JSON.parse(tokenizerJson) as Record<string, any>;
+  const expectError = (files: Parameters<typeof Qwen2Tokenizer.fromFiles>[0], pattern: RegExp) => {
+    let error: unknown;
+    try {
+      Qwen2Tokenizer.fromFiles(files);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TokenizerError);
+    expect((error as Error).message).toMatch(pattern);
+  };
+
+  it('names what is missing', () => {
+    expectError({}, /need tokenizer.json, or vocab.json together with merges.txt; got nothing/);
+    expectError({ vocabJson }, /got vocabJson/);
+  });
+  it('rejects corrupt JSON', () => {
+    expectError({ tokenizerJson: tokenizerJson.slice(0, 1000) }, /tokenizer.json is not valid JSON/);
+    expectError({ tokenizerJson, tokenizerConfigJson: '{' }, /tokenizer_config.json is not valid JSON/);
+    expectError({ vocabJson: '[1,2]', mergesTxt }, /vocab.json: the vocabulary must be an object/);
+  });
+  it('rejects a merge whose parts are not in the vocabulary', () => {
+    expectError({ vocabJson, mergesTxt: 'Ġ Ġ\nzzzq zzzr\n' }, /merges.txt: merge 2 "zzzq zzzr": its left part is not in the vocabulary/);
+    expectError({ vocabJson, mergesTxt: 'ĠĠĠ\n' }, /merge 1 .* is not "left right"/);
+  });
+  it('rejects bad vocabulary ids', () => {
+    expectError({ vocabJson: '{"a": -1}', mergesTxt: '' }, /token "a" has invalid id -1/);
+    expectError({ vocabJson: '{"a": "x"}', mergesTxt: '' }, /invalid id "x"/);
+  });
+  it('rejects a vocabulary without the 256 byte-level tokens', () => {
+    expectError({ vocabJson: '{"a": 0}', mergesTxt: '' }, /lacks the byte-level token for byte 0x0/);
+  });
+  it('rejects pipelines other than Qwen2\'s', () => {
+    expectError({ tokenizerJson: JSON.stringify({ ...json, model: { ...json.model, type: 'WordPiece' } }) }, /model type "WordPiece" is not supported/);
+    expectError({ tokenizerJson: JSON.stringify({ ...json, normalizer: { type: 'NFKC' } }) }, /normalizer .* is not supported/);
+    expectError({ tokenizerJson: JSON.stringify({ ...json, pre_tokenizer: { type: 'Whitespace' } }) }, /pre_tokenizer is not Qwen2's/);
+  });
+  it('accepts merges as [left, right] pairs (newer serializer)', () => {
+    const pairs = (json.model.merges as string[]).map((m) => m.split(' '));
+    const tok = Qwen2Tokenizer.fromFiles({ tokenizerJson: JSON.stringify({ ...json, model: { ...json.model, merges: pairs } }) });
+    expect(tok.encode('Hello, world! 12345')).toEqual([9707, 11, 1879, 0, 220, 16, 17, 18, 19, 20]);
+  });
+});
