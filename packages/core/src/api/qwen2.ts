@@ -218,7 +218,7 @@ export class Qwen2 {
     }
   }
 
-  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => void): Promise<GenerationResult> {
+  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>): Promise<GenerationResult> {
     const start = performance.now();
     const maxNew = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
     if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
@@ -259,7 +259,7 @@ export class Qwen2 {
         history.add(next);
         const piece = stopper.push(decoder.push(next));
         text += piece.text;
-        emit({ tokenId: next, text: piece.text });
+        await emit({ tokenId: next, text: piece.text });
         if (piece.stopped) {
           finishReason = 'stop';
           stoppedByString = true;
@@ -281,7 +281,7 @@ export class Qwen2 {
       if (rest.stopped) finishReason = 'stop';
       if (tail) {
         text += tail;
-        emit({ tokenId: -1, text: tail });
+        await emit({ tokenId: -1, text: tail });
       }
     }
     const prefillMs = firstTokenAt ? firstTokenAt - start : 0;

@@ -88,33 +88,45 @@ export function applyPenalties(l: Float64Array | Float32Array, params: Pick<Samp
 }
 
 function applyTopK(p: Float64Array, keep: Uint8Array, k: number): void {
-  const kept: number[] = [];
-  for (let i = 0; i < p.length; i++) if (keep[i]) kept.push(p[i]!);
+  const kept = keptValues(p, keep);
   if (kept.length <= k) return;
-  kept.sort((a, b) => b - a);
-  const threshold = kept[k - 1]!;
+  kept.sort(); // typed-array sort: numeric, ascending, native speed
+  const threshold = kept[kept.length - k]!;
   for (let i = 0; i < p.length; i++) if (keep[i] && p[i]! < threshold) keep[i] = 0;
 }
 
 function applyTopP(p: Float64Array, keep: Uint8Array, topP: number): void {
+  const sorted = keptValues(p, keep).sort();
   let total = 0;
-  for (let i = 0; i < p.length; i++) if (keep[i]) total += p[i]!;
-  // Exact pre-filter: tokens whose probability is at most tau can never be in the nucleus, because all
-  // of them together hold at most n * tau < (1 - topP) of the mass, so more than topP lies before each.
-  const tau = ((1 - topP) * total) / (2 * p.length);
-  const candidates: number[] = [];
+  for (let j = 0; j < sorted.length; j++) total += sorted[j]!;
+  // Walk from the most likely down until the mass before the next token reaches topP.
+  let before = 0;
+  let count = 0;
+  for (let j = sorted.length - 1; j >= 0; j--) {
+    if (count > 0 && before / total >= topP) break;
+    before += sorted[j]!;
+    count++;
+  }
+  const threshold = sorted[sorted.length - count]!;
+  // Tokens above the threshold stay; of those equal to it, the lower ids stay (ties by id).
+  let above = 0;
+  for (let j = sorted.length - 1; j >= 0 && sorted[j]! > threshold; j--) above++;
+  let tiesLeft = count - above;
   for (let i = 0; i < p.length; i++) {
     if (!keep[i]) continue;
-    if (p[i]! > tau) candidates.push(i);
+    if (p[i]! > threshold) continue;
+    if (p[i]! === threshold && tiesLeft > 0) tiesLeft--;
     else keep[i] = 0;
   }
-  candidates.sort((a, b) => p[b]! - p[a]! || a - b);
-  let before = 0;
-  for (let j = 0; j < candidates.length; j++) {
-    const id = candidates[j]!;
-    if (j > 0 && before / total >= topP) keep[id] = 0;
-    before += p[id]!;
-  }
+}
+
+function keptValues(p: Float64Array, keep: Uint8Array): Float64Array {
+  let n = 0;
+  for (let i = 0; i < p.length; i++) if (keep[i]) n++;
+  const out = new Float64Array(n);
+  let j = 0;
+  for (let i = 0; i < p.length; i++) if (keep[i]) out[j++] = p[i]!;
+  return out;
 }
 
 function applyMinP(p: Float64Array, keep: Uint8Array, minP: number): void {
