@@ -70,7 +70,14 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     const path = spec.startsWith('file://') ? decodeURIComponent(new URL(spec).pathname) : spec;
     if (!HUB_ID.test(spec) || (await localPathExists(path))) return openModelFolder(await openLocalFolder(path), spec, { signal, onProgress });
     const { fetchHubSnapshot } = await import('./node/hub.js');
-    const snapshot = await fetchHubSnapshot(spec, options);
+    let snapshot;
+    try {
+      snapshot = await fetchHubSnapshot(spec, options);
+    } catch (e) {
+      // 'models/qwen' may have been meant as a folder: say that none exists before blaming the Hub.
+      if (e instanceof ModelNotFoundError && e.file === undefined) throw new ModelNotFoundError(spec, `${e.message}; there is no local folder '${path}' either`);
+      throw e;
+    }
     return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress });
   }
   if (HUB_ID.test(spec)) {

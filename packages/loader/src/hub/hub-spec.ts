@@ -1,4 +1,5 @@
 /** Parsing of Hub model ids; browser-safe (no Node APIs). */
+import { ModelNotFoundError } from '../errors.js';
 
 /** `owner/name` or `owner/name@revision`. Folder paths that happen to match are checked on disk first. */
 export const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[^\s@]+)?$/;
@@ -6,7 +7,10 @@ export const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[^\s@]+)?$/;
 /** Default Hub endpoint, overridden by HF_ENDPOINT or the `endpoint` option. */
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
-/** A Hub model reference. */
+/**
+ * A Hub model reference.
+ * @throws {@link ModelNotFoundError} from {@link parseHubSpec} for an id huggingface_hub would refuse
+ */
 export interface HubRef { repoId: string; revision: string }
 
 /**
@@ -16,8 +20,12 @@ export interface HubRef { repoId: string; revision: string }
  */
 export function parseHubSpec(spec: string, revision?: string): HubRef {
   const at = spec.indexOf('@');
-  if (at >= 0) return { repoId: spec.slice(0, at), revision: spec.slice(at + 1) };
-  return { repoId: spec, revision: revision ?? 'main' };
+  const ref = at >= 0 ? { repoId: spec.slice(0, at), revision: spec.slice(at + 1) } : { repoId: spec, revision: revision ?? 'main' };
+  // huggingface_hub's rules: no '--' or '..' (they would break the cache folder name), no '.git' suffix.
+  if (!HUB_ID.test(ref.repoId) || ref.repoId.includes('--') || ref.repoId.includes('..') || ref.repoId.endsWith('.git') || ref.revision === '') {
+    throw new ModelNotFoundError(spec, `'${spec}' is not a valid Hub model id (expected owner/name or owner/name@revision)`);
+  }
+  return ref;
 }
 
 /** The URL huggingface_hub downloads a file from: `{endpoint}/{repo}/resolve/{revision}/{file}`. */

@@ -36,7 +36,7 @@ export function hubResponseError(ctx: HubRequestContext, ref: HubRef, file: stri
   const code = response.headers.get('x-error-code');
   const where = `${ref.repoId}@${ref.revision}`;
   const status = response.status;
-  if (code === 'RepoNotFound' || (status === 404 && !code && file === '')) {
+  if (code === 'RepoNotFound') {
     const auth = ctx.token ? '' : ' (if it is private or gated, set HF_TOKEN to a token with access)';
     return new ModelNotFoundError(ctx.source, `repository '${ref.repoId}' not found on ${ctx.endpoint}${auth}`);
   }

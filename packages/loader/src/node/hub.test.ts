@@ -42,6 +42,8 @@ beforeAll(async () => {
   hub = await startMockHub({
     'acme/tiny': { files: sharded, commit: COMMIT },
     'acme/gated': { files: single, commit: GATED_COMMIT, gatedToken: 'hf_secret' },
+    'acme/no-weights': { files: { 'config.json': single['config.json'] }, commit: 'c'.repeat(40) },
+    'acme/bin-only': { files: { 'pytorch_model.bin': new Uint8Array(8) }, commit: 'd'.repeat(40) },
   });
 });
 afterAll(async () => {
@@ -209,10 +211,21 @@ describe('Hub errors', () => {
     freshCache();
     const repo = await openModel('acme/nope', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
     expect(repo).toBeInstanceOf(ModelNotFoundError);
-    expect((repo as Error).message).toBe(`repository 'acme/nope' not found on ${hub.endpoint} (if it is private or gated, set HF_TOKEN to a token with access)`);
+    expect((repo as Error).message).toBe(`repository 'acme/nope' not found on ${hub.endpoint} (if it is private or gated, set HF_TOKEN to a token with access); there is no local folder 'acme/nope' either`);
     const revision = await openModel('acme/tiny@v9', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
     expect(revision).toBeInstanceOf(ModelNotFoundError);
-    expect((revision as Error).message).toBe(`revision 'v9' not found in 'acme/tiny' on ${hub.endpoint}`);
+    expect((revision as Error).message).toBe(`revision 'v9' not found in 'acme/tiny' on ${hub.endpoint}; there is no local folder 'acme/tiny@v9' either`);
+    const file = await openModel('acme/gated', { endpoint: hub.endpoint, cacheDir, token: 'hf_secret', revision: GATED_COMMIT }).then((m) => m.close());
+    expect(file).toBeUndefined();
+    const noWeights = await openModel('acme/no-weights', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect(noWeights).toMatchObject({ name: 'ModelNotFoundError', file: 'model.safetensors' });
+    expect((noWeights as Error).message).toBe(`acme/no-weights@main has no model.safetensors or model.safetensors.index.json on ${hub.endpoint} (only safetensors checkpoints are supported)`);
+    const noConfig = await openModel('acme/bin-only', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect(noConfig).toMatchObject({ name: 'ModelNotFoundError', file: 'config.json' });
+    hub.log.length = 0;
+    const invalid = await openModel('acme/a--b', { endpoint: hub.endpoint, cacheDir }).catch((e: unknown) => e);
+    expect((invalid as Error).message).toMatch(/'acme\/a--b' is not a valid Hub model id/);
+    expect(hub.log).toEqual([]);
   });
 
   it('asks for HF_TOKEN on a gated repo, and sends the token (to the Hub only) when set', async () => {
