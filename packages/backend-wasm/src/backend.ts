@@ -49,8 +49,8 @@ export async function wasmBackend(options: WasmBackendOptions = {}): Promise<Was
  * `threads - 1` workers that share the kernels' memories.
  *
  * Numerics: f32/f16/bf16 weights are multiplied in f32 (f16/bf16 widened exactly). q8_0/q4_0 weights
- * meet activations quantized to int8 per 32-value block (ggml's q8_0 scheme): the block dot products
- * are exact integers, the only extra error is the activation rounding. The KV cache is f32;
+ * meet activations quantized to int16 per 32-value block (scale amax/32767): the block dot products
+ * are exact integers, the only extra error is the activation rounding (relative 1.5e-5). The KV cache is f32;
  * RMSNorm sums squares in f64; RoPE angles are computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
@@ -449,7 +449,7 @@ export class WasmBackend implements Backend {
     if (bias) a0.kernels.add_bias(out.ptr, bias.ptr, T, N);
   }
 
-  /** x, out and bias all in `A`. `quantized` remembers memories whose q8 activation scratch already holds x. */
+  /** x, out and bias all in `A`. `quantized` remembers memories whose int16 activation scratch already holds x. */
   private matmulIn(A: Arena, w: WasmWeight, x: number, T: number, out: number, bias: number, quantized: Set<Arena> | undefined): void {
     const K = w.cols, N = w.rows;
     const threads = this.pool?.threads ?? 1;
@@ -466,10 +466,10 @@ export class WasmBackend implements Backend {
       }
       case 'q8_0':
       case 'q4_0': {
-        const xq = A.scratchBlock('xq', T * K);
+        const xq = A.scratchBlock('xq', T * K * 2);
         const xs = A.scratchBlock('xs', (T * K) / 8);
         if (!quantized?.has(A)) {
-          A.kernels.quantize_q8(x, xq, xs, T, K);
+          A.kernels.quantize_q16(x, xq, xs, T, K);
           quantized?.add(A);
         }
         this.run(w.format === 'q8_0' ? 'matmul_q8_0' : 'matmul_q4_0', A.index, N, 16, [xq, xs, w.ptr, w.scales, bias, out, T, K, N]);

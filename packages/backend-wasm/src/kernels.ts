@@ -11,7 +11,7 @@ export interface KernelExports {
   add_bias(out: number, bias: number, rows: number, n: number): void;
   rope_f32(x: number, table: number, T: number, heads: number, headDim: number): void;
   dot_f32(a: number, b: number, n: number): number;
-  quantize_q8(x: number, xq: number, xs: number, T: number, K: number): void;
+  quantize_q16(x: number, xq: number, xs: number, T: number, K: number): void;
   dequant_half(src: number, out: number, n: number, bf16: number): void;
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, s: number, out: number, n: number): void;

@@ -98,7 +98,7 @@ export function matmulRef(x: Float32Array, w: Float64Array, T: number, K: number
 }
 
 /**
- * What the q8_0/q4_0 kernels compute exactly: activations quantized per 32-block (d = amax/127 in f32,
+ * What the q8_0/q4_0 kernels compute exactly: activations quantized per 32-block (d = amax/32767 in f32,
  * q = round-half-even(x * f32(1/d))), so the tests can check the integer path to float rounding.
  */
 export function quantizeActivations(x: Float32Array): Float32Array {
@@ -107,7 +107,7 @@ export function quantizeActivations(x: Float32Array): Float32Array {
   for (let b = 0; b < x.length; b += 32) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
-    const d = fr(amax / 127);
+    const d = fr(amax / 32767);
     const id = d ? fr(1 / d) : 0;
     for (let j = 0; j < 32; j++) {
       const v = fr(x[b + j]! * id);
