@@ -13,8 +13,9 @@ export function dequantizeRow(weight: HostWeight, row: number, out: Float32Array
     case 'f16':
     case 'bf16': {
       const table = weight.format === 'f16' ? f16Lookup() : bf16Lookup();
+      const data = weight.data;
       const base = row * cols;
-      for (let i = 0; i < cols; i++) out[i] = table[weight.data[base + i]!]!;
+      for (let i = 0; i < cols; i++) out[i] = table[data[base + i]!]!;
       return;
     }
     case 'q8_0':

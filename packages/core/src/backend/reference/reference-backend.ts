@@ -130,15 +130,14 @@ export class ReferenceBackend implements Backend {
       const bias = biases[i] ? rowOf(weightOf(biases[i]!, 'matmul bias')) : undefined;
       if (bias && bias.length !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.length} for '${w.name}' with ${w.rows} outputs`);
       const N = w.rows;
+      const T = a.rows;
+      const xd = a.data;
+      const od = o.data;
       // Widen one weight row at a time and reuse it for every token: O(N*K) conversions, O(T*N*K) MACs.
       for (let n = 0; n < N; n++) {
         dequantizeRow(w.host, n, row);
-        for (let t = 0; t < a.rows; t++) {
-          const base = t * K;
-          let acc = 0;
-          for (let k = 0; k < K; k++) acc += a.data[base + k]! * row[k]!;
-          o.data[t * N + n] = acc + (bias ? bias[n]! : 0);
-        }
+        const b = bias ? bias[n]! : 0;
+        for (let t = 0; t < T; t++) od[t * N + n] = dot(xd, t * K, row, K) + b;
       }
     }
   }
@@ -305,6 +304,13 @@ export class ReferenceBackend implements Backend {
   private alive(): void {
     if (this.disposed) throw new BackendUsageError('the reference backend was disposed');
   }
+}
+
+/** `sum(x[base + k] * row[k])` over k < K, accumulated in float64. */
+function dot(x: Float32Array, base: number, row: Float32Array, K: number): number {
+  let acc = 0;
+  for (let k = 0; k < K; k++) acc += x[base + k]! * row[k]!;
+  return acc;
 }
 
 /** A vector weight (norm or bias) as f32 values. */
