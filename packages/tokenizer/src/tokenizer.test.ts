@@ -69,10 +69,13 @@ describe('decode', () => {
     expect(emoji.length).toBe(3);
     expect(tok.decode(emoji.slice(0, 1))).toBe('\ufffd');
   });
-  it('throws TokenizerError on ids outside the vocabulary', () => {
-    expect(() => tok.decode([151646])).toThrow(TokenizerError);
-    expect(() => tok.decode([-1])).toThrow(/not in the vocabulary/);
+  it('decodes ids without a token to nothing, as Hugging Face does (embedding padding rows)', () => {
+    expect(tok.decode([64, 151646, 151935, 65, 10_000_000])).toBe('ab');
+  });
+  it('throws TokenizerError on ids that are not non-negative integers', () => {
+    expect(() => tok.decode([-1])).toThrow(/not a non-negative integer/);
     expect(() => tok.decode([1.5])).toThrow(TokenizerError);
+    expect(() => tok.decode([Number.NaN])).toThrow(TokenizerError);
   });
 });
 

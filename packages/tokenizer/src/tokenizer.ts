@@ -180,8 +180,13 @@ export class Qwen2Tokenizer {
 
   /** UTF-8 bytes of one piece, mapped to byte-level symbols, merged by BPE. */
   private encodePiece(piece: string, out: number[]): void {
-    if (this.symbols.length < piece.length * 3) this.symbols = new Int32Array(piece.length * 3 + 16);
-    const sym = this.symbols;
+    // At most 3 UTF-8 bytes per UTF-16 unit. The reusable buffer only grows for ordinary pieces, so that
+    // one huge word does not pin megabytes for the tokenizer's lifetime.
+    let sym = this.symbols;
+    if (sym.length < piece.length * 3) {
+      sym = new Int32Array(piece.length * 3 + 16);
+      if (sym.length <= 65536) this.symbols = sym;
+    }
     const bs = this.byteSymbol;
     const n = piece.length;
     let count = 0;
@@ -219,22 +224,25 @@ export class Qwen2Tokenizer {
 
   /**
    * Token ids to text, as Hugging Face's `decode` (byte-level decoding, invalid UTF-8 becomes U+FFFD).
-   * @throws TokenizerError on an id that is not an integer in [0, vocabSize) or has no token.
+   * An id with no token (e.g. one of the padding rows of Qwen2's 151936-row embedding, which a model can
+   * still sample) decodes to nothing, as in Hugging Face.
+   * @throws TokenizerError on an id that is not a non-negative integer.
    */
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string {
     const skip = options?.skipSpecialTokens ?? false;
     const { bytes, offsets } = this.getDecodeTable();
+    const size = this.vocabSize;
     let total = 0;
     for (let k = 0; k < ids.length; k++) {
-      const id = this.checkId(ids[k]);
-      if (skip && this.isSpecial(id)) continue;
+      const id = checkId(ids[k]);
+      if (id >= size || (skip && this.isSpecial(id))) continue;
       total += offsets[id + 1] - offsets[id];
     }
     const buffer = new Uint8Array(total);
     let at = 0;
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k];
-      if (skip && this.isSpecial(id)) continue;
+      if (id >= size || (skip && this.isSpecial(id))) continue;
       buffer.set(bytes.subarray(offsets[id], offsets[id + 1]), at);
       at += offsets[id + 1] - offsets[id];
     }
@@ -244,13 +252,13 @@ export class Qwen2Tokenizer {
   /**
    * An incremental decoder for generation: `push(id)` returns the newly complete text, never half a
    * character; `flush()` returns the rest. Concatenated, the output equals {@link decode} of all ids.
-   * `push` throws TokenizerError on an invalid id.
+   * `push` throws TokenizerError on an id that is not a non-negative integer.
    */
   createStreamDecoder(options?: DecodeOptions): StreamDecoder {
     const skip = options?.skipSpecialTokens ?? false;
     return createByteStreamDecoder((raw) => {
-      const id = this.checkId(raw);
-      if (skip && this.isSpecial(id)) return undefined;
+      const id = checkId(raw);
+      if (id >= this.vocabSize || (skip && this.isSpecial(id))) return undefined;
       const { bytes, offsets } = this.getDecodeTable();
       return bytes.subarray(offsets[id], offsets[id + 1]);
     });
@@ -306,13 +314,6 @@ export class Qwen2Tokenizer {
     return this.addedById.get(id)?.special === true;
   }
 
-  private checkId(id: number): number {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.tokens[id] === undefined) {
-      throw new TokenizerError('bad-id', `token id ${String(id)} is not in the vocabulary (0..${this.vocabSize - 1})`);
-    }
-    return id;
-  }
-
   /** Bytes of every token, flat: built on first decode so that loading stays fast. */
   private getDecodeTable(): { bytes: Uint8Array; offsets: Int32Array } {
     if (this.decodeTable) return this.decodeTable;
@@ -359,6 +360,14 @@ export class Qwen2Tokenizer {
 }
 
 const always = () => true;
+
+/** Ids are non-negative integers; anything else is a caller bug worth a clear error. */
+function checkId(id: number): number {
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+    throw new TokenizerError('bad-id', `token id ${String(id)} is not a non-negative integer`);
+  }
+  return id;
+}
 const notSpecial = (t: AddedToken) => !t.special;
 
 /** Replaces lone surrogates with U+FFFD (what a JS string becomes in UTF-8 at the Rust boundary). */
