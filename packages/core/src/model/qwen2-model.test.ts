@@ -1,0 +1,85 @@
+import { fileURLToPath } from 'node:url';
+import { openModel } from '@qwen2-ts/loader';
+import { describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { ContextOverflowError, ModelWeightsError, WeightFormatError } from '../errors.js';
+import type { Backend } from '../backend/types.js';
+import { maxAbsDiff } from '../testing/random.js';
+import { Qwen2Model } from './qwen2-model.js';
+import { loadModelWeights, type TensorSource } from './weights.js';
+import type { Qwen2ModelConfig } from './config.js';
+
+const dir = fileURLToPath(new URL('../../../../fixtures/models/tiny-f32', import.meta.url));
+
+async function build(config?: Partial<Qwen2ModelConfig>, backend: Backend = new ReferenceBackend()) {
+  const opened = await openModel(dir);
+  const cfg = { ...opened.config, ...config };
+  const weights = await loadModelWeights(opened.checkpoint, cfg, backend, {});
+  await opened.close();
+  return new Qwen2Model(backend, cfg, weights);
+}
+
+const prompt = Array.from({ length: 30 }, (_, i) => (i * 37 + 11) % 512);
+
+async function lastLogits(model: Qwen2Model, ids: number[], chunks: number[] = [ids.length]): Promise<Float32Array> {
+  const seq = model.createSequence(64);
+  let at = 0;
+  let out: Float32Array | undefined;
+  for (const n of chunks) {
+    out = await model.backend.read(model.forward(seq, ids.slice(at, at + n)));
+    at += n;
+  }
+  seq.free();
+  return out!;
+}
+
+describe('Qwen2Model sliding window (HF: layers >= max_window_layers use it)', () => {
+  it('a window wider than the sequence changes nothing; a narrow one does, and chunking still agrees', async () => {
+    const full = await build();
+    const wide = await build({ slidingWindow: 64, maxWindowLayers: 0 });
+    const narrow = await build({ slidingWindow: 8, maxWindowLayers: 1 });
+    const allLayersNarrow = await build({ slidingWindow: 8, maxWindowLayers: 0 });
+    const notReached = await build({ slidingWindow: 8, maxWindowLayers: 2 });
+    const ref = await lastLogits(full, prompt);
+    expect(maxAbsDiff(await lastLogits(wide, prompt), ref)).toBe(0);
+    expect(maxAbsDiff(await lastLogits(notReached, prompt), ref)).toBe(0);
+    const n = await lastLogits(narrow, prompt);
+    expect(maxAbsDiff(n, ref)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(await lastLogits(allLayersNarrow, prompt), n)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(await lastLogits(narrow, prompt, [10, 5, 1, 1, 13]), n)).toBeLessThan(1e-5);
+    // Within the window, the windowed model is the plain one.
+    expect(maxAbsDiff(await lastLogits(narrow, prompt.slice(0, 8)), await lastLogits(full, prompt.slice(0, 8)))).toBe(0);
+  });
+});
+
+describe('Qwen2Model errors', () => {
+  it('throws ContextOverflowError naming the sizes, and RangeError on bad ids', async () => {
+    const model = await build();
+    const seq = model.createSequence(8);
+    model.forward(seq, [1, 2, 3, 4, 5]);
+    expect(() => model.forward(seq, [1, 2, 3, 4])).toThrow(ContextOverflowError);
+    expect(() => model.forward(seq, [1, 2, 3, 4])).toThrow('5 tokens in the cache + 4 new > capacity 8 tokens');
+    expect(() => model.forward(seq, [512])).toThrow(/token id 512 at index 0 is outside the vocabulary of 512/);
+    expect(() => model.forward(seq, [])).toThrow(RangeError);
+    expect(() => model.createSequence(40000)).toThrow(/max_position_embeddings 32768/);
+  });
+  it('weight loading names a missing or misshapen tensor and an unsupported format', async () => {
+    const opened = await openModel(dir);
+    const b = new ReferenceBackend();
+    const without: TensorSource = { tensors: new Map([...opened.checkpoint.tensors].filter(([n]) => n !== 'model.layers.1.mlp.up_proj.weight')), read: (n) => opened.checkpoint.read(n) };
+    await expect(loadModelWeights(without, opened.config, b)).rejects.toThrow(ModelWeightsError);
+    await expect(loadModelWeights(without, opened.config, b)).rejects.toThrow("tensor 'model.layers.1.mlp.up_proj.weight': missing from the checkpoint");
+    await expect(loadModelWeights(opened.checkpoint, { ...opened.config, intermediateSize: 170 }, b)).rejects.toThrow(/shape \[176, 64\] does not match the config's \[170, 64\]/);
+    const limited = Object.assign(Object.create(b) as ReferenceBackend, { info: { ...b.info, formats: ['f32'] as const } });
+    await expect(loadModelWeights(opened.checkpoint, opened.config, limited, { format: 'q4_0' })).rejects.toThrow(WeightFormatError);
+    expect(b.memory().weights).toBe(0); // nothing left behind by the failures
+    const q = await loadModelWeights(opened.checkpoint, opened.config, b, { format: 'q8_0' });
+    // tiny-f32's intermediate size (176) is not whole 32-blocks: down_proj falls back to the checkpoint's f32.
+    expect(q.fallbacks.map((f) => f.tensor)).toEqual(['model.layers.0.mlp.down_proj.weight', 'model.layers.1.mlp.down_proj.weight']);
+    expect(q.layers[0]!.q.format).toBe('q8_0');
+    expect(q.layers[0]!.down.format).toBe('f32');
+    expect(q.layers[0]!.qBias.format).toBe('f32');
+    expect(q.lmHead).toBe(q.embed); // tied
+    await opened.close();
+  });
+});
