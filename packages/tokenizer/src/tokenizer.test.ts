@@ -91,7 +91,12 @@ describe('encode input checks', () => {
 
 describe('bad files', () => {
   const tokenizerJson = readFixture('tokenizer/tokenizer.json');
-  const json = JSON.parse(tokenizerJson) as Record<string, any>;
+  // A small tokenizer.json with Qwen2's pipeline (the 256 byte-level tokens and one merge), so that
+  // variations of it are cheap to build.
+  const full = JSON.parse(tokenizerJson) as Record<string, any>;
+  const byteTokens = Object.fromEntries(Object.entries(full.model.vocab as Record<string, number>).filter(([, id]) => id < 256));
+  const json = { ...full, added_tokens: [], model: { ...full.model, vocab: { ...byteTokens, 'ĠĠ': 256 }, merges: ['Ġ Ġ'] } };
+  const small = (patch: Record<string, unknown>) => JSON.stringify({ ...json, ...patch });
   const expectError = (files: Parameters<typeof Qwen2Tokenizer.fromFiles>[0], pattern: RegExp) => {
     let error: unknown;
     try {
@@ -103,6 +108,10 @@ describe('bad files', () => {
     expect((error as Error).message).toMatch(pattern);
   };
 
+  it('the small tokenizer works (so the errors below come from the patch)', () => {
+    const tok = Qwen2Tokenizer.fromFiles({ tokenizerJson: small({}) });
+    expect(tok.encode('a  ')).toEqual([64, 256]);
+  });
   it('names what is missing', () => {
     expectError({}, /need tokenizer.json, or vocab.json together with merges.txt; got nothing/);
     expectError({ vocabJson }, /got vocabJson/);
@@ -124,13 +133,17 @@ describe('bad files', () => {
     expectError({ vocabJson: '{"a": 0}', mergesTxt: '' }, /lacks the byte-level token for byte 0x0/);
   });
   it('rejects pipelines other than Qwen2\'s', () => {
-    expectError({ tokenizerJson: JSON.stringify({ ...json, model: { ...json.model, type: 'WordPiece' } }) }, /model type "WordPiece" is not supported/);
-    expectError({ tokenizerJson: JSON.stringify({ ...json, normalizer: { type: 'NFKC' } }) }, /normalizer .* is not supported/);
-    expectError({ tokenizerJson: JSON.stringify({ ...json, pre_tokenizer: { type: 'Whitespace' } }) }, /pre_tokenizer is not Qwen2's/);
+    expectError({ tokenizerJson: small({ model: { ...json.model, type: 'WordPiece' } }) }, /model type "WordPiece" is not supported/);
+    expectError({ tokenizerJson: small({ model: { ...json.model, byte_fallback: true } }) }, /byte_fallback/);
+    expectError({ tokenizerJson: small({ normalizer: { type: 'NFKC' } }) }, /normalizer .* is not supported/);
+    expectError({ tokenizerJson: small({ pre_tokenizer: { type: 'Whitespace' } }) }, /pre_tokenizer is not Qwen2's/);
+    expectError({ tokenizerJson: small({ decoder: { type: 'WordPiece' } }) }, /decoder type "WordPiece" is not supported/);
+    expectError({ tokenizerJson: small({ model: undefined }) }, /no "model" object/);
+    expectError({ tokenizerJson: small({ added_tokens: [{ id: 5 }] }) }, /an added token has no string "content"/);
   });
   it('accepts merges as [left, right] pairs (newer serializer)', () => {
-    const pairs = (json.model.merges as string[]).map((m) => m.split(' '));
-    const tok = Qwen2Tokenizer.fromFiles({ tokenizerJson: JSON.stringify({ ...json, model: { ...json.model, merges: pairs } }) });
-    expect(tok.encode('Hello, world! 12345')).toEqual([9707, 11, 1879, 0, 220, 16, 17, 18, 19, 20]);
+    const tok = Qwen2Tokenizer.fromFiles({ tokenizerJson: small({ model: { ...json.model, merges: [['Ġ', 'Ġ']] } }) });
+    expect(tok.encode('a  ')).toEqual([64, 256]);
+    expectError({ tokenizerJson: small({ model: { ...json.model, merges: [['Ġ']] } }) }, /merge 1 is neither/);
   });
 });
