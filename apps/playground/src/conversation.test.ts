@@ -8,11 +8,12 @@ describe('Conversation', () => {
     expect(c.streaming).toBe(true);
     c.append(9707, 'Hello');
     c.append(0, '!');
+    c.append(-1, '?'); // text released at the end, no token
     c.finish('stop');
-    expect(c.turns[1]).toEqual({ role: 'assistant', content: 'Hello!', tokenIds: [9707, 0], finishReason: 'stop' });
+    expect(c.turns[1]).toEqual({ role: 'assistant', content: 'Hello!?', tokenIds: [9707, 0], finishReason: 'stop' });
     expect(c.send('More', '')).toEqual([
       { role: 'user', content: 'Hi' },
-      { role: 'assistant', content: 'Hello!' },
+      { role: 'assistant', content: 'Hello!?' },
       { role: 'user', content: 'More' },
     ]);
   });

@@ -54,10 +54,13 @@ export class Conversation {
     return this.startReply(systemPrompt);
   }
 
-  /** Appends a streamed token to the reply in progress. */
+  /**
+   * Appends a streamed chunk to the reply in progress. core ends a stream with `tokenId: -1` when it
+   * releases held-back text at the end; that chunk adds text but no token.
+   */
   append(tokenId: number, text: string): void {
     const reply = this.current();
-    reply.tokenIds.push(tokenId);
+    if (tokenId >= 0) reply.tokenIds.push(tokenId);
     reply.content += text;
   }
 

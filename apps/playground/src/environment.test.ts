@@ -5,13 +5,12 @@ describe('environment report', () => {
   it('explains why threads are unavailable', () => {
     expect(describeThreads(false, false)).toMatchObject({ available: false, reason: expect.stringMatching(/COOP\/COEP/) });
     expect(describeThreads(true, false).available).toBe(false);
-    expect(describeThreads(true, true, 8)).toEqual({ available: true, count: 7 });
+    expect(describeThreads(true, true, 8)).toEqual({ available: true, count: 8 });
   });
-  it('leaves a core for the page, and caps threads', () => {
-    expect(wasmThreadCount(1)).toBe(1);
-    expect(wasmThreadCount(2)).toBe(1);
-    expect(wasmThreadCount(4)).toBe(3);
-    expect(wasmThreadCount(64)).toBe(8);
+  it('uses one thread per core, capped', () => {
+    expect(wasmThreadCount(0)).toBe(1);
+    expect(wasmThreadCount(2)).toBe(2);
+    expect(wasmThreadCount(64)).toBe(16);
   });
   it('picks WebGPU only when an adapter exists, and says why not', () => {
     const none = { webgpu: describeWebGPU({ available: false, reason: 'WebGPU offers no adapter (no GPU, or no driver for it)' }), threads: describeThreads(true, true, 2) };

@@ -13,11 +13,12 @@ export function describeThreads(crossOriginIsolated: boolean, hasSharedArrayBuff
 }
 
 /**
- * Threads for the WASM backend: every core but one for the page, at most 8 (more threads than cores
- * hurt: the backend's workers spin while waiting).
+ * Threads for the WASM backend, the inference worker's own included: one per logical CPU, at most 16
+ * (backend-wasm's default). Not more than cores: its threads spin briefly while waiting. The page's
+ * thread only renders tokens, so it needs no core of its own.
  */
 export function wasmThreadCount(hardwareConcurrency: number): number {
-  return Math.max(1, Math.min(8, Math.floor(hardwareConcurrency) - 1 || 1));
+  return Math.max(1, Math.min(16, Math.floor(hardwareConcurrency) || 1));
 }
 
 /** Describes WebGPU from backend-webgpu's `probeWebGPU` result. */
@@ -45,6 +46,11 @@ export function formatReport(r: EnvironmentReport): string[] {
     r.webgpu.available
       ? `WebGPU: available${adapter}${r.webgpu.shaderF16 ? ' (shader-f16)' : ' (no shader-f16: f32 compute path)'}`
       : `WebGPU: unavailable - ${r.webgpu.reason}`,
-    r.threads.available ? `WASM threads: available (${r.threads.count ?? 1} threads)` : `WASM threads: unavailable - ${r.threads.reason}`,
+    r.threads.available ? `WASM threads: available (${plural(r.threads.count ?? 1, 'thread')})` : `WASM threads: unavailable - ${r.threads.reason}`,
   ];
+}
+
+/** `1 thread`, `4 threads`. */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

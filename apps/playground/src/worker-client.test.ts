@@ -17,6 +17,7 @@ function connectedClient(ids: number[]) {
         return { model: scriptedModel(ids, log), source: 'm' };
       },
       now: () => (clock += 1),
+      yieldToEventLoop: () => new Promise((r) => setTimeout(r, 0)),
     },
     (e) => setTimeout(() => listeners.forEach((l) => l({ data: structuredClone(e) }))),
   );

@@ -3,7 +3,7 @@ import { Engine, type EngineDeps } from './engine.js';
 import { scriptedModel } from './scripted-model.js';
 import type { WorkerEvent } from './protocol.js';
 
-function setup(ids = [5, 6, 7, 8]) {
+function setup(ids = [5, 6, 7, 8], microtasksOnly = false) {
   const events: WorkerEvent[] = [];
   const log: string[] = [];
   let clock = 0;
@@ -12,9 +12,10 @@ function setup(ids = [5, 6, 7, 8]) {
       log.push(`load ${source.kind} ${o.backend} ${o.dtype} threads=${o.threads}`);
       o.onProgress({ phase: 'download', file: 'model.safetensors', loaded: 10, total: 10, overallLoaded: 10, overallTotal: 10 });
       if (source.kind === 'url' && source.url.endsWith('/missing')) throw Object.assign(new Error('no config.json'), { name: 'ModelNotFoundError' });
-      return { model: scriptedModel(ids, log), source: source.kind === 'url' ? source.url : 'x' };
+      return { model: scriptedModel(ids, log, { microtasksOnly }), source: source.kind === 'url' ? source.url : 'x' };
     },
     now: () => (clock += 5),
+    yieldToEventLoop: () => new Promise((r) => setTimeout(r, 0)),
   };
   const engine = new Engine(deps, (e) => events.push(e));
   const ended = (id: number) =>
@@ -45,8 +46,8 @@ describe('inference worker engine', () => {
     expect(log).toEqual(['load url wasm auto threads=2', 'chat user t=0']);
   });
 
-  it('stops a streaming reply: the chat ends with finishReason abort and keeps the tokens so far', async () => {
-    const { engine, events, ended } = setup(Array.from({ length: 1000 }, (_, i) => i));
+  it.each([false, true])('stops a streaming reply: the chat ends with finishReason abort and keeps the tokens so far (model yields only microtasks: %s)', async (microtasksOnly) => {
+    const { engine, events, ended } = setup(Array.from({ length: 1000 }, (_, i) => i), microtasksOnly);
     engine.handle({ type: 'load', id: 1, source: { kind: 'hub', id: 'Qwen/Qwen2-0.5B-Instruct' }, backend: 'webgpu', dtype: 'f16', threads: 1 });
     await ended(1);
     engine.handle({ type: 'chat', id: 2, messages: [{ role: 'user', content: 'hi' }], options: { ...options, maxNewTokens: 1000 } });
@@ -74,6 +75,7 @@ describe('inference worker engine', () => {
           return { model: scriptedModel([], []), source: 'm' };
         },
         now: () => clock,
+        yieldToEventLoop: () => new Promise((r) => setTimeout(r, 0)),
       },
       (e) => events.push(e),
     );

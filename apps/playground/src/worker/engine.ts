@@ -51,10 +51,22 @@ export interface EngineDeps {
   ): Promise<{ model: ChatModel; source: string }>;
   /** Milliseconds, monotonic. */
   now(): number;
+  /**
+   * Resolves after the event loop has run other tasks (a macrotask), so that messages from the page (a
+   * stop) are received while a reply streams.
+   */
+  yieldToEventLoop(): Promise<void>;
 }
 
 /** Minimum time between two progress events sent to the page for unfinished files. */
 export const PROGRESS_INTERVAL_MS = 50;
+
+/**
+ * Longest time a streaming reply keeps the worker's event loop busy before letting it take messages.
+ * core's generation loop awaits only promises that are already resolved (microtasks) with a CPU backend,
+ * so without this a stop request would wait in the queue until the whole reply was done.
+ */
+export const YIELD_INTERVAL_MS = 10;
 
 /** Thrown for a chat before any model is loaded. */
 export class NoModelError extends Error {
@@ -162,8 +174,15 @@ export class Engine {
     if (!model) throw new NoModelError();
     const start = this.deps.now();
     const stream = model.chat(req.messages, { ...req.options, signal });
+    let lastYield = start;
     for await (const chunk of stream) {
-      this.post({ type: 'token', id: req.id, tokenId: chunk.tokenId, text: chunk.text, at: this.deps.now() - start });
+      const now = this.deps.now();
+      this.post({ type: 'token', id: req.id, tokenId: chunk.tokenId, text: chunk.text, at: now - start });
+      // The stream is paced by this loop: while it waits here, generation waits too.
+      if (now - lastYield >= YIELD_INTERVAL_MS) {
+        await this.deps.yieldToEventLoop();
+        lastYield = this.deps.now();
+      }
     }
     const r = await stream.result;
     this.post({

@@ -2,10 +2,11 @@
 import type { ChatModel, ChatStream } from './engine.js';
 
 /**
- * A model that "generates" the ids it is given, one per macrotask, honoring the abort signal the way
- * core's stream does (the result resolves with finishReason 'abort' and what was generated so far).
+ * A model that "generates" the ids it is given, honoring the abort signal the way core's stream does
+ * (the result resolves with finishReason 'abort' and what was generated so far). With `microtasksOnly`
+ * it never lets the event loop run between tokens, as core does with a CPU backend.
  */
-export function scriptedModel(ids: number[], log: string[]): ChatModel {
+export function scriptedModel(ids: number[], log: string[], { microtasksOnly = false } = {}): ChatModel {
   return {
     config: { numHiddenLayers: 2, hiddenSize: 64, vocabSize: 151936 },
     tokenizer: { hasChatTemplate: true },
@@ -21,7 +22,7 @@ export function scriptedModel(ids: number[], log: string[]): ChatModel {
         result,
         async *[Symbol.asyncIterator]() {
           for (const id of ids.slice(0, options.maxNewTokens)) {
-            await new Promise((r) => setTimeout(r, 1));
+            await (microtasksOnly ? Promise.resolve() : new Promise((r) => setTimeout(r, 1)));
             if (options.signal?.aborted) {
               finish = 'abort';
               break;
