@@ -1,4 +1,4 @@
-import { argmax as argmaxRow } from '@qwen2-ts/core';
+import { argmax as argmaxRow, sampleFromLogits } from '@qwen2-ts/core';
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
@@ -6,7 +6,6 @@ import { Arena } from './arena.js';
 import { hasSimd, kernelBytes, type ParallelKernel } from './kernels.js';
 import { BackendUsageError, storedBytes, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
 import { MAX_THREADS, ThreadPool } from './pool.js';
-import { sampleOnHost } from './sample.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 const GiB = 1024 ** 3;
@@ -382,8 +381,8 @@ export class WasmBackend implements Backend {
     const l = this.tensor(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     const start = l.ptr >>> 2;
-    // The host sampler on a view of the logits (no copy): the draw is a few passes over one row.
-    return sampleOnHost(this.arenas[0]!.f32.subarray(start, start + l.cols), params);
+    // Core's reference sampler on a view of the logits (no copy): the draw is a few passes over one row.
+    return sampleFromLogits(this.arenas[0]!.f32.subarray(start, start + l.cols), params);
   }
 
   memory(): { weights: number; activations: number; kvCache: number } {

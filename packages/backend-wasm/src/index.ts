@@ -9,5 +9,4 @@
  */
 export { wasmBackend, WasmBackend } from './backend.js';
 export type { WasmBackendOptions } from './backend.js';
-export { BackendUsageError } from './objects.js';
 export { hasSimd } from './kernels.js';

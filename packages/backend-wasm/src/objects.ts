@@ -1,10 +1,8 @@
+import { BackendUsageError } from '@qwen2-ts/core';
 import type { HostWeight, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 import type { Arena } from './arena.js';
 
-/** Thrown when a backend object is misused: wrong shape, freed, from another backend, bad argument. */
-export class BackendUsageError extends Error {
-  override name = 'BackendUsageError';
-}
+export { BackendUsageError };
 
 /** An f32 activation matrix in the first memory. */
 export class WasmTensor implements Tensor {

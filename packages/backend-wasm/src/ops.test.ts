@@ -1,7 +1,7 @@
 import type { WeightFormat } from '@qwen2-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wasmBackend, type WasmBackend } from './backend.js';
-import { BackendUsageError } from './objects.js';
+import { BackendUsageError } from '@qwen2-ts/core';
 import { maxRelError, randomF32, randomWeight, rng } from './test-helpers.js';
 
 describe('element-wise and attention ops (2 threads)', () => {

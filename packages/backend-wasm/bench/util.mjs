@@ -1,0 +1,49 @@
+// Shared helpers of the benchmark scripts.
+
+/** Seconds per call of fn: warm-up, then as many calls as fit in `budget` seconds (at least 2); the median. */
+export function timeIt(fn, budget = 0.5) {
+  fn();
+  const times = [];
+  const end = performance.now() + budget * 1000;
+  while (times.length < 2 || (performance.now() < end && times.length < 200)) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random HostWeight of `format` (values in about [-0.05, 0.05]); quantized formats get random codes. */
+export function randomWeight(format, rows, cols, seed) {
+  const r = rng(seed);
+  const n = rows * cols;
+  if (format === 'f32') return { host: { format, rows, cols, data: Float32Array.from({ length: n }, () => (r() - 0.5) * 0.1) } };
+  if (format === 'bf16' || format === 'f16') {
+    const data = new Uint16Array(n);
+    // bf16 0.0x / f16 0.0x patterns with random mantissas and signs.
+    const base = format === 'bf16' ? 0x3c00 : 0x2400;
+    for (let i = 0; i < n; i++) data[i] = base | (r() < 0.5 ? 0x8000 : 0) | Math.floor(r() * (format === 'bf16' ? 0x100 : 0x800));
+    return { host: { format, rows, cols, data } };
+  }
+  const scales = new Uint16Array(n / 32).fill(0x1c00); // f16 2^-8
+  if (format === 'q8_0') {
+    const quants = new Int8Array(n);
+    for (let i = 0; i < n; i++) quants[i] = Math.floor(r() * 255) - 127;
+    return { host: { format, rows, cols, scales, quants } };
+  }
+  const quants = new Uint8Array(n / 2);
+  for (let i = 0; i < n / 2; i++) quants[i] = Math.floor(r() * 256);
+  return { host: { format, rows, cols, scales, quants } };
+}
