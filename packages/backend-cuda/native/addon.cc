@@ -1,8 +1,116 @@
-// Node-API entry point of the CUDA backend.
+// Node-API entry point of the CUDA backend. Functions take plain numbers (device pointers travel as
+// doubles: 48-bit addresses are exact) so that enqueueing an op costs one cheap call. Every CUDA failure
+// becomes a JS Error whose `code` is the CUDA error name (for example cudaErrorInsufficientDriver);
+// allocation failures also carry the requested and free sizes.
 #include <napi.h>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include "context.h"
+#include "kernels.h"
 #include "probe.h"
 
-static Napi::Value Probe(const Napi::CallbackInfo& info) {
+namespace {
+
+std::vector<Context*> g_contexts;
+
+// Throws a JS Error for a CUDA error and returns false, so callers write `if (!ok(...)) return ...`.
+bool ok(Napi::Env env, cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return true;
+  cudaGetLastError();  // clear non-sticky errors so the next call starts clean
+  std::string msg = std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, cudaGetErrorName(err)));
+  e.Set("cudaError", Napi::Number::New(env, static_cast<double>(err)));
+  e.ThrowAsJavaScriptException();
+  return false;
+}
+
+void throwType(Napi::Env env, const std::string& msg) { Napi::TypeError::New(env, msg).ThrowAsJavaScriptException(); }
+
+// Reads argument i as a number; throws a TypeError (returning false) when it is not one.
+bool nums(const Napi::CallbackInfo& info, size_t count, double* out) {
+  if (info.Length() < count) {
+    throwType(info.Env(), "qwen2_cuda: expected " + std::to_string(count) + " arguments, got " + std::to_string(info.Length()));
+    return false;
+  }
+  for (size_t i = 0; i < count; i++) {
+    if (!info[i].IsNumber()) {
+      throwType(info.Env(), "qwen2_cuda: argument " + std::to_string(i) + " must be a number");
+      return false;
+    }
+    out[i] = info[i].As<Napi::Number>().DoubleValue();
+  }
+  return true;
+}
+
+template <typename T>
+T* ptr(double v) { return reinterpret_cast<T*>(static_cast<uintptr_t>(v)); }
+double fromPtr(const void* p) { return static_cast<double>(reinterpret_cast<uintptr_t>(p)); }
+
+Context* ctxOf(Napi::Env env, double id) {
+  size_t i = static_cast<size_t>(id);
+  if (id < 0 || i >= g_contexts.size() || !g_contexts[i]) {
+    Napi::Error::New(env, "qwen2_cuda: unknown or destroyed CUDA context").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  Context* c = g_contexts[i];
+  int current = -1;
+  cudaGetDevice(&current);
+  if (current != c->device) cudaSetDevice(c->device);
+  return c;
+}
+
+// cudaMalloc that reports out-of-memory with the requested, free and total sizes.
+bool deviceAlloc(Napi::Env env, size_t bytes, void** out) {
+  cudaError_t err = cudaMalloc(out, bytes == 0 ? 1 : bytes);
+  if (err == cudaSuccess) return true;
+  cudaGetLastError();
+  if (err == cudaErrorMemoryAllocation) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    char msg[256];
+    std::snprintf(msg, sizeof msg, "cudaErrorMemoryAllocation: out of device memory allocating %zu bytes (%zu bytes free of %zu)",
+                  bytes, free_b, total_b);
+    Napi::Error e = Napi::Error::New(env, msg);
+    e.Set("code", Napi::String::New(env, "cudaErrorMemoryAllocation"));
+    e.Set("cudaError", Napi::Number::New(env, static_cast<double>(err)));
+    e.Set("requestedBytes", Napi::Number::New(env, static_cast<double>(bytes)));
+    e.Set("freeBytes", Napi::Number::New(env, static_cast<double>(free_b)));
+    e.Set("totalBytes", Napi::Number::New(env, static_cast<double>(total_b)));
+    e.ThrowAsJavaScriptException();
+    return false;
+  }
+  return ok(env, err, "cudaMalloc");
+}
+
+// Grows a scratch buffer to at least `bytes`. The old buffer is retired, not freed: a graph captured
+// earlier may still point at it.
+bool ensure(Napi::Env env, Context* c, DeviceBuffer& b, size_t bytes) {
+  if (b.bytes >= bytes) return true;
+  if (c->capturing) {
+    Napi::Error::New(env, "qwen2_cuda: a scratch buffer must grow while a CUDA graph is being captured").ThrowAsJavaScriptException();
+    return false;
+  }
+  void* p = nullptr;
+  if (!deviceAlloc(env, bytes, &p)) return false;
+  if (b.ptr) c->retired.push_back(b);
+  b.ptr = p;
+  b.bytes = bytes;
+  return true;
+}
+
+PosArg posArg(Context* c, double usePassPos, double value) {
+  return PosArg{usePassPos != 0 ? c->pass_pos : nullptr, static_cast<int>(value)};
+}
+
+DevWeight weightAt(const double* p) {
+  return DevWeight{ptr<const void>(p[0]), ptr<const uint16_t>(p[1]), static_cast<int>(p[2]), static_cast<int>(p[3]), static_cast<int>(p[4])};
+}
+
+// ---- lifetime ---------------------------------------------------------------------------------------
+
+Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ProbeResult r = probe_devices();
   Napi::Object o = Napi::Object::New(env);
@@ -15,9 +123,468 @@ static Napi::Value Probe(const Napi::CallbackInfo& info) {
   return o;
 }
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+// init(device) -> { ctx, name, totalBytes, freeBytes, computeCapability, smCount }
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a)) return env.Undefined();
+  int count = 0;
+  if (!ok(env, cudaGetDeviceCount(&count), "cudaGetDeviceCount")) return env.Undefined();
+  int device = static_cast<int>(a[0]);
+  if (device < 0 || device >= count) {
+    Napi::Error e = Napi::Error::New(env, "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " device(s) visible)");
+    e.Set("code", Napi::String::New(env, "cudaErrorInvalidDevice"));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!ok(env, cudaSetDevice(device), "cudaSetDevice")) return env.Undefined();
+  cudaDeviceProp prop;
+  if (!ok(env, cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties")) return env.Undefined();
+  auto* c = new Context();
+  c->device = device;
+  if (!ok(env, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate")) {
+    delete c;
+    return env.Undefined();
+  }
+  void* pos = nullptr;
+  if (!deviceAlloc(env, sizeof(int), &pos)) {
+    cudaStreamDestroy(c->stream);
+    delete c;
+    return env.Undefined();
+  }
+  c->pass_pos = static_cast<int*>(pos);
+  cudaMemset(c->pass_pos, 0, sizeof(int));
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  g_contexts.push_back(c);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ctx", static_cast<double>(g_contexts.size() - 1));
+  o.Set("name", prop.name);
+  o.Set("totalBytes", static_cast<double>(total_b));
+  o.Set("freeBytes", static_cast<double>(free_b));
+  o.Set("computeCapability", prop.major * 10 + prop.minor);
+  o.Set("smCount", prop.multiProcessorCount);
+  return o;
+}
+
+void freeBuffer(DeviceBuffer& b) {
+  if (b.ptr) cudaFree(b.ptr);
+  b = DeviceBuffer{};
+}
+
+Napi::Value Destroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  cudaError_t err = cudaStreamSynchronize(c->stream);
+  for (auto g : c->graphs) if (g) cudaGraphExecDestroy(g);
+  freeBuffer(c->attention_scratch);
+  freeBuffer(c->sample_scratch);
+  freeBuffer(c->history);
+  freeBuffer(c->result);
+  for (auto& b : c->retired) freeBuffer(b);
+  cudaFree(c->pass_pos);
+  cudaStreamDestroy(c->stream);
+  g_contexts[static_cast<size_t>(a[0])] = nullptr;
+  delete c;
+  ok(env, err, "dispose (work still in flight failed)");
+  return env.Undefined();
+}
+
+// ---- memory -----------------------------------------------------------------------------------------
+
+Napi::Value Malloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  if (!ctxOf(env, a[0])) return env.Undefined();
+  void* p = nullptr;
+  if (!deviceAlloc(env, static_cast<size_t>(a[1]), &p)) return env.Undefined();
+  return Napi::Number::New(env, fromPtr(p));
+}
+
+Napi::Value Free(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  // Work already enqueued may still read the buffer: cudaFree waits for the device implicitly only for
+  // the legacy stream, so wait for ours first.
+  if (!ok(env, cudaStreamSynchronize(c->stream), "free (work in flight failed)")) return env.Undefined();
+  ok(env, cudaFree(ptr<void>(a[1])), "cudaFree");
+  return env.Undefined();
+}
+
+Napi::Value MemInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a) || !ctxOf(env, a[0])) return env.Undefined();
+  size_t free_b = 0, total_b = 0;
+  if (!ok(env, cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo")) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("freeBytes", static_cast<double>(free_b));
+  o.Set("totalBytes", static_cast<double>(total_b));
+  return o;
+}
+
+// upload(ctx, devicePtr, byteOffset, typedArray): enqueued; pageable sources are staged before the call
+// returns, so the caller may reuse or drop the array at once.
+Napi::Value Upload(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[3];
+  if (!nums(info, 3, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  if (info.Length() < 4 || !info[3].IsTypedArray()) {
+    throwType(env, "qwen2_cuda.upload: argument 3 must be a typed array");
+    return env.Undefined();
+  }
+  Napi::TypedArray t = info[3].As<Napi::TypedArray>();
+  const uint8_t* src = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  char* dst = ptr<char>(a[1]) + static_cast<size_t>(a[2]);
+  ok(env, cudaMemcpyAsync(dst, src, t.ByteLength(), cudaMemcpyHostToDevice, c->stream), "upload (cudaMemcpyAsync)");
+  return env.Undefined();
+}
+
+// download(ctx, devicePtr, bytes) -> ArrayBuffer, after all enqueued work.
+Napi::Value Download(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[3];
+  if (!nums(info, 3, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  size_t bytes = static_cast<size_t>(a[2]);
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, bytes);
+  if (!ok(env, cudaMemcpyAsync(buf.Data(), ptr<void>(a[1]), bytes, cudaMemcpyDeviceToHost, c->stream), "read (cudaMemcpyAsync)")) return env.Undefined();
+  if (!ok(env, cudaStreamSynchronize(c->stream), "read (cudaStreamSynchronize)")) return env.Undefined();
+  return buf;
+}
+
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize");
+  return env.Undefined();
+}
+
+// ---- ops --------------------------------------------------------------------------------------------
+
+Napi::Value SetPassPos(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_set_int(c->stream, c->pass_pos, static_cast<int>(a[1])), "setPassPos");
+  return env.Undefined();
+}
+
+// embed(ctx, table(5), idsPtr, tokens, out)
+Napi::Value Embed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[9];
+  if (!nums(info, 9, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_embed(c->stream, weightAt(a + 1), ptr<const int>(a[6]), static_cast<int>(a[7]), ptr<float>(a[8])), "embed");
+  return env.Undefined();
+}
+
+// rmsNorm(ctx, x, weight(5), eps, out, rows, cols)
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[11];
+  if (!nums(info, 11, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_rmsnorm(c->stream, ptr<const float>(a[1]), weightAt(a + 2), static_cast<float>(a[7]), ptr<float>(a[8]), static_cast<int>(a[9]), static_cast<int>(a[10])), "rmsNorm");
+  return env.Undefined();
+}
+
+// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[4];
+  if (!nums(info, 4, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  if (info.Length() < 5 || !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throwType(env, "qwen2_cuda.matmul: argument 4 must be a Float64Array");
+    return env.Undefined();
+  }
+  Napi::Float64Array p = info[4].As<Napi::Float64Array>();
+  size_t count = p.ElementLength() / 11;
+  if (count < 1 || count > MATMUL_MAX_FUSED || p.ElementLength() % 11 != 0) {
+    throwType(env, "qwen2_cuda.matmul: 1 to " + std::to_string(MATMUL_MAX_FUSED) + " weights of 11 numbers each");
+    return env.Undefined();
+  }
+  DevWeight w[MATMUL_MAX_FUSED], b[MATMUL_MAX_FUSED];
+  float* outs[MATMUL_MAX_FUSED];
+  for (size_t i = 0; i < count; i++) {
+    const double* q = p.Data() + i * 11;
+    w[i] = weightAt(q);
+    b[i] = weightAt(q + 5);
+    outs[i] = ptr<float>(q[10]);
+  }
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count)), "matmul");
+  return env.Undefined();
+}
+
+// rope(ctx, x, tokens, heads, headDim, usePassPos, pos, theta)
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[8];
+  if (!nums(info, 8, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_rope(c->stream, ptr<float>(a[1]), (int)a[2], (int)a[3], (int)a[4], posArg(c, a[5], a[6]), static_cast<float>(a[7])), "rope");
+  return env.Undefined();
+}
+
+// writeKV(ctx, kCache, vCache, k, v, tokens, kvHeads, headDim, maxTokens, usePassPos, pos)
+Napi::Value WriteKV(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[11];
+  if (!nums(info, 11, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_write_kv(c->stream, ptr<float>(a[1]), ptr<float>(a[2]), ptr<const float>(a[3]), ptr<const float>(a[4]), (int)a[5], (int)a[6], (int)a[7], (int)a[8], posArg(c, a[9], a[10])), "writeKV");
+  return env.Undefined();
+}
+
+// attention(ctx, q, kCache, vCache, out, tokens, heads, kvHeads, headDim, maxTokens, usePassPos, pos, scale, window, keyCapacity)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[15];
+  if (!nums(info, 15, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  int tokens = (int)a[5], heads = (int)a[6], head_dim = (int)a[8];
+  AttentionPlan plan = plan_attention(tokens, heads, head_dim, (int)a[14]);
+  if (!ensure(env, c, c->attention_scratch, plan.scratch_floats * sizeof(float))) return env.Undefined();
+  ok(env, launch_attention(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<const float>(a[3]), tokens, heads, (int)a[7], head_dim, (int)a[9],
+                           posArg(c, a[10], a[11]), static_cast<float>(a[12]), (int)a[13], plan, static_cast<float*>(c->attention_scratch.ptr), ptr<float>(a[4])),
+     "attention");
+  return env.Undefined();
+}
+
+// swiglu / add (ctx, a, b, out, n)
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[5];
+  if (!nums(info, 5, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_swiglu(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<float>(a[3]), static_cast<size_t>(a[4])), "swiglu");
+  return env.Undefined();
+}
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[5];
+  if (!nums(info, 5, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, launch_add(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<float>(a[3]), static_cast<size_t>(a[4])), "add");
+  return env.Undefined();
+}
+
+// copy(ctx, src, dst, bytes): device to device, enqueued (capturable).
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[4];
+  if (!nums(info, 4, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c) ok(env, cudaMemcpyAsync(ptr<void>(a[2]), ptr<const void>(a[1]), static_cast<size_t>(a[3]), cudaMemcpyDeviceToDevice, c->stream), "copy");
+  return env.Undefined();
+}
+
+// argmax(ctx, logits, rows, cols) -> Int32Array (after all enqueued work)
+Napi::Value Argmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[4];
+  if (!nums(info, 4, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  int rows = (int)a[2];
+  if (!ensure(env, c, c->result, rows * sizeof(int))) return env.Undefined();
+  if (!ok(env, launch_argmax(c->stream, ptr<const float>(a[1]), rows, (int)a[3], static_cast<int*>(c->result.ptr)), "argmax")) return env.Undefined();
+  Napi::Int32Array out = Napi::Int32Array::New(env, rows);
+  if (!ok(env, cudaMemcpyAsync(out.Data(), c->result.ptr, rows * sizeof(int), cudaMemcpyDeviceToHost, c->stream), "argmax (read back)")) return env.Undefined();
+  if (!ok(env, cudaStreamSynchronize(c->stream), "argmax (cudaStreamSynchronize)")) return env.Undefined();
+  return out;
+}
+
+// sample(ctx, logits, n, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array(9)) -> token
+Napi::Value Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[3];
+  if (!nums(info, 3, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  if (info.Length() < 6 || !info[3].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsTypedArray()) {
+    throwType(env, "qwen2_cuda.sample: history ids, counts (Int32Array) and params (Float64Array) expected");
+    return env.Undefined();
+  }
+  Napi::Int32Array ids = info[3].As<Napi::Int32Array>();
+  Napi::Int32Array counts = info[4].As<Napi::Int32Array>();
+  Napi::Float64Array p = info[5].As<Napi::Float64Array>();
+  if (ids.ElementLength() != counts.ElementLength() || p.ElementLength() != 9) {
+    throwType(env, "qwen2_cuda.sample: history ids and counts must have equal lengths and params 9 numbers");
+    return env.Undefined();
+  }
+  int n = (int)a[2];
+  size_t h = ids.ElementLength();
+  if (!ensure(env, c, c->sample_scratch, static_cast<size_t>(n) * sizeof(double))) return env.Undefined();
+  if (!ensure(env, c, c->history, (2 * h + 1) * sizeof(int))) return env.Undefined();
+  if (!ensure(env, c, c->result, sizeof(int))) return env.Undefined();
+  int* hist = static_cast<int*>(c->history.ptr);
+  if (h > 0) {
+    if (!ok(env, cudaMemcpyAsync(hist, ids.Data(), h * sizeof(int), cudaMemcpyHostToDevice, c->stream), "sample (history upload)")) return env.Undefined();
+    if (!ok(env, cudaMemcpyAsync(hist + h, counts.Data(), h * sizeof(int), cudaMemcpyHostToDevice, c->stream), "sample (history upload)")) return env.Undefined();
+  }
+  const double* q = p.Data();
+  SampleArgs s{q[0], static_cast<int>(q[1]), q[2], q[3], q[4], q[5], q[6], q[7], static_cast<int>(q[8])};
+  int* res = static_cast<int*>(c->result.ptr);
+  if (!ok(env, launch_sample(c->stream, ptr<const float>(a[1]), n, hist, hist + h, static_cast<int>(h), s, static_cast<double*>(c->sample_scratch.ptr), res), "sample")) return env.Undefined();
+  int token = -1;
+  if (!ok(env, cudaMemcpyAsync(&token, res, sizeof(int), cudaMemcpyDeviceToHost, c->stream), "sample (read back)")) return env.Undefined();
+  if (!ok(env, cudaStreamSynchronize(c->stream), "sample (cudaStreamSynchronize)")) return env.Undefined();
+  return Napi::Number::New(env, token);
+}
+
+// ---- CUDA graphs ------------------------------------------------------------------------------------
+
+Napi::Value BeginCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  if (ok(env, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture")) c->capturing = true;
+  return env.Undefined();
+}
+
+// endCapture(ctx) -> graph id. When `discard` (second argument) is true the capture is ended and thrown
+// away (after an op failed mid-capture), returning -1.
+Napi::Value EndCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[1];
+  if (!nums(info, 1, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  bool discard = info.Length() > 1 && info[1].ToBoolean().Value();
+  cudaGraph_t graph = nullptr;
+  cudaError_t err = cudaStreamEndCapture(c->stream, &graph);
+  c->capturing = false;
+  if (discard) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    return Napi::Number::New(env, -1);
+  }
+  if (!ok(env, err, "cudaStreamEndCapture")) return env.Undefined();
+  cudaGraphExec_t exec = nullptr;
+  err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (!ok(env, err, "cudaGraphInstantiate")) return env.Undefined();
+  c->graphs.push_back(exec);
+  return Napi::Number::New(env, static_cast<double>(c->graphs.size() - 1));
+}
+
+Napi::Value LaunchGraph(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  size_t i = static_cast<size_t>(a[1]);
+  if (a[1] < 0 || i >= c->graphs.size() || !c->graphs[i]) {
+    Napi::Error::New(env, "qwen2_cuda: unknown CUDA graph").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ok(env, cudaGraphLaunch(c->graphs[i], c->stream), "cudaGraphLaunch");
+  return env.Undefined();
+}
+
+Napi::Value DestroyGraph(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  size_t i = static_cast<size_t>(a[1]);
+  if (a[1] >= 0 && i < c->graphs.size() && c->graphs[i]) {
+    cudaStreamSynchronize(c->stream);
+    cudaGraphExecDestroy(c->graphs[i]);
+    c->graphs[i] = nullptr;
+  }
+  return env.Undefined();
+}
+
+// ---- benchmark --------------------------------------------------------------------------------------
+
+// copyBandwidth(ctx, bytes, iterations) -> bytes moved per second (read + write), by CUDA events.
+Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[3];
+  if (!nums(info, 3, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  size_t bytes = static_cast<size_t>(a[1]) & ~static_cast<size_t>(15);
+  int iters = static_cast<int>(a[2]);
+  void *src = nullptr, *dst = nullptr;
+  if (!deviceAlloc(env, bytes, &src)) return env.Undefined();
+  if (!deviceAlloc(env, bytes, &dst)) {
+    cudaFree(src);
+    return env.Undefined();
+  }
+  cudaEvent_t t0, t1;
+  cudaEventCreate(&t0);
+  cudaEventCreate(&t1);
+  cudaMemsetAsync(src, 1, bytes, c->stream);
+  cudaError_t err = launch_copy_bandwidth(c->stream, src, dst, bytes);  // warm-up
+  cudaEventRecord(t0, c->stream);
+  for (int i = 0; i < iters && err == cudaSuccess; i++) err = launch_copy_bandwidth(c->stream, src, dst, bytes);
+  cudaEventRecord(t1, c->stream);
+  if (err == cudaSuccess) err = cudaEventSynchronize(t1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, t0, t1);
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  cudaFree(src);
+  cudaFree(dst);
+  if (!ok(env, err, "copyBandwidth")) return env.Undefined();
+  return Napi::Number::New(env, 2.0 * bytes * iters / (ms / 1e3));
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe));
+  exports.Set("init", Napi::Function::New(env, Init));
+  exports.Set("destroy", Napi::Function::New(env, Destroy));
+  exports.Set("malloc", Napi::Function::New(env, Malloc));
+  exports.Set("free", Napi::Function::New(env, Free));
+  exports.Set("memInfo", Napi::Function::New(env, MemInfo));
+  exports.Set("upload", Napi::Function::New(env, Upload));
+  exports.Set("download", Napi::Function::New(env, Download));
+  exports.Set("sync", Napi::Function::New(env, Sync));
+  exports.Set("setPassPos", Napi::Function::New(env, SetPassPos));
+  exports.Set("embed", Napi::Function::New(env, Embed));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("writeKV", Napi::Function::New(env, WriteKV));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("add", Napi::Function::New(env, Add));
+  exports.Set("copy", Napi::Function::New(env, Copy));
+  exports.Set("argmax", Napi::Function::New(env, Argmax));
+  exports.Set("sample", Napi::Function::New(env, Sample));
+  exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));
+  exports.Set("endCapture", Napi::Function::New(env, EndCapture));
+  exports.Set("launchGraph", Napi::Function::New(env, LaunchGraph));
+  exports.Set("destroyGraph", Napi::Function::New(env, DestroyGraph));
+  exports.Set("copyBandwidth", Napi::Function::New(env, CopyBandwidth));
   return exports;
 }
 
-NODE_API_MODULE(qwen2_cuda, Init)
+}  // namespace
+
+NODE_API_MODULE(qwen2_cuda, InitModule)

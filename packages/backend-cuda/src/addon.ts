@@ -12,8 +12,55 @@ export interface CudaProbe {
   errorString: string;
 }
 
-interface Addon {
+/** What `init` reports about the device it opened. */
+export interface NativeDeviceInfo {
+  /** Context id, the first argument of every other call. */
+  ctx: number;
+  name: string;
+  totalBytes: number;
+  freeBytes: number;
+  /** `major * 10 + minor`, for example 90 for an H100/H200. */
+  computeCapability: number;
+  smCount: number;
+}
+
+/**
+ * The functions of the native addon (native/addon.cc). Device pointers travel as numbers. Ops are
+ * enqueued on the context's stream; only `download`, `argmax`, `sample` and `sync` wait for the device.
+ * Weights are passed as five numbers: data pointer, scales pointer (0 unless quantized), format code
+ * ({@link FORMAT_CODE}), rows, cols. `usePassPos = 1` makes a position relative to the pass start
+ * stored on the device by `setPassPos`, so that a captured CUDA graph serves every decode step.
+ * @internal
+ */
+export interface NativeAddon {
   probe(): CudaProbe;
+  init(device: number): NativeDeviceInfo;
+  destroy(ctx: number): void;
+  malloc(ctx: number, bytes: number): number;
+  free(ctx: number, ptr: number): void;
+  memInfo(ctx: number): { freeBytes: number; totalBytes: number };
+  upload(ctx: number, ptr: number, byteOffset: number, data: ArrayBufferView): void;
+  download(ctx: number, ptr: number, bytes: number): ArrayBuffer;
+  sync(ctx: number): void;
+  setPassPos(ctx: number, pos: number): void;
+  embed(ctx: number, w: number, ws: number, wf: number, wr: number, wc: number, ids: number, tokens: number, out: number): void;
+  rmsNorm(ctx: number, x: number, w: number, ws: number, wf: number, wr: number, wc: number, eps: number, out: number, rows: number, cols: number): void;
+  /** `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. */
+  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array): void;
+  rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
+  writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
+  attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number): void;
+  swiglu(ctx: number, gate: number, up: number, out: number, n: number): void;
+  add(ctx: number, a: number, b: number, out: number, n: number): void;
+  copy(ctx: number, src: number, dst: number, bytes: number): void;
+  argmax(ctx: number, logits: number, rows: number, cols: number): Int32Array;
+  /** `params`: temperature, topK, topP, minP, repetition, presence, frequency penalties, uniform, serial history (0/1). */
+  sample(ctx: number, logits: number, n: number, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array): number;
+  beginCapture(ctx: number): void;
+  endCapture(ctx: number, discard?: boolean): number;
+  launchGraph(ctx: number, graph: number): void;
+  destroyGraph(ctx: number, graph: number): void;
+  copyBandwidth(ctx: number, bytes: number, iterations: number): number;
 }
 
 /** Whether the CUDA backend can run here, and why not when it cannot. */
@@ -21,18 +68,36 @@ export type CudaAvailability =
   | { available: true; probe: CudaProbe }
   | { available: false; reason: string; probe?: CudaProbe };
 
-let cached: { addon?: Addon; loadError?: string } | undefined;
+let cached: { addon?: NativeAddon; loadError?: string } | undefined;
 
-function loadAddon(): { addon?: Addon; loadError?: string } {
+/**
+ * Loads the native addon once (build/Release/qwen2_cuda.node). Never throws.
+ * @internal
+ */
+export function loadAddon(): { addon?: NativeAddon; loadError?: string } {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
   try {
-    cached = { addon: require('../build/Release/qwen2_cuda.node') as Addon };
+    cached = { addon: require('../build/Release/qwen2_cuda.node') as NativeAddon };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    cached = { loadError: /Cannot find module/.test(msg) ? 'the CUDA addon was not built (nvcc was not found at install time)' : `the CUDA addon failed to load: ${msg}` };
+    cached = { loadError: /Cannot find module/.test(msg ?? '') ? 'the CUDA addon was not built (nvcc was not found at install time)' : `the CUDA addon failed to load: ${msg}` };
   }
   return cached;
+}
+
+/** Availability from an addon load result; separated so that it can be tested with any probe. */
+export function availabilityOf(addon: Pick<NativeAddon, 'probe'> | undefined, loadError?: string): CudaAvailability {
+  if (!addon) return { available: false, reason: loadError ?? 'the CUDA addon is not loaded' };
+  let probe: CudaProbe;
+  try {
+    probe = addon.probe();
+  } catch (e) {
+    return { available: false, reason: `the CUDA probe failed: ${(e as Error).message}` };
+  }
+  if (probe.error !== 0) return { available: false, reason: `no usable CUDA driver or device: ${probe.errorName} (${probe.errorString})`, probe };
+  if (probe.deviceCount === 0) return { available: false, reason: 'no CUDA device found', probe };
+  return { available: true, probe };
 }
 
 /**
@@ -41,9 +106,5 @@ function loadAddon(): { addon?: Addon; loadError?: string } {
  */
 export function cudaAvailability(): CudaAvailability {
   const { addon, loadError } = loadAddon();
-  if (!addon) return { available: false, reason: loadError! };
-  const probe = addon.probe();
-  if (probe.error !== 0) return { available: false, reason: `no usable CUDA driver or device: ${probe.errorName} (${probe.errorString})`, probe };
-  if (probe.deviceCount === 0) return { available: false, reason: 'no CUDA device found', probe };
-  return { available: true, probe };
+  return availabilityOf(addon, loadError);
 }

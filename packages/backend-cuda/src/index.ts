@@ -4,3 +4,10 @@
  */
 export { cudaAvailability } from './addon.js';
 export type { CudaAvailability, CudaProbe } from './addon.js';
+export { cudaBackend } from './open.js';
+export type { CudaBackendOptions } from './open.js';
+export { CudaBackend, attentionKeyCapacity } from './backend.js';
+export type { PassStats } from './pass.js';
+export { CudaError, CudaOutOfMemoryError, CudaUnavailableError, CudaUsageError } from './errors.js';
+export { deviceWeightLayout } from './weights.js';
+export type { DeviceWeightLayout } from './weights.js';

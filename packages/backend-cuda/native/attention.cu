@@ -1,0 +1,235 @@
+// KV cache writes and causal grouped-query attention over the cache, flash-decoding style: the keys are
+// cut into chunks; one block per (kv head, chunk, query token) computes a partial softmax-weighted sum
+// for every query head of its group (so K and V are read once per group, not once per head), and a
+// second kernel merges the chunks with their running maxima. Positions come from PosArg, so a captured
+// decode pass replays at any position; chunks past the current position exit at once.
+#include <cfloat>
+#include "common.cuh"
+
+namespace {
+
+constexpr int ATT_THREADS = 256;
+constexpr int ATT_TILE = 64;     // keys scored at a time
+constexpr int MAX_GROUP = 32;    // query heads per kv head (checked on the host); kernels for 8, 16, 32
+constexpr int MIN_CHUNK = 256;
+constexpr size_t SCRATCH_LIMIT_FLOATS = size_t(64) << 20;  // 256 MiB of partial results at most
+
+__global__ void write_kv_kernel(float* k_cache, float* v_cache, const float* k, const float* v, int kv_heads,
+                                int head_dim, int max_tokens, PosArg start) {
+  const int t = blockIdx.x, g = blockIdx.y;
+  const int pos = pos_of(start) + t;
+  if (pos < 0 || pos >= max_tokens) return;  // the host checks ranges; never write outside the cache
+  const size_t src = static_cast<size_t>(t) * kv_heads * head_dim + static_cast<size_t>(g) * head_dim;
+  const size_t dst = (static_cast<size_t>(g) * max_tokens + pos) * head_dim;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    k_cache[dst + d] = k[src + d];
+    v_cache[dst + d] = v[src + d];
+  }
+}
+
+// Partial results, per (token, head, split): head_dim accumulators, then the running max m and sum l.
+__device__ __forceinline__ size_t part_index(int t, int h, int s, int heads, int splits) {
+  return (static_cast<size_t>(t) * heads + h) * splits + s;
+}
+
+template <int MAXG>
+__global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
+    const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
+    int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
+    float* __restrict__ part_acc, float* __restrict__ part_ml) {
+  extern __shared__ float smem[];
+  const int g0 = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
+  const int group = heads / kv_heads;
+  const int pos = pos_of(start) + t;
+  const int first = window > 0 ? max(0, pos - window + 1) : 0;
+  const int begin = max(first, s * chunk);
+  const int end = min(pos, (s + 1) * chunk - 1);  // inclusive
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  if (begin > end) {  // nothing of this chunk is visible to this query: mark the split empty
+    for (int g = tid; g < group; g += ATT_THREADS) {
+      const size_t p = part_index(t, g0 * group + g, s, heads, splits);
+      part_ml[2 * p] = -FLT_MAX;
+      part_ml[2 * p + 1] = 0.f;
+    }
+    return;
+  }
+
+  // Shared memory: scaled queries [group][head_dim], scores [group][TILE], per-head running max/sum and
+  // the rescale factor of the current tile; the reduction buffer reuses the query area at the end.
+  const int rows = max(1, ATT_THREADS / head_dim);  // key-parallel thread rows in the V product
+  float* q_s = smem;
+  const int q_floats = max(group * head_dim, rows * group * head_dim);
+  float* sc = q_s + q_floats;
+  float* m_s = sc + group * ATT_TILE;
+  float* l_s = m_s + group;
+  float* corr_s = l_s + group;
+
+  const float* qrow = q + static_cast<size_t>(t) * heads * head_dim + static_cast<size_t>(g0) * group * head_dim;
+  for (int i = tid; i < group * head_dim; i += ATT_THREADS) q_s[i] = qrow[i] * scale;
+  for (int g = tid; g < group; g += ATT_THREADS) {
+    m_s[g] = -FLT_MAX;
+    l_s[g] = 0.f;
+  }
+  __syncthreads();
+
+  const float* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
+  const float* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
+  const int r = tid / head_dim, d = tid % head_dim;
+  const bool accumulates = r < rows && tid < rows * head_dim;
+  float acc[MAXG];
+#pragma unroll
+  for (int g = 0; g < MAXG; g++) acc[g] = 0.f;
+
+  for (int tile = begin; tile <= end; tile += ATT_TILE) {
+    const int n = min(ATT_TILE, end - tile + 1);
+    // Scores: one warp per key, lanes across head_dim, one dot per query head of the group.
+    for (int j = warp; j < n; j += ATT_THREADS / 32) {
+      const float* krow = kbase + static_cast<size_t>(tile + j) * head_dim;
+      for (int g = 0; g < group; g++) {
+        float dot = 0.f;
+        for (int e = lane; e < head_dim; e += 32) dot = fmaf(q_s[g * head_dim + e], krow[e], dot);
+        dot = warp_sum(dot);
+        if (lane == 0) sc[g * ATT_TILE + j] = dot;
+      }
+    }
+    __syncthreads();
+    // Online softmax per head: warp w handles heads w, w + 8, ...
+    for (int g = warp; g < group; g += ATT_THREADS / 32) {
+      float mx = -FLT_MAX;
+      for (int j = lane; j < n; j += 32) mx = fmaxf(mx, sc[g * ATT_TILE + j]);
+      mx = warp_max(mx);
+      const float m_old = m_s[g];
+      const float m_new = fmaxf(m_old, mx);
+      float sum = 0.f;
+      for (int j = lane; j < n; j += 32) {
+        const float p = expf(sc[g * ATT_TILE + j] - m_new);
+        sc[g * ATT_TILE + j] = p;
+        sum += p;
+      }
+      sum = warp_sum(sum);
+      if (lane == 0) {
+        const float c = expf(m_old - m_new);
+        corr_s[g] = c;
+        l_s[g] = l_s[g] * c + sum;
+        m_s[g] = m_new;
+      }
+    }
+    __syncthreads();
+    // acc[g] (for this thread's dimension d) += sum over its keys of p[g][j] * V[j][d].
+    if (accumulates) {
+#pragma unroll
+      for (int g = 0; g < MAXG; g++)
+        if (g < group) acc[g] *= corr_s[g];
+      for (int j = r; j < n; j += rows) {
+        const float vv = vbase[static_cast<size_t>(tile + j) * head_dim + d];
+#pragma unroll
+        for (int g = 0; g < MAXG; g++)
+          if (g < group) acc[g] = fmaf(sc[g * ATT_TILE + j], vv, acc[g]);
+      }
+    }
+    __syncthreads();
+  }
+
+  // Merge the key-parallel rows and write this split's partial result.
+  float* red = q_s;
+  if (accumulates) {
+#pragma unroll
+    for (int g = 0; g < MAXG; g++)
+      if (g < group) red[(r * group + g) * head_dim + d] = acc[g];
+  }
+  __syncthreads();
+  for (int i = tid; i < group * head_dim; i += ATT_THREADS) {
+    const int g = i / head_dim, e = i % head_dim;
+    float v = 0.f;
+    for (int rr = 0; rr < rows; rr++) v += red[(rr * group + g) * head_dim + e];
+    const size_t p = part_index(t, g0 * group + g, s, heads, splits);
+    part_acc[p * head_dim + e] = v;
+  }
+  for (int g = tid; g < group; g += ATT_THREADS) {
+    const size_t p = part_index(t, g0 * group + g, s, heads, splits);
+    part_ml[2 * p] = m_s[g];
+    part_ml[2 * p + 1] = l_s[g];
+  }
+}
+
+// One block per (head, token): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
+__global__ void attention_combine_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int heads,
+                                         int head_dim, int splits, float* __restrict__ out) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  float mx = -FLT_MAX;
+  for (int s = 0; s < splits; s++) {
+    const size_t p = part_index(t, h, s, heads, splits);
+    if (part_ml[2 * p + 1] > 0.f) mx = fmaxf(mx, part_ml[2 * p]);
+  }
+  for (int e = threadIdx.x; e < head_dim; e += blockDim.x) {
+    float num = 0.f, den = 0.f;
+    for (int s = 0; s < splits; s++) {
+      const size_t p = part_index(t, h, s, heads, splits);
+      const float l = part_ml[2 * p + 1];
+      if (!(l > 0.f)) continue;
+      const float w = expf(part_ml[2 * p] - mx);
+      num = fmaf(w, part_acc[p * head_dim + e], num);
+      den = fmaf(w, l, den);
+    }
+    out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = num / den;
+  }
+}
+
+size_t split_smem_bytes(int group, int head_dim) {
+  const int rows = ATT_THREADS / head_dim > 1 ? ATT_THREADS / head_dim : 1;
+  const int q_floats = (group * head_dim > rows * group * head_dim) ? group * head_dim : rows * group * head_dim;
+  return sizeof(float) * (q_floats + group * ATT_TILE + 3 * group);
+}
+
+}  // namespace
+
+cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v, int tokens,
+                            int kv_heads, int head_dim, int max_tokens, PosArg start) {
+  if (tokens <= 0) return cudaSuccess;
+  const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
+  write_kv_kernel<<<dim3(tokens, kv_heads), threads, 0, stream>>>(k_cache, v_cache, k, v, kv_heads, head_dim, max_tokens, start);
+  return cudaGetLastError();
+}
+
+AttentionPlan plan_attention(int tokens, int heads, int head_dim, int key_capacity) {
+  AttentionPlan plan{};
+  const size_t per_split = static_cast<size_t>(tokens) * heads * (head_dim + 2);
+  int chunk = MIN_CHUNK;
+  int splits = (key_capacity + chunk - 1) / chunk;
+  const size_t max_splits = per_split > 0 ? (SCRATCH_LIMIT_FLOATS / per_split > 0 ? SCRATCH_LIMIT_FLOATS / per_split : 1) : 1;
+  if (static_cast<size_t>(splits) > max_splits) {
+    chunk = static_cast<int>((key_capacity + max_splits - 1) / max_splits);
+    chunk = ((chunk + ATT_TILE - 1) / ATT_TILE) * ATT_TILE;
+    splits = (key_capacity + chunk - 1) / chunk;
+  }
+  if (splits < 1) splits = 1;
+  plan.chunk = chunk;
+  plan.splits = splits;
+  plan.scratch_floats = per_split * splits;
+  return plan;
+}
+
+cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
+                             int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
+                             const AttentionPlan& plan, float* scratch, float* out) {
+  if (tokens <= 0) return cudaSuccess;
+  const int group = heads / kv_heads;
+  if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256) return cudaErrorInvalidValue;
+  const size_t smem = split_smem_bytes(group, head_dim);
+  auto kernel = group <= 8 ? attention_split_kernel<8> : group <= 16 ? attention_split_kernel<16> : attention_split_kernel<32>;
+  if (smem > 48 * 1024) {
+    // Above the default limit the kernel must opt in (idempotent; not a stream operation).
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  float* part_acc = scratch;
+  float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
+  kernel<<<dim3(kv_heads, plan.splits, tokens), ATT_THREADS, smem, stream>>>(
+      q, k_cache, v_cache, heads, kv_heads, head_dim, max_tokens, start, scale, window, plan.chunk, plan.splits, part_acc, part_ml);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
+  attention_combine_kernel<<<dim3(heads, tokens), threads, 0, stream>>>(part_acc, part_ml, heads, head_dim, plan.splits, out);
+  return cudaGetLastError();
+}

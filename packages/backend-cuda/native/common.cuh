@@ -1,0 +1,52 @@
+// Device helpers shared by the kernels: half/bfloat16 widening, weight element access for every format,
+// warp reductions and pass positions.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+#include "kernels.h"
+
+__device__ __forceinline__ float f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+// bf16 is the top half of an f32: widening is a shift, exact.
+__device__ __forceinline__ float bf16_to_f32(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+__device__ __forceinline__ int pos_of(PosArg p) { return (p.ptr ? *p.ptr : 0) + p.value; }
+
+// Element (row, col) of a weight of any format, widened to f32 exactly (q8_0: an f16 scale times an
+// int8 has at most 19 significant bits; q4_0 likewise).
+__device__ __forceinline__ float weight_at(const DevWeight& w, int row, int col) {
+  const size_t i = static_cast<size_t>(row) * w.cols + col;
+  switch (w.format) {
+    case FMT_F32:
+      return static_cast<const float*>(w.data)[i];
+    case FMT_F16:
+      return f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    case FMT_BF16:
+      return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    case FMT_Q8_0:
+      return f16_to_f32(w.scales[i / 32]) * static_cast<float>(static_cast<const int8_t*>(w.data)[i]);
+    case FMT_Q4_0: {
+      const size_t block = i / 32;
+      const int j = static_cast<int>(i % 32);
+      const uint8_t byte = static_cast<const uint8_t*>(w.data)[block * 16 + (j & 15)];
+      const int q = j < 16 ? (byte & 15) : (byte >> 4);
+      return f16_to_f32(w.scales[block]) * static_cast<float>(q - 8);
+    }
+    default:
+      return 0.f;
+  }
+}
+
+inline unsigned ceil_div(size_t a, size_t b) { return static_cast<unsigned>((a + b - 1) / b); }

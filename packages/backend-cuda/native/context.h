@@ -1,0 +1,24 @@
+// Per-device state of the addon: the stream every op is enqueued on, the pass position read by graph
+// replays, growable scratch buffers and the instantiated CUDA graphs.
+#pragma once
+#include <cuda_runtime.h>
+#include <string>
+#include <vector>
+
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  int* pass_pos = nullptr;           // start position of the current pass, on the device
+  DeviceBuffer attention_scratch;    // flash-decoding partial results
+  DeviceBuffer sample_scratch;       // doubles for the sampler
+  DeviceBuffer history;              // sampling history ids and counts
+  DeviceBuffer result;               // ints read back (argmax, sample)
+  std::vector<DeviceBuffer> retired; // outgrown buffers a captured graph may still reference
+  std::vector<cudaGraphExec_t> graphs;
+  bool capturing = false;
+};

@@ -1,0 +1,80 @@
+// Element-wise ops and lookups: pass position, embed, SwiGLU, add, and the bandwidth copy kernel.
+#include "common.cuh"
+
+__global__ void set_int_kernel(int* dst, int value) { *dst = value; }
+
+cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value) {
+  set_int_kernel<<<1, 1, 0, stream>>>(dst, value);
+  return cudaGetLastError();
+}
+
+// One block per token: out[t] = table[ids[t]] widened to f32.
+__global__ void embed_kernel(DevWeight table, const int* __restrict__ ids, float* __restrict__ out) {
+  const int t = blockIdx.x;
+  const int id = ids[t];
+  float* row = out + static_cast<size_t>(t) * table.cols;
+  if (id < 0 || id >= table.rows) {
+    // The host checks ids; a bad one here would be a bug: poison the row rather than read out of bounds.
+    for (int c = threadIdx.x; c < table.cols; c += blockDim.x) row[c] = __int_as_float(0x7fc00000);
+    return;
+  }
+  for (int c = threadIdx.x; c < table.cols; c += blockDim.x) row[c] = weight_at(table, id, c);
+}
+
+cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, int tokens, float* out) {
+  if (tokens <= 0) return cudaSuccess;
+  embed_kernel<<<tokens, 256, 0, stream>>>(table, ids, out);
+  return cudaGetLastError();
+}
+
+// silu(g) * u with an accurate expf (no fast math): g / (1 + e^-g) also behaves for large |g|.
+__global__ void swiglu_kernel(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = g / (1.f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void add_kernel(const float* a, const float* b, float* out, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    out[i] = a[i] + b[i];
+  }
+}
+
+static unsigned elementwise_blocks(size_t n) {
+  unsigned b = ceil_div(n, 256);
+  return b > 4096 ? 4096 : (b == 0 ? 1 : b);
+}
+
+cudaError_t launch_swiglu(cudaStream_t stream, const float* gate, const float* up, float* out, size_t n) {
+  swiglu_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(gate, up, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, float* out, size_t n) {
+  add_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(a, b, out, n);
+  return cudaGetLastError();
+}
+
+// 128-bit loads and stores, grid-stride, several in flight per thread: the copy that measures the
+// achievable DRAM bandwidth the decode kernels are compared with.
+__global__ void copy_kernel(const int4* __restrict__ src, int4* __restrict__ dst, size_t n) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    const int4 a = src[i], b = src[i + stride], c = src[i + 2 * stride], d = src[i + 3 * stride];
+    dst[i] = a;
+    dst[i + stride] = b;
+    dst[i + 2 * stride] = c;
+    dst[i + 3 * stride] = d;
+  }
+  for (; i < n; i += stride) dst[i] = src[i];
+}
+
+cudaError_t launch_copy_bandwidth(cudaStream_t stream, const void* src, void* dst, size_t bytes) {
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  copy_kernel<<<sms * 8, 512, 0, stream>>>(static_cast<const int4*>(src), static_cast<int4*>(dst), bytes / 16);
+  return cudaGetLastError();
+}

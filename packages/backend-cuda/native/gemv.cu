@@ -1,0 +1,195 @@
+// Decode GEMV: out[t][n] = x[t] · W[n] for up to GEMV_MAX_TOKENS tokens. Bandwidth-bound: one warp per
+// weight row streams it once with 128-bit loads (evict-first, the weights do not fit in L2), converts
+// in registers and reuses each loaded value for every token; a warp shuffle reduction finishes the row.
+// Fused weights (q/k/v, gate/up) share one launch through blockIdx.y.
+#include "common.cuh"
+#include "matmul.h"
+
+namespace {
+
+constexpr int GEMV_THREADS = 256;
+constexpr int ROWS_PER_BLOCK = GEMV_THREADS / 32;
+
+__device__ __forceinline__ void bf16x2_to_f32(uint32_t v, float& lo, float& hi) {
+  lo = __uint_as_float(v << 16);
+  hi = __uint_as_float(v & 0xffff0000u);
+}
+
+__device__ __forceinline__ void f16x2_to_f32(uint32_t v, float& lo, float& hi) {
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&v));
+  lo = f.x;
+  hi = f.y;
+}
+
+template <int TT>
+__device__ __forceinline__ void fma8(float (&acc)[TT], const float (&w)[8], const float* x, int T, int K, int k) {
+#pragma unroll
+  for (int t = 0; t < TT; t++) {
+    if (t < T) {
+      const float4 a = *reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * K + k);
+      const float4 b = *reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * K + k + 4);
+      float s = acc[t];
+      s = fmaf(w[0], a.x, s); s = fmaf(w[1], a.y, s); s = fmaf(w[2], a.z, s); s = fmaf(w[3], a.w, s);
+      s = fmaf(w[4], b.x, s); s = fmaf(w[5], b.y, s); s = fmaf(w[6], b.z, s); s = fmaf(w[7], b.w, s);
+      acc[t] = s;
+    }
+  }
+}
+
+// VEC: rows are 16-byte aligned (K a multiple of 4 for f32, 8 for f16/bf16; always for q8_0/q4_0) and
+// so is x; otherwise a scalar path reads element by element.
+template <int FMT, int TT, bool VEC>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs) {
+  const MatmulJob& job = jobs.job[blockIdx.y];
+  const int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+  if (row >= job.w.rows) return;
+  const int lane = threadIdx.x & 31;
+  float acc[TT];
+#pragma unroll
+  for (int t = 0; t < TT; t++) acc[t] = 0.f;
+
+  if constexpr (!VEC) {
+    for (int k = lane; k < K; k += 32) {
+      const float w = weight_at(job.w, row, k);
+#pragma unroll
+      for (int t = 0; t < TT; t++)
+        if (t < T) acc[t] = fmaf(w, x[static_cast<size_t>(t) * K + k], acc[t]);
+    }
+  } else if constexpr (FMT == FMT_F32) {
+    const float4* wr = reinterpret_cast<const float4*>(static_cast<const float*>(job.w.data) + static_cast<size_t>(row) * K);
+    const int chunks = K / 4;
+#pragma unroll 4
+    for (int c = lane; c < chunks; c += 32) {
+      const float4 w = __ldcs(wr + c);
+#pragma unroll
+      for (int t = 0; t < TT; t++) {
+        if (t < T) {
+          const float4 a = *reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * K + c * 4);
+          acc[t] = fmaf(w.x, a.x, fmaf(w.y, a.y, fmaf(w.z, a.z, fmaf(w.w, a.w, acc[t]))));
+        }
+      }
+    }
+  } else if constexpr (FMT == FMT_F16 || FMT == FMT_BF16) {
+    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(job.w.data) + static_cast<size_t>(row) * K);
+    const int chunks = K / 8;
+#pragma unroll 4
+    for (int c = lane; c < chunks; c += 32) {
+      const uint4 raw = __ldcs(wr + c);
+      float w[8];
+      if constexpr (FMT == FMT_BF16) {
+        bf16x2_to_f32(raw.x, w[0], w[1]); bf16x2_to_f32(raw.y, w[2], w[3]);
+        bf16x2_to_f32(raw.z, w[4], w[5]); bf16x2_to_f32(raw.w, w[6], w[7]);
+      } else {
+        f16x2_to_f32(raw.x, w[0], w[1]); f16x2_to_f32(raw.y, w[2], w[3]);
+        f16x2_to_f32(raw.z, w[4], w[5]); f16x2_to_f32(raw.w, w[6], w[7]);
+      }
+      fma8<TT>(acc, w, x, T, K, c * 8);
+    }
+  } else if constexpr (FMT == FMT_Q8_0) {
+    // 16 quants (half a block) per load; the block scale multiplies the partial sum.
+    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const int8_t*>(job.w.data) + static_cast<size_t>(row) * K);
+    const uint16_t* sr = job.w.scales + static_cast<size_t>(row) * (K / 32);
+    const int chunks = K / 16;
+#pragma unroll 2
+    for (int c = lane; c < chunks; c += 32) {
+      const uint4 raw = __ldcs(wr + c);
+      const float d = f16_to_f32(sr[c >> 1]);
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+      float partial[TT];
+#pragma unroll
+      for (int t = 0; t < TT; t++) partial[t] = 0.f;
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        float w[8];
+#pragma unroll
+        for (int b = 0; b < 8; b++) w[b] = static_cast<float>(static_cast<int8_t>((words[h * 2 + b / 4] >> (8 * (b % 4))) & 0xff));
+        fma8<TT>(partial, w, x, T, K, c * 16 + h * 8);
+      }
+#pragma unroll
+      for (int t = 0; t < TT; t++) acc[t] = fmaf(d, partial[t], acc[t]);
+    }
+  } else {  // FMT_Q4_0: one 16-byte block (32 values) per load
+    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(job.w.data) + static_cast<size_t>(row) * (K / 2));
+    const uint16_t* sr = job.w.scales + static_cast<size_t>(row) * (K / 32);
+    const int blocks = K / 32;
+#pragma unroll 2
+    for (int c = lane; c < blocks; c += 32) {
+      const uint4 raw = __ldcs(wr + c);
+      const float d = f16_to_f32(sr[c]);
+      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+      float partial[TT];
+#pragma unroll
+      for (int t = 0; t < TT; t++) partial[t] = 0.f;
+      // Byte j holds value j (low nibble) and value j + 16 (high nibble).
+#pragma unroll
+      for (int half = 0; half < 2; half++) {
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+          float w[8];
+#pragma unroll
+          for (int b = 0; b < 8; b++) {
+            const uint32_t byte = (words[q * 2 + b / 4] >> (8 * (b % 4))) & 0xff;
+            w[b] = static_cast<float>(static_cast<int>(half == 0 ? (byte & 15) : (byte >> 4)) - 8);
+          }
+          fma8<TT>(partial, w, x, T, K, c * 32 + half * 16 + q * 8);
+        }
+      }
+#pragma unroll
+      for (int t = 0; t < TT; t++) acc[t] = fmaf(d, partial[t], acc[t]);
+    }
+  }
+
+  const bool has_bias = job.bias.format >= 0;
+  const float b = has_bias && lane == 0 ? weight_at(job.bias, 0, row) : 0.f;
+#pragma unroll
+  for (int t = 0; t < TT; t++) {
+    if (t < T) {
+      const float s = warp_sum(acc[t]);
+      if (lane == 0) job.out[static_cast<size_t>(t) * job.w.rows + row] = s + b;
+    }
+  }
+}
+
+template <int FMT, int TT>
+cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, bool vec, dim3 grid) {
+  if (vec) gemv_kernel<FMT, TT, true><<<grid, GEMV_THREADS, 0, stream>>>(x, T, K, jobs);
+  else gemv_kernel<FMT, TT, false><<<grid, GEMV_THREADS, 0, stream>>>(x, T, K, jobs);
+  return cudaGetLastError();
+}
+
+template <int FMT>
+cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, bool vec, dim3 grid) {
+  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, vec, grid);
+  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, vec, grid);
+  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, vec, grid);
+  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, vec, grid);
+}
+
+}  // namespace
+
+cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs) {
+  if (jobs.count <= 0 || tokens > GEMV_MAX_TOKENS) return cudaErrorInvalidValue;
+  int max_rows = 0;
+  for (int i = 0; i < jobs.count; i++) max_rows = jobs.job[i].w.rows > max_rows ? jobs.job[i].w.rows : max_rows;
+  const int fmt = jobs.job[0].w.format;
+  const bool x_aligned = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
+  bool vec;
+  switch (fmt) {
+    case FMT_F32: vec = x_aligned && K % 4 == 0; break;
+    case FMT_F16:
+    case FMT_BF16: vec = x_aligned && K % 8 == 0; break;
+    default: vec = x_aligned && K % 32 == 0; break;
+  }
+  for (int i = 0; i < jobs.count && vec; i++) {
+    if ((reinterpret_cast<uintptr_t>(jobs.job[i].w.data) & 15) != 0) vec = false;
+  }
+  const dim3 grid((max_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, jobs.count);
+  switch (fmt) {
+    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, vec, grid);
+    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, vec, grid);
+    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, vec, grid);
+    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, vec, grid);
+    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, vec, grid);
+    default: return cudaErrorInvalidValue;
+  }
+}

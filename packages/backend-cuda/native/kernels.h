@@ -1,0 +1,82 @@
+// Launchers of every CUDA kernel of the backend. Each enqueues work on `stream` (never synchronizes, so
+// that it can be captured into a CUDA graph) and returns cudaGetLastError() of the launch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime.h>
+
+// Weight formats, in the order of core's WeightFormat union (the host side uses the same codes).
+enum WeightFormatCode : int { FMT_F32 = 0, FMT_F16 = 1, FMT_BF16 = 2, FMT_Q8_0 = 3, FMT_Q4_0 = 4 };
+
+// A weight on the device: `data` holds f32/f16/bf16 values row-major, or the quants of q8_0 (32 int8 per
+// block) / q4_0 (16 bytes per block); `scales` holds one f16 scale per 32-value block (quantized only).
+struct DevWeight {
+  const void* data;
+  const uint16_t* scales;
+  int format;
+  int rows;
+  int cols;
+};
+
+// A position: (*ptr if ptr else 0) + value. Passes replayed from a CUDA graph read the pass's start
+// position from device memory (ptr), so the same graph serves every decode step.
+struct PosArg {
+  const int* ptr;
+  int value;
+};
+
+// Sampling parameters of core's SamplingParams that the device kernel needs (the history is uploaded).
+struct SampleArgs {
+  double temperature;
+  int top_k;
+  double top_p;
+  double min_p;
+  double repetition_penalty;
+  double presence_penalty;
+  double frequency_penalty;
+  double uniform;
+  int serial_history;  // 1 when an id repeats: apply the history in order on one thread
+};
+
+cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value);
+cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, int tokens, float* out);
+cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols);
+
+// out[i] = x · weights[i]ᵀ (+ biases[i]) for up to MATMUL_MAX_FUSED weights reading the same x[T, K].
+constexpr int MATMUL_MAX_FUSED = 4;
+// Token counts up to this use the GEMV kernels (weights streamed once, tokens kept in registers).
+constexpr int GEMV_MAX_TOKENS = 8;
+cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
+                          const DevWeight* biases /* format < 0: none */, float* const* outs, int count);
+
+cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
+
+// The KV cache of one layer: keys and values `[kv_heads][max_tokens][head_dim]` f32.
+cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
+                            int tokens, int kv_heads, int head_dim, int max_tokens, PosArg start);
+
+// Attention plan: keys are cut into `splits` chunks of `chunk` positions (flash-decoding); each
+// (kv head, chunk, token) block writes a partial result to scratch and a second kernel combines them.
+struct AttentionPlan {
+  int chunk;
+  int splits;
+  size_t scratch_floats;
+};
+// `key_capacity` bounds the positions any replay may reach (the cache capacity for captured passes).
+AttentionPlan plan_attention(int tokens, int heads, int head_dim, int key_capacity);
+cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+                             int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
+                             const AttentionPlan& plan, float* scratch, float* out);
+
+cudaError_t launch_swiglu(cudaStream_t stream, const float* gate, const float* up, float* out, size_t n);
+cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, float* out, size_t n);
+
+// One int per row: the first index of the row maximum; -1 when the row holds only NaN.
+cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, int cols, int* out);
+// Samples one token following core's sampleFromLogits; `scratch` holds `n` doubles. Writes the token
+// (or -1 when every logit is NaN) to `out`.
+cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids,
+                          const int* history_counts, int history_len, SampleArgs args, double* scratch, int* out);
+
+// Benchmark: copies `bytes` from src to dst with 128-bit loads and stores.
+cudaError_t launch_copy_bandwidth(cudaStream_t stream, const void* src, void* dst, size_t bytes);

@@ -1,0 +1,29 @@
+// matmul dispatch: a few tokens (decode) go to the bandwidth-bound GEMV kernels, fusing the weights that
+// share a format into one launch; more tokens (prefill) go to the GEMM kernels, one launch per weight.
+#include "matmul.h"
+
+cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
+                          float* const* outs, int count) {
+  if (tokens <= 0 || count <= 0) return cudaSuccess;
+  if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
+  if (tokens > GEMV_MAX_TOKENS) {
+    for (int i = 0; i < count; i++) {
+      cudaError_t err = launch_gemm(stream, x, tokens, K, MatmulJob{weights[i], biases[i], outs[i]});
+      if (err != cudaSuccess) return err;
+    }
+    return cudaSuccess;
+  }
+  bool done[MATMUL_MAX_FUSED] = {false, false, false, false};
+  for (int i = 0; i < count; i++) {
+    if (done[i]) continue;
+    MatmulJobs jobs{};
+    for (int j = i; j < count; j++) {
+      if (done[j] || weights[j].format != weights[i].format) continue;
+      jobs.job[jobs.count++] = MatmulJob{weights[j], biases[j], outs[j]};
+      done[j] = true;
+    }
+    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}

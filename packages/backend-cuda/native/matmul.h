@@ -1,0 +1,21 @@
+// Internal interface between the matmul dispatcher (matmul.cu) and its GEMV (gemv.cu) and GEMM (gemm.cu)
+// kernels.
+#pragma once
+#include "kernels.h"
+
+// One weight of a fused matmul: out[T, w.rows] = x[T, K] · wᵀ (+ bias, format < 0 when none).
+struct MatmulJob {
+  DevWeight w;
+  DevWeight bias;
+  float* out;
+};
+
+struct MatmulJobs {
+  MatmulJob job[MATMUL_MAX_FUSED];
+  int count;
+};
+
+// Decode path (tokens <= GEMV_MAX_TOKENS): every job must have the same weight format.
+cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs);
+// Prefill path: tensor cores for f16/bf16/q8_0/q4_0 weights, an f32 SIMT kernel for f32 weights.
+cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job);

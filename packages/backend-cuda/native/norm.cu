@@ -1,0 +1,34 @@
+// Row-wise RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight, f32 accumulation. In place is safe: each
+// thread rewrites only the elements it read.
+#include "common.cuh"
+
+template <int THREADS>
+__global__ void rmsnorm_kernel(const float* x, DevWeight weight, float eps, float* out, int cols) {
+  __shared__ float partial[THREADS / 32];
+  __shared__ float inv_rms;
+  const float* row = x + static_cast<size_t>(blockIdx.x) * cols;
+  float* dst = out + static_cast<size_t>(blockIdx.x) * cols;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < cols; c += THREADS) {
+    const float v = row[c];
+    ss = fmaf(v, v, ss);
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < THREADS / 32 ? partial[threadIdx.x] : 0.f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) inv_rms = rsqrtf(s / static_cast<float>(cols) + eps);
+  }
+  __syncthreads();
+  const float r = inv_rms;
+  for (int c = threadIdx.x; c < cols; c += THREADS) dst[c] = row[c] * r * weight_at(weight, 0, c);
+}
+
+cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols) {
+  if (rows <= 0) return cudaSuccess;
+  if (cols >= 2048) rmsnorm_kernel<1024><<<rows, 1024, 0, stream>>>(x, weight, eps, out, cols);
+  else rmsnorm_kernel<256><<<rows, 256, 0, stream>>>(x, weight, eps, out, cols);
+  return cudaGetLastError();
+}

@@ -1,0 +1,432 @@
+import type {
+  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
+} from '@qwen2-ts/core';
+import type { NativeAddon, NativeDeviceInfo } from './addon.js';
+import { CudaUsageError, native } from './errors.js';
+import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, expectShape, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
+import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
+import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
+import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
+
+/** Token ids the embed staging buffer holds before it must grow. */
+const INITIAL_ID_SLOTS = 4096;
+/** Matches native/kernels.h MATMUL_MAX_FUSED. */
+const MAX_FUSED = 4;
+const NO_BIAS = [0, 0, -1, 0, 0] as const;
+
+/**
+ * The CUDA backend: weights, activations and KV caches in device memory, every op a hand-written kernel
+ * (native/*.cu), single-token passes captured into CUDA graphs and replayed (see {@link PassScheduler}).
+ * Create it with `cudaBackend()`.
+ */
+export class CudaBackend implements Backend {
+  readonly info: BackendInfo;
+  /** How passes ran so far (eager, captured, replayed). */
+  get passStats(): Readonly<PassStats> {
+    return this.passes.stats;
+  }
+
+  private readonly ctx: number;
+  private readonly passes: PassScheduler;
+  private readonly weights = new Set<CudaWeight>();
+  private readonly tensors = new Set<TensorStorage>();
+  private readonly caches = new Set<CudaKVCache>();
+  private ids: { ptr: number; slots: number } | undefined;
+  /** Id slots used by embeds recorded in the open pass (each gets its own, so replays can fill all). */
+  private idsUsed = 0;
+  private disposed = false;
+
+  /**
+   * @param n - the native addon
+   * @param device - what the addon's `init` returned for the opened device
+   * @param deviceIndex - the CUDA device ordinal
+   */
+  constructor(private readonly n: NativeAddon, device: NativeDeviceInfo, deviceIndex: number) {
+    this.ctx = device.ctx;
+    const gib = (device.totalBytes / 2 ** 30).toFixed(1);
+    this.info = { name: 'cuda', device: `${device.name} (cuda:${deviceIndex}, sm_${device.computeCapability}, ${gib} GiB)`, formats: CUDA_FORMATS };
+    const ctx = this.ctx;
+    this.passes = new PassScheduler({
+      setPassPos: (pos) => n.setPassPos(ctx, pos),
+      beginCapture: () => n.beginCapture(ctx),
+      endCapture: (discard) => n.endCapture(ctx, discard),
+      launchGraph: (id) => n.launchGraph(ctx, id),
+      destroyGraph: (id) => n.destroyGraph(ctx, id),
+    });
+  }
+
+  // ---- memory -------------------------------------------------------------------------------------
+
+  async uploadWeight(weight: HostWeight, name: string): Promise<Weight> {
+    this.alive();
+    validateHostWeight(weight, name);
+    const layout = deviceWeightLayout(weight.format, weight.rows, weight.cols);
+    const ptr = native(() => this.n.malloc(this.ctx, layout.totalBytes));
+    try {
+      const parts = weightParts(weight);
+      native(() => this.n.upload(this.ctx, ptr, 0, parts.data));
+      if (parts.scales) native(() => this.n.upload(this.ctx, ptr, layout.scalesOffset, parts.scales!));
+      // The pageable copies are staged before upload returns; syncing here surfaces copy errors now.
+      native(() => this.n.sync(this.ctx));
+    } catch (e) {
+      native(() => this.n.free(this.ctx, ptr));
+      throw e;
+    }
+    const scalesPtr = layout.scalesOffset >= 0 ? ptr + layout.scalesOffset : 0;
+    const w = new CudaWeight(weight.format, weight.rows, weight.cols, layout.totalBytes, name, ptr, scalesPtr, FORMAT_CODE[weight.format]);
+    this.weights.add(w);
+    return w;
+  }
+
+  alloc(rows: number, cols: number): Tensor {
+    this.alive();
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new CudaUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
+    const bytes = rows * cols * 4;
+    const storage = new TensorStorage(native(() => this.n.malloc(this.ctx, bytes)), bytes);
+    this.tensors.add(storage);
+    return new CudaTensor(storage, 0, rows, cols, false);
+  }
+
+  view(t: Tensor, rowStart: number, rows: number): Tensor {
+    const p = tensorOf(t, 'view');
+    if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > p.rows) {
+      throw new CudaUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${p.rows} rows`);
+    }
+    return new CudaTensor(p.storage, p.rowStart + rowStart, rows, p.cols, true);
+  }
+
+  write(t: Tensor, data: Float32Array): void {
+    const x = tensorOf(t, 'write');
+    if (!(data instanceof Float32Array) || data.length !== x.elements) throw new CudaUsageError(`write: ${data?.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    // Inside a pass the copy runs later, in order with the ops: keep a snapshot of the caller's data.
+    const snapshot = this.passes.inPass ? data.slice() : data;
+    this.submit({ key: 'write', capturable: false, prepare: () => this.n.upload(this.ctx, x.ptr, 0, snapshot), run: () => {} });
+  }
+
+  createKVCache(spec: KVCacheSpec): KVCache {
+    this.alive();
+    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
+      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new CudaUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+    }
+    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens };
+    const bytes = kvCacheBytes(copy);
+    const c = new CudaKVCache(copy, native(() => this.n.malloc(this.ctx, bytes)), bytes);
+    this.caches.add(c);
+    return c;
+  }
+
+  free(x: Tensor | Weight | KVCache): void {
+    if (x instanceof CudaTensor) {
+      if (x.isView || x.storage.freed) return; // views go with their parent
+      this.release(x.storage.ptr);
+      x.storage.freed = true;
+      this.tensors.delete(x.storage);
+    } else if (x instanceof CudaWeight) {
+      if (x.freed) return;
+      this.release(x.ptr);
+      x.freed = true;
+      this.weights.delete(x);
+    } else if (x instanceof CudaKVCache) {
+      if (x.freed) return;
+      this.release(x.ptr);
+      x.freed = true;
+      this.caches.delete(x);
+    } else {
+      throw new CudaUsageError('free: not an object of the CUDA backend');
+    }
+  }
+
+  // ---- ops ----------------------------------------------------------------------------------------
+
+  embed(table: Weight, ids: Int32Array, out: Tensor): void {
+    const w = weightOf(table, 'embed');
+    const o = tensorOf(out, 'embed out');
+    expectShape(o, ids.length, w.cols, 'embed out');
+    for (let t = 0; t < ids.length; t++) {
+      const id = ids[t]!;
+      if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
+    }
+    const tokens = ids.length;
+    const slot = this.passes.inPass ? this.idsUsed : 0;
+    this.ensureIdSlots(slot + tokens);
+    if (this.passes.inPass) this.idsUsed += tokens;
+    const copy = ids.slice();
+    const wa = w.args();
+    // The staging buffer's address is read when the op runs: it may have grown since recording.
+    this.submit({
+      key: `embed(w${w.id},${tokens},${o.key},${slot})`,
+      capturable: true,
+      prepare: () => this.n.upload(this.ctx, this.ids!.ptr, slot * 4, copy),
+      run: () => this.n.embed(this.ctx, ...wa, this.ids!.ptr + slot * 4, tokens, o.ptr),
+    });
+  }
+
+  rmsNorm(x: Tensor, weight: Weight, eps: number, out: Tensor): void {
+    const a = tensorOf(x, 'rmsNorm x');
+    const g = weightOf(weight, 'rmsNorm weight');
+    const o = tensorOf(out, 'rmsNorm out');
+    expectShape(o, a.rows, a.cols, 'rmsNorm out');
+    if (g.rows !== 1 || g.cols !== a.cols) throw new CudaUsageError(`rmsNorm: weight '${g.name}' [${g.rows}, ${g.cols}] for rows of ${a.cols}`);
+    if (!(eps >= 0) || !Number.isFinite(eps)) throw new CudaUsageError(`rmsNorm: eps must be a finite number >= 0, got ${eps}`);
+    const ga = g.args();
+    this.submit({
+      key: `rmsNorm(${a.key},w${g.id},${eps},${o.key})`,
+      capturable: true,
+      run: () => this.n.rmsNorm(this.ctx, a.ptr, ...ga, eps, o.ptr, a.rows, a.cols),
+    });
+  }
+
+  matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
+    const a = tensorOf(x, 'matmul x');
+    if (weights.length === 0 || weights.length !== outs.length || biases.length !== weights.length) {
+      throw new CudaUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
+    }
+    const K = a.cols;
+    const entries: number[] = [];
+    let key = `matmul(${a.key}`;
+    for (let i = 0; i < weights.length; i++) {
+      const w = weightOf(weights[i]!, 'matmul weight');
+      const o = tensorOf(outs[i]!, 'matmul out');
+      if (w.cols !== K) throw new CudaUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${a.rows}, ${K}]`);
+      expectShape(o, a.rows, w.rows, `matmul out of '${w.name}'`);
+      if (o.storage === a.storage) throw new CudaUsageError(`matmul: the output of '${w.name}' shares storage with x`);
+      const b = biases[i] ? weightOf(biases[i]!, 'matmul bias') : undefined;
+      if (b && (b.rows !== 1 || b.cols !== w.rows)) throw new CudaUsageError(`matmul: bias '${b.name}' [${b.rows}, ${b.cols}] for '${w.name}' with ${w.rows} outputs`);
+      entries.push(...w.args(), ...(b ? b.args() : NO_BIAS), o.ptr);
+      key += `,w${w.id}${b ? `+b${b.id}` : ''}>${o.key}`;
+    }
+    key += ')';
+    // The kernels fuse up to MAX_FUSED weights per launch (same input, one pass over x).
+    const launches: Float64Array[] = [];
+    for (let i = 0; i < weights.length; i += MAX_FUSED) launches.push(Float64Array.from(entries.slice(i * 11, (i + MAX_FUSED) * 11)));
+    this.submit({
+      key,
+      capturable: true,
+      run: () => {
+        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p);
+      },
+    });
+  }
+
+  rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
+    const a = tensorOf(x, 'rope');
+    if (!Number.isInteger(heads) || !Number.isInteger(headDim) || heads < 1 || headDim < 2 || headDim % 2 !== 0 || a.cols !== heads * headDim) {
+      throw new CudaUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
+    }
+    if (!(theta > 0) || !Number.isFinite(theta)) throw new CudaUsageError(`rope: theta must be a positive number, got ${theta}`);
+    const [rel, pos] = this.position(startPos, 'rope');
+    this.submit({
+      key: `rope(${a.key},${heads},${headDim},${rel ? `+${pos}` : pos},${theta})`,
+      capturable: true,
+      run: () => this.n.rope(this.ctx, a.ptr, a.rows, heads, headDim, rel, pos, theta),
+    });
+  }
+
+  writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void {
+    const c = cacheOf(cache, 'writeKV');
+    const kt = tensorOf(k, 'writeKV k');
+    const vt = tensorOf(v, 'writeKV v');
+    const width = c.spec.kvHeads * c.spec.headDim;
+    expectShape(kt, kt.rows, width, 'writeKV k');
+    expectShape(vt, kt.rows, width, 'writeKV v');
+    checkLayer(c, layer, 'writeKV');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
+      throw new CudaUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const [rel, pos] = this.position(startPos, 'writeKV');
+    const { kvHeads, headDim, maxTokens } = c.spec;
+    this.submit({
+      key: `writeKV(c${c.id},${layer},${kt.key},${vt.key},${rel ? `+${pos}` : pos})`,
+      capturable: true,
+      run: () => this.n.writeKV(this.ctx, c.keysPtr(layer), c.valuesPtr(layer), kt.ptr, vt.ptr, kt.rows, kvHeads, headDim, maxTokens, rel, pos),
+    });
+  }
+
+  attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void {
+    const c = cacheOf(cache, 'attention');
+    const qt = tensorOf(q, 'attention q');
+    const o = tensorOf(out, 'attention out');
+    const { heads, kvHeads, headDim, scale } = spec;
+    if (!Number.isInteger(heads) || !Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads !== 0) throw new CudaUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
+    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new CudaUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
+    if (heads / kvHeads > 32) throw new CudaUsageError(`attention: ${heads / kvHeads} query heads per kv head; the CUDA kernels take at most 32`);
+    if (headDim > 256) throw new CudaUsageError(`attention: head_dim ${headDim} > 256 is not supported by the CUDA kernels`);
+    if (!Number.isFinite(scale)) throw new CudaUsageError(`attention: scale must be finite, got ${scale}`);
+    const window = spec.slidingWindow ?? 0;
+    if (!Number.isInteger(window) || window < 0) throw new CudaUsageError(`attention: slidingWindow must be a positive integer, got ${spec.slidingWindow}`);
+    expectShape(qt, qt.rows, heads * headDim, 'attention q');
+    expectShape(o, qt.rows, heads * headDim, 'attention out');
+    if (o.storage === qt.storage) throw new CudaUsageError('attention: out shares storage with q');
+    checkLayer(c, layer, 'attention');
+    if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
+      throw new CudaUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const [rel, pos] = this.position(startPos, 'attention');
+    const capacity = attentionKeyCapacity(this.passes.inPass ? this.passes.passTokens : 0, qt.rows, startPos, c.spec.maxTokens);
+    this.submit({
+      key: `attention(${qt.key},c${c.id},${layer},${rel ? `+${pos}` : pos},${heads},${scale},${window},${o.key},${capacity})`,
+      capturable: true,
+      run: () =>
+        this.n.attention(this.ctx, qt.ptr, c.keysPtr(layer), c.valuesPtr(layer), o.ptr, qt.rows, heads, kvHeads, headDim, c.spec.maxTokens, rel, pos, scale, window, capacity),
+    });
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const g = tensorOf(gate, 'swiglu gate');
+    const u = tensorOf(up, 'swiglu up');
+    const o = tensorOf(out, 'swiglu out');
+    expectShape(u, g.rows, g.cols, 'swiglu up');
+    expectShape(o, g.rows, g.cols, 'swiglu out');
+    this.submit({ key: `swiglu(${g.key},${u.key},${o.key})`, capturable: true, run: () => this.n.swiglu(this.ctx, g.ptr, u.ptr, o.ptr, g.elements) });
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    const x = tensorOf(a, 'add a');
+    const y = tensorOf(b, 'add b');
+    const o = tensorOf(out, 'add out');
+    expectShape(y, x.rows, x.cols, 'add b');
+    expectShape(o, x.rows, x.cols, 'add out');
+    this.submit({ key: `add(${x.key},${y.key},${o.key})`, capturable: true, run: () => this.n.add(this.ctx, x.ptr, y.ptr, o.ptr, x.elements) });
+  }
+
+  copy(src: Tensor, dst: Tensor): void {
+    const s = tensorOf(src, 'copy src');
+    const d = tensorOf(dst, 'copy dst');
+    expectShape(d, s.rows, s.cols, 'copy dst');
+    this.submit({ key: `copy(${s.key},${d.key})`, capturable: true, run: () => this.n.copy(this.ctx, s.ptr, d.ptr, s.elements * 4) });
+  }
+
+  // ---- passes and results -------------------------------------------------------------------------
+
+  beginPass(tokens: number, startPos: number): void {
+    this.alive();
+    this.passes.begin(tokens, startPos);
+    this.idsUsed = 0;
+  }
+
+  endPass(): void {
+    native(() => this.passes.end());
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    const x = tensorOf(t, 'read');
+    this.flush();
+    const buf = native(() => this.n.download(this.ctx, x.ptr, x.elements * 4));
+    return new Float32Array(buf);
+  }
+
+  async argmax(logits: Tensor): Promise<Int32Array> {
+    const l = tensorOf(logits, 'argmax');
+    this.flush();
+    const out = native(() => this.n.argmax(this.ctx, l.ptr, l.rows, l.cols));
+    const bad = out.indexOf(-1);
+    if (bad >= 0) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries of row ${bad}`);
+    return out;
+  }
+
+  async sample(logits: Tensor, params: SamplingParams): Promise<number> {
+    const l = tensorOf(logits, 'sample');
+    if (l.rows !== 1) throw new CudaUsageError(`sample: expected one row of logits, got ${l.rows}`);
+    validateSamplingParams(params);
+    const h = deviceHistory(params.history, l.cols);
+    this.flush();
+    const token = native(() => this.n.sample(this.ctx, l.ptr, l.cols, h.ids, h.counts, packSamplingParams(params, h.serial)));
+    if (token < 0) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
+    return token;
+  }
+
+  memory(): { weights: number; activations: number; kvCache: number } {
+    let weights = 0;
+    for (const w of this.weights) weights += w.bytes;
+    let activations = 0;
+    for (const t of this.tensors) activations += t.bytes;
+    let kvCache = 0;
+    for (const c of this.caches) kvCache += c.bytes;
+    return { weights, activations, kvCache };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.passes.abandon();
+    for (const w of this.weights) w.freed = true;
+    for (const t of this.tensors) t.freed = true;
+    for (const c of this.caches) c.freed = true;
+    const ptrs = [...[...this.weights].map((w) => w.ptr), ...[...this.tensors].map((t) => t.ptr), ...[...this.caches].map((c) => c.ptr)];
+    if (this.ids) ptrs.push(this.ids.ptr);
+    this.weights.clear();
+    this.tensors.clear();
+    this.caches.clear();
+    this.ids = undefined;
+    // destroy() waits for work in flight and frees the context's graphs and scratch buffers.
+    native(() => {
+      this.passes.invalidate();
+      for (const p of ptrs) this.n.free(this.ctx, p);
+      this.n.destroy(this.ctx);
+    });
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------
+
+  private submit(op: RecordedOp): void {
+    this.alive();
+    native(() => this.passes.submit(op));
+  }
+
+  /** Runs what the open pass recorded so far, so that a read sees it. */
+  private flush(): void {
+    this.alive();
+    native(() => this.passes.flush());
+  }
+
+  /**
+   * How an op passes a position: inside a pass, relative to the pass start stored on the device (so a
+   * captured graph serves later steps); outside, absolute.
+   */
+  private position(startPos: number, what: string): [usePassPos: 0 | 1, value: number] {
+    if (!Number.isInteger(startPos) || startPos < 0) throw new CudaUsageError(`${what}: invalid startPos ${startPos}`);
+    return this.passes.inPass ? [1, startPos - this.passes.passStart] : [0, startPos];
+  }
+
+  /** Frees a device allocation after the pending work that may use it, and drops graphs that point at it. */
+  private release(ptr: number): void {
+    this.alive();
+    native(() => {
+      this.passes.flush();
+      this.passes.invalidate();
+      this.n.free(this.ctx, ptr);
+    });
+  }
+
+  private ensureIdSlots(slots: number): void {
+    if (this.ids && this.ids.slots >= slots) return;
+    const grown = Math.max(slots, INITIAL_ID_SLOTS, (this.ids?.slots ?? 0) * 2);
+    const ptr = native(() => this.n.malloc(this.ctx, grown * 4));
+    if (this.ids) {
+      // Ops recorded in the open pass read the new address when they run; graphs keep the old one.
+      const old = this.ids.ptr;
+      native(() => {
+        this.passes.invalidate();
+        this.n.free(this.ctx, old);
+      });
+    }
+    this.ids = { ptr, slots: grown };
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new CudaUsageError('the CUDA backend was disposed');
+  }
+}
+
+/**
+ * Positions the attention kernels must be launched for. A single-token pass may be captured and
+ * replayed at any later position, so it covers the whole cache (blocks past the current position exit
+ * at once); otherwise exactly the positions this call reaches.
+ */
+export function attentionKeyCapacity(passTokens: number, rows: number, startPos: number, maxTokens: number): number {
+  return passTokens === 1 && rows === 1 ? maxTokens : startPos + rows;
+}
+
+function checkLayer(c: CudaKVCache, layer: number, what: string): void {
+  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new CudaUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
+}

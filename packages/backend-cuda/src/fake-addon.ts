@@ -1,0 +1,73 @@
+import type { NativeAddon, NativeDeviceInfo } from './addon.js';
+
+/** One call the stand-in addon received. */
+export interface Call {
+  fn: string;
+  args: unknown[];
+}
+
+/**
+ * A stand-in for the native addon that records every call, for testing the host-side logic (argument
+ * marshalling, pass bookkeeping, graph reuse) where no GPU exists. Device memory is modelled only as
+ * addresses; no kernel runs.
+ */
+export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & { calls: Call[]; live: Map<number, number> } {
+  const calls: Call[] = [];
+  const live = new Map<number, number>();
+  let next = 0x7f0000000000;
+  let graphs = 0;
+  const record = (fn: string) => (...args: unknown[]) => {
+    calls.push({ fn, args });
+  };
+  const info: NativeDeviceInfo = { ctx: 0, name: 'Fake GPU', totalBytes: 80 * 2 ** 30, freeBytes: 79 * 2 ** 30, computeCapability: 90, smCount: 132 };
+  const base: NativeAddon = {
+    probe: () => ({ runtimeVersion: 13000, driverVersion: 13000, deviceCount: 1, error: 0, errorName: 'cudaSuccess', errorString: 'no error' }),
+    init: () => info,
+    destroy: record('destroy'),
+    malloc: (ctx, bytes) => {
+      calls.push({ fn: 'malloc', args: [ctx, bytes] });
+      const p = next;
+      next += Math.ceil(bytes / 256) * 256 + 256;
+      live.set(p, bytes);
+      return p;
+    },
+    free: (ctx, ptr) => {
+      calls.push({ fn: 'free', args: [ctx, ptr] });
+      if (!live.delete(ptr)) throw new Error(`fake addon: double free of ${ptr}`);
+    },
+    memInfo: () => ({ freeBytes: info.freeBytes, totalBytes: info.totalBytes }),
+    upload: record('upload'),
+    download: (ctx, ptr, bytes) => {
+      calls.push({ fn: 'download', args: [ctx, ptr, bytes] });
+      return new ArrayBuffer(bytes);
+    },
+    sync: record('sync'),
+    setPassPos: record('setPassPos'),
+    embed: record('embed'),
+    rmsNorm: record('rmsNorm'),
+    matmul: record('matmul'),
+    rope: record('rope'),
+    writeKV: record('writeKV'),
+    attention: record('attention'),
+    swiglu: record('swiglu'),
+    add: record('add'),
+    copy: record('copy'),
+    argmax: (ctx, logits, rows, cols) => {
+      calls.push({ fn: 'argmax', args: [ctx, logits, rows, cols] });
+      return new Int32Array(rows);
+    },
+    sample: (...args) => {
+      calls.push({ fn: 'sample', args });
+      return 7;
+    },
+    beginCapture: record('beginCapture'),
+    endCapture: (ctx, discard) => {
+      calls.push({ fn: 'endCapture', args: [ctx, discard] });
+      return discard ? -1 : graphs++;
+    },
+    launchGraph: record('launchGraph'),
+    destroyGraph: record('destroyGraph'),
+    copyBandwidth: () => 0,
+  };
+  return Object.assign(base, overrides, { calls, live });
+}

@@ -1,0 +1,111 @@
+import type { KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import { CudaUsageError } from './errors.js';
+
+let nextId = 1;
+
+/** Storage shared by a root tensor and its views. */
+export class TensorStorage {
+  readonly id = nextId++;
+  freed = false;
+  constructor(readonly ptr: number, readonly bytes: number) {}
+}
+
+/** A float32 activation matrix on the device: `rows` rows of `storage` starting at `rowStart`. */
+export class CudaTensor implements Tensor {
+  constructor(
+    readonly storage: TensorStorage,
+    readonly rowStart: number,
+    readonly rows: number,
+    readonly cols: number,
+    /** Whether this is a view (freed with its parent). */
+    readonly isView: boolean,
+  ) {}
+
+  /** Device address of the first element. */
+  get ptr(): number {
+    return this.storage.ptr + this.rowStart * this.cols * 4;
+  }
+
+  /** Identity for CUDA graph keys: the storage, the row range and the shape. */
+  get key(): string {
+    return `t${this.storage.id}@${this.rowStart}[${this.rows}x${this.cols}]`;
+  }
+
+  get elements(): number {
+    return this.rows * this.cols;
+  }
+}
+
+/** A weight on the device (one allocation: values or quants, then scales). */
+export class CudaWeight implements Weight {
+  readonly id = nextId++;
+  freed = false;
+  constructor(
+    readonly format: WeightFormat,
+    readonly rows: number,
+    readonly cols: number,
+    readonly bytes: number,
+    readonly name: string,
+    readonly ptr: number,
+    /** Device address of the scales, 0 for unquantized formats. */
+    readonly scalesPtr: number,
+    /** Format code shared with the kernels. */
+    readonly code: number,
+  ) {}
+
+  /** The five numbers a native call takes for a weight. */
+  args(): [number, number, number, number, number] {
+    return [this.ptr, this.scalesPtr, this.code, this.rows, this.cols];
+  }
+}
+
+/** A per-sequence KV cache: per layer, keys then values, each `[kvHeads][maxTokens][headDim]` f32. */
+export class CudaKVCache implements KVCache {
+  readonly id = nextId++;
+  freed = false;
+  constructor(readonly spec: KVCacheSpec, readonly ptr: number, readonly bytes: number) {}
+
+  /** Bytes of one layer's keys (the values follow). */
+  get layerHalfBytes(): number {
+    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * 4;
+  }
+
+  keysPtr(layer: number): number {
+    return this.ptr + 2 * layer * this.layerHalfBytes;
+  }
+
+  valuesPtr(layer: number): number {
+    return this.keysPtr(layer) + this.layerHalfBytes;
+  }
+}
+
+/** Bytes of a KV cache of `spec` (f32 keys and values). */
+export function kvCacheBytes(spec: KVCacheSpec): number {
+  return 2 * spec.layers * spec.kvHeads * spec.maxTokens * spec.headDim * 4;
+}
+
+/** Casts and checks a tensor handed to the CUDA backend. */
+export function tensorOf(t: Tensor, what: string): CudaTensor {
+  if (!(t instanceof CudaTensor)) throw new CudaUsageError(`${what}: not a tensor of the CUDA backend`);
+  if (t.storage.freed) throw new CudaUsageError(`${what}: tensor used after free`);
+  return t;
+}
+
+/** Casts and checks a weight handed to the CUDA backend. */
+export function weightOf(w: Weight, what: string): CudaWeight {
+  if (!(w instanceof CudaWeight)) throw new CudaUsageError(`${what}: not a weight of the CUDA backend`);
+  if (w.freed) throw new CudaUsageError(`${what}: weight '${w.name}' used after free`);
+  return w;
+}
+
+/** Casts and checks a KV cache handed to the CUDA backend. */
+export function cacheOf(c: KVCache, what: string): CudaKVCache {
+  if (!(c instanceof CudaKVCache)) throw new CudaUsageError(`${what}: not a KV cache of the CUDA backend`);
+  if (c.freed) throw new CudaUsageError(`${what}: KV cache used after free`);
+  return c;
+}
+
+/** Throws unless a tensor has the expected shape. */
+export function expectShape(t: Tensor, rows: number, cols: number, what: string): void {
+  if (t.rows !== rows || t.cols !== cols) throw new CudaUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+}

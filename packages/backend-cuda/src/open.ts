@@ -1,0 +1,44 @@
+import type { Backend } from '@qwen2-ts/core';
+import { availabilityOf, loadAddon, type NativeAddon } from './addon.js';
+import { CudaBackend } from './backend.js';
+import { CudaUnavailableError, mapNativeError } from './errors.js';
+
+/** Options of {@link cudaBackend}. */
+export interface CudaBackendOptions {
+  /** CUDA device ordinal (default 0). */
+  device?: number;
+}
+
+/**
+ * Opens the CUDA backend on a device.
+ *
+ * @param options - which device to use
+ * @returns a {@link Backend} whose ops run as CUDA kernels on the device
+ * @throws {@link CudaUnavailableError} when the addon was not built, the driver is missing or too old
+ *   (the message names the CUDA error, for example `cudaErrorInsufficientDriver`), or the device does
+ *   not exist; RangeError for an invalid device ordinal
+ */
+export async function cudaBackend(options: CudaBackendOptions = {}): Promise<Backend> {
+  const { addon, loadError } = loadAddon();
+  return openCudaBackend(addon, loadError, options);
+}
+
+/**
+ * {@link cudaBackend} over a given addon load result (tests pass a stand-in addon).
+ * @internal
+ */
+export function openCudaBackend(addon: NativeAddon | undefined, loadError: string | undefined, options: CudaBackendOptions): CudaBackend {
+  const device = options.device ?? 0;
+  if (!Number.isInteger(device) || device < 0) throw new RangeError(`cudaBackend: device must be an integer >= 0, got ${device}`);
+  const availability = availabilityOf(addon, loadError);
+  if (!availability.available) throw new CudaUnavailableError(availability.reason, availability.probe?.errorName);
+  let info;
+  try {
+    info = addon!.init(device);
+  } catch (e) {
+    const mapped = mapNativeError(e);
+    const code = (mapped as { cudaError?: string }).cudaError ?? (e as { code?: string }).code;
+    throw new CudaUnavailableError(`cannot open CUDA device ${device}: ${(e as Error).message}`, typeof code === 'string' ? code : undefined);
+  }
+  return new CudaBackend(addon!, info, device);
+}
