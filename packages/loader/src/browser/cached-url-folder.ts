@@ -65,13 +65,15 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
     const counted = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         loaded += chunk.byteLength;
-        report(loaded, Number.isFinite(total) ? total : loaded);
+        report(loaded, Number.isFinite(total) ? Math.max(total, loaded) : loaded);
         controller.enqueue(chunk);
       },
     }));
     // put() only stores the entry once the whole body has arrived, so an interrupted download leaves nothing behind.
     await cache.put(url, new Response(counted, { headers: { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' } }));
-    if (Number.isFinite(total) && loaded !== total) {
+    // Only "fewer bytes" is checked: a browser may transparently decompress a gzip-encoded text file,
+    // making the body longer than Content-Length (and cross-origin it cannot see Content-Encoding).
+    if (Number.isFinite(total) && loaded < total) {
       await cache.delete(url);
       throw new RemoteFileError(url, `${url}: download ended after ${loaded} of ${total} bytes`);
     }

@@ -11,7 +11,11 @@ import { resolveUrl, unreachableMessage, type HubRef } from '../hub/hub-spec.js'
 export interface FileMetadata { commit: string; etag: string; size: number; url: string }
 
 /** Settings for requests. */
-export interface HubRequestContext { endpoint: string; token?: string; fetch: typeof fetch; signal?: AbortSignal; source: string }
+export interface HubRequestContext {
+  endpoint: string; token?: string; fetch: typeof fetch; signal?: AbortSignal; source: string;
+  /** Waits before re-asking after a 5xx/429 answer to a HEAD (default 500 ms, then 2 s). */
+  headRetryDelaysMs?: number[];
+}
 
 /** Thrown (internally) when fetch itself failed: no connection. Turned into HubError or a cache fallback. */
 export class HubUnreachableError extends HubError {}
@@ -68,9 +72,17 @@ export async function hubFetch(ctx: HubRequestContext, url: string, init: Reques
  * @throws {@link ModelNotFoundError} for a missing repo/revision; {@link HubError} otherwise
  */
 export async function headFile(ctx: HubRequestContext, ref: HubRef, file: string): Promise<FileMetadata | undefined> {
+  const retryDelaysMs = ctx.headRetryDelaysMs ?? [500, 2000];
   let url = resolveUrl(ctx.endpoint, ref, file);
-  for (let hops = 0; ; hops++) {
+  for (let hops = 0, tries = 0; ; hops++) {
     const response = await hubFetch(ctx, url, { method: 'HEAD', redirect: 'manual', headers: requestHeaders(ctx, url, { 'accept-encoding': 'identity' }) });
+    if ((response.status >= 500 || response.status === 429) && tries < retryDelaysMs.length) {
+      // A busy or briefly failing Hub: wait and ask again (no connection at all is not retried: the cache may serve).
+      await new Promise((resolve) => setTimeout(resolve, retryDelaysMs[tries++]));
+      ctx.signal?.throwIfAborted();
+      hops--;
+      continue;
+    }
     const location = response.headers.get('location');
     if (response.status >= 300 && response.status < 400 && location && !/^[a-z]+:/i.test(location) && hops < 5) {
       url = new URL(location, url).toString();

@@ -171,6 +171,20 @@ describe('Hub download into the huggingface_hub cache layout', () => {
     }
   });
 
+  it('asks again when the Hub answers 503, and reports a Hub that keeps failing', async () => {
+    freshCache();
+    hub.unavailable = 2;
+    const snapshot = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, retry: { attempts: 3, delayMs: 1 } });
+    expect(snapshot.commit).toBe(COMMIT);
+    expect(hub.log.slice(0, 3).map((r) => r.path)).toEqual(Array(3).fill('/acme/tiny/resolve/main/config.json'));
+    freshCache();
+    hub.unavailable = 3;
+    const error = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, retry: { attempts: 3, delayMs: 1 } }).catch((e: unknown) => e);
+    hub.unavailable = 0;
+    expect(error).toBeInstanceOf(HubError);
+    expect(error).toMatchObject({ status: 503, message: `${hub.endpoint} answered HTTP 503 for acme/tiny@main/config.json` });
+  });
+
   it('never leaves a corrupted download under its final name', async () => {
     freshCache();
     hub.corrupt.add('model-00001-of-00002.safetensors');

@@ -41,6 +41,7 @@ export async function fetchHubSnapshot(spec: string, options: HubOpenOptions = {
   if (settings.offline) return cachedSnapshot(cache, ref, source, `HF_HUB_OFFLINE is set`);
   const ctx: HubRequestContext = {
     endpoint: settings.endpoint, token: settings.token, fetch: options.fetch ?? globalThis.fetch, signal: options.signal, source,
+    headRetryDelaysMs: [1, 4].map((k) => k * (options.retry ?? DEFAULT_RETRY).delayMs),
   };
   try {
     return await downloadSnapshot(ctx, cache, ref, options);

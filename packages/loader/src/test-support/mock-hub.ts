@@ -18,6 +18,8 @@ export interface MockHub {
   dropNext: Map<string, number>;
   /** Files whose body is served with one byte flipped. */
   corrupt: Set<string>;
+  /** The next N resolve requests get 503 Service Unavailable. */
+  unavailable: number;
   /** Serve GETs slowly (ms between 64 KB chunks), to test aborts. */
   slowMs: number;
   close(): Promise<void>;
@@ -33,7 +35,7 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
   const corrupt = new Set<string>();
   const byBlob = new Map<string, { repo: string; file: string; bytes: Uint8Array }>();
   for (const [repo, r] of Object.entries(repos)) for (const [file, bytes] of Object.entries(r.files)) byBlob.set(sha256(bytes), { repo, file, bytes });
-  const hub = { log, dropNext, corrupt, slowMs: 0 } as MockHub;
+  const hub = { log, dropNext, corrupt, slowMs: 0, unavailable: 0 } as MockHub;
 
   const serveBytes = async (req: IncomingMessage, res: ServerResponse, file: string, bytes: Uint8Array, headers: Record<string, string>) => {
     let body = bytes;
@@ -84,6 +86,10 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
     }
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!m) return void res.writeHead(404).end();
+    if (hub.unavailable > 0) {
+      hub.unavailable--;
+      return void res.writeHead(503).end();
+    }
     const [, repoId, revision, file] = [m[0], m[1], decodeURIComponent(m[2]), decodeURIComponent(m[3])];
     const repo = repos[repoId];
     const token = req.headers.authorization?.replace(/^Bearer /, '');
