@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from './checkpoint.js';
 import { SafetensorsError } from './errors.js';
@@ -166,5 +167,19 @@ describe('a file that shrinks after it was opened', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('abort', () => {
+  it('rejects with the signal reason before opening and while reading', async () => {
+    const dir = fileURLToPath(new URL('../../../fixtures/models/tiny-f32', import.meta.url));
+    const controller = new AbortController();
+    controller.abort();
+    await expect(openModel(dir, { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    const model = await openModel(dir);
+    await expect(model.checkpoint.read('model.norm.weight', { signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    expect((await model.checkpoint.read('model.norm.weight')).byteLength).toBe(256);
+    await model.close();
+    await expect(model.checkpoint.read('model.norm.weight')).rejects.toThrow(/checkpoint is closed/);
   });
 });
