@@ -1,8 +1,10 @@
 /**
  * Backend selection for `--backend js|wasm|webgpu|cuda`. Backends are imported dynamically so that a
- * missing or unbuilt one (the CUDA addon without nvcc, Dawn without a GPU) gives a clear error, or a
- * note and a fallback when no backend was asked for, instead of breaking every command at start-up.
+ * missing or unbuilt one (the CUDA addon without nvcc or a driver, Dawn without a GPU) gives a clear
+ * error, or a note and a fallback when no backend was asked for, instead of breaking every command at
+ * start-up.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import type { Backend } from '@qwen2-ts/core';
 import { CliError } from './util/errors.js';
 
@@ -13,16 +15,9 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 /** The default order: fastest first. */
 const PREFERENCE: readonly BackendName[] = ['cuda', 'webgpu', 'wasm', 'js'];
 
-/** Where each backend lives. `js` is core's reference backend. */
-const PACKAGES: Record<BackendName, string> = {
-  js: '@qwen2-ts/core',
-  wasm: '@qwen2-ts/backend-wasm',
-  webgpu: '@qwen2-ts/backend-webgpu',
-  cuda: '@qwen2-ts/backend-cuda',
-};
-
 /** Options every backend factory may take. */
 export interface BackendOptions {
+  /** CPU threads (wasm). */
   threads?: number;
   /** Allow adapters that emulate a GPU on the CPU (only when webgpu was asked for explicitly). */
   allowSoftwareAdapter?: boolean;
@@ -36,59 +31,103 @@ export class BackendUnavailableError extends Error {
   }
 }
 
-type Factory = (options: BackendOptions) => Promise<Backend>;
+/** WebGPU adapters that emulate a GPU on the CPU: never picked by default (the wasm kernels are faster). */
+const SOFTWARE_ADAPTER = /lavapipe|llvmpipe|swiftshader|software|\bcpu\b/i;
 
-async function importPackage(name: BackendName): Promise<Record<string, unknown>> {
-  const specifier = PACKAGES[name];
+function firstLine(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).split('\n')[0]!;
+}
+
+/** Imports an optional package, turning "not installed / not built" into {@link BackendUnavailableError}. */
+async function importOptional(backend: BackendName, specifier: string): Promise<Record<string, unknown>> {
   try {
-    // A variable specifier keeps bundlers from resolving optional backends at build time.
+    // A variable specifier keeps bundlers from resolving optional packages at build time.
     return (await import(/* @vite-ignore */ specifier)) as Record<string, unknown>;
   } catch (err) {
-    const msg = (err as Error).message.split('\n')[0] ?? '';
-    const reason = /Cannot find (package|module)/.test(msg) ? `${specifier} is not installed or not built (run the build first)` : `${specifier} failed to load: ${msg}`;
-    throw new BackendUnavailableError(name, reason, { cause: err });
+    const msg = firstLine(err);
+    const reason = /Cannot find (package|module)|ERR_MODULE_NOT_FOUND/.test(msg) || (err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND'
+      ? `${specifier} is not installed or not built (run the build first)`
+      : `${specifier} failed to load: ${msg}`;
+    throw new BackendUnavailableError(backend, reason, { cause: err });
   }
 }
 
-function isClass(f: unknown): f is new (...args: unknown[]) => unknown {
-  return typeof f === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(f));
+function factory<T>(mod: Record<string, unknown>, backend: BackendName, name: string): (options: T) => Promise<Backend> {
+  const f = mod[name];
+  if (typeof f !== 'function') throw new BackendUnavailableError(backend, `its package has no ${name}() (version mismatch?)`);
+  return f as (options: T) => Promise<Backend>;
 }
 
-/**
- * Finds a package's backend factory: `create*Backend(options)` (async or not), or a `*Backend` class
- * with a static `create(options)` or a constructor.
- */
-function findFactory(mod: Record<string, unknown>, name: BackendName, preferred: readonly string[]): Factory {
-  const names = [...preferred, ...Object.keys(mod).filter((k) => /^create\w*Backend$/.test(k)), ...Object.keys(mod).filter((k) => /^\w+Backend$/.test(k))];
-  for (const key of names) {
-    const f = mod[key];
-    if (typeof f !== 'function') continue;
-    if (isClass(f)) {
-      const create = (f as unknown as { create?: unknown }).create;
-      if (typeof create === 'function') return async (o) => (await (create as (o: BackendOptions) => Promise<Backend>).call(f, o)) as Backend;
-      return async (o) => new (f as new (o: BackendOptions) => Backend)(o);
+/** core's reference backend: a class or a factory, whichever core exports. */
+async function createReference(): Promise<Backend> {
+  const core = (await import('@qwen2-ts/core')) as unknown as Record<string, unknown>;
+  for (const name of ['createReferenceBackend', 'referenceBackend']) {
+    if (typeof core[name] === 'function') return (await (core[name] as () => Promise<Backend> | Backend)()) as Backend;
+  }
+  if (typeof core.ReferenceBackend === 'function') return new (core.ReferenceBackend as new () => Backend)();
+  throw new BackendUnavailableError('js', '@qwen2-ts/core exports no reference backend (version mismatch?)');
+}
+
+/** On Linux a hardware GPU shows up as a device node; without one, WebGPU could only emulate it. */
+function linuxHasGpuDevice(): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    if (readdirSync('/dev/dri').some((f) => f.startsWith('renderD') || f.startsWith('card'))) return true;
+  } catch {
+    // no /dev/dri
+  }
+  return existsSync('/dev/nvidia0') || existsSync('/dev/dxg');
+}
+
+async function createWebGPU(options: BackendOptions): Promise<Backend> {
+  if (!options.allowSoftwareAdapter && !linuxHasGpuDevice()) throw new BackendUnavailableError('webgpu', 'no GPU device (/dev/dri, /dev/nvidia*)');
+  const mod = await importOptional('webgpu', '@qwen2-ts/backend-webgpu');
+  let gpu: unknown = (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu;
+  if (!gpu) {
+    // Node: Dawn through npm "webgpu". The backend keeps the object alive as long as its device.
+    const dawn = await importOptional('webgpu', 'webgpu');
+    try {
+      gpu = (dawn.create as (flags: string[]) => unknown)([]);
+    } catch (err) {
+      throw new BackendUnavailableError('webgpu', `Dawn could not start: ${firstLine(err)}`, { cause: err });
     }
-    return async (o) => (await (f as (o: BackendOptions) => Promise<Backend> | Backend)(o)) as Backend;
   }
-  throw new BackendUnavailableError(name, `${PACKAGES[name]} exports no backend factory`);
+  let backend: Backend;
+  try {
+    backend = await factory<{ gpu: unknown }>(mod, 'webgpu', 'webgpuBackend')({ gpu });
+  } catch (err) {
+    if (err instanceof BackendUnavailableError) throw err;
+    throw new BackendUnavailableError('webgpu', firstLine(err), { cause: err });
+  }
+  if (!options.allowSoftwareAdapter && SOFTWARE_ADAPTER.test(backend.info.device)) {
+    await backend.dispose().catch(() => {});
+    throw new BackendUnavailableError('webgpu', `only a software adapter (${backend.info.device})`);
+  }
+  return backend;
 }
 
-/** Asks a backend package whether it can run here, when it has a cheap probe; undefined = no probe. */
-async function probe(name: BackendName, mod: Record<string, unknown>, options: BackendOptions): Promise<string | undefined> {
-  if (name === 'cuda' && typeof mod.cudaAvailability === 'function') {
+async function createCuda(): Promise<Backend> {
+  const mod = await importOptional('cuda', '@qwen2-ts/backend-cuda');
+  if (typeof mod.cudaAvailability === 'function') {
     const a = (mod.cudaAvailability as () => { available: boolean; reason?: string })();
-    return a.available ? undefined : a.reason ?? 'unavailable';
+    if (!a.available) throw new BackendUnavailableError('cuda', a.reason ?? 'unavailable');
   }
-  if (name === 'webgpu' && typeof mod.probeWebGPU === 'function' && !options.allowSoftwareAdapter) {
-    // Without an explicit --backend webgpu, an adapter that runs on the CPU (lavapipe, SwiftShader) is
-    // slower than the wasm kernels, so it does not count as available.
-    if (typeof mod.webgpuAvailability === 'function') {
-      const a = (await (mod.webgpuAvailability as () => Promise<{ available: boolean; reason?: string; software?: boolean }>)());
-      if (!a.available) return a.reason ?? 'no adapter';
-      if (a.software) return 'only a software (CPU) adapter';
-    }
+  try {
+    return await factory<Record<string, never>>(mod, 'cuda', 'cudaBackend')({});
+  } catch (err) {
+    if (err instanceof BackendUnavailableError) throw err;
+    throw new BackendUnavailableError('cuda', firstLine(err), { cause: err });
   }
-  return undefined;
+}
+
+async function createWasm(options: BackendOptions): Promise<Backend> {
+  const mod = await importOptional('wasm', '@qwen2-ts/backend-wasm');
+  try {
+    return await factory<{ threads?: number }>(mod, 'wasm', 'wasmBackend')(options.threads !== undefined ? { threads: options.threads } : {});
+  } catch (err) {
+    if (err instanceof BackendUnavailableError) throw err;
+    throw new BackendUnavailableError('wasm', firstLine(err), { cause: err });
+  }
 }
 
 /**
@@ -96,32 +135,13 @@ async function probe(name: BackendName, mod: Record<string, unknown>, options: B
  * @throws {@link BackendUnavailableError} when its package is missing, unbuilt or cannot run here
  */
 export async function createBackend(name: BackendName, options: BackendOptions = {}): Promise<Backend> {
-  const mod = await importPackage(name);
-  const reason = await probe(name, mod, options);
-  if (reason) throw new BackendUnavailableError(name, reason);
-  const preferred = {
-    js: ['createReferenceBackend', 'ReferenceBackend'],
-    wasm: ['createWasmBackend', 'WasmBackend'],
-    webgpu: ['createWebGPUBackend', 'createWebGpuBackend', 'WebGPUBackend'],
-    cuda: ['createCudaBackend', 'createCUDABackend', 'CudaBackend'],
-  }[name];
-  const factory = findFactory(mod, name, preferred);
-  let backend: Backend;
-  try {
-    backend = await factory(options);
-  } catch (err) {
-    if (err instanceof BackendUnavailableError) throw err;
-    throw new BackendUnavailableError(name, (err as Error).message?.split('\n')[0] ?? String(err), { cause: err });
+  switch (name) {
+    case 'js': return createReference();
+    case 'wasm': return createWasm(options);
+    case 'webgpu': return createWebGPU(options);
+    case 'cuda': return createCuda();
   }
-  if (name === 'webgpu' && !options.allowSoftwareAdapter && SOFTWARE_ADAPTER.test(backend.info.device)) {
-    await backend.dispose().catch(() => {});
-    throw new BackendUnavailableError(name, `only a software adapter (${backend.info.device}), slower than the CPU kernels`);
-  }
-  return backend;
 }
-
-/** WebGPU adapters that emulate a GPU on the CPU: never picked by default. */
-const SOFTWARE_ADAPTER = /lavapipe|llvmpipe|swiftshader|software|\bcpu\b/i;
 
 /**
  * Picks a backend: the one asked for (an error if it cannot run), or the fastest that can run here,
@@ -134,7 +154,9 @@ export async function selectBackend(requested: BackendName | undefined, options:
     try {
       return await createBackend(requested, { ...options, allowSoftwareAdapter: true });
     } catch (err) {
-      if (err instanceof BackendUnavailableError) throw new CliError(`${err.message} (try --backend wasm or --backend js)`, 1, { cause: err });
+      if (err instanceof BackendUnavailableError) {
+        throw new CliError(`${err.message}${requested === 'js' ? '' : ' (try --backend wasm or --backend js)'}`, 1, { cause: err });
+      }
       throw err;
     }
   }

@@ -112,6 +112,8 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
       dtype: flags.dtype,
       async dispose() {
         await model.dispose();
+        // The CLI created the backend, so it frees it too (a no-op if the model already did).
+        await backend.dispose().catch(() => {});
         await opened.close().catch(() => {});
       },
     };

@@ -7,4 +7,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await runCli(process.argv.slice(2));
+const code = await runCli(process.argv.slice(2));
+// Exit explicitly once stdout has drained: backend worker threads or a GPU device must not keep a
+// finished command alive.
+process.stdout.write('', () => process.exit(code));
