@@ -28,6 +28,7 @@ export { tensorNames, layerWindow } from './model/config.js';
 export { loadModelWeights, freeModelWeights } from './model/weights.js';
 export type { TensorSource, ModelWeights, LayerWeights, LoadWeightsOptions, WeightLoadProgress } from './model/weights.js';
 export { Qwen2Model, DEFAULT_MAX_CHUNK } from './model/qwen2-model.js';
+export type { InspectHook, InspectPoint } from './model/qwen2-model.js';
 export { KVSequence } from './model/sequence.js';
 
 // Sampling and generation

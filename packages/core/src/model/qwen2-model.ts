@@ -9,6 +9,20 @@ export const DEFAULT_MAX_CHUNK = 256;
 /** Rows of logits computed at once when every position's logits are asked for. */
 const LOGIT_ROWS = 16;
 
+/**
+ * Points of the forward pass a debugger can look at (the names of the fixtures' `debug` field):
+ * `embed` (the token embeddings), per layer `attn_out` (o_proj output), `mlp_out` (down_proj output)
+ * and `hidden_out` (the residual stream after the layer), and `final_norm` (the last position after
+ * model.norm; one row).
+ */
+export type InspectPoint = 'embed' | 'attn_out' | 'mlp_out' | 'hidden_out' | 'final_norm';
+
+/**
+ * Called synchronously inside a pass with a tensor that is overwritten later in the pass: copy what
+ * you need (`backend.copy` into your own tensor) and read it after the pass.
+ */
+export type InspectHook = (point: InspectPoint, layer: number | undefined, tensor: Tensor) => void;
+
 /** Scratch activations for passes of up to `rows` tokens, reused by every pass (views for fewer). */
 interface Workspace {
   rows: number;
@@ -29,6 +43,8 @@ interface Workspace {
  */
 export class Qwen2Model {
   readonly maxChunk: number;
+  /** Debugging hook, see {@link InspectHook}; unset in normal use. */
+  inspect: InspectHook | undefined;
   private ws: Workspace | undefined;
 
   /**
@@ -105,6 +121,7 @@ export class Qwen2Model {
     const act = { xn: at(ws.xn), q: at(ws.q), k: at(ws.k), v: at(ws.v), attn: at(ws.attn), o: at(ws.o), gate: at(ws.gate), up: at(ws.up) };
     const startPos = seq.length;
     b.embed(this.weights.embed, ids, x);
+    this.inspect?.('embed', undefined, x);
     this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, seq, startPos, x, act));
     seq.length += T;
     return { x, ws };
@@ -121,13 +138,16 @@ export class Qwen2Model {
     b.writeKV(seq.cache, l, a.k, a.v, startPos);
     b.attention(a.q, seq.cache, l, startPos, this.attentionSpec(l), a.attn);
     b.matmul(a.attn, [w.o], [undefined], [a.o]);
+    this.inspect?.('attn_out', l, a.o);
     b.add(x, a.o, x);
     // MLP block (SwiGLU).
     b.rmsNorm(x, w.postNorm, c.rmsNormEps, a.xn);
     b.matmul(a.xn, [w.gate, w.up], [undefined, undefined], [a.gate, a.up]);
     b.swiglu(a.gate, a.up, a.gate);
     b.matmul(a.gate, [w.down], [undefined], [a.o]);
+    this.inspect?.('mlp_out', l, a.o);
     b.add(x, a.o, x);
+    this.inspect?.('hidden_out', l, x);
   }
 
   private attentionSpec(layer: number): AttentionSpec {
@@ -147,6 +167,7 @@ export class Qwen2Model {
       // Only the last position's logits are needed: normalize that row alone.
       b.copy(ids.length === 1 ? x : b.view(x, ids.length - 1, 1), ws.last);
       b.rmsNorm(ws.last, this.weights.norm, this.config.rmsNormEps, ws.last);
+      this.inspect?.('final_norm', undefined, ws.last);
       b.matmul(ws.last, [this.weights.lmHead], [undefined], [ws.logits]);
     }
     b.endPass();

@@ -26,6 +26,13 @@ export interface Golden {
   dtype: 'F32' | 'F16' | 'BF16';
   sequences: GoldenSequence[];
   all_positions: { seq_index: number; input_ids: number[]; argmax: number[]; logits?: number[][]; top20?: TopK[] };
+  debug: {
+    seq_index: number;
+    position: number;
+    embed: number[];
+    layers: { attn_out: number[]; mlp_out: number[]; hidden_out: number[] }[];
+    final_norm: number[];
+  };
   incremental: {
     seq_index: number;
     schedule: number[];

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, WeightFormat } from '../backend/types.js';
+import type { Backend, Tensor, WeightFormat } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { loadModelWeights } from '../model/weights.js';
 import { Qwen2Model } from '../model/qwen2-model.js';
 import { nativeFormat } from '../weights/convert.js';
-import { FIXTURE_MODELS, loadFixture, openFixtureModel, type Fixture } from './fixtures.js';
+import { FIXTURE_MODELS, loadFixture, openFixtureModel, type Fixture, type Golden } from './fixtures.js';
 import { MODEL_TOLERANCE } from './tolerances.js';
 import { argmaxOf, maxAbsDiff } from './random.js';
 
@@ -15,6 +15,8 @@ interface ModelOutputs {
   allPositions: Float32Array[];
   incremental: Float32Array[];
   smallChunks: Float32Array;
+  /** Activations at the golden debug position: `embed`, `layer.N.attn_out`, ..., `final_norm`. */
+  debug: Map<string, Float32Array>;
 }
 
 /** Runs every golden scenario of a fixture on `backend` with weights stored as `format`. */
@@ -25,8 +27,9 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
     const model = new Qwen2Model(backend, opened.config, weights);
     const small = new Qwen2Model(backend, opened.config, weights, { maxChunk: 7 });
     const g = fixture.golden;
-    const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], incremental: [], smallChunks: new Float32Array() };
+    const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], incremental: [], smallChunks: new Float32Array(), debug: new Map() };
     try {
+      out.debug = await inspectDebugPosition(backend, model, g);
       for (const s of g.sequences) {
         const seq = model.createSequence(s.input_ids.length + 16);
         let logits = model.forward(seq, s.input_ids);
@@ -62,6 +65,44 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
   } finally {
     await opened.close();
   }
+}
+
+/**
+ * Runs the golden debug sequence once with an inspection hook that copies the debug position's row at
+ * every point of the forward pass, so that a wrong backend is told where the first divergence is.
+ */
+async function inspectDebugPosition(backend: Backend, model: Qwen2Model, g: Golden): Promise<Map<string, Float32Array>> {
+  const ids = g.sequences[g.debug.seq_index]!.input_ids;
+  const pos = g.debug.position;
+  const copies = new Map<string, Tensor>();
+  model.inspect = (point, layer, t) => {
+    const key = layer === undefined ? point : `layer.${layer}.${point}`;
+    const dst = backend.alloc(1, t.cols);
+    backend.copy(t.rows === 1 ? t : backend.view(t, pos, 1), dst);
+    copies.set(key, dst);
+  };
+  const seq = model.createSequence(ids.length);
+  try {
+    model.forward(seq, ids);
+  } finally {
+    model.inspect = undefined;
+    seq.free();
+  }
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of copies) {
+    out.set(k, await backend.read(t));
+    backend.free(t);
+  }
+  return out;
+}
+
+/** Golden debug values in forward-pass order, keyed like {@link inspectDebugPosition}'s map. */
+function goldenDebug(g: Golden): [string, number[]][] {
+  const d = g.debug;
+  const list: [string, number[]][] = [['embed', d.embed]];
+  d.layers.forEach((l, i) => list.push([`layer.${i}.attn_out`, l.attn_out], [`layer.${i}.mlp_out`, l.mlp_out], [`layer.${i}.hidden_out`, l.hidden_out]));
+  list.push(['final_norm', d.final_norm]);
+  return list;
 }
 
 /** Options of {@link registerModelSuite}. */
@@ -110,6 +151,14 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
             expect(err, `${name} ${format} ${what}: max abs error ${err} > ${tol}`).toBeLessThanOrEqual(tol);
           };
           const goldenTol = exact ? MODEL_TOLERANCE.golden : Infinity;
+          if (exact) {
+            // First the activations, in forward order: a failure names the first op that went wrong.
+            for (const [key, want] of goldenDebug(g)) {
+              const have = got.debug.get(key);
+              expect(have, `${name} ${format}: no activation '${key}' was inspected`).toBeDefined();
+              check(`debug ${key} (position ${g.debug.position}, first ${want.length} dims)`, have!.subarray(0, want.length), Float32Array.from(want), MODEL_TOLERANCE.golden * 10);
+            }
+          }
           // A lossy format is held to a relative RMS error (its max error alone says little on random weights).
           const checkRel = (what: string, a: Float32Array, b: Float32Array) => {
             const err = relativeRms(a, b);
