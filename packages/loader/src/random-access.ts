@@ -47,6 +47,9 @@ export function memoryFile(name: string, bytes: Uint8Array): RandomAccessFile {
   };
 }
 
+/** Slice size for Blob reads into a caller's buffer: bounds the transient copy of a 1 GB tensor to 64 MB. */
+const BLOB_SLICE = 64 * 2 ** 20;
+
 /** A RandomAccessFile over a Blob / File (browser folder pickers, Cache API responses). */
 export function blobFile(name: string, blob: Blob): RandomAccessFile {
   return {
@@ -57,6 +60,18 @@ export function blobFile(name: string, blob: Blob): RandomAccessFile {
       const buffer = await blob.slice(offset, Math.min(blob.size, offset + length)).arrayBuffer();
       signal?.throwIfAborted();
       return new Uint8Array(buffer);
+    },
+    async readInto(target, offset, signal) {
+      const end = Math.min(blob.size, offset + target.byteLength);
+      let done = 0;
+      for (let at = offset; at < end; at += BLOB_SLICE) {
+        signal?.throwIfAborted();
+        const piece = new Uint8Array(await blob.slice(at, Math.min(end, at + BLOB_SLICE)).arrayBuffer());
+        target.set(piece, done);
+        done += piece.byteLength;
+      }
+      signal?.throwIfAborted();
+      return done;
     },
     async close() {},
   };

@@ -48,21 +48,48 @@ export async function openUrlFile(url: string, options: UrlFolderOptions = {}, s
   }
   await probe.body?.cancel();
   const size = range.total;
+  // One Range request, streamed straight into the caller's buffer (no second copy of a big tensor).
+  const readInto = async (target: Uint8Array, offset: number, readSignal?: AbortSignal): Promise<number> => {
+    const end = Math.min(size, offset + target.byteLength);
+    if (end <= offset) return 0;
+    const response = await request(url, { headers: { range: `bytes=${offset}-${end - 1}` } }, options, readSignal);
+    const got = parseContentRange(response.headers.get('content-range'));
+    if (response.status !== 206 || !got || got.start !== offset || !response.body) {
+      await response.body?.cancel();
+      throw new RemoteFileError(url, `${url}: expected bytes ${offset}-${end - 1}, got HTTP ${response.status} ${response.headers.get('content-range') ?? ''}`.trim(), response.status);
+    }
+    if (got.total !== size) {
+      await response.body.cancel();
+      throw new RemoteFileError(url, `${url}: the file changed size (${size} -> ${got.total}) while it was being read`);
+    }
+    let done = 0;
+    const wanted = end - offset;
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { value, done: finished } = await reader.read();
+        if (finished) break;
+        if (done + value.byteLength > wanted) throw new RemoteFileError(url, `${url}: the server sent more than the ${wanted} bytes asked for`);
+        target.set(value, done);
+        done += value.byteLength;
+      }
+    } catch (e) {
+      await reader.cancel().catch(() => {});
+      if (readSignal?.aborted) throw readSignal.reason;
+      if (e instanceof RemoteFileError) throw e;
+      throw new RemoteFileError(url, `${url}: connection lost after ${done} of ${wanted} bytes (${(e as Error).message})`, undefined, { cause: e });
+    }
+    return done;
+  };
   return {
     name: url,
     size,
     async read(offset, length, readSignal) {
-      const end = Math.min(size, offset + length);
-      if (end <= offset) return new Uint8Array(0);
-      const response = await request(url, { headers: { range: `bytes=${offset}-${end - 1}` } }, options, readSignal);
-      const got = parseContentRange(response.headers.get('content-range'));
-      if (response.status !== 206 || !got || got.start !== offset) {
-        await response.body?.cancel();
-        throw new RemoteFileError(url, `${url}: expected bytes ${offset}-${end - 1}, got HTTP ${response.status} ${response.headers.get('content-range') ?? ''}`.trim(), response.status);
-      }
-      if (got.total !== size) throw new RemoteFileError(url, `${url}: the file changed size (${size} -> ${got.total}) while it was being read`);
-      return new Uint8Array(await response.arrayBuffer());
+      const buffer = new Uint8Array(Math.max(0, Math.min(size, offset + length) - offset));
+      const done = await readInto(buffer, offset, readSignal);
+      return done === buffer.byteLength ? buffer : buffer.subarray(0, done);
     },
+    readInto,
     async close() {},
   };
 }
