@@ -7,6 +7,7 @@ import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
 import { BACKEND_NAMES, selectBackend, type BackendName } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
 import type { StatusOutput } from './util/progress.js';
+import { hasTokenizerFiles, tokenizerlessStandIn } from './no-tokenizer.js';
 
 export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
 
@@ -40,7 +41,7 @@ export { MODEL_FLAGS };
 function phaseLabel(phase: string): string {
   switch (phase) {
     case 'download': return 'downloading';
-    case 'read': return 'reading weights';
+    case 'read': return 'loading weights';
     default: return phase;
   }
 }
@@ -63,8 +64,10 @@ export function loadProgressBars(status: StatusOutput): (p: LoadProgress | { pha
 /** Opens the model source (folder, URL or Hub id), showing download progress. */
 export async function openModelSource(spec: string, status: StatusOutput, signal?: AbortSignal): Promise<OpenedModel> {
   const { openModel } = await import('@qwen2-ts/loader');
+  const bars = loadProgressBars(status);
   try {
-    return await openModel(spec, { onProgress: loadProgressBars(status), ...(signal ? { signal } : {}) });
+    // Only downloads here: weight reads are reported by core's load, which also converts and uploads.
+    return await openModel(spec, { onProgress: (p) => p.phase === 'download' && bars(p), ...(signal ? { signal } : {}) });
   } finally {
     status.done();
   }
@@ -91,10 +94,12 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
   try {
     const backend = await selectBackend(flags.backend, flags.threads !== undefined ? { threads: flags.threads } : {}, (m) => status.note(m));
     const { Qwen2 } = await import('@qwen2-ts/core');
+    const { Qwen2Tokenizer } = await import('@qwen2-ts/tokenizer');
     let model: Qwen2;
     try {
       model = await Qwen2.load(opened, {
         backend,
+        ...(hasTokenizerFiles(opened.tokenizerFiles) ? {} : { tokenizer: tokenizerlessStandIn(Qwen2Tokenizer, opened.source, opened.config.vocabSize) }),
         dtype: flags.dtype,
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         onProgress: loadProgressBars(status),

@@ -6,9 +6,9 @@ import { writeOut } from '../util/output.js';
 import type { Command } from './command.js';
 
 /** Token ids for a synthetic prompt: deterministic, spread over the ordinary (non-special) vocabulary. */
-export function benchPromptIds(count: number, vocabSize: number): number[] {
+export function benchPromptIds(count: number, vocabSize: number, run = 0): number[] {
   const range = Math.max(1, Math.min(vocabSize, 151643));
-  let x = 0x2545f491;
+  let x = (0x2545f491 + run * 0x9e3779b9) >>> 0 || 1;
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
     // xorshift32: reproducible across runs and machines.
@@ -61,12 +61,13 @@ export const benchCommand: Command = {
     const loaded = await loadModel(flags, status);
     try {
       const { model } = loaded;
-      const ids = benchPromptIds(promptTokens, model.config.vocabSize);
       // G decode steps follow the token the prefill yields: G + 1 new tokens.
       const options = { maxNewTokens: genTokens + 1, temperature: 0, ignoreEos: true };
       const runs: GenerationResult[] = [];
       for (let i = 0; i < warmup + repeats; i++) {
         status.draw([{ label: i < warmup ? 'warmup' : 'bench runs', done: i < warmup ? i : i - warmup, total: i < warmup ? warmup : repeats }], true);
+        // A new prompt each run: core reuses the KV cache of a shared prefix, which would skip the prefill.
+        const ids = benchPromptIds(promptTokens, model.config.vocabSize, i);
         const stream = model.generate(ids, options);
         for await (const chunk of stream) void chunk;
         const result = await stream.result;

@@ -33,7 +33,7 @@ export const serveCommand: Command = {
     const defaultMaxTokens = args.int('max-tokens', 1024, 1);
     const id = args.string('served-model-name') ?? modelId(flags.spec);
     const loaded = await loadModel(flags, status);
-    const server = createOpenAIServer(loaded.model, {
+    const { server, idle } = createOpenAIServer(loaded.model, {
       modelId: id,
       defaultMaxTokens,
       onRequest: (line) => status.note(line),
@@ -63,6 +63,8 @@ export const serveCommand: Command = {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    // Closing the connections aborted any generation; let it unwind before freeing the model under it.
+    await idle();
     await loaded.dispose();
     return 0;
   },

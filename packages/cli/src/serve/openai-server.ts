@@ -32,11 +32,18 @@ function usage(result: GenerationResult) {
   return { prompt_tokens: result.promptTokens, completion_tokens: result.ids.length, total_tokens: result.promptTokens + result.ids.length };
 }
 
+/** The HTTP server and a way to wait for the generations it started. */
+export interface OpenAIServer {
+  server: Server;
+  /** Resolves when no generation is running or queued (after a shutdown aborted them). */
+  idle(): Promise<void>;
+}
+
 /**
  * Creates (does not start) the HTTP server.
  * @param model - a loaded model; the server never disposes it
  */
-export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): Server {
+export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): OpenAIServer {
   const queue = new GenerationQueue();
   const created = Math.floor(Date.now() / 1000);
 
@@ -167,9 +174,10 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     }
   }
 
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     void handle(req, res);
   });
+  return { server, idle: () => queue.idle() };
 }
 
 /** Errors caused by the request's content rather than the server (too long a prompt, a bad template). */

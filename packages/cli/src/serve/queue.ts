@@ -17,6 +17,11 @@ export class GenerationQueue {
     return this.running;
   }
 
+  /** Resolves when every task queued so far has settled. */
+  idle(): Promise<void> {
+    return this.tail.then(() => {});
+  }
+
   /**
    * Runs `task` after every task queued before it has finished.
    * @param task - the generation

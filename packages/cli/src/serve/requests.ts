@@ -32,8 +32,8 @@ function generationOptions(o: Json, defaultMaxTokens: number): GenerateOptions &
     stream: o.stream === true,
     includeUsage: (o.stream_options as Json | undefined)?.include_usage === true,
   };
-  const set = <K extends keyof GenerateOptions>(key: K, value: GenerateOptions[K] | undefined) => {
-    if (value !== undefined) options[key] = value;
+  const set = (key: keyof GenerateOptions, value: number | undefined) => {
+    if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
   };
   set('temperature', num(o, 'temperature', 0, 100));
   set('topP', num(o, 'top_p', 0, 1));
