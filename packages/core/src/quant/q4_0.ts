@@ -17,6 +17,13 @@ export function quantizeQ4_0(data: Float32Array, rows: number, cols: number): { 
   const blocks = (rows * cols) / QUANT_BLOCK;
   const scales = new Uint16Array(blocks);
   const quants = new Uint8Array(blocks * HALF_BLOCK);
+  quantizeBlocksQ4_0(data, scales, quants, 0);
+  return { format: 'q4_0', rows, cols, scales, quants };
+}
+
+/** Quantizes `data.length / 32` consecutive blocks into `scales` / `quants` starting at block `firstBlock`. */
+export function quantizeBlocksQ4_0(data: Float32Array, scales: Uint16Array, quants: Uint8Array, firstBlock: number): void {
+  const blocks = data.length / QUANT_BLOCK;
   for (let b = 0; b < blocks; b++) {
     const base = b * QUANT_BLOCK;
     let amax = 0;
@@ -30,16 +37,16 @@ export function quantizeQ4_0(data: Float32Array, rows: number, cols: number): { 
     }
     const d = fround(max / -8);
     const id = d ? fround(1 / d) : 0;
-    scales[b] = f32ToF16(d);
+    scales[firstBlock + b] = f32ToF16(d);
+    const out = (firstBlock + b) * HALF_BLOCK;
     for (let j = 0; j < HALF_BLOCK; j++) {
       const x0 = fround(data[base + j]! * id);
       const x1 = fround(data[base + HALF_BLOCK + j]! * id);
       const q0 = Math.min(15, Math.trunc(fround(x0 + 8.5)));
       const q1 = Math.min(15, Math.trunc(fround(x1 + 8.5)));
-      quants[b * HALF_BLOCK + j] = q0 | (q1 << 4);
+      quants[out + j] = q0 | (q1 << 4);
     }
   }
-  return { format: 'q4_0', rows, cols, scales, quants };
 }
 
 /** Expands q4_0 row `row` (of `cols` values) into `out` (length `cols`). */

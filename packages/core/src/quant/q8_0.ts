@@ -15,19 +15,29 @@ export function quantizeQ8_0(data: Float32Array, rows: number, cols: number): { 
   const blocks = (rows * cols) / QUANT_BLOCK;
   const scales = new Uint16Array(blocks);
   const quants = new Int8Array(rows * cols);
+  quantizeBlocksQ8_0(data, scales, quants, 0);
+  return { format: 'q8_0', rows, cols, scales, quants };
+}
+
+/**
+ * Quantizes `data.length / 32` consecutive blocks into `scales` / `quants` starting at block
+ * `firstBlock` (so a large matrix can be quantized a slice at a time).
+ */
+export function quantizeBlocksQ8_0(data: Float32Array, scales: Uint16Array, quants: Int8Array, firstBlock: number): void {
+  const blocks = data.length / QUANT_BLOCK;
   for (let b = 0; b < blocks; b++) {
     const base = b * QUANT_BLOCK;
+    const out = (firstBlock + b) * QUANT_BLOCK;
     let amax = 0;
     for (let j = 0; j < QUANT_BLOCK; j++) amax = Math.max(amax, Math.abs(data[base + j]!));
     const d = fround(amax / 127);
     const id = d ? fround(1 / d) : 0;
-    scales[b] = f32ToF16(d);
+    scales[firstBlock + b] = f32ToF16(d);
     for (let j = 0; j < QUANT_BLOCK; j++) {
       const x = fround(data[base + j]! * id);
-      quants[base + j] = Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
+      quants[out + j] = Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
     }
   }
-  return { format: 'q8_0', rows, cols, scales, quants };
 }
 
 /** Expands q8_0 row `row` (of `cols` values) into `out` (length `cols`). */

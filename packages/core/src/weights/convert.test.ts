@@ -3,6 +3,8 @@ import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { dequantize } from '../quant/host-weight.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../numeric/half.js';
 import { toHostWeight } from './convert.js';
+import { quantizeQ4_0 } from '../quant/q4_0.js';
+import { quantizeQ8_0 } from '../quant/q8_0.js';
 
 const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 0.3);
 const f32Bytes = new Uint8Array(values.buffer);
@@ -44,5 +46,25 @@ describe('toHostWeight', () => {
     expect(() => toHostWeight(f32Bytes, 'F32', [3, 32], 'f32', 'w')).toThrow(ModelWeightsError);
     expect(() => toHostWeight(f32Bytes, 'I32', [2, 32], 'f32', 'w')).toThrow(/not a floating-point/);
     expect(() => toHostWeight(f32Bytes, 'F32', [4, 16], 'q8_0', 'w')).toThrow(WeightFormatError);
+  });
+});
+
+describe('toHostWeight on matrices larger than one conversion slice', () => {
+  it('gives the same result as converting everything at once', () => {
+    const rows = 17000, cols = 64; // 1.09 Mi values: two slices of 1 Mi and 40 Ki
+    const v = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.37) * 0.1);
+    const bytes = new Uint8Array(Uint16Array.from(v, f32ToBf16).buffer);
+    const widened = Float32Array.from(new Uint16Array(bytes.buffer), bf16ToF32);
+    const q8 = toHostWeight(bytes, 'BF16', [rows, cols], 'q8_0');
+    const q4 = toHostWeight(bytes, 'BF16', [rows, cols], 'q4_0');
+    const f16 = toHostWeight(bytes, 'BF16', [rows, cols], 'f16');
+    const whole8 = quantizeQ8_0(widened, rows, cols);
+    const whole4 = quantizeQ4_0(widened, rows, cols);
+    if (q8.format !== 'q8_0' || q4.format !== 'q4_0' || f16.format !== 'f16') throw new Error('wrong formats');
+    // (vitest's deep equality is very slow on millions of elements: compare bytes)
+    const same = (a: ArrayBufferView, b: ArrayBufferView) => Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
+    expect(same(q8.scales, whole8.scales) && same(q8.quants, whole8.quants)).toBe(true);
+    expect(same(q4.scales, whole4.scales) && same(q4.quants, whole4.quants)).toBe(true);
+    expect(same(f16.data, Uint16Array.from(widened, f32ToF16))).toBe(true);
   });
 });

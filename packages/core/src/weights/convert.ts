@@ -1,7 +1,10 @@
 import { QUANT_BLOCK, type HostWeight, type WeightFormat } from '../backend/types.js';
 import { bf16Lookup, f16Lookup, f32ToBf16, f32ToF16 } from '../numeric/half.js';
-import { quantizeQ4_0 } from '../quant/q4_0.js';
-import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { quantizeBlocksQ4_0 } from '../quant/q4_0.js';
+import { quantizeBlocksQ8_0 } from '../quant/q8_0.js';
+
+/** Values converted per slice (1 Mi values: 4 MiB of f32 scratch). */
+const SLICE_VALUES = 1 << 20;
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 
 /** Checkpoint element types a weight can be built from. */
@@ -50,21 +53,42 @@ export function toHostWeight(bytes: Uint8Array, dtype: string, shape: readonly n
   // Same-format 16-bit data needs no conversion: keep the bit patterns.
   if (target === native && (target === 'f16' || target === 'bf16')) return { format: target, rows, cols, data: asUint16(bytes) };
   if (target === 'f32' && dtype === 'F32') return { format: 'f32', rows, cols, data: asFloat32(bytes) };
-  const values = decodeToF32(bytes, dtype);
+  // Everything else converts a slice of rows at a time, so no f32 copy of a whole large matrix (the
+  // 151936-row embedding) is ever made beside its bytes and its result.
+  const sliceRows = Math.max(1, Math.floor(SLICE_VALUES / cols));
+  const forEachSlice = (fn: (values: Float32Array, firstValue: number) => void) => {
+    for (let r = 0; r < rows; r += sliceRows) {
+      const n = Math.min(sliceRows, rows - r) * cols;
+      fn(decodeToF32(bytes.subarray(r * cols * elementBytes, (r * cols + n) * elementBytes), dtype), r * cols);
+    }
+  };
   switch (target) {
-    case 'f32':
-      return { format: 'f32', rows, cols, data: values };
+    case 'f32': {
+      const data = new Float32Array(n);
+      forEachSlice((v, at) => data.set(v, at));
+      return { format: 'f32', rows, cols, data };
+    }
     case 'f16':
     case 'bf16': {
       const round = target === 'f16' ? f32ToF16 : f32ToBf16;
       const data = new Uint16Array(n);
-      for (let i = 0; i < n; i++) data[i] = round(values[i]!);
+      forEachSlice((v, at) => {
+        for (let i = 0; i < v.length; i++) data[at + i] = round(v[i]!);
+      });
       return { format: target, rows, cols, data };
     }
-    case 'q8_0':
-      return quantizeQ8_0(values, rows, cols);
-    case 'q4_0':
-      return quantizeQ4_0(values, rows, cols);
+    case 'q8_0': {
+      const scales = new Uint16Array(n / QUANT_BLOCK);
+      const quants = new Int8Array(n);
+      forEachSlice((v, at) => quantizeBlocksQ8_0(v, scales, quants, at / QUANT_BLOCK));
+      return { format: 'q8_0', rows, cols, scales, quants };
+    }
+    case 'q4_0': {
+      const scales = new Uint16Array(n / QUANT_BLOCK);
+      const quants = new Uint8Array(n / 2);
+      forEachSlice((v, at) => quantizeBlocksQ4_0(v, scales, quants, at / QUANT_BLOCK));
+      return { format: 'q4_0', rows, cols, scales, quants };
+    }
     default:
       throw new WeightFormatError(`tensor '${name}': unknown weight format '${String(target)}'`);
   }
@@ -76,7 +100,8 @@ export function decodeToF32(bytes: Uint8Array, dtype: string): Float32Array {
     case 'F32':
       return asFloat32(bytes).slice();
     case 'F64': {
-      const src = new Float64Array(aligned(bytes, 8).buffer, aligned(bytes, 8).byteOffset, bytes.byteLength / 8);
+      const b = aligned(bytes, 8);
+      const src = new Float64Array(b.buffer, b.byteOffset, b.byteLength / 8);
       return Float32Array.from(src);
     }
     case 'F16':
