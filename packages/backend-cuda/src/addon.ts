@@ -71,14 +71,16 @@ export type CudaAvailability =
 let cached: { addon?: NativeAddon; loadError?: string } | undefined;
 
 /**
- * Loads the native addon once (build/Release/qwen2_cuda.node). Never throws.
+ * Loads the native addon once: build/Release/qwen2_cuda.node of this package, or the file named by the
+ * QWEN2_CUDA_ADDON environment variable (an absolute path; used by bundled device scripts). Never throws.
  * @internal
  */
 export function loadAddon(): { addon?: NativeAddon; loadError?: string } {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
+  const path = (typeof process !== 'undefined' && process.env.QWEN2_CUDA_ADDON) || '../build/Release/qwen2_cuda.node';
   try {
-    cached = { addon: require('../build/Release/qwen2_cuda.node') as NativeAddon };
+    cached = { addon: require(path) as NativeAddon };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     cached = { loadError: /Cannot find module/.test(msg ?? '') ? 'the CUDA addon was not built (nvcc was not found at install time)' : `the CUDA addon failed to load: ${msg}` };

@@ -2,7 +2,8 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
 } from '@qwen2-ts/core';
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
-import { CudaUsageError, native } from './errors.js';
+import { BackendUsageError } from '@qwen2-ts/core';
+import { native } from './errors.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, expectShape, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
@@ -80,7 +81,7 @@ export class CudaBackend implements Backend {
 
   alloc(rows: number, cols: number): Tensor {
     this.alive();
-    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new CudaUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
     const bytes = rows * cols * 4;
     const storage = new TensorStorage(native(() => this.n.malloc(this.ctx, bytes)), bytes);
     this.tensors.add(storage);
@@ -90,14 +91,14 @@ export class CudaBackend implements Backend {
   view(t: Tensor, rowStart: number, rows: number): Tensor {
     const p = tensorOf(t, 'view');
     if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > p.rows) {
-      throw new CudaUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${p.rows} rows`);
+      throw new BackendUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${p.rows} rows`);
     }
     return new CudaTensor(p.storage, p.rowStart + rowStart, rows, p.cols, true);
   }
 
   write(t: Tensor, data: Float32Array): void {
     const x = tensorOf(t, 'write');
-    if (!(data instanceof Float32Array) || data.length !== x.elements) throw new CudaUsageError(`write: ${data?.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    if (!(data instanceof Float32Array) || data.length !== x.elements) throw new BackendUsageError(`write: ${data?.length} values for a [${x.rows}, ${x.cols}] tensor`);
     // Inside a pass the copy runs later, in order with the ops: keep a snapshot of the caller's data.
     const snapshot = this.passes.inPass ? data.slice() : data;
     this.submit({ key: 'write', capturable: false, prepare: () => this.n.upload(this.ctx, x.ptr, 0, snapshot), run: () => {} });
@@ -106,7 +107,7 @@ export class CudaBackend implements Backend {
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
     for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new CudaUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
     }
     const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens };
     const bytes = kvCacheBytes(copy);
@@ -132,7 +133,7 @@ export class CudaBackend implements Backend {
       x.freed = true;
       this.caches.delete(x);
     } else {
-      throw new CudaUsageError('free: not an object of the CUDA backend');
+      throw new BackendUsageError('free: not an object of the CUDA backend');
     }
   }
 
@@ -166,8 +167,8 @@ export class CudaBackend implements Backend {
     const g = weightOf(weight, 'rmsNorm weight');
     const o = tensorOf(out, 'rmsNorm out');
     expectShape(o, a.rows, a.cols, 'rmsNorm out');
-    if (g.rows !== 1 || g.cols !== a.cols) throw new CudaUsageError(`rmsNorm: weight '${g.name}' [${g.rows}, ${g.cols}] for rows of ${a.cols}`);
-    if (!(eps >= 0) || !Number.isFinite(eps)) throw new CudaUsageError(`rmsNorm: eps must be a finite number >= 0, got ${eps}`);
+    if (g.rows !== 1 || g.cols !== a.cols) throw new BackendUsageError(`rmsNorm: weight '${g.name}' [${g.rows}, ${g.cols}] for rows of ${a.cols}`);
+    if (!(eps >= 0) || !Number.isFinite(eps)) throw new BackendUsageError(`rmsNorm: eps must be a finite number >= 0, got ${eps}`);
     const ga = g.args();
     this.submit({
       key: `rmsNorm(${a.key},w${g.id},${eps},${o.key})`,
@@ -179,7 +180,7 @@ export class CudaBackend implements Backend {
   matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
     const a = tensorOf(x, 'matmul x');
     if (weights.length === 0 || weights.length !== outs.length || biases.length !== weights.length) {
-      throw new CudaUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
+      throw new BackendUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
     }
     const K = a.cols;
     const entries: number[] = [];
@@ -187,11 +188,11 @@ export class CudaBackend implements Backend {
     for (let i = 0; i < weights.length; i++) {
       const w = weightOf(weights[i]!, 'matmul weight');
       const o = tensorOf(outs[i]!, 'matmul out');
-      if (w.cols !== K) throw new CudaUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${a.rows}, ${K}]`);
+      if (w.cols !== K) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${a.rows}, ${K}]`);
       expectShape(o, a.rows, w.rows, `matmul out of '${w.name}'`);
-      if (o.storage === a.storage) throw new CudaUsageError(`matmul: the output of '${w.name}' shares storage with x`);
+      if (o.storage === a.storage) throw new BackendUsageError(`matmul: the output of '${w.name}' shares storage with x`);
       const b = biases[i] ? weightOf(biases[i]!, 'matmul bias') : undefined;
-      if (b && (b.rows !== 1 || b.cols !== w.rows)) throw new CudaUsageError(`matmul: bias '${b.name}' [${b.rows}, ${b.cols}] for '${w.name}' with ${w.rows} outputs`);
+      if (b && (b.rows !== 1 || b.cols !== w.rows)) throw new BackendUsageError(`matmul: bias '${b.name}' [${b.rows}, ${b.cols}] for '${w.name}' with ${w.rows} outputs`);
       entries.push(...w.args(), ...(b ? b.args() : NO_BIAS), o.ptr);
       key += `,w${w.id}${b ? `+b${b.id}` : ''}>${o.key}`;
     }
@@ -211,9 +212,9 @@ export class CudaBackend implements Backend {
   rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
     const a = tensorOf(x, 'rope');
     if (!Number.isInteger(heads) || !Number.isInteger(headDim) || heads < 1 || headDim < 2 || headDim % 2 !== 0 || a.cols !== heads * headDim) {
-      throw new CudaUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
+      throw new BackendUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
     }
-    if (!(theta > 0) || !Number.isFinite(theta)) throw new CudaUsageError(`rope: theta must be a positive number, got ${theta}`);
+    if (!(theta > 0) || !Number.isFinite(theta)) throw new BackendUsageError(`rope: theta must be a positive number, got ${theta}`);
     const [rel, pos] = this.position(startPos, 'rope');
     this.submit({
       key: `rope(${a.key},${heads},${headDim},${rel ? `+${pos}` : pos},${theta})`,
@@ -231,7 +232,7 @@ export class CudaBackend implements Backend {
     expectShape(vt, kt.rows, width, 'writeKV v');
     checkLayer(c, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
-      throw new CudaUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+      throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
     const [rel, pos] = this.position(startPos, 'writeKV');
     const { kvHeads, headDim, maxTokens } = c.spec;
@@ -247,19 +248,19 @@ export class CudaBackend implements Backend {
     const qt = tensorOf(q, 'attention q');
     const o = tensorOf(out, 'attention out');
     const { heads, kvHeads, headDim, scale } = spec;
-    if (!Number.isInteger(heads) || !Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads !== 0) throw new CudaUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
-    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new CudaUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
-    if (heads / kvHeads > 32) throw new CudaUsageError(`attention: ${heads / kvHeads} query heads per kv head; the CUDA kernels take at most 32`);
-    if (headDim > 256) throw new CudaUsageError(`attention: head_dim ${headDim} > 256 is not supported by the CUDA kernels`);
-    if (!Number.isFinite(scale)) throw new CudaUsageError(`attention: scale must be finite, got ${scale}`);
+    if (!Number.isInteger(heads) || !Number.isInteger(kvHeads) || kvHeads < 1 || heads % kvHeads !== 0) throw new BackendUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
+    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new BackendUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
+    if (heads / kvHeads > 32) throw new BackendUsageError(`attention: ${heads / kvHeads} query heads per kv head; the CUDA kernels take at most 32`);
+    if (headDim > 256) throw new BackendUsageError(`attention: head_dim ${headDim} > 256 is not supported by the CUDA kernels`);
+    if (!Number.isFinite(scale)) throw new BackendUsageError(`attention: scale must be finite, got ${scale}`);
     const window = spec.slidingWindow ?? 0;
-    if (!Number.isInteger(window) || window < 0) throw new CudaUsageError(`attention: slidingWindow must be a positive integer, got ${spec.slidingWindow}`);
+    if (!Number.isInteger(window) || window < 0) throw new BackendUsageError(`attention: slidingWindow must be a positive integer, got ${spec.slidingWindow}`);
     expectShape(qt, qt.rows, heads * headDim, 'attention q');
     expectShape(o, qt.rows, heads * headDim, 'attention out');
-    if (o.storage === qt.storage) throw new CudaUsageError('attention: out shares storage with q');
+    if (o.storage === qt.storage) throw new BackendUsageError('attention: out shares storage with q');
     checkLayer(c, layer, 'attention');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
-      throw new CudaUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+      throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
     const [rel, pos] = this.position(startPos, 'attention');
     const capacity = attentionKeyCapacity(this.passes.inPass ? this.passes.passTokens : 0, qt.rows, startPos, c.spec.maxTokens);
@@ -326,13 +327,26 @@ export class CudaBackend implements Backend {
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
     const l = tensorOf(logits, 'sample');
-    if (l.rows !== 1) throw new CudaUsageError(`sample: expected one row of logits, got ${l.rows}`);
+    if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     validateSamplingParams(params);
     const h = deviceHistory(params.history, l.cols);
     this.flush();
     const token = native(() => this.n.sample(this.ctx, l.ptr, l.cols, h.ids, h.counts, packSamplingParams(params, h.serial)));
     if (token < 0) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
     return token;
+  }
+
+  /**
+   * Measures the device's achievable memory bandwidth with a 128-bit copy kernel (the bound the decode
+   * kernels are compared with).
+   * @param bytes - size of the buffer copied (two such buffers are allocated)
+   * @param iterations - copies timed with CUDA events
+   * @returns bytes moved per second, reads plus writes
+   */
+  measureCopyBandwidth(bytes = 2 ** 30, iterations = 20): number {
+    this.alive();
+    this.flush();
+    return native(() => this.n.copyBandwidth(this.ctx, bytes, iterations));
   }
 
   memory(): { weights: number; activations: number; kvCache: number } {
@@ -384,7 +398,7 @@ export class CudaBackend implements Backend {
    * captured graph serves later steps); outside, absolute.
    */
   private position(startPos: number, what: string): [usePassPos: 0 | 1, value: number] {
-    if (!Number.isInteger(startPos) || startPos < 0) throw new CudaUsageError(`${what}: invalid startPos ${startPos}`);
+    if (!Number.isInteger(startPos) || startPos < 0) throw new BackendUsageError(`${what}: invalid startPos ${startPos}`);
     return this.passes.inPass ? [1, startPos - this.passes.passStart] : [0, startPos];
   }
 
@@ -414,7 +428,7 @@ export class CudaBackend implements Backend {
   }
 
   private alive(): void {
-    if (this.disposed) throw new CudaUsageError('the CUDA backend was disposed');
+    if (this.disposed) throw new BackendUsageError('the CUDA backend was disposed');
   }
 }
 
@@ -428,5 +442,5 @@ export function attentionKeyCapacity(passTokens: number, rows: number, startPos:
 }
 
 function checkLayer(c: CudaKVCache, layer: number, what: string): void {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new CudaUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
 }

@@ -37,14 +37,6 @@ export class CudaOutOfMemoryError extends CudaError {
   }
 }
 
-/**
- * A backend object was used after it was freed, or an op got tensors of the wrong shape. Its `name` is
- * `BackendUsageError`, the name core's backends use for the same mistakes.
- */
-export class CudaUsageError extends Error {
-  override name = 'BackendUsageError';
-}
-
 /** The shape of the errors the native addon throws (see native/addon.cc). */
 interface NativeErrorFields {
   message: string;

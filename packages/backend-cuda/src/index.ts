@@ -8,6 +8,6 @@ export { cudaBackend } from './open.js';
 export type { CudaBackendOptions } from './open.js';
 export { CudaBackend, attentionKeyCapacity } from './backend.js';
 export type { PassStats } from './pass.js';
-export { CudaError, CudaOutOfMemoryError, CudaUnavailableError, CudaUsageError } from './errors.js';
+export { CudaError, CudaOutOfMemoryError, CudaUnavailableError } from './errors.js';
 export { deviceWeightLayout } from './weights.js';
 export type { DeviceWeightLayout } from './weights.js';

@@ -1,5 +1,5 @@
 import type { KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
-import { CudaUsageError } from './errors.js';
+import { BackendUsageError } from '@qwen2-ts/core';
 
 let nextId = 1;
 
@@ -86,26 +86,26 @@ export function kvCacheBytes(spec: KVCacheSpec): number {
 
 /** Casts and checks a tensor handed to the CUDA backend. */
 export function tensorOf(t: Tensor, what: string): CudaTensor {
-  if (!(t instanceof CudaTensor)) throw new CudaUsageError(`${what}: not a tensor of the CUDA backend`);
-  if (t.storage.freed) throw new CudaUsageError(`${what}: tensor used after free`);
+  if (!(t instanceof CudaTensor)) throw new BackendUsageError(`${what}: not a tensor of the CUDA backend`);
+  if (t.storage.freed) throw new BackendUsageError(`${what}: tensor used after free`);
   return t;
 }
 
 /** Casts and checks a weight handed to the CUDA backend. */
 export function weightOf(w: Weight, what: string): CudaWeight {
-  if (!(w instanceof CudaWeight)) throw new CudaUsageError(`${what}: not a weight of the CUDA backend`);
-  if (w.freed) throw new CudaUsageError(`${what}: weight '${w.name}' used after free`);
+  if (!(w instanceof CudaWeight)) throw new BackendUsageError(`${what}: not a weight of the CUDA backend`);
+  if (w.freed) throw new BackendUsageError(`${what}: weight '${w.name}' used after free`);
   return w;
 }
 
 /** Casts and checks a KV cache handed to the CUDA backend. */
 export function cacheOf(c: KVCache, what: string): CudaKVCache {
-  if (!(c instanceof CudaKVCache)) throw new CudaUsageError(`${what}: not a KV cache of the CUDA backend`);
-  if (c.freed) throw new CudaUsageError(`${what}: KV cache used after free`);
+  if (!(c instanceof CudaKVCache)) throw new BackendUsageError(`${what}: not a KV cache of the CUDA backend`);
+  if (c.freed) throw new BackendUsageError(`${what}: KV cache used after free`);
   return c;
 }
 
 /** Throws unless a tensor has the expected shape. */
 export function expectShape(t: Tensor, rows: number, cols: number, what: string): void {
-  if (t.rows !== rows || t.cols !== cols) throw new CudaUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+  if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
 }

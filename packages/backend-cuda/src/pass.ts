@@ -1,4 +1,4 @@
-import { CudaUsageError } from './errors.js';
+import { BackendUsageError } from '@qwen2-ts/core';
 
 /** One enqueued op of a pass, recorded so that the whole pass can be replayed from a CUDA graph. */
 export interface RecordedOp {
@@ -78,9 +78,9 @@ export class PassScheduler {
   }
 
   begin(tokens: number, startPos: number): void {
-    if (this.open) throw new CudaUsageError('beginPass: a pass is already open (missing endPass)');
+    if (this.open) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
     if (!Number.isInteger(tokens) || tokens < 1 || !Number.isInteger(startPos) || startPos < 0) {
-      throw new CudaUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+      throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
     }
     this.open = true;
     this.tokens = tokens;
@@ -108,7 +108,7 @@ export class PassScheduler {
   }
 
   end(): void {
-    if (!this.open) throw new CudaUsageError('endPass: no pass is open');
+    if (!this.open) throw new BackendUsageError('endPass: no pass is open');
     const ops = this.takeOps();
     const key = this.flushed ? undefined : this.keyOf(ops);
     this.open = false;

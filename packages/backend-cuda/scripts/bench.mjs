@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+// Decode and prefill throughput of the CUDA backend at real Qwen2 shapes (random weights: speed does not
+// depend on the values), side by side with the memory-bandwidth bound measured on the same GPU by a copy
+// kernel. Where CUDA is unusable it prints one line and exits 0.
+//
+//   node scripts/bench.mjs [--models 0.5B,7B] [--formats bf16,q4_0] [--steps 128] [--prefill 512]
+import { f32ToBf16, f32ToF16, Qwen2Model } from '@qwen2-ts/core';
+import { cudaAvailability, cudaBackend } from '../dist/index.js';
+
+const SHAPES = {
+  '0.5B': { vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2, headDim: 64, tieWordEmbeddings: true },
+  '1.5B': { vocabSize: 151936, hiddenSize: 1536, intermediateSize: 8960, numHiddenLayers: 28, numAttentionHeads: 12, numKeyValueHeads: 2, headDim: 128, tieWordEmbeddings: true },
+  '7B': { vocabSize: 152064, hiddenSize: 3584, intermediateSize: 18944, numHiddenLayers: 28, numAttentionHeads: 28, numKeyValueHeads: 4, headDim: 128, tieWordEmbeddings: false },
+};
+// Issue 9's targets on an H200.
+const TARGETS = { decodeRatio7B: 0.75, decode05B: 1000, prefill7B: 20000 };
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const models = opt('--models', '0.5B,7B').split(',');
+const formats = opt('--formats', 'bf16,q4_0').split(',');
+const steps = Number(opt('--steps', '128'));
+const prefillTokens = Number(opt('--prefill', '512'));
+
+const availability = cudaAvailability();
+if (!availability.available) {
+  console.log(`[backend-cuda bench] skipped: ${availability.reason}`);
+  process.exit(0);
+}
+
+/** xorshift32: fast, seeded, good enough to fill weights. */
+function rng(seed) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}
+
+const hostCache = new Map();
+/** A random host weight of `format` (values ~ N(0, std)); one per shape, reused by every layer. */
+function hostWeight(format, rows, cols, std) {
+  const key = `${format}:${rows}x${cols}:${std}`;
+  if (hostCache.has(key)) return hostCache.get(key);
+  const next = rng(rows * 31 + cols);
+  const n = rows * cols;
+  let w;
+  if (format === 'bf16' || format === 'f16') {
+    // A pool of normal samples, then random picks from it: ~1 ns per value.
+    const pool = new Uint16Array(65536);
+    for (let i = 0; i < pool.length; i++) {
+      const u = (next() + 1) / 4294967297, v = (next() + 1) / 4294967297;
+      const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v) * std;
+      pool[i] = format === 'bf16' ? f32ToBf16(z) : f32ToF16(z);
+    }
+    const data = new Uint16Array(n);
+    for (let i = 0; i < n; i++) data[i] = pool[next() & 0xffff];
+    w = { format, rows, cols, data };
+  } else if (format === 'q8_0' || format === 'q4_0') {
+    const quants = format === 'q8_0' ? new Int8Array(n) : new Uint8Array(n / 2);
+    const words = new Uint32Array(quants.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = next();
+    // Uniform quants have std ~ 4.6 (q4_0) or ~ 74 (q8_0): scale them to `std`.
+    const scale = f32ToF16(format === 'q4_0' ? std / 4.6 : std / 74);
+    w = { format, rows, cols, scales: new Uint16Array(n / 32).fill(scale), quants };
+  } else {
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = ((next() / 4294967296) * 2 - 1) * std * 1.7;
+    w = { format: 'f32', rows, cols, data };
+  }
+  hostCache.set(key, w);
+  return w;
+}
+
+const ones = (n) => ({ format: 'f32', rows: 1, cols: n, data: new Float32Array(n).fill(1) });
+const small = (n) => ({ format: 'f32', rows: 1, cols: n, data: new Float32Array(n).fill(0.01) });
+
+async function uploadModel(backend, c, format) {
+  const H = c.hiddenSize, I = c.intermediateSize, qw = c.numAttentionHeads * c.headDim, kvw = c.numKeyValueHeads * c.headDim;
+  const up = (w, name) => backend.uploadWeight(w, name);
+  const embed = await up(hostWeight(format, c.vocabSize, H, 1), 'embed');
+  const layers = [];
+  for (let l = 0; l < c.numHiddenLayers; l++) {
+    layers.push({
+      inputNorm: await up(ones(H), 'in_norm'), postNorm: await up(ones(H), 'post_norm'),
+      q: await up(hostWeight(format, qw, H, 1 / Math.sqrt(H)), 'q'), k: await up(hostWeight(format, kvw, H, 1 / Math.sqrt(H)), 'k'),
+      v: await up(hostWeight(format, kvw, H, 1 / Math.sqrt(H)), 'v'),
+      qBias: await up(small(qw), 'qb'), kBias: await up(small(kvw), 'kb'), vBias: await up(small(kvw), 'vb'),
+      o: await up(hostWeight(format, H, qw, 1 / Math.sqrt(qw)), 'o'),
+      gate: await up(hostWeight(format, I, H, 1 / Math.sqrt(H)), 'gate'), up: await up(hostWeight(format, I, H, 1 / Math.sqrt(H)), 'up'),
+      down: await up(hostWeight(format, H, I, 1 / Math.sqrt(I)), 'down'),
+    });
+  }
+  const norm = await up(ones(H), 'norm');
+  const lmHead = c.tieWordEmbeddings ? embed : await up(hostWeight(format, c.vocabSize, H, 1 / Math.sqrt(H)), 'lm_head');
+  let layerBytes = 0;
+  for (const L of layers) for (const w of Object.values(L)) layerBytes += w.bytes;
+  const bytes = embed.bytes + layerBytes + norm.bytes + (c.tieWordEmbeddings ? 0 : lmHead.bytes);
+  // What one decode step reads: every layer weight, the final norm and the whole head (one embedding row).
+  const perToken = layerBytes + norm.bytes + lmHead.bytes;
+  return { weights: { embed, layers, norm, lmHead, bytes, fallbacks: [] }, perToken };
+}
+
+const fullConfig = (shape) => ({ ...SHAPES[shape], rmsNormEps: 1e-6, ropeTheta: 1e6, maxPositionEmbeddings: 32768, maxWindowLayers: SHAPES[shape].numHiddenLayers });
+const gb = (b) => (b / 1e9).toFixed(2);
+
+const probe = await cudaBackend();
+console.log(`[backend-cuda bench] ${probe.info.device}`);
+const bandwidth = probe.measureCopyBandwidth(2 ** 30, 20);
+console.log(`copy kernel bandwidth: ${gb(bandwidth)} GB/s (1 GiB buffers, reads + writes)`);
+await probe.dispose();
+
+for (const shape of models) {
+  for (const format of formats) {
+    const backend = await cudaBackend();
+    const config = fullConfig(shape);
+    const t0 = performance.now();
+    const { weights, perToken } = await uploadModel(backend, config, format);
+    const loadS = (performance.now() - t0) / 1e3;
+    const ids = (n, s = 1) => Int32Array.from({ length: n }, (_, i) => (i * 7919 + s) % config.vocabSize);
+
+    // Decode: a short prompt, then `steps` single-token passes (CUDA graphs after the second step).
+    const model = new Qwen2Model(backend, config, weights, { maxChunk: prefillTokens });
+    const seq = model.createSequence(steps + 64);
+    let id = (await backend.argmax(model.forward(seq, ids(16))))[0];
+    for (let i = 0; i < 4; i++) id = (await backend.argmax(model.forward(seq, [id])))[0];
+    const d0 = performance.now();
+    for (let i = 0; i < steps; i++) id = (await backend.argmax(model.forward(seq, [id])))[0];
+    const decodeS = (performance.now() - d0) / 1e3;
+    const tps = steps / decodeS;
+    const bound = bandwidth / perToken;
+    const stats = backend.passStats;
+    console.log(`Qwen2-${shape} ${format} decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${gb(perToken)} GB/token) | ratio ${(tps / bound).toFixed(3)} | passes eager ${stats.eager}, captured ${stats.captured}, replayed ${stats.replayed} | weights ${gb(weights.bytes)} GB uploaded in ${loadS.toFixed(1)} s`);
+    if (shape === '7B' && format === 'bf16') console.log(`  target: ratio >= ${TARGETS.decodeRatio7B} -> ${tps / bound >= TARGETS.decodeRatio7B ? 'met' : 'NOT met'}`);
+    if (shape === '0.5B') console.log(`  target: >= ${TARGETS.decode05B} tokens/s -> ${tps >= TARGETS.decode05B ? 'met' : 'NOT met'}`);
+    seq.free();
+
+    // Prefill: one pass of `prefillTokens` tokens into an empty cache, best of 3.
+    let best = Infinity;
+    for (let r = 0; r < 3; r++) {
+      const s = model.createSequence(prefillTokens + 8);
+      const p0 = performance.now();
+      await backend.argmax(model.forward(s, ids(prefillTokens, r)));
+      best = Math.min(best, (performance.now() - p0) / 1e3);
+      s.free();
+    }
+    const ptps = prefillTokens / best;
+    console.log(`Qwen2-${shape} ${format} prefill ${prefillTokens}: ${ptps.toFixed(0)} tokens/s (${(best * 1e3).toFixed(1)} ms)`);
+    if (shape === '7B') console.log(`  target: >= ${TARGETS.prefill7B} tokens/s -> ${ptps >= TARGETS.prefill7B ? 'met' : 'NOT met'}`);
+    model.dispose();
+    await backend.dispose();
+  }
+}

@@ -1,0 +1,46 @@
+#!/bin/sh
+# The CUDA backend's checks on a lent GPU (an H200 behind the `device` tool), in one go:
+#   1. the GPU and driver (nvidia-smi)
+#   2. core's conformance suite on CUDA (every op vs the reference backend, then the fixture models)
+#   3. the benchmark: copy-kernel bandwidth, then decode and prefill at Qwen2-0.5B and 7B shapes
+#
+# Prepare here (no GPU needed):
+#   cd /work/main && node_modules/.bin/pnpm --filter @qwen2-ts/backend-cuda build \
+#     && node packages/backend-cuda/scripts/device-prepare.mjs
+# Then run with the device tool from the repository root:
+#   command: sh packages/backend-cuda/scripts/device-check.sh
+#   carry:   ["packages/backend-cuda/build/Release", "packages/backend-cuda/build/device"]
+# Output lands in $OUT (conformance.log, bench.log) when $OUT is set. Set STEPS / MODELS / FORMATS to
+# shorten the benchmark.
+set -u
+cd "$(dirname "$0")/../../.." || exit 1
+D=packages/backend-cuda/build/device
+LOG=${OUT:-/tmp}
+export QWEN2_CUDA_ADDON="$PWD/packages/backend-cuda/build/Release/qwen2_cuda.node"
+
+NODE=""
+if command -v node >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+  NODE=$(command -v node)
+else
+  mkdir -p /tmp/qwen2-node
+  if command -v xz >/dev/null 2>&1; then
+    xz -dc "$D/node.xz" > /tmp/qwen2-node/node
+  else
+    python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$D/node.xz" /tmp/qwen2-node/node
+  fi
+  chmod +x /tmp/qwen2-node/node
+  NODE=/tmp/qwen2-node/node
+fi
+echo "== node: $NODE $($NODE --version)"
+echo "== gpu"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi failed"
+
+echo "== conformance (core's suite on CUDA)"
+$NODE "$D/conformance.mjs" > "$LOG/conformance.log" 2>&1
+CONF=$?
+grep -v '^✓' "$LOG/conformance.log" | head -n 200
+echo "conformance exit status: $CONF ($(grep -c '^✓' "$LOG/conformance.log") tests passed)"
+
+echo "== bench"
+$NODE "$D/bench.mjs" --models "${MODELS:-0.5B,7B}" --formats "${FORMATS:-bf16,q4_0}" --steps "${STEPS:-128}" 2>&1 | tee "$LOG/bench.log"
+exit $CONF

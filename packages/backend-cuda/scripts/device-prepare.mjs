@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Prepares what scripts/device-check.sh needs on a GPU machine that has no node_modules and maybe no
+// Node: run it here after `pnpm --filter @qwen2-ts/backend-cuda build`.
+//   build/device/conformance.mjs  core's conformance suite on CUDA, bundled with a vitest stand-in
+//   build/device/bench.mjs        scripts/bench.mjs, bundled
+//   build/device/node.xz          this Node binary, stripped and xz-compressed (skipped with --no-node)
+// It prints the `carry` list for the device tool.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(pkg, 'build', 'device');
+mkdirSync(out, { recursive: true });
+if (!existsSync(join(pkg, 'dist', 'index.js'))) throw new Error('build the package first (dist/index.js is missing)');
+if (!existsSync(join(pkg, 'build', 'Release', 'qwen2_cuda.node'))) throw new Error('the CUDA addon is not built (build/Release/qwen2_cuda.node is missing)');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+  alias: { vitest: join(pkg, 'scripts', 'device', 'vitest-shim.mjs') },
+  // Some dependencies are CommonJS and call require() for Node built-ins.
+  banner: { js: "import { createRequire as __qwen2CreateRequire } from 'node:module'; const require = __qwen2CreateRequire(import.meta.url);" },
+};
+await build({ ...common, entryPoints: [join(pkg, 'scripts', 'device', 'conformance-entry.mjs')], outfile: join(out, 'conformance.mjs') });
+await build({ ...common, entryPoints: [join(pkg, 'scripts', 'bench.mjs')], outfile: join(out, 'bench.mjs') });
+
+if (!process.argv.includes('--no-node')) {
+  const node = join(out, 'node');
+  copyFileSync(process.execPath, node);
+  try {
+    execFileSync('strip', [node]);
+  } catch {
+    console.error('[device-prepare] strip not available: carrying an unstripped node');
+  }
+  execFileSync('xz', ['-9', '-f', '-T1', node]);
+}
+for (const f of ['conformance.mjs', 'bench.mjs', 'node.xz']) {
+  const p = join(out, f);
+  if (existsSync(p)) console.error(`[device-prepare] ${join('build', 'device', f)}: ${(statSync(p).size / 2 ** 20).toFixed(1)} MiB`);
+}
+console.error('[device-prepare] carry: ["packages/backend-cuda/build/Release", "packages/backend-cuda/build/device"]');
