@@ -82,9 +82,11 @@ describe('header parser fuzzing', () => {
     let parsed = 0;
     let rejected = 0;
     let unchanged = 0;
+    let slowest = 0;
     const reasons = new Set<string>();
     for (let seed = 1; seed <= 4000; seed++) {
       const bytes = mutate(seedFile, rng(seed));
+      const started = performance.now();
       try {
         const h = await readSafetensorsHeader(memoryFile(`fuzz-${seed}`, bytes));
         // Whatever parses must be self-consistent: ranges inside the file, sizes matching, no overlap.
@@ -102,9 +104,13 @@ describe('header parser fuzzing', () => {
         expect(e.message.startsWith(`fuzz-${seed}: `)).toBe(true);
         reasons.add(e.problem.replace(/\(.*$/, '').replace(/'[^']*'/g, 'X').replace(/\[.*\]|"[^"]*"|\d+/g, 'N'));
         rejected++;
+      } finally {
+        slowest = Math.max(slowest, performance.now() - started);
       }
     }
     expect(parsed + rejected).toBe(4000);
+    // No mutant makes the parser spin: the issue's bound is "within a second" per file.
+    expect(slowest).toBeLessThan(1000);
     expect(unchanged).toBeLessThan(parsed);
     // The mutations reach many different checks, and some mutants (e.g. whitespace changes) stay valid.
     expect(rejected).toBeGreaterThan(2000);
