@@ -130,3 +130,21 @@ export function withLoneSurrogates(rng: Rng, text: string): string {
   const lone = pick(rng, ['\ud800', '\udfff', '\udc00\ud800', '\ud83d', '\ude00x', '\ud83d\ud83d']);
   return text.slice(0, at) + lone + text.slice(at);
 }
+
+const ANY_PLANE = [0, 0, 0, 1, 1, 2, 3, 14];
+const NOT_A_CHARACTER = /\p{Cn}|\p{Cs}|\p{Co}/u;
+const MARK_HEAVY = ["'s", "'S", "'ſ", "'ll", ' ', '\n', '\r\n', '\t', '\u0085', '\ufeff', '\u3000', '<|im_start|>', '<|endoftext|>', 'a', 'Z', '1', '!', '😀', '\u0301', '\u0316', '\u0307', '\u0334', '中', 'x\u0338'];
+
+/**
+ * A string mixing common pieces with random assigned code points of any plane and any Unicode version
+ * (what the host knows): exercises the pinned regex classes and NFC's knowledge of combining marks.
+ */
+export function randomAnyCodePointText(rng: Rng): string {
+  return repeat(rng, 1, 10, () => {
+    if (rng() < 0.5) return pick(rng, MARK_HEAVY);
+    for (;;) {
+      const ch = String.fromCodePoint(pick(rng, ANY_PLANE) * 0x10000 + Math.floor(rng() * 0x10000));
+      if (!NOT_A_CHARACTER.test(ch)) return ch;
+    }
+  });
+}

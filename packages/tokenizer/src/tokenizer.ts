@@ -6,6 +6,7 @@ import { TokenizerError } from './errors.js';
 import { parseTokenizerFiles, type TokenizerConfig, type TokenizerFiles } from './load-files.js';
 import { MergeTable } from './merge-table.js';
 import { TokenIndex } from './token-index.js';
+import { referenceNfc } from './normalize.js';
 import { splitPieces } from './pre-tokenizer.js';
 import { createByteStreamDecoder, type StreamDecoder } from './stream-decoder.js';
 
@@ -101,7 +102,7 @@ export class Qwen2Tokenizer {
     const added = [...this.addedById.values()];
     this.matcher = new AddedTokenMatcher(added.filter((t) => !t.normalized));
     this.normalizedMatcher = new AddedTokenMatcher(
-      added.filter((t) => t.normalized).map((t) => ({ ...t, content: t.content.normalize('NFC') })),
+      added.filter((t) => t.normalized).map((t) => ({ ...t, content: referenceNfc(t.content) })),
     );
 
     const eos = spec.config.eosToken ?? '<|endoftext|>';
@@ -139,7 +140,7 @@ export class Qwen2Tokenizer {
 
   /** NFC, normalized added tokens, then pre-tokenizer + BPE. */
   private encodeText(raw: string, allowSpecial: boolean, out: number[]): void {
-    const text = raw.normalize('NFC');
+    const text = referenceNfc(raw);
     if (this.normalizedMatcher.isEmpty) {
       this.encodeNormalized(text, out);
       return;

@@ -1,4 +1,4 @@
-import { LETTER_RANGES, NUMBER_RANGES, WHITESPACE_RANGES } from './unicode-classes.generated.js';
+import { LETTER_RANGES, NFC_UNKNOWN_RANGES, NUMBER_RANGES, WHITESPACE_RANGES } from './unicode-classes.generated.js';
 
 /** Bit set in {@link codePointClasses} for `\p{L}`. */
 export const LETTER = 1;
@@ -6,6 +6,8 @@ export const LETTER = 1;
 export const NUMBER = 2;
 /** Bit set in {@link codePointClasses} for the reference engine's `\s`. */
 export const WHITESPACE = 4;
+/** Bit set in {@link codePointClasses} for code points the reference's NFC does not know. */
+export const NFC_UNKNOWN = 8;
 
 let table: Uint8Array | undefined;
 
@@ -25,6 +27,7 @@ export function codePointClasses(): Uint8Array {
   mark(LETTER_RANGES, LETTER);
   mark(NUMBER_RANGES, NUMBER);
   mark(WHITESPACE_RANGES, WHITESPACE);
+  mark(NFC_UNKNOWN_RANGES, NFC_UNKNOWN);
   table = t;
   return t;
 }
