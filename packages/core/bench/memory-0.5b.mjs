@@ -3,7 +3,8 @@
 // temp folder, loads it on the reference backend in a fresh process, and prints that process's peak RSS
 // next to the bytes the backend keeps (target: peak RSS within 1.2x of them).
 //
-//   node bench/memory-0.5b.mjs [--dtype auto|f32|f16|bf16|q8_0|q4_0] [--forward] [--keep]
+//   node bench/memory-0.5b.mjs [--dtype auto,q8_0,...] [--forward] [--keep]
+// (--dtype: a comma-separated list of auto|f32|f16|bf16|q8_0|q4_0, each measured in its own process)
 //
 // Needs the built dist (`pnpm --filter @qwen2-ts/core build`). --forward also times one decode step.
 import { spawnSync } from 'node:child_process';
@@ -24,7 +25,7 @@ if (args[0] === '--child') await child(args[1], args[2], flag('--forward'));
 else await parent();
 
 async function parent() {
-  const dtype = option('--dtype', 'auto');
+  const dtype = option('--dtype', 'auto,q8_0');
   const dir = mkdtempSync(join(tmpdir(), 'qwen2-0.5b-random-'));
   try {
     copyFileSync(join(configDir, 'config.json'), join(dir, 'config.json'));
@@ -32,8 +33,10 @@ async function parent() {
     const t0 = performance.now();
     const bytes = writeRandomCheckpoint(dir, JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')));
     console.log(`wrote ${(bytes / MiB).toFixed(0)} MiB of random bf16 weights at Qwen2-0.5B shapes in ${((performance.now() - t0) / 1000).toFixed(1)} s (${dir})`);
-    const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, dtype, ...(flag('--forward') ? ['--forward'] : [])], { stdio: 'inherit' });
-    if (run.status !== 0) process.exitCode = run.status ?? 1;
+    for (const d of dtype.split(',')) {
+      const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, d, ...(flag('--forward') ? ['--forward'] : [])], { stdio: 'inherit' });
+      if (run.status !== 0) process.exitCode = run.status ?? 1;
+    }
   } finally {
     if (flag('--keep')) console.log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
@@ -74,9 +77,12 @@ async function child(dir, dtype, forward) {
   ];
   console.log(`loaded with dtype '${dtype}' in ${loadS.toFixed(1)} s; fallbacks: ${weights.fallbacks.length}`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(34)} ${(v / MiB).toFixed(1).padStart(9)} MiB`);
-  console.log(`  peak RSS / backend bytes            ${(peak / kept).toFixed(3)}x   (target <= 1.2x)`);
+  // The 1.2x target is for keeping the checkpoint's dtype. Quantizing needs one whole tensor's raw bytes
+  // beside the result (Checkpoint.read returns whole tensors; the embedding alone is 272 MiB in bf16).
+  const target = dtype === 'auto' || dtype === 'bf16';
+  console.log(`  peak RSS / backend bytes            ${(peak / kept).toFixed(3)}x   ${target ? '(target <= 1.2x)' : '(no target: + one raw bf16 tensor in flight)'}`);
   console.log(`  (peak RSS - Node baseline) / bytes  ${((peak - baseline) / kept).toFixed(3)}x`);
-  if (peak / kept > 1.2) process.exitCode = 2;
+  if (target && peak / kept > 1.2) process.exitCode = 2;
 }
 
 /** Writes model.safetensors (BF16, HF names and shapes) tensor by tensor, in pieces; returns data bytes. */
