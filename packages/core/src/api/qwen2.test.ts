@@ -175,6 +175,19 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     await expect(model.openai.chat.completions.create({ messages, n: 2 })).rejects.toThrow(/n = 2/);
   });
 
+  it('reports load progress and honours an abort signal', async () => {
+    const events: { phase: string; overallLoaded: number; overallTotal: number }[] = [];
+    const m = await Qwen2.load(modelDir, { tokenizer: model.tokenizer, maxContext: 16, dtype: 'q8_0', onProgress: (p) => events.push(p) });
+    expect(m.backend.memory().weights).toBe(m.weightsBytes);
+    await m.dispose();
+    const reads = events.filter((e) => e.phase === 'read');
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.at(-1)!.overallLoaded).toBe(reads.at(-1)!.overallTotal);
+    const controller = new AbortController();
+    controller.abort(new Error('stop loading'));
+    await expect(Qwen2.load(modelDir, { tokenizer: model.tokenizer, signal: controller.signal })).rejects.toThrow('stop loading');
+  });
+
   it('names the sizes when the context is full', async () => {
     const small = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 8 });
     try {
