@@ -43,6 +43,20 @@ function browserCacheOption(options: OpenModelOptions): { storage?: CacheStorage
 }
 
 /**
+ * The Hub without a file system (browsers): its resolve URLs serve CORS and redirects to a CDN, so the
+ * Hub is a URL folder at `{endpoint}/{repo}/resolve/{revision}/`, cached with the Cache API when available.
+ * @internal exported for tests
+ */
+export async function openHubOverHttp(spec: string, options: OpenModelOptions): Promise<OpenedModel> {
+  const ref = parseHubSpec(spec, options.revision);
+  const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+  const base = `${endpoint}/${ref.repoId}/resolve/${encodeURIComponent(ref.revision)}/`;
+  const { signal, onProgress } = options;
+  return openRemoteModel(base, `${ref.repoId}@${ref.revision}`, { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options), headers });
+}
+
+/**
  * Opens a Qwen2 model from any source: reads and validates config.json (and generation_config.json),
  * reads the tokenizer files, and opens the safetensors checkpoint for lazy reads.
  * @param spec - a local folder path, an http(s) URL of a folder, 'owner/name' or 'owner/name@revision' (Hub),
@@ -80,13 +94,6 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     }
     return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress });
   }
-  if (HUB_ID.test(spec)) {
-    // Browsers: the Hub's resolve URLs serve CORS and Range, so the Hub is a URL folder (cached via the Cache API).
-    const ref = parseHubSpec(spec, options.revision);
-    const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
-    const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
-    const base = `${endpoint}/${ref.repoId}/resolve/${encodeURIComponent(ref.revision)}/`;
-    return openRemoteModel(base, `${ref.repoId}@${ref.revision}`, { ...remote, headers });
-  }
+  if (HUB_ID.test(spec)) return openHubOverHttp(spec, options);
   throw new ModelNotFoundError(spec, `${spec}: not a URL or Hub id (owner/name), and local folders need Node (in browsers pass a FileSystemDirectoryHandle or File[])`);
 }

@@ -6,7 +6,7 @@
 import { ModelNotFoundError, RemoteFileError } from '../errors.js';
 import type { LoadProgress } from '../open-folder.js';
 import { blobFile, type ModelFolder } from '../random-access.js';
-import { joinUrl, type UrlFolderOptions } from '../remote/url-folder.js';
+import { accessHint, joinUrl, type UrlFolderOptions } from '../remote/url-folder.js';
 
 /** Default Cache API cache name. */
 export const DEFAULT_CACHE_NAME = 'qwen2-ts-models';
@@ -58,7 +58,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
     }
     if (!response.ok || !response.body) {
       await response.body?.cancel();
-      throw new RemoteFileError(url, `${url}: HTTP ${response.status}`, response.status);
+      throw new RemoteFileError(url, `${url}: HTTP ${response.status}${accessHint(response.status)}`, response.status);
     }
     const total = Number(response.headers.get('content-length') ?? NaN);
     let loaded = 0;

@@ -21,8 +21,11 @@ export async function openRemoteModel(base: string, source: string, options: Rem
   if (!options.cache) return openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress });
   const folderOptions: CachedUrlFolderOptions = { ...options, ...options.cache };
   const folder = await openCachedUrlFolder(base, folderOptions, source);
-  const indexText = await folder.readText(INDEX_FILE, signal);
-  const weights = indexText === undefined ? [SINGLE_FILE] : [...new Set(parseIndex(`${source}/${INDEX_FILE}`, indexText).values())];
-  if (await folder.readText('config.json', signal) !== undefined) await folder.prefetch(weights, signal);
+  // config.json first: a wrong URL or a refused token fails on it, before any weight is fetched.
+  if ((await folder.readText('config.json', signal)) !== undefined) {
+    const indexText = await folder.readText(INDEX_FILE, signal);
+    const weights = indexText === undefined ? [SINGLE_FILE] : [...new Set(parseIndex(`${source}/${INDEX_FILE}`, indexText).values())];
+    await folder.prefetch(weights, signal);
+  }
   return openModelFolder(folder, source, { signal, onProgress });
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelNotFoundError, RemoteFileError } from '../errors.js';
 import { openModel } from '../model.js';
 import type { LoadProgress } from '../open-folder.js';
+import { memoryCacheStorage } from '../test-support/memory-cache.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../fixtures/', import.meta.url));
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -81,26 +82,6 @@ describe('URL source (HTTP Range)', () => {
     await expect(openModel(`${base}/ranged/models/nothing-here/`)).rejects.toThrow(ModelNotFoundError);
   });
 });
-
-/** A minimal in-memory Cache API (Node 20 has none), enough for put/match/delete by URL. */
-function memoryCacheStorage(): CacheStorage & { entries: Map<string, { blob: Blob; status: number }> } {
-  const entries = new Map<string, { blob: Blob; status: number }>();
-  const key = (r: RequestInfo | URL) => (typeof r === 'string' ? r : r instanceof URL ? r.href : r.url);
-  const cache = {
-    async match(r: RequestInfo | URL) {
-      const entry = entries.get(key(r));
-      return entry && new Response(entry.status === 404 ? null : entry.blob, { status: entry.status });
-    },
-    async put(r: RequestInfo | URL, response: Response) {
-      const blob = await response.blob(); // the whole body, or a rejection: nothing is stored half-way
-      entries.set(key(r), { blob, status: response.status });
-    },
-    async delete(r: RequestInfo | URL) {
-      return entries.delete(key(r));
-    },
-  };
-  return { entries, open: async () => cache } as unknown as CacheStorage & { entries: Map<string, { blob: Blob; status: number }> };
-}
 
 describe('browser caching with the Cache API', () => {
   it('downloads a model once with overall progress, and a reload reads everything from the cache', async () => {

@@ -6,6 +6,11 @@
 import { ModelNotFoundError, RemoteFileError } from '../errors.js';
 import type { ModelFolder, RandomAccessFile } from '../random-access.js';
 
+/** What to do about a refused request (a gated or private Hub model, usually). */
+export function accessHint(status: number): string {
+  return status === 401 || status === 403 ? ' (access refused: for a gated or private Hugging Face model pass a token with access)' : '';
+}
+
 /** Options for {@link openUrlFolder}. */
 export interface UrlFolderOptions { fetch?: typeof fetch; headers?: Record<string, string> }
 
@@ -44,7 +49,7 @@ export async function openUrlFile(url: string, options: UrlFolderOptions = {}, s
     await probe.body?.cancel();
     throw new RemoteFileError(url, probe.ok
       ? `${url}: the server ignored the Range request (HTTP ${probe.status}); it must support byte ranges (and expose Content-Range cross-origin)`
-      : `${url}: HTTP ${probe.status}`, probe.status);
+      : `${url}: HTTP ${probe.status}${accessHint(probe.status)}`, probe.status);
   }
   await probe.body?.cancel();
   const size = range.total;
@@ -114,7 +119,7 @@ export function openUrlFolder(base: string, options: UrlFolderOptions = {}, sour
       }
       if (!response.ok) {
         await response.body?.cancel();
-        throw new RemoteFileError(url, `${url}: HTTP ${response.status}`, response.status);
+        throw new RemoteFileError(url, `${url}: HTTP ${response.status}${accessHint(response.status)}`, response.status);
       }
       return response.text();
     },

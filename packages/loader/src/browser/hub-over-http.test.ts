@@ -1,0 +1,61 @@
+// The browser Hub path (resolve URLs + Cache API), driven in Node against the loopback Hub with an
+// in-memory Cache API: the same code a page runs when given 'owner/name'.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RemoteFileError } from '../errors.js';
+import { openHubOverHttp, openModel } from '../model.js';
+import { memoryCacheStorage } from '../test-support/memory-cache.js';
+import { startMockHub, type MockHub } from '../test-support/mock-hub.js';
+
+const MODELS = fileURLToPath(new URL('../../../../fixtures/models/', import.meta.url));
+const read = (path: string) => new Uint8Array(readFileSync(path));
+const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const files = { 'config.json': read(`${MODELS}tiny-bf16-untied/config.json`), 'model.safetensors': read(`${MODELS}tiny-bf16-untied/model.safetensors`) };
+let hub: MockHub;
+
+beforeAll(async () => {
+  hub = await startMockHub({ 'acme/open': { files, commit: 'e'.repeat(40) }, 'acme/gated': { files, commit: 'f'.repeat(40), gatedToken: 'hf_secret' } });
+});
+afterAll(() => hub.close());
+
+describe('the Hub over HTTP with the Cache API (browser path)', () => {
+  it('downloads through the resolve URLs and the CDN redirect once, then serves from the cache', async () => {
+    const storage = memoryCacheStorage();
+    hub.log.length = 0;
+    const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } });
+    const local = await openModel(`${MODELS}tiny-bf16-untied`);
+    try {
+      expect(model.source).toBe('acme/open@main');
+      for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
+    } finally {
+      await model.close();
+      await local.close();
+    }
+    expect(hub.log.some((r) => r.method === 'GET' && r.path.startsWith('/cdn/'))).toBe(true);
+    hub.log.length = 0;
+    await (await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } })).close();
+    expect(hub.log).toEqual([]);
+  });
+
+  it('sends the token for a gated model, and says what to do without one', async () => {
+    const storage = memoryCacheStorage();
+    const error = await openHubOverHttp('acme/gated', { endpoint: hub.endpoint, browserCache: { storage } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteFileError);
+    expect((error as Error).message).toBe(`${hub.endpoint}/acme/gated/resolve/main/config.json: HTTP 401 (access refused: for a gated or private Hugging Face model pass a token with access)`);
+    hub.log.length = 0;
+    const model = await openHubOverHttp('acme/gated@' + 'f'.repeat(40), { endpoint: hub.endpoint, token: 'hf_secret', browserCache: { storage } });
+    expect(model.checkpoint.tensors.size).toBe(3 * 12 + 3);
+    await model.close();
+    expect(hub.log.filter((r) => r.path.includes('/resolve/')).every((r) => r.authorization === 'Bearer hf_secret')).toBe(true);
+  });
+
+  it('without a Cache API reads tensors with Range requests on the CDN', async () => {
+    hub.log.length = 0;
+    const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: false });
+    const bytes = await model.checkpoint.read('model.norm.weight');
+    await model.close();
+    expect(bytes.byteLength).toBe(128 * 2);
+    expect(hub.log.filter((r) => r.path.startsWith('/cdn/')).every((r) => r.range?.startsWith('bytes='))).toBe(true);
+  });
+});
