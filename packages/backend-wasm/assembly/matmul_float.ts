@@ -9,7 +9,7 @@
 import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32 } from './common';
 
 /** Rows of a half-precision panel converted at once (16 rows x K f32 must fit in the thread's scratch). */
-const PANEL: i32 = 16;
+export const PANEL: i32 = 16;
 
 @inline function biasAt(bias: usize, n: i32): f32 {
   return bias ? load<f32>(bias + (<usize>n << 2)) : 0;
@@ -19,7 +19,7 @@ const PANEL: i32 = 16;
  * The f32 core: rows [r0, r1) of `w` (row r at w + r*K*4) against all T tokens, writing out columns
  * colBase + r (bias indexed the same way).
  */
-@inline function f32Rows(x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, r0: i32, r1: i32, colBase: i32): void {
+@inline export function f32Rows(x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, r0: i32, r1: i32, colBase: i32): void {
   const rowBytes = <usize>K << 2;
   const K4 = K & ~3;
   let r = r0;

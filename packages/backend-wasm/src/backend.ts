@@ -13,6 +13,11 @@ const GiB = 1024 ** 3;
 const PANEL = 16;
 /** Largest input+output staging block when a weight lives in another memory than the activations. */
 const IO_BYTES = 32 * 1024 * 1024;
+/**
+ * From this many tokens on, q8_0/q4_0 matmuls dequantize 16-row panels to f32 and run the f32 GEMM
+ * (faster there than the int16 path, which pays its per-block scaling once per token; and exact).
+ */
+export const QUANT_PANEL_MIN_T = 16;
 
 /** Options of {@link wasmBackend}. */
 export interface WasmBackendOptions {
@@ -49,7 +54,8 @@ export async function wasmBackend(options: WasmBackendOptions = {}): Promise<Was
  *
  * Numerics: f32/f16/bf16 weights are multiplied in f32 (f16/bf16 widened exactly). q8_0/q4_0 weights
  * meet activations quantized to int16 per 32-value block (scale amax/32767): the block dot products
- * are exact integers, the only extra error is the activation rounding (relative 1.5e-5). The KV cache is f32;
+ * are exact integers, the only extra error is the activation rounding (relative 1.5e-5). Prefill
+ * chunks of {@link QUANT_PANEL_MIN_T} tokens or more dequantize weight panels to f32 instead (exact). The KV cache is f32;
  * RMSNorm sums squares in f64; RoPE angles are computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
@@ -465,6 +471,12 @@ export class WasmBackend implements Backend {
       }
       case 'q8_0':
       case 'q4_0': {
+        if (T >= QUANT_PANEL_MIN_T) {
+          const stride = PANEL * K * 4;
+          const base = A.scratchBlock('panel', stride * threads);
+          this.run(w.format === 'q8_0' ? 'matmul_q8_0_panel' : 'matmul_q4_0_panel', A.index, N, PANEL, [x, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
+          return;
+        }
         const xq = A.scratchBlock('xq', T * K * 2);
         const xs = A.scratchBlock('xs', (T * K) / 8);
         if (!quantized?.has(A)) {

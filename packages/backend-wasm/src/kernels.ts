@@ -23,7 +23,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8_0', 'matmul_q4_0', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matmul_q8_0', 'matmul_q4_0', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

@@ -137,9 +137,10 @@ describe('weights split across several wasm memories', () => {
     const split = await wasmBackend({ threads: 2, firstMemoryWeightBytes: 0, memoryWeightBytes: 40_000 });
     const single = await wasmBackend({ threads: 1 });
     try {
-      const T = 4, K = 128;
+      const K = 128;
       const r = rng(1);
-      for (const format of ['q4_0', 'q8_0', 'bf16', 'f32'] as const) {
+      // T = 4: matvec-style tiles and int16 activations; T = 20: GEMM panels.
+      for (const [format, T] of [['q4_0', 4], ['q8_0', 4], ['q4_0', 20], ['q8_0', 20], ['bf16', 20], ['f32', 4]] as const) {
         const { host } = randomWeight(format, 64, K, Math.floor(r() * 1000));
         const bias = randomF32(64, 5);
         const xData = randomF32(T * K, 6);
@@ -157,8 +158,8 @@ describe('weights split across several wasm memories', () => {
         }
         expect(results[0]).toEqual(results[1]);
       }
-      // q4_0 + q8_0 + bf16 (30 KB) share memory 1, the 32 KB f32 weight needs memory 2.
-      expect(split.memories).toBe(3);
+      // 75 KB of weights (never freed here) over memories of 40 KB: memory 0 plus at least two more.
+      expect(split.memories).toBeGreaterThanOrEqual(3);
       expect(single.memories).toBe(1);
     } finally {
       await split.dispose();
