@@ -120,6 +120,12 @@ describe('chat templates with tools (Qwen2.5 style)', () => {
     expect(ids.filter((id) => id === 151645).length).toBe(4);
   });
 
+  it('passes tools as none when absent, as transformers does', () => {
+    const template = '{% if tools is not none %}with tools{% else %}no tools{% endif %}';
+    expect(tok.applyChatTemplate([], { chatTemplate: template })).toBe('no tools');
+    expect(tok.applyChatTemplate([], { chatTemplate: template, tools: [weather] })).toBe('with tools');
+  });
+
   it('a chat template passed in options overrides the config one', () => {
     const text = tok.applyChatTemplate([{ role: 'user', content: 'x' }], { chatTemplate: '{{ messages[0].content }}!' });
     expect(text).toBe('x!');

@@ -285,6 +285,9 @@ export class Qwen2Tokenizer {
       pad_token: c.padToken ?? null,
       unk_token: c.unkToken ?? null,
       additional_special_tokens: c.additionalSpecialTokens,
+      // transformers passes None for absent tools/documents, so `tools is not none` tests work.
+      tools: null,
+      documents: null,
       ...options?.variables,
       messages,
       add_generation_prompt: options?.addGenerationPrompt ?? false,
