@@ -153,7 +153,8 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   c->pass_pos = static_cast<int*>(pos);
-  cudaMemset(c->pass_pos, 0, sizeof(int));
+  // On our stream: a non-blocking stream does not order itself after the legacy stream.
+  cudaMemsetAsync(c->pass_pos, 0, sizeof(int), c->stream);
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
   g_contexts.push_back(c);
