@@ -13,8 +13,11 @@ const COMMIT = /^[0-9a-f]{40}$/;
 /** Paths of one repo in the cache. */
 export class RepoCache {
   readonly root: string;
+  private readonly locks: string;
   constructor(cacheDir: string, readonly repoId: string) {
-    this.root = join(cacheDir, `models--${repoId.split('/').join('--')}`);
+    const folder = `models--${repoId.split('/').join('--')}`;
+    this.root = join(cacheDir, folder);
+    this.locks = join(cacheDir, '.locks', folder);
   }
   blob(etag: string): string {
     return join(this.root, 'blobs', etag);
@@ -24,6 +27,10 @@ export class RepoCache {
   }
   ref(revision: string): string {
     return join(this.root, 'refs', ...revision.split('/'));
+  }
+  /** Our lock for a blob download, beside huggingface_hub's lock folder. */
+  lock(etag: string): string {
+    return join(this.locks, `${etag}.qwen2-ts.lock`);
   }
   noExist(commit: string, file: string): string {
     return join(this.root, '.no_exist', commit, ...file.split('/'));

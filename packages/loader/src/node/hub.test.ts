@@ -185,6 +185,22 @@ describe('Hub download into the huggingface_hub cache layout', () => {
     expect(error).toMatchObject({ status: 503, message: `${hub.endpoint} answered HTTP 503 for acme/tiny@main/config.json` });
   });
 
+  it('lets two concurrent opens of one model share each download (one GET per blob)', async () => {
+    freshCache();
+    hub.slowMs = 2;
+    try {
+      const [a, b] = await Promise.all([1, 2].map(() => fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir })));
+      expect(a.dir).toBe(b.dir);
+    } finally {
+      hub.slowMs = 0;
+    }
+    for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'] as const) {
+      expect(gets().filter((r) => r.path === `/cdn/${sha256(sharded[shard])}`)).toHaveLength(1);
+      expect(sameBytes(readFileSync(join(cacheDir, 'models--acme--tiny', 'snapshots', COMMIT, shard)), sharded[shard])).toBe(true);
+    }
+    expect(readdirSync(join(cacheDir, '.locks', 'models--acme--tiny'))).toEqual([]);
+  });
+
   it('never leaves a corrupted download under its final name', async () => {
     freshCache();
     hub.corrupt.add('model-00001-of-00002.safetensors');

@@ -11,6 +11,7 @@ import { DEFAULT_RETRY, downloadBlob, type RetryPolicy } from './hub-download.js
 import { hubSettings } from './hub-env.js';
 import { headFile, HubUnreachableError, type FileMetadata, type HubRequestContext } from './hub-http.js';
 import { exists, RepoCache } from './hub-cache.js';
+import { withBlobLock } from './blob-lock.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -110,9 +111,11 @@ async function fetchBlobs(ctx: HubRequestContext, cache: RepoCache, ref: HubRef,
   const overallTotal = todo.reduce((sum, [, m]) => sum + m.size, 0);
   let finished = 0;
   for (const [file, meta] of todo) {
-    await downloadBlob(ctx, ref, file, meta, cache.blob(meta.etag), (loaded) => {
+    const blob = cache.blob(meta.etag);
+    // Another download of the same blob (other process or call) finishing first counts as ours.
+    await withBlobLock(cache.lock(meta.etag), () => exists(blob), () => downloadBlob(ctx, ref, file, meta, blob, (loaded) => {
       options.onProgress?.({ file, loaded, total: meta.size, overallLoaded: finished + loaded, overallTotal, phase: 'download' });
-    }, options.retry ?? DEFAULT_RETRY);
+    }, options.retry ?? DEFAULT_RETRY), ctx.signal);
     finished += meta.size;
   }
 }
