@@ -154,7 +154,6 @@ export class Qwen2 {
       const p = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
       const c = typeof continuation === 'string' ? this.tokenizer.encode(continuation) : [...continuation];
       if (p.length === 0 || c.length === 0) throw new RangeError('score: the prompt and the continuation must each have at least one token');
-      this.seq.ensureRoom(0);
       if (p.length + c.length - 1 > this.seq.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, this.seq.capacity);
       const rows = [await this.backend.read(this.prefill(p))];
       if (c.length > 1) {
