@@ -98,6 +98,13 @@ export async function downloadBlob(
       continue;
     }
     if (have > 0 && response.status !== 206) have = 0; // the server ignored Range: rewrite from the start
+    if (response.status === 206 && Number(/^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '')?.[1]) !== have) {
+      // A range we did not ask for: do not splice it in; start over.
+      await response.body?.cancel();
+      await rm(incomplete, { force: true });
+      lastError = new HubError(`${file}: the server answered a resume request with the wrong range (${response.headers.get('content-range')})`);
+      continue;
+    }
     const checksum = checksumFor(meta.etag, meta.size);
     if (checksum && have > 0) await hashExisting(incomplete, checksum.hash, have, ctx.signal);
     const handle = await open(incomplete, have > 0 ? 'a' : 'w');

@@ -39,7 +39,7 @@ export async function fetchHubSnapshot(spec: string, options: HubOpenOptions = {
   const ref = parseHubSpec(spec, options.revision);
   const source = `${ref.repoId}@${ref.revision}`;
   const cache = new RepoCache(settings.cacheDir, ref.repoId);
-  if (settings.offline) return cachedSnapshot(cache, ref, source, `HF_HUB_OFFLINE is set`);
+  if (settings.offline) return cachedSnapshot(cache, ref, source, options.offline ? 'offline mode is on' : 'HF_HUB_OFFLINE is set');
   const ctx: HubRequestContext = {
     endpoint: settings.endpoint, token: settings.token, fetch: options.fetch ?? globalThis.fetch, signal: options.signal, source,
     headRetryDelaysMs: [1, 4].map((k) => k * (options.retry ?? DEFAULT_RETRY).delayMs),
@@ -63,7 +63,7 @@ async function cachedSnapshot(cache: RepoCache, ref: HubRef, source: string, why
   const commit = await cache.commitFor(ref.revision);
   const dir = commit && cache.snapshot(commit);
   if (!commit || !dir || !(await exists(join(dir, 'config.json')))) {
-    throw new HubError(`${source} is not in the Hugging Face cache at ${cache.root} and ${why}; download it once online (unset HF_HUB_OFFLINE) or pass a local folder with --model <dir>`);
+    throw new HubError(`${source} is not in the Hugging Face cache at ${cache.root} and ${why}; download it once online or pass a local folder with --model <dir>`);
   }
   const hasWeights = (await exists(join(dir, INDEX_FILE))) || (await exists(join(dir, SINGLE_FILE)));
   if (!hasWeights) throw new HubError(`${source}: the cached snapshot ${dir} has no weights (${SINGLE_FILE} or ${INDEX_FILE}) and ${why}; download it once online`);
