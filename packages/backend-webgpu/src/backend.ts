@@ -10,7 +10,7 @@ import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './
 import { elementwiseKernel, rmsNormKernel, ropeKernel, writeKVKernel } from './wgsl/elementwise.js';
 import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
-import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel } from './wgsl/matmul.js';
+import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes } from './wgsl/matmul.js';
 import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -266,11 +266,14 @@ export class WebGPUBackend implements Backend {
       if (bias && bias.cols !== w.rows) throw new WebGPUUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
       const { slots, bufs } = distinct([a, o]);
       const matvec = T <= MATVEC_MAX_T;
-      const def = this.kernel(`${matvec ? 'mv' : 'mm'}:${w.format}:${slots}`, () => (matvec ? matvecKernel : gemmKernel)(w.format, this.f16, slots));
+      const lanes = matvecLanes(w.kp);
+      const def = matvec
+        ? this.kernel(`mv:${w.format}:${slots}:${lanes}`, () => matvecKernel(w.format, this.f16, slots, lanes))
+        : this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
       for (const c of w.chunks) {
         const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
         const params = { T, K, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
-        if (matvec) this.rt.dispatchFlat(def, all, params, c.rows);
+        if (matvec) this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
         else this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
       }
     }

@@ -23,50 +23,64 @@ function header(format: WeightFormat, f16: boolean, slots: readonly number[]): {
   return { code, x: a.names[0]!, o: a.names[1]!, extras: scales ? ['ro', 'ro', 'ro'] : ['ro', 'ro'], acts: a.count };
 }
 
+/** Lanes per output row of the matvec for `kp` padded columns: enough to cover a row in one step, 8..64. */
+export function matvecLanes(kp: number): number {
+  let lanes = 8;
+  while (lanes < MV_WG && lanes * 8 < kp) lanes *= 2;
+  return lanes;
+}
+
 /**
- * Decode matvec: one workgroup of 64 threads per output row; each thread reads 8 consecutive weights
- * per step (16-byte loads for f16/bf16, coalesced across the workgroup), for up to {@link MATVEC_MAX_T}
- * tokens at once; a shared-memory tree sums the partials. Bandwidth-bound on a GPU by design.
+ * Decode matvec: a workgroup of 64 threads covers `64 / lanes` output rows with `lanes` threads each
+ * (64 for real model widths; fewer for narrow rows, so no thread idles). Each thread reads 8 consecutive
+ * weights per step (16-byte loads for f16/bf16, coalesced across the lanes), for up to
+ * {@link MATVEC_MAX_T} tokens at once; a shared-memory tree sums the partials of each row. Bandwidth-bound
+ * on a GPU by design.
  */
-export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[]): KernelDef {
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number): KernelDef {
   const h = header(format, f16, slots);
   const code = h.code + `
 const WG: u32 = ${MV_WG}u;
+const L: u32 = ${lanes}u;
 const MT: u32 = ${MATVEC_MAX_T}u;
 var<workgroup> red: array<f32, ${MV_WG * MATVEC_MAX_T}>;
 fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${h.x}[base + k], k < p.K); }
 @compute @workgroup_size(${MV_WG})
 fn main(${BUILTINS}) {
-  let r = wgIndex(wid, nwg);
-  if (r >= p.rows) { return; }
+  let lane = lid % L;
+  let r = wgIndex(wid, nwg) * (WG / L) + lid / L;
   var acc = array<f32, ${MATVEC_MAX_T}>();
-  for (var k0 = lid * 8u; k0 < p.Kp; k0 += WG * 8u) {
-    let w = load8(r, k0);
-    for (var t = 0u; t < MT; t++) {
-      if (t < p.T) {
-        let b = p.xOff + t * p.K;
-        let xl = vec4<f32>(xv(b, k0), xv(b, k0 + 1u), xv(b, k0 + 2u), xv(b, k0 + 3u));
-        let xh = vec4<f32>(xv(b, k0 + 4u), xv(b, k0 + 5u), xv(b, k0 + 6u), xv(b, k0 + 7u));
-        acc[t] += dot(w.lo, xl) + dot(w.hi, xh);
+  if (r < p.rows) {
+    for (var k0 = lane * 8u; k0 < p.Kp; k0 += L * 8u) {
+      let w = load8(r, k0);
+      for (var t = 0u; t < MT; t++) {
+        if (t < p.T) {
+          let b = p.xOff + t * p.K;
+          let xl = vec4<f32>(xv(b, k0), xv(b, k0 + 1u), xv(b, k0 + 2u), xv(b, k0 + 3u));
+          let xh = vec4<f32>(xv(b, k0 + 4u), xv(b, k0 + 5u), xv(b, k0 + 6u), xv(b, k0 + 7u));
+          acc[t] += dot(w.lo, xl) + dot(w.hi, xh);
+        }
       }
     }
   }
   for (var t = 0u; t < MT; t++) { red[t * WG + lid] = acc[t]; }
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
+  for (var s = L / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
       for (var t = 0u; t < MT; t++) { red[t * WG + lid] += red[t * WG + lid + s]; }
     }
     workgroupBarrier();
   }
-  if (lid < p.T) {
-    var v = red[lid * WG];
-    if (p.hasBias != 0u) { v += bias[p.n0 + r]; }
-    ${h.o}[p.oOff + lid * p.N + p.n0 + r] = v;
+  if (lane == 0u && r < p.rows) {
+    for (var t = 0u; t < p.T; t++) {
+      var v = red[t * WG + lid];
+      if (p.hasBias != 0u) { v += bias[p.n0 + r]; }
+      ${h.o}[p.oOff + t * p.N + p.n0 + r] = v;
+    }
   }
 }
 `;
-  return { key: `matvec:${format}:${f16}:${slots.join('')}`, code, fields: MATMUL_FIELDS, acts: h.acts, extras: h.extras };
+  return { key: `matvec:${format}:${f16}:${slots.join('')}:${lanes}`, code, fields: MATMUL_FIELDS, acts: h.acts, extras: h.extras };
 }
 
 /**
