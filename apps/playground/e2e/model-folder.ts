@@ -3,7 +3,7 @@
  * size, bf16) with the real Qwen2 tokenizer files and Qwen2-0.5B-Instruct's tokenizer_config.json (for
  * its chat template) and generation_config.json: laid out exactly like a Hugging Face model folder.
  */
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,9 +21,12 @@ export const MODEL_FILES: Record<string, string> = {
   'merges.txt': join(fixtures, 'tokenizer/merges.txt'),
 };
 
-/** The same files as a local folder (symlinks in a fresh temporary directory), for core in Node. */
+/**
+ * The same files as a local folder in a fresh temporary directory, for core in Node and for the page's
+ * folder input (copies, not symlinks: the browser's file upload does not follow links).
+ */
 export function modelFolderOnDisk(): string {
   const dir = mkdtempSync(join(tmpdir(), 'qwen2-ts-playground-model-'));
-  for (const [name, path] of Object.entries(MODEL_FILES)) symlinkSync(path, join(dir, name));
+  for (const [name, path] of Object.entries(MODEL_FILES)) copyFileSync(path, join(dir, name));
   return dir;
 }

@@ -155,6 +155,21 @@ describe('playground in Chromium', () => {
     expect((await chat(page, PROMPT)).ids).toEqual(expected);
   }, 120_000);
 
+  it('loads a local folder picked with the folder input (File[] source), without touching the network', async () => {
+    const page = context.pages()[0]!;
+    await openApp(page, 'wasm');
+    const requestsBefore = model.log.length;
+    // Chromium has showDirectoryPicker (a native dialog); the <input webkitdirectory> fallback is what
+    // other browsers use, and the one a test can fill.
+    await page.setInputFiles('#folder-input', localModel);
+    expect(await page.textContent('#picked-folder')).toMatch(/^local folder ".+" \(7 files\)$/);
+    expect(await page.inputValue('#model-text')).toBe('');
+    const bar = await loadModel(page);
+    expect(bar).toMatchObject({ fraction: 1, value: 1, downloaded: 0, backend: 'wasm' });
+    expect((await chat(page, PROMPT)).ids).toEqual(expected);
+    expect(model.log.slice(requestsBefore)).toEqual([]);
+  }, 120_000);
+
   it('stops a long reply and keeps the page responsive while the worker generates', async () => {
     const page = context.pages()[0]!;
     await page.fill('#settings input[name="maxNewTokens"]', '4000');
