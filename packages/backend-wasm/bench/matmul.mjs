@@ -27,7 +27,20 @@ for (const [threads, b] of Object.entries(backends)) {
   bandwidth[threads] = BW_BYTES / s / 1e9;
   b.free(buf);
 }
-console.log(`memory read bandwidth (wasm v128 loads): 1 thread ${bandwidth[1].toFixed(1)} GB/s, 2 threads ${bandwidth[2].toFixed(1)} GB/s\n`);
+console.log(`memory read bandwidth (wasm v128 loads): 1 thread ${bandwidth[1].toFixed(1)} GB/s, 2 threads ${bandwidth[2].toFixed(1)} GB/s`);
+
+// ---- cost of one parallel job: a 2-unit job of 64 bytes each, so nearly all of it is synchronization ----
+{
+  const perJob = {};
+  for (const [threads, b] of Object.entries(backends)) {
+    const buf = b.alloc(64, 1);
+    const scratch = b.alloc(threads * 16, 1);
+    const jobs = 20000;
+    const s = timeIt(() => { for (let i = 0; i < jobs; i++) b.run('read_chunks', 0, 2, 1, [buf.ptr, 64], { base: scratch.ptr, stride: 64 }); }, 0.5);
+    perJob[threads] = (s / jobs) * 1e6;
+  }
+  console.log(`one parallel job (dispatch + join, tiny work): 1 thread ${perJob[1].toFixed(3)} us, 2 threads ${perJob[2].toFixed(3)} us\n`);
+}
 
 // ---- tfjs-backend-wasm -----------------------------------------------------------------------------
 const require = createRequire(import.meta.url);
@@ -43,7 +56,8 @@ function tfjsTime(T, N, K) {
   const ws = Array.from({ length: copies }, () => tf.randomUniform([K, N], -1, 1, 'float32'));
   const x = tf.randomUniform([T, K], -1, 1, 'float32');
   let next = 0;
-  const s = timeIt(() => { const y = tf.matMul(x, ws[next++ % copies]); y.dataSync(); y.dispose(); }, 0.4);
+  // Every copy once before timing: XNNPACK packs a weight on its first use.
+  const s = timeIt(() => { const y = tf.matMul(x, ws[next++ % copies]); y.dataSync(); y.dispose(); }, 0.4, copies);
   for (const w of ws) w.dispose();
   x.dispose();
   return s;
@@ -71,7 +85,7 @@ for (const [N, K] of SHAPES) {
         b.write(x, new Float32Array(T * K).map((_, i) => Math.sin(i)));
         const out = b.alloc(T, N);
         let next = 0;
-        const s = timeIt(() => b.matmul(x, [ws[next++ % copies]], [undefined], [out]), 0.4);
+        const s = timeIt(() => b.matmul(x, [ws[next++ % copies]], [undefined], [out]), 0.4, copies);
         const gbs = bytes / s / 1e9;
         console.log(`${`${N}x${K}`.padEnd(16)} ${String(T).padStart(4)}  ${format.padEnd(8)} ${String(threads).padStart(5)}  ${fmt(s * 1e3, 2)}  ${fmt(gbs)} ${fmt((100 * gbs) / bandwidth[threads], 0)}  ${fmt(flop / s / 1e9)}   ${fmt(tfs / s, 2)}x`);
         rows.push({ N, K, T, format, threads: Number(threads), ms: s * 1e3, gbs, gflops: flop / s / 1e9, vsTfjs: tfs / s });

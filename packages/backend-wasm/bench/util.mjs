@@ -1,8 +1,8 @@
 // Shared helpers of the benchmark scripts.
 
-/** Seconds per call of fn: warm-up, then as many calls as fit in `budget` seconds (at least 2); the median. */
-export function timeIt(fn, budget = 0.5) {
-  fn();
+/** Seconds per call of fn: `warmup` calls, then as many as fit in `budget` seconds (at least 2); the median. */
+export function timeIt(fn, budget = 0.5, warmup = 1) {
+  for (let i = 0; i < warmup; i++) fn();
   const times = [];
   const end = performance.now() + budget * 1000;
   while (times.length < 2 || (performance.now() < end && times.length < 200)) {

@@ -6,6 +6,14 @@ const CTL_GEN = 0, CTL_DONE = 1, CTL_OP = 2, CTL_MEM = 3, CTL_SLEEPERS = 4, CTL_
 /** Float64 slots: common args at 8.., per-thread (start, end, scratch) at 24... */
 const ARGS = 8, RANGES = 24, MAX_ARGS = 13;
 const OP_YIELD = -1, OP_EXIT = -2;
+/**
+ * Contention guard: when the workers lag behind the main thread by more than SLOW_MS plus twice the
+ * main thread's own share on SLOW_STREAK jobs in a row (the OS is not running them: more busy threads
+ * than cores), the next SOLO_JOBS jobs run on the main thread alone, then threads are tried again.
+ */
+const SLOW_MS = 0.05, SLOW_STREAK = 8, SOLO_JOBS = 2000;
+/** A job whose workers have not all finished after this long means a dead worker: fail instead of hanging. */
+const WORKER_TIMEOUT_MS = 60_000;
 /** Most threads the control buffer has room for. */
 export const MAX_THREADS = 64;
 
@@ -32,6 +40,13 @@ export class ThreadPool {
   /** False while workers are out of their loop (receiving a memory); jobs then run on the main thread alone. */
   private ready = false;
   private disposed = false;
+  /** Set when a worker stopped answering: the pool is never used again. */
+  private broken = false;
+  private jobs = 0;
+  private slowStreak = 0;
+  private soloUntil = 0;
+  /** Jobs that ran on the main thread alone because of the contention guard (for benchmarks). */
+  soloJobs = 0;
 
   private constructor(
     private readonly workers: WorkerHandle[],
@@ -77,7 +92,9 @@ export class ThreadPool {
    */
   run(op: ParallelKernel, memory: number, units: number, align: number, args: readonly number[], scratch = { base: 0, stride: 0 }): void {
     const n = this.threads;
-    if (n === 1 || units < 2 * align) {
+    this.jobs++;
+    if (n === 1 || units < 2 * align || this.jobs < this.soloUntil) {
+      if (this.jobs < this.soloUntil) this.soloJobs++;
       this.runMain(op, memory, 0, units, scratch.base, args);
       return;
     }
@@ -99,13 +116,22 @@ export class ThreadPool {
     c[CTL_MEM] = memory;
     this.signal();
     let mainError: unknown;
+    const t0 = performance.now();
     try {
       if (mainEnd > 0) this.runMain(op, memory, 0, mainEnd, scratch.base, args);
     } catch (e) {
       mainError = e;
     }
-    const workers = this.workers.length;
-    while (Atomics.load(c, CTL_DONE) < workers) { /* spin: the workers finish within microseconds */ }
+    const t1 = performance.now();
+    this.awaitWorkers(op);
+    if (performance.now() - t1 > SLOW_MS + 2 * (t1 - t0)) {
+      if (++this.slowStreak >= SLOW_STREAK) {
+        this.soloUntil = this.jobs + SOLO_JOBS;
+        this.slowStreak = 0;
+      }
+    } else {
+      this.slowStreak = 0;
+    }
     if (mainError) throw mainError;
     if (Atomics.load(c, CTL_ERROR)) {
       Atomics.store(c, CTL_ERROR, 0);
@@ -115,7 +141,7 @@ export class ThreadPool {
 
   /** Hands one more memory to every worker (they leave their loop for it, then come back). */
   async addMemory(memory: WebAssembly.Memory): Promise<void> {
-    if (this.workers.length === 0 || this.disposed) return;
+    if (this.workers.length === 0 || this.disposed || this.broken) return;
     this.leaveLoop(OP_YIELD);
     for (const w of this.workers) w.post({ type: 'memory', memory });
     for (const w of this.workers) await expectReady(w);
@@ -135,7 +161,22 @@ export class ThreadPool {
     Atomics.store(this.ctl, CTL_DONE, 0);
     this.ctl[CTL_OP] = op;
     this.signal();
-    while (Atomics.load(this.ctl, CTL_DONE) < this.workers.length) { /* spin */ }
+    this.awaitWorkers(op === OP_EXIT ? 'exit' : 'yield');
+  }
+
+  /** Spins until every worker has finished the current job (microseconds when they are awake). */
+  private awaitWorkers(what: string): void {
+    const c = this.ctl, workers = this.workers.length;
+    let spins = 0;
+    const start = performance.now();
+    while (Atomics.load(c, CTL_DONE) < workers) {
+      if ((++spins & 0xfffff) === 0 && performance.now() - start > WORKER_TIMEOUT_MS) {
+        // A worker died or hangs: never wait on the pool again (later jobs run on this thread alone).
+        this.ready = false;
+        this.broken = true;
+        throw new Error(`backend-wasm: a worker did not finish '${what}' within ${WORKER_TIMEOUT_MS / 1000} s; continuing on one thread`);
+      }
+    }
   }
 
   private signal(): void {
