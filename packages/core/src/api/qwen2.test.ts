@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { openModel, type OpenedModel } from '@qwen2-ts/loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContextOverflowError } from '../errors.js';
 import { loadFixture, type Fixture } from '../testing/fixtures.js';
@@ -186,6 +187,22 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     const controller = new AbortController();
     controller.abort(new Error('stop loading'));
     await expect(Qwen2.load(modelDir, { tokenizer: model.tokenizer, signal: controller.signal })).rejects.toThrow('stop loading');
+  });
+
+  it('loads an OpenedModel assembled by the caller (and leaves it open)', async () => {
+    const opened = await openModel(modelDir);
+    const assembled: OpenedModel = {
+      source: 'assembled', config: opened.config, checkpoint: opened.checkpoint,
+      tokenizerFiles: tokenizerFiles, close: () => opened.close(),
+    };
+    const m = await Qwen2.load(assembled, { maxContext: 64, dtype: 'f32' });
+    const s = fixture.golden.sequences[1]!;
+    const [logits] = await m.logits(s.input_ids);
+    expect(maxAbsDiff(logits!, fixture.lastLogits(1))).toBeLessThan(1e-3);
+    expect(m.tokenizer.hasChatTemplate).toBe(true);
+    await m.dispose();
+    expect((await opened.checkpoint.read('model.norm.weight')).byteLength).toBe(2 * 64); // still open
+    await opened.close();
   });
 
   it('names the sizes when the context is full', async () => {

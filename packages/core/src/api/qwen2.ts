@@ -52,13 +52,15 @@ export class Qwen2 {
   /**
    * Loads a model: opens it (folder, URL or Hub id, or an {@link OpenedModel} you assembled), builds the
    * tokenizer, converts and uploads the weights, and preallocates the KV cache.
-   * @param spec - what `openModel` accepts, or an already opened model (not closed by this call)
+   * @param spec - what `openModel` accepts (folder path, URL, Hub id, directory handle, File[]), or an
+   *   already opened model (not closed by this call)
    * @param options - backend (default: the reference backend), dtype, maxContext, tokenizer, progress, signal
    * @throws the loader's errors (ModelNotFoundError, HubError, ConfigError, SafetensorsError), TokenizerError,
    *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext, or the signal's reason
    */
-  static async load(spec: string | OpenedModel, options: LoadOptions = {}): Promise<Qwen2> {
-    const opened = typeof spec === 'string' ? await openModel(spec, options) : spec;
+  static async load(spec: string | FileSystemDirectoryHandle | File[] | OpenedModel, options: LoadOptions = {}): Promise<Qwen2> {
+    const given = isOpenedModel(spec);
+    const opened = given ? spec : await openModel(spec, options);
     const ownsBackend = !options.backend;
     const backend = options.backend ?? new ReferenceBackend();
     try {
@@ -70,7 +72,7 @@ export class Qwen2 {
         format: options.dtype ?? 'auto',
         signal: options.signal,
         // A model opened here reports its own reads through the loader; one handed in is reported here.
-        onProgress: typeof spec === 'string' || !options.onProgress ? undefined : (p) => {
+        onProgress: !given || !options.onProgress ? undefined : (p) => {
           overall = p.loaded;
           options.onProgress!({ file: p.tensor, loaded: p.loaded, total: p.total, overallLoaded: overall, overallTotal: p.total, phase: 'read' });
         },
@@ -89,7 +91,7 @@ export class Qwen2 {
       throw e;
     } finally {
       // The weights now live on the backend; a model opened here has nothing more to read.
-      if (typeof spec === 'string') await opened.close();
+      if (!given) await opened.close();
     }
   }
 
@@ -301,6 +303,10 @@ export class Qwen2 {
     while (n < this.cached.length && n < ids.length && this.cached[n] === ids[n]) n++;
     return n;
   }
+}
+
+function isOpenedModel(spec: unknown): spec is OpenedModel {
+  return typeof spec === 'object' && spec !== null && !Array.isArray(spec) && 'checkpoint' in spec && 'config' in spec;
 }
 
 /** `log softmax(row)[id]`, computed stably in float64. */
