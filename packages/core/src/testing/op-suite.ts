@@ -302,6 +302,41 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
     });
   });
 
+  describe('ops on views at a row offset', () => {
+    it('matmul, rmsNorm, rope, add, swiglu, embed, writeKV and attention touch only their rows', async () => {
+      const rnd = new TestRandom(seed + 13);
+      const K = 64, N = 32, rows = 7;
+      const x = rnd.normals(rows * K);
+      const host = hostWeight('f32', N, K, rnd.normals(N * K, 0.2));
+      const g = rnd.normals(K);
+      const table = hostWeight(cand.info.formats.includes('bf16') ? 'bf16' : 'f32', 11, K, rnd.normals(11 * K));
+      const kv = rnd.normals(4 * K);
+      const results: Float32Array[][] = [];
+      for (const b of [cand, ref]) {
+        const w = await b.uploadWeight(copyWeight(host), 'w');
+        const gw = await b.uploadWeight({ format: 'f32', rows: 1, cols: K, data: g.slice() }, 'g');
+        const tw = await b.uploadWeight(copyWeight(table), 'table');
+        const xt = tensor(b, rows, K, x);
+        const out = tensor(b, rows, N, new Float32Array(rows * N).fill(7));
+        const kvt = tensor(b, 4, K, kv);
+        const att = tensor(b, 3, K, new Float32Array(3 * K).fill(-1));
+        const cache = b.createKVCache({ layers: 1, kvHeads: 1, headDim: K, maxTokens: 4 });
+        b.beginPass(2, 0);
+        b.matmul(b.view(xt, 2, 3), [w], [undefined], [b.view(out, 4, 3)]);
+        b.rmsNorm(b.view(xt, 1, 2), gw, 1e-6, b.view(xt, 5, 2));
+        b.rope(b.view(xt, 3, 2), 1, K, 9, 1e4);
+        b.add(b.view(xt, 0, 1), b.view(xt, 6, 1), b.view(xt, 6, 1));
+        b.swiglu(b.view(out, 0, 2), b.view(out, 5, 2), b.view(out, 1, 2));
+        b.writeKV(cache, 0, b.view(kvt, 1, 2), b.view(kvt, 2, 2), 0);
+        b.attention(b.view(xt, 4, 2), cache, 0, 0, { heads: 1, kvHeads: 1, headDim: K, scale: 0.125 }, b.view(att, 1, 2));
+        b.embed(tw, Int32Array.from([10, 3]), b.view(xt, 0, 2));
+        b.endPass();
+        results.push([await b.read(xt), await b.read(out), await b.read(att)]);
+      }
+      ['x', 'out', 'attention'].forEach((what, i) => expectClose(`views: ${what}`, results[0]![i]!, results[1]![i]!, OP_TOLERANCE.f32));
+    });
+  });
+
   describe('argmax and sample', () => {
     it('argmax per row, first index on ties', async () => {
       const rnd = new TestRandom(seed + 11);
