@@ -32,14 +32,18 @@ console.log(`memory read bandwidth (wasm v128 loads): 1 thread ${bandwidth[1].to
 // ---- cost of one parallel job: a 2-unit job of 64 bytes each, so nearly all of it is synchronization ----
 {
   const perJob = {};
+  let solo = 0;
   for (const [threads, b] of Object.entries(backends)) {
+    const before = b.pool?.soloJobs ?? 0;
     const buf = b.alloc(64, 1);
     const scratch = b.alloc(threads * 16, 1);
     const jobs = 20000;
     const s = timeIt(() => { for (let i = 0; i < jobs; i++) b.run('read_chunks', 0, 2, 1, [buf.ptr, 64], { base: scratch.ptr, stride: 64 }); }, 0.5);
     perJob[threads] = (s / jobs) * 1e6;
+    solo += (b.pool?.soloJobs ?? 0) - before;
   }
-  console.log(`one parallel job (dispatch + join, tiny work): 1 thread ${perJob[1].toFixed(3)} us, 2 threads ${perJob[2].toFixed(3)} us\n`);
+  console.log(`one parallel job (dispatch + join, tiny work): 1 thread ${perJob[1].toFixed(3)} us, 2 threads ${perJob[2].toFixed(3)} us` +
+    (solo ? ` (${solo} jobs ran on the main thread alone: the contention guard saw the worker lagging, the machine is busy)` : '') + '\n');
 }
 
 // ---- tfjs-backend-wasm -----------------------------------------------------------------------------

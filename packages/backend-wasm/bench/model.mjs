@@ -127,5 +127,6 @@ for (const format of formats) {
   const peak = process.resourceUsage().maxRSS * 1024;
   console.log(`${format.padEnd(6)} ${(mem.weights / 1e9).toFixed(2).padStart(10)} ${String(backend.memories).padStart(9)} ${loadSeconds.toFixed(1).padStart(7)} ${(promptTokens / prefillSeconds).toFixed(1).padStart(14)} ${(decodeTokens / decodeSeconds).toFixed(2).padStart(13)} ${msPerToken.toFixed(1).padStart(14)} ${boundMs.toFixed(1).padStart(13)} ${((100 * boundMs) / msPerToken).toFixed(0).padStart(7)} ${(peak / 1e9).toFixed(2).padStart(12)} ${(peak / (mem.weights + mem.kvCache)).toFixed(3).padStart(17)}`);
   if (!Number.isFinite((await backend.read(logits))[0])) console.log(`  warning: ${format} logits are not finite`);
+  if (backend.pool?.soloJobs) console.log(`  note: ${backend.pool.soloJobs} jobs ran on the main thread alone (contention guard: the machine is busier than ${threads} cores)`);
   await backend.dispose();
 }
