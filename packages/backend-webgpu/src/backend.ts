@@ -2,8 +2,9 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { acquireDevice, type AcquiredDevice } from './device.js';
-import { WebGPUDeviceError, WebGPUDeviceLostError, WebGPUUsageError } from './errors.js';
-import { dequantizeRow, fillRows, fillScales, paddedCols, rowBytes, validateHostWeight } from './host-weights.js';
+import { BackendUsageError, dequantizeRow, validateHostWeight } from '@qwen2-ts/core';
+import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
+import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
 import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
@@ -29,6 +30,11 @@ export interface WebGPUBackendOptions {
   gpu?: GPU;
   /** Use `f16` in kernels when the adapter offers `shader-f16` (default true). */
   preferF16?: boolean;
+  /**
+   * Largest bytes per weight binding (default: the device's `maxStorageBufferBindingSize`). Weights
+   * larger than this are split by rows across several buffers; a lower value exercises that path.
+   */
+  maxBindingSize?: number;
 }
 
 /**
@@ -40,7 +46,7 @@ export interface WebGPUBackendOptions {
  */
 export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise<Backend & { readonly f16: boolean }> {
   const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true);
-  return new WebGPUBackend(acquired);
+  return new WebGPUBackend(acquired, options.maxBindingSize);
 }
 
 /** The WebGPU implementation of core's {@link Backend}. Create it with {@link webgpuBackend}. */
@@ -54,6 +60,7 @@ export class WebGPUBackend implements Backend {
   private readonly rt: Runtime;
   private readonly maxBinding: number;
   private readonly maxBuffer: number;
+  private readonly weightBinding: number;
   private readonly weights = new Set<GpuWeight>();
   private readonly tensors = new Set<GpuTensor>();
   private readonly caches = new Set<GpuKVCache>();
@@ -68,13 +75,14 @@ export class WebGPUBackend implements Backend {
   private inPass = false;
   private disposed = false;
 
-  constructor(acquired: AcquiredDevice) {
+  constructor(acquired: AcquiredDevice, maxBindingSize?: number) {
     this.gpu = acquired.gpu;
     this.device = acquired.device;
     this.f16 = acquired.f16;
     this.info = { name: 'webgpu', device: acquired.description, formats: FORMATS };
     this.maxBinding = this.device.limits.maxStorageBufferBindingSize;
     this.maxBuffer = this.device.limits.maxBufferSize;
+    this.weightBinding = Math.max(256, Math.min(maxBindingSize ?? Infinity, this.maxBinding));
     this.rt = new Runtime(this.device);
     this.dummy = this.rt.createBuffer(16, USAGE.STORAGE, 'qwen2-ts dummy');
     this.results = this.rt.createBuffer(4096 * 4, USAGE.STORAGE | USAGE.COPY_SRC, 'qwen2-ts results');
@@ -95,7 +103,7 @@ export class WebGPUBackend implements Backend {
     const { format, rows, cols } = weight;
     const kp = paddedCols(weight);
     const rb = rowBytes(format, kp);
-    const limit = Math.min(this.maxBinding, this.maxBuffer);
+    const limit = Math.min(this.maxBinding, this.maxBuffer, this.weightBinding);
     if (rb > limit) {
       throw new WebGPUDeviceError(`weight '${name}': one row of ${rb} bytes exceeds the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes`, 'maxStorageBufferBindingSize');
     }
@@ -122,7 +130,7 @@ export class WebGPUBackend implements Backend {
       let vec: Buf | undefined;
       if (rows === 1) {
         vec = this.rt.createBuffer(cols * 4, USAGE.STORAGE, `${name} f32`, true);
-        new Float32Array(vec.buffer.getMappedRange()).set(dequantizeRow(weight, 0));
+        dequantizeRow(weight, 0, new Float32Array(vec.buffer.getMappedRange(), 0, cols));
         vec.buffer.unmap();
         bytes += vec.size;
       }
@@ -148,7 +156,7 @@ export class WebGPUBackend implements Backend {
 
   alloc(rows: number, cols: number): Tensor {
     this.alive();
-    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new WebGPUUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
+    if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
     const bytes = rows * cols * 4;
     if (bytes > this.maxBinding) {
       throw new WebGPUDeviceError(`alloc: a [${rows}, ${cols}] f32 tensor (${bytes} bytes) exceeds the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes`, 'maxStorageBufferBindingSize');
@@ -161,14 +169,14 @@ export class WebGPUBackend implements Backend {
   view(t: Tensor, rowStart: number, rows: number): Tensor {
     const parent = this.tensor(t, 'view');
     if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > parent.rows) {
-      throw new WebGPUUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${parent.rows} rows`);
+      throw new BackendUsageError(`view: rows ${rowStart}..${rowStart + rows - 1} outside a tensor of ${parent.rows} rows`);
     }
     return new GpuTensor(rows, parent.cols, parent.buf, parent.offset + rowStart * parent.cols, parent.owner);
   }
 
   write(t: Tensor, data: Float32Array): void {
     const x = this.tensor(t, 'write');
-    if (data.length !== x.rows * x.cols) throw new WebGPUUsageError(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    if (data.length !== x.rows * x.cols) throw new BackendUsageError(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
     // queue.writeBuffer runs before any command buffer submitted later: submit what was recorded first.
     this.rt.flush();
     this.device.queue.writeBuffer(x.buf.buffer, x.offset * 4, data.buffer, data.byteOffset, data.byteLength);
@@ -177,9 +185,9 @@ export class WebGPUBackend implements Backend {
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
     for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new WebGPUUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
     }
-    if (spec.headDim > MAX_HEAD_DIM) throw new WebGPUUsageError(`createKVCache: headDim ${spec.headDim} exceeds the ${MAX_HEAD_DIM} the attention kernel supports`);
+    if (spec.headDim > MAX_HEAD_DIM) throw new BackendUsageError(`createKVCache: headDim ${spec.headDim} exceeds the ${MAX_HEAD_DIM} the attention kernel supports`);
     const perLayer = spec.kvHeads * spec.headDim * spec.maxTokens * 4;
     if (perLayer > this.maxBinding) {
       throw new WebGPUDeviceError(`createKVCache: ${spec.maxTokens} tokens need ${perLayer} bytes per layer for keys, over the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes (lower maxContext)`, 'maxStorageBufferBindingSize');
@@ -211,7 +219,7 @@ export class WebGPUBackend implements Backend {
       this.caches.delete(x);
       for (const b of [...x.keys, ...x.values]) this.rt.release(b);
     } else {
-      throw new WebGPUUsageError('free: not an object of this WebGPU backend');
+      throw new BackendUsageError('free: not an object of this WebGPU backend');
     }
   }
 
@@ -245,7 +253,7 @@ export class WebGPUBackend implements Backend {
     const g = this.vector(weight, 'rmsNorm weight');
     const o = this.tensor(out, 'rmsNorm out');
     this.expectShape(o, a.rows, a.cols, 'rmsNorm out');
-    if (g.cols !== a.cols) throw new WebGPUUsageError(`rmsNorm: weight of ${g.cols} for rows of ${a.cols}`);
+    if (g.cols !== a.cols) throw new BackendUsageError(`rmsNorm: weight of ${g.cols} for rows of ${a.cols}`);
     const { slots, bufs } = distinct([a, o]);
     this.rt.dispatch(this.kernel(`norm:${slots}`, () => rmsNormKernel(slots)), [...bufs, g.vec!], { n: a.cols, xOff: a.offset, oOff: o.offset, eps }, a.rows);
   }
@@ -253,17 +261,17 @@ export class WebGPUBackend implements Backend {
   matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
     const a = this.tensor(x, 'matmul x');
     if (weights.length === 0 || weights.length !== outs.length || biases.length !== weights.length) {
-      throw new WebGPUUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
+      throw new BackendUsageError(`matmul: ${weights.length} weights, ${biases.length} biases, ${outs.length} outputs`);
     }
     const T = a.rows;
     const K = a.cols;
     for (let i = 0; i < weights.length; i++) {
       const w = this.weight(weights[i]!, 'matmul weight');
       const o = this.tensor(outs[i]!, 'matmul out');
-      if (w.cols !== K) throw new WebGPUUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${T}, ${K}]`);
+      if (w.cols !== K) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${T}, ${K}]`);
       this.expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
       const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
-      if (bias && bias.cols !== w.rows) throw new WebGPUUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
+      if (bias && bias.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
       const { slots, bufs } = distinct([a, o]);
       const matvec = T <= MATVEC_MAX_T;
       const lanes = matvecLanes(w.kp);
@@ -281,7 +289,7 @@ export class WebGPUBackend implements Backend {
 
   rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
     const a = this.tensor(x, 'rope');
-    if (a.cols !== heads * headDim || headDim % 2 !== 0) throw new WebGPUUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
+    if (a.cols !== heads * headDim || headDim % 2 !== 0) throw new BackendUsageError(`rope: [${a.rows}, ${a.cols}] is not ${heads} heads of an even ${headDim}`);
     const half = headDim / 2;
     const key = `rope:${startPos}:${a.rows}:${headDim}:${theta}`;
     let tabOff = this.rt.auxMemo.get(key);
@@ -310,7 +318,7 @@ export class WebGPUBackend implements Backend {
     this.expectShape(vt, kt.rows, width, 'writeKV v');
     this.checkLayer(c, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
-      throw new WebGPUUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+      throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
     const { slots, bufs } = distinct([kt, vt]);
     this.rt.dispatchFlat(this.kernel(`kv:${slots}`, () => writeKVKernel(slots)), [...bufs, c.keys[layer]!, c.values[layer]!],
@@ -322,13 +330,13 @@ export class WebGPUBackend implements Backend {
     const qt = this.tensor(q, 'attention q');
     const o = this.tensor(out, 'attention out');
     const { heads, kvHeads, headDim, scale } = spec;
-    if (!(heads >= 1) || !(kvHeads >= 1) || heads % kvHeads !== 0) throw new WebGPUUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
-    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new WebGPUUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
+    if (!(heads >= 1) || !(kvHeads >= 1) || heads % kvHeads !== 0) throw new BackendUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
+    if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new BackendUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
     this.expectShape(qt, qt.rows, heads * headDim, 'attention q');
     this.expectShape(o, qt.rows, heads * headDim, 'attention out');
     this.checkLayer(c, layer, 'attention');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
-      throw new WebGPUUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+      throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
     const T = qt.rows;
     const window = spec.slidingWindow && spec.slidingWindow > 0 ? spec.slidingWindow : 0;
@@ -377,13 +385,13 @@ export class WebGPUBackend implements Backend {
 
   beginPass(tokens: number, startPos: number): void {
     this.alive();
-    if (this.inPass) throw new WebGPUUsageError('beginPass: a pass is already open (missing endPass)');
-    if (!(tokens >= 1) || !(startPos >= 0)) throw new WebGPUUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    if (this.inPass) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
+    if (!(tokens >= 1) || !(startPos >= 0)) throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
     this.inPass = true;
   }
 
   endPass(): void {
-    if (!this.inPass) throw new WebGPUUsageError('endPass: no pass is open');
+    if (!this.inPass) throw new BackendUsageError('endPass: no pass is open');
     this.inPass = false;
     this.rt.flush();
   }
@@ -405,7 +413,7 @@ export class WebGPUBackend implements Backend {
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
     const l = this.tensor(logits, 'sample');
-    if (l.rows !== 1) throw new WebGPUUsageError(`sample: expected one row of logits, got ${l.rows}`);
+    if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     validateSampling(params);
     const { ids, counts } = params.history;
     const hist = new Int32Array(ids.length * 2);
@@ -511,43 +519,43 @@ export class WebGPUBackend implements Backend {
   }
 
   private alive(): void {
-    if (this.disposed) throw new WebGPUUsageError('the WebGPU backend was disposed');
+    if (this.disposed) throw new BackendUsageError('the WebGPU backend was disposed');
     if (this.lost) throw this.lost;
   }
 
   private tensor(t: Tensor, what: string): GpuTensor {
     this.alive();
-    if (!(t instanceof GpuTensor)) throw new WebGPUUsageError(`${what}: not a tensor of this WebGPU backend`);
-    if (t.owner.freed) throw new WebGPUUsageError(`${what}: tensor was freed`);
+    if (!(t instanceof GpuTensor)) throw new BackendUsageError(`${what}: not a tensor of this WebGPU backend`);
+    if (t.owner.freed) throw new BackendUsageError(`${what}: tensor was freed`);
     return t;
   }
 
   private weight(w: Weight, what: string): GpuWeight {
     this.alive();
-    if (!(w instanceof GpuWeight)) throw new WebGPUUsageError(`${what}: not a weight of this WebGPU backend`);
-    if (w.freed) throw new WebGPUUsageError(`${what}: weight '${w.name}' was freed`);
+    if (!(w instanceof GpuWeight)) throw new BackendUsageError(`${what}: not a weight of this WebGPU backend`);
+    if (w.freed) throw new BackendUsageError(`${what}: weight '${w.name}' was freed`);
     return w;
   }
 
   private vector(w: Weight, what: string): GpuWeight {
     const v = this.weight(w, what);
-    if (!v.vec) throw new WebGPUUsageError(`weight '${v.name}' [${v.rows}, ${v.cols}] is not a vector`);
+    if (!v.vec) throw new BackendUsageError(`weight '${v.name}' [${v.rows}, ${v.cols}] is not a vector`);
     return v;
   }
 
   private cache(c: KVCache, what: string): GpuKVCache {
     this.alive();
-    if (!(c instanceof GpuKVCache)) throw new WebGPUUsageError(`${what}: not a KV cache of this WebGPU backend`);
-    if (c.freed) throw new WebGPUUsageError(`${what}: KV cache was freed`);
+    if (!(c instanceof GpuKVCache)) throw new BackendUsageError(`${what}: not a KV cache of this WebGPU backend`);
+    if (c.freed) throw new BackendUsageError(`${what}: KV cache was freed`);
     return c;
   }
 
   private checkLayer(c: GpuKVCache, layer: number, what: string): void {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new WebGPUUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
   }
 
   private expectShape(t: GpuTensor, rows: number, cols: number, what: string): void {
-    if (t.rows !== rows || t.cols !== cols) throw new WebGPUUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+    if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
   }
 }
 

@@ -17,7 +17,3 @@ export class WebGPUDeviceLostError extends Error {
   }
 }
 
-/** A backend object was misused: freed, wrong shape, wrong backend, outside a cache. */
-export class WebGPUUsageError extends Error {
-  override name = 'BackendUsageError';
-}

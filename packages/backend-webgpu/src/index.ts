@@ -6,4 +6,4 @@ export { probeWebGPU } from './probe.js';
 export type { WebGPUAvailability } from './probe.js';
 export { webgpuBackend, WebGPUBackend } from './backend.js';
 export type { WebGPUBackendOptions } from './backend.js';
-export { WebGPUDeviceError, WebGPUDeviceLostError, WebGPUUsageError } from './errors.js';
+export { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';

@@ -1,0 +1,146 @@
+// Behaviour of the WebGPU backend beyond the conformance suite: weights split across bindings, long
+// contexts split along the sequence, one submission per pass, clear errors for small limits, device
+// loss and disposal. Results are compared with core's reference backend.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackendUsageError, ReferenceBackend, type Backend, type Tensor, type WeightFormat } from '@qwen2-ts/core';
+import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
+import { WebGPUBackend, webgpuBackend } from './backend.js';
+import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
+import { nodeGpu } from './test-support/node-gpu.js';
+
+const g = await nodeGpu();
+const FORMATS: WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+
+function relErr(got: Float32Array, want: Float32Array): number {
+  return maxAbsDiff(got, want) / Math.max(1, maxAbs(want));
+}
+
+function put(b: Backend, rows: number, cols: number, data: Float32Array): Tensor {
+  const t = b.alloc(rows, cols);
+  b.write(t, data);
+  return t;
+}
+
+describe('device limits', () => {
+  it('names the limit an adapter lacks', async () => {
+    const limits = { maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxStorageBufferBindingSize: 1 << 30 };
+    const gpu = { requestAdapter: async () => ({ limits, features: new Set() }) } as unknown as GPU;
+    const err = await webgpuBackend({ gpu }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WebGPUDeviceError);
+    expect((err as WebGPUDeviceError).limit).toBe('maxStorageBuffersPerShaderStage');
+    expect((err as Error).message).toMatch(/maxStorageBuffersPerShaderStage is 4.*at least 6/);
+  });
+  it('explains a missing adapter', async () => {
+    const gpu = { requestAdapter: async () => null } as unknown as GPU;
+    await expect(webgpuBackend({ gpu })).rejects.toThrow(/no adapter/);
+  });
+});
+
+describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter'}`, () => {
+  const gpu = g.gpu!;
+  let b: WebGPUBackend;
+  const ref = new ReferenceBackend();
+  beforeAll(async () => {
+    // 4 KiB per weight binding: every weight below is split across several buffers.
+    b = (await webgpuBackend({ gpu, maxBindingSize: 4096 })) as WebGPUBackend;
+  });
+  afterAll(async () => {
+    await b?.dispose();
+    await ref.dispose();
+  });
+
+  it('splits weights larger than a binding across buffers: embed and matmul (matvec and GEMM) agree with the reference', async () => {
+    const rnd = new TestRandom(7);
+    for (const format of FORMATS) {
+      const [N, K] = [150, 96];
+      const host = hostWeight(format, N, K, rnd.normals(N * K, 0.3));
+      const bias = rnd.normals(N, 0.5);
+      const [w, wr] = [await b.uploadWeight(host, 'w'), await ref.uploadWeight(host, 'w')];
+      const [bb, br] = [await b.uploadWeight({ format: 'f32', rows: 1, cols: N, data: bias }, 'b'), await ref.uploadWeight({ format: 'f32', rows: 1, cols: N, data: bias }, 'b')];
+      expect((w as unknown as { chunks: unknown[] }).chunks.length, format).toBeGreaterThan(1);
+      for (const T of [1, 3, 9]) {
+        const x = rnd.normals(T * K);
+        const [o, or] = [b.alloc(T, N), ref.alloc(T, N)];
+        b.matmul(put(b, T, K, x), [w], [bb], [o]);
+        ref.matmul(put(ref, T, K, x), [wr], [br], [or]);
+        const err = relErr(await b.read(o), await ref.read(or));
+        expect(err, `${format} T=${T}`).toBeLessThan(format.startsWith('q') ? 2e-2 : 1e-4);
+      }
+      const ids = Int32Array.from([0, 149, 84, 85, 13, 86, 1]);
+      const [e, er] = [b.alloc(ids.length, K), ref.alloc(ids.length, K)];
+      b.embed(w, ids, e);
+      ref.embed(wr, ids, er);
+      expect(Array.from(await b.read(e)), `embed ${format}`).toEqual(Array.from(await ref.read(er)));
+      b.free(w);
+    }
+  });
+
+  it('attends over long contexts split along the sequence (full and sliding window)', async () => {
+    const rnd = new TestRandom(8);
+    const kvHeads = 2, headDim = 64, heads = 4, width = kvHeads * headDim, startPos = 1500;
+    for (const [T, window] of [[1, 0], [3, 0], [2, 700]] as const) {
+      const k = rnd.normals((startPos + T) * width);
+      const v = rnd.normals((startPos + T) * width);
+      const q = rnd.normals(T * heads * headDim);
+      const spec = { heads, kvHeads, headDim, scale: 0.125, ...(window ? { slidingWindow: window } : {}) };
+      const outs: Float32Array[] = [];
+      for (const be of [b, ref] as Backend[]) {
+        const cache = be.createKVCache({ layers: 1, kvHeads, headDim, maxTokens: startPos + T });
+        be.writeKV(cache, 0, put(be, startPos + T, width, k), put(be, startPos + T, width, v), 0);
+        const out = be.alloc(T, heads * headDim);
+        be.attention(put(be, T, heads * headDim, q), cache, 0, startPos, spec, out);
+        outs.push(await be.read(out));
+        be.free(cache);
+      }
+      expect(relErr(outs[0]!, outs[1]!), `T=${T} window=${window}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('submits one command buffer per pass and reads back only what is asked', async () => {
+    const rt = (b as unknown as { rt: { submissions: number } }).rt;
+    const host = hostWeight('f16', 64, 32, new TestRandom(9).normals(64 * 32, 0.2));
+    const w = await b.uploadWeight(host, 'lm');
+    const norm = await b.uploadWeight({ format: 'f32', rows: 1, cols: 32, data: new Float32Array(32).fill(1) }, 'n');
+    const x = b.alloc(1, 32);
+    const logits = b.alloc(1, 64);
+    const before = rt.submissions;
+    for (let step = 0; step < 3; step++) {
+      b.beginPass(1, step);
+      b.embed(w, Int32Array.of(step + 5), x);
+      b.rmsNorm(x, norm, 1e-6, x);
+      b.matmul(x, [w], [undefined], [logits]);
+      b.endPass();
+      const id = (await b.argmax(logits))[0]!;
+      expect(id).toBeGreaterThanOrEqual(0);
+    }
+    // One submission per pass plus one per argmax (its dispatch and the 4-byte copy).
+    expect(rt.submissions - before).toBe(6);
+  });
+
+  it('reports device loss as a catchable error', async () => {
+    const lossy = (await webgpuBackend({ gpu })) as WebGPUBackend;
+    const t = lossy.alloc(1, 4);
+    lossy.write(t, Float32Array.of(1, 2, 3, 4));
+    (lossy as unknown as { device: GPUDevice }).device.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(lossy.read(t)).rejects.toBeInstanceOf(WebGPUDeviceLostError);
+    expect(() => lossy.alloc(1, 4)).toThrow(WebGPUDeviceLostError);
+    await lossy.dispose();
+  });
+
+  it('dispose destroys every buffer and makes the backend unusable', async () => {
+    const d = (await webgpuBackend({ gpu })) as WebGPUBackend;
+    await d.uploadWeight(hostWeight('q4_0', 8, 64, new TestRandom(10).normals(8 * 64)), 'w');
+    d.alloc(2, 2);
+    d.createKVCache({ layers: 1, kvHeads: 1, headDim: 8, maxTokens: 4 });
+    expect(d.memory().weights).toBeGreaterThan(0);
+    await d.dispose();
+    expect(d.memory()).toEqual({ weights: 0, activations: 0, kvCache: 0 });
+    expect(() => d.alloc(1, 1)).toThrow(BackendUsageError);
+  });
+
+  it('rejects a tensor larger than one binding with the limit named', () => {
+    const limit = gpu && (b as unknown as { maxBinding: number }).maxBinding;
+    expect(() => b.alloc(Math.ceil(limit / 4 / 1024) + 1, 1024)).toThrow(/maxStorageBufferBindingSize/);
+  });
+});
