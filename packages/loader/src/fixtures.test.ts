@@ -136,3 +136,13 @@ describe('golden_logits.safetensors (F32 tensors beside the full-vocab model)', 
     }
   });
 });
+
+describe('local folder specs', () => {
+  it('accepts a file:// URL and names a missing folder', async () => {
+    const { pathToFileURL } = await import('node:url');
+    const model = await openModel(pathToFileURL(`${MODELS}tiny-f32`).href);
+    expect(model.config.vocabSize).toBe(512);
+    await model.close();
+    await expect(openModel(`${MODELS}does-not-exist`)).rejects.toThrow(/no such folder: .*does-not-exist/);
+  });
+});

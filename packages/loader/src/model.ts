@@ -80,8 +80,8 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
   const remote = { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options) };
   if (/^https?:\/\//i.test(spec)) return openRemoteModel(spec, spec, remote);
   if (isNode()) {
-    const { openLocalFolder, localPathExists } = await import('./node/local-folder.js');
-    const path = spec.startsWith('file://') ? decodeURIComponent(new URL(spec).pathname) : spec;
+    const { openLocalFolder, localPathExists, pathOf } = await import('./node/local-folder.js');
+    const path = pathOf(spec);
     if (!HUB_ID.test(spec) || (await localPathExists(path))) return openModelFolder(await openLocalFolder(path), spec, { signal, onProgress });
     const { fetchHubSnapshot } = await import('./node/hub.js');
     let snapshot;

@@ -4,6 +4,7 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ModelNotFoundError } from '../errors.js';
 import type { ModelFolder, RandomAccessFile } from '../random-access.js';
 
@@ -95,4 +96,9 @@ export async function localPathExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A folder spec as a path: `file://` URLs are converted, anything else is a path already. */
+export function pathOf(spec: string): string {
+  return spec.startsWith('file://') ? fileURLToPath(spec) : spec;
 }
