@@ -1,5 +1,5 @@
 import { openModel, type GenerationConfig, type OpenedModel, type Qwen2Config } from '@qwen2-ts/loader';
-import { Qwen2Tokenizer, type ChatMessage } from '@qwen2-ts/tokenizer';
+import { Qwen2Tokenizer, type ChatMessage, type TokenizerFiles } from '@qwen2-ts/tokenizer';
 import type { Backend, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
@@ -64,7 +64,11 @@ export class Qwen2 {
     const ownsBackend = !options.backend;
     const backend = options.backend ?? new ReferenceBackend();
     try {
-      const tokenizer = options.tokenizer instanceof Qwen2Tokenizer ? options.tokenizer : Qwen2Tokenizer.fromFiles(options.tokenizer ?? opened.tokenizerFiles);
+      const t = options.tokenizer;
+      // A tokenizer object (duck-typed, so a copy of the class from another bundle works too) or files.
+      const tokenizer = t instanceof Qwen2Tokenizer || typeof (t as { encode?: unknown } | undefined)?.encode === 'function'
+        ? (t as Qwen2Tokenizer)
+        : Qwen2Tokenizer.fromFiles((t as TokenizerFiles | undefined) ?? opened.tokenizerFiles);
       const config = opened.config;
       const maxContext = options.maxContext ?? Math.min(config.maxPositionEmbeddings, DEFAULT_CONTEXT);
       let overall = 0;
