@@ -189,6 +189,8 @@ describe('playground in Chromium', () => {
     await page.click('#send');
     const reply = page.locator('.turn[data-role="assistant"]').nth(before);
     await page.waitForFunction((i) => (document.querySelectorAll<HTMLElement>('.turn[data-role="assistant"]')[i]?.dataset.tokenIds ?? '').split(',').length >= 5, before, { timeout: 60_000 });
+    // Let it generate for a while: were inference on this thread, the page would freeze that long.
+    await page.waitForTimeout(2000);
     await page.click('#stop');
     await reply.and(page.locator('[data-finish-reason]')).waitFor({ timeout: 30_000 });
     expect(await reply.getAttribute('data-finish-reason')).toBe('abort');
@@ -200,7 +202,7 @@ describe('playground in Chromium', () => {
       clearInterval(w.__timer);
       return w.__gap;
     });
-    expect(gap, 'longest main-thread stall (ms) while generating').toBeLessThan(500);
+    expect(gap, 'longest main-thread stall (ms) during 2 s of generating').toBeLessThan(1000);
     expect(await page.getAttribute('body', 'data-state')).toBe('ready');
   }, 120_000);
 

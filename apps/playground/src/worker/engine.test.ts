@@ -84,6 +84,46 @@ describe('inference worker engine', () => {
     expect(events.filter((e) => e.type === 'progress').map((e) => (e as { progress: { loaded: number } }).progress.loaded)).toEqual([1, 51, 100]);
   });
 
+  it('cancels a load: the loader sees the abort, or a model finished meanwhile is freed', async () => {
+    const events: WorkerEvent[] = [];
+    const log: string[] = [];
+    const engine = new Engine(
+      {
+        async loadModel(source, o) {
+          if (source.kind === 'hub' && source.id === 'slow/loader') {
+            await new Promise((_, reject) => o.signal.addEventListener('abort', () => reject(o.signal.reason)));
+          }
+          // 'late/finish': the load completes although the stop arrived while it ran.
+          await new Promise((r) => setTimeout(r, 20));
+          return { model: scriptedModel([], log), source: 'm' };
+        },
+        now: () => 0,
+        yieldToEventLoop: () => new Promise((r) => setTimeout(r, 0)),
+      },
+      (e) => events.push(e),
+    );
+    const end = async (id: number) => {
+      while (!events.some((e) => e.id === id && (e.type === 'done' || e.type === 'error'))) await new Promise((r) => setTimeout(r, 1));
+      return events.find((e) => e.id === id && (e.type === 'done' || e.type === 'error'))!;
+    };
+    engine.handle({ type: 'load', id: 1, source: { kind: 'hub', id: 'slow/loader' }, backend: 'wasm', dtype: 'auto', threads: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    engine.handle({ type: 'stop', id: 2, target: 1 });
+    expect(await end(1)).toMatchObject({ type: 'error', error: { name: 'AbortError', message: 'stopped by the user' } });
+    engine.handle({ type: 'load', id: 3, source: { kind: 'hub', id: 'late/finish' }, backend: 'wasm', dtype: 'auto', threads: 1 });
+    await new Promise((r) => setTimeout(r, 5));
+    engine.handle({ type: 'stop', id: 4, target: 3 });
+    expect(await end(3)).toMatchObject({ type: 'error', error: { name: 'AbortError' } });
+    expect(log).toEqual(['dispose']);
+    // A load still waiting in the queue when stopped never starts.
+    engine.handle({ type: 'load', id: 7, source: { kind: 'hub', id: 'late/finish' }, backend: 'wasm', dtype: 'auto', threads: 1 });
+    engine.handle({ type: 'stop', id: 8, target: 7 });
+    expect(await end(7)).toMatchObject({ type: 'error', error: { name: 'AbortError' } });
+    expect(log).toEqual(['dispose']);
+    engine.handle({ type: 'chat', id: 5, messages: [{ role: 'user', content: 'hi' }], options });
+    expect(await end(5)).toMatchObject({ type: 'error', error: { name: 'NoModelError' } });
+  });
+
   it('answers errors as events: no model yet, and a failed load', async () => {
     const { engine, ended, log } = setup();
     engine.handle({ type: 'chat', id: 1, messages: [{ role: 'user', content: 'hi' }], options });
