@@ -4,6 +4,7 @@ import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
 import { describeError, isAbortError } from '../util/errors.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import type { Command } from './command.js';
 
 const HELP = 'commands: /reset clears the conversation, /exit quits (or Ctrl-D); Ctrl-C stops the current answer';
@@ -86,7 +87,10 @@ export const chatCommand: Command = {
         current = new AbortController();
         try {
           const stream = model.chat(messages, { ...options, signal: current.signal });
-          for await (const chunk of stream) if (chunk.text) process.stdout.write(chunk.text);
+          for await (const chunk of stream) {
+            if (chunk.text) process.stdout.write(chunk.text);
+            await yieldToEventLoop(); // lets a Ctrl-C keypress arrive mid-answer
+          }
           const result = await stream.result;
           messages.push({ role: 'assistant', content: result.text });
           process.stdout.write(result.finishReason === 'abort' ? '\n[stopped]\n' : '\n');

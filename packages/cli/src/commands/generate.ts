@@ -5,6 +5,7 @@ import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
 import { CliError, UsageError } from '../util/errors.js';
 import { round4 } from '../util/format.js';
 import { writeOut } from '../util/output.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import type { Command } from './command.js';
 
 async function readStdin(): Promise<string> {
@@ -81,7 +82,10 @@ export const generateCommand: Command = {
       }
       if (json) {
         // Drain the stream (the result resolves when generation ends).
-        for await (const chunk of stream) void chunk;
+        for await (const chunk of stream) {
+          void chunk;
+          await yieldToEventLoop(); // lets Ctrl-C (SIGINT) arrive mid-generation
+        }
         const result = await stream.result;
         await writeOut(`${generateJson(result)}\n`);
         return result.finishReason === 'abort' ? 130 : 0;
@@ -92,6 +96,7 @@ export const generateCommand: Command = {
           await writeOut(chunk.text);
           last = chunk.text;
         }
+        await yieldToEventLoop();
       }
       const result = await stream.result;
       if (!last.endsWith('\n')) await writeOut('\n');

@@ -1,6 +1,7 @@
 /** `qwen2 logits`: the full-vocabulary float32 logits of a token sequence, as JSON (a contract command). */
 import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
 import { float32ArrayJson, writeOut } from '../util/output.js';
+import { checkIds } from './generate.js';
 import type { Command } from './command.js';
 
 export const logitsCommand: Command = {
@@ -23,6 +24,7 @@ export const logitsCommand: Command = {
     const allPositions = args.flag('all-positions');
     const loaded = await loadModel(flags, status);
     try {
+      checkIds(ids!, loaded.model.config.vocabSize);
       const rows = await loaded.model.logits(ids!, { allPositions });
       const last = rows[rows.length - 1]!;
       // Written piece by piece: 151,936 logits per row are megabytes of JSON.

@@ -10,6 +10,7 @@ import type { GenerationResult, GenerationStream, Qwen2 } from '@qwen2-ts/core';
 import { describeError, isAbortError } from '../util/errors.js';
 import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
 import { GenerationQueue } from './queue.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import { parseChatRequest, parseCompletionRequest } from './requests.js';
 
 /** Server settings. */
@@ -59,15 +60,19 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
       if (!res.writableFinished) controller.abort();
     };
     res.on('close', onClose);
+    // The client may have left while the body was read.
+    if (res.destroyed || req.socket.destroyed) controller.abort();
     try {
       return await queue.run(async () => {
         const stream = start(controller.signal);
-        for await (const chunk of stream) if (chunk.text) onChunk(chunk.text);
+        for await (const chunk of stream) {
+          if (chunk.text) onChunk(chunk.text);
+          await yieldToEventLoop();
+        }
         return await stream.result;
       }, controller.signal);
     } finally {
       res.off('close', onClose);
-      void req;
     }
   }
 
