@@ -10,7 +10,9 @@
 // Weights are generated in-process, one tensor at a time, directly in the stored format (random codes
 // with scales chosen to keep activations O(1)), and uploaded as they are made: the host never holds
 // more than one tensor beside the backend.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Qwen2Model } from '@qwen2-ts/core';
 import { wasmBackend } from '../dist/index.js';
 import { timeIt } from './util.mjs';
@@ -91,6 +93,19 @@ async function uploadModel(backend, format) {
   return { embed, layers, norm, lmHead, bytes: backend.memory().weights, fallbacks: [] };
 }
 
+// Peak RSS is per process: several formats run as one child process each, this one prints the header.
+const child = args.has('child');
+if (formats.length > 1 && !child) {
+  const rest = process.argv.slice(2).filter((a) => !a.startsWith('--formats'));
+  let header = true;
+  for (const f of formats) {
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...rest, `--formats=${f}`, ...(header ? [] : ['--child'])], { stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+    header = false;
+  }
+  process.exit(0);
+}
+
 const probe = await wasmBackend({ threads });
 const bwBytes = 256 << 20;
 const buf = probe.alloc(bwBytes / 4096, 1024);
@@ -98,8 +113,8 @@ probe.write(buf, new Float32Array(bwBytes / 4).fill(1));
 const bwSeconds = timeIt(() => probe.run('read_chunks', 0, bwBytes / (1 << 20), 1, [buf.ptr, 1 << 20], { base: probe.alloc(threads * 16, 1).ptr, stride: 64 }), 0.5);
 const bandwidth = bwBytes / bwSeconds / 1e9;
 await probe.dispose();
-console.log(`Qwen2-${model} shapes (${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${threads} threads; measured read bandwidth ${bandwidth.toFixed(1)} GB/s`);
-console.log('format  weights GB  memories  load s  prefill tok/s  decode tok/s  decode ms/tok  bound ms/tok  %bound  peak RSS GB  RSS/(weights+KV)');
+if (!child) console.log(`Qwen2-${model} shapes (${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${threads} threads; bound = weight bytes per token / read bandwidth measured by each run`);
+if (!child) console.log('format  read GB/s  weights GB  memories  load s  prefill tok/s  decode tok/s  decode ms/tok  bound ms/tok  %bound  peak RSS GB  RSS/(weights+KV)');
 
 for (const format of formats) {
   const backend = await wasmBackend({ threads });
@@ -125,7 +140,7 @@ for (const format of formats) {
   const boundMs = (perToken / (bandwidth * 1e9)) * 1e3;
   const msPerToken = (decodeSeconds / decodeTokens) * 1e3;
   const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(`${format.padEnd(6)} ${(mem.weights / 1e9).toFixed(2).padStart(10)} ${String(backend.memories).padStart(9)} ${loadSeconds.toFixed(1).padStart(7)} ${(promptTokens / prefillSeconds).toFixed(1).padStart(14)} ${(decodeTokens / decodeSeconds).toFixed(2).padStart(13)} ${msPerToken.toFixed(1).padStart(14)} ${boundMs.toFixed(1).padStart(13)} ${((100 * boundMs) / msPerToken).toFixed(0).padStart(7)} ${(peak / 1e9).toFixed(2).padStart(12)} ${(peak / (mem.weights + mem.kvCache)).toFixed(3).padStart(17)}`);
+  console.log(`${format.padEnd(6)} ${bandwidth.toFixed(1).padStart(11)} ${(mem.weights / 1e9).toFixed(2).padStart(10)} ${String(backend.memories).padStart(9)} ${loadSeconds.toFixed(1).padStart(7)} ${(promptTokens / prefillSeconds).toFixed(1).padStart(14)} ${(decodeTokens / decodeSeconds).toFixed(2).padStart(13)} ${msPerToken.toFixed(1).padStart(14)} ${boundMs.toFixed(1).padStart(13)} ${((100 * boundMs) / msPerToken).toFixed(0).padStart(7)} ${(peak / 1e9).toFixed(2).padStart(12)} ${(peak / (mem.weights + mem.kvCache)).toFixed(3).padStart(17)}`);
   if (!Number.isFinite((await backend.read(logits))[0])) console.log(`  warning: ${format} logits are not finite`);
   if (backend.pool?.soloJobs) console.log(`  note: ${backend.pool.soloJobs} jobs ran on the main thread alone (contention guard: the machine is busier than ${threads} cores)`);
   await backend.dispose();
