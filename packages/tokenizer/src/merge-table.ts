@@ -1,3 +1,6 @@
+import { TokenizerError } from './errors.js';
+import type { TokenIndex } from './token-index.js';
+
 /**
  * Open-addressing hash table from a token-id pair (left, right) to its merge (rank, merged id), stored
  * in one Int32Array so that a lookup in the BPE inner loop allocates nothing and hashes two integers.
@@ -71,4 +74,42 @@ export class MergeTable {
   mergedAt(offset: number): number {
     return this.slots[offset + 3];
   }
+}
+
+/**
+ * The merge table: pair of ids -> (rank, merged id). Merges are read in place ("left right" strings are
+ * never sliced) through the token index.
+ * @throws TokenizerError on a malformed merge or one whose parts or result are not in the vocabulary.
+ */
+export function buildMergeTable(merges: ReadonlyArray<unknown>, file: string, index: TokenIndex): MergeTable {
+  const table = new MergeTable(merges.length);
+  for (let rank = 0; rank < merges.length; rank++) {
+    const m = merges[rank];
+    let left: number;
+    let right: number;
+    let merged: number;
+    if (typeof m === 'string') {
+      const space = m.indexOf(' ');
+      if (space <= 0 || space === m.length - 1 || m.indexOf(' ', space + 1) !== -1) {
+        throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)} is not "left right"`);
+      }
+      left = index.find(m, 0, space);
+      right = index.find(m, space + 1, m.length);
+      merged = index.findConcat(m, 0, space, space + 1, m.length);
+    } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
+      const pair = m[0] + ' ' + m[1];
+      const space = m[0].length;
+      left = index.find(pair, 0, space);
+      right = index.find(pair, space + 1, pair.length);
+      merged = index.findConcat(pair, 0, space, space + 1, pair.length);
+    } else {
+      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} is neither "left right" nor [left, right]`);
+    }
+    if (left < 0 || right < 0 || merged < 0) {
+      const what = left < 0 ? 'its left part' : right < 0 ? 'its right part' : 'its result';
+      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)}: ${what} is not in the vocabulary`);
+    }
+    table.add(left, right, rank, merged);
+  }
+  return table;
 }

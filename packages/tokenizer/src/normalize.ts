@@ -34,3 +34,32 @@ export function referenceNfc(text: string): string {
   }
   return start === 0 ? text.normalize('NFC') : out + text.slice(start).normalize('NFC');
 }
+
+/** Replaces lone surrogates with U+FFFD (what a JS string becomes in UTF-8 at the Rust boundary). */
+export function toWellFormed(text: string): string {
+  const s = text as string & { isWellFormed?: () => boolean; toWellFormed?: () => string };
+  if (typeof s.isWellFormed === 'function' && typeof s.toWellFormed === 'function') {
+    return s.isWellFormed() ? text : s.toWellFormed();
+  }
+  return replaceLoneSurrogates(text);
+}
+
+/** {@link toWellFormed} for engines without String.prototype.toWellFormed (ES2024). */
+export function replaceLoneSurrogates(text: string): string {
+  let out = '';
+  let last = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+    }
+    out += text.slice(last, i) + '\ufffd';
+    last = i + 1;
+  }
+  return last === 0 ? text : out + text.slice(last);
+}

@@ -1,12 +1,13 @@
 import { AddedTokenMatcher, type AddedToken, type Segment } from './added-tokens.js';
 import { BytePairEncoder } from './bpe.js';
-import { bytesToUnicode, unicodeToBytes } from './byte-level.js';
+import { bytesToUnicode } from './byte-level.js';
 import { renderChatTemplate, type ChatMessage } from './chat-template.js';
 import { TokenizerError } from './errors.js';
 import { parseTokenizerFiles, type TokenizerConfig, type TokenizerFiles } from './load-files.js';
-import { MergeTable } from './merge-table.js';
+import { buildDecodeTable, type DecodeTable } from './decode-table.js';
+import { buildMergeTable } from './merge-table.js';
 import { TokenIndex } from './token-index.js';
-import { referenceNfc } from './normalize.js';
+import { referenceNfc, toWellFormed } from './normalize.js';
 import { splitPieces } from './pre-tokenizer.js';
 import { createByteStreamDecoder, type StreamDecoder } from './stream-decoder.js';
 
@@ -67,7 +68,7 @@ export class Qwen2Tokenizer {
   private readonly cache = new Map<string, number[]>();
   private symbols = new Int32Array(1024);
   private readonly ends: number[] = [];
-  private decodeTable?: { bytes: Uint8Array; offsets: Int32Array };
+  private decodeTable?: DecodeTable;
 
   private constructor(files: TokenizerFiles) {
     const spec = parseTokenizerFiles(files);
@@ -319,48 +320,11 @@ export class Qwen2Tokenizer {
   }
 
   /** Bytes of every token, flat: built on first decode so that loading stays fast. */
-  private getDecodeTable(): { bytes: Uint8Array; offsets: Int32Array } {
-    if (this.decodeTable) return this.decodeTable;
-    const charToByte = unicodeToBytes();
-    const encoder = new TextEncoder();
-    const offsets = new Int32Array(this.vocabSize + 1);
-    let bytes = new Uint8Array(this.vocabSize * 8);
-    let at = 0;
-    const ensure = (extra: number) => {
-      if (at + extra <= bytes.length) return;
-      const grown = new Uint8Array(Math.max(bytes.length * 2, at + extra));
-      grown.set(bytes);
-      bytes = grown;
-    };
-    for (let id = 0; id < this.vocabSize; id++) {
-      offsets[id] = at;
-      const token = this.tokens[id];
-      if (token === undefined) continue;
-      // Hugging Face's ByteLevel decoder: map every char back to its byte; a token with a char outside the
-      // byte table (an added token such as one with non-Latin-1 text) contributes its UTF-8 bytes instead.
-      ensure(token.length * 4);
-      let mapped = true;
-      const start = at;
-      for (const ch of token) {
-        const b = charToByte.get(ch);
-        if (b === undefined) {
-          mapped = false;
-          break;
-        }
-        bytes[at++] = b;
-      }
-      if (!mapped) {
-        at = start;
-        const utf8 = encoder.encode(token);
-        ensure(utf8.length);
-        bytes.set(utf8, at);
-        at += utf8.length;
-      }
-    }
-    offsets[this.vocabSize] = at;
-    this.decodeTable = { bytes: bytes.slice(0, at), offsets };
+  private getDecodeTable(): DecodeTable {
+    this.decodeTable ??= buildDecodeTable(this.tokens, this.vocabSize);
     return this.decodeTable;
   }
+
 }
 
 const always = () => true;
@@ -374,62 +338,3 @@ function checkId(id: number): number {
 }
 const notSpecial = (t: AddedToken) => !t.special;
 
-/** Replaces lone surrogates with U+FFFD (what a JS string becomes in UTF-8 at the Rust boundary). */
-function toWellFormed(text: string): string {
-  const s = text as string & { isWellFormed?: () => boolean; toWellFormed?: () => string };
-  if (typeof s.isWellFormed === 'function') return s.isWellFormed() ? text : s.toWellFormed!();
-  let out = '';
-  let last = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0xd800 || c > 0xdfff) continue;
-    if (c <= 0xdbff && i + 1 < text.length) {
-      const d = text.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        i++;
-        continue;
-      }
-    }
-    out += text.slice(last, i) + '\ufffd';
-    last = i + 1;
-  }
-  return last === 0 ? text : out + text.slice(last);
-}
-
-/**
- * The merge table: pair of ids -> (rank, merged id). Merges are read in place ("left right" strings are
- * never sliced) through the token index.
- * @throws TokenizerError on a malformed merge or one whose parts or result are not in the vocabulary.
- */
-function buildMergeTable(merges: ReadonlyArray<unknown>, file: string, index: TokenIndex): MergeTable {
-  const table = new MergeTable(merges.length);
-  for (let rank = 0; rank < merges.length; rank++) {
-    const m = merges[rank];
-    let left: number;
-    let right: number;
-    let merged: number;
-    if (typeof m === 'string') {
-      const space = m.indexOf(' ');
-      if (space <= 0 || space === m.length - 1 || m.indexOf(' ', space + 1) !== -1) {
-        throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)} is not "left right"`);
-      }
-      left = index.find(m, 0, space);
-      right = index.find(m, space + 1, m.length);
-      merged = index.findConcat(m, 0, space, space + 1, m.length);
-    } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
-      const pair = m[0] + ' ' + m[1];
-      const space = m[0].length;
-      left = index.find(pair, 0, space);
-      right = index.find(pair, space + 1, pair.length);
-      merged = index.findConcat(pair, 0, space, space + 1, pair.length);
-    } else {
-      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} is neither "left right" nor [left, right]`);
-    }
-    if (left < 0 || right < 0 || merged < 0) {
-      const what = left < 0 ? 'its left part' : right < 0 ? 'its right part' : 'its result';
-      throw new TokenizerError('bad-merges', `${file}: merge ${rank + 1} ${JSON.stringify(m)}: ${what} is not in the vocabulary`);
-    }
-    table.add(left, right, rank, merged);
-  }
-  return table;
-}
