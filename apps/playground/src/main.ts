@@ -193,8 +193,9 @@ ui.loadForm.addEventListener('submit', async (event) => {
     ui.modelInfo.dataset.backend = loaded.backend.name;
     ui.modelInfo.textContent =
       `${loaded.source} · ${loaded.layers} layers, hidden ${loaded.hiddenSize}, vocab ${loaded.vocabSize} · ` +
-      `${loaded.backend.name} on ${loaded.backend.device}${loaded.backend.threads ? ` (${plural(loaded.backend.threads, 'thread')})` : ''} · ` +
-      `weights ${formatBytes(loaded.weightsBytes)} · memory ${describeMemory(loaded.memory)}` +
+      `${loaded.backend.name} on ${loaded.backend.device} · ` +
+      `weights ${formatBytes(loaded.weightsBytes)} · memory ${describeMemory(loaded.memory)} · ` +
+      `formats this backend stores: ${loaded.backend.formats.join(', ')}` +
       (loaded.hasChatTemplate ? '' : ' · no chat template: messages are sent as plain text');
     ui.stat.memory.textContent = formatBytes(totalMemory(loaded.memory));
     setState('ready');
