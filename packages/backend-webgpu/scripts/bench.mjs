@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Decode/prefill benchmark of the WebGPU backend at real Qwen2 shapes with random weights, printed side
+// by side with the device's measured copy bandwidth: tokens/s vs the memory-bandwidth bound
+// (weight bytes read per token / bandwidth). Runs on the built dist (build first).
+//
+//   node scripts/bench.mjs [--model 0.5b|1.5b|7b|tiny] [--format f16|bf16|f32|q8_0|q4_0] [--tokens 32]
+//                          [--prompt 128] [--no-f16]
+//
+// In Node it uses Dawn (npm "webgpu"); with no GPU it falls back to the lavapipe unpacked by
+// scripts/setup-test-env.mjs (numbers from a CPU driver say nothing about GPU speed).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const MODELS = {
+  tiny: { hidden: 256, inter: 1024, layers: 4, heads: 4, kvHeads: 2, vocab: 32000, tied: true },
+  '0.5b': { hidden: 896, inter: 4864, layers: 24, heads: 14, kvHeads: 2, vocab: 151936, tied: true },
+  '1.5b': { hidden: 1536, inter: 8960, layers: 28, heads: 12, kvHeads: 2, vocab: 151936, tied: true },
+  '7b': { hidden: 3584, inter: 18944, layers: 28, heads: 28, kvHeads: 4, vocab: 152064, tied: false },
+};
+
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const format = opt('format', 'f16');
+
+const icd = fileURLToPath(new URL('../.vendor/lavapipe/lvp_icd.json', import.meta.url));
+if (!process.env.VK_ICD_FILENAMES && !existsSync('/dev/nvidia0') && !existsSync('/dev/dri') && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
+const { create } = await import('webgpu');
+const { webgpuBackend } = await import('../dist/index.js');
+const core = await import('@qwen2-ts/core');
+
+const gpu = create([]);
+const backend = await webgpuBackend({ gpu, preferF16: !args.includes('--no-f16') });
+const software = /llvmpipe|lavapipe|swiftshader/i.test(backend.info.device);
+// On a CPU driver the default is the tiny shape: a 0.5B decode there takes minutes and says nothing.
+const modelName = opt('model', software ? 'tiny' : '0.5b');
+const m = MODELS[modelName];
+if (!m) throw new Error(`unknown --model ${modelName} (${Object.keys(MODELS).join(', ')})`);
+const tokens = Number(opt('tokens', software ? 4 : 32));
+const promptLen = Number(opt('prompt', software ? 8 : 128));
+console.log(`adapter: ${backend.info.device}${software ? '  [software adapter: numbers are not GPU numbers]' : ''}`);
+console.log(`model: Qwen2-${modelName} shapes (${JSON.stringify(m)}), weights ${format}, random values`);
+
+// ---- random weights (a repeated random block: fast to make at 7B) ----
+let seed = 12345;
+const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const block = Float32Array.from({ length: 1 << 16 }, () => (rnd() * 2 - 1) * 0.05);
+function values(n) {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += block.length) out.set(block.subarray(0, Math.min(block.length, n - i)), i);
+  return out;
+}
+function host(fmt, rows, cols) {
+  const v = values(rows * cols);
+  switch (fmt) {
+    case 'f32': return { format: fmt, rows, cols, data: v };
+    case 'f16': return { format: fmt, rows, cols, data: Uint16Array.from(v, core.f32ToF16) };
+    case 'bf16': return { format: fmt, rows, cols, data: Uint16Array.from(v, core.f32ToBf16) };
+    case 'q8_0': return core.quantizeQ8_0(v, rows, cols);
+    case 'q4_0': return core.quantizeQ4_0(v, rows, cols);
+    default: throw new Error(`unknown --format ${fmt}`);
+  }
+}
+const headDim = m.hidden / m.heads;
+const up = (fmt, rows, cols, name) => backend.uploadWeight(host(fmt, rows, cols), name);
+const ones = (n, name) => backend.uploadWeight({ format: 'f32', rows: 1, cols: n, data: new Float32Array(n).fill(1) }, name);
+const t0 = performance.now();
+const embed = await up(format, m.vocab, m.hidden, 'embed');
+const layers = [];
+for (let l = 0; l < m.layers; l++) {
+  layers.push({
+    inputNorm: await ones(m.hidden, 'in'), postNorm: await ones(m.hidden, 'post'),
+    q: await up(format, m.heads * headDim, m.hidden, 'q'), k: await up(format, m.kvHeads * headDim, m.hidden, 'k'), v: await up(format, m.kvHeads * headDim, m.hidden, 'v'),
+    qBias: await ones(m.heads * headDim, 'qb'), kBias: await ones(m.kvHeads * headDim, 'kb'), vBias: await ones(m.kvHeads * headDim, 'vb'),
+    o: await up(format, m.hidden, m.heads * headDim, 'o'),
+    gate: await up(format, m.inter, m.hidden, 'gate'), up: await up(format, m.inter, m.hidden, 'up'), down: await up(format, m.hidden, m.inter, 'down'),
+  });
+}
+const lmHead = m.tied ? embed : await up(format, m.vocab, m.hidden, 'lm_head');
+const weights = { embed, layers, norm: await ones(m.hidden, 'norm'), lmHead, bytes: backend.memory().weights, fallbacks: [] };
+console.log(`upload: ${(weights.bytes / 1e9).toFixed(2)} GB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+const config = {
+  vocabSize: m.vocab, hiddenSize: m.hidden, intermediateSize: m.inter, numHiddenLayers: m.layers, numAttentionHeads: m.heads,
+  numKeyValueHeads: m.kvHeads, headDim, rmsNormEps: 1e-6, ropeTheta: 1e6, tieWordEmbeddings: m.tied, maxPositionEmbeddings: 32768, maxWindowLayers: m.layers,
+};
+
+// ---- copy bandwidth: the bound a bandwidth-limited decode can reach ----
+const copyBytes = 2 ** 27 - (1 << 20); // under every adapter's 128 MiB binding limit
+const cols = 4096;
+const rows = Math.floor(copyBytes / 4 / cols);
+const a = backend.alloc(rows, cols);
+const b = backend.alloc(rows, cols);
+const reps = software ? 3 : 50;
+backend.beginPass(1, 0); backend.copy(a, b); backend.endPass(); await backend.read(backend.view(b, 0, 1));
+let t = performance.now();
+backend.beginPass(1, 0);
+for (let i = 0; i < reps; i++) backend.copy(i % 2 ? b : a, i % 2 ? a : b);
+backend.endPass();
+await backend.read(backend.view(a, 0, 1));
+const bandwidth = (2 * rows * cols * 4 * reps) / ((performance.now() - t) / 1000);
+backend.free(a); backend.free(b);
+console.log(`copy bandwidth (read + write): ${(bandwidth / 1e9).toFixed(1)} GB/s`);
+
+// ---- prefill and decode through core's graph ----
+const model = new core.Qwen2Model(backend, config, weights);
+const seq = model.createSequence(promptLen + tokens + 2);
+const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919) % m.vocab);
+t = performance.now();
+let logits = model.forward(seq, prompt);
+let next = (await backend.argmax(logits))[0];
+const prefillS = (performance.now() - t) / 1000;
+// One untimed decode step: compiles the decode pipelines (the prefill above compiled the GEMM ones,
+// so its time includes compilation; run with a longer --prompt for a steadier prefill number).
+logits = model.forward(seq, [next]);
+next = (await backend.argmax(logits))[0];
+t = performance.now();
+for (let i = 0; i < tokens; i++) {
+  logits = model.forward(seq, [next]);
+  next = (await backend.argmax(logits))[0];
+}
+const decodeS = (performance.now() - t) / 1000;
+const tps = tokens / decodeS;
+// Bytes a decode step must read: every weight once (the embedding table only for its one row when the
+// head is untied) plus the KV cache so far.
+const embedBytes = m.tied ? 0 : embed.bytes;
+const kvBytes = 2 * m.layers * m.kvHeads * headDim * 4 * (promptLen + tokens / 2);
+const perToken = weights.bytes - embedBytes + kvBytes;
+const bound = bandwidth / perToken;
+console.log(`prefill: ${promptLen} tokens in ${prefillS.toFixed(2)} s = ${(promptLen / prefillS).toFixed(1)} tokens/s`);
+console.log(`decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${(perToken / 1e6).toFixed(0)} MB/token) | ratio ${(tps / bound).toFixed(2)}`);
+await backend.dispose();
