@@ -78,10 +78,16 @@ export interface LoadedModel {
   model: Qwen2;
   /** Wall time from the first byte read to a usable model, in ms. */
   loadMs: number;
-  /** The `--dtype` asked for (`auto` resolved by core). */
-  dtype: DtypeOption;
+  /** The weight format: the `--dtype` asked for, or for `auto` the checkpoint's own float format. */
+  dtype: string;
   /** Frees the model's device memory and closes its files. */
   dispose(): Promise<void>;
+}
+
+/** The storage format `auto` keeps: the checkpoint dtype of the embedding matrix (f32, f16 or bf16). */
+function checkpointDtype(opened: OpenedModel): string {
+  const embed = opened.checkpoint.tensors.get('model.embed_tokens.weight') ?? [...opened.checkpoint.tensors.values()].find((t) => t.shape.length === 2);
+  return embed ? embed.dtype.toLowerCase() : 'auto';
 }
 
 /**
@@ -114,7 +120,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
     return {
       model,
       loadMs: performance.now() - started,
-      dtype: flags.dtype,
+      dtype: flags.dtype === 'auto' ? checkpointDtype(opened) : flags.dtype,
       async dispose() {
         await model.dispose();
         // The CLI created the backend, so it frees it too (a no-op if the model already did).

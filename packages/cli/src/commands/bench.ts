@@ -77,7 +77,7 @@ export const benchCommand: Command = {
       const info = model.backend.info;
       const report: BenchReport = {
         backend: info.name,
-        dtype: resolvedDtype(model, loaded.dtype),
+        dtype: loaded.dtype,
         threads: info.threads ?? flags.threads ?? 1,
         load_ms: round4(loaded.loadMs),
         prefill_tokens_per_s: round4(median(runs.map((r) => r.prefillTokensPerSecond))),
@@ -106,11 +106,3 @@ export const benchCommand: Command = {
     return 0;
   },
 };
-
-/** The weight format actually used: core's resolved dtype when it says, else the one asked for. */
-function resolvedDtype(model: object, asked: string): string {
-  const m = model as { dtype?: unknown; weightFormat?: unknown };
-  if (typeof m.dtype === 'string' && m.dtype !== 'auto') return m.dtype;
-  if (typeof m.weightFormat === 'string') return m.weightFormat;
-  return asked;
-}
