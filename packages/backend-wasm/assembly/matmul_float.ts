@@ -176,3 +176,68 @@ export function matmul_f16(n0: i32, n1: i32, scratch: usize, x: usize, w: usize,
 export function matmul_bf16(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   halfMatmul(n0, n1, scratch, x, w, bias, out, T, K, N, true);
 }
+
+/**
+ * Reorders x (K floats) for {@link matvec_bf16_paired}: each group of 8 becomes its even then its odd
+ * elements; a tail of K % 8 stays in place.
+ */
+export function pair_lanes(x: usize, dst: usize, K: i32): void {
+  const K8 = K & ~7;
+  for (let k = 0; k < K8; k += 8) {
+    const o = <usize>k << 2;
+    const a = v128.load(x + o), b = v128.load(x + o, 16);
+    v128.store(dst + o, i32x4.shuffle(a, b, 0, 2, 4, 6));
+    v128.store(dst + o, i32x4.shuffle(a, b, 1, 3, 5, 7), 16);
+  }
+  for (let k = K8; k < K; k++) store<f32>(dst + (<usize>k << 2), load<f32>(x + (<usize>k << 2)));
+}
+
+/**
+ * bf16 matvec (T = 1) against x reordered by {@link pair_lanes}. Eight bf16 weights loaded as four
+ * u32 lanes are two f32x4 with one op each: `lane << 16` is the even weights, `lane & 0xffff0000` the
+ * odd ones; no widening shuffles. 4 rows at a time.
+ */
+export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, w: usize, bias: usize, out: usize, K: i32): void {
+  const rowBytes = <usize>K << 1;
+  const K8 = K & ~7;
+  const hiMask = i32x4.splat(0xffff0000);
+  let r = n0;
+  for (; r + 4 <= n1; r += 4) {
+    const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const xe = v128.load(xp + (<usize>k << 2)), xo = v128.load(xp + (<usize>k << 2), 16);
+      const o = <usize>k << 1;
+      let h = v128.load(w0 + o);
+      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(w1 + o);
+      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(w2 + o);
+      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(w3 + o);
+      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (let k = K8; k < K; k++) {
+      const xv = load<f32>(xp + (<usize>k << 2));
+      const o = <usize>k << 1;
+      s0 += halfAt(w0 + o, true) * xv; s1 += halfAt(w1 + o, true) * xv; s2 += halfAt(w2 + o, true) * xv; s3 += halfAt(w3 + o, true) * xv;
+    }
+    const oa = out + (<usize>r << 2);
+    store<f32>(oa, s0 + biasAt(bias, r)); store<f32>(oa, s1 + biasAt(bias, r + 1), 4);
+    store<f32>(oa, s2 + biasAt(bias, r + 2), 8); store<f32>(oa, s3 + biasAt(bias, r + 3), 12);
+  }
+  for (; r < n1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    let s: f32 = 0;
+    // Whole groups of 8 pair weight 2i with xp's even slot i and 2i+1 with the odd slot 4+i.
+    for (let k = 0; k < K8; k += 8) {
+      for (let i = 0; i < 4; i++) {
+        s += halfAt(w0 + (<usize>(k + 2 * i) << 1), true) * load<f32>(xp + (<usize>(k + i) << 2));
+        s += halfAt(w0 + (<usize>(k + 2 * i + 1) << 1), true) * load<f32>(xp + (<usize>(k + 4 + i) << 2));
+      }
+    }
+    for (let k = K8; k < K; k++) s += halfAt(w0 + (<usize>k << 1), true) * load<f32>(xp + (<usize>k << 2));
+    store<f32>(out + (<usize>r << 2), s + biasAt(bias, r));
+  }
+}

@@ -464,6 +464,13 @@ export class WasmBackend implements Backend {
         return;
       case 'f16':
       case 'bf16': {
+        if (w.format === 'bf16' && T === 1) {
+          // Decode: x reordered once (even/odd lanes) so that bf16 weights widen with one op per 4.
+          const xp = A.scratchBlock('xpaired', K * 4);
+          A.kernels.pair_lanes(x, xp, K);
+          this.run('matvec_bf16_paired', A.index, N, 4, [xp, w.ptr, bias, out, K]);
+          return;
+        }
         const stride = T > 1 ? PANEL * K * 4 : 0;
         const base = T > 1 ? A.scratchBlock('panel', stride * threads) : 0;
         this.run(w.format === 'f16' ? 'matmul_f16' : 'matmul_bf16', A.index, N, PANEL, [x, w.ptr, bias, out, T, K, N], { base, stride });

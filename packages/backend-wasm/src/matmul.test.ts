@@ -34,6 +34,20 @@ describe.each([1, 2])('matmul on %i thread(s)', (threads) => {
     });
   });
 
+  it.each(['f32', 'f16', 'bf16'] as const)('%s handles K not a multiple of 8 (lane tails)', async (format) => {
+    const K = 43, N = 9;
+    for (const T of [1, 3]) {
+      const { host, values } = randomWeight(format, N, K, 21 + T);
+      const w = await backend.uploadWeight(host, 'w');
+      const xData = randomF32(T * K, 8 + T);
+      const x = backend.alloc(T, K);
+      backend.write(x, xData);
+      const out = backend.alloc(T, N);
+      backend.matmul(x, [w], [undefined], [out]);
+      expect(maxRelError(await backend.read(out), matmulRef(xData, values, T, K, N))).toBeLessThan(2e-6);
+    }
+  });
+
   it('fuses several weights reading one input (q/k/v) and handles mixed formats', async () => {
     const T = 3, K = 64;
     const ws = [randomWeight('q8_0', 32, K, 1), randomWeight('q4_0', 16, K, 2), randomWeight('bf16', 8, K, 3)];
