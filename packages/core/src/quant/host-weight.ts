@@ -72,3 +72,61 @@ export function validateHostWeight(weight: HostWeight, name: string): void {
       throw new RangeError(`weight '${name}': unknown format '${(weight as { format: string }).format}'`);
   }
 }
+
+/**
+ * `sum_k row_n(weight)[k] * x[xBase + k]` in float64, widening each value on the fly: what
+ * {@link dequantizeRow} followed by a dot product gives, in one pass (the single-token case, where
+ * widening a row to reuse it across tokens buys nothing).
+ */
+export function rowDot(weight: HostWeight, n: number, x: Float32Array, xBase: number): number {
+  const { cols } = weight;
+  let acc = 0;
+  switch (weight.format) {
+    case 'f32': {
+      const data = weight.data;
+      const base = n * cols;
+      for (let k = 0; k < cols; k++) acc += data[base + k]! * x[xBase + k]!;
+      return acc;
+    }
+    case 'f16':
+    case 'bf16': {
+      const table = weight.format === 'f16' ? f16Lookup() : bf16Lookup();
+      const data = weight.data;
+      const base = n * cols;
+      for (let k = 0; k < cols; k++) acc += table[data[base + k]!]! * x[xBase + k]!;
+      return acc;
+    }
+    case 'q8_0': {
+      const table = f16Lookup();
+      const { scales, quants } = weight;
+      const blocksPerRow = cols / QUANT_BLOCK;
+      for (let b = 0; b < blocksPerRow; b++) {
+        const block = n * blocksPerRow + b;
+        const qBase = block * QUANT_BLOCK;
+        const xb = xBase + b * QUANT_BLOCK;
+        let s = 0;
+        for (let j = 0; j < QUANT_BLOCK; j++) s += quants[qBase + j]! * x[xb + j]!;
+        acc += table[scales[block]!]! * s;
+      }
+      return acc;
+    }
+    case 'q4_0': {
+      const table = f16Lookup();
+      const { scales, quants } = weight;
+      const blocksPerRow = cols / QUANT_BLOCK;
+      const half = QUANT_BLOCK / 2;
+      for (let b = 0; b < blocksPerRow; b++) {
+        const block = n * blocksPerRow + b;
+        const qBase = block * half;
+        const xb = xBase + b * QUANT_BLOCK;
+        let s = 0;
+        for (let j = 0; j < half; j++) {
+          const byte = quants[qBase + j]!;
+          s += ((byte & 0x0f) - 8) * x[xb + j]! + ((byte >>> 4) - 8) * x[xb + j + half]!;
+        }
+        acc += table[scales[block]!]! * s;
+      }
+      return acc;
+    }
+  }
+}

@@ -69,3 +69,22 @@ describe('q4_0', () => {
     for (const byte of q.quants) expect(byte).toBeLessThan(256);
   });
 });
+
+describe('rowDot', () => {
+  it('equals dequantizeRow followed by a dot product, for every format', async () => {
+    const { rowDot, dequantizeRow } = await import('./host-weight.js');
+    const { hostWeight } = await import('../testing/op-suite.js');
+    const x = randomRows(1, 96, 3);
+    const values = randomRows(5, 96, 4);
+    for (const format of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const) {
+      const w = hostWeight(format, 5, 96, values);
+      const row = new Float32Array(96);
+      for (let n = 0; n < 5; n++) {
+        dequantizeRow(w, n, row);
+        let want = 0;
+        for (let k = 0; k < 96; k++) want += row[k]! * x[k]!;
+        expect(rowDot(w, n, x, 0)).toBeCloseTo(want, 10);
+      }
+    }
+  });
+});

@@ -2,7 +2,7 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '../types.js';
 import { BackendUsageError } from '../../errors.js';
-import { dequantizeRow, hostWeightBytes, validateHostWeight } from '../../quant/host-weight.js';
+import { dequantizeRow, hostWeightBytes, rowDot, validateHostWeight } from '../../quant/host-weight.js';
 import { sampleFromLogits } from '../../sampling/sample.js';
 import { argmax } from '../../argmax.js';
 import { cacheOf, expectShape, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from './objects.js';
@@ -133,7 +133,12 @@ export class ReferenceBackend implements Backend {
       const T = a.rows;
       const xd = a.data;
       const od = o.data;
-      // Widen one weight row at a time and reuse it for every token: O(N*K) conversions, O(T*N*K) MACs.
+      if (T === 1) {
+        // One token: widen each weight value as it is used (one pass over the weights).
+        for (let n = 0; n < N; n++) od[n] = rowDot(w.host, n, xd, 0) + (bias ? bias[n]! : 0);
+        continue;
+      }
+      // Several tokens: widen one weight row at a time and reuse it for every token.
       for (let n = 0; n < N; n++) {
         dequantizeRow(w.host, n, row);
         const b = bias ? bias[n]! : 0;
