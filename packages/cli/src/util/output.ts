@@ -33,6 +33,7 @@ const f32 = new Float32Array(1);
 /** Shortest decimal that rounds to the same float32 (tries 6..9 significant digits). */
 export function float32Json(x: number): string {
   if (!Number.isFinite(x)) return 'null';
+  if (Object.is(x, -0)) return '-0';
   f32[0] = x;
   const exact = f32[0]!;
   for (let digits = 6; digits < 9; digits++) {
