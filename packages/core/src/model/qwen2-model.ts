@@ -162,16 +162,20 @@ export class Qwen2Model {
   private pass(seq: KVSequence, ids: Int32Array, logits: 'last' | 'none'): Tensor {
     const b = this.backend;
     b.beginPass(ids.length, seq.length);
-    const { x, ws } = this.layers(seq, ids);
-    if (logits === 'last') {
-      // Only the last position's logits are needed: normalize that row alone.
-      b.copy(ids.length === 1 ? x : b.view(x, ids.length - 1, 1), ws.last);
-      b.rmsNorm(ws.last, this.weights.norm, this.config.rmsNormEps, ws.last);
-      this.inspect?.('final_norm', undefined, ws.last);
-      b.matmul(ws.last, [this.weights.lmHead], [undefined], [ws.logits]);
+    try {
+      const { x, ws } = this.layers(seq, ids);
+      if (logits === 'last') {
+        // Only the last position's logits are needed: normalize that row alone.
+        b.copy(ids.length === 1 ? x : b.view(x, ids.length - 1, 1), ws.last);
+        b.rmsNorm(ws.last, this.weights.norm, this.config.rmsNormEps, ws.last);
+        this.inspect?.('final_norm', undefined, ws.last);
+        b.matmul(ws.last, [this.weights.lmHead], [undefined], [ws.logits]);
+      }
+      return ws.logits;
+    } finally {
+      // Also when an op threw, so that the backend is not left inside a pass.
+      b.endPass();
     }
-    b.endPass();
-    return ws.logits;
   }
 
   /** One pass that reads back the logits of every position of the chunk. */
@@ -179,9 +183,14 @@ export class Qwen2Model {
     const b = this.backend;
     const T = ids.length;
     b.beginPass(T, seq.length);
-    const { x, ws } = this.layers(seq, ids);
-    b.rmsNorm(x, this.weights.norm, this.config.rmsNormEps, x);
-    b.endPass();
+    let x: Tensor;
+    let ws: Workspace;
+    try {
+      ({ x, ws } = this.layers(seq, ids));
+      b.rmsNorm(x, this.weights.norm, this.config.rmsNormEps, x);
+    } finally {
+      b.endPass();
+    }
     const V = this.config.vocabSize;
     ws.logitRows ??= b.alloc(Math.min(LOGIT_ROWS, ws.rows), V);
     const out: Float32Array[] = [];
@@ -189,8 +198,11 @@ export class Qwen2Model {
       const n = Math.min(ws.logitRows.rows, T - r);
       const dst = n === ws.logitRows.rows ? ws.logitRows : b.view(ws.logitRows, 0, n);
       b.beginPass(n, seq.length);
-      b.matmul(b.view(x, r, n), [this.weights.lmHead], [undefined], [dst]);
-      b.endPass();
+      try {
+        b.matmul(b.view(x, r, n), [this.weights.lmHead], [undefined], [dst]);
+      } finally {
+        b.endPass();
+      }
       const flat = await b.read(dst);
       for (let i = 0; i < n; i++) out.push(flat.slice(i * V, (i + 1) * V));
     }
