@@ -62,7 +62,7 @@ export class StatusOutput {
     const now = Date.now();
     if (!force && now - this.lastDraw < 100) return;
     this.lastDraw = now;
-    const width = Math.max(20, Math.min(120, this.stream.columns ?? 80) - 1);
+    const width = Math.max(20, Math.min(120, this.stream.columns || Number(process.env.COLUMNS) || 80) - 1);
     const text = lines.map((l) => renderBar(l, width, (now - this.started) / 1000)).join('\n');
     this.clear();
     this.stream.write(text);
