@@ -2,8 +2,9 @@
  * The contract commands (`logits`, `generate --json`, `bench --json`) on the fixture checkpoints,
  * against goldens from an independent float64 implementation of Hugging Face's Qwen2.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cli, MODELS } from './test/helpers.js';
 
@@ -77,6 +78,19 @@ describe('qwen2 logits (built CLI, reference backend)', () => {
     const r = cli(['logits', '--model', join(MODELS, 'tiny-f32'), '--ids', seq.input_ids.join(',')]);
     expect(r.status, r.stderr).toBe(0);
     expect(maxAbsDiff((JSON.parse(r.stdout) as { logits: number[] }).logits, seq.last_logits!)).toBeLessThan(1e-3);
+  });
+
+  // The WebGPU path through Dawn, on the CPU Vulkan driver the test setup unpacks (when it did).
+  const lavapipe = fileURLToPath(new URL('../../backend-webgpu/.vendor/lavapipe/lvp_icd.json', import.meta.url));
+  it.runIf(existsSync(lavapipe))('--backend webgpu (lavapipe) matches the goldens and greedy tokens', () => {
+    const seq = golden('tiny-bf16-untied').sequences[2]!;
+    const env = { VK_ICD_FILENAMES: lavapipe };
+    const r = cli(['logits', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'webgpu', '--ids', seq.input_ids.join(',')], { env });
+    expect(r.status, r.stderr).toBe(0);
+    expect(maxAbsDiff((JSON.parse(r.stdout) as { logits: number[] }).logits, seq.last_logits!)).toBeLessThan(1e-3);
+    const g = cli(['generate', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'webgpu', '--ids', seq.input_ids.join(','), '--temperature', '0', '--ignore-eos', '--max-new-tokens', '16', '--json'], { env });
+    expect(g.status, g.stderr).toBe(0);
+    expect((JSON.parse(g.stdout) as { ids: number[] }).ids).toEqual(seq.greedy_new_tokens);
   });
 
   it('rejects a token id outside the vocabulary in one line', () => {

@@ -48,6 +48,19 @@ describe('qwen2 errors (built CLI)', () => {
     expect(v.stderr).toMatch(/\n\s+at /);
   });
 
+  it('an explicitly requested backend that cannot run here is one clear line, not a crash', () => {
+    for (const backend of ['cuda', 'webgpu']) {
+      // VK_ICD_FILENAMES pointing nowhere: Dawn finds no Vulkan driver, as on a machine without a GPU.
+      const r = cli(['logits', '--model', join(MODELS, 'tiny-f32'), '--backend', backend, '--ids', '1,2'], { env: { VK_ICD_FILENAMES: '/nonexistent.json' } });
+      if (r.status === 0) continue; // a machine where it runs (a GPU, a driver)
+      expect(r.status, backend).toBe(1);
+      // Dawn itself may print native warnings first; our own output is one line.
+      expect(lines(r.stderr).filter((l) => l.startsWith('qwen2:')), backend).toEqual([expect.stringMatching(new RegExp(`^qwen2: the ${backend} backend is not available: .+`))]);
+      // No JavaScript stack (Dawn's native warnings have "at <C++ file>" lines of their own).
+      expect(r.stderr).not.toMatch(/\n\s+at .*(node:|file:|\.js:)/);
+    }
+  });
+
   it('names a missing model folder and a folder that is not a model', () => {
     const r = cli(['logits', '--model', './no/such/folder', '--ids', '1']);
     expect(r.status).toBe(1);
