@@ -1,6 +1,7 @@
 /**
  * End to end in a real browser: Debian's Chromium, headless, driven by playwright-core. The built app
- * and a fixture model are served from loopback; the test loads the model with the WASM backend and with
+ * (served by `vite preview` with the package's own config, as `npm run playground` does) and a fixture
+ * model are served from loopback; the test loads the model with the WASM backend and with
  * the WebGPU backend (Chromium's SwiftShader adapter), chats at temperature 0 and compares the streamed
  * token ids with the greedy ids core's reference backend computes in Node for the same chat-templated
  * prompt, checks the progress bar, that a reload downloads nothing again (by counting the requests the
@@ -18,7 +19,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedGreedyReply } from './expected.js';
 import { MODEL_FILES, modelFolderOnDisk } from './model-folder.js';
-import { serveApp, serveModel, type RunningServer } from './servers.js';
+import { serveBuiltApp, serveModel, type RunningServer } from './servers.js';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(appDir, 'dist');
@@ -90,7 +91,7 @@ beforeAll(async () => {
   mkdirSync(results, { recursive: true });
   localModel = modelFolderOnDisk();
   expected = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS);
-  app = await serveApp(dist);
+  app = await serveBuiltApp(appDir);
   model = await serveModel('models/qwen2-full-vocab', MODEL_FILES);
   profile = mkdtempSync(join(tmpdir(), 'qwen2-ts-playground-profile-'));
   context = await chromium.launchPersistentContext(profile, {

@@ -1,11 +1,12 @@
 /**
- * Loopback HTTP servers for the browser test: the built app (with the COOP/COEP headers that enable
- * threads), and a model folder served like a CDN (CORS, Range, HEAD) that counts what it sends.
+ * Loopback HTTP servers for the browser test: the built app (vite preview, with the COOP/COEP headers
+ * that enable threads), and a model folder served like a CDN (CORS, Range, HEAD) that counts what it sends.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { extname, join, normalize, sep } from 'node:path';
+import { extname } from 'node:path';
+import { preview } from 'vite';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -51,12 +52,6 @@ function closer(server: Server): () => Promise<void> {
       server.closeAllConnections();
       server.close(() => resolve());
     });
-}
-
-/** Resolves a URL path inside `root`, or undefined when it escapes it. */
-function inside(root: string, urlPath: string): string | undefined {
-  const path = normalize(join(root, decodeURIComponent(urlPath)));
-  return path === root || path.startsWith(root + sep) ? path : undefined;
 }
 
 async function sendFile(
@@ -111,23 +106,15 @@ async function sendFile(
   record(status, sent);
 }
 
-/** Serves the built app from `dist` with cross-origin isolation headers. */
-export async function serveApp(dist: string): Promise<RunningServer> {
-  const log: ServedRequest[] = [];
-  const isolation = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp', 'cross-origin-resource-policy': 'same-origin' };
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const file = inside(dist, path === '/' ? '/index.html' : path);
-    const record = (status: number, bytes: number) => log.push({ method: req.method ?? 'GET', path, status, bytes });
-    if (!file) {
-      res.writeHead(403).end();
-      record(403, 0);
-      return;
-    }
-    void sendFile(req, res, file, isolation, record);
-  });
-  const url = await listen(server);
-  return { url, log, close: closer(server) };
+/**
+ * Serves the built app with `vite preview` and the package's vite.config.ts, exactly as
+ * `npm run playground` does (so the COOP/COEP headers under test are the shipped ones).
+ */
+export async function serveBuiltApp(appDir: string): Promise<RunningServer> {
+  const server = await preview({ root: appDir, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0, strictPort: true, open: false } });
+  const address = server.httpServer.address();
+  if (!address || typeof address === 'string') throw new Error('vite preview has no port');
+  return { url: `http://127.0.0.1:${address.port}`, log: [], close: () => server.close() };
 }
 
 /** Serves `files` (URL name → path on disk) under `/<prefix>/` the way a CDN or the Hub does: CORS for any origin, Range, HEAD. */
