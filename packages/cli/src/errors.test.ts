@@ -61,6 +61,15 @@ describe('qwen2 errors (built CLI)', () => {
     }
   });
 
+  it('explains a model that cannot chat, and a prompt longer than the context, in one line', () => {
+    const chat = cli(['chat', '--model', join(MODELS, 'tiny-f32'), '--backend', 'js'], { input: 'hi\n' });
+    expect(chat.status).toBe(1);
+    expect(lines(chat.stderr)).toEqual([expect.stringMatching(/^qwen2: .*tiny-f32 has no chat template .*qwen2 generate --prompt/)]);
+    const long = cli(['generate', '--model', join(MODELS, 'tiny-f32'), '--backend', 'js', '--ids', Array.from({ length: 40 }, (_, i) => i).join(','), '--max-context', '16']);
+    expect(long.status).toBe(1);
+    expect(lines(long.stderr)).toEqual([expect.stringMatching(/^qwen2: context is full: .*40 new > capacity 16 tokens \(raise --max-context/)]);
+  });
+
   it('names a missing model folder and a folder that is not a model', () => {
     const r = cli(['logits', '--model', './no/such/folder', '--ids', '1']);
     expect(r.status).toBe(1);

@@ -7,6 +7,7 @@ import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
 import { BACKEND_NAMES, selectBackend, type BackendName } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
 import type { StatusOutput } from './util/progress.js';
+import { CliError } from './util/errors.js';
 import { hasTokenizerFiles, tokenizerlessStandIn } from './no-tokenizer.js';
 
 export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
@@ -82,6 +83,16 @@ export interface LoadedModel {
   dtype: string;
   /** Frees the model's device memory and closes its files. */
   dispose(): Promise<void>;
+}
+
+/**
+ * Fails early, with the command line's wording, when a model cannot chat: no tokenizer files, or a
+ * tokenizer without a chat template (a base model).
+ */
+export function requireChatTemplate(model: Qwen2, spec: string, usePlainPrompt: string): void {
+  if (!model.tokenizer.hasChatTemplate) {
+    throw new CliError(`${spec} has no chat template (tokenizer_config.json "chat_template"; a base model?): ${usePlainPrompt}`);
+  }
 }
 
 /** The storage format `auto` keeps: the checkpoint dtype of the embedding matrix (f32, f16 or bf16). */

@@ -1,7 +1,7 @@
 /** `qwen2 chat`: an interactive chat in the terminal, streaming answers through the chat template. */
 import { createInterface } from 'node:readline';
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
-import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
+import { loadModel, MODEL_FLAGS, modelFlags, requireChatTemplate } from '../load-model.js';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
 import { describeError, isAbortError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -32,6 +32,12 @@ export const chatCommand: Command = {
     const showStats = args.flag('stats') || (interactive && !args.flag('quiet'));
     const loaded = await loadModel(flags, status);
     const { model } = loaded;
+    try {
+      requireChatTemplate(model, flags.spec, 'use qwen2 generate --prompt TEXT for plain completions');
+    } catch (err) {
+      await loaded.dispose();
+      throw err;
+    }
     const initial = (): ChatMessage[] => (system !== undefined ? [{ role: 'system', content: system }] : []);
     let messages = initial();
 

@@ -1,6 +1,6 @@
 /** `qwen2 generate`: one completion, streamed to stdout, or one JSON object with `--json` (a contract command). */
 import type { GenerationResult, GenerationStream } from '@qwen2-ts/core';
-import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
+import { loadModel, MODEL_FLAGS, modelFlags, requireChatTemplate } from '../load-model.js';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
 import { CliError, UsageError } from '../util/errors.js';
 import { round4 } from '../util/format.js';
@@ -75,6 +75,7 @@ export const generateCommand: Command = {
       const generateOptions = { ...options, signal: controller.signal };
       let stream: GenerationStream;
       if (chat) {
+        requireChatTemplate(model, flags.spec, 'drop --chat to complete the prompt as plain text');
         const messages = [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user' as const, content: prompt! }];
         stream = model.chat(messages, generateOptions);
       } else {

@@ -27,6 +27,7 @@ export class CliError extends Error {
 const SELF_EXPLAINING = new Set([
   'CliError', 'HubError', 'ModelNotFoundError', 'SafetensorsError', 'ConfigError', 'RemoteFileError',
   'TokenizerError', 'ChatTemplateError', 'ContextLengthError', 'ContextFullError', 'BackendUnavailableError',
+  'ModelWeightsError', 'WeightFormatError', 'WebGPUDeviceError', 'WebGPUDeviceLostError', 'CudaUnavailableError', 'CudaOutOfMemoryError',
   'BackendError', 'GenerationError', 'ModelError', 'DeviceLostError', 'CudaError', 'WebGPUError',
 ]);
 
@@ -73,6 +74,8 @@ export function describeError(err: unknown): string {
     if (status === undefined && !message.includes('--model')) return `${message}; use --model <dir> with a local model folder, or set HF_ENDPOINT`;
     return message;
   }
+  // core's wording names its API option; on the command line it is a flag.
+  if (err.name === 'ContextOverflowError') return `${message.replace('raise maxContext', 'raise --max-context')}`;
   if (SELF_EXPLAINING.has(err.name)) return message;
   const code = errorCode(err);
   if (code && UNREACHABLE_CODES.has(code)) return `cannot reach the network (${code}): ${message}; use --model <dir> with a local model folder`;
