@@ -77,7 +77,7 @@ export async function openModelSource(spec: string, status: StatusOutput, signal
 /** A model ready to run, and what it took to get there. */
 export interface LoadedModel {
   model: Qwen2;
-  /** Wall time from the first byte read to a usable model, in ms. */
+  /** Wall time to read, convert and upload the weights and start the backend, in ms (downloads excluded). */
   loadMs: number;
   /** The weight format: the `--dtype` asked for, or for `auto` the checkpoint's own float format. */
   dtype: string;
@@ -106,8 +106,8 @@ function checkpointDtype(opened: OpenedModel): string {
  * @throws the loader's typed errors (HubError, ModelNotFoundError, ...), core's, and CliError for a backend that cannot run
  */
 export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?: AbortSignal): Promise<LoadedModel> {
-  const started = performance.now();
   const opened = await openModelSource(flags.spec, status, signal);
+  const started = performance.now();
   try {
     const backend = await selectBackend(flags.backend, flags.threads !== undefined ? { threads: flags.threads } : {}, (m) => status.note(m));
     const { Qwen2 } = await import('@qwen2-ts/core');
