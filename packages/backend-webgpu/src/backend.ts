@@ -30,6 +30,8 @@ export interface WebGPUBackendOptions {
   gpu?: GPU;
   /** Use `f16` in kernels when the adapter offers `shader-f16` (default true). */
   preferF16?: boolean;
+  /** Use subgroup operations when the adapter offers `subgroups` (default true). */
+  useSubgroups?: boolean;
   /**
    * Largest bytes per weight binding (default: the device's `maxStorageBufferBindingSize`). Weights
    * larger than this are split by rows across several buffers; a lower value exercises that path.
@@ -45,7 +47,7 @@ export interface WebGPUBackendOptions {
  * @throws WebGPUDeviceError when WebGPU, an adapter or a needed limit is missing (the message names the limit)
  */
 export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise<Backend & { readonly f16: boolean }> {
-  const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true);
+  const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true, options.useSubgroups ?? true);
   return new WebGPUBackend(acquired, options.maxBindingSize);
 }
 
@@ -54,6 +56,8 @@ export class WebGPUBackend implements Backend {
   readonly info: BackendInfo;
   /** Whether kernels use `f16` (shader-f16). */
   readonly f16: boolean;
+  /** Whether the matvec uses subgroup sums. */
+  readonly subgroups: boolean;
   // Held for the lifetime of the device: in Node, Dawn's instance dies with this object.
   private gpu: GPU | undefined;
   private readonly device: GPUDevice;
@@ -79,6 +83,7 @@ export class WebGPUBackend implements Backend {
     this.gpu = acquired.gpu;
     this.device = acquired.device;
     this.f16 = acquired.f16;
+    this.subgroups = acquired.subgroups;
     this.info = { name: 'webgpu', device: acquired.description, formats: FORMATS };
     this.maxBinding = this.device.limits.maxStorageBufferBindingSize;
     this.maxBuffer = this.device.limits.maxBufferSize;
@@ -276,7 +281,7 @@ export class WebGPUBackend implements Backend {
       const matvec = T <= MATVEC_MAX_T;
       const lanes = matvecLanes(w.kp);
       const def = matvec
-        ? this.kernel(`mv:${w.format}:${slots}:${lanes}`, () => matvecKernel(w.format, this.f16, slots, lanes))
+        ? this.kernel(`mv:${w.format}:${slots}:${lanes}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups))
         : this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
       for (const c of w.chunks) {
         const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
@@ -482,6 +487,9 @@ export class WebGPUBackend implements Backend {
     try {
       out = await this.rt.readBack(src, offset, bytes);
     } catch (e) {
+      // A lost device fails the map before (or without) its lost promise settling: give it a moment.
+      await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 200))]);
+      await Promise.resolve();
       if (this.lost) throw this.lost;
       throw e;
     }

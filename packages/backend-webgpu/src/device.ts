@@ -8,6 +8,8 @@ export interface AcquiredDevice {
   readonly device: GPUDevice;
   /** Whether kernels may use `f16` (the adapter offers `shader-f16` and it was not declined). */
   readonly f16: boolean;
+  /** Whether kernels may use subgroup operations (the adapter offers `subgroups`). */
+  readonly subgroups: boolean;
   readonly description: string;
 }
 
@@ -25,7 +27,7 @@ const MINIMUM_LIMITS: Record<string, number> = {
  * big) and `shader-f16` when offered and wanted.
  * @throws WebGPUDeviceError when there is no WebGPU, no adapter, or a limit is below what the kernels need
  */
-export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean): Promise<AcquiredDevice> {
+export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean, useSubgroups = true): Promise<AcquiredDevice> {
   const g = gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!g) throw new WebGPUDeviceError('WebGPU is not available here (no navigator.gpu; in Node pass `gpu: create([])` from npm "webgpu")');
   const adapter = await g.requestAdapter({ powerPreference: 'high-performance' });
@@ -37,6 +39,8 @@ export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean): P
   const features: GPUFeatureName[] = [];
   const f16 = preferF16 && adapter.features.has('shader-f16');
   if (f16) features.push('shader-f16');
+  const subgroups = useSubgroups && adapter.features.has('subgroups' as GPUFeatureName);
+  if (subgroups) features.push('subgroups' as GPUFeatureName);
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: features,
@@ -48,5 +52,5 @@ export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean): P
   });
   const info = adapter.info as GPUAdapterInfo | undefined;
   const name = [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s && s.length > 0).join(' ') || 'unknown adapter';
-  return { gpu: g, adapter, device, f16, description: `${name}${f16 ? ' (shader-f16)' : ''}` };
+  return { gpu: g, adapter, device, f16, subgroups, description: `${name}${f16 ? ' (shader-f16)' : ''}${subgroups ? ' (subgroups)' : ''}` };
 }

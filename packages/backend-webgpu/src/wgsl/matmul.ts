@@ -37,16 +37,19 @@ export function matvecLanes(kp: number): number {
  * {@link MATVEC_MAX_T} tokens at once; a shared-memory tree sums the partials of each row. Bandwidth-bound
  * on a GPU by design.
  */
-export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number): KernelDef {
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups = false): KernelDef {
+  // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
+  // its size and however invocations are assigned to subgroups.
+  const sg = subgroups && lanes === MV_WG;
   const h = header(format, f16, slots);
-  const code = h.code + `
+  const code = (sg ? 'enable subgroups;\n' : '') + h.code + `
 const WG: u32 = ${MV_WG}u;
 const L: u32 = ${lanes}u;
 const MT: u32 = ${MATVEC_MAX_T}u;
 var<workgroup> red: array<f32, ${MV_WG * MATVEC_MAX_T}>;
 fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${h.x}[base + k], k < p.K); }
 @compute @workgroup_size(${MV_WG})
-fn main(${BUILTINS}) {
+fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
   let lane = lid % L;
   let r = wgIndex(wid, nwg) * (WG / L) + lid / L;
   var acc = array<f32, ${MATVEC_MAX_T}>();
@@ -63,14 +66,26 @@ fn main(${BUILTINS}) {
       }
     }
   }
-  for (var t = 0u; t < MT; t++) { red[t * WG + lid] = acc[t]; }
+${sg ? `  // Subgroup sums, then one barrier: invocation 0 adds the subgroup leaders' values (others wrote 0).
+  for (var t = 0u; t < MT; t++) {
+    let s = subgroupAdd(acc[t]);
+    red[t * WG + lid] = select(0.0, s, sgi == 0u);
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    for (var t = 0u; t < MT; t++) {
+      var s = 0.0;
+      for (var i = 0u; i < WG; i += 4u) { s += red[t * WG + i] + red[t * WG + i + 1u] + red[t * WG + i + 2u] + red[t * WG + i + 3u]; }
+      red[t * WG] = s;
+    }
+  }` : `  for (var t = 0u; t < MT; t++) { red[t * WG + lid] = acc[t]; }
   workgroupBarrier();
   for (var s = L / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
       for (var t = 0u; t < MT; t++) { red[t * WG + lid] += red[t * WG + lid + s]; }
     }
     workgroupBarrier();
-  }
+  }`}
   if (lane == 0u && r < p.rows) {
     for (var t = 0u; t < p.T; t++) {
       var v = red[t * WG + lid];
@@ -80,7 +95,7 @@ fn main(${BUILTINS}) {
   }
 }
 `;
-  return { key: `matvec:${format}:${f16}:${slots.join('')}:${lanes}`, code, fields: MATMUL_FIELDS, acts: h.acts, extras: h.extras };
+  return { key: `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}`, code, fields: MATMUL_FIELDS, acts: h.acts, extras: h.extras };
 }
 
 /**
