@@ -37,7 +37,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
     int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
     float* __restrict__ part_acc, float* __restrict__ part_ml) {
-  extern __shared__ float smem[];
+  QWEN2_DYNAMIC_SMEM(float, smem);
   const int g0 = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
   const int group = heads / kv_heads;
   const int pos = pos_of(start) + t;
@@ -188,7 +188,7 @@ cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache,
                             int kv_heads, int head_dim, int max_tokens, PosArg start) {
   if (tokens <= 0) return cudaSuccess;
   const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
-  write_kv_kernel<<<dim3(tokens, kv_heads), threads, 0, stream>>>(k_cache, v_cache, k, v, kv_heads, head_dim, max_tokens, start);
+  LAUNCH(write_kv_kernel, dim3(tokens, kv_heads), threads, 0, stream, k_cache, v_cache, k, v, kv_heads, head_dim, max_tokens, start);
   return cudaGetLastError();
 }
 
@@ -225,11 +225,10 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
   }
   float* part_acc = scratch;
   float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
-  kernel<<<dim3(kv_heads, plan.splits, tokens), ATT_THREADS, smem, stream>>>(
-      q, k_cache, v_cache, heads, kv_heads, head_dim, max_tokens, start, scale, window, plan.chunk, plan.splits, part_acc, part_ml);
+  LAUNCH(kernel, dim3(kv_heads, plan.splits, tokens), ATT_THREADS, smem, stream, q, k_cache, v_cache, heads, kv_heads, head_dim, max_tokens, start, scale, window, plan.chunk, plan.splits, part_acc, part_ml);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
-  attention_combine_kernel<<<dim3(heads, tokens), threads, 0, stream>>>(part_acc, part_ml, heads, head_dim, plan.splits, out);
+  LAUNCH(attention_combine_kernel, dim3(heads, tokens), threads, 0, stream, part_acc, part_ml, heads, head_dim, plan.splits, out);
   return cudaGetLastError();
 }

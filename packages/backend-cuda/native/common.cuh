@@ -1,10 +1,25 @@
 // Device helpers shared by the kernels: half/bfloat16 widening, weight element access for every format,
 // warp reductions and pass positions.
 #pragma once
+#include <cstdint>
+#ifdef QWEN2_EMULATE
+// Host build of the kernels on an emulation of the CUDA thread model (test/emulated-kernels.cc).
+#include "emulate.h"
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <cstdint>
+#endif
 #include "kernels.h"
+
+// Kernel launches go through LAUNCH so that the same code also runs under the host emulation.
+#ifdef QWEN2_EMULATE
+#define LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::emu::launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); })
+#define QWEN2_DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(::emu::dynamic_smem())
+#else
+#define LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#define QWEN2_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
+#endif
 
 __device__ __forceinline__ float f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 // bf16 is the top half of an f32: widening is a shift, exact.

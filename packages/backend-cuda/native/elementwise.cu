@@ -4,7 +4,7 @@
 __global__ void set_int_kernel(int* dst, int value) { *dst = value; }
 
 cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value) {
-  set_int_kernel<<<1, 1, 0, stream>>>(dst, value);
+  LAUNCH(set_int_kernel, 1, 1, 0, stream, dst, value);
   return cudaGetLastError();
 }
 
@@ -23,7 +23,7 @@ __global__ void embed_kernel(DevWeight table, const int* __restrict__ ids, float
 
 cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, int tokens, float* out) {
   if (tokens <= 0) return cudaSuccess;
-  embed_kernel<<<tokens, 256, 0, stream>>>(table, ids, out);
+  LAUNCH(embed_kernel, tokens, 256, 0, stream, table, ids, out);
   return cudaGetLastError();
 }
 
@@ -47,12 +47,12 @@ static unsigned elementwise_blocks(size_t n) {
 }
 
 cudaError_t launch_swiglu(cudaStream_t stream, const float* gate, const float* up, float* out, size_t n) {
-  swiglu_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(gate, up, out, n);
+  LAUNCH(swiglu_kernel, elementwise_blocks(n), 256, 0, stream, gate, up, out, n);
   return cudaGetLastError();
 }
 
 cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, float* out, size_t n) {
-  add_kernel<<<elementwise_blocks(n), 256, 0, stream>>>(a, b, out, n);
+  LAUNCH(add_kernel, elementwise_blocks(n), 256, 0, stream, a, b, out, n);
   return cudaGetLastError();
 }
 
@@ -75,6 +75,6 @@ cudaError_t launch_copy_bandwidth(cudaStream_t stream, const void* src, void* ds
   int device = 0, sms = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  copy_kernel<<<sms * 8, 512, 0, stream>>>(static_cast<const int4*>(src), static_cast<int4*>(dst), bytes / 16);
+  LAUNCH(copy_kernel, sms * 8, 512, 0, stream, static_cast<const int4*>(src), static_cast<int4*>(dst), bytes / 16);
   return cudaGetLastError();
 }

@@ -152,8 +152,8 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restr
 
 template <int FMT, int TT>
 cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, bool vec, dim3 grid) {
-  if (vec) gemv_kernel<FMT, TT, true><<<grid, GEMV_THREADS, 0, stream>>>(x, T, K, jobs);
-  else gemv_kernel<FMT, TT, false><<<grid, GEMV_THREADS, 0, stream>>>(x, T, K, jobs);
+  if (vec) { auto* kfn = gemv_kernel<FMT, TT, true>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs); }
+  else { auto* kfn = gemv_kernel<FMT, TT, false>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs); }
   return cudaGetLastError();
 }
 

@@ -28,7 +28,7 @@ __global__ void rmsnorm_kernel(const float* x, DevWeight weight, float eps, floa
 
 cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols) {
   if (rows <= 0) return cudaSuccess;
-  if (cols >= 2048) rmsnorm_kernel<1024><<<rows, 1024, 0, stream>>>(x, weight, eps, out, cols);
-  else rmsnorm_kernel<256><<<rows, 256, 0, stream>>>(x, weight, eps, out, cols);
+  if (cols >= 2048) { auto* kfn = rmsnorm_kernel<1024>; LAUNCH(kfn, rows, 1024, 0, stream, x, weight, eps, out, cols); }
+  else { auto* kfn = rmsnorm_kernel<256>; LAUNCH(kfn, rows, 256, 0, stream, x, weight, eps, out, cols); }
   return cudaGetLastError();
 }

@@ -25,6 +25,6 @@ cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, in
   if (tokens <= 0) return cudaSuccess;
   const int threads = head_dim / 2 < 128 ? ((head_dim / 2 + 31) / 32) * 32 : 128;
   const int ysplit = heads < 8 ? heads : 8;  // each block reuses its sin/cos over several heads
-  rope_kernel<<<dim3(tokens, ysplit), threads, 0, stream>>>(x, heads, head_dim, start, theta);
+  LAUNCH(rope_kernel, dim3(tokens, ysplit), threads, 0, stream, x, heads, head_dim, start, theta);
   return cudaGetLastError();
 }

@@ -332,12 +332,12 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
 
 cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, int cols, int* out) {
   if (rows <= 0) return cudaSuccess;
-  argmax_kernel<<<rows, ARGMAX_THREADS, 0, stream>>>(logits, cols, out);
+  LAUNCH(argmax_kernel, rows, ARGMAX_THREADS, 0, stream, logits, cols, out);
   return cudaGetLastError();
 }
 
 cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids, const int* history_counts,
                           int history_len, SampleArgs args, double* scratch, int* out) {
-  sample_kernel<<<1, SAMPLE_THREADS, 0, stream>>>(logits, n, history_ids, history_counts, history_len, args, scratch, out);
+  LAUNCH(sample_kernel, 1, SAMPLE_THREADS, 0, stream, logits, n, history_ids, history_counts, history_len, args, scratch, out);
   return cudaGetLastError();
 }

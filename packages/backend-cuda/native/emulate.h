@@ -1,0 +1,157 @@
+// A host emulation of the CUDA thread model, enough to run this backend's kernels (all but the tensor-
+// core GEMM) on a CPU where no GPU exists: every CUDA thread of a block is a std::thread, blocks run one
+// after another, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a
+// per-warp slot array between two warp barriers, __shared__ variables are statics (one block at a time),
+// and "device pointers" are host pointers. Slow, and only for tests (QWEN2_EMULATE builds).
+#pragma once
+#include <cuda_runtime.h>  // types only (dim3, cudaError_t, uint3, int4); no runtime call is made
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#undef __forceinline__
+#undef __launch_bounds__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+
+namespace emu {
+
+struct Warp {
+  std::unique_ptr<std::barrier<>> barrier;
+  uint64_t slots[32];
+};
+
+struct Block {
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<Warp> warps;
+  std::vector<unsigned char> smem;
+};
+
+struct ThreadCtx {
+  uint3 t, b;
+  dim3 bd, gd;
+  Block* block;
+};
+
+inline thread_local ThreadCtx ctx;
+inline std::mutex atomic_mutex;
+
+inline void* dynamic_smem() { return ctx.block->smem.data(); }
+
+inline int lane_id() { return static_cast<int>(ctx.t.x + ctx.t.y * ctx.bd.x + ctx.t.z * ctx.bd.x * ctx.bd.y) & 31; }
+inline Warp& warp() {
+  const unsigned tid = ctx.t.x + ctx.t.y * ctx.bd.x + ctx.t.z * ctx.bd.x * ctx.bd.y;
+  return ctx.block->warps[tid / 32];
+}
+
+template <typename T>
+T exchange(T v, int (*src)(int, int), int arg) {
+  static_assert(sizeof(T) <= 8, "warp exchange of at most 8 bytes");
+  Warp& w = warp();
+  const int lane = lane_id();
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  w.slots[lane] = bits;
+  w.barrier->arrive_and_wait();
+  const int from = src(lane, arg);
+  T r = v;
+  if (from >= 0) std::memcpy(&r, &w.slots[from], sizeof(T));
+  w.barrier->arrive_and_wait();
+  return r;
+}
+
+inline int xor_src(int lane, int mask) { return (lane ^ mask) & 31; }
+inline int up_src(int lane, int delta) { return lane >= delta ? lane - delta : -1; }
+
+// Runs `body` as grid x block CUDA threads; returns when all are done (like a synchronized launch).
+inline void launch(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> body) {
+  const unsigned n = block_dim.x * block_dim.y * block_dim.z;
+  for (unsigned bz = 0; bz < grid.z; bz++)
+    for (unsigned by = 0; by < grid.y; by++)
+      for (unsigned bx = 0; bx < grid.x; bx++) {
+        Block blk;
+        blk.barrier = std::make_unique<std::barrier<>>(n);
+        blk.warps.resize((n + 31) / 32);
+        for (unsigned w = 0; w < blk.warps.size(); w++) blk.warps[w].barrier = std::make_unique<std::barrier<>>(std::min(32u, n - 32 * w));
+        blk.smem.assign(smem + 16, 0xcd);  // garbage, as on a GPU
+        std::vector<std::thread> threads;
+        threads.reserve(n);
+        for (unsigned tid = 0; tid < n; tid++) {
+          threads.emplace_back([&, tid] {
+            ctx.t = uint3{tid % block_dim.x, (tid / block_dim.x) % block_dim.y, tid / (block_dim.x * block_dim.y)};
+            ctx.b = uint3{bx, by, bz};
+            ctx.bd = block_dim;
+            ctx.gd = grid;
+            ctx.block = &blk;
+            body();
+            // A finished thread no longer takes part in barriers.
+            blk.warps[tid / 32].barrier->arrive_and_drop();
+            blk.barrier->arrive_and_drop();
+          });
+        }
+        for (auto& t : threads) t.join();
+      }
+}
+
+}  // namespace emu
+
+#define threadIdx (::emu::ctx.t)
+#define blockIdx (::emu::ctx.b)
+#define blockDim (::emu::ctx.bd)
+#define gridDim (::emu::ctx.gd)
+
+inline void __syncthreads() { ::emu::ctx.block->barrier->arrive_and_wait(); }
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int mask) { return ::emu::exchange(v, ::emu::xor_src, mask); }
+template <typename T>
+T __shfl_up_sync(unsigned, T v, int delta) { return ::emu::exchange(v, ::emu::up_src, delta); }
+inline unsigned __ballot_sync(unsigned, int pred) {
+  ::emu::Warp& w = ::emu::warp();
+  const int lane = ::emu::lane_id();
+  w.slots[lane] = pred ? 1 : 0;
+  w.barrier->arrive_and_wait();
+  unsigned bits = 0;
+  for (int i = 0; i < 32; i++) bits |= (w.slots[i] & 1u) << i;
+  w.barrier->arrive_and_wait();
+  return bits;
+}
+// Lanes of a warp that exited early never write their slot: a ballot reads stale values there. The
+// kernels only ballot with full warps.
+
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline long long __double_as_longlong(double d) { long long v; std::memcpy(&v, &d, 8); return v; }
+inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+template <typename T>
+T __ldcs(const T* p) { return *p; }
+inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); int o = *p; *p += v; return o; }
+inline int atomicMax(int* p, int v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); int o = *p; *p = std::max(o, v); return o; }
+inline unsigned atomicMin(unsigned* p, unsigned v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); unsigned o = *p; *p = std::min(o, v); return o; }
+using std::fmax;
+using std::isnan;
+inline int max(int a, int b) { return a > b ? a : b; }
+inline int min(int a, int b) { return a < b ? a : b; }
+
+#define cudaGetLastError() cudaSuccess
+#define cudaFuncSetAttribute(...) cudaSuccess
+#define cudaGetDevice(p) (*(p) = 0, cudaSuccess)
+#define cudaDeviceGetAttribute(p, ...) (*(p) = 1, cudaSuccess)

@@ -1,0 +1,366 @@
+// Runs the backend's CUDA kernels (all but the tensor-core GEMM) on the host emulation of the CUDA thread
+// model (native/emulate.h) and checks each against a plain float64 reference written here from core's
+// op semantics. Built and run by scripts/test-emulated-kernels.mjs (the package test runs it where a
+// C++20 compiler and the CUDA headers exist). Exit status 1 on any mismatch.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+#include "../native/common.cuh"
+#include "../native/matmul.h"
+
+// The GEMM (WMMA) is not emulated: tokens > GEMV_MAX_TOKENS never reach it in these tests.
+cudaError_t launch_gemm(cudaStream_t, const float*, int, int, const MatmulJob&) { return cudaErrorNotSupported; }
+
+static int failures = 0;
+static void check(const std::string& what, const std::vector<float>& got, const std::vector<double>& want, double tol) {
+  double err = 0, mx = 0;
+  for (size_t i = 0; i < want.size(); i++) {
+    mx = std::max(mx, std::fabs(want[i]));
+    const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
+    err = std::max(err, std::isnan(d) ? INFINITY : d);
+  }
+  err /= std::max(1.0, mx);
+  const bool ok = err <= tol;
+  if (!ok) failures++;
+  std::printf("%s %s: relative error %.2e (tolerance %.0e)\n", ok ? "ok  " : "FAIL", what.c_str(), err, tol);
+}
+static void check_eq(const std::string& what, long got, long want) {
+  const bool ok = got == want;
+  if (!ok) failures++;
+  std::printf("%s %s: got %ld, want %ld\n", ok ? "ok  " : "FAIL", what.c_str(), got, want);
+}
+
+static std::mt19937 rng(1234);
+static float normal(float std = 1.f) { return std::normal_distribution<float>(0.f, std)(rng); }
+
+static uint16_t f32_to_f16(float f) { return __half_as_ushort(__float2half_rn(f)); }
+static uint16_t f32_to_bf16(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
+static double f16_value(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+static double bf16_value(uint16_t h) { uint32_t u = static_cast<uint32_t>(h) << 16; float f; std::memcpy(&f, &u, 4); return f; }
+
+// A host weight in one of the five formats, with its exact values in float64.
+struct HostW {
+  int format, rows, cols;
+  std::vector<float> f32;
+  std::vector<uint16_t> u16, scales;
+  std::vector<int8_t> q8;
+  std::vector<uint8_t> q4;
+  std::vector<double> value;
+  DevWeight dev() const {
+    const void* data = format == FMT_F32 ? (const void*)f32.data() : format == FMT_Q8_0 ? (const void*)q8.data() : format == FMT_Q4_0 ? (const void*)q4.data() : (const void*)u16.data();
+    return DevWeight{data, scales.empty() ? nullptr : scales.data(), format, rows, cols};
+  }
+};
+
+static HostW make_weight(int format, int rows, int cols, float std) {
+  HostW w{format, rows, cols};
+  const size_t n = static_cast<size_t>(rows) * cols;
+  w.value.resize(n);
+  if (format == FMT_F32) {
+    for (size_t i = 0; i < n; i++) w.value[i] = (w.f32.push_back(normal(std)), w.f32.back());
+  } else if (format == FMT_F16 || format == FMT_BF16) {
+    for (size_t i = 0; i < n; i++) {
+      const float v = normal(std);
+      w.u16.push_back(format == FMT_F16 ? f32_to_f16(v) : f32_to_bf16(v));
+      w.value[i] = format == FMT_F16 ? f16_value(w.u16.back()) : bf16_value(w.u16.back());
+    }
+  } else {
+    const size_t blocks = n / 32;
+    for (size_t b = 0; b < blocks; b++) w.scales.push_back(f32_to_f16(std / (format == FMT_Q8_0 ? 60.f : 4.f) * (0.5f + (b % 7) / 7.f)));
+    if (format == FMT_Q8_0) {
+      for (size_t i = 0; i < n; i++) w.q8.push_back(static_cast<int8_t>(static_cast<int>(rng() % 255) - 127));
+      for (size_t i = 0; i < n; i++) w.value[i] = f16_value(w.scales[i / 32]) * w.q8[i];
+    } else {
+      for (size_t i = 0; i < n / 2; i++) w.q4.push_back(static_cast<uint8_t>(rng() & 0xff));
+      for (size_t i = 0; i < n; i++) {
+        const size_t b = i / 32;
+        const int j = i % 32;
+        const uint8_t byte = w.q4[b * 16 + (j & 15)];
+        w.value[i] = f16_value(w.scales[b]) * ((j < 16 ? (byte & 15) : (byte >> 4)) - 8);
+      }
+    }
+  }
+  return w;
+}
+
+static std::vector<float> normals(size_t n, float std = 1.f) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = normal(std);
+  return v;
+}
+static const char* fmt_name(int f) { return f == 0 ? "f32" : f == 1 ? "f16" : f == 2 ? "bf16" : f == 3 ? "q8_0" : "q4_0"; }
+
+static void test_embed() {
+  for (int f = 0; f < 5; f++) {
+    const int V = 11, cols = f >= 3 ? 64 : 45;
+    HostW w = make_weight(f, V, cols, 0.5f);
+    std::vector<int> ids = {0, 10, 5, 5, 3};
+    std::vector<float> out(ids.size() * cols);
+    launch_embed(nullptr, w.dev(), ids.data(), static_cast<int>(ids.size()), out.data());
+    std::vector<double> want;
+    for (int id : ids) for (int c = 0; c < cols; c++) want.push_back(w.value[static_cast<size_t>(id) * cols + c]);
+    check(std::string("embed ") + fmt_name(f), out, want, 0);
+  }
+}
+
+static void test_rmsnorm() {
+  for (int cols : {45, 896, 2304}) {
+    const int rows = 3;
+    auto x = normals(rows * cols, 1.5f);
+    HostW g = make_weight(FMT_F32, 1, cols, 1.f);
+    std::vector<float> out(x.size());
+    launch_rmsnorm(nullptr, x.data(), g.dev(), 1e-6f, out.data(), rows, cols);
+    std::vector<double> want;
+    for (int r = 0; r < rows; r++) {
+      double ss = 0;
+      for (int c = 0; c < cols; c++) ss += static_cast<double>(x[r * cols + c]) * x[r * cols + c];
+      const double inv = 1 / std::sqrt(ss / cols + 1e-6);
+      for (int c = 0; c < cols; c++) want.push_back(x[r * cols + c] * inv * g.value[c]);
+    }
+    check("rmsNorm cols " + std::to_string(cols), out, want, 1e-5);
+    launch_rmsnorm(nullptr, x.data(), g.dev(), 1e-6f, x.data(), rows, cols);  // in place
+    check("rmsNorm in place cols " + std::to_string(cols), x, want, 1e-5);
+  }
+}
+
+static void test_matmul() {
+  for (int f = 0; f < 5; f++) {
+    for (int T : {1, 3, 8}) {
+      for (int K : {64, 96, 45}) {
+        if (f >= 3 && K % 32) continue;
+        const int Ns[3] = {37, 16, 9};
+        std::vector<HostW> ws, bs;
+        std::vector<std::vector<float>> outs(3);
+        DevWeight dw[3], db[3];
+        float* po[3];
+        for (int i = 0; i < 3; i++) {
+          ws.push_back(make_weight(f, Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
+          bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
+          outs[i].assign(static_cast<size_t>(T) * Ns[i], NAN);
+        }
+        for (int i = 0; i < 3; i++) {
+          dw[i] = ws[i].dev();
+          db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
+          po[i] = outs[i].data();
+        }
+        auto x = normals(static_cast<size_t>(T) * K);
+        launch_matmul(nullptr, x.data(), T, K, dw, db, po, 3);
+        for (int i = 0; i < 3; i++) {
+          std::vector<double> want;
+          for (int t = 0; t < T; t++)
+            for (int n = 0; n < Ns[i]; n++) {
+              double acc = 0;
+              for (int k = 0; k < K; k++) acc += static_cast<double>(x[t * K + k]) * ws[i].value[static_cast<size_t>(n) * K + k];
+              want.push_back(acc + (i == 1 ? 0 : bs[i].value[n]));
+            }
+          check(std::string("gemv ") + fmt_name(f) + " T " + std::to_string(T) + " K " + std::to_string(K) + " weight " + std::to_string(i), outs[i], want, 1e-5);
+        }
+      }
+    }
+  }
+}
+
+static void test_rope() {
+  for (int hd : {64, 128}) {
+    for (int start : {0, 7, 4000}) {
+      const int T = 3, heads = 3;
+      const double theta = 1e6;
+      auto x = normals(static_cast<size_t>(T) * heads * hd);
+      std::vector<double> want(x.begin(), x.end());
+      for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd / 2; i++) {
+          const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
+          for (int h = 0; h < heads; h++) {
+            const size_t b = (static_cast<size_t>(t) * heads + h) * hd;
+            const double x1 = x[b + i], x2 = x[b + i + hd / 2];
+            want[b + i] = x1 * std::cos(a) - x2 * std::sin(a);
+            want[b + i + hd / 2] = x2 * std::cos(a) + x1 * std::sin(a);
+          }
+        }
+      int pos_base = start - 2;  // exercise the device-position path: start = *ptr + 2
+      launch_rope(nullptr, x.data(), T, heads, hd, PosArg{&pos_base, 2}, static_cast<float>(theta));
+      check("rope head_dim " + std::to_string(hd) + " start " + std::to_string(start), x, want, 1e-5);
+    }
+  }
+}
+
+static void test_attention() {
+  struct Case { int ratio, hd, start, T, window, capacity_extra; };
+  const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {2, 128, 0, 23, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
+                        {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0}};
+  for (const Case& c : cases) {
+    const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
+    auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
+    auto q = normals(static_cast<size_t>(c.T) * heads * c.hd);
+    std::vector<float> kc(static_cast<size_t>(kv) * max_tokens * c.hd, NAN), vc(kc.size(), NAN);
+    // Write the prefix and the new rows through the kernel, in two calls as the model does.
+    if (c.start > 0) launch_write_kv(nullptr, kc.data(), vc.data(), keys.data(), values.data(), c.start, kv, c.hd, max_tokens, PosArg{nullptr, 0});
+    int pass_pos = c.start;
+    launch_write_kv(nullptr, kc.data(), vc.data(), keys.data() + static_cast<size_t>(c.start) * width, values.data() + static_cast<size_t>(c.start) * width, c.T, kv, c.hd,
+                    max_tokens, PosArg{&pass_pos, 0});
+    const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
+    AttentionPlan plan = plan_attention(c.T, heads, c.hd, capacity);
+    std::vector<float> scratch(plan.scratch_floats, NAN), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+    const float scale = 1.f / std::sqrt(static_cast<float>(c.hd));
+    launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(), out.data());
+    std::vector<double> want;
+    for (int t = 0; t < c.T; t++)
+      for (int h = 0; h < heads; h++) {
+        const int g = h / c.ratio, pos = c.start + t, first = c.window ? std::max(0, pos - c.window + 1) : 0;
+        std::vector<double> s;
+        double mx = -INFINITY;
+        for (int j = first; j <= pos; j++) {
+          double dot = 0;
+          for (int d = 0; d < c.hd; d++) dot += static_cast<double>(q[(static_cast<size_t>(t) * heads + h) * c.hd + d]) * keys[static_cast<size_t>(j) * width + g * c.hd + d];
+          s.push_back(dot * scale);
+          mx = std::max(mx, s.back());
+        }
+        double sum = 0;
+        for (auto& v : s) sum += (v = std::exp(v - mx));
+        for (int d = 0; d < c.hd; d++) {
+          double acc = 0;
+          for (int j = first; j <= pos; j++) acc += s[j - first] * values[static_cast<size_t>(j) * width + g * c.hd + d];
+          want.push_back(acc / sum);
+        }
+      }
+    char name[160];
+    std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (%d splits of %d)", c.ratio, c.hd, c.start, c.T, c.window, plan.splits, plan.chunk);
+    check(name, out, want, 1e-5);
+  }
+}
+
+static void test_elementwise_and_argmax() {
+  const size_t n = 1000;
+  auto g = normals(n, 3), u = normals(n);
+  std::vector<float> out(n);
+  launch_swiglu(nullptr, g.data(), u.data(), out.data(), n);
+  std::vector<double> want;
+  for (size_t i = 0; i < n; i++) want.push_back(g[i] / (1 + std::exp(-static_cast<double>(g[i]))) * u[i]);
+  check("swiglu", out, want, 1e-6);
+  launch_add(nullptr, g.data(), u.data(), out.data(), n);
+  want.clear();
+  for (size_t i = 0; i < n; i++) want.push_back(static_cast<double>(g[i] + u[i]));
+  check("add", out, want, 0);
+
+  const int V = 1003;
+  auto l = normals(4 * V);
+  l[5] = 50; l[900] = 50;            // row 0: tie, first wins
+  l[V + 1002] = 40;                  // row 1: last element
+  for (int i = 0; i < V; i++) l[2 * V + i] = NAN;
+  l[2 * V + 77] = -INFINITY;         // row 2: only -inf among NaN
+  for (int i = 0; i < V; i++) l[3 * V + i] = NAN;  // row 3: all NaN
+  int res[4] = {9, 9, 9, 9};
+  launch_argmax(nullptr, l.data(), 4, V, res);
+  check_eq("argmax tie", res[0], 5);
+  check_eq("argmax last", res[1], 1002);
+  check_eq("argmax -inf among NaN", res[2], 77);
+  check_eq("argmax all NaN", res[3], -1);
+}
+
+// Core's sampleFromLogits, with sorting (a different algorithm from the kernel's searches).
+static int reference_sample(const std::vector<float>& logits, const SampleArgs& a, const std::vector<int>& ids, const std::vector<int>& counts) {
+  const int n = static_cast<int>(logits.size());
+  std::vector<double> l(logits.begin(), logits.end());
+  for (size_t j = 0; j < ids.size(); j++) {
+    double v = l[ids[j]];
+    if (a.repetition_penalty != 1) v = v > 0 ? v / a.repetition_penalty : v * a.repetition_penalty;
+    l[ids[j]] = v - (a.presence_penalty + a.frequency_penalty * counts[j]);
+  }
+  auto argmax = [&] {
+    int best = -1;
+    double bv = -INFINITY;
+    for (int i = 0; i < n; i++)
+      if (l[i] > bv || (best < 0 && l[i] == -INFINITY)) best = i, bv = l[i];
+    return best;
+  };
+  if (a.temperature == 0) return argmax();
+  double mx = -INFINITY;
+  for (double v : l) if (v > mx) mx = v;
+  std::vector<double> p(n);
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += (p[i] = std::isnan(l[i]) ? 0 : std::exp((l[i] - mx) / a.temperature));
+  for (auto& v : p) v /= sum;
+  std::vector<char> keep(n);
+  for (int i = 0; i < n; i++) keep[i] = p[i] > 0;
+  if (a.top_k > 0 && a.top_k < n) {
+    std::vector<double> kept;
+    for (int i = 0; i < n; i++) if (keep[i]) kept.push_back(p[i]);
+    if (static_cast<int>(kept.size()) > a.top_k) {
+      std::sort(kept.begin(), kept.end(), std::greater<double>());
+      for (int i = 0; i < n; i++) if (keep[i] && p[i] < kept[a.top_k - 1]) keep[i] = 0;
+    }
+  }
+  if (a.top_p < 1) {
+    double total = 0;
+    std::vector<int> order;
+    for (int i = 0; i < n; i++) if (keep[i]) total += p[i], order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return p[x] > p[y]; });
+    double before = 0;
+    for (size_t j = 0; j < order.size(); j++) {
+      if (j > 0 && before / total >= a.top_p) keep[order[j]] = 0;
+      before += p[order[j]];
+    }
+  }
+  if (a.min_p > 0) {
+    double top = 0;
+    for (int i = 0; i < n; i++) if (keep[i]) top = std::max(top, p[i]);
+    for (int i = 0; i < n; i++) if (keep[i] && p[i] < a.min_p * top) keep[i] = 0;
+  }
+  double total = 0;
+  int last = -1;
+  for (int i = 0; i < n; i++) if (keep[i]) total += p[i], last = i;
+  double cum = 0;
+  for (int i = 0; i < n; i++) {
+    if (!keep[i]) continue;
+    cum += p[i];
+    if (cum > a.uniform * total) return i;
+  }
+  return last;
+}
+
+static void test_sample() {
+  const int V = 1500;  // more than one 1024-thread chunk
+  std::vector<int> ids = {3, 17, 1400}, counts = {1, 4, 2};
+  std::vector<double> scratch(V);
+  int mismatches = 0, cases = 0;
+  for (int tied = 0; tied < 2; tied++) {
+    std::vector<float> l(V);
+    for (auto& v : l) v = tied ? static_cast<float>(rng() % 5) : normal(2.f);
+    const SampleArgs variants[] = {
+        {0, 0, 1, 0, 1, 0, 0, 0, 0}, {0, 0, 1, 0, 1.3, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 0, 0, 0, 0}, {0.7, 0, 1, 0, 1, 0, 0, 0, 0},
+        {1.3, 20, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 0.9, 0, 1, 0, 0, 0, 0}, {1, 50, 0.5, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0.1, 1, 0, 0, 0, 0},
+        {1, 1, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 1.5, 0.5, 0, 0}, {0.5, 40, 0.95, 0.05, 1.1, 0, 0, 0, 0}, {1, 0, 0.3, 0, 1, 0, 0, 0, 0}};
+    for (SampleArgs a : variants) {
+      for (int i = 0; i < 3; i++) {
+        a.uniform = std::uniform_real_distribution<double>(0, 1)(rng);
+        int got = -2;
+        launch_sample(nullptr, l.data(), V, ids.data(), counts.data(), 3, a, scratch.data(), &got);
+        const int want = reference_sample(l, a, ids, counts);
+        cases++;
+        if (got != want) {
+          mismatches++;
+          std::printf("FAIL sample tied %d T %.2f k %d p %.2f minp %.2f u %.4f: got %d, want %d\n", tied, a.temperature, a.top_k, a.top_p, a.min_p, a.uniform, got, want);
+        }
+      }
+    }
+  }
+  if (mismatches) failures++;
+  std::printf("%s sample: %d of %d cases match the sort-based reference\n", mismatches ? "FAIL" : "ok  ", cases - mismatches, cases);
+}
+
+int main() {
+  test_embed();
+  test_rmsnorm();
+  test_matmul();
+  test_rope();
+  test_attention();
+  test_elementwise_and_argmax();
+  test_sample();
+  std::printf("%s\n", failures ? "emulated kernels: FAILED" : "emulated kernels: all ok");
+  return failures ? 1 : 0;
+}
