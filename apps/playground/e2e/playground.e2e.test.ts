@@ -223,6 +223,21 @@ describe('playground in Chromium', () => {
     expect(await page.evaluate(() => caches.has('qwen2-ts-models'))).toBe(false);
   }, 30_000);
 
+  it('says why WebGPU is unavailable and defaults to WASM when the browser has no WebGPU', async () => {
+    const page = await context.newPage();
+    await page.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+    });
+    await page.goto(`${app.url}/?model=${encodeURIComponent(model.url)}`);
+    await page.waitForSelector('body[data-state="idle"]', { timeout: 30_000 });
+    expect(await page.isDisabled('input[name="backend"][value="webgpu"]')).toBe(true);
+    expect(await page.isChecked('input[name="backend"][value="wasm"]')).toBe(true);
+    expect(await page.textContent('.reason[data-for="webgpu"]')).toMatch(/^unavailable: WebGPU is not available here/);
+    expect(await page.textContent('.reason[data-for="wasm"]')).toMatch(/^\d+ threads?$/);
+    expect(await page.textContent('#environment')).toMatch(/WebGPU: unavailable/);
+    await page.close();
+  }, 30_000);
+
   it('fits a phone-sized viewport', async () => {
     const page = await context.newPage();
     await page.setViewportSize({ width: 390, height: 844 });
