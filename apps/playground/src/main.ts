@@ -11,10 +11,10 @@ import { cacheUsage, clearCache } from './browser-cache.js';
 import { MODEL_CACHE_NAME } from './cache-name.js';
 import { Conversation, ConversationError } from './conversation.js';
 import { defaultBackend, describeThreads, plural, describeWebGPU, formatReport, unavailableReason, type EnvironmentReport } from './environment.js';
-import { formatBytes, formatMs, formatPercent, formatTokensPerSecond } from './format.js';
+import { formatBytes, formatMs, formatTokensPerSecond } from './format.js';
 import { LiveStats, totalMemory } from './live-stats.js';
 import { DEFAULT_MODEL, describeSource, folderNameOf, parseModelText, type ModelSource } from './model-source.js';
-import { ProgressTracker } from './progress.js';
+import { describeLoaded, describeProgress, ProgressTracker } from './progress.js';
 import { DEFAULT_SETTINGS, parseSettings, type SamplingSettings } from './settings.js';
 import { ChatView } from './ui/chat-view.js';
 import { byId, el } from './ui/dom.js';
@@ -50,6 +50,7 @@ const ui = {
   regenerate: byId('regenerate', HTMLButtonElement),
   clearChat: byId('clear-chat', HTMLButtonElement),
   chatError: byId('chat-error', HTMLParagraphElement),
+  stats: byId('stats', HTMLElement),
   stat: {
     ttft: byId('stat-ttft', HTMLElement),
     prefill: byId('stat-prefill', HTMLElement),
@@ -152,8 +153,7 @@ function showProgress(tracker: ProgressTracker): void {
   ui.progress.dataset.fraction = String(v.fraction);
   ui.progress.dataset.phase = v.phase;
   ui.progress.dataset.downloadedBytes = String(v.downloadedBytes);
-  const verb = v.phase === 'download' ? 'Downloading' : 'Loading weights';
-  ui.progressText.textContent = `${verb}: ${formatBytes(v.loaded)} / ${formatBytes(v.total)} (${formatPercent(v.fraction)}) · files ${v.filesDone}/${v.filesSeen}${v.file ? ` · ${v.file}` : ''}`;
+  ui.progressText.textContent = describeProgress(v);
 }
 
 function describeMemory(m: MemoryUse): string {
@@ -188,8 +188,7 @@ ui.loadForm.addEventListener('submit', async (event) => {
     });
     loadId = request.id;
     loaded = await request.done;
-    const v = tracker.view();
-    ui.progressText.textContent = `Loaded in ${formatMs(performance.now() - started)}: ${v.downloadedBytes > 0 ? `downloaded ${formatBytes(v.downloadedBytes)}` : 'nothing downloaded'} · ${ui.progressText.textContent?.replace(/^[^:]*: /, '')}`;
+    ui.progressText.textContent = describeLoaded(tracker.view(), performance.now() - started);
     ui.modelInfo.dataset.backend = loaded.backend.name;
     ui.modelInfo.textContent =
       `${loaded.source} · ${loaded.layers} layers, hidden ${loaded.hiddenSize}, vocab ${loaded.vocabSize} · ` +
@@ -263,7 +262,7 @@ function showStats(stats: LiveStats): void {
     ui.stat.memory.textContent = formatBytes(totalMemory(v.memory));
     ui.stat.memory.title = describeMemory(v.memory);
   }
-  ui.stat.decode.parentElement!.parentElement!.dataset.final = String(v.final);
+  ui.stats.dataset.final = String(v.final);
 }
 
 /** Streams one reply for `messages` into the conversation's last turn. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressTracker } from './progress.js';
+import { describeLoaded, describeProgress, ProgressTracker } from './progress.js';
 
 describe('ProgressTracker', () => {
   it('counts bytes and files per phase and remembers what was downloaded', () => {
@@ -34,5 +34,13 @@ describe('ProgressTracker', () => {
     t.push({ phase: 'read', file: 'a', loaded: 80, total: 100, overallLoaded: 80, overallTotal: 100 });
     t.push({ phase: 'read', file: 'a', loaded: 60, total: 100, overallLoaded: 60, overallTotal: 100 });
     expect(t.view()).toMatchObject({ loaded: 80, fraction: 0.8, downloadedBytes: 0 });
+  });
+  it('describes progress and the finished load', () => {
+    const t = new ProgressTracker();
+    t.push({ phase: 'download', file: 'model.safetensors', loaded: 9_813_876, total: 19_627_752, overallLoaded: 9_813_876, overallTotal: 19_627_752 });
+    expect(describeProgress(t.view())).toBe('Downloading: 9.81 MB / 19.6 MB (50%) · files 0/1 · model.safetensors');
+    t.push({ phase: 'read', file: 'model.safetensors', loaded: 19_627_752, total: 19_627_752, overallLoaded: 19_627_752, overallTotal: 19_627_752 });
+    expect(describeLoaded(t.view(), 1234)).toBe('Loaded in 1.23 s: downloaded 9.81 MB · 19.6 MB / 19.6 MB (100%) · files 1/1 · model.safetensors');
+    expect(describeLoaded(new ProgressTracker().view(), 80)).toBe('Loaded in 80 ms: nothing downloaded · 0 B / 0 B (0%) · files 0/0');
   });
 });

@@ -8,6 +8,8 @@
  * size of files not seen yet.
  */
 
+import { formatBytes, formatMs, formatPercent } from './format.js';
+
 /** One progress event, as the loader sends it (structurally the loader's `LoadProgress`). */
 export interface ProgressEvent {
   file: string;
@@ -79,4 +81,20 @@ export class ProgressTracker {
       downloadedBytes: this.downloaded,
     };
   }
+}
+
+/** The line under the progress bar while loading: phase, bytes, percentage, files, current file. */
+export function describeProgress(v: ProgressView): string {
+  const verb = v.phase === 'download' ? 'Downloading' : 'Loading weights';
+  return `${verb}: ${describeCounts(v)}`;
+}
+
+/** The line once loaded: how long, what came over the network, and the last phase's counts. */
+export function describeLoaded(v: ProgressView, ms: number): string {
+  const network = v.downloadedBytes > 0 ? `downloaded ${formatBytes(v.downloadedBytes)}` : 'nothing downloaded';
+  return `Loaded in ${formatMs(ms)}: ${network} · ${describeCounts(v)}`;
+}
+
+function describeCounts(v: ProgressView): string {
+  return `${formatBytes(v.loaded)} / ${formatBytes(v.total)} (${formatPercent(v.fraction)}) · files ${v.filesDone}/${v.filesSeen}${v.file ? ` · ${v.file}` : ''}`;
 }
