@@ -76,7 +76,10 @@ export function quantize_q16(x: usize, xq: usize, xs: usize, T: i32, K: i32): vo
 @inline function nibLo(raw: v128): v128 { return i8x16.sub(v128.and(raw, i8x16.splat(0x0f)), i8x16.splat(8)); }
 @inline function nibHi(raw: v128): v128 { return i8x16.sub(i8x16.shr_u(raw, 4), i8x16.splat(8)); }
 
-/** Shared driver of both formats; `q4` selects the nibble unpacking (a compile-time constant). */
+/**
+ * The int16-activation driver; `q4` selects the nibble unpacking (a compile-time constant). Only the
+ * q8_0 instance is exported: q4_0 decode uses the faster lane-order kernel of matmul_q4.ts.
+ */
 @inline function quantMatmul(n0: i32, n1: i32, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, q4: bool): void {
   const nb = <usize>(K >> 5);
   const wBlockBytes: usize = q4 ? 16 : 32;
@@ -148,10 +151,6 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
   quantMatmul(n0, n1, xq, xs, wq, ws, bias, out, T, K, N, false);
 }
 
-/** q4_0 weights (16-byte blocks wq[N*K/2], f16 scales ws[N*K/32]) against int16-quantized activations. */
-export function matmul_q4_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  quantMatmul(n0, n1, xq, xs, wq, ws, bias, out, T, K, N, true);
-}
 
 /** Dequantizes rows [r0, r0+rows) of a q8_0/q4_0 weight exactly into f32 rows at dst. */
 @inline function dequantRows(wq: usize, ws: usize, dst: usize, K: i32, r0: i32, rows: i32, q4: bool): void {

@@ -246,7 +246,7 @@ export class WasmBackend implements Backend {
       if (os[i]!.ptr === a.ptr) throw new BackendUsageError(`matmul: out of '${w.name}' must not alias x`);
     });
     // Activations quantized once per memory for all q8_0/q4_0 weights of this call (q/k/v, gate/up).
-    const quantized = new Set<Arena>();
+    const quantized = new Set<string>();
     ws.forEach((w, i) => this.matmulOne(a, w, bs[i], os[i]!, quantized));
   }
 
@@ -433,7 +433,7 @@ export class WasmBackend implements Backend {
     else this.runKernel(op, memory, 0, units, scratch.base, args);
   }
 
-  private matmulOne(x: WasmTensor, w: WasmWeight, bias: WasmWeight | undefined, out: WasmTensor, quantized: Set<Arena>): void {
+  private matmulOne(x: WasmTensor, w: WasmWeight, bias: WasmWeight | undefined, out: WasmTensor, quantized: Set<string>): void {
     const A = w.arena;
     const T = x.rows, K = w.cols, N = w.rows;
     if (A.index === 0) {
@@ -454,8 +454,8 @@ export class WasmBackend implements Backend {
     if (bias) a0.kernels.add_bias(out.ptr, bias.ptr, T, N);
   }
 
-  /** x, out and bias all in `A`. `quantized` remembers memories whose int16 activation scratch already holds x. */
-  private matmulIn(A: Arena, w: WasmWeight, x: number, T: number, out: number, bias: number, quantized: Set<Arena> | undefined): void {
+  /** x, out and bias all in `A`. `quantized` remembers (memory, format) pairs whose int16 activation scratch already holds x. */
+  private matmulIn(A: Arena, w: WasmWeight, x: number, T: number, out: number, bias: number, quantized: Set<string> | undefined): void {
     const K = w.cols, N = w.rows;
     const threads = this.pool?.threads ?? 1;
     switch (w.format) {
@@ -484,13 +484,19 @@ export class WasmBackend implements Backend {
           this.run(w.format === 'q8_0' ? 'matmul_q8_0_panel' : 'matmul_q4_0_panel', A.index, N, PANEL, [x, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
           return;
         }
-        const xq = A.scratchBlock('xq', T * K * 2);
-        const xs = A.scratchBlock('xs', (T * K) / 8);
-        if (!quantized?.has(A)) {
-          A.kernels.quantize_q16(x, xq, xs, T, K);
-          quantized?.add(A);
+        // int16 activations, once per memory and lane order for all weights of this call.
+        const q4 = w.format === 'q4_0';
+        const key = `${A.index}:${w.format}`;
+        const xq = A.scratchBlock(q4 ? 'xq4' : 'xq', T * K * 2);
+        const xs = A.scratchBlock(q4 ? 'xs4' : 'xs', (T * K) / 8);
+        const xsum = q4 ? A.scratchBlock('xsum4', (T * K) / 2) : 0;
+        if (!quantized?.has(key)) {
+          if (q4) A.kernels.quantize_q16_q4(x, xq, xs, xsum, T, K);
+          else A.kernels.quantize_q16(x, xq, xs, T, K);
+          quantized?.add(key);
         }
-        this.run(w.format === 'q8_0' ? 'matmul_q8_0' : 'matmul_q4_0', A.index, N, 16, [xq, xs, w.ptr, w.scales, bias, out, T, K, N]);
+        if (q4) this.run('matmul_q4_0_nib', A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);
+        else this.run('matmul_q8_0', A.index, N, 16, [xq, xs, w.ptr, w.scales, bias, out, T, K, N]);
         return;
       }
     }

@@ -12,6 +12,7 @@ export interface KernelExports {
   rope_f32(x: number, table: number, T: number, heads: number, headDim: number): void;
   dot_f32(a: number, b: number, n: number): number;
   pair_lanes(x: number, dst: number, K: number): void;
+  quantize_q16_q4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   quantize_q16(x: number, xq: number, xs: number, T: number, K: number): void;
   dequant_half(src: number, out: number, n: number, bf16: number): void;
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
@@ -24,7 +25,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
