@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { cli, MODELS } from './test/helpers.js';
+import { cli, MODELS, modelWithTokenizer } from './test/helpers.js';
 
 interface Sequence { input_ids: number[]; last_logits?: number[]; greedy_new_tokens: number[]; last_argmax: number }
 interface Golden { sequences: Sequence[]; all_positions: { input_ids: number[]; logits?: number[][] } }
@@ -115,6 +115,30 @@ describe('qwen2 generate --json (built CLI, reference backend)', () => {
       }
     });
   }
+});
+
+describe('qwen2 generate streaming (built CLI, reference backend)', () => {
+  it('a model without tokenizer files streams the new token ids (the golden greedy ones)', () => {
+    const seq = golden('tiny-f16-sharded').sequences[1]!;
+    const r = cli(['generate', '--model', join(MODELS, 'tiny-f16-sharded'), '--backend', 'js', '--ids', seq.input_ids.join(','), '--temperature', '0', '--ignore-eos', '--max-new-tokens', '16']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim().split(' ').map(Number)).toEqual(seq.greedy_new_tokens);
+  });
+
+  it('streamed text equals the --json text, with the real tokenizer', () => {
+    const model = modelWithTokenizer();
+    try {
+      const args = ['generate', '--model', model.dir, '--backend', 'js', '--prompt', 'Once upon a time', '--temperature', '0', '--max-new-tokens', '12'];
+      const streamed = cli(args);
+      const json = cli([...args, '--json']);
+      expect(streamed.status, streamed.stderr).toBe(0);
+      const parsed = JSON.parse(json.stdout) as { ids: number[]; text: string };
+      expect(parsed.ids.length).toBeGreaterThan(0);
+      expect(streamed.stdout).toBe(parsed.text.endsWith('\n') ? parsed.text : `${parsed.text}\n`);
+    } finally {
+      model.cleanup();
+    }
+  });
 });
 
 describe('qwen2 bench --json (built CLI)', () => {

@@ -81,6 +81,8 @@ export interface LoadedModel {
   loadMs: number;
   /** The weight format: the `--dtype` asked for, or for `auto` the checkpoint's own float format. */
   dtype: string;
+  /** False when the model folder has no tokenizer files (token ids in and out only). */
+  hasTokenizer: boolean;
   /** Frees the model's device memory and closes its files. */
   dispose(): Promise<void>;
 }
@@ -112,11 +114,12 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
     const backend = await selectBackend(flags.backend, flags.threads !== undefined ? { threads: flags.threads } : {}, (m) => status.note(m));
     const { Qwen2 } = await import('@qwen2-ts/core');
     const { Qwen2Tokenizer } = await import('@qwen2-ts/tokenizer');
+    const hasTokenizer = hasTokenizerFiles(opened.tokenizerFiles);
     let model: Qwen2;
     try {
       model = await Qwen2.load(opened, {
         backend,
-        ...(hasTokenizerFiles(opened.tokenizerFiles) ? {} : { tokenizer: tokenizerlessStandIn(Qwen2Tokenizer, opened.source, opened.config.vocabSize) }),
+        ...(hasTokenizer ? {} : { tokenizer: tokenizerlessStandIn(Qwen2Tokenizer, opened.source, opened.config.vocabSize) }),
         dtype: flags.dtype,
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         onProgress: loadProgressBars(status),
@@ -132,6 +135,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
       model,
       loadMs: performance.now() - started,
       dtype: flags.dtype === 'auto' ? checkpointDtype(opened) : flags.dtype,
+      hasTokenizer,
       async dispose() {
         await model.dispose();
         // The CLI created the backend, so it frees it too (a no-op if the model already did).

@@ -38,7 +38,8 @@ export const generateCommand: Command = {
   description:
     'Generates one completion and streams its text to stdout. With --json, prints one object\n' +
     '{"ids":[new token ids],"text":"...","prefill_tokens_per_s":x,"decode_tokens_per_s":y,"time_to_first_token_ms":z}.\n' +
-    'Without --prompt or --ids the prompt is read from standard input. --temperature 0 is greedy.',
+    'Without --prompt or --ids the prompt is read from standard input. --temperature 0 is greedy. A model\n' +
+    'folder without tokenizer files takes --ids and prints the new token ids instead of text.',
   flags: {
     ...MODEL_FLAGS,
     prompt: { type: 'string', short: 'p', value: 'TEXT', help: 'the prompt text' },
@@ -93,9 +94,11 @@ export const generateCommand: Command = {
       }
       let last = '';
       for await (const chunk of stream) {
-        if (chunk.text) {
-          await writeOut(chunk.text);
-          last = chunk.text;
+        // Without tokenizer files there is no text to show: the new token ids stream instead.
+        const piece = loaded.hasTokenizer ? chunk.text : chunk.tokenId >= 0 ? `${last === '' ? '' : ' '}${chunk.tokenId}` : '';
+        if (piece) {
+          await writeOut(piece);
+          last = piece;
         }
         await yieldToEventLoop();
       }
