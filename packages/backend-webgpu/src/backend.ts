@@ -65,6 +65,7 @@ export class WebGPUBackend implements Backend {
   private readonly maxBinding: number;
   private readonly maxBuffer: number;
   private readonly weightBinding: number;
+  private readonly sampleWG: number;
   private readonly weights = new Set<GpuWeight>();
   private readonly tensors = new Set<GpuTensor>();
   private readonly caches = new Set<GpuKVCache>();
@@ -84,6 +85,9 @@ export class WebGPUBackend implements Backend {
     this.device = acquired.device;
     this.f16 = acquired.f16;
     this.subgroups = acquired.subgroups;
+    // Sampling runs in one workgroup over the whole vocabulary: as wide as the device allows.
+    const maxWG = Math.min(this.device.limits.maxComputeInvocationsPerWorkgroup, this.device.limits.maxComputeWorkgroupSizeX);
+    this.sampleWG = maxWG >= 1024 ? 1024 : maxWG >= 512 ? 512 : 256;
     this.info = { name: 'webgpu', device: acquired.description, formats: FORMATS };
     this.maxBinding = this.device.limits.maxStorageBufferBindingSize;
     this.maxBuffer = this.device.limits.maxBufferSize;
@@ -427,7 +431,7 @@ export class WebGPUBackend implements Backend {
     const histOff = this.rt.pushAux(hist.length ? hist : new Int32Array(1));
     const resOff = this.reserveResults(1);
     const scratch = this.scratch('sample', l.cols * 4);
-    this.rt.dispatch(this.kernel('sample', sampleKernel), [l.buf, scratch, this.results, this.rt.auxBuf], {
+    this.rt.dispatch(this.kernel('sample', () => sampleKernel(this.sampleWG)), [l.buf, scratch, this.results, this.rt.auxBuf], {
       n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, topK: params.topK, temperature: params.temperature, topP: params.topP,
       minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty, frequency: params.frequencyPenalty, uniform: params.uniform,
     }, 1);

@@ -4,11 +4,11 @@ import type { KernelDef } from './kernel-def.js';
 /** Written as the result when a row has no non-NaN value. */
 export const NO_TOKEN = 0xffffffff;
 
-/** Shared WGSL: workgroup reductions (256 threads) and an argmax with core's semantics. */
-const REDUCE = `
+/** Shared WGSL: workgroup reductions (`wg` threads, a power of two) and an argmax with core's semantics. */
+const reduce = (wg: number): string => `
 const NONE: u32 = 0xffffffffu;
-var<workgroup> redF: array<f32, 256>;
-var<workgroup> redI: array<u32, 256>;
+var<workgroup> redF: array<f32, ${wg}>;
+var<workgroup> redI: array<u32, ${wg}>;
 fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 // (v, i) beats (bv, bi): NaN never wins, larger wins, lower index on ties.
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
@@ -20,7 +20,7 @@ fn argmaxReduce(v0: f32, i0: u32, lid: u32) -> u32 {
   redF[lid] = v0;
   redI[lid] = i0;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s && better(redF[lid + s], redI[lid + s], redF[lid], redI[lid])) {
       redF[lid] = redF[lid + s];
       redI[lid] = redI[lid + s];
@@ -34,7 +34,7 @@ fn argmaxReduce(v0: f32, i0: u32, lid: u32) -> u32 {
 fn sumF(v: f32, lid: u32) -> f32 {
   redF[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) { redF[lid] += redF[lid + s]; }
     workgroupBarrier();
   }
@@ -45,7 +45,7 @@ fn sumF(v: f32, lid: u32) -> f32 {
 fn sumU(v: u32, lid: u32) -> u32 {
   redI[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) { redI[lid] += redI[lid + s]; }
     workgroupBarrier();
   }
@@ -56,7 +56,7 @@ fn sumU(v: u32, lid: u32) -> u32 {
 fn maxU(v: u32, lid: u32) -> u32 {
   redI[lid] = v;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
     if (lid < s) { redI[lid] = max(redI[lid], redI[lid + s]); }
     workgroupBarrier();
   }
@@ -70,7 +70,7 @@ const ARGMAX_FIELDS: Fields = [['n', 'u32'], ['off', 'u32'], ['resOff', 'u32']];
 
 /** Row-wise argmax (first index on ties, NaN never wins): one workgroup of 256 threads per row. */
 export function argmaxKernel(): KernelDef {
-  const code = paramsDecl(ARGMAX_FIELDS) + '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n@group(0) @binding(2) var<storage, read_write> res: array<u32>;\n' + REDUCE + `
+  const code = paramsDecl(ARGMAX_FIELDS) + '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n@group(0) @binding(2) var<storage, read_write> res: array<u32>;\n' + reduce(256) + `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let b = p.off + wid.x * p.n;
@@ -101,32 +101,33 @@ const SAMPLE_FIELDS: Fields = [
  * `uniform * total` falls within rounding of a token boundary, or on exact probability ties at the
  * top-p boundary (the reference keeps a prefix of the tied tokens by id; this keeps all or none).
  */
-export function sampleKernel(): KernelDef {
+export function sampleKernel(wg: number): KernelDef {
   const code = paramsDecl(SAMPLE_FIELDS) +
     '@group(0) @binding(1) var<storage, read_write> x: array<f32>;\n' +
     '@group(0) @binding(2) var<storage, read_write> e: array<f32>;\n' +
     '@group(0) @binding(3) var<storage, read_write> res: array<u32>;\n' +
-    '@group(0) @binding(4) var<storage, read> aux: array<u32>;\n' + REDUCE + `
-var<workgroup> pre: array<f32, 257>;
+    '@group(0) @binding(4) var<storage, read> aux: array<u32>;\n' + reduce(wg) + `
+const WG: u32 = ${wg}u;
+var<workgroup> pre: array<f32, ${wg + 1}>;
 var<workgroup> crossing: u32;
 var<workgroup> topv: f32;
 fn kept(i: u32, cut: u32) -> bool { let b = bitcast<u32>(e[i]); return b != 0u && b >= cut; }
 fn countAtLeast(u: u32, lid: u32) -> u32 {
   var c = 0u;
-  for (var i = lid; i < p.n; i += 256u) { if (bitcast<u32>(e[i]) >= u) { c++; } }
+  for (var i = lid; i < p.n; i += WG) { if (bitcast<u32>(e[i]) >= u) { c++; } }
   return sumU(c, lid);
 }
 fn massAbove(u: u32, cut: u32, lid: u32) -> f32 {
   var m = 0.0;
-  for (var i = lid; i < p.n; i += 256u) { let b = bitcast<u32>(e[i]); if (b >= cut && b > u) { m += e[i]; } }
+  for (var i = lid; i < p.n; i += WG) { let b = bitcast<u32>(e[i]); if (b >= cut && b > u) { m += e[i]; } }
   return sumF(m, lid);
 }
-@compute @workgroup_size(256)
+@compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32) {
   let n = p.n;
-  for (var i = lid; i < n; i += 256u) { e[i] = x[p.off + i]; }
+  for (var i = lid; i < n; i += WG) { e[i] = x[p.off + i]; }
   storageBarrier();
-  for (var j = lid; j < p.histN; j += 256u) {
+  for (var j = lid; j < p.histN; j += WG) {
     let id = aux[p.histOff + j];
     let count = bitcast<i32>(aux[p.histOff + p.histN + j]);
     if (id < n && count > 0) {
@@ -140,7 +141,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   // Greedy (temperature 0), or every logit -inf/NaN: the argmax of the penalized logits.
   var bv = 0.0;
   var bi = NONE;
-  for (var i = lid; i < n; i += 256u) {
+  for (var i = lid; i < n; i += WG) {
     let v = e[i];
     if (!isNan(v) && (bi == NONE || v > bv)) { bv = v; bi = i; }
   }
@@ -153,7 +154,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
   let mx = top;
   let invT = 1.0 / p.temperature;
-  for (var i = lid; i < n; i += 256u) {
+  for (var i = lid; i < n; i += WG) {
     let v = e[i];
     e[i] = select(exp((v - mx) * invT), 0.0, isNan(v));
   }
@@ -181,7 +182,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   if (p.minP > 0.0) { cut = max(cut, bitcast<u32>(p.minP)); }
   // Draw in ascending id order: each thread owns a contiguous range; thread 0 finds the range where
   // the cumulative mass crosses uniform * total, and that range's owner finds the token.
-  let chunk = (n + 255u) / 256u;
+  let chunk = (n + WG - 1u) / WG;
   let first = min(n, lid * chunk);
   let last = min(n, first + chunk);
   var local = 0.0;
@@ -191,16 +192,16 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   let lastAll = maxU(select(lastKept, 0u, lastKept == NONE), lid);
   if (lid == 0u) {
     var total = 0.0;
-    for (var t = 0u; t < 256u; t++) { total += pre[t]; }
+    for (var t = 0u; t < WG; t++) { total += pre[t]; }
     let goal = p.uniform * total;
     var cum = 0.0;
     crossing = NONE;
-    for (var t = 0u; t < 256u; t++) {
+    for (var t = 0u; t < WG; t++) {
       let next = cum + pre[t];
-      if (next > goal) { crossing = t; pre[256] = cum; break; }
+      if (next > goal) { crossing = t; pre[WG] = cum; break; }
       cum = next;
     }
-    pre[256] = select(pre[256], goal, crossing == NONE);
+    pre[WG] = select(pre[WG], goal, crossing == NONE);
     redF[0] = goal;
   }
   workgroupBarrier();
@@ -211,7 +212,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     return;
   }
   if (lid == who) {
-    var cum = pre[256];
+    var cum = pre[WG];
     var found = lastKept;
     for (var i = first; i < last; i++) {
       if (kept(i, cut)) {
@@ -223,5 +224,5 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
 }
 `;
-  return { key: 'sample', code, fields: SAMPLE_FIELDS, acts: 1, extras: ['rw', 'rw', 'ro'] };
+  return { key: `sample:${wg}`, code, fields: SAMPLE_FIELDS, acts: 1, extras: ['rw', 'rw', 'ro'] };
 }
