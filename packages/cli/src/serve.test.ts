@@ -46,6 +46,14 @@ describe('qwen2 serve (built CLI)', () => {
     expect(body.choices[0]!.text).toBe(tokenizer.decode(seq.greedy_new_tokens));
     expect(body.choices[0]!.finish_reason).toBe('length');
     expect(body.usage).toEqual({ prompt_tokens: seq.input_ids.length, completion_tokens: 16, total_tokens: seq.input_ids.length + 16 });
+    // The same request streamed: the text pieces add up to the same continuation.
+    const streamed = await post(`${server.url}/v1/completions`, { prompt: seq.input_ids, max_tokens: 16, temperature: 0, ignore_eos: true, stream: true });
+    const { events, done } = await readEvents(streamed);
+    expect(done).toBe(true);
+    const pieces = events as { object: string; choices: { text: string; finish_reason: string | null }[] }[];
+    expect(pieces.every((e) => e.object === 'text_completion')).toBe(true);
+    expect(pieces.map((e) => e.choices[0]!.text).join('')).toBe(body.choices[0]!.text);
+    expect(pieces.at(-1)!.choices[0]!.finish_reason).toBe('length');
   });
 
   it('streams a chat completion as server-sent events with the same text as the non-streaming answer', async () => {
