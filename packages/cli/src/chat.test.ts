@@ -65,6 +65,16 @@ describe('qwen2 chat (built CLI)', () => {
     expect(r.stdout.endsWith(`\n(conversation cleared)\n${expected}\n`)).toBe(true);
   });
 
+  it('--system starts the conversation with a system message (as generate --chat --system does)', () => {
+    const system = ['--system', 'You are a pirate.'];
+    const one = cli(['generate', '--model', model.dir, '--backend', 'js', '--chat', '--prompt', 'Hello', '--temperature', '0', '--max-new-tokens', '8', ...system]);
+    expect(one.status, one.stderr).toBe(0);
+    const r = cli([...base(), ...system], { input: 'Hello\n' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe(one.stdout);
+    expect(r.stdout).not.toBe(`${expected}\n`);
+  });
+
   it.runIf(hasScript)('works in a terminal: prompt, streamed answer, /reset, /exit', async () => {
     const { output, code } = await underPty(base(), [
       { when: /> /, send: 'Hello\r' },
