@@ -54,8 +54,11 @@ export interface ChatCompletionChunk {
 export interface OpenAIChat {
   chat: {
     completions: {
+      /** Streams `chat.completion.chunk` objects. */
       create(request: ChatCompletionRequest & { stream: true }): AsyncIterable<ChatCompletionChunk>;
+      /** Resolves to one `chat.completion` object. */
       create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+      /** A stream when `request.stream` is true, otherwise a promise of the whole completion. */
       create(request: ChatCompletionRequest): Promise<ChatCompletion> | AsyncIterable<ChatCompletionChunk>;
     };
   };

@@ -25,6 +25,7 @@ export const tensorNames = {
   embed: 'model.embed_tokens.weight',
   norm: 'model.norm.weight',
   lmHead: 'lm_head.weight',
+  /** The names of layer `i`'s tensors. */
   layer(i: number) {
     const p = `model.layers.${i}`;
     return {

@@ -7,6 +7,7 @@ import { tensorNames, type Qwen2ModelConfig } from './config.js';
 /** Where weights are read from: `@qwen2-ts/loader`'s `Checkpoint` satisfies it. */
 export interface TensorSource {
   readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
+  /** Raw little-endian bytes of the tensor `name`. */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
@@ -44,6 +45,7 @@ export interface LoadWeightsOptions {
   /** Storage format of the matrices; 'auto' keeps the checkpoint dtype. Norms and biases are always f32. */
   format?: WeightFormat | 'auto';
   signal?: AbortSignal;
+  /** Called after each tensor is uploaded, with tensors done and total. */
   onProgress?: (p: WeightLoadProgress) => void;
 }
 

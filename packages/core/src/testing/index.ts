@@ -13,7 +13,7 @@ import { registerOpSuite } from './op-suite.js';
 import { registerModelSuite } from './model-suite.js';
 
 export { MODEL_TOLERANCE, OP_TOLERANCE, matmulTolerance } from './tolerances.js';
-export { FIXTURE_MODELS, loadFixture, type Fixture, type Golden, type GoldenSequence } from './fixtures.js';
+export { FIXTURE_MODELS, loadFixture, type Fixture, type Golden, type GoldenSequence, type TopK } from './fixtures.js';
 export { hostWeight } from './op-suite.js';
 export { TestRandom, maxAbsDiff, maxAbs } from './random.js';
 
