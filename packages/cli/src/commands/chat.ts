@@ -48,7 +48,15 @@ export const chatCommand: Command = {
     let current: AbortController | undefined;
     let lastIdleInterrupt = 0;
     let failures = 0;
+    let interrupted = false;
     const onInterrupt = () => {
+      if (!interactive) {
+        // Piped input is a script: an interrupt ends it (after stopping the answer in progress).
+        interrupted = true;
+        current?.abort();
+        rl.close();
+        return;
+      }
       if (current) {
         current.abort();
         return;
@@ -124,6 +132,7 @@ export const chatCommand: Command = {
       await loaded.dispose();
     }
     if (interactive) process.stdout.write('\n');
+    if (interrupted) return 130;
     // Piped input is a script: report that some messages got no answer.
     return !interactive && failures > 0 ? 1 : 0;
   },
