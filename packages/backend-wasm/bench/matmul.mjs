@@ -67,15 +67,16 @@ function tfjsTime(T, N, K) {
   return s;
 }
 
-const rows = [];
 const fmt = (v, d = 1) => v.toFixed(d).padStart(7);
-console.log('shape (out x in)   T    format  threads    ms     GB/s  %BW   GFLOP/s   vs tfjs f32');
+console.log('shape (out x in)   T    format  threads    ms      GB/s     %BW   GFLOP/s   speed vs tfjs f32');
 for (const [N, K] of SHAPES) {
   for (const T of [1, PREFILL]) {
     if (T > 1 && N > 100000) continue; // prefill computes the lm_head for the last token only
     const flop = 2 * T * N * K;
     const tfs = tfjsTime(T, N, K);
-    console.log(`${`${N}x${K}`.padEnd(16)} ${String(T).padStart(4)}  tfjs-f32      1  ${fmt(tfs * 1e3, 2)}  ${fmt((N * K * 4) / tfs / 1e9)} ${fmt((100 * (N * K * 4)) / tfs / 1e9 / bandwidth[1], 0)}  ${fmt(flop / tfs / 1e9)}`);
+    // GB/s and % of bandwidth only mean something for decode (T = 1), where each weight is read once per token.
+    const bw = (bytes, s, threads) => (T === 1 ? `${fmt(bytes / s / 1e9)} ${fmt((100 * bytes) / s / 1e9 / bandwidth[threads], 0)}` : `${'-'.padStart(7)} ${'-'.padStart(7)}`);
+    console.log(`${`${N}x${K}`.padEnd(16)} ${String(T).padStart(4)}  tfjs-f32      1  ${fmt(tfs * 1e3, 2)}  ${bw(N * K * 4, tfs, 1)}  ${fmt(flop / tfs / 1e9)}`);
     for (const format of FORMATS) {
       const { host } = randomWeight(format, N, K, 1);
       for (const [threads, b] of Object.entries(backends)) {
@@ -90,9 +91,7 @@ for (const [N, K] of SHAPES) {
         const out = b.alloc(T, N);
         let next = 0;
         const s = timeIt(() => b.matmul(x, [ws[next++ % copies]], [undefined], [out]), 0.4, copies);
-        const gbs = bytes / s / 1e9;
-        console.log(`${`${N}x${K}`.padEnd(16)} ${String(T).padStart(4)}  ${format.padEnd(8)} ${String(threads).padStart(5)}  ${fmt(s * 1e3, 2)}  ${fmt(gbs)} ${fmt((100 * gbs) / bandwidth[threads], 0)}  ${fmt(flop / s / 1e9)}   ${fmt(tfs / s, 2)}x`);
-        rows.push({ N, K, T, format, threads: Number(threads), ms: s * 1e3, gbs, gflops: flop / s / 1e9, vsTfjs: tfs / s });
+        console.log(`${`${N}x${K}`.padEnd(16)} ${String(T).padStart(4)}  ${format.padEnd(8)} ${String(threads).padStart(5)}  ${fmt(s * 1e3, 2)}  ${bw(bytes, s, threads)}  ${fmt(flop / s / 1e9)}   ${fmt(tfs / s, 2)}x`);
         for (const w of ws) b.free(w);
         b.free(x); b.free(out);
       }
