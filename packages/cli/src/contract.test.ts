@@ -78,6 +78,10 @@ describe('qwen2 logits (built CLI, reference backend)', () => {
     const r = cli(['logits', '--model', join(MODELS, 'tiny-f32'), '--ids', seq.input_ids.join(',')]);
     expect(r.status, r.stderr).toBe(0);
     expect(maxAbsDiff((JSON.parse(r.stdout) as { logits: number[] }).logits, seq.last_logits!)).toBeLessThan(1e-3);
+    const full = golden('full-vocab-bf16').sequences[2]!;
+    const g = cli(['generate', '--model', join(MODELS, 'full-vocab-bf16'), '--ids', full.input_ids.join(','), '--temperature', '0', '--ignore-eos', '--max-new-tokens', '16', '--json']);
+    expect(g.status, g.stderr).toBe(0);
+    expect((JSON.parse(g.stdout) as { ids: number[] }).ids).toEqual(full.greedy_new_tokens);
   });
 
   // The WebGPU path through Dawn, on the CPU Vulkan driver the test setup unpacks (when it did).
