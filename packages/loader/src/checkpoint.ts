@@ -31,6 +31,7 @@ export interface Checkpoint {
    * @throws {@link SafetensorsError} for an unknown name or a file that shrank since it was opened
    */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Closes every shard's file handle; reads afterwards fail. */
   close(): Promise<void>;
 }
 

@@ -27,6 +27,7 @@ export interface OpenedModel {
    */
   readonly tokenizerFiles: TokenizerFileTexts;
   readonly checkpoint: Checkpoint;
+  /** Closes the checkpoint's files; the model's weights cannot be read afterwards. */
   close(): Promise<void>;
 }
 

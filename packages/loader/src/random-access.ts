@@ -19,6 +19,7 @@ export interface RandomAccessFile {
    * 1 GB tensor costs 1 GB, not 2). Returns the bytes read (fewer only when the file ends earlier).
    */
   readInto?(target: Uint8Array, offset: number, signal?: AbortSignal): Promise<number>;
+  /** Releases the underlying handle (a no-op for in-memory and Blob files). */
   close(): Promise<void>;
 }
 
