@@ -157,4 +157,11 @@ describe('qwen2 bench --json (built CLI)', () => {
     // tiny-bf16-untied: 1024 x 128 embedding + lm_head and 3 layers; at least its bf16 bytes are stored.
     expect(out.weights_bytes).toBeGreaterThan(700_000);
   });
+
+  it('reports the backend, thread count and weight format it ran with', () => {
+    const out = runJson(['bench', '--model', join(MODELS, 'tiny-f32'), '--backend', 'wasm', '--threads', '1', '--dtype', 'q8_0', '--prompt-tokens', '8', '--gen-tokens', '4', '--repeats', '1', '--json']) as Record<string, unknown>;
+    expect(out).toMatchObject({ backend: 'wasm', threads: 1, dtype: 'q8_0' });
+    const auto = runJson(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'js', '--prompt-tokens', '8', '--gen-tokens', '4', '--repeats', '1', '--json']) as Record<string, unknown>;
+    expect(auto.dtype).toBe('bf16');
+  });
 });
