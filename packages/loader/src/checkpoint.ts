@@ -31,6 +31,14 @@ export interface Checkpoint {
    * @throws {@link SafetensorsError} for an unknown name or a file that shrank since it was opened
    */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * Bytes `byteOffset .. byteOffset + byteLength` of one tensor (offsets relative to the tensor's first
+   * byte), in a fresh buffer starting at byteOffset 0. Lets a caller convert a large tensor a slice of
+   * rows at a time without ever holding all of its bytes. Not counted by the read progress.
+   * @throws RangeError when the range does not lie inside the tensor
+   * @throws {@link SafetensorsError} for an unknown name or a file that shrank since it was opened
+   */
+  readRange(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Closes every shard's file handle; reads afterwards fail. */
   close(): Promise<void>;
 }
@@ -175,6 +183,20 @@ function makeCheckpoint(source: string, located: Map<string, Located>, handles: 
         overallLoaded += byteLength;
         onRead({ file: l.info.file, loaded, total: fileTotals.get(l.info.file)!, overallLoaded, overallTotal });
       }
+      return out;
+    },
+    async readRange(name, byteOffset, byteLength, options = {}) {
+      if (closed) throw new SafetensorsError(source, `checkpoint is closed (reading '${name}')`);
+      const l = located.get(name);
+      if (!l) throw new SafetensorsError(source, `no tensor named '${name}' in the checkpoint`);
+      if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > l.info.byteLength) {
+        throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${l.info.byteLength} bytes`);
+      }
+      const piece: Located = { info: { ...l.info, byteLength }, handle: l.handle, absoluteOffset: l.absoluteOffset + byteOffset };
+      if (!l.handle.readInto) return readPieces(piece, options.signal);
+      const out = new Uint8Array(byteLength);
+      const got = await l.handle.readInto(out, piece.absoluteOffset, options.signal);
+      if (got !== byteLength) throw new SafetensorsError(l.handle.name, `truncated: tensor '${name}' ends early (file changed since it was opened?)`);
       return out;
     },
     async close() {

@@ -113,6 +113,24 @@ describe.each(cases)('fixture %s', (name) => {
       await model.close();
     }
   });
+
+  it('reads any byte range of a tensor, equal to the same bytes of the whole read', async () => {
+    const model = await openModel(dir);
+    try {
+      const t = [...model.checkpoint.tensors.values()].reduce((a, b) => (b.byteLength > a.byteLength ? b : a));
+      const whole = await model.checkpoint.read(t.name);
+      for (const [offset, length] of [[0, t.byteLength], [0, 1], [t.byteLength - 7, 7], [123, 4096], [t.byteLength, 0]]) {
+        const part = await model.checkpoint.readRange(t.name, offset!, length!);
+        expect(part.byteOffset).toBe(0);
+        expect(Buffer.from(part).equals(Buffer.from(whole.subarray(offset!, offset! + length!)))).toBe(true);
+      }
+      await expect(model.checkpoint.readRange(t.name, t.byteLength - 1, 2)).rejects.toThrow(RangeError);
+      await expect(model.checkpoint.readRange(t.name, -1, 1)).rejects.toThrow(/lie outside tensor/);
+      await expect(model.checkpoint.readRange('nope', 0, 1)).rejects.toThrow(/no tensor named 'nope'/);
+    } finally {
+      await model.close();
+    }
+  });
 });
 
 describe('golden_logits.safetensors (F32 tensors beside the full-vocab model)', () => {

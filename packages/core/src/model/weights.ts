@@ -1,6 +1,7 @@
 import type { Backend, Weight, WeightFormat } from '../backend/types.js';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
-import { nativeFormat, toHostWeight } from '../weights/convert.js';
+import { nativeFormat } from '../weights/convert.js';
+import { readHostWeight } from '../weights/read-host-weight.js';
 import { QUANT_BLOCK } from '../backend/types.js';
 import { tensorNames, type Qwen2ModelConfig } from './config.js';
 
@@ -9,6 +10,8 @@ export interface TensorSource {
   readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
   /** Raw little-endian bytes of the tensor `name`. */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Optional: bytes of a range of the tensor, so large tensors convert slice by slice. */
+  readRange?(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** One decoder layer's weights on a backend. */
@@ -92,7 +95,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     const ok = info.shape.length === p.shape.length && info.shape.every((d, i) => d === p.shape[i]);
     if (!ok) throw new ModelWeightsError(p.name, `shape [${info.shape.join(', ')}] does not match the config's [${p.shape.join(', ')}]`);
     nativeFormat(info.dtype, p.name);
-    total += p.shape.reduce((a, b) => a * b, 1) * (info.dtype === 'F32' ? 4 : info.dtype === 'F64' ? 8 : 2);
+    total += checkpointBytes(info.dtype, p.shape);
   }
 
   const uploaded = new Map<string, Weight>();
@@ -102,7 +105,6 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     for (const p of plan) {
       options.signal?.throwIfAborted();
       const info = source.tensors.get(p.name)!;
-      const bytes = await source.read(p.name, { signal: options.signal });
       let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
       if ((target === 'q8_0' || target === 'q4_0') && p.shape[1]! % QUANT_BLOCK !== 0) {
         const native = nativeFormat(info.dtype, p.name);
@@ -113,9 +115,9 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       if (target === 'auto' && !backend.info.formats.includes(nativeFormat(info.dtype))) {
         throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
       }
-      const host = toHostWeight(bytes, info.dtype, p.shape, target, p.name);
+      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal });
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
-      loaded += bytes.byteLength;
+      loaded += checkpointBytes(info.dtype, p.shape);
       options.onProgress?.({ tensor: p.name, loaded, total });
     }
   } catch (e) {
@@ -144,4 +146,9 @@ export function freeModelWeights(backend: Backend, weights: ModelWeights): void 
   const all = new Set<Weight>([weights.embed, weights.norm, weights.lmHead]);
   for (const l of weights.layers) for (const w of Object.values(l)) all.add(w);
   for (const w of all) backend.free(w);
+}
+
+/** Bytes a float tensor of `shape` takes in a checkpoint of `dtype`. */
+function checkpointBytes(dtype: string, shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1) * (dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2);
 }

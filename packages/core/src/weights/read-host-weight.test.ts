@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import type { WeightFormat } from '../backend/types.js';
+import { f32ToBf16 } from '../numeric/half.js';
+import { toHostWeight } from './convert.js';
+import { readHostWeight, type RangeReadable } from './read-host-weight.js';
+
+/** A bf16 tensor [rows, cols] of varied values, and a source that records how it was read. */
+function source(rows: number, cols: number) {
+  const bits = new Uint16Array(rows * cols);
+  for (let i = 0; i < bits.length; i++) bits[i] = f32ToBf16(Math.sin(i * 0.37) * (1 + (i % 13)));
+  const bytes = new Uint8Array(bits.buffer);
+  const calls: string[] = [];
+  const src: RangeReadable = {
+    async read() { calls.push('read'); return bytes.slice(); },
+    async readRange(_name, offset, length) { calls.push(`range ${offset}+${length}`); return bytes.slice(offset, offset + length); },
+  };
+  return { bytes, calls, src };
+}
+
+describe('readHostWeight', () => {
+  it.each<WeightFormat>(['f32', 'f16', 'q8_0', 'q4_0'])('converts slice by slice to %s, identical to a whole conversion', async (format) => {
+    const { bytes, calls, src } = source(37, 64);
+    const sliced = await readHostWeight(src, 'w', 'BF16', [37, 64], format, { sliceBytes: 5 * 64 * 2 });
+    expect(sliced).toEqual(toHostWeight(bytes, 'BF16', [37, 64], format, 'w'));
+    expect(calls).toHaveLength(8); // 7 full slices of 5 rows and one of 2
+    expect(calls.at(-1)).toBe(`range ${35 * 128}+${2 * 128}`);
+  });
+  it('reads whole when the format is kept, the tensor is small, or ranges are unavailable', async () => {
+    const { calls, src } = source(8, 32);
+    await readHostWeight(src, 'w', 'BF16', [8, 32], 'bf16', { sliceBytes: 64 });
+    await readHostWeight(src, 'w', 'BF16', [8, 32], 'q8_0');
+    await readHostWeight({ read: src.read }, 'w', 'BF16', [8, 32], 'q8_0', { sliceBytes: 64 });
+    expect(calls).toEqual(['read', 'read', 'read']);
+  });
+});
