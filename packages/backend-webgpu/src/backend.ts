@@ -80,6 +80,7 @@ export class WebGPUBackend implements Backend {
   private inPass = false;
   private disposed = false;
 
+  /** Use {@link webgpuBackend} to create one. @internal */
   constructor(acquired: AcquiredDevice, maxBindingSize?: number) {
     this.gpu = acquired.gpu;
     this.device = acquired.device;

@@ -1,6 +1,7 @@
-// Test-only: a WebGPU `GPU` object in Node, through npm `webgpu` (Dawn) and the CPU Vulkan driver that
-// scripts/setup-test-env.mjs unpacks into .vendor/ (or whatever driver VK_ICD_FILENAMES names).
-import { existsSync } from 'node:fs';
+// Test-only: WebGPU `GPU` objects in Node, through npm `webgpu` (Dawn) and the CPU Vulkan drivers found
+// here: Mesa's lavapipe (has shader-f16), unpacked into .vendor/ by scripts/setup-test-env.mjs, and
+// SwiftShader (no shader-f16), which comes with Debian's chromium (installed by the playground's setup).
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const LAVAPIPE_ICD = fileURLToPath(new URL('../../.vendor/lavapipe/lvp_icd.json', import.meta.url));
@@ -8,30 +9,51 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 export type NodeGpu = { gpu: GPU; adapterName: string; shaderF16: boolean } | { gpu: undefined; reason: string };
 
-let cached: Promise<NodeGpu> | undefined;
+/** Which adapter: lavapipe, SwiftShader, or whatever Dawn offers first (a real GPU when there is one). */
+export type AdapterChoice = 'llvmpipe' | 'SwiftShader' | 'default';
+
+const cache = new Map<AdapterChoice, Promise<NodeGpu>>();
 
 /**
- * Creates Dawn's GPU object once per test process. The Vulkan loader reads VK_ICD_FILENAMES when the
- * instance is created, so it is set here (turbo does not pass arbitrary environment variables through).
- * The module-level promise keeps the object alive (Dawn crashes if it is collected while in use).
+ * Creates Dawn's GPU object for an adapter once per test process. The Vulkan loader reads
+ * VK_ICD_FILENAMES when an instance is created, so it is set here (turbo does not pass arbitrary
+ * environment variables through). The module-level map keeps the objects alive: Dawn crashes if one is
+ * collected while its adapter or device is in use.
  */
-export function nodeGpu(): Promise<NodeGpu> {
-  cached ??= (async () => {
-    const icds = [LAVAPIPE_ICD, SWIFTSHADER_ICD].filter((p) => existsSync(p));
-    if (!process.env.VK_ICD_FILENAMES && icds.length > 0) process.env.VK_ICD_FILENAMES = icds[0];
-    let webgpu: typeof import('webgpu');
-    try {
-      webgpu = await import('webgpu');
-    } catch (e) {
-      return { gpu: undefined, reason: `npm "webgpu" (Dawn) failed to load: ${(e as Error).message}` };
-    }
-    const gpu = webgpu.create([]);
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) {
-      return { gpu: undefined, reason: `Dawn offers no WebGPU adapter (VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? 'unset'}; run scripts/setup-test-env.mjs to unpack lavapipe)` };
-    }
-    const info = adapter.info;
-    return { gpu, adapterName: `${info.vendor} ${info.architecture} ${info.description}`.trim(), shaderF16: adapter.features.has('shader-f16') };
-  })();
-  return cached;
+export function nodeGpu(choice: AdapterChoice = 'default'): Promise<NodeGpu> {
+  let p = cache.get(choice);
+  if (!p) {
+    p = create(choice);
+    cache.set(choice, p);
+  }
+  return p;
+}
+
+async function create(choice: AdapterChoice): Promise<NodeGpu> {
+  const icds = [LAVAPIPE_ICD, SWIFTSHADER_ICD].filter((f) => existsSync(f));
+  // With a real GPU, leave the Vulkan loader's own driver list alone.
+  if (!process.env.VK_ICD_FILENAMES && icds.length > 0 && !hasGpuDevice()) process.env.VK_ICD_FILENAMES = icds.join(':');
+  let webgpu: typeof import('webgpu');
+  try {
+    webgpu = await import('webgpu');
+  } catch (e) {
+    return { gpu: undefined, reason: `npm "webgpu" (Dawn) failed to load: ${(e as Error).message}` };
+  }
+  const gpu = webgpu.create(choice === 'default' ? [] : [`adapter=${choice}`]);
+  const adapter = await gpu.requestAdapter();
+  const info = adapter?.info;
+  const name = `${info?.vendor ?? ''} ${info?.description ?? ''}`.trim();
+  if (!adapter || (choice !== 'default' && !name.toLowerCase().includes(choice.toLowerCase()))) {
+    return { gpu: undefined, reason: `no ${choice === 'default' ? '' : `${choice} `}WebGPU adapter (VK_ICD_FILENAMES=${process.env.VK_ICD_FILENAMES ?? 'unset'}; scripts/setup-test-env.mjs unpacks lavapipe)` };
+  }
+  return { gpu, adapterName: name, shaderF16: adapter.features.has('shader-f16') };
+}
+
+function hasGpuDevice(): boolean {
+  if (existsSync('/dev/nvidia0')) return true;
+  try {
+    return readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  } catch {
+    return false;
+  }
 }
