@@ -128,6 +128,17 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     expect(r.ids.length).toBe(2);
   });
 
+  it('lets the event loop run between tokens, so a timer can abort a CPU-backend generation', async () => {
+    // The reference backend resolves every op in microtasks: without a macrotask turn per token the
+    // timer below would only fire after all 50 tokens.
+    const controller = new AbortController();
+    const stream = model.generate([1, 2, 3], { temperature: 0, maxNewTokens: 50, ignoreEos: true, signal: controller.signal });
+    setImmediate(() => controller.abort());
+    const r = await stream.result;
+    expect(r.finishReason).toBe('abort');
+    expect(r.ids.length).toBeLessThan(50);
+  });
+
   it('samples reproducibly with a seed', async () => {
     const opts = { temperature: 1.0, topK: 50, topP: 0.95, maxNewTokens: 8, ignoreEos: true };
     const a = await model.generate([10, 20, 30], { ...opts, seed: 7 });

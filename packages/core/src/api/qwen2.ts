@@ -11,6 +11,7 @@ import { randomSeed, SeededRandom } from '../sampling/rng.js';
 import { resolveSampling } from '../generate/sampling-options.js';
 import { StopStringMatcher } from '../generate/stop-strings.js';
 import { createGenerationStream } from '../generate/stream.js';
+import { yieldToEventLoop } from '../generate/yield-to-event-loop.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
 import type { GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
 
@@ -265,6 +266,7 @@ export class Qwen2 {
         const piece = stopper.push(decoder.push(next));
         text += piece.text;
         await emit({ tokenId: next, text: piece.text });
+        await yieldToEventLoop();
         if (piece.stopped) {
           finishReason = 'stop';
           stoppedByString = true;
