@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #undef __global__
@@ -135,6 +136,7 @@ inline unsigned __ballot_sync(unsigned, int pred) {
 // Lanes of a warp that exited early never write their slot: a ballot reads stale values there. The
 // kernels only ballot with full warps.
 
+inline void __syncwarp_emulated() { ::emu::warp().barrier->arrive_and_wait(); }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
@@ -155,3 +157,51 @@ inline int min(int a, int b) { return a < b ? a : b; }
 #define cudaFuncSetAttribute(...) cudaSuccess
 #define cudaGetDevice(p) (*(p) = 0, cudaSuccess)
 #define cudaDeviceGetAttribute(p, ...) (*(p) = 1, cudaSuccess)
+
+// WMMA, emulated: every lane holds the whole 16x16 tile (loads read all of it, mma_sync computes the
+// full product in f32, stores write it once per warp). Only the shapes gemm.cu uses.
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+  float x[M * N];  // element (r, c) at r * N + c, widened to f32
+};
+template <typename Use, typename T, typename Layout>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ldm) {
+  for (int r = 0; r < 16; r++)
+    for (int c = 0; c < 16; c++) {
+      // row_major: (r, c) at p[r * ldm + c]; col_major: (r, c) at p[c * ldm + r].
+      const T v = std::is_same<Layout, row_major>::value ? p[r * ldm + c] : p[c * ldm + r];
+      f.x[r * 16 + c] = static_cast<float>(v);
+    }
+}
+inline void fill_fragment(fragment<accumulator, 16, 16, 16, float>& f, float v) {
+  for (float& e : f.x) e = v;
+}
+template <typename TA, typename LA, typename TB, typename LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, TA, LA>& a,
+                     const fragment<matrix_b, 16, 16, 16, TB, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+  float out[256];
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < 16; n++) {
+      float acc = c.x[r * 16 + n];
+      for (int k = 0; k < 16; k++) acc = std::fma(a.x[r * 16 + k], b.x[k * 16 + n], acc);
+      out[r * 16 + n] = acc;
+    }
+  std::memcpy(d.x, out, sizeof out);
+}
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
+  __syncwarp_emulated();
+  if (::emu::lane_id() == 0)
+    for (int r = 0; r < 16; r++)
+      for (int c = 0; c < 16; c++) (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.x[r * 16 + c];
+  __syncwarp_emulated();
+}
+}  // namespace wmma
+}  // namespace nvcuda

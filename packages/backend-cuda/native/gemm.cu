@@ -5,8 +5,10 @@
 // to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results. For
 // q8_0/q4_0 weights (already lossy) x is rounded to bf16 once and the dequantized weights to bf16.
 // f32 weights use a plain SIMT tiled kernel.
-#include <mma.h>
 #include "common.cuh"
+#ifndef QWEN2_EMULATE
+#include <mma.h>
+#endif
 #include "matmul.h"
 
 using namespace nvcuda;
@@ -151,22 +153,23 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(const float* __restrict__
 cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const int N = job.w.rows;
   if (job.w.format == FMT_F32) {
-    gemm_f32_kernel<<<dim3((N + SB - 1) / SB, (tokens + SB - 1) / SB), 256, 0, stream>>>(x, tokens, K, job.w, job.bias, job.out);
+    const dim3 sgrid((N + SB - 1) / SB, (tokens + SB - 1) / SB);
+    LAUNCH(gemm_f32_kernel, sgrid, 256, 0, stream, x, tokens, K, job.w, job.bias, job.out);
     return cudaGetLastError();
   }
   const dim3 grid((N + BN - 1) / BN, (tokens + BM - 1) / BM);
   switch (job.w.format) {
     case FMT_F16:
-      gemm_wmma_kernel<__half, true, FMT_F16><<<grid, GEMM_THREADS, 0, stream>>>(x, tokens, K, job.w, job.bias, job.out);
+      { auto* kfn = gemm_wmma_kernel<__half, true, FMT_F16>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
       break;
     case FMT_BF16:
-      gemm_wmma_kernel<__nv_bfloat16, true, FMT_BF16><<<grid, GEMM_THREADS, 0, stream>>>(x, tokens, K, job.w, job.bias, job.out);
+      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, true, FMT_BF16>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
       break;
     case FMT_Q8_0:
-      gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q8_0><<<grid, GEMM_THREADS, 0, stream>>>(x, tokens, K, job.w, job.bias, job.out);
+      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q8_0>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
       break;
     case FMT_Q4_0:
-      gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q4_0><<<grid, GEMM_THREADS, 0, stream>>>(x, tokens, K, job.w, job.bias, job.out);
+      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q4_0>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
       break;
     default:
       return cudaErrorInvalidValue;

@@ -267,11 +267,27 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
       if (key_of(p[i]) > x0) above += p[i];
     above = block_sum(above);
     const double p0 = __longlong_as_double(static_cast<long long>(x0));
-    // c = number of r >= 0 with (above + r * p0) / total < top_p (at least 1: x0 satisfies it at r = 0).
-    double c_est = ceil((a.top_p * total - above) / p0);
-    long long c = c_est < 1.0 ? 1 : (c_est > 2e9 ? 2000000000LL : static_cast<long long>(c_est));
-    while (c > 1 && !((above + (c - 1) * p0) / total < a.top_p)) c--;
-    while ((above + c * p0) / total < a.top_p && c < 2000000000LL) c++;
+    // c = how many tied tokens (in id order) stay: the reference adds their probabilities one by one
+    // to the mass before them, so do the same (products r * p0 round differently at exact boundaries).
+    int ties = 0;
+    for (int i = tid; i < n; i += SAMPLE_THREADS) ties += key_of(p[i]) == x0;
+    __shared__ int ties_s;
+    __shared__ long long c_s;
+    if (tid == 0) ties_s = 0;
+    __syncthreads();
+    atomicAdd(&ties_s, ties);
+    __syncthreads();
+    if (tid == 0) {
+      long long r = 0;
+      double before = above;
+      while (r < ties_s && before / total < a.top_p) {
+        before += p0;
+        r++;
+      }
+      c_s = r > 0 ? r : 1;
+    }
+    __syncthreads();
+    const long long c = c_s;
     long long rank_base = 0;
     for (int base = 0; base < n; base += SAMPLE_THREADS) {
       const int i = base + tid;

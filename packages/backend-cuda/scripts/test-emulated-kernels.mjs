@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Builds test/emulated-kernels.cc with the kernels of native/ (all but the tensor-core GEMM) as host C++
+// Builds test/emulated-kernels.cc with the kernels of native/ as host C++
 // on the CUDA thread-model emulation of native/emulate.h, runs it, and exits with its status. It needs
 // g++ (C++20) and the CUDA headers, no GPU. Slow (every CUDA thread is an OS thread: minutes on 2 cores),
 // so it is its own script (`pnpm --filter @qwen2-ts/backend-cuda test:kernels`), not part of `test`.
+// An argument runs only the matching test group: `node scripts/test-emulated-kernels.mjs sample`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,10 +17,10 @@ if (!existsSync(join(include, 'cuda_runtime.h'))) {
 }
 const out = join(pkg, 'build', 'emulated');
 mkdirSync(out, { recursive: true });
-const sources = ['elementwise', 'norm', 'rope', 'attention', 'gemv', 'matmul', 'sampling'].map((f) => join(pkg, 'native', `${f}.cu`));
+const sources = ['elementwise', 'norm', 'rope', 'attention', 'gemv', 'gemm', 'matmul', 'sampling'].map((f) => join(pkg, 'native', `${f}.cu`));
 const exe = join(out, 'emulated-kernels');
 const cc = spawnSync('g++', ['-std=c++20', '-O1', '-DQWEN2_EMULATE', '-D_GNU_SOURCE', `-I${include}`, '-Wno-attributes', '-x', 'c++', ...sources, '-x', 'none',
   join(pkg, 'test', 'emulated-kernels.cc'), '-o', exe, '-pthread'], { stdio: 'inherit' });
 if (cc.status !== 0) process.exit(cc.status ?? 1);
-const run = spawnSync(exe, [], { stdio: 'inherit' });
+const run = spawnSync(exe, process.argv.slice(2), { stdio: 'inherit' });
 process.exit(run.status ?? 1);

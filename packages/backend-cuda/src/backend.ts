@@ -38,6 +38,8 @@ export class CudaBackend implements Backend {
   private disposed = false;
 
   /**
+   * Use {@link cudaBackend} to create one; the constructor takes the loaded addon.
+   * @internal
    * @param n - the native addon
    * @param device - what the addon's `init` returned for the opened device
    * @param deviceIndex - the CUDA device ordinal

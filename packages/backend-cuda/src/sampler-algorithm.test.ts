@@ -76,9 +76,11 @@ function kernelSample(logits: Float32Array, a: SamplingParams): number {
     const x0 = searchKey(1n, maxKey, (x) => mass(x) / total < a.topP);
     const above = mass(x0);
     const p0 = valueOf(x0);
-    let c = Math.max(1, Math.ceil((a.topP * total - above) / p0));
-    while (c > 1 && !((above + (c - 1) * p0) / total < a.topP)) c--;
-    while ((above + c * p0) / total < a.topP) c++;
+    let ties = 0;
+    for (const v of p) ties += keyOf(v) === x0 ? 1 : 0;
+    let c = 0;
+    for (let before = above; c < ties && before / total < a.topP; c++) before += p0;
+    c = Math.max(c, 1);
     let rank = 0;
     for (let i = 0; i < n; i++) {
       const k = keyOf(p[i]!);
