@@ -356,10 +356,15 @@ export class WebGPUBackend implements Backend {
     const nSplits = Math.max(1, Math.min(Math.ceil(longest / ATTN_SPLIT), Math.floor(budget / perSplit)));
     if (perSplit > budget) throw new WebGPUDeviceError(`attention: ${T} query rows need ${perSplit} bytes of scratch, over the limit of ${budget} (split the prefill into smaller chunks)`, 'maxStorageBufferBindingSize');
     const splitLen = Math.ceil(longest / nSplits);
+    const params = { T, H: heads, group: heads / kvHeads, D: headDim, cap: c.spec.maxTokens, startPos, window, nSplits, splitLen, qOff: qt.offset, oOff: o.offset, scale };
+    if (nSplits === 1) {
+      // Short context: one split per (token, head) is already the result; no merge pass.
+      const { slots, bufs } = distinct([qt, o]);
+      this.rt.dispatchFlat(this.kernel(`attn:${slots}`, () => attentionPartialKernel(true, slots)), [...bufs, c.keys[layer]!, c.values[layer]!], params, T * heads);
+      return;
+    }
     const scratch = this.scratch('attn', nSplits * perSplit);
-    this.rt.dispatchFlat(this.kernel('attn1', attentionPartialKernel), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], {
-      T, H: heads, group: heads / kvHeads, D: headDim, cap: c.spec.maxTokens, startPos, window, nSplits, splitLen, qOff: qt.offset, scale,
-    }, T * heads * nSplits);
+    this.rt.dispatchFlat(this.kernel('attn1', () => attentionPartialKernel()), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], params, T * heads * nSplits);
     this.rt.dispatchFlat(this.kernel('attn2', attentionCombineKernel), [o.buf, scratch], { rows: T * heads, D: headDim, nSplits, oOff: o.offset }, T * heads);
   }
 

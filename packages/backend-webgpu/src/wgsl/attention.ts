@@ -1,4 +1,4 @@
-import { BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
+import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
 import type { KernelDef } from './kernel-def.js';
 
 /** Largest head size the attention kernels take (4 values per thread of 64). */
@@ -6,7 +6,7 @@ export const MAX_HEAD_DIM = 256;
 
 export const ATTN_PARTIAL_FIELDS: Fields = [
   ['T', 'u32'], ['H', 'u32'], ['group', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32'], ['window', 'u32'],
-  ['nSplits', 'u32'], ['splitLen', 'u32'], ['qOff', 'u32'], ['scale', 'f32'],
+  ['nSplits', 'u32'], ['splitLen', 'u32'], ['qOff', 'u32'], ['oOff', 'u32'], ['scale', 'f32'],
 ];
 
 /**
@@ -15,12 +15,15 @@ export const ATTN_PARTIAL_FIELDS: Fields = [
  * can be arbitrarily long; splitting the sequence gives a long context enough workgroups to fill a GPU
  * even for one token. Writes `(max, sum, acc[D])` per workgroup to a scratch buffer.
  */
-export function attentionPartialKernel(): KernelDef {
-  const code = paramsDecl(ATTN_PARTIAL_FIELDS) +
-    '@group(0) @binding(1) var<storage, read_write> q: array<f32>;\n' +
-    '@group(0) @binding(2) var<storage, read> kc: array<f32>;\n' +
-    '@group(0) @binding(3) var<storage, read> vc: array<f32>;\n' +
-    '@group(0) @binding(4) var<storage, read_write> scr: array<f32>;\n' + WG_INDEX + `
+export function attentionPartialKernel(direct = false, slots: readonly number[] = [0]): KernelDef {
+  // direct: one split only, so the result is final: normalize and write the output (no phase 2).
+  const a = direct ? actDecls(slots) : { decl: '@group(0) @binding(1) var<storage, read_write> q: array<f32>;\n', names: ['q'], count: 1 };
+  const [Q, O] = [a.names[0]!, a.names[1] ?? ''];
+  const kb = 1 + a.count;
+  const code = paramsDecl(ATTN_PARTIAL_FIELDS) + a.decl +
+    `@group(0) @binding(${kb}) var<storage, read> kc: array<f32>;\n` +
+    `@group(0) @binding(${kb + 1}) var<storage, read> vc: array<f32>;\n` +
+    (direct ? '' : `@group(0) @binding(${kb + 2}) var<storage, read_write> scr: array<f32>;\n`) + WG_INDEX + `
 const NEG: f32 = -1e30;
 var<workgroup> qs: array<f32, ${MAX_HEAD_DIM}>;
 var<workgroup> sc: array<f32, 64>;
@@ -39,7 +42,7 @@ fn main(${BUILTINS}) {
   let start = lo + s * p.splitLen;
   let end = min(hi, start + p.splitLen);
   let kvBase = (h / p.group) * p.cap;
-  for (var d = lid; d < p.D; d += 64u) { qs[d] = q[p.qOff + th * p.D + d]; }
+  for (var d = lid; d < p.D; d += 64u) { qs[d] = ${Q}[p.qOff + th * p.D + d]; }
   workgroupBarrier();
   var m = NEG;
   var l = 0.0;
@@ -80,15 +83,18 @@ fn main(${BUILTINS}) {
     m = mNew;
     workgroupBarrier();
   }
-  let ob = w * (p.D + 2u);
+${direct ? `  for (var i = 0u; i < 4u; i++) {
+    let d = lid + i * 64u;
+    if (d < p.D) { ${O}[p.oOff + th * p.D + d] = acc[i] / l; }
+  }` : `  let ob = w * (p.D + 2u);
   if (lid == 0u) { scr[ob] = m; scr[ob + 1u] = l; }
   for (var i = 0u; i < 4u; i++) {
     let d = lid + i * 64u;
     if (d < p.D) { scr[ob + 2u + d] = acc[i]; }
-  }
+  }`}
 }
 `;
-  return { key: 'attn-partial', code, fields: ATTN_PARTIAL_FIELDS, acts: 1, extras: ['ro', 'ro', 'rw'] };
+  return { key: `attn-partial:${direct}:${slots.join('')}`, code, fields: ATTN_PARTIAL_FIELDS, acts: a.count, extras: direct ? ['ro', 'ro'] : ['ro', 'ro', 'rw'] };
 }
 
 export const ATTN_COMBINE_FIELDS: Fields = [['rows', 'u32'], ['D', 'u32'], ['nSplits', 'u32'], ['oOff', 'u32']];
