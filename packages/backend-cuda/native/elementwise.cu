@@ -46,13 +46,32 @@ static unsigned elementwise_blocks(size_t n) {
   return b > 4096 ? 4096 : (b == 0 ? 1 : b);
 }
 
+// An output that overlaps an input at an offset (views of one tensor a few rows apart) makes the result
+// depend on the order elements are written; the reference writes them first to last. One thread running
+// the grid-stride loop does exactly that (rare, so its speed does not matter). Identical ranges (in
+// place) are order-independent and stay parallel.
+static bool shifted_overlap(const float* out, const float* in, size_t n) { return out != in && out < in + n && in < out + n; }
+
+static unsigned blocks_for(const float* out, const float* a, const float* b, size_t n, unsigned& threads) {
+  if (shifted_overlap(out, a, n) || shifted_overlap(out, b, n)) {
+    threads = 1;
+    return 1;
+  }
+  threads = 256;
+  return elementwise_blocks(n);
+}
+
 cudaError_t launch_swiglu(cudaStream_t stream, const float* gate, const float* up, float* out, size_t n) {
-  LAUNCH(swiglu_kernel, elementwise_blocks(n), 256, 0, stream, gate, up, out, n);
+  unsigned threads;
+  const unsigned blocks = blocks_for(out, gate, up, n, threads);
+  LAUNCH(swiglu_kernel, blocks, threads, 0, stream, gate, up, out, n);
   return cudaGetLastError();
 }
 
 cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, float* out, size_t n) {
-  LAUNCH(add_kernel, elementwise_blocks(n), 256, 0, stream, a, b, out, n);
+  unsigned threads;
+  const unsigned blocks = blocks_for(out, a, b, n, threads);
+  LAUNCH(add_kernel, blocks, threads, 0, stream, a, b, out, n);
   return cudaGetLastError();
 }
 

@@ -53,6 +53,8 @@ struct ThreadCtx {
 
 inline thread_local ThreadCtx ctx;
 inline std::mutex atomic_mutex;
+// While a stream capture is open (test/emulated-runtime.cc), launches are recorded here instead of run.
+inline std::vector<std::function<void()>>* capture = nullptr;
 
 inline void* dynamic_smem() { return ctx.block->smem.data(); }
 
@@ -83,6 +85,15 @@ inline int up_src(int lane, int delta) { return lane >= delta ? lane - delta : -
 
 // Runs `body` as grid x block CUDA threads; returns when all are done (like a synchronized launch).
 inline void launch(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> body) {
+  if (capture) {
+    capture->push_back([=] {
+      std::vector<std::function<void()>>* saved = capture;
+      capture = nullptr;
+      launch(grid, block_dim, smem, body);
+      capture = saved;
+    });
+    return;
+  }
   const unsigned n = block_dim.x * block_dim.y * block_dim.z;
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
