@@ -47,7 +47,7 @@ if (!primary.gpu) {
   if (primary.shaderF16) register('f16 path', primary, true, true, F16_PATH);
   else describe.skip(`webgpu f16 path: ${primary.adapterName} has no shader-f16`, () => it('needs shader-f16', () => undefined));
   // The f32 kernels' op tests run on a real no-f16 adapter when there is one (they are the same code).
-  const noF16 = swiftshader.gpu && swiftshader !== primary ? swiftshader : undefined;
+  const noF16 = swiftshader.gpu && swiftshader.adapterName !== primary.adapterName ? swiftshader : undefined;
   register('f32 path', primary, false, !noF16, F32_PATH);
   if (noF16) register('no-f16 adapter', noF16, true, true, NO_F16_ADAPTER);
   else describe.skip(`webgpu on a no-f16 adapter: ${swiftshader.gpu ? 'it is the primary adapter' : swiftshader.reason}`, () => it('needs SwiftShader', () => undefined));

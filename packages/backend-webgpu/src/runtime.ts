@@ -36,7 +36,7 @@ export class Runtime {
   private readonly staging = new Map<number, GPUBuffer[]>();
   /** Host memo of aux uploads of this submission (for example the rope table, shared by every layer). */
   readonly auxMemo = new Map<string, number>();
-  /** Called before each submission (validation errors are collected by the owner). */
+  /** Command buffers submitted so far (a pass should add exactly one). */
   submissions = 0;
 
   constructor(readonly device: GPUDevice) {
