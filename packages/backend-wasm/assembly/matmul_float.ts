@@ -94,7 +94,50 @@ export const PANEL: i32 = 16;
 
 /** f32 weights: columns n0..n1 of out[T, N] = x[T, K] . W[N, K]^T (+ bias; bias = 0 for none). */
 export function matmul_f32(n0: i32, n1: i32, scratch: usize, x: usize, w: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  if (T == 1) { f32Matvec8(x, w, bias, out, K, n0, n1); return; }
   f32Rows(x, w, bias, out, T, K, N, n0, n1, 0);
+}
+
+/**
+ * Decode matvec: 8 rows at a time, one accumulator each. Eight independent add chains and eight
+ * streams beat 4 rows x 2 chains by ~35% here (interleaved A/B); leftover rows go through f32Rows.
+ */
+@inline function f32Matvec8(x: usize, w: usize, bias: usize, out: usize, K: i32, n0: i32, n1: i32): void {
+  const rb = <usize>K << 2;
+  const K4 = K & ~3;
+  let r = n0;
+  for (; r + 8 <= n1; r += 8) {
+    const w0 = w + <usize>r * rb;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+    for (let k = 0; k < K4; k += 4) {
+      const o = <usize>k << 2;
+      const xv = v128.load(x + o);
+      const p = w0 + o;
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(p), xv));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(p + rb), xv));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(p + 2 * rb), xv));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(p + 3 * rb), xv));
+      a4 = f32x4.add(a4, f32x4.mul(v128.load(p + 4 * rb), xv));
+      a5 = f32x4.add(a5, f32x4.mul(v128.load(p + 5 * rb), xv));
+      a6 = f32x4.add(a6, f32x4.mul(v128.load(p + 6 * rb), xv));
+      a7 = f32x4.add(a7, f32x4.mul(v128.load(p + 7 * rb), xv));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
+    for (let k = K4; k < K; k++) {
+      const o = <usize>k << 2;
+      const xv = load<f32>(x + o);
+      const p = w0 + o;
+      s0 += load<f32>(p) * xv; s1 += load<f32>(p + rb) * xv; s2 += load<f32>(p + 2 * rb) * xv; s3 += load<f32>(p + 3 * rb) * xv;
+      s4 += load<f32>(p + 4 * rb) * xv; s5 += load<f32>(p + 5 * rb) * xv; s6 += load<f32>(p + 6 * rb) * xv; s7 += load<f32>(p + 7 * rb) * xv;
+    }
+    const o = out + (<usize>r << 2);
+    store<f32>(o, s0 + biasAt(bias, r)); store<f32>(o, s1 + biasAt(bias, r + 1), 4);
+    store<f32>(o, s2 + biasAt(bias, r + 2), 8); store<f32>(o, s3 + biasAt(bias, r + 3), 12);
+    store<f32>(o, s4 + biasAt(bias, r + 4), 16); store<f32>(o, s5 + biasAt(bias, r + 5), 20);
+    store<f32>(o, s6 + biasAt(bias, r + 6), 24); store<f32>(o, s7 + biasAt(bias, r + 7), 28);
+  }
+  if (r < n1) f32Rows(x, w, bias, out, 1, K, 0, r, n1, 0);
 }
 
 /** Widens rows [r0, r0+rows) of a 16-bit weight into f32 rows at dst. */
@@ -195,13 +238,51 @@ export function pair_lanes(x: usize, dst: usize, K: i32): void {
 /**
  * bf16 matvec (T = 1) against x reordered by {@link pair_lanes}. Eight bf16 weights loaded as four
  * u32 lanes are two f32x4 with one op each: `lane << 16` is the even weights, `lane & 0xffff0000` the
- * odd ones; no widening shuffles. 4 rows at a time.
+ * odd ones; no widening shuffles. 8 rows at a time, then 4, then single rows.
  */
 export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, w: usize, bias: usize, out: usize, K: i32): void {
   const rowBytes = <usize>K << 1;
   const K8 = K & ~7;
   const hiMask = i32x4.splat(0xffff0000);
   let r = n0;
+  // 8 rows at a time (eight independent add chains: ~35% faster than 4 rows in an A/B of the f32 form).
+  for (; r + 8 <= n1; r += 8) {
+    const w0 = w + <usize>r * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const xe = v128.load(xp + (<usize>k << 2)), xo = v128.load(xp + (<usize>k << 2), 16);
+      const p = w0 + (<usize>k << 1);
+      let h = v128.load(p);
+      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + rowBytes);
+      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 2 * rowBytes);
+      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 3 * rowBytes);
+      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 4 * rowBytes);
+      a4 = f32x4.add(a4, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 5 * rowBytes);
+      a5 = f32x4.add(a5, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 6 * rowBytes);
+      a6 = f32x4.add(a6, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      h = v128.load(p + 7 * rowBytes);
+      a7 = f32x4.add(a7, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
+    for (let k = K8; k < K; k++) {
+      const xv = load<f32>(xp + (<usize>k << 2));
+      const p = w0 + (<usize>k << 1);
+      s0 += halfAt(p, true) * xv; s1 += halfAt(p + rowBytes, true) * xv; s2 += halfAt(p + 2 * rowBytes, true) * xv; s3 += halfAt(p + 3 * rowBytes, true) * xv;
+      s4 += halfAt(p + 4 * rowBytes, true) * xv; s5 += halfAt(p + 5 * rowBytes, true) * xv; s6 += halfAt(p + 6 * rowBytes, true) * xv; s7 += halfAt(p + 7 * rowBytes, true) * xv;
+    }
+    const oa = out + (<usize>r << 2);
+    store<f32>(oa, s0 + biasAt(bias, r)); store<f32>(oa, s1 + biasAt(bias, r + 1), 4);
+    store<f32>(oa, s2 + biasAt(bias, r + 2), 8); store<f32>(oa, s3 + biasAt(bias, r + 3), 12);
+    store<f32>(oa, s4 + biasAt(bias, r + 4), 16); store<f32>(oa, s5 + biasAt(bias, r + 5), 20);
+    store<f32>(oa, s6 + biasAt(bias, r + 6), 24); store<f32>(oa, s7 + biasAt(bias, r + 7), 28);
+  }
   for (; r + 4 <= n1; r += 4) {
     const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
