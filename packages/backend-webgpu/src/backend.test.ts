@@ -75,6 +75,32 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     }
   });
 
+  it('fuses q/k/v-like weights with biases into one decode dispatch, for every format', async () => {
+    const fused = (await webgpuBackend({ gpu })) as WebGPUBackend;
+    const rnd = new TestRandom(11);
+    const K = 128;
+    const Ns = [64, 32, 32];
+    for (const format of FORMATS) {
+      const hosts = Ns.map((N) => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
+      const biases = [rnd.normals(64, 0.5), undefined, rnd.normals(32, 0.5)];
+      for (const T of [1, 3]) {
+        const x = rnd.normals(T * K);
+        const results: Float32Array[][] = [];
+        for (const be of [fused, ref] as Backend[]) {
+          const ws = await Promise.all(hosts.map((h, j) => be.uploadWeight(h, `w${j}`)));
+          const bs = await Promise.all(biases.map((v, j) => (v ? be.uploadWeight({ format: 'f32', rows: 1, cols: v.length, data: v }, `b${j}`) : undefined)));
+          const outs = Ns.map((N) => be.alloc(T, N));
+          be.matmul(put(be, T, K, x), ws, bs, outs);
+          results.push(await Promise.all(outs.map((o) => be.read(o))));
+        }
+        results[0]!.forEach((got, i) => expect(relErr(got, results[1]![i]!), `${format} T=${T} output ${i}`).toBeLessThan(format.startsWith('q') ? 2e-2 : 1e-4));
+      }
+    }
+    const keys = [...(fused as unknown as { defs: Map<string, unknown> }).defs.keys()];
+    expect(keys.some((k) => k.startsWith('mvm:'))).toBe(true);
+    await fused.dispose();
+  });
+
   it('attends over long contexts split along the sequence (full and sliding window)', async () => {
     const rnd = new TestRandom(8);
     const kvHeads = 2, headDim = 64, heads = 4, width = kvHeads * headDim, startPos = 1500;

@@ -11,7 +11,7 @@ import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './
 import { elementwiseKernel, rmsNormKernel, ropeKernel, writeKVKernel } from './wgsl/elementwise.js';
 import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
-import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes } from './wgsl/matmul.js';
+import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes, matvecMultiKernel } from './wgsl/matmul.js';
 import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -275,6 +275,7 @@ export class WebGPUBackend implements Backend {
     }
     const T = a.rows;
     const K = a.cols;
+    if (T <= MATVEC_MAX_T && weights.length > 1 && this.matvecFused(a, weights, biases, outs)) return;
     for (let i = 0; i < weights.length; i++) {
       const w = this.weight(weights[i]!, 'matmul weight');
       const o = this.tensor(outs[i]!, 'matmul out');
@@ -295,6 +296,41 @@ export class WebGPUBackend implements Backend {
         else this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
       }
     }
+  }
+
+  /**
+   * Several weights over one input in one matvec dispatch, when they share a format, each fits one
+   * binding and the bindings fit the device's storage-buffer limit. Returns false (nothing recorded)
+   * otherwise, and the caller dispatches them one by one.
+   */
+  private matvecFused(a: GpuTensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): boolean {
+    const ws = weights.map((w) => this.weight(w, 'matmul weight'));
+    const os = outs.map((o) => this.tensor(o, 'matmul out'));
+    const format = ws[0]!.format;
+    if (ws.length > 3 || ws.some((w) => w.format !== format || w.chunks.length !== 1 || w.cols !== a.cols)) return false;
+    const bs = biases.map((b) => (b ? this.vector(b, 'matmul bias') : undefined));
+    for (let i = 0; i < ws.length; i++) {
+      this.expectShape(os[i]!, a.rows, ws[i]!.rows, `matmul out of '${ws[i]!.name}'`);
+      if (bs[i] && bs[i]!.cols !== ws[i]!.rows) throw new BackendUsageError(`matmul: bias of ${bs[i]!.cols} for '${ws[i]!.name}' with ${ws[i]!.rows} outputs`);
+    }
+    const { slots, bufs } = distinct([a, ...os]);
+    const perWeight = hasScales(format) ? 3 : 2;
+    if (bufs.length + ws.length * perWeight > this.device.limits.maxStorageBuffersPerShaderStage) return false;
+    const lanes = matvecLanes(ws[0]!.kp);
+    const def = this.kernel(`mvm:${format}:${slots}:${lanes}`, () => matvecMultiKernel(format, this.f16, slots, lanes, this.subgroups));
+    const all: Buf[] = [...bufs];
+    const params: Record<string, number> = { T: a.rows, K: a.cols, Kp: ws[0]!.kp, xOff: a.offset };
+    let rows = 0;
+    ws.forEach((w, i) => {
+      const c = w.chunks[0]!;
+      all.push(c.data, ...(c.scales ? [c.scales] : []), bs[i] ? bs[i]!.vec! : this.dummy);
+      params[`rows${i}`] = w.rows;
+      params[`oOff${i}`] = os[i]!.offset;
+      params[`hasBias${i}`] = bs[i] ? 1 : 0;
+      rows += w.rows;
+    });
+    this.rt.dispatchFlat(def, all, params, Math.ceil(rows / (64 / lanes)));
+    return true;
   }
 
   rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {

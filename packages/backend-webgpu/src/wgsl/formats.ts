@@ -7,86 +7,73 @@ import type { WeightFormat } from '@qwen2-ts/core';
  * with it, f16 weights and q-scales are read as native `f16`; without it, as packed `u32` pairs through
  * `unpack2x16float`. bf16 never needs shader-f16 (its bits are the top half of an f32).
  *
- * Storage layouts (see upload.ts): f32/f16/bf16 rows are zero-padded to `Kp = roundUp(K, 8)` columns;
- * q8_0 rows are `K` int8 bytes; q4_0 rows are `K/32` blocks of 16 bytes; q-scales are f16, `K/32` per row,
- * contiguous over the chunk (index `row * K/32 + block`).
+ * Storage layouts (see host-weights.ts): f32/f16/bf16 rows are zero-padded to `Kp = roundUp(K, 8)`
+ * columns; q8_0 rows are `K` int8 bytes; q4_0 rows are `K/32` blocks of 16 bytes; q-scales are f16,
+ * `K/32` per row, contiguous over the chunk (index `row * K/32 + block`).
  */
-export function weightDecls(format: WeightFormat, f16: boolean, wBinding: number, sBinding: number): string {
-  switch (format) {
-    case 'f32':
-      return `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec4<f32>>;\n`;
-    case 'f16':
-      return f16
-        ? `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec4<f16>>;\n`
-        : `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec4<u32>>;\n`;
-    case 'bf16':
-      return `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec4<u32>>;\n`;
-    case 'q8_0':
-      return `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec2<u32>>;\n` + scaleDecl(f16, sBinding);
-    case 'q4_0':
-      return `@group(0) @binding(${wBinding}) var<storage, read> wq: array<vec2<u32>>;\n` + scaleDecl(f16, sBinding);
-  }
-}
-
-function scaleDecl(f16: boolean, binding: number): string {
-  return f16
-    ? `@group(0) @binding(${binding}) var<storage, read> wsc: array<f16>;\nfn scaleAt(i: u32) -> f32 { return f32(wsc[i]); }\n`
-    : `@group(0) @binding(${binding}) var<storage, read> wsc: array<u32>;\nfn scaleAt(i: u32) -> f32 { let s = unpack2x16float(wsc[i >> 1u]); return select(s.x, s.y, (i & 1u) == 1u); }\n`;
-}
 
 /** Whether a format keeps a separate scale buffer. */
 export function hasScales(format: WeightFormat): boolean {
   return format === 'q8_0' || format === 'q4_0';
 }
 
+/** The `W8` result type and the decoding helpers every `load8` uses (emit once per shader). */
+export const FORMAT_HELPERS = `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+fn bf2(u: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u)); }
+fn i8x4(u: u32) -> vec4<f32> {
+  return vec4<f32>(vec4<i32>(bitcast<i32>(u << 24u), bitcast<i32>(u << 16u), bitcast<i32>(u << 8u), bitcast<i32>(u)) >> vec4<u32>(24u));
+}
+fn nib4(u: u32, sh: u32) -> vec4<f32> {
+  return vec4<f32>((vec4<u32>(u) >> (vec4<u32>(0u, 8u, 16u, 24u) + vec4<u32>(sh))) & vec4<u32>(15u)) - vec4<f32>(8.0);
+}
+`;
+
 /**
- * `fn load8(r: u32, k0: u32) -> W8`. Needs `K` (logical columns) and `Kp` (padded columns) as the
- * expressions `kExpr` / `kpExpr`.
+ * Declarations of one weight's buffers (`wq<s>`, and `wsc<s>` for q formats) and its `load8<s>(r, k0)`.
+ * `s` is a suffix that tells several weights of one shader apart ('' for a single weight). `kExpr` and
+ * `kpExpr` are the WGSL expressions of its logical and padded column counts.
  */
-export function load8Fn(format: WeightFormat, f16: boolean, kExpr: string, kpExpr: string): string {
-  const head = 'struct W8 { lo: vec4<f32>, hi: vec4<f32> }\n';
+export function weightAccess(format: WeightFormat, f16: boolean, s: string, wBinding: number, sBinding: number, kExpr: string, kpExpr: string): string {
+  const wq = `wq${s}`;
+  const decl = (type: string) => `@group(0) @binding(${wBinding}) var<storage, read> ${wq}: array<${type}>;\n`;
+  const scales = f16
+    ? `@group(0) @binding(${sBinding}) var<storage, read> wsc${s}: array<f16>;\nfn scaleAt${s}(i: u32) -> f32 { return f32(wsc${s}[i]); }\n`
+    : `@group(0) @binding(${sBinding}) var<storage, read> wsc${s}: array<u32>;\nfn scaleAt${s}(i: u32) -> f32 { let v = unpack2x16float(wsc${s}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }\n`;
   switch (format) {
     case 'f32':
-      return head + `fn load8(r: u32, k0: u32) -> W8 {
+      return decl('vec4<f32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
   let i = (r * ${kpExpr} + k0) >> 2u;
-  return W8(wq[i], wq[i + 1u]);
+  return W8(${wq}[i], ${wq}[i + 1u]);
 }\n`;
     case 'f16':
-      return head + (f16
-        ? `fn load8(r: u32, k0: u32) -> W8 {
+      return f16
+        ? decl('vec4<f16>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
   let i = (r * ${kpExpr} + k0) >> 2u;
-  return W8(vec4<f32>(wq[i]), vec4<f32>(wq[i + 1u]));
+  return W8(vec4<f32>(${wq}[i]), vec4<f32>(${wq}[i + 1u]));
 }\n`
-        : `fn load8(r: u32, k0: u32) -> W8 {
-  let u = wq[(r * ${kpExpr} + k0) >> 3u];
+        : decl('vec4<u32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
+  let u = ${wq}[(r * ${kpExpr} + k0) >> 3u];
   return W8(vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y)), vec4<f32>(unpack2x16float(u.z), unpack2x16float(u.w)));
-}\n`);
+}\n`;
     case 'bf16':
-      return head + `fn bf2(u: u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u)); }
-fn load8(r: u32, k0: u32) -> W8 {
-  let u = wq[(r * ${kpExpr} + k0) >> 3u];
+      return decl('vec4<u32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
+  let u = ${wq}[(r * ${kpExpr} + k0) >> 3u];
   return W8(vec4<f32>(bf2(u.x), bf2(u.y)), vec4<f32>(bf2(u.z), bf2(u.w)));
 }\n`;
     case 'q8_0':
-      return head + `fn i8x4(u: u32) -> vec4<f32> {
-  return vec4<f32>(vec4<i32>(bitcast<i32>(u << 24u), bitcast<i32>(u << 16u), bitcast<i32>(u << 8u), bitcast<i32>(u)) >> vec4<u32>(24u));
-}
-fn load8(r: u32, k0: u32) -> W8 {
-  let q = wq[(r * ${kExpr} + k0) >> 3u];
-  let s = scaleAt((r * ${kExpr} + k0) >> 5u);
-  return W8(s * i8x4(q.x), s * i8x4(q.y));
+      return decl('vec2<u32>') + scales + `fn load8${s}(r: u32, k0: u32) -> W8 {
+  let q = ${wq}[(r * ${kExpr} + k0) >> 3u];
+  let sc = scaleAt${s}((r * ${kExpr} + k0) >> 5u);
+  return W8(sc * i8x4(q.x), sc * i8x4(q.y));
 }\n`;
     case 'q4_0':
-      return head + `fn nib4(u: u32, sh: u32) -> vec4<f32> {
-  return vec4<f32>((vec4<u32>(u) >> (vec4<u32>(0u, 8u, 16u, 24u) + vec4<u32>(sh))) & vec4<u32>(15u)) - vec4<f32>(8.0);
-}
-fn load8(r: u32, k0: u32) -> W8 {
+      return decl('vec2<u32>') + scales + `fn load8${s}(r: u32, k0: u32) -> W8 {
   let b = (r * ${kExpr} + k0) >> 5u;
   let j = k0 & 31u;
-  let q = wq[b * 2u + ((j & 15u) >> 3u)];
+  let q = ${wq}[b * 2u + ((j & 15u) >> 3u)];
   let sh = select(0u, 4u, j >= 16u);
-  let s = scaleAt(b);
-  return W8(s * nib4(q.x, sh), s * nib4(q.y, sh));
+  let sc = scaleAt${s}(b);
+  return W8(sc * nib4(q.x, sh), sc * nib4(q.y, sh));
 }\n`;
   }
 }
