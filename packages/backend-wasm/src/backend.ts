@@ -55,7 +55,7 @@ export async function wasmBackend(options: WasmBackendOptions = {}): Promise<Was
  * Numerics: f32/f16/bf16 weights are multiplied in f32 (f16/bf16 widened exactly). q8_0/q4_0 weights
  * meet activations quantized to int16 per 32-value block (scale amax/32767): the block dot products
  * are exact integers, the only extra error is the activation rounding (relative 1.5e-5). Prefill
- * chunks of {@link QUANT_PANEL_MIN_T} tokens or more dequantize weight panels to f32 instead (exact). The KV cache is f32;
+ * chunks of `QUANT_PANEL_MIN_T` tokens or more dequantize weight panels to f32 instead (exact). The KV cache is f32;
  * RMSNorm sums squares in f64; RoPE angles are computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of

@@ -51,7 +51,7 @@ export class Qwen2 {
   }
 
   /**
-   * Loads a model: opens it (folder, URL or Hub id, or an {@link OpenedModel} you assembled), builds the
+   * Loads a model: opens it (folder, URL or Hub id, or an `OpenedModel` from `@qwen2-ts/loader`), builds the
    * tokenizer, converts and uploads the weights, and preallocates the KV cache.
    * @param spec - what `openModel` accepts (folder path, URL, Hub id, directory handle, File[]), or an
    *   already opened model (not closed by this call)

@@ -165,7 +165,7 @@ export interface Backend {
   writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void;
   /**
    * Causal grouped-query attention of `q[T, heads*headDim]` (row t at position `startPos + t`) over the
-   * cache's positions `0 .. startPos + t` of `layer` (written by {@link Backend.writeKV} before this
+   * cache's positions `0 .. startPos + t` of `layer` (written by `writeKV` before this
    * call); query head h reads kv head `floor(h / (heads / kvHeads))`. `out[T, heads*headDim]`.
    */
   attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void;
@@ -180,16 +180,16 @@ export interface Backend {
 
   /**
    * Brackets one forward pass of `tokens` tokens starting at `startPos` (a prefill chunk or one decode
-   * step). GPU backends record everything until {@link Backend.endPass} into one submission.
+   * step). GPU backends record everything until `endPass` into one submission.
    */
   beginPass(tokens: number, startPos: number): void;
-  /** Ends the pass begun by {@link Backend.beginPass}; work may still be in flight afterwards. */
+  /** Ends the pass begun by `beginPass`; work may still be in flight afterwards. */
   endPass(): void;
   /** Reads a tensor back (row-major), after all enqueued work. */
   read(t: Tensor): Promise<Float32Array>;
   /** Index of the largest value of each row of `logits` (first on ties), computed on the device. */
   argmax(logits: Tensor): Promise<Int32Array>;
-  /** Samples one token from a one-row `logits` with {@link SamplingParams}, on the device where possible. */
+  /** Samples one token from a one-row `logits` with `SamplingParams`, on the device where possible. */
   sample(logits: Tensor, params: SamplingParams): Promise<number>;
 
   /** Bytes held now, by kind (weights, activations, KV caches). */
