@@ -17,7 +17,7 @@ const NO_BIAS = [0, 0, -1, 0, 0] as const;
 
 /**
  * The CUDA backend: weights, activations and KV caches in device memory, every op a hand-written kernel
- * (native/*.cu), single-token passes captured into CUDA graphs and replayed (see {@link PassScheduler}).
+ * (native/*.cu), single-token passes captured into CUDA graphs and replayed (see `PassScheduler` in src/pass.ts).
  * Create it with `cudaBackend()`.
  */
 export class CudaBackend implements Backend {

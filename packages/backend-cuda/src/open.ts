@@ -13,7 +13,7 @@ export interface CudaBackendOptions {
  * Opens the CUDA backend on a device.
  *
  * @param options - which device to use
- * @returns a {@link Backend} whose ops run as CUDA kernels on the device
+ * @returns a core's `Backend` whose ops run as CUDA kernels on the device
  * @throws {@link CudaUnavailableError} when the addon was not built, the driver is missing or too old
  *   (the message names the CUDA error, for example `cudaErrorInsufficientDriver`), or the device does
  *   not exist; RangeError for an invalid device ordinal
