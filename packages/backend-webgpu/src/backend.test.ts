@@ -6,9 +6,9 @@ import { BackendUsageError, ReferenceBackend, type Backend, type Tensor, type We
 import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
 import { WebGPUBackend, webgpuBackend } from './backend.js';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
-import { nodeGpu } from './test-support/node-gpu.js';
+import { primaryGpu } from './test-support/node-gpu.js';
 
-const g = await nodeGpu();
+const g = await primaryGpu();
 const FORMATS: WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
 function relErr(got: Float32Array, want: Float32Array): number {

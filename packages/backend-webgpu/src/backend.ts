@@ -43,7 +43,7 @@ export interface WebGPUBackendOptions {
  * Creates the WebGPU backend: requests an adapter and a device with the largest storage limits the
  * adapter offers and compiles kernels on first use (each pipeline and bind group once).
  * @param options - the GPU object and f16 preference
- * @returns a {@link Backend} whose ops record into one command buffer per pass
+ * @returns a core's `Backend` whose ops record into one command buffer per pass
  * @throws WebGPUDeviceError when WebGPU, an adapter or a needed limit is missing (the message names the limit)
  */
 export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise<Backend & { readonly f16: boolean }> {
@@ -51,7 +51,7 @@ export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise
   return new WebGPUBackend(acquired, options.maxBindingSize);
 }
 
-/** The WebGPU implementation of core's {@link Backend}. Create it with {@link webgpuBackend}. */
+/** The WebGPU implementation of core's `Backend`. Create it with {@link webgpuBackend}. */
 export class WebGPUBackend implements Backend {
   readonly info: BackendInfo;
   /** Whether kernels use `f16` (shader-f16). */

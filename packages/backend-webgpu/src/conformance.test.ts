@@ -13,7 +13,7 @@ import { runConformanceSuite } from '@qwen2-ts/core/testing';
 import type { WeightFormat } from '@qwen2-ts/core';
 import { fileURLToPath } from 'node:url';
 import { webgpuBackend } from './backend.js';
-import { nodeGpu, type NodeGpu } from './test-support/node-gpu.js';
+import { nodeGpu, primaryGpu, type NodeGpu } from './test-support/node-gpu.js';
 
 const fixturesDir = fileURLToPath(new URL('../../../fixtures', import.meta.url));
 const full = process.env.QWEN2_WEBGPU_FULL_CONFORMANCE === '1';
@@ -21,11 +21,10 @@ const full = process.env.QWEN2_WEBGPU_FULL_CONFORMANCE === '1';
 type Pairs = [model: string, formats: WeightFormat[]][];
 const F16_PATH: Pairs = [['tiny-f16-sharded', ['f16']], ['tiny-bf16-untied', ['bf16', 'q4_0']], ['tiny-f32', ['f16', 'q8_0']]];
 const F32_PATH: Pairs = [['tiny-f32', ['f32']], ['tiny-f16-sharded', ['f16', 'q4_0']], ['tiny-bf16-untied', ['bf16', 'q8_0']]];
-const NO_F16_ADAPTER: Pairs = [['tiny-bf16-untied', ['bf16']]];
+const NO_F16_ADAPTER: Pairs = [['tiny-f16-sharded', ['f16']]];
 
 type Found = Extract<NodeGpu, { gpu: GPU }>;
-const lavapipe = await nodeGpu('llvmpipe');
-const primary: NodeGpu = lavapipe.gpu ? lavapipe : await nodeGpu('default');
+const primary = await primaryGpu();
 const swiftshader = await nodeGpu('SwiftShader');
 
 function register(label: string, g: Found, preferF16: boolean, ops: boolean, pairs: Pairs): void {

@@ -57,3 +57,9 @@ function hasGpuDevice(): boolean {
     return false;
   }
 }
+
+/** The adapter most tests use: lavapipe when unpacked here, else whatever Dawn offers (a real GPU). */
+export async function primaryGpu(): Promise<NodeGpu> {
+  const l = await nodeGpu('llvmpipe');
+  return l.gpu ? l : nodeGpu('default');
+}
