@@ -199,23 +199,34 @@ async function spawn(source: string, spinMicros: number): Promise<WorkerHandle> 
   const names = JSON.stringify(PARALLEL_KERNELS);
   const queue: { type: string; message?: string }[] = [];
   const waiters: ((m: { type: string; message?: string }) => void)[] = [];
+  // In Node, a worker keeps the process alive only while someone waits for one of its messages: an
+  // idle pool never does, so a forgotten dispose() cannot hang vitest or the CLI.
+  let keepAlive: (alive: boolean) => void = () => {};
   const deliver = (m: { type: string; message?: string }): void => {
     const w = waiters.shift();
     if (w) w(m);
     else queue.push(m);
+    keepAlive(waiters.length > 0);
   };
-  const next = (): Promise<{ type: string; message?: string }> =>
-    queue.length ? Promise.resolve(queue.shift()!) : new Promise((resolve) => waiters.push(resolve));
+  const next = (): Promise<{ type: string; message?: string }> => {
+    if (queue.length) return Promise.resolve(queue.shift()!);
+    return new Promise((resolve) => {
+      waiters.push(resolve);
+      keepAlive(true);
+    });
+  };
   if (isNode()) {
     const specifier = 'node:worker_threads';
     const { Worker } = (await import(/* @vite-ignore */ specifier)) as typeof import('node:worker_threads');
     const code = `const { parentPort } = require('node:worker_threads');\n` +
       `${source}({ post: (m) => parentPort.postMessage(m), on: (f) => parentPort.on('message', f) }, ${names}, ${spinMicros});`;
-    const worker = new Worker(code, { eval: true });
-    // Never keep the process alive for an idle pool: a forgotten dispose() must not hang vitest or the CLI.
-    worker.unref();
+    // The worker source is CommonJS: drop an inherited --input-type=module (node -e scripts use it).
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+    const worker = new Worker(code, { eval: true, execArgv });
     worker.on('message', deliver);
     worker.on('error', (e) => deliver({ type: 'error', message: String(e) }));
+    keepAlive = (alive) => (alive ? worker.ref() : worker.unref());
+    keepAlive(waiters.length > 0);
     return { post: (m) => worker.postMessage(m), next, terminate: async () => { await worker.terminate(); } };
   }
   const code = `${source}({ post: (m) => postMessage(m), on: (f) => { onmessage = (e) => f(e.data); } }, ${names}, ${spinMicros});`;
