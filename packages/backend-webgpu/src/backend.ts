@@ -2,7 +2,7 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { acquireDevice, type AcquiredDevice } from './device.js';
-import { BackendUsageError, dequantizeRow, validateHostWeight } from '@qwen2-ts/core';
+import { BackendUsageError, dequantizeRow, validateHostWeight, validateSamplingParams } from '@qwen2-ts/core';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
 import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
@@ -465,7 +465,7 @@ export class WebGPUBackend implements Backend {
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
     const l = this.tensor(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
-    validateSampling(params);
+    validateSamplingParams(params);
     const { ids, counts } = params.history;
     const hist = new Int32Array(ids.length * 2);
     hist.set(ids, 0);
@@ -625,18 +625,3 @@ function distinct(ts: readonly GpuTensor[]): { slots: number[]; bufs: Buf[] } {
   return { slots, bufs };
 }
 
-/** The parameter checks of core's `sampleFromLogits`, with the same messages. */
-function validateSampling(params: SamplingParams): void {
-  const bad = (what: string): never => {
-    throw new RangeError(`sampling: ${what}`);
-  };
-  if (!(params.temperature >= 0) || !Number.isFinite(params.temperature)) bad(`temperature must be a finite number >= 0, got ${params.temperature}`);
-  if (!Number.isInteger(params.topK) || params.topK < 0) bad(`topK must be an integer >= 0, got ${params.topK}`);
-  if (!(params.topP > 0 && params.topP <= 1)) bad(`topP must be in (0, 1], got ${params.topP}`);
-  if (!(params.minP >= 0 && params.minP <= 1)) bad(`minP must be in [0, 1], got ${params.minP}`);
-  if (!(params.repetitionPenalty > 0) || !Number.isFinite(params.repetitionPenalty)) bad(`repetitionPenalty must be > 0, got ${params.repetitionPenalty}`);
-  if (!Number.isFinite(params.presencePenalty)) bad(`presencePenalty must be finite, got ${params.presencePenalty}`);
-  if (!Number.isFinite(params.frequencyPenalty)) bad(`frequencyPenalty must be finite, got ${params.frequencyPenalty}`);
-  if (!(params.uniform >= 0 && params.uniform < 1)) bad(`uniform must be in [0, 1), got ${params.uniform}`);
-  if (params.history.ids.length !== params.history.counts.length) bad('history ids and counts differ in length');
-}

@@ -32,7 +32,7 @@ export type { InspectHook, InspectPoint } from './model/qwen2-model.js';
 export { KVSequence } from './model/sequence.js';
 
 // Sampling and generation
-export { sampleFromLogits, applyPenalties } from './sampling/sample.js';
+export { sampleFromLogits, applyPenalties, validateSamplingParams } from './sampling/sample.js';
 export { SeededRandom, randomSeed } from './sampling/rng.js';
 export { TokenHistory } from './sampling/history.js';
 export { StopStringMatcher } from './generate/stop-strings.js';

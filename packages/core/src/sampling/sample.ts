@@ -25,7 +25,7 @@ import type { SamplingParams } from '../backend/types.js';
 export function sampleFromLogits(logits: ArrayLike<number>, params: SamplingParams): number {
   const n = logits.length;
   if (n === 0) throw new RangeError('sampleFromLogits: empty logits');
-  validateParams(params);
+  validateSamplingParams(params);
   const l = Float64Array.from(logits as ArrayLike<number>);
   applyPenalties(l, params);
 
@@ -150,7 +150,12 @@ function argmaxOf(l: ArrayLike<number>): number {
   return best;
 }
 
-function validateParams(params: SamplingParams): void {
+/**
+ * Checks sampling parameters as {@link sampleFromLogits} does; device samplers call it so that they
+ * reject exactly what the reference rejects, with the same messages.
+ * @throws RangeError naming the bad parameter
+ */
+export function validateSamplingParams(params: SamplingParams): void {
   const bad = (what: string): never => {
     throw new RangeError(`sampling: ${what}`);
   };
