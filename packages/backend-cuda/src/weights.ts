@@ -1,7 +1,7 @@
-import type { HostWeight, WeightFormat } from '@qwen2-ts/core';
+import { QUANT_BLOCK, validateHostWeight as validateCoreHostWeight, type HostWeight, type WeightFormat } from '@qwen2-ts/core';
 
 /** Values per quantization block (core's QUANT_BLOCK). */
-export const BLOCK = 32;
+export const BLOCK = QUANT_BLOCK;
 
 /** Format codes shared with the kernels (native/kernels.h, WeightFormatCode). */
 export const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
@@ -52,33 +52,11 @@ export function weightParts(w: HostWeight): { data: ArrayBufferView; scales?: Ui
 }
 
 /**
- * Checks that a host weight's arrays match its shape and format (core's HostWeight layouts).
+ * Core's checks of a host weight's arrays against its shape and format, plus this backend's limit: the
+ * kernels index values with 32-bit integers.
  * @throws RangeError naming the weight and the mismatch
  */
 export function validateHostWeight(weight: HostWeight, name: string): void {
-  const { rows, cols } = weight;
-  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new RangeError(`weight '${name}': invalid shape [${rows}, ${cols}]`);
-  const n = rows * cols;
-  if (n > 2 ** 31 - 1) throw new RangeError(`weight '${name}': [${rows}, ${cols}] has more than 2^31 - 1 values`);
-  switch (weight.format) {
-    case 'f32':
-      if (!(weight.data instanceof Float32Array) || weight.data.length !== n) throw new RangeError(`weight '${name}': f32 data must be a Float32Array of ${n} values, got ${weight.data?.length}`);
-      return;
-    case 'f16':
-    case 'bf16':
-      if (!(weight.data instanceof Uint16Array) || weight.data.length !== n) throw new RangeError(`weight '${name}': ${weight.format} data must be a Uint16Array of ${n} values, got ${weight.data?.length}`);
-      return;
-    case 'q8_0':
-    case 'q4_0': {
-      if (cols % BLOCK !== 0) throw new RangeError(`weight '${name}': ${weight.format} needs cols to be a multiple of ${BLOCK}, got ${cols}`);
-      const blocks = n / BLOCK;
-      const quantBytes = weight.format === 'q8_0' ? n : n / 2;
-      const want = weight.format === 'q8_0' ? Int8Array : Uint8Array;
-      if (!(weight.scales instanceof Uint16Array) || weight.scales.length !== blocks) throw new RangeError(`weight '${name}': ${weight.format} needs ${blocks} scales (Uint16Array), got ${weight.scales?.length}`);
-      if (!(weight.quants instanceof want) || weight.quants.length !== quantBytes) throw new RangeError(`weight '${name}': ${weight.format} needs ${quantBytes} quant bytes (${want.name}), got ${weight.quants?.length}`);
-      return;
-    }
-    default:
-      throw new RangeError(`weight '${name}': unknown format '${(weight as { format: string }).format}'`);
-  }
+  validateCoreHostWeight(weight, name);
+  if (weight.rows * weight.cols > 2 ** 31 - 1) throw new RangeError(`weight '${name}': [${weight.rows}, ${weight.cols}] has more than 2^31 - 1 values`);
 }

@@ -65,7 +65,8 @@ export function validateHostWeight(weight: HostWeight, name: string): void {
       const blocks = n / QUANT_BLOCK;
       const quantBytes = weight.format === 'q8_0' ? n : n / 2;
       if (!(weight.scales instanceof Uint16Array) || weight.scales.length !== blocks) throw new RangeError(`weight '${name}': ${weight.format} needs ${blocks} scales, got ${weight.scales?.length}`);
-      if (weight.quants.length !== quantBytes) throw new RangeError(`weight '${name}': ${weight.format} needs ${quantBytes} quant bytes, got ${weight.quants.length}`);
+      const want = weight.format === 'q8_0' ? Int8Array : Uint8Array;
+      if (!(weight.quants instanceof want) || weight.quants.length !== quantBytes) throw new RangeError(`weight '${name}': ${weight.format} needs ${quantBytes} quant bytes (${want.name}), got ${weight.quants?.length}`);
       return;
     }
     default:
