@@ -2,9 +2,9 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
 } from '@qwen2-ts/core';
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
-import { BackendUsageError } from '@qwen2-ts/core';
+import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
-import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, expectShape, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
+import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
 import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
@@ -145,10 +145,7 @@ export class CudaBackend implements Backend {
     const w = weightOf(table, 'embed');
     const o = tensorOf(out, 'embed out');
     expectShape(o, ids.length, w.cols, 'embed out');
-    for (let t = 0; t < ids.length; t++) {
-      const id = ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
-    }
+    checkTokenIds(ids, w.rows);
     const tokens = ids.length;
     const slot = this.passes.inPass ? this.idsUsed : 0;
     this.ensureIdSlots(slot + tokens);
@@ -232,7 +229,7 @@ export class CudaBackend implements Backend {
     const width = c.spec.kvHeads * c.spec.headDim;
     expectShape(kt, kt.rows, width, 'writeKV k');
     expectShape(vt, kt.rows, width, 'writeKV v');
-    checkLayer(c, layer, 'writeKV');
+    checkLayer(c.spec, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -260,7 +257,7 @@ export class CudaBackend implements Backend {
     expectShape(qt, qt.rows, heads * headDim, 'attention q');
     expectShape(o, qt.rows, heads * headDim, 'attention out');
     if (o.storage === qt.storage) throw new BackendUsageError('attention: out shares storage with q');
-    checkLayer(c, layer, 'attention');
+    checkLayer(c.spec, layer, 'attention');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -443,6 +440,3 @@ export function attentionKeyCapacity(passTokens: number, rows: number, startPos:
   return passTokens === 1 && rows === 1 ? maxTokens : startPos + rows;
 }
 
-function checkLayer(c: CudaKVCache, layer: number, what: string): void {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
-}

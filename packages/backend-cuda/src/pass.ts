@@ -1,4 +1,4 @@
-import { BackendUsageError } from '@qwen2-ts/core';
+import { checkBeginPass, checkEndPass } from '@qwen2-ts/core';
 
 /** One enqueued op of a pass, recorded so that the whole pass can be replayed from a CUDA graph. */
 export interface RecordedOp {
@@ -78,10 +78,7 @@ export class PassScheduler {
   }
 
   begin(tokens: number, startPos: number): void {
-    if (this.open) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
-    if (!Number.isInteger(tokens) || tokens < 1 || !Number.isInteger(startPos) || startPos < 0) {
-      throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
-    }
+    checkBeginPass(this.open, tokens, startPos);
     this.open = true;
     this.tokens = tokens;
     this.startPos = startPos;
@@ -108,7 +105,7 @@ export class PassScheduler {
   }
 
   end(): void {
-    if (!this.open) throw new BackendUsageError('endPass: no pass is open');
+    checkEndPass(this.open);
     const ops = this.takeOps();
     const key = this.flushed ? undefined : this.keyOf(ops);
     this.open = false;

@@ -1,4 +1,4 @@
-import { argmax as argmaxRow, sampleFromLogits } from '@qwen2-ts/core';
+import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkLayer, checkTokenIds, expectShape, sampleFromLogits } from '@qwen2-ts/core';
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
@@ -206,9 +206,9 @@ export class WasmBackend implements Backend {
     expectShape(o, ids.length, w.cols, 'embed out');
     const a0 = this.arenas[0]!;
     const rowFloats = w.cols;
+    checkTokenIds(ids, w.rows);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
       const dst = o.ptr + t * rowFloats * 4;
       if (w.format === 'f32') {
         a0.f32.set(w.arena.f32.subarray((w.ptr >>> 2) + id * rowFloats, (w.ptr >>> 2) + (id + 1) * rowFloats), dst >>> 2);
@@ -283,7 +283,7 @@ export class WasmBackend implements Backend {
     const { kvHeads, headDim, maxTokens } = c.spec;
     expectShape(kt, kt.rows, kvHeads * headDim, 'writeKV k');
     expectShape(vt, kt.rows, kvHeads * headDim, 'writeKV v');
-    checkLayer(c, layer, 'writeKV');
+    checkLayer(c.spec, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${maxTokens} tokens`);
     }
@@ -313,7 +313,7 @@ export class WasmBackend implements Backend {
     expectShape(qt, qt.rows, heads * headDim, 'attention q');
     expectShape(o, qt.rows, heads * headDim, 'attention out');
     if (o.ptr < qt.ptr + qt.bytes && qt.ptr < o.ptr + o.bytes) throw new BackendUsageError('attention: out must not overlap q');
-    checkLayer(c, layer, 'attention');
+    checkLayer(c.spec, layer, 'attention');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -356,13 +356,12 @@ export class WasmBackend implements Backend {
 
   beginPass(tokens: number, startPos: number): void {
     this.alive();
-    if (this.inPass) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
-    if (!(tokens >= 1) || !(startPos >= 0)) throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    checkBeginPass(this.inPass, tokens, startPos);
     this.inPass = true;
   }
 
   endPass(): void {
-    if (!this.inPass) throw new BackendUsageError('endPass: no pass is open');
+    checkEndPass(this.inPass);
     this.inPass = false;
   }
 
@@ -543,13 +542,6 @@ export class WasmBackend implements Backend {
   }
 }
 
-function expectShape(t: WasmTensor, rows: number, cols: number, what: string): void {
-  if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
-}
-
-function checkLayer(c: WasmKVCache, layer: number, what: string): void {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
-}
 
 function asBytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

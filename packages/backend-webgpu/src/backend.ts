@@ -2,7 +2,7 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { acquireDevice, type AcquiredDevice } from './device.js';
-import { BackendUsageError, dequantizeRow, validateHostWeight, validateSamplingParams } from '@qwen2-ts/core';
+import { BackendUsageError, checkBeginPass, checkEndPass, checkLayer, checkTokenIds, dequantizeRow, expectShape, validateHostWeight, validateSamplingParams } from '@qwen2-ts/core';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
 import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
@@ -247,8 +247,8 @@ export class WebGPUBackend implements Backend {
   embed(table: Weight, ids: Int32Array, out: Tensor): void {
     const w = this.weight(table, 'embed');
     const o = this.tensor(out, 'embed');
-    this.expectShape(o, ids.length, w.cols, 'embed out');
-    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
+    expectShape(o, ids.length, w.cols, 'embed out');
+    checkTokenIds(ids, w.rows);
     const idsOff = this.rt.pushAux(ids);
     const def = this.kernel(`embed:${w.format}`, () => embedKernel(w.format, this.f16));
     const units = ids.length * (w.kp / 8);
@@ -262,7 +262,7 @@ export class WebGPUBackend implements Backend {
     const a = this.tensor(x, 'rmsNorm x');
     const g = this.vector(weight, 'rmsNorm weight');
     const o = this.tensor(out, 'rmsNorm out');
-    this.expectShape(o, a.rows, a.cols, 'rmsNorm out');
+    expectShape(o, a.rows, a.cols, 'rmsNorm out');
     if (g.cols !== a.cols) throw new BackendUsageError(`rmsNorm: weight of ${g.cols} for rows of ${a.cols}`);
     const { slots, bufs } = distinct([a, o]);
     this.rt.dispatch(this.kernel(`norm:${slots}`, () => rmsNormKernel(slots)), [...bufs, g.vec!], { n: a.cols, xOff: a.offset, oOff: o.offset, eps }, a.rows);
@@ -280,7 +280,7 @@ export class WebGPUBackend implements Backend {
       const w = this.weight(weights[i]!, 'matmul weight');
       const o = this.tensor(outs[i]!, 'matmul out');
       if (w.cols !== K) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${T}, ${K}]`);
-      this.expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
+      expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
       const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
       if (bias && bias.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
       const { slots, bufs } = distinct([a, o]);
@@ -310,7 +310,7 @@ export class WebGPUBackend implements Backend {
     if (ws.length > 3 || ws.some((w) => w.format !== format || w.chunks.length !== 1 || w.cols !== a.cols)) return false;
     const bs = biases.map((b) => (b ? this.vector(b, 'matmul bias') : undefined));
     for (let i = 0; i < ws.length; i++) {
-      this.expectShape(os[i]!, a.rows, ws[i]!.rows, `matmul out of '${ws[i]!.name}'`);
+      expectShape(os[i]!, a.rows, ws[i]!.rows, `matmul out of '${ws[i]!.name}'`);
       if (bs[i] && bs[i]!.cols !== ws[i]!.rows) throw new BackendUsageError(`matmul: bias of ${bs[i]!.cols} for '${ws[i]!.name}' with ${ws[i]!.rows} outputs`);
     }
     const { slots, bufs } = distinct([a, ...os]);
@@ -360,9 +360,9 @@ export class WebGPUBackend implements Backend {
     const kt = this.tensor(k, 'writeKV k');
     const vt = this.tensor(v, 'writeKV v');
     const width = c.spec.kvHeads * c.spec.headDim;
-    this.expectShape(kt, kt.rows, width, 'writeKV k');
-    this.expectShape(vt, kt.rows, width, 'writeKV v');
-    this.checkLayer(c, layer, 'writeKV');
+    expectShape(kt, kt.rows, width, 'writeKV k');
+    expectShape(vt, kt.rows, width, 'writeKV v');
+    checkLayer(c.spec, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -378,9 +378,9 @@ export class WebGPUBackend implements Backend {
     const { heads, kvHeads, headDim, scale } = spec;
     if (!(heads >= 1) || !(kvHeads >= 1) || heads % kvHeads !== 0) throw new BackendUsageError(`attention: ${heads} heads is not a multiple of ${kvHeads} kv heads`);
     if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new BackendUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
-    this.expectShape(qt, qt.rows, heads * headDim, 'attention q');
-    this.expectShape(o, qt.rows, heads * headDim, 'attention out');
-    this.checkLayer(c, layer, 'attention');
+    expectShape(qt, qt.rows, heads * headDim, 'attention q');
+    expectShape(o, qt.rows, heads * headDim, 'attention out');
+    checkLayer(c.spec, layer, 'attention');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + qt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -415,7 +415,7 @@ export class WebGPUBackend implements Backend {
   copy(src: Tensor, dst: Tensor): void {
     const s = this.tensor(src, 'copy src');
     const d = this.tensor(dst, 'copy dst');
-    this.expectShape(d, s.rows, s.cols, 'copy dst');
+    expectShape(d, s.rows, s.cols, 'copy dst');
     const n = s.rows * s.cols;
     const { slots, bufs } = distinct([s, d]);
     this.rt.dispatchFlat(this.kernel(`copy:${slots}`, () => elementwiseKernel('copy', slots)), bufs, { n, aOff: s.offset, bOff: 0, oOff: d.offset }, Math.ceil(n / 256));
@@ -425,8 +425,8 @@ export class WebGPUBackend implements Backend {
     const x = this.tensor(a, `${op} a`);
     const y = this.tensor(b, `${op} b`);
     const o = this.tensor(out, `${op} out`);
-    this.expectShape(y, x.rows, x.cols, `${op} b`);
-    this.expectShape(o, x.rows, x.cols, `${op} out`);
+    expectShape(y, x.rows, x.cols, `${op} b`);
+    expectShape(o, x.rows, x.cols, `${op} out`);
     const n = x.rows * x.cols;
     const { slots, bufs } = distinct([x, y, o]);
     this.rt.dispatchFlat(this.kernel(`${op}:${slots}`, () => elementwiseKernel(op, slots)), bufs, { n, aOff: x.offset, bOff: y.offset, oOff: o.offset }, Math.ceil(n / 256));
@@ -436,13 +436,12 @@ export class WebGPUBackend implements Backend {
 
   beginPass(tokens: number, startPos: number): void {
     this.alive();
-    if (this.inPass) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
-    if (!(tokens >= 1) || !(startPos >= 0)) throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    checkBeginPass(this.inPass, tokens, startPos);
     this.inPass = true;
   }
 
   endPass(): void {
-    if (!this.inPass) throw new BackendUsageError('endPass: no pass is open');
+    checkEndPass(this.inPass);
     this.inPass = false;
     this.rt.flush();
   }
@@ -602,14 +601,6 @@ export class WebGPUBackend implements Backend {
     if (!(c instanceof GpuKVCache)) throw new BackendUsageError(`${what}: not a KV cache of this WebGPU backend`);
     if (c.freed) throw new BackendUsageError(`${what}: KV cache was freed`);
     return c;
-  }
-
-  private checkLayer(c: GpuKVCache, layer: number, what: string): void {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
-  }
-
-  private expectShape(t: GpuTensor, rows: number, cols: number, what: string): void {
-    if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
   }
 }
 

@@ -13,6 +13,7 @@ export type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
 export { ReferenceBackend } from './backend/reference/reference-backend.js';
+export { expectShape, checkTokenIds, checkLayer, checkBeginPass, checkEndPass } from './backend/usage-checks.js';
 export { ContextOverflowError, ModelWeightsError, WeightFormatError, BackendUsageError } from './errors.js';
 
 // Numbers and weights

@@ -70,7 +70,3 @@ export function cacheOf(c: KVCache, what: string): RefKVCache {
   return c;
 }
 
-/** Throws unless a tensor has the expected shape. */
-export function expectShape(t: Tensor, rows: number, cols: number, what: string): void {
-  if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
-}

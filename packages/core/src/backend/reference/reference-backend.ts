@@ -5,7 +5,8 @@ import { BackendUsageError } from '../../errors.js';
 import { dequantizeRow, hostWeightBytes, rowDot, validateHostWeight } from '../../quant/host-weight.js';
 import { sampleFromLogits } from '../../sampling/sample.js';
 import { argmax } from '../../argmax.js';
-import { cacheOf, expectShape, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from './objects.js';
+import { cacheOf, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from './objects.js';
+import { checkBeginPass, checkEndPass, checkLayer, checkTokenIds, expectShape } from '../usage-checks.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
@@ -93,9 +94,9 @@ export class ReferenceBackend implements Backend {
     const w = weightOf(table, 'embed');
     const o = tensorOf(out, 'embed');
     expectShape(o, ids.length, w.cols, 'embed out');
+    checkTokenIds(ids, w.rows);
     for (let t = 0; t < ids.length; t++) {
       const id = ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= w.rows) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${w.rows}`);
       dequantizeRow(w.host, id, o.data.subarray(t * w.cols, (t + 1) * w.cols));
     }
   }
@@ -175,7 +176,7 @@ export class ReferenceBackend implements Backend {
     const width = c.spec.kvHeads * c.spec.headDim;
     expectShape(kt, kt.rows, width, 'writeKV k');
     expectShape(vt, kt.rows, width, 'writeKV v');
-    checkLayer(c, layer, 'writeKV');
+    checkLayer(c.spec, layer, 'writeKV');
     if (startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
@@ -192,7 +193,7 @@ export class ReferenceBackend implements Backend {
     if (kvHeads !== c.spec.kvHeads || headDim !== c.spec.headDim) throw new BackendUsageError(`attention: spec ${kvHeads}x${headDim} does not match the cache ${c.spec.kvHeads}x${c.spec.headDim}`);
     expectShape(qt, qt.rows, heads * headDim, 'attention q');
     expectShape(o, qt.rows, heads * headDim, 'attention out');
-    checkLayer(c, layer, 'attention');
+    checkLayer(c.spec, layer, 'attention');
     if (startPos < 0 || startPos + qt.rows > c.spec.maxTokens) throw new BackendUsageError(`attention: positions up to ${startPos + qt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     const keys = c.keys[layer]!;
     const values = c.values[layer]!;
@@ -259,13 +260,12 @@ export class ReferenceBackend implements Backend {
 
   beginPass(tokens: number, startPos: number): void {
     this.alive();
-    if (this.inPass) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
-    if (!(tokens >= 1) || !(startPos >= 0)) throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+    checkBeginPass(this.inPass, tokens, startPos);
     this.inPass = true;
   }
 
   endPass(): void {
-    if (!this.inPass) throw new BackendUsageError('endPass: no pass is open');
+    checkEndPass(this.inPass);
     this.inPass = false;
   }
 
@@ -325,10 +325,6 @@ function rowOf(w: RefWeight): Float32Array {
   const out = new Float32Array(w.cols);
   dequantizeRow(w.host, 0, out);
   return out;
-}
-
-function checkLayer(c: RefKVCache, layer: number, what: string): void {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= c.spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${c.spec.layers} layers`);
 }
 
 /** The weight itself when each of its arrays owns its whole buffer; otherwise a compact copy. */

@@ -1,0 +1,36 @@
+import { BackendUsageError } from '../errors.js';
+import type { KVCacheSpec, Tensor } from './types.js';
+
+// Argument checks every backend makes before an op, with one wording, so that the conformance suite
+// sees the same errors from each backend and backends do not keep copies of the reference's checks.
+
+/** Throws unless a tensor has the expected shape. */
+export function expectShape(t: Pick<Tensor, 'rows' | 'cols'>, rows: number, cols: number, what: string): void {
+  if (t.rows !== rows || t.cols !== cols) throw new BackendUsageError(`${what}: expected [${rows}, ${cols}], got [${t.rows}, ${t.cols}]`);
+}
+
+/** Throws a RangeError for a token id outside an embedding table of `vocab` rows. */
+export function checkTokenIds(ids: ArrayLike<number>, vocab: number): void {
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t]!;
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new RangeError(`embed: token id ${id} outside the vocabulary of ${vocab}`);
+  }
+}
+
+/** Throws unless `layer` is a layer of a cache with `spec`. */
+export function checkLayer(spec: KVCacheSpec, layer: number, what: string): void {
+  if (!Number.isInteger(layer) || layer < 0 || layer >= spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${spec.layers} layers`);
+}
+
+/** The checks of `beginPass`: no pass open, at least one token, a position >= 0. */
+export function checkBeginPass(open: boolean, tokens: number, startPos: number): void {
+  if (open) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');
+  if (!Number.isInteger(tokens) || tokens < 1 || !Number.isInteger(startPos) || startPos < 0) {
+    throw new BackendUsageError(`beginPass: invalid pass of ${tokens} tokens at ${startPos}`);
+  }
+}
+
+/** The check of `endPass`: a pass is open. */
+export function checkEndPass(open: boolean): void {
+  if (!open) throw new BackendUsageError('endPass: no pass is open');
+}
