@@ -5,50 +5,26 @@
 //
 //   node bench/checkpoint-7b.mjs --format=q4_0 [--dir=/path/with/16GB/free] [--tokens=4]
 //
-// Values come from a 64 MiB pool of random bf16 (|x| < 0.05) written at random offsets: writing
-// 15 GB of fresh random numbers would measure the generator, not the loader.
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+// The checkpoint comes from random-checkpoint.mjs (random bf16 at Qwen2-7B's shapes, real config).
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Qwen2 } from '@qwen2-ts/core';
-import { parseQwen2Config, qwen2CheckpointLayout, safetensorsHeaderFor } from '@qwen2-ts/loader';
 import { wasmBackend } from '../dist/index.js';
+import { writeRandomCheckpoint } from './random-checkpoint.mjs';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
 const format = args.get('format') ?? 'q4_0';
 const tokens = Number(args.get('tokens') ?? 4);
-const fixtures = new URL('../../../fixtures/', import.meta.url);
-const configText = readFileSync(new URL('configs/Qwen2-7B/config.json', fixtures), 'utf8');
-const config = parseQwen2Config(JSON.parse(configText));
 const gib = (b) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
 const dir = mkdtempSync(join(args.get('dir') ?? tmpdir(), 'qwen2-7b-'));
 try {
   // ---- write the checkpoint ----
   const t0 = performance.now();
-  const layout = qwen2CheckpointLayout(config);
-  const { header, dataBytes } = safetensorsHeaderFor(Object.fromEntries(layout.map((t) => [t.name, { dtype: 'BF16', shape: t.shape }])));
-  const pool = new Uint16Array(32 << 20);
-  let seed = 12345;
-  for (let i = 0; i < pool.length; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const x = ((seed >>> 8) / 2 ** 24 - 0.5) * 0.1;
-    pool[i] = new Uint32Array(new Float32Array([x]).buffer)[0] >>> 16;
-  }
-  const poolBytes = new Uint8Array(pool.buffer);
-  const fd = openSync(join(dir, 'model.safetensors'), 'w');
-  writeSync(fd, header);
-  for (let done = 0; done < dataBytes;) {
-    const start = ((Math.random() * (poolBytes.length / 2 - 1)) | 0) * 2;
-    const n = Math.min(dataBytes - done, poolBytes.length - start);
-    done += writeSync(fd, poolBytes, start, n);
-  }
-  closeSync(fd);
-  writeFileSync(join(dir, 'config.json'), configText);
-  writeFileSync(join(dir, 'generation_config.json'), readFileSync(new URL('configs/Qwen2-7B/generation_config.json', fixtures)));
-  writeFileSync(join(dir, 'tokenizer.json'), readFileSync(new URL('tokenizer/tokenizer.json', fixtures)));
-  console.log(`wrote ${gib(header.byteLength + dataBytes)} checkpoint in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const { bytes } = writeRandomCheckpoint(dir, 'Qwen2-7B');
+  console.log(`wrote ${gib(bytes)} checkpoint in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   // ---- load and decode ----
   const rssBefore = process.memoryUsage().rss;

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Qwen2Model } from '@qwen2-ts/core';
 import { wasmBackend } from '../dist/index.js';
-import { timeIt } from './util.mjs';
+import { measureReadBandwidth } from './util.mjs';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
 const model = args.get('model') ?? '0.5b';
@@ -106,13 +106,7 @@ if (formats.length > 1 && !child) {
   process.exit(0);
 }
 
-const probe = await wasmBackend({ threads });
-const bwBytes = 256 << 20;
-const buf = probe.alloc(bwBytes / 4096, 1024);
-probe.write(buf, new Float32Array(bwBytes / 4).fill(1));
-const bwSeconds = timeIt(() => probe.run('read_chunks', 0, bwBytes / (1 << 20), 1, [buf.ptr, 1 << 20], { base: probe.alloc(threads * 16, 1).ptr, stride: 64 }), 0.5);
-const bandwidth = bwBytes / bwSeconds / 1e9;
-await probe.dispose();
+const bandwidth = await measureReadBandwidth(wasmBackend, threads);
 if (!child) console.log(`Qwen2-${model} shapes (${config.numHiddenLayers} layers, hidden ${config.hiddenSize}, vocab ${config.vocabSize}), ${threads} threads; bound = weight bytes per token / read bandwidth measured by each run`);
 if (!child) console.log('format  read GB/s  weights GB  memories  load s  prefill tok/s  decode tok/s  decode ms/tok  bound ms/tok  %bound  peak RSS GB  RSS/(weights+KV)');
 

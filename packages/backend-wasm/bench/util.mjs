@@ -47,3 +47,22 @@ export function randomWeight(format, rows, cols, seed) {
   for (let i = 0; i < n / 2; i++) quants[i] = Math.floor(r() * 256);
   return { host: { format, rows, cols, scales, quants } };
 }
+
+/**
+ * Memory read bandwidth in GB/s with `threads` threads: this backend's `read_chunks` kernel (v128 loads,
+ * sum kept) over a 256 MiB buffer, split between the threads like a matvec's rows: the denominator of
+ * every "fraction of the bandwidth bound" the benchmarks print.
+ */
+export async function measureReadBandwidth(wasmBackend, threads) {
+  const probe = await wasmBackend({ threads });
+  try {
+    const bytes = 256 << 20;
+    const buf = probe.alloc(bytes / 4096, 1024);
+    probe.write(buf, new Float32Array(bytes / 4).fill(1));
+    const sums = probe.alloc(threads * 16, 1);
+    const seconds = timeIt(() => probe.run('read_chunks', 0, bytes / (1 << 20), 1, [buf.ptr, 1 << 20], { base: sums.ptr, stride: 64 }), 0.5);
+    return bytes / seconds / 1e9;
+  } finally {
+    await probe.dispose();
+  }
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// Our WASM backend against llama.cpp's CPU backend on the same weights, in one run:
+//   1. writes a random-weight bf16 checkpoint at Qwen2-0.5B's real shapes (random-checkpoint.mjs);
+//   2. per format, `qwen2 bench --backend wasm --dtype F` on it (the CLI, a process of its own), then
+//      the same checkpoint converted to GGUF by our writer (llama-cpp/gguf-writer.mjs: the q8_0/q4_0
+//      blocks are bit-identical to what we run) and measured by llama-cpp/llama-bench.mjs;
+//   3. prints prefill and decode tokens/s of both, their ratios, and each decode as a fraction of the
+//      memory-bandwidth bound (bytes of weights read per token / read bandwidth measured here).
+// Formats alternate ours / llama.cpp so that a change in machine load hits both.
+//
+//   node bench/vs-llama-cpp.mjs [--model=Qwen2-0.5B] [--formats=bf16,q8_0,q4_0] [--threads=2]
+//                               [--prompt-tokens=64] [--gen-tokens=32] [--repeats=3] [--json]
+// Needs the built CLI (`pnpm build` at the root) and the devDependency node-llama-cpp.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { wasmBackend } from '../dist/index.js';
+import { writeGguf } from './llama-cpp/gguf-writer.mjs';
+import { writeRandomCheckpoint } from './random-checkpoint.mjs';
+import { measureReadBandwidth } from './util.mjs';
+
+const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
+const modelName = args.get('model') ?? 'Qwen2-0.5B';
+const formats = (args.get('formats') ?? 'bf16,q8_0,q4_0').split(',');
+const threads = Number(args.get('threads') ?? 2);
+const promptTokens = Number(args.get('prompt-tokens') ?? 64);
+const genTokens = Number(args.get('gen-tokens') ?? 32);
+const repeats = Number(args.get('repeats') ?? 3);
+const cli = fileURLToPath(new URL('../../cli/dist/main.js', import.meta.url));
+const llamaBench = fileURLToPath(new URL('./llama-cpp/llama-bench.mjs', import.meta.url));
+
+/** Runs a Node script in its own process and parses the JSON line it prints last. */
+function runJson(script, scriptArgs) {
+  const out = execFileSync(process.execPath, [script, ...scriptArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  return JSON.parse(out.trim().split('\n').at(-1));
+}
+
+/** Bytes one decoded token reads: every matrix and vector once (a tied embedding is read as the lm_head). */
+function bytesPerToken(config, format) {
+  const matrixBytes = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 }[format];
+  const h = config.hiddenSize, q = config.numAttentionHeads * config.headDim, kv = config.numKeyValueHeads * config.headDim, i = config.intermediateSize;
+  const perLayer = (q * h + 2 * kv * h + h * q + 3 * i * h) * matrixBytes + (2 * h + q + 2 * kv) * 4;
+  const head = config.vocabSize * h * matrixBytes;
+  return config.numHiddenLayers * perLayer + head + h * 4;
+}
+
+const dir = mkdtempSync(join(args.get('dir') ?? tmpdir(), 'qwen2-vs-llama-'));
+try {
+  const { config } = writeRandomCheckpoint(dir, modelName);
+  const bandwidth = await measureReadBandwidth(wasmBackend, threads);
+  const common = [`--threads=${threads}`, `--prompt-tokens=${promptTokens}`, `--gen-tokens=${genTokens}`, `--repeats=${repeats}`];
+  const rows = [];
+  for (const format of formats) {
+    const ours = runJson(cli, ['bench', '--model', dir, '--backend', 'wasm', '--dtype', format, '--json', ...common.flatMap((f) => f.split('='))]);
+    const gguf = join(dir, `model-${format}.gguf`);
+    await writeGguf(dir, gguf, { format });
+    const ggufBytes = statSync(gguf).size;
+    const llama = runJson(llamaBench, [`--model=${gguf}`, ...common]);
+    rmSync(gguf);
+    const perToken = bytesPerToken(config, format);
+    const boundTokensPerS = (bandwidth * 1e9) / perToken;
+    rows.push({ format, ours, llama, ggufBytes, perToken, boundTokensPerS });
+  }
+
+  const fmt = (x, d = 1) => x.toFixed(d);
+  if (args.has('json')) {
+    console.log(JSON.stringify({ model: modelName, threads, prompt_tokens: promptTokens, gen_tokens: genTokens, read_gb_per_s: bandwidth, rows }));
+  } else {
+    console.log(`${modelName} shapes, random weights, ${threads} threads, prompt ${promptTokens} tokens, ${genTokens} decode steps, medians of ${repeats} runs`);
+    console.log(`read bandwidth ${fmt(bandwidth)} GB/s (${threads} threads); llama.cpp CPU features: ${rows[0]?.llama.cpu}`);
+    console.log('format | prefill tok/s ours | llama.cpp | ratio | decode tok/s ours | llama.cpp | ratio | bound tok/s | ours %bound | llama %bound | peak RSS ours | llama');
+    for (const r of rows) {
+      const o = r.ours, l = r.llama;
+      console.log([
+        r.format.padEnd(6), fmt(o.prefill_tokens_per_s).padStart(18), fmt(l.prefill_tokens_per_s).padStart(9), fmt(o.prefill_tokens_per_s / l.prefill_tokens_per_s, 2).padStart(5),
+        fmt(o.decode_tokens_per_s).padStart(17), fmt(l.decode_tokens_per_s).padStart(9), fmt(o.decode_tokens_per_s / l.decode_tokens_per_s, 2).padStart(5),
+        fmt(r.boundTokensPerS).padStart(11), `${fmt((100 * o.decode_tokens_per_s) / r.boundTokensPerS, 0)}%`.padStart(11), `${fmt((100 * l.decode_tokens_per_s) / r.boundTokensPerS, 0)}%`.padStart(12),
+        `${fmt(o.peak_rss_bytes / 1e9, 2)} GB`.padStart(13), `${fmt(l.peak_rss_bytes / 1e9, 2)} GB`.padStart(8),
+      ].join(' | '));
+    }
+    console.log('ratio = ours / llama.cpp (above 1: we are faster); bound = read bandwidth / weight bytes per token');
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
