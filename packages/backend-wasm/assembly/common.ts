@@ -27,3 +27,12 @@
 @inline export function bf16x4ToF32(w: v128): v128 {
   return i32x4.shl(w, 16);
 }
+
+/**
+ * a * b + c. With relaxed SIMD (the relaxed build of this module) one fused multiply-add, which the
+ * engine may round once or twice; otherwise a multiply and an add, rounded twice as before.
+ */
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}

@@ -6,7 +6,7 @@
 // Half-precision weights are first widened, 16 rows at a time, into a per-thread f32 panel in
 // `scratch`, so the conversion is paid once per row instead of once per token.
 // Matvec (T = 1): 4 rows at a time, converting half weights on the fly (bandwidth-bound).
-import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32 } from './common';
+import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32, madd } from './common';
 
 /** Rows of a half-precision panel converted at once (16 rows x K f32 must fit in the thread's scratch). */
 export const PANEL: i32 = 16;
@@ -33,10 +33,10 @@ export const PANEL: i32 = 16;
       for (let k = 0; k < K4; k += 4) {
         const o = <usize>k << 2;
         const va = v128.load(xa + o), vb = v128.load(xb + o);
-        let wv = v128.load(w0 + o); a0 = f32x4.add(a0, f32x4.mul(wv, va)); b0 = f32x4.add(b0, f32x4.mul(wv, vb));
-        wv = v128.load(w1 + o); a1 = f32x4.add(a1, f32x4.mul(wv, va)); b1 = f32x4.add(b1, f32x4.mul(wv, vb));
-        wv = v128.load(w2 + o); a2 = f32x4.add(a2, f32x4.mul(wv, va)); b2 = f32x4.add(b2, f32x4.mul(wv, vb));
-        wv = v128.load(w3 + o); a3 = f32x4.add(a3, f32x4.mul(wv, va)); b3 = f32x4.add(b3, f32x4.mul(wv, vb));
+        let wv = v128.load(w0 + o); a0 = madd(wv, va, a0); b0 = madd(wv, vb, b0);
+        wv = v128.load(w1 + o); a1 = madd(wv, va, a1); b1 = madd(wv, vb, b1);
+        wv = v128.load(w2 + o); a2 = madd(wv, va, a2); b2 = madd(wv, vb, b2);
+        wv = v128.load(w3 + o); a3 = madd(wv, va, a3); b3 = madd(wv, vb, b3);
       }
       let sa0 = hsum(a0), sa1 = hsum(a1), sa2 = hsum(a2), sa3 = hsum(a3);
       let sb0 = hsum(b0), sb1 = hsum(b1), sb2 = hsum(b2), sb3 = hsum(b3);
@@ -61,10 +61,10 @@ export const PANEL: i32 = 16;
       for (let k = 0; k < K4; k += 4) {
         const o = <usize>k << 2;
         const va = v128.load(xa + o);
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), va));
-        a1 = f32x4.add(a1, f32x4.mul(v128.load(w1 + o), va));
-        a2 = f32x4.add(a2, f32x4.mul(v128.load(w2 + o), va));
-        a3 = f32x4.add(a3, f32x4.mul(v128.load(w3 + o), va));
+        a0 = madd(v128.load(w0 + o), va, a0);
+        a1 = madd(v128.load(w1 + o), va, a1);
+        a2 = madd(v128.load(w2 + o), va, a2);
+        a3 = madd(v128.load(w3 + o), va, a3);
       }
       let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
       for (let k = K4; k < K; k++) {
@@ -83,7 +83,7 @@ export const PANEL: i32 = 16;
     for (let t = 0; t < T; t++) {
       const xa = x + <usize>t * rowBytes;
       let a0 = f32x4.splat(0);
-      for (let k = 0; k < K4; k += 4) { const o = <usize>k << 2; a0 = f32x4.add(a0, f32x4.mul(v128.load(w0 + o), v128.load(xa + o))); }
+      for (let k = 0; k < K4; k += 4) { const o = <usize>k << 2; a0 = madd(v128.load(w0 + o), v128.load(xa + o), a0); }
       let s0 = hsum(a0);
       for (let k = K4; k < K; k++) { const o = <usize>k << 2; s0 += load<f32>(w0 + o) * load<f32>(xa + o); }
       const c = colBase + r;
@@ -114,14 +114,14 @@ export function matmul_f32(n0: i32, n1: i32, scratch: usize, x: usize, w: usize,
       const o = <usize>k << 2;
       const xv = v128.load(x + o);
       const p = w0 + o;
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(p), xv));
-      a1 = f32x4.add(a1, f32x4.mul(v128.load(p + rb), xv));
-      a2 = f32x4.add(a2, f32x4.mul(v128.load(p + 2 * rb), xv));
-      a3 = f32x4.add(a3, f32x4.mul(v128.load(p + 3 * rb), xv));
-      a4 = f32x4.add(a4, f32x4.mul(v128.load(p + 4 * rb), xv));
-      a5 = f32x4.add(a5, f32x4.mul(v128.load(p + 5 * rb), xv));
-      a6 = f32x4.add(a6, f32x4.mul(v128.load(p + 6 * rb), xv));
-      a7 = f32x4.add(a7, f32x4.mul(v128.load(p + 7 * rb), xv));
+      a0 = madd(v128.load(p), xv, a0);
+      a1 = madd(v128.load(p + rb), xv, a1);
+      a2 = madd(v128.load(p + 2 * rb), xv, a2);
+      a3 = madd(v128.load(p + 3 * rb), xv, a3);
+      a4 = madd(v128.load(p + 4 * rb), xv, a4);
+      a5 = madd(v128.load(p + 5 * rb), xv, a5);
+      a6 = madd(v128.load(p + 6 * rb), xv, a6);
+      a7 = madd(v128.load(p + 7 * rb), xv, a7);
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
     for (let k = K4; k < K; k++) {
@@ -170,13 +170,13 @@ export function matmul_f32(n0: i32, n1: i32, scratch: usize, x: usize, w: usize,
       const o = <usize>k << 1;
       let h = v128.load(w0 + o);
       let lo = i32x4.extend_low_i16x8_u(h), hi = i32x4.extend_high_i16x8_u(h);
-      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      a0 = madd(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh, madd(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl, a0));
       h = v128.load(w1 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
-      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      a1 = madd(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh, madd(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl, a1));
       h = v128.load(w2 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
-      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      a2 = madd(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh, madd(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl, a2));
       h = v128.load(w3 + o); lo = i32x4.extend_low_i16x8_u(h); hi = i32x4.extend_high_i16x8_u(h);
-      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl), f32x4.mul(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh)));
+      a3 = madd(bf16 ? bf16x4ToF32(hi) : f16x4ToF32(hi), xh, madd(bf16 ? bf16x4ToF32(lo) : f16x4ToF32(lo), xl, a3));
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (let k = K8; k < K; k++) {
@@ -254,21 +254,21 @@ export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, 
       const xe = v128.load(xp + (<usize>k << 2)), xo = v128.load(xp + (<usize>k << 2), 16);
       const p = w0 + (<usize>k << 1);
       let h = v128.load(p);
-      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a0 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a0));
       h = v128.load(p + rowBytes);
-      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a1 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a1));
       h = v128.load(p + 2 * rowBytes);
-      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a2 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a2));
       h = v128.load(p + 3 * rowBytes);
-      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a3 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a3));
       h = v128.load(p + 4 * rowBytes);
-      a4 = f32x4.add(a4, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a4 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a4));
       h = v128.load(p + 5 * rowBytes);
-      a5 = f32x4.add(a5, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a5 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a5));
       h = v128.load(p + 6 * rowBytes);
-      a6 = f32x4.add(a6, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a6 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a6));
       h = v128.load(p + 7 * rowBytes);
-      a7 = f32x4.add(a7, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a7 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a7));
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
     for (let k = K8; k < K; k++) {
@@ -290,13 +290,13 @@ export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, 
       const xe = v128.load(xp + (<usize>k << 2)), xo = v128.load(xp + (<usize>k << 2), 16);
       const o = <usize>k << 1;
       let h = v128.load(w0 + o);
-      a0 = f32x4.add(a0, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a0 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a0));
       h = v128.load(w1 + o);
-      a1 = f32x4.add(a1, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a1 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a1));
       h = v128.load(w2 + o);
-      a2 = f32x4.add(a2, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a2 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a2));
       h = v128.load(w3 + o);
-      a3 = f32x4.add(a3, f32x4.add(f32x4.mul(i32x4.shl(h, 16), xe), f32x4.mul(v128.and(h, hiMask), xo)));
+      a3 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a3));
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (let k = K8; k < K; k++) {

@@ -2,7 +2,8 @@
 // Matmul benchmark at Qwen2-0.5B shapes: our kernels (f32/bf16/q8_0/q4_0, 1 and 2 threads) next to
 // @tensorflow/tfjs-backend-wasm's f32 matmul (XNNPACK, single-threaded in Node), and both against the
 // memory bandwidth measured with a plain wasm read loop. Run: pnpm --filter @qwen2-ts/backend-wasm bench
-// (after build). Options: --quick (fewer shapes), --prefill=T (GEMM tokens, default 128).
+// (after build). Options: --quick (fewer shapes), --prefill=T (GEMM tokens, default 128), --plain (plain
+// SIMD128 kernels even where relaxed SIMD is available).
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { wasmBackend } from '../dist/index.js';
@@ -14,7 +15,9 @@ const SHAPES = args.has('quick') ? [[4864, 896]] : [[896, 896], [4864, 896], [89
 const FORMATS = ['f32', 'bf16', 'q8_0', 'q4_0'];
 const BYTES_PER_WEIGHT = { f32: 4, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
 
-const backends = { 1: await wasmBackend({ threads: 1 }), 2: await wasmBackend({ threads: 2 }) };
+const relaxedSimd = !args.has('plain');
+const backends = { 1: await wasmBackend({ threads: 1, relaxedSimd }), 2: await wasmBackend({ threads: 2, relaxedSimd }) };
+console.log(`kernels: ${backends[2].info.device}`);
 
 // ---- memory bandwidth: sum 512 MiB with 4 v128 loads per 64 bytes ---------------------------------
 const BW_BYTES = 512 * 1024 * 1024;

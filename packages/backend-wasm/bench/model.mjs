@@ -111,7 +111,7 @@ if (!child) console.log(`Qwen2-${model} shapes (${config.numHiddenLayers} layers
 if (!child) console.log('format  read GB/s  weights GB  memories  load s  prefill tok/s  decode tok/s  decode ms/tok  bound ms/tok  %bound  peak RSS GB  RSS/(weights+KV)');
 
 for (const format of formats) {
-  const backend = await wasmBackend({ threads });
+  const backend = await wasmBackend({ threads, relaxedSimd: !args.has('plain') });
   const t0 = performance.now();
   const weights = await uploadModel(backend, format);
   const loadSeconds = (performance.now() - t0) / 1000;

@@ -1,4 +1,4 @@
-import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
+import { KERNELS_RELAXED_WASM_BASE64, KERNELS_SHARED_RELAXED_WASM_BASE64, KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 
 /**
  * The exports of the compiled kernel module (see assembly/). Pointers are byte offsets; kernels that
@@ -18,6 +18,8 @@ export interface KernelExports {
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, s: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
+  quantize_q8(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
+  relaxed_selftest(): number;
   [parallel: string]: unknown;
 }
 
@@ -25,7 +27,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'matmul_q4_0_i8', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
@@ -34,9 +36,10 @@ export const STATIC_BYTES = 65536;
 /** Maximum pages of every memory (4 GiB, the wasm32 ceiling); must match scripts/build-wasm.mjs. */
 export const MAX_PAGES = 65536;
 
-/** The raw bytes of the kernel module: the shared-memory build (threads) or the plain one. */
-export function kernelBytes(shared: boolean): Uint8Array<ArrayBuffer> {
-  const bin = atob(shared ? KERNELS_SHARED_WASM_BASE64 : KERNELS_WASM_BASE64);
+/** The raw bytes of the kernel module: the shared-memory build (threads) or the plain one, with or without relaxed SIMD. */
+export function kernelBytes(shared: boolean, relaxed = false): Uint8Array<ArrayBuffer> {
+  const base64 = relaxed ? (shared ? KERNELS_SHARED_RELAXED_WASM_BASE64 : KERNELS_RELAXED_WASM_BASE64) : shared ? KERNELS_SHARED_WASM_BASE64 : KERNELS_WASM_BASE64;
+  const bin = atob(base64);
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return bytes;
@@ -53,4 +56,25 @@ export function hasSimd(): boolean {
   const probe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
   return WebAssembly.validate(probe);
+}
+
+/** (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd)) */
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11]);
+
+/**
+ * Whether this engine validates relaxed SIMD. Browsers ship it (Chrome 114, Firefox 145); Node 20 and 21
+ * have it behind `--experimental-wasm-relaxed-simd`, which is switched on here (V8 reads wasm feature
+ * flags when it compiles a module, so setting it at run time works; it only adds instructions).
+ */
+export async function relaxedSimdAvailable(): Promise<boolean> {
+  if (WebAssembly.validate(RELAXED_PROBE)) return true;
+  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') return false;
+  try {
+    const specifier = 'node:v8';
+    const v8 = (await import(/* @vite-ignore */ specifier)) as typeof import('node:v8');
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return WebAssembly.validate(RELAXED_PROBE);
 }

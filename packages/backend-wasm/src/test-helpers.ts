@@ -101,13 +101,13 @@ export function matmulRef(x: Float32Array, w: Float64Array, T: number, K: number
  * What the q8_0/q4_0 kernels compute exactly: activations quantized per 32-block (d = amax/32767 in f32,
  * q = round-half-even(x * f32(1/d))), so the tests can check the integer path to float rounding.
  */
-export function quantizeActivations(x: Float32Array): Float32Array {
+export function quantizeActivations(x: Float32Array, levels = 32767): Float32Array {
   const out = new Float32Array(x.length);
   const fr = Math.fround;
   for (let b = 0; b < x.length; b += 32) {
     let amax = 0;
     for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
-    const d = fr(amax / 32767);
+    const d = fr(amax / levels);
     const id = d ? fr(1 / d) : 0;
     for (let j = 0; j < 32; j++) {
       const v = fr(x[b + j]! * id);

@@ -30,7 +30,11 @@ export function matmulTolerance(format: WeightFormat): number {
  * Whole-model tolerances, absolute on logits (fixture logits have a std of about 2).
  * - `golden`: a weight format that stores the checkpoint exactly (f32 always; f16 for F16 and bf16 for
  *   BF16 checkpoints): within 1e-3 of the float64 goldens, and every greedy token identical.
- * - `sameFormat`: any format vs the reference backend holding the same converted weights.
+ * - `sameFormat`: any format vs the reference backend holding the same converted weights (exact f32
+ *   activations), and a backend's small chunks vs its own one-pass prefill. q4_0 allows int8 activations
+ *   per 32-value block, as ggml/llama.cpp use: on the fixture models (hidden 64-128, so few blocks to
+ *   average over) that moves logits by up to 0.2 (the wasm backend's relaxed-SIMD kernel), small beside
+ *   what q4_0 itself does to them (2-3.8 from the goldens); a wrong block or lane order moves them by O(1).
  * - `lossyRelativeRms`: when the format rounds the checkpoint (bf16 from f32, q8_0, q4_0), the RMS of
  *   the logit error relative to the goldens' standard deviation, as measured on the reference backend
  *   with some margin: a sanity bound that catches garbage, not a precision claim; greedy agreement
@@ -38,6 +42,6 @@ export function matmulTolerance(format: WeightFormat): number {
  */
 export const MODEL_TOLERANCE = {
   golden: 1e-3,
-  sameFormat: { f32: 1e-3, f16: 1e-3, bf16: 1e-3, q8_0: 5e-2, q4_0: 5e-2 } as Record<WeightFormat, number>,
+  sameFormat: { f32: 1e-3, f16: 1e-3, bf16: 1e-3, q8_0: 5e-2, q4_0: 3e-1 } as Record<WeightFormat, number>,
   lossyRelativeRms: { f32: 1e-3, f16: 1e-2, bf16: 5e-2, q8_0: 0.1, q4_0: 0.8 } as Record<WeightFormat, number>,
 } as const;

@@ -1,0 +1,124 @@
+// Decode matmuls (T < 16 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
+// quantized activations (quantize_act.ts). Every block product is an exact integer dot product; per group of four blocks the
+// four i32x4 partial dots are reduced into one vector (lane j = block j), centred (q4_0), converted and
+// scaled once by four weight scales (f16, widened by SIMD) times four activation scales.
+//
+// One weight row at a time, all T tokens against it while its bytes sit in L1. Two-row tiles were
+// 2.3x slower for q8_0 here: V8 spills the extra live vectors, and the spill traffic costs more than
+// the shared activation loads save.
+//
+// Block dots, by `kind` (a compile-time constant of each exported kernel):
+//   Q8_I16  q8_0 weights widened to i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd). Both builds:
+//           an int8 relaxed-dot version (ggml's |w| x sign-moved x trick) measured no faster here.
+//   Q4_I8   relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s (pmaddubsw
+//           on x64), 1.3x the int16 kernel (matmul_q4.ts, the plain build's) in whole-model decode. Its 7-bit operand must lie
+//           in [0, 127], which nibbles do; four products of at most 127 * 15 per i16 lane cannot saturate.
+import { f16ToF32, f16x4ToF32, madd } from './common';
+
+const Q8_I16 = 0, Q4_I8 = 1;
+
+/** Lane i: a[2i]*b[2i] + a[2i+1]*b[2i+1] as i16, for int8 a and b in [0, 127]. */
+@inline function dot16(a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(a, b);
+  // Plain-SIMD equivalent (slower; keeps the plain build compiling and equal in results).
+  const lo = i16x8.mul(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i16x8.mul(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i16x8.add(i16x8.shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), i16x8.shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+}
+
+/** q8_0 x int16: 32 weights at w, 32 int16 activations at x. */
+@inline function q8i16(w: usize, x: usize): v128 {
+  const va = v128.load(w), vb = v128.load(w, 16);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(va), v128.load(x)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(va), v128.load(x, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(vb), v128.load(x, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(vb), v128.load(x, 48))));
+}
+
+/** q4_0 (uncentred nibbles) x int8 in natural order: low nibbles are values 0..15, high 16..31. */
+@inline function q4i8(w: usize, x: usize): v128 {
+  const raw = v128.load(w);
+  const m = i8x16.splat(0x0f);
+  // Four products of at most 127 * 15 per i16 lane: the two halves may be added before widening.
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 16), v128.and(i16x8.shr_u(raw, 4), m))));
+}
+
+/** Block `blk` of the weight (quants at wq) against the activation block at x. */
+@inline function blockDot(kind: i32, wq: usize, blk: usize, x: usize): v128 {
+  if (kind == Q8_I16) return q8i16(wq + (blk << 5), x);
+  return q4i8(wq + (blk << 4), x);
+}
+
+/** Lane j = sum of the lanes of vj (6 shuffles, 3 adds for four blocks). */
+@inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
+  const a = i32x4.add(i32x4.shuffle(v0, v1, 0, 4, 2, 6), i32x4.shuffle(v0, v1, 1, 5, 3, 7));
+  const b = i32x4.add(i32x4.shuffle(v2, v3, 0, 4, 2, 6), i32x4.shuffle(v2, v3, 1, 5, 3, 7));
+  return i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
+}
+
+@inline function isum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
+@inline function lanes(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/**
+ * Rows n0..n1 of out[T, N] = x . W^T (+ bias): quants wq and f16 scales ws of the weight; xq, xs and
+ * xsum from the activation quantizer of `kind`.
+ */
+@inline function quantMatvec(n0: i32, n1: i32, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, kind: i32): void {
+  const q4 = kind == Q4_I8;
+  const xShift: usize = kind == Q4_I8 ? 5 : 6; // activation bytes per block: 32 or 64
+  const xBlock: usize = 1 << xShift;
+  const nb = <usize>(K >> 5);
+  const nb4 = nb & ~3;
+  for (let r = n0; r < n1; r++) {
+    const blk0 = <usize>r * nb;
+    const sw = ws + (blk0 << 1);
+    const rowBias: f32 = bias ? load<f32>(bias + (<usize>r << 2)) : 0;
+    for (let t = 0; t < T; t++) {
+      const xb = <usize>t * nb;
+      const xt = xq + (xb << xShift), st = xs + (xb << 2), ct = xsum + (xb << 2);
+      let a = f32x4.splat(0);
+      for (let b: usize = 0; b < nb4; b += 4) {
+        const x = xt + (b << xShift);
+        let d = reduce4(blockDot(kind, wq, blk0 + b, x), blockDot(kind, wq, blk0 + b + 1, x + xBlock),
+          blockDot(kind, wq, blk0 + b + 2, x + 2 * xBlock), blockDot(kind, wq, blk0 + b + 3, x + 3 * xBlock));
+        if (q4) d = i32x4.sub(d, v128.load(ct + (b << 2)));
+        a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(sw + (b << 1)))), v128.load(st + (b << 2))), a);
+      }
+      let s = lanes(a);
+      for (let b = nb4; b < nb; b++) {
+        const c = q4 ? load<i32>(ct + (b << 2)) : 0;
+        s += <f32>(isum(blockDot(kind, wq, blk0 + b, xt + (b << xShift))) - c) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+      }
+      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), s + rowBias);
+    }
+  }
+}
+
+/** q8_0 weights against int16 activations from quantize_q16 (xsum unused). */
+export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  quantMatvec(n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N, Q8_I16);
+}
+
+/** q4_0 weights against int8 activations from quantize_q8 (relaxed SIMD). */
+export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  quantMatvec(n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N, Q4_I8);
+}
+
+/**
+ * Self-test of the relaxed instructions the relaxed build relies on, with operands in their defined
+ * ranges: 1 when relaxed_dot_i8x16_i7x16_s and relaxed_madd give the exact expected values (Node 20 has
+ * a wrong relaxed_dot_i8x16_i7x16_add_s, which is why nothing here uses it), 0 otherwise.
+ */
+export function relaxed_selftest(): i32 {
+  const a = i8x16(-128, 127, -1, 5, 100, -100, 0, 7, 3, -3, 64, -64, 127, 127, -128, -128);
+  const b = i8x16(127, 127, 1, 0, 15, 15, 127, 0, 1, 1, 2, 3, 127, 126, 127, 1);
+  const want = i16x8(-128 * 127 + 127 * 127, -1, 0, 0, 0, 64 * 2 - 64 * 3, 127 * 127 + 127 * 126, -128 * 127 - 128);
+  const okDot = i16x8.all_true(i16x8.eq(dot16(a, b), want));
+  const f = madd(f32x4(1.5, -2, 3, 0.25), f32x4(2, 2, -1, 4), f32x4(1, 1, 1, 1));
+  const okMadd = i32x4.all_true(f32x4.eq(f, f32x4(4, -3, -2, 2)));
+  return okDot && okMadd ? 1 : 0;
+}

@@ -1,0 +1,84 @@
+// Activation quantizers of the q8_0/q4_0 decode kernels (matvec_quant.ts): each 32-value block of
+// x[T, K] (K % 32 == 0) gets an f32 scale in xs[T, K/32] and integer quants in xq; the q4_0 layouts
+// also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
+// weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
+//   quantize_q16     int16, d = amax / 32767, natural order            (q8_0 weights, plain SIMD)
+//   quantize_q16_q4  int16, d = amax / 32767, in the q4_0 lane order   (q4_0 weights, plain SIMD)
+//   quantize_q8      int8, d = amax / 127 (ggml's q8_0), natural order (both, relaxed SIMD)
+// int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
+
+@inline function q(v: v128, id: v128): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, id)));
+}
+
+/** max |v| over one block of 32 f32 at p. */
+@inline function blockAmax(p: usize): f32 {
+  const m = f32x4.max(
+    f32x4.max(f32x4.max(f32x4.abs(v128.load(p)), f32x4.abs(v128.load(p, 16))), f32x4.max(f32x4.abs(v128.load(p, 32)), f32x4.abs(v128.load(p, 48)))),
+    f32x4.max(f32x4.max(f32x4.abs(v128.load(p, 64)), f32x4.abs(v128.load(p, 80))), f32x4.max(f32x4.abs(v128.load(p, 96)), f32x4.abs(v128.load(p, 112)))));
+  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+/** 8 * (sum of the eight i32x4 quants). */
+@inline function sum8x(q0: v128, q1: v128, q2: v128, q3: v128, q4: v128, q5: v128, q6: v128, q7: v128): i32 {
+  const s = i32x4.add(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7)));
+  return (i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3)) << 3;
+}
+
+/** Block b at p: stores its scale d = amax / levels in xs and returns 1/d in every lane (0 for an all-zero block). */
+@inline function scaleOf(p: usize, xs: usize, b: usize, levels: f32): v128 {
+  const d: f32 = blockAmax(p) / levels;
+  store<f32>(xs + (b << 2), d);
+  return f32x4.splat(d != 0 ? <f32>1.0 / d : 0);
+}
+
+/** int16 quants xq[T, K] in natural order. */
+export function quantize_q16(x: usize, xq: usize, xs: usize, T: i32, K: i32): void {
+  const blocks = <usize>T * <usize>(K >> 5);
+  for (let b: usize = 0; b < blocks; b++) {
+    const p = x + (b << 7);
+    const id = scaleOf(p, xs, b, 32767);
+    const o = xq + (b << 6);
+    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p), id), q(v128.load(p, 16), id)));
+    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 32), id), q(v128.load(p, 48), id)), 16);
+    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 64), id), q(v128.load(p, 80), id)), 32);
+    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 96), id), q(v128.load(p, 112), id)), 48);
+  }
+}
+
+/**
+ * int16 quants in the lane order of the plain-SIMD q4_0 kernel: evens of values 0-15, evens of 16-31,
+ * odds of 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16, 2i+1, 2i+17 in lane i).
+ */
+export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  const blocks = <usize>T * <usize>(K >> 5);
+  for (let b: usize = 0; b < blocks; b++) {
+    const p = x + (b << 7);
+    const id = scaleOf(p, xs, b, 32767);
+    const q0 = q(v128.load(p), id), q1 = q(v128.load(p, 16), id), q2 = q(v128.load(p, 32), id), q3 = q(v128.load(p, 48), id);
+    const q4 = q(v128.load(p, 64), id), q5 = q(v128.load(p, 80), id), q6 = q(v128.load(p, 96), id), q7 = q(v128.load(p, 112), id);
+    store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
+    const n0 = i16x8.narrow_i32x4_s(q0, q1), n1 = i16x8.narrow_i32x4_s(q2, q3); // values 0-7, 8-15
+    const n2 = i16x8.narrow_i32x4_s(q4, q5), n3 = i16x8.narrow_i32x4_s(q6, q7); // values 16-23, 24-31
+    const o = xq + (b << 6);
+    v128.store(o, i16x8.shuffle(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14));
+    v128.store(o, i16x8.shuffle(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
+    v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
+    v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+  }
+}
+
+/** int8 quants xq[T, K] in natural order (ggml's q8_0 activations), with the q4_0 correction in xsum. */
+export function quantize_q8(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  const blocks = <usize>T * <usize>(K >> 5);
+  for (let b: usize = 0; b < blocks; b++) {
+    const p = x + (b << 7);
+    const id = scaleOf(p, xs, b, 127);
+    const q0 = q(v128.load(p), id), q1 = q(v128.load(p, 16), id), q2 = q(v128.load(p, 32), id), q3 = q(v128.load(p, 48), id);
+    const q4 = q(v128.load(p, 64), id), q5 = q(v128.load(p, 80), id), q6 = q(v128.load(p, 96), id), q7 = q(v128.load(p, 112), id);
+    store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
+    const o = xq + (b << 5);
+    v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
+    v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
+  }
+}
