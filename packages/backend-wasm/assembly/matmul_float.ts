@@ -11,6 +11,9 @@ import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32, madd } from './common';
 /** Rows of a half-precision panel converted at once (16 rows x K f32 must fit in the thread's scratch). */
 export const PANEL: i32 = 16;
 
+/** Longest rows the one-row bf16 matvec takes (longer rows read faster 8 rows at a time here). */
+const ROW_MATVEC_MAX_K: i32 = 2048;
+
 @inline function biasAt(bias: usize, n: i32): f32 {
   return bias ? load<f32>(bias + (<usize>n << 2)) : 0;
 }
@@ -245,43 +248,26 @@ export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, 
   const K8 = K & ~7;
   const hiMask = i32x4.splat(0xffff0000);
   let r = n0;
-  // 8 rows at a time (eight independent add chains: ~35% faster than 4 rows in an A/B of the f32 form).
-  for (; r + 8 <= n1; r += 8) {
+  // Rows up to ROW_MATVEC_MAX_K: one row at a time, 32 weights (one 64-byte line) per step into four
+  // chains, so each thread reads one sequential stream: 2x the 8-row loop below at K = 896 here (where
+  // 2-row and 8-row tiles read only 8-9 GB/s per thread); longer rows are faster 8 at a time.
+  const K32 = K & ~31;
+  for (; r < n1 && K32 == K && K <= ROW_MATVEC_MAX_K; r++) {
     const w0 = w + <usize>r * rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-    for (let k = 0; k < K8; k += 8) {
-      const xe = v128.load(xp + (<usize>k << 2)), xo = v128.load(xp + (<usize>k << 2), 16);
+    for (let k = 0; k < K32; k += 32) {
+      const x = xp + (<usize>k << 2);
       const p = w0 + (<usize>k << 1);
       let h = v128.load(p);
-      a0 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a0));
-      h = v128.load(p + rowBytes);
-      a1 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a1));
-      h = v128.load(p + 2 * rowBytes);
-      a2 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a2));
-      h = v128.load(p + 3 * rowBytes);
-      a3 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a3));
-      h = v128.load(p + 4 * rowBytes);
-      a4 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a4));
-      h = v128.load(p + 5 * rowBytes);
-      a5 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a5));
-      h = v128.load(p + 6 * rowBytes);
-      a6 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a6));
-      h = v128.load(p + 7 * rowBytes);
-      a7 = madd(v128.and(h, hiMask), xo, madd(i32x4.shl(h, 16), xe, a7));
+      a0 = madd(v128.and(h, hiMask), v128.load(x, 16), madd(i32x4.shl(h, 16), v128.load(x), a0));
+      h = v128.load(p, 16);
+      a1 = madd(v128.and(h, hiMask), v128.load(x, 48), madd(i32x4.shl(h, 16), v128.load(x, 32), a1));
+      h = v128.load(p, 32);
+      a2 = madd(v128.and(h, hiMask), v128.load(x, 80), madd(i32x4.shl(h, 16), v128.load(x, 64), a2));
+      h = v128.load(p, 48);
+      a3 = madd(v128.and(h, hiMask), v128.load(x, 112), madd(i32x4.shl(h, 16), v128.load(x, 96), a3));
     }
-    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
-    for (let k = K8; k < K; k++) {
-      const xv = load<f32>(xp + (<usize>k << 2));
-      const p = w0 + (<usize>k << 1);
-      s0 += halfAt(p, true) * xv; s1 += halfAt(p + rowBytes, true) * xv; s2 += halfAt(p + 2 * rowBytes, true) * xv; s3 += halfAt(p + 3 * rowBytes, true) * xv;
-      s4 += halfAt(p + 4 * rowBytes, true) * xv; s5 += halfAt(p + 5 * rowBytes, true) * xv; s6 += halfAt(p + 6 * rowBytes, true) * xv; s7 += halfAt(p + 7 * rowBytes, true) * xv;
-    }
-    const oa = out + (<usize>r << 2);
-    store<f32>(oa, s0 + biasAt(bias, r)); store<f32>(oa, s1 + biasAt(bias, r + 1), 4);
-    store<f32>(oa, s2 + biasAt(bias, r + 2), 8); store<f32>(oa, s3 + biasAt(bias, r + 3), 12);
-    store<f32>(oa, s4 + biasAt(bias, r + 4), 16); store<f32>(oa, s5 + biasAt(bias, r + 5), 20);
-    store<f32>(oa, s6 + biasAt(bias, r + 6), 24); store<f32>(oa, s7 + biasAt(bias, r + 7), 28);
+    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + biasAt(bias, r));
   }
   for (; r + 4 <= n1; r += 4) {
     const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
