@@ -1,18 +1,21 @@
 // Decode matmuls (T < 16 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
-// quantized activations (quantize_act.ts). Every block product is an exact integer dot product; per group of four blocks the
-// four i32x4 partial dots are reduced into one vector (lane j = block j), centred (q4_0), converted and
-// scaled once by four weight scales (f16, widened by SIMD) times four activation scales.
+// quantized activations (quantize_act.ts). Every block product is an exact integer dot product; per
+// group of four blocks the four i32x4 partial dots are reduced into one vector (lane j = block j),
+// centred (q4_0), converted and scaled once by four weight scales (f16, widened by SIMD) times four
+// activation scales.
 //
-// One weight row at a time, all T tokens against it while its bytes sit in L1. Two-row tiles were
-// 2.3x slower for q8_0 here: V8 spills the extra live vectors, and the spill traffic costs more than
-// the shared activation loads save.
+// One weight row at a time, all T tokens against it while its bytes sit in L1: 2-row tiles were 2.3x
+// slower for q8_0 here (more live vectors than V8's 16 registers; one sequential stream per thread
+// also reads faster on this machine, as the bf16 matvec found).
 //
 // Block dots, by `kind` (a compile-time constant of each exported kernel):
-//   Q8_I16  q8_0 weights widened to i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd). Both builds:
-//           an int8 relaxed-dot version (ggml's |w| x sign-moved x trick) measured no faster here.
+//   Q8_I16  q8_0 weights as i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds. An int8
+//           relaxed-dot version (ggml's |w| x sign-moved-x trick) was only 1.08x faster in an A/B here:
+//           not worth 256x the activation rounding.
 //   Q4_I8   relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s (pmaddubsw
-//           on x64), 1.3x the int16 kernel (matmul_q4.ts, the plain build's) in whole-model decode. Its 7-bit operand must lie
-//           in [0, 127], which nibbles do; four products of at most 127 * 15 per i16 lane cannot saturate.
+//           on x64), 1.3x the plain build's int16 kernel (matmul_q4.ts) in whole-model decode. Its 7-bit
+//           operand must lie in [0, 127], which nibbles do; four products of at most 127 * 15 per i16
+//           lane cannot saturate.
 import { f16ToF32, f16x4ToF32, madd } from './common';
 
 const Q8_I16 = 0, Q4_I8 = 1;
@@ -26,12 +29,17 @@ const Q8_I16 = 0, Q4_I8 = 1;
   return i16x8.add(i16x8.shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), i16x8.shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
 }
 
-/** q8_0 x int16: 32 weights at w, 32 int16 activations at x. */
+/**
+ * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
+ * of 16-31): 16 weights read as i16x8 hold value 2i in the low and 2i+1 in the high byte of lane i, so
+ * two shifts give the even values and one the odd ones, sign-extended, with no widening shuffles
+ * (which compete for one port with everything else that shuffles).
+ */
 @inline function q8i16(w: usize, x: usize): v128 {
   const va = v128.load(w), vb = v128.load(w, 16);
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(va), v128.load(x)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(va), v128.load(x, 16))),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(vb), v128.load(x, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(vb), v128.load(x, 48))));
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(va, 8), 8), v128.load(x)), i32x4.dot_i16x8_s(i16x8.shr_s(va, 8), v128.load(x, 32))),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(vb, 8), 8), v128.load(x, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(vb, 8), v128.load(x, 48))));
 }
 
 /** q4_0 (uncentred nibbles) x int8 in natural order: low nibbles are values 0..15, high 16..31. */
@@ -98,7 +106,7 @@ const Q8_I16 = 0, Q4_I8 = 1;
   }
 }
 
-/** q8_0 weights against int16 activations from quantize_q16 (xsum unused). */
+/** q8_0 weights against int16 activations from quantize_q16_q4 (xsum unused). */
 export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   quantMatvec(n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N, Q8_I16);
 }

@@ -2,9 +2,8 @@
 // x[T, K] (K % 32 == 0) gets an f32 scale in xs[T, K/32] and integer quants in xq; the q4_0 layouts
 // also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
 // weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
-//   quantize_q16     int16, d = amax / 32767, natural order            (q8_0 weights, plain SIMD)
-//   quantize_q16_q4  int16, d = amax / 32767, in the q4_0 lane order   (q4_0 weights, plain SIMD)
-//   quantize_q8      int8, d = amax / 127 (ggml's q8_0), natural order (both, relaxed SIMD)
+//   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q8_0 weights; q4_0 with plain SIMD)
+//   quantize_q8      int8, d = amax / 127 (ggml's q8_0)         (q4_0 with relaxed SIMD)
 // int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
 
 @inline function q(v: v128, id: v128): v128 {
@@ -32,23 +31,10 @@
   return f32x4.splat(d != 0 ? <f32>1.0 / d : 0);
 }
 
-/** int16 quants xq[T, K] in natural order. */
-export function quantize_q16(x: usize, xq: usize, xs: usize, T: i32, K: i32): void {
-  const blocks = <usize>T * <usize>(K >> 5);
-  for (let b: usize = 0; b < blocks; b++) {
-    const p = x + (b << 7);
-    const id = scaleOf(p, xs, b, 32767);
-    const o = xq + (b << 6);
-    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p), id), q(v128.load(p, 16), id)));
-    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 32), id), q(v128.load(p, 48), id)), 16);
-    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 64), id), q(v128.load(p, 80), id)), 32);
-    v128.store(o, i16x8.narrow_i32x4_s(q(v128.load(p, 96), id), q(v128.load(p, 112), id)), 48);
-  }
-}
-
 /**
- * int16 quants in the lane order of the plain-SIMD q4_0 kernel: evens of values 0-15, evens of 16-31,
- * odds of 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16, 2i+1, 2i+17 in lane i).
+ * int16 quants in the lane order of the int16 kernels: evens of values 0-15, evens of 16-31, odds of
+ * 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16, 2i+1, 2i+17 in lane i; 16
+ * q8_0 weights read as i16x8 hold 2i and 2i+1).
  */
 export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
   const blocks = <usize>T * <usize>(K >> 5);

@@ -6,10 +6,13 @@
 //      blocks are bit-identical to what we run) and measured by llama-cpp/llama-bench.mjs;
 //   3. prints prefill and decode tokens/s of both, their ratios, and each decode as a fraction of the
 //      memory-bandwidth bound (bytes of weights read per token / read bandwidth measured here).
-// Formats alternate ours / llama.cpp so that a change in machine load hits both.
+// The two alternate in --rounds rounds per format (each a fresh process of each, --repeats measured runs
+// after a warmup), so that the load of this shared machine, which swings by tens of percent over
+// seconds, hits both alike; the table shows the medians over rounds and the median of the per-round
+// ratios, with their range.
 //
 //   node bench/vs-llama-cpp.mjs [--model=Qwen2-0.5B] [--formats=bf16,q8_0,q4_0] [--threads=2]
-//                               [--prompt-tokens=64] [--gen-tokens=32] [--repeats=3] [--json]
+//                               [--prompt-tokens=64] [--gen-tokens=32] [--rounds=3] [--repeats=2] [--json]
 // Needs the built CLI (`pnpm build` at the root) and the devDependency node-llama-cpp.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -27,9 +30,12 @@ const formats = (args.get('formats') ?? 'bf16,q8_0,q4_0').split(',');
 const threads = Number(args.get('threads') ?? 2);
 const promptTokens = Number(args.get('prompt-tokens') ?? 64);
 const genTokens = Number(args.get('gen-tokens') ?? 32);
-const repeats = Number(args.get('repeats') ?? 3);
+const repeats = Number(args.get('repeats') ?? 2);
+const rounds = Number(args.get('rounds') ?? 3);
 const cli = fileURLToPath(new URL('../../cli/dist/main.js', import.meta.url));
 const llamaBench = fileURLToPath(new URL('./llama-cpp/llama-bench.mjs', import.meta.url));
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 /** Runs a Node script in its own process and parses the JSON line it prints last. */
 function runJson(script, scriptArgs) {
@@ -53,34 +59,45 @@ try {
   const common = [`--threads=${threads}`, `--prompt-tokens=${promptTokens}`, `--gen-tokens=${genTokens}`, `--repeats=${repeats}`];
   const rows = [];
   for (const format of formats) {
-    const ours = runJson(cli, ['bench', '--model', dir, '--backend', 'wasm', '--dtype', format, '--json', ...common.flatMap((f) => f.split('='))]);
     const gguf = join(dir, `model-${format}.gguf`);
     await writeGguf(dir, gguf, { format });
     const ggufBytes = statSync(gguf).size;
-    const llama = runJson(llamaBench, [`--model=${gguf}`, ...common]);
+    const runs = [];
+    for (let round = 0; round < rounds; round++) {
+      const ours = runJson(cli, ['bench', '--model', dir, '--backend', 'wasm', '--dtype', format, '--json', ...common.flatMap((f) => f.split('='))]);
+      const llama = runJson(llamaBench, [`--model=${gguf}`, ...common]);
+      runs.push({ ours, llama });
+    }
     rmSync(gguf);
     const perToken = bytesPerToken(config, format);
     const boundTokensPerS = (bandwidth * 1e9) / perToken;
-    rows.push({ format, ours, llama, ggufBytes, perToken, boundTokensPerS });
+    const pick = (side, key) => median(runs.map((r) => r[side][key]));
+    const ratios = (key) => runs.map((r) => r.ours[key] / r.llama[key]).sort((a, b) => a - b);
+    const summary = (side) => ({
+      prefill_tokens_per_s: pick(side, 'prefill_tokens_per_s'), decode_tokens_per_s: pick(side, 'decode_tokens_per_s'),
+      peak_rss_bytes: Math.max(...runs.map((r) => r[side].peak_rss_bytes)), ...(side === 'llama' ? { cpu: runs[0].llama.cpu } : { device: runs[0].ours.backend }),
+    });
+    rows.push({ format, ours: summary('ours'), llama: summary('llama'), prefillRatios: ratios('prefill_tokens_per_s'), decodeRatios: ratios('decode_tokens_per_s'), ggufBytes, perToken, boundTokensPerS, runs });
   }
 
   const fmt = (x, d = 1) => x.toFixed(d);
   if (args.has('json')) {
-    console.log(JSON.stringify({ model: modelName, threads, prompt_tokens: promptTokens, gen_tokens: genTokens, read_gb_per_s: bandwidth, rows }));
+    console.log(JSON.stringify({ model: modelName, threads, prompt_tokens: promptTokens, gen_tokens: genTokens, rounds, repeats, read_gb_per_s: bandwidth, rows }));
   } else {
-    console.log(`${modelName} shapes, random weights, ${threads} threads, prompt ${promptTokens} tokens, ${genTokens} decode steps, medians of ${repeats} runs`);
+    console.log(`${modelName} shapes, random weights, ${threads} threads, prompt ${promptTokens} tokens, ${genTokens} decode steps; ${rounds} alternating rounds of ${repeats} runs each`);
     console.log(`read bandwidth ${fmt(bandwidth)} GB/s (${threads} threads); llama.cpp CPU features: ${rows[0]?.llama.cpu}`);
-    console.log('format | prefill tok/s ours | llama.cpp | ratio | decode tok/s ours | llama.cpp | ratio | bound tok/s | ours %bound | llama %bound | peak RSS ours | llama');
+    console.log('format | prefill tok/s ours | llama.cpp | ratio (range)    | decode tok/s ours | llama.cpp | ratio (range)    | bound tok/s | ours %bound | llama %bound | peak RSS ours | llama');
+    const ratio = (xs) => `${fmt(median(xs), 2)} (${fmt(xs[0], 2)}-${fmt(xs.at(-1), 2)})`.padEnd(16);
     for (const r of rows) {
       const o = r.ours, l = r.llama;
       console.log([
-        r.format.padEnd(6), fmt(o.prefill_tokens_per_s).padStart(18), fmt(l.prefill_tokens_per_s).padStart(9), fmt(o.prefill_tokens_per_s / l.prefill_tokens_per_s, 2).padStart(5),
-        fmt(o.decode_tokens_per_s).padStart(17), fmt(l.decode_tokens_per_s).padStart(9), fmt(o.decode_tokens_per_s / l.decode_tokens_per_s, 2).padStart(5),
+        r.format.padEnd(6), fmt(o.prefill_tokens_per_s).padStart(18), fmt(l.prefill_tokens_per_s).padStart(9), ratio(r.prefillRatios),
+        fmt(o.decode_tokens_per_s).padStart(17), fmt(l.decode_tokens_per_s).padStart(9), ratio(r.decodeRatios),
         fmt(r.boundTokensPerS).padStart(11), `${fmt((100 * o.decode_tokens_per_s) / r.boundTokensPerS, 0)}%`.padStart(11), `${fmt((100 * l.decode_tokens_per_s) / r.boundTokensPerS, 0)}%`.padStart(12),
         `${fmt(o.peak_rss_bytes / 1e9, 2)} GB`.padStart(13), `${fmt(l.peak_rss_bytes / 1e9, 2)} GB`.padStart(8),
       ].join(' | '));
     }
-    console.log('ratio = ours / llama.cpp (above 1: we are faster); bound = read bandwidth / weight bytes per token');
+    console.log(`ours: ${rows[0]?.ours.device}; ratio = ours / llama.cpp per round (above 1: we are faster), median and range; bound = read bandwidth / weight bytes per token`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -522,13 +522,12 @@ export class WasmBackend implements Backend {
         }
         // int16 activations, once per memory and lane order for all weights of this call.
         const q4 = w.format === 'q4_0';
-        const key = `${A.index}:${w.format}`;
-        const xq = A.scratchBlock(q4 ? 'xq4' : 'xq', T * K * 2);
-        const xs = A.scratchBlock(q4 ? 'xs4' : 'xs', (T * K) / 8);
-        const xsum = q4 ? A.scratchBlock('xsum4', (T * K) / 8) : 0;
+        const key = `${A.index}:i16`;
+        const xq = A.scratchBlock('xq16', T * K * 2);
+        const xs = A.scratchBlock('xs16', (T * K) / 8);
+        const xsum = A.scratchBlock('xsum16', (T * K) / 8);
         if (!quantized?.has(key)) {
-          if (q4) A.kernels.quantize_q16_q4(x, xq, xs, xsum, T, K);
-          else A.kernels.quantize_q16(x, xq, xs, T, K);
+          A.kernels.quantize_q16_q4(x, xq, xs, xsum, T, K);
           quantized?.add(key);
         }
         if (q4) this.run('matmul_q4_0_nib', A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);

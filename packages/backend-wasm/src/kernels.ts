@@ -13,7 +13,6 @@ export interface KernelExports {
   dot_f32(a: number, b: number, n: number): number;
   pair_lanes(x: number, dst: number, K: number): void;
   quantize_q16_q4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
-  quantize_q16(x: number, xq: number, xs: number, T: number, K: number): void;
   dequant_half(src: number, out: number, n: number, bf16: number): void;
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, s: number, out: number, n: number): void;
