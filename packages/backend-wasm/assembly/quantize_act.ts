@@ -32,39 +32,41 @@
 }
 
 /**
- * int16 quants in the lane order of the int16 kernels: evens of values 0-15, evens of 16-31, odds of
- * 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16, 2i+1, 2i+17 in lane i; 16
- * q8_0 weights read as i16x8 hold 2i and 2i+1).
+ * Every block of x: its scale, its quants as eight i32x4 (values 0-3, 4-7, ... 28-31) and their
+ * correction, then the quants stored as int8 in natural order (`int8`) or as int16 in the lane order of
+ * the int16 kernels: evens of values 0-15, evens of 16-31, odds of 0-15, odds of 16-31 (a q4_0 block
+ * read as i16x8 holds values 2i, 2i+16, 2i+1, 2i+17 in lane i; 16 q8_0 weights hold 2i and 2i+1).
  */
-export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+@inline function quantizeBlocks(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32, int8: bool): void {
   const blocks = <usize>T * <usize>(K >> 5);
   for (let b: usize = 0; b < blocks; b++) {
     const p = x + (b << 7);
-    const id = scaleOf(p, xs, b, 32767);
+    const id = scaleOf(p, xs, b, int8 ? 127 : 32767);
     const q0 = q(v128.load(p), id), q1 = q(v128.load(p, 16), id), q2 = q(v128.load(p, 32), id), q3 = q(v128.load(p, 48), id);
     const q4 = q(v128.load(p, 64), id), q5 = q(v128.load(p, 80), id), q6 = q(v128.load(p, 96), id), q7 = q(v128.load(p, 112), id);
     store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
     const n0 = i16x8.narrow_i32x4_s(q0, q1), n1 = i16x8.narrow_i32x4_s(q2, q3); // values 0-7, 8-15
     const n2 = i16x8.narrow_i32x4_s(q4, q5), n3 = i16x8.narrow_i32x4_s(q6, q7); // values 16-23, 24-31
-    const o = xq + (b << 6);
-    v128.store(o, i16x8.shuffle(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14));
-    v128.store(o, i16x8.shuffle(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
-    v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
-    v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+    if (int8) {
+      const o = xq + (b << 5);
+      v128.store(o, i8x16.narrow_i16x8_s(n0, n1));
+      v128.store(o, i8x16.narrow_i16x8_s(n2, n3), 16);
+    } else {
+      const o = xq + (b << 6);
+      v128.store(o, i16x8.shuffle(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14));
+      v128.store(o, i16x8.shuffle(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
+      v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
+      v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+    }
   }
 }
 
-/** int8 quants xq[T, K] in natural order (ggml's q8_0 activations), with the q4_0 correction in xsum. */
+/** int16 quants in the lane order of the int16 kernels (q8_0 decode; q4_0 in the plain build). */
+export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(x, xq, xs, xsum, T, K, false);
+}
+
+/** int8 quants xq[T, K] in natural order (ggml's q8_0 activations; q4_0 decode in the relaxed build). */
 export function quantize_q8(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
-  const blocks = <usize>T * <usize>(K >> 5);
-  for (let b: usize = 0; b < blocks; b++) {
-    const p = x + (b << 7);
-    const id = scaleOf(p, xs, b, 127);
-    const q0 = q(v128.load(p), id), q1 = q(v128.load(p, 16), id), q2 = q(v128.load(p, 32), id), q3 = q(v128.load(p, 48), id);
-    const q4 = q(v128.load(p, 64), id), q5 = q(v128.load(p, 80), id), q6 = q(v128.load(p, 96), id), q7 = q(v128.load(p, 112), id);
-    store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
-    const o = xq + (b << 5);
-    v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)));
-    v128.store(o, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q4, q5), i16x8.narrow_i32x4_s(q6, q7)), 16);
-  }
+  quantizeBlocks(x, xq, xs, xsum, T, K, true);
 }
