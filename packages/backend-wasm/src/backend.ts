@@ -41,7 +41,7 @@ export interface WasmBackendOptions {
    * multiply-adds in the float kernels (prefill about 1.2x faster) and int8 dot products for q4_0 decode
    * (about 1.3x faster, with ggml's int8 activation rounding). `false` keeps plain SIMD128 (int16
    * activations for q4_0 too: 256x less activation rounding). On Node 20 this switches on V8's
-   * `--experimental-wasm-relaxed-simd` for the process (later Node versions and browsers ship it).
+   * `--experimental-wasm-relaxed-simd` for the process (Node 21+ and Chromium-based browsers ship it).
    */
   relaxedSimd?: boolean;
 }

@@ -61,9 +61,9 @@ export function hasSimd(): boolean {
 const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11]);
 
 /**
- * Whether this engine validates relaxed SIMD. Browsers ship it (Chrome 114, Firefox 145); Node 20 and 21
- * have it behind `--experimental-wasm-relaxed-simd`, which is switched on here (V8 reads wasm feature
- * flags when it compiles a module, so setting it at run time works; it only adds instructions).
+ * Whether this engine validates relaxed SIMD. Chromium-based browsers (114 and later) and Node 21+ ship
+ * it; Node 20 has it behind `--experimental-wasm-relaxed-simd`, which is switched on here (V8 reads wasm
+ * feature flags when it compiles a module, so setting it at run time works; it only adds instructions).
  */
 export async function relaxedSimdAvailable(): Promise<boolean> {
   if (WebAssembly.validate(RELAXED_PROBE)) return true;
