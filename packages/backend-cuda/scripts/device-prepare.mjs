@@ -5,11 +5,11 @@
 //   build/device/bench.mjs        scripts/bench.mjs, bundled
 //   build/device/node.xz          this Node binary, stripped and xz-compressed (skipped with --no-node)
 // It prints the `carry` list for the device tool.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { packNode } from '../../../scripts/device/pack-node.mjs';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(pkg, 'build', 'device');
@@ -23,23 +23,14 @@ const common = {
   format: 'esm',
   target: 'node20',
   logLevel: 'warning',
-  alias: { vitest: join(pkg, 'scripts', 'device', 'vitest-shim.mjs') },
+  alias: { vitest: join(pkg, '..', '..', 'scripts', 'device', 'vitest-shim.mjs') },
   // Some dependencies are CommonJS and call require() for Node built-ins.
   banner: { js: "import { createRequire as __qwen2CreateRequire } from 'node:module'; const require = __qwen2CreateRequire(import.meta.url);" },
 };
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'device', 'conformance-entry.mjs')], outfile: join(out, 'conformance.mjs') });
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'bench.mjs')], outfile: join(out, 'bench.mjs') });
 
-if (!process.argv.includes('--no-node')) {
-  const node = join(out, 'node');
-  copyFileSync(process.execPath, node);
-  try {
-    execFileSync('strip', [node]);
-  } catch {
-    console.error('[device-prepare] strip not available: carrying an unstripped node');
-  }
-  execFileSync('xz', ['-9', '-f', '-T1', node]);
-}
+if (!process.argv.includes('--no-node')) packNode(out);
 for (const f of ['conformance.mjs', 'bench.mjs', 'node.xz']) {
   const p = join(out, f);
   if (existsSync(p)) console.error(`[device-prepare] ${join('build', 'device', f)}: ${(statSync(p).size / 2 ** 20).toFixed(1)} MiB`);

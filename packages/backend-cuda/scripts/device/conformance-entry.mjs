@@ -1,5 +1,5 @@
 // Core's conformance suite on the CUDA backend, as one script (bundled with scripts/device/vitest-shim.mjs
-// standing in for vitest by scripts/device-prepare.mjs). Usage, from the repository root:
+// standing in for vitest by scripts/device-prepare.mjs; the shim lives in the repository's scripts/device/). Usage, from the repository root:
 //   node packages/backend-cuda/build/device/conformance.mjs [--reference] [--filter TEXT] [--fixtures DIR]
 // --reference runs the suite on core's reference backend instead: it checks the harness itself where
 // there is no GPU.
@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { ReferenceBackend } from '@qwen2-ts/core';
 import { runConformanceSuite } from '@qwen2-ts/core/testing';
 import { cudaAvailability, cudaBackend } from '../../dist/index.js';
-import { run } from './vitest-shim.mjs';
+import { run } from '../../../../scripts/device/vitest-shim.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name) => {
