@@ -2,6 +2,25 @@ import { FreeListAllocator } from './allocator.js';
 import { kernelImports, MAX_PAGES, STATIC_BYTES, type KernelExports } from './kernels.js';
 
 const PAGE = 65536;
+/**
+ * Maximum sizes tried for a new memory, largest first (4, 2, 1 GiB, 512 MiB): a shared memory reserves
+ * its maximum as address space up front, which a browser on a phone or a 32-bit system may refuse.
+ */
+const MAXIMA = [MAX_PAGES, MAX_PAGES / 2, MAX_PAGES / 4, MAX_PAGES / 8];
+
+/** A memory with the largest maximum in {@link MAXIMA} that the engine grants. */
+function createMemory(shared: boolean): { memory: WebAssembly.Memory; maxPages: number } {
+  let error: unknown;
+  for (const maxPages of MAXIMA) {
+    try {
+      return { memory: new WebAssembly.Memory({ initial: 2, maximum: maxPages, shared } as WebAssembly.MemoryDescriptor), maxPages };
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      error = e;
+    }
+  }
+  throw new RangeError(`backend-wasm: the engine refused a WebAssembly memory of even ${MAXIMA.at(-1)! * PAGE / 2 ** 20} MiB (${(error as Error).message})`);
+}
 
 /**
  * One wasm memory (at most 4 GiB) with its own instance of the kernels and its own allocator. The
@@ -10,6 +29,8 @@ const PAGE = 65536;
  */
 export class Arena {
   readonly memory: WebAssembly.Memory;
+  /** The memory's maximum in 64 KiB pages: 65536 (4 GiB) unless the engine refused that much. */
+  readonly maxPages: number;
   readonly kernels: KernelExports;
   readonly allocator: FreeListAllocator;
   /** Bytes of weights placed here. */
@@ -23,10 +44,10 @@ export class Arena {
    * @param shared - whether the memory is shared with workers (needs SharedArrayBuffer)
    */
   constructor(readonly index: number, module: WebAssembly.Module, shared: boolean) {
-    this.memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared } as WebAssembly.MemoryDescriptor);
+    ({ memory: this.memory, maxPages: this.maxPages } = createMemory(shared));
     const instance = new WebAssembly.Instance(module, kernelImports(this.memory));
     this.kernels = instance.exports as unknown as KernelExports;
-    this.allocator = new FreeListAllocator(STATIC_BYTES, MAX_PAGES * PAGE);
+    this.allocator = new FreeListAllocator(STATIC_BYTES, this.maxPages * PAGE);
   }
 
   /**
@@ -90,7 +111,7 @@ export class Arena {
     if (end <= have) return;
     // Grow in steps of at least 1/8 of the current size so that many small allocations do not grow page by page.
     const need = Math.ceil((end - have) / PAGE);
-    const step = Math.max(need, Math.min(Math.ceil(have / PAGE / 8), MAX_PAGES - have / PAGE));
-    this.memory.grow(Math.min(step, MAX_PAGES - have / PAGE));
+    const step = Math.max(need, Math.min(Math.ceil(have / PAGE / 8), this.maxPages - have / PAGE));
+    this.memory.grow(Math.min(step, this.maxPages - have / PAGE));
   }
 }

@@ -3,7 +3,7 @@ import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { Arena } from './arena.js';
-import { hasSimd, kernelBytes, relaxedSimdAvailable, type ParallelKernel } from './kernels.js';
+import { hasSimd, kernelBytes, MAX_PAGES, relaxedSimdAvailable, type ParallelKernel } from './kernels.js';
 import { BackendUsageError, storedBytes, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
 import { MAX_THREADS, ThreadPool } from './pool.js';
 
@@ -31,10 +31,11 @@ export interface WasmBackendOptions {
   spinMicros?: number;
   /**
    * Weight bytes placed in the first memory, which also holds activations and KV caches (default
-   * 3 GiB). Further weights go to extra memories of up to {@link WasmBackendOptions.memoryWeightBytes}.
+   * 3 GiB, or 3/4 of a memory where the engine caps memories below 4 GiB). Further weights go to extra
+   * memories of up to {@link WasmBackendOptions.memoryWeightBytes}.
    */
   firstMemoryWeightBytes?: number;
-  /** Weight bytes per extra memory (default 3.75 GiB; a wasm32 memory ends at 4 GiB). */
+  /** Weight bytes per extra memory (default 3.75 GiB, 15/16 of a memory; a wasm32 memory ends at 4 GiB). */
   memoryWeightBytes?: number;
   /**
    * Use relaxed SIMD when the engine has it and it passes a self-test at start (default true): fused
@@ -124,9 +125,11 @@ export class WasmBackend implements Backend {
       first = new Arena(0, module, shared);
     }
     const layout = {
-      firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? 3 * GiB,
-      memoryWeightBytes: options.memoryWeightBytes ?? 3.75 * GiB,
+      // 3/4 and 15/16 of a memory's capacity (3 and 3.75 GiB of 4 GiB; less where memories are capped).
+      firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? first.maxPages * 65536 * 0.75,
+      memoryWeightBytes: options.memoryWeightBytes ?? first.maxPages * 65536 * 0.9375,
     };
+    if (first.maxPages < MAX_PAGES) note += ` (memories capped at ${(first.maxPages * 65536) / 2 ** 20} MiB each: the engine would not reserve 4 GiB)`;
     let backend: WasmBackend | undefined;
     const pool = shared
       ? await ThreadPool.start(threads, bytes, [first.memory], options.spinMicros ?? 200, (op, mem, s, e, scratch, args) => backend!.runKernel(op, mem, s, e, scratch, args))
@@ -165,7 +168,7 @@ export class WasmBackend implements Backend {
     this.alive();
     if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
     const ptr = this.arenas[0]!.alloc(rows * cols * 4);
-    if (ptr < 0) throw new RangeError(`backend-wasm: out of memory allocating a [${rows}, ${cols}] tensor (memory 0 is at its 4 GiB limit)`);
+    if (ptr < 0) throw new RangeError(`backend-wasm: out of memory allocating a [${rows}, ${cols}] tensor (memory 0 is at its ${(this.arenas[0]!.maxPages * 65536) / GiB} GiB limit)`);
     const t = new WasmTensor(this, rows, cols, ptr, undefined);
     this.tensors.add(t);
     return t;
