@@ -59,12 +59,19 @@ function values(n) {
   for (let i = 0; i < n; i += block.length) out.set(block.subarray(0, Math.min(block.length, n - i)), i);
   return out;
 }
+function halves(v, convert) {
+  const out = new Uint16Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = convert(v[i]);
+  return out;
+}
 function host(fmt, rows, cols) {
   const v = values(rows * cols);
   switch (fmt) {
     case 'f32': return { format: fmt, rows, cols, data: v };
-    case 'f16': return { format: fmt, rows, cols, data: Uint16Array.from(v, core.f32ToF16) };
-    case 'bf16': return { format: fmt, rows, cols, data: Uint16Array.from(v, core.f32ToBf16) };
+    // A loop, not Uint16Array.from(v, fn): that builds a JS array of every value first, which runs
+    // Node out of heap at the 0.5B embedding (136M values).
+    case 'f16': return { format: fmt, rows, cols, data: halves(v, core.f32ToF16) };
+    case 'bf16': return { format: fmt, rows, cols, data: halves(v, core.f32ToBf16) };
     case 'q8_0': return core.quantizeQ8_0(v, rows, cols);
     case 'q4_0': return core.quantizeQ4_0(v, rows, cols);
     default: throw new Error(`unknown --format ${fmt}`);
@@ -123,11 +130,16 @@ const prefillS = (performance.now() - t) / 1000;
 logits = model.forward(seq, [next]);
 next = (await backend.argmax(logits))[0];
 t = performance.now();
+let recordMs = 0;
+const before = backend.recorded;
 for (let i = 0; i < tokens; i++) {
-  logits = model.forward(seq, [next]);
+  const r = performance.now();
+  logits = model.forward(seq, [next]); // records the step's dispatches and submits them: host time only
+  recordMs += performance.now() - r;
   next = (await backend.argmax(logits))[0];
 }
 const decodeS = (performance.now() - t) / 1000;
+const after = backend.recorded;
 const tps = tokens / decodeS;
 // Bytes a decode step must read: every weight once (the embedding table only for its one row when the
 // head is untied) plus the KV cache so far.
@@ -137,4 +149,7 @@ const perToken = weights.bytes - embedBytes + kvBytes;
 const bound = bandwidth / perToken;
 console.log(`prefill: ${promptLen} tokens in ${prefillS.toFixed(2)} s = ${(promptLen / prefillS).toFixed(1)} tokens/s`);
 console.log(`decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${(perToken / 1e6).toFixed(0)} MB/token) | ratio ${(tps / bound).toFixed(2)}`);
+const perStep = (after.dispatches - before.dispatches) / tokens;
+console.log(`host: ${perStep.toFixed(0)} dispatches and ${((after.submissions - before.submissions) / tokens).toFixed(1)} submissions per token (argmax included); ` +
+  `recording a step takes ${(recordMs / tokens).toFixed(2)} ms (${((1000 * recordMs) / tokens / perStep).toFixed(1)} us per dispatch), a ceiling of ${(1000 / (recordMs / tokens)).toFixed(0)} tokens/s`);
 await backend.dispose();

@@ -176,6 +176,14 @@ export class WebGPUBackend implements Backend {
     return t;
   }
 
+  /**
+   * Work recorded so far: compute dispatches and queue submissions. For benchmarks: every dispatch
+   * costs host time to record, which bounds small-model decode on a fast GPU.
+   */
+  get recorded(): { dispatches: number; submissions: number } {
+    return { dispatches: this.rt.dispatches, submissions: this.rt.submissions };
+  }
+
   view(t: Tensor, rowStart: number, rows: number): Tensor {
     const parent = this.tensor(t, 'view');
     if (!Number.isInteger(rowStart) || !Number.isInteger(rows) || rowStart < 0 || rows < 1 || rowStart + rows > parent.rows) {

@@ -28,6 +28,10 @@ export class Runtime {
   private readonly uniformF32 = new Float32Array(this.uniformHost);
   private uniformSlots = 0;
   private readonly uniform: Buf;
+  /** The one dynamic offset of every setBindGroup, reused instead of a new array per dispatch. */
+  private readonly dynamicOffset = new Uint32Array(1);
+  /** The pipeline set last on the open compute pass (a repeat needs no setPipeline). */
+  private lastPipeline: GPUComputePipeline | undefined;
   private auxHost = new Uint32Array(1 << 16);
   private auxUsed = 0;
   private aux: Buf;
@@ -38,6 +42,8 @@ export class Runtime {
   readonly auxMemo = new Map<string, number>();
   /** Command buffers submitted so far (a pass should add exactly one). */
   submissions = 0;
+  /** Dispatches recorded so far (the benchmark prints them per token: each costs host time to record). */
+  dispatches = 0;
 
   constructor(readonly device: GPUDevice) {
     this.uniform = this.createBuffer(UNIFORM_SLOT * UNIFORM_SLOTS, USAGE.UNIFORM | USAGE.COPY_DST, 'qwen2-ts uniforms');
@@ -105,14 +111,16 @@ export class Runtime {
   }
 
   private bindGroup(def: KernelDef, layout: GPUBindGroupLayout, bufs: readonly Buf[]): GPUBindGroup {
-    const ids = [this.uniform.id, ...bufs.map((b) => b.id)];
-    const key = `${def.key}|${ids.join(',')}`;
+    // Every dispatch looks its bind group up: the key is built without intermediate arrays (recording
+    // hundreds of dispatches per token makes their garbage a measurable share of the host time).
+    let key = `${def.key}|${this.uniform.id}`;
+    for (let i = 0; i < bufs.length; i++) key += `,${bufs[i]!.id}`;
     const hit = this.bindGroups.get(key);
     if (hit) return hit.group;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniform.buffer, size: UNIFORM_SLOT } }];
     bufs.forEach((b, i) => entries.push({ binding: 1 + i, resource: { buffer: b.buffer } }));
     const group = this.device.createBindGroup({ layout, entries, label: def.key });
-    this.bindGroups.set(key, { group, ids });
+    this.bindGroups.set(key, { group, ids: [this.uniform.id, ...bufs.map((b) => b.id)] });
     return group;
   }
 
@@ -126,20 +134,27 @@ export class Runtime {
    */
   dispatch(def: KernelDef, bufs: readonly Buf[], params: Record<string, number>, x: number, y = 1): void {
     if (x === 0 || y === 0) return;
+    this.dispatches++;
     if (this.uniformSlots === UNIFORM_SLOTS) this.flush();
     const { pipeline, layout } = this.pipeline(def);
     const slot = this.uniformSlots++;
     const base = (slot * UNIFORM_SLOT) / 4;
-    def.fields.forEach(([name, type], i) => {
+    const fields = def.fields;
+    for (let i = 0; i < fields.length; i++) {
+      const [name, type] = fields[i]!;
       const v = params[name];
       if (v === undefined) throw new Error(`internal: kernel ${def.key} misses uniform ${name}`);
       if (type === 'f32') this.uniformF32[base + i] = v;
       else this.uniformU32[base + i] = v >>> 0;
-    });
+    }
     const group = this.bindGroup(def, layout, bufs);
     const pass = this.computePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group, [slot * UNIFORM_SLOT]);
+    if (pipeline !== this.lastPipeline) {
+      pass.setPipeline(pipeline);
+      this.lastPipeline = pipeline;
+    }
+    this.dynamicOffset[0] = slot * UNIFORM_SLOT;
+    pass.setBindGroup(0, group, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(x, y);
   }
 
@@ -155,7 +170,10 @@ export class Runtime {
   }
 
   private computePass(): GPUComputePassEncoder {
-    this.pass ??= this.commandEncoder().beginComputePass();
+    if (!this.pass) {
+      this.pass = this.commandEncoder().beginComputePass();
+      this.lastPipeline = undefined;
+    }
     return this.pass;
   }
 
