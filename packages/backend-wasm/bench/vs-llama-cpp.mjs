@@ -15,7 +15,7 @@
 //                               [--prompt-tokens=64] [--gen-tokens=32] [--rounds=3] [--repeats=2] [--json]
 // Needs the built CLI (`pnpm build` at the root) and the devDependency node-llama-cpp.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,10 +37,14 @@ const llamaBench = fileURLToPath(new URL('./llama-cpp/llama-bench.mjs', import.m
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-/** Runs a Node script in its own process and parses the JSON line it prints last. */
+/** Runs a Node script in its own process and parses the JSON line it prints last; a failure becomes one clear line. */
 function runJson(script, scriptArgs) {
-  const out = execFileSync(process.execPath, [script, ...scriptArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
-  return JSON.parse(out.trim().split('\n').at(-1));
+  try {
+    const out = execFileSync(process.execPath, [script, ...scriptArgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+    return JSON.parse(out.trim().split('\n').at(-1));
+  } catch (e) {
+    throw new Error(`vs-llama-cpp: ${script} ${scriptArgs.join(' ')} failed: ${e.message.split('\n')[0]}`);
+  }
 }
 
 /** Bytes one decoded token reads: every matrix and vector once (a tied embedding is read as the lm_head). */
@@ -52,6 +56,10 @@ function bytesPerToken(config, format) {
   return config.numHiddenLayers * perLayer + head + h * 4;
 }
 
+if (!existsSync(cli)) {
+  console.error(`vs-llama-cpp: the CLI is not built (${cli} is missing): run \`npm test\` or \`node_modules/.bin/pnpm build\` at the root first`);
+  process.exit(1);
+}
 const dir = mkdtempSync(join(args.get('dir') ?? tmpdir(), 'qwen2-vs-llama-'));
 try {
   const { config } = writeRandomCheckpoint(dir, modelName);
@@ -99,6 +107,9 @@ try {
     }
     console.log(`ours: ${rows[0]?.ours.device}; ratio = ours / llama.cpp per round (above 1: we are faster), median and range; bound = read bandwidth / weight bytes per token`);
   }
+} catch (e) {
+  console.error(e.message);
+  process.exitCode = 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
