@@ -18,28 +18,9 @@ D=packages/backend-cuda/build/device
 LOG=${OUT:-/tmp}
 export QWEN2_CUDA_ADDON="$PWD/packages/backend-cuda/build/Release/qwen2_cuda.node"
 
-NODE=""
-if command -v node >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
-  NODE=$(command -v node)
-else
-  mkdir -p /tmp/qwen2-node
-  if command -v xz >/dev/null 2>&1; then
-    xz -dc "$D/node.xz" > /tmp/qwen2-node/node
-  else
-    python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$D/node.xz" /tmp/qwen2-node/node
-  fi
-  chmod +x /tmp/qwen2-node/node
-  NODE=/tmp/qwen2-node/node
-fi
-echo "== node: $NODE $($NODE --version)"
-echo "== gpu"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi failed"
-
-echo "== conformance (core's suite on CUDA)"
-$NODE "$D/conformance.mjs" > "$LOG/conformance.log" 2>&1
-CONF=$?
-grep -v '^✓' "$LOG/conformance.log" | head -n 200
-echo "conformance exit status: $CONF ($(grep -c '^✓' "$LOG/conformance.log") tests passed)"
+. scripts/device/common.sh
+find_node
+run_conformance CUDA
 
 echo "== bench"
 $NODE "$D/bench.mjs" --models "${MODELS:-0.5B,7B}" --formats "${FORMATS:-bf16,q4_0}" --steps "${STEPS:-128}" 2>&1 | tee "$LOG/bench.log"

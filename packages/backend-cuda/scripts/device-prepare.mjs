@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { deviceBundleOptions } from '../../../scripts/device/bundle-options.mjs';
 import { packNode } from '../../../scripts/device/pack-node.mjs';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,16 +18,7 @@ mkdirSync(out, { recursive: true });
 if (!existsSync(join(pkg, 'dist', 'index.js'))) throw new Error('build the package first (dist/index.js is missing)');
 if (!existsSync(join(pkg, 'build', 'Release', 'qwen2_cuda.node'))) throw new Error('the CUDA addon is not built (build/Release/qwen2_cuda.node is missing)');
 
-const common = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'warning',
-  alias: { vitest: join(pkg, '..', '..', 'scripts', 'device', 'vitest-shim.mjs') },
-  // Some dependencies are CommonJS and call require() for Node built-ins.
-  banner: { js: "import { createRequire as __qwen2CreateRequire } from 'node:module'; const require = __qwen2CreateRequire(import.meta.url);" },
-};
+const common = deviceBundleOptions([]);
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'device', 'conformance-entry.mjs')], outfile: join(out, 'conformance.mjs') });
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'bench.mjs')], outfile: join(out, 'bench.mjs') });
 

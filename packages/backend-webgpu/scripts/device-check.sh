@@ -18,37 +18,16 @@ cd "$(dirname "$0")/../../.." || exit 1
 D=packages/backend-webgpu/build/device
 LOG=${OUT:-/tmp}
 
-unxz_to() { # unxz_to FILE.xz DEST
-  if command -v xz >/dev/null 2>&1; then xz -dc "$1" > "$2"
-  else python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$1" "$2"; fi
-}
-
-NODE=""
-if command -v node >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
-  NODE=$(command -v node)
-else
-  mkdir -p /tmp/qwen2-node
-  unxz_to "$D/node.xz" /tmp/qwen2-node/node
-  chmod +x /tmp/qwen2-node/node
-  NODE=/tmp/qwen2-node/node
-fi
+. scripts/device/common.sh
+find_node
 [ -f "$D/node_modules/webgpu/dist/linux-x64/dawn.node" ] || unxz_to "$D/dawn.node.xz" "$D/node_modules/webgpu/dist/linux-x64/dawn.node"
-echo "== node: $NODE $($NODE --version)"
-echo "== gpu"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi failed"
 echo "== vulkan drivers (ICD files)"
 ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d 2>/dev/null || echo "no ICD directory"
 echo "VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-unset}"
 ldconfig -p 2>/dev/null | grep -m1 'libvulkan.so.1' || echo "no libvulkan.so.1 known to ldconfig (Dawn needs the Vulkan loader)"
 
 CONF=0
-if [ "${SKIP_CONFORMANCE:-0}" != 1 ]; then
-  echo "== conformance (core's suite on WebGPU)"
-  $NODE "$D/conformance.mjs" > "$LOG/conformance.log" 2>&1
-  CONF=$?
-  grep -v '^✓' "$LOG/conformance.log" | head -n 200
-  echo "conformance exit status: $CONF ($(grep -c '^✓' "$LOG/conformance.log") tests passed)"
-fi
+[ "${SKIP_CONFORMANCE:-0}" = 1 ] || run_conformance WebGPU
 
 echo "== bench"
 : > "$LOG/bench.log"

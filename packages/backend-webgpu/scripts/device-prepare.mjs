@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { deviceBundleOptions } from '../../../scripts/device/bundle-options.mjs';
 import { packNode } from '../../../scripts/device/pack-node.mjs';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,17 +20,7 @@ const out = join(pkg, 'build', 'device');
 mkdirSync(out, { recursive: true });
 if (!existsSync(join(pkg, 'dist', 'index.js'))) throw new Error('build the package first (dist/index.js is missing)');
 
-const common = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'warning',
-  // Dawn is a native addon: it stays a package beside the bundles (build/device/node_modules/webgpu).
-  external: ['webgpu'],
-  alias: { vitest: join(pkg, '..', '..', 'scripts', 'device', 'vitest-shim.mjs') },
-  banner: { js: "import { createRequire as __qwen2CreateRequire } from 'node:module'; const require = __qwen2CreateRequire(import.meta.url);" },
-};
+const common = deviceBundleOptions(['webgpu']);
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'device', 'conformance-entry.mjs')], outfile: join(out, 'conformance.mjs') });
 await build({ ...common, entryPoints: [join(pkg, 'scripts', 'bench.mjs')], outfile: join(out, 'bench.mjs') });
 
