@@ -143,6 +143,74 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     expect(rt.submissions - before).toBe(6);
   });
 
+  it('fuses a residual add into the matvec before it, only where that is safe, with the same results', async () => {
+    const ref = new ReferenceBackend();
+    const rnd = new TestRandom(21);
+    const host = hostWeight('f16', 48, 32, rnd.normals(48 * 32, 0.2));
+    const bias = { format: 'f32' as const, rows: 1, cols: 48, data: rnd.normals(48, 0.1) };
+    const xData = rnd.normals(2 * 32), hData = rnd.normals(2 * 48);
+    const run = async (be: Backend): Promise<{ y: Float32Array; h: Float32Array; dispatches: number }> => {
+      const w = await be.uploadWeight(host, 'w');
+      const bv = await be.uploadWeight(bias, 'b');
+      const x = put(be, 2, 32, xData);
+      const h = put(be, 2, 48, hData);
+      const y = be.alloc(2, 48);
+      const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
+      be.beginPass(2, 0);
+      be.matmul(x, [w], [bv], [y]);
+      be.add(h, y, h); // h = h + (x . W^T + bias), in place, as after o_proj and down_proj
+      be.endPass();
+      const dispatches = be instanceof WebGPUBackend ? be.recorded.dispatches - before : 0;
+      return { y: await be.read(y), h: await be.read(h), dispatches };
+    };
+    const want = await run(ref);
+    const got = await run(b);
+    expect(got.dispatches).toBe(1);
+    expect(relErr(got.y, want.y)).toBeLessThan(1e-4);
+    expect(relErr(got.h, want.h)).toBeLessThan(1e-4);
+    // add(a, b, out) with the matvec output as `a` fuses as well.
+    const w2 = await b.uploadWeight(host, 'w2');
+    const x2 = put(b, 1, 32, xData.subarray(0, 32)), h2 = put(b, 1, 48, hData.subarray(0, 48)), y2 = b.alloc(1, 48);
+    const before = (b as WebGPUBackend).recorded.dispatches;
+    b.beginPass(1, 0);
+    b.matmul(x2, [w2], [undefined], [y2]);
+    b.add(y2, h2, h2);
+    b.endPass();
+    expect((b as WebGPUBackend).recorded.dispatches - before).toBe(1);
+    // An add that does not consume the matvec's output records both.
+    const z = b.alloc(1, 48);
+    const before2 = (b as WebGPUBackend).recorded.dispatches;
+    b.beginPass(1, 0);
+    b.matmul(x2, [w2], [undefined], [y2]);
+    b.add(h2, h2, z);
+    b.endPass();
+    expect((b as WebGPUBackend).recorded.dispatches - before2).toBe(2);
+    const [yv, hv, zv] = [await b.read(y2), await b.read(h2), await b.read(z)];
+    expect(Array.from(zv)).toEqual(Array.from(hv, (v) => v + v));
+    expect(yv.every(Number.isFinite)).toBe(true);
+  });
+
+  it('does not fuse when the add writes over the matvec input', async () => {
+    const host = hostWeight('f32', 32, 32, new TestRandom(22).normals(32 * 32, 0.2));
+    const w = await b.uploadWeight(host, 'sq');
+    const xData = new TestRandom(23).normals(32);
+    const x = put(b, 1, 32, xData), y = b.alloc(1, 32);
+    const before = (b as WebGPUBackend).recorded.dispatches;
+    b.beginPass(1, 0);
+    b.matmul(x, [w], [undefined], [y]);
+    b.add(x, y, x); // x = x + W.x: out overlaps the matvec's input
+    b.endPass();
+    expect((b as WebGPUBackend).recorded.dispatches - before).toBe(2);
+    const ref = new ReferenceBackend();
+    const rw = await ref.uploadWeight(host, 'sq');
+    const rx = put(ref, 1, 32, xData), ry = ref.alloc(1, 32);
+    ref.beginPass(1, 0);
+    ref.matmul(rx, [rw], [undefined], [ry]);
+    ref.add(rx, ry, rx);
+    ref.endPass();
+    expect(relErr(await b.read(x), await ref.read(rx))).toBeLessThan(1e-5);
+  });
+
   it('reports device loss as a catchable error', async () => {
     const lossy = (await webgpuBackend({ gpu })) as WebGPUBackend;
     const t = lossy.alloc(1, 4);

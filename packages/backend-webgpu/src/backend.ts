@@ -291,6 +291,12 @@ export class WebGPUBackend implements Backend {
       expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
       const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
       if (bias && bias.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
+      if (T <= MATVEC_MAX_T && weights.length === 1 && w.chunks.length === 1) {
+        // Held back: a residual add that follows (o_proj, down_proj) fuses into this dispatch.
+        const pending: PendingMatvec = { kind: 'matvec', x: a, o, w, bias, T };
+        this.rt.defer(pending, () => this.recordMatvec(pending));
+        continue;
+      }
       const { slots, bufs } = distinct([a, o]);
       const matvec = T <= MATVEC_MAX_T;
       const lanes = matvecLanes(w.kp);
@@ -304,6 +310,25 @@ export class WebGPUBackend implements Backend {
         else this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
       }
     }
+  }
+
+  /**
+   * One single-chunk matvec, optionally with the residual add that follows it: `out = res + x . W^T`
+   * written beside the plain result `o`.
+   */
+  private recordMatvec(m: PendingMatvec, residual?: { res: GpuTensor; out: GpuTensor }): void {
+    const { x: a, o, w, bias, T } = m;
+    const c = w.chunks[0]!;
+    const lanes = matvecLanes(w.kp);
+    const { slots, bufs } = distinct(residual ? [a, o, residual.res, residual.out] : [a, o]);
+    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${residual ? 'r' : ''}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups, residual !== undefined));
+    const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
+    const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
+    if (residual) {
+      params.aOff = residual.res.offset;
+      params.rOff = residual.out.offset;
+    }
+    this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
   }
 
   /**
@@ -417,6 +442,20 @@ export class WebGPUBackend implements Backend {
   }
 
   add(a: Tensor, b: Tensor, out: Tensor): void {
+    const x = this.tensor(a, 'add a');
+    const y = this.tensor(b, 'add b');
+    const o = this.tensor(out, 'add out');
+    // The residual add right after a held-back matvec that produced one operand: one fused dispatch.
+    // Not when `out` overlaps the matvec's input (other workgroups still read it) or both operands are
+    // its output.
+    const m = this.rt.takeDeferred((tag): tag is PendingMatvec => {
+      if (!isPendingMatvec(tag) || sameRegion(x, y) || overlaps(o, tag.x)) return false;
+      return (sameRegion(tag.o, y) || sameRegion(tag.o, x)) && sameShape(x, y) && sameShape(x, o);
+    });
+    if (m) {
+      this.recordMatvec(m, { res: sameRegion(m.o, y) ? x : y, out: o });
+      return;
+    }
     this.binary('add', a, b, out);
   }
 
@@ -502,6 +541,8 @@ export class WebGPUBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    // A held-back matvec is dropped, not recorded: its buffers are about to be destroyed.
+    this.rt.takeDeferred((tag): tag is unknown => tag !== undefined);
     for (const w of this.weights) this.destroyWeight(w);
     for (const t of this.tensors) {
       t.freed = true;
@@ -613,6 +654,25 @@ export class WebGPUBackend implements Backend {
 }
 
 /** The distinct buffers of some tensors, in first-use order, and which one each tensor uses. */
+/** A single-chunk decode matvec held back by `matmul` until the next command (see Runtime.defer). */
+interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number }
+
+function isPendingMatvec(tag: unknown): tag is PendingMatvec {
+  return (tag as PendingMatvec | undefined)?.kind === 'matvec';
+}
+
+function sameRegion(a: GpuTensor, b: GpuTensor): boolean {
+  return a.buf === b.buf && a.offset === b.offset && a.rows === b.rows && a.cols === b.cols;
+}
+
+function sameShape(a: GpuTensor, b: GpuTensor): boolean {
+  return a.rows === b.rows && a.cols === b.cols;
+}
+
+function overlaps(a: GpuTensor, b: GpuTensor): boolean {
+  return a.buf === b.buf && a.offset < b.offset + b.rows * b.cols && b.offset < a.offset + a.rows * a.cols;
+}
+
 function distinct(ts: readonly GpuTensor[]): { slots: number[]; bufs: Buf[] } {
   const bufs: Buf[] = [];
   const slots = ts.map((t) => {

@@ -44,6 +44,8 @@ export class Runtime {
   submissions = 0;
   /** Dispatches recorded so far (the benchmark prints them per token: each costs host time to record). */
   dispatches = 0;
+  /** A dispatch held back by {@link Runtime.defer}, recorded before any other command. */
+  private deferred: { tag: unknown; record: () => void } | undefined;
 
   constructor(readonly device: GPUDevice) {
     this.uniform = this.createBuffer(UNIFORM_SLOT * UNIFORM_SLOTS, USAGE.UNIFORM | USAGE.COPY_DST, 'qwen2-ts uniforms');
@@ -56,8 +58,35 @@ export class Runtime {
     return { id: this.nextId++, buffer, size: s };
   }
 
+  /**
+   * Holds a dispatch back until the next command (dispatch, copy, submit, buffer release), so that the
+   * backend may replace it and that next command by one fused dispatch ({@link Runtime.takeDeferred}).
+   * Everything that records or submits settles it first, so the order of commands never changes.
+   */
+  defer(tag: unknown, record: () => void): void {
+    this.settle();
+    this.deferred = { tag, record };
+  }
+
+  /** Takes back the held-back dispatch without recording it, when `match` accepts its tag. */
+  takeDeferred<T>(match: (tag: unknown) => tag is T): T | undefined {
+    const d = this.deferred;
+    if (!d || !match(d.tag)) return undefined;
+    this.deferred = undefined;
+    return d.tag;
+  }
+
+  /** Records the held-back dispatch, if any. */
+  private settle(): void {
+    const d = this.deferred;
+    if (!d) return;
+    this.deferred = undefined;
+    d.record();
+  }
+
   /** Destroys a buffer once no recorded-but-unsubmitted command can use it. */
   release(b: Buf): void {
+    this.settle();
     this.forgetBindGroups(b.id);
     if (this.encoder) this.graveyard.push(b);
     else b.buffer.destroy();
@@ -133,6 +162,7 @@ export class Runtime {
    * the extra bindings; `params` fills the kernel's uniform fields by name.
    */
   dispatch(def: KernelDef, bufs: readonly Buf[], params: Record<string, number>, x: number, y = 1): void {
+    this.settle();
     if (x === 0 || y === 0) return;
     this.dispatches++;
     if (this.uniformSlots === UNIFORM_SLOTS) this.flush();
@@ -179,6 +209,7 @@ export class Runtime {
 
   /** Records a buffer copy (ends the current compute pass). */
   copy(src: Buf, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.settle();
     if (this.pass) {
       this.pass.end();
       this.pass = undefined;
@@ -188,6 +219,7 @@ export class Runtime {
 
   /** Submits everything recorded so far as one command buffer. */
   flush(): void {
+    this.settle();
     if (!this.encoder) return;
     if (this.pass) {
       this.pass.end();
@@ -228,6 +260,7 @@ export class Runtime {
 
   /** Destroys every buffer this runtime owns. */
   destroy(): void {
+    this.deferred = undefined;
     this.encoder = undefined;
     this.pass = undefined;
     for (const b of this.graveyard) b.buffer.destroy();

@@ -12,15 +12,18 @@ export const MATMUL_FIELDS: Fields = [
   ['T', 'u32'], ['K', 'u32'], ['Kp', 'u32'], ['rows', 'u32'], ['N', 'u32'], ['n0', 'u32'], ['xOff', 'u32'], ['oOff', 'u32'], ['hasBias', 'u32'],
 ];
 
-function header(format: WeightFormat, f16: boolean, slots: readonly number[]): { code: string; x: string; o: string; extras: KernelDef['extras']; acts: number } {
+/** The matvec's uniforms when it also adds its result to a residual: out[rOff + i] = res[aOff + i] + y[i]. */
+const RESIDUAL_FIELDS: Fields = [...MATMUL_FIELDS, ['aOff', 'u32'], ['rOff', 'u32']];
+
+function header(format: WeightFormat, f16: boolean, slots: readonly number[], fields: Fields = MATMUL_FIELDS): { code: string; x: string; o: string; names: string[]; extras: KernelDef['extras']; acts: number } {
   const a = actDecls(slots);
   const scales = hasScales(format);
   const wB = 1 + a.count;
   const sB = wB + 1;
   const bB = scales ? sB + 1 : sB;
-  const code = (f16 ? 'enable f16;\n' : '') + paramsDecl(MATMUL_FIELDS) + a.decl + FORMAT_HELPERS + weightAccess(format, f16, '', wB, sB, 'p.K', 'p.Kp') +
+  const code = (f16 ? 'enable f16;\n' : '') + paramsDecl(fields) + a.decl + FORMAT_HELPERS + weightAccess(format, f16, '', wB, sB, 'p.K', 'p.Kp') +
     `@group(0) @binding(${bB}) var<storage, read> bias: array<f32>;\n` + WG_INDEX;
-  return { code, x: a.names[0]!, o: a.names[1]!, extras: scales ? ['ro', 'ro', 'ro'] : ['ro', 'ro'], acts: a.count };
+  return { code, x: a.names[0]!, o: a.names[1]!, names: a.names, extras: scales ? ['ro', 'ro', 'ro'] : ['ro', 'ro'], acts: a.count };
 }
 
 /** Lanes per output row of the matvec for `kp` padded columns: enough to cover a row in one step, 8..64. */
@@ -37,11 +40,15 @@ export function matvecLanes(kp: number): number {
  * {@link MATVEC_MAX_T} tokens at once; a shared-memory tree sums the partials of each row. Bandwidth-bound
  * on a GPU by design.
  */
-export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups = false): KernelDef {
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups = false, residual = false): KernelDef {
   // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
   // its size and however invocations are assigned to subgroups.
   const sg = subgroups && lanes === MV_WG;
-  const h = header(format, f16, slots);
+  const h = header(format, f16, slots, residual ? RESIDUAL_FIELDS : MATMUL_FIELDS);
+  // With `residual` (slots: x, y, res, out) the epilogue also writes out = res + y: the residual add that
+  // follows o_proj and down_proj, fused so that it costs no dispatch of its own.
+  const addResidual = residual ? `
+      ${h.names[3]}[p.rOff + t * p.N + p.n0 + r] = ${h.names[2]}[p.aOff + t * p.N + p.n0 + r] + v;` : '';
   const code = (sg ? 'enable subgroups;\n' : '') + h.code + `
 const WG: u32 = ${MV_WG}u;
 const L: u32 = ${lanes}u;
@@ -90,12 +97,12 @@ ${sg ? `  // Subgroup sums, then one barrier: invocation 0 adds the subgroup lea
     for (var t = 0u; t < p.T; t++) {
       var v = red[t * WG + lid];
       if (p.hasBias != 0u) { v += bias[p.n0 + r]; }
-      ${h.o}[p.oOff + t * p.N + p.n0 + r] = v;
+      ${h.o}[p.oOff + t * p.N + p.n0 + r] = v;${addResidual}
     }
   }
 }
 `;
-  return { key: `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}`, code, fields: MATMUL_FIELDS, acts: h.acts, extras: h.extras };
+  return { key: `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}:${residual}`, code, fields: residual ? RESIDUAL_FIELDS : MATMUL_FIELDS, acts: h.acts, extras: h.extras };
 }
 
 /**
