@@ -190,6 +190,32 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     expect(yv.every(Number.isFinite)).toBe(true);
   });
 
+  it('rotates q and k at the same positions in one dispatch, in one buffer or two', async () => {
+    const ref = new ReferenceBackend();
+    const rnd = new TestRandom(24);
+    const qData = rnd.normals(3 * 4 * 16), kData = rnd.normals(3 * 2 * 16);
+    for (const shared of [false, true]) {
+      const results: Float32Array[][] = [];
+      for (const be of [ref, b] as Backend[]) {
+        // shared: q and k are views of one [3, 96] tensor, as a fused q/k output could be.
+        const parent = shared ? be.alloc(6, 64) : undefined;
+        const q = parent ? be.view(parent, 0, 3) : be.alloc(3, 64);
+        const k = parent ? be.view(parent, 3, 3) : be.alloc(3, 64);
+        be.write(q, qData);
+        be.write(k, Float32Array.from({ length: 3 * 64 }, (_, i) => kData[i % kData.length]!));
+        const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
+        be.beginPass(3, 5);
+        be.rope(q, 4, 16, 5, 1e6);
+        be.rope(k, 4, 16, 5, 1e6);
+        be.endPass();
+        if (be instanceof WebGPUBackend) expect(be.recorded.dispatches - before, `shared ${shared}`).toBe(1);
+        results.push([await be.read(q), await be.read(k)]);
+      }
+      expect(relErr(results[1]![0]!, results[0]![0]!)).toBeLessThan(1e-5);
+      expect(relErr(results[1]![1]!, results[0]![1]!)).toBeLessThan(1e-5);
+    }
+  });
+
   it('does not fuse when the add writes over the matvec input', async () => {
     const host = hostWeight('f32', 32, 32, new TestRandom(22).normals(32 * 32, 0.2));
     const w = await b.uploadWeight(host, 'sq');

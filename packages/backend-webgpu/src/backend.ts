@@ -8,7 +8,7 @@ import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
 import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
-import { elementwiseKernel, rmsNormKernel, ropeKernel, writeKVKernel } from './wgsl/elementwise.js';
+import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, writeKVKernel } from './wgsl/elementwise.js';
 import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes, matvecMultiKernel } from './wgsl/matmul.js';
@@ -385,7 +385,16 @@ export class WebGPUBackend implements Backend {
       tabOff = this.rt.pushAux(tab);
       this.rt.auxMemo.set(key, tabOff);
     }
-    this.rt.dispatchFlat(this.kernel('rope', ropeKernel), [a.buf, this.rt.auxBuf], { T: a.rows, heads, half, xOff: a.offset, tabOff }, Math.ceil((a.rows * heads * half) / 256));
+    // q's RoPE is held back; k's, at the same positions, then joins it in one dispatch.
+    const first = this.rt.takeDeferred((tag): tag is PendingRope => isPendingRope(tag) && tag.tabOff === tabOff && tag.half === half && tag.x.rows === a.rows && !overlaps(tag.x, a));
+    if (first) {
+      const { slots, bufs } = distinct([first.x, a]);
+      this.rt.dispatchFlat(this.kernel(`rope2:${slots}`, () => ropePairKernel(slots)), [...bufs, this.rt.auxBuf],
+        { T: a.rows, headsA: first.heads, headsB: heads, half, aOff: first.x.offset, bOff: a.offset, tabOff }, Math.ceil((a.rows * (first.heads + heads) * half) / 256));
+      return;
+    }
+    const pending: PendingRope = { kind: 'rope', x: a, heads, half, tabOff };
+    this.rt.defer(pending, () => this.rt.dispatchFlat(this.kernel('rope', ropeKernel), [a.buf, this.rt.auxBuf], { T: a.rows, heads, half, xOff: a.offset, tabOff }, Math.ceil((a.rows * heads * half) / 256)));
   }
 
   writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void {
@@ -656,6 +665,13 @@ export class WebGPUBackend implements Backend {
 /** The distinct buffers of some tensors, in first-use order, and which one each tensor uses. */
 /** A single-chunk decode matvec held back by `matmul` until the next command (see Runtime.defer). */
 interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number }
+
+/** A RoPE held back by `rope` until the next command, so that the next RoPE at the same positions joins it. */
+interface PendingRope { kind: 'rope'; x: GpuTensor; heads: number; half: number; tabOff: number }
+
+function isPendingRope(tag: unknown): tag is PendingRope {
+  return (tag as PendingRope | undefined)?.kind === 'rope';
+}
 
 function isPendingMatvec(tag: unknown): tag is PendingMatvec {
   return (tag as PendingMatvec | undefined)?.kind === 'matvec';

@@ -79,6 +79,47 @@ fn main(${BUILTINS}) {
   return { key: 'rope', code, fields: ROPE_FIELDS, acts: 1, extras: ['ro'] };
 }
 
+const ROPE_PAIR_FIELDS: Fields = [['T', 'u32'], ['headsA', 'u32'], ['headsB', 'u32'], ['half', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['tabOff', 'u32']];
+
+/**
+ * RoPE of two tensors at the same positions (q and k of one layer) in one dispatch: the same rotation
+ * as {@link ropeKernel}, over `headsA` heads of the first tensor and then `headsB` of the second.
+ * `slots` are their distinct buffers (one binding when both live in the same one).
+ */
+export function ropePairKernel(slots: readonly number[]): KernelDef {
+  const a = actDecls(slots);
+  const [A, B] = a.names as [string, string];
+  const code = paramsDecl(ROPE_PAIR_FIELDS) + a.decl + `@group(0) @binding(${1 + a.count}) var<storage, read> tab: array<f32>;
+` + WG_INDEX + `
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let g = wgIndex(wid, nwg) * 256u + lid;
+  let perRow = (p.headsA + p.headsB) * p.half;
+  let t = g / perRow;
+  if (t >= p.T) { return; }
+  var r = g % perRow;
+  let i = r % p.half;
+  let c = tab[p.tabOff + (t * p.half + i) * 2u];
+  let s = tab[p.tabOff + (t * p.half + i) * 2u + 1u];
+  if (r < p.headsA * p.half) {
+    let b = p.aOff + t * p.headsA * p.half * 2u + (r / p.half) * p.half * 2u + i;
+    let x1 = ${A}[b];
+    let x2 = ${A}[b + p.half];
+    ${A}[b] = x1 * c - x2 * s;
+    ${A}[b + p.half] = x2 * c + x1 * s;
+  } else {
+    r -= p.headsA * p.half;
+    let b = p.bOff + t * p.headsB * p.half * 2u + (r / p.half) * p.half * 2u + i;
+    let x1 = ${B}[b];
+    let x2 = ${B}[b + p.half];
+    ${B}[b] = x1 * c - x2 * s;
+    ${B}[b + p.half] = x2 * c + x1 * s;
+  }
+}
+`;
+  return { key: `rope2:${slots.join('')}`, code, fields: ROPE_PAIR_FIELDS, acts: a.count, extras: ['ro'] };
+}
+
 const KV_FIELDS: Fields = [['T', 'u32'], ['width', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32'], ['kOff', 'u32'], ['vOff', 'u32']];
 
 /** Stores k and v rows into one layer's cache, laid out `[kvHead][position][headDim]`. */
