@@ -171,20 +171,19 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     // add(a, b, out) with the matvec output as `a` fuses as well.
     const w2 = await b.uploadWeight(host, 'w2');
     const x2 = put(b, 1, 32, xData.subarray(0, 32)), h2 = put(b, 1, 48, hData.subarray(0, 48)), y2 = b.alloc(1, 48);
-    const before = (b as WebGPUBackend).recorded.dispatches;
-    b.beginPass(1, 0);
-    b.matmul(x2, [w2], [undefined], [y2]);
-    b.add(y2, h2, h2);
-    b.endPass();
-    expect((b as WebGPUBackend).recorded.dispatches - before).toBe(1);
+    /** Dispatches recorded by one pass of matmul(x2) then `add`. */
+    const matvecThen = (add: () => void): number => {
+      const before = (b as WebGPUBackend).recorded.dispatches;
+      b.beginPass(1, 0);
+      b.matmul(x2, [w2], [undefined], [y2]);
+      add();
+      b.endPass();
+      return (b as WebGPUBackend).recorded.dispatches - before;
+    };
+    expect(matvecThen(() => b.add(y2, h2, h2))).toBe(1);
     // An add that does not consume the matvec's output records both.
     const z = b.alloc(1, 48);
-    const before2 = (b as WebGPUBackend).recorded.dispatches;
-    b.beginPass(1, 0);
-    b.matmul(x2, [w2], [undefined], [y2]);
-    b.add(h2, h2, z);
-    b.endPass();
-    expect((b as WebGPUBackend).recorded.dispatches - before2).toBe(2);
+    expect(matvecThen(() => b.add(h2, h2, z))).toBe(2);
     const [yv, hv, zv] = [await b.read(y2), await b.read(h2), await b.read(z)];
     expect(Array.from(zv)).toEqual(Array.from(hv, (v) => v + v));
     expect(yv.every(Number.isFinite)).toBe(true);
