@@ -215,6 +215,37 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     }
   });
 
+  it('runs RoPE of q and k and the KV write of k and v as one dispatch, attending as the reference does', async () => {
+    const rnd = new TestRandom(25);
+    const spec = { heads: 4, kvHeads: 2, headDim: 16, scale: 0.25 };
+    const T = 3, startPos = 2;
+    const qData = rnd.normals(T * 64), kData = rnd.normals(T * 32), vData = rnd.normals(T * 32);
+    const prefix = { k: rnd.normals(startPos * 32), v: rnd.normals(startPos * 32) };
+    const outs: Float32Array[] = [];
+    for (const be of [new ReferenceBackend(), b] as Backend[]) {
+      const cache = be.createKVCache({ layers: 1, kvHeads: 2, headDim: 16, maxTokens: 8 });
+      // Earlier positions written the plain way, then this step's q/k/v.
+      be.beginPass(startPos, 0);
+      be.writeKV(cache, 0, put(be, startPos, 32, prefix.k), put(be, startPos, 32, prefix.v), 0);
+      be.endPass();
+      const q = be.alloc(T, 64), k = be.alloc(T, 32), v = be.alloc(T, 32);
+      be.write(q, qData);
+      be.write(k, kData);
+      be.write(v, vData);
+      const out = be.alloc(T, 64);
+      const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
+      be.beginPass(T, startPos);
+      be.rope(q, 4, 16, startPos, 1e6);
+      be.rope(k, 2, 16, startPos, 1e6);
+      be.writeKV(cache, 0, k, v, startPos);
+      if (be instanceof WebGPUBackend) expect(be.recorded.dispatches - before).toBe(1);
+      be.attention(q, cache, 0, startPos, spec, out);
+      be.endPass();
+      outs.push(await be.read(out));
+    }
+    expect(relErr(outs[1]!, outs[0]!)).toBeLessThan(1e-4);
+  });
+
   it('does not fuse when the add writes over the matvec input', async () => {
     const host = hostWeight('f32', 32, 32, new TestRandom(22).normals(32 * 32, 0.2));
     const w = await b.uploadWeight(host, 'sq');

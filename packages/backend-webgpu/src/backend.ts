@@ -8,7 +8,7 @@ import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
 import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
-import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, writeKVKernel } from './wgsl/elementwise.js';
+import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
 import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes, matvecMultiKernel } from './wgsl/matmul.js';
@@ -388,9 +388,13 @@ export class WebGPUBackend implements Backend {
     // q's RoPE is held back; k's, at the same positions, then joins it in one dispatch.
     const first = this.rt.takeDeferred((tag): tag is PendingRope => isPendingRope(tag) && tag.tabOff === tabOff && tag.half === half && tag.x.rows === a.rows && !overlaps(tag.x, a));
     if (first) {
-      const { slots, bufs } = distinct([first.x, a]);
-      this.rt.dispatchFlat(this.kernel(`rope2:${slots}`, () => ropePairKernel(slots)), [...bufs, this.rt.auxBuf],
-        { T: a.rows, headsA: first.heads, headsB: heads, half, aOff: first.x.offset, bOff: a.offset, tabOff }, Math.ceil((a.rows * (first.heads + heads) * half) / 256));
+      // Held back again: the KV write of this k (and its v) that follows joins them too.
+      const pair: PendingRopePair = { kind: 'rope-pair', q: first.x, k: a, qHeads: first.heads, kHeads: heads, half, tabOff };
+      this.rt.defer(pair, () => {
+        const { slots, bufs } = distinct([pair.q, pair.k]);
+        this.rt.dispatchFlat(this.kernel(`rope2:${slots}`, () => ropePairKernel(slots)), [...bufs, this.rt.auxBuf],
+          { T: a.rows, headsA: pair.qHeads, headsB: heads, half, aOff: pair.q.offset, bOff: a.offset, tabOff }, Math.ceil((a.rows * (pair.qHeads + heads) * half) / 256));
+      });
       return;
     }
     const pending: PendingRope = { kind: 'rope', x: a, heads, half, tabOff };
@@ -407,6 +411,17 @@ export class WebGPUBackend implements Backend {
     checkLayer(c.spec, layer, 'writeKV');
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
+    }
+    const ctx = c.spec;
+    const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPendingRopePair(tag) && sameRegion(tag.k, kt) && tag.half * 2 === ctx.headDim &&
+      !overlaps(vt, tag.q) && !overlaps(vt, tag.k));
+    if (pair) {
+      const { slots, bufs } = distinct([pair.q, kt, vt]);
+      this.rt.dispatchFlat(this.kernel(`ropekv:${slots}`, () => ropeWriteKVKernel(slots)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
+        T: kt.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: kt.offset, tabOff: pair.tabOff,
+        vOff: vt.offset, width, D: ctx.headDim, cap: ctx.maxTokens, startPos,
+      }, Math.ceil((kt.rows * ((pair.qHeads + pair.kHeads) * pair.half + width)) / 256));
+      return;
     }
     const { slots, bufs } = distinct([kt, vt]);
     this.rt.dispatchFlat(this.kernel(`kv:${slots}`, () => writeKVKernel(slots)), [...bufs, c.keys[layer]!, c.values[layer]!],
@@ -668,6 +683,13 @@ interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeig
 
 /** A RoPE held back by `rope` until the next command, so that the next RoPE at the same positions joins it. */
 interface PendingRope { kind: 'rope'; x: GpuTensor; heads: number; half: number; tabOff: number }
+
+/** RoPE of q and k held back by the second `rope`, so that the KV write of that k joins them. */
+interface PendingRopePair { kind: 'rope-pair'; q: GpuTensor; k: GpuTensor; qHeads: number; kHeads: number; half: number; tabOff: number }
+
+function isPendingRopePair(tag: unknown): tag is PendingRopePair {
+  return (tag as PendingRopePair | undefined)?.kind === 'rope-pair';
+}
 
 function isPendingRope(tag: unknown): tag is PendingRope {
   return (tag as PendingRope | undefined)?.kind === 'rope';

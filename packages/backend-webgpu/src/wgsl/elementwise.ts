@@ -120,6 +120,62 @@ fn main(${BUILTINS}) {
   return { key: `rope2:${slots.join('')}`, code, fields: ROPE_PAIR_FIELDS, acts: a.count, extras: ['ro'] };
 }
 
+const ROPE_KV_FIELDS: Fields = [...ROPE_PAIR_FIELDS, ['vOff', 'u32'], ['width', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32']];
+
+/**
+ * {@link ropePairKernel} on q and k, plus the KV write of the rotated k and of v into one layer's cache
+ * (`[kvHead][position][headDim]`, as {@link writeKVKernel}): one dispatch for RoPE and cache update.
+ * `slots` are the distinct buffers of q, k and v.
+ */
+export function ropeWriteKVKernel(slots: readonly number[]): KernelDef {
+  const a = actDecls(slots);
+  const [Q, K, V] = a.names as [string, string, string];
+  const code = paramsDecl(ROPE_KV_FIELDS) + a.decl + `@group(0) @binding(${1 + a.count}) var<storage, read> tab: array<f32>;
+@group(0) @binding(${2 + a.count}) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(${3 + a.count}) var<storage, read_write> vc: array<f32>;
+` + WG_INDEX + `
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let g = wgIndex(wid, nwg) * 256u + lid;
+  let qPairs = p.headsA * p.half;
+  let kPairs = p.headsB * p.half;
+  let perRow = qPairs + kPairs + p.width;
+  let t = g / perRow;
+  if (t >= p.T) { return; }
+  var r = g % perRow;
+  if (r < qPairs + kPairs) {
+    let i = r % p.half;
+    let c = tab[p.tabOff + (t * p.half + i) * 2u];
+    let s = tab[p.tabOff + (t * p.half + i) * 2u + 1u];
+    if (r < qPairs) {
+      let b = p.aOff + t * qPairs * 2u + (r / p.half) * p.half * 2u + i;
+      let x1 = ${Q}[b];
+      let x2 = ${Q}[b + p.half];
+      ${Q}[b] = x1 * c - x2 * s;
+      ${Q}[b + p.half] = x2 * c + x1 * s;
+    } else {
+      r -= qPairs;
+      let h = r / p.half;
+      let b = p.bOff + t * kPairs * 2u + h * p.half * 2u + i;
+      let x1 = ${K}[b];
+      let x2 = ${K}[b + p.half];
+      let y1 = x1 * c - x2 * s;
+      let y2 = x2 * c + x1 * s;
+      ${K}[b] = y1;
+      ${K}[b + p.half] = y2;
+      let dst = (h * p.cap + p.startPos + t) * p.D + i;
+      kc[dst] = y1;
+      kc[dst + p.half] = y2;
+    }
+  } else {
+    let j = r - qPairs - kPairs;
+    vc[((j / p.D) * p.cap + p.startPos + t) * p.D + j % p.D] = ${V}[p.vOff + t * p.width + j];
+  }
+}
+`;
+  return { key: `ropekv:${slots.join('')}`, code, fields: ROPE_KV_FIELDS, acts: a.count, extras: ['ro', 'rw', 'rw'] };
+}
+
 const KV_FIELDS: Fields = [['T', 'u32'], ['width', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32'], ['kOff', 'u32'], ['vOff', 'u32']];
 
 /** Stores k and v rows into one layer's cache, laid out `[kvHead][position][headDim]`. */
