@@ -291,44 +291,41 @@ export class WebGPUBackend implements Backend {
       expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
       const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
       if (bias && bias.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
-      if (T <= MATVEC_MAX_T && weights.length === 1 && w.chunks.length === 1) {
-        // Held back: a residual add that follows (o_proj, down_proj) fuses into this dispatch.
-        const pending: PendingMatvec = { kind: 'matvec', x: a, o, w, bias, T };
-        this.rt.defer(pending, () => this.recordMatvec(pending));
+      if (T <= MATVEC_MAX_T) {
+        const m: PendingMatvec = { kind: 'matvec', x: a, o, w, bias, T };
+        // A lone matvec is held back: a residual add that follows (o_proj, down_proj) fuses into it.
+        if (weights.length === 1) this.rt.defer(m, () => this.recordMatvec(m));
+        else this.recordMatvec(m);
         continue;
       }
       const { slots, bufs } = distinct([a, o]);
-      const matvec = T <= MATVEC_MAX_T;
-      const lanes = matvecLanes(w.kp);
-      const def = matvec
-        ? this.kernel(`mv:${w.format}:${slots}:${lanes}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups))
-        : this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
+      const def = this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
       for (const c of w.chunks) {
         const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
         const params = { T, K, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
-        if (matvec) this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
-        else this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
+        this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
       }
     }
   }
 
   /**
-   * One single-chunk matvec, optionally with the residual add that follows it: `out = res + x . W^T`
-   * written beside the plain result `o`.
+   * A decode matvec, one dispatch per weight chunk, optionally with the residual add that follows it:
+   * `out = res + x . W^T` written beside the plain result `o`.
    */
   private recordMatvec(m: PendingMatvec, residual?: { res: GpuTensor; out: GpuTensor }): void {
     const { x: a, o, w, bias, T } = m;
-    const c = w.chunks[0]!;
     const lanes = matvecLanes(w.kp);
     const { slots, bufs } = distinct(residual ? [a, o, residual.res, residual.out] : [a, o]);
     const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${residual ? 'r' : ''}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups, residual !== undefined));
-    const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
-    const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
-    if (residual) {
-      params.aOff = residual.res.offset;
-      params.rOff = residual.out.offset;
+    for (const c of w.chunks) {
+      const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
+      const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
+      if (residual) {
+        params.aOff = residual.res.offset;
+        params.rOff = residual.out.offset;
+      }
+      this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
     }
-    this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
   }
 
   /**
@@ -412,14 +409,13 @@ export class WebGPUBackend implements Backend {
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
-    const ctx = c.spec;
-    const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPendingRopePair(tag) && sameRegion(tag.k, kt) && tag.half * 2 === ctx.headDim &&
+    const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPendingRopePair(tag) && sameRegion(tag.k, kt) && tag.half * 2 === c.spec.headDim &&
       !overlaps(vt, tag.q) && !overlaps(vt, tag.k));
     if (pair) {
       const { slots, bufs } = distinct([pair.q, kt, vt]);
       this.rt.dispatchFlat(this.kernel(`ropekv:${slots}`, () => ropeWriteKVKernel(slots)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
         T: kt.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: kt.offset, tabOff: pair.tabOff,
-        vOff: vt.offset, width, D: ctx.headDim, cap: ctx.maxTokens, startPos,
+        vOff: vt.offset, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos,
       }, Math.ceil((kt.rows * ((pair.qHeads + pair.kHeads) * pair.half + width)) / 256));
       return;
     }
@@ -565,8 +561,8 @@ export class WebGPUBackend implements Backend {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    // A held-back matvec is dropped, not recorded: its buffers are about to be destroyed.
-    this.rt.takeDeferred((tag): tag is unknown => tag !== undefined);
+    // A held-back dispatch is dropped, not recorded: its buffers are about to be destroyed.
+    this.rt.dropDeferred();
     for (const w of this.weights) this.destroyWeight(w);
     for (const t of this.tensors) {
       t.freed = true;
@@ -677,8 +673,7 @@ export class WebGPUBackend implements Backend {
   }
 }
 
-/** The distinct buffers of some tensors, in first-use order, and which one each tensor uses. */
-/** A single-chunk decode matvec held back by `matmul` until the next command (see Runtime.defer). */
+/** A decode matvec held back by `matmul` until the next command (see Runtime.defer). */
 interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number }
 
 /** A RoPE held back by `rope` until the next command, so that the next RoPE at the same positions joins it. */
@@ -711,6 +706,7 @@ function overlaps(a: GpuTensor, b: GpuTensor): boolean {
   return a.buf === b.buf && a.offset < b.offset + b.rows * b.cols && b.offset < a.offset + a.rows * a.cols;
 }
 
+/** The distinct buffers of some tensors, in first-use order, and which one each tensor uses. */
 function distinct(ts: readonly GpuTensor[]): { slots: number[]; bufs: Buf[] } {
   const bufs: Buf[] = [];
   const slots = ts.map((t) => {

@@ -76,6 +76,11 @@ export class Runtime {
     return d.tag;
   }
 
+  /** Forgets the held-back dispatch without recording it (its buffers are going away). */
+  dropDeferred(): void {
+    this.deferred = undefined;
+  }
+
   /** Records the held-back dispatch, if any. */
   private settle(): void {
     const d = this.deferred;
@@ -260,7 +265,7 @@ export class Runtime {
 
   /** Destroys every buffer this runtime owns. */
   destroy(): void {
-    this.deferred = undefined;
+    this.dropDeferred();
     this.encoder = undefined;
     this.pass = undefined;
     for (const b of this.graveyard) b.buffer.destroy();
