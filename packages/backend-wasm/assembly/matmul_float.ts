@@ -5,7 +5,8 @@
 // 16 xmm registers), K innermost; a 4-row block of W stays in L1 while every token streams past it.
 // Half-precision weights are first widened, 16 rows at a time, into a per-thread f32 panel in
 // `scratch`, so the conversion is paid once per row instead of once per token.
-// Matvec (T = 1): 4 rows at a time, converting half weights on the fly (bandwidth-bound).
+// Matvec (T = 1): f32 8 rows at a time; bf16 one row at a time up to ROW_MATVEC_MAX_K columns, 8 rows
+// at a time beyond (matvec_bf16_paired); f16 4 rows at a time (halfMatvec). Half weights widen on the fly.
 import { hsum, f16x4ToF32, bf16x4ToF32, f16ToF32, madd } from './common';
 
 /** Rows of a half-precision panel converted at once (16 rows x K f32 must fit in the thread's scratch). */

@@ -16,7 +16,7 @@
 //           on x64), 1.3x the plain build's int16 kernel (matmul_q4.ts) in whole-model decode. Its 7-bit
 //           operand must lie in [0, 127], which nibbles do; four products of at most 127 * 15 per i16
 //           lane cannot saturate.
-import { f16ToF32, f16x4ToF32, madd } from './common';
+import { f16ToF32, f16x4ToF32, hsum, madd } from './common';
 
 const Q8_I16 = 0, Q4_I8 = 1;
 
@@ -67,10 +67,6 @@ const Q8_I16 = 0, Q4_I8 = 1;
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-@inline function lanes(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
-
 /**
  * Rows n0..n1 of out[T, N] = x . W^T (+ bias): quants wq and f16 scales ws of the weight; xq, xs and
  * xsum from the activation quantizer of `kind`.
@@ -96,7 +92,7 @@ const Q8_I16 = 0, Q4_I8 = 1;
         if (q4) d = i32x4.sub(d, v128.load(ct + (b << 2)));
         a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(sw + (b << 1)))), v128.load(st + (b << 2))), a);
       }
-      let s = lanes(a);
+      let s = hsum(a);
       for (let b = nb4; b < nb; b++) {
         const c = q4 ? load<i32>(ct + (b << 2)) : 0;
         s += <f32>(isum(blockDot(kind, wq, blk0 + b, xt + (b << xShift))) - c) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));

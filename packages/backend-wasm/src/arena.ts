@@ -47,7 +47,12 @@ export class Arena {
     ({ memory: this.memory, maxPages: this.maxPages } = createMemory(shared));
     const instance = new WebAssembly.Instance(module, kernelImports(this.memory));
     this.kernels = instance.exports as unknown as KernelExports;
-    this.allocator = new FreeListAllocator(STATIC_BYTES, this.maxPages * PAGE);
+    this.allocator = new FreeListAllocator(STATIC_BYTES, this.capacity);
+  }
+
+  /** Bytes the memory can grow to. */
+  get capacity(): number {
+    return this.maxPages * PAGE;
   }
 
   /**

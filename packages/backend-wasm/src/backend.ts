@@ -126,10 +126,10 @@ export class WasmBackend implements Backend {
     }
     const layout = {
       // 3/4 and 15/16 of a memory's capacity (3 and 3.75 GiB of 4 GiB; less where memories are capped).
-      firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? first.maxPages * 65536 * 0.75,
-      memoryWeightBytes: options.memoryWeightBytes ?? first.maxPages * 65536 * 0.9375,
+      firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? first.capacity * 0.75,
+      memoryWeightBytes: options.memoryWeightBytes ?? first.capacity * 0.9375,
     };
-    if (first.maxPages < MAX_PAGES) note += ` (memories capped at ${(first.maxPages * 65536) / 2 ** 20} MiB each: the engine would not reserve 4 GiB)`;
+    if (first.maxPages < MAX_PAGES) note += ` (memories capped at ${first.capacity / 2 ** 20} MiB each: the engine would not reserve 4 GiB)`;
     let backend: WasmBackend | undefined;
     const pool = shared
       ? await ThreadPool.start(threads, bytes, [first.memory], options.spinMicros ?? 200, (op, mem, s, e, scratch, args) => backend!.runKernel(op, mem, s, e, scratch, args))
@@ -168,7 +168,7 @@ export class WasmBackend implements Backend {
     this.alive();
     if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) throw new BackendUsageError(`alloc: invalid shape [${rows}, ${cols}]`);
     const ptr = this.arenas[0]!.alloc(rows * cols * 4);
-    if (ptr < 0) throw new RangeError(`backend-wasm: out of memory allocating a [${rows}, ${cols}] tensor (memory 0 is at its ${(this.arenas[0]!.maxPages * 65536) / GiB} GiB limit)`);
+    if (ptr < 0) throw new RangeError(`backend-wasm: out of memory allocating a [${rows}, ${cols}] tensor (memory 0 is at its ${this.arenas[0]!.capacity / GiB} GiB limit)`);
     const t = new WasmTensor(this, rows, cols, ptr, undefined);
     this.tensors.add(t);
     return t;
@@ -479,7 +479,7 @@ export class WasmBackend implements Backend {
     if (bias) a0.kernels.add_bias(out.ptr, bias.ptr, T, N);
   }
 
-  /** x, out and bias all in `A`. `quantized` remembers (memory, format) pairs whose int16 activation scratch already holds x. */
+  /** x, out and bias all in `A`. `quantized` remembers the (memory, layout) pairs whose activation scratch already holds x. */
   private matmulIn(A: Arena, w: WasmWeight, x: number, T: number, out: number, bias: number, quantized: Set<string> | undefined): void {
     const K = w.cols, N = w.rows;
     const threads = this.pool?.threads ?? 1;
@@ -509,32 +509,22 @@ export class WasmBackend implements Backend {
           this.run(w.format === 'q8_0' ? 'matmul_q8_0_panel' : 'matmul_q4_0_panel', A.index, N, PANEL, [x, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
           return;
         }
-        if (this.relaxed && w.format === 'q4_0') {
-          // int8 activations (ggml's q8_0 rounding) and relaxed int8 dot products: 1.3x the int16
-          // kernel's speed for q4_0 (whole-model decode). q8_0 keeps int16: its int8 kernel was no faster.
-          const key = `${A.index}:i8`;
-          const xq = A.scratchBlock('xq8', T * K);
-          const xs = A.scratchBlock('xs8', (T * K) / 8);
-          const xsum = A.scratchBlock('xsum8', (T * K) / 8);
-          if (!quantized?.has(key)) {
-            A.kernels.quantize_q8(x, xq, xs, xsum, T, K);
-            quantized?.add(key);
-          }
-          this.run('matmul_q4_0_i8', A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);
-          return;
-        }
-        // int16 activations, once per memory and lane order for all weights of this call.
-        const q4 = w.format === 'q4_0';
-        const key = `${A.index}:i16`;
-        const xq = A.scratchBlock('xq16', T * K * 2);
-        const xs = A.scratchBlock('xs16', (T * K) / 8);
-        const xsum = A.scratchBlock('xsum16', (T * K) / 8);
+        // Activations quantized once per memory and layout for all weights of this call. q4_0 under
+        // relaxed SIMD: int8 (ggml's q8_0 rounding) for relaxed int8 dot products, 1.3x the int16 kernel
+        // in whole-model decode. Otherwise int16 in the int16 kernels' lane order (q8_0 keeps int16
+        // everywhere: its int8 kernel was no faster).
+        const int8 = this.relaxed && w.format === 'q4_0';
+        const layout = int8 ? 'i8' : 'i16';
+        const key = `${A.index}:${layout}`;
+        const xq = A.scratchBlock(`xq:${layout}`, T * K * (int8 ? 1 : 2));
+        const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
+        const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
-          A.kernels.quantize_q16_q4(x, xq, xs, xsum, T, K);
+          (int8 ? A.kernels.quantize_q8 : A.kernels.quantize_q16_q4)(x, xq, xs, xsum, T, K);
           quantized?.add(key);
         }
-        if (q4) this.run('matmul_q4_0_nib', A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);
-        else this.run('matmul_q8_0', A.index, N, 16, [xq, xs, 0, w.ptr, w.scales, bias, out, T, K, N]);
+        const kernel = int8 ? 'matmul_q4_0_i8' : w.format === 'q4_0' ? 'matmul_q4_0_nib' : 'matmul_q8_0';
+        this.run(kernel, A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);
         return;
       }
     }

@@ -98,8 +98,9 @@ export function matmulRef(x: Float32Array, w: Float64Array, T: number, K: number
 }
 
 /**
- * What the q8_0/q4_0 kernels compute exactly: activations quantized per 32-block (d = amax/32767 in f32,
- * q = round-half-even(x * f32(1/d))), so the tests can check the integer path to float rounding.
+ * What the q8_0/q4_0 kernels compute exactly: activations quantized per 32-block (d = amax/levels in f32:
+ * 32767 for int16, 127 for int8; q = round-half-even(x * f32(1/d))), so the tests can check the integer
+ * path to float rounding.
  */
 export function quantizeActivations(x: Float32Array, levels = 32767): Float32Array {
   const out = new Float32Array(x.length);
