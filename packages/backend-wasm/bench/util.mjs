@@ -66,3 +66,10 @@ export async function measureReadBandwidth(wasmBackend, threads) {
     await probe.dispose();
   }
 }
+
+/** The median, averaging the two middle values of an even count: the same as `qwen2 bench` reports. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { wasmBackend } from '../dist/index.js';
 import { writeGguf } from './llama-cpp/gguf-writer.mjs';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
-import { measureReadBandwidth } from './util.mjs';
+import { measureReadBandwidth, median } from './util.mjs';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
 const modelName = args.get('model') ?? 'Qwen2-0.5B';
@@ -34,8 +34,6 @@ const repeats = Number(args.get('repeats') ?? 2);
 const rounds = Number(args.get('rounds') ?? 3);
 const cli = fileURLToPath(new URL('../../cli/dist/main.js', import.meta.url));
 const llamaBench = fileURLToPath(new URL('./llama-cpp/llama-bench.mjs', import.meta.url));
-
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 /** Runs a Node script in its own process and parses the JSON line it prints last; a failure becomes one clear line. */
 function runJson(script, scriptArgs) {

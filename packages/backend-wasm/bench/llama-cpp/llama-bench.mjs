@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // llama.cpp's CPU backend (npm node-llama-cpp's prebuilt binary) measured the way `qwen2 bench`
 // measures us: a P-token prompt (new ids each run), then G decode steps with greedy sampling, EOS
-// ignored; medians of --repeats runs after --warmup runs. One process per model file, so peak RSS is
+// ignored; medians of --repeats runs after --warmup runs (an even count averages the middle two,
+// as `qwen2 bench` does). One process per model file, so peak RSS is
 // this model's alone. Prints one JSON object.
 //
 //   node bench/llama-cpp/llama-bench.mjs --model=/tmp/m.gguf --threads=2 --prompt-tokens=64 --gen-tokens=32
 import { performance } from 'node:perf_hooks';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+import { median } from '../util.mjs';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
 const modelPath = args.get('model');
@@ -25,7 +27,6 @@ function promptIds(count, run) {
     return x % 151643;
   });
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 // build 'never': the prebuilt binary only (its postinstall, which could download or compile, never ran).
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
