@@ -19,6 +19,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { qwen2CheckpointLayout } from '@qwen2-ts/loader';
 import { wasmBackend } from '../dist/index.js';
 import { writeGguf } from './llama-cpp/gguf-writer.mjs';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
@@ -48,10 +49,9 @@ function runJson(script, scriptArgs) {
 /** Bytes one decoded token reads: every matrix and vector once (a tied embedding is read as the lm_head). */
 function bytesPerToken(config, format) {
   const matrixBytes = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 }[format];
-  const h = config.hiddenSize, q = config.numAttentionHeads * config.headDim, kv = config.numKeyValueHeads * config.headDim, i = config.intermediateSize;
-  const perLayer = (q * h + 2 * kv * h + h * q + 3 * i * h) * matrixBytes + (2 * h + q + 2 * kv) * 4;
-  const head = config.vocabSize * h * matrixBytes;
-  return config.numHiddenLayers * perLayer + head + h * 4;
+  // An untied embedding is only looked up (one row); the tied one is read whole as the lm_head.
+  const read = qwen2CheckpointLayout(config).filter((t) => config.tieWordEmbeddings || t.name !== 'model.embed_tokens.weight');
+  return read.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1) * (t.shape.length === 2 ? matrixBytes : 4), 0);
 }
 
 if (!existsSync(cli)) {
