@@ -36,3 +36,37 @@
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
+
+/** Lane i: a[2i]*b[2i] + a[2i+1]*b[2i+1] as i16, for int8 a and b in [0, 127]. */
+@inline export function dot16(a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(a, b);
+  // Plain-SIMD equivalent (slower; keeps the plain build compiling and equal in results).
+  const lo = i16x8.mul(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i16x8.mul(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i16x8.add(i16x8.shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), i16x8.shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
+}
+
+/**
+ * Stores vector `a` (of `vpb` per 32-value block) of block `b` of one row in the operand layout of the
+ * integer GEMMs (matmul_quant.ts). Rows come in pairs (weight rows, tokens) interleaved vector by vector:
+ * vector k of a row is at row + 32k, `row` being its pair's base + 16 for the second row, so one
+ * address serves both rows of a tile. Full groups of four blocks are also interleaved word by word:
+ * word i of vector a of block j goes to word j of the group's vector 4a+i, so that lane j of a
+ * multiply-add sums block j only. Blocks from `nb4` on (no full group) keep their natural order.
+ */
+@inline export function storeGemmVector(row: usize, b: usize, nb4: usize, vpb: usize, a: usize, v: v128): void {
+  if (b < nb4) {
+    const o = row + (b & ~3) * vpb * 32 + (a << 7) + ((b & 3) << 2);
+    v128.store32_lane(o, v, 0);
+    v128.store32_lane(o, v, 1, 32);
+    v128.store32_lane(o, v, 2, 64);
+    v128.store32_lane(o, v, 3, 96);
+  } else {
+    v128.store(row + (b * vpb + a) * 32, v);
+  }
+}
+
+/** Base of row r of the integer GEMMs' pair-interleaved layout (rowBytes: one row's values). */
+@inline export function gemmRow(base: usize, r: usize, rowBytes: usize): usize {
+  return base + (r >> 1) * (rowBytes << 1) + ((r & 1) << 4);
+}

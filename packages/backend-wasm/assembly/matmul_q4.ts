@@ -1,4 +1,4 @@
-// q4_0 decode kernel (T < 16) of the plain-SIMD build, against int16 activations (the relaxed build
+// q4_0 decode kernel (T < 4) of the plain-SIMD build, against int16 activations (the relaxed build
 // uses matvec_quant.ts's int8 kernel instead). Read as i16x8, a 16-byte q4_0 block has in lane i the
 // bytes 2i and 2i+1, i.e. the values 2i (bits 0-3), 2i+16 (4-7), 2i+1 (8-11) and 2i+17 (12-15): four
 // i16x8 weight vectors for 7 ops, with no widening shuffles. `quantize_q16_q4` stores the activations

@@ -1,4 +1,4 @@
-// Decode matmuls (T < 16 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
+// Decode matmuls (T < 4 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
 // quantized activations (quantize_act.ts). Every block product is an exact integer dot product; per
 // group of four blocks the four i32x4 partial dots are reduced into one vector (lane j = block j),
 // centred (q4_0), converted and scaled once by four weight scales (f16, widened by SIMD) times four
@@ -16,18 +16,9 @@
 //           on x64), 1.3x the plain build's int16 kernel (matmul_q4.ts) in whole-model decode. Its 7-bit
 //           operand must lie in [0, 127], which nibbles do; four products of at most 127 * 15 per i16
 //           lane cannot saturate.
-import { f16ToF32, f16x4ToF32, hsum, madd } from './common';
+import { dot16, f16ToF32, f16x4ToF32, hsum, madd } from './common';
 
 const Q8_I16 = 0, Q4_I8 = 1;
-
-/** Lane i: a[2i]*b[2i] + a[2i+1]*b[2i+1] as i16, for int8 a and b in [0, 127]. */
-@inline function dot16(a: v128, b: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(a, b);
-  // Plain-SIMD equivalent (slower; keeps the plain build compiling and equal in results).
-  const lo = i16x8.mul(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
-  const hi = i16x8.mul(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
-  return i16x8.add(i16x8.shuffle(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14), i16x8.shuffle(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15));
-}
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds

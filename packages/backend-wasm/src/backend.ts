@@ -9,15 +9,16 @@ import { MAX_THREADS, ThreadPool } from './pool.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 const GiB = 1024 ** 3;
-/** Rows of a half-precision weight widened at once by the GEMM (matches PANEL in assembly/matmul_float.ts). */
+/** Rows of a weight widened or unpacked at once by the GEMMs (matches PANEL in assembly/matmul_float.ts). */
 const PANEL = 16;
 /** Largest input+output staging block when a weight lives in another memory than the activations. */
 const IO_BYTES = 32 * 1024 * 1024;
 /**
- * From this many tokens on, q8_0/q4_0 matmuls dequantize 16-row panels to f32 and run the f32 GEMM
- * (faster there than the int16 path, which pays its per-block scaling once per token; and exact).
+ * From this many tokens on, q8_0/q4_0 matmuls run the integer GEMMs (16-row weight panels unpacked
+ * once, 2-row x 4-token tiles); below it the decode kernels, which read each weight row once for all
+ * tokens.
  */
-export const QUANT_PANEL_MIN_T = 16;
+export const QUANT_GEMM_MIN_T = 4;
 
 /** Options of {@link wasmBackend}. */
 export interface WasmBackendOptions {
@@ -39,8 +40,8 @@ export interface WasmBackendOptions {
   memoryWeightBytes?: number;
   /**
    * Use relaxed SIMD when the engine has it and it passes a self-test at start (default true): fused
-   * multiply-adds in the float kernels (prefill about 1.2x faster) and int8 dot products for q4_0 decode
-   * (about 1.3x faster, with ggml's int8 activation rounding). `false` keeps plain SIMD128 (int16
+   * multiply-adds in the float kernels (prefill about 1.2x faster) and int8 dot products for q4_0
+   * (decode about 1.3x, prefill 1.4x faster, with ggml's int8 activation rounding). `false` keeps plain SIMD128 (int16
    * activations for q4_0 too: 256x less activation rounding). On Node 20 this switches on V8's
    * `--experimental-wasm-relaxed-simd` for the process (Node 21+ and Chromium-based browsers ship it).
    */
@@ -62,12 +63,12 @@ export async function wasmBackend(options: WasmBackendOptions = {}): Promise<Was
  * `threads - 1` workers that share the kernels' memories.
  *
  * Numerics: f32/f16/bf16 weights are multiplied in f32 (f16/bf16 widened exactly; with relaxed SIMD
- * as fused multiply-adds). In decode, q8_0 weights meet activations quantized to int16 per 32-value
- * block (scale amax/32767): the block dot products are exact integers, the only extra error is the
- * activation rounding (relative 1.5e-5). q4_0 weights do too with plain SIMD128; with relaxed SIMD
- * they meet int8 activations (amax/127, exactly ggml's q8_0 rounding, as llama.cpp does), 1.3x faster.
- * Prefill chunks of `QUANT_PANEL_MIN_T` tokens or more dequantize weight panels to f32 instead
- * (exact). The KV cache is f32; RMSNorm sums squares in f64; RoPE angles are computed in f64.
+ * as fused multiply-adds). q8_0 weights meet activations quantized to int16 per 32-value block (scale
+ * amax/32767): the block dot products are exact integers, the only extra error is the activation
+ * rounding (relative 1.5e-5). q4_0 weights do too with plain SIMD128; with relaxed SIMD they meet int8
+ * activations (amax/127, exactly ggml's q8_0 rounding, as llama.cpp does), 1.3x faster in decode and
+ * 1.6x in prefill. The same holds for decode kernels (under `QUANT_GEMM_MIN_T` tokens) and GEMMs. The
+ * KV cache is f32; RMSNorm sums squares in f64; RoPE angles are computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
  * weights share memory 0; further weights fill extra memories (each with its own kernel instance in
@@ -503,25 +504,29 @@ export class WasmBackend implements Backend {
       }
       case 'q8_0':
       case 'q4_0': {
-        if (T >= QUANT_PANEL_MIN_T) {
-          const stride = PANEL * K * 4;
-          const base = A.scratchBlock('panel', stride * threads);
-          this.run(w.format === 'q8_0' ? 'matmul_q8_0_panel' : 'matmul_q4_0_panel', A.index, N, PANEL, [x, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
-          return;
-        }
-        // Activations quantized once per memory and layout for all weights of this call. q4_0 under
-        // relaxed SIMD: int8 (ggml's q8_0 rounding) for relaxed int8 dot products, 1.3x the int16 kernel
-        // in whole-model decode. Otherwise int16 in the int16 kernels' lane order (q8_0 keeps int16
-        // everywhere: its int8 kernel was no faster).
+        // Activations quantized once per memory and layout for all weights of this call (decode
+        // kernels and GEMMs read different layouts). q4_0 under relaxed SIMD: int8 (ggml's q8_0
+        // rounding) for relaxed int8 dot products, 1.3x the int16 kernel in whole-model decode.
+        // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
         const int8 = this.relaxed && w.format === 'q4_0';
-        const layout = int8 ? 'i8' : 'i16';
+        const gemm = T >= QUANT_GEMM_MIN_T;
+        const layout = (int8 ? 'i8' : 'i16') + (gemm ? 'x4' : '');
         const key = `${A.index}:${layout}`;
-        const xq = A.scratchBlock(`xq:${layout}`, T * K * (int8 ? 1 : 2));
+        // The GEMMs' layout pairs tokens: an odd T takes one more row.
+        const xq = A.scratchBlock(`xq:${layout}`, (gemm ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
-          (int8 ? A.kernels.quantize_q8 : A.kernels.quantize_q16_q4)(x, xq, xs, xsum, T, K);
+          const k = A.kernels;
+          (gemm ? (int8 ? k.quantize_q8x4 : k.quantize_q16x4) : int8 ? k.quantize_q8 : k.quantize_q16_q4)(x, xq, xs, xsum, T, K);
           quantized?.add(key);
+        }
+        if (gemm) {
+          const stride = PANEL * K * (int8 ? 1 : 2) + PANEL * (K / 32) * 4;
+          const base = A.scratchBlock('panel', stride * threads);
+          const kernel = int8 ? 'matmul_q4_0_i8_gemm' : w.format === 'q4_0' ? 'matmul_q4_0_i16_gemm' : 'matmul_q8_0_i16_gemm';
+          this.run(kernel, A.index, N, PANEL, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
+          return;
         }
         const kernel = int8 ? 'matmul_q4_0_i8' : w.format === 'q4_0' ? 'matmul_q4_0_nib' : 'matmul_q8_0';
         this.run(kernel, A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);

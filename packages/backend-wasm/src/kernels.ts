@@ -18,6 +18,8 @@ export interface KernelExports {
   dequant_q4_0(q: number, s: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
   quantize_q8(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
+  quantize_q8x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
+  quantize_q16x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   relaxed_selftest(): number;
   [parallel: string]: unknown;
 }
@@ -26,7 +28,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q8_0_panel', 'matmul_q4_0_panel', 'matmul_q4_0_i8', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

@@ -15,10 +15,11 @@ describe.each([
   /** The activation rounding a quantized decode matmul documents: int8 for q4_0 in the relaxed build, else int16. */
   const levels = (format: WeightFormat): number => (format === 'q4_0' && backend.relaxed ? 127 : 32767);
 
-  // N = 70 exercises the row tails (not a multiple of 4 or 16); T = 5 the token tails of the GEMM tiles.
+  // N = 70 exercises the row tails (not a multiple of 4 or 16); T = 5 and 33 the token tails of the GEMM
+  // tiles; K = 160 is five 32-value blocks, one group of four and one left over in the integer kernels.
   describe.each(FORMATS)('%s weights', (format) => {
     it.each([1, 2, 5, 33])('matches a float64 loop for T = %i (with bias)', async (T) => {
-      const K = 96, N = 70;
+      const K = 160, N = 70;
       const { host, values } = randomWeight(format, N, K, 11 + T);
       const w = await backend.uploadWeight(host, 'w');
       const bias = randomF32(N, 3);
@@ -30,12 +31,12 @@ describe.each([
       backend.matmul(x, [w], [b], [out]);
       const got = await backend.read(out);
       const quant = format === 'q8_0' || format === 'q4_0';
-      // Integer paths (T < 16): exact against the activation quantization they document; float paths and
-      // the f32 panels of quantized weights (T >= 16): f32 rounding.
-      const ref = matmulRef(quant && T < 16 ? quantizeActivations(xData, levels(format)) : xData, values, T, K, N, bias);
+      // Quantized weights (integer dot products, decode and GEMM): exact against the activation
+      // quantization they document; float weights: f32 rounding.
+      const ref = matmulRef(quant ? quantizeActivations(xData, levels(format)) : xData, values, T, K, N, bias);
       expect(maxRelError(got, ref)).toBeLessThan(2e-6);
       // Against exact activations: int16 rounding is invisible; int8 (ggml's) stays within core's op tolerance.
-      if (quant) expect(maxRelError(got, matmulRef(xData, values, T, K, N, bias))).toBeLessThan(T < 16 && levels(format) === 127 ? OP_TOLERANCE.matmulQuant : 1e-4);
+      if (quant) expect(maxRelError(got, matmulRef(xData, values, T, K, N, bias))).toBeLessThan(levels(format) === 127 ? OP_TOLERANCE.matmulQuant : 1e-4);
       for (const o of [w, b, x, out]) backend.free(o);
     });
   });
