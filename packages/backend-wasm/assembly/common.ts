@@ -23,6 +23,25 @@
   return f32x4.mul(v128.or(em, s), f32x4.splat(reinterpret<f32>(0x77800000)));
 }
 
+/**
+ * Four f16 patterns sign-extended to i32x4 (i32x4.extend_*_i16x8_s) -> f32x4, exact for finite values
+ * like f16ToF32, in three ops: the shift puts the sign in bit 31 (and copies of it in bits 28-30, which
+ * the mask clears) and exponent and mantissa in f32 position.
+ */
+@inline export function f16x4sToF32(w: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(w, 13), i32x4.splat(0x8fffe000)), f32x4.splat(reinterpret<f32>(0x77800000)));
+}
+
+/**
+ * Vector i of the 4x4 transpose of four vectors' 32-bit words: word j of the result is word i of vj
+ * (`i` a compile-time constant).
+ */
+@inline export function transposed4(v0: v128, v1: v128, v2: v128, v3: v128, i: i32): v128 {
+  const a = i < 2 ? i32x4.shuffle(v0, v1, 0, 4, 1, 5) : i32x4.shuffle(v0, v1, 2, 6, 3, 7);
+  const b = i < 2 ? i32x4.shuffle(v2, v3, 0, 4, 1, 5) : i32x4.shuffle(v2, v3, 2, 6, 3, 7);
+  return (i & 1) == 0 ? i64x2.shuffle(a, b, 0, 2) : i64x2.shuffle(a, b, 1, 3);
+}
+
 /** Four bf16 patterns widened to i32x4 -> f32x4. */
 @inline export function bf16x4ToF32(w: v128): v128 {
   return i32x4.shl(w, 16);

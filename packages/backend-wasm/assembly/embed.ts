@@ -1,5 +1,6 @@
 // Row dequantization for embedding lookups: one row of a weight table -> f32.
 import { f16ToF32 } from './common';
+import { q4ByteOffset } from './q4_layout';
 
 /** f16 or bf16 row of n values at src -> f32 at out. */
 export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
@@ -17,16 +18,16 @@ export function dequant_q8_0(q: usize, s: usize, out: usize, n: i32): void {
   }
 }
 
-/** q4_0 row: n values from 16-byte blocks q and f16 scales s. */
+/** q4_0 row: n values from 16-byte blocks q (this build's storage, q4_layout.ts) and f16 scales s. */
 export function dequant_q4_0(q: usize, s: usize, out: usize, n: i32): void {
-  for (let b = 0; b < (n >> 5); b++) {
-    const d = f16ToF32(<u32>load<u16>(s + (<usize>b << 1)));
-    const blk = q + (<usize>b << 4);
-    const o = out + (<usize>b << 7);
-    for (let j = 0; j < 16; j++) {
-      const byte = <i32>load<u8>(blk + <usize>j);
-      store<f32>(o + (<usize>j << 2), d * <f32>((byte & 15) - 8));
-      store<f32>(o + (<usize>(j + 16) << 2), d * <f32>((byte >> 4) - 8));
+  const nb = <usize>(n >> 5), nb4 = nb & ~3;
+  for (let b: usize = 0; b < nb; b++) {
+    const d = f16ToF32(<u32>load<u16>(s + (b << 1)));
+    const o = out + (b << 7);
+    for (let j: usize = 0; j < 16; j++) {
+      const byte = <i32>load<u8>(q + q4ByteOffset(b, j, nb4));
+      store<f32>(o + (j << 2), d * <f32>((byte & 15) - 8));
+      store<f32>(o + ((j + 16) << 2), d * <f32>((byte >> 4) - 8));
     }
   }
 }

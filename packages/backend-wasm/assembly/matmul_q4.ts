@@ -1,5 +1,6 @@
 // q4_0 decode kernel (T < 4) of the plain-SIMD build, against int16 activations (the relaxed build
-// uses matvec_quant.ts's int8 kernel instead). Read as i16x8, a 16-byte q4_0 block has in lane i the
+// stores q4_0 interleaved and uses matvec_quant.ts's int8 kernel; blocks are read through q4Block, a
+// plain load in this build). Read as i16x8, a 16-byte q4_0 block has in lane i the
 // bytes 2i and 2i+1, i.e. the values 2i (bits 0-3), 2i+16 (4-7), 2i+1 (8-11) and 2i+17 (12-15): four
 // i16x8 weight vectors for 7 ops, with no widening shuffles. `quantize_q16_q4` stores the activations
 // in that order, and 8 * each block's sum as one i32, so that the centring (nibble - 8) is one exact
@@ -8,6 +9,7 @@
 // Unlike matvec_quant.ts this one keeps 2-row x 2-token tiles: its few live vectors fit V8's registers,
 // and sharing the activation loads between two rows made it 1.2x faster than one row at a time.
 import { f16ToF32 } from './common';
+import { q4Block } from './q4_layout';
 
 /** Exact centred dot of one q4_0 block (raw 16 bytes) with reordered activations at x and the block's correction (an i32) at c. */
 @inline function dot(raw: v128, x: usize, c: usize): v128 {
@@ -48,7 +50,7 @@ import { f16ToF32 } from './common';
  * 1 token, then single rows.
  */
 export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  const nb = <usize>(K >> 5);
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
   let r = n0;
   for (; r + 2 <= n1; r += 2) {
     const blk0 = <usize>r * nb, blk1 = blk0 + nb;
@@ -61,7 +63,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         const sx0 = load<f32>(xs + ((xb0 + b) << 2)), sx1 = load<f32>(xs + ((xb1 + b) << 2));
         const m0 = xsum + ((xb0 + b) << 2), m1 = xsum + ((xb1 + b) << 2);
         const sw0 = scaleAt(ws, blk0 + b), sw1 = scaleAt(ws, blk1 + b);
-        const r0 = v128.load(wq + ((blk0 + b) << 4)), r1 = v128.load(wq + ((blk1 + b) << 4));
+        const r0 = q4Block(wq + (blk0 << 4), b, nb4), r1 = q4Block(wq + (blk1 << 4), b, nb4);
         const s00 = sw0 * sx0, s01 = sw0 * sx1, s10 = sw1 * sx0, s11 = sw1 * sx1;
         a00 = fma(a00, dot(r0, x0, m0), s00);
         a01 = fma(a01, dot(r0, x1, m1), s01);
@@ -80,8 +82,8 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         const sx0 = load<f32>(xs + ((xb0 + b) << 2));
         const m0 = xsum + ((xb0 + b) << 2);
         const s00 = scaleAt(ws, blk0 + b) * sx0, s10 = scaleAt(ws, blk1 + b) * sx0;
-        a00 = fma(a00, dot(v128.load(wq + ((blk0 + b) << 4)), x0, m0), s00);
-        a10 = fma(a10, dot(v128.load(wq + ((blk1 + b) << 4)), x0, m0), s10);
+        a00 = fma(a00, dot(q4Block(wq + (blk0 << 4), b, nb4), x0, m0), s00);
+        a10 = fma(a10, dot(q4Block(wq + (blk1 << 4), b, nb4), x0, m0), s10);
       }
       const o0 = out + ((<usize>t * <usize>N + <usize>r) << 2);
       store<f32>(o0, lanes(a00) + biasAt(bias, r)); store<f32>(o0, lanes(a10) + biasAt(bias, r + 1), 4);
@@ -94,7 +96,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
       let a00 = f32x4.splat(0);
       for (let b: usize = 0; b < nb; b++) {
         const s = scaleAt(ws, blk0 + b) * load<f32>(xs + ((xb0 + b) << 2));
-        a00 = fma(a00, dot(v128.load(wq + ((blk0 + b) << 4)), xq + ((xb0 + b) << 6), xsum + ((xb0 + b) << 2)), s);
+        a00 = fma(a00, dot(q4Block(wq + (blk0 << 4), b, nb4), xq + ((xb0 + b) << 6), xsum + ((xb0 + b) << 2)), s);
       }
       store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), lanes(a00) + biasAt(bias, r));
     }

@@ -23,6 +23,7 @@
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
 import { dot16, f16ToF32, gemmRow, hsum, madd, storeGemmVector } from './common';
 import { PANEL } from './matmul_float';
+import { q4Block, Q4_INTERLEAVED } from './q4_layout';
 
 @inline function scaleAt(ws: usize, blk: usize): f32 {
   return f16ToF32(<u32>load<u16>(ws + (blk << 1)));
@@ -44,11 +45,24 @@ const I8 = 0, I16 = 1;
   for (let r: usize = 0; r < <usize>rows; r++) {
     const first = (<usize>r0 + r) * nb;
     const row = gemmRow(pq, r, nb * blockBytes(kind));
-    for (let b: usize = 0; b < nb; b++) {
+    let b: usize = 0;
+    if (kind == I8 && Q4_INTERLEAVED) {
+      // Stored interleaved (q4_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
+      const src = wq + (first << 4);
+      for (; b < nb4; b += 4) {
+        const g = src + (b << 4), o = row + (b << 6);
+        for (let i: usize = 0; i < 4; i++) {
+          const raw = v128.load(g + (i << 4));
+          v128.store(o + (i << 5), v128.and(raw, m));
+          v128.store(o + (i << 5), v128.and(i16x8.shr_u(raw, 4), m), 128);
+        }
+      }
+    }
+    for (; b < nb; b++) {
       // The block's values 0-15 and 16-31 as i8x16.
       let lo: v128, hi: v128;
       if (q4) {
-        const raw = v128.load(wq + ((first + b) << 4));
+        const raw = q4Block(wq + (first << 4), b, nb4);
         lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
         if (kind == I16) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
       } else {
@@ -60,8 +74,8 @@ const I8 = 0, I16 = 1;
         storeGemmVector(row, b, nb4, vpb, 0, i16x8.extend_low_i8x16_s(lo)); storeGemmVector(row, b, nb4, vpb, 1, i16x8.extend_high_i8x16_s(lo));
         storeGemmVector(row, b, nb4, vpb, 2, i16x8.extend_low_i8x16_s(hi)); storeGemmVector(row, b, nb4, vpb, 3, i16x8.extend_high_i8x16_s(hi));
       }
-      store<f32>(ps + ((r * nb + b) << 2), scaleAt(ws, first + b));
     }
+    for (b = 0; b < nb; b++) store<f32>(ps + ((r * nb + b) << 2), scaleAt(ws, first + b));
   }
 }
 

@@ -1,24 +1,23 @@
 // Decode matmuls (T < 4 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
-// quantized activations (quantize_act.ts). Every block product is an exact integer dot product; per
-// group of four blocks the four i32x4 partial dots are reduced into one vector (lane j = block j),
-// centred (q4_0), converted and scaled once by four weight scales (f16, widened by SIMD) times four
-// activation scales.
+// quantized activations (quantize_act.ts). Every block product is an exact integer dot product,
+// converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
+// times four activation scales.
 //
 // One weight row at a time, all T tokens against it while its bytes sit in L1: 2-row tiles were 2.3x
 // slower for q8_0 here (more live vectors than V8's 16 registers; one sequential stream per thread
 // also reads faster on this machine, as the bf16 matvec found).
 //
-// Block dots, by `kind` (a compile-time constant of each exported kernel):
-//   Q8_I16  q8_0 weights as i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds. An int8
-//           relaxed-dot version (ggml's |w| x sign-moved-x trick) was only 1.08x faster in an A/B here:
-//           not worth 256x the activation rounding.
-//   Q4_I8   relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s (pmaddubsw
-//           on x64), 1.3x the plain build's int16 kernel (matmul_q4.ts) in whole-model decode. Its 7-bit
-//           operand must lie in [0, 127], which nibbles do; four products of at most 127 * 15 per i16
-//           lane cannot saturate.
-import { dot16, f16ToF32, f16x4ToF32, hsum, madd } from './common';
-
-const Q8_I16 = 0, Q4_I8 = 1;
+//   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds; the four blocks' i32x4
+//           partial dots are reduced into one vector (lane j = block j). An int8 relaxed-dot version
+//           (ggml's |w| x sign-moved-x trick) was only 1.08x faster in an A/B here: not worth 256x the
+//           activation rounding.
+//   q4_0    relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s
+//           (pmaddubsw on x64), whose 7-bit operand must lie in [0, 127], which nibbles do. The weights
+//           are stored interleaved (q4_layout.ts) and the activations in the GEMMs' layout, so a group
+//           is four loads, eight dot products summed in i16 (at most 8 * 2 * 127 * 15 = 30480: no
+//           overflow) and one widening, with block j's sum in lane j. 1.3x the plain build's int16
+//           kernel (matmul_q4.ts) in whole-model decode before the interleaving, which made it NN.
+import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -33,20 +32,6 @@ const Q8_I16 = 0, Q4_I8 = 1;
     i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(vb, 8), 8), v128.load(x, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(vb, 8), v128.load(x, 48))));
 }
 
-/** q4_0 (uncentred nibbles) x int8 in natural order: low nibbles are values 0..15, high 16..31. */
-@inline function q4i8(w: usize, x: usize): v128 {
-  const raw = v128.load(w);
-  const m = i8x16.splat(0x0f);
-  // Four products of at most 127 * 15 per i16 lane: the two halves may be added before widening.
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 16), v128.and(i16x8.shr_u(raw, 4), m))));
-}
-
-/** Block `blk` of the weight (quants at wq) against the activation block at x. */
-@inline function blockDot(kind: i32, wq: usize, blk: usize, x: usize): v128 {
-  if (kind == Q8_I16) return q8i16(wq + (blk << 5), x);
-  return q4i8(wq + (blk << 4), x);
-}
-
 /** Lane j = sum of the lanes of vj (6 shuffles, 3 adds for four blocks). */
 @inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
   const a = i32x4.add(i32x4.shuffle(v0, v1, 0, 4, 2, 6), i32x4.shuffle(v0, v1, 1, 5, 3, 7));
@@ -58,49 +43,71 @@ const Q8_I16 = 0, Q4_I8 = 1;
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-/**
- * Rows n0..n1 of out[T, N] = x . W^T (+ bias): quants wq and f16 scales ws of the weight; xq, xs and
- * xsum from the activation quantizer of `kind`.
- */
-@inline function quantMatvec(n0: i32, n1: i32, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32, kind: i32): void {
-  const q4 = kind == Q4_I8;
-  const xShift: usize = kind == Q4_I8 ? 5 : 6; // activation bytes per block: 32 or 64
-  const xBlock: usize = 1 << xShift;
-  const nb = <usize>(K >> 5);
-  const nb4 = nb & ~3;
+/** Four f16 weight scales at p -> f32x4. */
+@inline function scales4(p: usize): v128 {
+  return f16x4sToF32(i32x4.extend_low_i16x8_s(v128.load64_zero(p)));
+}
+
+/** q8_0 weights against int16 activations from quantize_q16_q4 (xsum unused). */
+export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
   for (let r = n0; r < n1; r++) {
-    const blk0 = <usize>r * nb;
-    const sw = ws + (blk0 << 1);
+    const w = wq + ((<usize>r * nb) << 5), sw = ws + ((<usize>r * nb) << 1);
     const rowBias: f32 = bias ? load<f32>(bias + (<usize>r << 2)) : 0;
     for (let t = 0; t < T; t++) {
-      const xb = <usize>t * nb;
-      const xt = xq + (xb << xShift), st = xs + (xb << 2), ct = xsum + (xb << 2);
+      const xt = xq + ((<usize>t * nb) << 6), st = xs + ((<usize>t * nb) << 2);
       let a = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const x = xt + (b << xShift);
-        let d = reduce4(blockDot(kind, wq, blk0 + b, x), blockDot(kind, wq, blk0 + b + 1, x + xBlock),
-          blockDot(kind, wq, blk0 + b + 2, x + 2 * xBlock), blockDot(kind, wq, blk0 + b + 3, x + 3 * xBlock));
-        if (q4) d = i32x4.sub(d, v128.load(ct + (b << 2)));
-        a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(f16x4ToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(sw + (b << 1)))), v128.load(st + (b << 2))), a);
+        const wb = w + (b << 5), x = xt + (b << 6);
+        const d = reduce4(q8i16(wb, x), q8i16(wb + 32, x + 64), q8i16(wb + 64, x + 128), q8i16(wb + 96, x + 192));
+        a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
       }
       let s = hsum(a);
       for (let b = nb4; b < nb; b++) {
-        const c = q4 ? load<i32>(ct + (b << 2)) : 0;
-        s += <f32>(isum(blockDot(kind, wq, blk0 + b, xt + (b << xShift))) - c) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+        s += <f32>isum(q8i16(w + (b << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
       }
       store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), s + rowBias);
     }
   }
 }
 
-/** q8_0 weights against int16 activations from quantize_q16_q4 (xsum unused). */
-export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  quantMatvec(n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N, Q8_I16);
-}
-
-/** q4_0 weights against int8 activations from quantize_q8 (relaxed SIMD). */
+/**
+ * q4_0 weights in the relaxed build's interleaved storage against int8 activations from quantize_q8x4
+ * (token t at gemmRow(xq, t, K): vectors 32 bytes apart). Relaxed SIMD only.
+ */
 export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  quantMatvec(n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N, Q4_I8);
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const m = i8x16.splat(0x0f);
+  for (let r = n0; r < n1; r++) {
+    const w = wq + ((<usize>r * nb) << 4), sw = ws + ((<usize>r * nb) << 1);
+    const rowBias: f32 = bias ? load<f32>(bias + (<usize>r << 2)) : 0;
+    for (let t = 0; t < T; t++) {
+      const xt = gemmRow(xq, <usize>t, <usize>K), st = xs + ((<usize>t * nb) << 2), ct = xsum + ((<usize>t * nb) << 2);
+      let a = f32x4.splat(0);
+      for (let b: usize = 0; b < nb4; b += 4) {
+        // Group vector i: low nibbles against activation vector i, high nibbles against vector 4+i.
+        const g = w + (b << 4), x = xt + (b << 6);
+        let raw = v128.load(g);
+        let d = i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 128), v128.and(i16x8.shr_u(raw, 4), m)));
+        raw = v128.load(g, 16);
+        d = i16x8.add(d, i16x8.add(dot16(v128.load(x, 32), v128.and(raw, m)), dot16(v128.load(x, 160), v128.and(i16x8.shr_u(raw, 4), m))));
+        raw = v128.load(g, 32);
+        d = i16x8.add(d, i16x8.add(dot16(v128.load(x, 64), v128.and(raw, m)), dot16(v128.load(x, 192), v128.and(i16x8.shr_u(raw, 4), m))));
+        raw = v128.load(g, 48);
+        d = i16x8.add(d, i16x8.add(dot16(v128.load(x, 96), v128.and(raw, m)), dot16(v128.load(x, 224), v128.and(i16x8.shr_u(raw, 4), m))));
+        const dot = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(ct + (b << 2)));
+        a = madd(f32x4.convert_i32x4_s(dot), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
+      }
+      let s = hsum(a);
+      for (let b = nb4; b < nb; b++) {
+        // Blocks outside a full group: stored and quantized in natural order (vectors 32 bytes apart).
+        const raw = v128.load(w + (b << 4)), x = xt + (b << 6);
+        const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 32), v128.and(i16x8.shr_u(raw, 4), m))));
+        s += <f32>(isum(d) - load<i32>(ct + (b << 2))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+      }
+      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), s + rowBias);
+    }
+  }
 }
 
 /**

@@ -3,9 +3,8 @@
 // also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
 // weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
 //   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q8_0 weights; q4_0 with plain SIMD)
-//   quantize_q8      int8, d = amax / 127 (ggml's q8_0)         (q4_0 decode with relaxed SIMD)
-//   quantize_q8x4    the same, interleaved by groups of 4 blocks (q4_0 prefill with relaxed SIMD)
-//   quantize_q16x4   int16 in natural order, interleaved likewise (q8_0 prefill; q4_0 with plain SIMD)
+//   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 with relaxed SIMD)
+//   quantize_q16x4   int16 in the GEMMs' layout (q8_0 prefill; q4_0 prefill with plain SIMD)
 // int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
 import { gemmRow, storeGemmVector } from './common';
 
@@ -35,7 +34,7 @@ import { gemmRow, storeGemmVector } from './common';
 }
 
 // Storage layouts of quantizeBlocks (compile-time constants).
-const I16_LANES = 0, I8 = 1, I8_X4 = 2, I16_X4 = 3;
+const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
 
 /**
  * Every block of x: its scale, its quants as eight i32x4 (values 0-3, 4-7, ... 28-31) and their
@@ -43,14 +42,13 @@ const I16_LANES = 0, I8 = 1, I8_X4 = 2, I16_X4 = 3;
  *   I16_LANES  int16 in the lane order of the int16 decode kernels: evens of values 0-15, evens of
  *              16-31, odds of 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16,
  *              2i+1, 2i+17 in lane i; 16 q8_0 weights hold 2i and 2i+1)
- *   I8         int8 in natural order
  *   I8_X4, I16_X4  int8 / int16 in the integer GEMMs' operand layout (common.ts storeGemmVector):
  *              tokens in interleaved pairs, groups of four blocks interleaved word by word
  */
 @inline function quantizeBlocks(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32, layout: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const blocks = <usize>T * nb;
-  const bb: usize = layout == I8 || layout == I8_X4 ? 32 : 64;
+  const bb: usize = layout == I8_X4 ? 32 : 64;
   for (let b: usize = 0; b < blocks; b++) {
     const p = x + (b << 7);
     const id = scaleOf(p, xs, b, bb == 32 ? 127 : 32767);
@@ -65,10 +63,6 @@ const I16_LANES = 0, I8 = 1, I8_X4 = 2, I16_X4 = 3;
       v128.store(o, i16x8.shuffle(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
       v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
       v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
-    } else if (layout == I8) {
-      const o = xq + b * bb;
-      v128.store(o, i8x16.narrow_i16x8_s(n0, n1));
-      v128.store(o, i8x16.narrow_i16x8_s(n2, n3), 16);
     } else {
       const t = b / nb, bi = b % nb;
       const row = gemmRow(xq, t, nb * bb);
@@ -88,12 +82,7 @@ export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: 
   quantizeBlocks(x, xq, xs, xsum, T, K, I16_LANES);
 }
 
-/** int8 quants xq[T, K] in natural order (ggml's q8_0 activations; q4_0 decode in the relaxed build). */
-export function quantize_q8(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
-  quantizeBlocks(x, xq, xs, xsum, T, K, I8);
-}
-
-/** int8 quants in the integer GEMMs' layout (the relaxed build's q4_0 GEMM); xq holds T rounded up to even rows. */
+/** int8 quants in the integer GEMMs' layout (the relaxed build's q4_0 kernels); xq holds T rounded up to even rows. */
 export function quantize_q8x4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
   quantizeBlocks(x, xq, xs, xsum, T, K, I8_X4);
 }

@@ -159,6 +159,8 @@ export class WasmBackend implements Backend {
       arena.u8.set(p, ptr);
       ptrs.push(ptr);
     }
+    // The relaxed build's q4_0 kernels read groups of four blocks interleaved (assembly/q4_layout.ts).
+    if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols);
     arena.weightBytes += bytes;
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
@@ -510,15 +512,16 @@ export class WasmBackend implements Backend {
         // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
         const int8 = this.relaxed && w.format === 'q4_0';
         const gemm = T >= QUANT_GEMM_MIN_T;
-        const layout = (int8 ? 'i8' : 'i16') + (gemm ? 'x4' : '');
+        // int8 decode reads the GEMMs' layout too (it matches the interleaved q4_0 storage).
+        const layout = int8 ? 'i8x4' : gemm ? 'i16x4' : 'i16';
         const key = `${A.index}:${layout}`;
         // The GEMMs' layout pairs tokens: an odd T takes one more row.
-        const xq = A.scratchBlock(`xq:${layout}`, (gemm ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
+        const xq = A.scratchBlock(`xq:${layout}`, (layout === 'i16' ? T : T + (T & 1)) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
           const k = A.kernels;
-          (gemm ? (int8 ? k.quantize_q8x4 : k.quantize_q16x4) : int8 ? k.quantize_q8 : k.quantize_q16_q4)(x, xq, xs, xsum, T, K);
+          (int8 ? k.quantize_q8x4 : gemm ? k.quantize_q16x4 : k.quantize_q16_q4)(x, xq, xs, xsum, T, K);
           quantized?.add(key);
         }
         if (gemm) {

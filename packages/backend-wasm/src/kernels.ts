@@ -17,10 +17,10 @@ export interface KernelExports {
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, s: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
-  quantize_q8(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   quantize_q8x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   quantize_q16x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   relaxed_selftest(): number;
+  relayout_q4_0(q: number, rows: number, K: number): void;
   [parallel: string]: unknown;
 }
 

@@ -1,0 +1,50 @@
+// Storage of q4_0 weights in the relaxed build: each row's full groups of four 16-byte blocks are
+// interleaved word by word when a weight is uploaded (relayout_q4_0), so that vector i of a group holds
+// word i of blocks 0-3 in its words 0-3. Its low nibbles are then values 4i..4i+3 and its high nibbles
+// values 16+4i..16+4i+3 of each block, in the word of that block: exactly the GEMMs' operand layout
+// (common.ts storeGemmVector). The decode kernel reads a group with four loads and no shuffles, and
+// its int8 dot products leave block j's sum in lane j (no per-block reduction); the GEMM panel unpack
+// is two masks per vector. Blocks after the last full group of a row stay as stored. The plain build
+// keeps q4_0 as stored (its int16 kernels read the natural block layout).
+import { transposed4 } from './common';
+
+/** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
+export const Q4_INTERLEAVED: bool = ASC_FEATURE_RELAXED_SIMD;
+
+/** Interleaves the full groups of every row of a q4_0 weight (rows x K values at q) in place. */
+export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  for (let r: usize = 0; r < <usize>rows; r++) {
+    const row = q + r * (nb << 4);
+    for (let b: usize = 0; b < nb4; b += 4) {
+      const p = row + (b << 4);
+      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+      v128.store(p, transposed4(v0, v1, v2, v3, 0));
+      v128.store(p, transposed4(v0, v1, v2, v3, 1), 16);
+      v128.store(p, transposed4(v0, v1, v2, v3, 2), 32);
+      v128.store(p, transposed4(v0, v1, v2, v3, 3), 48);
+    }
+  }
+}
+
+/**
+ * Offset within a row of the byte holding values k (low nibble) and k+16 (high nibble) of block b, for
+ * k < 16, in this build's storage (nb4: blocks in full groups per row).
+ */
+@inline export function q4ByteOffset(b: usize, k: usize, nb4: usize): usize {
+  if (!Q4_INTERLEAVED || b >= nb4) return (b << 4) + k;
+  return ((b & ~3) << 4) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
+}
+
+/**
+ * Block b (16 bytes, natural layout) of the q4_0 row at `row` in this build's storage. For kernels that
+ * read whole natural blocks; in the relaxed build only the slow paths do (the plain build's kernels,
+ * which the relaxed build never runs, and blocks outside full groups).
+ */
+@inline export function q4Block(row: usize, b: usize, nb4: usize): v128 {
+  if (!Q4_INTERLEAVED || b >= nb4) return v128.load(row + (b << 4));
+  const g = row + ((b & ~3) << 4), j = b & 3;
+  const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
+  // The transpose is its own inverse: word i of block j is word j of group vector i.
+  return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
+}
