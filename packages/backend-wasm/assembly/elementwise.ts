@@ -36,9 +36,9 @@ export function add_f32(a: usize, b: usize, out: usize, n: i32): void {
   for (; i < n; i++) { const o = <usize>i << 2; store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o)); }
 }
 
-/** out = silu(gate) * up over n floats. out may alias gate. */
-export function swiglu_f32(gate: usize, up: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+/** out = silu(gate) * up over elements [i0, i1) (the thread pool splits the n of a call). out may alias gate or up. */
+export function swiglu_f32(i0: i32, i1: i32, scratch: usize, gate: usize, up: usize, out: usize): void {
+  for (let i = i0; i < i1; i++) {
     const o = <usize>i << 2;
     const g = load<f32>(gate + o);
     store<f32>(out + o, (g / (1.0 + Mathf.exp(-g))) * load<f32>(up + o));

@@ -6,6 +6,7 @@
 //   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 with relaxed SIMD)
 //   quantize_q16x4   int16 in the GEMMs' layout (q8_0 prefill; q4_0 prefill with plain SIMD)
 // int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
+// Each runs on the thread pool over tokens [t0, t1) of x[T, K] (pairs of tokens stay on one thread).
 import { gemmRow, storeGemmVector } from './common';
 
 @inline function q(v: v128, id: v128): v128 {
@@ -45,11 +46,11 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
  *   I8_X4, I16_X4  int8 / int16 in the integer GEMMs' operand layout (common.ts storeGemmVector):
  *              tokens in interleaved pairs, groups of four blocks interleaved word by word
  */
-@inline function quantizeBlocks(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32, layout: i32): void {
+@inline function quantizeBlocks(t0: i32, t1: i32, x: usize, xq: usize, xs: usize, xsum: usize, K: i32, layout: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const blocks = <usize>T * nb;
+  const end = <usize>t1 * nb;
   const bb: usize = layout == I8_X4 ? 32 : 64;
-  for (let b: usize = 0; b < blocks; b++) {
+  for (let b: usize = <usize>t0 * nb; b < end; b++) {
     const p = x + (b << 7);
     const id = scaleOf(p, xs, b, bb == 32 ? 127 : 32767);
     const q0 = q(v128.load(p), id), q1 = q(v128.load(p, 16), id), q2 = q(v128.load(p, 32), id), q3 = q(v128.load(p, 48), id);
@@ -78,16 +79,16 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
 }
 
 /** int16 quants in the lane order of the int16 decode kernels (q8_0 decode; q4_0 in the plain build). */
-export function quantize_q16_q4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
-  quantizeBlocks(x, xq, xs, xsum, T, K, I16_LANES);
+export function quantize_q16_q4(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I16_LANES);
 }
 
 /** int8 quants in the integer GEMMs' layout (the relaxed build's q4_0 kernels); xq holds T rounded up to even rows. */
-export function quantize_q8x4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
-  quantizeBlocks(x, xq, xs, xsum, T, K, I8_X4);
+export function quantize_q8x4(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I8_X4);
 }
 
 /** int16 quants in the integer GEMMs' layout (q8_0, and q4_0 with plain SIMD); xq holds T rounded up to even rows. */
-export function quantize_q16x4(x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
-  quantizeBlocks(x, xq, xs, xsum, T, K, I16_X4);
+export function quantize_q16x4(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I16_X4);
 }

@@ -362,7 +362,7 @@ export class WasmBackend implements Backend {
     const o = this.tensor(out, 'swiglu out');
     expectShape(u, g.rows, g.cols, 'swiglu up');
     expectShape(o, g.rows, g.cols, 'swiglu out');
-    this.arenas[0]!.kernels.swiglu_f32(g.ptr, u.ptr, o.ptr, g.rows * g.cols);
+    this.run('swiglu_f32', 0, g.rows * g.cols, 64, [g.ptr, u.ptr, o.ptr]);
   }
 
   add(a: Tensor, b: Tensor, out: Tensor): void {
@@ -520,8 +520,7 @@ export class WasmBackend implements Backend {
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
-          const k = A.kernels;
-          (int8 ? k.quantize_q8x4 : gemm ? k.quantize_q16x4 : k.quantize_q16_q4)(x, xq, xs, xsum, T, K);
+          this.run(int8 ? 'quantize_q8x4' : gemm ? 'quantize_q16x4' : 'quantize_q16_q4', A.index, T, 2, [x, xq, xs, xsum, T, K]);
           quantized?.add(key);
         }
         if (gemm) {

@@ -7,18 +7,14 @@ import { KERNELS_RELAXED_WASM_BASE64, KERNELS_SHARED_RELAXED_WASM_BASE64, KERNEL
 export interface KernelExports {
   rms_norm(x: number, g: number, out: number, rows: number, n: number, eps: number): void;
   add_f32(a: number, b: number, out: number, n: number): void;
-  swiglu_f32(gate: number, up: number, out: number, n: number): void;
   add_bias(out: number, bias: number, rows: number, n: number): void;
   rope_f32(x: number, table: number, T: number, heads: number, headDim: number): void;
   dot_f32(a: number, b: number, n: number): number;
   pair_lanes(x: number, dst: number, K: number): void;
-  quantize_q16_q4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   dequant_half(src: number, out: number, n: number, bf16: number): void;
   dequant_q8_0(q: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, s: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
-  quantize_q8x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
-  quantize_q16x4(x: number, xq: number, xs: number, xsum: number, T: number, K: number): void;
   relaxed_selftest(): number;
   relayout_q4_0(q: number, rows: number, K: number): void;
   [parallel: string]: unknown;
@@ -28,7 +24,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['swiglu_f32', 'quantize_q16_q4', 'quantize_q8x4', 'quantize_q16x4', 'matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
