@@ -13,8 +13,8 @@ export function workerMain(
   kernelNames: readonly string[],
   spinMicros: number,
 ): void {
-  const CTL_GEN = 0, CTL_DONE = 1, CTL_OP = 2, CTL_MEM = 3, CTL_SLEEPERS = 4, CTL_ERROR = 5;
-  const ARGS = 8, RANGES = 24; // Float64 indices: common args, then (start, end, scratch) per thread
+  const CTL_GEN = 0, CTL_DONE = 1, CTL_OP = 2, CTL_MEM = 3, CTL_SLEEPERS = 4, CTL_ERROR = 5, CTL_NEXT = 6;
+  const ARGS = 8, JOB = 21, SCRATCH = 24; // Float64 indices: common args, (units, chunk, chunks), scratch per thread
   const OP_EXIT = -2;
   let ctl: Int32Array | undefined;
   let args: Float64Array | undefined;
@@ -51,10 +51,12 @@ export function workerMain(
         if (op === OP_EXIT) ctl = undefined;
         return;
       }
-      const r = RANGES + tid * 3;
+      const fn = tables[c[CTL_MEM]!]![op]!;
+      const units = a[JOB]!, chunk = a[JOB + 1]!, chunks = a[JOB + 2]!, scratch = a[SCRATCH + tid]!;
       try {
-        if (a[r]! < a[r + 1]!) {
-          tables[c[CTL_MEM]!]![op]!(a[r]!, a[r + 1]!, a[r + 2]!, a[ARGS]!, a[ARGS + 1]!, a[ARGS + 2]!, a[ARGS + 3]!, a[ARGS + 4]!,
+        // Chunks from the shared counter until none is left (the main thread takes them too).
+        for (let k = Atomics.add(c, CTL_NEXT, 1); k < chunks; k = Atomics.add(c, CTL_NEXT, 1)) {
+          fn(k * chunk, Math.min(units, (k + 1) * chunk), scratch, a[ARGS]!, a[ARGS + 1]!, a[ARGS + 2]!, a[ARGS + 3]!, a[ARGS + 4]!,
             a[ARGS + 5]!, a[ARGS + 6]!, a[ARGS + 7]!, a[ARGS + 8]!, a[ARGS + 9]!, a[ARGS + 10]!, a[ARGS + 11]!, a[ARGS + 12]!);
         }
       } catch {
