@@ -1,6 +1,6 @@
 // Row dequantization for embedding lookups: one row of a weight table -> f32.
 import { f16ToF32 } from './common';
-import { q4ByteOffset } from './q4_layout';
+import { q4ByteOffset, q8ByteOffset } from './quant_layout';
 
 /** f16 or bf16 row of n values at src -> f32 at out. */
 export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
@@ -10,15 +10,17 @@ export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
   }
 }
 
-/** q8_0 row: n values (n % 32 == 0) from quants q and f16 scales s. */
+/** q8_0 row: n values (n % 32 == 0) from quants q (stored interleaved, quant_layout.ts) and f16 scales s. */
 export function dequant_q8_0(q: usize, s: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
-    const d = f16ToF32(<u32>load<u16>(s + (<usize>(i >> 5) << 1)));
-    store<f32>(out + (<usize>i << 2), d * <f32>load<i8>(q + <usize>i));
+  const nb = <usize>(n >> 5), nb4 = nb & ~3;
+  for (let i: usize = 0; i < <usize>n; i++) {
+    const b = i >> 5;
+    const d = f16ToF32(<u32>load<u16>(s + (b << 1)));
+    store<f32>(out + (i << 2), d * <f32>load<i8>(q + q8ByteOffset(b, i & 31, nb4)));
   }
 }
 
-/** q4_0 row: n values from 16-byte blocks q (this build's storage, q4_layout.ts) and f16 scales s. */
+/** q4_0 row: n values from 16-byte blocks q (this build's storage, quant_layout.ts) and f16 scales s. */
 export function dequant_q4_0(q: usize, s: usize, out: usize, n: i32): void {
   const nb = <usize>(n >> 5), nb4 = nb & ~3;
   for (let b: usize = 0; b < nb; b++) {

@@ -9,7 +9,7 @@
 // Unlike matvec_quant.ts this one keeps 2-row x 2-token tiles: its few live vectors fit V8's registers,
 // and sharing the activation loads between two rows made it 1.2x faster than one row at a time.
 import { f16ToF32 } from './common';
-import { q4Block } from './q4_layout';
+import { q4Block } from './quant_layout';
 
 /** Exact centred dot of one q4_0 block (raw 16 bytes) with reordered activations at x and the block's correction (an i32) at c. */
 @inline function dot(raw: v128, x: usize, c: usize): v128 {

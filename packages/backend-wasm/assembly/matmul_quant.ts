@@ -23,7 +23,7 @@
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
 import { dot16, f16ToF32, gemmRow, hsum, madd, storeGemmVector } from './common';
 import { PANEL } from './matmul_float';
-import { q4Block, Q4_INTERLEAVED } from './q4_layout';
+import { q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
 
 @inline function scaleAt(ws: usize, blk: usize): f32 {
   return f16ToF32(<u32>load<u16>(ws + (blk << 1)));
@@ -46,8 +46,22 @@ const I8 = 0, I16 = 1;
     const first = (<usize>r0 + r) * nb;
     const row = gemmRow(pq, r, nb * blockBytes(kind));
     let b: usize = 0;
+    if (kind == I16 && !q4) {
+      // q8_0 is stored interleaved (quant_layout.ts): stored vector v holds values 4v..4v+3 of block j
+      // in word j; widened, its pairs (4v, 4v+1) and (4v+2, 4v+3) are operand vectors 2v and 2v+1.
+      const src = wq + (first << 5);
+      for (; b < nb4; b += 4) {
+        const g = src + (b << 5), o = row + (b << 7);
+        for (let v: usize = 0; v < 8; v++) {
+          const raw = v128.load(g + (v << 4));
+          const lo = i16x8.extend_low_i8x16_s(raw), hi = i16x8.extend_high_i8x16_s(raw);
+          v128.store(o + (v << 6), i32x4.shuffle(lo, hi, 0, 2, 4, 6));
+          v128.store(o + (v << 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7), 32);
+        }
+      }
+    }
     if (kind == I8 && Q4_INTERLEAVED) {
-      // Stored interleaved (q4_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
+      // Stored interleaved (quant_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
       const src = wq + (first << 4);
       for (; b < nb4; b += 4) {
         const g = src + (b << 4), o = row + (b << 6);
@@ -66,7 +80,7 @@ const I8 = 0, I16 = 1;
         lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
         if (kind == I16) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
       } else {
-        lo = v128.load(wq + ((first + b) << 5)); hi = v128.load(wq + ((first + b) << 5), 16);
+        lo = q8Half(wq + (first << 5), b, 0, nb4); hi = q8Half(wq + (first << 5), b, 1, nb4);
       }
       if (kind == I8) {
         storeGemmVector(row, b, nb4, vpb, 0, lo); storeGemmVector(row, b, nb4, vpb, 1, hi);

@@ -3,17 +3,19 @@
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
 //
-// One weight row at a time, all T tokens against it while its bytes sit in L1: 2-row tiles were 2.3x
-// slower for q8_0 here (more live vectors than V8's 16 registers; one sequential stream per thread
-// also reads faster on this machine, as the bf16 matvec found).
+// One weight row at a time, all T tokens against it while its bytes sit in L1 (2-row tiles were
+// slower for both formats here; one sequential stream per thread also reads faster on this machine).
 //
-//   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds; the four blocks' i32x4
-//           partial dots are reduced into one vector (lane j = block j). An int8 relaxed-dot version
-//           (ggml's |w| x sign-moved-x trick) was only 1.08x faster in an A/B here: not worth 256x the
-//           activation rounding.
+//   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds, against the interleaved
+//           storage (quant_layout.ts): a weight vector's even and odd bytes widen with three shifts and
+//           meet activation vectors in the same order, and block j's sum lands in lane j: 1.27-1.31x
+//           the kernel that reduced four blocks' partial sums across lanes (A/B per matvec at
+//           Qwen2-0.5B shapes). Two rows at a time sharing the activation loads ran at 0.6-0.75x. An
+//           int8 relaxed-dot version (ggml's |w| x sign-moved-x trick) was only 1.08x faster than the
+//           old kernel in an A/B here: not worth 256x the activation rounding.
 //   q4_0    relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s
 //           (pmaddubsw on x64), whose 7-bit operand must lie in [0, 127], which nibbles do. The weights
-//           are stored interleaved (q4_layout.ts) and the activations in the GEMMs' layout, so a group
+//           are stored interleaved (quant_layout.ts) and the activations in the GEMMs' layout, so a group
 //           is four loads, eight dot products summed in i16 (at most 8 * 2 * 127 * 15 = 30480: no
 //           overflow) and one widening, with block j's sum in lane j. The interleaving made this
 //           kernel 1.1-1.5x faster at Qwen2-0.5B shapes (A/B per matvec) than reducing four blocks'
@@ -34,13 +36,6 @@ import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
     i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(vb, 8), 8), v128.load(x, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(vb, 8), v128.load(x, 48))));
 }
 
-/** Lane j = sum of the lanes of vj (6 shuffles, 3 adds for four blocks). */
-@inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
-  const a = i32x4.add(i32x4.shuffle(v0, v1, 0, 4, 2, 6), i32x4.shuffle(v0, v1, 1, 5, 3, 7));
-  const b = i32x4.add(i32x4.shuffle(v2, v3, 0, 4, 2, 6), i32x4.shuffle(v2, v3, 1, 5, 3, 7));
-  return i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
-}
-
 @inline function isum(v: v128): i32 {
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
@@ -50,7 +45,15 @@ import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
   return f16x4sToF32(i32x4.extend_low_i16x8_s(v128.load64_zero(p)));
 }
 
-/** q8_0 weights against int16 activations from quantize_q16_q4 (xsum unused). */
+/** 16 int8 weights: even bytes (sign-extended to i16) against the activations at x, odd bytes against x + 16. */
+@inline function evenOdd(w: v128, x: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), v128.load(x)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(x, 16)));
+}
+
+/**
+ * q8_0 weights in their interleaved storage (quant_layout.ts) against int16 activations from
+ * quantize_q16q8 (xsum unused): a group's eight weight vectors leave block j's dot product in lane j.
+ */
 export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   for (let r = n0; r < n1; r++) {
@@ -60,17 +63,23 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
       const xt = xq + ((<usize>t * nb) << 6), st = xs + ((<usize>t * nb) << 2);
       let a = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const wb = w + (b << 5), x = xt + (b << 6);
-        const d = reduce4(q8i16(wb, x), q8i16(wb + 32, x + 64), q8i16(wb + 64, x + 128), q8i16(wb + 96, x + 192));
+        const g = w + (b << 5), x = xt + (b << 6);
+        let d = i32x4.splat(0);
+        for (let v: usize = 0; v < 128; v += 16) d = i32x4.add(d, evenOdd(v128.load(g + v), x + (v << 1)));
         a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
       }
-      let s = hsum(a);
-      for (let b = nb4; b < nb; b++) {
-        s += <f32>isum(q8i16(w + (b << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
-      }
-      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), s + rowBias);
+      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), hsum(a) + q8Tail(w, sw, xt, st, nb4, nb) + rowBias);
     }
   }
+}
+
+/** The blocks of one q8_0 row outside full groups (stored and quantized in the natural/lane order). */
+@inline function q8Tail(w: usize, sw: usize, xt: usize, st: usize, nb4: usize, nb: usize): f32 {
+  let s: f32 = 0;
+  for (let b = nb4; b < nb; b++) {
+    s += <f32>isum(q8i16(w + (b << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+  }
+  return s;
 }
 
 /**

@@ -2,9 +2,10 @@
 // x[T, K] (K % 32 == 0) gets an f32 scale in xs[T, K/32] and integer quants in xq; the q4_0 layouts
 // also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
 // weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
-//   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q8_0 weights; q4_0 with plain SIMD)
+//   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q4_0 decode with plain SIMD)
 //   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 with relaxed SIMD)
 //   quantize_q16x4   int16 in the GEMMs' layout (q8_0 prefill; q4_0 prefill with plain SIMD)
+//   quantize_q16q8   int16 in the order of the interleaved q8_0 storage (q8_0 decode)
 // int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
 // Each runs on the thread pool over tokens [t0, t1) of x[T, K] (pairs of tokens stay on one thread).
 import { gemmRow, storeGemmVector } from './common';
@@ -34,8 +35,18 @@ import { gemmRow, storeGemmVector } from './common';
   return f32x4.splat(d != 0 ? <f32>1.0 / d : 0);
 }
 
+/** n_c (values 8c..8c+7 of block j) to the I16_Q8 group at g: its even/odd pairs to words j of vectors 4c..4c+3. */
+@inline function storeEvenOdd(g: usize, j: usize, c: usize, n: v128): void {
+  const v = i16x8.shuffle(n, n, 0, 2, 1, 3, 4, 6, 5, 7);
+  const o = g + (c << 6) + (j << 2);
+  v128.store32_lane(o, v, 0);
+  v128.store32_lane(o, v, 1, 16);
+  v128.store32_lane(o, v, 2, 32);
+  v128.store32_lane(o, v, 3, 48);
+}
+
 // Storage layouts of quantizeBlocks (compile-time constants).
-const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
+const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
 
 /**
  * Every block of x: its scale, its quants as eight i32x4 (values 0-3, 4-7, ... 28-31) and their
@@ -45,6 +56,10 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
  *              2i+1, 2i+17 in lane i; 16 q8_0 weights hold 2i and 2i+1)
  *   I8_X4, I16_X4  int8 / int16 in the integer GEMMs' operand layout (common.ts storeGemmVector):
  *              tokens in interleaved pairs, groups of four blocks interleaved word by word
+ *   I16_Q8     int16 for the q8_0 decode kernel, matching the interleaved q8_0 storage
+ *              (quant_layout.ts): in a group, vectors 2v and 2v+1 hold in word j the even and the odd
+ *              values of block j that weight vector v holds (values 16a+4i+{0,2} and {1,3}, v = 4a+i);
+ *              blocks after the last full group in the I16_LANES order
  */
 @inline function quantizeBlocks(t0: i32, t1: i32, x: usize, xq: usize, xs: usize, xsum: usize, K: i32, layout: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
@@ -58,7 +73,12 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
     store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
     const n0 = i16x8.narrow_i32x4_s(q0, q1), n1 = i16x8.narrow_i32x4_s(q2, q3); // values 0-7, 8-15
     const n2 = i16x8.narrow_i32x4_s(q4, q5), n3 = i16x8.narrow_i32x4_s(q6, q7); // values 16-23, 24-31
-    if (layout == I16_LANES) {
+    if (layout == I16_Q8 && b % nb < nb4) {
+      // Value 4v+q of the block sits in n_(v/2), lane 4(v&1)+q: the shuffle puts v's even pair in
+      // word 2(v&1) and its odd pair in word 2(v&1)+1 of each n_c, i.e. words w go to vectors 4c+w.
+      const g = xq + (b - (b % nb & 3)) * bb, j = <usize>(b % nb & 3);
+      storeEvenOdd(g, j, 0, n0); storeEvenOdd(g, j, 1, n1); storeEvenOdd(g, j, 2, n2); storeEvenOdd(g, j, 3, n3);
+    } else if (layout == I16_LANES || layout == I16_Q8) {
       const o = xq + b * bb;
       v128.store(o, i16x8.shuffle(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14));
       v128.store(o, i16x8.shuffle(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 16);
@@ -76,6 +96,11 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2;
       }
     }
   }
+}
+
+/** int16 quants for the q8_0 decode kernel (rows of T tokens one after another). */
+export function quantize_q16q8(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I16_Q8);
 }
 
 /** int16 quants in the lane order of the int16 decode kernels (q8_0 decode; q4_0 in the plain build). */

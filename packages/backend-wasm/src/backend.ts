@@ -159,8 +159,10 @@ export class WasmBackend implements Backend {
       arena.u8.set(p, ptr);
       ptrs.push(ptr);
     }
-    // The relaxed build's q4_0 kernels read groups of four blocks interleaved (assembly/q4_layout.ts).
+    // q8_0 (both builds) and the relaxed build's q4_0 are stored with groups of four blocks interleaved,
+    // as their kernels read them (assembly/quant_layout.ts).
     if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols);
+    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols);
     arena.weightBytes += bytes;
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
@@ -513,14 +515,15 @@ export class WasmBackend implements Backend {
         const int8 = this.relaxed && w.format === 'q4_0';
         const gemm = T >= QUANT_GEMM_MIN_T;
         // int8 decode reads the GEMMs' layout too (it matches the interleaved q4_0 storage).
-        const layout = int8 ? 'i8x4' : gemm ? 'i16x4' : 'i16';
+        const layout = int8 ? 'i8x4' : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
         const key = `${A.index}:${layout}`;
         // The GEMMs' layout pairs tokens: an odd T takes one more row.
-        const xq = A.scratchBlock(`xq:${layout}`, (layout === 'i16' ? T : T + (T & 1)) * K * (int8 ? 1 : 2));
+        const xq = A.scratchBlock(`xq:${layout}`, (layout.endsWith('x4') ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
-          this.run(int8 ? 'quantize_q8x4' : gemm ? 'quantize_q16x4' : 'quantize_q16_q4', A.index, T, 2, [x, xq, xs, xsum, T, K]);
+          const quantizer = ({ i8x4: 'quantize_q8x4', i16x4: 'quantize_q16x4', i16q8: 'quantize_q16q8', i16: 'quantize_q16_q4' } as const)[layout];
+          this.run(quantizer, A.index, T, 2, [x, xq, xs, xsum, T, K]);
           quantized?.add(key);
         }
         if (gemm) {

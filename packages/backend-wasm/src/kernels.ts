@@ -17,6 +17,7 @@ export interface KernelExports {
   read_bytes(p: number, n: number): number;
   relaxed_selftest(): number;
   relayout_q4_0(q: number, rows: number, K: number): void;
+  relayout_q8_0(q: number, rows: number, K: number): void;
   [parallel: string]: unknown;
 }
 
@@ -24,7 +25,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['swiglu_f32', 'quantize_q16_q4', 'quantize_q8x4', 'quantize_q16x4', 'matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'read_chunks'] as const;
+export const PARALLEL_KERNELS = ['swiglu_f32', 'quantize_q16_q4', 'quantize_q16q8', 'quantize_q8x4', 'quantize_q16x4', 'matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'read_chunks'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

@@ -1,4 +1,4 @@
-// Storage of q4_0 weights in the relaxed build: each row's full groups of four 16-byte blocks are
+// Storage of quantized weights as the kernels read them. q4_0 in the relaxed build: each row's full groups of four 16-byte blocks are
 // interleaved word by word when a weight is uploaded (relayout_q4_0), so that vector i of a group holds
 // word i of blocks 0-3 in its words 0-3. Its low nibbles are then values 4i..4i+3 and its high nibbles
 // values 16+4i..16+4i+3 of each block, in the word of that block: exactly the GEMMs' operand layout
@@ -47,4 +47,44 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
   const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
   // The transpose is its own inverse: word i of block j is word j of group vector i.
   return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
+}
+
+// ---- q8_0 ------------------------------------------------------------------------------------------
+// q8_0 weights are stored interleaved in both builds: each row's full groups of four 32-byte blocks
+// as eight vectors, vector 4a+i holding in word j word i of block j's half a (values 16a+4i..16a+4i+3).
+// The decode kernel widens a vector's even and odd bytes to i16 (the int16 activations come in the
+// matching order, quantize_q16q8), and pmaddwd leaves block j's sum in lane j: no per-block reduction,
+// and few enough live vectors for two rows at a time. The GEMM unpack and embed read blocks through
+// q8Half / q8ByteOffset.
+
+/** Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place. */
+export function relayout_q8_0(q: usize, rows: i32, K: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  for (let r: usize = 0; r < <usize>rows; r++) {
+    const row = q + r * (nb << 5);
+    for (let b: usize = 0; b < nb4; b += 4) {
+      const p = row + (b << 5);
+      // Half a of block j is at p + 32j + 16a.
+      const a0 = v128.load(p), a1 = v128.load(p, 32), a2 = v128.load(p, 64), a3 = v128.load(p, 96);
+      const b0 = v128.load(p, 16), b1 = v128.load(p, 48), b2 = v128.load(p, 80), b3 = v128.load(p, 112);
+      v128.store(p, transposed4(a0, a1, a2, a3, 0)); v128.store(p, transposed4(a0, a1, a2, a3, 1), 16);
+      v128.store(p, transposed4(a0, a1, a2, a3, 2), 32); v128.store(p, transposed4(a0, a1, a2, a3, 3), 48);
+      v128.store(p, transposed4(b0, b1, b2, b3, 0), 64); v128.store(p, transposed4(b0, b1, b2, b3, 1), 80);
+      v128.store(p, transposed4(b0, b1, b2, b3, 2), 96); v128.store(p, transposed4(b0, b1, b2, b3, 3), 112);
+    }
+  }
+}
+
+/** Half a (values 16a..16a+15) of block b of the q8_0 row at `row`, natural order. */
+@inline export function q8Half(row: usize, b: usize, a: usize, nb4: usize): v128 {
+  if (b >= nb4) return v128.load(row + (b << 5) + (a << 4));
+  const g = row + ((b & ~3) << 5) + (a << 6), j = b & 3;
+  const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
+  return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
+}
+
+/** Offset within a row of value k (0..31) of block b of a q8_0 weight in its stored order. */
+@inline export function q8ByteOffset(b: usize, k: usize, nb4: usize): usize {
+  if (b >= nb4) return (b << 5) + k;
+  return ((b & ~3) << 5) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
 }
