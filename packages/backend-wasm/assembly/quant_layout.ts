@@ -1,11 +1,12 @@
-// Storage of quantized weights as the kernels read them. q4_0 in the relaxed build: each row's full groups of four 16-byte blocks are
-// interleaved word by word when a weight is uploaded (relayout_q4_0), so that vector i of a group holds
-// word i of blocks 0-3 in its words 0-3. Its low nibbles are then values 4i..4i+3 and its high nibbles
-// values 16+4i..16+4i+3 of each block, in the word of that block: exactly the GEMMs' operand layout
-// (common.ts storeGemmVector). The decode kernel reads a group with four loads and no shuffles, and
-// its int8 dot products leave block j's sum in lane j (no per-block reduction); the GEMM panel unpack
-// is two masks per vector. Blocks after the last full group of a row stay as stored. The plain build
-// keeps q4_0 as stored (its int16 kernels read the natural block layout).
+// Storage of quantized weights as the kernels read them: at upload, each row's full groups of four
+// blocks are interleaved word by word (same bytes; blocks after the last full group stay as stored).
+//
+// q4_0, relaxed build only (relayout_q4_0): vector i of a group holds word i of blocks 0-3 in its words
+// 0-3. Its low nibbles are then values 4i..4i+3 and its high nibbles values 16+4i..16+4i+3 of each
+// block, in the word of that block: exactly the GEMMs' operand layout (common.ts storeGemmVector). The
+// decode kernel reads a group with four loads and no shuffles, and its int8 dot products leave block
+// j's sum in lane j (no per-block reduction); the GEMM panel unpack is two masks per vector. The plain
+// build keeps q4_0 as stored (its int16 kernels read the natural block layout).
 import { transposed4 } from './common';
 
 /** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
