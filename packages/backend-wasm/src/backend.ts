@@ -79,6 +79,8 @@ export class WasmBackend implements Backend {
   readonly info: BackendInfo;
   private readonly arenas: Arena[];
   private readonly weights = new Set<WasmWeight>();
+  /** Buffers handed out by weightBuffer and not yet uploaded or discarded. */
+  private readonly buffers = new Map<HostWeight, { arena: Arena; ptrs: number[]; bytes: number }>();
   private readonly tensors = new Set<WasmTensor>();
   private readonly caches = new Set<WasmKVCache>();
   private inPass = false;
@@ -143,27 +145,88 @@ export class WasmBackend implements Backend {
 
   async uploadWeight(weight: HostWeight, name: string): Promise<Weight> {
     this.alive();
+    const buffer = this.buffers.get(weight);
+    if (buffer) {
+      // Filled in place (weightBuffer): adopt the storage, copy nothing.
+      this.buffers.delete(weight);
+      try {
+        validateHostWeight(weight, name);
+      } catch (e) {
+        this.releaseBuffer(buffer);
+        throw e;
+      }
+      return this.finishUpload(weight, name, buffer.arena, buffer.ptrs, buffer.bytes);
+    }
     validateHostWeight(weight, name);
     // Vectors (norm weights, biases) are stored as f32 in memory 0, next to the activations they touch.
     if (weight.rows === 1 && weight.format !== 'f32') weight = { format: 'f32', rows: 1, cols: weight.cols, data: dequantizeVector(weight) };
     const bytes = storedBytes(weight);
     const arena = weight.rows === 1 ? this.arenas[0]! : await this.arenaFor(bytes);
     const parts = weight.format === 'q8_0' || weight.format === 'q4_0' ? [asBytes(weight.quants), asBytes(weight.scales)] : [asBytes(weight.data)];
+    const ptrs = this.allocParts(arena, parts.map((p) => p.byteLength), name, bytes);
+    parts.forEach((p, i) => arena.u8.set(p, ptrs[i]!));
+    arena.weightBytes += bytes;
+    return this.finishUpload(weight, name, arena, ptrs, bytes);
+  }
+
+  /**
+   * Storage for a matrix in its final place (see core's `Backend.weightBuffer`): the loader fills these
+   * arrays, which are views of a wasm memory, and `uploadWeight` adopts them. Its bytes count against
+   * the memory's weight budget from now on.
+   */
+  async weightBuffer(format: WeightFormat, rows: number, cols: number, name: string): Promise<HostWeight> {
+    this.alive();
+    const shape = { format, rows, cols } as HostWeight;
+    if (!FORMATS.includes(format) || !Number.isInteger(rows) || !Number.isInteger(cols) || rows < 2 || cols < 1 || ((format === 'q8_0' || format === 'q4_0') && cols % 32 !== 0)) {
+      throw new BackendUsageError(`weightBuffer: cannot hold '${name}' as ${format} [${rows}, ${cols}]`);
+    }
+    const bytes = storedBytes(shape);
+    const arena = await this.arenaFor(bytes);
+    const n = rows * cols;
+    const sizes = format === 'q8_0' ? [n, (n / 32) * 2] : format === 'q4_0' ? [n / 2, (n / 32) * 2] : [n * (format === 'f32' ? 4 : 2)];
+    const ptrs = this.allocParts(arena, sizes, name, bytes);
+    arena.weightBytes += bytes;
+    // Views made after every allocation: growing a non-shared memory detaches older ones.
+    const buf = arena.memory.buffer;
+    let host: HostWeight;
+    if (format === 'q8_0') host = { format, rows, cols, quants: new Int8Array(buf, ptrs[0]!, n), scales: new Uint16Array(buf, ptrs[1]!, n / 32) };
+    else if (format === 'q4_0') host = { format, rows, cols, quants: new Uint8Array(buf, ptrs[0]!, n / 2), scales: new Uint16Array(buf, ptrs[1]!, n / 32) };
+    else if (format === 'f32') host = { format, rows, cols, data: new Float32Array(buf, ptrs[0]!, n) };
+    else host = { format, rows, cols, data: new Uint16Array(buf, ptrs[0]!, n) };
+    this.buffers.set(host, { arena, ptrs, bytes });
+    return host;
+  }
+
+  discardWeightBuffer(weight: HostWeight): void {
+    const buffer = this.buffers.get(weight);
+    if (!buffer) return;
+    this.buffers.delete(weight);
+    this.releaseBuffer(buffer);
+  }
+
+  private releaseBuffer(b: { arena: Arena; ptrs: number[]; bytes: number }): void {
+    for (const p of b.ptrs) b.arena.release(p);
+    b.arena.weightBytes -= b.bytes;
+  }
+
+  /** One allocation per part of a weight in `arena`, all or none. */
+  private allocParts(arena: Arena, sizes: readonly number[], name: string, bytes: number): number[] {
     const ptrs: number[] = [];
-    for (const p of parts) {
-      const ptr = arena.alloc(p.byteLength);
+    for (const size of sizes) {
+      const ptr = arena.alloc(size);
       if (ptr < 0) {
         for (const q of ptrs) arena.release(q);
         throw new RangeError(`backend-wasm: no room for weight '${name}' (${bytes} bytes) in memory ${arena.index}`);
       }
-      arena.u8.set(p, ptr);
       ptrs.push(ptr);
     }
-    // q8_0 (both builds) and the relaxed build's q4_0 are stored with groups of four blocks interleaved,
-    // as their kernels read them (assembly/quant_layout.ts).
+    return ptrs;
+  }
+
+  /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them: assembly/quant_layout.ts) and the Weight. */
+  private finishUpload(weight: HostWeight, name: string, arena: Arena, ptrs: readonly number[], bytes: number): Weight {
     if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols);
     if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols);
-    arena.weightBytes += bytes;
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
     return w;
@@ -424,6 +487,7 @@ export class WasmBackend implements Backend {
   memory(): { weights: number; activations: number; kvCache: number } {
     let weights = 0;
     for (const w of this.weights) weights += w.bytes;
+    for (const b of this.buffers.values()) weights += b.bytes; // being filled by a loader
     let activations = 0;
     for (const t of this.tensors) activations += t.bytes;
     for (const a of this.arenas) activations += a.scratchBytes();
@@ -446,6 +510,7 @@ export class WasmBackend implements Backend {
     this.weights.clear();
     this.tensors.clear();
     this.caches.clear();
+    this.buffers.clear();
     await this.pool?.dispose();
     this.arenas.length = 0;
   }

@@ -31,6 +31,33 @@ describe('element-wise and attention ops (2 threads)', () => {
     expect(() => backend.embed(table, new Int32Array([50]), backend.alloc(1, C))).toThrow(RangeError);
   });
 
+  it.each<WeightFormat>(['f32', 'bf16', 'q8_0', 'q4_0'])('a %s weightBuffer filled in place uploads without a copy, equal to a normal upload', async (format) => {
+    const N = 40, K = 160;
+    const { host } = randomWeight(format, N, K, 21);
+    const before = backend.memory();
+    const buf = await backend.weightBuffer(format, N, K, 'w');
+    const bytes = backend.memory().weights - before.weights; // counted from the start
+    expect(bytes).toBeGreaterThan(0);
+    for (const key of ['data', 'quants', 'scales'] as const) if (key in buf) (buf as unknown as Record<string, { set(a: ArrayLike<number>): void }>)[key]!.set((host as unknown as Record<string, ArrayLike<number>>)[key]!);
+    const adopted = await backend.uploadWeight(buf, 'w');
+    expect(backend.memory().weights - before.weights).toBe(bytes);
+    const copied = await backend.uploadWeight(host, 'w2');
+    const x = tensor(3, K, Float32Array.from({ length: 3 * K }, (_, i) => Math.sin(i)));
+    const o1 = backend.alloc(3, N), o2 = backend.alloc(3, N);
+    backend.matmul(x, [adopted], [undefined], [o1]);
+    backend.matmul(x, [copied], [undefined], [o2]);
+    expect(Array.from(await backend.read(o1))).toEqual(Array.from(await backend.read(o2)));
+    const e1 = backend.alloc(2, K), e2 = backend.alloc(2, K);
+    backend.embed(adopted, new Int32Array([0, 39]), e1);
+    backend.embed(copied, new Int32Array([0, 39]), e2);
+    expect(Array.from(await backend.read(e1))).toEqual(Array.from(await backend.read(e2)));
+    for (const t of [adopted, copied, x, o1, o2, e1, e2]) backend.free(t);
+    // A discarded buffer gives its bytes back; a bad shape is refused by name.
+    backend.discardWeightBuffer(await backend.weightBuffer(format, N, K, 'unused'));
+    expect(backend.memory().weights).toBe(before.weights);
+    await expect(backend.weightBuffer('q4_0', N, 33, 'odd')).rejects.toThrow(/weightBuffer: cannot hold 'odd' as q4_0 \[40, 33\]/);
+  });
+
   it('rmsNorm, swiglu, add and copy match float64 loops (in place too)', async () => {
     const rows = 3, n = 67;
     const x = randomF32(rows * n, 1, 3), g = randomF32(n, 2), y = randomF32(rows * n, 3, 4);

@@ -133,6 +133,16 @@ export interface Backend {
 
   /** Uploads a weight. May repack it; the host copy can be dropped once the promise resolves. */
   uploadWeight(weight: HostWeight, name: string): Promise<Weight>;
+  /**
+   * Optional: an empty host weight whose arrays already live where {@link Backend.uploadWeight} would
+   * copy them. The loader fills it slice by slice and then uploads it, which adopts the storage without
+   * a copy, so loading a large tensor never holds a second, host-side copy of it. Fill and upload (or
+   * discard) one buffer before asking for the next; a buffer that is not uploaded must be given back
+   * with {@link Backend.discardWeightBuffer}.
+   */
+  weightBuffer?(format: WeightFormat, rows: number, cols: number, name: string): Promise<HostWeight>;
+  /** Releases a buffer from {@link Backend.weightBuffer} that will not be uploaded. */
+  discardWeightBuffer?(weight: HostWeight): void;
   /** Allocates a float32 activation matrix (contents undefined). */
   alloc(rows: number, cols: number): Tensor;
   /** A view of `rows` consecutive rows of `t` starting at `rowStart`, sharing storage. */

@@ -3,10 +3,10 @@ import { openModel } from '@qwen2-ts/loader';
 import { describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError, ModelWeightsError, WeightFormatError } from '../errors.js';
-import type { Backend } from '../backend/types.js';
+import type { Backend, HostWeight, WeightFormat } from '../backend/types.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { Qwen2Model } from './qwen2-model.js';
-import { loadModelWeights, type TensorSource } from './weights.js';
+import { freeModelWeights, loadModelWeights, type TensorSource } from './weights.js';
 import type { Qwen2ModelConfig } from './config.js';
 
 const dir = fileURLToPath(new URL('../../../../fixtures/models/tiny-f32', import.meta.url));
@@ -62,6 +62,44 @@ describe('Qwen2Model errors', () => {
     expect(() => model.forward(seq, [512])).toThrow(/token id 512 at index 0 is outside the vocabulary of 512/);
     expect(() => model.forward(seq, [])).toThrow(RangeError);
     expect(() => model.createSequence(40000)).toThrow(/max_position_embeddings 32768/);
+  });
+  it('weight loading fills backend buffers in place where offered, and gives back the one in flight on failure', async () => {
+    const opened = await openModel(dir);
+    const b = new ReferenceBackend();
+    const given: string[] = [], discarded: string[] = [];
+    const buffers = new Map<HostWeight, string>();
+    const withBuffers = Object.assign(Object.create(b) as ReferenceBackend, {
+      async weightBuffer(format: WeightFormat, rows: number, cols: number, name: string): Promise<HostWeight> {
+        given.push(name);
+        const w: HostWeight = format === 'q8_0' ? { format, rows, cols, scales: new Uint16Array(rows * cols / 32), quants: new Int8Array(rows * cols) } : { format: 'f32', rows, cols, data: new Float32Array(rows * cols) };
+        buffers.set(w, name);
+        return w;
+      },
+      discardWeightBuffer(w: HostWeight) { discarded.push(buffers.get(w)!); },
+    });
+    const plain = await loadModelWeights(opened.checkpoint, opened.config, b, { format: 'q8_0' });
+    const filled = await loadModelWeights(opened.checkpoint, opened.config, withBuffers, { format: 'q8_0', sliceBytes: 4096 });
+    expect(given.length).toBeGreaterThan(0);
+    expect(given).toContain('model.layers.0.self_attn.q_proj.weight');
+    const seq = new Float32Array(4 * opened.config.hiddenSize).map((_, i) => Math.sin(i));
+    for (const [name, w] of [['q', (m: typeof plain) => m.layers[1]!.q], ['embed', (m: typeof plain) => m.embed]] as const) {
+      const x = b.alloc(4, opened.config.hiddenSize), o1 = b.alloc(4, w(plain).rows), o2 = b.alloc(4, w(plain).rows);
+      b.write(x, seq);
+      b.matmul(x, [w(plain)], [undefined], [o1]);
+      b.matmul(x, [w(filled)], [undefined], [o2]);
+      expect(await b.read(o2), name).toEqual(await b.read(o1));
+    }
+    // A read that fails inside a sliced tensor: its buffer is discarded, everything uploaded freed.
+    freeModelWeights(b, plain); freeModelWeights(b, filled);
+    let reads = 0;
+    const failing: TensorSource = {
+      tensors: opened.checkpoint.tensors, read: (n) => opened.checkpoint.read(n),
+      readRange: async (n, o, l) => { if (++reads === 5) throw new Error('disk gone'); return opened.checkpoint.readRange!(n, o, l); },
+    };
+    given.length = 0;
+    await expect(loadModelWeights(failing, opened.config, withBuffers, { format: 'q8_0', sliceBytes: 4096 })).rejects.toThrow('disk gone');
+    expect(discarded).toEqual([given.at(-1)]);
+    expect(b.memory().weights).toBe(0);
   });
   it('weight loading names a missing or misshapen tensor and an unsupported format', async () => {
     const opened = await openModel(dir);

@@ -1,4 +1,4 @@
-import type { Backend, Weight, WeightFormat } from '../backend/types.js';
+import type { Backend, HostWeight, Weight, WeightFormat } from '../backend/types.js';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { nativeFormat } from '../weights/convert.js';
 import { readHostWeight } from '../weights/read-host-weight.js';
@@ -50,6 +50,8 @@ export interface LoadWeightsOptions {
   signal?: AbortSignal;
   /** Called after each tensor is uploaded, with tensors done and total. */
   onProgress?: (p: WeightLoadProgress) => void;
+  /** @internal Checkpoint bytes above which a converted tensor is read slice by slice (default 64 MiB; tests use less). */
+  sliceBytes?: number;
 }
 
 /**
@@ -101,6 +103,11 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const uploaded = new Map<string, Weight>();
   const fallbacks: ModelWeights['fallbacks'] = [];
   let loaded = 0;
+  // Sliced tensors are filled straight into backend storage where the backend offers it.
+  let pending: HostWeight | undefined;
+  const allocate = backend.weightBuffer && backend.discardWeightBuffer
+    ? async (f: WeightFormat, rows: number, cols: number, name: string) => (pending = await backend.weightBuffer!(f, rows, cols, name))
+    : undefined;
   try {
     for (const p of plan) {
       options.signal?.throwIfAborted();
@@ -115,12 +122,16 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       if (target === 'auto' && !backend.info.formats.includes(nativeFormat(info.dtype))) {
         throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
       }
-      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal });
+      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, {
+        signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocate && ((f, rows, cols) => allocate(f, rows, cols, p.name)),
+      });
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
+      pending = undefined;
       loaded += checkpointBytes(info.dtype, p.shape);
       options.onProgress?.({ tensor: p.name, loaded, total });
     }
   } catch (e) {
+    if (pending) backend.discardWeightBuffer!(pending);
     for (const w of uploaded.values()) backend.free(w);
     throw e;
   }

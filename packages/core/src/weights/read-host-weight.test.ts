@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { WeightFormat } from '../backend/types.js';
+import type { HostWeight, WeightFormat } from '../backend/types.js';
 import { f32ToBf16 } from '../numeric/half.js';
 import { toHostWeight } from './convert.js';
 import { readHostWeight, type RangeReadable } from './read-host-weight.js';
@@ -24,6 +24,20 @@ describe('readHostWeight', () => {
     expect(sliced).toEqual(toHostWeight(bytes, 'BF16', [37, 64], format, 'w'));
     expect(calls).toHaveLength(8); // 7 full slices of 5 rows and one of 2
     expect(calls.at(-1)).toBe(`range ${35 * 128}+${2 * 128}`);
+  });
+  it('fills the storage `allocate` gives (a backend buffer) instead of new arrays', async () => {
+    const { bytes, src } = source(37, 64);
+    const given: HostWeight[] = [];
+    const allocate = async (format: WeightFormat, rows: number, cols: number): Promise<HostWeight> => {
+      expect([format, rows, cols]).toEqual(['q4_0', 37, 64]);
+      const w: HostWeight = { format: 'q4_0', rows, cols, scales: new Uint16Array(rows * 2).fill(0xffff), quants: new Uint8Array(rows * 32).fill(0xff) };
+      given.push(w);
+      return w;
+    };
+    const sliced = await readHostWeight(src, 'w', 'BF16', [37, 64], 'q4_0', { sliceBytes: 5 * 64 * 2, allocate });
+    expect(given).toHaveLength(1);
+    expect(sliced).toBe(given[0]);
+    expect(sliced).toEqual(toHostWeight(bytes, 'BF16', [37, 64], 'q4_0', 'w'));
   });
   it('reads whole when the format is kept, the tensor is small, or ranges are unavailable', async () => {
     const { calls, src } = source(8, 32);

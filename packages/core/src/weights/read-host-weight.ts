@@ -1,4 +1,4 @@
-import type { HostWeight, WeightFormat } from '../backend/types.js';
+import type { Backend, HostWeight, WeightFormat } from '../backend/types.js';
 import { nativeFormat, toHostWeight } from './convert.js';
 
 /**
@@ -18,10 +18,11 @@ export interface RangeReadable {
  * Reads one tensor and converts it to `target`: whole when it is small, kept in its own format, or the
  * source cannot read ranges; otherwise slice by slice into a preallocated result.
  * @param sliceBytes - checkpoint bytes per slice (tests use small values)
+ * @param allocate - where the sliced result goes (a backend's {@link Backend.weightBuffer}); default: new arrays
  */
 export async function readHostWeight(
   source: RangeReadable, name: string, dtype: string, shape: readonly number[], target: WeightFormat | 'auto',
-  options: { signal?: AbortSignal; sliceBytes?: number } = {},
+  options: { signal?: AbortSignal; sliceBytes?: number; allocate?: (format: WeightFormat, rows: number, cols: number) => Promise<HostWeight> } = {},
 ): Promise<HostWeight> {
   const rows = shape.length === 2 ? shape[0]! : 1;
   const cols = shape[shape.length - 1]!;
@@ -34,7 +35,7 @@ export async function readHostWeight(
   }
   const format = target as WeightFormat;
   const sliceRows = Math.max(1, Math.floor(sliceBytes / (cols * elementBytes)));
-  const out = allocateHostWeight(format, rows, cols);
+  const out = options.allocate ? await options.allocate(format, rows, cols) : allocateHostWeight(format, rows, cols);
   for (let r = 0; r < rows; r += sliceRows) {
     const n = Math.min(sliceRows, rows - r);
     const bytes = await source.readRange(name, r * cols * elementBytes, n * cols * elementBytes, { signal: options.signal });
