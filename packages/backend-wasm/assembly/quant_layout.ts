@@ -14,16 +14,29 @@ export const Q4_INTERLEAVED: bool = ASC_FEATURE_RELAXED_SIMD;
 
 /** Interleaves the full groups of every row of a q4_0 weight (rows x K values at q) in place. */
 export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
+  relayoutGroups(q, rows, K, 16);
+}
+
+/**
+ * Every row's full groups of four blocks of `bb` bytes (16: q4_0, 32: q8_0), in place: the 4x4 word
+ * transpose of the four blocks' first 16 bytes (and of their second 16 bytes for q8_0, stored after).
+ */
+@inline function relayoutGroups(q: usize, rows: i32, K: i32, bb: usize): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   for (let r: usize = 0; r < <usize>rows; r++) {
-    const row = q + r * (nb << 4);
+    const row = q + r * nb * bb;
     for (let b: usize = 0; b < nb4; b += 4) {
-      const p = row + (b << 4);
-      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
-      v128.store(p, transposed4(v0, v1, v2, v3, 0));
-      v128.store(p, transposed4(v0, v1, v2, v3, 1), 16);
-      v128.store(p, transposed4(v0, v1, v2, v3, 2), 32);
-      v128.store(p, transposed4(v0, v1, v2, v3, 3), 48);
+      const p = row + b * bb;
+      // Everything is loaded before anything is stored: the group is rewritten in place.
+      const a0 = v128.load(p), a1 = v128.load(p + bb), a2 = v128.load(p + 2 * bb), a3 = v128.load(p + 3 * bb);
+      let b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+      if (bb == 32) { b0 = v128.load(p, 16); b1 = v128.load(p + bb, 16); b2 = v128.load(p + 2 * bb, 16); b3 = v128.load(p + 3 * bb, 16); }
+      v128.store(p, transposed4(a0, a1, a2, a3, 0)); v128.store(p, transposed4(a0, a1, a2, a3, 1), 16);
+      v128.store(p, transposed4(a0, a1, a2, a3, 2), 32); v128.store(p, transposed4(a0, a1, a2, a3, 3), 48);
+      if (bb == 32) {
+        v128.store(p, transposed4(b0, b1, b2, b3, 0), 64); v128.store(p, transposed4(b0, b1, b2, b3, 1), 80);
+        v128.store(p, transposed4(b0, b1, b2, b3, 2), 96); v128.store(p, transposed4(b0, b1, b2, b3, 3), 112);
+      }
     }
   }
 }
@@ -60,20 +73,7 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
 
 /** Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place. */
 export function relayout_q8_0(q: usize, rows: i32, K: i32): void {
-  const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  for (let r: usize = 0; r < <usize>rows; r++) {
-    const row = q + r * (nb << 5);
-    for (let b: usize = 0; b < nb4; b += 4) {
-      const p = row + (b << 5);
-      // Half a of block j is at p + 32j + 16a.
-      const a0 = v128.load(p), a1 = v128.load(p, 32), a2 = v128.load(p, 64), a3 = v128.load(p, 96);
-      const b0 = v128.load(p, 16), b1 = v128.load(p, 48), b2 = v128.load(p, 80), b3 = v128.load(p, 112);
-      v128.store(p, transposed4(a0, a1, a2, a3, 0)); v128.store(p, transposed4(a0, a1, a2, a3, 1), 16);
-      v128.store(p, transposed4(a0, a1, a2, a3, 2), 32); v128.store(p, transposed4(a0, a1, a2, a3, 3), 48);
-      v128.store(p, transposed4(b0, b1, b2, b3, 0), 64); v128.store(p, transposed4(b0, b1, b2, b3, 1), 80);
-      v128.store(p, transposed4(b0, b1, b2, b3, 2), 96); v128.store(p, transposed4(b0, b1, b2, b3, 3), 112);
-    }
-  }
+  relayoutGroups(q, rows, K, 32);
 }
 
 /** Half a (values 16a..16a+15) of block b of the q8_0 row at `row`, natural order. */
