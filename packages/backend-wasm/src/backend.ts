@@ -197,6 +197,7 @@ export class WasmBackend implements Backend {
     return host;
   }
 
+  /** Gives back a buffer from `weightBuffer` that will not be uploaded (its bytes return to the memory). */
   discardWeightBuffer(weight: HostWeight): void {
     const buffer = this.buffers.get(weight);
     if (!buffer) return;
