@@ -6,6 +6,11 @@
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
+/** Sum of the four lanes of an i32x4. */
+@inline export function isum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+}
+
 /**
  * f16 bit pattern -> f32, exact for every finite value (normals and subnormals): move sign, exponent
  * and mantissa into f32 position, then rescale the exponent bias by multiplying with 2^112.

@@ -8,7 +8,7 @@
 //
 // Unlike matvec_quant.ts this one keeps 2-row x 2-token tiles: its few live vectors fit V8's registers,
 // and sharing the activation loads between two rows made it 1.2x faster than one row at a time.
-import { f16ToF32 } from './common';
+import { f16ToF32, hsum } from './common';
 import { q4Block } from './quant_layout';
 
 /** Exact centred dot of one q4_0 block (raw 16 bytes) with reordered activations at x and the block's correction (an i32) at c. */
@@ -30,10 +30,6 @@ import { q4Block } from './quant_layout';
 
 @inline function fma(acc: v128, d: v128, s: f32): v128 {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.splat(s)));
-}
-
-@inline function lanes(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
 @inline function biasAt(bias: usize, n: i32): f32 {
@@ -71,8 +67,8 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         a11 = fma(a11, dot(r1, x1, m1), s11);
       }
       const o0 = out + ((<usize>t * <usize>N + <usize>r) << 2), o1 = o0 + (<usize>N << 2);
-      store<f32>(o0, lanes(a00) + biasAt(bias, r)); store<f32>(o0, lanes(a10) + biasAt(bias, r + 1), 4);
-      store<f32>(o1, lanes(a01) + biasAt(bias, r)); store<f32>(o1, lanes(a11) + biasAt(bias, r + 1), 4);
+      store<f32>(o0, hsum(a00) + biasAt(bias, r)); store<f32>(o0, hsum(a10) + biasAt(bias, r + 1), 4);
+      store<f32>(o1, hsum(a01) + biasAt(bias, r)); store<f32>(o1, hsum(a11) + biasAt(bias, r + 1), 4);
     }
     for (; t < T; t++) {
       const xb0 = <usize>t * nb;
@@ -86,7 +82,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         a10 = fma(a10, dot(q4Block(wq + (blk1 << 4), b, nb4), x0, m0), s10);
       }
       const o0 = out + ((<usize>t * <usize>N + <usize>r) << 2);
-      store<f32>(o0, lanes(a00) + biasAt(bias, r)); store<f32>(o0, lanes(a10) + biasAt(bias, r + 1), 4);
+      store<f32>(o0, hsum(a00) + biasAt(bias, r)); store<f32>(o0, hsum(a10) + biasAt(bias, r + 1), 4);
     }
   }
   for (; r < n1; r++) {
@@ -98,7 +94,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         const s = scaleAt(ws, blk0 + b) * load<f32>(xs + ((xb0 + b) << 2));
         a00 = fma(a00, dot(q4Block(wq + (blk0 << 4), b, nb4), xq + ((xb0 + b) << 6), xsum + ((xb0 + b) << 2)), s);
       }
-      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), lanes(a00) + biasAt(bias, r));
+      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), hsum(a00) + biasAt(bias, r));
     }
   }
 }

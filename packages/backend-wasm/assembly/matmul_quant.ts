@@ -21,7 +21,7 @@
 //
 // Weight storage (as HostWeight, uploaded verbatim): quants row-major, f16 scales one per block apart.
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
-import { dot16, f16ToF32, gemmRow, hsum, madd, storeGemmVector } from './common';
+import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGemmVector } from './common';
 import { PANEL } from './matmul_float';
 import { q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
 
@@ -106,7 +106,7 @@ const I8 = 0, I16 = 1;
   let s: f32 = 0;
   for (let b = b0; b < nb; b++) {
     const d = tailDot(kind, w + b * stride, x + b * stride);
-    let v = i32x4.extract_lane(d, 0) + i32x4.extract_lane(d, 1) + i32x4.extract_lane(d, 2) + i32x4.extract_lane(d, 3);
+    let v = isum(d);
     if (kind == I8) v -= load<i32>(cx + (b << 2));
     s += <f32>v * load<f32>(sw + (b << 2)) * load<f32>(sx + (b << 2));
   }

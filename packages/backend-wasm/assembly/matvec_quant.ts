@@ -21,7 +21,7 @@
 //           kernel 1.1-1.5x faster at Qwen2-0.5B shapes (A/B per matvec) than reducing four blocks'
 //           partial sums as the q8_0 kernel does; that version was 1.3x the plain build's int16 kernel
 //           (matmul_q4.ts) in whole-model decode.
-import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
+import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, isum, madd } from './common';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -30,14 +30,7 @@ import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
  * (which compete for one port with everything else that shuffles).
  */
 @inline function q8i16(w: usize, x: usize): v128 {
-  const va = v128.load(w), vb = v128.load(w, 16);
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(va, 8), 8), v128.load(x)), i32x4.dot_i16x8_s(i16x8.shr_s(va, 8), v128.load(x, 32))),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(vb, 8), 8), v128.load(x, 16)), i32x4.dot_i16x8_s(i16x8.shr_s(vb, 8), v128.load(x, 48))));
-}
-
-@inline function isum(v: v128): i32 {
-  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
+  return i32x4.add(evenOdd(v128.load(w), x, x + 32), evenOdd(v128.load(w, 16), x + 16, x + 48));
 }
 
 /** Four f16 weight scales at p -> f32x4. */
@@ -45,9 +38,9 @@ import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, madd } from './common';
   return f16x4sToF32(i32x4.extend_low_i16x8_s(v128.load64_zero(p)));
 }
 
-/** 16 int8 weights: even bytes (sign-extended to i16) against the activations at x, odd bytes against x + 16. */
-@inline function evenOdd(w: v128, x: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), v128.load(x)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(x, 16)));
+/** 16 int8 weights: even bytes (sign-extended to i16) against the int16 activations at xe, odd bytes against xo. */
+@inline function evenOdd(w: v128, xe: usize, xo: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), v128.load(xe)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(xo)));
 }
 
 /**
@@ -65,7 +58,7 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
       for (let b: usize = 0; b < nb4; b += 4) {
         const g = w + (b << 5), x = xt + (b << 6);
         let d = i32x4.splat(0);
-        for (let v: usize = 0; v < 128; v += 16) d = i32x4.add(d, evenOdd(v128.load(g + v), x + (v << 1)));
+        for (let v: usize = 0; v < 128; v += 16) d = i32x4.add(d, evenOdd(v128.load(g + v), x + (v << 1), x + (v << 1) + 16));
         a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
       }
       store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), hsum(a) + q8Tail(w, sw, xt, st, nb4, nb) + rowBias);

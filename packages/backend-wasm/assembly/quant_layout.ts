@@ -57,9 +57,15 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
  */
 @inline export function q4Block(row: usize, b: usize, nb4: usize): v128 {
   if (!Q4_INTERLEAVED || b >= nb4) return v128.load(row + (b << 4));
-  const g = row + ((b & ~3) << 4), j = b & 3;
+  return blockOfGroup(row + ((b & ~3) << 4), b & 3);
+}
+
+/**
+ * The 16 natural bytes of block j out of the four interleaved group vectors at g. The transpose is its
+ * own inverse: word i of block j is word j of group vector i.
+ */
+@inline function blockOfGroup(g: usize, j: usize): v128 {
   const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
-  // The transpose is its own inverse: word i of block j is word j of group vector i.
   return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
 }
 
@@ -67,9 +73,8 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32): void {
 // q8_0 weights are stored interleaved in both builds: each row's full groups of four 32-byte blocks
 // as eight vectors, vector 4a+i holding in word j word i of block j's half a (values 16a+4i..16a+4i+3).
 // The decode kernel widens a vector's even and odd bytes to i16 (the int16 activations come in the
-// matching order, quantize_q16q8), and pmaddwd leaves block j's sum in lane j: no per-block reduction,
-// and few enough live vectors for two rows at a time. The GEMM unpack and embed read blocks through
-// q8Half / q8ByteOffset.
+// matching order, quantize_q16q8), and pmaddwd leaves block j's sum in lane j: no per-block reduction.
+// The GEMM unpack reads whole groups directly; block tails and embed go through q8Half / q8ByteOffset.
 
 /** Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place. */
 export function relayout_q8_0(q: usize, rows: i32, K: i32): void {
@@ -79,9 +84,7 @@ export function relayout_q8_0(q: usize, rows: i32, K: i32): void {
 /** Half a (values 16a..16a+15) of block b of the q8_0 row at `row`, natural order. */
 @inline export function q8Half(row: usize, b: usize, a: usize, nb4: usize): v128 {
   if (b >= nb4) return v128.load(row + (b << 5) + (a << 4));
-  const g = row + ((b & ~3) << 5) + (a << 6), j = b & 3;
-  const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
-  return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
+  return blockOfGroup(row + ((b & ~3) << 5) + (a << 6), b & 3);
 }
 
 /** Offset within a row of value k (0..31) of block b of a q8_0 weight in its stored order. */

@@ -73,10 +73,11 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
     store<i32>(xsum + (b << 2), sum8x(q0, q1, q2, q3, q4, q5, q6, q7));
     const n0 = i16x8.narrow_i32x4_s(q0, q1), n1 = i16x8.narrow_i32x4_s(q2, q3); // values 0-7, 8-15
     const n2 = i16x8.narrow_i32x4_s(q4, q5), n3 = i16x8.narrow_i32x4_s(q6, q7); // values 16-23, 24-31
-    if (layout == I16_Q8 && b % nb < nb4) {
+    const bi = b % nb; // the block's index in its row
+    if (layout == I16_Q8 && bi < nb4) {
       // Value 4v+q of the block sits in n_(v/2), lane 4(v&1)+q: the shuffle puts v's even pair in
       // word 2(v&1) and its odd pair in word 2(v&1)+1 of each n_c, i.e. words w go to vectors 4c+w.
-      const g = xq + (b - (b % nb & 3)) * bb, j = <usize>(b % nb & 3);
+      const g = xq + (b - (bi & 3)) * bb, j = bi & 3;
       storeEvenOdd(g, j, 0, n0); storeEvenOdd(g, j, 1, n1); storeEvenOdd(g, j, 2, n2); storeEvenOdd(g, j, 3, n3);
     } else if (layout == I16_LANES || layout == I16_Q8) {
       const o = xq + b * bb;
@@ -85,8 +86,7 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
       v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
       v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
     } else {
-      const t = b / nb, bi = b % nb;
-      const row = gemmRow(xq, t, nb * bb);
+      const row = gemmRow(xq, b / nb, nb * bb);
       if (layout == I8_X4) {
         storeGemmVector(row, bi, nb4, 2, 0, i8x16.narrow_i16x8_s(n0, n1));
         storeGemmVector(row, bi, nb4, 2, 1, i8x16.narrow_i16x8_s(n2, n3));
@@ -103,7 +103,7 @@ export function quantize_q16q8(t0: i32, t1: i32, scratch: usize, x: usize, xq: u
   quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I16_Q8);
 }
 
-/** int16 quants in the lane order of the int16 decode kernels (q8_0 decode; q4_0 in the plain build). */
+/** int16 quants in the lane order of the plain build's q4_0 decode kernel (matmul_q4.ts). */
 export function quantize_q16_q4(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
   quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I16_LANES);
 }
