@@ -176,14 +176,14 @@ export class WasmBackend implements Backend {
    */
   async weightBuffer(format: WeightFormat, rows: number, cols: number, name: string): Promise<HostWeight> {
     this.alive();
-    const shape = { format, rows, cols } as HostWeight;
     if (!FORMATS.includes(format) || !Number.isInteger(rows) || !Number.isInteger(cols) || rows < 2 || cols < 1 || ((format === 'q8_0' || format === 'q4_0') && cols % 32 !== 0)) {
       throw new BackendUsageError(`weightBuffer: cannot hold '${name}' as ${format} [${rows}, ${cols}]`);
     }
-    const bytes = storedBytes(shape);
-    const arena = await this.arenaFor(bytes);
     const n = rows * cols;
+    // Bytes of each part, in uploadWeight's order: quants then scales, or the data.
     const sizes = format === 'q8_0' ? [n, (n / 32) * 2] : format === 'q4_0' ? [n / 2, (n / 32) * 2] : [n * (format === 'f32' ? 4 : 2)];
+    const bytes = sizes.reduce((a, b) => a + b, 0);
+    const arena = await this.arenaFor(bytes);
     const ptrs = this.allocParts(arena, sizes, name, bytes);
     arena.weightBytes += bytes;
     // Views made after every allocation: growing a non-shared memory detaches older ones.
@@ -581,10 +581,11 @@ export class WasmBackend implements Backend {
         const int8 = this.relaxed && w.format === 'q4_0';
         const gemm = T >= QUANT_GEMM_MIN_T;
         // int8 decode reads the GEMMs' layout too (it matches the interleaved q4_0 storage).
+        const paired = int8 || gemm; // the GEMMs' operand layout
         const layout = int8 ? 'i8x4' : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
         const key = `${A.index}:${layout}`;
         // The GEMMs' layout pairs tokens: an odd T takes one more row.
-        const xq = A.scratchBlock(`xq:${layout}`, (layout.endsWith('x4') ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
+        const xq = A.scratchBlock(`xq:${layout}`, (paired ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {

@@ -103,11 +103,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const uploaded = new Map<string, Weight>();
   const fallbacks: ModelWeights['fallbacks'] = [];
   let loaded = 0;
-  // Sliced tensors are filled straight into backend storage where the backend offers it.
+  // Sliced tensors are filled straight into backend storage where the backend offers it; `pending` is
+  // such a buffer not yet uploaded.
   let pending: HostWeight | undefined;
-  const allocate = backend.weightBuffer && backend.discardWeightBuffer
-    ? async (f: WeightFormat, rows: number, cols: number, name: string) => (pending = await backend.weightBuffer!(f, rows, cols, name))
-    : undefined;
+  const buffers = backend.weightBuffer !== undefined && backend.discardWeightBuffer !== undefined;
   try {
     for (const p of plan) {
       options.signal?.throwIfAborted();
@@ -122,9 +121,8 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       if (target === 'auto' && !backend.info.formats.includes(nativeFormat(info.dtype))) {
         throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
       }
-      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, {
-        signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocate && ((f, rows, cols) => allocate(f, rows, cols, p.name)),
-      });
+      const allocate = buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, p.name)) : undefined;
+      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal, sliceBytes: options.sliceBytes, allocate });
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
       pending = undefined;
       loaded += checkpointBytes(info.dtype, p.shape);
