@@ -20,14 +20,17 @@ export function dequant_q8_0(q: usize, s: usize, out: usize, n: i32): void {
   }
 }
 
-/** q4_0 row: n values from 16-byte blocks q (this build's storage, quant_layout.ts) and f16 scales s. */
-export function dequant_q4_0(q: usize, s: usize, out: usize, n: i32): void {
-  const nb = <usize>(n >> 5), nb4 = nb & ~3;
+/**
+ * Row `row` of a q4_0 weight of `rows` rows: n values from 16-byte blocks at q (the weight's base, this
+ * build's storage, quant_layout.ts) and the row's f16 scales s.
+ */
+export function dequant_q4_0(q: usize, row: i32, rows: i32, s: usize, out: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
   for (let b: usize = 0; b < nb; b++) {
     const d = f16ToF32(<u32>load<u16>(s + (b << 1)));
     const o = out + (b << 7);
     for (let j: usize = 0; j < 16; j++) {
-      const byte = <i32>load<u8>(q + q4ByteOffset(b, j, nb4));
+      const byte = <i32>load<u8>(q + q4ByteOffset(<usize>row, <usize>rows, nb, b, j));
       store<f32>(o + (j << 2), d * <f32>((byte & 15) - 8));
       store<f32>(o + ((j + 16) << 2), d * <f32>((byte >> 4) - 8));
     }

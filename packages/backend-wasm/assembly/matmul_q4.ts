@@ -59,7 +59,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         const sx0 = load<f32>(xs + ((xb0 + b) << 2)), sx1 = load<f32>(xs + ((xb1 + b) << 2));
         const m0 = xsum + ((xb0 + b) << 2), m1 = xsum + ((xb1 + b) << 2);
         const sw0 = scaleAt(ws, blk0 + b), sw1 = scaleAt(ws, blk1 + b);
-        const r0 = q4Block(wq + (blk0 << 4), b, nb4), r1 = q4Block(wq + (blk1 << 4), b, nb4);
+        const r0 = q4Block(wq, <usize>r, <usize>N, nb, b), r1 = q4Block(wq, <usize>r + 1, <usize>N, nb, b);
         const s00 = sw0 * sx0, s01 = sw0 * sx1, s10 = sw1 * sx0, s11 = sw1 * sx1;
         a00 = fma(a00, dot(r0, x0, m0), s00);
         a01 = fma(a01, dot(r0, x1, m1), s01);
@@ -78,8 +78,8 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
         const sx0 = load<f32>(xs + ((xb0 + b) << 2));
         const m0 = xsum + ((xb0 + b) << 2);
         const s00 = scaleAt(ws, blk0 + b) * sx0, s10 = scaleAt(ws, blk1 + b) * sx0;
-        a00 = fma(a00, dot(q4Block(wq + (blk0 << 4), b, nb4), x0, m0), s00);
-        a10 = fma(a10, dot(q4Block(wq + (blk1 << 4), b, nb4), x0, m0), s10);
+        a00 = fma(a00, dot(q4Block(wq, <usize>r, <usize>N, nb, b), x0, m0), s00);
+        a10 = fma(a10, dot(q4Block(wq, <usize>r + 1, <usize>N, nb, b), x0, m0), s10);
       }
       const o0 = out + ((<usize>t * <usize>N + <usize>r) << 2);
       store<f32>(o0, hsum(a00) + biasAt(bias, r)); store<f32>(o0, hsum(a10) + biasAt(bias, r + 1), 4);
@@ -92,7 +92,7 @@ export function matmul_q4_0_nib(n0: i32, n1: i32, scratch: usize, xq: usize, xs:
       let a00 = f32x4.splat(0);
       for (let b: usize = 0; b < nb; b++) {
         const s = scaleAt(ws, blk0 + b) * load<f32>(xs + ((xb0 + b) << 2));
-        a00 = fma(a00, dot(q4Block(wq + (blk0 << 4), b, nb4), xq + ((xb0 + b) << 6), xsum + ((xb0 + b) << 2)), s);
+        a00 = fma(a00, dot(q4Block(wq, <usize>r, <usize>N, nb, b), xq + ((xb0 + b) << 6), xsum + ((xb0 + b) << 2)), s);
       }
       store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), hsum(a00) + biasAt(bias, r));
     }

@@ -23,7 +23,7 @@
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
 import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGemmVector } from './common';
 import { PANEL } from './matmul_float';
-import { q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
+import { q4Block, q4GroupStride, q4GroupsAt, q8Half, Q4_INTERLEAVED } from './quant_layout';
 
 @inline function scaleAt(ws: usize, blk: usize): f32 {
   return f16ToF32(<u32>load<u16>(ws + (blk << 1)));
@@ -38,7 +38,7 @@ const I8 = 0, I16 = 1;
  * Unpacks rows [r0, r0+rows) of a q8_0/q4_0 weight into pq (the GEMM operand layout) and ps (f32 block
  * scales, nb per row). I8 (q4_0 only): uncentred nibbles. I16: values widened to i16, q4_0 centred.
  */
-@inline function unpackPanel(kind: i32, q4: bool, wq: usize, ws: usize, pq: usize, ps: usize, K: i32, r0: i32, rows: i32): void {
+@inline function unpackPanel(kind: i32, q4: bool, wq: usize, ws: usize, pq: usize, ps: usize, K: i32, N: i32, r0: i32, rows: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const vpb = blockBytes(kind) >> 4;
   const m = i8x16.splat(0x0f);
@@ -62,9 +62,9 @@ const I8 = 0, I16 = 1;
     }
     if (kind == I8 && Q4_INTERLEAVED) {
       // Stored interleaved (quant_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
-      const src = wq + (first << 4);
+      const src = wq + q4GroupsAt(<usize>r0 + r, <usize>N, nb), gs = q4GroupStride(<usize>r0 + r, <usize>N);
       for (; b < nb4; b += 4) {
-        const g = src + (b << 4), o = row + (b << 6);
+        const g = src + (b >> 2) * gs, o = row + (b << 6);
         for (let i: usize = 0; i < 4; i++) {
           const raw = v128.load(g + (i << 4));
           v128.store(o + (i << 5), v128.and(raw, m));
@@ -76,7 +76,7 @@ const I8 = 0, I16 = 1;
       // The block's values 0-15 and 16-31 as i8x16.
       let lo: v128, hi: v128;
       if (q4) {
-        const raw = q4Block(wq + (first << 4), b, nb4);
+        const raw = q4Block(wq, <usize>r0 + r, <usize>N, nb, b);
         lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
         if (kind == I16) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
       } else {
@@ -233,7 +233,7 @@ const I8 = 0, I16 = 1;
   const pq = scratch, ps = scratch + <usize>PANEL * rowBytes;
   for (let p = n0; p < n1; p += PANEL) {
     const rows = min(PANEL, n1 - p);
-    unpackPanel(kind, q4, wq, ws, pq, ps, K, p, rows);
+    unpackPanel(kind, q4, wq, ws, pq, ps, K, N, p, rows);
     let t = 0;
     for (; t + 4 <= T; t += 4) {
       const x0 = gemmRow(xq, t, rowBytes), s0 = xs + <usize>t * rowScales, c0 = xsum + <usize>t * rowScales;

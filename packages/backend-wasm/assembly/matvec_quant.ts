@@ -3,8 +3,9 @@
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
 //
-// One weight row at a time, all T tokens against it while its bytes sit in L1 (2-row tiles were
-// slower for both formats here; one sequential stream per thread also reads faster on this machine).
+// All T tokens against a weight row (q8_0) or a pair of rows (q4_0) while its bytes sit in L1. Two
+// rows stored one after the other are two memory streams, which read slowly on this machine: q4_0
+// rows are therefore stored in interleaved pairs (quant_layout.ts); q8_0 reads one row at a time.
 //
 //   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds, against the interleaved
 //           storage (quant_layout.ts): a weight vector's even and odd bytes widen with three shifts and
@@ -20,8 +21,12 @@
 //           overflow) and one widening, with block j's sum in lane j. The interleaving made this
 //           kernel 1.1-1.5x faster at Qwen2-0.5B shapes (A/B per matvec) than reducing four blocks'
 //           partial sums as the q8_0 kernel does; that version was 1.3x the plain build's int16 kernel
-//           (matmul_q4.ts) in whole-model decode.
+//           (matmul_q4.ts) in whole-model decode. Two rows at a time from the pair-interleaved storage,
+//           sharing the activation loads and the per-row work: 1.11-1.25x one row at a time (A/B per
+//           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x), where the
+//           activations (stored in the GEMMs' token-pair layout, twice their size at T = 1) outgrow L1.
 import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, isum, madd } from './common';
+import { q4GroupStride, q4GroupsAt, q4TailAt } from './quant_layout';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -75,41 +80,90 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
   return s;
 }
 
+/** One q4_0 group (64 bytes at g) against its activations at x: i16 sums, block j's in lanes 2j, 2j+1. */
+@inline function q4Group(g: usize, x: usize, m: v128): v128 {
+  // Group vector i: low nibbles against activation vector i, high nibbles against vector 4+i. A loop,
+  // not four unrolled steps: V8 hoisted the unrolled steps' twelve loads and spilled (0.83-0.91x).
+  let d = i16x8.splat(0);
+  for (let i: usize = 0; i < 64; i += 16) {
+    const raw = v128.load(g + i), xi = x + (i << 1);
+    d = i16x8.add(d, i16x8.add(dot16(v128.load(xi), v128.and(raw, m)), dot16(v128.load(xi, 128), v128.and(i16x8.shr_u(raw, 4), m))));
+  }
+  return d;
+}
+
 /**
- * q4_0 weights in the relaxed build's interleaved storage against int8 activations from quantize_q8x4
- * (token t at gemmRow(xq, t, K): vectors 32 bytes apart). Relaxed SIMD only.
+ * A group's i16 sums d, centred with the activations' corrections at c, converted and scaled by the
+ * four weight scales at sw and the four activation scales at sx, into acc.
+ */
+@inline function q4GroupInto(acc: v128, d: v128, c: usize, sw: usize, sx: usize): v128 {
+  return madd(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(c))), f32x4.mul(scales4(sw), v128.load(sx)), acc);
+}
+
+/** One q4_0 block outside a full group (16 bytes at w; activations in natural order, vectors 32 bytes apart), centred and scaled. */
+@inline function q4TailBlock(w: usize, sw: usize, x: usize, sx: usize, c: usize, m: v128): f32 {
+  const raw = v128.load(w);
+  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 32), v128.and(i16x8.shr_u(raw, 4), m))));
+  return <f32>(isum(d) - load<i32>(c)) * f16ToF32(<u32>load<u16>(sw)) * load<f32>(sx);
+}
+
+/**
+ * q4_0 weights in the relaxed build's storage (interleaved groups, rows in pairs: quant_layout.ts)
+ * against int8 activations from quantize_q8x4 (token t at gemmRow(xq, t, K): vectors 32 bytes apart).
+ * Relaxed SIMD only. Two rows at a time share the activation loads and read one stream; a row without
+ * its pair partner in [n0, n1) runs alone.
  */
 export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const m = i8x16.splat(0x0f);
-  for (let r = n0; r < n1; r++) {
-    const w = wq + ((<usize>r * nb) << 4), sw = ws + ((<usize>r * nb) << 1);
-    const rowBias: f32 = bias ? load<f32>(bias + (<usize>r << 2)) : 0;
-    for (let t = 0; t < T; t++) {
-      const xt = gemmRow(xq, <usize>t, <usize>K), st = xs + ((<usize>t * nb) << 2), ct = xsum + ((<usize>t * nb) << 2);
-      let a = f32x4.splat(0);
+  let r = <usize>n0;
+  if (r & 1) q4Row(r++, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  for (; r + 2 <= <usize>n1; r += 2) {
+    const pair = wq + q4GroupsAt(r, <usize>N, nb), tail = wq + q4TailAt(r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 4);
+    const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
+    const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
+    for (let t: usize = 0; t < <usize>T; t++) {
+      const xt = gemmRow(xq, t, <usize>K), st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
+      let a = f32x4.splat(0), c = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        // Group vector i: low nibbles against activation vector i, high nibbles against vector 4+i.
-        const g = w + (b << 4), x = xt + (b << 6);
-        // A loop, not four unrolled steps: V8 hoisted the unrolled steps' twelve loads and spilled
-        // (1.09-1.13x on one thread, equal on two).
-        let d = i16x8.splat(0);
+        const g = pair + (b << 5), x = xt + (b << 6);
+        // q4Group for both rows (groups at g and g + 64), sharing each activation vector's load.
+        let d = i16x8.splat(0), e = i16x8.splat(0);
         for (let i: usize = 0; i < 64; i += 16) {
-          const raw = v128.load(g + i), xi = x + (i << 1);
-          d = i16x8.add(d, i16x8.add(dot16(v128.load(xi), v128.and(raw, m)), dot16(v128.load(xi, 128), v128.and(i16x8.shr_u(raw, 4), m))));
+          const xl = v128.load(x + (i << 1)), xh = v128.load(x + (i << 1), 128);
+          const rg = v128.load(g + i), rh = v128.load(g + i, 64);
+          d = i16x8.add(d, i16x8.add(dot16(xl, v128.and(rg, m)), dot16(xh, v128.and(i16x8.shr_u(rg, 4), m))));
+          e = i16x8.add(e, i16x8.add(dot16(xl, v128.and(rh, m)), dot16(xh, v128.and(i16x8.shr_u(rh, 4), m))));
         }
-        const dot = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(ct + (b << 2)));
-        a = madd(f32x4.convert_i32x4_s(dot), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
+        a = q4GroupInto(a, d, ct + (b << 2), sw + (b << 1), st + (b << 2));
+        c = q4GroupInto(c, e, ct + (b << 2), sv + (b << 1), st + (b << 2));
       }
-      let s = hsum(a);
+      let s0 = hsum(a), s1 = hsum(c);
       for (let b = nb4; b < nb; b++) {
-        // Blocks outside a full group: stored and quantized in natural order (vectors 32 bytes apart).
-        const raw = v128.load(w + (b << 4)), x = xt + (b << 6);
-        const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 32), v128.and(i16x8.shr_u(raw, 4), m))));
-        s += <f32>(isum(d) - load<i32>(ct + (b << 2))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+        const o = (b - nb4) << 4;
+        s0 += q4TailBlock(tail + o, sw + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
+        s1 += q4TailBlock(tail1 + o, sv + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
       }
-      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), s + rowBias);
+      const o = out + ((t * <usize>N + r) << 2);
+      store<f32>(o, s0 + b0);
+      store<f32>(o, s1 + b1, 4);
     }
+  }
+  if (r < <usize>n1) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/** Row r of matmul_q4_0_i8 on its own (a chunk boundary inside a pair, or the last row of an odd N). */
+function q4Row(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const groups = wq + q4GroupsAt(r, <usize>N, nb), gs = q4GroupStride(r, <usize>N), tail = wq + q4TailAt(r, <usize>N, nb);
+  const sw = ws + ((r * nb) << 1);
+  for (let t: usize = 0; t < <usize>T; t++) {
+    const xt = gemmRow(xq, t, <usize>K), st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
+    let a = f32x4.splat(0);
+    for (let b: usize = 0; b < nb4; b += 4) a = q4GroupInto(a, q4Group(groups + (b >> 2) * gs, xt + (b << 6), m), ct + (b << 2), sw + (b << 1), st + (b << 2));
+    let s = hsum(a);
+    for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
+    store<f32>(out + ((t * <usize>N + r) << 2), s + (bias ? load<f32>(bias + (r << 2)) : 0));
   }
 }
 

@@ -16,19 +16,21 @@ describe('element-wise and attention ops (2 threads)', () => {
     return t;
   };
 
-  // 160 columns: five 32-value blocks, one group of four that the relaxed build stores interleaved, one not.
+  // 160 columns: five 32-value blocks, one group of four that the relaxed build stores interleaved, one
+  // not; 51 rows: the relaxed build stores q4_0 rows in pairs (ids 0/3: first/second of a pair), and
+  // the last row (50) alone.
   it.each<WeightFormat>(['f32', 'f16', 'bf16', 'q8_0', 'q4_0'])('embed dequantizes %s rows exactly', async (format) => {
     const C = 160;
-    const { host, values } = randomWeight(format, 50, C, 9);
+    const { host, values } = randomWeight(format, 51, C, 9);
     const table = await backend.uploadWeight(host, 'embed');
-    const ids = new Int32Array([3, 0, 49, 3]);
+    const ids = new Int32Array([3, 0, 49, 3, 50]);
     const out = backend.alloc(ids.length, C);
     backend.embed(table, ids, out);
     const got = await backend.read(out);
     const want = new Float64Array(ids.length * C);
     ids.forEach((id, t) => want.set(values.subarray(id * C, id * C + C), t * C));
     expect(Array.from(got)).toEqual(Array.from(Float32Array.from(want)));
-    expect(() => backend.embed(table, new Int32Array([50]), backend.alloc(1, C))).toThrow(RangeError);
+    expect(() => backend.embed(table, new Int32Array([51]), backend.alloc(1, C))).toThrow(RangeError);
   });
 
   it.each<WeightFormat>(['f32', 'bf16', 'q8_0', 'q4_0'])('a %s weightBuffer filled in place uploads without a copy, equal to a normal upload', async (format) => {
