@@ -10,13 +10,16 @@ export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
   }
 }
 
-/** q8_0 row: n values (n % 32 == 0) from quants q (stored interleaved, quant_layout.ts) and f16 scales s. */
-export function dequant_q8_0(q: usize, s: usize, out: usize, n: i32): void {
-  const nb = <usize>(n >> 5), nb4 = nb & ~3;
+/**
+ * Row `row` of a q8_0 weight of `rows` rows: n values (n % 32 == 0) from quants at q (the weight's base,
+ * stored interleaved, quant_layout.ts) and the row's f16 scales s.
+ */
+export function dequant_q8_0(q: usize, row: i32, rows: i32, s: usize, out: usize, n: i32): void {
+  const nb = <usize>(n >> 5);
   for (let i: usize = 0; i < <usize>n; i++) {
     const b = i >> 5;
     const d = f16ToF32(<u32>load<u16>(s + (b << 1)));
-    store<f32>(out + (i << 2), d * <f32>load<i8>(q + q8ByteOffset(b, i & 31, nb4)));
+    store<f32>(out + (i << 2), d * <f32>load<i8>(q + q8ByteOffset(<usize>row, <usize>rows, nb, b, i & 31)));
   }
 }
 

@@ -23,7 +23,7 @@
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
 import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGemmVector } from './common';
 import { PANEL } from './matmul_float';
-import { q4Block, q4GroupStride, q4GroupsAt, q8Half, Q4_INTERLEAVED } from './quant_layout';
+import { groupStride, groupsAt, q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
 
 @inline function scaleAt(ws: usize, blk: usize): f32 {
   return f16ToF32(<u32>load<u16>(ws + (blk << 1)));
@@ -43,15 +43,15 @@ const I8 = 0, I16 = 1;
   const vpb = blockBytes(kind) >> 4;
   const m = i8x16.splat(0x0f);
   for (let r: usize = 0; r < <usize>rows; r++) {
-    const first = (<usize>r0 + r) * nb;
+    const wr = <usize>r0 + r, first = wr * nb; // the weight row and its first block
     const row = gemmRow(pq, r, nb * blockBytes(kind));
     let b: usize = 0;
     if (kind == I16 && !q4) {
       // q8_0 is stored interleaved (quant_layout.ts): stored vector v holds values 4v..4v+3 of block j
       // in word j; widened, its pairs (4v, 4v+1) and (4v+2, 4v+3) are operand vectors 2v and 2v+1.
-      const src = wq + (first << 5);
+      const src = wq + groupsAt(32, wr, <usize>N, nb), gs = groupStride(32, wr, <usize>N);
       for (; b < nb4; b += 4) {
-        const g = src + (b << 5), o = row + (b << 7);
+        const g = src + (b >> 2) * gs, o = row + (b << 7);
         for (let v: usize = 0; v < 8; v++) {
           const raw = v128.load(g + (v << 4));
           const lo = i16x8.extend_low_i8x16_s(raw), hi = i16x8.extend_high_i8x16_s(raw);
@@ -62,7 +62,7 @@ const I8 = 0, I16 = 1;
     }
     if (kind == I8 && Q4_INTERLEAVED) {
       // Stored interleaved (quant_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
-      const src = wq + q4GroupsAt(<usize>r0 + r, <usize>N, nb), gs = q4GroupStride(<usize>r0 + r, <usize>N);
+      const src = wq + groupsAt(16, wr, <usize>N, nb), gs = groupStride(16, wr, <usize>N);
       for (; b < nb4; b += 4) {
         const g = src + (b >> 2) * gs, o = row + (b << 6);
         for (let i: usize = 0; i < 4; i++) {
@@ -76,11 +76,11 @@ const I8 = 0, I16 = 1;
       // The block's values 0-15 and 16-31 as i8x16.
       let lo: v128, hi: v128;
       if (q4) {
-        const raw = q4Block(wq, <usize>r0 + r, <usize>N, nb, b);
+        const raw = q4Block(wq, wr, <usize>N, nb, b);
         lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
         if (kind == I16) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
       } else {
-        lo = q8Half(wq + (first << 5), b, 0, nb4); hi = q8Half(wq + (first << 5), b, 1, nb4);
+        lo = q8Half(wq, wr, <usize>N, nb, b, 0); hi = q8Half(wq, wr, <usize>N, nb, b, 1);
       }
       if (kind == I8) {
         storeGemmVector(row, b, nb4, vpb, 0, lo); storeGemmVector(row, b, nb4, vpb, 1, hi);

@@ -3,15 +3,16 @@
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
 //
-// All T tokens against a weight row (q8_0) or a pair of rows (q4_0) while its bytes sit in L1. Two
-// rows stored one after the other are two memory streams, which read slowly on this machine: q4_0
-// rows are therefore stored in interleaved pairs (quant_layout.ts); q8_0 reads one row at a time.
+// All T tokens against a pair of weight rows while its bytes sit in L1. Two rows stored one after the
+// other are two memory streams, which read slowly on this machine: rows are therefore stored in
+// interleaved pairs (quant_layout.ts), one stream per thread.
 //
 //   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds, against the interleaved
 //           storage (quant_layout.ts): a weight vector's even and odd bytes widen with three shifts and
 //           meet activation vectors in the same order, and block j's sum lands in lane j: 1.27-1.31x
 //           the kernel that reduced four blocks' partial sums across lanes (A/B per matvec at
-//           Qwen2-0.5B shapes). Two rows at a time sharing the activation loads ran at 0.6-0.75x. An
+//           Qwen2-0.5B shapes). Two rows stored one after the other, sharing the activation loads,
+//           ran at 0.6-0.75x; from the pair-interleaved storage, 1.12-1.35x. An
 //           int8 relaxed-dot version (ggml's |w| x sign-moved-x trick) was only 1.08x faster than the
 //           old kernel in an A/B here: not worth 256x the activation rounding.
 //   q4_0    relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s
@@ -26,7 +27,7 @@
 //           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x), where the
 //           activations (stored in the GEMMs' token-pair layout, twice their size at T = 1) outgrow L1.
 import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, isum, madd } from './common';
-import { q4GroupStride, q4GroupsAt, q4TailAt } from './quant_layout';
+import { groupStride, groupsAt, tailAt } from './quant_layout';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -48,34 +49,75 @@ import { q4GroupStride, q4GroupsAt, q4TailAt } from './quant_layout';
   return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), v128.load(xe)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(xo)));
 }
 
+/** One q8_0 group (eight weight vectors at g) against its int16 activations at x: block j's dot product in lane j. */
+@inline function q8Group(g: usize, x: usize): v128 {
+  let d = i32x4.splat(0);
+  for (let v: usize = 0; v < 128; v += 16) d = i32x4.add(d, evenOdd(v128.load(g + v), x + (v << 1), x + (v << 1) + 16));
+  return d;
+}
+
+/** A q8_0 group's dot products d scaled by the four weight scales at sw and four activation scales at sx, into acc. */
+@inline function q8GroupInto(acc: v128, d: v128, sw: usize, sx: usize): v128 {
+  return madd(f32x4.convert_i32x4_s(d), f32x4.mul(scales4(sw), v128.load(sx)), acc);
+}
+
 /**
- * q8_0 weights in their interleaved storage (quant_layout.ts) against int16 activations from
- * quantize_q16q8 (xsum unused): a group's eight weight vectors leave block j's dot product in lane j.
+ * q8_0 weights in their storage (interleaved groups, rows in pairs: quant_layout.ts) against int16
+ * activations from quantize_q16q8 (xsum unused): a group's eight weight vectors leave block j's dot
+ * product in lane j. Two rows at a time share the activation loads and read one stream (1.12-1.35x one
+ * row at a time, A/B per matvec at Qwen2-0.5B and 7B shapes); a row without its pair partner in
+ * [n0, n1) runs alone.
  */
 export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  for (let r = n0; r < n1; r++) {
-    const w = wq + ((<usize>r * nb) << 5), sw = ws + ((<usize>r * nb) << 1);
-    const rowBias: f32 = bias ? load<f32>(bias + (<usize>r << 2)) : 0;
-    for (let t = 0; t < T; t++) {
-      const xt = xq + ((<usize>t * nb) << 6), st = xs + ((<usize>t * nb) << 2);
-      let a = f32x4.splat(0);
+  let r = <usize>n0;
+  if (r & 1) q8Row(r++, xq, xs, wq, ws, bias, out, T, K, N);
+  for (; r + 2 <= <usize>n1; r += 2) {
+    const pair = wq + groupsAt(32, r, <usize>N, nb), tail = wq + tailAt(32, r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 5);
+    const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
+    const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
+    for (let t: usize = 0; t < <usize>T; t++) {
+      const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
+      let a = f32x4.splat(0), c = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const g = w + (b << 5), x = xt + (b << 6);
-        let d = i32x4.splat(0);
-        for (let v: usize = 0; v < 128; v += 16) d = i32x4.add(d, evenOdd(v128.load(g + v), x + (v << 1), x + (v << 1) + 16));
-        a = madd(f32x4.convert_i32x4_s(d), f32x4.mul(scales4(sw + (b << 1)), v128.load(st + (b << 2))), a);
+        const g = pair + (b << 6), x = xt + (b << 6);
+        // q8Group for both rows (groups at g and g + 128), sharing each activation vector's loads.
+        let d = i32x4.splat(0), e = i32x4.splat(0);
+        for (let v: usize = 0; v < 128; v += 16) {
+          const xe = v128.load(x + (v << 1)), xo = v128.load(x + (v << 1), 16);
+          const wg = v128.load(g + v), wh = v128.load(g + v, 128);
+          d = i32x4.add(d, i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(wg, 8), 8), xe), i32x4.dot_i16x8_s(i16x8.shr_s(wg, 8), xo)));
+          e = i32x4.add(e, i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(wh, 8), 8), xe), i32x4.dot_i16x8_s(i16x8.shr_s(wh, 8), xo)));
+        }
+        a = q8GroupInto(a, d, sw + (b << 1), st + (b << 2));
+        c = q8GroupInto(c, e, sv + (b << 1), st + (b << 2));
       }
-      store<f32>(out + ((<usize>t * <usize>N + <usize>r) << 2), hsum(a) + q8Tail(w, sw, xt, st, nb4, nb) + rowBias);
+      const o = out + ((t * <usize>N + r) << 2);
+      store<f32>(o, hsum(a) + q8Tail(tail, sw, xt, st, nb4, nb) + b0);
+      store<f32>(o, hsum(c) + q8Tail(tail1, sv, xt, st, nb4, nb) + b1, 4);
     }
+  }
+  if (r < <usize>n1) q8Row(r, xq, xs, wq, ws, bias, out, T, K, N);
+}
+
+/** Row r of matmul_q8_0 on its own (a chunk boundary inside a pair, or the last row of an odd N). */
+function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const groups = wq + groupsAt(32, r, <usize>N, nb), gs = groupStride(32, r, <usize>N), tail = wq + tailAt(32, r, <usize>N, nb);
+  const sw = ws + ((r * nb) << 1);
+  for (let t: usize = 0; t < <usize>T; t++) {
+    const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
+    let a = f32x4.splat(0);
+    for (let b: usize = 0; b < nb4; b += 4) a = q8GroupInto(a, q8Group(groups + (b >> 2) * gs, xt + (b << 6)), sw + (b << 1), st + (b << 2));
+    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q8Tail(tail, sw, xt, st, nb4, nb) + (bias ? load<f32>(bias + (r << 2)) : 0));
   }
 }
 
-/** The blocks of one q8_0 row outside full groups (stored and quantized in the natural/lane order). */
-@inline function q8Tail(w: usize, sw: usize, xt: usize, st: usize, nb4: usize, nb: usize): f32 {
+/** The blocks of one q8_0 row outside full groups (from `tail`, 32 bytes apart; activations in the lane order). */
+@inline function q8Tail(tail: usize, sw: usize, xt: usize, st: usize, nb4: usize, nb: usize): f32 {
   let s: f32 = 0;
   for (let b = nb4; b < nb; b++) {
-    s += <f32>isum(q8i16(w + (b << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
+    s += <f32>isum(q8i16(tail + ((b - nb4) << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
   }
   return s;
 }
@@ -119,7 +161,7 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
   let r = <usize>n0;
   if (r & 1) q4Row(r++, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   for (; r + 2 <= <usize>n1; r += 2) {
-    const pair = wq + q4GroupsAt(r, <usize>N, nb), tail = wq + q4TailAt(r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 4);
+    const pair = wq + groupsAt(16, r, <usize>N, nb), tail = wq + tailAt(16, r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 4);
     const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
     const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
     for (let t: usize = 0; t < <usize>T; t++) {
@@ -155,7 +197,7 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
 /** Row r of matmul_q4_0_i8 on its own (a chunk boundary inside a pair, or the last row of an odd N). */
 function q4Row(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const groups = wq + q4GroupsAt(r, <usize>N, nb), gs = q4GroupStride(r, <usize>N), tail = wq + q4TailAt(r, <usize>N, nb);
+  const groups = wq + groupsAt(16, r, <usize>N, nb), gs = groupStride(16, r, <usize>N), tail = wq + tailAt(16, r, <usize>N, nb);
   const sw = ws + ((r * nb) << 1);
   for (let t: usize = 0; t < <usize>T; t++) {
     const xt = gemmRow(xq, t, <usize>K), st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);

@@ -6,13 +6,15 @@
 // block, in the word of that block: exactly the GEMMs' operand layout (common.ts storeGemmVector). The
 // decode kernel reads a group with four loads and no shuffles, and its int8 dot products leave block
 // j's sum in lane j (no per-block reduction); the GEMM panel unpack is two masks per vector.
-// Rows are also stored in pairs (2p, 2p+1) whose groups alternate: group k of row 2p, group k of row
-// 2p+1 (64 bytes each), ..., then the pair's blocks outside full groups, row 2p's first; a last row
-// without a partner keeps its groups together. The decode kernel takes two rows at a time sharing the
-// activation loads, and so reads one sequential stream: with the rows one after another, two streams
-// ran at 0.5-0.6x of one row at a time at most shapes (K = 1024, 1536, 2048, 3584, 4864), 1.1-1.2x at
-// K = 896; interleaved, 1.15-1.29x at every shape (A/B per matvec, one thread, weights streamed from
-// memory). The plain build keeps q4_0 as stored (its int16 kernels read the natural block layout).
+// The plain build keeps q4_0 as stored (its int16 kernels read the natural block layout).
+//
+// Both formats (q4_0 in the relaxed build only) also store rows in pairs (2p, 2p+1) whose groups
+// alternate: group k of row 2p, group k of row 2p+1, ..., then the pair's blocks outside full groups,
+// row 2p's first; a last row without a partner keeps its groups together. The decode kernels take two
+// rows at a time sharing the activation loads, and so read one sequential stream: with the rows one
+// after another, two streams ran at 0.5-0.6x of one row at a time at most shapes (q4_0, K = 1024, 1536,
+// 2048, 3584, 4864); interleaved, 1.15-1.29x at every shape (A/B per matvec, one thread, weights
+// streamed from memory).
 import { transposed4 } from './common';
 
 /** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
@@ -20,18 +22,23 @@ export const Q4_INTERLEAVED: bool = ASC_FEATURE_RELAXED_SIMD;
 
 /**
  * Interleaves the full groups of every row of a q4_0 weight (rows x K values at q) in place, then
- * every pair of rows, through `scratch` (2 * K / 2 bytes).
+ * every pair of rows, through `scratch` (K bytes: two rows).
  */
 export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void {
   relayoutGroups(q, rows, K, 16);
+  pairRows(q, rows, K, 16, scratch);
+}
+
+/** Rows 2p and 2p+1 of a weight whose blocks are `bb` bytes, interleaved group by group (in place, through 2 rows of scratch). */
+@inline function pairRows(q: usize, rows: i32, K: i32, bb: usize, scratch: usize): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const rowBytes = nb << 4, groups = nb4 << 4, tail = rowBytes - groups;
+  const rowBytes = nb * bb, groups = nb4 * bb, tail = rowBytes - groups, group = bb << 2;
   for (let r: usize = 0; r + 1 < <usize>rows; r += 2) {
     const pair = q + r * rowBytes;
     copyBytes(scratch, pair, rowBytes << 1);
-    for (let k: usize = 0; k < groups; k += 64) {
-      copyBytes(pair + (k << 1), scratch + k, 64);
-      copyBytes(pair + (k << 1) + 64, scratch + rowBytes + k, 64);
+    for (let k: usize = 0; k < groups; k += group) {
+      copyBytes(pair + (k << 1), scratch + k, group);
+      copyBytes(pair + (k << 1) + group, scratch + rowBytes + k, group);
     }
     copyBytes(pair + (groups << 1), scratch + groups, tail);
     copyBytes(pair + (groups << 1) + tail, scratch + rowBytes + groups, tail);
@@ -43,26 +50,26 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
   for (let i: usize = 0; i < n; i += 16) v128.store(dst + i, v128.load(src + i));
 }
 
-/** Whether row r of a q4_0 weight of N rows is stored in a pair with its neighbour. */
-@inline function q4Paired(r: usize, N: usize): bool {
-  return Q4_INTERLEAVED && (r | 1) < N;
+/** Whether row r of a weight of N rows with `bb`-byte blocks (16: q4_0, 32: q8_0) is stored in a pair with its neighbour. */
+@inline function paired(bb: usize, r: usize, N: usize): bool {
+  return (bb == 32 || Q4_INTERLEAVED) && (r | 1) < N;
 }
 
-/** Offset from a q4_0 weight's base of row r's first group of four blocks (nb blocks per row). */
-@inline export function q4GroupsAt(r: usize, N: usize, nb: usize): usize {
-  return q4Paired(r, N) ? (((r & ~1) * nb) << 4) + ((r & 1) << 6) : (r * nb) << 4;
+/** Offset from a q4_0 (bb = 16) or q8_0 (bb = 32) weight's base of row r's first group of four blocks (N rows of nb blocks). */
+@inline export function groupsAt(bb: usize, r: usize, N: usize, nb: usize): usize {
+  return paired(bb, r, N) ? (r & ~1) * nb * bb + (r & 1) * (bb << 2) : r * nb * bb;
 }
 
 /** Bytes from one of row r's groups to its next. */
-@inline export function q4GroupStride(r: usize, N: usize): usize {
-  return q4Paired(r, N) ? 128 : 64;
+@inline export function groupStride(bb: usize, r: usize, N: usize): usize {
+  return paired(bb, r, N) ? bb << 3 : bb << 2;
 }
 
-/** Offset from a q4_0 weight's base of row r's first block outside full groups (the others follow, 16 bytes apart). */
-@inline export function q4TailAt(r: usize, N: usize, nb: usize): usize {
+/** Offset from the weight's base of row r's first block outside full groups (the others follow, bb bytes apart). */
+@inline export function tailAt(bb: usize, r: usize, N: usize, nb: usize): usize {
   const nb4 = nb & ~3;
-  if (!q4Paired(r, N)) return ((r * nb) << 4) + (nb4 << 4);
-  return (((r & ~1) * nb) << 4) + (nb4 << 5) + ((r & 1) * ((nb - nb4) << 4));
+  if (!paired(bb, r, N)) return (r * nb + nb4) * bb;
+  return (r & ~1) * nb * bb + ((nb4 * bb) << 1) + (r & 1) * (nb - nb4) * bb;
 }
 
 /**
@@ -95,9 +102,9 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
  */
 @inline export function q4ByteOffset(r: usize, N: usize, nb: usize, b: usize, k: usize): usize {
   const nb4 = nb & ~3;
-  if (b >= nb4) return q4TailAt(r, N, nb) + ((b - nb4) << 4) + k;
+  if (b >= nb4) return tailAt(16, r, N, nb) + ((b - nb4) << 4) + k;
   if (!Q4_INTERLEAVED) return ((r * nb + b) << 4) + k;
-  return q4GroupsAt(r, N, nb) + (b >> 2) * q4GroupStride(r, N) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
+  return groupsAt(16, r, N, nb) + (b >> 2) * groupStride(16, r, N) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
 }
 
 /**
@@ -107,9 +114,9 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
  */
 @inline export function q4Block(q: usize, r: usize, N: usize, nb: usize, b: usize): v128 {
   const nb4 = nb & ~3;
-  if (b >= nb4) return v128.load(q + q4TailAt(r, N, nb) + ((b - nb4) << 4));
+  if (b >= nb4) return v128.load(q + tailAt(16, r, N, nb) + ((b - nb4) << 4));
   if (!Q4_INTERLEAVED) return v128.load(q + ((r * nb + b) << 4));
-  return blockOfGroup(q + q4GroupsAt(r, N, nb) + (b >> 2) * q4GroupStride(r, N), b & 3);
+  return blockOfGroup(q + groupsAt(16, r, N, nb) + (b >> 2) * groupStride(16, r, N), b & 3);
 }
 
 /**
@@ -128,19 +135,25 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
 // matching order, quantize_q16q8), and pmaddwd leaves block j's sum in lane j: no per-block reduction.
 // The GEMM unpack reads whole groups directly; block tails and embed go through q8Half / q8ByteOffset.
 
-/** Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place. */
-export function relayout_q8_0(q: usize, rows: i32, K: i32): void {
+/**
+ * Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place, then every
+ * pair of rows, through `scratch` (2K bytes: two rows).
+ */
+export function relayout_q8_0(q: usize, rows: i32, K: i32, scratch: usize): void {
   relayoutGroups(q, rows, K, 32);
+  pairRows(q, rows, K, 32, scratch);
 }
 
-/** Half a (values 16a..16a+15) of block b of the q8_0 row at `row`, natural order. */
-@inline export function q8Half(row: usize, b: usize, a: usize, nb4: usize): v128 {
-  if (b >= nb4) return v128.load(row + (b << 5) + (a << 4));
-  return blockOfGroup(row + ((b & ~3) << 5) + (a << 6), b & 3);
+/** Half a (values 16a..16a+15) of block b of row r of a q8_0 weight at q (N rows of nb blocks), natural order. */
+@inline export function q8Half(q: usize, r: usize, N: usize, nb: usize, b: usize, a: usize): v128 {
+  const nb4 = nb & ~3;
+  if (b >= nb4) return v128.load(q + tailAt(32, r, N, nb) + ((b - nb4) << 5) + (a << 4));
+  return blockOfGroup(q + groupsAt(32, r, N, nb) + (b >> 2) * groupStride(32, r, N) + (a << 6), b & 3);
 }
 
-/** Offset within a row of value k (0..31) of block b of a q8_0 weight in its stored order. */
-@inline export function q8ByteOffset(b: usize, k: usize, nb4: usize): usize {
-  if (b >= nb4) return (b << 5) + k;
-  return ((b & ~3) << 5) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
+/** Offset from a q8_0 weight's base of value k (0..31) of block b of row r, in its stored order. */
+@inline export function q8ByteOffset(r: usize, N: usize, nb: usize, b: usize, k: usize): usize {
+  const nb4 = nb & ~3;
+  if (b >= nb4) return tailAt(32, r, N, nb) + ((b - nb4) << 5) + k;
+  return groupsAt(32, r, N, nb) + (b >> 2) * groupStride(32, r, N) + ((k >> 2) << 4) + ((b & 3) << 2) + (k & 3);
 }

@@ -224,10 +224,10 @@ export class WasmBackend implements Backend {
     return ptrs;
   }
 
-  /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them; relaxed q4_0 also pairs rows: assembly/quant_layout.ts) and the Weight. */
+  /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them; and store rows in pairs: assembly/quant_layout.ts) and the Weight. */
   private finishUpload(weight: HostWeight, name: string, arena: Arena, ptrs: readonly number[], bytes: number): Weight {
     if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', weight.cols));
-    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols);
+    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 2 * weight.cols));
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
     return w;
@@ -313,7 +313,7 @@ export class WasmBackend implements Backend {
       const k = w.arena.kernels;
       const sOff = w.scales + id * (w.cols / 32) * 2;
       if (w.format === 'f16' || w.format === 'bf16') k.dequant_half(w.ptr + id * w.cols * 2, target, w.cols, w.format === 'bf16' ? 1 : 0);
-      else if (w.format === 'q8_0') k.dequant_q8_0(w.ptr + id * w.cols, sOff, target, w.cols);
+      else if (w.format === 'q8_0') k.dequant_q8_0(w.ptr, id, w.rows, sOff, target, w.cols);
       else k.dequant_q4_0(w.ptr, id, w.rows, sOff, target, w.cols);
       if (target !== dst) a0.f32.set(w.arena.f32.subarray(target >>> 2, (target >>> 2) + rowFloats), dst >>> 2);
     }

@@ -12,12 +12,12 @@ export interface KernelExports {
   dot_f32(a: number, b: number, n: number): number;
   pair_lanes(x: number, dst: number, K: number): void;
   dequant_half(src: number, out: number, n: number, bf16: number): void;
-  dequant_q8_0(q: number, s: number, out: number, n: number): void;
+  dequant_q8_0(q: number, row: number, rows: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, row: number, rows: number, s: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
   relaxed_selftest(): number;
   relayout_q4_0(q: number, rows: number, K: number, scratch: number): void;
-  relayout_q8_0(q: number, rows: number, K: number): void;
+  relayout_q8_0(q: number, rows: number, K: number, scratch: number): void;
   [parallel: string]: unknown;
 }
 
