@@ -71,22 +71,23 @@
 }
 
 /**
- * Stores vector `a` (of `vpb` per 32-value block) of block `b` of one row in the operand layout of the
- * integer GEMMs (matmul_quant.ts). Rows come in pairs (weight rows, tokens) interleaved vector by vector:
- * vector k of a row is at row + 32k, `row` being its pair's base + 16 for the second row, so one
- * address serves both rows of a tile. Full groups of four blocks are also interleaved word by word:
- * word i of vector a of block j goes to word j of the group's vector 4a+i, so that lane j of a
- * multiply-add sums block j only. Blocks from `nb4` on (no full group) keep their natural order.
+ * Stores vector `a` (of `vpb` per 32-value block) of block `b` of one row in the grouped operand layout
+ * of the integer kernels, whose vectors are `vs` bytes apart: 32 in the GEMMs' layout
+ * (matmul_quant.ts), where rows come in pairs interleaved vector by vector (vector k of a row at
+ * row + 32k, `row` being its pair's base + 16 for the second row, so one address serves both rows of a
+ * tile); 16 in the dense rows of the q4_0 decode kernel. Full groups of four blocks are interleaved
+ * word by word: word i of vector a of block j goes to word j of the group's vector 4a+i, so that lane
+ * j of a multiply-add sums block j only. Blocks from `nb4` on (no full group) keep their natural order.
  */
-@inline export function storeGemmVector(row: usize, b: usize, nb4: usize, vpb: usize, a: usize, v: v128): void {
+@inline export function storeGroupedVector(row: usize, b: usize, nb4: usize, vpb: usize, a: usize, v: v128, vs: usize): void {
   if (b < nb4) {
-    const o = row + (b & ~3) * vpb * 32 + (a << 7) + ((b & 3) << 2);
+    const o = row + (b & ~3) * vpb * vs + a * (vs << 2) + ((b & 3) << 2);
     v128.store32_lane(o, v, 0);
-    v128.store32_lane(o, v, 1, 32);
-    v128.store32_lane(o, v, 2, 64);
-    v128.store32_lane(o, v, 3, 96);
+    v128.store32_lane(o + vs, v, 1);
+    v128.store32_lane(o + 2 * vs, v, 2);
+    v128.store32_lane(o + 3 * vs, v, 3);
   } else {
-    v128.store(row + (b * vpb + a) * 32, v);
+    v128.store(row + (b * vpb + a) * vs, v);
   }
 }
 

@@ -2,7 +2,7 @@
 // integer dot products; decode (T < 4) is matvec_quant.ts (matmul_q4.ts for q4_0 in the plain build).
 //
 // A 16-row panel of the weight is unpacked once into integers and f32 block scales; the activations
-// were quantized once per call. Both use one operand layout (common.ts storeGemmVector): rows in pairs
+// were quantized once per call. Both use one operand layout (common.ts storeGroupedVector): rows in pairs
 // interleaved vector by vector, so a tile steps one address per pair; and groups of four 32-value blocks
 // interleaved word by word, so the multiply-add instructions, which sum neighbouring products into
 // 32-bit lanes, leave block j's exact dot product in lane j: no per-block reduction, one conversion and
@@ -21,7 +21,7 @@
 //
 // Weight storage (as HostWeight, uploaded verbatim): quants row-major, f16 scales one per block apart.
 // q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
-import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGemmVector } from './common';
+import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGroupedVector } from './common';
 import { PANEL } from './matmul_float';
 import { groupStride, groupsAt, q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
 
@@ -83,10 +83,10 @@ const I8 = 0, I16 = 1;
         lo = q8Half(wq, wr, <usize>N, nb, b, 0); hi = q8Half(wq, wr, <usize>N, nb, b, 1);
       }
       if (kind == I8) {
-        storeGemmVector(row, b, nb4, vpb, 0, lo); storeGemmVector(row, b, nb4, vpb, 1, hi);
+        storeGroupedVector(row, b, nb4, vpb, 0, lo, 32); storeGroupedVector(row, b, nb4, vpb, 1, hi, 32);
       } else {
-        storeGemmVector(row, b, nb4, vpb, 0, i16x8.extend_low_i8x16_s(lo)); storeGemmVector(row, b, nb4, vpb, 1, i16x8.extend_high_i8x16_s(lo));
-        storeGemmVector(row, b, nb4, vpb, 2, i16x8.extend_low_i8x16_s(hi)); storeGemmVector(row, b, nb4, vpb, 3, i16x8.extend_high_i8x16_s(hi));
+        storeGroupedVector(row, b, nb4, vpb, 0, i16x8.extend_low_i8x16_s(lo), 32); storeGroupedVector(row, b, nb4, vpb, 1, i16x8.extend_high_i8x16_s(lo), 32);
+        storeGroupedVector(row, b, nb4, vpb, 2, i16x8.extend_low_i8x16_s(hi), 32); storeGroupedVector(row, b, nb4, vpb, 3, i16x8.extend_high_i8x16_s(hi), 32);
       }
     }
     for (b = 0; b < nb; b++) store<f32>(ps + ((r * nb + b) << 2), scaleAt(ws, first + b));

@@ -26,7 +26,7 @@
 //           sharing the activation loads and the per-row work: 1.11-1.25x one row at a time (A/B per
 //           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x), where the
 //           activations (stored in the GEMMs' token-pair layout, twice their size at T = 1) outgrow L1.
-import { dot16, f16ToF32, f16x4sToF32, gemmRow, hsum, isum, madd } from './common';
+import { dot16, f16ToF32, f16x4sToF32, hsum, isum, madd } from './common';
 import { groupStride, groupsAt, tailAt } from './quant_layout';
 
 /**
@@ -128,8 +128,8 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
   // not four unrolled steps: V8 hoisted the unrolled steps' twelve loads and spilled (0.83-0.91x).
   let d = i16x8.splat(0);
   for (let i: usize = 0; i < 64; i += 16) {
-    const raw = v128.load(g + i), xi = x + (i << 1);
-    d = i16x8.add(d, i16x8.add(dot16(v128.load(xi), v128.and(raw, m)), dot16(v128.load(xi, 128), v128.and(i16x8.shr_u(raw, 4), m))));
+    const raw = v128.load(g + i);
+    d = i16x8.add(d, i16x8.add(dot16(v128.load(x + i), v128.and(raw, m)), dot16(v128.load(x + i, 64), v128.and(i16x8.shr_u(raw, 4), m))));
   }
   return d;
 }
@@ -142,16 +142,16 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
   return madd(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(c))), f32x4.mul(scales4(sw), v128.load(sx)), acc);
 }
 
-/** One q4_0 block outside a full group (16 bytes at w; activations in natural order, vectors 32 bytes apart), centred and scaled. */
+/** One q4_0 block outside a full group (16 bytes at w; activations in natural order at x), centred and scaled. */
 @inline function q4TailBlock(w: usize, sw: usize, x: usize, sx: usize, c: usize, m: v128): f32 {
   const raw = v128.load(w);
-  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 32), v128.and(i16x8.shr_u(raw, 4), m))));
+  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 16), v128.and(i16x8.shr_u(raw, 4), m))));
   return <f32>(isum(d) - load<i32>(c)) * f16ToF32(<u32>load<u16>(sw)) * load<f32>(sx);
 }
 
 /**
  * q4_0 weights in the relaxed build's storage (interleaved groups, rows in pairs: quant_layout.ts)
- * against int8 activations from quantize_q8x4 (token t at gemmRow(xq, t, K): vectors 32 bytes apart).
+ * against int8 activations from quantize_q8x4_dense (token t at xq + t * K).
  * Relaxed SIMD only. Two rows at a time share the activation loads and read one stream; a row without
  * its pair partner in [n0, n1) runs alone.
  */
@@ -165,14 +165,14 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
     const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
     const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
     for (let t: usize = 0; t < <usize>T; t++) {
-      const xt = gemmRow(xq, t, <usize>K), st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
+      const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
       let a = f32x4.splat(0), c = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const g = pair + (b << 5), x = xt + (b << 6);
+        const g = pair + (b << 5), x = xt + (b << 5);
         // q4Group for both rows (groups at g and g + 64), sharing each activation vector's load.
         let d = i16x8.splat(0), e = i16x8.splat(0);
         for (let i: usize = 0; i < 64; i += 16) {
-          const xl = v128.load(x + (i << 1)), xh = v128.load(x + (i << 1), 128);
+          const xl = v128.load(x + i), xh = v128.load(x + i, 64);
           const rg = v128.load(g + i), rh = v128.load(g + i, 64);
           d = i16x8.add(d, i16x8.add(dot16(xl, v128.and(rg, m)), dot16(xh, v128.and(i16x8.shr_u(rg, 4), m))));
           e = i16x8.add(e, i16x8.add(dot16(xl, v128.and(rh, m)), dot16(xh, v128.and(i16x8.shr_u(rh, 4), m))));
@@ -183,8 +183,8 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
       let s0 = hsum(a), s1 = hsum(c);
       for (let b = nb4; b < nb; b++) {
         const o = (b - nb4) << 4;
-        s0 += q4TailBlock(tail + o, sw + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
-        s1 += q4TailBlock(tail1 + o, sv + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
+        s0 += q4TailBlock(tail + o, sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
+        s1 += q4TailBlock(tail1 + o, sv + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
       }
       const o = out + ((t * <usize>N + r) << 2);
       store<f32>(o, s0 + b0);
@@ -200,11 +200,11 @@ function q4Row(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, 
   const groups = wq + groupsAt(16, r, <usize>N, nb), gs = groupStride(16, r, <usize>N), tail = wq + tailAt(16, r, <usize>N, nb);
   const sw = ws + ((r * nb) << 1);
   for (let t: usize = 0; t < <usize>T; t++) {
-    const xt = gemmRow(xq, t, <usize>K), st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
+    const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
     let a = f32x4.splat(0);
-    for (let b: usize = 0; b < nb4; b += 4) a = q4GroupInto(a, q4Group(groups + (b >> 2) * gs, xt + (b << 6), m), ct + (b << 2), sw + (b << 1), st + (b << 2));
+    for (let b: usize = 0; b < nb4; b += 4) a = q4GroupInto(a, q4Group(groups + (b >> 2) * gs, xt + (b << 5), m), ct + (b << 2), sw + (b << 1), st + (b << 2));
     let s = hsum(a);
-    for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 6), st + (b << 2), ct + (b << 2), m);
+    for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
     store<f32>(out + ((t * <usize>N + r) << 2), s + (bias ? load<f32>(bias + (r << 2)) : 0));
   }
 }

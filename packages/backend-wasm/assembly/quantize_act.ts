@@ -3,12 +3,13 @@
 // also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
 // weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
 //   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q4_0 decode with plain SIMD)
-//   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 with relaxed SIMD)
+//   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 prefill with relaxed SIMD)
+//   quantize_q8x4_dense  the same quants in dense rows (q4_0 decode with relaxed SIMD)
 //   quantize_q16x4   int16 in the GEMMs' layout (q8_0 prefill; q4_0 prefill with plain SIMD)
 //   quantize_q16q8   int16 in the order of the interleaved q8_0 storage (q8_0 decode)
 // int16 rounds at most amax/65534 per value (relative 1.5e-5); int8 at most amax/254, as ggml does.
 // Each runs on the thread pool over tokens [t0, t1) of x[T, K] (pairs of tokens stay on one thread).
-import { gemmRow, storeGemmVector } from './common';
+import { gemmRow, storeGroupedVector } from './common';
 
 @inline function q(v: v128, id: v128): v128 {
   return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v, id)));
@@ -46,7 +47,7 @@ import { gemmRow, storeGemmVector } from './common';
 }
 
 // Storage layouts of quantizeBlocks (compile-time constants).
-const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
+const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3, I8_DENSE = 4;
 
 /**
  * Every block of x: its scale, its quants as eight i32x4 (values 0-3, 4-7, ... 28-31) and their
@@ -54,8 +55,9 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
  *   I16_LANES  int16 in the lane order of the int16 decode kernels: evens of values 0-15, evens of
  *              16-31, odds of 0-15, odds of 16-31 (a q4_0 block read as i16x8 holds values 2i, 2i+16,
  *              2i+1, 2i+17 in lane i; 16 q8_0 weights hold 2i and 2i+1)
- *   I8_X4, I16_X4  int8 / int16 in the integer GEMMs' operand layout (common.ts storeGemmVector):
+ *   I8_X4, I16_X4  int8 / int16 in the integer GEMMs' operand layout (common.ts storeGroupedVector):
  *              tokens in interleaved pairs, groups of four blocks interleaved word by word
+ *   I8_DENSE   int8 with groups interleaved the same way, tokens one after another
  *   I16_Q8     int16 for the q8_0 decode kernel, matching the interleaved q8_0 storage
  *              (quant_layout.ts): in a group, vectors 2v and 2v+1 hold in word j the even and the odd
  *              values of block j that weight vector v holds (values 16a+4i+{0,2} and {1,3}, v = 4a+i);
@@ -64,7 +66,7 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
 @inline function quantizeBlocks(t0: i32, t1: i32, x: usize, xq: usize, xs: usize, xsum: usize, K: i32, layout: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const end = <usize>t1 * nb;
-  const bb: usize = layout == I8_X4 ? 32 : 64;
+  const bb: usize = layout == I8_X4 || layout == I8_DENSE ? 32 : 64;
   for (let b: usize = <usize>t0 * nb; b < end; b++) {
     const p = x + (b << 7);
     const id = scaleOf(p, xs, b, bb == 32 ? 127 : 32767);
@@ -86,13 +88,14 @@ const I16_LANES = 0, I8_X4 = 1, I16_X4 = 2, I16_Q8 = 3;
       v128.store(o, i16x8.shuffle(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 32);
       v128.store(o, i16x8.shuffle(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
     } else {
-      const row = gemmRow(xq, b / nb, nb * bb);
-      if (layout == I8_X4) {
-        storeGemmVector(row, bi, nb4, 2, 0, i8x16.narrow_i16x8_s(n0, n1));
-        storeGemmVector(row, bi, nb4, 2, 1, i8x16.narrow_i16x8_s(n2, n3));
+      const dense = layout == I8_DENSE;
+      const row = dense ? xq + (b - bi) * bb : gemmRow(xq, b / nb, nb * bb), vs: usize = dense ? 16 : 32;
+      if (layout == I8_X4 || dense) {
+        storeGroupedVector(row, bi, nb4, 2, 0, i8x16.narrow_i16x8_s(n0, n1), vs);
+        storeGroupedVector(row, bi, nb4, 2, 1, i8x16.narrow_i16x8_s(n2, n3), vs);
       } else {
-        storeGemmVector(row, bi, nb4, 4, 0, n0); storeGemmVector(row, bi, nb4, 4, 1, n1);
-        storeGemmVector(row, bi, nb4, 4, 2, n2); storeGemmVector(row, bi, nb4, 4, 3, n3);
+        storeGroupedVector(row, bi, nb4, 4, 0, n0, vs); storeGroupedVector(row, bi, nb4, 4, 1, n1, vs);
+        storeGroupedVector(row, bi, nb4, 4, 2, n2, vs); storeGroupedVector(row, bi, nb4, 4, 3, n3, vs);
       }
     }
   }
@@ -111,6 +114,14 @@ export function quantize_q16_q4(t0: i32, t1: i32, scratch: usize, x: usize, xq: 
 /** int8 quants in the integer GEMMs' layout (the relaxed build's q4_0 kernels); xq holds T rounded up to even rows. */
 export function quantize_q8x4(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
   quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I8_X4);
+}
+
+/**
+ * int8 quants grouped as in quantize_q8x4, but token after token (K bytes each, vectors 16 bytes apart)
+ * instead of in interleaved pairs: the relaxed q4_0 decode kernel's activations take half the cache.
+ */
+export function quantize_q8x4_dense(t0: i32, t1: i32, scratch: usize, x: usize, xq: usize, xs: usize, xsum: usize, T: i32, K: i32): void {
+  quantizeBlocks(t0, t1, x, xq, xs, xsum, K, I8_DENSE);
 }
 
 /** int16 quants in the integer GEMMs' layout (q8_0, and q4_0 with plain SIMD); xq holds T rounded up to even rows. */

@@ -580,16 +580,16 @@ export class WasmBackend implements Backend {
         // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
         const int8 = this.relaxed && w.format === 'q4_0';
         const gemm = T >= QUANT_GEMM_MIN_T;
-        // int8 decode reads the GEMMs' layout too (it matches the interleaved q4_0 storage).
-        const paired = int8 || gemm; // the GEMMs' operand layout
-        const layout = int8 ? 'i8x4' : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
+        const paired = gemm; // the GEMMs' operand layout (tokens in interleaved pairs)
+        // int8 decode reads the GEMMs' grouping in dense rows (half the cache of the paired layout at T = 1).
+        const layout = int8 ? (gemm ? 'i8x4' : 'i8d') : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
         const key = `${A.index}:${layout}`;
         // The GEMMs' layout pairs tokens: an odd T takes one more row.
         const xq = A.scratchBlock(`xq:${layout}`, (paired ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {
-          const quantizer = ({ i8x4: 'quantize_q8x4', i16x4: 'quantize_q16x4', i16q8: 'quantize_q16q8', i16: 'quantize_q16_q4' } as const)[layout];
+          const quantizer = ({ i8x4: 'quantize_q8x4', i8d: 'quantize_q8x4_dense', i16x4: 'quantize_q16x4', i16q8: 'quantize_q16q8', i16: 'quantize_q16_q4' } as const)[layout];
           this.run(quantizer, A.index, T, 2, [x, xq, xs, xsum, T, K]);
           quantized?.add(key);
         }
