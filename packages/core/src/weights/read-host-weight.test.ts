@@ -39,7 +39,22 @@ describe('readHostWeight', () => {
     expect(sliced).toBe(given[0]);
     expect(sliced).toEqual(toHostWeight(bytes, 'BF16', [37, 64], 'q4_0', 'w'));
   });
-  it('reads whole when the format is kept, the tensor is small, or ranges are unavailable', async () => {
+  it.each<WeightFormat | 'auto'>(['bf16', 'auto'])('slices a tensor kept in its format (%s) into `allocate`\'s storage', async (target) => {
+    const { bytes, calls, src } = source(37, 64);
+    const given: HostWeight[] = [];
+    const allocate = async (format: WeightFormat, rows: number, cols: number): Promise<HostWeight> => {
+      expect([format, rows, cols]).toEqual(['bf16', 37, 64]);
+      const w: HostWeight = { format: 'bf16', rows, cols, data: new Uint16Array(rows * cols).fill(0xffff) };
+      given.push(w);
+      return w;
+    };
+    const sliced = await readHostWeight(src, 'w', 'BF16', [37, 64], target, { sliceBytes: 5 * 64 * 2, allocate });
+    expect(sliced).toBe(given[0]);
+    expect(sliced).toEqual(toHostWeight(bytes, 'BF16', [37, 64], 'bf16', 'w'));
+    expect(calls).toHaveLength(8);
+    expect(calls.every((c) => c.startsWith('range'))).toBe(true);
+  });
+  it('reads whole when the format is kept (without `allocate`), the tensor is small, or ranges are unavailable', async () => {
     const { calls, src } = source(8, 32);
     await readHostWeight(src, 'w', 'BF16', [8, 32], 'bf16', { sliceBytes: 64 });
     await readHostWeight(src, 'w', 'BF16', [8, 32], 'q8_0');
