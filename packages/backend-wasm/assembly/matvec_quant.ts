@@ -24,8 +24,9 @@
 //           partial sums as the q8_0 kernel does; that version was 1.3x the plain build's int16 kernel
 //           (matmul_q4.ts) in whole-model decode. Two rows at a time from the pair-interleaved storage,
 //           sharing the activation loads and the per-row work: 1.11-1.25x one row at a time (A/B per
-//           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x), where the
-//           activations (stored in the GEMMs' token-pair layout, twice their size at T = 1) outgrow L1.
+//           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x) while the
+//           activations were in the GEMMs' token-pair layout (twice their size at T = 1: beyond L1
+//           there). Read from dense rows (quantize_q8x4_dense): another 1.04-1.2x (1.11x at K = 18944).
 import { dot16, f16ToF32, f16x4sToF32, hsum, isum, madd } from './common';
 import { groupStride, groupsAt, tailAt } from './quant_layout';
 
@@ -46,7 +47,12 @@ import { groupStride, groupsAt, tailAt } from './quant_layout';
 
 /** 16 int8 weights: even bytes (sign-extended to i16) against the int16 activations at xe, odd bytes against xo. */
 @inline function evenOdd(w: v128, xe: usize, xo: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), v128.load(xe)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(xo)));
+  return evenOddDot(w, v128.load(xe), v128.load(xo));
+}
+
+/** evenOdd against activation vectors already loaded. */
+@inline function evenOddDot(w: v128, xe: v128, xo: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(w, 8), 8), xe), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), xo));
 }
 
 /** One q8_0 group (eight weight vectors at g) against its int16 activations at x: block j's dot product in lane j. */
@@ -85,9 +91,8 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
         let d = i32x4.splat(0), e = i32x4.splat(0);
         for (let v: usize = 0; v < 128; v += 16) {
           const xe = v128.load(x + (v << 1)), xo = v128.load(x + (v << 1), 16);
-          const wg = v128.load(g + v), wh = v128.load(g + v, 128);
-          d = i32x4.add(d, i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(wg, 8), 8), xe), i32x4.dot_i16x8_s(i16x8.shr_s(wg, 8), xo)));
-          e = i32x4.add(e, i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(wh, 8), 8), xe), i32x4.dot_i16x8_s(i16x8.shr_s(wh, 8), xo)));
+          d = i32x4.add(d, evenOddDot(v128.load(g + v), xe, xo));
+          e = i32x4.add(e, evenOddDot(v128.load(g + v, 128), xe, xo));
         }
         a = q8GroupInto(a, d, sw + (b << 1), st + (b << 2));
         c = q8GroupInto(c, e, sv + (b << 1), st + (b << 2));
@@ -127,11 +132,13 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
   // Group vector i: low nibbles against activation vector i, high nibbles against vector 4+i. A loop,
   // not four unrolled steps: V8 hoisted the unrolled steps' twelve loads and spilled (0.83-0.91x).
   let d = i16x8.splat(0);
-  for (let i: usize = 0; i < 64; i += 16) {
-    const raw = v128.load(g + i);
-    d = i16x8.add(d, i16x8.add(dot16(v128.load(x + i), v128.and(raw, m)), dot16(v128.load(x + i, 64), v128.and(i16x8.shr_u(raw, 4), m))));
-  }
+  for (let i: usize = 0; i < 64; i += 16) d = i16x8.add(d, nibbleDot(v128.load(g + i), v128.load(x + i), v128.load(x + i, 64), m));
   return d;
+}
+
+/** 16 bytes of q4_0 nibbles: low nibbles against int8 activations xl, high nibbles against xh, as i16 pair sums. */
+@inline function nibbleDot(raw: v128, xl: v128, xh: v128, m: v128): v128 {
+  return i16x8.add(dot16(xl, v128.and(raw, m)), dot16(xh, v128.and(i16x8.shr_u(raw, 4), m)));
 }
 
 /**
@@ -144,8 +151,7 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
 
 /** One q4_0 block outside a full group (16 bytes at w; activations in natural order at x), centred and scaled. */
 @inline function q4TailBlock(w: usize, sw: usize, x: usize, sx: usize, c: usize, m: v128): f32 {
-  const raw = v128.load(w);
-  const d = i32x4.extadd_pairwise_i16x8_s(i16x8.add(dot16(v128.load(x), v128.and(raw, m)), dot16(v128.load(x, 16), v128.and(i16x8.shr_u(raw, 4), m))));
+  const d = i32x4.extadd_pairwise_i16x8_s(nibbleDot(v128.load(w), v128.load(x), v128.load(x, 16), m));
   return <f32>(isum(d) - load<i32>(c)) * f16ToF32(<u32>load<u16>(sw)) * load<f32>(sx);
 }
 
@@ -173,9 +179,8 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
         let d = i16x8.splat(0), e = i16x8.splat(0);
         for (let i: usize = 0; i < 64; i += 16) {
           const xl = v128.load(x + i), xh = v128.load(x + i, 64);
-          const rg = v128.load(g + i), rh = v128.load(g + i, 64);
-          d = i16x8.add(d, i16x8.add(dot16(xl, v128.and(rg, m)), dot16(xh, v128.and(i16x8.shr_u(rg, 4), m))));
-          e = i16x8.add(e, i16x8.add(dot16(xl, v128.and(rh, m)), dot16(xh, v128.and(i16x8.shr_u(rh, 4), m))));
+          d = i16x8.add(d, nibbleDot(v128.load(g + i), xl, xh, m));
+          e = i16x8.add(e, nibbleDot(v128.load(g + i, 64), xl, xh, m));
         }
         a = q4GroupInto(a, d, ct + (b << 2), sw + (b << 1), st + (b << 2));
         c = q4GroupInto(c, e, ct + (b << 2), sv + (b << 1), st + (b << 2));

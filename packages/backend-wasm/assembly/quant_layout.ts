@@ -3,7 +3,7 @@
 //
 // q4_0, relaxed build only (relayout_q4_0): vector i of a group holds word i of blocks 0-3 in its words
 // 0-3. Its low nibbles are then values 4i..4i+3 and its high nibbles values 16+4i..16+4i+3 of each
-// block, in the word of that block: exactly the GEMMs' operand layout (common.ts storeGemmVector). The
+// block, in the word of that block: exactly the integer kernels' operand layout (common.ts storeGroupedVector). The
 // decode kernel reads a group with four loads and no shuffles, and its int8 dot products leave block
 // j's sum in lane j (no per-block reduction); the GEMM panel unpack is two masks per vector.
 // The plain build keeps q4_0 as stored (its int16 kernels read the natural block layout).
