@@ -3,9 +3,10 @@
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
 //
-// All T tokens against a pair of weight rows while its bytes sit in L1. Two rows stored one after the
-// other are two memory streams, which read slowly on this machine: rows are therefore stored in
-// interleaved pairs (quant_layout.ts), one stream per thread.
+// All T tokens against a set of weight rows (four q4_0 rows, two q8_0 rows) while its bytes sit in L1.
+// Rows stored one after the other are several memory streams, which read slowly on this machine: the
+// rows of a set are therefore stored interleaved group by group (quant_layout.ts), one stream per
+// thread.
 //
 //   q8_0    i16 x int16 activations, i32x4.dot_i16x8_s (pmaddwd), both builds, against the interleaved
 //           storage (quant_layout.ts): a weight vector's even and odd bytes widen with three shifts and
@@ -17,18 +18,18 @@
 //           old kernel in an A/B here: not worth 256x the activation rounding.
 //   q4_0    relaxed SIMD: nibbles (0..15) x int8 activations, i16x8.relaxed_dot_i8x16_i7x16_s
 //           (pmaddubsw on x64), whose 7-bit operand must lie in [0, 127], which nibbles do. The weights
-//           are stored interleaved (quant_layout.ts) and the activations in the GEMMs' layout, so a group
-//           is four loads, eight dot products summed in i16 (at most 8 * 2 * 127 * 15 = 30480: no
-//           overflow) and one widening, with block j's sum in lane j. The interleaving made this
-//           kernel 1.1-1.5x faster at Qwen2-0.5B shapes (A/B per matvec) than reducing four blocks'
-//           partial sums as the q8_0 kernel does; that version was 1.3x the plain build's int16 kernel
-//           (matmul_q4.ts) in whole-model decode. Two rows at a time from the pair-interleaved storage,
-//           sharing the activation loads and the per-row work: 1.11-1.25x one row at a time (A/B per
-//           matvec, one thread, Qwen2-0.5B and 7B shapes) except at K = 18944 (0.99x) while the
-//           activations were in the GEMMs' token-pair layout (twice their size at T = 1: beyond L1
-//           there). Read from dense rows (quantize_q8x4_dense): another 1.04-1.2x (1.11x at K = 18944).
+//           are stored interleaved (quant_layout.ts), so a group is four loads, eight dot products
+//           summed in i16 (at most 8 * 2 * 127 * 15 = 30480: no overflow) and one widening, with block
+//           j's sum in lane j. The interleaving made this kernel 1.1-1.5x faster at Qwen2-0.5B shapes
+//           (A/B per matvec) than reducing four blocks' partial sums as the q8_0 kernel does; that
+//           version was 1.3x the plain build's int16 kernel (matmul_q4.ts) in whole-model decode.
+//           Measured steps since, each an A/B per matvec (one thread, Qwen2-0.5B and 7B shapes, weights
+//           streamed from memory): two rows at a time from pair-interleaved storage, 1.11-1.25x one row
+//           at a time (0.99x at K = 18944, where the activations, then in the GEMMs' token-pair layout,
+//           outgrew L1); activations in dense rows (quantize_q8x4_dense), 1.04-1.2x; four rows at a time
+//           from sets of four, 1.07-1.45x two.
 import { dot16, f16ToF32, f16x4sToF32, hsum, isum, madd } from './common';
-import { groupStride, groupsAt, tailAt } from './quant_layout';
+import { fullSetsEnd, groupStride, groupsAt, setStart, tailAt } from './quant_layout';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -156,61 +157,80 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
 }
 
 /**
- * q4_0 weights in the relaxed build's storage (interleaved groups, rows in pairs: quant_layout.ts)
- * against int8 activations from quantize_q8x4_dense (token t at xq + t * K).
- * Relaxed SIMD only. Two rows at a time share the activation loads and read one stream; a row without
- * its pair partner in [n0, n1) runs alone.
+ * q4_0 weights in the relaxed build's storage (interleaved groups, rows in sets of four:
+ * quant_layout.ts) against int8 activations from quantize_q8x4_dense (token t at xq + t * K). Relaxed
+ * SIMD only. Four rows at a time share the activation loads and read one stream; rows outside a full
+ * set in [n0, n1) run alone.
  */
 export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const nb = <usize>(K >> 5), nb4 = nb & ~3, sb = nb << 1; // sb: one row's scale bytes
   const m = i8x16.splat(0x0f);
   let r = <usize>n0;
-  if (r & 1) q4Row(r++, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
-  for (; r + 2 <= <usize>n1; r += 2) {
-    const pair = wq + groupsAt(16, r, <usize>N, nb), tail = wq + tailAt(16, r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 4);
-    const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
-    const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
+  // Rows before the first set boundary (a chunk that starts inside a set) alone.
+  for (; r < <usize>n1 && setStart(16, r, <usize>N) != r; r++) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  const sets = min(<usize>n1, fullSetsEnd(16, <usize>N));
+  for (; r + 4 <= sets; r += 4) {
+    // Rows r..r+3, one set of four: each activation vector loaded once for the four rows.
+    const set = wq + groupsAt(16, r, <usize>N, nb), sw = ws + r * sb;
     for (let t: usize = 0; t < <usize>T; t++) {
       const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
-      let a = f32x4.splat(0), c = f32x4.splat(0);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const g = pair + (b << 5), x = xt + (b << 5);
-        // q4Group for both rows (groups at g and g + 64), sharing each activation vector's load.
-        let d = i16x8.splat(0), e = i16x8.splat(0);
+        // Group b of the four rows: 64 bytes each, one after another.
+        const g = set + (b << 6), x = xt + (b << 5);
+        let d0 = i16x8.splat(0), d1 = i16x8.splat(0), d2 = i16x8.splat(0), d3 = i16x8.splat(0);
         for (let i: usize = 0; i < 64; i += 16) {
           const xl = v128.load(x + i), xh = v128.load(x + i, 64);
-          d = i16x8.add(d, nibbleDot(v128.load(g + i), xl, xh, m));
-          e = i16x8.add(e, nibbleDot(v128.load(g + i, 64), xl, xh, m));
+          d0 = i16x8.add(d0, nibbleDot(v128.load(g + i), xl, xh, m));
+          d1 = i16x8.add(d1, nibbleDot(v128.load(g + i, 64), xl, xh, m));
+          d2 = i16x8.add(d2, nibbleDot(v128.load(g + i, 128), xl, xh, m));
+          d3 = i16x8.add(d3, nibbleDot(v128.load(g + i, 192), xl, xh, m));
         }
-        a = q4GroupInto(a, d, ct + (b << 2), sw + (b << 1), st + (b << 2));
-        c = q4GroupInto(c, e, ct + (b << 2), sv + (b << 1), st + (b << 2));
-      }
-      let s0 = hsum(a), s1 = hsum(c);
-      for (let b = nb4; b < nb; b++) {
-        const o = (b - nb4) << 4;
-        s0 += q4TailBlock(tail + o, sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
-        s1 += q4TailBlock(tail1 + o, sv + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
+        const c = ct + (b << 2), sx = st + (b << 2), w = sw + (b << 1);
+        a0 = q4GroupInto(a0, d0, c, w, sx);
+        a1 = q4GroupInto(a1, d1, c, w + sb, sx);
+        a2 = q4GroupInto(a2, d2, c, w + 2 * sb, sx);
+        a3 = q4GroupInto(a3, d3, c, w + 3 * sb, sx);
       }
       const o = out + ((t * <usize>N + r) << 2);
-      store<f32>(o, s0 + b0);
-      store<f32>(o, s1 + b1, 4);
+      store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
     }
+    if (nb4 < nb || bias) q4Tails(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   }
-  if (r < <usize>n1) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  for (; r < <usize>n1; r++) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
 }
 
-/** Row r of matmul_q4_0_i8 on its own (a chunk boundary inside a pair, or the last row of an odd N). */
+/** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
+function q4Tails(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5);
+  for (let t: usize = 0; t < <usize>T; t++) {
+    const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
+    for (let i: usize = 0; i < 4; i++) {
+      const o = out + ((t * <usize>N + r + i) << 2);
+      store<f32>(o, load<f32>(o) + q4Tail(r + i, m, xt, st, ct, wq, ws, bias, K, N));
+    }
+  }
+}
+
+/** Row r's blocks outside full groups against token xt (scales st, corrections ct), plus its bias. */
+@inline function q4Tail(r: usize, m: v128, xt: usize, st: usize, ct: usize, wq: usize, ws: usize, bias: usize, K: i32, N: i32): f32 {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const tail = wq + tailAt(16, r, <usize>N, nb), sw = ws + ((r * nb) << 1);
+  let s: f32 = bias ? load<f32>(bias + (r << 2)) : 0;
+  for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
+  return s;
+}
+
+/** Row r of matmul_q4_0_i8 on its own (outside a full set of four, or a chunk boundary inside one). */
 function q4Row(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const groups = wq + groupsAt(16, r, <usize>N, nb), gs = groupStride(16, r, <usize>N), tail = wq + tailAt(16, r, <usize>N, nb);
+  const groups = wq + groupsAt(16, r, <usize>N, nb), gs = groupStride(16, r, <usize>N);
   const sw = ws + ((r * nb) << 1);
   for (let t: usize = 0; t < <usize>T; t++) {
     const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
     let a = f32x4.splat(0);
     for (let b: usize = 0; b < nb4; b += 4) a = q4GroupInto(a, q4Group(groups + (b >> 2) * gs, xt + (b << 5), m), ct + (b << 2), sw + (b << 1), st + (b << 2));
-    let s = hsum(a);
-    for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
-    store<f32>(out + ((t * <usize>N + r) << 2), s + (bias ? load<f32>(bias + (r << 2)) : 0));
+    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q4Tail(r, m, xt, st, ct, wq, ws, bias, K, N));
   }
 }
 

@@ -8,13 +8,13 @@
 // j's sum in lane j (no per-block reduction); the GEMM panel unpack is two masks per vector.
 // The plain build keeps q4_0 as stored (its int16 kernels read the natural block layout).
 //
-// Both formats (q4_0 in the relaxed build only) also store rows in pairs (2p, 2p+1) whose groups
-// alternate: group k of row 2p, group k of row 2p+1, ..., then the pair's blocks outside full groups,
-// row 2p's first; a last row without a partner keeps its groups together. The decode kernels take two
-// rows at a time sharing the activation loads, and so read one sequential stream: with the rows one
-// after another, two streams ran at 0.5-0.6x of one row at a time at most shapes (q4_0, K = 1024, 1536,
-// 2048, 3584, 4864); interleaved, 1.15-1.29x at every shape (A/B per matvec, one thread, weights
-// streamed from memory).
+// Both formats (q4_0 in the relaxed build only) also store rows in sets (setRows: four q4_0 rows, two
+// q8_0 rows) whose groups alternate: group k of each row of the set in turn, ..., then the set's blocks
+// outside full groups, row by row; rows after the last full set form a pair and/or a row alone. The
+// decode kernels take a set at a time, sharing the activation loads, and so read one sequential
+// stream: with the rows one after another, two rows at once ran at 0.5-0.6x of one row at a time at
+// most shapes (q4_0, K = 1024, 1536, 2048, 3584, 4864); interleaved, 1.15-1.29x at every shape, and
+// sets of four q4_0 rows another 1.09-1.40x (A/B per matvec, one thread, weights streamed from memory).
 import { transposed4 } from './common';
 
 /** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
@@ -22,26 +22,57 @@ export const Q4_INTERLEAVED: bool = ASC_FEATURE_RELAXED_SIMD;
 
 /**
  * Interleaves the full groups of every row of a q4_0 weight (rows x K values at q) in place, then
- * every pair of rows, through `scratch` (K bytes: two rows).
+ * every set of rows (setRows), through `scratch` (2K bytes: four rows).
  */
 export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void {
   relayoutGroups(q, rows, K, 16);
-  pairRows(q, rows, K, 16, scratch);
+  interleaveSets(q, rows, K, 16, scratch);
 }
 
-/** Rows 2p and 2p+1 of a weight whose blocks are `bb` bytes, interleaved group by group (in place, through 2 rows of scratch). */
-@inline function pairRows(q: usize, rows: i32, K: i32, bb: usize, scratch: usize): void {
+/**
+ * Rows stored together, their groups alternating: 4 for q4_0 (bb = 16) in the relaxed build (1, i.e.
+ * as stored, in the plain build), 2 for q8_0 (bb = 32). Rows after the last full set form a pair and/or
+ * a last row alone (setStart, setSize).
+ */
+@inline function setRows(bb: usize): usize {
+  return bb == 16 ? (Q4_INTERLEAVED ? 4 : 1) : 2;
+}
+
+/** End of the rows in full sets of setRows (of N rows). */
+@inline export function fullSetsEnd(bb: usize, N: usize): usize {
+  return N - N % setRows(bb);
+}
+
+/** First row of the set holding row r (N rows). */
+@inline export function setStart(bb: usize, r: usize, N: usize): usize {
+  const full = fullSetsEnd(bb, N);
+  if (r < full) return r - r % setRows(bb);
+  return N - full >= 2 && r < full + 2 ? full : r;
+}
+
+/** Rows in the set holding row r (N rows): setRows, or 2 or 1 after the last full set. */
+@inline export function setSize(bb: usize, r: usize, N: usize): usize {
+  const full = fullSetsEnd(bb, N);
+  if (r < full) return setRows(bb);
+  return N - full >= 2 && r < full + 2 ? 2 : 1;
+}
+
+/** Every set of rows of a weight whose blocks are `bb` bytes interleaved group by group (in place, through `scratch`: one set's rows). */
+@inline function interleaveSets(q: usize, rows: i32, K: i32, bb: usize, scratch: usize): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const rowBytes = nb * bb, groups = nb4 * bb, tail = rowBytes - groups, group = bb << 2;
-  for (let r: usize = 0; r + 1 < <usize>rows; r += 2) {
-    const pair = q + r * rowBytes;
-    copyBytes(scratch, pair, rowBytes << 1);
-    for (let k: usize = 0; k < groups; k += group) {
-      copyBytes(pair + (k << 1), scratch + k, group);
-      copyBytes(pair + (k << 1) + group, scratch + rowBytes + k, group);
+  for (let r: usize = 0; r < <usize>rows; ) {
+    const size = setSize(bb, r, <usize>rows);
+    const set = q + r * rowBytes;
+    if (size > 1) {
+      copyBytes(scratch, set, rowBytes * size);
+      for (let i: usize = 0; i < size; i++) {
+        const row = scratch + i * rowBytes;
+        for (let k: usize = 0; k < groups; k += group) copyBytes(set + k * size + i * group, row + k, group);
+        copyBytes(set + groups * size + i * tail, row + groups, tail);
+      }
     }
-    copyBytes(pair + (groups << 1), scratch + groups, tail);
-    copyBytes(pair + (groups << 1) + tail, scratch + rowBytes + groups, tail);
+    r += size;
   }
 }
 
@@ -50,26 +81,21 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
   for (let i: usize = 0; i < n; i += 16) v128.store(dst + i, v128.load(src + i));
 }
 
-/** Whether row r of a weight of N rows with `bb`-byte blocks (16: q4_0, 32: q8_0) is stored in a pair with its neighbour. */
-@inline function paired(bb: usize, r: usize, N: usize): bool {
-  return (bb == 32 || Q4_INTERLEAVED) && (r | 1) < N;
-}
-
 /** Offset from a q4_0 (bb = 16) or q8_0 (bb = 32) weight's base of row r's first group of four blocks (N rows of nb blocks). */
 @inline export function groupsAt(bb: usize, r: usize, N: usize, nb: usize): usize {
-  return paired(bb, r, N) ? (r & ~1) * nb * bb + (r & 1) * (bb << 2) : r * nb * bb;
+  const s = setStart(bb, r, N);
+  return s * nb * bb + (r - s) * (bb << 2);
 }
 
 /** Bytes from one of row r's groups to its next. */
 @inline export function groupStride(bb: usize, r: usize, N: usize): usize {
-  return paired(bb, r, N) ? bb << 3 : bb << 2;
+  return setSize(bb, r, N) * (bb << 2);
 }
 
 /** Offset from the weight's base of row r's first block outside full groups (the others follow, bb bytes apart). */
 @inline export function tailAt(bb: usize, r: usize, N: usize, nb: usize): usize {
-  const nb4 = nb & ~3;
-  if (!paired(bb, r, N)) return (r * nb + nb4) * bb;
-  return (r & ~1) * nb * bb + ((nb4 * bb) << 1) + (r & 1) * (nb - nb4) * bb;
+  const nb4 = nb & ~3, s = setStart(bb, r, N);
+  return s * nb * bb + setSize(bb, r, N) * nb4 * bb + (r - s) * (nb - nb4) * bb;
 }
 
 /**
@@ -137,11 +163,11 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
 
 /**
  * Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place, then every
- * pair of rows, through `scratch` (2K bytes: two rows).
+ * set of rows (setRows), through `scratch` (2K bytes: two rows).
  */
 export function relayout_q8_0(q: usize, rows: i32, K: i32, scratch: usize): void {
   relayoutGroups(q, rows, K, 32);
-  pairRows(q, rows, K, 32, scratch);
+  interleaveSets(q, rows, K, 32, scratch);
 }
 
 /** Half a (values 16a..16a+15) of block b of row r of a q8_0 weight at q (N rows of nb blocks), natural order. */

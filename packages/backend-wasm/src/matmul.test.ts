@@ -15,11 +15,12 @@ describe.each([
   /** The activation rounding a quantized decode matmul documents: int8 for q4_0 in the relaxed build, else int16. */
   const levels = (format: WeightFormat): number => (format === 'q4_0' && backend.relaxed ? 127 : 32767);
 
-  // N = 70 and 71 exercise the row tails (not a multiple of 4 or 16; 71 leaves the last q4_0 row
-  // without a pair partner in the relaxed build's storage); T = 5 and 33 the token tails of the GEMM
-  // tiles; K = 160 is five 32-value blocks, one group of four and one left over in the integer kernels.
+  // N = 69, 70 and 71 exercise the row tails (not a multiple of 4 or 16) and the rows after the last
+  // full set of the interleaved storage (q4_0: sets of four, then a pair and/or a row alone; q8_0:
+  // pairs, then a row alone); T = 5 and 33 the token tails of the GEMM tiles; K = 160 is five 32-value
+  // blocks, one group of four and one left over in the integer kernels.
   describe.each(FORMATS)('%s weights', (format) => {
-    it.each([[1, 70], [1, 71], [2, 70], [2, 71], [5, 70], [5, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
+    it.each([[1, 69], [1, 70], [1, 71], [2, 70], [2, 71], [5, 69], [5, 70], [5, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
       const K = 160;
       const { host, values } = randomWeight(format, N, K, 11 + T);
       const w = await backend.uploadWeight(host, 'w');

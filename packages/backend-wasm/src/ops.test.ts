@@ -17,13 +17,13 @@ describe('element-wise and attention ops (2 threads)', () => {
   };
 
   // 160 columns: five 32-value blocks, one group of four that the relaxed build stores interleaved, one
-  // not; 51 rows: the relaxed build stores q4_0 rows in pairs (ids 0/3: first/second of a pair), and
-  // the last row (50) alone.
+  // not; 51 rows: quantized rows are stored in interleaved sets (q4_0: fours, q8_0: pairs), then rows
+  // 48-49 as a pair and row 50 alone.
   it.each<WeightFormat>(['f32', 'f16', 'bf16', 'q8_0', 'q4_0'])('embed dequantizes %s rows exactly', async (format) => {
     const C = 160;
     const { host, values } = randomWeight(format, 51, C, 9);
     const table = await backend.uploadWeight(host, 'embed');
-    const ids = new Int32Array([3, 0, 49, 3, 50]);
+    const ids = new Int32Array([3, 0, 6, 49, 3, 50]);
     const out = backend.alloc(ids.length, C);
     backend.embed(table, ids, out);
     const got = await backend.read(out);
