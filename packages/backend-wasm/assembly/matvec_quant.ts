@@ -69,59 +69,78 @@ import { fullSetsEnd, groupStride, groupsAt, setStart, tailAt } from './quant_la
 }
 
 /**
- * q8_0 weights in their storage (interleaved groups, rows in pairs: quant_layout.ts) against int16
- * activations from quantize_q16q8 (xsum unused): a group's eight weight vectors leave block j's dot
- * product in lane j. Two rows at a time share the activation loads and read one stream (1.12-1.35x one
- * row at a time, A/B per matvec at Qwen2-0.5B and 7B shapes); a row without its pair partner in
- * [n0, n1) runs alone.
+ * q8_0 weights in their storage (interleaved groups, rows in sets of four: quant_layout.ts) against
+ * int16 activations from quantize_q16q8 (xsum unused): a group's eight weight vectors leave block j's
+ * dot product in lane j. Four rows at a time share the activation loads and read one stream; rows
+ * outside a full set in [n0, n1) run alone.
  */
 export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const nb = <usize>(K >> 5), nb4 = nb & ~3, sb = nb << 1; // sb: one row's scale bytes
   let r = <usize>n0;
-  if (r & 1) q8Row(r++, xq, xs, wq, ws, bias, out, T, K, N);
-  for (; r + 2 <= <usize>n1; r += 2) {
-    const pair = wq + groupsAt(32, r, <usize>N, nb), tail = wq + tailAt(32, r, <usize>N, nb), tail1 = tail + ((nb - nb4) << 5);
-    const sw = ws + ((r * nb) << 1), sv = sw + (nb << 1);
-    const b0: f32 = bias ? load<f32>(bias + (r << 2)) : 0, b1: f32 = bias ? load<f32>(bias + (r << 2), 4) : 0;
+  // Rows before the first set boundary (a chunk that starts inside a set) alone.
+  for (; r < <usize>n1 && setStart(32, r, <usize>N) != r; r++) q8Row(r, xq, xs, wq, ws, bias, out, T, K, N);
+  const sets = min(<usize>n1, fullSetsEnd(32, <usize>N));
+  for (; r + 4 <= sets; r += 4) {
+    // Rows r..r+3, one set of four: each activation vector loaded once for the four rows.
+    const set = wq + groupsAt(32, r, <usize>N, nb), sw = ws + r * sb;
     for (let t: usize = 0; t < <usize>T; t++) {
       const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
-      let a = f32x4.splat(0), c = f32x4.splat(0);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
-        const g = pair + (b << 6), x = xt + (b << 6);
-        // q8Group for both rows (groups at g and g + 128), sharing each activation vector's loads.
-        let d = i32x4.splat(0), e = i32x4.splat(0);
+        // Group b of the four rows: 128 bytes each, one after another.
+        const g = set + (b << 7), x = xt + (b << 6);
+        let d0 = i32x4.splat(0), d1 = i32x4.splat(0), d2 = i32x4.splat(0), d3 = i32x4.splat(0);
         for (let v: usize = 0; v < 128; v += 16) {
           const xe = v128.load(x + (v << 1)), xo = v128.load(x + (v << 1), 16);
-          d = i32x4.add(d, evenOddDot(v128.load(g + v), xe, xo));
-          e = i32x4.add(e, evenOddDot(v128.load(g + v, 128), xe, xo));
+          d0 = i32x4.add(d0, evenOddDot(v128.load(g + v), xe, xo));
+          d1 = i32x4.add(d1, evenOddDot(v128.load(g + v, 128), xe, xo));
+          d2 = i32x4.add(d2, evenOddDot(v128.load(g + v, 256), xe, xo));
+          d3 = i32x4.add(d3, evenOddDot(v128.load(g + v, 384), xe, xo));
         }
-        a = q8GroupInto(a, d, sw + (b << 1), st + (b << 2));
-        c = q8GroupInto(c, e, sv + (b << 1), st + (b << 2));
+        const w = sw + (b << 1), sx = st + (b << 2);
+        a0 = q8GroupInto(a0, d0, w, sx);
+        a1 = q8GroupInto(a1, d1, w + sb, sx);
+        a2 = q8GroupInto(a2, d2, w + 2 * sb, sx);
+        a3 = q8GroupInto(a3, d3, w + 3 * sb, sx);
       }
       const o = out + ((t * <usize>N + r) << 2);
-      store<f32>(o, hsum(a) + q8Tail(tail, sw, xt, st, nb4, nb) + b0);
-      store<f32>(o, hsum(c) + q8Tail(tail1, sv, xt, st, nb4, nb) + b1, 4);
+      store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
     }
+    if (nb4 < nb || bias) q8Tails(r, xq, xs, wq, ws, bias, out, T, K, N);
   }
-  if (r < <usize>n1) q8Row(r, xq, xs, wq, ws, bias, out, T, K, N);
+  for (; r < <usize>n1; r++) q8Row(r, xq, xs, wq, ws, bias, out, T, K, N);
 }
 
-/** Row r of matmul_q8_0 on its own (a chunk boundary inside a pair, or the last row of an odd N). */
+/** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
+function q8Tails(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5);
+  for (let t: usize = 0; t < <usize>T; t++) {
+    const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
+    for (let i: usize = 0; i < 4; i++) {
+      const o = out + ((t * <usize>N + r + i) << 2);
+      store<f32>(o, load<f32>(o) + q8Tail(r + i, xt, st, wq, ws, bias, K, N));
+    }
+  }
+}
+
+/** Row r of matmul_q8_0 on its own (outside a full set of four, or a chunk boundary inside one). */
 function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const groups = wq + groupsAt(32, r, <usize>N, nb), gs = groupStride(32, r, <usize>N), tail = wq + tailAt(32, r, <usize>N, nb);
+  const groups = wq + groupsAt(32, r, <usize>N, nb), gs = groupStride(32, r, <usize>N);
   const sw = ws + ((r * nb) << 1);
   for (let t: usize = 0; t < <usize>T; t++) {
     const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
     let a = f32x4.splat(0);
     for (let b: usize = 0; b < nb4; b += 4) a = q8GroupInto(a, q8Group(groups + (b >> 2) * gs, xt + (b << 6)), sw + (b << 1), st + (b << 2));
-    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q8Tail(tail, sw, xt, st, nb4, nb) + (bias ? load<f32>(bias + (r << 2)) : 0));
+    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q8Tail(r, xt, st, wq, ws, bias, K, N));
   }
 }
 
-/** The blocks of one q8_0 row outside full groups (from `tail`, 32 bytes apart; activations in the lane order). */
-@inline function q8Tail(tail: usize, sw: usize, xt: usize, st: usize, nb4: usize, nb: usize): f32 {
-  let s: f32 = 0;
+/** Row r's blocks outside full groups (32 bytes apart) against token xt (scales st, activations in the lane order), plus its bias. */
+@inline function q8Tail(r: usize, xt: usize, st: usize, wq: usize, ws: usize, bias: usize, K: i32, N: i32): f32 {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const tail = wq + tailAt(32, r, <usize>N, nb), sw = ws + ((r * nb) << 1);
+  let s: f32 = bias ? load<f32>(bias + (r << 2)) : 0;
   for (let b = nb4; b < nb; b++) {
     s += <f32>isum(q8i16(tail + ((b - nb4) << 5), xt + (b << 6))) * f16ToF32(<u32>load<u16>(sw + (b << 1))) * load<f32>(st + (b << 2));
   }

@@ -8,13 +8,14 @@
 // j's sum in lane j (no per-block reduction); the GEMM panel unpack is two masks per vector.
 // The plain build keeps q4_0 as stored (its int16 kernels read the natural block layout).
 //
-// Both formats (q4_0 in the relaxed build only) also store rows in sets (setRows: four q4_0 rows, two
-// q8_0 rows) whose groups alternate: group k of each row of the set in turn, ..., then the set's blocks
+// Both formats (q4_0 in the relaxed build only) also store rows in sets of four (setRows) whose groups
+// alternate: group k of each row of the set in turn, ..., then the set's blocks
 // outside full groups, row by row; rows after the last full set form a pair and/or a row alone. The
 // decode kernels take a set at a time, sharing the activation loads, and so read one sequential
 // stream: with the rows one after another, two rows at once ran at 0.5-0.6x of one row at a time at
 // most shapes (q4_0, K = 1024, 1536, 2048, 3584, 4864); interleaved, 1.15-1.29x at every shape, and
-// sets of four q4_0 rows another 1.09-1.40x (A/B per matvec, one thread, weights streamed from memory).
+// sets of four rows another 1.0-1.4x (q4_0) and 0.97-1.3x (q8_0) (A/B per matvec, one thread, weights
+// streamed from memory).
 import { transposed4 } from './common';
 
 /** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
@@ -30,12 +31,11 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
 }
 
 /**
- * Rows stored together, their groups alternating: 4 for q4_0 (bb = 16) in the relaxed build (1, i.e.
- * as stored, in the plain build), 2 for q8_0 (bb = 32). Rows after the last full set form a pair and/or
- * a last row alone (setStart, setSize).
+ * Rows stored together, their groups alternating: 4 (1, i.e. as stored, for q4_0 (bb = 16) in the
+ * plain build). Rows after the last full set form a pair and/or a last row alone (setStart, setSize).
  */
 @inline function setRows(bb: usize): usize {
-  return bb == 16 ? (Q4_INTERLEAVED ? 4 : 1) : 2;
+  return bb == 16 && !Q4_INTERLEAVED ? 1 : 4;
 }
 
 /** End of the rows in full sets of setRows (of N rows). */
@@ -163,7 +163,7 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
 
 /**
  * Interleaves the full groups of every row of a q8_0 weight (rows x K int8 at q) in place, then every
- * set of rows (setRows), through `scratch` (2K bytes: two rows).
+ * set of rows (setRows), through `scratch` (4K bytes: four rows).
  */
 export function relayout_q8_0(q: usize, rows: i32, K: i32, scratch: usize): void {
   relayoutGroups(q, rows, K, 32);

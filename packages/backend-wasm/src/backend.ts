@@ -227,7 +227,7 @@ export class WasmBackend implements Backend {
   /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them; and store rows in interleaved sets: assembly/quant_layout.ts) and the Weight. */
   private finishUpload(weight: HostWeight, name: string, arena: Arena, ptrs: readonly number[], bytes: number): Weight {
     if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 2 * weight.cols));
-    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 2 * weight.cols));
+    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 4 * weight.cols));
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
     return w;
