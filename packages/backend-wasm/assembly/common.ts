@@ -95,3 +95,25 @@
 @inline export function gemmRow(base: usize, r: usize, rowBytes: usize): usize {
   return base + (r >> 1) * (rowBytes << 1) + ((r & 1) << 4);
 }
+
+/**
+ * e^x per lane (Cephes' expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n
+ * built in the exponent bits), a few ulp from Mathf.exp over the clamped range [-87.3, 88.37]: below it
+ * results stay at about 1e-38 instead of reaching 0 (harmless in a softmax or a sigmoid), above it at
+ * about 2.4e38 instead of infinity. NaN stays NaN (wasm's min/max propagate it).
+ */
+@inline export function expv(x: v128): v128 {
+  const c = f32x4.min(f32x4.max(x, f32x4.splat(-87.3)), f32x4.splat(88.37));
+  const n = f32x4.nearest(f32x4.mul(c, f32x4.splat(1.44269504088896341)));
+  // r = c - n * ln2, with ln2 split in two so that n * C1 is exact.
+  const r = f32x4.sub(f32x4.sub(c, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = madd(p, r, f32x4.splat(1.3981999507e-3));
+  p = madd(p, r, f32x4.splat(8.3334519073e-3));
+  p = madd(p, r, f32x4.splat(4.1665795894e-2));
+  p = madd(p, r, f32x4.splat(1.6666665459e-1));
+  p = madd(p, r, f32x4.splat(5.0000001201e-1));
+  const e = f32x4.add(madd(p, f32x4.mul(r, r), r), f32x4.splat(1));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(e, pow2n);
+}

@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels on f32 activations. Pointers are byte offsets into the memory.
-import { hsum } from './common';
+import { expv, hsum } from './common';
 
 /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g, for `rows` rows of n. out may be x. */
 export function rms_norm(x: usize, g: usize, out: usize, rows: i32, n: i32, eps: f64): void {
@@ -36,12 +36,23 @@ export function add_f32(a: usize, b: usize, out: usize, n: i32): void {
   for (; i < n; i++) { const o = <usize>i << 2; store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o)); }
 }
 
-/** out = silu(gate) * up over elements [i0, i1) (the thread pool splits the n of a call). out may alias gate or up. */
+/**
+ * out = silu(gate) * up over elements [i0, i1) (the thread pool splits the n of a call), four at a time
+ * with common.ts's SIMD exp. out may alias gate or up (each element is read before it is written).
+ */
 export function swiglu_f32(i0: i32, i1: i32, scratch: usize, gate: usize, up: usize, out: usize): void {
-  for (let i = i0; i < i1; i++) {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    const g = v128.load(gate + o);
+    const silu = f32x4.div(g, f32x4.add(f32x4.splat(1), expv(f32x4.neg(g))));
+    v128.store(out + o, f32x4.mul(silu, v128.load(up + o)));
+  }
+  for (; i < i1; i++) {
     const o = <usize>i << 2;
     const g = load<f32>(gate + o);
-    store<f32>(out + o, (g / (1.0 + Mathf.exp(-g))) * load<f32>(up + o));
+    const e = f32x4.extract_lane(expv(f32x4.splat(-g)), 0);
+    store<f32>(out + o, (g / (1.0 + e)) * load<f32>(up + o));
   }
 }
 

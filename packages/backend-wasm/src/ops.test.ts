@@ -60,6 +60,24 @@ describe('element-wise and attention ops (2 threads)', () => {
     await expect(backend.weightBuffer('q4_0', N, 33, 'odd')).rejects.toThrow(/weightBuffer: cannot hold 'odd' as q4_0 \[40, 33\]/);
   });
 
+  it('swiglu (SIMD exp) is within 4e-7 of float64 per element over [-87, 87], and finite beyond', async () => {
+    // 10001 values: the vector loop and its 1-value scalar tail.
+    const n = 10001;
+    const g = Float32Array.from({ length: n }, (_, i) => -87 + (174 * i) / (n - 1));
+    const gt = tensor(1, n, g), ut = tensor(1, n, new Float32Array(n).fill(1)), out = backend.alloc(1, n);
+    backend.swiglu(gt, ut, out);
+    const got = await backend.read(out);
+    let worst = 0;
+    g.forEach((v, i) => { const want = v / (1 + Math.exp(-v)); worst = Math.max(worst, Math.abs(got[i]! - want) / Math.max(Math.abs(want), 1e-30)); });
+    expect(worst).toBeLessThan(4e-7);
+    const far = tensor(1, 5, Float32Array.from([-100, -90, 90, 100, 0]));
+    backend.swiglu(far, tensor(1, 5, new Float32Array(5).fill(1)), far);
+    const [a, b, c, d, e] = await backend.read(far);
+    expect([a, b].every((v) => v! <= 0 && v! > -1e-30)).toBe(true);
+    expect([c, d]).toEqual([90, 100]);
+    expect(e).toBe(0);
+  });
+
   it('rmsNorm, swiglu, add and copy match float64 loops (in place too)', async () => {
     const rows = 3, n = 67;
     const x = randomF32(rows * n, 1, 3), g = randomF32(n, 2), y = randomF32(rows * n, 3, 4);
