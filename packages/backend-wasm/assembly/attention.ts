@@ -7,7 +7,7 @@
 // of values in register blocks of 32 output floats over all keys (the output is stored once, not
 // loaded and stored for every key). At a 1024-token prompt (Qwen2-0.5B shapes) the previous kernel,
 // one key and one scalar exp at a time, was about 30% of prefill.
-import { expv, hsum, madd, transposed4 } from './common';
+import { expf, expv, hsum, madd, transposed4 } from './common';
 
 export function attention_f32(h0: i32, h1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
   heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32): void {
@@ -90,7 +90,7 @@ export function attention_f32(h0: i32, h1: i32, scratch: usize, q: usize, kc: us
   let sum = hsum(vsum);
   for (; j <= pos; j++) {
     const p = scratch + (<usize>j << 2);
-    const e = f32x4.extract_lane(expv(f32x4.splat(load<f32>(p) - m)), 0);
+    const e = expf(load<f32>(p) - m);
     store<f32>(p, e);
     sum += e;
   }

@@ -117,3 +117,8 @@
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return f32x4.mul(e, pow2n);
 }
+
+/** expv for one value (the scalar tails of the vector loops, so that every element gets the same exp). */
+@inline export function expf(x: f32): f32 {
+  return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
+}

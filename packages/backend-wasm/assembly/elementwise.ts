@@ -1,5 +1,5 @@
 // Row-wise and element-wise kernels on f32 activations. Pointers are byte offsets into the memory.
-import { expv, hsum } from './common';
+import { expf, expv, hsum } from './common';
 
 /** out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g, for `rows` rows of n. out may be x. */
 export function rms_norm(x: usize, g: usize, out: usize, rows: i32, n: i32, eps: f64): void {
@@ -51,7 +51,7 @@ export function swiglu_f32(i0: i32, i1: i32, scratch: usize, gate: usize, up: us
   for (; i < i1; i++) {
     const o = <usize>i << 2;
     const g = load<f32>(gate + o);
-    const e = f32x4.extract_lane(expv(f32x4.splat(-g)), 0);
+    const e = expf(-g);
     store<f32>(out + o, (g / (1.0 + e)) * load<f32>(up + o));
   }
 }

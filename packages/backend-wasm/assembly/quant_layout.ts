@@ -33,6 +33,7 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
 /**
  * Rows stored together, their groups alternating: 4 (1, i.e. as stored, for q4_0 (bb = 16) in the
  * plain build). Rows after the last full set form a pair and/or a last row alone (setStart, setSize).
+ * The upload's relayout scratch is sized for it (SET_ROWS in src/backend.ts).
  */
 @inline function setRows(bb: usize): usize {
   return bb == 16 && !Q4_INTERLEAVED ? 1 : 4;

@@ -4,13 +4,15 @@ import type {
 } from '@qwen2-ts/core';
 import { Arena } from './arena.js';
 import { hasSimd, kernelBytes, MAX_PAGES, relaxedSimdAvailable, type ParallelKernel } from './kernels.js';
-import { BackendUsageError, storedBytes, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
+import { BackendUsageError, storedBytes, storedParts, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
 import { MAX_THREADS, ThreadPool } from './pool.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 const GiB = 1024 ** 3;
 /** Rows of a weight widened or unpacked at once by the GEMMs (matches PANEL in assembly/matmul_float.ts). */
 const PANEL = 16;
+/** Rows of a quantized weight stored interleaved as one set (matches setRows in assembly/quant_layout.ts). */
+const SET_ROWS = 4;
 /** Largest input+output staging block when a weight lives in another memory than the activations. */
 const IO_BYTES = 32 * 1024 * 1024;
 /**
@@ -181,7 +183,7 @@ export class WasmBackend implements Backend {
     }
     const n = rows * cols;
     // Bytes of each part, in uploadWeight's order: quants then scales, or the data.
-    const sizes = format === 'q8_0' ? [n, (n / 32) * 2] : format === 'q4_0' ? [n / 2, (n / 32) * 2] : [n * (format === 'f32' ? 4 : 2)];
+    const sizes = storedParts(format, rows, cols);
     const bytes = sizes.reduce((a, b) => a + b, 0);
     const arena = await this.arenaFor(bytes);
     const ptrs = this.allocParts(arena, sizes, name, bytes);
@@ -226,8 +228,10 @@ export class WasmBackend implements Backend {
 
   /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them; and store rows in interleaved sets: assembly/quant_layout.ts) and the Weight. */
   private finishUpload(weight: HostWeight, name: string, arena: Arena, ptrs: readonly number[], bytes: number): Weight {
-    if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 2 * weight.cols));
-    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, arena.scratchBlock('relayout', 4 * weight.cols));
+    // The relayout passes one set of rows through scratch: SET_ROWS rows of quants.
+    const setScratch = (): number => arena.scratchBlock('relayout', SET_ROWS * storedParts(weight.format, 1, weight.cols)[0]!);
+    if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols, setScratch());
+    if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, setScratch());
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
     return w;
@@ -580,12 +584,11 @@ export class WasmBackend implements Backend {
         // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
         const int8 = this.relaxed && w.format === 'q4_0';
         const gemm = T >= QUANT_GEMM_MIN_T;
-        const paired = gemm; // the GEMMs' operand layout (tokens in interleaved pairs)
         // int8 decode reads the GEMMs' grouping in dense rows (half the cache of the paired layout at T = 1).
         const layout = int8 ? (gemm ? 'i8x4' : 'i8d') : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
         const key = `${A.index}:${layout}`;
         // The GEMMs' layout pairs tokens: an odd T takes one more row.
-        const xq = A.scratchBlock(`xq:${layout}`, (paired ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
+        const xq = A.scratchBlock(`xq:${layout}`, (gemm ? T + (T & 1) : T) * K * (int8 ? 1 : 2));
         const xs = A.scratchBlock(`xs:${layout}`, (T * K) / 8);
         const xsum = A.scratchBlock(`xsum:${layout}`, (T * K) / 8);
         if (!quantized?.has(key)) {

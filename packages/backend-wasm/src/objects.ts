@@ -62,19 +62,25 @@ export class WasmKVCache implements KVCache {
   }
 }
 
-/** Bytes a host weight occupies in its own format (data, or quants + scales). */
-export function storedBytes(w: HostWeight): number {
-  switch (w.format) {
+/** Bytes of each part a weight of this format and shape occupies in its own format: [data], or [quants, scales]. */
+export function storedParts(format: WeightFormat, rows: number, cols: number): number[] {
+  const n = rows * cols;
+  switch (format) {
     case 'f32':
-      return w.rows * w.cols * 4;
+      return [n * 4];
     case 'f16':
     case 'bf16':
-      return w.rows * w.cols * 2;
+      return [n * 2];
     case 'q8_0':
-      return w.rows * w.cols + (w.rows * w.cols / 32) * 2;
+      return [n, (n / 32) * 2];
     case 'q4_0':
-      return w.rows * w.cols / 2 + (w.rows * w.cols / 32) * 2;
+      return [n / 2, (n / 32) * 2];
   }
+}
+
+/** Bytes a host weight occupies in its own format (data, or quants + scales). */
+export function storedBytes(w: HostWeight): number {
+  return storedParts(w.format, w.rows, w.cols).reduce((a, b) => a + b, 0);
 }
 
 /**

@@ -32,8 +32,9 @@ export async function readHostWeight(
   const elementBytes = dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
   const total = rows * cols * elementBytes;
   const sliceBytes = options.sliceBytes ?? SLICED_READ_BYTES;
-  const format = target === 'auto' ? nativeFormat(dtype, name) : target;
-  const keepsBytes = format === nativeFormat(dtype, name);
+  const native = nativeFormat(dtype, name);
+  const format = target === 'auto' ? native : target;
+  const keepsBytes = format === native;
   if (!source.readRange || total <= sliceBytes || (keepsBytes && !options.allocate) || shape.length !== 2) {
     return toHostWeight(await source.read(name, { signal: options.signal }), dtype, shape, target, name);
   }
