@@ -97,7 +97,7 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
       }
     }
     const keys = [...(fused as unknown as { defs: Map<string, unknown> }).defs.keys()];
-    expect(keys.some((k) => k.startsWith('mvm:'))).toBe(true);
+    expect(keys.some((k) => k.startsWith('mvs:'))).toBe(true);
     await fused.dispose();
   });
 

@@ -11,7 +11,8 @@ import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
 import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
-import { embedKernel, gemmKernel, MATVEC_MAX_T, matvecKernel, matvecLanes, matvecMultiKernel } from './wgsl/matmul.js';
+import { embedKernel, gemmKernel } from './wgsl/matmul.js';
+import { MATVEC_MAX_T, matvecKernel, matvecLanes, type MatvecShape } from './wgsl/matvec.js';
 import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -267,13 +268,29 @@ export class WebGPUBackend implements Backend {
   }
 
   rmsNorm(x: Tensor, weight: Weight, eps: number, out: Tensor): void {
-    const a = this.tensor(x, 'rmsNorm x');
+    let a = this.tensor(x, 'rmsNorm x');
     const g = this.vector(weight, 'rmsNorm weight');
     const o = this.tensor(out, 'rmsNorm out');
     expectShape(o, a.rows, a.cols, 'rmsNorm out');
     if (g.cols !== a.cols) throw new BackendUsageError(`rmsNorm: weight of ${g.cols} for rows of ${a.cols}`);
-    const { slots, bufs } = distinct([a, o]);
-    this.rt.dispatch(this.kernel(`norm:${slots}`, () => rmsNormKernel(slots)), [...bufs, g.vec!], { n: a.cols, xOff: a.offset, oOff: o.offset, eps }, a.rows);
+    if (a.rows > MATVEC_MAX_T) {
+      this.recordNorm({ kind: 'norm', x: a, g, eps, o });
+      return;
+    }
+    // An in-place norm of a tensor that was just copied reads the copy's source instead: the copy's
+    // destination is overwritten whole, so the copy needs no dispatch (the last row before lm_head).
+    if (sameRegion(a, o)) {
+      const c = this.rt.takeDeferred((tag): tag is PendingCopy => isPendingCopy(tag) && sameRegion(tag.d, a) && !overlaps(tag.s, a));
+      if (c) a = c.s;
+    }
+    // Held back: a decode matvec that reads `o` next normalizes its input on the fly (MatvecShape.norm).
+    const n: PendingNorm = { kind: 'norm', x: a, g, eps, o };
+    this.rt.defer(n, () => this.recordNorm(n));
+  }
+
+  private recordNorm(n: PendingNorm): void {
+    const { slots, bufs } = distinct([n.x, n.o]);
+    this.rt.dispatch(this.kernel(`norm:${slots}`, () => rmsNormKernel(slots)), [...bufs, n.g.vec!], { n: n.x.cols, xOff: n.x.offset, oOff: n.o.offset, eps: n.eps }, n.x.rows);
   }
 
   matmul(x: Tensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): void {
@@ -283,73 +300,112 @@ export class WebGPUBackend implements Backend {
     }
     const T = a.rows;
     const K = a.cols;
-    if (T <= MATVEC_MAX_T && weights.length > 1 && this.matvecFused(a, weights, biases, outs)) return;
-    for (let i = 0; i < weights.length; i++) {
-      const w = this.weight(weights[i]!, 'matmul weight');
-      const o = this.tensor(outs[i]!, 'matmul out');
+    const ws = weights.map((w) => this.weight(w, 'matmul weight'));
+    const os = outs.map((o) => this.tensor(o, 'matmul out'));
+    const bs = biases.map((b) => (b ? this.vector(b, 'matmul bias') : undefined));
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
       if (w.cols !== K) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${T}, ${K}]`);
-      expectShape(o, T, w.rows, `matmul out of '${w.name}'`);
-      const bias = biases[i] ? this.vector(biases[i]!, 'matmul bias') : undefined;
-      if (bias && bias.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bias.cols} for '${w.name}' with ${w.rows} outputs`);
-      if (T <= MATVEC_MAX_T) {
-        const m: PendingMatvec = { kind: 'matvec', x: a, o, w, bias, T };
-        // A lone matvec is held back: a residual add that follows (o_proj, down_proj) fuses into it.
-        if (weights.length === 1) this.rt.defer(m, () => this.recordMatvec(m));
-        else this.recordMatvec(m);
-        continue;
-      }
-      const { slots, bufs } = distinct([a, o]);
-      const def = this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
-      for (const c of w.chunks) {
-        const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
-        const params = { T, K, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
-        this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(T / 64));
-      }
+      expectShape(os[i]!, T, w.rows, `matmul out of '${w.name}'`);
+      if (bs[i] && bs[i]!.cols !== w.rows) throw new BackendUsageError(`matmul: bias of ${bs[i]!.cols} for '${w.name}' with ${w.rows} outputs`);
+    }
+    if (T > MATVEC_MAX_T) {
+      for (let i = 0; i < ws.length; i++) this.recordGemm(a, ws[i]!, bs[i], os[i]!);
+      return;
+    }
+    // The norm that produced x, held back, is fused in when nothing it writes is read by other workgroups.
+    const norm = this.rt.takeDeferred((tag): tag is PendingNorm =>
+      isPendingNorm(tag) && sameRegion(tag.o, a) && !overlaps(tag.x, tag.o) && os.every((o) => !overlaps(o, tag.x) && !overlaps(o, tag.o)));
+    if (ws.length === 1) {
+      const m: PendingMatvec = { kind: 'matvec', x: a, o: os[0]!, w: ws[0]!, bias: bs[0], T, norm };
+      // A lone matvec is held back: a residual add that follows (o_proj, down_proj) fuses into it.
+      this.rt.defer(m, () => this.recordMatvec(m));
+      return;
+    }
+    // Several weights over one input (q/k/v, gate/up): one dispatch when their bindings fit.
+    let st: PendingStack = { kind: 'stack', x: a, ws, bs, os, norm };
+    if (norm && !this.fitsStack(st)) {
+      this.recordNorm(norm);
+      st = { ...st, norm: undefined };
+    }
+    if (this.fitsStack(st)) {
+      // Gate/up is held back: the SwiGLU that follows joins it (rows of the two weights pair up).
+      if (ws.length === 2 && ws[0]!.rows === ws[1]!.rows) this.rt.defer(st, () => this.recordStack(st));
+      else this.recordStack(st);
+      return;
+    }
+    for (let i = 0; i < ws.length; i++) this.recordMatvec({ kind: 'matvec', x: a, o: os[i]!, w: ws[i]!, bias: bs[i], T });
+  }
+
+  /** Prefill GEMM of one weight, one dispatch per weight chunk. */
+  private recordGemm(a: GpuTensor, w: GpuWeight, bias: GpuWeight | undefined, o: GpuTensor): void {
+    const { slots, bufs } = distinct([a, o]);
+    const def = this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
+    for (const c of w.chunks) {
+      const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
+      const params = { T: a.rows, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
+      this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(a.rows / 64));
     }
   }
 
   /**
-   * A decode matvec, one dispatch per weight chunk, optionally with the residual add that follows it:
-   * `out = res + x . W^T` written beside the plain result `o`.
+   * A decode matvec of one weight, one dispatch per weight chunk, optionally with the residual add that
+   * follows it (`out = res + x . W^T`, written beside the plain result `o`) and the norm before it.
    */
   private recordMatvec(m: PendingMatvec, residual?: { res: GpuTensor; out: GpuTensor }): void {
-    const { x: a, o, w, bias, T } = m;
+    const { x: a, o, w, bias, T, norm } = m;
+    const input = norm ? norm.x : a;
     const lanes = matvecLanes(w.kp);
-    const { slots, bufs } = distinct(residual ? [a, o, residual.res, residual.out] : [a, o]);
-    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${residual ? 'r' : ''}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups, residual !== undefined));
+    const shape: MatvecShape = { weights: 1, residual: residual !== undefined, norm: norm !== undefined };
+    const { slots, bufs } = distinct([input, o, ...(residual ? [residual.res, residual.out] : []), ...(norm ? [norm.o] : [])]);
+    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${residual ? 'r' : ''}${norm ? 'n' : ''}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups, shape));
     for (const c of w.chunks) {
-      const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
-      const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
+      const all = [...bufs, c.data, ...(c.scales ? [c.scales] : []), bias ? bias.vec! : this.dummy, ...(norm ? [norm.g.vec!] : [])];
+      const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: input.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
       if (residual) {
         params.aOff = residual.res.offset;
         params.rOff = residual.out.offset;
+      }
+      if (norm) {
+        params.eps = norm.eps;
+        params.nOff = norm.o.offset;
       }
       this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
     }
   }
 
+  /** The logical tensors of a stacked matvec, in the order of matvecTensorCount. */
+  private stackTensors(st: PendingStack, swigluOut?: GpuTensor): GpuTensor[] {
+    return [st.norm ? st.norm.x : st.x, ...st.os, ...(swigluOut ? [swigluOut] : []), ...(st.norm ? [st.norm.o] : [])];
+  }
+
   /**
-   * Several weights over one input in one matvec dispatch, when they share a format, each fits one
-   * binding and the bindings fit the device's storage-buffer limit. Returns false (nothing recorded)
-   * otherwise, and the caller dispatches them one by one.
+   * Whether several weights can share one matvec dispatch: one format, each in one binding, and all
+   * bindings within the device's storage-buffer limit (with the SwiGLU output when `swigluOut`).
    */
-  private matvecFused(a: GpuTensor, weights: readonly Weight[], biases: readonly (Weight | undefined)[], outs: readonly Tensor[]): boolean {
-    const ws = weights.map((w) => this.weight(w, 'matmul weight'));
-    const os = outs.map((o) => this.tensor(o, 'matmul out'));
-    const format = ws[0]!.format;
-    if (ws.length > 3 || ws.some((w) => w.format !== format || w.chunks.length !== 1 || w.cols !== a.cols)) return false;
-    const bs = biases.map((b) => (b ? this.vector(b, 'matmul bias') : undefined));
-    for (let i = 0; i < ws.length; i++) {
-      expectShape(os[i]!, a.rows, ws[i]!.rows, `matmul out of '${ws[i]!.name}'`);
-      if (bs[i] && bs[i]!.cols !== ws[i]!.rows) throw new BackendUsageError(`matmul: bias of ${bs[i]!.cols} for '${ws[i]!.name}' with ${ws[i]!.rows} outputs`);
-    }
-    const { slots, bufs } = distinct([a, ...os]);
+  private fitsStack(st: PendingStack, swigluOut?: GpuTensor): boolean {
+    const format = st.ws[0]!.format;
+    if (st.ws.length > 3 || st.ws.some((w) => w.format !== format || w.chunks.length !== 1)) return false;
+    if (swigluOut && (st.ws.length !== 2 || st.ws[0]!.rows !== st.ws[1]!.rows)) return false;
+    const acts = distinct(this.stackTensors(st, swigluOut)).bufs.length;
     const perWeight = hasScales(format) ? 3 : 2;
-    if (bufs.length + ws.length * perWeight > this.device.limits.maxStorageBuffersPerShaderStage) return false;
+    return acts + st.ws.length * perWeight + (st.norm ? 1 : 0) <= this.device.limits.maxStorageBuffersPerShaderStage;
+  }
+
+  /**
+   * Several weights over one input in one matvec dispatch: their rows laid end to end, or, with
+   * `swigluOut`, two weights row by row and `silu(gate) * up` written too.
+   */
+  private recordStack(st: PendingStack, swigluOut?: GpuTensor): void {
+    const { ws, bs, os, norm } = st;
+    const format = ws[0]!.format;
     const lanes = matvecLanes(ws[0]!.kp);
-    const def = this.kernel(`mvm:${format}:${slots}:${lanes}`, () => matvecMultiKernel(format, this.f16, slots, lanes, this.subgroups));
+    const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined };
+    const logical = this.stackTensors(st, swigluOut);
+    const { slots, bufs } = distinct(logical);
+    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}`, () => matvecKernel(format, this.f16, slots, lanes, this.subgroups, shape));
     const all: Buf[] = [...bufs];
-    const params: Record<string, number> = { T: a.rows, K: a.cols, Kp: ws[0]!.kp, xOff: a.offset };
+    const params: Record<string, number> = { T: st.x.rows, K: st.x.cols, Kp: ws[0]!.kp, xOff: logical[0]!.offset };
     let rows = 0;
     ws.forEach((w, i) => {
       const c = w.chunks[0]!;
@@ -359,8 +415,16 @@ export class WebGPUBackend implements Backend {
       params[`hasBias${i}`] = bs[i] ? 1 : 0;
       rows += w.rows;
     });
+    if (swigluOut) {
+      params.sOff = swigluOut.offset;
+      rows = ws[0]!.rows;
+    }
+    if (norm) {
+      all.push(norm.g.vec!);
+      params.eps = norm.eps;
+      params.nOff = norm.o.offset;
+    }
     this.rt.dispatchFlat(def, all, params, Math.ceil(rows / (64 / lanes)));
-    return true;
   }
 
   rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {
@@ -458,6 +522,20 @@ export class WebGPUBackend implements Backend {
   }
 
   swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const gt = this.tensor(gate, 'swiglu a');
+    const ut = this.tensor(up, 'swiglu b');
+    const o = this.tensor(out, 'swiglu out');
+    // Right after the held-back gate/up matvec that produced both operands: one dispatch. `out` may be
+    // either operand (each row is written by the thread that computed it) or memory nothing else uses.
+    const st = this.rt.takeDeferred((tag): tag is PendingStack => {
+      if (!isPendingStack(tag) || tag.ws.length !== 2 || !sameRegion(tag.os[0]!, gt) || !sameRegion(tag.os[1]!, ut) || !sameShape(gt, o)) return false;
+      const free = sameRegion(o, gt) || sameRegion(o, ut) || !this.stackTensors(tag).some((t) => overlaps(o, t));
+      return free && this.fitsStack(tag, o);
+    });
+    if (st) {
+      this.recordStack(st, o);
+      return;
+    }
     this.binary('swiglu', gate, up, out);
   }
 
@@ -470,6 +548,7 @@ export class WebGPUBackend implements Backend {
     // its output.
     const m = this.rt.takeDeferred((tag): tag is PendingMatvec => {
       if (!isPendingMatvec(tag) || sameRegion(x, y) || overlaps(o, tag.x)) return false;
+      if (tag.norm && (overlaps(o, tag.norm.x) || overlaps(o, tag.norm.o))) return false;
       return (sameRegion(tag.o, y) || sameRegion(tag.o, x)) && sameShape(x, y) && sameShape(x, o);
     });
     if (m) {
@@ -483,9 +562,13 @@ export class WebGPUBackend implements Backend {
     const s = this.tensor(src, 'copy src');
     const d = this.tensor(dst, 'copy dst');
     expectShape(d, s.rows, s.cols, 'copy dst');
-    const n = s.rows * s.cols;
-    const { slots, bufs } = distinct([s, d]);
-    this.rt.dispatchFlat(this.kernel(`copy:${slots}`, () => elementwiseKernel('copy', slots)), bufs, { n, aOff: s.offset, bOff: 0, oOff: d.offset }, Math.ceil(n / 256));
+    // Held back: an in-place RMSNorm of `dst` that follows reads `src` instead (see rmsNorm).
+    const c: PendingCopy = { kind: 'copy', s, d };
+    this.rt.defer(c, () => {
+      const n = s.rows * s.cols;
+      const { slots, bufs } = distinct([s, d]);
+      this.rt.dispatchFlat(this.kernel(`copy:${slots}`, () => elementwiseKernel('copy', slots)), bufs, { n, aOff: s.offset, bOff: 0, oOff: d.offset }, Math.ceil(n / 256));
+    });
   }
 
   private binary(op: 'add' | 'swiglu', a: Tensor, b: Tensor, out: Tensor): void {
@@ -673,8 +756,31 @@ export class WebGPUBackend implements Backend {
   }
 }
 
-/** A decode matvec held back by `matmul` until the next command (see Runtime.defer). */
-interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number }
+/** A decode matvec held back by `matmul` until the next command (see Runtime.defer); `norm` fused in. */
+interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number; norm?: PendingNorm | undefined }
+
+/** Decode matvecs of several weights over one input, held back for a SwiGLU (gate/up); `norm` fused in. */
+interface PendingStack {
+  kind: 'stack'; x: GpuTensor; ws: GpuWeight[]; bs: (GpuWeight | undefined)[]; os: GpuTensor[]; norm: PendingNorm | undefined;
+}
+
+/** An RMSNorm of at most MATVEC_MAX_T rows held back for the matvec that reads its output. */
+interface PendingNorm { kind: 'norm'; x: GpuTensor; g: GpuWeight; eps: number; o: GpuTensor }
+
+/** A copy held back for an in-place RMSNorm of its destination. */
+interface PendingCopy { kind: 'copy'; s: GpuTensor; d: GpuTensor }
+
+function isPendingStack(tag: unknown): tag is PendingStack {
+  return (tag as PendingStack | undefined)?.kind === 'stack';
+}
+
+function isPendingNorm(tag: unknown): tag is PendingNorm {
+  return (tag as PendingNorm | undefined)?.kind === 'norm';
+}
+
+function isPendingCopy(tag: unknown): tag is PendingCopy {
+  return (tag as PendingCopy | undefined)?.kind === 'copy';
+}
 
 /** A RoPE held back by `rope` until the next command, so that the next RoPE at the same positions joins it. */
 interface PendingRope { kind: 'rope'; x: GpuTensor; heads: number; half: number; tabOff: number }

@@ -1,0 +1,200 @@
+// Record-time fusions around the decode matvec: the RMSNorm before it (q/k/v, gate/up, lm_head after
+// the copy of the last row) and the SwiGLU after gate/up. Each fused sequence must give the reference
+// backend's results for every tensor the unfused ops write, in one dispatch, on both reduction paths
+// (subgroups and the shared-memory tree) and for rows narrower and wider than a workgroup; sequences
+// where a fused dispatch would read memory that another workgroup writes must not fuse.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend, type Backend, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
+import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
+import { WebGPUBackend, webgpuBackend } from './backend.js';
+import { primaryGpu } from './test-support/node-gpu.js';
+
+const g = await primaryGpu();
+
+function relErr(got: Float32Array, want: Float32Array): number {
+  return maxAbsDiff(got, want) / Math.max(1, maxAbs(want));
+}
+
+function put(b: Backend, rows: number, cols: number, data: Float32Array): Tensor {
+  const t = b.alloc(rows, cols);
+  b.write(t, data);
+  return t;
+}
+
+/** Dispatches `record` adds inside one pass (0 for the reference backend). */
+function dispatchesOf(be: Backend, T: number, record: () => void): number {
+  const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
+  be.beginPass(T, 0);
+  record();
+  be.endPass();
+  return be instanceof WebGPUBackend ? be.recorded.dispatches - before : 0;
+}
+
+const vector = (be: Backend, data: Float32Array, name: string): Promise<Weight> => be.uploadWeight({ format: 'f32', rows: 1, cols: data.length, data }, name);
+
+describe.skipIf(!g.gpu)(`WebGPU norm and SwiGLU fusions on ${g.gpu ? g.adapterName : 'no adapter'}`, () => {
+  const gpu = g.gpu!;
+  const ref = new ReferenceBackend();
+  let withSubgroups: WebGPUBackend;
+  let tree: WebGPUBackend;
+  beforeAll(async () => {
+    withSubgroups = (await webgpuBackend({ gpu })) as WebGPUBackend;
+    tree = (await webgpuBackend({ gpu, useSubgroups: false })) as WebGPUBackend;
+  });
+  afterAll(async () => {
+    await withSubgroups?.dispose();
+    await tree?.dispose();
+    await ref.dispose();
+  });
+
+  // K = 96 gives 16 lanes per row (four rows per workgroup); K = 544 gives 64 (subgroup sums when offered).
+  const cases: [WeightFormat, number][] = [['f16', 96], ['q4_0', 96], ['q8_0', 544], ['bf16', 544]];
+  const tol = (format: WeightFormat): number => (format.startsWith('q') ? 2e-2 : 1e-4);
+
+  it('normalizes on the fly in the stacked q/k/v matvec and still writes the normalized input', async () => {
+    for (const [format, K] of cases) {
+      const rnd = new TestRandom(K);
+      const Ns = [K, 32, 32];
+      const hosts = Ns.map((N) => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
+      const biases = Ns.map((N) => rnd.normals(N, 0.3));
+      const gain = rnd.normals(K, 0.5);
+      for (const T of [1, 3]) {
+        const x = rnd.normals(T * K, 2);
+        const results: Float32Array[][] = [];
+        for (const be of [ref, withSubgroups, tree] as Backend[]) {
+          const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
+          const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
+          const gw = await vector(be, gain, 'g');
+          const xt = put(be, T, K, x);
+          const xn = be.alloc(T, K);
+          const outs = Ns.map((N) => be.alloc(T, N));
+          const n = dispatchesOf(be, T, () => {
+            be.rmsNorm(xt, gw, 1e-6, xn);
+            be.matmul(xn, ws, bs, outs);
+          });
+          if (be !== ref) expect(n, `${format} K=${K} T=${T}`).toBe(1);
+          results.push(await Promise.all([xn, ...outs].map((t) => be.read(t))));
+        }
+        for (const got of results.slice(1)) {
+          expect(relErr(got[0]!, results[0]![0]!), `normalized x ${format} T=${T}`).toBeLessThan(1e-5);
+          got.slice(1).forEach((o, i) => expect(relErr(o, results[0]![i + 1]!), `${format} K=${K} T=${T} output ${i}`).toBeLessThan(tol(format)));
+        }
+      }
+    }
+  });
+
+  it('runs norm, gate/up and SwiGLU as one dispatch, whichever tensor SwiGLU writes', async () => {
+    for (const [format, K] of cases) {
+      const rnd = new TestRandom(K + 1);
+      const N = 80;
+      const hosts = [0, 1].map(() => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
+      const gain = rnd.normals(K, 0.5);
+      const x = rnd.normals(2 * K, 2);
+      // Core writes SwiGLU into gate; the other targets once (each is a pipeline to compile on a CPU driver).
+      for (const target of format === 'f16' ? (['gate', 'up', 'own'] as const) : (['gate'] as const)) {
+        const results: Float32Array[][] = [];
+        for (const be of [ref, withSubgroups, tree] as Backend[]) {
+          const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
+          const gw = await vector(be, gain, 'g');
+          const xt = put(be, 2, K, x);
+          const xn = be.alloc(2, K);
+          const [gate, up, own] = [be.alloc(2, N), be.alloc(2, N), be.alloc(2, N)];
+          const out = target === 'gate' ? gate : target === 'up' ? up : own;
+          const n = dispatchesOf(be, 2, () => {
+            be.rmsNorm(xt, gw, 1e-6, xn);
+            be.matmul(xn, ws, [undefined, undefined], [gate, up]);
+            be.swiglu(gate, up, out);
+          });
+          if (be !== ref) expect(n, `${format} into ${target}`).toBe(1);
+          results.push(await Promise.all([xn, gate, up, out].map((t) => be.read(t))));
+        }
+        for (const got of results.slice(1)) {
+          got.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${format} K=${K} into ${target}, tensor ${i}`).toBeLessThan(tol(format)));
+        }
+      }
+    }
+  });
+
+  it('turns copy, in-place norm and lm_head into one dispatch per weight chunk', async () => {
+    // The final step of a forward pass: the last row is copied out, normalized in place, projected.
+    const chunked = (await webgpuBackend({ gpu, maxBindingSize: 4096 })) as WebGPUBackend;
+    try {
+      for (const [format, K] of cases) {
+        const rnd = new TestRandom(K + 2);
+        const V = 200;
+        const host = hostWeight(format, V, K, rnd.normals(V * K, 0.1));
+        const gain = rnd.normals(K, 0.5);
+        const h = rnd.normals(3 * K, 2);
+        const results: Float32Array[][] = [];
+        const counts: number[] = [];
+        for (const be of [ref, withSubgroups, chunked] as Backend[]) {
+          const w = await be.uploadWeight(host, 'lm_head');
+          const gw = await vector(be, gain, 'norm');
+          const hidden = put(be, 3, K, h);
+          const last = be.alloc(1, K);
+          const logits = be.alloc(1, V);
+          counts.push(dispatchesOf(be, 1, () => {
+            be.copy(be.view(hidden, 2, 1), last);
+            be.rmsNorm(last, gw, 1e-6, last);
+            be.matmul(last, [w], [undefined], [logits]);
+          }));
+          results.push(await Promise.all([last, logits, hidden].map((t) => be.read(t))));
+        }
+        const chunks = (await chunked.uploadWeight(host, 'probe') as unknown as { chunks: unknown[] }).chunks.length;
+        expect(chunks, format).toBeGreaterThan(1);
+        expect(counts.slice(1), format).toEqual([1, chunks]);
+        for (const got of results.slice(1)) got.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${format} tensor ${i}`).toBeLessThan(tol(format)));
+      }
+    } finally {
+      await chunked.dispose();
+    }
+  });
+
+  it('does not fuse where a workgroup would read what another one writes', async () => {
+    const K = 64;
+    const rnd = new TestRandom(77);
+    const host = hostWeight('f32', K, K, rnd.normals(K * K, 0.1));
+    const gain = rnd.normals(K, 0.5);
+    const x = rnd.normals(K, 2);
+    // Each scenario: its ops, and the dispatches it may take on the WebGPU backend.
+    const scenarios: [string, number, (be: Backend, t: { x: Tensor; xn: Tensor; y: Tensor; z: Tensor; w: Weight; w2: Weight; g: Weight }) => void][] = [
+      // In place without a copy before it: workgroup 0 would overwrite the input the others read.
+      ['in-place norm', 2, (be, t) => {
+        be.rmsNorm(t.x, t.g, 1e-6, t.x);
+        be.matmul(t.x, [t.w], [undefined], [t.y]);
+      }],
+      // The matvec writes over the norm's input.
+      ['matvec over the norm input', 2, (be, t) => {
+        be.rmsNorm(t.x, t.g, 1e-6, t.xn);
+        be.matmul(t.xn, [t.w], [undefined], [t.x]);
+      }],
+      // SwiGLU into the normalized input, which workgroup 0 writes.
+      ['SwiGLU over the normalized input', 2, (be, t) => {
+        be.rmsNorm(t.x, t.g, 1e-6, t.xn);
+        be.matmul(t.xn, [t.w, t.w2], [undefined, undefined], [t.y, t.z]);
+        be.swiglu(t.y, t.z, t.xn);
+      }],
+      // Something else reads the norm's output first: the norm runs on its own.
+      ['norm read by an add', 3, (be, t) => {
+        be.rmsNorm(t.x, t.g, 1e-6, t.xn);
+        be.add(t.xn, t.xn, t.y);
+        be.matmul(t.xn, [t.w], [undefined], [t.x]);
+      }],
+      // Gate/up not followed by SwiGLU: the held-back stack is recorded as it is.
+      ['gate/up then add', 2, (be, t) => {
+        be.matmul(t.x, [t.w, t.w2], [undefined, undefined], [t.y, t.xn]);
+        be.add(t.y, t.xn, t.y);
+      }],
+    ];
+    for (const [name, expected, ops] of scenarios) {
+      const results: Float32Array[][] = [];
+      for (const be of [ref, withSubgroups] as Backend[]) {
+        const t = { x: put(be, 1, K, x), xn: be.alloc(1, K), y: be.alloc(1, K), z: be.alloc(1, K), w: await be.uploadWeight(host, 'w'), w2: await be.uploadWeight(host, 'w2'), g: await vector(be, gain, 'g') };
+        const n = dispatchesOf(be, 1, () => ops(be, t));
+        if (be !== ref) expect(n, name).toBe(expected);
+        results.push(await Promise.all([t.x, t.xn, t.y, t.z].map((v) => be.read(v))));
+      }
+      results[1]!.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${name}, tensor ${i}`).toBeLessThan(1e-5));
+    }
+  });
+});

@@ -1,0 +1,233 @@
+import type { WeightFormat } from '@qwen2-ts/core';
+import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
+import { FORMAT_HELPERS, hasScales, weightAccess } from './formats.js';
+import type { ExtraBinding, KernelDef } from './kernel-def.js';
+
+/** Most tokens a matvec dispatch handles (it reads each weight once for all of them); more use the GEMM. */
+export const MATVEC_MAX_T = 4;
+/** Threads per workgroup of the matvec. */
+const MV_WG = 64;
+
+/** Lanes per output row of the matvec for `kp` padded columns: enough to cover a row in one step, 8..64. */
+export function matvecLanes(kp: number): number {
+  let lanes = 8;
+  while (lanes < MV_WG && lanes * 8 < kp) lanes *= 2;
+  return lanes;
+}
+
+/**
+ * What one decode matvec dispatch computes besides `y_i = x . W_i^T (+ bias_i)`. Each option replaces a
+ * dispatch of its own (per-dispatch cost bounds a small model's decode on a fast GPU).
+ */
+export interface MatvecShape {
+  /**
+   * Weights read in this dispatch, all over the same input. One weight may be split by rows into
+   * chunks (one dispatch per chunk, `n0` / `N` uniforms); several are stacked, each whole.
+   */
+  readonly weights: number;
+  /**
+   * Two weights whose rows pair up (gate/up): each workgroup row computes both and also writes
+   * `silu(y_0) * y_1` (the SwiGLU that follows them).
+   */
+  readonly gated?: boolean;
+  /** One weight: also write `res + y` (the residual add that follows o_proj and down_proj). */
+  readonly residual?: boolean;
+  /**
+   * The input is RMS-normalized on the fly: `x` is the raw row, the norm weight `g` is bound after the
+   * weights, each row scales its dot product by the row's `1/rms` (summed beside it), and workgroup 0
+   * writes the normalized row too, so the tensor the norm op would have written still holds it.
+   */
+  readonly norm?: boolean;
+}
+
+/**
+ * The logical tensors of a matvec dispatch, in binding-slot order: the input, one output per weight,
+ * then the SwiGLU output (`gated`), the residual operand and sum (`residual`), the normalized input
+ * (`norm`). `slots[i]` (see actDecls) is the distinct buffer of logical tensor `i`.
+ */
+export function matvecTensorCount(shape: MatvecShape): number {
+  return 1 + shape.weights + (shape.gated ? 1 : 0) + (shape.residual ? 2 : 0) + (shape.norm ? 1 : 0);
+}
+
+/** Uniform fields of a matvec of `shape`. A single weight has chunk fields; stacked weights one set each. */
+export function matvecFields(shape: MatvecShape): Fields {
+  const f: [string, 'u32' | 'f32'][] = [['T', 'u32'], ['K', 'u32'], ['Kp', 'u32'], ['xOff', 'u32']];
+  if (shape.weights === 1) f.push(['rows', 'u32'], ['N', 'u32'], ['n0', 'u32'], ['oOff', 'u32'], ['hasBias', 'u32']);
+  else for (let i = 0; i < shape.weights; i++) f.push([`rows${i}`, 'u32'], [`oOff${i}`, 'u32'], [`hasBias${i}`, 'u32']);
+  if (shape.gated) f.push(['sOff', 'u32']);
+  if (shape.residual) f.push(['aOff', 'u32'], ['rOff', 'u32']);
+  if (shape.norm) f.push(['eps', 'f32'], ['nOff', 'u32']);
+  return f;
+}
+
+/**
+ * Decode matvec: a workgroup of 64 threads covers `64 / lanes` output rows with `lanes` threads each
+ * (64 for real model widths; fewer for narrow rows, so no thread idles). Each thread reads 8 consecutive
+ * weights per step (16-byte loads for f16/bf16, coalesced across the lanes), for up to
+ * {@link MATVEC_MAX_T} tokens at once; subgroup sums (when offered and a row spans the workgroup) or a
+ * shared-memory tree add up the partials of each row. Bandwidth-bound on a GPU by design.
+ *
+ * Bindings: the distinct activation buffers (`slots`, see {@link matvecTensorCount}), then per weight its
+ * data, scales (q formats) and bias, then the norm weight (`norm`).
+ */
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups: boolean, shape: MatvecShape): KernelDef {
+  const n = shape.weights;
+  if (slots.length !== matvecTensorCount(shape)) throw new Error(`internal: matvec of ${JSON.stringify(shape)} with ${slots.length} tensors`);
+  if ((shape.gated && n !== 2) || (shape.residual && n !== 1)) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
+  // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
+  // its size and however invocations are assigned to subgroups.
+  const sg = subgroups && lanes === MV_WG;
+  const a = actDecls(slots);
+  const names = a.names;
+  const X = names[0]!;
+  let next = 1 + n;
+  const S = shape.gated ? names[next++]! : '';
+  const [RES, SUM] = shape.residual ? [names[next++]!, names[next++]!] : ['', ''];
+  const NO = shape.norm ? names[next++]! : '';
+  // Accumulator channels per token: one per product (two when gated), plus the sum of squares.
+  const products = shape.gated ? 2 : 1;
+  const channels = products + (shape.norm ? 1 : 0);
+  const SS = products;
+
+  const fields = matvecFields(shape);
+  const scales = hasScales(format);
+  const extras: ExtraBinding[] = [];
+  let decl = '';
+  let b = 1 + a.count;
+  for (let i = 0; i < n; i++) {
+    const s = n === 1 ? '' : `_${i}`;
+    decl += weightAccess(format, f16, s, b, b + 1, 'p.K', 'p.Kp');
+    b += scales ? 2 : 1;
+    decl += `@group(0) @binding(${b++}) var<storage, read> bias${s}: array<f32>;\n`;
+    extras.push(...(scales ? (['ro', 'ro', 'ro'] as const) : (['ro', 'ro'] as const)));
+  }
+  if (shape.norm) {
+    decl += `@group(0) @binding(${b++}) var<storage, read> g: array<f32>;\nfn gv(k: u32) -> f32 { return select(0.0, g[k], k < p.K); }\n`;
+    extras.push('ro');
+  }
+
+  const sfx = (i: number): string => (n === 1 ? '' : `_${i}`);
+  const rowsOf = (i: number): string => (n === 1 ? 'p.rows' : `p.rows${i}`);
+  // Where weight i's row `lr` of token t goes: a chunk of a single weight sits at n0 in rows of N.
+  const outAt = (i: number): string => (n === 1 ? 'p.oOff + t * p.N + p.n0 + lr' : `p.oOff${i} + t * p.rows${i} + lr`);
+  const biasOf = (i: number): string => (n === 1 ? 'if (p.hasBias != 0u) { v += bias[p.n0 + lr]; }' : `if (p.hasBias${i} != 0u) { v += bias${sfx(i)}[lr]; }`);
+
+  // Which weight a workgroup row reads: stacked weights lie end to end; gated rows read both.
+  let rowSetup: string;
+  let loads: string;
+  if (n === 1 || shape.gated) {
+    rowSetup = `  let total = ${rowsOf(0)};\n  let lr = r;\n`;
+    loads = shape.gated ? 'let w = load8_0(lr, k0);\n      let w1 = load8_1(lr, k0);' : 'let w = load8(lr, k0);';
+  } else {
+    const ends = Array.from({ length: n }, (_, i) => Array.from({ length: i + 1 }, (_, j) => rowsOf(j)).join(' + '));
+    rowSetup = `  let total = ${ends[n - 1]};\n  var sel = 0u;\n  var lr = r;\n`;
+    for (let i = 1; i < n; i++) rowSetup += `  if (r >= ${ends[i - 1]}) { sel = ${i}u; lr = r - (${ends[i - 1]}); }\n`;
+    loads = 'var w: W8;\n      ' + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w = load8_${i}(lr, k0); }`).join('');
+  }
+  const normLoad = shape.norm ? `
+      let gl = vec4<f32>(gv(k0), gv(k0 + 1u), gv(k0 + 2u), gv(k0 + 3u));
+      let gh = vec4<f32>(gv(k0 + 4u), gv(k0 + 5u), gv(k0 + 6u), gv(k0 + 7u));` : '';
+  const normScale = shape.norm ? `
+          acc[t * NC + ${SS}u] += dot(xl, xl) + dot(xh, xh);
+          xl *= gl;
+          xh *= gh;` : '';
+  const gatedAcc = shape.gated ? `
+          acc[t * NC + 1u] += dot(w1.lo, xl) + dot(w1.hi, xh);` : '';
+
+  // The epilogue of one row: scale by 1/rms, add bias, write (and fuse what follows).
+  const inv = shape.norm ? `
+      let inv = 1.0 / sqrt(red[(t * NC + ${SS}u) * WG + lid] / f32(p.K) + p.eps);` : '';
+  const scaled = (c: number): string => `red[(t * NC + ${c}u) * WG + lid]${shape.norm ? ' * inv' : ''}`;
+  let epilogue: string;
+  if (shape.gated) {
+    epilogue = `
+      var v = ${scaled(0)};
+      ${biasOf(0)}
+      let gate = v;
+      v = ${scaled(1)};
+      ${biasOf(1)}
+      ${names[1]!}[${outAt(0)}] = gate;
+      ${names[2]!}[${outAt(1)}] = v;
+      ${S}[p.sOff + t * p.rows0 + lr] = gate / (1.0 + exp(-gate)) * v;`;
+  } else if (n === 1) {
+    epilogue = `
+      var v = ${scaled(0)};
+      ${biasOf(0)}
+      ${names[1]!}[${outAt(0)}] = v;${shape.residual ? `
+      ${SUM}[p.rOff + t * p.N + p.n0 + lr] = ${RES}[p.aOff + t * p.N + p.n0 + lr] + v;` : ''}`;
+  } else {
+    epilogue = `
+      var v = ${scaled(0)};
+      ` + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) {
+        ${biasOf(i)}
+        ${names[i + 1]!}[${outAt(i)}] = v;
+      }`).join('');
+  }
+
+  // Workgroup 0 also writes the normalized input (row 0's sums of squares are the rows' own).
+  const normWrite = shape.norm ? `
+  if (wgi == 0u) {
+    workgroupBarrier();
+    for (var t = 0u; t < p.T; t++) {
+      let inv = 1.0 / sqrt(red[(t * NC + ${SS}u) * WG] / f32(p.K) + p.eps);
+      for (var k = lid; k < p.K; k += WG) { ${NO}[p.nOff + t * p.K + k] = ${X}[p.xOff + t * p.K + k] * inv * g[k]; }
+    }
+  }` : '';
+
+  const reduce = sg ? `  // Subgroup sums, then one barrier: invocation 0 adds the subgroup leaders' values (others wrote 0).
+  for (var c = 0u; c < MT * NC; c++) {
+    let s = subgroupAdd(acc[c]);
+    red[c * WG + lid] = select(0.0, s, sgi == 0u);
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    for (var c = 0u; c < MT * NC; c++) {
+      var s = 0.0;
+      for (var i = 0u; i < WG; i += 4u) { s += red[c * WG + i] + red[c * WG + i + 1u] + red[c * WG + i + 2u] + red[c * WG + i + 3u]; }
+      red[c * WG] = s;
+    }
+  }` : `  for (var c = 0u; c < MT * NC; c++) { red[c * WG + lid] = acc[c]; }
+  workgroupBarrier();
+  for (var s = L / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      for (var c = 0u; c < MT * NC; c++) { red[c * WG + lid] += red[c * WG + lid + s]; }
+    }
+    workgroupBarrier();
+  }`;
+
+  const code = (sg ? 'enable subgroups;\n' : '') + (f16 ? 'enable f16;\n' : '') + paramsDecl(fields) + a.decl + FORMAT_HELPERS + decl + WG_INDEX + `
+const WG: u32 = ${MV_WG}u;
+const L: u32 = ${lanes}u;
+const MT: u32 = ${MATVEC_MAX_T}u;
+const NC: u32 = ${channels}u;
+var<workgroup> red: array<f32, ${MV_WG * MATVEC_MAX_T * channels}>;
+fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${X}[base + k], k < p.K); }
+@compute @workgroup_size(${MV_WG})
+fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
+  let lane = lid % L;
+  let wgi = wgIndex(wid, nwg);
+  let r = wgi * (WG / L) + lid / L;
+${rowSetup}  var acc = array<f32, ${MATVEC_MAX_T * channels}>();
+  if (r < total) {
+    for (var k0 = lane * 8u; k0 < p.Kp; k0 += L * 8u) {
+      ${loads}${normLoad}
+      for (var t = 0u; t < MT; t++) {
+        if (t < p.T) {
+          let b = p.xOff + t * p.K;
+          var xl = vec4<f32>(xv(b, k0), xv(b, k0 + 1u), xv(b, k0 + 2u), xv(b, k0 + 3u));
+          var xh = vec4<f32>(xv(b, k0 + 4u), xv(b, k0 + 5u), xv(b, k0 + 6u), xv(b, k0 + 7u));${normScale}
+          acc[t * NC] += dot(w.lo, xl) + dot(w.hi, xh);${gatedAcc}
+        }
+      }
+    }
+  }
+${reduce}${normWrite}
+  if (lane == 0u && r < total) {
+    for (var t = 0u; t < p.T; t++) {${inv}${epilogue}
+    }
+  }
+}
+`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}`;
+  return { key, code, fields, acts: a.count, extras };
+}
