@@ -3,7 +3,7 @@
 // by side with the device's measured copy bandwidth: tokens/s vs the memory-bandwidth bound
 // (weight bytes read per token / bandwidth). Runs on the built dist (build first).
 //
-//   node scripts/bench.mjs [--model 0.5b|1.5b|7b|tiny] [--format f16|bf16|f32|q8_0|q4_0] [--tokens 32]
+//   node scripts/bench.mjs [--model 0.5b|1.5b|7b|tiny|micro] [--format f16|bf16|f32|q8_0|q4_0] [--tokens 32]
 //                          [--prompt 128] [--no-f16]
 //
 // In Node it uses Dawn (npm "webgpu"); with no GPU it falls back to the lavapipe unpacked by
@@ -14,6 +14,9 @@ import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 
 const MODELS = {
+  // Qwen2-0.5B's 24 layers (and so its dispatches per token) at tiny widths: the host cost per step
+  // measured without minutes of GPU work per token on a CPU driver.
+  micro: { hidden: 128, inter: 256, layers: 24, heads: 2, kvHeads: 1, vocab: 1024, tied: true },
   tiny: { hidden: 256, inter: 1024, layers: 4, heads: 4, kvHeads: 2, vocab: 32000, tied: true },
   '0.5b': { hidden: 896, inter: 4864, layers: 24, heads: 14, kvHeads: 2, vocab: 151936, tied: true },
   '1.5b': { hidden: 1536, inter: 8960, layers: 28, heads: 12, kvHeads: 2, vocab: 151936, tied: true },

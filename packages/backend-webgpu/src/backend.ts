@@ -329,9 +329,8 @@ export class WebGPUBackend implements Backend {
       st = { ...st, norm: undefined };
     }
     if (this.fitsStack(st)) {
-      // Gate/up is held back: the SwiGLU that follows joins it (rows of the two weights pair up).
-      if (ws.length === 2 && ws[0]!.rows === ws[1]!.rows) this.rt.defer(st, () => this.recordStack(st));
-      else this.recordStack(st);
+      // Held back: the SwiGLU after gate/up, or the RoPEs and KV write after q/k/v, join it.
+      this.rt.defer(st, () => this.recordStack(st));
       return;
     }
     for (let i = 0; i < ws.length; i++) this.recordMatvec({ kind: 'matvec', x: a, o: os[i]!, w: ws[i]!, bias: bs[i], T });
@@ -381,29 +380,33 @@ export class WebGPUBackend implements Backend {
 
   /**
    * Whether several weights can share one matvec dispatch: one format, each in one binding, and all
-   * bindings within the device's storage-buffer limit (with the SwiGLU output when `swigluOut`).
+   * bindings within the device's storage-buffer limit (with the SwiGLU output when `swigluOut`, with
+   * the rope table and the KV cache when `kv`).
    */
-  private fitsStack(st: PendingStack, swigluOut?: GpuTensor): boolean {
+  private fitsStack(st: PendingStack, swigluOut?: GpuTensor, kv = false): boolean {
     const format = st.ws[0]!.format;
     if (st.ws.length > 3 || st.ws.some((w) => w.format !== format || w.chunks.length !== 1)) return false;
     if (swigluOut && (st.ws.length !== 2 || st.ws[0]!.rows !== st.ws[1]!.rows)) return false;
     const acts = distinct(this.stackTensors(st, swigluOut)).bufs.length;
     const perWeight = hasScales(format) ? 3 : 2;
-    return acts + st.ws.length * perWeight + (st.norm ? 1 : 0) <= this.device.limits.maxStorageBuffersPerShaderStage;
+    return acts + st.ws.length * perWeight + (st.norm ? 1 : 0) + (kv ? 3 : 0) <= this.device.limits.maxStorageBuffersPerShaderStage;
   }
 
   /**
-   * Several weights over one input in one matvec dispatch: their rows laid end to end, or, with
-   * `swigluOut`, two weights row by row and `silu(gate) * up` written too.
+   * Several weights over one input in one matvec dispatch: their rows laid end to end; or, with
+   * `swigluOut`, two weights row by row and `silu(gate) * up` written too; or, with `kv`, q/k/v in
+   * rotary pairs with RoPE and the KV write in the epilogue.
    */
-  private recordStack(st: PendingStack, swigluOut?: GpuTensor): void {
+  private recordStack(st: PendingStack, swigluOut?: GpuTensor, kv?: { c: GpuKVCache; layer: number; startPos: number }): void {
     const { ws, bs, os, norm } = st;
     const format = ws[0]!.format;
-    const lanes = matvecLanes(ws[0]!.kp);
-    const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined };
+    // Rotary pairs need at least two rows per workgroup.
+    const lanes = kv ? Math.min(32, matvecLanes(ws[0]!.kp)) : matvecLanes(ws[0]!.kp);
+    const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined, rope: kv !== undefined };
     const logical = this.stackTensors(st, swigluOut);
     const { slots, bufs } = distinct(logical);
-    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}`, () => matvecKernel(format, this.f16, slots, lanes, this.subgroups, shape));
+    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
+      () => matvecKernel(format, this.f16, slots, lanes, this.subgroups, shape));
     const all: Buf[] = [...bufs];
     const params: Record<string, number> = { T: st.x.rows, K: st.x.cols, Kp: ws[0]!.kp, xOff: logical[0]!.offset };
     let rows = 0;
@@ -423,6 +426,11 @@ export class WebGPUBackend implements Backend {
       all.push(norm.g.vec!);
       params.eps = norm.eps;
       params.nOff = norm.o.offset;
+    }
+    if (kv) {
+      const r = st.rope!;
+      all.push(this.rt.auxBuf, kv.c.keys[kv.layer]!, kv.c.values[kv.layer]!);
+      Object.assign(params, { half: r.half, tabOff: r.tabOff, cap: kv.c.spec.maxTokens, startPos: kv.startPos });
     }
     this.rt.dispatchFlat(def, all, params, Math.ceil(rows / (64 / lanes)));
   }
@@ -446,20 +454,56 @@ export class WebGPUBackend implements Backend {
       tabOff = this.rt.pushAux(tab);
       this.rt.auxMemo.set(key, tabOff);
     }
+    // Right after the held-back q/k/v matvec: q, then k, rotate in its epilogue (see writeKV).
+    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPendingStack(tag) && tag.ws.length === 3 && (tag.rope
+      ? tag.rope.kHeads === 0 && sameRegion(tag.os[1]!, a) && tag.rope.tabOff === tabOff && tag.rope.half === half
+      : sameRegion(tag.os[0]!, a)));
+    if (st) {
+      const next: PendingStack = { ...st, rope: st.rope ? { ...st.rope, kHeads: heads } : { qHeads: heads, kHeads: 0, half, tabOff } };
+      this.rt.defer(next, () => this.recordStackAndRope(next));
+      return;
+    }
     // q's RoPE is held back; k's, at the same positions, then joins it in one dispatch.
     const first = this.rt.takeDeferred((tag): tag is PendingRope => isPendingRope(tag) && tag.tabOff === tabOff && tag.half === half && tag.x.rows === a.rows && !overlaps(tag.x, a));
     if (first) {
       // Held back again: the KV write of this k (and its v) that follows joins them too.
       const pair: PendingRopePair = { kind: 'rope-pair', q: first.x, k: a, qHeads: first.heads, kHeads: heads, half, tabOff };
-      this.rt.defer(pair, () => {
-        const { slots, bufs } = distinct([pair.q, pair.k]);
-        this.rt.dispatchFlat(this.kernel(`rope2:${slots}`, () => ropePairKernel(slots)), [...bufs, this.rt.auxBuf],
-          { T: a.rows, headsA: pair.qHeads, headsB: heads, half, aOff: pair.q.offset, bOff: a.offset, tabOff }, Math.ceil((a.rows * (pair.qHeads + heads) * half) / 256));
-      });
+      this.rt.defer(pair, () => this.recordRopePair(pair));
       return;
     }
     const pending: PendingRope = { kind: 'rope', x: a, heads, half, tabOff };
-    this.rt.defer(pending, () => this.rt.dispatchFlat(this.kernel('rope', ropeKernel), [a.buf, this.rt.auxBuf], { T: a.rows, heads, half, xOff: a.offset, tabOff }, Math.ceil((a.rows * heads * half) / 256)));
+    this.rt.defer(pending, () => this.recordRope(pending));
+  }
+
+  private recordRope(r: PendingRope): void {
+    this.rt.dispatchFlat(this.kernel('rope', ropeKernel), [r.x.buf, this.rt.auxBuf], { T: r.x.rows, heads: r.heads, half: r.half, xOff: r.x.offset, tabOff: r.tabOff },
+      Math.ceil((r.x.rows * r.heads * r.half) / 256));
+  }
+
+  private recordRopePair(pair: PendingRopePair): void {
+    const { slots, bufs } = distinct([pair.q, pair.k]);
+    this.rt.dispatchFlat(this.kernel(`rope2:${slots}`, () => ropePairKernel(slots)), [...bufs, this.rt.auxBuf],
+      { T: pair.k.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: pair.k.offset, tabOff: pair.tabOff },
+      Math.ceil((pair.k.rows * (pair.qHeads + pair.kHeads) * pair.half) / 256));
+  }
+
+  /** RoPE of q and k, and the KV write of k and v, in one dispatch. */
+  private recordRopeKV(pair: PendingRopePair, vt: GpuTensor, c: GpuKVCache, layer: number, startPos: number): void {
+    const kt = pair.k;
+    const width = c.spec.kvHeads * c.spec.headDim;
+    const { slots, bufs } = distinct([pair.q, kt, vt]);
+    this.rt.dispatchFlat(this.kernel(`ropekv:${slots}`, () => ropeWriteKVKernel(slots)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
+      T: kt.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: kt.offset, tabOff: pair.tabOff,
+      vOff: vt.offset, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos,
+    }, Math.ceil((kt.rows * ((pair.qHeads + pair.kHeads) * pair.half + width)) / 256));
+  }
+
+  /** A held-back q/k/v matvec with its RoPE that found no KV write to join: recorded as separate dispatches. */
+  private recordStackAndRope(st: PendingStack): void {
+    this.recordStack(st);
+    const r = st.rope!;
+    if (r.kHeads > 0) this.recordRopePair({ kind: 'rope-pair', q: st.os[0]!, k: st.os[1]!, qHeads: r.qHeads, kHeads: r.kHeads, half: r.half, tabOff: r.tabOff });
+    else this.recordRope({ kind: 'rope', x: st.os[0]!, heads: r.qHeads, half: r.half, tabOff: r.tabOff });
   }
 
   writeKV(cache: KVCache, layer: number, k: Tensor, v: Tensor, startPos: number): void {
@@ -473,19 +517,43 @@ export class WebGPUBackend implements Backend {
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > c.spec.maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
+    // The q/k/v matvec with both RoPEs held back, producing exactly this k and v: one dispatch for all.
+    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPendingStack(tag) && tag.rope !== undefined && tag.rope.kHeads * 2 * tag.rope.half === width &&
+      tag.rope.half * 2 === c.spec.headDim && sameRegion(tag.os[1]!, kt) && sameRegion(tag.os[2]!, vt));
+    if (st) {
+      this.recordStackRopeKV(st, c, layer, startPos);
+      return;
+    }
     const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPendingRopePair(tag) && sameRegion(tag.k, kt) && tag.half * 2 === c.spec.headDim &&
       !overlaps(vt, tag.q) && !overlaps(vt, tag.k));
     if (pair) {
-      const { slots, bufs } = distinct([pair.q, kt, vt]);
-      this.rt.dispatchFlat(this.kernel(`ropekv:${slots}`, () => ropeWriteKVKernel(slots)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
-        T: kt.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: kt.offset, tabOff: pair.tabOff,
-        vOff: vt.offset, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos,
-      }, Math.ceil((kt.rows * ((pair.qHeads + pair.kHeads) * pair.half + width)) / 256));
+      this.recordRopeKV(pair, vt, c, layer, startPos);
       return;
     }
     const { slots, bufs } = distinct([kt, vt]);
     this.rt.dispatchFlat(this.kernel(`kv:${slots}`, () => writeKVKernel(slots)), [...bufs, c.keys[layer]!, c.values[layer]!],
       { T: kt.rows, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos, kOff: kt.offset, vOff: vt.offset }, Math.ceil((kt.rows * width) / 256));
+  }
+
+  /**
+   * The q/k/v matvec, RoPE of q and k and the KV write in one dispatch when its bindings fit (with the
+   * norm before it when they still fit); otherwise the matvec, then RoPE and KV write in a second one.
+   */
+  private recordStackRopeKV(st: PendingStack, c: GpuKVCache, layer: number, startPos: number): void {
+    const kv = { c, layer, startPos };
+    if (this.fitsStack(st, undefined, true)) {
+      this.recordStack(st, undefined, kv);
+      return;
+    }
+    const plain = { ...st, norm: undefined };
+    if (st.norm && this.fitsStack(plain, undefined, true)) {
+      this.recordNorm(st.norm);
+      this.recordStack(plain, undefined, kv);
+      return;
+    }
+    this.recordStack(st);
+    const r = st.rope!;
+    this.recordRopeKV({ kind: 'rope-pair', q: st.os[0]!, k: st.os[1]!, qHeads: r.qHeads, kHeads: r.kHeads, half: r.half, tabOff: r.tabOff }, st.os[2]!, c, layer, startPos);
   }
 
   attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void {
@@ -759,9 +827,11 @@ export class WebGPUBackend implements Backend {
 /** A decode matvec held back by `matmul` until the next command (see Runtime.defer); `norm` fused in. */
 interface PendingMatvec { kind: 'matvec'; x: GpuTensor; o: GpuTensor; w: GpuWeight; bias: GpuWeight | undefined; T: number; norm?: PendingNorm | undefined }
 
-/** Decode matvecs of several weights over one input, held back for a SwiGLU (gate/up); `norm` fused in. */
+/** Decode matvecs of several weights over one input, held back for a SwiGLU or RoPE + KV write; `norm` fused in. */
 interface PendingStack {
   kind: 'stack'; x: GpuTensor; ws: GpuWeight[]; bs: (GpuWeight | undefined)[]; os: GpuTensor[]; norm: PendingNorm | undefined;
+  /** RoPE of q (and k once `kHeads` > 0) held back with a q/k/v stack, waiting for the KV write. */
+  rope?: { qHeads: number; kHeads: number; half: number; tabOff: number };
 }
 
 /** An RMSNorm of at most MATVEC_MAX_T rows held back for the matvec that reads its output. */

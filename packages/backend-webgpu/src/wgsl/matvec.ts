@@ -38,6 +38,12 @@ export interface MatvecShape {
    * writes the normalized row too, so the tensor the norm op would have written still holds it.
    */
   readonly norm?: boolean;
+  /**
+   * Three weights q, k, v (heads of `2 * half` rows each): rows are computed in rotary pairs
+   * `(i, i + half)` of a head, q and k rotated (RoPE, cos/sin from the aux table), and the rotated k
+   * and v stored into the layer's KV cache too (the `rope`, `rope` and `writeKV` that follow).
+   */
+  readonly rope?: boolean;
 }
 
 /**
@@ -57,6 +63,7 @@ export function matvecFields(shape: MatvecShape): Fields {
   if (shape.gated) f.push(['sOff', 'u32']);
   if (shape.residual) f.push(['aOff', 'u32'], ['rOff', 'u32']);
   if (shape.norm) f.push(['eps', 'f32'], ['nOff', 'u32']);
+  if (shape.rope) f.push(['half', 'u32'], ['tabOff', 'u32'], ['cap', 'u32'], ['startPos', 'u32']);
   return f;
 }
 
@@ -73,7 +80,7 @@ export function matvecFields(shape: MatvecShape): Fields {
 export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups: boolean, shape: MatvecShape): KernelDef {
   const n = shape.weights;
   if (slots.length !== matvecTensorCount(shape)) throw new Error(`internal: matvec of ${JSON.stringify(shape)} with ${slots.length} tensors`);
-  if ((shape.gated && n !== 2) || (shape.residual && n !== 1)) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
+  if ((shape.gated && n !== 2) || (shape.residual && n !== 1) || (shape.rope && (n !== 3 || lanes === MV_WG))) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
   // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
   // its size and however invocations are assigned to subgroups.
   const sg = subgroups && lanes === MV_WG;
@@ -105,6 +112,13 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
     decl += `@group(0) @binding(${b++}) var<storage, read> g: array<f32>;\nfn gv(k: u32) -> f32 { return select(0.0, g[k], k < p.K); }\n`;
     extras.push('ro');
   }
+  if (shape.rope) {
+    decl += `@group(0) @binding(${b}) var<storage, read> tab: array<f32>;
+@group(0) @binding(${b + 1}) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(${b + 2}) var<storage, read_write> vc: array<f32>;
+`;
+    extras.push('ro', 'rw', 'rw');
+  }
 
   const sfx = (i: number): string => (n === 1 ? '' : `_${i}`);
   const rowsOf = (i: number): string => (n === 1 ? 'p.rows' : `p.rows${i}`);
@@ -115,12 +129,25 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   // Which weight a workgroup row reads: stacked weights lie end to end; gated rows read both.
   let rowSetup: string;
   let loads: string;
-  if (n === 1 || shape.gated) {
-    rowSetup = `  let total = ${rowsOf(0)};\n  let lr = r;\n`;
+  if (shape.rope) {
+    // Workgroup rows in rotary pairs: row slot 2j computes row i of a head, slot 2j + 1 row i + half.
+    rowSetup = `  let pair = wgi * (WG / L / 2u) + lid / L / 2u;
+  let member = (lid / L) % 2u;
+  let total = p.rows0 + p.rows1 + p.rows2;
+  let live = pair < total / 2u;
+  let r = (pair / p.half) * 2u * p.half + pair % p.half + member * p.half;
+  var sel = 0u;
+  var lr = r;
+  if (r >= p.rows0) { sel = 1u; lr = r - p.rows0; }
+  if (r >= p.rows0 + p.rows1) { sel = 2u; lr = r - (p.rows0 + p.rows1); }
+`;
+    loads = 'var w: W8;\n      if (sel == 0u) { w = load8_0(lr, k0); } else if (sel == 1u) { w = load8_1(lr, k0); } else { w = load8_2(lr, k0); }';
+  } else if (n === 1 || shape.gated) {
+    rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n`;
     loads = shape.gated ? 'let w = load8_0(lr, k0);\n      let w1 = load8_1(lr, k0);' : 'let w = load8(lr, k0);';
   } else {
     const ends = Array.from({ length: n }, (_, i) => Array.from({ length: i + 1 }, (_, j) => rowsOf(j)).join(' + '));
-    rowSetup = `  let total = ${ends[n - 1]};\n  var sel = 0u;\n  var lr = r;\n`;
+    rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${ends[n - 1]};\n  let live = r < total;\n  var sel = 0u;\n  var lr = r;\n`;
     for (let i = 1; i < n; i++) rowSetup += `  if (r >= ${ends[i - 1]}) { sel = ${i}u; lr = r - (${ends[i - 1]}); }\n`;
     loads = 'var w: W8;\n      ' + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w = load8_${i}(lr, k0); }`).join('');
   }
@@ -139,7 +166,38 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
       let inv = 1.0 / sqrt(red[(t * NC + ${SS}u) * WG + lid] / f32(p.K) + p.eps);` : '';
   const scaled = (c: number): string => `red[(t * NC + ${c}u) * WG + lid]${shape.norm ? ' * inv' : ''}`;
   let epilogue: string;
-  if (shape.gated) {
+  if (shape.rope) {
+    // Lane 0 of the pair's first row holds both sums (its partner row's total sits L slots on).
+    const pairBias = (i: number): string => `if (sel == ${i}u && p.hasBias${i} != 0u) { a += bias_${i}[lr]; b += bias_${i}[lr + p.half]; }`;
+    epilogue = `
+      var a = ${scaled(0)};
+      var b = red[(t * NC) * WG + lid + L]${shape.norm ? ' * inv' : ''};
+      ${pairBias(0)}
+      ${pairBias(1)}
+      ${pairBias(2)}
+      let i = lr % (2u * p.half);
+      let dst = ((lr / (2u * p.half)) * p.cap + p.startPos + t) * 2u * p.half + i;
+      if (sel == 2u) {
+        ${names[3]!}[p.oOff2 + t * p.rows2 + lr] = a;
+        ${names[3]!}[p.oOff2 + t * p.rows2 + lr + p.half] = b;
+        vc[dst] = a;
+        vc[dst + p.half] = b;
+      } else {
+        let c = tab[p.tabOff + (t * p.half + i) * 2u];
+        let s = tab[p.tabOff + (t * p.half + i) * 2u + 1u];
+        let y1 = a * c - b * s;
+        let y2 = b * c + a * s;
+        if (sel == 0u) {
+          ${names[1]!}[p.oOff0 + t * p.rows0 + lr] = y1;
+          ${names[1]!}[p.oOff0 + t * p.rows0 + lr + p.half] = y2;
+        } else {
+          ${names[2]!}[p.oOff1 + t * p.rows1 + lr] = y1;
+          ${names[2]!}[p.oOff1 + t * p.rows1 + lr + p.half] = y2;
+          kc[dst] = y1;
+          kc[dst + p.half] = y2;
+        }
+      }`;
+  } else if (shape.gated) {
     epilogue = `
       var v = ${scaled(0)};
       ${biasOf(0)}
@@ -206,9 +264,8 @@ fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${X}[base + k], k < p.K); }
 fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
   let lane = lid % L;
   let wgi = wgIndex(wid, nwg);
-  let r = wgi * (WG / L) + lid / L;
 ${rowSetup}  var acc = array<f32, ${MATVEC_MAX_T * channels}>();
-  if (r < total) {
+  if (live) {
     for (var k0 = lane * 8u; k0 < p.Kp; k0 += L * 8u) {
       ${loads}${normLoad}
       for (var t = 0u; t < MT; t++) {
@@ -222,12 +279,12 @@ ${rowSetup}  var acc = array<f32, ${MATVEC_MAX_T * channels}>();
     }
   }
 ${reduce}${normWrite}
-  if (lane == 0u && r < total) {
+  if (lane == 0u && live${shape.rope ? ' && member == 0u' : ''}) {
     for (var t = 0u; t < p.T; t++) {${inv}${epilogue}
     }
   }
 }
 `;
-  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
   return { key, code, fields, acts: a.count, extras };
 }

@@ -1,10 +1,11 @@
 // Record-time fusions around the decode matvec: the RMSNorm before it (q/k/v, gate/up, lm_head after
-// the copy of the last row) and the SwiGLU after gate/up. Each fused sequence must give the reference
+// the copy of the last row), the SwiGLU after gate/up, and RoPE of q and k with the KV write after
+// q/k/v. Each fused sequence must give the reference
 // backend's results for every tensor the unfused ops write, in one dispatch, on both reduction paths
 // (subgroups and the shared-memory tree) and for rows narrower and wider than a workgroup; sequences
 // where a fused dispatch would read memory that another workgroup writes must not fuse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend, type Backend, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
+import { ReferenceBackend, type Backend, type KVCache, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
 import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
 import { WebGPUBackend, webgpuBackend } from './backend.js';
 import { primaryGpu } from './test-support/node-gpu.js';
@@ -32,7 +33,7 @@ function dispatchesOf(be: Backend, T: number, record: () => void): number {
 
 const vector = (be: Backend, data: Float32Array, name: string): Promise<Weight> => be.uploadWeight({ format: 'f32', rows: 1, cols: data.length, data }, name);
 
-describe.skipIf(!g.gpu)(`WebGPU norm and SwiGLU fusions on ${g.gpu ? g.adapterName : 'no adapter'}`, () => {
+describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no adapter'}`, () => {
   const gpu = g.gpu!;
   const ref = new ReferenceBackend();
   let withSubgroups: WebGPUBackend;
@@ -147,6 +148,93 @@ describe.skipIf(!g.gpu)(`WebGPU norm and SwiGLU fusions on ${g.gpu ? g.adapterNa
       }
     } finally {
       await chunked.dispose();
+    }
+  });
+
+  it('rotates q and k and writes the KV cache in the q/k/v matvec, then attends as the reference does', async () => {
+    // heads x headDim: 4 x 16 with K = 96 (16 lanes per row), 2 x 64 with K = 544 (32 lanes: pairs of rows).
+    const shapes: [WeightFormat, number, number, number][] = [['f16', 96, 4, 16], ['bf16', 544, 2, 64], ['q4_0', 96, 4, 16]];
+    for (const [format, K, heads, D] of shapes) {
+      const kvHeads = heads / 2;
+      const rnd = new TestRandom(K + D);
+      const Ns = [heads * D, kvHeads * D, kvHeads * D];
+      const hosts = Ns.map((N) => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
+      const biases = Ns.map((N) => rnd.normals(N, 0.3));
+      const gain = rnd.normals(K, 0.5);
+      const spec = { heads, kvHeads, headDim: D, scale: 1 / Math.sqrt(D) };
+      for (const T of [1, 3]) {
+        const startPos = 5;
+        const prefix = [rnd.normals(startPos * kvHeads * D), rnd.normals(startPos * kvHeads * D)];
+        const x = rnd.normals(T * K, 2);
+        const results: Float32Array[][] = [];
+        for (const be of [ref, withSubgroups, tree] as Backend[]) {
+          const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
+          const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
+          const gw = await vector(be, gain, 'g');
+          const cache: KVCache = be.createKVCache({ layers: 2, kvHeads, headDim: D, maxTokens: 16 });
+          be.beginPass(startPos, 0);
+          be.writeKV(cache, 1, put(be, startPos, kvHeads * D, prefix[0]!), put(be, startPos, kvHeads * D, prefix[1]!), 0);
+          be.endPass();
+          const xt = put(be, T, K, x);
+          const xn = be.alloc(T, K);
+          const [q, k, v, out] = [be.alloc(T, Ns[0]!), be.alloc(T, Ns[1]!), be.alloc(T, Ns[2]!), be.alloc(T, Ns[0]!)];
+          const n = dispatchesOf(be, T, () => {
+            be.rmsNorm(xt, gw, 1e-6, xn);
+            be.matmul(xn, ws, bs, [q, k, v]);
+            be.rope(q, heads, D, startPos, 1e6);
+            be.rope(k, kvHeads, D, startPos, 1e6);
+            be.writeKV(cache, 1, k, v, startPos);
+          });
+          // The q formats' 17 bindings exceed Dawn's 16: the norm runs on its own.
+          if (be !== ref) expect(n, `${format} T=${T}`).toBe(format.startsWith('q') ? 2 : 1);
+          be.beginPass(T, startPos);
+          be.attention(q, cache, 1, startPos, spec, out);
+          be.endPass();
+          results.push(await Promise.all([xn, q, k, v, out].map((t) => be.read(t))));
+        }
+        for (const got of results.slice(1)) {
+          got.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${format} K=${K} T=${T}, tensor ${i}`).toBeLessThan(tol(format)));
+        }
+      }
+    }
+  });
+
+  it('records the q/k/v matvec and its RoPEs apart when no KV write follows', async () => {
+    const K = 96, D = 16, heads = 4, kvHeads = 2;
+    const rnd = new TestRandom(99);
+    const Ns = [heads * D, kvHeads * D, kvHeads * D];
+    const hosts = Ns.map((N) => hostWeight('f32', N, K, rnd.normals(N * K, 0.1)));
+    const x = rnd.normals(K, 2);
+    // After q's RoPE only (then an add), and after both RoPEs (then a KV write of other tensors).
+    for (const stop of ['q', 'k'] as const) {
+      const results: Float32Array[][] = [];
+      for (const be of [ref, withSubgroups] as Backend[]) {
+        const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
+        const cache = be.createKVCache({ layers: 1, kvHeads, headDim: D, maxTokens: 4 });
+        const xt = put(be, 1, K, x);
+        const [q, k, v, k2, v2] = [be.alloc(1, Ns[0]!), be.alloc(1, Ns[1]!), be.alloc(1, Ns[2]!), be.alloc(1, Ns[1]!), be.alloc(1, Ns[2]!)];
+        const n = dispatchesOf(be, 1, () => {
+          be.matmul(xt, ws, [undefined, undefined, undefined], [q, k, v]);
+          be.rope(q, heads, D, 2, 1e6);
+          if (stop === 'q') {
+            be.add(v, v, v2);
+            return;
+          }
+          be.rope(k, kvHeads, D, 2, 1e6);
+          be.copy(k, k2);
+          be.writeKV(cache, 0, k2, v, 2);
+        });
+        // matvec, RoPE of q (or of q and k), then the add (or the copy and the KV write).
+        if (be !== ref) expect(n, stop).toBe(stop === 'q' ? 3 : 4);
+        const att = be.alloc(1, Ns[0]!);
+        if (stop === 'k') {
+          be.beginPass(1, 2);
+          be.attention(q, cache, 0, 2, { heads, kvHeads, headDim: D, scale: 0.25 }, att);
+          be.endPass();
+        }
+        results.push(await Promise.all([q, k, v, v2, k2, att].map((t) => be.read(t))));
+      }
+      results[1]!.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${stop}, tensor ${i}`).toBeLessThan(1e-5));
     }
   });
 
