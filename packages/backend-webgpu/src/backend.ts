@@ -4,12 +4,11 @@ import type {
 import { acquireDevice, type AcquiredDevice } from './device.js';
 import { BackendUsageError, checkBeginPass, checkEndPass, checkLayer, checkTokenIds, dequantizeRow, expectShape, validateHostWeight, validateSamplingParams } from '@qwen2-ts/core';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
-import { fillRows, fillScales, paddedCols, rowBytes } from './host-weights.js';
+import { fillRows, paddedCols, rowBytes } from './host-weights.js';
 import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
 import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
-import { hasScales } from './wgsl/formats.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel } from './wgsl/matmul.js';
 import { MATVEC_MAX_T, matvecKernel, matvecLanes, type MatvecShape } from './wgsl/matvec.js';
@@ -38,6 +37,11 @@ export interface WebGPUBackendOptions {
    * larger than this are split by rows across several buffers; a lower value exercises that path.
    */
   maxBindingSize?: number;
+  /**
+   * Most storage buffers one kernel may bind (default and upper bound: 16, or the adapter's limit when
+   * lower). Decode fuses fewer ops per dispatch below 15; a lower value exercises those paths.
+   */
+  maxStorageBuffers?: number;
 }
 
 /**
@@ -48,7 +52,7 @@ export interface WebGPUBackendOptions {
  * @throws WebGPUDeviceError when WebGPU, an adapter or a needed limit is missing (the message names the limit)
  */
 export async function webgpuBackend(options: WebGPUBackendOptions = {}): Promise<Backend & { readonly f16: boolean }> {
-  const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true, options.useSubgroups ?? true);
+  const acquired = await acquireDevice(options.gpu, options.preferF16 ?? true, options.useSubgroups ?? true, options.maxStorageBuffers ?? 16);
   return new WebGPUBackend(acquired, options.maxBindingSize);
 }
 
@@ -129,14 +133,7 @@ export class WebGPUBackend implements Backend {
         fillRows(weight, r0, n, kp, data.buffer.getMappedRange());
         data.buffer.unmap();
         bytes += data.size;
-        let scales: Buf | undefined;
-        if (weight.format === 'q8_0' || weight.format === 'q4_0') {
-          scales = this.rt.createBuffer(n * (cols / 32) * 2, USAGE.STORAGE, `${name} scales[${r0}..]`, true);
-          fillScales(weight, r0, n, scales.buffer.getMappedRange());
-          scales.buffer.unmap();
-          bytes += scales.size;
-        }
-        chunks.push(scales ? { r0, rows: n, data, scales } : { r0, rows: n, data });
+        chunks.push({ r0, rows: n, data });
       }
       let vec: Buf | undefined;
       if (rows === 1) {
@@ -157,10 +154,7 @@ export class WebGPUBackend implements Backend {
     } catch (e) {
       if (e instanceof WebGPUDeviceError) throw e;
       await this.device.popErrorScope().catch(() => undefined);
-      for (const c of chunks) {
-        c.data.buffer.destroy();
-        c.scales?.buffer.destroy();
-      }
+      for (const c of chunks) c.data.buffer.destroy();
       throw e;
     }
   }
@@ -244,10 +238,7 @@ export class WebGPUBackend implements Backend {
 
   private destroyWeight(w: GpuWeight): void {
     w.freed = true;
-    for (const c of w.chunks) {
-      this.rt.release(c.data);
-      if (c.scales) this.rt.release(c.scales);
-    }
+    for (const c of w.chunks) this.rt.release(c.data);
     if (w.vec) this.rt.release(w.vec);
   }
 
@@ -262,7 +253,7 @@ export class WebGPUBackend implements Backend {
     const def = this.kernel(`embed:${w.format}`, () => embedKernel(w.format, this.f16));
     const units = ids.length * (w.kp / 8);
     for (const c of w.chunks) {
-      const bufs = [o.buf, c.data, ...(c.scales ? [c.scales] : []), this.rt.auxBuf];
+      const bufs = [o.buf, c.data, this.rt.auxBuf];
       this.rt.dispatchFlat(def, bufs, { T: ids.length, K: w.cols, Kp: w.kp, r0: c.r0, rows: c.rows, idsOff, oOff: o.offset }, Math.ceil(units / 64));
     }
   }
@@ -341,7 +332,7 @@ export class WebGPUBackend implements Backend {
     const { slots, bufs } = distinct([a, o]);
     const def = this.kernel(`mm:${w.format}:${slots}`, () => gemmKernel(w.format, this.f16, slots));
     for (const c of w.chunks) {
-      const all = [...bufs, c.data, ...(hasScales(w.format) ? [c.scales!] : []), bias ? bias.vec! : this.dummy];
+      const all = [...bufs, c.data, bias ? bias.vec! : this.dummy];
       const params = { T: a.rows, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: a.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
       this.rt.dispatch(def, all, params, Math.ceil(c.rows / 64), Math.ceil(a.rows / 64));
     }
@@ -359,7 +350,7 @@ export class WebGPUBackend implements Backend {
     const { slots, bufs } = distinct([input, o, ...(residual ? [residual.res, residual.out] : []), ...(norm ? [norm.o] : [])]);
     const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${residual ? 'r' : ''}${norm ? 'n' : ''}`, () => matvecKernel(w.format, this.f16, slots, lanes, this.subgroups, shape));
     for (const c of w.chunks) {
-      const all = [...bufs, c.data, ...(c.scales ? [c.scales] : []), bias ? bias.vec! : this.dummy, ...(norm ? [norm.g.vec!] : [])];
+      const all = [...bufs, c.data, bias ? bias.vec! : this.dummy, ...(norm ? [norm.g.vec!] : [])];
       const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: input.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
       if (residual) {
         params.aOff = residual.res.offset;
@@ -388,8 +379,8 @@ export class WebGPUBackend implements Backend {
     if (st.ws.length > 3 || st.ws.some((w) => w.format !== format || w.chunks.length !== 1)) return false;
     if (swigluOut && (st.ws.length !== 2 || st.ws[0]!.rows !== st.ws[1]!.rows)) return false;
     const acts = distinct(this.stackTensors(st, swigluOut)).bufs.length;
-    const perWeight = hasScales(format) ? 3 : 2;
-    return acts + st.ws.length * perWeight + (st.norm ? 1 : 0) + (kv ? 3 : 0) <= this.device.limits.maxStorageBuffersPerShaderStage;
+    // Each weight binds its data (q formats: quants and scales) and its bias.
+    return acts + st.ws.length * 2 + (st.norm ? 1 : 0) + (kv ? 3 : 0) <= this.device.limits.maxStorageBuffersPerShaderStage;
   }
 
   /**
@@ -412,7 +403,7 @@ export class WebGPUBackend implements Backend {
     let rows = 0;
     ws.forEach((w, i) => {
       const c = w.chunks[0]!;
-      all.push(c.data, ...(c.scales ? [c.scales] : []), bs[i] ? bs[i]!.vec! : this.dummy);
+      all.push(c.data, bs[i] ? bs[i]!.vec! : this.dummy);
       params[`rows${i}`] = w.rows;
       params[`oOff${i}`] = os[i]!.offset;
       params[`hasBias${i}`] = bs[i] ? 1 : 0;

@@ -27,7 +27,7 @@ const MINIMUM_LIMITS: Record<string, number> = {
  * big) and `shader-f16` when offered and wanted.
  * @throws WebGPUDeviceError when there is no WebGPU, no adapter, or a limit is below what the kernels need
  */
-export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean, useSubgroups = true): Promise<AcquiredDevice> {
+export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean, useSubgroups = true, maxStorageBuffers = 16): Promise<AcquiredDevice> {
   const g = gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!g) throw new WebGPUDeviceError('WebGPU is not available here (no navigator.gpu; in Node pass `gpu: create([])` from npm "webgpu")');
   const adapter = await g.requestAdapter({ powerPreference: 'high-performance' });
@@ -47,8 +47,8 @@ export async function acquireDevice(gpu: GPU | undefined, preferF16: boolean, us
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
-      // More than 8 lets q/k/v and gate/up share one decode dispatch.
-      maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, 16),
+      // More than 8 lets q/k/v and gate/up share one decode dispatch (with the ops around them at 15).
+      maxStorageBuffersPerShaderStage: Math.min(limits.maxStorageBuffersPerShaderStage, maxStorageBuffers),
       maxComputeInvocationsPerWorkgroup: Math.min(limits.maxComputeInvocationsPerWorkgroup, 1024),
       maxComputeWorkgroupSizeX: Math.min(limits.maxComputeWorkgroupSizeX, 1024),
     },

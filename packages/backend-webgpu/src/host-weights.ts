@@ -5,8 +5,8 @@ export function paddedCols(w: { format: HostWeight['format']; cols: number }): n
   return w.format === 'q8_0' || w.format === 'q4_0' ? w.cols : Math.ceil(w.cols / 8) * 8;
 }
 
-/** Bytes of one stored row (quants only for q formats). */
-export function rowBytes(format: HostWeight['format'], kp: number): number {
+/** Bytes of one stored row's quants or values (q formats: without the scales). */
+function valueBytes(format: HostWeight['format'], kp: number): number {
   switch (format) {
     case 'f32': return kp * 4;
     case 'f16': case 'bf16': return kp * 2;
@@ -15,7 +15,16 @@ export function rowBytes(format: HostWeight['format'], kp: number): number {
   }
 }
 
-/** Fills `dst` (a mapped device buffer) with rows `r0 .. r0+rows-1` in the device layout. */
+/** Bytes one stored row takes in a chunk buffer, its f16 block scales included (q formats). */
+export function rowBytes(format: HostWeight['format'], kp: number): number {
+  return valueBytes(format, kp) + (format === 'q8_0' || format === 'q4_0' ? (kp / QUANT_BLOCK) * 2 : 0);
+}
+
+/**
+ * Fills `dst` (a mapped device buffer) with rows `r0 .. r0+rows-1` in the device layout. q formats: the
+ * chunk's quants, then its f16 block scales (`K/32` per row) right after them, in the same buffer, so a
+ * weight takes one binding (kernels find the scales from the chunk's row count).
+ */
 export function fillRows(w: HostWeight, r0: number, rows: number, kp: number, dst: ArrayBuffer): void {
   const K = w.cols;
   switch (w.format) {
@@ -33,16 +42,12 @@ export function fillRows(w: HostWeight, r0: number, rows: number, kp: number, ds
       return;
     }
     case 'q8_0':
-      new Int8Array(dst).set(w.quants.subarray(r0 * K, (r0 + rows) * K));
+    case 'q4_0': {
+      const qb = valueBytes(w.format, K);
+      new Uint8Array(dst).set(new Uint8Array(w.quants.buffer, w.quants.byteOffset + r0 * qb, rows * qb));
+      const nb = K / QUANT_BLOCK;
+      new Uint16Array(dst, rows * qb, rows * nb).set(w.scales.subarray(r0 * nb, (r0 + rows) * nb));
       return;
-    case 'q4_0':
-      new Uint8Array(dst).set(w.quants.subarray((r0 * K) / 2, ((r0 + rows) * K) / 2));
-      return;
+    }
   }
-}
-
-/** Fills `dst` with the f16 scales of rows `r0 .. r0+rows-1` (q formats). */
-export function fillScales(w: HostWeight & { scales: Uint16Array }, r0: number, rows: number, dst: ArrayBuffer): void {
-  const nb = w.cols / QUANT_BLOCK;
-  new Uint16Array(dst).set(w.scales.subarray(r0 * nb, (r0 + rows) * nb));
 }

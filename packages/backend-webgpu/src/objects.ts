@@ -7,12 +7,11 @@ export interface Buf {
   readonly size: number;
 }
 
-/** Rows `r0 .. r0+rows-1` of a weight, in one binding-sized buffer (plus its q-scales). */
+/** Rows `r0 .. r0+rows-1` of a weight in one binding-sized buffer (q formats: quants, then scales). */
 export interface WeightChunk {
   readonly r0: number;
   readonly rows: number;
   readonly data: Buf;
-  readonly scales?: Buf;
 }
 
 /** A weight on the device: row chunks that each fit `maxStorageBufferBindingSize`. */

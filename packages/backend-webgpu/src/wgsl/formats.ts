@@ -4,18 +4,14 @@ import type { WeightFormat } from '@qwen2-ts/core';
  * WGSL that reads weights of one storage format: binding declarations and `load8(row, k0)`, which
  * returns the 8 values at columns `k0 .. k0+7` (`k0 % 8 == 0`) of a chunk-local row, widened to f32
  * exactly. Every format is decoded exactly, so results do not depend on whether `shader-f16` is used:
- * with it, f16 weights and q-scales are read as native `f16`; without it, as packed `u32` pairs through
- * `unpack2x16float`. bf16 never needs shader-f16 (its bits are the top half of an f32).
+ * with it, f16 weights are read as native `f16`; without it, as packed `u32` pairs through
+ * `unpack2x16float` (q-scales always so). bf16 never needs shader-f16 (its bits are the top half of an f32).
  *
  * Storage layouts (see host-weights.ts): f32/f16/bf16 rows are zero-padded to `Kp = roundUp(K, 8)`
  * columns; q8_0 rows are `K` int8 bytes; q4_0 rows are `K/32` blocks of 16 bytes; q-scales are f16,
- * `K/32` per row, contiguous over the chunk (index `row * K/32 + block`).
+ * `K/32` per row, contiguous over the chunk (index `row * K/32 + block`), stored in the same buffer right
+ * after the chunk's quants (read as packed `u32` pairs whether or not `shader-f16` is on).
  */
-
-/** Whether a format keeps a separate scale buffer. */
-export function hasScales(format: WeightFormat): boolean {
-  return format === 'q8_0' || format === 'q4_0';
-}
 
 /** The `W8` result type and the decoding helpers every `load8` uses (emit once per shader). */
 export const FORMAT_HELPERS = `struct W8 { lo: vec4<f32>, hi: vec4<f32> }
@@ -29,16 +25,22 @@ fn nib4(u: u32, sh: u32) -> vec4<f32> {
 `;
 
 /**
- * Declarations of one weight's buffers (`wq<s>`, and `wsc<s>` for q formats) and its `load8<s>(r, k0)`.
- * `s` is a suffix that tells several weights of one shader apart ('' for a single weight). `kExpr` and
- * `kpExpr` are the WGSL expressions of its logical and padded column counts.
+ * Declarations of one weight's buffer (`wq<s>`) and its `load8<s>(r, k0)`. `s` is a suffix that tells
+ * several weights of one shader apart ('' for a single weight). `kExpr`, `kpExpr` and `rowsExpr` are the
+ * WGSL expressions of its logical and padded column counts and of the rows in the bound chunk (q
+ * formats: the scales start after that many rows of quants).
  */
-export function weightAccess(format: WeightFormat, f16: boolean, s: string, wBinding: number, sBinding: number, kExpr: string, kpExpr: string): string {
+export function weightAccess(format: WeightFormat, f16: boolean, s: string, wBinding: number, kExpr: string, kpExpr: string, rowsExpr: string): string {
   const wq = `wq${s}`;
   const decl = (type: string) => `@group(0) @binding(${wBinding}) var<storage, read> ${wq}: array<${type}>;\n`;
-  const scales = f16
-    ? `@group(0) @binding(${sBinding}) var<storage, read> wsc${s}: array<f16>;\nfn scaleAt${s}(i: u32) -> f32 { return f32(wsc${s}[i]); }\n`
-    : `@group(0) @binding(${sBinding}) var<storage, read> wsc${s}: array<u32>;\nfn scaleAt${s}(i: u32) -> f32 { let v = unpack2x16float(wsc${s}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }\n`;
+  // Scale i of the chunk: f16 number i after the quants (u32 word quantWords + i / 2), in vec2<u32> units.
+  const quantWords = format === 'q8_0' ? `${rowsExpr} * ${kExpr} / 4u` : `${rowsExpr} * ${kExpr} / 8u`;
+  const scales = `fn scaleAt${s}(i: u32) -> f32 {
+  let w = ${quantWords} + (i >> 1u);
+  let v = ${wq}[w >> 1u];
+  let h = unpack2x16float(select(v.x, v.y, (w & 1u) == 1u));
+  return select(h.x, h.y, (i & 1u) == 1u);
+}\n`;
   switch (format) {
     case 'f32':
       return decl('vec4<f32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {

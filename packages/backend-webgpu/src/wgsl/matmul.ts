@@ -1,6 +1,6 @@
 import type { WeightFormat } from '@qwen2-ts/core';
 import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
-import { FORMAT_HELPERS, hasScales, weightAccess } from './formats.js';
+import { FORMAT_HELPERS, weightAccess } from './formats.js';
 import type { KernelDef } from './kernel-def.js';
 
 export const MATMUL_FIELDS: Fields = [
@@ -9,13 +9,10 @@ export const MATMUL_FIELDS: Fields = [
 
 function header(format: WeightFormat, f16: boolean, slots: readonly number[]): { code: string; x: string; o: string; extras: KernelDef['extras']; acts: number } {
   const a = actDecls(slots);
-  const scales = hasScales(format);
   const wB = 1 + a.count;
-  const sB = wB + 1;
-  const bB = scales ? sB + 1 : sB;
-  const code = (f16 ? 'enable f16;\n' : '') + paramsDecl(MATMUL_FIELDS) + a.decl + FORMAT_HELPERS + weightAccess(format, f16, '', wB, sB, 'p.K', 'p.Kp') +
-    `@group(0) @binding(${bB}) var<storage, read> bias: array<f32>;\n` + WG_INDEX;
-  return { code, x: a.names[0]!, o: a.names[1]!, extras: scales ? ['ro', 'ro', 'ro'] : ['ro', 'ro'], acts: a.count };
+  const code = (f16 ? 'enable f16;\n' : '') + paramsDecl(MATMUL_FIELDS) + a.decl + FORMAT_HELPERS + weightAccess(format, f16, '', wB, 'p.K', 'p.Kp', 'p.rows') +
+    `@group(0) @binding(${wB + 1}) var<storage, read> bias: array<f32>;\n` + WG_INDEX;
+  return { code, x: a.names[0]!, o: a.names[1]!, extras: ['ro', 'ro'], acts: a.count };
 }
 
 /**
@@ -90,11 +87,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** `out[t] = table[ids[t]]`: one thread per 8 columns of one token; tokens outside this chunk's rows skip. */
 export function embedKernel(format: WeightFormat, f16: boolean): KernelDef {
   const fields: Fields = [['T', 'u32'], ['K', 'u32'], ['Kp', 'u32'], ['r0', 'u32'], ['rows', 'u32'], ['idsOff', 'u32'], ['oOff', 'u32']];
-  const scales = hasScales(format);
   const code = (f16 ? 'enable f16;\n' : '') + paramsDecl(fields) +
     '@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n' +
-    FORMAT_HELPERS + weightAccess(format, f16, '', 2, 3, 'p.K', 'p.Kp') +
-    `@group(0) @binding(${scales ? 4 : 3}) var<storage, read> aux: array<u32>;\n` + WG_INDEX + `
+    FORMAT_HELPERS + weightAccess(format, f16, '', 2, 'p.K', 'p.Kp', 'p.rows') +
+    '@group(0) @binding(3) var<storage, read> aux: array<u32>;\n' + WG_INDEX + `
 @compute @workgroup_size(64)
 fn main(${BUILTINS}) {
   let i = wgIndex(wid, nwg) * 64u + lid;
@@ -112,5 +108,5 @@ fn main(${BUILTINS}) {
   }
 }
 `;
-  return { key: `embed:${format}:${f16}`, code, fields, acts: 1, extras: scales ? ['ro', 'ro', 'ro'] : ['ro', 'ro'] };
+  return { key: `embed:${format}:${f16}`, code, fields, acts: 1, extras: ['ro', 'ro'] };
 }

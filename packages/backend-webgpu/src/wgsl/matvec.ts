@@ -1,6 +1,6 @@
 import type { WeightFormat } from '@qwen2-ts/core';
 import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
-import { FORMAT_HELPERS, hasScales, weightAccess } from './formats.js';
+import { FORMAT_HELPERS, weightAccess } from './formats.js';
 import type { ExtraBinding, KernelDef } from './kernel-def.js';
 
 /** Most tokens a matvec dispatch handles (it reads each weight once for all of them); more use the GEMM. */
@@ -75,7 +75,8 @@ export function matvecFields(shape: MatvecShape): Fields {
  * shared-memory tree add up the partials of each row. Bandwidth-bound on a GPU by design.
  *
  * Bindings: the distinct activation buffers (`slots`, see {@link matvecTensorCount}), then per weight its
- * data, scales (q formats) and bias, then the norm weight (`norm`).
+ * data (q formats: quants then scales) and bias, then the norm weight (`norm`), then the rope table
+ * and the layer's key and value caches (`rope`).
  */
 export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups: boolean, shape: MatvecShape): KernelDef {
   const n = shape.weights;
@@ -97,16 +98,14 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   const SS = products;
 
   const fields = matvecFields(shape);
-  const scales = hasScales(format);
   const extras: ExtraBinding[] = [];
   let decl = '';
   let b = 1 + a.count;
   for (let i = 0; i < n; i++) {
     const s = n === 1 ? '' : `_${i}`;
-    decl += weightAccess(format, f16, s, b, b + 1, 'p.K', 'p.Kp');
-    b += scales ? 2 : 1;
+    decl += weightAccess(format, f16, s, b++, 'p.K', 'p.Kp', n === 1 ? 'p.rows' : `p.rows${i}`);
     decl += `@group(0) @binding(${b++}) var<storage, read> bias${s}: array<f32>;\n`;
-    extras.push(...(scales ? (['ro', 'ro', 'ro'] as const) : (['ro', 'ro'] as const)));
+    extras.push('ro', 'ro');
   }
   if (shape.norm) {
     decl += `@group(0) @binding(${b++}) var<storage, read> g: array<f32>;\nfn gv(k: u32) -> f32 { return select(0.0, g[k], k < p.K); }\n`;
