@@ -2,24 +2,16 @@
 // contexts split along the sequence, one submission per pass, clear errors for small limits, device
 // loss and disposal. Results are compared with core's reference backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackendUsageError, ReferenceBackend, type Backend, type Tensor, type WeightFormat } from '@qwen2-ts/core';
-import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
+import { BackendUsageError, ReferenceBackend, type Backend, type WeightFormat } from '@qwen2-ts/core';
+import { hostWeight, TestRandom } from '@qwen2-ts/core/testing';
 import { WebGPUBackend, webgpuBackend } from './backend.js';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
 import { primaryGpu } from './test-support/node-gpu.js';
+import { put, relErr } from './test-support/compare.js';
 
 const g = await primaryGpu();
 const FORMATS: WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
-function relErr(got: Float32Array, want: Float32Array): number {
-  return maxAbsDiff(got, want) / Math.max(1, maxAbs(want));
-}
-
-function put(b: Backend, rows: number, cols: number, data: Float32Array): Tensor {
-  const t = b.alloc(rows, cols);
-  b.write(t, data);
-  return t;
-}
 
 describe('device limits', () => {
   it('names the limit an adapter lacks', async () => {

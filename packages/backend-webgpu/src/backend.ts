@@ -271,7 +271,7 @@ export class WebGPUBackend implements Backend {
     // An in-place norm of a tensor that was just copied reads the copy's source instead: the copy's
     // destination is overwritten whole, so the copy needs no dispatch (the last row before lm_head).
     if (sameRegion(a, o)) {
-      const c = this.rt.takeDeferred((tag): tag is PendingCopy => isPendingCopy(tag) && sameRegion(tag.d, a) && !overlaps(tag.s, a));
+      const c = this.rt.takeDeferred((tag): tag is PendingCopy => isPending(tag, 'copy') && sameRegion(tag.d, a) && !overlaps(tag.s, a));
       if (c) a = c.s;
     }
     // Held back: a decode matvec that reads `o` next normalizes its input on the fly (MatvecShape.norm).
@@ -306,7 +306,7 @@ export class WebGPUBackend implements Backend {
     }
     // The norm that produced x, held back, is fused in when nothing it writes is read by other workgroups.
     const norm = this.rt.takeDeferred((tag): tag is PendingNorm =>
-      isPendingNorm(tag) && sameRegion(tag.o, a) && !overlaps(tag.x, tag.o) && os.every((o) => !overlaps(o, tag.x) && !overlaps(o, tag.o)));
+      isPending(tag, 'norm') && sameRegion(tag.o, a) && !overlaps(tag.x, tag.o) && os.every((o) => !overlaps(o, tag.x) && !overlaps(o, tag.o)));
     if (ws.length === 1) {
       const m: PendingMatvec = { kind: 'matvec', x: a, o: os[0]!, w: ws[0]!, bias: bs[0], T, norm };
       // A lone matvec is held back: a residual add that follows (o_proj, down_proj) fuses into it.
@@ -446,7 +446,7 @@ export class WebGPUBackend implements Backend {
       this.rt.auxMemo.set(key, tabOff);
     }
     // Right after the held-back q/k/v matvec: q, then k, rotate in its epilogue (see writeKV).
-    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPendingStack(tag) && tag.ws.length === 3 && (tag.rope
+    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPending(tag, 'stack') && tag.ws.length === 3 && (tag.rope
       ? tag.rope.kHeads === 0 && sameRegion(tag.os[1]!, a) && tag.rope.tabOff === tabOff && tag.rope.half === half
       : sameRegion(tag.os[0]!, a)));
     if (st) {
@@ -455,7 +455,7 @@ export class WebGPUBackend implements Backend {
       return;
     }
     // q's RoPE is held back; k's, at the same positions, then joins it in one dispatch.
-    const first = this.rt.takeDeferred((tag): tag is PendingRope => isPendingRope(tag) && tag.tabOff === tabOff && tag.half === half && tag.x.rows === a.rows && !overlaps(tag.x, a));
+    const first = this.rt.takeDeferred((tag): tag is PendingRope => isPending(tag, 'rope') && tag.tabOff === tabOff && tag.half === half && tag.x.rows === a.rows && !overlaps(tag.x, a));
     if (first) {
       // Held back again: the KV write of this k (and its v) that follows joins them too.
       const pair: PendingRopePair = { kind: 'rope-pair', q: first.x, k: a, qHeads: first.heads, kHeads: heads, half, tabOff };
@@ -509,13 +509,15 @@ export class WebGPUBackend implements Backend {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${c.spec.maxTokens} tokens`);
     }
     // The q/k/v matvec with both RoPEs held back, producing exactly this k and v: one dispatch for all.
-    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPendingStack(tag) && tag.rope !== undefined && tag.rope.kHeads * 2 * tag.rope.half === width &&
-      tag.rope.half * 2 === c.spec.headDim && sameRegion(tag.os[1]!, kt) && sameRegion(tag.os[2]!, vt));
+    // q, k and v must not overlap: each workgroup writes its rows of all three.
+    const st = this.rt.takeDeferred((tag): tag is PendingStack => isPending(tag, 'stack') && tag.rope !== undefined && tag.rope.kHeads * 2 * tag.rope.half === width &&
+      tag.rope.half * 2 === c.spec.headDim && sameRegion(tag.os[1]!, kt) && sameRegion(tag.os[2]!, vt) &&
+      !overlaps(tag.os[0]!, kt) && !overlaps(tag.os[0]!, vt) && !overlaps(kt, vt));
     if (st) {
       this.recordStackRopeKV(st, c, layer, startPos);
       return;
     }
-    const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPendingRopePair(tag) && sameRegion(tag.k, kt) && tag.half * 2 === c.spec.headDim &&
+    const pair = this.rt.takeDeferred((tag): tag is PendingRopePair => isPending(tag, 'rope-pair') && sameRegion(tag.k, kt) && tag.half * 2 === c.spec.headDim &&
       !overlaps(vt, tag.q) && !overlaps(vt, tag.k));
     if (pair) {
       this.recordRopeKV(pair, vt, c, layer, startPos);
@@ -587,7 +589,7 @@ export class WebGPUBackend implements Backend {
     // Right after the held-back gate/up matvec that produced both operands: one dispatch. `out` may be
     // either operand (each row is written by the thread that computed it) or memory nothing else uses.
     const st = this.rt.takeDeferred((tag): tag is PendingStack => {
-      if (!isPendingStack(tag) || tag.ws.length !== 2 || !sameRegion(tag.os[0]!, gt) || !sameRegion(tag.os[1]!, ut) || !sameShape(gt, o)) return false;
+      if (!isPending(tag, 'stack') || tag.ws.length !== 2 || !sameRegion(tag.os[0]!, gt) || !sameRegion(tag.os[1]!, ut) || !sameShape(gt, o)) return false;
       const free = sameRegion(o, gt) || sameRegion(o, ut) || !this.stackTensors(tag).some((t) => overlaps(o, t));
       return free && this.fitsStack(tag, o);
     });
@@ -606,7 +608,7 @@ export class WebGPUBackend implements Backend {
     // Not when `out` overlaps the matvec's input (other workgroups still read it) or both operands are
     // its output.
     const m = this.rt.takeDeferred((tag): tag is PendingMatvec => {
-      if (!isPendingMatvec(tag) || sameRegion(x, y) || overlaps(o, tag.x)) return false;
+      if (!isPending(tag, 'matvec') || sameRegion(x, y) || overlaps(o, tag.x)) return false;
       if (tag.norm && (overlaps(o, tag.norm.x) || overlaps(o, tag.norm.o))) return false;
       return (sameRegion(tag.o, y) || sameRegion(tag.o, x)) && sameShape(x, y) && sameShape(x, o);
     });
@@ -831,34 +833,18 @@ interface PendingNorm { kind: 'norm'; x: GpuTensor; g: GpuWeight; eps: number; o
 /** A copy held back for an in-place RMSNorm of its destination. */
 interface PendingCopy { kind: 'copy'; s: GpuTensor; d: GpuTensor }
 
-function isPendingStack(tag: unknown): tag is PendingStack {
-  return (tag as PendingStack | undefined)?.kind === 'stack';
-}
-
-function isPendingNorm(tag: unknown): tag is PendingNorm {
-  return (tag as PendingNorm | undefined)?.kind === 'norm';
-}
-
-function isPendingCopy(tag: unknown): tag is PendingCopy {
-  return (tag as PendingCopy | undefined)?.kind === 'copy';
-}
-
 /** A RoPE held back by `rope` until the next command, so that the next RoPE at the same positions joins it. */
 interface PendingRope { kind: 'rope'; x: GpuTensor; heads: number; half: number; tabOff: number }
 
 /** RoPE of q and k held back by the second `rope`, so that the KV write of that k joins them. */
 interface PendingRopePair { kind: 'rope-pair'; q: GpuTensor; k: GpuTensor; qHeads: number; kHeads: number; half: number; tabOff: number }
 
-function isPendingRopePair(tag: unknown): tag is PendingRopePair {
-  return (tag as PendingRopePair | undefined)?.kind === 'rope-pair';
-}
+/** Every kind of dispatch held back by Runtime.defer. */
+type Pending = PendingMatvec | PendingStack | PendingNorm | PendingCopy | PendingRope | PendingRopePair;
 
-function isPendingRope(tag: unknown): tag is PendingRope {
-  return (tag as PendingRope | undefined)?.kind === 'rope';
-}
-
-function isPendingMatvec(tag: unknown): tag is PendingMatvec {
-  return (tag as PendingMatvec | undefined)?.kind === 'matvec';
+/** Whether a held-back tag is of `kind`. */
+function isPending<K extends Pending['kind']>(tag: unknown, kind: K): tag is Extract<Pending, { kind: K }> {
+  return (tag as Pending | undefined)?.kind === kind;
 }
 
 function sameRegion(a: GpuTensor, b: GpuTensor): boolean {

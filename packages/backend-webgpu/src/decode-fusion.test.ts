@@ -5,22 +5,14 @@
 // (subgroups and the shared-memory tree) and for rows narrower and wider than a workgroup; sequences
 // where a fused dispatch would read memory that another workgroup writes must not fuse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend, type Backend, type KVCache, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
-import { hostWeight, maxAbs, maxAbsDiff, TestRandom } from '@qwen2-ts/core/testing';
+import { ReferenceBackend, type Backend, type HostWeight, type KVCache, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
+import { hostWeight, TestRandom } from '@qwen2-ts/core/testing';
 import { WebGPUBackend, webgpuBackend } from './backend.js';
 import { primaryGpu } from './test-support/node-gpu.js';
+import { put, relErr } from './test-support/compare.js';
 
 const g = await primaryGpu();
 
-function relErr(got: Float32Array, want: Float32Array): number {
-  return maxAbsDiff(got, want) / Math.max(1, maxAbs(want));
-}
-
-function put(b: Backend, rows: number, cols: number, data: Float32Array): Tensor {
-  const t = b.alloc(rows, cols);
-  b.write(t, data);
-  return t;
-}
 
 /** Dispatches `record` adds inside one pass (0 for the reference backend). */
 function dispatchesOf(be: Backend, T: number, record: () => void): number {
@@ -32,6 +24,13 @@ function dispatchesOf(be: Backend, T: number, record: () => void): number {
 }
 
 const vector = (be: Backend, data: Float32Array, name: string): Promise<Weight> => be.uploadWeight({ format: 'f32', rows: 1, cols: data.length, data }, name);
+
+/** Uploads stacked weights with their biases and a norm weight, as one layer's q/k/v would be. */
+async function uploadLayer(be: Backend, hosts: HostWeight[], biases: Float32Array[], gain: Float32Array): Promise<{ ws: Weight[]; bs: Weight[]; gw: Weight }> {
+  const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
+  const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
+  return { ws, bs, gw: await vector(be, gain, 'g') };
+}
 
 describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no adapter'}`, () => {
   const gpu = g.gpu!;
@@ -63,9 +62,7 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
         const x = rnd.normals(T * K, 2);
         const results: Float32Array[][] = [];
         for (const be of [ref, withSubgroups, tree] as Backend[]) {
-          const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
-          const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
-          const gw = await vector(be, gain, 'g');
+          const { ws, bs, gw } = await uploadLayer(be, hosts, biases, gain);
           const xt = put(be, T, K, x);
           const xn = be.alloc(T, K);
           const outs = Ns.map((N) => be.alloc(T, N));
@@ -168,9 +165,7 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
         const x = rnd.normals(T * K, 2);
         const results: Float32Array[][] = [];
         for (const be of [ref, withSubgroups, tree] as Backend[]) {
-          const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
-          const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
-          const gw = await vector(be, gain, 'g');
+          const { ws, bs, gw } = await uploadLayer(be, hosts, biases, gain);
           const cache: KVCache = be.createKVCache({ layers: 2, kvHeads, headDim: D, maxTokens: 16 });
           be.beginPass(startPos, 0);
           be.writeKV(cache, 1, put(be, startPos, kvHeads * D, prefix[0]!), put(be, startPos, kvHeads * D, prefix[1]!), 0);
@@ -249,9 +244,7 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
     const gain = rnd.normals(K, 0.5);
     const x = rnd.normals(2 * K, 2);
     const run = async (be: Backend): Promise<{ n: number; out: Float32Array[] }> => {
-      const ws = await Promise.all(hosts.map((h, i) => be.uploadWeight(h, `w${i}`)));
-      const bs = await Promise.all(biases.map((v, i) => vector(be, v, `b${i}`)));
-      const gw = await vector(be, gain, 'g');
+      const { ws, bs, gw } = await uploadLayer(be, hosts, biases, gain);
       const cache = be.createKVCache({ layers: 1, kvHeads, headDim: D, maxTokens: 8 });
       const xt = put(be, 2, K, x);
       const [xn, q, k, v, att] = [be.alloc(2, K), be.alloc(2, Ns[0]!), be.alloc(2, Ns[1]!), be.alloc(2, Ns[2]!), be.alloc(2, Ns[0]!)];

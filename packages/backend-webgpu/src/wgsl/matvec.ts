@@ -98,13 +98,15 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   const SS = products;
 
   const fields = matvecFields(shape);
+  // Names of weight i's buffers and uniforms: a single weight (maybe a chunk of one) has no suffix.
+  const sfx = (i: number): string => (n === 1 ? '' : `_${i}`);
+  const rowsOf = (i: number): string => (n === 1 ? 'p.rows' : `p.rows${i}`);
   const extras: ExtraBinding[] = [];
   let decl = '';
   let b = 1 + a.count;
   for (let i = 0; i < n; i++) {
-    const s = n === 1 ? '' : `_${i}`;
-    decl += weightAccess(format, f16, s, b++, 'p.K', 'p.Kp', n === 1 ? 'p.rows' : `p.rows${i}`);
-    decl += `@group(0) @binding(${b++}) var<storage, read> bias${s}: array<f32>;\n`;
+    decl += weightAccess(format, f16, sfx(i), b++, 'p.K', 'p.Kp', rowsOf(i));
+    decl += `@group(0) @binding(${b++}) var<storage, read> bias${sfx(i)}: array<f32>;\n`;
     extras.push('ro', 'ro');
   }
   if (shape.norm) {
@@ -119,8 +121,6 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
     extras.push('ro', 'rw', 'rw');
   }
 
-  const sfx = (i: number): string => (n === 1 ? '' : `_${i}`);
-  const rowsOf = (i: number): string => (n === 1 ? 'p.rows' : `p.rows${i}`);
   // Where weight i's row `lr` of token t goes: a chunk of a single weight sits at n0 in rows of N.
   const outAt = (i: number): string => (n === 1 ? 'p.oOff + t * p.N + p.n0 + lr' : `p.oOff${i} + t * p.rows${i} + lr`);
   const biasOf = (i: number): string => (n === 1 ? 'if (p.hasBias != 0u) { v += bias[p.n0 + lr]; }' : `if (p.hasBias${i} != 0u) { v += bias${sfx(i)}[lr]; }`);
