@@ -11,6 +11,15 @@ const MAP_READ = 1;
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS = 2048;
 
+/** A compute pipeline, its bind group layout and the bind groups made for it. */
+interface PipelineEntry {
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly label: string;
+  /** By the ids of the bound buffers (the uniform arena is the same for every dispatch). */
+  readonly groups: Map<string, { group: GPUBindGroup; ids: number[] }>;
+}
+
 /**
  * Records dispatches into one command encoder and one compute pass, and submits them all at once
  * (`flush`). Owns what every dispatch shares: the pipeline and bind group caches, the uniform arena
@@ -19,8 +28,8 @@ const UNIFORM_SLOTS = 2048;
  */
 export class Runtime {
   private nextId = 1;
-  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
-  private readonly bindGroups = new Map<string, { group: GPUBindGroup; ids: number[] }>();
+  /** Pipelines by kernel key, each with its bind groups by the ids of the buffers they bind. */
+  private readonly pipelines = new Map<string, PipelineEntry>();
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private readonly uniformHost = new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS);
@@ -126,7 +135,7 @@ export class Runtime {
     return off;
   }
 
-  private pipeline(def: KernelDef): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+  private pipeline(def: KernelDef): PipelineEntry {
     let p = this.pipelines.get(def.key);
     if (p) return p;
     const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } }];
@@ -139,27 +148,27 @@ export class Runtime {
       compute: { module, entryPoint: 'main' },
       label: def.key,
     });
-    p = { pipeline, layout };
+    p = { pipeline, layout, label: def.key, groups: new Map() };
     this.pipelines.set(def.key, p);
     return p;
   }
 
-  private bindGroup(def: KernelDef, layout: GPUBindGroupLayout, bufs: readonly Buf[]): GPUBindGroup {
-    // Every dispatch looks its bind group up: the key is built without intermediate arrays (recording
-    // hundreds of dispatches per token makes their garbage a measurable share of the host time).
-    let key = `${def.key}|${this.uniform.id}`;
-    for (let i = 0; i < bufs.length; i++) key += `,${bufs[i]!.id}`;
-    const hit = this.bindGroups.get(key);
+  private bindGroup(p: PipelineEntry, bufs: readonly Buf[]): GPUBindGroup {
+    // Every dispatch looks its bind group up: a short key of buffer ids, built without intermediate
+    // arrays (recording over a hundred dispatches per token makes this a measurable share of host time).
+    let key = '';
+    for (let i = 0; i < bufs.length; i++) key += `${bufs[i]!.id},`;
+    const hit = p.groups.get(key);
     if (hit) return hit.group;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.uniform.buffer, size: UNIFORM_SLOT } }];
     bufs.forEach((b, i) => entries.push({ binding: 1 + i, resource: { buffer: b.buffer } }));
-    const group = this.device.createBindGroup({ layout, entries, label: def.key });
-    this.bindGroups.set(key, { group, ids: [this.uniform.id, ...bufs.map((b) => b.id)] });
+    const group = this.device.createBindGroup({ layout: p.layout, entries, label: p.label });
+    p.groups.set(key, { group, ids: bufs.map((b) => b.id) });
     return group;
   }
 
   private forgetBindGroups(id: number): void {
-    for (const [k, v] of this.bindGroups) if (v.ids.includes(id)) this.bindGroups.delete(k);
+    for (const p of this.pipelines.values()) for (const [k, v] of p.groups) if (v.ids.includes(id)) p.groups.delete(k);
   }
 
   /**
@@ -171,7 +180,7 @@ export class Runtime {
     if (x === 0 || y === 0) return;
     this.dispatches++;
     if (this.uniformSlots === UNIFORM_SLOTS) this.flush();
-    const { pipeline, layout } = this.pipeline(def);
+    const p = this.pipeline(def);
     const slot = this.uniformSlots++;
     const base = (slot * UNIFORM_SLOT) / 4;
     const fields = def.fields;
@@ -182,11 +191,11 @@ export class Runtime {
       if (type === 'f32') this.uniformF32[base + i] = v;
       else this.uniformU32[base + i] = v >>> 0;
     }
-    const group = this.bindGroup(def, layout, bufs);
+    const group = this.bindGroup(p, bufs);
     const pass = this.computePass();
-    if (pipeline !== this.lastPipeline) {
-      pass.setPipeline(pipeline);
-      this.lastPipeline = pipeline;
+    if (p.pipeline !== this.lastPipeline) {
+      pass.setPipeline(p.pipeline);
+      this.lastPipeline = p.pipeline;
     }
     this.dynamicOffset[0] = slot * UNIFORM_SLOT;
     pass.setBindGroup(0, group, this.dynamicOffset, 0, 1);
@@ -274,7 +283,6 @@ export class Runtime {
     this.aux.buffer.destroy();
     for (const pool of this.staging.values()) for (const s of pool) s.destroy();
     this.staging.clear();
-    this.bindGroups.clear();
     this.pipelines.clear();
   }
 }
