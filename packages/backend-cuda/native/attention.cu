@@ -13,6 +13,11 @@ constexpr int ATT_TILE = 64;     // keys scored at a time
 constexpr int MAX_GROUP = 32;    // query heads per kv head (checked on the host); kernels for 8, 16, 32
 constexpr int MIN_CHUNK = 256;
 constexpr size_t SCRATCH_LIMIT_FLOATS = size_t(64) << 20;  // 256 MiB of partial results at most
+// Grid y and z stop at 65535 blocks. The emulated kernel tests lower this to slice passes of a few tokens.
+#ifndef QWEN2_MAX_GRID_YZ
+#define QWEN2_MAX_GRID_YZ 65535
+#endif
+constexpr int MAX_GRID_YZ = QWEN2_MAX_GRID_YZ;
 
 __global__ void write_kv_kernel(float* k_cache, float* v_cache, const float* k, const float* v, int kv_heads,
                                 int head_dim, int max_tokens, PosArg start) {
@@ -225,10 +230,22 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
   }
   float* part_acc = scratch;
   float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
-  LAUNCH(kernel, dim3(kv_heads, plan.splits, tokens), ATT_THREADS, smem, stream, q, k_cache, v_cache, heads, kv_heads, head_dim, max_tokens, start, scale, window, plan.chunk, plan.splits, part_acc, part_ml);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
   const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
-  LAUNCH(attention_combine_kernel, dim3(heads, tokens), threads, 0, stream, part_acc, part_ml, heads, head_dim, plan.splits, out);
-  return cudaGetLastError();
+  // Tokens index grid z (split) and y (combine), which stop at 65535: longer passes run in slices, each
+  // with its rows of q, out and the partial results, at its own start position.
+  for (int t0 = 0; t0 < tokens; t0 += MAX_GRID_YZ) {
+    const int n = tokens - t0 < MAX_GRID_YZ ? tokens - t0 : MAX_GRID_YZ;
+    const size_t rows = static_cast<size_t>(t0) * heads;
+    const PosArg at{start.ptr, start.value + t0};
+    float* acc = part_acc + rows * plan.splits * head_dim;
+    float* ml = part_ml + rows * plan.splits * 2;
+    LAUNCH(kernel, dim3(kv_heads, plan.splits, n), ATT_THREADS, smem, stream, q + rows * head_dim, k_cache, v_cache, heads, kv_heads, head_dim,
+           max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    LAUNCH(attention_combine_kernel, dim3(heads, n), threads, 0, stream, acc, ml, heads, head_dim, plan.splits, out + rows * head_dim);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
 }

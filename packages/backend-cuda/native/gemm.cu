@@ -2,9 +2,13 @@
 //
 // Precision: f16/bf16 weights are exact in their own type, but rounding the f32 activations to 16 bits
 // would cost ~3 significant digits. So x is split into hi + lo parts of the weight's type (x ≈ hi + lo
-// to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results. For
+// to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results. f16 holds
+// magnitudes below 65504 only, so with f16 weights each row of x whose largest |value| is 2^15 or more
+// is first scaled by a power of two (exact) and its results scaled back. For
 // q8_0/q4_0 weights (already lossy) x is rounded to bf16 once and the dequantized weights to bf16.
 // f32 weights use a plain SIMT tiled kernel.
+#include <type_traits>
+
 #include "common.cuh"
 #ifndef QWEN2_EMULATE
 #include <mma.h>
@@ -36,6 +40,25 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
   const int tid = threadIdx.x, warp = tid >> 5;
   const int wm = warp >> 1, wn = warp & 1;
+  // Rows of x with values beyond f16's range (Qwen2's activations can reach them) would split into inf.
+  constexpr bool SCALE_ROWS = SPLIT && std::is_same_v<TIn, __half>;
+  __shared__ float row_scale[SCALE_ROWS ? BM : 1];
+  if constexpr (SCALE_ROWS) {
+    const int lane = tid & 31;
+    for (int r = warp; r < BM; r += GEMM_THREADS / 32) {
+      const int gm = m0 + r;
+      float mx = 0.f;
+      if (gm < T)
+        for (int k = lane; k < K; k += 32) mx = fmaxf(mx, fabsf(x[static_cast<size_t>(gm) * K + k]));
+      mx = warp_max(mx);
+      if (lane == 0) {
+        int e = 0;
+        frexpf(mx, &e);  // mx < 2^e: scaled by 2^(15-e), the row stays below 2^15
+        row_scale[r] = e > 15 ? ldexpf(1.f, 15 - e) : 1.f;
+      }
+    }
+    __syncthreads();
+  }
 
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
@@ -48,7 +71,8 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __
     for (int idx = tid; idx < BM * BK; idx += GEMM_THREADS) {
       const int r = idx / BK, c = idx % BK;
       const int gm = m0 + r, gk = k0 + c;
-      const float v = gm < T && gk < K ? x[static_cast<size_t>(gm) * K + gk] : 0.f;
+      float v = gm < T && gk < K ? x[static_cast<size_t>(gm) * K + gk] : 0.f;
+      if constexpr (SCALE_ROWS) v *= row_scale[r];
       const TIn hi = from_f32<TIn>(v);
       a_hi[r * LDS + c] = hi;
       if constexpr (SPLIT) a_lo[r * LDS + c] = from_f32<TIn>(v - to_f32<TIn>(hi));
@@ -99,7 +123,11 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __
   for (int idx = tid; idx < BM * BN; idx += GEMM_THREADS) {
     const int r = idx / BN, c = idx % BN;
     const int gm = m0 + r, gn = n0 + c;
-    if (gm < T && gn < N) out[static_cast<size_t>(gm) * N + gn] = c_s[r * LDC + c] + (has_bias ? weight_at(bias, 0, gn) : 0.f);
+    if (gm < T && gn < N) {
+      float v = c_s[r * LDC + c];
+      if constexpr (SCALE_ROWS) v /= row_scale[r];  // a power of two: exact
+      out[static_cast<size_t>(gm) * N + gn] = v + (has_bias ? weight_at(bias, 0, gn) : 0.f);
+    }
   }
 }
 

@@ -166,6 +166,33 @@ static void test_matmul() {
   }
 }
 
+// Activations beyond f16's range (65504) in some rows: the f16 GEMM's hi + lo split must not overflow.
+static void test_gemm_large_activations() {
+  const int T = 9, K = 96, N = 40;
+  for (int f : {FMT_F16, FMT_BF16}) {
+    HostW w = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K)));
+    auto x = normals(static_cast<size_t>(T) * K);
+    for (int k = 0; k < K; k++) x[2 * K + k] *= 3e5f;  // a whole row far beyond f16
+    x[5 * K + 7] = 1e6f;                               // one value in an otherwise ordinary row
+    x[6 * K + 3] = 65504.f;                            // f16's largest
+    std::vector<float> out(static_cast<size_t>(T) * N, NAN);
+    DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
+    float* po = out.data();
+    launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1);
+    // Row by row: each relative to its own magnitude, so that the huge rows hide nothing in the others.
+    for (int t = 0; t < T; t++) {
+      std::vector<double> want;
+      for (int n = 0; n < N; n++) {
+        double acc = 0;
+        for (int k = 0; k < K; k++) acc += static_cast<double>(x[t * K + k]) * w.value[static_cast<size_t>(n) * K + k];
+        want.push_back(acc);
+      }
+      const std::vector<float> got(out.begin() + static_cast<size_t>(t) * N, out.begin() + static_cast<size_t>(t + 1) * N);
+      check(std::string("gemm ") + fmt_name(f) + " with activations beyond f16's range, row " + std::to_string(t), got, want, 1e-4);
+    }
+  }
+}
+
 static void test_rope() {
   for (int hd : {64, 128}) {
     for (int start : {0, 7, 4000}) {
@@ -362,6 +389,7 @@ int main(int argc, char** argv) {
   if (want("embed")) test_embed();
   if (want("rmsnorm")) test_rmsnorm();
   if (want("matmul")) test_matmul();
+  if (want("matmul")) test_gemm_large_activations();
   if (want("rope")) test_rope();
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();
