@@ -95,9 +95,9 @@ const SAMPLE_FIELDS: Fields = [
 /**
  * Sampling on the device, in one workgroup, with core's `sampleFromLogits` semantics: penalties, then
  * greedy or softmax at temperature, top-k, top-p, min-p, and a draw in ascending id order. The kept set
- * is always "probability at least some cutoff"; the cutoffs of top-k and top-p are found by bisection
- * over the bit patterns of the (non-negative) unnormalized probabilities, one counting pass per step, so
- * nothing is sorted. Arithmetic is f32 (the reference uses float64): a draw can differ only when
+ * is always "probability at least some cutoff", over the bit patterns of the (non-negative) unnormalized
+ * probabilities: top-k's is the k-th largest pattern, found by a radix select (8 histogram passes), and
+ * top-p's by bisection (one summing pass per step), so nothing is sorted. Arithmetic is f32 (the reference uses float64): a draw can differ only when
  * `uniform * total` falls within rounding of a token boundary, or on exact probability ties at the
  * top-p boundary (the reference keeps a prefix of the tied tokens by id; this keeps all or none).
  */
@@ -112,10 +112,41 @@ var<workgroup> pre: array<f32, ${wg + 1}>;
 var<workgroup> crossing: u32;
 var<workgroup> topv: f32;
 fn kept(i: u32, cut: u32) -> bool { let b = bitcast<u32>(e[i]); return b != 0u && b >= cut; }
-fn countAtLeast(u: u32, lid: u32) -> u32 {
-  var c = 0u;
-  for (var i = lid; i < p.n; i += WG) { if (bitcast<u32>(e[i]) >= u) { c++; } }
-  return sumU(c, lid);
+var<workgroup> hist: array<atomic<u32>, 16>;
+// The k-th largest bit pattern among e (k <= n): a radix select, 4 bits per pass from the top, each pass
+// a histogram of the next digit among the patterns that share the digits chosen so far. Counts are
+// exact, so this is the pattern a bisection over patterns would find, in 8 passes instead of 31.
+fn kthLargest(k: u32, lid: u32) -> u32 {
+  var prefix = 0u;
+  var need = k;
+  for (var step = 0u; step < 8u; step++) {
+    let shift = 28u - 4u * step;
+    // The digits above this one (none on the first pass; a shift by 32 would wrap, so it is not used then).
+    let mask = select(0xffffffffu << (shift + 4u), 0u, step == 0u);
+    if (lid < 16u) { atomicStore(&hist[lid], 0u); }
+    workgroupBarrier();
+    // Initialized explicitly: lavapipe did not zero an uninitialized var declared in a loop body anew
+    // on each iteration (WGSL says it should), and the counts carried over from the previous pass.
+    var bins = array<u32, 16>();
+    for (var i = lid; i < p.n; i += WG) {
+      let b = bitcast<u32>(e[i]);
+      if ((b & mask) == prefix) { bins[(b >> shift) & 15u]++; }
+    }
+    for (var d = 0u; d < 16u; d++) { if (bins[d] > 0u) { atomicAdd(&hist[d], bins[d]); } }
+    workgroupBarrier();
+    // The largest digit whose patterns, with those of larger digits, number at least need.
+    var above = 0u;
+    var chosen = 0u;
+    for (var d = 15i; d >= 0i; d--) {
+      let c = atomicLoad(&hist[u32(d)]);
+      if (above + c >= need) { chosen = u32(d); break; }
+      above += c;
+    }
+    need -= above;
+    prefix |= chosen << shift;
+    workgroupBarrier();
+  }
+  return prefix;
 }
 fn massAbove(u: u32, cut: u32, lid: u32) -> f32 {
   var m = 0.0;
@@ -161,13 +192,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   storageBarrier();
   var cut = 1u;
   if (p.topK > 0u && p.topK < n) {
-    var lo = 1u;
-    var hi = 0x3f800000u;
-    for (var it = 0u; it < 31u; it++) {
-      let mid = lo + (hi - lo + 1u) / 2u;
-      if (countAtLeast(mid, lid) >= p.topK) { lo = mid; } else { hi = mid - 1u; }
-    }
-    cut = max(cut, lo);
+    // Keep the top k: patterns at least the k-th largest (at least 1: zero never counts; at most 1.0,
+    // the largest probability, should a NaN pattern rank above it).
+    cut = max(cut, clamp(kthLargest(p.topK, lid), 1u, 0x3f800000u));
   }
   if (p.topP < 1.0) {
     let goal = p.topP * massAbove(0u, cut, lid);
