@@ -682,7 +682,8 @@ export class WebGPUBackend implements Backend {
     hist.set(counts, ids.length);
     const histOff = this.rt.pushAux(hist.length ? hist : new Int32Array(1));
     const resOff = this.reserveResults(1);
-    const scratch = this.scratch('sample', l.cols * 4);
+    // The probabilities, then the tokens top-k keeps, compacted for top-p (see sampleKernel).
+    const scratch = this.scratch('sample', l.cols * 8);
     this.rt.dispatch(this.kernel('sample', () => sampleKernel(this.sampleWG)), [l.buf, scratch, this.results, this.rt.auxBuf], {
       n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, topK: params.topK, temperature: params.temperature, topP: params.topP,
       minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty, frequency: params.frequencyPenalty, uniform: params.uniform,

@@ -1,7 +1,7 @@
-// The device sampler's top-k cut-off (a radix select over probability bit patterns) on inputs the
-// conformance suite's random logits do not reach: the full 151,936-token vocabulary (every digit of the
-// select in play), many ties at the k-th value (core keeps them all), fewer finite logits than k, and
-// all logits equal. Each draw must be the reference backend's.
+// The device sampler's top-k cut-off (a radix select over probability bit patterns) and its top-p over
+// the compacted kept tokens, on inputs the conformance suite's random logits do not reach: the full
+// 151,936-token vocabulary (every digit of the select in play), many ties at the k-th value (core keeps
+// them all), fewer finite logits than k, and all logits equal. Each draw must be the reference's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend, type Backend, type SamplingParams } from '@qwen2-ts/core';
 import { TestRandom } from '@qwen2-ts/core/testing';
@@ -51,8 +51,12 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
     await agree('all equal', new Float32Array(V).fill(1.5), [{ topK: 5 }]);
   });
 
-  it('combines the radix top-k with top-p and min-p on distinct logits', async () => {
+  it('combines the radix top-k with top-p (over the tokens it keeps, compacted) and min-p on distinct logits', async () => {
     const logits = new TestRandom(9).normals(V, 3);
-    await agree('distinct', logits, [{ topK: 50, topP: 0.9 }, { topK: 20, topP: 0.8, temperature: 0.7 }, { topK: 200, minP: 0.05 }]);
+    await agree('distinct', logits, [
+      { topK: 50, topP: 0.9 }, { topK: 20, topP: 0.8, temperature: 0.7 }, { topK: 200, minP: 0.05 },
+      // No top-k: top-p's scans run over every token.
+      { topP: 0.9 }, { topP: 0.3, temperature: 1.5 },
+    ]);
   });
 });

@@ -53,6 +53,18 @@ fn sumU(v: u32, lid: u32) -> u32 {
   workgroupBarrier();
   return r;
 }
+// Exclusive prefix sum over the workgroup (Hillis-Steele in redI); the total is left in redI[${wg - 1}].
+fn exclusiveScanU(v: u32, lid: u32) -> u32 {
+  redI[lid] = v;
+  workgroupBarrier();
+  for (var s = 1u; s < ${wg}u; s <<= 1u) {
+    let add = select(0u, redI[select(0u, lid - s, lid >= s)], lid >= s);
+    workgroupBarrier();
+    redI[lid] += add;
+    workgroupBarrier();
+  }
+  return redI[lid] - v;
+}
 fn maxU(v: u32, lid: u32) -> u32 {
   redI[lid] = v;
   workgroupBarrier();
@@ -97,7 +109,8 @@ const SAMPLE_FIELDS: Fields = [
  * greedy or softmax at temperature, top-k, top-p, min-p, and a draw in ascending id order. The kept set
  * is always "probability at least some cutoff", over the bit patterns of the (non-negative) unnormalized
  * probabilities: top-k's is the k-th largest pattern, found by a radix select (8 histogram passes), and
- * top-p's by bisection (one summing pass per step), so nothing is sorted. Arithmetic is f32 (the reference uses float64): a draw can differ only when
+ * top-p's by bisection over the kept tokens compacted after the probabilities (one summing pass over
+ * them per step), so nothing is sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses float64): a draw can differ only when
  * `uniform * total` falls within rounding of a token boundary, or on exact probability ties at the
  * top-p boundary (the reference keeps a prefix of the tied tokens by id; this keeps all or none).
  */
@@ -148,10 +161,11 @@ fn kthLargest(k: u32, lid: u32) -> u32 {
   }
   return prefix;
 }
-fn massAbove(u: u32, cut: u32, lid: u32) -> f32 {
-  var m = 0.0;
-  for (var i = lid; i < p.n; i += WG) { let b = bitcast<u32>(e[i]); if (b >= cut && b > u) { m += e[i]; } }
-  return sumF(m, lid);
+// Mass of the compacted kept probabilities (e[n .. n+m)) whose patterns are above u.
+fn massAbove(u: u32, m: u32, lid: u32) -> f32 {
+  var s = 0.0;
+  for (var j = lid; j < m; j += WG) { let b = bitcast<u32>(e[p.n + j]); if (b > u) { s += e[p.n + j]; } }
+  return sumF(s, lid);
 }
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -197,12 +211,20 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     cut = max(cut, clamp(kthLargest(p.topK, lid), 1u, 0x3f800000u));
   }
   if (p.topP < 1.0) {
-    let goal = p.topP * massAbove(0u, cut, lid);
+    // The tokens top-k kept, compacted once after e in a fixed order (thread by thread), so that the
+    // bisection's 31 summing scans read only them (after top-k, tens of tokens instead of the vocabulary).
+    var mine = 0u;
+    for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { mine++; } }
+    var w = n + exclusiveScanU(mine, lid);
+    let m = workgroupUniformLoad(&redI[WG - 1u]);
+    for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { e[w] = e[i]; w++; } }
+    storageBarrier();
+    let goal = p.topP * massAbove(0u, m, lid);
     var lo = cut;
     var hi = 0x3f800000u;
     for (var it = 0u; it < 31u; it++) {
       let mid = lo + (hi - lo) / 2u;
-      if (massAbove(mid, cut, lid) < goal) { hi = mid; } else { lo = mid + 1u; }
+      if (massAbove(mid, m, lid) < goal) { hi = mid; } else { lo = mid + 1u; }
     }
     cut = max(cut, lo);
   }
