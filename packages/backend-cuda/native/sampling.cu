@@ -162,6 +162,43 @@ __device__ unsigned long long search_key(unsigned long long lo, unsigned long lo
   return lo;
 }
 
+// The k-th largest key among p[0, n): a radix select, 4 bits per pass from the top, each pass a
+// histogram of the next digit among the keys that share the digits chosen so far. Counts are exact, so
+// this is the key a bisection over keys finds, in 16 passes instead of about 62.
+__device__ unsigned long long kth_largest_key(const double* p, int n, int k) {
+  __shared__ int hist[16];
+  const int tid = threadIdx.x;
+  unsigned long long prefix = 0;
+  int need = k;
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    // The digits above this one (none on the first pass).
+    const unsigned long long mask = shift == 60 ? 0ull : ~0ull << (shift + 4);
+    if (tid < 16) hist[tid] = 0;
+    __syncthreads();
+    int bins[16] = {};
+    for (int i = tid; i < n; i += SAMPLE_THREADS) {
+      const unsigned long long key = key_of(p[i]);
+      if ((key & mask) == prefix) bins[(key >> shift) & 15]++;
+    }
+    for (int d = 0; d < 16; d++)
+      if (bins[d] > 0) atomicAdd(&hist[d], bins[d]);
+    __syncthreads();
+    // The largest digit whose keys, with those of larger digits, number at least `need`.
+    int above = 0, chosen = 0;
+    for (int d = 15; d >= 0; d--) {
+      if (above + hist[d] >= need) {
+        chosen = d;
+        break;
+      }
+      above += hist[d];
+    }
+    need -= above;
+    prefix |= static_cast<unsigned long long>(chosen) << shift;
+    __syncthreads();
+  }
+  return prefix;
+}
+
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __restrict__ logits, int n, const int* __restrict__ hist_ids,
                                                               const int* __restrict__ hist_counts, int hist_len, SampleArgs a,
                                                               double* __restrict__ p, int* __restrict__ out) {
@@ -228,20 +265,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
     atomicAdd(&kept_s, kept);
     __syncthreads();
     if (kept_s > a.top_k) {
-      // Smallest key x with fewer than k keys above it: the k-th largest key.
-      __shared__ int above_s;
-      const unsigned long long kth = search_key(1, max_key, [&](unsigned long long x) {
-        int c = 0;
-        for (int i = tid; i < n; i += SAMPLE_THREADS) c += key_of(p[i]) > x;
-        __syncthreads();
-        if (tid == 0) above_s = 0;
-        __syncthreads();
-        atomicAdd(&above_s, c);
-        __syncthreads();
-        const bool r = above_s < a.top_k;
-        __syncthreads();
-        return r;
-      });
+      // The k-th largest key (positive: more than k probabilities are).
+      const unsigned long long kth = kth_largest_key(p, n, a.top_k);
       for (int i = tid; i < n; i += SAMPLE_THREADS)
         if (key_of(p[i]) < kth) p[i] = 0.0;
       __syncthreads();
