@@ -434,7 +434,8 @@ Napi::Value Sample(const Napi::CallbackInfo& info) {
   }
   int n = (int)a[2];
   size_t h = ids.ElementLength();
-  if (!ensure(env, c, c->sample_scratch, static_cast<size_t>(n) * sizeof(double))) return env.Undefined();
+  // The probabilities, then the tokens kept before top-p, compacted (see sample_kernel).
+  if (!ensure(env, c, c->sample_scratch, static_cast<size_t>(n) * 2 * sizeof(double))) return env.Undefined();
   if (!ensure(env, c, c->history, (2 * h + 1) * sizeof(int))) return env.Undefined();
   if (!ensure(env, c, c->result, sizeof(int))) return env.Undefined();
   int* hist = static_cast<int*>(c->history.ptr);

@@ -73,7 +73,7 @@ cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, floa
 
 // One int per row: the first index of the row maximum; -1 when the row holds only NaN.
 cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, int cols, int* out);
-// Samples one token following core's sampleFromLogits; `scratch` holds `n` doubles. Writes the token
+// Samples one token following core's sampleFromLogits; `scratch` holds `2 * n` doubles. Writes the token
 // (or -1 when every logit is NaN) to `out`.
 cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids,
                           const int* history_counts, int history_len, SampleArgs args, double* scratch, int* out);

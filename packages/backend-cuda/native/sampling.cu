@@ -280,10 +280,23 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
     double total = 0.0;
     for (int i = tid; i < n; i += SAMPLE_THREADS) total += p[i];
     total = block_sum(total);
+    // The tokens kept so far, compacted after p in id order, so that the bisection's summing scans read
+    // only them (after top-k, tens of tokens instead of the vocabulary). Zeros never count above x >= 1.
+    double* kept_p = p + n;
+    int kept_n = 0;
+    for (int base = 0; base < n; base += SAMPLE_THREADS) {
+      const int i = base + tid;
+      const bool keep = i < n && p[i] > 0.0;
+      int chunk_kept = 0;
+      const int rank = block_scan_count(keep, chunk_kept);
+      if (keep) kept_p[kept_n + rank] = p[i];
+      kept_n += chunk_kept;
+    }
+    __syncthreads();
     const unsigned long long x0 = search_key(1, max_key, [&](unsigned long long x) {
       double m = 0.0;
-      for (int i = tid; i < n; i += SAMPLE_THREADS)
-        if (key_of(p[i]) > x) m += p[i];
+      for (int j = tid; j < kept_n; j += SAMPLE_THREADS)
+        if (key_of(kept_p[j]) > x) m += kept_p[j];
       m = block_sum(m);
       return m / total < a.top_p;
     });

@@ -354,7 +354,7 @@ static int reference_sample(const std::vector<float>& logits, const SampleArgs& 
 static void test_sample() {
   const int V = 1500;  // more than one 1024-thread chunk
   std::vector<int> ids = {3, 17, 1400}, counts = {1, 4, 2};
-  std::vector<double> scratch(V);
+  std::vector<double> scratch(2 * V);
   int mismatches = 0, cases = 0;
   for (int tied = 0; tied < 2; tied++) {
     std::vector<float> l(V);
