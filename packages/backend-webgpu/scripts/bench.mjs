@@ -12,16 +12,8 @@ import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
+import { MODELS, modelConfig, uploadModel } from './model-shapes.mjs';
 
-const MODELS = {
-  // Qwen2-0.5B's 24 layers (and so its dispatches per token) at tiny widths: the host cost per step
-  // measured without minutes of GPU work per token on a CPU driver.
-  micro: { hidden: 128, inter: 256, layers: 24, heads: 2, kvHeads: 1, vocab: 1024, tied: true },
-  tiny: { hidden: 256, inter: 1024, layers: 4, heads: 4, kvHeads: 2, vocab: 32000, tied: true },
-  '0.5b': { hidden: 896, inter: 4864, layers: 24, heads: 14, kvHeads: 2, vocab: 151936, tied: true },
-  '1.5b': { hidden: 1536, inter: 8960, layers: 28, heads: 12, kvHeads: 2, vocab: 151936, tied: true },
-  '7b': { hidden: 3584, inter: 18944, layers: 28, heads: 28, kvHeads: 4, vocab: 152064, tied: false },
-};
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -83,27 +75,10 @@ function host(fmt, rows, cols) {
   }
 }
 const headDim = m.hidden / m.heads;
-const up = (fmt, rows, cols, name) => backend.uploadWeight(host(fmt, rows, cols), name);
-const ones = (n, name) => backend.uploadWeight({ format: 'f32', rows: 1, cols: n, data: new Float32Array(n).fill(1) }, name);
 const t0 = performance.now();
-const embed = await up(format, m.vocab, m.hidden, 'embed');
-const layers = [];
-for (let l = 0; l < m.layers; l++) {
-  layers.push({
-    inputNorm: await ones(m.hidden, 'in'), postNorm: await ones(m.hidden, 'post'),
-    q: await up(format, m.heads * headDim, m.hidden, 'q'), k: await up(format, m.kvHeads * headDim, m.hidden, 'k'), v: await up(format, m.kvHeads * headDim, m.hidden, 'v'),
-    qBias: await ones(m.heads * headDim, 'qb'), kBias: await ones(m.kvHeads * headDim, 'kb'), vBias: await ones(m.kvHeads * headDim, 'vb'),
-    o: await up(format, m.hidden, m.heads * headDim, 'o'),
-    gate: await up(format, m.inter, m.hidden, 'gate'), up: await up(format, m.inter, m.hidden, 'up'), down: await up(format, m.hidden, m.inter, 'down'),
-  });
-}
-const lmHead = m.tied ? embed : await up(format, m.vocab, m.hidden, 'lm_head');
-const weights = { embed, layers, norm: await ones(m.hidden, 'norm'), lmHead, bytes: backend.memory().weights, fallbacks: [] };
+const weights = await uploadModel(backend, m, (rows, cols) => host(format, rows, cols));
 console.log(`upload: ${(weights.bytes / 1e9).toFixed(2)} GB in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-const config = {
-  vocabSize: m.vocab, hiddenSize: m.hidden, intermediateSize: m.inter, numHiddenLayers: m.layers, numAttentionHeads: m.heads,
-  numKeyValueHeads: m.kvHeads, headDim, rmsNormEps: 1e-6, ropeTheta: 1e6, tieWordEmbeddings: m.tied, maxPositionEmbeddings: 32768, maxWindowLayers: m.layers,
-};
+const config = modelConfig(m);
 
 // ---- copy bandwidth: the bound a bandwidth-limited decode can reach ----
 const copyBytes = 2 ** 27 - (1 << 20); // under every adapter's 128 MiB binding limit
@@ -163,7 +138,7 @@ const recordMedian = recordMs[recordMs.length >> 1];
 
 // Bytes a decode step must read: every weight once (the embedding table only for its one row when the
 // head is untied) plus the KV cache so far.
-const embedBytes = m.tied ? 0 : embed.bytes;
+const embedBytes = m.tied ? 0 : weights.embed.bytes;
 const kvBytes = 2 * m.layers * m.kvHeads * headDim * 4 * (promptLen + tokens / 2);
 const perToken = weights.bytes - embedBytes + kvBytes;
 const bound = bandwidth / perToken;

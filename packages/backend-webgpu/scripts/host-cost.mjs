@@ -14,6 +14,7 @@ const opt = (name, def) => {
 const format = opt('format', 'f16');
 const steps = Number(opt('steps', 3000));
 const { WebGPUBackend } = await import('../dist/index.js');
+const { MODELS, modelConfig, uploadModel } = await import('./model-shapes.mjs');
 const core = await import('@qwen2-ts/core');
 
 const nop = () => {};
@@ -37,30 +38,14 @@ const device = {
 };
 const backend = new WebGPUBackend({ gpu: {}, adapter: {}, device, f16: true, subgroups: true, description: 'device stub' });
 
-const m = { hidden: 896, inter: 4864, layers: 24, heads: 14, kvHeads: 2, vocab: 151936 };
-const headDim = m.hidden / m.heads;
+// Qwen2-0.5B's shapes; its lm_head is the embedding, as in the checkpoint.
+const m = MODELS['0.5b'];
 const zeros = (rows, cols) =>
   format === 'q4_0' ? core.quantizeQ4_0(new Float32Array(rows * cols), rows, cols)
   : format === 'f16' ? { format, rows, cols, data: new Uint16Array(rows * cols) }
   : (() => { throw new Error(`--format ${format}: f16 or q4_0`); })();
-const up = (rows, cols, name) => backend.uploadWeight(zeros(rows, cols), name);
-const vec = (n, name) => backend.uploadWeight({ format: 'f32', rows: 1, cols: n, data: new Float32Array(n).fill(1) }, name);
-const embed = await up(m.vocab, m.hidden, 'embed');
-const layers = [];
-for (let l = 0; l < m.layers; l++) {
-  const kv = m.kvHeads * headDim;
-  layers.push({
-    inputNorm: await vec(m.hidden, 'in'), postNorm: await vec(m.hidden, 'post'),
-    q: await up(m.hidden, m.hidden, 'q'), k: await up(kv, m.hidden, 'k'), v: await up(kv, m.hidden, 'v'),
-    qBias: await vec(m.hidden, 'qb'), kBias: await vec(kv, 'kb'), vBias: await vec(kv, 'vb'),
-    o: await up(m.hidden, m.hidden, 'o'), gate: await up(m.inter, m.hidden, 'gate'), up: await up(m.inter, m.hidden, 'up'), down: await up(m.hidden, m.inter, 'down'),
-  });
-}
-const weights = { embed, layers, norm: await vec(m.hidden, 'norm'), lmHead: embed, bytes: 0, fallbacks: [] };
-const config = {
-  vocabSize: m.vocab, hiddenSize: m.hidden, intermediateSize: m.inter, numHiddenLayers: m.layers, numAttentionHeads: m.heads,
-  numKeyValueHeads: m.kvHeads, headDim, rmsNormEps: 1e-6, ropeTheta: 1e6, tieWordEmbeddings: true, maxPositionEmbeddings: 32768, maxWindowLayers: m.layers,
-};
+const weights = await uploadModel(backend, m, zeros);
+const config = modelConfig(m);
 const model = new core.Qwen2Model(backend, config, weights);
 // A context that stays under one attention split (256 keys): the dispatch count of a short chat.
 const seq = model.createSequence(256);

@@ -42,17 +42,6 @@ fn sumF(v: f32, lid: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
-fn sumU(v: u32, lid: u32) -> u32 {
-  redI[lid] = v;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { redI[lid] += redI[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = workgroupUniformLoad(&redI[0]);
-  workgroupBarrier();
-  return r;
-}
 // Exclusive prefix sum over the workgroup (Hillis-Steele in redI); the total is left in redI[${wg - 1}].
 fn exclusiveScanU(v: u32, lid: u32) -> u32 {
   redI[lid] = v;
@@ -110,9 +99,10 @@ const SAMPLE_FIELDS: Fields = [
  * is always "probability at least some cutoff", over the bit patterns of the (non-negative) unnormalized
  * probabilities: top-k's is the k-th largest pattern, found by a radix select (8 histogram passes), and
  * top-p's by bisection over the kept tokens compacted after the probabilities (one summing pass over
- * them per step), so nothing is sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses float64): a draw can differ only when
- * `uniform * total` falls within rounding of a token boundary, or on exact probability ties at the
- * top-p boundary (the reference keeps a prefix of the tied tokens by id; this keeps all or none).
+ * them per step), so nothing is sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses
+ * float64): a draw can differ only when `uniform * total` falls within rounding of a token boundary, or
+ * on exact probability ties at the top-p boundary (the reference keeps a prefix of the tied tokens by
+ * id; this keeps all or none).
  */
 export function sampleKernel(wg: number): KernelDef {
   const code = paramsDecl(SAMPLE_FIELDS) +
