@@ -147,4 +147,22 @@ console.log(`decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixe
 const perStep = (after.dispatches - before.dispatches) / tokens;
 console.log(`host: ${perStep.toFixed(0)} dispatches and ${((after.submissions - before.submissions) / tokens).toFixed(1)} submissions per token (argmax included); ` +
   `recording and submitting a step takes ${recordMedian.toFixed(2)} ms (median of ${tokens}, heap collected before each), a ceiling of ${(1000 / recordMedian).toFixed(0)} tokens/s`);
+// ---- one draw over a full vocabulary of logits: argmax, and sampling at a chat's usual settings ----
+// Fixed random logits of Qwen2's 151,936 tokens whatever --model is: the sampler's cost depends on
+// the vocabulary only (values repeat every 65,536 tokens, as every weight here does).
+const V = 151936;
+const vocabLogits = backend.alloc(1, V);
+backend.write(vocabLogits, Float32Array.from(values(V), (v) => v * 60));
+const none = { ids: new Int32Array(0), counts: new Int32Array(0) };
+const chat = (i) => ({ temperature: 0.7, topK: 40, topP: 0.9, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, history: none, uniform: (i * 0.618034) % 1 });
+const draws = software ? 10 : 100;
+async function msPerDraw(draw) {
+  await draw(0);
+  const t = performance.now();
+  for (let i = 0; i < draws; i++) await draw(i);
+  return (performance.now() - t) / draws;
+}
+const argmaxMs = await msPerDraw(() => backend.argmax(vocabLogits));
+const sampleMs = await msPerDraw((i) => backend.sample(vocabLogits, chat(i)));
+console.log(`draw over ${V} logits: argmax ${argmaxMs.toFixed(2)} ms, sample (temperature 0.7, top-k 40, top-p 0.9) ${sampleMs.toFixed(2)} ms (mean of ${draws}, readback included)`);
 await backend.dispose();
