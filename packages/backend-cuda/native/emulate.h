@@ -148,6 +148,8 @@ inline unsigned __ballot_sync(unsigned, int pred) {
 // kernels only ballot with full warps.
 
 inline void __syncwarp_emulated() { ::emu::warp().barrier->arrive_and_wait(); }
+// Only called by whole warps (every lane of the block's warps runs it).
+inline void __syncwarp(unsigned = 0xffffffffu) { __syncwarp_emulated(); }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }

@@ -19,8 +19,7 @@ using namespace nvcuda;
 
 namespace {
 
-constexpr int BM = 64, BN = 64, BK = 32, LDS = BK + 8, LDC = BN + 4;
-constexpr int GEMM_THREADS = 128;  // 4 warps, each a 32x32 output tile (2x2 fragments)
+constexpr int BK = 32, LDS = BK + 8;  // k per tile; smem row stride in elements (80 bytes: 16-byte aligned rows)
 
 template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
@@ -29,23 +28,50 @@ template <typename T> __device__ __forceinline__ float to_f32(T v);
 template <> __device__ __forceinline__ float to_f32<__half>(__half v) { return __half2float(v); }
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename TIn, bool SPLIT, int FMT>
-__global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
+// Tile shapes: a BM x BN block of outputs on WARPS_M x WARPS_N warps, each warp FM x FN fragments of 16x16.
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_>
+struct Tiles {
+  static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
+  static constexpr int THREADS = WARPS_M * WARPS_N * 32;
+  static constexpr int FM = BM / WARPS_M / 16, FN = BN / WARPS_N / 16;
+  // Vector path, per thread and k-tile: float4s of x, 16-byte parts of a 16-bit weight tile, and
+  // 16-value halves of quantized blocks (one block of 32 per weight row and k-tile).
+  static constexpr int A_VECS = BM * BK / 4 / THREADS;
+  static constexpr int B_VECS = BN * BK * 2 / 16 / THREADS;
+  static constexpr int Q_HALVES = BN * 2 / THREADS;
+  static_assert(BM * BK / 4 % THREADS == 0 && BN * BK * 2 / 16 % THREADS == 0 && BN * 2 % THREADS == 0, "tile loads");
+};
+using LargeTiles = Tiles<128, 128, 2, 4>;  // 8 warps of 64x32: twice the MMAs per fragment load of the small tiles
+using SmallTiles = Tiles<64, 64, 2, 2>;    // 4 warps of 32x32: more blocks where large tiles would leave SMs idle
+
+// What one thread holds of the next k-tile while the current one is multiplied (vector path only).
+template <class TL, int FMT>
+struct Staged {
+  float4 a[TL::A_VECS];
+  uint4 b[FMT == FMT_F16 || FMT == FMT_BF16 ? TL::B_VECS : TL::Q_HALVES];
+  float scale[FMT == FMT_F16 || FMT == FMT_BF16 ? 1 : TL::Q_HALVES];
+};
+
+// VEC: K is a multiple of BK and x is 16-byte aligned, so tiles load as 128-bit vectors (staged in
+// registers one k-tile ahead); otherwise element by element with bounds checks.
+template <typename TIn, bool SPLIT, int FMT, class TL, bool VEC>
+__global__ void __launch_bounds__(TL::THREADS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                                float* __restrict__ out) {
+  constexpr int BM = TL::BM, BN = TL::BN, FM = TL::FM, FN = TL::FN, THREADS = TL::THREADS;
+  constexpr bool WIDE = FMT == FMT_F16 || FMT == FMT_BF16;  // weights stored in the MMA's own type
   __shared__ __align__(32) TIn a_hi[BM * LDS];
   __shared__ __align__(32) TIn a_lo[SPLIT ? BM * LDS : 16];
   __shared__ __align__(32) TIn b_s[BN * LDS];
-  __shared__ __align__(32) float c_s[BM * LDC];
+  __shared__ __align__(32) float stage[TL::WARPS_M * TL::WARPS_N][16 * 16];  // epilogue, one fragment per warp
   const int N = w.rows;
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-  const int tid = threadIdx.x, warp = tid >> 5;
-  const int wm = warp >> 1, wn = warp & 1;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int wm = warp / TL::WARPS_N, wn = warp % TL::WARPS_N;
   // Rows of x with values beyond f16's range (Qwen2's activations can reach them) would split into inf.
-  constexpr bool SCALE_ROWS = SPLIT && std::is_same_v<TIn, __half>;
+  constexpr bool SCALE_ROWS = std::is_same_v<TIn, __half>;
   __shared__ float row_scale[SCALE_ROWS ? BM : 1];
   if constexpr (SCALE_ROWS) {
-    const int lane = tid & 31;
-    for (int r = warp; r < BM; r += GEMM_THREADS / 32) {
+    for (int r = warp; r < BM; r += THREADS / 32) {
       const int gm = m0 + r;
       float mx = 0.f;
       if (gm < T)
@@ -59,31 +85,84 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __
     }
     __syncthreads();
   }
+  // One value of x into the A tiles: hi, and with SPLIT the remainder lo (x ≈ hi + lo).
+  auto put_a = [&](int r, int c, float v) {
+    if constexpr (SCALE_ROWS) v *= row_scale[r];
+    const TIn hi = from_f32<TIn>(v);
+    a_hi[r * LDS + c] = hi;
+    if constexpr (SPLIT) a_lo[r * LDS + c] = from_f32<TIn>(v - to_f32<TIn>(hi));
+  };
 
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  Staged<TL, FMT> st;
+  // Vector path: global loads of the k-tile at k0 into registers.
+  auto fetch = [&](int k0) {
 #pragma unroll
-  for (int i = 0; i < 2; i++)
-#pragma unroll
-    for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.f);
-
-  for (int k0 = 0; k0 < K; k0 += BK) {
-    // Tiles: BM x BK of x and BN x BK of W; consecutive threads read consecutive k (coalesced).
-    for (int idx = tid; idx < BM * BK; idx += GEMM_THREADS) {
-      const int r = idx / BK, c = idx % BK;
-      const int gm = m0 + r, gk = k0 + c;
-      float v = gm < T && gk < K ? x[static_cast<size_t>(gm) * K + gk] : 0.f;
-      if constexpr (SCALE_ROWS) v *= row_scale[r];
-      const TIn hi = from_f32<TIn>(v);
-      a_hi[r * LDS + c] = hi;
-      if constexpr (SPLIT) a_lo[r * LDS + c] = from_f32<TIn>(v - to_f32<TIn>(hi));
+    for (int i = 0; i < TL::A_VECS; i++) {
+      const int v = tid + i * THREADS, r = v / (BK / 4), c = (v % (BK / 4)) * 4;
+      st.a[i] = m0 + r < T ? *reinterpret_cast<const float4*>(x + static_cast<size_t>(m0 + r) * K + k0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    for (int idx = tid; idx < BN * BK; idx += GEMM_THREADS) {
-      const int r = idx / BK, c = idx % BK;
-      const int gn = n0 + r, gk = k0 + c;
+    if constexpr (WIDE) {
+#pragma unroll
+      for (int i = 0; i < TL::B_VECS; i++) {
+        const int v = tid + i * THREADS, r = v / (BK / 8), c = (v % (BK / 8)) * 8;
+        const uint16_t* src = static_cast<const uint16_t*>(w.data) + static_cast<size_t>(n0 + r) * K + k0 + c;
+        st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < TL::Q_HALVES; i++) {
+        const int v = tid + i * THREADS, r = v / 2, half = v % 2;
+        const size_t block = (static_cast<size_t>(n0 + r) * K + k0) / 32;
+        const unsigned char* q = static_cast<const unsigned char*>(w.data);
+        // q8_0: 32 int8 per block, this thread's 16; q4_0: the block's 16 bytes (low nibbles are values
+        // 0-15, high nibbles 16-31), this thread's half of the nibbles.
+        const unsigned char* src = FMT == FMT_Q8_0 ? q + block * 32 + half * 16 : q + block * 16;
+        st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
+        st.scale[i] = n0 + r < N ? f16_to_f32(w.scales[block]) : 0.f;
+      }
+    }
+  };
+  // Vector path: the staged registers into the shared tiles.
+  auto put = [&]() {
+#pragma unroll
+    for (int i = 0; i < TL::A_VECS; i++) {
+      const int v = tid + i * THREADS, r = v / (BK / 4), c = (v % (BK / 4)) * 4;
+      put_a(r, c, st.a[i].x);
+      put_a(r, c + 1, st.a[i].y);
+      put_a(r, c + 2, st.a[i].z);
+      put_a(r, c + 3, st.a[i].w);
+    }
+    if constexpr (WIDE) {
+#pragma unroll
+      for (int i = 0; i < TL::B_VECS; i++) {
+        const int v = tid + i * THREADS, r = v / (BK / 8), c = (v % (BK / 8)) * 8;
+        *reinterpret_cast<uint4*>(b_s + r * LDS + c) = st.b[i];  // the MMA's own type: bits copied, no rounding
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < TL::Q_HALVES; i++) {
+        const int v = tid + i * THREADS, r = v / 2, half = v % 2;
+        const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&st.b[i]);
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+          const int q = FMT == FMT_Q8_0 ? static_cast<int>(static_cast<signed char>(bytes[j])) : (half ? bytes[j] >> 4 : bytes[j] & 15) - 8;
+          // The same value as weight_at: an f16 scale times a small integer is exact in f32.
+          b_s[r * LDS + half * 16 + j] = from_f32<TIn>(st.scale[i] * static_cast<float>(q));
+        }
+      }
+    }
+  };
+  // Scalar path: the k-tile at k0 straight into the shared tiles, zeros outside the matrices.
+  auto load_scalar = [&](int k0) {
+    for (int idx = tid; idx < BM * BK; idx += THREADS) {
+      const int r = idx / BK, c = idx % BK, gm = m0 + r, gk = k0 + c;
+      put_a(r, c, gm < T && gk < K ? x[static_cast<size_t>(gm) * K + gk] : 0.f);
+    }
+    for (int idx = tid; idx < BN * BK; idx += THREADS) {
+      const int r = idx / BK, c = idx % BK, gn = n0 + r, gk = k0 + c;
       TIn v = from_f32<TIn>(0.f);
       if (gn < N && gk < K) {
-        if constexpr (FMT == FMT_F16 || FMT == FMT_BF16) {
-          // Stored in the MMA's own type: copy the bits, no rounding.
+        if constexpr (WIDE) {
           const uint16_t bits = static_cast<const uint16_t*>(w.data)[static_cast<size_t>(gn) * K + gk];
           v = *reinterpret_cast<const TIn*>(&bits);
         } else {
@@ -92,43 +171,65 @@ __global__ void __launch_bounds__(GEMM_THREADS) gemm_wmma_kernel(const float* __
       }
       b_s[r * LDS + c] = v;
     }
-    __syncthreads();
+  };
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
+#pragma unroll
+  for (int i = 0; i < FM; i++)
+#pragma unroll
+    for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.f);
+
+  if constexpr (VEC) fetch(0);
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    if constexpr (VEC) {
+      put();
+      __syncthreads();
+      if (k0 + BK < K) fetch(k0 + BK);  // in flight while this tile is multiplied
+    } else {
+      load_scalar(k0);
+      __syncthreads();
+    }
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, TIn, wmma::col_major> b[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, TIn, wmma::col_major> b[FN];
 #pragma unroll
-      for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], b_s + (wn * 32 + j * 16) * LDS + kk, LDS);
+      for (int j = 0; j < FN; j++) wmma::load_matrix_sync(b[j], b_s + (wn * FN * 16 + j * 16) * LDS + kk, LDS);
 #pragma unroll
-      for (int i = 0; i < 2; i++) {
+      for (int i = 0; i < FM; i++) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, TIn, wmma::row_major> a;
-        wmma::load_matrix_sync(a, a_hi + (wm * 32 + i * 16) * LDS + kk, LDS);
+        wmma::load_matrix_sync(a, a_hi + (wm * FM * 16 + i * 16) * LDS + kk, LDS);
 #pragma unroll
-        for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
+        for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
         if constexpr (SPLIT) {
-          wmma::load_matrix_sync(a, a_lo + (wm * 32 + i * 16) * LDS + kk, LDS);
+          wmma::load_matrix_sync(a, a_lo + (wm * FM * 16 + i * 16) * LDS + kk, LDS);
 #pragma unroll
-          for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
+          for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], a, b[j], acc[i][j]);
         }
       }
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 2; i++)
-#pragma unroll
-    for (int j = 0; j < 2; j++)
-      wmma::store_matrix_sync(c_s + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC, wmma::mem_row_major);
-  __syncthreads();
+  // Epilogue: each warp passes its fragments through its own 16x16 staging tile (the accumulator's
+  // layout in registers is opaque) and writes them with the row scale undone and the bias added.
   const bool has_bias = bias.format >= 0;
-  for (int idx = tid; idx < BM * BN; idx += GEMM_THREADS) {
-    const int r = idx / BN, c = idx % BN;
-    const int gm = m0 + r, gn = n0 + c;
-    if (gm < T && gn < N) {
-      float v = c_s[r * LDC + c];
-      if constexpr (SCALE_ROWS) v /= row_scale[r];  // a power of two: exact
-      out[static_cast<size_t>(gm) * N + gn] = v + (has_bias ? weight_at(bias, 0, gn) : 0.f);
+  float* tile = stage[warp];
+#pragma unroll
+  for (int i = 0; i < FM; i++)
+#pragma unroll
+    for (int j = 0; j < FN; j++) {
+      wmma::store_matrix_sync(tile, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      const int r0 = wm * FM * 16 + i * 16, gn0 = n0 + wn * FN * 16 + j * 16;
+      for (int e = lane; e < 256; e += 32) {
+        const int r = r0 + e / 16, gm = m0 + r, gn = gn0 + e % 16;
+        if (gm < T && gn < N) {
+          float v = tile[e];
+          if constexpr (SCALE_ROWS) v /= row_scale[r];  // a power of two: exact
+          out[static_cast<size_t>(gm) * N + gn] = v + (has_bias ? weight_at(bias, 0, gn) : 0.f);
+        }
+      }
+      __syncwarp();
     }
-  }
 }
 
 // f32 weights: 64x64 tiles, 16 deep, each of 256 threads computing a 4x4 block of outputs in f32.
@@ -178,6 +279,39 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(const float* __restrict__
 
 }  // namespace
 
+namespace {
+
+template <typename TIn, bool SPLIT, int FMT, class TL>
+cudaError_t launch_tiles(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
+  const dim3 grid((job.w.rows + TL::BN - 1) / TL::BN, (tokens + TL::BM - 1) / TL::BM);
+  const bool vec = K % BK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  if (vec) {
+    auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, true>;
+    LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
+  } else {
+    auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, false>;
+    LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
+  }
+  return cudaGetLastError();
+}
+
+// Large tiles when they still give every SM a block; small ones otherwise (few tokens or narrow weights).
+int multiprocessors() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1) return 1;
+  return n;
+}
+
+template <typename TIn, bool SPLIT, int FMT>
+cudaError_t launch_wmma(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
+  const long long large_blocks = static_cast<long long>((job.w.rows + LargeTiles::BN - 1) / LargeTiles::BN) *
+                                 ((tokens + LargeTiles::BM - 1) / LargeTiles::BM);
+  if (tokens > SmallTiles::BM && large_blocks >= multiprocessors()) return launch_tiles<TIn, SPLIT, FMT, LargeTiles>(stream, x, tokens, K, job);
+  return launch_tiles<TIn, SPLIT, FMT, SmallTiles>(stream, x, tokens, K, job);
+}
+
+}  // namespace
+
 cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const int N = job.w.rows;
   if (job.w.format == FMT_F32) {
@@ -185,22 +319,11 @@ cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, 
     LAUNCH(gemm_f32_kernel, sgrid, 256, 0, stream, x, tokens, K, job.w, job.bias, job.out);
     return cudaGetLastError();
   }
-  const dim3 grid((N + BN - 1) / BN, (tokens + BM - 1) / BM);
   switch (job.w.format) {
-    case FMT_F16:
-      { auto* kfn = gemm_wmma_kernel<__half, true, FMT_F16>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
-      break;
-    case FMT_BF16:
-      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, true, FMT_BF16>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
-      break;
-    case FMT_Q8_0:
-      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q8_0>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
-      break;
-    case FMT_Q4_0:
-      { auto* kfn = gemm_wmma_kernel<__nv_bfloat16, false, FMT_Q4_0>; LAUNCH(kfn, grid, GEMM_THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out); }
-      break;
-    default:
-      return cudaErrorInvalidValue;
+    case FMT_F16: return launch_wmma<__half, true, FMT_F16>(stream, x, tokens, K, job);
+    case FMT_BF16: return launch_wmma<__nv_bfloat16, true, FMT_BF16>(stream, x, tokens, K, job);
+    case FMT_Q8_0: return launch_wmma<__nv_bfloat16, false, FMT_Q8_0>(stream, x, tokens, K, job);
+    case FMT_Q4_0: return launch_wmma<__nv_bfloat16, false, FMT_Q4_0>(stream, x, tokens, K, job);
+    default: return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
