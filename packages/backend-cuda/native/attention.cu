@@ -2,7 +2,9 @@
 // cut into chunks; one block per (kv head, chunk, query token) computes a partial softmax-weighted sum
 // for every query head of its group (so K and V are read once per group, not once per head), and a
 // second kernel merges the chunks with their running maxima. Positions come from PosArg, so a captured
-// decode pass replays at any position; chunks past the current position exit at once.
+// decode pass replays at any position; chunks outside a token's visible keys exit at once and the merge
+// reads only the chunks it can see. Chunks are short (64 keys while that keeps at most 256 of them), so
+// that at short contexts a decode step's work is spread over several blocks per kv head.
 #include <cfloat>
 #include "common.cuh"
 
@@ -11,7 +13,8 @@ namespace {
 constexpr int ATT_THREADS = 256;
 constexpr int ATT_TILE = 64;     // keys scored at a time
 constexpr int MAX_GROUP = 32;    // query heads per kv head (checked on the host); kernels for 8, 16, 32
-constexpr int MIN_CHUNK = 256;
+constexpr int MIN_CHUNK = ATT_TILE;
+constexpr int TARGET_SPLITS = 256;  // chunks grow past MIN_CHUNK to keep at most this many (fewer empty blocks)
 constexpr size_t SCRATCH_LIMIT_FLOATS = size_t(64) << 20;  // 256 MiB of partial results at most
 // Grid y and z stop at 65535 blocks. The emulated kernel tests lower this to slice passes of a few tokens.
 #ifndef QWEN2_MAX_GRID_YZ
@@ -37,6 +40,15 @@ __device__ __forceinline__ size_t part_index(int t, int h, int s, int heads, int
   return (static_cast<size_t>(t) * heads + h) * splits + s;
 }
 
+// The chunks [first, last] that hold keys visible to the query at `pos` (causal, optional sliding window).
+struct VisibleChunks {
+  int first, last;
+};
+__device__ __forceinline__ VisibleChunks visible_chunks(int pos, int window, int chunk, int splits) {
+  const int first_key = window > 0 ? max(0, pos - window + 1) : 0;
+  return VisibleChunks{first_key / chunk, min(splits - 1, pos / chunk)};
+}
+
 template <int MAXG>
 __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
@@ -51,17 +63,12 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
   const int end = min(pos, (s + 1) * chunk - 1);  // inclusive
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
-  if (begin > end) {  // nothing of this chunk is visible to this query: mark the split empty
-    for (int g = tid; g < group; g += ATT_THREADS) {
-      const size_t p = part_index(t, g0 * group + g, s, heads, splits);
-      part_ml[2 * p] = -FLT_MAX;
-      part_ml[2 * p + 1] = 0.f;
-    }
-    return;
-  }
+  if (begin > end) return;  // nothing of this chunk is visible to this query (the merge skips it)
 
-  // Shared memory: scaled queries [group][head_dim], scores [group][TILE], per-head running max/sum and
-  // the rescale factor of the current tile; the reduction buffer reuses the query area at the end.
+  // Shared memory: scaled queries [group][head_dim], scores [group][TILE], per-head running max/sum, the
+  // rescale factor of the current tile and the tile's keys [TILE][head_dim + 1] (rows padded by one float:
+  // threads reading different keys at the same dimension hit different banks); the reduction buffer
+  // reuses the query area at the end.
   const int rows = max(1, ATT_THREADS / head_dim);  // key-parallel thread rows in the V product
   float* q_s = smem;
   const int q_floats = max(group * head_dim, rows * group * head_dim);
@@ -69,6 +76,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
   float* m_s = sc + group * ATT_TILE;
   float* l_s = m_s + group;
   float* corr_s = l_s + group;
+  float* k_s = corr_s + group;
+  const int ks_stride = head_dim + 1;
 
   const float* qrow = q + static_cast<size_t>(t) * heads * head_dim + static_cast<size_t>(g0) * group * head_dim;
   for (int i = tid; i < group * head_dim; i += ATT_THREADS) q_s[i] = qrow[i] * scale;
@@ -88,15 +97,26 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
 
   for (int tile = begin; tile <= end; tile += ATT_TILE) {
     const int n = min(ATT_TILE, end - tile + 1);
-    // Scores: one warp per key, lanes across head_dim, one dot per query head of the group.
-    for (int j = warp; j < n; j += ATT_THREADS / 32) {
-      const float* krow = kbase + static_cast<size_t>(tile + j) * head_dim;
-      for (int g = 0; g < group; g++) {
-        float dot = 0.f;
-        for (int e = lane; e < head_dim; e += 32) dot = fmaf(q_s[g * head_dim + e], krow[e], dot);
-        dot = warp_sum(dot);
-        if (lane == 0) sc[g * ATT_TILE + j] = dot;
+    // The tile's keys into shared memory (coalesced reads of whole rows).
+    const float* ktile = kbase + static_cast<size_t>(tile) * head_dim;
+    for (int i = tid; i < n * head_dim; i += ATT_THREADS) k_s[(i / head_dim) * ks_stride + i % head_dim] = ktile[i];
+    __syncthreads();
+    // Scores: one thread per (query head, key), a whole dot product each (four partial sums for
+    // instruction-level parallelism); a warp reads one query row (broadcast) and 32 keys.
+    for (int i = tid; i < group * n; i += ATT_THREADS) {
+      const int g = i / n, j = i % n;
+      const float* qv = q_s + g * head_dim;
+      const float* kv = k_s + j * ks_stride;
+      float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
+      int e = 0;
+      for (; e + 4 <= head_dim; e += 4) {
+        d0 = fmaf(qv[e], kv[e], d0);
+        d1 = fmaf(qv[e + 1], kv[e + 1], d1);
+        d2 = fmaf(qv[e + 2], kv[e + 2], d2);
+        d3 = fmaf(qv[e + 3], kv[e + 3], d3);
       }
+      for (; e < head_dim; e++) d0 = fmaf(qv[e], kv[e], d0);
+      sc[g * ATT_TILE + j] = (d0 + d1) + (d2 + d3);
     }
     __syncthreads();
     // Online softmax per head: warp w handles heads w, w + 8, ...
@@ -158,18 +178,20 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
   }
 }
 
-// One block per (head, token): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
+// One block per (head, token): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the chunks
+// the token sees (the split kernel wrote only those).
 __global__ void attention_combine_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int heads,
-                                         int head_dim, int splits, float* __restrict__ out) {
+                                         int head_dim, PosArg start, int window, int chunk, int splits, float* __restrict__ out) {
   const int h = blockIdx.x, t = blockIdx.y;
+  const VisibleChunks vis = visible_chunks(pos_of(start) + t, window, chunk, splits);
   float mx = -FLT_MAX;
-  for (int s = 0; s < splits; s++) {
+  for (int s = vis.first; s <= vis.last; s++) {
     const size_t p = part_index(t, h, s, heads, splits);
     if (part_ml[2 * p + 1] > 0.f) mx = fmaxf(mx, part_ml[2 * p]);
   }
   for (int e = threadIdx.x; e < head_dim; e += blockDim.x) {
     float num = 0.f, den = 0.f;
-    for (int s = 0; s < splits; s++) {
+    for (int s = vis.first; s <= vis.last; s++) {
       const size_t p = part_index(t, h, s, heads, splits);
       const float l = part_ml[2 * p + 1];
       if (!(l > 0.f)) continue;
@@ -184,7 +206,7 @@ __global__ void attention_combine_kernel(const float* __restrict__ part_acc, con
 size_t split_smem_bytes(int group, int head_dim) {
   const int rows = ATT_THREADS / head_dim > 1 ? ATT_THREADS / head_dim : 1;
   const int q_floats = (group * head_dim > rows * group * head_dim) ? group * head_dim : rows * group * head_dim;
-  return sizeof(float) * (q_floats + group * ATT_TILE + 3 * group);
+  return sizeof(float) * (q_floats + group * ATT_TILE + 3 * group + ATT_TILE * (head_dim + 1));
 }
 
 }  // namespace
@@ -201,6 +223,7 @@ AttentionPlan plan_attention(int tokens, int heads, int head_dim, int key_capaci
   AttentionPlan plan{};
   const size_t per_split = static_cast<size_t>(tokens) * heads * (head_dim + 2);
   int chunk = MIN_CHUNK;
+  if (key_capacity > chunk * TARGET_SPLITS) chunk = ((key_capacity + TARGET_SPLITS - 1) / TARGET_SPLITS + ATT_TILE - 1) / ATT_TILE * ATT_TILE;
   int splits = (key_capacity + chunk - 1) / chunk;
   const size_t max_splits = per_split > 0 ? (SCRATCH_LIMIT_FLOATS / per_split > 0 ? SCRATCH_LIMIT_FLOATS / per_split : 1) : 1;
   if (static_cast<size_t>(splits) > max_splits) {
@@ -243,7 +266,8 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
            max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    LAUNCH(attention_combine_kernel, dim3(heads, n), threads, 0, stream, acc, ml, heads, head_dim, plan.splits, out + rows * head_dim);
+    LAUNCH(attention_combine_kernel, dim3(heads, n), threads, 0, stream, acc, ml, heads, head_dim, at, window, plan.chunk, plan.splits,
+           out + rows * head_dim);
     err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }

@@ -226,7 +226,9 @@ static void test_rope() {
 static void test_attention() {
   struct Case { int ratio, hd, start, T, window, capacity_extra; };
   const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {2, 128, 0, 23, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
-                        {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0}};
+                        {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0},
+                        // a window that starts past the first chunk; a cache long enough for chunks of 128
+                        {2, 64, 150, 3, 40, 0}, {7, 64, 200, 1, 0, 20000}};
   for (const Case& c : cases) {
     const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
     auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
@@ -239,7 +241,9 @@ static void test_attention() {
                     max_tokens, PosArg{&pass_pos, 0});
     const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
     AttentionPlan plan = plan_attention(c.T, heads, c.hd, capacity);
-    std::vector<float> scratch(plan.scratch_floats, NAN), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+    // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
+    // read only the chunks written for this step.
+    std::vector<float> scratch(plan.scratch_floats, 0.5f), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
     const float scale = 1.f / std::sqrt(static_cast<float>(c.hd));
     launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(), out.data());
     std::vector<double> want;
