@@ -304,7 +304,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out)
+// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16])
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double a[4];
@@ -329,7 +329,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     b[i] = weightAt(q + 5);
     outs[i] = ptr<float>(q[10]);
   }
-  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count)), "matmul");
+  const bool round_x16 = info.Length() > 5 && info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() != 0;
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16),
+     "matmul");
   return env.Undefined();
 }
 

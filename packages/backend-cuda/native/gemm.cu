@@ -2,7 +2,8 @@
 //
 // Precision: f16/bf16 weights are exact in their own type, but rounding the f32 activations to 16 bits
 // would cost ~3 significant digits. So x is split into hi + lo parts of the weight's type (x ≈ hi + lo
-// to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results. f16 holds
+// to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results (unless the
+// backend was opened with prefillPrecision '16-bit': then x is rounded once, one MMA per tile). f16 holds
 // magnitudes below 65504 only, so with f16 weights each row of x whose largest |value| is 2^15 or more
 // is first scaled by a power of two (exact) and its results scaled back. For
 // q8_0/q4_0 weights (already lossy) x is rounded to bf16 once and the dequantized weights to bf16.
@@ -33,6 +34,9 @@ template <int BM_, int BN_, int WARPS_M_, int WARPS_N_>
 struct Tiles {
   static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_;
   static constexpr int THREADS = WARPS_M * WARPS_N * 32;
+  // Blocks per SM the register budget is sized for (launch bounds): 3 of the small tiles, 1 of the large
+  // ones. Without it ptxas spilled a few bytes in two small-tile variants at sm_80.
+  static constexpr int MIN_BLOCKS = THREADS <= 128 ? 3 : 1;
   static constexpr int FM = BM / WARPS_M / 16, FN = BN / WARPS_N / 16;
   // Vector path, per thread and k-tile: float4s of x, 16-byte parts of a 16-bit weight tile, and
   // 16-value halves of quantized blocks (one block of 32 per weight row and k-tile).
@@ -55,7 +59,7 @@ struct Staged {
 // VEC: K is a multiple of BK and x is 16-byte aligned, so tiles load as 128-bit vectors (staged in
 // registers one k-tile ahead); otherwise element by element with bounds checks.
 template <typename TIn, bool SPLIT, int FMT, class TL, bool VEC>
-__global__ void __launch_bounds__(TL::THREADS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
+__global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                                float* __restrict__ out) {
   constexpr int BM = TL::BM, BN = TL::BN, FM = TL::FM, FN = TL::FN, THREADS = TL::THREADS;
   constexpr bool WIDE = FMT == FMT_F16 || FMT == FMT_BF16;  // weights stored in the MMA's own type
@@ -312,7 +316,7 @@ cudaError_t launch_wmma(cudaStream_t stream, const float* x, int tokens, int K, 
 
 }  // namespace
 
-cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
+cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job, bool round_x16) {
   const int N = job.w.rows;
   if (job.w.format == FMT_F32) {
     const dim3 sgrid((N + SB - 1) / SB, (tokens + SB - 1) / SB);
@@ -320,8 +324,11 @@ cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, 
     return cudaGetLastError();
   }
   switch (job.w.format) {
-    case FMT_F16: return launch_wmma<__half, true, FMT_F16>(stream, x, tokens, K, job);
-    case FMT_BF16: return launch_wmma<__nv_bfloat16, true, FMT_BF16>(stream, x, tokens, K, job);
+    case FMT_F16:
+      return round_x16 ? launch_wmma<__half, false, FMT_F16>(stream, x, tokens, K, job) : launch_wmma<__half, true, FMT_F16>(stream, x, tokens, K, job);
+    case FMT_BF16:
+      return round_x16 ? launch_wmma<__nv_bfloat16, false, FMT_BF16>(stream, x, tokens, K, job)
+                       : launch_wmma<__nv_bfloat16, true, FMT_BF16>(stream, x, tokens, K, job);
     case FMT_Q8_0: return launch_wmma<__nv_bfloat16, false, FMT_Q8_0>(stream, x, tokens, K, job);
     case FMT_Q4_0: return launch_wmma<__nv_bfloat16, false, FMT_Q4_0>(stream, x, tokens, K, job);
     default: return cudaErrorInvalidValue;

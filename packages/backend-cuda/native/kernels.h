@@ -43,11 +43,14 @@ cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, i
 cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols);
 
 // out[i] = x · weights[i]ᵀ (+ biases[i]) for up to MATMUL_MAX_FUSED weights reading the same x[T, K].
+// `round_x16`: the prefill GEMM rounds x once to an f16/bf16 weight's type (one MMA per tile) instead of
+// splitting it into hi + lo parts (two MMAs, f32-grade results); decode GEMVs and other formats ignore it.
 constexpr int MATMUL_MAX_FUSED = 4;
 // Token counts up to this use the GEMV kernels (weights streamed once, tokens kept in registers).
 constexpr int GEMV_MAX_TOKENS = 8;
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
-                          const DevWeight* biases /* format < 0: none */, float* const* outs, int count);
+                          const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
+                          bool round_x16 = false);
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 

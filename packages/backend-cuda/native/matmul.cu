@@ -3,12 +3,12 @@
 #include "matmul.h"
 
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
-                          float* const* outs, int count) {
+                          float* const* outs, int count, bool round_x16) {
   if (tokens <= 0 || count <= 0) return cudaSuccess;
   if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
   if (tokens > GEMV_MAX_TOKENS) {
     for (int i = 0; i < count; i++) {
-      cudaError_t err = launch_gemm(stream, x, tokens, K, MatmulJob{weights[i], biases[i], outs[i]});
+      cudaError_t err = launch_gemm(stream, x, tokens, K, MatmulJob{weights[i], biases[i], outs[i]}, round_x16);
       if (err != cudaSuccess) return err;
     }
     return cudaSuccess;

@@ -45,8 +45,11 @@ export interface NativeAddon {
   setPassPos(ctx: number, pos: number): void;
   embed(ctx: number, w: number, ws: number, wf: number, wr: number, wc: number, ids: number, tokens: number, out: number): void;
   rmsNorm(ctx: number, x: number, w: number, ws: number, wf: number, wr: number, wc: number, eps: number, out: number, rows: number, cols: number): void;
-  /** `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. */
-  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array): void;
+  /**
+   * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `roundX16`
+   * 1: the prefill GEMM rounds x once to an f16/bf16 weight's type instead of splitting it (hi + lo).
+   */
+  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
   writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
   attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number): void;

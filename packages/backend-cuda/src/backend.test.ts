@@ -3,6 +3,7 @@ import type { AttentionSpec, SamplingParams } from '@qwen2-ts/core';
 import { attentionKeyCapacity, CudaBackend } from './backend.js';
 import { CudaOutOfMemoryError } from './errors.js';
 import { fakeAddon } from './fake-addon.js';
+import { openCudaBackend } from './open.js';
 
 // Host-side logic of the CUDA backend over a stand-in addon: what reaches the native layer, with which
 // pointers and sizes, and how passes turn into CUDA graphs. No kernel runs here (there is no GPU).
@@ -128,6 +129,25 @@ describe('CudaBackend ops', () => {
     expect([...params.subarray(7, 10)]).toEqual([0, 1, 32]);
     expect(params[10]).toBe((outs[0] as unknown as { ptr: number }).ptr);
     expect(params[11 + 7]).toBe(-1); // k has no bias
+    expect(calls[0]!.args[5]).toBe(0); // activations split into hi + lo by default
+  });
+
+  it('passes the prefill precision to every matmul and rejects unknown ones', async () => {
+    const { n, b, clear } = setup();
+    const x = b.alloc(12, 64);
+    const w = await b.uploadWeight({ format: 'f16', rows: 8, cols: 64, data: new Uint16Array(8 * 64) }, 'w');
+    expect(b.prefillPrecision).toBe('f32');
+    clear();
+    b.matmul(x, [w], [undefined], [b.alloc(12, 8)]);
+    b.prefillPrecision = '16-bit';
+    b.matmul(x, [w], [undefined], [b.alloc(12, 8)]);
+    expect(n.calls.filter((c) => c.fn === 'matmul').map((c) => c.args[5])).toEqual([0, 1]);
+    expect(() => {
+      b.prefillPrecision = 'bf16' as never;
+    }).toThrow(/prefillPrecision must be 'f32' or '16-bit', got bf16/);
+    expect(b.prefillPrecision).toBe('16-bit');
+    const opened = openCudaBackend(fakeAddon(), undefined, { prefillPrecision: '16-bit' });
+    expect(opened.prefillPrecision).toBe('16-bit');
   });
 
   it('passes positions relative to the pass start inside a pass, absolute outside', () => {

@@ -9,6 +9,17 @@ import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
 import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
 
+/**
+ * How the prefill GEMM (passes of more than 8 tokens) treats the f32 activations against f16/bf16 weights:
+ * - `'f32'` (default): each activation is split into two 16-bit parts (hi + lo) multiplied separately,
+ *   so results keep f32-grade precision (relative errors near 1e-6), at two tensor-core MMAs per tile;
+ * - `'16-bit'`: each activation is rounded once to the weight's type, one MMA per tile (about 3
+ *   significant digits, as running the checkpoint in bf16/f16 with PyTorch gives).
+ *
+ * Decode steps (up to 8 tokens) and q8_0/q4_0/f32 weights are the same in both.
+ */
+export type PrefillPrecision = 'f32' | '16-bit';
+
 /** Token ids the embed staging buffer holds before it must grow. */
 const INITIAL_ID_SLOTS = 4096;
 /** Matches native/kernels.h MATMUL_MAX_FUSED. */
@@ -27,12 +38,26 @@ export class CudaBackend implements Backend {
     return this.passes.stats;
   }
 
+  /**
+   * The precision of the prefill GEMM (see {@link PrefillPrecision}); may be changed between passes.
+   * @throws RangeError for any other value
+   */
+  get prefillPrecision(): PrefillPrecision {
+    return this.precision;
+  }
+  /** Sets the precision of the prefill GEMM for the passes that follow. */
+  set prefillPrecision(value: PrefillPrecision) {
+    if (value !== 'f32' && value !== '16-bit') throw new RangeError(`prefillPrecision must be 'f32' or '16-bit', got ${String(value)}`);
+    this.precision = value;
+  }
+
   private readonly ctx: number;
   private readonly passes: PassScheduler;
   private readonly weights = new Set<CudaWeight>();
   private readonly tensors = new Set<TensorStorage>();
   private readonly caches = new Set<CudaKVCache>();
   private ids: { ptr: number; slots: number } | undefined;
+  private precision: PrefillPrecision = 'f32';
   /** Id slots used by embeds recorded in the open pass (each gets its own, so replays can fill all). */
   private idsUsed = 0;
   private disposed = false;
@@ -43,8 +68,10 @@ export class CudaBackend implements Backend {
    * @param n - the native addon
    * @param device - what the addon's `init` returned for the opened device
    * @param deviceIndex - the CUDA device ordinal
+   * @param prefillPrecision - the initial {@link CudaBackend.prefillPrecision}
    */
-  constructor(private readonly n: NativeAddon, device: NativeDeviceInfo, deviceIndex: number) {
+  constructor(private readonly n: NativeAddon, device: NativeDeviceInfo, deviceIndex: number, prefillPrecision: PrefillPrecision = 'f32') {
+    this.prefillPrecision = prefillPrecision;
     this.ctx = device.ctx;
     const gib = (device.totalBytes / 2 ** 30).toFixed(1);
     this.info = { name: 'cuda', device: `${device.name} (cuda:${deviceIndex}, sm_${device.computeCapability}, ${gib} GiB)`, formats: CUDA_FORMATS };
@@ -203,7 +230,8 @@ export class CudaBackend implements Backend {
       key,
       capturable: true,
       run: () => {
-        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p);
+        const round = this.precision === '16-bit' ? 1 : 0;
+        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, round);
       },
     });
   }

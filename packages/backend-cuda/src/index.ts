@@ -7,6 +7,7 @@ export type { CudaAvailability, CudaProbe } from './addon.js';
 export { cudaBackend } from './open.js';
 export type { CudaBackendOptions } from './open.js';
 export { CudaBackend, attentionKeyCapacity } from './backend.js';
+export type { PrefillPrecision } from './backend.js';
 export type { PassStats } from './pass.js';
 export { CudaError, CudaOutOfMemoryError, CudaUnavailableError } from './errors.js';
 export { deviceWeightLayout } from './weights.js';

@@ -39,6 +39,10 @@ describe('cudaBackend where CUDA is unusable', () => {
     expect(() => openCudaBackend(n, undefined, { device: -1 })).toThrow(RangeError);
   });
 
+  it('rejects an unknown prefill precision before touching the addon', () => {
+    expect(() => openCudaBackend(undefined, 'not built', { prefillPrecision: 'fp8' as never })).toThrow(/prefillPrecision must be 'f32' or '16-bit', got fp8/);
+  });
+
   it('availability reports a throwing probe instead of throwing', () => {
     const a = availabilityOf({ probe: () => { throw new Error('boom'); } });
     expect(a).toEqual({ available: false, reason: 'the CUDA probe failed: boom' });

@@ -1,24 +1,25 @@
-import type { Backend } from '@qwen2-ts/core';
 import { availabilityOf, loadAddon, type NativeAddon } from './addon.js';
-import { CudaBackend } from './backend.js';
+import { CudaBackend, type PrefillPrecision } from './backend.js';
 import { CudaUnavailableError, mapNativeError } from './errors.js';
 
 /** Options of {@link cudaBackend}. */
 export interface CudaBackendOptions {
   /** CUDA device ordinal (default 0). */
   device?: number;
+  /** Precision of the prefill GEMM with f16/bf16 weights (default `'f32'`); see {@link PrefillPrecision}. */
+  prefillPrecision?: PrefillPrecision;
 }
 
 /**
  * Opens the CUDA backend on a device.
  *
- * @param options - which device to use
- * @returns a core's `Backend` whose ops run as CUDA kernels on the device
+ * @param options - which device to use, and the prefill GEMM's precision
+ * @returns a {@link CudaBackend} (core's `Backend`) whose ops run as CUDA kernels on the device
  * @throws {@link CudaUnavailableError} when the addon was not built, the driver is missing or too old
  *   (the message names the CUDA error, for example `cudaErrorInsufficientDriver`), or the device does
- *   not exist; RangeError for an invalid device ordinal
+ *   not exist; RangeError for an invalid device ordinal or prefillPrecision
  */
-export async function cudaBackend(options: CudaBackendOptions = {}): Promise<Backend> {
+export async function cudaBackend(options: CudaBackendOptions = {}): Promise<CudaBackend> {
   const { addon, loadError } = loadAddon();
   return openCudaBackend(addon, loadError, options);
 }
@@ -30,6 +31,8 @@ export async function cudaBackend(options: CudaBackendOptions = {}): Promise<Bac
 export function openCudaBackend(addon: NativeAddon | undefined, loadError: string | undefined, options: CudaBackendOptions): CudaBackend {
   const device = options.device ?? 0;
   if (!Number.isInteger(device) || device < 0) throw new RangeError(`cudaBackend: device must be an integer >= 0, got ${device}`);
+  const precision = options.prefillPrecision ?? 'f32';
+  if (precision !== 'f32' && precision !== '16-bit') throw new RangeError(`cudaBackend: prefillPrecision must be 'f32' or '16-bit', got ${String(precision)}`);
   const availability = availabilityOf(addon, loadError);
   if (!availability.available) throw new CudaUnavailableError(availability.reason, availability.probe?.errorName);
   let info;
@@ -40,5 +43,5 @@ export function openCudaBackend(addon: NativeAddon | undefined, loadError: strin
     const code = (mapped as { cudaError?: string }).cudaError ?? (e as { code?: string }).code;
     throw new CudaUnavailableError(`cannot open CUDA device ${device}: ${(e as Error).message}`, typeof code === 'string' ? code : undefined);
   }
-  return new CudaBackend(addon!, info, device);
+  return new CudaBackend(addon!, info, device, precision);
 }

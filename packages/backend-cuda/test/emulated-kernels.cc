@@ -199,6 +199,43 @@ static void test_gemm_large_activations() {
   }
 }
 
+// prefillPrecision '16-bit': x rounded once to the weight's type. Checked against exactly that rounding
+// (so an unrounded or split x fails), on both tile sizes and both load paths, with an f16 row beyond
+// f16's range (scaled by a power of two before rounding, as in the split path).
+static void test_gemm_rounded() {
+  for (int f : {FMT_F16, FMT_BF16}) {
+    for (int T : {9, 70}) {
+      const int K = T == 9 ? 45 : 96, N = 40;
+      HostW w = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K)));
+      auto x = normals(static_cast<size_t>(T) * K);
+      for (int k = 0; k < K; k++) x[2 * K + k] *= 3e5f;
+      std::vector<float> out(static_cast<size_t>(T) * N, NAN);
+      DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
+      float* po = out.data();
+      launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, true);
+      for (int t = 0; t < T; t++) {
+        double big = 0;
+        for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[t * K + k])));
+        int e = 0;
+        std::frexp(big, &e);
+        const double s = f == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
+        std::vector<double> want;
+        for (int n = 0; n < N; n++) {
+          double acc = 0;
+          for (int k = 0; k < K; k++) {
+            const float v = static_cast<float>(x[t * K + k] * s);
+            const double r = f == FMT_F16 ? f16_value(f32_to_f16(v)) : bf16_value(f32_to_bf16(v));
+            acc += r / s * w.value[static_cast<size_t>(n) * K + k];
+          }
+          want.push_back(acc);
+        }
+        const std::vector<float> got(out.begin() + static_cast<size_t>(t) * N, out.begin() + static_cast<size_t>(t + 1) * N);
+        check(std::string("gemm ") + fmt_name(f) + " with x rounded to 16 bits, T " + std::to_string(T) + " row " + std::to_string(t), got, want, 1e-5);
+      }
+    }
+  }
+}
+
 static void test_rope() {
   for (int hd : {64, 128}) {
     for (int start : {0, 7, 4000}) {
@@ -402,6 +439,7 @@ int main(int argc, char** argv) {
   if (want("rmsnorm")) test_rmsnorm();
   if (want("matmul")) test_matmul();
   if (want("matmul")) test_gemm_large_activations();
+  if (want("matmul")) test_gemm_rounded();
   if (want("rope")) test_rope();
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();
