@@ -277,16 +277,26 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
   // over the kept total, is below top_p. x0 = the smallest key whose strictly-larger mass is below the
   // bound; keys above x0 are kept whole, and the first c tokens (by id) with key x0.
   if (a.top_p < 1.0) {
-    double total = 0.0;
-    for (int i = tid; i < n; i += SAMPLE_THREADS) total += p[i];
+    double total = 0.0, count = 0.0;
+    for (int i = tid; i < n; i += SAMPLE_THREADS) {
+      total += p[i];
+      count += p[i] > 0.0;
+    }
     total = block_sum(total);
-    // The tokens kept so far, compacted after p in id order, so that the bisection's summing scans read
-    // only them (after top-k, tens of tokens instead of the vocabulary). Zeros never count above x >= 1.
+    count = block_sum(count);
+    // No token below (1 - top_p) * total / count is ever kept: if one were, it and every token after it
+    // would together hold more than (1 - top_p) * total, yet none of them reaches that share of it.
+    // Such tokens also cannot move the bisection below: at any x under them, the tokens above them
+    // already hold at least top_p * total. Half that bound leaves room for rounding; on peaked
+    // distributions it leaves a few hundred tokens for the summing scans instead of the vocabulary.
+    const double floor_p = 0.5 * (1.0 - a.top_p) * total / count;
+    // The candidates, compacted after p in id order, so that the bisection's summing scans read only
+    // them (after top-k, tens of tokens). Zeros never count above x >= 1.
     double* kept_p = p + n;
     int kept_n = 0;
     for (int base = 0; base < n; base += SAMPLE_THREADS) {
       const int i = base + tid;
-      const bool keep = i < n && p[i] > 0.0;
+      const bool keep = i < n && p[i] > 0.0 && p[i] >= floor_p;
       int chunk_kept = 0;
       const int rank = block_scan_count(keep, chunk_kept);
       if (keep) kept_p[kept_n + rank] = p[i];

@@ -411,7 +411,9 @@ static void test_sample() {
         {1.3, 20, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 0.9, 0, 1, 0, 0, 0, 0}, {1, 50, 0.5, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0.1, 1, 0, 0, 0, 0},
         {1, 1, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 1.5, 0.5, 0, 0}, {0.5, 40, 0.95, 0.05, 1.1, 0, 0, 0, 0}, {1, 0, 0.3, 0, 1, 0, 0, 0, 0},
         // Top-k at many depths: with 5 tied values (about 300 tokens each) these fall inside tie groups.
-        {0.8, 7, 1, 0, 1, 0, 0, 0, 0}, {0.8, 300, 1, 0, 1, 0, 0, 0, 0}, {1, 700, 1, 0, 1, 0, 0, 0, 0}, {1.2, 1499, 1, 0, 1, 0, 0, 0, 0}};
+        {0.8, 7, 1, 0, 1, 0, 0, 0, 0}, {0.8, 300, 1, 0, 1, 0, 0, 0, 0}, {1, 700, 1, 0, 1, 0, 0, 0, 0}, {1.2, 1499, 1, 0, 1, 0, 0, 0, 0},
+        // Top-p alone on peaked and nearly whole distributions (the candidate floor drops most tokens).
+        {0.5, 0, 0.95, 0, 1, 0, 0, 0, 0}, {0.3, 0, 0.6, 0, 1, 0, 0, 0, 0}, {1, 0, 0.999, 0, 1, 0, 0, 0, 0}, {2, 0, 0.99, 0, 1, 0, 0, 0, 0}};
     for (SampleArgs a : variants) {
       for (int i = 0; i < 2; i++) {
         a.uniform = std::uniform_real_distribution<double>(0, 1)(rng);
