@@ -164,5 +164,7 @@ async function msPerDraw(draw) {
 }
 const argmaxMs = await msPerDraw(() => backend.argmax(vocabLogits));
 const sampleMs = await msPerDraw((i) => backend.sample(vocabLogits, chat(i)));
-console.log(`draw over ${V} logits: argmax ${argmaxMs.toFixed(2)} ms, sample (temperature 0.7, top-k 40, top-p 0.9) ${sampleMs.toFixed(2)} ms (mean of ${draws}, readback included)`);
+const topPOnlyMs = await msPerDraw((i) => backend.sample(vocabLogits, { ...chat(i), topK: 0 }));
+console.log(`draw over ${V} logits: argmax ${argmaxMs.toFixed(2)} ms, sample (temperature 0.7, top-k 40, top-p 0.9) ${sampleMs.toFixed(2)} ms, ` +
+  `without top-k ${topPOnlyMs.toFixed(2)} ms (mean of ${draws}, readback included)`);
 await backend.dispose();

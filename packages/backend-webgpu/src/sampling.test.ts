@@ -55,8 +55,9 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
     const logits = new TestRandom(9).normals(V, 3);
     await agree('distinct', logits, [
       { topK: 50, topP: 0.9 }, { topK: 20, topP: 0.8, temperature: 0.7 }, { topK: 200, minP: 0.05 },
-      // No top-k: top-p's scans run over every token.
-      { topP: 0.9 }, { topP: 0.3, temperature: 1.5 },
+      // No top-k: top-p's candidates are the tokens above its floor (most of them at temperature 1.5,
+      // few at 0.3).
+      { topP: 0.9 }, { topP: 0.3, temperature: 1.5 }, { topP: 0.95, temperature: 0.3 }, { topP: 0.99, temperature: 0.5 },
     ]);
   });
 });

@@ -98,8 +98,9 @@ const SAMPLE_FIELDS: Fields = [
  * greedy or softmax at temperature, top-k, top-p, min-p, and a draw in ascending id order. The kept set
  * is always "probability at least some cutoff", over the bit patterns of the (non-negative) unnormalized
  * probabilities: top-k's is the k-th largest pattern, found by a radix select (8 histogram passes), and
- * top-p's by bisection over the kept tokens compacted after the probabilities (one summing pass over
- * them per step), so nothing is sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses
+ * top-p's by bisection over its candidates (the kept tokens that reach half of the bound no top-p token
+ * is below) compacted after the probabilities (one summing pass over them per step), so nothing is
+ * sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses
  * float64): a draw can differ only when `uniform * total` falls within rounding of a token boundary, or
  * on exact probability ties at the top-p boundary (the reference keeps a prefix of the tied tokens by
  * id; this keeps all or none).
@@ -201,7 +202,21 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     cut = max(cut, clamp(kthLargest(p.topK, lid), 1u, 0x3f800000u));
   }
   if (p.topP < 1.0) {
-    // The tokens top-k kept, compacted once after e in a fixed order (thread by thread), so that the
+    // The mass and count of the tokens kept so far.
+    var s = 0.0;
+    var c = 0u;
+    for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { s += e[i]; c++; } }
+    let total = sumF(s, lid);
+    exclusiveScanU(c, lid);
+    let count = workgroupUniformLoad(&redI[WG - 1u]);
+    workgroupBarrier(); // before the next scan writes redI
+    let goal = p.topP * total;
+    // No token below (1 - topP) * total / count is ever kept: if one were, it and every token after it
+    // would together hold more than (1 - topP) * total, yet none of them reaches that share of it. Nor
+    // can such tokens move the bisection, which starts above them. Half that bound leaves room for
+    // rounding; the more peaked the distribution, the fewer tokens remain.
+    cut = max(cut, bitcast<u32>(0.5 * (1.0 - p.topP) * total / f32(count)));
+    // The remaining candidates, compacted once after e in a fixed order (thread by thread), so that the
     // bisection's 31 summing scans read only them (after top-k, tens of tokens instead of the vocabulary).
     var mine = 0u;
     for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { mine++; } }
@@ -209,7 +224,6 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     let m = workgroupUniformLoad(&redI[WG - 1u]);
     for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { e[w] = e[i]; w++; } }
     storageBarrier();
-    let goal = p.topP * massAbove(0u, m, lid);
     var lo = cut;
     var hi = 0x3f800000u;
     for (var it = 0u; it < 31u; it++) {
