@@ -49,8 +49,10 @@ __device__ __forceinline__ VisibleChunks visible_chunks(int pos, int window, int
   return VisibleChunks{first_key / chunk, min(splits - 1, pos / chunk)};
 }
 
+// Register budget (launch bounds): 3 blocks per SM, 2 for groups above 16 (acc[32]); ptxas spilled
+// at its default at sm_80 for groups of 32, and at 4 blocks per SM for groups of 16.
 template <int MAXG>
-__global__ void __launch_bounds__(ATT_THREADS) attention_split_kernel(
+__global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_split_kernel(
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
     int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
     float* __restrict__ part_acc, float* __restrict__ part_ml) {
