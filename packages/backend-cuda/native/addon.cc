@@ -304,7 +304,8 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16])
+// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
+//   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out]])
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double a[4];
@@ -330,7 +331,17 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     outs[i] = ptr<float>(q[10]);
   }
   const bool round_x16 = info.Length() > 5 && info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() != 0;
-  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16),
+  MatmulEpilogue epi{EPI_NONE, nullptr, nullptr};
+  if (info.Length() > 6 && !info[6].IsUndefined()) {
+    if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[6].As<Napi::Float64Array>().ElementLength() != 3) {
+      throwType(env, "qwen2_cuda.matmul: argument 6 must be a Float64Array of 3 (epilogue kind, residual, out)");
+      return env.Undefined();
+    }
+    const double* e = info[6].As<Napi::Float64Array>().Data();
+    epi = MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])};
+  }
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi),
      "matmul");
   return env.Undefined();
 }

@@ -1,7 +1,8 @@
 // Decode GEMV: out[t][n] = x[t] · W[n] for up to GEMV_MAX_TOKENS tokens. Bandwidth-bound: one warp per
 // weight row streams it once with 128-bit loads (evict-first, the weights do not fit in L2), converts
 // in registers and reuses each loaded value for every token; a warp shuffle reduction finishes the row.
-// Fused weights (q/k/v, gate/up) share one launch through blockIdx.y.
+// Fused weights (q/k/v, gate/up) share one launch through blockIdx.y; an epilogue can also do the
+// residual add or the SwiGLU that follows (see MatmulEpilogue).
 #include "common.cuh"
 #include "matmul.h"
 
@@ -36,15 +37,11 @@ __device__ __forceinline__ void fma8(float (&acc)[TT], const float (&w)[8], cons
   }
 }
 
-// VEC: rows are 16-byte aligned (K a multiple of 4 for f32, 8 for f16/bf16; always for q8_0/q4_0) and
-// so is x; otherwise a scalar path reads element by element.
+// One lane's share of x[t] · W[row] for every token: VEC when rows are 16-byte aligned (K a multiple
+// of 4 for f32, 8 for f16/bf16; always for q8_0/q4_0) and so is x; otherwise element by element.
 template <int FMT, int TT, bool VEC>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs) {
-  const MatmulJob& job = jobs.job[blockIdx.y];
-  const int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-  if (row >= job.w.rows) return;
-  const int lane = threadIdx.x & 31;
-  float acc[TT];
+__device__ __forceinline__ void row_partials(const MatmulJob& job, int row, const float* __restrict__ x, int T, int K, int lane,
+                                             float (&acc)[TT]) {
 #pragma unroll
   for (int t = 0; t < TT; t++) acc[t] = 0.f;
 
@@ -139,35 +136,84 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restr
     }
   }
 
-  const bool has_bias = job.bias.format >= 0;
-  const float b = has_bias && lane == 0 ? weight_at(job.bias, 0, row) : 0.f;
+}
+
+// The finished results of one row (lane 0 holds them): warp sums plus the bias, written to the job's output.
+template <int TT>
+__device__ __forceinline__ void finish_row(const MatmulJob& job, int row, int T, int lane, float (&acc)[TT]) {
+  const float b = job.bias.format >= 0 && lane == 0 ? weight_at(job.bias, 0, row) : 0.f;
 #pragma unroll
   for (int t = 0; t < TT; t++) {
     if (t < T) {
-      const float s = warp_sum(acc[t]);
-      if (lane == 0) job.out[static_cast<size_t>(t) * job.w.rows + row] = s + b;
+      acc[t] = warp_sum(acc[t]) + b;
+      if (lane == 0) job.out[static_cast<size_t>(t) * job.w.rows + row] = acc[t];
     }
   }
 }
 
+// One warp per output row. EPI_NONE: blockIdx.y picks the job (fused q/k/v, gate/up). EPI_RESIDUAL: one
+// job, then out = residual + result. EPI_SWIGLU: jobs 0 and 1 (gate, up) row by row in the same warp,
+// then out = silu(gate) * up, written after both outputs (so `out` may be either of them).
+template <int FMT, int TT, bool VEC, int EPI>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi) {
+  const MatmulJob& job = jobs.job[EPI == EPI_NONE ? blockIdx.y : 0];
+  const int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+  if (row >= job.w.rows) return;
+  const int lane = threadIdx.x & 31;
+  const int N = job.w.rows;
+  float acc[TT];
+  row_partials<FMT, TT, VEC>(job, row, x, T, K, lane, acc);
+  finish_row<TT>(job, row, T, lane, acc);
+  if constexpr (EPI == EPI_RESIDUAL) {
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+      const size_t i = static_cast<size_t>(t) * N + row;
+      if (t < T && lane == 0) epi.out[i] = epi.residual[i] + acc[t];
+    }
+  } else if constexpr (EPI == EPI_SWIGLU) {
+    float up[TT];
+    row_partials<FMT, TT, VEC>(jobs.job[1], row, x, T, K, lane, up);
+    finish_row<TT>(jobs.job[1], row, T, lane, up);
+#pragma unroll
+    for (int t = 0; t < TT; t++) {
+      // The same expression as the separate SwiGLU kernel (elementwise.cu).
+      if (t < T && lane == 0) epi.out[static_cast<size_t>(t) * N + row] = acc[t] / (1.f + expf(-acc[t])) * up[t];
+    }
+  }
+}
+
+template <int FMT, int TT, bool VEC>
+cudaError_t launch_epi(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, dim3 grid) {
+  switch (epi.kind) {
+    case EPI_NONE: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_NONE>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
+    case EPI_RESIDUAL: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_RESIDUAL>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
+    case EPI_SWIGLU: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_SWIGLU>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+// Epilogues only on the vector path (launch_gemv runs the scalar path's epilogue as a separate kernel).
 template <int FMT, int TT>
-cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, bool vec, dim3 grid) {
-  if (vec) { auto* kfn = gemv_kernel<FMT, TT, true>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs); }
-  else { auto* kfn = gemv_kernel<FMT, TT, false>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs); }
+cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, bool vec, dim3 grid) {
+  if (vec) return launch_epi<FMT, TT, true>(stream, x, T, K, jobs, epi, grid);
+  if (epi.kind != EPI_NONE) return cudaErrorInvalidValue;
+  auto* kfn = gemv_kernel<FMT, TT, false, EPI_NONE>;
+  LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi);
   return cudaGetLastError();
 }
 
 template <int FMT>
-cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, bool vec, dim3 grid) {
-  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, vec, grid);
-  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, vec, grid);
-  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, vec, grid);
-  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, vec, grid);
+cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, bool vec, dim3 grid) {
+  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, epi, vec, grid);
+  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, epi, vec, grid);
+  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, epi, vec, grid);
+  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, vec, grid);
 }
 
 }  // namespace
 
-cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs) {
+cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue) {
   if (jobs.count <= 0 || tokens > GEMV_MAX_TOKENS) return cudaErrorInvalidValue;
   int max_rows = 0;
   for (int i = 0; i < jobs.count; i++) max_rows = jobs.job[i].w.rows > max_rows ? jobs.job[i].w.rows : max_rows;
@@ -183,13 +229,22 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
   for (int i = 0; i < jobs.count && vec; i++) {
     if ((reinterpret_cast<uintptr_t>(jobs.job[i].w.data) & 15) != 0) vec = false;
   }
-  const dim3 grid((max_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, jobs.count);
+  if (!vec && epilogue.kind != EPI_NONE) {
+    // Unaligned rows or x (never at Qwen2's shapes): the plain kernel, then the elementwise op it replaces.
+    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});
+    if (err != cudaSuccess) return err;
+    const size_t n = static_cast<size_t>(tokens) * jobs.job[0].w.rows;
+    return epilogue.kind == EPI_RESIDUAL ? launch_add(stream, epilogue.residual, jobs.job[0].out, epilogue.out, n)
+                                         : launch_swiglu(stream, jobs.job[0].out, jobs.job[1].out, epilogue.out, n);
+  }
+  // With an epilogue the jobs share their rows, one warp per row index (grid y 1).
+  const dim3 grid((max_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, epilogue.kind == EPI_NONE ? jobs.count : 1);
   switch (fmt) {
-    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, vec, grid);
-    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, vec, grid);
-    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, vec, grid);
-    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, vec, grid);
-    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, vec, grid);
+    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, vec, grid);
+    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, vec, grid);
+    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, epilogue, vec, grid);
+    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, epilogue, vec, grid);
+    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, epilogue, vec, grid);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -48,9 +48,20 @@ cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight
 constexpr int MATMUL_MAX_FUSED = 4;
 // Token counts up to this use the GEMV kernels (weights streamed once, tokens kept in registers).
 constexpr int GEMV_MAX_TOKENS = 8;
+// What a decode GEMV (tokens <= GEMV_MAX_TOKENS) also does with its results, saving the elementwise
+// op that would follow: RESIDUAL (one weight): out[i] = residual[i] + result[i] (core's residual add;
+// `out` may be `residual`); SWIGLU (two weights of one format and row count, gate then up): out[i] =
+// silu(gate[i]) * up[i], each warp computing a gate row and its up row (`out` may be either output).
+// The weights' own outputs are written as well.
+enum MatmulEpilogueKind : int { EPI_NONE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2 };
+struct MatmulEpilogue {
+  int kind;
+  const float* residual;
+  float* out;
+};
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
-                          bool round_x16 = false);
+                          bool round_x16 = false, MatmulEpilogue epilogue = MatmulEpilogue{EPI_NONE, nullptr, nullptr});
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 

@@ -3,9 +3,20 @@
 #include "matmul.h"
 
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
-                          float* const* outs, int count, bool round_x16) {
+                          float* const* outs, int count, bool round_x16, MatmulEpilogue epilogue) {
   if (tokens <= 0 || count <= 0) return cudaSuccess;
   if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
+  if (epilogue.kind != EPI_NONE) {
+    // Decode only, and the weights must fit the epilogue (the host checks; never fuse anything else).
+    const bool fits = tokens <= GEMV_MAX_TOKENS && epilogue.out != nullptr &&
+                      (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr
+                       : epilogue.kind == EPI_SWIGLU ? count == 2 && weights[0].format == weights[1].format && weights[0].rows == weights[1].rows
+                                                     : false);
+    if (!fits) return cudaErrorInvalidValue;
+    MatmulJobs jobs{};
+    for (int i = 0; i < count; i++) jobs.job[jobs.count++] = MatmulJob{weights[i], biases[i], outs[i]};
+    return launch_gemv(stream, x, tokens, K, jobs, epilogue);
+  }
   if (tokens > GEMV_MAX_TOKENS) {
     for (int i = 0; i < count; i++) {
       cudaError_t err = launch_gemm(stream, x, tokens, K, MatmulJob{weights[i], biases[i], outs[i]}, round_x16);
@@ -22,7 +33,7 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
       jobs.job[jobs.count++] = MatmulJob{weights[j], biases[j], outs[j]};
       done[j] = true;
     }
-    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs);
+    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;

@@ -133,7 +133,7 @@ for (const shape of models) {
     const tps = steps / decodeS;
     const bound = bandwidth / perToken;
     const stats = backend.passStats;
-    console.log(`Qwen2-${shape} ${format} decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${gb(perToken)} GB/token) | ratio ${(tps / bound).toFixed(3)} | passes eager ${stats.eager}, captured ${stats.captured}, replayed ${stats.replayed} | weights ${gb(weights.bytes)} GB uploaded in ${loadS.toFixed(1)} s`);
+    console.log(`Qwen2-${shape} ${format} decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${gb(perToken)} GB/token) | ratio ${(tps / bound).toFixed(3)} | passes eager ${stats.eager}, captured ${stats.captured}, replayed ${stats.replayed}, ops fused ${stats.fused} | weights ${gb(weights.bytes)} GB uploaded in ${loadS.toFixed(1)} s`);
     if (shape === '7B' && format === 'bf16') console.log(`  target: ratio >= ${TARGETS.decodeRatio7B} -> ${tps / bound >= TARGETS.decodeRatio7B ? 'met' : 'NOT met'}`);
     if (shape === '0.5B') console.log(`  target: >= ${TARGETS.decode05B} tokens/s -> ${tps >= TARGETS.decode05B ? 'met' : 'NOT met'}`);
     seq.free();

@@ -48,8 +48,10 @@ export interface NativeAddon {
   /**
    * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `roundX16`
    * 1: the prefill GEMM rounds x once to an f16/bf16 weight's type instead of splitting it (hi + lo).
+   * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
+   * `epilogueFor` in fusion.ts.
    */
-  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number): void;
+  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
   writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
   attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number): void;

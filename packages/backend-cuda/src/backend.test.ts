@@ -194,7 +194,7 @@ describe('CudaBackend ops', () => {
     expect(fns()).toEqual(['upload', 'setPassPos', 'launchGraph']);
     expect(n.calls[0]!.args[3]).toEqual(Int32Array.of(5));
     expect(n.calls[1]!.args[1]).toBe(2);
-    expect((b as CudaBackend).passStats).toEqual({ eager: 1, captured: 1, replayed: 1 });
+    expect((b as CudaBackend).passStats).toEqual({ eager: 1, captured: 1, replayed: 1, fused: 0 });
     // Freeing memory a graph may point at drops the graphs.
     clear();
     b.free(b.alloc(1, 1));

@@ -4,6 +4,7 @@ import type {
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
+import { epilogueFor } from './fusion.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
@@ -226,12 +227,20 @@ export class CudaBackend implements Backend {
     // The kernels fuse up to MAX_FUSED weights per launch (same input, one pass over x).
     const launches: Float64Array[] = [];
     for (let i = 0; i < weights.length; i += MAX_FUSED) launches.push(Float64Array.from(entries.slice(i * 11, (i + MAX_FUSED) * 11)));
+    const ws = weights.map((w) => weightOf(w, 'matmul weight'));
+    const os = outs.map((o) => tensorOf(o, 'matmul out'));
+    const uniform = ws.every((w) => w.code === ws[0]!.code && w.rows === ws[0]!.rows);
     this.submit({
       key,
       capturable: true,
       run: () => {
         const round = this.precision === '16-bit' ? 1 : 0;
         for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, round);
+      },
+      // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
+      absorb: (next) => {
+        const epilogue = next.elementwise && epilogueFor(a, os, uniform, next.elementwise);
+        return epilogue ? () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.precision === '16-bit' ? 1 : 0, epilogue) : undefined;
       },
     });
   }
@@ -305,7 +314,12 @@ export class CudaBackend implements Backend {
     const o = tensorOf(out, 'swiglu out');
     expectShape(u, g.rows, g.cols, 'swiglu up');
     expectShape(o, g.rows, g.cols, 'swiglu out');
-    this.submit({ key: `swiglu(${g.key},${u.key},${o.key})`, capturable: true, run: () => this.n.swiglu(this.ctx, g.ptr, u.ptr, o.ptr, g.elements) });
+    this.submit({
+      key: `swiglu(${g.key},${u.key},${o.key})`,
+      capturable: true,
+      run: () => this.n.swiglu(this.ctx, g.ptr, u.ptr, o.ptr, g.elements),
+      elementwise: { kind: 'swiglu', gate: g, up: u, out: o },
+    });
   }
 
   add(a: Tensor, b: Tensor, out: Tensor): void {
@@ -314,7 +328,12 @@ export class CudaBackend implements Backend {
     const o = tensorOf(out, 'add out');
     expectShape(y, x.rows, x.cols, 'add b');
     expectShape(o, x.rows, x.cols, 'add out');
-    this.submit({ key: `add(${x.key},${y.key},${o.key})`, capturable: true, run: () => this.n.add(this.ctx, x.ptr, y.ptr, o.ptr, x.elements) });
+    this.submit({
+      key: `add(${x.key},${y.key},${o.key})`,
+      capturable: true,
+      run: () => this.n.add(this.ctx, x.ptr, y.ptr, o.ptr, x.elements),
+      elementwise: { kind: 'add', a: x, b: y, out: o },
+    });
   }
 
   copy(src: Tensor, dst: Tensor): void {

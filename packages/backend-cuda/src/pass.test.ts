@@ -54,7 +54,7 @@ describe('PassScheduler', () => {
     decode(7);
     // A replay re-uploads the token ids and the position, then launches the graph: no op runs from JS.
     expect(d.log).toEqual(['prep embed', 'prep matmul', 'pos 7', 'launch 0']);
-    expect(s.stats).toEqual({ eager: 1, captured: 1, replayed: 1 });
+    expect(s.stats).toEqual({ eager: 1, captured: 1, replayed: 1, fused: 0 });
   });
 
   it('never captures multi-token passes, passes with host writes, or passes read midway', () => {

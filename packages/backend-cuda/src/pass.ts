@@ -1,4 +1,5 @@
 import { checkBeginPass, checkEndPass } from '@qwen2-ts/core';
+import type { ElementwiseOp } from './fusion.js';
 
 /** One enqueued op of a pass, recorded so that the whole pass can be replayed from a CUDA graph. */
 export interface RecordedOp {
@@ -10,6 +11,13 @@ export interface RecordedOp {
   prepare?: () => void;
   /** The device work; what a capture records. */
   run: () => void;
+  /** For an elementwise op: what it does, so that the op recorded before it may absorb it. */
+  elementwise?: ElementwiseOp;
+  /**
+   * The device work of this op and `next` as one launch, or undefined when they cannot be fused. Asked
+   * only inside a pass, when `next` is recorded right after this op with nothing run in between.
+   */
+  absorb?: (next: RecordedOp) => (() => void) | undefined;
 }
 
 /** The CUDA graph calls the scheduler needs (a slice of the native addon, bound to a context). */
@@ -31,6 +39,8 @@ export interface PassStats {
   captured: number;
   /** Passes replayed from a cached CUDA graph. */
   replayed: number;
+  /** Ops recorded into the op before them (a decode matmul's residual add or SwiGLU). */
+  fused: number;
 }
 
 /**
@@ -41,7 +51,7 @@ export interface PassStats {
  * that reads data back midway, writes host data, or has several tokens runs op by op.
  */
 export class PassScheduler {
-  readonly stats: PassStats = { eager: 0, captured: 0, replayed: 0 };
+  readonly stats: PassStats = { eager: 0, captured: 0, replayed: 0, fused: 0 };
   private open = false;
   private tokens = 0;
   private startPos = 0;
@@ -86,11 +96,27 @@ export class PassScheduler {
     this.flushed = false;
   }
 
-  /** Runs `op` now outside a pass, or records it for the open pass. */
+  /**
+   * Runs `op` now outside a pass, or records it for the open pass, fused into the op recorded just
+   * before it when that op can absorb it.
+   */
   submit(op: RecordedOp): void {
     if (!this.open) {
       op.prepare?.();
       op.run();
+      return;
+    }
+    const last = this.ops[this.ops.length - 1];
+    const run = last?.absorb?.(op);
+    if (last && run) {
+      const prepares = [last.prepare, op.prepare].filter((p) => p !== undefined);
+      this.ops[this.ops.length - 1] = {
+        key: `${last.key}+${op.key}`,
+        capturable: last.capturable && op.capturable,
+        prepare: prepares.length > 0 ? () => prepares.forEach((p) => p()) : undefined,
+        run,
+      };
+      this.stats.fused++;
       return;
     }
     this.ops.push(op);

@@ -199,6 +199,63 @@ static void test_gemm_large_activations() {
   }
 }
 
+// Decode GEMV epilogues: the residual add (o_proj/down + add) and SwiGLU (gate/up + swiglu), in place
+// as core calls them and into a separate tensor, on the vector path and (K 45: unaligned rows) on the
+// fallback that runs the elementwise kernel after the plain GEMV.
+static void test_gemv_epilogues() {
+  for (int f = 0; f < 5; f++) {
+    for (int K : {96, 45}) {
+      if (f >= 3 && K % 32) continue;
+      for (int T : {1, 5}) {
+        for (int in_place = 0; in_place < 2; in_place++) {
+          const int N = 40;
+          const std::string what = std::string(fmt_name(f)) + " T " + std::to_string(T) + " K " + std::to_string(K) + (in_place ? " in place" : "");
+          HostW w0 = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K))), w1 = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K)));
+          HostW bias = make_weight(FMT_F32, 1, N, 0.1f);
+          const auto x = normals(static_cast<size_t>(T) * K);
+          std::vector<double> y0, y1;
+          for (int t = 0; t < T; t++)
+            for (int n = 0; n < N; n++) {
+              double a = bias.value[n], b = 0;
+              for (int k = 0; k < K; k++) {
+                a += static_cast<double>(x[t * K + k]) * w0.value[static_cast<size_t>(n) * K + k];
+                b += static_cast<double>(x[t * K + k]) * w1.value[static_cast<size_t>(n) * K + k];
+              }
+              y0.push_back(a);
+              y1.push_back(b);
+            }
+          const DevWeight none{nullptr, nullptr, -1, 0, 0};
+          // Residual: out = residual + (x W0^T + bias).
+          {
+            const auto residual = normals(static_cast<size_t>(T) * N);
+            std::vector<float> out0(static_cast<size_t>(T) * N, NAN), res = residual, sum(static_cast<size_t>(T) * N, NAN);
+            float* dst = in_place ? res.data() : sum.data();
+            DevWeight dw = w0.dev(), db = bias.dev();
+            float* po = out0.data();
+            launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), dst});
+            std::vector<double> want;
+            for (size_t i = 0; i < y0.size(); i++) want.push_back(residual[i] + y0[i]);
+            check("gemv residual epilogue " + what + ": projection", out0, y0, 1e-5);
+            check("gemv residual epilogue " + what + ": sum", in_place ? res : sum, want, 1e-5);
+          }
+          // SwiGLU: out = silu(x W0^T + bias) * (x W1^T).
+          {
+            std::vector<float> g(static_cast<size_t>(T) * N, NAN), u(g.size(), NAN), glu(g.size(), NAN);
+            DevWeight dw[2] = {w0.dev(), w1.dev()}, db[2] = {bias.dev(), none};
+            float* po[2] = {g.data(), u.data()};
+            launch_matmul(nullptr, x.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, in_place ? g.data() : glu.data()});
+            std::vector<double> want;
+            for (size_t i = 0; i < y0.size(); i++) want.push_back(y0[i] / (1 + std::exp(-y0[i])) * y1[i]);
+            if (!in_place) check("gemv SwiGLU epilogue " + what + ": gate", g, y0, 1e-5);
+            check("gemv SwiGLU epilogue " + what + ": up", u, y1, 1e-5);
+            check("gemv SwiGLU epilogue " + what + ": silu(gate) * up", in_place ? g : glu, want, 1e-5);
+          }
+        }
+      }
+    }
+  }
+}
+
 // prefillPrecision '16-bit': x rounded once to the weight's type. Checked against exactly that rounding
 // (so an unrounded or split x fails), on both tile sizes and both load paths, with an f16 row beyond
 // f16's range (scaled by a power of two before rounding, as in the split path).
@@ -442,6 +499,7 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_matmul();
   if (want("matmul")) test_gemm_large_activations();
   if (want("matmul")) test_gemm_rounded();
+  if (want("matmul")) test_gemv_epilogues();
   if (want("rope")) test_rope();
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();

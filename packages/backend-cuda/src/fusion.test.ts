@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { Qwen2Model, type LayerWeights, type Qwen2ModelConfig } from '@qwen2-ts/core';
+import { CudaBackend } from './backend.js';
+import { fakeAddon } from './fake-addon.js';
+
+// Record-time fusion of a decode matmul with the residual add or SwiGLU after it (src/fusion.ts), over
+// the stand-in addon: which native calls a pass makes. The fused kernels themselves are checked on the
+// CUDA emulation (scripts/test-emulated-kernels.mjs matmul: "gemv residual/SwiGLU epilogue").
+
+function setup() {
+  const n = fakeAddon();
+  const b = new CudaBackend(n, n.init(0), 0);
+  const calls = (fn?: string) => n.calls.filter((c) => fn === undefined || c.fn === fn);
+  const fns = (): string[] => n.calls.map((c) => c.fn);
+  const clear = (): void => {
+    n.calls.length = 0;
+  };
+  const weight = (rows: number, cols: number, format: 'bf16' | 'f16' = 'bf16') =>
+    b.uploadWeight({ format, rows, cols, data: new Uint16Array(rows * cols) }, `w${rows}x${cols}`);
+  const ptr = (t: unknown) => (t as { ptr: number }).ptr;
+  return { n, b, calls, fns, clear, weight, ptr };
+}
+
+describe('decode matmul epilogues', () => {
+  it("does core's residual add (x += x·Wᵀ) in the o_proj/down matmul of a decode pass", async () => {
+    const { b, calls, fns, clear, weight, ptr } = setup();
+    const w = await weight(16, 32);
+    const attn = b.alloc(1, 32);
+    const o = b.alloc(1, 16);
+    const x = b.alloc(1, 16);
+    clear();
+    b.beginPass(1, 0);
+    b.matmul(attn, [w], [undefined], [o]);
+    b.add(x, o, x);
+    b.endPass();
+    expect(fns()).toEqual(['setPassPos', 'matmul']);
+    const [, xp, tokens, K, params, , epilogue] = calls('matmul')[0]!.args as [number, number, number, number, Float64Array, number, Float64Array];
+    expect([xp, tokens, K, params.length]).toEqual([ptr(attn), 1, 32, 11]);
+    expect([...epilogue]).toEqual([1, ptr(x), ptr(x)]);
+    expect(b.passStats.fused).toBe(1);
+  });
+
+  it('does SwiGLU in the gate/up matmul, the result in place of the gate', async () => {
+    const { b, calls, fns, clear, weight, ptr } = setup();
+    const [gw, uw] = [await weight(24, 16), await weight(24, 16)];
+    const xn = b.alloc(3, 16);
+    const [g, u] = [b.alloc(3, 24), b.alloc(3, 24)];
+    clear();
+    b.beginPass(3, 5);
+    b.matmul(xn, [gw, uw], [undefined, undefined], [g, u]);
+    b.swiglu(g, u, g);
+    b.endPass();
+    expect(fns()).toEqual(['setPassPos', 'matmul']);
+    expect([...(calls('matmul')[0]!.args[6] as Float64Array)]).toEqual([2, 0, ptr(g)]);
+  });
+
+  it('fuses a graph-captured decode step the same way on every replay', async () => {
+    const { b, fns, clear, weight } = setup();
+    const w = await weight(16, 32);
+    const attn = b.alloc(1, 32);
+    const o = b.alloc(1, 16);
+    const x = b.alloc(1, 16);
+    const step = (pos: number) => {
+      b.beginPass(1, pos);
+      b.matmul(attn, [w], [undefined], [o]);
+      b.add(x, o, x);
+      b.endPass();
+    };
+    step(0);
+    step(1);
+    clear();
+    step(2);
+    expect(fns()).toEqual(['setPassPos', 'launchGraph']);
+    expect(b.passStats).toEqual({ eager: 1, captured: 1, replayed: 1, fused: 3 });
+  });
+
+  it('keeps the ops apart where fusing could change a result or race', async () => {
+    const { b, fns, clear, weight } = setup();
+    const w = await weight(16, 32);
+    const [gw, uw, fw] = [await weight(24, 16), await weight(24, 16), await weight(24, 16, 'f16')];
+    const attn = b.alloc(9, 32);
+    const o = b.alloc(9, 16);
+    const x = b.alloc(9, 16);
+    const other = b.alloc(1, 16);
+    const one = (t: Parameters<CudaBackend['view']>[0]) => b.view(t, 0, 1);
+    const pass = (tokens: number, body: () => void): string[] => {
+      clear();
+      b.beginPass(tokens, 0);
+      body();
+      b.endPass();
+      return fns().filter((f) => f !== 'setPassPos');
+    };
+    // Outside a pass every op runs at once.
+    clear();
+    b.matmul(one(attn), [w], [undefined], [one(o)]);
+    b.add(one(x), one(o), one(x));
+    expect(fns()).toEqual(['matmul', 'add']);
+    // Nine tokens take the prefill GEMM, which has no epilogue.
+    expect(pass(9, () => {
+      b.matmul(attn, [w], [undefined], [o]);
+      b.add(x, o, x);
+    })).toEqual(['matmul', 'add']);
+    // The add does not read the matmul's output.
+    expect(pass(1, () => {
+      b.matmul(one(attn), [w], [undefined], [one(o)]);
+      b.add(one(x), other, one(x));
+    })).toEqual(['matmul', 'add']);
+    // The sum would be written into the matmul's input (which every warp of the GEMV reads throughout).
+    const xin = b.alloc(2, 16);
+    const w16 = await weight(16, 16);
+    expect(pass(1, () => {
+      b.matmul(b.view(xin, 0, 1), [w16], [undefined], [one(o)]);
+      b.add(b.view(xin, 1, 1), one(o), b.view(xin, 1, 1));
+    })).toEqual(['matmul', 'add']);
+    // The sum lands on part of the residual's storage that is not the residual.
+    const two = b.alloc(2, 16);
+    expect(pass(1, () => {
+      b.matmul(one(attn), [w], [undefined], [one(o)]);
+      b.add(b.view(two, 0, 1), one(o), b.view(two, 1, 1));
+    })).toEqual(['matmul', 'add']);
+    // The residual is another view of the matmul output's allocation (views are not told apart).
+    expect(pass(1, () => {
+      b.matmul(one(attn), [w], [undefined], [b.view(two, 0, 1)]);
+      b.add(b.view(two, 1, 1), b.view(two, 0, 1), other);
+    })).toEqual(['matmul', 'add']);
+    // SwiGLU with gate and up swapped, or over weights of two formats.
+    const xn = b.alloc(1, 16);
+    const [g, u] = [b.alloc(1, 24), b.alloc(1, 24)];
+    expect(pass(1, () => {
+      b.matmul(xn, [gw, uw], [undefined, undefined], [g, u]);
+      b.swiglu(u, g, g);
+    })).toEqual(['matmul', 'swiglu']);
+    expect(pass(1, () => {
+      b.matmul(xn, [gw, fw], [undefined, undefined], [g, u]);
+      b.swiglu(g, u, g);
+    })).toEqual(['matmul', 'swiglu']);
+    // A read in between runs the matmul first: nothing is left to fuse with.
+    clear();
+    b.beginPass(1, 0);
+    b.matmul(one(attn), [w], [undefined], [one(o)]);
+    await b.read(one(o));
+    b.add(one(x), one(o), one(x));
+    b.endPass();
+    expect(fns().filter((f) => f !== 'setPassPos')).toEqual(['matmul', 'download', 'add']);
+    expect(b.passStats.fused).toBe(0);
+  });
+
+  it("makes 10 native calls (11 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 without epilogues", async () => {
+    const { b, fns, clear } = setup();
+    // Qwen2-0.5B's layer count and head layout at small widths (no kernel runs; only calls are counted).
+    const config: Qwen2ModelConfig = {
+      vocabSize: 64, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2, headDim: 8,
+      rmsNormEps: 1e-6, ropeTheta: 1e6, tieWordEmbeddings: true, maxPositionEmbeddings: 64, maxWindowLayers: 24,
+    };
+    const up = (rows: number, cols: number, format: 'f32' | 'bf16' = 'bf16') =>
+      b.uploadWeight(format === 'f32' ? { format, rows, cols, data: new Float32Array(rows * cols) } : { format, rows, cols, data: new Uint16Array(rows * cols) }, 'w');
+    const H = config.hiddenSize, I = config.intermediateSize, qw = config.numAttentionHeads * config.headDim, kvw = config.numKeyValueHeads * config.headDim;
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < config.numHiddenLayers; l++) {
+      layers.push({
+        inputNorm: await up(1, H, 'f32'), postNorm: await up(1, H, 'f32'),
+        q: await up(qw, H), k: await up(kvw, H), v: await up(kvw, H), qBias: await up(1, qw, 'f32'), kBias: await up(1, kvw, 'f32'), vBias: await up(1, kvw, 'f32'),
+        o: await up(H, qw), gate: await up(I, H), up: await up(I, H), down: await up(H, I),
+      });
+    }
+    const embed = await up(config.vocabSize, H);
+    const model = new Qwen2Model(b, config, { embed, layers, norm: await up(1, H, 'f32'), lmHead: embed, bytes: 0, fallbacks: [] });
+    const seq = model.createSequence(16);
+    await b.argmax(model.forward(seq, [1, 2, 3]));
+    const launches = (): number => fns().filter((f) => !['setPassPos', 'upload', 'malloc', 'download'].includes(f)).length;
+    clear();
+    await b.argmax(model.forward(seq, [4])); // first sight of the decode step: runs op by op
+    // embed, 24 x (rmsNorm, q/k/v, rope q, rope k, writeKV, attention, o + residual, rmsNorm,
+    // gate/up + SwiGLU, down + residual), copy, rmsNorm, lm_head, argmax.
+    expect(launches()).toBe(1 + 24 * 10 + 4);
+    expect(fns().filter((f) => f === 'matmul').length).toBe(24 * 4 + 1);
+    expect(fns()).not.toContain('add');
+    expect(fns()).not.toContain('swiglu');
+    // The prompt (3 tokens, also a decode-sized pass) fused the same: 48 adds and 24 SwiGLUs per pass.
+    expect(b.passStats.fused).toBe(2 * 72);
+  });
+});
+
