@@ -356,6 +356,21 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ropeQK(ctx, q, qHeads, k, kHeads, tokens, headDim, usePassPos, pos, theta, v, kCache, vCache, maxTokens):
+// rope of q and k in one launch, and with kCache != 0 the KV write of the rotated k and of v.
+Napi::Value RopeQK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[14];
+  if (!nums(info, 14, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (c)
+    ok(env,
+       launch_rope_qk(c->stream, ptr<float>(a[1]), (int)a[2], ptr<float>(a[3]), (int)a[4], (int)a[5], (int)a[6], posArg(c, a[7], a[8]),
+                      static_cast<float>(a[9]), ptr<const float>(a[10]), ptr<float>(a[11]), ptr<float>(a[12]), (int)a[13]),
+       "ropeQK");
+  return env.Undefined();
+}
+
 // writeKV(ctx, kCache, vCache, k, v, tokens, kvHeads, headDim, maxTokens, usePassPos, pos)
 Napi::Value WriteKV(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -585,6 +600,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
   exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("ropeQK", Napi::Function::New(env, RopeQK));
   exports.Set("writeKV", Napi::Function::New(env, WriteKV));
   exports.Set("attention", Napi::Function::New(env, Attention));
   exports.Set("swiglu", Napi::Function::New(env, Swiglu));

@@ -64,6 +64,10 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
                           bool round_x16 = false, MatmulEpilogue epilogue = MatmulEpilogue{EPI_NONE, nullptr, nullptr});
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
+// rope(q) and rope(k) in one launch; with `k_cache` non-null also the KV write of the rotated k and of
+// v (`[k_heads][max_tokens][head_dim]` each), as write_kv would do it.
+cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k, int k_heads, int tokens, int head_dim, PosArg start,
+                           float theta, const float* v, float* k_cache, float* v_cache, int max_tokens);
 
 // The KV cache of one layer: keys and values `[kv_heads][max_tokens][head_dim]` f32.
 cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,

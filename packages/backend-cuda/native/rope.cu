@@ -28,3 +28,47 @@ cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, in
   LAUNCH(rope_kernel, dim3(tokens, ysplit), threads, 0, stream, x, heads, head_dim, start, theta);
   return cudaGetLastError();
 }
+
+// RoPE of q and k and the KV-cache write of the rotated k and of v, as one launch (a decode step's
+// rope(q), rope(k), writeKV): the same arithmetic as rope_kernel and write_kv_kernel. Blocks walk the
+// q heads then the k heads; a k head's block also writes that head's keys and values to the cache.
+__global__ void rope_qk_kernel(float* q, int q_heads, float* k, int k_heads, int head_dim, PosArg start, float theta, const float* v,
+                               float* k_cache, float* v_cache, int max_tokens) {
+  const int t = blockIdx.x;
+  const int half = head_dim / 2;
+  const int pos = pos_of(start) + t;
+  const bool write = k_cache != nullptr && pos >= 0 && pos < max_tokens;  // the host checks ranges
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const double angle = static_cast<double>(pos) * pow(static_cast<double>(theta), -2.0 * i / head_dim);
+    double s, c;
+    sincos(angle, &s, &c);
+    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    for (int h = blockIdx.y; h < q_heads + k_heads; h += gridDim.y) {
+      const bool is_k = h >= q_heads;
+      const int g = is_k ? h - q_heads : h;
+      float* x = is_k ? k + (static_cast<size_t>(t) * k_heads + g) * head_dim : q + (static_cast<size_t>(t) * q_heads + g) * head_dim;
+      const float x1 = x[i], x2 = x[i + half];
+      const float r1 = x1 * cs - x2 * sn, r2 = x2 * cs + x1 * sn;
+      x[i] = r1;
+      x[i + half] = r2;
+      if (is_k && write) {
+        const size_t dst = (static_cast<size_t>(g) * max_tokens + pos) * head_dim;
+        const float* vrow = v + (static_cast<size_t>(t) * k_heads + g) * head_dim;
+        k_cache[dst + i] = r1;
+        k_cache[dst + i + half] = r2;
+        v_cache[dst + i] = vrow[i];
+        v_cache[dst + i + half] = vrow[i + half];
+      }
+    }
+  }
+}
+
+cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k, int k_heads, int tokens, int head_dim, PosArg start, float theta,
+                           const float* v, float* k_cache, float* v_cache, int max_tokens) {
+  if (tokens <= 0) return cudaSuccess;
+  const int threads = head_dim / 2 < 128 ? ((head_dim / 2 + 31) / 32) * 32 : 128;
+  const int heads = q_heads + k_heads;
+  const int ysplit = heads < 8 ? heads : 8;
+  LAUNCH(rope_qk_kernel, dim3(tokens, ysplit), threads, 0, stream, q, q_heads, k, k_heads, head_dim, start, theta, v, k_cache, v_cache, max_tokens);
+  return cudaGetLastError();
+}

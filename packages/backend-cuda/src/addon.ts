@@ -53,6 +53,8 @@ export interface NativeAddon {
    */
   matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
+  /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v`. */
+  ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number): void;
   writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
   attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number): void;
   swiglu(ctx: number, gate: number, up: number, out: number, n: number): void;

@@ -4,7 +4,7 @@ import type {
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
-import { epilogueFor } from './fusion.js';
+import { epilogueFor, kvWriteFor, ropePairFor, type RopeOp } from './fusion.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
@@ -239,8 +239,8 @@ export class CudaBackend implements Backend {
       },
       // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
       absorb: (next) => {
-        const epilogue = next.elementwise && epilogueFor(a, os, uniform, next.elementwise);
-        return epilogue ? () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.precision === '16-bit' ? 1 : 0, epilogue) : undefined;
+        const epilogue = next.fusable && epilogueFor(a, os, uniform, next.fusable);
+        return epilogue ? { run: () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.precision === '16-bit' ? 1 : 0, epilogue) } : undefined;
       },
     });
   }
@@ -252,10 +252,27 @@ export class CudaBackend implements Backend {
     }
     if (!(theta > 0) || !Number.isFinite(theta)) throw new BackendUsageError(`rope: theta must be a positive number, got ${theta}`);
     const [rel, pos] = this.position(startPos, 'rope');
+    const self: RopeOp = { kind: 'rope', x: a, heads, headDim, at: [rel, pos], theta };
     this.submit({
       key: `rope(${a.key},${heads},${headDim},${rel ? `+${pos}` : pos},${theta})`,
       capturable: true,
       run: () => this.n.rope(this.ctx, a.ptr, a.rows, heads, headDim, rel, pos, theta),
+      fusable: self,
+      // rope(q), rope(k) and the KV write of k and v, as core records them, in one launch.
+      absorb: (next) => {
+        const k = next.fusable;
+        if (!k || !ropePairFor(self, k)) return undefined;
+        const both = (v = 0, kc = 0, vc = 0, maxTokens = 0) => () =>
+          this.n.ropeQK(this.ctx, a.ptr, heads, k.x.ptr, k.heads, a.rows, headDim, rel, pos, theta, v, kc, vc, maxTokens);
+        return {
+          run: both(),
+          absorb: (after) => {
+            const w = after.fusable;
+            if (!w || w.kind !== 'writeKV' || !kvWriteFor(self, k, w)) return undefined;
+            return { run: both(w.v.ptr, w.keys, w.values, w.maxTokens) };
+          },
+        };
+      },
     });
   }
 
@@ -276,6 +293,7 @@ export class CudaBackend implements Backend {
       key: `writeKV(c${c.id},${layer},${kt.key},${vt.key},${rel ? `+${pos}` : pos})`,
       capturable: true,
       run: () => this.n.writeKV(this.ctx, c.keysPtr(layer), c.valuesPtr(layer), kt.ptr, vt.ptr, kt.rows, kvHeads, headDim, maxTokens, rel, pos),
+      fusable: { kind: 'writeKV', k: kt, v: vt, kvHeads, headDim, at: [rel, pos], keys: c.keysPtr(layer), values: c.valuesPtr(layer), maxTokens },
     });
   }
 
@@ -318,7 +336,7 @@ export class CudaBackend implements Backend {
       key: `swiglu(${g.key},${u.key},${o.key})`,
       capturable: true,
       run: () => this.n.swiglu(this.ctx, g.ptr, u.ptr, o.ptr, g.elements),
-      elementwise: { kind: 'swiglu', gate: g, up: u, out: o },
+      fusable: { kind: 'swiglu', gate: g, up: u, out: o },
     });
   }
 
@@ -332,7 +350,7 @@ export class CudaBackend implements Backend {
       key: `add(${x.key},${y.key},${o.key})`,
       capturable: true,
       run: () => this.n.add(this.ctx, x.ptr, y.ptr, o.ptr, x.elements),
-      elementwise: { kind: 'add', a: x, b: y, out: o },
+      fusable: { kind: 'add', a: x, b: y, out: o },
     });
   }
 

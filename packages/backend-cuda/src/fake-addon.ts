@@ -47,6 +47,7 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
     rmsNorm: record('rmsNorm'),
     matmul: record('matmul'),
     rope: record('rope'),
+    ropeQK: record('ropeQK'),
     writeKV: record('writeKV'),
     attention: record('attention'),
     swiglu: record('swiglu'),

@@ -145,7 +145,7 @@ describe('decode matmul epilogues', () => {
     expect(b.passStats.fused).toBe(0);
   });
 
-  it("makes 10 native calls (11 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 without epilogues", async () => {
+  it("makes 8 native calls (9 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 unfused", async () => {
     const { b, fns, clear } = setup();
     // Qwen2-0.5B's layer count and head layout at small widths (no kernel runs; only calls are counted).
     const config: Qwen2ModelConfig = {
@@ -170,14 +170,81 @@ describe('decode matmul epilogues', () => {
     const launches = (): number => fns().filter((f) => !['setPassPos', 'upload', 'malloc', 'download'].includes(f)).length;
     clear();
     await b.argmax(model.forward(seq, [4])); // first sight of the decode step: runs op by op
-    // embed, 24 x (rmsNorm, q/k/v, rope q, rope k, writeKV, attention, o + residual, rmsNorm,
+    // embed, 24 x (rmsNorm, q/k/v, rope q + rope k + writeKV, attention, o + residual, rmsNorm,
     // gate/up + SwiGLU, down + residual), copy, rmsNorm, lm_head, argmax.
-    expect(launches()).toBe(1 + 24 * 10 + 4);
+    expect(launches()).toBe(1 + 24 * 8 + 4);
     expect(fns().filter((f) => f === 'matmul').length).toBe(24 * 4 + 1);
-    expect(fns()).not.toContain('add');
-    expect(fns()).not.toContain('swiglu');
-    // The prompt (3 tokens, also a decode-sized pass) fused the same: 48 adds and 24 SwiGLUs per pass.
-    expect(b.passStats.fused).toBe(2 * 72);
+    expect(fns().filter((f) => f === 'ropeQK').length).toBe(24);
+    for (const separate of ['add', 'swiglu', 'rope', 'writeKV']) expect(fns()).not.toContain(separate);
+    // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 adds, 1 SwiGLU, the
+    // rope of k and the KV write.
+    expect(b.passStats.fused).toBe(2 * 24 * 5);
+  });
+});
+
+describe('rope and KV write', () => {
+  function ropeSetup() {
+    const t = setup();
+    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32 });
+    const [q, k, v] = [t.b.alloc(2, 32), t.b.alloc(2, 16), t.b.alloc(2, 16)];
+    return { ...t, cache, q, k, v };
+  }
+
+  it("does core's rope(q), rope(k), writeKV(k, v) as one launch, in any pass", () => {
+    const { b, calls, fns, clear, ptr, cache, q, k, v } = ropeSetup();
+    clear();
+    b.beginPass(2, 5);
+    b.rope(q, 4, 8, 5, 1e6);
+    b.rope(k, 2, 8, 5, 1e6);
+    b.writeKV(cache, 1, k, v, 5);
+    b.endPass();
+    expect(fns()).toEqual(['setPassPos', 'ropeQK']);
+    const args = calls('ropeQK')[0]!.args as number[];
+    const keys = (cache as unknown as { keysPtr(l: number): number }).keysPtr(1);
+    const values = (cache as unknown as { valuesPtr(l: number): number }).valuesPtr(1);
+    // ctx, q, q heads, k, k heads, tokens, head_dim, relative position 0, theta, v, caches, max tokens
+    expect(args.slice(1)).toEqual([ptr(q), 4, ptr(k), 2, 2, 8, 1, 0, 1e6, ptr(v), keys, values, 32]);
+    expect(b.passStats.fused).toBe(2);
+  });
+
+  it('keeps them apart when they do not line up', () => {
+    const { b, fns, clear, cache, q, k, v } = ropeSetup();
+    const pass = (body: () => void): string[] => {
+      clear();
+      b.beginPass(2, 5);
+      body();
+      b.endPass();
+      return fns().filter((f) => f !== 'setPassPos');
+    };
+    // Another position or theta for k.
+    expect(pass(() => {
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 6, 1e6);
+    })).toEqual(['rope', 'rope']);
+    expect(pass(() => {
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e4);
+    })).toEqual(['rope', 'rope']);
+    // q and k in one allocation (blocks rotate both at once).
+    const qk = b.alloc(4, 16);
+    expect(pass(() => {
+      b.rope(b.view(qk, 0, 2), 2, 8, 5, 1e6);
+      b.rope(b.view(qk, 2, 2), 2, 8, 5, 1e6);
+    })).toEqual(['rope', 'rope']);
+    // The KV write of another tensor than the k just rotated, or of a v in k's allocation (v is read
+    // while k is rotated).
+    const other = b.alloc(2, 16);
+    expect(pass(() => {
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+      b.writeKV(cache, 0, other, v, 5);
+    })).toEqual(['ropeQK', 'writeKV']);
+    const kv = b.alloc(4, 16);
+    expect(pass(() => {
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(b.view(kv, 0, 2), 2, 8, 5, 1e6);
+      b.writeKV(cache, 0, b.view(kv, 0, 2), b.view(kv, 2, 2), 5);
+    })).toEqual(['ropeQK', 'writeKV']);
   });
 });
 

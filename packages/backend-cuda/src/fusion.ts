@@ -7,10 +7,18 @@ export const GEMV_MAX_TOKENS = 8;
 export const EPILOGUE_RESIDUAL = 1;
 export const EPILOGUE_SWIGLU = 2;
 
-/** An elementwise op as recorded, which the decode matmul right before it may do in its epilogue. */
-export type ElementwiseOp =
+/** A position as ops pass it: relative to the pass start (1) or absolute (0), and the value. */
+export type OpPosition = readonly [usePassPos: 0 | 1, value: number];
+
+/** What a recorded op does, for the op recorded right before it to absorb it (see {@link epilogueFor}, {@link ropePairFor}). */
+export type FusableOp =
   | { kind: 'add'; a: CudaTensor; b: CudaTensor; out: CudaTensor }
-  | { kind: 'swiglu'; gate: CudaTensor; up: CudaTensor; out: CudaTensor };
+  | { kind: 'swiglu'; gate: CudaTensor; up: CudaTensor; out: CudaTensor }
+  | { kind: 'rope'; x: CudaTensor; heads: number; headDim: number; at: OpPosition; theta: number }
+  | { kind: 'writeKV'; k: CudaTensor; v: CudaTensor; kvHeads: number; headDim: number; at: OpPosition; keys: number; values: number; maxTokens: number };
+
+/** The rope of a query tensor, as recorded. */
+export type RopeOp = Extract<FusableOp, { kind: 'rope' }>;
 
 /** The same rows of the same storage. */
 function same(p: CudaTensor, q: CudaTensor): boolean {
@@ -40,7 +48,7 @@ function apart(p: CudaTensor, q: CudaTensor): boolean {
  * @param sameFormatAndRows - whether every weight has the same format and row count
  * @param next - the op recorded right after the matmul
  */
-export function epilogueFor(x: CudaTensor, outs: readonly CudaTensor[], sameFormatAndRows: boolean, next: ElementwiseOp): Float64Array | undefined {
+export function epilogueFor(x: CudaTensor, outs: readonly CudaTensor[], sameFormatAndRows: boolean, next: FusableOp): Float64Array | undefined {
   if (x.rows > GEMV_MAX_TOKENS) return undefined;
   const into = (out: CudaTensor, p: CudaTensor, q: CudaTensor): boolean => apart(out, x) && (same(out, p) || same(out, q) || (apart(out, p) && apart(out, q)));
   if (next.kind === 'add') {
@@ -50,8 +58,26 @@ export function epilogueFor(x: CudaTensor, outs: readonly CudaTensor[], sameForm
     if (!residual || !apart(residual, y) || !into(next.out, residual, y)) return undefined;
     return Float64Array.of(EPILOGUE_RESIDUAL, residual.ptr, next.out.ptr);
   }
-  if (outs.length !== 2 || !sameFormatAndRows) return undefined;
+  if (next.kind !== 'swiglu' || outs.length !== 2 || !sameFormatAndRows) return undefined;
   const [g, u] = outs as [CudaTensor, CudaTensor];
   if (!same(next.gate, g) || !same(next.up, u) || !into(next.out, g, u)) return undefined;
   return Float64Array.of(EPILOGUE_SWIGLU, 0, next.out.ptr);
+}
+
+/**
+ * Whether `next` is the rope of k that may share one launch with `q`'s (core's rope(q), rope(k)): the
+ * same tokens, head size, position and theta, and storage apart (blocks rotate both at once).
+ */
+export function ropePairFor(q: RopeOp, next: FusableOp): next is RopeOp {
+  return next.kind === 'rope' && next.x.storage !== q.x.storage && next.x.rows === q.x.rows && next.headDim === q.headDim &&
+    next.theta === q.theta && next.at[0] === q.at[0] && next.at[1] === q.at[1];
+}
+
+/**
+ * Whether `next` is the KV write of exactly the k just rotated (and its v) at the same positions, which
+ * the rope launch can also do: v is read while q and k are written, so it must be apart from both.
+ */
+export function kvWriteFor(q: RopeOp, k: RopeOp, next: FusableOp): next is Extract<FusableOp, { kind: 'writeKV' }> {
+  return next.kind === 'writeKV' && same(next.k, k.x) && next.kvHeads === k.heads && next.headDim === k.headDim &&
+    next.at[0] === k.at[0] && next.at[1] === k.at[1] && apart(next.v, q.x) && apart(next.v, k.x);
 }

@@ -1,5 +1,11 @@
 import { checkBeginPass, checkEndPass } from '@qwen2-ts/core';
-import type { ElementwiseOp } from './fusion.js';
+import type { FusableOp } from './fusion.js';
+
+/** The device work of ops fused into one launch; it may absorb the next op in turn. */
+export interface FusedWork {
+  run: () => void;
+  absorb?: (next: RecordedOp) => FusedWork | undefined;
+}
 
 /** One enqueued op of a pass, recorded so that the whole pass can be replayed from a CUDA graph. */
 export interface RecordedOp {
@@ -11,13 +17,13 @@ export interface RecordedOp {
   prepare?: () => void;
   /** The device work; what a capture records. */
   run: () => void;
-  /** For an elementwise op: what it does, so that the op recorded before it may absorb it. */
-  elementwise?: ElementwiseOp;
+  /** What the op does, so that the op recorded before it may absorb it. */
+  fusable?: FusableOp;
   /**
    * The device work of this op and `next` as one launch, or undefined when they cannot be fused. Asked
    * only inside a pass, when `next` is recorded right after this op with nothing run in between.
    */
-  absorb?: (next: RecordedOp) => (() => void) | undefined;
+  absorb?: (next: RecordedOp) => FusedWork | undefined;
 }
 
 /** The CUDA graph calls the scheduler needs (a slice of the native addon, bound to a context). */
@@ -39,7 +45,7 @@ export interface PassStats {
   captured: number;
   /** Passes replayed from a cached CUDA graph. */
   replayed: number;
-  /** Ops recorded into the op before them (a decode matmul's residual add or SwiGLU). */
+  /** Ops recorded into the op before them (a decode matmul's residual add or SwiGLU, rope of k, KV write). */
   fused: number;
 }
 
@@ -107,14 +113,15 @@ export class PassScheduler {
       return;
     }
     const last = this.ops[this.ops.length - 1];
-    const run = last?.absorb?.(op);
-    if (last && run) {
+    const fused = last?.absorb?.(op);
+    if (last && fused) {
       const prepares = [last.prepare, op.prepare].filter((p) => p !== undefined);
       this.ops[this.ops.length - 1] = {
         key: `${last.key}+${op.key}`,
         capturable: last.capturable && op.capturable,
         prepare: prepares.length > 0 ? () => prepares.forEach((p) => p()) : undefined,
-        run,
+        run: fused.run,
+        absorb: fused.absorb,
       };
       this.stats.fused++;
       return;

@@ -317,6 +317,56 @@ static void test_rope() {
   }
 }
 
+// rope(q) + rope(k) + writeKV in one launch (a decode step's fused op), against the same float64 RoPE
+// and the cache layout of write_kv; once without the cache write.
+static void test_rope_qk() {
+  for (int hd : {64, 128}) {
+    for (int write = 0; write < 2; write++) {
+      const int T = 3, hq = 7, hk = 2, start = 40, max_tokens = 50;
+      const double theta = 1e6;
+      auto q = normals(static_cast<size_t>(T) * hq * hd), k = normals(static_cast<size_t>(T) * hk * hd), v = normals(static_cast<size_t>(T) * hk * hd);
+      auto rotate = [&](const std::vector<float>& x, int heads) {
+        std::vector<double> r(x.begin(), x.end());
+        for (int t = 0; t < T; t++)
+          for (int i = 0; i < hd / 2; i++) {
+            const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
+            for (int h = 0; h < heads; h++) {
+              const size_t b = (static_cast<size_t>(t) * heads + h) * hd;
+              r[b + i] = x[b + i] * std::cos(a) - x[b + i + hd / 2] * std::sin(a);
+              r[b + i + hd / 2] = x[b + i + hd / 2] * std::cos(a) + x[b + i] * std::sin(a);
+            }
+          }
+        return r;
+      };
+      const auto want_q = rotate(q, hq), want_k = rotate(k, hk);
+      std::vector<float> kc(static_cast<size_t>(hk) * max_tokens * hd, NAN), vc(kc.size(), NAN);
+      int pass_pos = start - 1;
+      launch_rope_qk(nullptr, q.data(), hq, k.data(), hk, T, hd, PosArg{&pass_pos, 1}, static_cast<float>(theta), v.data(), write ? kc.data() : nullptr,
+                     write ? vc.data() : nullptr, max_tokens);
+      const std::string what = "rope q+k" + std::string(write ? " + KV write" : "") + " head_dim " + std::to_string(hd);
+      check(what + ": q", q, want_q, 1e-5);
+      check(what + ": k", k, want_k, 1e-5);
+      if (!write) continue;
+      std::vector<float> got_k, got_v;
+      std::vector<double> cache_k, cache_v;
+      for (int g = 0; g < hk; g++)
+        for (int t = 0; t < T; t++)
+          for (int d = 0; d < hd; d++) {
+            const size_t c = (static_cast<size_t>(g) * max_tokens + start + t) * hd + d, x = (static_cast<size_t>(t) * hk + g) * hd + d;
+            got_k.push_back(kc[c]);
+            got_v.push_back(vc[c]);
+            cache_k.push_back(want_k[x]);
+            cache_v.push_back(v[x]);
+          }
+      check(what + ": cached keys", got_k, cache_k, 1e-5);
+      check(what + ": cached values", got_v, cache_v, 0);
+      size_t untouched = 0;
+      for (size_t i = 0; i < kc.size(); i++) untouched += std::isnan(kc[i]) && std::isnan(vc[i]);
+      check_eq(what + ": cache entries left alone", static_cast<long>(untouched), static_cast<long>(kc.size() - static_cast<size_t>(hk) * T * hd));
+    }
+  }
+}
+
 static void test_attention() {
   struct Case { int ratio, hd, start, T, window, capacity_extra; };
   const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {2, 128, 0, 23, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
@@ -501,6 +551,7 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_gemm_rounded();
   if (want("matmul")) test_gemv_epilogues();
   if (want("rope")) test_rope();
+  if (want("rope")) test_rope_qk();
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();
   if (want("sample")) test_sample();
