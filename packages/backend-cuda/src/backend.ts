@@ -211,10 +211,14 @@ export class CudaBackend implements Backend {
     }
     const K = a.cols;
     const entries: number[] = [];
+    const ws: CudaWeight[] = [];
+    const os: CudaTensor[] = [];
     let key = `matmul(${a.key}`;
     for (let i = 0; i < weights.length; i++) {
       const w = weightOf(weights[i]!, 'matmul weight');
       const o = tensorOf(outs[i]!, 'matmul out');
+      ws.push(w);
+      os.push(o);
       if (w.cols !== K) throw new BackendUsageError(`matmul: weight '${w.name}' [${w.rows}, ${w.cols}] against x [${a.rows}, ${K}]`);
       expectShape(o, a.rows, w.rows, `matmul out of '${w.name}'`);
       if (o.storage === a.storage) throw new BackendUsageError(`matmul: the output of '${w.name}' shares storage with x`);
@@ -227,20 +231,17 @@ export class CudaBackend implements Backend {
     // The kernels fuse up to MAX_FUSED weights per launch (same input, one pass over x).
     const launches: Float64Array[] = [];
     for (let i = 0; i < weights.length; i += MAX_FUSED) launches.push(Float64Array.from(entries.slice(i * 11, (i + MAX_FUSED) * 11)));
-    const ws = weights.map((w) => weightOf(w, 'matmul weight'));
-    const os = outs.map((o) => tensorOf(o, 'matmul out'));
     const uniform = ws.every((w) => w.code === ws[0]!.code && w.rows === ws[0]!.rows);
     this.submit({
       key,
       capturable: true,
       run: () => {
-        const round = this.precision === '16-bit' ? 1 : 0;
-        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, round);
+        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.roundX16);
       },
       // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
       absorb: (next) => {
         const epilogue = next.fusable && epilogueFor(a, os, uniform, next.fusable);
-        return epilogue ? { run: () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.precision === '16-bit' ? 1 : 0, epilogue) } : undefined;
+        return epilogue ? { run: () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.roundX16, epilogue) } : undefined;
       },
     });
   }
@@ -445,6 +446,11 @@ export class CudaBackend implements Backend {
   }
 
   // ---- helpers ------------------------------------------------------------------------------------
+
+  /** The native matmul's prefill-precision flag, read when an op runs. */
+  private get roundX16(): 0 | 1 {
+    return this.precision === '16-bit' ? 1 : 0;
+  }
 
   private submit(op: RecordedOp): void {
     this.alive();
