@@ -305,7 +305,8 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
 }
 
 // matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
-//   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out]])
+//   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out | undefined[,
+//   Float64Array prologue: RMSNorm weight(5), eps, out]]])
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double a[4];
@@ -341,7 +342,17 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     const double* e = info[6].As<Napi::Float64Array>().Data();
     epi = MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])};
   }
-  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi),
+  MatmulPrologue pro = NO_PROLOGUE;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[7].As<Napi::Float64Array>().ElementLength() != 7) {
+      throwType(env, "qwen2_cuda.matmul: argument 7 must be a Float64Array of 7 (RMSNorm weight, eps, out)");
+      return env.Undefined();
+    }
+    const double* q = info[7].As<Napi::Float64Array>().Data();
+    pro = MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])};
+  }
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi, pro),
      "matmul");
   return env.Undefined();
 }

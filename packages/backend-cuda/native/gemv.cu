@@ -10,6 +10,10 @@ namespace {
 
 constexpr int GEMV_THREADS = 256;
 constexpr int ROWS_PER_BLOCK = GEMV_THREADS / 32;
+// With the RMSNorm prologue every block normalizes x first, so each warp takes several rows to share that.
+constexpr int NORM_ROWS_PER_WARP = 4;
+// The normalized rows live in (default-sized) shared memory: T * K floats at most this many bytes.
+constexpr size_t NORM_SMEM_LIMIT = 48 * 1024;
 
 __device__ __forceinline__ void bf16x2_to_f32(uint32_t v, float& lo, float& hi) {
   lo = __uint_as_float(v << 16);
@@ -151,14 +155,46 @@ __device__ __forceinline__ void finish_row(const MatmulJob& job, int row, int T,
   }
 }
 
-// One warp per output row. EPI_NONE: blockIdx.y picks the job (fused q/k/v, gate/up). EPI_RESIDUAL: one
-// job, then out = residual + result. EPI_SWIGLU: jobs 0 and 1 (gate, up) row by row in the same warp,
-// then out = silu(gate) * up, written after both outputs (so `out` may be either of them).
+// The RMSNorm prologue: x's T rows normalized into `xn` (shared memory), with the RMSNorm kernel's
+// arithmetic at 256 threads (norm.cu), so the values match its own for rows of under 2048; block
+// `writer` also stores them to the prologue's output.
+template <int TT>
+__device__ __forceinline__ void normalize_rows(const float* __restrict__ x, int T, int K, const MatmulPrologue& pro, float* xn, bool writer) {
+  __shared__ float partial[TT][GEMV_THREADS / 32];
+  __shared__ float inv_rms[TT];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  for (int t = 0; t < T; t++) {
+    float ss = 0.f;
+    for (int c = tid; c < K; c += GEMV_THREADS) {
+      const float v = x[static_cast<size_t>(t) * K + c];
+      ss = fmaf(v, v, ss);
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) partial[t][warp] = ss;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    for (int t = 0; t < T; t++) {
+      float s = lane < GEMV_THREADS / 32 ? partial[t][lane] : 0.f;
+      s = warp_sum(s);
+      if (lane == 0) inv_rms[t] = rsqrtf(s / static_cast<float>(K) + pro.eps);
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < T * K; i += GEMV_THREADS) {
+    const float v = x[i] * inv_rms[i / K] * weight_at(pro.weight, 0, i % K);
+    xn[i] = v;
+    if (writer) pro.out[i] = v;
+  }
+  __syncthreads();
+}
+
+// One output row in one warp. EPI_RESIDUAL: then out = residual + result. EPI_SWIGLU: jobs 0 and 1
+// (gate, up) for the same row, then out = silu(gate) * up, written after both outputs (so `out` may be
+// either of them).
 template <int FMT, int TT, bool VEC, int EPI>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi) {
-  const MatmulJob& job = jobs.job[EPI == EPI_NONE ? blockIdx.y : 0];
-  const int row = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-  if (row >= job.w.rows) return;
+__device__ __forceinline__ void gemv_row(const MatmulJob& job, const MatmulJobs& jobs, const MatmulEpilogue& epi, int row,
+                                         const float* __restrict__ x, int T, int K) {
   const int lane = threadIdx.x & 31;
   const int N = job.w.rows;
   float acc[TT];
@@ -182,42 +218,90 @@ __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restr
   }
 }
 
-template <int FMT, int TT, bool VEC>
-cudaError_t launch_epi(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, dim3 grid) {
-  switch (epi.kind) {
-    case EPI_NONE: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_NONE>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
-    case EPI_RESIDUAL: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_RESIDUAL>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
-    case EPI_SWIGLU: { auto* kfn = gemv_kernel<FMT, TT, VEC, EPI_SWIGLU>; LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi); break; }
-    default: return cudaErrorInvalidValue;
+// EPI_NONE: blockIdx.y picks the job (fused q/k/v, gate/up); with an epilogue the jobs share their rows.
+// NORM: x is first normalized by the RMSNorm prologue (dynamic shared memory of T * K floats), and each
+// warp then takes NORM_ROWS_PER_WARP rows so that fewer blocks repeat that.
+template <int FMT, int TT, bool VEC, int EPI, bool NORM>
+__device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
+                                           const MatmulPrologue& pro) {
+  const MatmulJob& job = jobs.job[EPI == EPI_NONE ? blockIdx.y : 0];
+  const float* xs = x;
+  if constexpr (NORM) {
+    QWEN2_DYNAMIC_SMEM(float, xn);
+    normalize_rows<TT>(x, T, K, pro, xn, blockIdx.x == 0 && blockIdx.y == 0);
+    xs = xn;
+  }
+  constexpr int RPW = NORM ? NORM_ROWS_PER_WARP : 1;
+#pragma unroll 1
+  for (int r = 0; r < RPW; r++) {
+    const int row = (blockIdx.x * RPW + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    if (row < job.w.rows) gemv_row<FMT, TT, VEC, EPI>(job, jobs, epi, row, xs, T, K);
+  }
+}
+
+// Two kernels for their register budgets (launch bounds): ptxas's default suits the plain GEMV (sized
+// for 2 blocks per SM it spilled at q4_0 with 8 tokens), the prologue variant spills at the default.
+template <int FMT, int TT, bool VEC, int EPI>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
+                                                            MatmulPrologue pro) {
+  gemv_block<FMT, TT, VEC, EPI, false>(x, T, K, jobs, epi, pro);
+}
+template <int FMT, int TT, int EPI>
+__global__ void __launch_bounds__(GEMV_THREADS, 2) gemv_norm_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
+                                                                    MatmulPrologue pro) {
+  gemv_block<FMT, TT, true, EPI, true>(x, T, K, jobs, epi, pro);
+}
+
+template <int FMT, int TT, int EPI>
+cudaError_t launch_vec(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
+                       const MatmulPrologue& pro, dim3 grid, size_t smem) {
+  if (pro.weight.format >= 0) {
+    auto* kfn = gemv_norm_kernel<FMT, TT, EPI>;
+    LAUNCH(kfn, grid, GEMV_THREADS, smem, stream, x, T, K, jobs, epi, pro);
+  } else {
+    auto* kfn = gemv_kernel<FMT, TT, true, EPI>;
+    LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
   }
   return cudaGetLastError();
 }
 
-// Epilogues only on the vector path (launch_gemv runs the scalar path's epilogue as a separate kernel).
+// Prologues and epilogues only on the vector path (launch_gemv runs the scalar path's as separate kernels).
 template <int FMT, int TT>
-cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, bool vec, dim3 grid) {
-  if (vec) return launch_epi<FMT, TT, true>(stream, x, T, K, jobs, epi, grid);
-  if (epi.kind != EPI_NONE) return cudaErrorInvalidValue;
+cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
+                          const MatmulPrologue& pro, bool vec, dim3 grid, size_t smem) {
+  if (vec) {
+    switch (epi.kind) {
+      case EPI_NONE: return launch_vec<FMT, TT, EPI_NONE>(stream, x, T, K, jobs, epi, pro, grid, smem);
+      case EPI_RESIDUAL: return launch_vec<FMT, TT, EPI_RESIDUAL>(stream, x, T, K, jobs, epi, pro, grid, smem);
+      case EPI_SWIGLU: return launch_vec<FMT, TT, EPI_SWIGLU>(stream, x, T, K, jobs, epi, pro, grid, smem);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+  if (epi.kind != EPI_NONE || pro.weight.format >= 0) return cudaErrorInvalidValue;
   auto* kfn = gemv_kernel<FMT, TT, false, EPI_NONE>;
-  LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi);
+  LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
   return cudaGetLastError();
 }
 
 template <int FMT>
-cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi, bool vec, dim3 grid) {
-  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, epi, vec, grid);
-  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, epi, vec, grid);
-  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, epi, vec, grid);
-  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, vec, grid);
+cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
+                       const MatmulPrologue& pro, bool vec, dim3 grid, size_t smem) {
+  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
+  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
+  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
+  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
 }
 
 }  // namespace
 
-cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue) {
+cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
+                        const MatmulPrologue& prologue) {
   if (jobs.count <= 0 || tokens > GEMV_MAX_TOKENS) return cudaErrorInvalidValue;
   int max_rows = 0;
   for (int i = 0; i < jobs.count; i++) max_rows = jobs.job[i].w.rows > max_rows ? jobs.job[i].w.rows : max_rows;
   const int fmt = jobs.job[0].w.format;
+  bool same_format = true;
+  for (int i = 1; i < jobs.count; i++) same_format = same_format && jobs.job[i].w.format == fmt;
   const bool x_aligned = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   bool vec;
   switch (fmt) {
@@ -229,6 +313,21 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
   for (int i = 0; i < jobs.count && vec; i++) {
     if ((reinterpret_cast<uintptr_t>(jobs.job[i].w.data) & 15) != 0) vec = false;
   }
+  const bool norm = prologue.weight.format >= 0;
+  const size_t smem = norm ? static_cast<size_t>(tokens) * K * sizeof(float) : 0;
+  if (norm && (!vec || !same_format || smem > NORM_SMEM_LIMIT)) {
+    // Unaligned, mixed formats or too wide for shared memory: the RMSNorm kernel, then the GEMV on its output.
+    cudaError_t err = launch_rmsnorm(stream, x, prologue.weight, prologue.eps, prologue.out, tokens, K);
+    if (err != cudaSuccess) return err;
+    if (same_format) return launch_gemv(stream, prologue.out, tokens, K, jobs, epilogue, NO_PROLOGUE);
+    for (int i = 0; i < jobs.count && err == cudaSuccess; i++) {
+      MatmulJobs one{};
+      one.job[one.count++] = jobs.job[i];
+      err = launch_gemv(stream, prologue.out, tokens, K, one, MatmulEpilogue{EPI_NONE, nullptr, nullptr}, NO_PROLOGUE);
+    }
+    return err;
+  }
+  if (!same_format) return cudaErrorInvalidValue;
   if (!vec && epilogue.kind != EPI_NONE) {
     // Unaligned rows or x (never at Qwen2's shapes): the plain kernel, then the elementwise op it replaces.
     cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});
@@ -237,14 +336,16 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
     return epilogue.kind == EPI_RESIDUAL ? launch_add(stream, epilogue.residual, jobs.job[0].out, epilogue.out, n)
                                          : launch_swiglu(stream, jobs.job[0].out, jobs.job[1].out, epilogue.out, n);
   }
-  // With an epilogue the jobs share their rows, one warp per row index (grid y 1).
-  const dim3 grid((max_rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, epilogue.kind == EPI_NONE ? jobs.count : 1);
+  // With an epilogue the jobs share their rows, one warp per row index (grid y 1); with the prologue
+  // each warp takes NORM_ROWS_PER_WARP rows.
+  const int rows_per_block = ROWS_PER_BLOCK * (norm ? NORM_ROWS_PER_WARP : 1);
+  const dim3 grid((max_rows + rows_per_block - 1) / rows_per_block, epilogue.kind == EPI_NONE ? jobs.count : 1);
   switch (fmt) {
-    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, vec, grid);
-    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, vec, grid);
-    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, epilogue, vec, grid);
-    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, epilogue, vec, grid);
-    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, epilogue, vec, grid);
+    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
+    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
+    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
+    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
+    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -59,9 +59,19 @@ struct MatmulEpilogue {
   const float* residual;
   float* out;
 };
+// What a decode GEMV also does before its dot products, saving the RMSNorm launch before it: x is the
+// norm's input, each block normalizes it into shared memory (the RMSNorm kernel's arithmetic), and
+// block 0 writes the normalized rows to `out` as well. `weight.format < 0`: none.
+struct MatmulPrologue {
+  DevWeight weight;
+  float eps;
+  float* out;
+};
+constexpr MatmulPrologue NO_PROLOGUE{DevWeight{nullptr, nullptr, -1, 0, 0}, 0.f, nullptr};
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
-                          bool round_x16 = false, MatmulEpilogue epilogue = MatmulEpilogue{EPI_NONE, nullptr, nullptr});
+                          bool round_x16 = false, MatmulEpilogue epilogue = MatmulEpilogue{EPI_NONE, nullptr, nullptr},
+                          MatmulPrologue prologue = NO_PROLOGUE);
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 // rope(q) and rope(k) in one launch; with `k_cache` non-null also the KV write of the rotated k and of

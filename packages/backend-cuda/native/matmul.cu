@@ -3,19 +3,23 @@
 #include "matmul.h"
 
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
-                          float* const* outs, int count, bool round_x16, MatmulEpilogue epilogue) {
+                          float* const* outs, int count, bool round_x16, MatmulEpilogue epilogue, MatmulPrologue prologue) {
   if (tokens <= 0 || count <= 0) return cudaSuccess;
   if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
-  if (epilogue.kind != EPI_NONE) {
+  const bool norm = prologue.weight.format >= 0;
+  if (norm && (tokens > GEMV_MAX_TOKENS || prologue.out == nullptr || prologue.weight.cols != K)) return cudaErrorInvalidValue;
+  if (epilogue.kind != EPI_NONE || norm) {
     // Decode only, and the weights must fit the epilogue (the host checks; never fuse anything else).
     const bool fits = tokens <= GEMV_MAX_TOKENS && epilogue.out != nullptr &&
                       (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr
                        : epilogue.kind == EPI_SWIGLU ? count == 2 && weights[0].format == weights[1].format && weights[0].rows == weights[1].rows
                                                      : false);
-    if (!fits) return cudaErrorInvalidValue;
+    if (epilogue.kind != EPI_NONE && !fits) return cudaErrorInvalidValue;
+    // One launch: the GEMV takes every weight (one format, checked by launch_gemv) with its prologue
+    // and epilogue.
     MatmulJobs jobs{};
     for (int i = 0; i < count; i++) jobs.job[jobs.count++] = MatmulJob{weights[i], biases[i], outs[i]};
-    return launch_gemv(stream, x, tokens, K, jobs, epilogue);
+    return launch_gemv(stream, x, tokens, K, jobs, epilogue, prologue);
   }
   if (tokens > GEMV_MAX_TOKENS) {
     for (int i = 0; i < count; i++) {

@@ -17,7 +17,9 @@ struct MatmulJobs {
 
 // Decode path (tokens <= GEMV_MAX_TOKENS): every job must have the same weight format; an epilogue
 // other than EPI_NONE needs one job (residual) or two of equal rows (SwiGLU).
-cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue);
+// With a prologue, x is the RMSNorm's input (see MatmulPrologue).
+cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
+                        const MatmulPrologue& prologue = NO_PROLOGUE);
 // Prefill path: tensor cores for f16/bf16/q8_0/q4_0 weights, an f32 SIMT kernel for f32 weights.
 // `round_x16` as for launch_matmul.
 cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job, bool round_x16);

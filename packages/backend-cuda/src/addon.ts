@@ -49,9 +49,10 @@ export interface NativeAddon {
    * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `roundX16`
    * 1: the prefill GEMM rounds x once to an f16/bf16 weight's type instead of splitting it (hi + lo).
    * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
-   * `epilogueFor` in fusion.ts.
+   * `epilogueFor` in fusion.ts. `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5),
+   * eps, output pointer (x is then the norm's input); see `prologueFits`.
    */
-  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array): void;
+  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array, prologue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
   /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v`. */
   ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number): void;

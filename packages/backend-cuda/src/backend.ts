@@ -4,7 +4,7 @@ import type {
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
-import { epilogueFor, kvWriteFor, ropePairFor, type RopeOp } from './fusion.js';
+import { epilogueFor, kvWriteFor, prologueFits, ropePairFor, type MatmulOp, type RopeOp } from './fusion.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
@@ -201,6 +201,20 @@ export class CudaBackend implements Backend {
       key: `rmsNorm(${a.key},w${g.id},${eps},${o.key})`,
       capturable: true,
       run: () => this.n.rmsNorm(this.ctx, a.ptr, ...ga, eps, o.ptr, a.rows, a.cols),
+      // A decode matmul reading the normalized rows does the norm in its GEMV (see fusion.ts), and may
+      // then take its own epilogue as well.
+      absorb: (next) => {
+        const m = next.fusable;
+        if (!m || m.kind !== 'matmul' || !prologueFits(a, o, m)) return undefined;
+        const prologue = Float64Array.of(...ga, eps, o.ptr);
+        return {
+          run: m.launch(a.ptr, undefined, prologue),
+          absorb: (after) => {
+            const epilogue = after.fusable && epilogueFor(m.x, m.outs, m.uniform, after.fusable, [m.x, a]);
+            return epilogue ? { run: m.launch(a.ptr, epilogue, prologue) } : undefined;
+          },
+        };
+      },
     });
   }
 
@@ -232,16 +246,21 @@ export class CudaBackend implements Backend {
     const launches: Float64Array[] = [];
     for (let i = 0; i < weights.length; i += MAX_FUSED) launches.push(Float64Array.from(entries.slice(i * 11, (i + MAX_FUSED) * 11)));
     const uniform = ws.every((w) => w.code === ws[0]!.code && w.rows === ws[0]!.rows);
+    const self: MatmulOp = {
+      kind: 'matmul', x: a, outs: os, uniform, single: launches.length === 1,
+      launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.roundX16, epilogue, prologue),
+    };
     this.submit({
       key,
       capturable: true,
       run: () => {
         for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.roundX16);
       },
+      fusable: self,
       // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
       absorb: (next) => {
         const epilogue = next.fusable && epilogueFor(a, os, uniform, next.fusable);
-        return epilogue ? { run: () => this.n.matmul(this.ctx, a.ptr, a.rows, K, launches[0]!, this.roundX16, epilogue) } : undefined;
+        return epilogue ? { run: self.launch(a.ptr, epilogue) } : undefined;
       },
     });
   }

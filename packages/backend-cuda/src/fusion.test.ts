@@ -145,7 +145,7 @@ describe('decode matmul epilogues', () => {
     expect(b.passStats.fused).toBe(0);
   });
 
-  it("makes 8 native calls (9 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 unfused", async () => {
+  it("makes 6 native calls (7 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 unfused", async () => {
     const { b, fns, clear } = setup();
     // Qwen2-0.5B's layer count and head layout at small widths (no kernel runs; only calls are counted).
     const config: Qwen2ModelConfig = {
@@ -170,15 +170,79 @@ describe('decode matmul epilogues', () => {
     const launches = (): number => fns().filter((f) => !['setPassPos', 'upload', 'malloc', 'download'].includes(f)).length;
     clear();
     await b.argmax(model.forward(seq, [4])); // first sight of the decode step: runs op by op
-    // embed, 24 x (rmsNorm, q/k/v, rope q + rope k + writeKV, attention, o + residual, rmsNorm,
-    // gate/up + SwiGLU, down + residual), copy, rmsNorm, lm_head, argmax.
-    expect(launches()).toBe(1 + 24 * 8 + 4);
+    // embed, 24 x (rmsNorm + q/k/v, rope q + rope k + writeKV, attention, o + residual, rmsNorm +
+    // gate/up + SwiGLU, down + residual), copy, rmsNorm (in place: not fused), lm_head, argmax.
+    expect(launches()).toBe(1 + 24 * 6 + 4);
     expect(fns().filter((f) => f === 'matmul').length).toBe(24 * 4 + 1);
     expect(fns().filter((f) => f === 'ropeQK').length).toBe(24);
+    expect(fns().filter((f) => f === 'rmsNorm').length).toBe(1);
     for (const separate of ['add', 'swiglu', 'rope', 'writeKV']) expect(fns()).not.toContain(separate);
-    // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 adds, 1 SwiGLU, the
-    // rope of k and the KV write.
-    expect(b.passStats.fused).toBe(2 * 24 * 5);
+    // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 matmuls into their
+    // norms, 2 adds, 1 SwiGLU, the rope of k and the KV write.
+    expect(b.passStats.fused).toBe(2 * 24 * 7);
+  });
+});
+
+describe('RMSNorm prologue', () => {
+  it('does the RMSNorm before q/k/v, and before gate/up together with the SwiGLU after them', async () => {
+    const { b, calls, fns, clear, weight, ptr } = setup();
+    const [q, k, v, gw, uw] = [await weight(32, 16), await weight(16, 16), await weight(16, 16), await weight(24, 16), await weight(24, 16)];
+    const g = await b.uploadWeight({ format: 'f32', rows: 1, cols: 16, data: new Float32Array(16).fill(1) }, 'norm');
+    const [x, xn] = [b.alloc(1, 16), b.alloc(1, 16)];
+    const [qo, ko, vo, go, uo] = [b.alloc(1, 32), b.alloc(1, 16), b.alloc(1, 16), b.alloc(1, 24), b.alloc(1, 24)];
+    clear();
+    b.beginPass(1, 0);
+    b.rmsNorm(x, g, 1e-6, xn);
+    b.matmul(xn, [q, k, v], [undefined, undefined, undefined], [qo, ko, vo]);
+    b.rmsNorm(x, g, 1e-6, xn);
+    b.matmul(xn, [gw, uw], [undefined, undefined], [go, uo]);
+    b.swiglu(go, uo, go);
+    b.endPass();
+    expect(fns()).toEqual(['setPassPos', 'matmul', 'matmul']);
+    const [first, second] = calls('matmul');
+    // x is the norm's input; the prologue: weight (pointer, scales, f32 = 0, 1 x 16), eps, output.
+    expect(first!.args[1]).toBe(ptr(x));
+    expect([...(first!.args[7] as Float64Array)]).toEqual([ptr(g), 0, 0, 1, 16, 1e-6, ptr(xn)]);
+    expect(first!.args[6]).toBeUndefined();
+    expect([...(second!.args[6] as Float64Array)]).toEqual([2, 0, ptr(go)]);
+    expect(second!.args[7]).toBeInstanceOf(Float64Array);
+    expect(b.passStats.fused).toBe(3);
+  });
+
+  it('keeps the norm apart where blocks would read what others write', async () => {
+    const { b, fns, clear, weight } = setup();
+    const w = await weight(16, 16);
+    const g = await b.uploadWeight({ format: 'f32', rows: 1, cols: 16, data: new Float32Array(16).fill(1) }, 'norm');
+    const [x, xn, o] = [b.alloc(1, 16), b.alloc(1, 16), b.alloc(1, 16)];
+    const pass = (body: () => void): string[] => {
+      clear();
+      b.beginPass(1, 0);
+      body();
+      b.endPass();
+      return fns().filter((f) => f !== 'setPassPos');
+    };
+    // In place (the final norm before lm_head).
+    expect(pass(() => {
+      b.rmsNorm(x, g, 1e-6, x);
+      b.matmul(x, [w], [undefined], [o]);
+    })).toEqual(['rmsNorm', 'matmul']);
+    // The matmul writes into the norm's input.
+    expect(pass(() => {
+      b.rmsNorm(x, g, 1e-6, xn);
+      b.matmul(xn, [w], [undefined], [x]);
+    })).toEqual(['rmsNorm', 'matmul']);
+    // The matmul reads something else.
+    const y = b.alloc(1, 16);
+    expect(pass(() => {
+      b.rmsNorm(x, g, 1e-6, xn);
+      b.matmul(o, [w], [undefined], [y]);
+    })).toEqual(['rmsNorm', 'matmul']);
+    // Norm and matmul fuse, but a residual add into the norm's input stays apart.
+    expect(pass(() => {
+      b.rmsNorm(x, g, 1e-6, xn);
+      b.matmul(xn, [w], [undefined], [o]);
+      b.add(x, o, x);
+    })).toEqual(['matmul', 'add']);
   });
 });
 

@@ -10,8 +10,22 @@ export const EPILOGUE_SWIGLU = 2;
 /** A position as ops pass it: relative to the pass start (1) or absolute (0), and the value. */
 export type OpPosition = readonly [usePassPos: 0 | 1, value: number];
 
+/** A decode matmul as recorded, which the RMSNorm right before it may join (see {@link prologueFits}). */
+export interface MatmulOp {
+  kind: 'matmul';
+  x: CudaTensor;
+  outs: readonly CudaTensor[];
+  /** Every weight of one format and row count. */
+  uniform: boolean;
+  /** Whether the weights fit one native launch. */
+  single: boolean;
+  /** The native launch reading `xPtr`, with an epilogue and an RMSNorm prologue (native argument arrays). */
+  launch: (xPtr: number, epilogue?: Float64Array, prologue?: Float64Array) => () => void;
+}
+
 /** What a recorded op does, for the op recorded right before it to absorb it (see {@link epilogueFor}, {@link ropePairFor}). */
 export type FusableOp =
+  | MatmulOp
   | { kind: 'add'; a: CudaTensor; b: CudaTensor; out: CudaTensor }
   | { kind: 'swiglu'; gate: CudaTensor; up: CudaTensor; out: CudaTensor }
   | { kind: 'rope'; x: CudaTensor; heads: number; headDim: number; at: OpPosition; theta: number }
@@ -47,10 +61,13 @@ function apart(p: CudaTensor, q: CudaTensor): boolean {
  * @param outs - the matmul's outputs, one per weight
  * @param sameFormatAndRows - whether every weight has the same format and row count
  * @param next - the op recorded right after the matmul
+ * @param reads - what other blocks of the launch read from global memory throughout (default `[x]`;
+ *   with an RMSNorm prologue also the norm's input)
  */
-export function epilogueFor(x: CudaTensor, outs: readonly CudaTensor[], sameFormatAndRows: boolean, next: FusableOp): Float64Array | undefined {
+export function epilogueFor(x: CudaTensor, outs: readonly CudaTensor[], sameFormatAndRows: boolean, next: FusableOp, reads: readonly CudaTensor[] = [x]): Float64Array | undefined {
   if (x.rows > GEMV_MAX_TOKENS) return undefined;
-  const into = (out: CudaTensor, p: CudaTensor, q: CudaTensor): boolean => apart(out, x) && (same(out, p) || same(out, q) || (apart(out, p) && apart(out, q)));
+  const into = (out: CudaTensor, p: CudaTensor, q: CudaTensor): boolean =>
+    reads.every((r) => apart(out, r)) && (same(out, p) || same(out, q) || (apart(out, p) && apart(out, q)));
   if (next.kind === 'add') {
     if (outs.length !== 1) return undefined;
     const y = outs[0]!;
@@ -80,4 +97,13 @@ export function ropePairFor(q: RopeOp, next: FusableOp): next is RopeOp {
 export function kvWriteFor(q: RopeOp, k: RopeOp, next: FusableOp): next is Extract<FusableOp, { kind: 'writeKV' }> {
   return next.kind === 'writeKV' && same(next.k, k.x) && next.kvHeads === k.heads && next.headDim === k.headDim &&
     next.at[0] === k.at[0] && next.at[1] === k.at[1] && apart(next.v, q.x) && apart(next.v, k.x);
+}
+
+/**
+ * Whether `rmsNorm(input) -> out` may run as the prologue of the decode matmul `m` reading `out`: every
+ * block of the GEMV normalizes `input` itself (into shared memory) and block 0 writes `out`, so `out`
+ * and every matmul output must be apart from `input`.
+ */
+export function prologueFits(input: CudaTensor, out: CudaTensor, m: MatmulOp): boolean {
+  return m.single && m.x.rows <= GEMV_MAX_TOKENS && same(m.x, out) && apart(out, input) && m.outs.every((o) => apart(o, input));
 }

@@ -256,6 +256,80 @@ static void test_gemv_epilogues() {
   }
 }
 
+// The RMSNorm prologue of the decode GEMV: x normalized in shared memory (and written out by block 0),
+// then q/k/v-like weights, or one weight with the residual epilogue, or gate/up with SwiGLU. K 45
+// (unaligned), mixed formats and T * K beyond the shared-memory limit take the fallback (the RMSNorm
+// kernel, then the GEMV).
+static void test_gemv_norm_prologue() {
+  struct Case { int f0, f1, K, T; };
+  const Case cases[] = {{FMT_BF16, FMT_BF16, 96, 1}, {FMT_Q4_0, FMT_Q4_0, 96, 5}, {FMT_F32, FMT_F32, 96, 8}, {FMT_Q8_0, FMT_Q8_0, 64, 2},
+                        {FMT_F16, FMT_F16, 45, 3}, {FMT_BF16, FMT_Q8_0, 96, 1}, {FMT_F16, FMT_F16, 1600, 8}};
+  for (const Case& c : cases) {
+    const int N = 40, K = c.K, T = c.T;
+    const std::string what = std::string(fmt_name(c.f0)) + (c.f1 != c.f0 ? std::string("+") + fmt_name(c.f1) : "") + " K " + std::to_string(K) + " T " + std::to_string(T);
+    HostW g = make_weight(FMT_F32, 1, K, 1.f);
+    for (auto& v : g.f32) v = 1.f + 0.5f * v;
+    for (int k = 0; k < K; k++) g.value[k] = g.f32[k];
+    const float eps = 1e-6f;
+    const auto x = normals(static_cast<size_t>(T) * K, 2.f);
+    std::vector<double> xn(static_cast<size_t>(T) * K);
+    for (int t = 0; t < T; t++) {
+      double ss = 0;
+      for (int k = 0; k < K; k++) ss += static_cast<double>(x[t * K + k]) * x[t * K + k];
+      const double inv = 1 / std::sqrt(ss / K + eps);
+      for (int k = 0; k < K; k++) xn[t * K + k] = x[t * K + k] * inv * g.value[k];
+    }
+    HostW w[3] = {make_weight(c.f0, N, K, 1.f / std::sqrt(static_cast<float>(K))), make_weight(c.f1, N, K, 1.f / std::sqrt(static_cast<float>(K))),
+                  make_weight(c.f0, N, K, 1.f / std::sqrt(static_cast<float>(K)))};
+    auto project = [&](const HostW& hw) {
+      std::vector<double> y;
+      for (int t = 0; t < T; t++)
+        for (int n = 0; n < N; n++) {
+          double a = 0;
+          for (int k = 0; k < K; k++) a += xn[t * K + k] * hw.value[static_cast<size_t>(n) * K + k];
+          y.push_back(a);
+        }
+      return y;
+    };
+    const DevWeight none{nullptr, nullptr, -1, 0, 0};
+    std::vector<float> xn_out(x.size(), NAN);
+    const MatmulPrologue pro{g.dev(), eps, xn_out.data()};
+    // Three weights, no epilogue (q/k/v).
+    {
+      std::vector<std::vector<float>> outs(3, std::vector<float>(static_cast<size_t>(T) * N, NAN));
+      DevWeight dw[3] = {w[0].dev(), w[1].dev(), w[2].dev()}, db[3] = {none, none, none};
+      float* po[3] = {outs[0].data(), outs[1].data(), outs[2].data()};
+      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 3, false, MatmulEpilogue{EPI_NONE, nullptr, nullptr}, pro);
+      check("gemv RMSNorm prologue " + what + ": normalized x", xn_out, xn, 1e-5);
+      for (int i = 0; i < 3; i++) check("gemv RMSNorm prologue " + what + ": weight " + std::to_string(i), outs[i], project(w[i]), 1e-5);
+    }
+    if (c.f1 != c.f0) continue;
+    // With the residual epilogue, in place.
+    {
+      const auto residual = normals(static_cast<size_t>(T) * N);
+      std::vector<float> y(static_cast<size_t>(T) * N, NAN), res = residual;
+      DevWeight dw = w[0].dev();
+      float* po = y.data();
+      launch_matmul(nullptr, x.data(), T, K, &dw, &none, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), res.data()}, pro);
+      const auto want_y = project(w[0]);
+      std::vector<double> want;
+      for (size_t i = 0; i < want_y.size(); i++) want.push_back(residual[i] + want_y[i]);
+      check("gemv RMSNorm prologue + residual " + what, res, want, 1e-5);
+    }
+    // With SwiGLU into the gate.
+    {
+      std::vector<float> gt(static_cast<size_t>(T) * N, NAN), up(gt.size(), NAN);
+      DevWeight dw[2] = {w[0].dev(), w[1].dev()}, db[2] = {none, none};
+      float* po[2] = {gt.data(), up.data()};
+      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, gt.data()}, pro);
+      const auto yg = project(w[0]), yu = project(w[1]);
+      std::vector<double> want;
+      for (size_t i = 0; i < yg.size(); i++) want.push_back(yg[i] / (1 + std::exp(-yg[i])) * yu[i]);
+      check("gemv RMSNorm prologue + SwiGLU " + what, gt, want, 1e-5);
+    }
+  }
+}
+
 // prefillPrecision '16-bit': x rounded once to the weight's type. Checked against exactly that rounding
 // (so an unrounded or split x fails), on both tile sizes and both load paths, with an f16 row beyond
 // f16's range (scaled by a power of two before rounding, as in the split path).
@@ -550,6 +624,7 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_gemm_large_activations();
   if (want("matmul")) test_gemm_rounded();
   if (want("matmul")) test_gemv_epilogues();
+  if (want("matmul")) test_gemv_norm_prologue();
   if (want("rope")) test_rope();
   if (want("rope")) test_rope_qk();
   if (want("attention")) test_attention();
