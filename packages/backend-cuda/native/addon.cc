@@ -304,6 +304,19 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// An optional Float64Array argument of `count` numbers: *out stays null when it is absent or undefined;
+// false (with a TypeError thrown) when it is something else.
+bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, const char* what, const double** out) {
+  if (info.Length() <= index || info[index].IsUndefined()) return true;
+  if (!info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[index].As<Napi::Float64Array>().ElementLength() != count) {
+    throwType(info.Env(), "qwen2_cuda.matmul: argument " + std::to_string(index) + " must be a Float64Array of " + std::to_string(count) + " " + what);
+    return false;
+  }
+  *out = info[index].As<Napi::Float64Array>().Data();
+  return true;
+}
+
 // matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
 //   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out | undefined[,
 //   Float64Array prologue: RMSNorm weight(5), eps, out]]])
@@ -332,26 +345,11 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     outs[i] = ptr<float>(q[10]);
   }
   const bool round_x16 = info.Length() > 5 && info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() != 0;
-  MatmulEpilogue epi{EPI_NONE, nullptr, nullptr};
-  if (info.Length() > 6 && !info[6].IsUndefined()) {
-    if (!info[6].IsTypedArray() || info[6].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[6].As<Napi::Float64Array>().ElementLength() != 3) {
-      throwType(env, "qwen2_cuda.matmul: argument 6 must be a Float64Array of 3 (epilogue kind, residual, out)");
-      return env.Undefined();
-    }
-    const double* e = info[6].As<Napi::Float64Array>().Data();
-    epi = MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])};
-  }
-  MatmulPrologue pro = NO_PROLOGUE;
-  if (info.Length() > 7 && !info[7].IsUndefined()) {
-    if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[7].As<Napi::Float64Array>().ElementLength() != 7) {
-      throwType(env, "qwen2_cuda.matmul: argument 7 must be a Float64Array of 7 (RMSNorm weight, eps, out)");
-      return env.Undefined();
-    }
-    const double* q = info[7].As<Napi::Float64Array>().Data();
-    pro = MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])};
-  }
+  const double* e = nullptr;
+  const double* q = nullptr;
+  if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out)", &e) || !optionalF64(info, 7, 7, "(RMSNorm weight, eps, out)", &q)) return env.Undefined();
+  const MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])} : MatmulEpilogue{EPI_NONE, nullptr, nullptr};
+  const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi, pro),
      "matmul");
   return env.Undefined();

@@ -18,7 +18,15 @@ function setup() {
   const weight = (rows: number, cols: number, format: 'bf16' | 'f16' = 'bf16') =>
     b.uploadWeight({ format, rows, cols, data: new Uint16Array(rows * cols) }, `w${rows}x${cols}`);
   const ptr = (t: unknown) => (t as { ptr: number }).ptr;
-  return { n, b, calls, fns, clear, weight, ptr };
+  /** The native calls (other than setPassPos) of one pass of `tokens` tokens at `start` recording `body`. */
+  const pass = (tokens: number, start: number, body: () => void): string[] => {
+    clear();
+    b.beginPass(tokens, start);
+    body();
+    b.endPass();
+    return fns().filter((f) => f !== 'setPassPos');
+  };
+  return { n, b, calls, fns, clear, weight, ptr, pass };
 }
 
 describe('decode matmul epilogues', () => {
@@ -75,7 +83,7 @@ describe('decode matmul epilogues', () => {
   });
 
   it('keeps the ops apart where fusing could change a result or race', async () => {
-    const { b, fns, clear, weight } = setup();
+    const { b, fns, clear, weight, pass: passAt } = setup();
     const w = await weight(16, 32);
     const [gw, uw, fw] = [await weight(24, 16), await weight(24, 16), await weight(24, 16, 'f16')];
     const attn = b.alloc(9, 32);
@@ -83,13 +91,7 @@ describe('decode matmul epilogues', () => {
     const x = b.alloc(9, 16);
     const other = b.alloc(1, 16);
     const one = (t: Parameters<CudaBackend['view']>[0]) => b.view(t, 0, 1);
-    const pass = (tokens: number, body: () => void): string[] => {
-      clear();
-      b.beginPass(tokens, 0);
-      body();
-      b.endPass();
-      return fns().filter((f) => f !== 'setPassPos');
-    };
+    const pass = (tokens: number, body: () => void): string[] => passAt(tokens, 0, body);
     // Outside a pass every op runs at once.
     clear();
     b.matmul(one(attn), [w], [undefined], [one(o)]);
@@ -210,17 +212,11 @@ describe('RMSNorm prologue', () => {
   });
 
   it('keeps the norm apart where blocks would read what others write', async () => {
-    const { b, fns, clear, weight } = setup();
+    const { b, weight, pass: passAt } = setup();
     const w = await weight(16, 16);
     const g = await b.uploadWeight({ format: 'f32', rows: 1, cols: 16, data: new Float32Array(16).fill(1) }, 'norm');
     const [x, xn, o] = [b.alloc(1, 16), b.alloc(1, 16), b.alloc(1, 16)];
-    const pass = (body: () => void): string[] => {
-      clear();
-      b.beginPass(1, 0);
-      body();
-      b.endPass();
-      return fns().filter((f) => f !== 'setPassPos');
-    };
+    const pass = (body: () => void): string[] => passAt(1, 0, body);
     // In place (the final norm before lm_head).
     expect(pass(() => {
       b.rmsNorm(x, g, 1e-6, x);
@@ -272,14 +268,8 @@ describe('rope and KV write', () => {
   });
 
   it('keeps them apart when they do not line up', () => {
-    const { b, fns, clear, cache, q, k, v } = ropeSetup();
-    const pass = (body: () => void): string[] => {
-      clear();
-      b.beginPass(2, 5);
-      body();
-      b.endPass();
-      return fns().filter((f) => f !== 'setPassPos');
-    };
+    const { b, cache, q, k, v, pass: passAt } = ropeSetup();
+    const pass = (body: () => void): string[] => passAt(2, 5, body);
     // Another position or theta for k.
     expect(pass(() => {
       b.rope(q, 4, 8, 5, 1e6);

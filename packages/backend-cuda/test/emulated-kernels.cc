@@ -367,23 +367,29 @@ static void test_gemm_rounded() {
   }
 }
 
+// RoPE (rotate-half) of T rows of `heads` heads at positions start.., in float64.
+static std::vector<double> rope_reference(const std::vector<float>& x, int T, int heads, int hd, int start, double theta) {
+  std::vector<double> r(x.begin(), x.end());
+  for (int t = 0; t < T; t++)
+    for (int i = 0; i < hd / 2; i++) {
+      const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
+      for (int h = 0; h < heads; h++) {
+        const size_t b = (static_cast<size_t>(t) * heads + h) * hd;
+        const double x1 = x[b + i], x2 = x[b + i + hd / 2];
+        r[b + i] = x1 * std::cos(a) - x2 * std::sin(a);
+        r[b + i + hd / 2] = x2 * std::cos(a) + x1 * std::sin(a);
+      }
+    }
+  return r;
+}
+
 static void test_rope() {
   for (int hd : {64, 128}) {
     for (int start : {0, 7, 4000}) {
       const int T = 3, heads = 3;
       const double theta = 1e6;
       auto x = normals(static_cast<size_t>(T) * heads * hd);
-      std::vector<double> want(x.begin(), x.end());
-      for (int t = 0; t < T; t++)
-        for (int i = 0; i < hd / 2; i++) {
-          const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
-          for (int h = 0; h < heads; h++) {
-            const size_t b = (static_cast<size_t>(t) * heads + h) * hd;
-            const double x1 = x[b + i], x2 = x[b + i + hd / 2];
-            want[b + i] = x1 * std::cos(a) - x2 * std::sin(a);
-            want[b + i + hd / 2] = x2 * std::cos(a) + x1 * std::sin(a);
-          }
-        }
+      const std::vector<double> want = rope_reference(x, T, heads, hd, start, theta);
       int pos_base = start - 2;  // exercise the device-position path: start = *ptr + 2
       launch_rope(nullptr, x.data(), T, heads, hd, PosArg{&pos_base, 2}, static_cast<float>(theta));
       check("rope head_dim " + std::to_string(hd) + " start " + std::to_string(start), x, want, 1e-5);
@@ -399,20 +405,7 @@ static void test_rope_qk() {
       const int T = 3, hq = 7, hk = 2, start = 40, max_tokens = 50;
       const double theta = 1e6;
       auto q = normals(static_cast<size_t>(T) * hq * hd), k = normals(static_cast<size_t>(T) * hk * hd), v = normals(static_cast<size_t>(T) * hk * hd);
-      auto rotate = [&](const std::vector<float>& x, int heads) {
-        std::vector<double> r(x.begin(), x.end());
-        for (int t = 0; t < T; t++)
-          for (int i = 0; i < hd / 2; i++) {
-            const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
-            for (int h = 0; h < heads; h++) {
-              const size_t b = (static_cast<size_t>(t) * heads + h) * hd;
-              r[b + i] = x[b + i] * std::cos(a) - x[b + i + hd / 2] * std::sin(a);
-              r[b + i + hd / 2] = x[b + i + hd / 2] * std::cos(a) + x[b + i] * std::sin(a);
-            }
-          }
-        return r;
-      };
-      const auto want_q = rotate(q, hq), want_k = rotate(k, hk);
+      const auto want_q = rope_reference(q, T, hq, hd, start, theta), want_k = rope_reference(k, T, hk, hd, start, theta);
       std::vector<float> kc(static_cast<size_t>(hk) * max_tokens * hd, NAN), vc(kc.size(), NAN);
       int pass_pos = start - 1;
       launch_rope_qk(nullptr, q.data(), hq, k.data(), hk, T, hd, PosArg{&pass_pos, 1}, static_cast<float>(theta), v.data(), write ? kc.data() : nullptr,
