@@ -1,8 +1,8 @@
 // Decode GEMV: out[t][n] = x[t] · W[n] for up to GEMV_MAX_TOKENS tokens. Bandwidth-bound: one warp per
 // weight row streams it once with 128-bit loads (evict-first, the weights do not fit in L2), converts
 // in registers and reuses each loaded value for every token; a warp shuffle reduction finishes the row.
-// Fused weights (q/k/v, gate/up) share one launch through blockIdx.y; an epilogue can also do the
-// residual add or the SwiGLU that follows (see MatmulEpilogue).
+// Fused weights (q/k/v, gate/up) share one launch through blockIdx.y; a prologue can also do the RMSNorm
+// before (see MatmulPrologue), and an epilogue the residual add or the SwiGLU after (see MatmulEpilogue).
 #include "common.cuh"
 #include "matmul.h"
 

@@ -23,7 +23,10 @@ export interface MatmulOp {
   launch: (xPtr: number, epilogue?: Float64Array, prologue?: Float64Array) => () => void;
 }
 
-/** What a recorded op does, for the op recorded right before it to absorb it (see {@link epilogueFor}, {@link ropePairFor}). */
+/**
+ * What a recorded op does, for the op recorded right before it to absorb it (see {@link prologueFits},
+ * {@link epilogueFor}, {@link ropePairFor}, {@link kvWriteFor}).
+ */
 export type FusableOp =
   | MatmulOp
   | { kind: 'add'; a: CudaTensor; b: CudaTensor; out: CudaTensor }
@@ -31,7 +34,7 @@ export type FusableOp =
   | { kind: 'rope'; x: CudaTensor; heads: number; headDim: number; at: OpPosition; theta: number }
   | { kind: 'writeKV'; k: CudaTensor; v: CudaTensor; kvHeads: number; headDim: number; at: OpPosition; keys: number; values: number; maxTokens: number };
 
-/** The rope of a query tensor, as recorded. */
+/** A rope op as recorded (of q, or of k right after it). */
 export type RopeOp = Extract<FusableOp, { kind: 'rope' }>;
 
 /** The same rows of the same storage. */
