@@ -4,9 +4,9 @@ import type {
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
-import { epilogueFor, kvWriteFor, prologueFits, ropePairFor, type MatmulOp, type RopeOp } from './fusion.js';
+import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropePairFor, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
-import { PassScheduler, type PassStats, type RecordedOp } from './pass.js';
+import { PassScheduler, type FusedWork, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
 import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
 
@@ -201,20 +201,8 @@ export class CudaBackend implements Backend {
       key: `rmsNorm(${a.key},w${g.id},${eps},${o.key})`,
       capturable: true,
       run: () => this.n.rmsNorm(this.ctx, a.ptr, ...ga, eps, o.ptr, a.rows, a.cols),
-      // A decode matmul reading the normalized rows does the norm in its GEMV (see fusion.ts), and may
-      // then take its own epilogue as well.
-      absorb: (next) => {
-        const m = next.fusable;
-        if (!m || m.kind !== 'matmul' || !prologueFits(a, o, m)) return undefined;
-        const prologue = Float64Array.of(...ga, eps, o.ptr);
-        return {
-          run: m.launch(a.ptr, undefined, prologue),
-          absorb: (after) => {
-            const epilogue = after.fusable && epilogueFor(m.x, m.outs, m.uniform, after.fusable, [m.x, a]);
-            return epilogue ? { run: m.launch(a.ptr, epilogue, prologue) } : undefined;
-          },
-        };
-      },
+      fusable: { kind: 'rmsNorm', x: a, out: o, weight: ga, eps },
+      absorb: (next) => this.normThenMatmul(a, o, ga, eps, next),
     });
   }
 
@@ -378,7 +366,21 @@ export class CudaBackend implements Backend {
     const s = tensorOf(src, 'copy src');
     const d = tensorOf(dst, 'copy dst');
     expectShape(d, s.rows, s.cols, 'copy dst');
-    this.submit({ key: `copy(${s.key},${d.key})`, capturable: true, run: () => this.n.copy(this.ctx, s.ptr, d.ptr, s.elements * 4) });
+    this.submit({
+      key: `copy(${s.key},${d.key})`,
+      capturable: true,
+      run: () => this.n.copy(this.ctx, s.ptr, d.ptr, s.elements * 4),
+      // copy then an in-place RMSNorm of the copy (core's last row before lm_head): one RMSNorm from the
+      // source, which the matmul after it may take as its prologue in turn.
+      absorb: (next) => {
+        const norm = next.fusable;
+        if (!norm || !normOfCopy(s, d, norm)) return undefined;
+        return {
+          run: () => this.n.rmsNorm(this.ctx, s.ptr, ...norm.weight, norm.eps, d.ptr, s.rows, s.cols),
+          absorb: (after) => this.normThenMatmul(s, d, norm.weight, norm.eps, after),
+        };
+      },
+    });
   }
 
   // ---- passes and results -------------------------------------------------------------------------
@@ -465,6 +467,23 @@ export class CudaBackend implements Backend {
   }
 
   // ---- helpers ------------------------------------------------------------------------------------
+
+  /**
+   * `rmsNorm(input) -> out` and the decode matmul `next` reading `out` as one GEMV with the norm as its
+   * prologue (see fusion.ts), which may then take the matmul's own epilogue as well.
+   */
+  private normThenMatmul(input: CudaTensor, out: CudaTensor, weight: WeightArgs, eps: number, next: RecordedOp): FusedWork | undefined {
+    const m = next.fusable;
+    if (!m || m.kind !== 'matmul' || !prologueFits(input, out, m)) return undefined;
+    const prologue = Float64Array.of(...weight, eps, out.ptr);
+    return {
+      run: m.launch(input.ptr, undefined, prologue),
+      absorb: (after) => {
+        const epilogue = after.fusable && epilogueFor(m.x, m.outs, m.uniform, after.fusable, [m.x, input]);
+        return epilogue ? { run: m.launch(input.ptr, epilogue, prologue) } : undefined;
+      },
+    };
+  }
 
   /** The native matmul's prefill-precision flag, read when an op runs. */
   private get roundX16(): 0 | 1 {

@@ -173,15 +173,14 @@ describe('decode matmul epilogues', () => {
     clear();
     await b.argmax(model.forward(seq, [4])); // first sight of the decode step: runs op by op
     // embed, 24 x (rmsNorm + q/k/v, rope q + rope k + writeKV, attention, o + residual, rmsNorm +
-    // gate/up + SwiGLU, down + residual), copy, rmsNorm (in place: not fused), lm_head, argmax.
-    expect(launches()).toBe(1 + 24 * 6 + 4);
+    // gate/up + SwiGLU, down + residual), copy + in-place rmsNorm + lm_head, argmax.
+    expect(launches()).toBe(1 + 24 * 6 + 2);
     expect(fns().filter((f) => f === 'matmul').length).toBe(24 * 4 + 1);
     expect(fns().filter((f) => f === 'ropeQK').length).toBe(24);
-    expect(fns().filter((f) => f === 'rmsNorm').length).toBe(1);
-    for (const separate of ['add', 'swiglu', 'rope', 'writeKV']) expect(fns()).not.toContain(separate);
+    for (const separate of ['add', 'swiglu', 'rope', 'writeKV', 'rmsNorm', 'copy']) expect(fns()).not.toContain(separate);
     // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 matmuls into their
-    // norms, 2 adds, 1 SwiGLU, the rope of k and the KV write.
-    expect(b.passStats.fused).toBe(2 * 24 * 7);
+    // norms, 2 adds, 1 SwiGLU, the rope of k and the KV write; then the final norm and lm_head.
+    expect(b.passStats.fused).toBe(2 * (24 * 7 + 2));
   });
 });
 
@@ -209,6 +208,32 @@ describe('RMSNorm prologue', () => {
     expect([...(second!.args[6] as Float64Array)]).toEqual([2, 0, ptr(go)]);
     expect(second!.args[7]).toBeInstanceOf(Float64Array);
     expect(b.passStats.fused).toBe(3);
+  });
+
+  it("does core's copy of the last row, its in-place norm and lm_head as one GEMV reading the copy's source", async () => {
+    const { b, calls, weight, ptr, pass } = setup();
+    const head = await weight(40, 16);
+    const g = await b.uploadWeight({ format: 'f32', rows: 1, cols: 16, data: new Float32Array(16).fill(1) }, 'norm');
+    const [x, last, logits] = [b.alloc(3, 16), b.alloc(1, 16), b.alloc(1, 40)];
+    expect(pass(3, 0, () => {
+      b.copy(b.view(x, 2, 1), last);
+      b.rmsNorm(last, g, 1e-6, last);
+      b.matmul(last, [head], [undefined], [logits]);
+    })).toEqual(['matmul']);
+    const [call] = calls('matmul');
+    expect(call!.args[1]).toBe(ptr(b.view(x, 2, 1)));
+    expect((call!.args[7] as Float64Array)[6]).toBe(ptr(last));
+    // Without a matmul after them, the copy and the norm are one RMSNorm from the source.
+    expect(pass(1, 0, () => {
+      b.copy(b.view(x, 0, 1), last);
+      b.rmsNorm(last, g, 1e-6, last);
+    })).toEqual(['rmsNorm']);
+    expect(calls('rmsNorm')[0]!.args[1]).toBe(ptr(b.view(x, 0, 1)));
+    // A copy within one allocation stays a copy.
+    expect(pass(1, 0, () => {
+      b.copy(b.view(x, 0, 1), b.view(x, 1, 1));
+      b.rmsNorm(b.view(x, 1, 1), g, 1e-6, b.view(x, 1, 1));
+    })).toEqual(['copy', 'rmsNorm']);
   });
 
   it('keeps the norm apart where blocks would read what others write', async () => {

@@ -7,6 +7,9 @@ export const GEMV_MAX_TOKENS = 8;
 export const EPILOGUE_RESIDUAL = 1;
 export const EPILOGUE_SWIGLU = 2;
 
+/** A weight as native calls take it: pointer, scales pointer, format code, rows, cols. */
+export type WeightArgs = readonly [number, number, number, number, number];
+
 /** A position as ops pass it: relative to the pass start (1) or absolute (0), and the value. */
 export type OpPosition = readonly [usePassPos: 0 | 1, value: number];
 
@@ -25,11 +28,12 @@ export interface MatmulOp {
 
 /**
  * What a recorded op does, for the op recorded right before it to absorb it (see {@link prologueFits},
- * {@link epilogueFor}, {@link ropePairFor}, {@link kvWriteFor}).
+ * {@link epilogueFor}, {@link ropePairFor}, {@link kvWriteFor}, {@link normOfCopy}).
  */
 export type FusableOp =
   | MatmulOp
   | { kind: 'add'; a: CudaTensor; b: CudaTensor; out: CudaTensor }
+  | { kind: 'rmsNorm'; x: CudaTensor; out: CudaTensor; weight: WeightArgs; eps: number }
   | { kind: 'swiglu'; gate: CudaTensor; up: CudaTensor; out: CudaTensor }
   | { kind: 'rope'; x: CudaTensor; heads: number; headDim: number; at: OpPosition; theta: number }
   | { kind: 'writeKV'; k: CudaTensor; v: CudaTensor; kvHeads: number; headDim: number; at: OpPosition; keys: number; values: number; maxTokens: number };
@@ -100,6 +104,14 @@ export function ropePairFor(q: RopeOp, next: FusableOp): next is RopeOp {
 export function kvWriteFor(q: RopeOp, k: RopeOp, next: FusableOp): next is Extract<FusableOp, { kind: 'writeKV' }> {
   return next.kind === 'writeKV' && same(next.k, k.x) && next.kvHeads === k.heads && next.headDim === k.headDim &&
     next.at[0] === k.at[0] && next.at[1] === k.at[1] && apart(next.v, q.x) && apart(next.v, k.x);
+}
+
+/**
+ * Whether `next` is an in-place RMSNorm of exactly what `copy(src) -> dst` wrote (core's last row before
+ * lm_head): then one RMSNorm from `src` into `dst` does both, `src` being left as it was.
+ */
+export function normOfCopy(src: CudaTensor, dst: CudaTensor, next: FusableOp): next is Extract<FusableOp, { kind: 'rmsNorm' }> {
+  return next.kind === 'rmsNorm' && same(next.x, dst) && same(next.out, dst) && apart(src, dst);
 }
 
 /**
