@@ -12,14 +12,9 @@ import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import { MODELS, modelConfig, uploadModel } from './model-shapes.mjs';
-
+import { MODELS, modelConfig, option as opt, uploadModel } from './model-shapes.mjs';
 
 const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
 const format = opt('format', 'f16');
 
 const icd = fileURLToPath(new URL('../.vendor/lavapipe/lvp_icd.json', import.meta.url));

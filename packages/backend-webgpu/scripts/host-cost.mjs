@@ -6,15 +6,10 @@
 //   node scripts/host-cost.mjs [--format f16|q4_0] [--steps 3000]
 //
 // Dawn's own calls and the GPU come on top: scripts/bench.mjs measures the whole recording on a device.
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
+const { MODELS, modelConfig, option: opt, uploadModel } = await import('./model-shapes.mjs');
 const format = opt('format', 'f16');
 const steps = Number(opt('steps', 3000));
 const { WebGPUBackend } = await import('../dist/index.js');
-const { MODELS, modelConfig, uploadModel } = await import('./model-shapes.mjs');
 const core = await import('@qwen2-ts/core');
 
 const nop = () => {};

@@ -1,5 +1,11 @@
-// Qwen2 model shapes and the upload of one model's weights for the benchmark scripts (bench.mjs,
-// host-cost.mjs): they differ only in what each weight holds.
+// What the benchmark scripts (bench.mjs, host-cost.mjs) share: their `--name value` options, Qwen2
+// model shapes and the upload of one model's weights (the scripts differ only in what each weight holds).
+
+/** The value after `--name` on the command line, or `fallback`. */
+export function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`, 2);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
 
 /** Shapes by name: the real Qwen2 sizes, plus small ones for CPU drivers. */
 export const MODELS = {
