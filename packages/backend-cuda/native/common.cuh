@@ -65,3 +65,34 @@ __device__ __forceinline__ float weight_at(const DevWeight& w, int row, int col)
 }
 
 inline unsigned ceil_div(size_t a, size_t b) { return static_cast<unsigned>((a + b - 1) / b); }
+
+// Multiprocessors of the current device (1 if the query fails), for sizing grids.
+inline int multiprocessor_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1) return 1;
+  return n;
+}
+
+// 1 / sqrt(mean(row^2) + eps) for one row of `cols`, computed by a block of THREADS threads (all of them
+// call it) and returned to every thread: the RMSNorm kernel's reduction, shared with the GEMV's RMSNorm
+// prologue so that both normalize to the same bits.
+template <int THREADS>
+__device__ __forceinline__ float block_inv_rms(const float* row, int cols, float eps) {
+  __shared__ float partial[THREADS / 32];
+  __shared__ float inv_rms;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < cols; c += THREADS) {
+    const float v = row[c];
+    ss = fmaf(v, v, ss);
+  }
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float s = threadIdx.x < THREADS / 32 ? partial[threadIdx.x] : 0.f;
+    s = warp_sum(s);
+    if (threadIdx.x == 0) inv_rms = rsqrtf(s / static_cast<float>(cols) + eps);
+  }
+  __syncthreads();
+  return inv_rms;
+}

@@ -91,9 +91,6 @@ __global__ void copy_kernel(const int4* __restrict__ src, int4* __restrict__ dst
 }
 
 cudaError_t launch_copy_bandwidth(cudaStream_t stream, const void* src, void* dst, size_t bytes) {
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  LAUNCH(copy_kernel, sms * 8, 512, 0, stream, static_cast<const int4*>(src), static_cast<int4*>(dst), bytes / 16);
+  LAUNCH(copy_kernel, multiprocessor_count() * 8, 512, 0, stream, static_cast<const int4*>(src), static_cast<int4*>(dst), bytes / 16);
   return cudaGetLastError();
 }

@@ -300,17 +300,11 @@ cudaError_t launch_tiles(cudaStream_t stream, const float* x, int tokens, int K,
 }
 
 // Large tiles when they still give every SM a block; small ones otherwise (few tokens or narrow weights).
-int multiprocessors() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1) return 1;
-  return n;
-}
-
 template <typename TIn, bool SPLIT, int FMT>
 cudaError_t launch_wmma(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const long long large_blocks = static_cast<long long>((job.w.rows + LargeTiles::BN - 1) / LargeTiles::BN) *
                                  ((tokens + LargeTiles::BM - 1) / LargeTiles::BM);
-  if (tokens > SmallTiles::BM && large_blocks >= multiprocessors()) return launch_tiles<TIn, SPLIT, FMT, LargeTiles>(stream, x, tokens, K, job);
+  if (tokens > SmallTiles::BM && large_blocks >= multiprocessor_count()) return launch_tiles<TIn, SPLIT, FMT, LargeTiles>(stream, x, tokens, K, job);
   return launch_tiles<TIn, SPLIT, FMT, SmallTiles>(stream, x, tokens, K, job);
 }
 

@@ -155,30 +155,16 @@ __device__ __forceinline__ void finish_row(const MatmulJob& job, int row, int T,
   }
 }
 
-// The RMSNorm prologue: x's T rows normalized into `xn` (shared memory), with the RMSNorm kernel's
-// arithmetic at 256 threads (norm.cu), so the values match its own for rows of under 2048; block
-// `writer` also stores them to the prologue's output.
+// The RMSNorm prologue: x's T rows normalized into `xn` (shared memory) with the RMSNorm kernel's
+// reduction at 256 threads (block_inv_rms), so the values match its own for rows of under 2048 (it
+// uses 1024 threads above); block `writer` also stores them to the prologue's output.
 template <int TT>
 __device__ __forceinline__ void normalize_rows(const float* __restrict__ x, int T, int K, const MatmulPrologue& pro, float* xn, bool writer) {
-  __shared__ float partial[TT][GEMV_THREADS / 32];
   __shared__ float inv_rms[TT];
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x;
   for (int t = 0; t < T; t++) {
-    float ss = 0.f;
-    for (int c = tid; c < K; c += GEMV_THREADS) {
-      const float v = x[static_cast<size_t>(t) * K + c];
-      ss = fmaf(v, v, ss);
-    }
-    ss = warp_sum(ss);
-    if (lane == 0) partial[t][warp] = ss;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    for (int t = 0; t < T; t++) {
-      float s = lane < GEMV_THREADS / 32 ? partial[t][lane] : 0.f;
-      s = warp_sum(s);
-      if (lane == 0) inv_rms[t] = rsqrtf(s / static_cast<float>(K) + pro.eps);
-    }
+    const float r = block_inv_rms<GEMV_THREADS>(x + static_cast<size_t>(t) * K, K, pro.eps);
+    if (tid == 0) inv_rms[t] = r;
   }
   __syncthreads();
   for (int i = tid; i < T * K; i += GEMV_THREADS) {
@@ -315,19 +301,13 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
   }
   const bool norm = prologue.weight.format >= 0;
   const size_t smem = norm ? static_cast<size_t>(tokens) * K * sizeof(float) : 0;
-  if (norm && (!vec || !same_format || smem > NORM_SMEM_LIMIT)) {
-    // Unaligned, mixed formats or too wide for shared memory: the RMSNorm kernel, then the GEMV on its output.
+  if (!same_format) return cudaErrorInvalidValue;  // launch_matmul groups the weights by format
+  if (norm && (!vec || smem > NORM_SMEM_LIMIT)) {
+    // Unaligned, or too wide for shared memory: the RMSNorm kernel, then the GEMV on its output.
     cudaError_t err = launch_rmsnorm(stream, x, prologue.weight, prologue.eps, prologue.out, tokens, K);
     if (err != cudaSuccess) return err;
-    if (same_format) return launch_gemv(stream, prologue.out, tokens, K, jobs, epilogue, NO_PROLOGUE);
-    for (int i = 0; i < jobs.count && err == cudaSuccess; i++) {
-      MatmulJobs one{};
-      one.job[one.count++] = jobs.job[i];
-      err = launch_gemv(stream, prologue.out, tokens, K, one, MatmulEpilogue{EPI_NONE, nullptr, nullptr}, NO_PROLOGUE);
-    }
-    return err;
+    return launch_gemv(stream, prologue.out, tokens, K, jobs, epilogue, NO_PROLOGUE);
   }
-  if (!same_format) return cudaErrorInvalidValue;
   if (!vec && epilogue.kind != EPI_NONE) {
     // Unaligned rows or x (never at Qwen2's shapes): the plain kernel, then the elementwise op it replaces.
     cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});

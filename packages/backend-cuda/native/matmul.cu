@@ -8,15 +8,24 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
   if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
   const bool norm = prologue.weight.format >= 0;
   if (norm && (tokens > GEMV_MAX_TOKENS || prologue.out == nullptr || prologue.weight.cols != K)) return cudaErrorInvalidValue;
-  if (epilogue.kind != EPI_NONE || norm) {
+  bool same_format = true;
+  for (int i = 1; i < count; i++) same_format = same_format && weights[i].format == weights[0].format;
+  if (epilogue.kind != EPI_NONE) {
     // Decode only, and the weights must fit the epilogue (the host checks; never fuse anything else).
     const bool fits = tokens <= GEMV_MAX_TOKENS && epilogue.out != nullptr &&
                       (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr
-                       : epilogue.kind == EPI_SWIGLU ? count == 2 && weights[0].format == weights[1].format && weights[0].rows == weights[1].rows
+                       : epilogue.kind == EPI_SWIGLU ? count == 2 && same_format && weights[0].rows == weights[1].rows
                                                      : false);
-    if (epilogue.kind != EPI_NONE && !fits) return cudaErrorInvalidValue;
-    // One launch: the GEMV takes every weight (one format, checked by launch_gemv) with its prologue
-    // and epilogue.
+    if (!fits) return cudaErrorInvalidValue;
+  }
+  if (norm && !same_format) {
+    // One GEMV launch per format below: the RMSNorm runs once first, then the grouped matmul on its output.
+    cudaError_t err = launch_rmsnorm(stream, x, prologue.weight, prologue.eps, prologue.out, tokens, K);
+    if (err != cudaSuccess) return err;
+    return launch_matmul(stream, prologue.out, tokens, K, weights, biases, outs, count, round_x16, epilogue, NO_PROLOGUE);
+  }
+  if (epilogue.kind != EPI_NONE || norm) {
+    // One launch: the GEMV takes every weight (one format) with its prologue and epilogue.
     MatmulJobs jobs{};
     for (int i = 0; i < count; i++) jobs.job[jobs.count++] = MatmulJob{weights[i], biases[i], outs[i]};
     return launch_gemv(stream, x, tokens, K, jobs, epilogue, prologue);

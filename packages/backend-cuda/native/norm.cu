@@ -4,25 +4,9 @@
 
 template <int THREADS>
 __global__ void rmsnorm_kernel(const float* x, DevWeight weight, float eps, float* out, int cols) {
-  __shared__ float partial[THREADS / 32];
-  __shared__ float inv_rms;
   const float* row = x + static_cast<size_t>(blockIdx.x) * cols;
   float* dst = out + static_cast<size_t>(blockIdx.x) * cols;
-  float ss = 0.f;
-  for (int c = threadIdx.x; c < cols; c += THREADS) {
-    const float v = row[c];
-    ss = fmaf(v, v, ss);
-  }
-  ss = warp_sum(ss);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    float s = threadIdx.x < THREADS / 32 ? partial[threadIdx.x] : 0.f;
-    s = warp_sum(s);
-    if (threadIdx.x == 0) inv_rms = rsqrtf(s / static_cast<float>(cols) + eps);
-  }
-  __syncthreads();
-  const float r = inv_rms;
+  const float r = block_inv_rms<THREADS>(row, cols, eps);
   for (int c = threadIdx.x; c < cols; c += THREADS) dst[c] = row[c] * r * weight_at(weight, 0, c);
 }
 
