@@ -184,6 +184,7 @@ describe('playground in Chromium', () => {
     await page.click('#send');
     const reply = page.locator('.turn[data-role="assistant"]').nth(before);
     await page.waitForFunction((i) => (document.querySelectorAll<HTMLElement>('.turn[data-role="assistant"]')[i]?.dataset.tokenIds ?? '').split(',').length >= 5, before, { timeout: 60_000 });
+    const stopBoxAtStart = await page.locator('#stop').boundingBox();
     // Let it generate for a while: were inference on this thread, the page would freeze that long. 2 s,
     // or until 400 tokens if that comes first, so that stop lands while it still generates however
     // fast the kernels are (this tiny model reached its 4000-token limit within 2 s once attention
@@ -193,6 +194,20 @@ describe('playground in Chromium', () => {
     } catch (e) {
       if (!(e instanceof errors.TimeoutError)) throw e;
     }
+    // The page is the viewport's size and the reply scrolls inside the message list, so the Stop button
+    // neither moved nor left the screen (it once drifted down with the text, and a click waits for a
+    // button to hold still).
+    const stopBox = await page.locator('#stop').boundingBox();
+    const view = await page.evaluate(() => {
+      const list = document.querySelector('#messages')!;
+      return {
+        pageOverflow: document.documentElement.scrollHeight - window.innerHeight,
+        listFollowsReply: list.scrollHeight - list.scrollTop - list.clientHeight < 80,
+      };
+    });
+    expect(view).toEqual({ pageOverflow: 0, listFollowsReply: true });
+    expect(stopBox, 'Stop button where it was before the reply grew').toEqual(stopBoxAtStart);
+    expect(stopBox!.y + stopBox!.height).toBeLessThanOrEqual(page.viewportSize()!.height);
     await page.click('#stop');
     await reply.and(page.locator('[data-finish-reason]')).waitFor({ timeout: 30_000 });
     expect(await reply.getAttribute('data-finish-reason')).toBe('abort');

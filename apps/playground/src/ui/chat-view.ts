@@ -13,6 +13,9 @@ export class ChatView {
 
   /** Brings the list in line with `turns`; only the last turn changes while streaming, so it is cheap. */
   render(turns: readonly Turn[]): void {
+    // Follow the reply while the user is at the bottom; leave them alone when they scrolled up to read.
+    // Measured before the new text lands: one frame can add more than the margin.
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
     while (this.items.length > turns.length) this.items.pop()!.remove();
     turns.forEach((turn, i) => {
       let item = this.items[i];
@@ -27,8 +30,6 @@ export class ChatView {
       if (turn.finishReason) item.dataset.finishReason = turn.finishReason;
       else delete item.dataset.finishReason;
     });
-    // Follow the reply while the user is at the bottom; leave them alone when they scrolled up to read.
-    const nearBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
-    if (nearBottom) this.list.scrollTop = this.list.scrollHeight;
+    if (atBottom) this.list.scrollTop = this.list.scrollHeight;
   }
 }
