@@ -398,7 +398,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   Context* c = ctxOf(env, a[0]);
   if (!c) return env.Undefined();
   int tokens = (int)a[5], heads = (int)a[6], head_dim = (int)a[8];
-  AttentionPlan plan = plan_attention(tokens, heads, head_dim, (int)a[14]);
+  AttentionPlan plan = plan_attention(tokens, heads, (int)a[7], head_dim, (int)a[14]);
   if (!ensure(env, c, c->attention_scratch, plan.scratch_floats * sizeof(float))) return env.Undefined();
   ok(env, launch_attention(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<const float>(a[3]), tokens, heads, (int)a[7], head_dim, (int)a[9],
                            posArg(c, a[10], a[11]), static_cast<float>(a[12]), (int)a[13], plan, static_cast<float*>(c->attention_scratch.ptr), ptr<float>(a[4])),

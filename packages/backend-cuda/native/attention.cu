@@ -4,7 +4,8 @@
 // second kernel merges the chunks with their running maxima. Positions come from PosArg, so a captured
 // decode pass replays at any position; chunks outside a token's visible keys exit at once and the merge
 // reads only the chunks it can see. Chunks are short (64 keys while that keeps at most 256 of them), so
-// that at short contexts a decode step's work is spread over several blocks per kv head.
+// that at short contexts a decode step's work is spread over several blocks per kv head. Prefill-sized
+// passes that fill the GPU take attention_tiled.cu instead (plan.tiled).
 #include <cfloat>
 #include "common.cuh"
 
@@ -221,8 +222,12 @@ cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache,
   return cudaGetLastError();
 }
 
-AttentionPlan plan_attention(int tokens, int heads, int head_dim, int key_capacity) {
+AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity) {
   AttentionPlan plan{};
+  if (attention_tiled_suits(tokens, heads, kv_heads, head_dim)) {
+    plan.tiled = true;
+    return plan;
+  }
   const size_t per_split = static_cast<size_t>(tokens) * heads * (head_dim + 2);
   int chunk = MIN_CHUNK;
   if (key_capacity > chunk * TARGET_SPLITS) chunk = ((key_capacity + TARGET_SPLITS - 1) / TARGET_SPLITS + ATT_TILE - 1) / ATT_TILE * ATT_TILE;
@@ -245,6 +250,7 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
                              const AttentionPlan& plan, float* scratch, float* out) {
   if (tokens <= 0) return cudaSuccess;
   const int group = heads / kv_heads;
+  if (plan.tiled) return launch_attention_tiled(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
   if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256) return cudaErrorInvalidValue;
   const size_t smem = split_smem_bytes(group, head_dim);
   auto kernel = group <= 8 ? attention_split_kernel<8> : group <= 16 ? attention_split_kernel<16> : attention_split_kernel<32>;

@@ -83,15 +83,23 @@ cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k,
 cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                             int tokens, int kv_heads, int head_dim, int max_tokens, PosArg start);
 
-// Attention plan: keys are cut into `splits` chunks of `chunk` positions (flash-decoding); each
-// (kv head, chunk, token) block writes a partial result to scratch and a second kernel combines them.
+// Attention plan. Prefill-sized passes that fill the GPU go `tiled` (attention_tiled.cu: blocks of 64
+// query rows walk the keys, no scratch). Otherwise keys are cut into `splits` chunks of `chunk` positions
+// (flash-decoding); each (kv head, chunk, token) block writes a partial result to scratch and a second
+// kernel combines them.
 struct AttentionPlan {
+  bool tiled;
   int chunk;
   int splits;
   size_t scratch_floats;
 };
 // `key_capacity` bounds the positions any replay may reach (the cache capacity for captured passes).
-AttentionPlan plan_attention(int tokens, int heads, int head_dim, int key_capacity);
+AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity);
+// Whether the tiled kernel takes a pass of this shape (head_dim 64 or 128, 16 tokens or more, enough
+// blocks for every multiprocessor).
+bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim);
+cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+                                   int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
 cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
                              int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
                              const AttentionPlan& plan, float* scratch, float* out);

@@ -17,7 +17,7 @@ const naa = require('node-addon-api').include.replace(/"/g, '');
 const napi = join(dirname(require.resolve('cmake-js/package.json')), '..', 'node-api-headers', 'include');
 const cuda = process.env.CUDA_HOME ? join(process.env.CUDA_HOME, 'include') : '/usr/local/cuda/include';
 mkdirSync(join(pkg, 'build', 'emulated'), { recursive: true });
-const kernels = ['elementwise', 'norm', 'rope', 'attention', 'gemv', 'gemm', 'matmul', 'sampling', 'probe'].map((f) => join(pkg, 'native', `${f}.cu`));
+const kernels = ['elementwise', 'norm', 'rope', 'attention', 'attention_tiled', 'gemv', 'gemm', 'matmul', 'sampling', 'probe'].map((f) => join(pkg, 'native', `${f}.cu`));
 const r = spawnSync('g++', ['-std=c++20', '-O1', '-fPIC', '-shared', '-DQWEN2_EMULATE', '-D_GNU_SOURCE', '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS',
   `-I${cuda}`, `-I${napi}`, `-I${naa}`, '-Wno-attributes', '-include', join(pkg, 'native', 'emulate.h'), '-x', 'c++', ...kernels, '-x', 'none',
   join(pkg, 'native', 'addon.cc'), join(pkg, 'test', 'emulated-runtime.cc'), '-o', join(pkg, 'build', 'emulated', 'qwen2_cuda_emu.node'), '-pthread'], { stdio: 'inherit' });

@@ -17,7 +17,7 @@ if (!existsSync(join(include, 'cuda_runtime.h'))) {
 }
 const out = join(pkg, 'build', 'emulated');
 mkdirSync(out, { recursive: true });
-const sources = ['elementwise', 'norm', 'rope', 'attention', 'gemv', 'gemm', 'matmul', 'sampling'].map((f) => join(pkg, 'native', `${f}.cu`));
+const sources = ['elementwise', 'norm', 'rope', 'attention', 'attention_tiled', 'gemv', 'gemm', 'matmul', 'sampling'].map((f) => join(pkg, 'native', `${f}.cu`));
 const exe = join(out, 'emulated-kernels');
 // QWEN2_MAX_GRID_YZ=4: attention passes of more than 4 tokens run in slices, as passes of more than
 // 65535 tokens do on a GPU (grid y/z limit), so the slicing is checked at test sizes.
