@@ -54,6 +54,23 @@ fn exclusiveScanU(v: u32, lid: u32) -> u32 {
   }
   return redI[lid] - v;
 }
+struct SumFU { f: f32, u: u32 }
+// sumF of v and the sum of c in one tree (the f32 sum in sumF's order, so to the same bits).
+fn sumFU(v: f32, c: u32, lid: u32) -> SumFU {
+  redF[lid] = v;
+  redI[lid] = c;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      redF[lid] += redF[lid + s];
+      redI[lid] += redI[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = SumFU(workgroupUniformLoad(&redF[0]), workgroupUniformLoad(&redI[0]));
+  workgroupBarrier();
+  return r;
+}
 fn maxU(v: u32, lid: u32) -> u32 {
   redI[lid] = v;
   workgroupBarrier();
@@ -206,10 +223,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     var s = 0.0;
     var c = 0u;
     for (var i = lid; i < n; i += WG) { if (kept(i, cut)) { s += e[i]; c++; } }
-    let total = sumF(s, lid);
-    exclusiveScanU(c, lid);
-    let count = workgroupUniformLoad(&redI[WG - 1u]);
-    workgroupBarrier(); // before the next scan writes redI
+    let keptSum = sumFU(s, c, lid);
+    let total = keptSum.f;
+    let count = keptSum.u;
     let goal = p.topP * total;
     // No token below (1 - topP) * total / count is ever kept: if one were, it and every token after it
     // would together hold more than (1 - topP) * total, yet none of them reaches that share of it. Nor
