@@ -587,7 +587,7 @@ static void test_sample() {
   const int V = 1500;  // more than one 1024-thread chunk
   std::vector<int> ids = {3, 17, 1400}, counts = {1, 4, 2};
   std::vector<double> scratch(2 * V);
-  int mismatches = 0, cases = 0;
+  int mismatches = 0, cases = 0, boundary = 0;
   for (int tied = 0; tied < 2; tied++) {
     std::vector<float> l(V);
     for (auto& v : l) v = tied ? static_cast<float>(rng() % 5) : normal(2.f);
@@ -606,7 +606,19 @@ static void test_sample() {
         launch_sample(nullptr, l.data(), V, ids.data(), counts.data(), 3, a, scratch.data(), &got);
         const int want = reference_sample(l, a, ids, counts);
         cases++;
-        if (got != want) {
+        // Exactly at top-p's boundary (tied logits: top-k keeps a group of equal probabilities and top-p
+        // wants exactly half of it) whether one more tied token stays depends on the last bit of the
+        // kept total, which the kernel sums in a tree and the reference one by one: the draw may then
+        // be either reference's with top_p a hair above or below. Elsewhere all three agree.
+        SampleArgs lo = a, hi = a;
+        lo.top_p = a.top_p * (1 - 1e-12);
+        hi.top_p = a.top_p * (1 + 1e-12);
+        const int want_lo = a.top_p < 1 ? reference_sample(l, lo, ids, counts) : want, want_hi = a.top_p < 1 ? reference_sample(l, hi, ids, counts) : want;
+        if (got != want && (got == want_lo || got == want_hi)) {
+          boundary++;
+          std::printf("note sample tied %d T %.2f k %d p %.2f u %.4f: got %d, the reference's %d with top_p exactly, %d / %d a hair below / above\n", tied,
+                      a.temperature, a.top_k, a.top_p, a.uniform, got, want, want_lo, want_hi);
+        } else if (got != want) {
           mismatches++;
           std::printf("FAIL sample tied %d T %.2f k %d p %.2f minp %.2f u %.4f: got %d, want %d\n", tied, a.temperature, a.top_k, a.top_p, a.min_p, a.uniform, got, want);
         }
@@ -614,7 +626,8 @@ static void test_sample() {
     }
   }
   if (mismatches) failures++;
-  std::printf("%s sample: %d of %d cases match the sort-based reference\n", mismatches ? "FAIL" : "ok  ", cases - mismatches, cases);
+  std::printf("%s sample: %d of %d cases match the sort-based reference (%d of them only with top_p a hair off, at an exact tie boundary)\n",
+              mismatches ? "FAIL" : "ok  ", cases - mismatches, cases, boundary);
 }
 
 int main(int argc, char** argv) {
