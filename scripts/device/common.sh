@@ -22,12 +22,15 @@ find_node() {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 || echo "nvidia-smi failed"
 }
 
-# run_conformance WHAT: runs $D/conformance.mjs into $LOG/conformance.log, prints what did not pass and
-# sets CONF to its exit status.
+# run_conformance WHAT [NAME [ARGS...]]: runs $D/conformance.mjs ARGS into $LOG/NAME.log (default
+# conformance.log), prints what did not pass and sets CONF to its exit status.
 run_conformance() {
-  echo "== conformance (core's suite on $1)"
-  $NODE "$D/conformance.mjs" > "$LOG/conformance.log" 2>&1
+  what=$1
+  name=${2:-conformance}
+  [ $# -ge 2 ] && shift 2 || shift $#
+  echo "== $name (core's suite on $what)"
+  $NODE "$D/conformance.mjs" "$@" > "$LOG/$name.log" 2>&1
   CONF=$?
-  grep -v '^✓' "$LOG/conformance.log" | head -n 200
-  echo "conformance exit status: $CONF ($(grep -c '^✓' "$LOG/conformance.log") tests passed)"
+  grep -v '^✓' "$LOG/$name.log" | head -n 200
+  echo "$name exit status: $CONF ($(grep -c '^✓' "$LOG/$name.log") tests passed)"
 }

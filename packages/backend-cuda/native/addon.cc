@@ -10,6 +10,9 @@
 #include "kernels.h"
 #include "probe.h"
 
+// Declared in kernels.h; read by the launches (common.cuh).
+bool g_programmatic_launch = false;
+
 namespace {
 
 std::vector<Context*> g_contexts;
@@ -55,6 +58,7 @@ Context* ctxOf(Napi::Env env, double id) {
     return nullptr;
   }
   Context* c = g_contexts[i];
+  g_programmatic_launch = c->programmatic_launch;
   int current = -1;
   cudaGetDevice(&current);
   if (current != c->device) cudaSetDevice(c->device);
@@ -142,6 +146,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   if (!ok(env, cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties")) return env.Undefined();
   auto* c = new Context();
   c->device = device;
+  c->compute_major = prop.major;
   if (!ok(env, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate")) {
     delete c;
     return env.Undefined();
@@ -282,6 +287,18 @@ Napi::Value SetPassPos(const Napi::CallbackInfo& info) {
   Context* c = ctxOf(env, a[0]);
   if (c) ok(env, launch_set_int(c->stream, c->pass_pos, static_cast<int>(a[1])), "setPassPos");
   return env.Undefined();
+}
+
+// setProgrammaticLaunch(ctx, on) -> whether launches now use programmatic dependent launch (only on
+// compute capability 9.0 or later). Graphs captured before keep their launches: the host drops them.
+Napi::Value SetProgrammaticLaunch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[2];
+  if (!nums(info, 2, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  c->programmatic_launch = a[1] != 0 && c->compute_major >= 9;
+  return Napi::Boolean::New(env, c->programmatic_launch);
 }
 
 // embed(ctx, table(5), idsPtr, tokens, out)
@@ -598,6 +615,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe));
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("destroy", Napi::Function::New(env, Destroy));
+  exports.Set("setProgrammaticLaunch", Napi::Function::New(env, SetProgrammaticLaunch));
   exports.Set("malloc", Napi::Function::New(env, Malloc));
   exports.Set("free", Napi::Function::New(env, Free));
   exports.Set("memInfo", Napi::Function::New(env, MemInfo));

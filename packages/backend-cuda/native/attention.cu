@@ -25,6 +25,7 @@ constexpr int MAX_GRID_YZ = QWEN2_MAX_GRID_YZ;
 
 __global__ void write_kv_kernel(float* k_cache, float* v_cache, const float* k, const float* v, int kv_heads,
                                 int head_dim, int max_tokens, PosArg start) {
+  await_prior_grids();
   const int t = blockIdx.x, g = blockIdx.y;
   const int pos = pos_of(start) + t;
   if (pos < 0 || pos >= max_tokens) return;  // the host checks ranges; never write outside the cache
@@ -57,6 +58,7 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
     int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
     float* __restrict__ part_acc, float* __restrict__ part_ml) {
+  await_prior_grids();
   QWEN2_DYNAMIC_SMEM(float, smem);
   const int g0 = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
   const int group = heads / kv_heads;
@@ -185,6 +187,7 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
 // the token sees (the split kernel wrote only those).
 __global__ void attention_combine_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int heads,
                                          int head_dim, PosArg start, int window, int chunk, int splits, float* __restrict__ out) {
+  await_prior_grids();
   const int h = blockIdx.x, t = blockIdx.y;
   const VisibleChunks vis = visible_chunks(pos_of(start) + t, window, chunk, splits);
   float mx = -FLT_MAX;

@@ -29,6 +29,7 @@ template <int D>
 __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int tokens, int heads,
     int kv_heads, int max_tokens, PosArg start, float scale, int window, float* __restrict__ out) {
+  await_prior_grids();
   static_assert(D % 64 == 0, "head_dim must be a multiple of 64");
   constexpr int D4 = D / 4;
   constexpr int COLS = D / 64;  // float4 column groups per thread in the output: columns c * 64 + tx * 4 + e

@@ -11,13 +11,45 @@
 #endif
 #include "kernels.h"
 
+// Programmatic dependent launch (sm_90 and later, where the context enables it): a kernel may be
+// launched while the one before it on the stream still runs, and its blocks wait here until that grid
+// has finished and its writes are visible; then they let the next kernel launch in turn. Every kernel
+// calls this first, before touching global memory (src/kernel-sources.test.ts checks), so ordering is
+// the stream's as before and only the launch latency overlaps. Without the launch attribute, and before
+// sm_90, it does nothing.
+__device__ __forceinline__ void await_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // Kernel launches go through LAUNCH so that the same code also runs under the host emulation.
 #ifdef QWEN2_EMULATE
 #define LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::emu::launch(dim3(grid), dim3(block), (smem), [=]() { kernel(__VA_ARGS__); })
 #define QWEN2_DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(::emu::dynamic_smem())
 #else
-#define LAUNCH(kernel, grid, block, smem, stream, ...) kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+// With the context's programmatic launch on, through cudaLaunchKernelEx with that attribute.
+template <typename... Params, typename... Args>
+inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  if (!g_programmatic_launch) {
+    kernel<<<grid, block, smem, stream>>>(args...);
+    return;
+  }
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, args...);  // its error is also the next cudaGetLastError()
+}
+#define LAUNCH(kernel, grid, block, smem, stream, ...) launch_kernel(kernel, dim3(grid), dim3(block), (smem), (stream), __VA_ARGS__)
 #define QWEN2_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
 #endif
 

@@ -21,4 +21,6 @@ struct Context {
   std::vector<DeviceBuffer> retired; // outgrown buffers a captured graph may still reference
   std::vector<cudaGraphExec_t> graphs;
   bool capturing = false;
+  int compute_major = 0;
+  bool programmatic_launch = false;  // asked for and supported (compute capability 9.0 or later)
 };

@@ -1,7 +1,10 @@
 // Element-wise ops and lookups: pass position, embed, SwiGLU, add, and the bandwidth copy kernel.
 #include "common.cuh"
 
-__global__ void set_int_kernel(int* dst, int value) { *dst = value; }
+__global__ void set_int_kernel(int* dst, int value) {
+  await_prior_grids();
+  *dst = value;
+}
 
 cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value) {
   LAUNCH(set_int_kernel, 1, 1, 0, stream, dst, value);
@@ -10,6 +13,7 @@ cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value) {
 
 // One block per token: out[t] = table[ids[t]] widened to f32.
 __global__ void embed_kernel(DevWeight table, const int* __restrict__ ids, float* __restrict__ out) {
+  await_prior_grids();
   const int t = blockIdx.x;
   const int id = ids[t];
   float* row = out + static_cast<size_t>(t) * table.cols;
@@ -29,6 +33,7 @@ cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, i
 
 // silu(g) * u with an accurate expf (no fast math): g / (1 + e^-g) also behaves for large |g|.
 __global__ void swiglu_kernel(const float* gate, const float* up, float* out, size_t n) {
+  await_prior_grids();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
     out[i] = g / (1.f + expf(-g)) * up[i];
@@ -36,6 +41,7 @@ __global__ void swiglu_kernel(const float* gate, const float* up, float* out, si
 }
 
 __global__ void add_kernel(const float* a, const float* b, float* out, size_t n) {
+  await_prior_grids();
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     out[i] = a[i] + b[i];
   }
@@ -78,6 +84,7 @@ cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, floa
 // 128-bit loads and stores, grid-stride, several in flight per thread: the copy that measures the
 // achievable DRAM bandwidth the decode kernels are compared with.
 __global__ void copy_kernel(const int4* __restrict__ src, int4* __restrict__ dst, size_t n) {
+  await_prior_grids();
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   for (; i + 3 * stride < n; i += 4 * stride) {

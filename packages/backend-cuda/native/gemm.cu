@@ -61,6 +61,7 @@ struct Staged {
 template <typename TIn, bool SPLIT, int FMT, class TL, bool VEC>
 __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                                float* __restrict__ out) {
+  await_prior_grids();
   constexpr int BM = TL::BM, BN = TL::BN, FM = TL::FM, FN = TL::FN, THREADS = TL::THREADS;
   constexpr bool WIDE = FMT == FMT_F16 || FMT == FMT_BF16;  // weights stored in the MMA's own type
   __shared__ __align__(32) TIn a_hi[BM * LDS];
@@ -240,6 +241,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
 constexpr int SB = 64, SK = 16;
 __global__ void __launch_bounds__(256) gemm_f32_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                       float* __restrict__ out) {
+  await_prior_grids();
   __shared__ float as[SK][SB + 4];
   __shared__ float bs[SK][SB + 4];
   const int N = w.rows;

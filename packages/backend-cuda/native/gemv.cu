@@ -230,11 +230,13 @@ __device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, i
 template <int FMT, int TT, bool VEC, int EPI>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
                                                             MatmulPrologue pro) {
+  await_prior_grids();
   gemv_block<FMT, TT, VEC, EPI, false>(x, T, K, jobs, epi, pro);
 }
 template <int FMT, int TT, int EPI>
 __global__ void __launch_bounds__(GEMV_THREADS, 2) gemv_norm_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
                                                                     MatmulPrologue pro) {
+  await_prior_grids();
   gemv_block<FMT, TT, true, EPI, true>(x, T, K, jobs, epi, pro);
 }
 

@@ -38,6 +38,11 @@ struct SampleArgs {
   int serial_history;  // 1 when an id repeats: apply the history in order on one thread
 };
 
+// Whether launches carry the programmatic-dependent-launch attribute (see await_prior_grids in
+// common.cuh): the context's setting, stored by addon.cc's ctxOf for the native call in progress (all
+// calls come from one JavaScript thread). Defined in addon.cc.
+extern bool g_programmatic_launch;
+
 cudaError_t launch_set_int(cudaStream_t stream, int* dst, int value);
 cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, int tokens, float* out);
 cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols);

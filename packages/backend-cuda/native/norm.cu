@@ -4,6 +4,7 @@
 
 template <int THREADS>
 __global__ void rmsnorm_kernel(const float* x, DevWeight weight, float eps, float* out, int cols) {
+  await_prior_grids();
   const float* row = x + static_cast<size_t>(blockIdx.x) * cols;
   float* dst = out + static_cast<size_t>(blockIdx.x) * cols;
   const float r = block_inv_rms<THREADS>(row, cols, eps);

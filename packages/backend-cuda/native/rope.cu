@@ -7,6 +7,7 @@
 // walk the q heads then the k heads; a k head's block also writes that head's keys and values.
 __global__ void rope_qk_kernel(float* q, int q_heads, float* k, int k_heads, int head_dim, PosArg start, float theta, const float* v,
                                float* k_cache, float* v_cache, int max_tokens) {
+  await_prior_grids();
   const int t = blockIdx.x;
   const int half = head_dim / 2;
   const int pos = pos_of(start) + t;

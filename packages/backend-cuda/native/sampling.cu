@@ -65,6 +65,7 @@ __device__ void block_argmax(double& v, int& i) {
 }
 
 __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float* __restrict__ logits, int cols, int* __restrict__ out) {
+  await_prior_grids();
   const float* row = logits + static_cast<size_t>(blockIdx.x) * cols;
   double bv = 0.0;
   int bi = -1;
@@ -202,6 +203,7 @@ __device__ unsigned long long kth_largest_key(const double* p, int n, int k) {
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __restrict__ logits, int n, const int* __restrict__ hist_ids,
                                                               const int* __restrict__ hist_counts, int hist_len, SampleArgs a,
                                                               double* __restrict__ p, int* __restrict__ out) {
+  await_prior_grids();
   const int tid = threadIdx.x;
   // 1. Raw logits to float64, then the penalties of the history.
   for (int i = tid; i < n; i += SAMPLE_THREADS) p[i] = logits[i];

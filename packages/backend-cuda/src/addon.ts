@@ -35,6 +35,8 @@ export interface NativeDeviceInfo {
 export interface NativeAddon {
   probe(): CudaProbe;
   init(device: number): NativeDeviceInfo;
+  /** Turns programmatic dependent launch on (1) or off; returns whether it is on (compute capability 9.0+ only). */
+  setProgrammaticLaunch(ctx: number, on: number): boolean;
   destroy(ctx: number): void;
   malloc(ctx: number, bytes: number): number;
   free(ctx: number, ptr: number): void;

@@ -41,7 +41,7 @@ describe('CudaBackend memory', () => {
     expect(n.calls).toHaveLength(0);
   });
 
-  it('views address rows of their parent and are freed with it', () => {
+  it('views address rows of their parent and are freed with it', async () => {
     const { n, b } = setup();
     const t = b.alloc(6, 10);
     const v = b.view(b.view(t, 1, 5), 2, 3);
@@ -54,7 +54,7 @@ describe('CudaBackend memory', () => {
     expect(n.live.size).toBe(1);
     b.free(t);
     expect(n.live.size).toBe(0);
-    expect(() => b.read(v)).rejects.toThrow(/after free/);
+    await expect(b.read(v)).rejects.toThrow(/after free/);
     expect(() => b.view(t, 0, 1)).toThrow(/after free/);
     expect(() => b.view(b.alloc(2, 2), 1, 2)).toThrow(/outside a tensor of 2 rows/);
   });
@@ -202,6 +202,20 @@ describe('CudaBackend ops', () => {
     clear();
     step(3, 6);
     expect(fns()).toContain('embed');
+    // Switching programmatic dependent launch drops the graphs too (their launches keep the old mode),
+    // and the next step is captured again.
+    step(4, 7);
+    expect(fns()).toContain('launchGraph');
+    clear();
+    (b as CudaBackend).programmaticDependentLaunch = true;
+    expect((b as CudaBackend).programmaticDependentLaunch).toBe(true);
+    expect(fns()).toEqual(['setProgrammaticLaunch', 'destroyGraph']);
+    clear();
+    step(5, 8);
+    expect(fns()).toEqual(['upload', 'setPassPos', 'beginCapture', 'embed', 'rope', 'writeKV', 'attention', 'endCapture', 'launchGraph']);
+    expect(() => {
+      (b as CudaBackend).programmaticDependentLaunch = 1 as never;
+    }).toThrow(/programmaticDependentLaunch must be a boolean, got 1/);
   });
 
   it('runs the recorded ops before a read in the middle of a pass', async () => {

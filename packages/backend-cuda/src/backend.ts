@@ -52,6 +52,27 @@ export class CudaBackend implements Backend {
     this.precision = value;
   }
 
+  /**
+   * Whether kernels are launched with programmatic dependent launch: each kernel may be launched while
+   * the one before it runs and waits on the device for it, so that launch latency overlaps work (same
+   * results). Off by default; only GPUs of compute capability 9.0 or later (H100, H200) have it.
+   */
+  get programmaticDependentLaunch(): boolean {
+    return this.pdl;
+  }
+  /**
+   * Asks for programmatic dependent launch (or turns it off) for the ops that follow; it stays off where
+   * the GPU lacks it, which the getter then reports. Drops the captured CUDA graphs (their launches keep
+   * the mode they were captured with).
+   * @throws RangeError for a value that is not a boolean
+   */
+  set programmaticDependentLaunch(on: boolean) {
+    if (typeof on !== 'boolean') throw new RangeError(`programmaticDependentLaunch must be a boolean, got ${String(on)}`);
+    this.alive();
+    this.pdl = native(() => this.n.setProgrammaticLaunch(this.ctx, on ? 1 : 0));
+    this.passes.invalidate();
+  }
+
   private readonly ctx: number;
   private readonly passes: PassScheduler;
   private readonly weights = new Set<CudaWeight>();
@@ -59,6 +80,7 @@ export class CudaBackend implements Backend {
   private readonly caches = new Set<CudaKVCache>();
   private ids: { ptr: number; slots: number } | undefined;
   private precision: PrefillPrecision = 'f32';
+  private pdl = false;
   /** Id slots used by embeds recorded in the open pass (each gets its own, so replays can fill all). */
   private idsUsed = 0;
   private disposed = false;

@@ -23,6 +23,10 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
   const base: NativeAddon = {
     probe: () => ({ runtimeVersion: 13000, driverVersion: 13000, deviceCount: 1, error: 0, errorName: 'cudaSuccess', errorString: 'no error' }),
     init: () => info,
+    setProgrammaticLaunch: (ctx, on) => {
+      calls.push({ fn: 'setProgrammaticLaunch', args: [ctx, on] });
+      return on !== 0 && info.computeCapability >= 90;
+    },
     destroy: record('destroy'),
     malloc: (ctx, bytes) => {
       calls.push({ fn: 'malloc', args: [ctx, bytes] });

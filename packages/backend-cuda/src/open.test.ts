@@ -43,6 +43,14 @@ describe('cudaBackend where CUDA is unusable', () => {
     expect(() => openCudaBackend(undefined, 'not built', { prefillPrecision: 'fp8' as never })).toThrow(/prefillPrecision must be 'f32' or '16-bit', got fp8/);
   });
 
+  it('asks the addon for programmatic dependent launch only when told to, and reports what the device granted', () => {
+    const n = fakeAddon();
+    expect(openCudaBackend(n, undefined, {}).programmaticDependentLaunch).toBe(false);
+    expect(openCudaBackend(n, undefined, { programmaticDependentLaunch: true }).programmaticDependentLaunch).toBe(true);
+    expect(n.calls.filter((c) => c.fn === 'setProgrammaticLaunch').map((c) => c.args)).toEqual([[0, 1]]);
+    expect(() => openCudaBackend(n, undefined, { programmaticDependentLaunch: 'yes' as never })).toThrow(/programmaticDependentLaunch must be a boolean, got yes/);
+  });
+
   it('availability reports a throwing probe instead of throwing', () => {
     const a = availabilityOf({ probe: () => { throw new Error('boom'); } });
     expect(a).toEqual({ available: false, reason: 'the CUDA probe failed: boom' });

@@ -8,16 +8,24 @@ export interface CudaBackendOptions {
   device?: number;
   /** Precision of the prefill GEMM with f16/bf16 weights (default `'f32'`); see {@link PrefillPrecision}. */
   prefillPrecision?: PrefillPrecision;
+  /**
+   * Launch kernels with programmatic dependent launch where the GPU has it (compute capability 9.0 or
+   * later: H100, H200): each kernel may be launched while the one before it runs, and waits on the
+   * device for that one to finish, so that launch latency overlaps work. Results are the same bits.
+   * Default `false` until it has been measured on a GPU; {@link CudaBackend.programmaticDependentLaunch}
+   * says whether it is in use and can change it later.
+   */
+  programmaticDependentLaunch?: boolean;
 }
 
 /**
  * Opens the CUDA backend on a device.
  *
- * @param options - which device to use, and the prefill GEMM's precision
+ * @param options - which device to use, the prefill GEMM's precision, programmatic dependent launch
  * @returns a {@link CudaBackend} (core's `Backend`) whose ops run as CUDA kernels on the device
  * @throws {@link CudaUnavailableError} when the addon was not built, the driver is missing or too old
  *   (the message names the CUDA error, for example `cudaErrorInsufficientDriver`), or the device does
- *   not exist; RangeError for an invalid device ordinal or prefillPrecision
+ *   not exist; RangeError for an invalid device ordinal, prefillPrecision or programmaticDependentLaunch
  */
 export async function cudaBackend(options: CudaBackendOptions = {}): Promise<CudaBackend> {
   const { addon, loadError } = loadAddon();
@@ -33,6 +41,8 @@ export function openCudaBackend(addon: NativeAddon | undefined, loadError: strin
   if (!Number.isInteger(device) || device < 0) throw new RangeError(`cudaBackend: device must be an integer >= 0, got ${device}`);
   const precision = options.prefillPrecision ?? 'f32';
   if (precision !== 'f32' && precision !== '16-bit') throw new RangeError(`cudaBackend: prefillPrecision must be 'f32' or '16-bit', got ${String(precision)}`);
+  const pdl = options.programmaticDependentLaunch ?? false;
+  if (typeof pdl !== 'boolean') throw new RangeError(`cudaBackend: programmaticDependentLaunch must be a boolean, got ${String(pdl)}`);
   const availability = availabilityOf(addon, loadError);
   if (!availability.available) throw new CudaUnavailableError(availability.reason, availability.probe?.errorName);
   let info;
@@ -43,5 +53,7 @@ export function openCudaBackend(addon: NativeAddon | undefined, loadError: strin
     const code = (mapped as { cudaError?: string }).cudaError ?? (e as { code?: string }).code;
     throw new CudaUnavailableError(`cannot open CUDA device ${device}: ${(e as Error).message}`, typeof code === 'string' ? code : undefined);
   }
-  return new CudaBackend(addon!, info, device, precision);
+  const backend = new CudaBackend(addon!, info, device, precision);
+  if (pdl) backend.programmaticDependentLaunch = true;
+  return backend;
 }
