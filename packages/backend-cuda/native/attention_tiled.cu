@@ -40,7 +40,9 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
 
   const int group = heads / kv_heads;
   const int g0 = blockIdx.y;
-  const int row0 = blockIdx.x * ROWS;
+  // Last rows first: they see the most keys, so the longest blocks start in the first wave and the short
+  // ones fill in behind them (causal prefill's load balance).
+  const int row0 = (gridDim.x - 1 - blockIdx.x) * ROWS;
   const int total_rows = tokens * group;
   const int base = pos_of(start);
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
