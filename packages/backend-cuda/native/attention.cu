@@ -4,8 +4,8 @@
 // second kernel merges the chunks with their running maxima. Positions come from PosArg, so a captured
 // decode pass replays at any position; chunks outside a token's visible keys exit at once and the merge
 // reads only the chunks it can see. Chunks are short (64 keys while that keeps at most 256 of them), so
-// that at short contexts a decode step's work is spread over several blocks per kv head. Prefill-sized
-// passes that fill the GPU take attention_tiled.cu instead (plan.tiled).
+// that at short contexts a decode step's work is spread over several blocks per kv head. Prefill passes
+// where it is estimated faster take attention_tiled.cu instead (plan.tiled).
 #include <cfloat>
 #include "common.cuh"
 
@@ -226,11 +226,16 @@ cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache,
 }
 
 AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity) {
-  AttentionPlan plan{};
-  if (attention_tiled_suits(tokens, heads, kv_heads, head_dim)) {
+  if (attention_tiled_suits(tokens, heads, kv_heads, head_dim, key_capacity, multiprocessor_count())) {
+    AttentionPlan plan{};
     plan.tiled = true;
     return plan;
   }
+  return plan_split_attention(tokens, heads, head_dim, key_capacity);
+}
+
+AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity) {
+  AttentionPlan plan{};
   const size_t per_split = static_cast<size_t>(tokens) * heads * (head_dim + 2);
   int chunk = MIN_CHUNK;
   if (key_capacity > chunk * TARGET_SPLITS) chunk = ((key_capacity + TARGET_SPLITS - 1) / TARGET_SPLITS + ATT_TILE - 1) / ATT_TILE * ATT_TILE;

@@ -98,11 +98,14 @@ struct AttentionPlan {
   int splits;
   size_t scratch_floats;
 };
-// `key_capacity` bounds the positions any replay may reach (the cache capacity for captured passes).
+// `key_capacity` bounds the positions any replay may reach (the cache capacity for captured passes; the
+// pass's start + tokens otherwise).
 AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity);
-// Whether the tiled kernel takes a pass of this shape (head_dim 64 or 128, 16 tokens or more, enough
-// blocks for every multiprocessor).
-bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim);
+// The split kernel's plan alone (what plan_attention gives where the tiled kernel does not suit).
+AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity);
+// Whether the tiled kernel takes a pass of this shape over `keys` positions on a GPU of `sms`
+// multiprocessors: head_dim 64 or 128, 16 tokens or more, and an estimate of both kernels' cycles.
+bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
                                    int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
 cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,

@@ -435,18 +435,19 @@ static void test_rope_qk() {
 }
 
 static void test_attention() {
-  struct Case { int ratio, hd, start, T, window, capacity_extra; bool tiled; };
-  const Case cases[] = {{1, 64, 0, 1, 0, 0, false}, {7, 64, 37, 1, 0, 0, false}, {4, 64, 300, 1, 0, 0, false}, {7, 128, 13, 5, 0, 0, false},
-                        {2, 64, 20, 5, 8, 0, false}, {1, 64, 40, 1, 16, 0, false}, {2, 64, 600, 1, 0, 1000, false}, {4, 80, 3, 4, 0, 0, false},
+  // Every case runs on the split kernel and, at head_dim 64/128, on the tiled one (which plan_attention
+  // picks for long prefills: its choice is checked below at an H100/H200's 132 SMs).
+  struct Case { int ratio, hd, start, T, window, capacity_extra; };
+  const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
+                        {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0},
                         // a window that starts past the first chunk; a cache long enough for chunks of 128
-                        {2, 64, 150, 3, 40, 0, false}, {7, 64, 200, 1, 0, 20000, false},
-                        // prefill-sized passes (16 tokens or more; the emulation has one multiprocessor): the tiled
-                        // kernel, with tokens straddling its 64-row blocks (groups of 7), several key tiles, a
-                        // prefix already in the cache, windows shorter than a tile and starting past the first,
-                        // a window of one key, and head_dim 80, which stays on the split kernel
-                        {2, 128, 0, 23, 0, 0, true}, {7, 128, 13, 40, 0, 0, true}, {7, 64, 0, 70, 0, 0, true}, {1, 64, 100, 16, 0, 5, true},
-                        {4, 128, 150, 17, 0, 0, true}, {2, 64, 20, 30, 8, 0, true}, {7, 64, 130, 20, 90, 0, true}, {1, 64, 10, 64, 1, 0, true},
-                        {4, 80, 0, 20, 0, 0, false}};
+                        {2, 64, 150, 3, 40, 0}, {7, 64, 200, 1, 0, 20000},
+                        // prefill-sized passes: tokens straddling the tiled kernel's 64-row blocks (groups of 7),
+                        // several key tiles, a prefix already in the cache, windows shorter than a tile and
+                        // starting past the first, a window of one key, and head_dim 80 (split kernel only)
+                        {2, 128, 0, 23, 0, 0}, {7, 128, 13, 40, 0, 0}, {7, 64, 0, 70, 0, 0}, {1, 64, 100, 16, 0, 5},
+                        {4, 128, 150, 17, 0, 0}, {2, 64, 20, 30, 8, 0}, {7, 64, 130, 20, 90, 0}, {1, 64, 10, 64, 1, 0},
+                        {4, 80, 0, 20, 0, 0}};
   for (const Case& c : cases) {
     const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
     auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
@@ -457,13 +458,7 @@ static void test_attention() {
     int pass_pos = c.start;
     launch_write_kv(nullptr, kc.data(), vc.data(), keys.data() + static_cast<size_t>(c.start) * width, values.data() + static_cast<size_t>(c.start) * width, c.T, kv, c.hd,
                     max_tokens, PosArg{&pass_pos, 0});
-    const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
-    AttentionPlan plan = plan_attention(c.T, heads, kv, c.hd, capacity);
-    // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
-    // read only the chunks written for this step.
-    std::vector<float> scratch(plan.scratch_floats, 0.5f), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
     const float scale = 1.f / std::sqrt(static_cast<float>(c.hd));
-    launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(), out.data());
     std::vector<double> want;
     for (int t = 0; t < c.T; t++)
       for (int h = 0; h < heads; h++) {
@@ -485,13 +480,31 @@ static void test_attention() {
         }
       }
     char name[160];
-    if (plan.tiled)
-      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tiled)", c.ratio, c.hd, c.start, c.T, c.window);
-    else
+    {
+      const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
+      AttentionPlan plan = plan_split_attention(c.T, heads, c.hd, capacity);
+      // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
+      // read only the chunks written for this step.
+      std::vector<float> scratch(plan.scratch_floats, 0.5f), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+      launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(), out.data());
       std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (%d splits of %d)", c.ratio, c.hd, c.start, c.T, c.window, plan.splits, plan.chunk);
-    check_eq(std::string(name) + ": kernel chosen", plan.tiled, c.tiled);
-    check(name, out, want, 1e-5);
+      check(name, out, want, 1e-5);
+    }
+    if (c.hd == 64 || c.hd == 128) {
+      std::vector<float> out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+      launch_attention_tiled(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, out.data());
+      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tiled)", c.ratio, c.hd, c.start, c.T, c.window);
+      check(name, out, want, 1e-5);
+    }
   }
+  // Which kernel plan_attention's estimate picks on 132 SMs: long prefills go tiled, even where their
+  // blocks leave SMs idle (Qwen2-0.5B at 512 tokens: 112 blocks); a short pass after a long prefix, a
+  // short prompt and decode stay split; head_dim 80 never goes tiled.
+  struct Pick { const char* what; int T, heads, kv, hd, keys; bool tiled; };
+  const Pick picks[] = {{"Qwen2-7B, 512-token prompt", 512, 28, 4, 128, 512, true}, {"Qwen2-0.5B, 512-token prompt", 512, 14, 2, 64, 512, true},
+                        {"Qwen2-0.5B, 16 tokens after 3000", 16, 14, 2, 64, 3016, false}, {"Qwen2-7B, 16-token prompt", 16, 28, 4, 128, 16, false},
+                        {"Qwen2-7B, decode", 1, 28, 4, 128, 32768, false}, {"head_dim 80, 4096-token prompt", 4096, 16, 2, 80, 4096, false}};
+  for (const Pick& p : picks) check_eq(std::string("attention kernel for ") + p.what + " (1 = tiled)", attention_tiled_suits(p.T, p.heads, p.kv, p.hd, p.keys, 132), p.tiled);
 }
 
 static void test_elementwise_and_argmax() {

@@ -196,8 +196,8 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
     cases.push({ ratio: 4, headDim: 64, startPos: 0, T: 30, window: 8 });
     cases.push({ ratio: 2, headDim: 64, startPos: 20, T: 5, window: 8 });
     cases.push({ ratio: 1, headDim: 64, startPos: 40, T: 1, window: 16 });
-    // A prefill long enough that a GPU backend takes its prefill path on a large GPU (CUDA's tiled kernel
-    // needs 64-row blocks for every multiprocessor: 154 here, against an H100's or H200's 132).
+    // A prefill long enough that a GPU backend takes its prefill path on a large GPU (CUDA's estimate
+    // picks its tiled kernel for this one on an H100/H200's 132 SMs, and for none of the shorter ones).
     cases.push({ ratio: 7, headDim: 128, startPos: 60, T: 700 });
     for (const c of cases) {
       it(`GQA ${c.ratio}, head_dim ${c.headDim}, startPos ${c.startPos}, T ${c.T}${c.window ? `, window ${c.window}` : ''}`, async () => {
