@@ -21,9 +21,8 @@ constexpr int KS = KEYS + PAD;      // stride of kT [head_dim][KS]
 
 // Shared memory: scaled queries transposed, the key tile transposed (then the value tile in the same
 // space: the two are never needed at once), and the tile's probabilities transposed.
-constexpr size_t tiled_smem_floats(int head_dim) {
-  return static_cast<size_t>(head_dim) * QS + (head_dim * KS > KEYS * head_dim ? head_dim * KS : KEYS * head_dim) + KEYS * QS;
-}
+__host__ __device__ constexpr int kv_tile_floats(int head_dim) { return head_dim * KS > KEYS * head_dim ? head_dim * KS : KEYS * head_dim; }
+constexpr size_t tiled_smem_floats(int head_dim) { return static_cast<size_t>(head_dim) * QS + kv_tile_floats(head_dim) + KEYS * QS; }
 
 // Row r of the block (0..63) is flattened row row0 + r = token * group + head-in-group.
 template <int D>
@@ -37,7 +36,7 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
   QWEN2_DYNAMIC_SMEM(float, smem);
   float* qT = smem;
   float* kv = qT + D * QS;  // kT [D][KS], later v [KEYS][D]
-  float* pT = kv + (D * KS > KEYS * D ? D * KS : KEYS * D);
+  float* pT = kv + kv_tile_floats(D);
 
   const int group = heads / kv_heads;
   const int g0 = blockIdx.y;
