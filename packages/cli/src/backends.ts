@@ -21,6 +21,8 @@ export interface BackendOptions {
   threads?: number;
   /** Allow adapters that emulate a GPU on the CPU (only when webgpu was asked for explicitly). */
   allowSoftwareAdapter?: boolean;
+  /** Options of `cudaBackend()` (@qwen2-ts/backend-cuda). */
+  cuda?: { prefillPrecision?: 'f32' | '16-bit'; programmaticDependentLaunch?: boolean };
 }
 
 /** A backend that cannot be used here, with the reason. */
@@ -106,14 +108,14 @@ async function createWebGPU(options: BackendOptions): Promise<Backend> {
   return backend;
 }
 
-async function createCuda(): Promise<Backend> {
+async function createCuda(options: BackendOptions): Promise<Backend> {
   const mod = await importOptional('cuda', '@qwen2-ts/backend-cuda');
   if (typeof mod.cudaAvailability === 'function') {
     const a = (mod.cudaAvailability as () => { available: boolean; reason?: string })();
     if (!a.available) throw new BackendUnavailableError('cuda', a.reason ?? 'unavailable');
   }
   try {
-    return await factory<Record<string, never>>(mod, 'cuda', 'cudaBackend')({});
+    return await factory<NonNullable<BackendOptions['cuda']>>(mod, 'cuda', 'cudaBackend')(options.cuda ?? {});
   } catch (err) {
     if (err instanceof BackendUnavailableError) throw err;
     throw new BackendUnavailableError('cuda', firstLine(err), { cause: err });
@@ -139,7 +141,7 @@ export async function createBackend(name: BackendName, options: BackendOptions =
     case 'js': return createReference();
     case 'wasm': return createWasm(options);
     case 'webgpu': return createWebGPU(options);
-    case 'cuda': return createCuda();
+    case 'cuda': return createCuda(options);
   }
 }
 

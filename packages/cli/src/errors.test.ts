@@ -36,6 +36,17 @@ describe('qwen2 errors (built CLI)', () => {
     expect(cli(['generate', '--model', 'x', '--backend', 'tpu']).stderr).toMatch(/--backend must be one of js, wasm, webgpu, cuda/);
   });
 
+  it("refuses the cuda backend's options with another backend, and checks their values", () => {
+    const wasm = cli(['logits', '--model', 'x', '--backend', 'wasm', '--prefill-precision', '16-bit', '--programmatic-launch', '--ids', '1']);
+    expect(wasm.status).toBe(2);
+    expect(lines(wasm.stderr)).toEqual(['qwen2: --prefill-precision and --programmatic-launch apply to the cuda backend only (--backend wasm was given) (see qwen2 logits --help)']);
+    expect(cli(['logits', '--model', 'x', '--backend', 'js', '--programmatic-launch', '--ids', '1']).stderr).toMatch(/--programmatic-launch applies to the cuda backend only/);
+    const value = cli(['logits', '--model', 'x', '--backend', 'cuda', '--prefill-precision', 'fp8', '--ids', '1']);
+    expect(value.status).toBe(2);
+    expect(value.stderr).toMatch(/--prefill-precision must be one of f32, 16-bit; got 'fp8'/);
+    expect(cli(['generate', '--help']).stdout).toMatch(/--programmatic-launch/);
+  });
+
   it('says the Hub cannot be reached, and suggests --model <dir>, in one line without a stack', async () => {
     const port = await closedPort();
     const r = cli(['chat', '--model', 'Qwen/Qwen2-0.5B-Instruct'], { env: { HF_ENDPOINT: `http://127.0.0.1:${port}`, HF_HOME: home, HF_HUB_CACHE: join(home, 'hub') } });

@@ -7,7 +7,7 @@ import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
 import { BACKEND_NAMES, selectBackend, type BackendName } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
 import type { StatusOutput } from './util/progress.js';
-import { CliError } from './util/errors.js';
+import { CliError, UsageError } from './util/errors.js';
 import { hasTokenizerFiles, tokenizerlessStandIn } from './no-tokenizer.js';
 
 export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
@@ -19,9 +19,20 @@ export interface ModelFlags {
   dtype: DtypeOption;
   threads?: number;
   maxContext?: number;
+  /** The cuda backend's options (`--prefill-precision`, `--programmatic-launch`). */
+  cuda?: CudaFlags;
 }
 
-/** Reads and checks `--model`, `--backend`, `--dtype`, `--threads`, `--max-context`. */
+/** Options of the cuda backend a command line may set. */
+export interface CudaFlags {
+  prefillPrecision?: 'f32' | '16-bit';
+  programmaticDependentLaunch?: boolean;
+}
+
+/**
+ * Reads and checks `--model`, `--backend`, `--dtype`, `--threads`, `--max-context`, and the cuda
+ * backend's `--prefill-precision` and `--programmatic-launch` (refused with another backend).
+ */
 export function modelFlags(args: Args): ModelFlags {
   const flags: ModelFlags = {
     spec: args.requiredString('model', 'a local model folder or a Hugging Face id such as Qwen/Qwen2-0.5B-Instruct'),
@@ -33,6 +44,17 @@ export function modelFlags(args: Args): ModelFlags {
   if (threads !== undefined) flags.threads = threads;
   const maxContext = args.int('max-context', undefined, 1);
   if (maxContext !== undefined) flags.maxContext = maxContext;
+  const cuda: CudaFlags = {};
+  const precision = args.choice('prefill-precision', ['f32', '16-bit'] as const);
+  if (precision) cuda.prefillPrecision = precision;
+  if (args.flag('programmatic-launch')) cuda.programmaticDependentLaunch = true;
+  if (Object.keys(cuda).length > 0) {
+    const given = Object.keys(cuda).map((k) => (k === 'prefillPrecision' ? '--prefill-precision' : '--programmatic-launch'));
+    if (backend && backend !== 'cuda') {
+      throw new UsageError(`${given.join(' and ')} ${given.length > 1 ? 'apply' : 'applies'} to the cuda backend only (--backend ${backend} was given)`, args.command);
+    }
+    flags.cuda = cuda;
+  }
   return flags;
 }
 
@@ -111,7 +133,11 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
   const opened = await openModelSource(flags.spec, status, signal);
   const started = performance.now();
   try {
-    const backend = await selectBackend(flags.backend, flags.threads !== undefined ? { threads: flags.threads } : {}, (m) => status.note(m));
+    const backend = await selectBackend(
+      flags.backend,
+      { ...(flags.threads !== undefined ? { threads: flags.threads } : {}), ...(flags.cuda ? { cuda: flags.cuda } : {}) },
+      (m) => status.note(m),
+    );
     const { Qwen2 } = await import('@qwen2-ts/core');
     const { Qwen2Tokenizer } = await import('@qwen2-ts/tokenizer');
     const hasTokenizer = hasTokenizerFiles(opened.tokenizerFiles);
