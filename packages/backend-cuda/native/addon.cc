@@ -365,7 +365,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const double* e = nullptr;
   const double* q = nullptr;
   if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out)", &e) || !optionalF64(info, 7, 7, "(RMSNorm weight, eps, out)", &q)) return env.Undefined();
-  const MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])} : MatmulEpilogue{EPI_NONE, nullptr, nullptr};
+  const MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])} : NO_EPILOGUE;
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi, pro),
      "matmul");

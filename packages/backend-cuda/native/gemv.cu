@@ -312,7 +312,7 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
   }
   if (!vec && epilogue.kind != EPI_NONE) {
     // Unaligned rows or x (never at Qwen2's shapes): the plain kernel, then the elementwise op it replaces.
-    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});
+    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, NO_EPILOGUE);
     if (err != cudaSuccess) return err;
     const size_t n = static_cast<size_t>(tokens) * jobs.job[0].w.rows;
     return epilogue.kind == EPI_RESIDUAL ? launch_add(stream, epilogue.residual, jobs.job[0].out, epilogue.out, n)

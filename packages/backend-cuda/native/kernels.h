@@ -64,6 +64,7 @@ struct MatmulEpilogue {
   const float* residual;
   float* out;
 };
+constexpr MatmulEpilogue NO_EPILOGUE{EPI_NONE, nullptr, nullptr};
 // What a decode GEMV also does before its dot products, saving the RMSNorm launch before it: x is the
 // norm's input, each block normalizes it into shared memory (the RMSNorm kernel's arithmetic), and
 // block 0 writes the normalized rows to `out` as well. `weight.format < 0`: none.
@@ -75,7 +76,7 @@ struct MatmulPrologue {
 constexpr MatmulPrologue NO_PROLOGUE{DevWeight{nullptr, nullptr, -1, 0, 0}, 0.f, nullptr};
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
-                          bool round_x16 = false, MatmulEpilogue epilogue = MatmulEpilogue{EPI_NONE, nullptr, nullptr},
+                          bool round_x16 = false, MatmulEpilogue epilogue = NO_EPILOGUE,
                           MatmulPrologue prologue = NO_PROLOGUE);
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
@@ -88,8 +89,8 @@ cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k,
 cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                             int tokens, int kv_heads, int head_dim, int max_tokens, PosArg start);
 
-// Attention plan. Prefill-sized passes that fill the GPU go `tiled` (attention_tiled.cu: blocks of 64
-// query rows walk the keys, no scratch). Otherwise keys are cut into `splits` chunks of `chunk` positions
+// Attention plan. Prefill passes where attention_tiled_suits estimates it faster go `tiled`
+// (attention_tiled.cu: blocks of 64 query rows walk the keys, no scratch). Otherwise keys are cut into `splits` chunks of `chunk` positions
 // (flash-decoding); each (kv head, chunk, token) block writes a partial result to scratch and a second
 // kernel combines them.
 struct AttentionPlan {

@@ -46,7 +46,7 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
       jobs.job[jobs.count++] = MatmulJob{weights[j], biases[j], outs[j]};
       done[j] = true;
     }
-    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, MatmulEpilogue{EPI_NONE, nullptr, nullptr});
+    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, NO_EPILOGUE);
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;

@@ -6,7 +6,7 @@
 //   node scripts/build-emulated-addon.mjs
 //   QWEN2_CUDA_ADDON=$PWD/build/emulated/qwen2_cuda_emu.node node build/device/conformance.mjs --filter 'ops vs'
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,8 @@ const naa = require('node-addon-api').include.replace(/"/g, '');
 const napi = join(dirname(require.resolve('cmake-js/package.json')), '..', 'node-api-headers', 'include');
 const cuda = process.env.CUDA_HOME ? join(process.env.CUDA_HOME, 'include') : '/usr/local/cuda/include';
 mkdirSync(join(pkg, 'build', 'emulated'), { recursive: true });
-const kernels = ['elementwise', 'norm', 'rope', 'attention', 'attention_tiled', 'gemv', 'gemm', 'matmul', 'sampling', 'probe'].map((f) => join(pkg, 'native', `${f}.cu`));
+// Every kernel source, as CMake's glob takes them.
+const kernels = readdirSync(join(pkg, 'native')).filter((f) => f.endsWith('.cu')).sort().map((f) => join(pkg, 'native', f));
 const r = spawnSync('g++', ['-std=c++20', '-O1', '-fPIC', '-shared', '-DQWEN2_EMULATE', '-D_GNU_SOURCE', '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS',
   `-I${cuda}`, `-I${napi}`, `-I${naa}`, '-Wno-attributes', '-include', join(pkg, 'native', 'emulate.h'), '-x', 'c++', ...kernels, '-x', 'none',
   join(pkg, 'native', 'addon.cc'), join(pkg, 'test', 'emulated-runtime.cc'), '-o', join(pkg, 'build', 'emulated', 'qwen2_cuda_emu.node'), '-pthread'], { stdio: 'inherit' });

@@ -5,7 +5,7 @@
 // so it is its own script (`pnpm --filter @qwen2-ts/backend-cuda test:kernels`), not part of `test`.
 // An argument runs only the matching test group: `node scripts/test-emulated-kernels.mjs sample`.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,7 +17,8 @@ if (!existsSync(join(include, 'cuda_runtime.h'))) {
 }
 const out = join(pkg, 'build', 'emulated');
 mkdirSync(out, { recursive: true });
-const sources = ['elementwise', 'norm', 'rope', 'attention', 'attention_tiled', 'gemv', 'gemm', 'matmul', 'sampling'].map((f) => join(pkg, 'native', `${f}.cu`));
+// Every kernel source but probe.cu (device probing through the CUDA runtime, which this test does not link).
+const sources = readdirSync(join(pkg, 'native')).filter((f) => f.endsWith('.cu') && f !== 'probe.cu').sort().map((f) => join(pkg, 'native', f));
 const exe = join(out, 'emulated-kernels');
 // QWEN2_MAX_GRID_YZ=4: attention passes of more than 4 tokens run in slices, as passes of more than
 // 65535 tokens do on a GPU (grid y/z limit), so the slicing is checked at test sizes.

@@ -45,7 +45,10 @@ export interface PassStats {
   captured: number;
   /** Passes replayed from a cached CUDA graph. */
   replayed: number;
-  /** Ops recorded into the op before them (a decode matmul's residual add or SwiGLU, rope of k, KV write). */
+  /**
+   * Ops recorded into the op before them: a decode matmul's residual add or SwiGLU, the RMSNorm before
+   * it (as its prologue), rope of k and the KV write (into rope of q), an in-place RMSNorm into the copy before it.
+   */
   fused: number;
 }
 
