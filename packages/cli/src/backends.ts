@@ -22,7 +22,13 @@ export interface BackendOptions {
   /** Allow adapters that emulate a GPU on the CPU (only when webgpu was asked for explicitly). */
   allowSoftwareAdapter?: boolean;
   /** Options of `cudaBackend()` (@qwen2-ts/backend-cuda). */
-  cuda?: { prefillPrecision?: 'f32' | '16-bit'; programmaticDependentLaunch?: boolean };
+  cuda?: CudaOptions;
+}
+
+/** The options of `cudaBackend()` the command line can set (`--prefill-precision`, `--programmatic-launch`). */
+export interface CudaOptions {
+  prefillPrecision?: 'f32' | '16-bit';
+  programmaticDependentLaunch?: boolean;
 }
 
 /** A backend that cannot be used here, with the reason. */
@@ -115,7 +121,7 @@ async function createCuda(options: BackendOptions): Promise<Backend> {
     if (!a.available) throw new BackendUnavailableError('cuda', a.reason ?? 'unavailable');
   }
   try {
-    return await factory<NonNullable<BackendOptions['cuda']>>(mod, 'cuda', 'cudaBackend')(options.cuda ?? {});
+    return await factory<CudaOptions>(mod, 'cuda', 'cudaBackend')(options.cuda ?? {});
   } catch (err) {
     if (err instanceof BackendUnavailableError) throw err;
     throw new BackendUnavailableError('cuda', firstLine(err), { cause: err });

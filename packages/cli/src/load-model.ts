@@ -4,7 +4,7 @@
  */
 import type { DtypeOption, Qwen2 } from '@qwen2-ts/core';
 import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
-import { BACKEND_NAMES, selectBackend, type BackendName } from './backends.js';
+import { BACKEND_NAMES, selectBackend, type BackendName, type CudaOptions } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
 import type { StatusOutput } from './util/progress.js';
 import { CliError, UsageError } from './util/errors.js';
@@ -20,13 +20,7 @@ export interface ModelFlags {
   threads?: number;
   maxContext?: number;
   /** The cuda backend's options (`--prefill-precision`, `--programmatic-launch`). */
-  cuda?: CudaFlags;
-}
-
-/** Options of the cuda backend a command line may set. */
-export interface CudaFlags {
-  prefillPrecision?: 'f32' | '16-bit';
-  programmaticDependentLaunch?: boolean;
+  cuda?: CudaOptions;
 }
 
 /**
@@ -44,12 +38,18 @@ export function modelFlags(args: Args): ModelFlags {
   if (threads !== undefined) flags.threads = threads;
   const maxContext = args.int('max-context', undefined, 1);
   if (maxContext !== undefined) flags.maxContext = maxContext;
-  const cuda: CudaFlags = {};
+  const cuda: CudaOptions = {};
+  const given: string[] = [];
   const precision = args.choice('prefill-precision', ['f32', '16-bit'] as const);
-  if (precision) cuda.prefillPrecision = precision;
-  if (args.flag('programmatic-launch')) cuda.programmaticDependentLaunch = true;
-  if (Object.keys(cuda).length > 0) {
-    const given = Object.keys(cuda).map((k) => (k === 'prefillPrecision' ? '--prefill-precision' : '--programmatic-launch'));
+  if (precision) {
+    cuda.prefillPrecision = precision;
+    given.push('--prefill-precision');
+  }
+  if (args.flag('programmatic-launch')) {
+    cuda.programmaticDependentLaunch = true;
+    given.push('--programmatic-launch');
+  }
+  if (given.length > 0) {
     if (backend && backend !== 'cuda') {
       throw new UsageError(`${given.join(' and ')} ${given.length > 1 ? 'apply' : 'applies'} to the cuda backend only (--backend ${backend} was given)`, args.command);
     }
