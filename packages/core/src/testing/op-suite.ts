@@ -199,6 +199,9 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
     // A prefill long enough that a GPU backend takes its prefill path on a large GPU (CUDA's estimate
     // picks its tiled kernel for this one on an H100/H200's 132 SMs, and for none of the shorter ones).
     cases.push({ ratio: 7, headDim: 128, startPos: 60, T: 700 });
+    // The reference's float64 attention over 700 tokens takes seconds alone on a loaded CI machine (it
+    // once ran past vitest's 5 s default next to the WASM backend): a minute for the long case.
+    const timeout = (c: { T: number }): number | undefined => (c.T > 200 ? 60_000 : undefined);
     for (const c of cases) {
       it(`GQA ${c.ratio}, head_dim ${c.headDim}, startPos ${c.startPos}, T ${c.T}${c.window ? `, window ${c.window}` : ''}`, async () => {
         const rnd = new TestRandom(seed + 6 + c.ratio * 1000 + c.headDim + c.startPos + c.T);
@@ -221,7 +224,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
           return out;
         });
         expectClose('attention', got, want, OP_TOLERANCE.f32);
-      });
+      }, timeout(c));
     }
     it('keeps layers apart and reads what writeKV stored in earlier passes', async () => {
       const rnd = new TestRandom(seed + 7);
