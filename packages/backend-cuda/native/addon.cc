@@ -188,6 +188,7 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   for (auto g : c->graphs) if (g) cudaGraphExecDestroy(g);
   freeBuffer(c->attention_scratch);
   freeBuffer(c->sample_scratch);
+  freeBuffer(c->gemm_scratch);
   freeBuffer(c->history);
   freeBuffer(c->result);
   for (auto& b : c->retired) freeBuffer(b);
@@ -367,7 +368,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out)", &e) || !optionalF64(info, 7, 7, "(RMSNorm weight, eps, out)", &q)) return env.Undefined();
   const MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])} : NO_EPILOGUE;
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
-  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), static_cast<int>(a[2]), static_cast<int>(a[3]), w, b, outs, static_cast<int>(count), round_x16, epi, pro),
+  const int tokens = static_cast<int>(a[2]), K = static_cast<int>(a[3]);
+  if (tokens > GEMV_MAX_TOKENS && !ensure(env, c, c->gemm_scratch, gemm_scratch_bytes(tokens, K))) return env.Undefined();
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), tokens, K, w, b, outs, static_cast<int>(count), round_x16, epi, pro, c->gemm_scratch.ptr),
      "matmul");
   return env.Undefined();
 }

@@ -16,6 +16,7 @@ struct Context {
   int* pass_pos = nullptr;           // start position of the current pass, on the device
   DeviceBuffer attention_scratch;    // flash-decoding partial results
   DeviceBuffer sample_scratch;       // doubles for the sampler
+  DeviceBuffer gemm_scratch;         // x in 16-bit parts for the prefill GEMM
   DeviceBuffer history;              // sampling history ids and counts
   DeviceBuffer result;               // ints read back (argmax, sample)
   std::vector<DeviceBuffer> retired; // outgrown buffers a captured graph may still reference

@@ -1,5 +1,5 @@
-// A host emulation of the CUDA thread model, enough to run this backend's kernels (all but the tensor-
-// core GEMM) on a CPU where no GPU exists: every CUDA thread of a block is a std::thread, blocks run one
+// A host emulation of the CUDA thread model, enough to run this backend's kernels on a CPU where no GPU
+// exists: every CUDA thread of a block is a std::thread, blocks run one
 // after another, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a
 // per-warp slot array between two warp barriers, __shared__ variables are statics (one block at a time),
 // and "device pointers" are host pointers. Slow, and only for tests (QWEN2_EMULATE builds).
@@ -37,6 +37,7 @@ namespace emu {
 struct Warp {
   std::unique_ptr<std::barrier<>> barrier;
   uint64_t slots[32];
+  uint32_t fragments[32][6];  // mma_16816: each lane's A and B registers
 };
 
 struct Block {
@@ -52,6 +53,16 @@ struct ThreadCtx {
 };
 
 inline thread_local ThreadCtx ctx;
+// cp.async, per thread: the copies of the open group, then the committed groups, oldest first. A wait
+// performs the groups it waits for, so a kernel that reads its shared tiles before the wait (or another
+// thread's before the barrier after it) sees stale bytes, as it may on a GPU.
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  bool valid;
+};
+inline thread_local std::vector<AsyncCopy> open_copies;
+inline thread_local std::vector<std::vector<AsyncCopy>> committed_copies;
 inline std::mutex atomic_mutex;
 // While a stream capture is open (test/emulated-runtime.cc), launches are recorded here instead of run.
 inline std::vector<std::function<void()>>* capture = nullptr;
@@ -82,6 +93,68 @@ T exchange(T v, int (*src)(int, int), int arg) {
 
 inline int xor_src(int lane, int mask) { return (lane ^ mask) & 31; }
 inline int up_src(int lane, int delta) { return lane >= delta ? lane - delta : -1; }
+
+inline void cp_async16(void* dst, const void* src, bool valid) { open_copies.push_back(AsyncCopy{dst, src, valid}); }
+inline void cp_async_commit() {
+  committed_copies.push_back(std::move(open_copies));
+  open_copies.clear();
+}
+inline void cp_async_wait(int pending) {
+  while (static_cast<int>(committed_copies.size()) > pending) {
+    for (const AsyncCopy& c : committed_copies.front()) {
+      if (c.valid) std::memcpy(c.dst, c.src, 16);
+      else std::memset(c.dst, 0, 16);
+    }
+    committed_copies.erase(committed_copies.begin());
+  }
+}
+
+// ldmatrix .x4: every lane publishes its row address; lane l then takes, from matrix i (rows given by
+// lanes 8i..8i+7), the 4 bytes of row l / 4 at byte 4 * (l % 4).
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+  Warp& w = warp();
+  const int lane = lane_id();
+  w.slots[lane] = reinterpret_cast<uint64_t>(row);
+  w.barrier->arrive_and_wait();
+  for (int i = 0; i < 4; i++) std::memcpy(&r[i], reinterpret_cast<const unsigned char*>(w.slots[8 * i + lane / 4]) + 4 * (lane % 4), 4);
+  w.barrier->arrive_and_wait();
+}
+
+inline float half_bits_to_f32(uint16_t h, bool f16) {
+  if (f16) return __half2float(__ushort_as_half(h));
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// mma.m16n8k16 with f32 accumulation: the warp's fragments are gathered, and each lane computes its
+// four outputs in f32 (products of 16-bit values are exact; k in order, one rounding per step).
+// Element e (0 or 1) of a register is its low (e = 0) or high 16 bits.
+template <bool F16>
+inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  Warp& w = warp();
+  const int lane = lane_id();
+  uint32_t* mine = w.fragments[lane];
+  for (int i = 0; i < 4; i++) mine[i] = a[i];
+  mine[4] = b0;
+  mine[5] = b1;
+  w.barrier->arrive_and_wait();
+  auto elem = [&](int from, int reg, int e) { return half_bits_to_f32(static_cast<uint16_t>(w.fragments[from][reg] >> (16 * e)), F16); };
+  // A(r, k): lane (r % 8) * 4 + (k % 8) / 2, register r / 8 + 2 * (k / 8), element k % 2.
+  auto A = [&](int r, int k) { return elem((r % 8) * 4 + (k % 8) / 2, r / 8 + 2 * (k / 8), k % 2); };
+  // B(k, n): lane n * 4 + (k % 8) / 2, register 4 + k / 8, element k % 2.
+  auto B = [&](int k, int n) { return elem(n * 4 + (k % 8) / 2, 4 + k / 8, k % 2); };
+  float out[4];
+  for (int i = 0; i < 4; i++) {
+    const int r = lane / 4 + 8 * (i / 2), n = 2 * (lane % 4) + i % 2;
+    float acc = d[i];
+    for (int k = 0; k < 16; k++) acc = std::fma(A(r, k), B(k, n), acc);
+    out[i] = acc;
+  }
+  w.barrier->arrive_and_wait();
+  std::memcpy(d, out, sizeof out);
+}
 
 // Runs `body` as grid x block CUDA threads; returns when all are done (like a synchronized launch).
 inline void launch(dim3 grid, dim3 block_dim, size_t smem, std::function<void()> body) {

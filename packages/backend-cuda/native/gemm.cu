@@ -1,4 +1,6 @@
-// Prefill GEMM: out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias) on tensor cores (WMMA 16x16x16, f32 accumulate).
+// Prefill GEMM for the weights gemm_pipelined.cu does not take: out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias)
+// on tensor cores (WMMA 16x16x16, f32 accumulate) for q8_0/q4_0 weights, and for f16/bf16 weights whose
+// K is not a multiple of 32; a plain SIMT tiled kernel for f32 weights.
 //
 // Precision: f16/bf16 weights are exact in their own type, but rounding the f32 activations to 16 bits
 // would cost ~3 significant digits. So x is split into hi + lo parts of the weight's type (x ≈ hi + lo
@@ -7,7 +9,6 @@
 // magnitudes below 65504 only, so with f16 weights each row of x whose largest |value| is 2^15 or more
 // is first scaled by a power of two (exact) and its results scaled back. For
 // q8_0/q4_0 weights (already lossy) x is rounded to bf16 once and the dequantized weights to bf16.
-// f32 weights use a plain SIMT tiled kernel.
 #include <type_traits>
 
 #include "common.cuh"
@@ -15,19 +16,13 @@
 #include <mma.h>
 #endif
 #include "matmul.h"
+#include "mma.cuh"
 
 using namespace nvcuda;
 
 namespace {
 
 constexpr int BK = 32, LDS = BK + 8;  // k per tile; smem row stride in elements (80 bytes: 16-byte aligned rows)
-
-template <typename T> __device__ __forceinline__ T from_f32(float v);
-template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <typename T> __device__ __forceinline__ float to_f32(T v);
-template <> __device__ __forceinline__ float to_f32<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 // Tile shapes: a BM x BN block of outputs on WARPS_M x WARPS_N warps, each warp FM x FN fragments of 16x16.
 template <int BM_, int BN_, int WARPS_M_, int WARPS_N_>
@@ -38,32 +33,32 @@ struct Tiles {
   // ones. Without it ptxas spilled a few bytes in two small-tile variants at sm_80.
   static constexpr int MIN_BLOCKS = THREADS <= 128 ? 3 : 1;
   static constexpr int FM = BM / WARPS_M / 16, FN = BN / WARPS_N / 16;
-  // Vector path, per thread and k-tile: float4s of x, 16-byte parts of a 16-bit weight tile, and
-  // 16-value halves of quantized blocks (one block of 32 per weight row and k-tile).
+  // Vector path (quantized weights), per thread and k-tile: float4s of x and 16-value halves of
+  // quantized blocks (one block of 32 per weight row and k-tile).
   static constexpr int A_VECS = BM * BK / 4 / THREADS;
-  static constexpr int B_VECS = BN * BK * 2 / 16 / THREADS;
   static constexpr int Q_HALVES = BN * 2 / THREADS;
-  static_assert(BM * BK / 4 % THREADS == 0 && BN * BK * 2 / 16 % THREADS == 0 && BN * 2 % THREADS == 0, "tile loads");
+  static_assert(BM * BK / 4 % THREADS == 0 && BN * 2 % THREADS == 0, "tile loads");
 };
 using LargeTiles = Tiles<128, 128, 2, 4>;  // 8 warps of 64x32: twice the MMAs per fragment load of the small tiles
 using SmallTiles = Tiles<64, 64, 2, 2>;    // 4 warps of 32x32: more blocks where large tiles would leave SMs idle
 
 // What one thread holds of the next k-tile while the current one is multiplied (vector path only).
-template <class TL, int FMT>
+template <class TL>
 struct Staged {
   float4 a[TL::A_VECS];
-  uint4 b[FMT == FMT_F16 || FMT == FMT_BF16 ? TL::B_VECS : TL::Q_HALVES];
-  float scale[FMT == FMT_F16 || FMT == FMT_BF16 ? 1 : TL::Q_HALVES];
+  uint4 b[TL::Q_HALVES];
+  float scale[TL::Q_HALVES];
 };
 
-// VEC: K is a multiple of BK and x is 16-byte aligned, so tiles load as 128-bit vectors (staged in
-// registers one k-tile ahead); otherwise element by element with bounds checks.
+// VEC (quantized weights only): K is a multiple of BK and x is 16-byte aligned, so tiles load as 128-bit
+// vectors (staged in registers one k-tile ahead); otherwise element by element with bounds checks.
 template <typename TIn, bool SPLIT, int FMT, class TL, bool VEC>
 __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                                float* __restrict__ out) {
   await_prior_grids();
   constexpr int BM = TL::BM, BN = TL::BN, FM = TL::FM, FN = TL::FN, THREADS = TL::THREADS;
   constexpr bool WIDE = FMT == FMT_F16 || FMT == FMT_BF16;  // weights stored in the MMA's own type
+  static_assert(!(VEC && WIDE), "f16/bf16 weights with K a multiple of 32 take gemm_pipelined.cu");
   __shared__ __align__(32) TIn a_hi[BM * LDS];
   __shared__ __align__(32) TIn a_lo[SPLIT ? BM * LDS : 16];
   __shared__ __align__(32) TIn b_s[BN * LDS];
@@ -98,7 +93,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
     if constexpr (SPLIT) a_lo[r * LDS + c] = from_f32<TIn>(v - to_f32<TIn>(hi));
   };
 
-  Staged<TL, FMT> st;
+  Staged<TL> st;
   // Vector path: global loads of the k-tile at k0 into registers.
   auto fetch = [&](int k0) {
 #pragma unroll
@@ -106,25 +101,16 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
       const int v = tid + i * THREADS, r = v / (BK / 4), c = (v % (BK / 4)) * 4;
       st.a[i] = m0 + r < T ? *reinterpret_cast<const float4*>(x + static_cast<size_t>(m0 + r) * K + k0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    if constexpr (WIDE) {
 #pragma unroll
-      for (int i = 0; i < TL::B_VECS; i++) {
-        const int v = tid + i * THREADS, r = v / (BK / 8), c = (v % (BK / 8)) * 8;
-        const uint16_t* src = static_cast<const uint16_t*>(w.data) + static_cast<size_t>(n0 + r) * K + k0 + c;
-        st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < TL::Q_HALVES; i++) {
-        const int v = tid + i * THREADS, r = v / 2, half = v % 2;
-        const size_t block = (static_cast<size_t>(n0 + r) * K + k0) / 32;
-        const unsigned char* q = static_cast<const unsigned char*>(w.data);
-        // q8_0: 32 int8 per block, this thread's 16; q4_0: the block's 16 bytes (low nibbles are values
-        // 0-15, high nibbles 16-31), this thread's half of the nibbles.
-        const unsigned char* src = FMT == FMT_Q8_0 ? q + block * 32 + half * 16 : q + block * 16;
-        st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
-        st.scale[i] = n0 + r < N ? f16_to_f32(w.scales[block]) : 0.f;
-      }
+    for (int i = 0; i < TL::Q_HALVES; i++) {
+      const int v = tid + i * THREADS, r = v / 2, half = v % 2;
+      const size_t block = (static_cast<size_t>(n0 + r) * K + k0) / 32;
+      const unsigned char* q = static_cast<const unsigned char*>(w.data);
+      // q8_0: 32 int8 per block, this thread's 16; q4_0: the block's 16 bytes (low nibbles are values
+      // 0-15, high nibbles 16-31), this thread's half of the nibbles.
+      const unsigned char* src = FMT == FMT_Q8_0 ? q + block * 32 + half * 16 : q + block * 16;
+      st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
+      st.scale[i] = n0 + r < N ? f16_to_f32(w.scales[block]) : 0.f;
     }
   };
   // Vector path: the staged registers into the shared tiles.
@@ -137,23 +123,15 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
       put_a(r, c + 2, st.a[i].z);
       put_a(r, c + 3, st.a[i].w);
     }
-    if constexpr (WIDE) {
 #pragma unroll
-      for (int i = 0; i < TL::B_VECS; i++) {
-        const int v = tid + i * THREADS, r = v / (BK / 8), c = (v % (BK / 8)) * 8;
-        *reinterpret_cast<uint4*>(b_s + r * LDS + c) = st.b[i];  // the MMA's own type: bits copied, no rounding
-      }
-    } else {
+    for (int i = 0; i < TL::Q_HALVES; i++) {
+      const int v = tid + i * THREADS, r = v / 2, half = v % 2;
+      const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&st.b[i]);
 #pragma unroll
-      for (int i = 0; i < TL::Q_HALVES; i++) {
-        const int v = tid + i * THREADS, r = v / 2, half = v % 2;
-        const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&st.b[i]);
-#pragma unroll
-        for (int j = 0; j < 16; j++) {
-          const int q = FMT == FMT_Q8_0 ? static_cast<int>(static_cast<signed char>(bytes[j])) : (half ? bytes[j] >> 4 : bytes[j] & 15) - 8;
-          // The same value as weight_at: an f16 scale times a small integer is exact in f32.
-          b_s[r * LDS + half * 16 + j] = from_f32<TIn>(st.scale[i] * static_cast<float>(q));
-        }
+      for (int j = 0; j < 16; j++) {
+        const int q = FMT == FMT_Q8_0 ? static_cast<int>(static_cast<signed char>(bytes[j])) : (half ? bytes[j] >> 4 : bytes[j] & 15) - 8;
+        // The same value as weight_at: an f16 scale times a small integer is exact in f32.
+        b_s[r * LDS + half * 16 + j] = from_f32<TIn>(st.scale[i] * static_cast<float>(q));
       }
     }
   };
@@ -290,14 +268,15 @@ namespace {
 template <typename TIn, bool SPLIT, int FMT, class TL>
 cudaError_t launch_tiles(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const dim3 grid((job.w.rows + TL::BN - 1) / TL::BN, (tokens + TL::BM - 1) / TL::BM);
-  const bool vec = K % BK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  if (vec) {
-    auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, true>;
-    LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
-  } else {
-    auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, false>;
-    LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
+  if constexpr (FMT == FMT_Q8_0 || FMT == FMT_Q4_0) {
+    if (K % BK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+      auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, true>;
+      LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
+      return cudaGetLastError();
+    }
   }
+  auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, false>;
+  LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
   return cudaGetLastError();
 }
 

@@ -74,10 +74,13 @@ struct MatmulPrologue {
   float* out;
 };
 constexpr MatmulPrologue NO_PROLOGUE{DevWeight{nullptr, nullptr, -1, 0, 0}, 0.f, nullptr};
+// `gemm_scratch`: device memory of gemm_scratch_bytes(tokens, K) for passes of more than
+// GEMV_MAX_TOKENS tokens (the 16-bit copies of x the prefill GEMM of f16/bf16 weights multiplies).
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
                           bool round_x16 = false, MatmulEpilogue epilogue = NO_EPILOGUE,
-                          MatmulPrologue prologue = NO_PROLOGUE);
+                          MatmulPrologue prologue = NO_PROLOGUE, void* gemm_scratch = nullptr);
+size_t gemm_scratch_bytes(int tokens, int K);
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 // rope(q) and rope(k) in one launch; with `k_cache` non-null also the KV write of the rotated k and of

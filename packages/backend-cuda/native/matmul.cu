@@ -1,9 +1,10 @@
 // matmul dispatch: a few tokens (decode) go to the bandwidth-bound GEMV kernels, fusing the weights that
-// share a format into one launch; more tokens (prefill) go to the GEMM kernels, one launch per weight.
+// share a format into one launch; more tokens (prefill) go to the GEMM kernels: the pipelined one takes
+// every f16/bf16 weight in one launch, the others one launch per weight.
 #include "matmul.h"
 
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
-                          float* const* outs, int count, bool round_x16, MatmulEpilogue epilogue, MatmulPrologue prologue) {
+                          float* const* outs, int count, bool round_x16, MatmulEpilogue epilogue, MatmulPrologue prologue, void* gemm_scratch) {
   if (tokens <= 0 || count <= 0) return cudaSuccess;
   if (count > MATMUL_MAX_FUSED) return cudaErrorInvalidValue;
   const bool norm = prologue.weight.format >= 0;
@@ -22,7 +23,7 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
     // One GEMV launch per format below: the RMSNorm runs once first, then the grouped matmul on its output.
     cudaError_t err = launch_rmsnorm(stream, x, prologue.weight, prologue.eps, prologue.out, tokens, K);
     if (err != cudaSuccess) return err;
-    return launch_matmul(stream, prologue.out, tokens, K, weights, biases, outs, count, round_x16, epilogue, NO_PROLOGUE);
+    return launch_matmul(stream, prologue.out, tokens, K, weights, biases, outs, count, round_x16, epilogue, NO_PROLOGUE, gemm_scratch);
   }
   if (epilogue.kind != EPI_NONE || norm) {
     // One launch: the GEMV takes every weight (one format) with its prologue and epilogue.
@@ -30,13 +31,8 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
     for (int i = 0; i < count; i++) jobs.job[jobs.count++] = MatmulJob{weights[i], biases[i], outs[i]};
     return launch_gemv(stream, x, tokens, K, jobs, epilogue, prologue);
   }
-  if (tokens > GEMV_MAX_TOKENS) {
-    for (int i = 0; i < count; i++) {
-      cudaError_t err = launch_gemm(stream, x, tokens, K, MatmulJob{weights[i], biases[i], outs[i]}, round_x16);
-      if (err != cudaSuccess) return err;
-    }
-    return cudaSuccess;
-  }
+  // The weights grouped by format, each group in one GEMV launch (decode), one pipelined GEMM launch
+  // (prefill, f16/bf16) or one GEMM launch per weight (prefill, other formats or shapes).
   bool done[MATMUL_MAX_FUSED] = {false, false, false, false};
   for (int i = 0; i < count; i++) {
     if (done[i]) continue;
@@ -46,7 +42,14 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
       jobs.job[jobs.count++] = MatmulJob{weights[j], biases[j], outs[j]};
       done[j] = true;
     }
-    cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, NO_EPILOGUE);
+    cudaError_t err = cudaSuccess;
+    if (tokens <= GEMV_MAX_TOKENS) {
+      err = launch_gemv(stream, x, tokens, K, jobs, NO_EPILOGUE);
+    } else if (gemm_pipelined_suits(K, weights[i].format)) {
+      err = launch_gemm_pipelined(stream, x, tokens, K, jobs, round_x16, gemm_scratch);
+    } else {
+      for (int j = 0; j < jobs.count && err == cudaSuccess; j++) err = launch_gemm(stream, x, tokens, K, jobs.job[j], round_x16);
+    }
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;

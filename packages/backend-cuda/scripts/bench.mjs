@@ -178,6 +178,39 @@ for (const shape of models) {
       console.log(`Qwen2-${shape} ${format} prefill ${prefillTokens}${label}: ${ptps.toFixed(0)} tokens/s (${(best * 1e3).toFixed(1)} ms)`);
       if (shape === '7B') console.log(`  target: >= ${TARGETS.prefill7B} tokens/s -> ${ptps >= TARGETS.prefill7B ? 'met' : 'NOT met'}`);
     }
+    // The prefill GEMMs alone: one layer's four matmul calls (q/k/v, o, gate/up, down) on
+    // `prefillTokens` rows, 10 times per precision, as tensor throughput (2 * rows * N * K per weight).
+    {
+      const L = weights.layers[0];
+      const H = config.hiddenSize, I = config.intermediateSize, qw = config.numAttentionHeads * config.headDim, kvw = config.numKeyValueHeads * config.headDim;
+      const T = prefillTokens, next = rng(7);
+      const filled = (cols) => {
+        const t = backend.alloc(T, cols);
+        backend.write(t, Float32Array.from({ length: T * cols }, () => next() / 2 ** 32 * 2 - 1));
+        return t;
+      };
+      const x = filled(H), xi = filled(I), q = backend.alloc(T, qw), k = backend.alloc(T, kvw), v = backend.alloc(T, kvw);
+      const o = backend.alloc(T, H), g = backend.alloc(T, I), u = backend.alloc(T, I);
+      const flops = 2 * T * (H * (qw + 2 * kvw) + qw * H + 2 * H * I + I * H);
+      const layer = () => {
+        backend.matmul(x, [L.q, L.k, L.v], [L.qBias, L.kBias, L.vBias], [q, k, v]);
+        backend.matmul(q, [L.o], [undefined], [o]);
+        backend.matmul(x, [L.gate, L.up], [undefined, undefined], [g, u]);
+        backend.matmul(xi, [L.down], [undefined], [o]);
+      };
+      for (const precision of precisions) {
+        backend.prefillPrecision = precision;
+        layer();
+        await backend.read(backend.view(o, 0, 1));
+        const g0 = performance.now();
+        for (let r = 0; r < 10; r++) layer();
+        await backend.read(backend.view(o, 0, 1));
+        const s = (performance.now() - g0) / 1e3 / 10;
+        const label = precisions.length > 1 ? ` (GEMM precision ${precision})` : '';
+        console.log(`  prefill GEMMs of one layer at ${T} rows${label}: ${(flops / s / 1e12).toFixed(1)} TFLOP/s (${(s * 1e3).toFixed(2)} ms per layer, ${(s * 1e3 * config.numHiddenLayers).toFixed(1)} ms for ${config.numHiddenLayers} layers)`);
+      }
+      for (const t of [x, xi, q, k, v, o, g, u]) backend.free(t);
+    }
     model.dispose();
     await backend.dispose();
   }

@@ -21,8 +21,9 @@ mkdirSync(out, { recursive: true });
 const sources = readdirSync(join(pkg, 'native')).filter((f) => f.endsWith('.cu') && f !== 'probe.cu').sort().map((f) => join(pkg, 'native', f));
 const exe = join(out, 'emulated-kernels');
 // QWEN2_MAX_GRID_YZ=4: attention passes of more than 4 tokens run in slices, as passes of more than
-// 65535 tokens do on a GPU (grid y/z limit), so the slicing is checked at test sizes.
-const cc = spawnSync('g++', ['-std=c++20', '-O1', '-DQWEN2_EMULATE', '-DQWEN2_MAX_GRID_YZ=4', '-D_GNU_SOURCE', `-I${include}`, '-Wno-attributes', '-x', 'c++', ...sources, '-x', 'none',
+// 65535 tokens do on a GPU (grid y/z limit), so the slicing is checked at test sizes; likewise
+// QWEN2_GEMM_SLICE_ROWS=160 for the pipelined GEMM's slices of rows (4096 on a GPU).
+const cc = spawnSync('g++', ['-std=c++20', '-O1', '-DQWEN2_EMULATE', '-DQWEN2_MAX_GRID_YZ=4', '-DQWEN2_GEMM_SLICE_ROWS=160', '-D_GNU_SOURCE', `-I${include}`, '-Wno-attributes', '-x', 'c++', ...sources, '-x', 'none',
   join(pkg, 'test', 'emulated-kernels.cc'), '-o', exe, '-pthread'], { stdio: 'inherit' });
 if (cc.status !== 0) process.exit(cc.status ?? 1);
 const run = spawnSync(exe, process.argv.slice(2), { stdio: 'inherit' });

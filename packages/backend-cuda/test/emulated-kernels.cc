@@ -91,6 +91,13 @@ static std::vector<float> normals(size_t n, float std = 1.f) {
   for (auto& x : v) x = normal(std);
   return v;
 }
+// Scratch for the prefill GEMM (launch_matmul's gemm_scratch), filled with garbage as device memory may be.
+static void* gemm_scratch(int T, int K) {
+  static std::vector<unsigned char> buf;
+  buf.assign(gemm_scratch_bytes(T, K) + 16, 0xcd);
+  return buf.data();
+}
+
 static const char* fmt_name(int f) { return f == 0 ? "f32" : f == 1 ? "f16" : f == 2 ? "bf16" : f == 3 ? "q8_0" : "q4_0"; }
 
 static void test_embed() {
@@ -128,8 +135,9 @@ static void test_rmsnorm() {
 
 static void test_matmul() {
   for (int f = 0; f < 5; f++) {
-    // 9 and 70 tokens take the GEMM (WMMA, or SIMT for f32): 70 on the large tiles (the emulation has one
-    // multiprocessor), 9 on the small ones.
+    // 9 and 70 tokens take the GEMM: f16/bf16 with K 64 or 96 the pipelined one (the three weights in one
+    // launch), K 45 and the other formats one WMMA (or f32 SIMT) launch per weight; 70 on the large tiles
+    // (the emulation has one multiprocessor), 9 on the small ones.
     for (int T : {1, 5, 8, 9, 70}) {
       for (int K : {64, 96, 45}) {
         if (f >= 3 && K % 32) continue;
@@ -149,12 +157,12 @@ static void test_matmul() {
           db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
           po[i] = outs[i].data();
         }
-        // One float of padding in front: with T 9 and K 96, x is offset by 4 bytes, so the GEMM takes its
-        // element-by-element loads although K is a multiple of the k-tile (the others load vectors).
+        // One float of padding in front: with T 9 and K 96, x is offset by 4 bytes, so the WMMA GEMM takes
+        // its element-by-element loads although K is a multiple of the k-tile (the others load vectors).
         const size_t pad = T == 9 && K == 96 ? 1 : 0;
         auto xbuf = normals(static_cast<size_t>(T) * K + pad);
         const std::vector<float> x(xbuf.begin() + pad, xbuf.end());
-        launch_matmul(nullptr, xbuf.data() + pad, T, K, dw, db, po, 3);
+        launch_matmul(nullptr, xbuf.data() + pad, T, K, dw, db, po, 3, false, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
         for (int i = 0; i < 3; i++) {
           std::vector<double> want;
           for (int t = 0; t < T; t++)
@@ -184,7 +192,7 @@ static void test_gemm_large_activations() {
     std::vector<float> out(static_cast<size_t>(T) * N, NAN);
     DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
     float* po = out.data();
-    launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1);
+    launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, false, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
     // Row by row: each relative to its own magnitude, so that the huge rows hide nothing in the others.
     for (int t = 0; t < T; t++) {
       std::vector<double> want;
@@ -330,6 +338,71 @@ static void test_gemv_norm_prologue() {
   }
 }
 
+// The pipelined GEMM (f16/bf16 weights, K a multiple of 32) past its pipeline's depth (K 256: 8 k-tiles
+// through 3 or 4 stages) and over two slices of rows (the test build sets QWEN2_GEMM_SLICE_ROWS to 160:
+// 200 tokens are a slice on the large tiles, then one on the small tiles), for two weights in one launch
+// next to a q8_0 weight of the same call (launched on its own), at both precisions. Two rows, one in each
+// slice, reach beyond f16's range. Each row is compared relative to its own magnitude.
+static void test_gemm_pipelined() {
+  const int T = 200, K = 256;
+  const int Ns[3] = {150, 20, 40};
+  for (int f : {FMT_F16, FMT_BF16})
+    for (bool rounded : {false, true}) {
+      std::vector<HostW> ws, bs;
+      std::vector<std::vector<float>> outs(3);
+      DevWeight dw[3], db[3];
+      float* po[3];
+      for (int i = 0; i < 3; i++) {
+        ws.push_back(make_weight(i == 2 ? FMT_Q8_0 : f, Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
+        bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
+        outs[i].assign(static_cast<size_t>(T) * Ns[i], NAN);
+      }
+      for (int i = 0; i < 3; i++) {
+        dw[i] = ws[i].dev();
+        db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
+        po[i] = outs[i].data();
+      }
+      auto x = normals(static_cast<size_t>(T) * K);
+      for (int k = 0; k < K; k++) x[3 * K + k] *= 3e5f, x[170 * K + k] *= 2e5f;
+      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 3, rounded, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
+      for (int i = 0; i < 3; i++) {
+        // x as the kernel multiplies it: exact (hi + lo), rounded once to the weight's type (with f16 rows
+        // scaled by a power of two first), or rounded to bf16 for the q8_0 weight (WMMA).
+        std::vector<float> got;
+        std::vector<double> want;
+        for (int t = 0; t < T; t++) {
+          double big = 0;
+          for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[t * K + k])));
+          int e = 0;
+          std::frexp(big, &e);
+          const double s = f == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
+          std::vector<double> row(Ns[i]);
+          double mx = 1;
+          for (int n = 0; n < Ns[i]; n++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+              const float v = x[t * K + k];
+              const double xv = i == 2 ? bf16_value(f32_to_bf16(v))
+                                : !rounded ? v
+                                : f == FMT_F16 ? f16_value(f32_to_f16(static_cast<float>(v * s))) / s
+                                               : bf16_value(f32_to_bf16(v));
+              acc += xv * ws[i].value[static_cast<size_t>(n) * K + k];
+            }
+            row[n] = acc + (i == 1 ? 0 : bs[i].value[n]);
+            mx = std::max(mx, std::fabs(row[n]));
+          }
+          for (int n = 0; n < Ns[i]; n++) {
+            got.push_back(static_cast<float>(outs[i][static_cast<size_t>(t) * Ns[i] + n] / mx));
+            want.push_back(row[n] / mx);
+          }
+        }
+        check(std::string("gemm pipelined ") + fmt_name(i == 2 ? FMT_Q8_0 : f) + (rounded ? " x rounded" : " x split") + " T 200 K 256 weight " +
+                  std::to_string(i),
+              got, want, i == 2 ? 1e-2 : 3e-5);
+      }
+    }
+}
+
 // prefillPrecision '16-bit': x rounded once to the weight's type. Checked against exactly that rounding
 // (so an unrounded or split x fails), on both tile sizes and both load paths, with an f16 row beyond
 // f16's range (scaled by a power of two before rounding, as in the split path).
@@ -343,7 +416,7 @@ static void test_gemm_rounded() {
       std::vector<float> out(static_cast<size_t>(T) * N, NAN);
       DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
       float* po = out.data();
-      launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, true);
+      launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, true, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
       for (int t = 0; t < T; t++) {
         double big = 0;
         for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[t * K + k])));
@@ -645,8 +718,8 @@ static void test_sample() {
 }
 
 int main(int argc, char** argv) {
-  // Optional argument: run only the groups whose name contains it (embed, rmsnorm, matmul, rope,
-  // attention, elementwise, sample).
+  // Optional argument: run only the groups whose name contains it (embed, rmsnorm, matmul, pipelined
+  // (the pipelined GEMM's own test, also part of matmul), rope, attention, elementwise, sample).
   const std::string only = argc > 1 ? argv[1] : "";
   auto want = [&](const char* name) { return only.empty() || std::string(name).find(only) != std::string::npos; };
   if (want("embed")) test_embed();
@@ -654,6 +727,7 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_matmul();
   if (want("matmul")) test_gemm_large_activations();
   if (want("matmul")) test_gemm_rounded();
+  if (want("matmul pipelined")) test_gemm_pipelined();
   if (want("matmul")) test_gemv_epilogues();
   if (want("matmul")) test_gemv_norm_prologue();
   if (want("rope")) test_rope();

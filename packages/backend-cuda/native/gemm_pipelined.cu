@@ -1,0 +1,278 @@
+// Prefill GEMM for f16/bf16 weights with K a multiple of 32: out_j[T, N_j] = x[T, K] · W_jᵀ (+ bias_j)
+// for every weight of one matmul call (q/k/v, gate/up) in one launch, on tensor cores (mma.sync
+// m16n8k16, f32 accumulation) fed by a cp.async pipeline: the loads of k-tile kt + STAGES - 1 are in
+// flight while tile kt is multiplied, with one barrier per k-tile, and fragments come from padded shared
+// rows through ldmatrix without bank conflicts. Blocks walk the token rows fastest, so the blocks that
+// run together share weight columns and each weight is read from memory about once.
+//
+// The tensor cores take 16-bit operands and x is f32, so a first kernel writes x as 16-bit rows of the
+// weights' type into scratch: hi = round(x) and, unless prefillPrecision is '16-bit', lo = round(x - hi),
+// which the main kernel multiplies as well (two MMAs per fragment, results at f32 precision: the
+// weights are exact in their own type). With f16 weights, rows whose largest |value| reaches 2^15 are
+// first scaled by a power of two (f16 ends at 65504) and their results scaled back. Passes of more
+// than SLICE_ROWS tokens run in slices of rows, which bounds the scratch.
+#include "common.cuh"
+#include "matmul.h"
+#include "mma.cuh"
+
+#ifndef QWEN2_GEMM_SLICE_ROWS
+#define QWEN2_GEMM_SLICE_ROWS 4096  // the emulated kernel test sets a small value to check slicing
+#endif
+
+namespace {
+
+constexpr int BK = 32;                          // k per pipeline stage
+constexpr int LDS = BK + 8;                     // shared row stride in elements: 80 bytes, 16-byte aligned, and
+                                                // the 8 rows an ldmatrix reads fall in distinct banks
+constexpr int SLICE_ROWS = QWEN2_GEMM_SLICE_ROWS;
+constexpr int SPLIT_THREADS = 256;
+
+// x's rows into hi (+ lo) parts of the weights' 16-bit type; with f16, the rows' power-of-two scales.
+template <typename TIn, bool SPLIT>
+__global__ void __launch_bounds__(SPLIT_THREADS) split_rows_kernel(const float* __restrict__ x, int K, TIn* __restrict__ hi, TIn* __restrict__ lo,
+                                                                   float* __restrict__ row_scale) {
+  await_prior_grids();
+  const size_t row = blockIdx.x;
+  const float* xr = x + row * K;
+  float s = 1.f;
+  if constexpr (std::is_same_v<TIn, __half>) {
+    __shared__ float partial[SPLIT_THREADS / 32];
+    float mx = 0.f;
+    for (int c = threadIdx.x; c < K; c += SPLIT_THREADS) mx = fmaxf(mx, fabsf(xr[c]));
+    mx = warp_max(mx);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = mx;
+    __syncthreads();
+    mx = 0.f;
+    for (int i = 0; i < SPLIT_THREADS / 32; i++) mx = fmaxf(mx, partial[i]);
+    int e = 0;
+    frexpf(mx, &e);  // mx < 2^e: scaled by 2^(15 - e), the row stays below 2^15
+    s = e > 15 ? ldexpf(1.f, 15 - e) : 1.f;
+    if (threadIdx.x == 0) row_scale[row] = s;
+  }
+  for (int c = threadIdx.x; c < K; c += SPLIT_THREADS) {
+    const float v = xr[c] * s;
+    const TIn h = from_f32<TIn>(v);
+    hi[row * K + c] = h;
+    if constexpr (SPLIT) lo[row * K + c] = from_f32<TIn>(v - to_f32<TIn>(h));
+  }
+}
+
+// A block computes BM x BN outputs on WARPS_M x WARPS_N warps, each FM x FN MMA tiles of 16 x 8.
+template <int BM_, int BN_, int WARPS_M_, int WARPS_N_, int MIN_BLOCKS_>
+struct PipeTiles {
+  static constexpr int BM = BM_, BN = BN_, WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, MIN_BLOCKS = MIN_BLOCKS_;
+  static constexpr int THREADS = WARPS_M * WARPS_N * 32;
+  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // one warp's outputs
+  static constexpr int FM = WM / 16, FN = WN / 8;
+  static constexpr int CHUNKS = BK / 8;  // 16-byte chunks per tile row
+  static_assert(WM % 16 == 0 && WN % 16 == 0, "an ldmatrix x4 loads 16 rows of A, or 16 rows (two 8-column tiles) of B");
+  static_assert(BM * CHUNKS % THREADS == 0 && BN * CHUNKS % THREADS == 0, "tile loads");
+};
+// Blocks per SM (launch bounds) for the registers: 2 of the large tiles (8 warps of 64 x 32), 3 of the
+// small ones (4 warps of 32 x 32), which go where large tiles would leave SMs idle.
+using LargePipe = PipeTiles<128, 128, 2, 4, 2>;
+using SmallPipe = PipeTiles<64, 64, 2, 2, 3>;
+
+// Stages of the pipeline: 3 with the lo part (a large block's stages then take 90 KiB, so two blocks
+// fit an H100's SM), 4 without.
+template <bool SPLIT> constexpr int STAGES = SPLIT ? 3 : 4;
+template <class TL, bool SPLIT>
+constexpr size_t pipe_smem_bytes() {
+  return static_cast<size_t>(STAGES<SPLIT>) * ((SPLIT ? 2 : 1) * TL::BM + TL::BN) * LDS * 2;
+}
+
+// The weights of one launch; column blocks [first_block[j], first_block[j + 1]) belong to weight j.
+struct PipeJobs {
+  MatmulJob job[MATMUL_MAX_FUSED];
+  int first_block[MATMUL_MAX_FUSED + 1];
+  int count;
+};
+
+// Grid: x = blocks of BM token rows (fastest, so concurrent blocks share weight columns), y = column
+// blocks of every weight in turn. row_scale is null but with f16 weights.
+template <typename TIn, bool SPLIT, class TL>
+__global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_kernel(const TIn* __restrict__ a_hi, const TIn* __restrict__ a_lo,
+                                                                                     const float* __restrict__ row_scale, int T, int K, PipeJobs jobs) {
+  await_prior_grids();
+  constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, FM = TL::FM, FN = TL::FN, S = STAGES<SPLIT>;
+  constexpr int A_ELEMS = BM * LDS, B_OFFSET = (SPLIT ? 2 : 1) * A_ELEMS, STAGE_ELEMS = B_OFFSET + BN * LDS;
+  QWEN2_DYNAMIC_SMEM(uint4, smem_raw);  // uint4: 16-byte aligned for cp.async and ldmatrix
+  TIn* smem = reinterpret_cast<TIn*>(smem_raw);
+  // This block's weight, by constant indices only (a computed index would copy the jobs to local memory).
+  MatmulJob job = jobs.job[0];
+  int first = 0;
+#pragma unroll
+  for (int j = 1; j < MATMUL_MAX_FUSED; j++)
+    if (j < jobs.count && static_cast<int>(blockIdx.y) >= jobs.first_block[j]) {
+      job = jobs.job[j];
+      first = jobs.first_block[j];
+    }
+  const int N = job.w.rows;
+  const int m0 = blockIdx.x * BM, n0 = (blockIdx.y - first) * BN;
+  const TIn* W = static_cast<const TIn*>(job.w.data);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = warp / TL::WARPS_N, wn = warp % TL::WARPS_N;
+  const int k_tiles = K / BK;
+
+  // Issues the copies of k-tile kt into a stage; rows past the matrices are zeros (nothing is read).
+  auto load_tile = [&](int stage, int kt) {
+    TIn* s = smem + stage * STAGE_ELEMS;
+    const int k0 = kt * BK;
+#pragma unroll
+    for (int i = 0; i < BM * TL::CHUNKS / THREADS; i++) {
+      const int c = tid + i * THREADS, r = c / TL::CHUNKS, col = (c % TL::CHUNKS) * 8;
+      const bool valid = m0 + r < T;
+      const size_t src = static_cast<size_t>(valid ? m0 + r : 0) * K + k0 + col;
+      cp_async16(s + r * LDS + col, a_hi + src, valid);
+      if constexpr (SPLIT) cp_async16(s + A_ELEMS + r * LDS + col, a_lo + src, valid);
+    }
+#pragma unroll
+    for (int i = 0; i < BN * TL::CHUNKS / THREADS; i++) {
+      const int c = tid + i * THREADS, r = c / TL::CHUNKS, col = (c % TL::CHUNKS) * 8;
+      const bool valid = n0 + r < N;
+      cp_async16(s + B_OFFSET + r * LDS + col, W + static_cast<size_t>(valid ? n0 + r : 0) * K + k0 + col, valid);
+    }
+  };
+
+  float acc[FM][FN][4];
+#pragma unroll
+  for (int i = 0; i < FM; i++)
+#pragma unroll
+    for (int n = 0; n < FN; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[i][n][e] = 0.f;
+
+  // Group g holds tile g: the first S - 1 now, then one per iteration (empty past the last tile, so
+  // that the count of groups in flight stays the same).
+#pragma unroll
+  for (int s = 0; s < S - 1; s++) {
+    if (s < k_tiles) load_tile(s, s);
+    cp_async_commit();
+  }
+  // This lane's ldmatrix row addresses. A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7,
+  // k 8-15), (rows 8-15, k 8-15) give a0..a7 of a 16 x 16 tile. B (rows are n): (n 0-7, k 0-7), (n 0-7,
+  // k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) give b0..b3 of two 8-column tiles.
+  const int a_row = wm * TL::WM + lane % 8 + 8 * ((lane / 8) % 2), a_col = 8 * (lane / 16);
+  const int b_row = wn * TL::WN + lane % 8 + 8 * (lane / 16), b_col = 8 * ((lane / 8) % 2);
+  for (int kt = 0; kt < k_tiles; kt++) {
+    cp_async_wait<S - 2>();  // this thread's copies of tile kt have landed
+    __syncthreads();         // everyone's have, and every warp is done with the stage of tile kt - 1
+    if (kt + S - 1 < k_tiles) load_tile((kt + S - 1) % S, kt + S - 1);  // into that stage
+    cp_async_commit();
+    const TIn* sa = smem + (kt % S) * STAGE_ELEMS;
+    const TIn* sb = sa + B_OFFSET;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t b[FN][2];
+#pragma unroll
+      for (int n = 0; n < FN; n += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(r, sb + (b_row + 8 * n) * LDS + kk + b_col);
+        b[n][0] = r[0];
+        b[n][1] = r[1];
+        b[n + 1][0] = r[2];
+        b[n + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < FM; i++) {
+        uint32_t a[4];
+        ldmatrix_x4(a, sa + (a_row + 16 * i) * LDS + kk + a_col);
+#pragma unroll
+        for (int n = 0; n < FN; n++) mma_16816<TIn>(acc[i][n], a, b[n][0], b[n][1]);
+        if constexpr (SPLIT) {
+          ldmatrix_x4(a, sa + A_ELEMS + (a_row + 16 * i) * LDS + kk + a_col);
+#pragma unroll
+          for (int n = 0; n < FN; n++) mma_16816<TIn>(acc[i][n], a, b[n][0], b[n][1]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();  // only empty groups remain, but none may be in flight when the block exits
+
+  // Accumulator (i, n) holds rows g and g + 8 of its 16, columns 2t and 2t + 1 of its 8.
+  const int g = lane / 4, t = lane % 4;
+  const bool has_bias = job.bias.format >= 0;
+#pragma unroll
+  for (int i = 0; i < FM; i++)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const int row = m0 + wm * TL::WM + 16 * i + g + 8 * h;
+      if (row >= T) continue;
+      const float s = row_scale ? row_scale[row] : 1.f;
+      float* out = job.out + static_cast<size_t>(row) * N;
+#pragma unroll
+      for (int n = 0; n < FN; n++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int col = n0 + wn * TL::WN + 8 * n + 2 * t + e;
+          if (col < N) out[col] = acc[i][n][2 * h + e] / s + (has_bias ? weight_at(job.bias, 0, col) : 0.f);  // s: a power of two, exact
+        }
+    }
+}
+
+template <typename TIn, bool SPLIT, class TL>
+cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, const float* scale, int rows, int K, const MatmulJobs& jobs) {
+  PipeJobs p{};
+  p.count = jobs.count;
+  for (int j = 0; j < jobs.count; j++) {
+    p.job[j] = jobs.job[j];
+    p.first_block[j + 1] = p.first_block[j] + static_cast<int>(ceil_div(jobs.job[j].w.rows, TL::BN));
+  }
+  constexpr size_t smem = pipe_smem_bytes<TL, SPLIT>();
+  auto* kfn = gemm_pipelined_kernel<TIn, SPLIT, TL>;
+  if (smem > 48 * 1024) {
+    cudaError_t err = cudaFuncSetAttribute(kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const dim3 grid(ceil_div(rows, TL::BM), p.first_block[jobs.count]);
+  LAUNCH(kfn, grid, TL::THREADS, smem, stream, hi, lo, scale, rows, K, p);
+  return cudaGetLastError();
+}
+
+// One slice of at most SLICE_ROWS rows: x split into the scratch, then the GEMM on large tiles where
+// they still give every SM a block, small ones otherwise.
+template <typename TIn, bool SPLIT>
+cudaError_t launch_slice(cudaStream_t stream, const float* x, int rows, int K, const MatmulJobs& jobs, void* scratch) {
+  TIn* hi = static_cast<TIn*>(scratch);
+  TIn* lo = hi + static_cast<size_t>(rows) * K;
+  float* scale = reinterpret_cast<float*>(lo + static_cast<size_t>(rows) * K);  // 64-byte aligned: K % 32 == 0
+  LAUNCH((split_rows_kernel<TIn, SPLIT>), rows, SPLIT_THREADS, 0, stream, x, K, hi, SPLIT ? lo : nullptr, scale);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  const float* row_scale = std::is_same_v<TIn, __half> ? scale : nullptr;
+  long long large_blocks = 0;
+  for (int j = 0; j < jobs.count; j++) large_blocks += ceil_div(jobs.job[j].w.rows, LargePipe::BN);
+  large_blocks *= ceil_div(rows, LargePipe::BM);
+  if (rows > SmallPipe::BM && large_blocks >= multiprocessor_count())
+    return launch_tiles<TIn, SPLIT, LargePipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
+  return launch_tiles<TIn, SPLIT, SmallPipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
+}
+
+}  // namespace
+
+bool gemm_pipelined_suits(int K, int format) { return (format == FMT_F16 || format == FMT_BF16) && K > 0 && K % BK == 0; }
+
+size_t gemm_scratch_bytes(int tokens, int K) {
+  if (tokens <= 0 || K <= 0) return 0;
+  const size_t rows = static_cast<size_t>(tokens < SLICE_ROWS ? tokens : SLICE_ROWS);
+  return rows * K * 2 * sizeof(uint16_t) + rows * sizeof(float);
+}
+
+cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, bool round_x16, void* scratch) {
+  if (scratch == nullptr || jobs.count < 1 || !gemm_pipelined_suits(K, jobs.job[0].w.format)) return cudaErrorInvalidValue;
+  const int format = jobs.job[0].w.format;
+  for (int j = 1; j < jobs.count; j++)
+    if (jobs.job[j].w.format != format) return cudaErrorInvalidValue;
+  for (int r0 = 0; r0 < tokens; r0 += SLICE_ROWS) {
+    const int rows = tokens - r0 < SLICE_ROWS ? tokens - r0 : SLICE_ROWS;
+    MatmulJobs slice = jobs;
+    for (int j = 0; j < jobs.count; j++) slice.job[j].out += static_cast<size_t>(r0) * jobs.job[j].w.rows;
+    const float* xs = x + static_cast<size_t>(r0) * K;
+    cudaError_t err = format == FMT_F16
+                          ? (round_x16 ? launch_slice<__half, false>(stream, xs, rows, K, slice, scratch) : launch_slice<__half, true>(stream, xs, rows, K, slice, scratch))
+                          : (round_x16 ? launch_slice<__nv_bfloat16, false>(stream, xs, rows, K, slice, scratch)
+                                       : launch_slice<__nv_bfloat16, true>(stream, xs, rows, K, slice, scratch));
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
