@@ -369,7 +369,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2])} : NO_EPILOGUE;
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   const int tokens = static_cast<int>(a[2]), K = static_cast<int>(a[3]);
-  if (tokens > GEMV_MAX_TOKENS && !ensure(env, c, c->gemm_scratch, gemm_scratch_bytes(tokens, K))) return env.Undefined();
+  if (tokens > GEMV_MAX_TOKENS) {
+    // Sized for the token count rounded up to a power of two, so that the scratch grows a few times at
+    // most and the buffers it outgrows (kept until dispose, see ensure) add up to less than its size.
+    int rows = 16;
+    while (rows < tokens && rows < (1 << 30)) rows *= 2;
+    if (!ensure(env, c, c->gemm_scratch, gemm_scratch_bytes(rows, K))) return env.Undefined();
+  }
   ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), tokens, K, w, b, outs, static_cast<int>(count), round_x16, epi, pro, c->gemm_scratch.ptr),
      "matmul");
   return env.Undefined();

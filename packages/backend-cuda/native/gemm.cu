@@ -1,14 +1,13 @@
-// Prefill GEMM for the weights gemm_pipelined.cu does not take: out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias)
-// on tensor cores (WMMA 16x16x16, f32 accumulate) for q8_0/q4_0 weights, and for f16/bf16 weights whose
-// K is not a multiple of 32; a plain SIMT tiled kernel for f32 weights.
+// Prefill GEMM for what gemm_pipelined.cu does not take: out[T, N] = x[T, K] · W[N, K]ᵀ (+ bias) for
+// f16/bf16 weights whose K is not a multiple of 32, on tensor cores (WMMA 16x16x16, f32 accumulate, tiles
+// loaded element by element), and a plain SIMT tiled kernel for f32 weights.
 //
 // Precision: f16/bf16 weights are exact in their own type, but rounding the f32 activations to 16 bits
 // would cost ~3 significant digits. So x is split into hi + lo parts of the weight's type (x ≈ hi + lo
 // to ~16 bits more) and both products are accumulated: two MMAs per tile, f32-grade results (unless the
 // backend was opened with prefillPrecision '16-bit': then x is rounded once, one MMA per tile). f16 holds
 // magnitudes below 65504 only, so with f16 weights each row of x whose largest |value| is 2^15 or more
-// is first scaled by a power of two (exact) and its results scaled back. For
-// q8_0/q4_0 weights (already lossy) x is rounded to bf16 once and the dequantized weights to bf16.
+// is first scaled by a power of two (exact) and its results scaled back.
 #include <type_traits>
 
 #include "common.cuh"
@@ -33,32 +32,16 @@ struct Tiles {
   // ones. Without it ptxas spilled a few bytes in two small-tile variants at sm_80.
   static constexpr int MIN_BLOCKS = THREADS <= 128 ? 3 : 1;
   static constexpr int FM = BM / WARPS_M / 16, FN = BN / WARPS_N / 16;
-  // Vector path (quantized weights), per thread and k-tile: float4s of x and 16-value halves of
-  // quantized blocks (one block of 32 per weight row and k-tile).
-  static constexpr int A_VECS = BM * BK / 4 / THREADS;
-  static constexpr int Q_HALVES = BN * 2 / THREADS;
-  static_assert(BM * BK / 4 % THREADS == 0 && BN * 2 % THREADS == 0, "tile loads");
 };
 using LargeTiles = Tiles<128, 128, 2, 4>;  // 8 warps of 64x32: twice the MMAs per fragment load of the small tiles
 using SmallTiles = Tiles<64, 64, 2, 2>;    // 4 warps of 32x32: more blocks where large tiles would leave SMs idle
 
-// What one thread holds of the next k-tile while the current one is multiplied (vector path only).
-template <class TL>
-struct Staged {
-  float4 a[TL::A_VECS];
-  uint4 b[TL::Q_HALVES];
-  float scale[TL::Q_HALVES];
-};
-
-// VEC (quantized weights only): K is a multiple of BK and x is 16-byte aligned, so tiles load as 128-bit
-// vectors (staged in registers one k-tile ahead); otherwise element by element with bounds checks.
-template <typename TIn, bool SPLIT, int FMT, class TL, bool VEC>
+// Tiles load element by element with bounds checks (K need not be a multiple of anything).
+template <typename TIn, bool SPLIT, class TL>
 __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(const float* __restrict__ x, int T, int K, DevWeight w, DevWeight bias,
                                                                float* __restrict__ out) {
   await_prior_grids();
   constexpr int BM = TL::BM, BN = TL::BN, FM = TL::FM, FN = TL::FN, THREADS = TL::THREADS;
-  constexpr bool WIDE = FMT == FMT_F16 || FMT == FMT_BF16;  // weights stored in the MMA's own type
-  static_assert(!(VEC && WIDE), "f16/bf16 weights with K a multiple of 32 take gemm_pipelined.cu");
   __shared__ __align__(32) TIn a_hi[BM * LDS];
   __shared__ __align__(32) TIn a_lo[SPLIT ? BM * LDS : 16];
   __shared__ __align__(32) TIn b_s[BN * LDS];
@@ -93,50 +76,8 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
     if constexpr (SPLIT) a_lo[r * LDS + c] = from_f32<TIn>(v - to_f32<TIn>(hi));
   };
 
-  Staged<TL> st;
-  // Vector path: global loads of the k-tile at k0 into registers.
-  auto fetch = [&](int k0) {
-#pragma unroll
-    for (int i = 0; i < TL::A_VECS; i++) {
-      const int v = tid + i * THREADS, r = v / (BK / 4), c = (v % (BK / 4)) * 4;
-      st.a[i] = m0 + r < T ? *reinterpret_cast<const float4*>(x + static_cast<size_t>(m0 + r) * K + k0 + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-#pragma unroll
-    for (int i = 0; i < TL::Q_HALVES; i++) {
-      const int v = tid + i * THREADS, r = v / 2, half = v % 2;
-      const size_t block = (static_cast<size_t>(n0 + r) * K + k0) / 32;
-      const unsigned char* q = static_cast<const unsigned char*>(w.data);
-      // q8_0: 32 int8 per block, this thread's 16; q4_0: the block's 16 bytes (low nibbles are values
-      // 0-15, high nibbles 16-31), this thread's half of the nibbles.
-      const unsigned char* src = FMT == FMT_Q8_0 ? q + block * 32 + half * 16 : q + block * 16;
-      st.b[i] = n0 + r < N ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
-      st.scale[i] = n0 + r < N ? f16_to_f32(w.scales[block]) : 0.f;
-    }
-  };
-  // Vector path: the staged registers into the shared tiles.
-  auto put = [&]() {
-#pragma unroll
-    for (int i = 0; i < TL::A_VECS; i++) {
-      const int v = tid + i * THREADS, r = v / (BK / 4), c = (v % (BK / 4)) * 4;
-      put_a(r, c, st.a[i].x);
-      put_a(r, c + 1, st.a[i].y);
-      put_a(r, c + 2, st.a[i].z);
-      put_a(r, c + 3, st.a[i].w);
-    }
-#pragma unroll
-    for (int i = 0; i < TL::Q_HALVES; i++) {
-      const int v = tid + i * THREADS, r = v / 2, half = v % 2;
-      const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&st.b[i]);
-#pragma unroll
-      for (int j = 0; j < 16; j++) {
-        const int q = FMT == FMT_Q8_0 ? static_cast<int>(static_cast<signed char>(bytes[j])) : (half ? bytes[j] >> 4 : bytes[j] & 15) - 8;
-        // The same value as weight_at: an f16 scale times a small integer is exact in f32.
-        b_s[r * LDS + half * 16 + j] = from_f32<TIn>(st.scale[i] * static_cast<float>(q));
-      }
-    }
-  };
-  // Scalar path: the k-tile at k0 straight into the shared tiles, zeros outside the matrices.
-  auto load_scalar = [&](int k0) {
+  // The k-tile at k0 into the shared tiles, zeros outside the matrices.
+  auto load_tile = [&](int k0) {
     for (int idx = tid; idx < BM * BK; idx += THREADS) {
       const int r = idx / BK, c = idx % BK, gm = m0 + r, gk = k0 + c;
       put_a(r, c, gm < T && gk < K ? x[static_cast<size_t>(gm) * K + gk] : 0.f);
@@ -145,12 +86,8 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
       const int r = idx / BK, c = idx % BK, gn = n0 + r, gk = k0 + c;
       TIn v = from_f32<TIn>(0.f);
       if (gn < N && gk < K) {
-        if constexpr (WIDE) {
-          const uint16_t bits = static_cast<const uint16_t*>(w.data)[static_cast<size_t>(gn) * K + gk];
-          v = *reinterpret_cast<const TIn*>(&bits);
-        } else {
-          v = from_f32<TIn>(weight_at(w, gn, gk));
-        }
+        const uint16_t bits = static_cast<const uint16_t*>(w.data)[static_cast<size_t>(gn) * K + gk];
+        v = *reinterpret_cast<const TIn*>(&bits);  // the MMA's own type: bits copied, no rounding
       }
       b_s[r * LDS + c] = v;
     }
@@ -162,16 +99,9 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
 #pragma unroll
     for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.f);
 
-  if constexpr (VEC) fetch(0);
   for (int k0 = 0; k0 < K; k0 += BK) {
-    if constexpr (VEC) {
-      put();
-      __syncthreads();
-      if (k0 + BK < K) fetch(k0 + BK);  // in flight while this tile is multiplied
-    } else {
-      load_scalar(k0);
-      __syncthreads();
-    }
+    load_tile(k0);
+    __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
       wmma::fragment<wmma::matrix_b, 16, 16, 16, TIn, wmma::col_major> b[FN];
@@ -265,47 +195,35 @@ __global__ void __launch_bounds__(256) gemm_f32_kernel(const float* __restrict__
 
 namespace {
 
-template <typename TIn, bool SPLIT, int FMT, class TL>
+template <typename TIn, bool SPLIT, class TL>
 cudaError_t launch_tiles(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const dim3 grid((job.w.rows + TL::BN - 1) / TL::BN, (tokens + TL::BM - 1) / TL::BM);
-  if constexpr (FMT == FMT_Q8_0 || FMT == FMT_Q4_0) {
-    if (K % BK == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-      auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, true>;
-      LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
-      return cudaGetLastError();
-    }
-  }
-  auto* kfn = gemm_wmma_kernel<TIn, SPLIT, FMT, TL, false>;
+  auto* kfn = gemm_wmma_kernel<TIn, SPLIT, TL>;
   LAUNCH(kfn, grid, TL::THREADS, 0, stream, x, tokens, K, job.w, job.bias, job.out);
   return cudaGetLastError();
 }
 
 // Large tiles when they still give every SM a block; small ones otherwise (few tokens or narrow weights).
-template <typename TIn, bool SPLIT, int FMT>
+template <typename TIn, bool SPLIT>
 cudaError_t launch_wmma(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job) {
   const long long large_blocks = static_cast<long long>((job.w.rows + LargeTiles::BN - 1) / LargeTiles::BN) *
                                  ((tokens + LargeTiles::BM - 1) / LargeTiles::BM);
-  if (tokens > SmallTiles::BM && large_blocks >= multiprocessor_count()) return launch_tiles<TIn, SPLIT, FMT, LargeTiles>(stream, x, tokens, K, job);
-  return launch_tiles<TIn, SPLIT, FMT, SmallTiles>(stream, x, tokens, K, job);
+  if (tokens > SmallTiles::BM && large_blocks >= multiprocessor_count()) return launch_tiles<TIn, SPLIT, LargeTiles>(stream, x, tokens, K, job);
+  return launch_tiles<TIn, SPLIT, SmallTiles>(stream, x, tokens, K, job);
 }
 
 }  // namespace
 
 cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job, bool round_x16) {
   const int N = job.w.rows;
-  if (job.w.format == FMT_F32) {
-    const dim3 sgrid((N + SB - 1) / SB, (tokens + SB - 1) / SB);
-    LAUNCH(gemm_f32_kernel, sgrid, 256, 0, stream, x, tokens, K, job.w, job.bias, job.out);
-    return cudaGetLastError();
-  }
   switch (job.w.format) {
-    case FMT_F16:
-      return round_x16 ? launch_wmma<__half, false, FMT_F16>(stream, x, tokens, K, job) : launch_wmma<__half, true, FMT_F16>(stream, x, tokens, K, job);
-    case FMT_BF16:
-      return round_x16 ? launch_wmma<__nv_bfloat16, false, FMT_BF16>(stream, x, tokens, K, job)
-                       : launch_wmma<__nv_bfloat16, true, FMT_BF16>(stream, x, tokens, K, job);
-    case FMT_Q8_0: return launch_wmma<__nv_bfloat16, false, FMT_Q8_0>(stream, x, tokens, K, job);
-    case FMT_Q4_0: return launch_wmma<__nv_bfloat16, false, FMT_Q4_0>(stream, x, tokens, K, job);
-    default: return cudaErrorInvalidValue;
+    case FMT_F32: {
+      const dim3 sgrid((N + SB - 1) / SB, (tokens + SB - 1) / SB);
+      LAUNCH(gemm_f32_kernel, sgrid, 256, 0, stream, x, tokens, K, job.w, job.bias, job.out);
+      return cudaGetLastError();
+    }
+    case FMT_F16: return round_x16 ? launch_wmma<__half, false>(stream, x, tokens, K, job) : launch_wmma<__half, true>(stream, x, tokens, K, job);
+    case FMT_BF16: return round_x16 ? launch_wmma<__nv_bfloat16, false>(stream, x, tokens, K, job) : launch_wmma<__nv_bfloat16, true>(stream, x, tokens, K, job);
+    default: return cudaErrorInvalidValue;  // q8_0/q4_0 (K a multiple of 32 by their format) take gemm_pipelined.cu
   }
 }

@@ -64,22 +64,35 @@ struct PipeTiles {
   static constexpr int THREADS = WARPS_M * WARPS_N * 32;
   static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // one warp's outputs
   static constexpr int FM = WM / 16, FN = WN / 8;
-  static constexpr int CHUNKS = BK / 8;  // 16-byte chunks per tile row
+  static constexpr int CHUNKS = BK / 8;  // 16-byte chunks per row of an x tile
   static_assert(WM % 16 == 0 && WN % 16 == 0, "an ldmatrix x4 loads 16 rows of A, or 16 rows (two 8-column tiles) of B");
-  static_assert(BM * CHUNKS % THREADS == 0 && BN * CHUNKS % THREADS == 0, "tile loads");
+  static_assert(BM * CHUNKS % THREADS == 0 && BN <= THREADS, "tile loads; one thread per weight row's scale");
 };
 // Blocks per SM (launch bounds) for the registers: 2 of the large tiles (8 warps of 64 x 32), 3 of the
 // small ones (4 warps of 32 x 32), which go where large tiles would leave SMs idle.
 using LargePipe = PipeTiles<128, 128, 2, 4, 2>;
 using SmallPipe = PipeTiles<64, 64, 2, 2, 3>;
 
+// A weight tile in shared memory, one row per output column: 16-bit rows padded to 80 bytes (as x's),
+// q8_0's 32-byte blocks padded to 48 and q4_0's 16-byte blocks unpadded, so that the 8 rows a fragment
+// reads fall in distinct banks; quantized tiles also keep each row's block scale, in f32.
+template <int FMT> constexpr bool QUANT = FMT == FMT_Q8_0 || FMT == FMT_Q4_0;
+template <int FMT> constexpr int BLOCK_BYTES = FMT == FMT_Q8_0 ? 32 : 16;  // one 32-value quantized block
+template <int FMT> constexpr int B_ROW_BYTES = FMT == FMT_Q8_0 ? 48 : FMT == FMT_Q4_0 ? 16 : LDS * 2;
+template <int FMT> constexpr int B_CHUNKS = QUANT<FMT> ? BLOCK_BYTES<FMT> / 16 : BK / 8;  // 16-byte copies per row
+
 // Stages of the pipeline: 3 with the lo part (a large block's stages then take 90 KiB, so two blocks
 // fit an H100's SM), 4 without.
 template <bool SPLIT> constexpr int STAGES = SPLIT ? 3 : 4;
-template <class TL, bool SPLIT>
-constexpr size_t pipe_smem_bytes() {
-  return static_cast<size_t>(STAGES<SPLIT>) * ((SPLIT ? 2 : 1) * TL::BM + TL::BN) * LDS * 2;
-}
+template <class TL, bool SPLIT, int FMT>
+struct StageLayout {
+  static constexpr int A_BYTES = TL::BM * LDS * 2;  // one 16-bit part of x
+  static constexpr int B_OFFSET = (SPLIT ? 2 : 1) * A_BYTES;
+  static constexpr int SCALE_OFFSET = B_OFFSET + TL::BN * B_ROW_BYTES<FMT>;
+  static constexpr int BYTES = SCALE_OFFSET + (QUANT<FMT> ? TL::BN * 4 : 0);
+  static constexpr size_t SMEM = static_cast<size_t>(STAGES<SPLIT>) * BYTES;
+  static_assert(B_OFFSET % 16 == 0 && SCALE_OFFSET % 16 == 0 && BYTES % 16 == 0, "16-byte aligned parts");
+};
 
 // The weights of one launch; column blocks [first_block[j], first_block[j + 1]) belong to weight j.
 struct PipeJobs {
@@ -88,16 +101,48 @@ struct PipeJobs {
   int count;
 };
 
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  const T a = from_f32<T>(lo), b = from_f32<T>(hi);
+  uint16_t ua, ub;
+  if constexpr (std::is_same_v<T, __half>) {
+    ua = __half_as_ushort(a);
+    ub = __half_as_ushort(b);
+  } else {
+    ua = __bfloat16_as_ushort(a);
+    ub = __bfloat16_as_ushort(b);
+  }
+  return static_cast<uint32_t>(ua) | static_cast<uint32_t>(ub) << 16;
+}
+
+// A quantized weight's B fragment for k kk..kk+15 of the tile's block: b0,b1 = W[n][kk+2t..], b2,b3 =
+// W[n][kk+2t+8..] of row n (this lane's g), dequantized to the MMA's type as the WMMA kernel does (an
+// f16 scale times a small integer is exact in f32, then rounded once). q4_0 keeps values 0-15 in the low
+// nibbles of the block's 16 bytes and 16-31 in the high ones.
+template <int FMT, typename TIn>
+__device__ __forceinline__ void quant_fragment(const unsigned char* row, float scale, int kk, int t, uint32_t& b0, uint32_t& b1) {
+  if constexpr (FMT == FMT_Q8_0) {
+    const uint16_t p = *reinterpret_cast<const uint16_t*>(row + kk + 2 * t), q = *reinterpret_cast<const uint16_t*>(row + kk + 2 * t + 8);
+    b0 = pack2<TIn>(scale * static_cast<signed char>(p & 0xff), scale * static_cast<signed char>(p >> 8));
+    b1 = pack2<TIn>(scale * static_cast<signed char>(q & 0xff), scale * static_cast<signed char>(q >> 8));
+  } else {
+    const int shift = kk == 0 ? 0 : 4;
+    const uint16_t p = *reinterpret_cast<const uint16_t*>(row + 2 * t), q = *reinterpret_cast<const uint16_t*>(row + 2 * t + 8);
+    b0 = pack2<TIn>(scale * static_cast<float>(((p >> shift) & 15) - 8), scale * static_cast<float>(((p >> (8 + shift)) & 15) - 8));
+    b1 = pack2<TIn>(scale * static_cast<float>(((q >> shift) & 15) - 8), scale * static_cast<float>(((q >> (8 + shift)) & 15) - 8));
+  }
+}
+
 // Grid: x = blocks of BM token rows (fastest, so concurrent blocks share weight columns), y = column
 // blocks of every weight in turn. row_scale is null but with f16 weights.
-template <typename TIn, bool SPLIT, class TL>
+template <typename TIn, bool SPLIT, int FMT, class TL>
 __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_kernel(const TIn* __restrict__ a_hi, const TIn* __restrict__ a_lo,
                                                                                      const float* __restrict__ row_scale, int T, int K, PipeJobs jobs) {
   await_prior_grids();
+  using L = StageLayout<TL, SPLIT, FMT>;
   constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, FM = TL::FM, FN = TL::FN, S = STAGES<SPLIT>;
-  constexpr int A_ELEMS = BM * LDS, B_OFFSET = (SPLIT ? 2 : 1) * A_ELEMS, STAGE_ELEMS = B_OFFSET + BN * LDS;
   QWEN2_DYNAMIC_SMEM(uint4, smem_raw);  // uint4: 16-byte aligned for cp.async and ldmatrix
-  TIn* smem = reinterpret_cast<TIn*>(smem_raw);
+  unsigned char* smem = reinterpret_cast<unsigned char*>(smem_raw);
   // This block's weight, by constant indices only (a computed index would copy the jobs to local memory).
   MatmulJob job = jobs.job[0];
   int first = 0;
@@ -109,30 +154,36 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
     }
   const int N = job.w.rows;
   const int m0 = blockIdx.x * BM, n0 = (blockIdx.y - first) * BN;
-  const TIn* W = static_cast<const TIn*>(job.w.data);
+  const unsigned char* W = static_cast<const unsigned char*>(job.w.data);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / TL::WARPS_N, wn = warp % TL::WARPS_N;
   const int k_tiles = K / BK;
 
   // Issues the copies of k-tile kt into a stage; rows past the matrices are zeros (nothing is read).
   auto load_tile = [&](int stage, int kt) {
-    TIn* s = smem + stage * STAGE_ELEMS;
+    unsigned char* s = smem + stage * L::BYTES;
     const int k0 = kt * BK;
 #pragma unroll
     for (int i = 0; i < BM * TL::CHUNKS / THREADS; i++) {
       const int c = tid + i * THREADS, r = c / TL::CHUNKS, col = (c % TL::CHUNKS) * 8;
       const bool valid = m0 + r < T;
       const size_t src = static_cast<size_t>(valid ? m0 + r : 0) * K + k0 + col;
-      cp_async16(s + r * LDS + col, a_hi + src, valid);
-      if constexpr (SPLIT) cp_async16(s + A_ELEMS + r * LDS + col, a_lo + src, valid);
+      cp_async16(s + (r * LDS + col) * 2, a_hi + src, valid);
+      if constexpr (SPLIT) cp_async16(s + L::A_BYTES + (r * LDS + col) * 2, a_lo + src, valid);
     }
 #pragma unroll
-    for (int i = 0; i < BN * TL::CHUNKS / THREADS; i++) {
-      const int c = tid + i * THREADS, r = c / TL::CHUNKS, col = (c % TL::CHUNKS) * 8;
+    for (int c = tid; c < BN * B_CHUNKS<FMT>; c += THREADS) {
+      const int r = c / B_CHUNKS<FMT>, part = c % B_CHUNKS<FMT>;
       const bool valid = n0 + r < N;
-      cp_async16(s + B_OFFSET + r * LDS + col, W + static_cast<size_t>(valid ? n0 + r : 0) * K + k0 + col, valid);
+      const size_t row = valid ? n0 + r : 0;
+      // 16-bit weights: 8 values of the row at k0; quantized: part of the row's block kt.
+      const unsigned char* src = QUANT<FMT> ? W + (row * (K / 32) + kt) * BLOCK_BYTES<FMT> + part * 16 : W + (row * K + k0 + part * 8) * 2;
+      cp_async16(s + L::B_OFFSET + r * B_ROW_BYTES<FMT> + part * 16, src, valid);
     }
   };
+  // Quantized weights: this thread's row scale (f16) of block kt, as f32; 0 past the matrix.
+  auto fetch_scale = [&](int kt) { return n0 + tid < N ? f16_to_f32(job.w.scales[static_cast<size_t>(n0 + tid) * (K / 32) + kt]) : 0.f; };
+  auto scales_of = [&](int stage) { return reinterpret_cast<float*>(smem + stage * L::BYTES + L::SCALE_OFFSET); };
 
   float acc[FM][FN][4];
 #pragma unroll
@@ -143,35 +194,65 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
       for (int e = 0; e < 4; e++) acc[i][n][e] = 0.f;
 
   // Group g holds tile g: the first S - 1 now, then one per iteration (empty past the last tile, so
-  // that the count of groups in flight stays the same).
+  // that the count of groups in flight stays the same). The scales of quantized weights come through
+  // registers: loaded with their tile's copies, stored into the tile's stage an iteration later (after
+  // the barrier that frees it from its previous tile), so that their latency overlaps the MMAs.
 #pragma unroll
   for (int s = 0; s < S - 1; s++) {
-    if (s < k_tiles) load_tile(s, s);
+    if (s < k_tiles) {
+      load_tile(s, s);
+      if constexpr (QUANT<FMT>)
+        if (tid < BN) scales_of(s)[tid] = fetch_scale(s);
+    }
     cp_async_commit();
   }
+  float pending_scale = 0.f;
+  int pending_stage = -1;
   // This lane's ldmatrix row addresses. A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7,
   // k 8-15), (rows 8-15, k 8-15) give a0..a7 of a 16 x 16 tile. B (rows are n): (n 0-7, k 0-7), (n 0-7,
   // k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) give b0..b3 of two 8-column tiles.
   const int a_row = wm * TL::WM + lane % 8 + 8 * ((lane / 8) % 2), a_col = 8 * (lane / 16);
   const int b_row = wn * TL::WN + lane % 8 + 8 * (lane / 16), b_col = 8 * ((lane / 8) % 2);
+  const int g = lane / 4, t = lane % 4;
   for (int kt = 0; kt < k_tiles; kt++) {
     cp_async_wait<S - 2>();  // this thread's copies of tile kt have landed
     __syncthreads();         // everyone's have, and every warp is done with the stage of tile kt - 1
-    if (kt + S - 1 < k_tiles) load_tile((kt + S - 1) % S, kt + S - 1);  // into that stage
+    if constexpr (QUANT<FMT>) {
+      if (pending_stage >= 0 && tid < BN) scales_of(pending_stage)[tid] = pending_scale;
+      pending_stage = -1;
+    }
+    if (kt + S - 1 < k_tiles) {
+      const int next = kt + S - 1;
+      load_tile(next % S, next);  // into that stage
+      if constexpr (QUANT<FMT>) {
+        if (tid < BN) pending_scale = fetch_scale(next);
+        pending_stage = next % S;
+      }
+    }
     cp_async_commit();
-    const TIn* sa = smem + (kt % S) * STAGE_ELEMS;
-    const TIn* sb = sa + B_OFFSET;
+    const unsigned char* stage = smem + (kt % S) * L::BYTES;
+    const TIn* sa = reinterpret_cast<const TIn*>(stage);
+    const unsigned char* sb = stage + L::B_OFFSET;
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 16) {
       uint32_t b[FN][2];
+      if constexpr (QUANT<FMT>) {
+        const float* sc = reinterpret_cast<const float*>(stage + L::SCALE_OFFSET);
 #pragma unroll
-      for (int n = 0; n < FN; n += 2) {
-        uint32_t r[4];
-        ldmatrix_x4(r, sb + (b_row + 8 * n) * LDS + kk + b_col);
-        b[n][0] = r[0];
-        b[n][1] = r[1];
-        b[n + 1][0] = r[2];
-        b[n + 1][1] = r[3];
+        for (int n = 0; n < FN; n++) {
+          const int row = wn * TL::WN + 8 * n + g;
+          quant_fragment<FMT, TIn>(sb + row * B_ROW_BYTES<FMT>, sc[row], kk, t, b[n][0], b[n][1]);
+        }
+      } else {
+#pragma unroll
+        for (int n = 0; n < FN; n += 2) {
+          uint32_t r[4];
+          ldmatrix_x4(r, sb + ((b_row + 8 * n) * LDS + kk + b_col) * 2);
+          b[n][0] = r[0];
+          b[n][1] = r[1];
+          b[n + 1][0] = r[2];
+          b[n + 1][1] = r[3];
+        }
       }
 #pragma unroll
       for (int i = 0; i < FM; i++) {
@@ -180,7 +261,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
 #pragma unroll
         for (int n = 0; n < FN; n++) mma_16816<TIn>(acc[i][n], a, b[n][0], b[n][1]);
         if constexpr (SPLIT) {
-          ldmatrix_x4(a, sa + A_ELEMS + (a_row + 16 * i) * LDS + kk + a_col);
+          ldmatrix_x4(a, sa + BM * LDS + (a_row + 16 * i) * LDS + kk + a_col);
 #pragma unroll
           for (int n = 0; n < FN; n++) mma_16816<TIn>(acc[i][n], a, b[n][0], b[n][1]);
         }
@@ -190,7 +271,6 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
   cp_async_wait<0>();  // only empty groups remain, but none may be in flight when the block exits
 
   // Accumulator (i, n) holds rows g and g + 8 of its 16, columns 2t and 2t + 1 of its 8.
-  const int g = lane / 4, t = lane % 4;
   const bool has_bias = job.bias.format >= 0;
 #pragma unroll
   for (int i = 0; i < FM; i++)
@@ -210,7 +290,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
     }
 }
 
-template <typename TIn, bool SPLIT, class TL>
+template <typename TIn, bool SPLIT, int FMT, class TL>
 cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, const float* scale, int rows, int K, const MatmulJobs& jobs) {
   PipeJobs p{};
   p.count = jobs.count;
@@ -218,8 +298,8 @@ cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, cons
     p.job[j] = jobs.job[j];
     p.first_block[j + 1] = p.first_block[j] + static_cast<int>(ceil_div(jobs.job[j].w.rows, TL::BN));
   }
-  constexpr size_t smem = pipe_smem_bytes<TL, SPLIT>();
-  auto* kfn = gemm_pipelined_kernel<TIn, SPLIT, TL>;
+  constexpr size_t smem = StageLayout<TL, SPLIT, FMT>::SMEM;
+  auto* kfn = gemm_pipelined_kernel<TIn, SPLIT, FMT, TL>;
   if (smem > 48 * 1024) {
     cudaError_t err = cudaFuncSetAttribute(kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
@@ -231,7 +311,7 @@ cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, cons
 
 // One slice of at most SLICE_ROWS rows: x split into the scratch, then the GEMM on large tiles where
 // they still give every SM a block, small ones otherwise.
-template <typename TIn, bool SPLIT>
+template <typename TIn, bool SPLIT, int FMT>
 cudaError_t launch_slice(cudaStream_t stream, const float* x, int rows, int K, const MatmulJobs& jobs, void* scratch) {
   TIn* hi = static_cast<TIn*>(scratch);
   TIn* lo = hi + static_cast<size_t>(rows) * K;
@@ -244,13 +324,13 @@ cudaError_t launch_slice(cudaStream_t stream, const float* x, int rows, int K, c
   for (int j = 0; j < jobs.count; j++) large_blocks += ceil_div(jobs.job[j].w.rows, LargePipe::BN);
   large_blocks *= ceil_div(rows, LargePipe::BM);
   if (rows > SmallPipe::BM && large_blocks >= multiprocessor_count())
-    return launch_tiles<TIn, SPLIT, LargePipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
-  return launch_tiles<TIn, SPLIT, SmallPipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
+    return launch_tiles<TIn, SPLIT, FMT, LargePipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
+  return launch_tiles<TIn, SPLIT, FMT, SmallPipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
 }
 
 }  // namespace
 
-bool gemm_pipelined_suits(int K, int format) { return (format == FMT_F16 || format == FMT_BF16) && K > 0 && K % BK == 0; }
+bool gemm_pipelined_suits(int K, int format) { return format >= FMT_F16 && format <= FMT_Q4_0 && K > 0 && K % BK == 0; }
 
 size_t gemm_scratch_bytes(int tokens, int K) {
   if (tokens <= 0 || K <= 0) return 0;
@@ -268,10 +348,19 @@ cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int token
     MatmulJobs slice = jobs;
     for (int j = 0; j < jobs.count; j++) slice.job[j].out += static_cast<size_t>(r0) * jobs.job[j].w.rows;
     const float* xs = x + static_cast<size_t>(r0) * K;
-    cudaError_t err = format == FMT_F16
-                          ? (round_x16 ? launch_slice<__half, false>(stream, xs, rows, K, slice, scratch) : launch_slice<__half, true>(stream, xs, rows, K, slice, scratch))
-                          : (round_x16 ? launch_slice<__nv_bfloat16, false>(stream, xs, rows, K, slice, scratch)
-                                       : launch_slice<__nv_bfloat16, true>(stream, xs, rows, K, slice, scratch));
+    cudaError_t err;
+    switch (format) {
+      case FMT_F16:
+        err = round_x16 ? launch_slice<__half, false, FMT_F16>(stream, xs, rows, K, slice, scratch) : launch_slice<__half, true, FMT_F16>(stream, xs, rows, K, slice, scratch);
+        break;
+      case FMT_BF16:
+        err = round_x16 ? launch_slice<__nv_bfloat16, false, FMT_BF16>(stream, xs, rows, K, slice, scratch)
+                        : launch_slice<__nv_bfloat16, true, FMT_BF16>(stream, xs, rows, K, slice, scratch);
+        break;
+      // Quantized weights are lossy already: x is rounded to bf16 once, as is each dequantized weight.
+      case FMT_Q8_0: err = launch_slice<__nv_bfloat16, false, FMT_Q8_0>(stream, xs, rows, K, slice, scratch); break;
+      default: err = launch_slice<__nv_bfloat16, false, FMT_Q4_0>(stream, xs, rows, K, slice, scratch); break;
+    }
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;

@@ -1,6 +1,6 @@
 // matmul dispatch: a few tokens (decode) go to the bandwidth-bound GEMV kernels, fusing the weights that
 // share a format into one launch; more tokens (prefill) go to the GEMM kernels: the pipelined one takes
-// every f16/bf16 weight in one launch, the others one launch per weight.
+// the f16/bf16/q8_0/q4_0 weights of a format in one launch, the others one launch per weight.
 #include "matmul.h"
 
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights, const DevWeight* biases,
@@ -32,7 +32,7 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
     return launch_gemv(stream, x, tokens, K, jobs, epilogue, prologue);
   }
   // The weights grouped by format, each group in one GEMV launch (decode), one pipelined GEMM launch
-  // (prefill, f16/bf16) or one GEMM launch per weight (prefill, other formats or shapes).
+  // (prefill, 16-bit or quantized weights) or one GEMM launch per weight (prefill, f32 or odd shapes).
   bool done[MATMUL_MAX_FUSED] = {false, false, false, false};
   for (int i = 0; i < count; i++) {
     if (done[i]) continue;

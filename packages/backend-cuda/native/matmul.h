@@ -20,11 +20,11 @@ struct MatmulJobs {
 // With a prologue, x is the RMSNorm's input (see MatmulPrologue).
 cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
                         const MatmulPrologue& prologue = NO_PROLOGUE);
-// Prefill path for f16/bf16 weights where gemm_pipelined_suits (gemm_pipelined.cu): every job in one
-// launch (one weight format); `scratch` holds gemm_scratch_bytes(tokens, K). `round_x16` as for
-// launch_matmul.
+// Prefill path for f16/bf16/q8_0/q4_0 weights where K is a multiple of 32 (gemm_pipelined_suits;
+// gemm_pipelined.cu): every job in one launch (one weight format); `scratch` holds
+// gemm_scratch_bytes(tokens, K). `round_x16` as for launch_matmul.
 bool gemm_pipelined_suits(int K, int format);
 cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, bool round_x16, void* scratch);
-// Prefill path for the other weights (gemm.cu), one launch per weight: WMMA tensor cores for q8_0/q4_0,
-// and for f16/bf16 where K is not a multiple of 32; an f32 SIMT kernel for f32 weights.
+// Prefill path for the other weights (gemm.cu), one launch per weight: WMMA tensor cores for f16/bf16
+// where K is not a multiple of 32, an f32 SIMT kernel for f32 weights.
 cudaError_t launch_gemm(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJob& job, bool round_x16);

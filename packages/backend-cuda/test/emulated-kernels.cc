@@ -135,8 +135,8 @@ static void test_rmsnorm() {
 
 static void test_matmul() {
   for (int f = 0; f < 5; f++) {
-    // 9 and 70 tokens take the GEMM: f16/bf16 with K 64 or 96 the pipelined one (the three weights in one
-    // launch), K 45 and the other formats one WMMA (or f32 SIMT) launch per weight; 70 on the large tiles
+    // 9 and 70 tokens take the GEMM: the pipelined one with K 64 or 96 (the three weights in one launch),
+    // one WMMA launch per weight for f16/bf16 with K 45, the SIMT kernel for f32; 70 on the large tiles
     // (the emulation has one multiprocessor), 9 on the small ones.
     for (int T : {1, 5, 8, 9, 70}) {
       for (int K : {64, 96, 45}) {
@@ -157,8 +157,8 @@ static void test_matmul() {
           db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
           po[i] = outs[i].data();
         }
-        // One float of padding in front: with T 9 and K 96, x is offset by 4 bytes, so the WMMA GEMM takes
-        // its element-by-element loads although K is a multiple of the k-tile (the others load vectors).
+        // One float of padding in front: with T 9 and K 96, x is offset by 4 bytes, which the GEMMs must
+        // not mind (the pipelined one reads x only in its split kernel, element by element).
         const size_t pad = T == 9 && K == 96 ? 1 : 0;
         auto xbuf = normals(static_cast<size_t>(T) * K + pad);
         const std::vector<float> x(xbuf.begin() + pad, xbuf.end());
@@ -338,36 +338,39 @@ static void test_gemv_norm_prologue() {
   }
 }
 
-// The pipelined GEMM (f16/bf16 weights, K a multiple of 32) past its pipeline's depth (K 256: 8 k-tiles
-// through 3 or 4 stages) and over two slices of rows (the test build sets QWEN2_GEMM_SLICE_ROWS to 160:
-// 200 tokens are a slice on the large tiles, then one on the small tiles), for two weights in one launch
-// next to a q8_0 weight of the same call (launched on its own), at both precisions. Two rows, one in each
-// slice, reach beyond f16's range. Each row is compared relative to its own magnitude.
+// The pipelined GEMM (K a multiple of 32) past its pipeline's depth (K 256: 8 k-tiles through 3 or 4
+// stages) and over two slices of rows (the test build sets QWEN2_GEMM_SLICE_ROWS to 160: 200 tokens are
+// a slice on the large tiles, then one on the small tiles), for two 16-bit weights in one launch next to
+// a q8_0 and a q4_0 weight of the same call (a launch per format), at both precisions. Two rows, one in
+// each slice, reach beyond f16's range. The reference multiplies x as the kernel does: exactly (hi + lo),
+// rounded once to the weight's type (f16 rows scaled by a power of two first), or for the quantized
+// weights rounded to bf16 with each dequantized weight rounded to bf16 as well. Each row is compared
+// relative to its own magnitude.
 static void test_gemm_pipelined() {
-  const int T = 200, K = 256;
-  const int Ns[3] = {150, 20, 40};
+  const int T = 200, K = 256, W = 4;
+  const int Ns[W] = {150, 20, 40, 70};
   for (int f : {FMT_F16, FMT_BF16})
     for (bool rounded : {false, true}) {
+      const int formats[W] = {f, f, FMT_Q8_0, FMT_Q4_0};
       std::vector<HostW> ws, bs;
-      std::vector<std::vector<float>> outs(3);
-      DevWeight dw[3], db[3];
-      float* po[3];
-      for (int i = 0; i < 3; i++) {
-        ws.push_back(make_weight(i == 2 ? FMT_Q8_0 : f, Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
+      std::vector<std::vector<float>> outs(W);
+      DevWeight dw[W], db[W];
+      float* po[W];
+      for (int i = 0; i < W; i++) {
+        ws.push_back(make_weight(formats[i], Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
         bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
         outs[i].assign(static_cast<size_t>(T) * Ns[i], NAN);
       }
-      for (int i = 0; i < 3; i++) {
+      for (int i = 0; i < W; i++) {
         dw[i] = ws[i].dev();
         db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
         po[i] = outs[i].data();
       }
       auto x = normals(static_cast<size_t>(T) * K);
       for (int k = 0; k < K; k++) x[3 * K + k] *= 3e5f, x[170 * K + k] *= 2e5f;
-      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 3, rounded, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
-      for (int i = 0; i < 3; i++) {
-        // x as the kernel multiplies it: exact (hi + lo), rounded once to the weight's type (with f16 rows
-        // scaled by a power of two first), or rounded to bf16 for the q8_0 weight (WMMA).
+      launch_matmul(nullptr, x.data(), T, K, dw, db, po, W, rounded, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
+      for (int i = 0; i < W; i++) {
+        const bool quant = formats[i] >= FMT_Q8_0;
         std::vector<float> got;
         std::vector<double> want;
         for (int t = 0; t < T; t++) {
@@ -382,11 +385,12 @@ static void test_gemm_pipelined() {
             double acc = 0;
             for (int k = 0; k < K; k++) {
               const float v = x[t * K + k];
-              const double xv = i == 2 ? bf16_value(f32_to_bf16(v))
+              const double xv = quant ? bf16_value(f32_to_bf16(v))
                                 : !rounded ? v
                                 : f == FMT_F16 ? f16_value(f32_to_f16(static_cast<float>(v * s))) / s
                                                : bf16_value(f32_to_bf16(v));
-              acc += xv * ws[i].value[static_cast<size_t>(n) * K + k];
+              const double wv = ws[i].value[static_cast<size_t>(n) * K + k];
+              acc += xv * (quant ? bf16_value(f32_to_bf16(static_cast<float>(wv))) : wv);
             }
             row[n] = acc + (i == 1 ? 0 : bs[i].value[n]);
             mx = std::max(mx, std::fabs(row[n]));
@@ -396,9 +400,9 @@ static void test_gemm_pipelined() {
             want.push_back(row[n] / mx);
           }
         }
-        check(std::string("gemm pipelined ") + fmt_name(i == 2 ? FMT_Q8_0 : f) + (rounded ? " x rounded" : " x split") + " T 200 K 256 weight " +
-                  std::to_string(i),
-              got, want, i == 2 ? 1e-2 : 3e-5);
+        check(std::string("gemm pipelined ") + fmt_name(formats[i]) + (quant ? "" : rounded ? " x rounded" : " x split") + " T 200 K 256 weight " +
+                  std::to_string(i) + " (beside " + fmt_name(f) + (rounded ? " rounded)" : " split)"),
+              got, want, 3e-5);
       }
     }
 }
