@@ -75,7 +75,8 @@ struct MatmulPrologue {
 };
 constexpr MatmulPrologue NO_PROLOGUE{DevWeight{nullptr, nullptr, -1, 0, 0}, 0.f, nullptr};
 // `gemm_scratch`: device memory of gemm_scratch_bytes(tokens, K) for passes of more than
-// GEMV_MAX_TOKENS tokens (the 16-bit copies of x the prefill GEMM of f16/bf16 weights multiplies).
+// GEMV_MAX_TOKENS tokens (the 16-bit copies of x that the prefill GEMM of 16-bit and quantized weights
+// multiplies).
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
                           bool round_x16 = false, MatmulEpilogue epilogue = NO_EPILOGUE,
