@@ -187,6 +187,7 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   cudaError_t err = cudaStreamSynchronize(c->stream);
   for (auto g : c->graphs) if (g) cudaGraphExecDestroy(g);
   freeBuffer(c->attention_scratch);
+  freeBuffer(c->attention_counters);
   freeBuffer(c->sample_scratch);
   freeBuffer(c->gemm_scratch);
   freeBuffer(c->history);
@@ -426,8 +427,15 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   int tokens = (int)a[5], heads = (int)a[6], head_dim = (int)a[8];
   AttentionPlan plan = plan_attention(tokens, heads, (int)a[7], head_dim, (int)a[14]);
   if (!ensure(env, c, c->attention_scratch, plan.scratch_floats * sizeof(float))) return env.Undefined();
+  // The merge counters start at zero (the kernels leave them so); a new buffer is cleared once, in stream order.
+  const size_t counter_bytes = attention_counter_ints(tokens, (int)a[7]) * sizeof(int);
+  void* old_counters = c->attention_counters.ptr;
+  if (!ensure(env, c, c->attention_counters, counter_bytes)) return env.Undefined();
+  if (c->attention_counters.ptr != old_counters && !ok(env, cudaMemsetAsync(c->attention_counters.ptr, 0, c->attention_counters.bytes, c->stream), "cudaMemsetAsync"))
+    return env.Undefined();
   ok(env, launch_attention(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<const float>(a[3]), tokens, heads, (int)a[7], head_dim, (int)a[9],
-                           posArg(c, a[10], a[11]), static_cast<float>(a[12]), (int)a[13], plan, static_cast<float*>(c->attention_scratch.ptr), ptr<float>(a[4])),
+                           posArg(c, a[10], a[11]), static_cast<float>(a[12]), (int)a[13], plan, static_cast<float*>(c->attention_scratch.ptr),
+                           static_cast<int*>(c->attention_counters.ptr), ptr<float>(a[4])),
      "attention");
   return env.Undefined();
 }

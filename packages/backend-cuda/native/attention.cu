@@ -1,7 +1,8 @@
 // KV cache writes and causal grouped-query attention over the cache, flash-decoding style: the keys are
 // cut into chunks; one block per (kv head, chunk, query token) computes a partial softmax-weighted sum
-// for every query head of its group (so K and V are read once per group, not once per head), and a
-// second kernel merges the chunks with their running maxima. Positions come from PosArg, so a captured
+// for every query head of its group (so K and V are read once per group, not once per head), and the
+// last of a token's chunks to finish merges them with their running maxima (counted by an atomic per
+// (token, kv head), so no second kernel is launched: a decode step saves one launch per layer). Positions come from PosArg, so a captured
 // decode pass replays at any position; chunks outside a token's visible keys exit at once and the merge
 // reads only the chunks it can see. Chunks are short (64 keys while that keeps at most 256 of them), so
 // that at short contexts a decode step's work is spread over several blocks per kv head. Prefill passes
@@ -51,13 +52,35 @@ __device__ __forceinline__ VisibleChunks visible_chunks(int pos, int window, int
   return VisibleChunks{first_key / chunk, min(splits - 1, pos / chunk)};
 }
 
+// Element e of head h's output for token t: sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the
+// chunks the token sees (only those were written), M their largest max. Written by other blocks of the
+// grid, so read through L2 (__ldcg), past this SM's L1.
+__device__ __forceinline__ float merge_chunks(const float* part_acc, const float* part_ml, int t, int h, int e, int heads, int head_dim,
+                                              int splits, VisibleChunks vis) {
+  float mx = -FLT_MAX;
+  for (int s = vis.first; s <= vis.last; s++) {
+    const size_t p = part_index(t, h, s, heads, splits);
+    if (__ldcg(part_ml + 2 * p + 1) > 0.f) mx = fmaxf(mx, __ldcg(part_ml + 2 * p));
+  }
+  float num = 0.f, den = 0.f;
+  for (int s = vis.first; s <= vis.last; s++) {
+    const size_t p = part_index(t, h, s, heads, splits);
+    const float l = __ldcg(part_ml + 2 * p + 1);
+    if (!(l > 0.f)) continue;
+    const float w = expf(__ldcg(part_ml + 2 * p) - mx);
+    num = fmaf(w, __ldcg(part_acc + p * head_dim + e), num);
+    den = fmaf(w, l, den);
+  }
+  return num / den;
+}
+
 // Register budget (launch bounds): 3 blocks per SM, 2 for groups above 16 (acc[32]); ptxas spilled
 // at its default at sm_80 for groups of 32, and at 4 blocks per SM for groups of 16.
 template <int MAXG>
 __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_split_kernel(
     const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
     int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
-    float* __restrict__ part_acc, float* __restrict__ part_ml) {
+    float* __restrict__ part_acc, float* __restrict__ part_ml, int* __restrict__ counters, float* __restrict__ out) {
   await_prior_grids();
   QWEN2_DYNAMIC_SMEM(float, smem);
   const int g0 = blockIdx.x, s = blockIdx.y, t = blockIdx.z;
@@ -181,33 +204,27 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
     part_ml[2 * p] = m_s[g];
     part_ml[2 * p + 1] = l_s[g];
   }
+
+  // Count this chunk in; the token's last visible chunk to arrive merges them all for the group's heads.
+  // The fence makes this block's partial results visible device-wide before it is counted.
+  __shared__ int merges;
+  __threadfence();
+  __syncthreads();
+  const VisibleChunks vis = visible_chunks(pos, window, chunk, splits);
+  if (tid == 0) {
+    int* counter = counters + static_cast<size_t>(t) * kv_heads + g0;
+    merges = atomicAdd(counter, 1) == vis.last - vis.first;
+    if (merges) *counter = 0;  // every other chunk has counted: ready for the next pass
+  }
+  __syncthreads();
+  if (!merges) return;
+  __threadfence();
+  for (int i = tid; i < group * head_dim; i += ATT_THREADS) {
+    const int h = g0 * group + i / head_dim, e = i % head_dim;
+    out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = merge_chunks(part_acc, part_ml, t, h, e, heads, head_dim, splits, vis);
+  }
 }
 
-// One block per (head, token): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the chunks
-// the token sees (the split kernel wrote only those).
-__global__ void attention_combine_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int heads,
-                                         int head_dim, PosArg start, int window, int chunk, int splits, float* __restrict__ out) {
-  await_prior_grids();
-  const int h = blockIdx.x, t = blockIdx.y;
-  const VisibleChunks vis = visible_chunks(pos_of(start) + t, window, chunk, splits);
-  float mx = -FLT_MAX;
-  for (int s = vis.first; s <= vis.last; s++) {
-    const size_t p = part_index(t, h, s, heads, splits);
-    if (part_ml[2 * p + 1] > 0.f) mx = fmaxf(mx, part_ml[2 * p]);
-  }
-  for (int e = threadIdx.x; e < head_dim; e += blockDim.x) {
-    float num = 0.f, den = 0.f;
-    for (int s = vis.first; s <= vis.last; s++) {
-      const size_t p = part_index(t, h, s, heads, splits);
-      const float l = part_ml[2 * p + 1];
-      if (!(l > 0.f)) continue;
-      const float w = expf(part_ml[2 * p] - mx);
-      num = fmaf(w, part_acc[p * head_dim + e], num);
-      den = fmaf(w, l, den);
-    }
-    out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = num / den;
-  }
-}
 
 size_t split_smem_bytes(int group, int head_dim) {
   const int rows = ATT_THREADS / head_dim > 1 ? ATT_THREADS / head_dim : 1;
@@ -255,11 +272,11 @@ AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_
 
 cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
                              int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
-                             const AttentionPlan& plan, float* scratch, float* out) {
+                             const AttentionPlan& plan, float* scratch, int* counters, float* out) {
   if (tokens <= 0) return cudaSuccess;
   const int group = heads / kv_heads;
   if (plan.tiled) return launch_attention_tiled(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
-  if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256) return cudaErrorInvalidValue;
+  if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256 || counters == nullptr) return cudaErrorInvalidValue;
   const size_t smem = split_smem_bytes(group, head_dim);
   auto kernel = group <= 8 ? attention_split_kernel<8> : group <= 16 ? attention_split_kernel<16> : attention_split_kernel<32>;
   if (smem > 48 * 1024) {
@@ -269,9 +286,8 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
   }
   float* part_acc = scratch;
   float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
-  const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
-  // Tokens index grid z (split) and y (combine), which stop at 65535: longer passes run in slices, each
-  // with its rows of q, out and the partial results, at its own start position.
+  // Tokens index grid z, which stops at 65535: longer passes run in slices, each with its rows of q,
+  // out and the partial results, at its own start position (the counters are back at zero after each).
   for (int t0 = 0; t0 < tokens; t0 += MAX_GRID_YZ) {
     const int n = tokens - t0 < MAX_GRID_YZ ? tokens - t0 : MAX_GRID_YZ;
     const size_t rows = static_cast<size_t>(t0) * heads;
@@ -279,13 +295,14 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
     float* acc = part_acc + rows * plan.splits * head_dim;
     float* ml = part_ml + rows * plan.splits * 2;
     LAUNCH(kernel, dim3(kv_heads, plan.splits, n), ATT_THREADS, smem, stream, q + rows * head_dim, k_cache, v_cache, heads, kv_heads, head_dim,
-           max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml);
+           max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml, counters, out + rows * head_dim);
     cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-    LAUNCH(attention_combine_kernel, dim3(heads, n), threads, 0, stream, acc, ml, heads, head_dim, at, window, plan.chunk, plan.splits,
-           out + rows * head_dim);
-    err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
+}
+
+size_t attention_counter_ints(int tokens, int kv_heads) {
+  if (tokens <= 0 || kv_heads <= 0) return 0;
+  return static_cast<size_t>(tokens < MAX_GRID_YZ ? tokens : MAX_GRID_YZ) * kv_heads;
 }

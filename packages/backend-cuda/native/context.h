@@ -15,6 +15,7 @@ struct Context {
   cudaStream_t stream = nullptr;
   int* pass_pos = nullptr;           // start position of the current pass, on the device
   DeviceBuffer attention_scratch;    // flash-decoding partial results
+  DeviceBuffer attention_counters;   // flash-decoding merge counters, zero between launches
   DeviceBuffer sample_scratch;       // doubles for the sampler
   DeviceBuffer gemm_scratch;         // x in 16-bit parts for the prefill GEMM
   DeviceBuffer history;              // sampling history ids and counts

@@ -231,6 +231,9 @@ inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 template <typename T>
 T __ldcs(const T* p) { return *p; }
+template <typename T>
+T __ldcg(const T* p) { return *p; }
+inline void __threadfence() {}  // blocks run one after another
 inline int atomicAdd(int* p, int v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); int o = *p; *p += v; return o; }
 inline int atomicMax(int* p, int v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); int o = *p; *p = std::max(o, v); return o; }
 inline unsigned atomicMin(unsigned* p, unsigned v) { std::lock_guard<std::mutex> g(::emu::atomic_mutex); unsigned o = *p; *p = std::min(o, v); return o; }

@@ -95,8 +95,8 @@ cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache,
 
 // Attention plan. Prefill passes where attention_tiled_suits estimates it faster go `tiled`
 // (attention_tiled.cu: blocks of 64 query rows walk the keys, no scratch). Otherwise keys are cut into `splits` chunks of `chunk` positions
-// (flash-decoding); each (kv head, chunk, token) block writes a partial result to scratch and a second
-// kernel combines them.
+// (flash-decoding); each (kv head, chunk, token) block writes a partial result to scratch, and the last
+// of a token's visible chunks to finish merges them (counted in `counters`).
 struct AttentionPlan {
   bool tiled;
   int chunk;
@@ -113,9 +113,12 @@ AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
                                    int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
+// `counters`: attention_counter_ints(tokens, kv_heads) ints, zero before the first call; the split kernel
+// leaves them at zero again, so one buffer serves every later call (and graph replay).
 cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
                              int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
-                             const AttentionPlan& plan, float* scratch, float* out);
+                             const AttentionPlan& plan, float* scratch, int* counters, float* out);
+size_t attention_counter_ints(int tokens, int kv_heads);
 
 cudaError_t launch_swiglu(cudaStream_t stream, const float* gate, const float* up, float* out, size_t n);
 cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, float* out, size_t n);

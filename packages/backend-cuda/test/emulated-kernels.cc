@@ -563,9 +563,15 @@ static void test_attention() {
       // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
       // read only the chunks written for this step.
       std::vector<float> scratch(plan.scratch_floats, 0.5f), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
-      launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(), out.data());
+      // One set of merge counters for every case, as the addon keeps one: each launch (and each slice of
+      // a pass: this build slices every 4 tokens) must leave them at zero for the next.
+      static std::vector<int> counters(4096, 0);
+      if (attention_counter_ints(c.T, kv) > counters.size()) std::abort();
+      launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(),
+                       counters.data(), out.data());
       std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (%d splits of %d)", c.ratio, c.hd, c.start, c.T, c.window, plan.splits, plan.chunk);
       check(name, out, want, 1e-5);
+      check_eq(std::string(name) + ": merge counters left nonzero", std::count_if(counters.begin(), counters.end(), [](int v) { return v != 0; }), 0);
     }
     if (c.hd == 64 || c.hd == 128) {
       std::vector<float> out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
