@@ -338,6 +338,16 @@ static void test_gemv_norm_prologue() {
   }
 }
 
+// The power of two the GEMMs scale row t of x by before rounding it to f16 (1 for other formats):
+// 2^(15 - e) where the row's largest |value| is below 2^e and e > 15, so that the row stays below 2^15.
+static double x16_row_scale(const std::vector<float>& x, int t, int K, int format) {
+  double big = 0;
+  for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[static_cast<size_t>(t) * K + k])));
+  int e = 0;
+  std::frexp(big, &e);
+  return format == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
+}
+
 // The pipelined GEMM (K a multiple of 32) past its pipeline's depth (K 256: 8 k-tiles through 3 or 4
 // stages) and over two slices of rows (the test build sets QWEN2_GEMM_SLICE_ROWS to 160: 200 tokens are
 // a slice on the large tiles, then one on the small tiles), for two 16-bit weights in one launch next to
@@ -374,11 +384,7 @@ static void test_gemm_pipelined() {
         std::vector<float> got;
         std::vector<double> want;
         for (int t = 0; t < T; t++) {
-          double big = 0;
-          for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[t * K + k])));
-          int e = 0;
-          std::frexp(big, &e);
-          const double s = f == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
+          const double s = x16_row_scale(x, t, K, f);
           std::vector<double> row(Ns[i]);
           double mx = 1;
           for (int n = 0; n < Ns[i]; n++) {
@@ -422,11 +428,7 @@ static void test_gemm_rounded() {
       float* po = out.data();
       launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, true, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
       for (int t = 0; t < T; t++) {
-        double big = 0;
-        for (int k = 0; k < K; k++) big = std::max(big, std::fabs(static_cast<double>(x[t * K + k])));
-        int e = 0;
-        std::frexp(big, &e);
-        const double s = f == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
+        const double s = x16_row_scale(x, t, K, f);
         std::vector<double> want;
         for (int n = 0; n < N; n++) {
           double acc = 0;
