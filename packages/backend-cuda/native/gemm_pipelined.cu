@@ -1,16 +1,18 @@
-// Prefill GEMM for f16/bf16 weights with K a multiple of 32: out_j[T, N_j] = x[T, K] · W_jᵀ (+ bias_j)
-// for every weight of one matmul call (q/k/v, gate/up) in one launch, on tensor cores (mma.sync
-// m16n8k16, f32 accumulation) fed by a cp.async pipeline: the loads of k-tile kt + STAGES - 1 are in
-// flight while tile kt is multiplied, with one barrier per k-tile, and fragments come from padded shared
-// rows through ldmatrix without bank conflicts. Blocks walk the token rows fastest, so the blocks that
-// run together share weight columns and each weight is read from memory about once.
+// Prefill GEMM for f16/bf16/q8_0/q4_0 weights with K a multiple of 32: out_j[T, N_j] = x[T, K] · W_jᵀ
+// (+ bias_j) for the weights of one format in a matmul call (q/k/v, gate/up) in one launch, on tensor
+// cores (mma.sync m16n8k16, f32 accumulation) fed by a cp.async pipeline: the loads of k-tile
+// kt + STAGES - 1 are in flight while tile kt is multiplied, with one barrier per k-tile. 16-bit weight
+// fragments come from padded shared rows through ldmatrix without bank conflicts; quantized ones are
+// dequantized to bf16 from the raw blocks in shared memory. Blocks walk the token rows fastest, so the
+// blocks that run together share weight columns and each weight is read from memory about once.
 //
 // The tensor cores take 16-bit operands and x is f32, so a first kernel writes x as 16-bit rows of the
-// weights' type into scratch: hi = round(x) and, unless prefillPrecision is '16-bit', lo = round(x - hi),
-// which the main kernel multiplies as well (two MMAs per fragment, results at f32 precision: the
-// weights are exact in their own type). With f16 weights, rows whose largest |value| reaches 2^15 are
-// first scaled by a power of two (f16 ends at 65504) and their results scaled back. Passes of more
-// than SLICE_ROWS tokens run in slices of rows, which bounds the scratch.
+// weights' type into scratch: hi = round(x) and, for f16/bf16 weights unless prefillPrecision is
+// '16-bit', lo = round(x - hi), which the main kernel multiplies as well (two MMAs per fragment, results
+// at f32 precision: the weights are exact in their own type). With f16 weights, rows whose largest
+// |value| reaches 2^15 are first scaled by a power of two (f16 ends at 65504) and their results scaled
+// back. Quantized weights are lossy already: x is rounded to bf16 once. Passes of more than SLICE_ROWS
+// tokens run in slices of rows, which bounds the scratch.
 #include "common.cuh"
 #include "matmul.h"
 #include "mma.cuh"
