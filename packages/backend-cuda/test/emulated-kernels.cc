@@ -1,7 +1,8 @@
 // Runs the backend's CUDA kernels on the host emulation of the CUDA thread
 // model (native/emulate.h) and checks each against a plain float64 reference written here from core's
-// op semantics. Built and run by scripts/test-emulated-kernels.mjs (the package test runs it where a
-// C++20 compiler and the CUDA headers exist). Exit status 1 on any mismatch.
+// op semantics. Built and run by scripts/test-emulated-kernels.mjs (`pnpm --filter
+// @qwen2-ts/backend-cuda test:kernels`, where a C++20 compiler and the CUDA headers exist; minutes long,
+// so not part of the package's `test`). Exit status 1 on any mismatch.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
