@@ -2,11 +2,12 @@
 // cut into chunks; one block per (kv head, chunk, query token) computes a partial softmax-weighted sum
 // for every query head of its group (so K and V are read once per group, not once per head), and the
 // last of a token's chunks to finish merges them with their running maxima (counted by an atomic per
-// (token, kv head), so no second kernel is launched: a decode step saves one launch per layer). Positions come from PosArg, so a captured
-// decode pass replays at any position; chunks outside a token's visible keys exit at once and the merge
-// reads only the chunks it can see. Chunks are short (64 keys while that keeps at most 256 of them), so
-// that at short contexts a decode step's work is spread over several blocks per kv head. Prefill passes
-// where it is estimated faster take attention_tiled.cu instead (plan.tiled).
+// (token, kv head), so no second kernel is launched: a decode step saves one launch per layer).
+// Positions come from PosArg, so a captured decode pass replays at any position; chunks outside a
+// token's visible keys exit at once and the merge reads only the chunks it can see. Chunks are short
+// (64 keys while that keeps at most 256 of them), so that at short contexts a decode step's work is
+// spread over several blocks per kv head. Prefill passes where it is estimated faster take
+// attention_tiled.cu instead (plan.tiled).
 #include <cfloat>
 #include "common.cuh"
 
@@ -224,7 +225,6 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
     out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = merge_chunks(part_acc, part_ml, t, h, e, heads, head_dim, splits, vis);
   }
 }
-
 
 size_t split_smem_bytes(int group, int head_dim) {
   const int rows = ATT_THREADS / head_dim > 1 ? ATT_THREADS / head_dim : 1;
