@@ -60,11 +60,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_wmma_kernel(
       if (gm < T)
         for (int k = lane; k < K; k += 32) mx = fmaxf(mx, fabsf(x[static_cast<size_t>(gm) * K + k]));
       mx = warp_max(mx);
-      if (lane == 0) {
-        int e = 0;
-        frexpf(mx, &e);  // mx < 2^e: scaled by 2^(15-e), the row stays below 2^15
-        row_scale[r] = e > 15 ? ldexpf(1.f, 15 - e) : 1.f;
-      }
+      if (lane == 0) row_scale[r] = f16_row_scale(mx);
     }
     __syncthreads();
   }

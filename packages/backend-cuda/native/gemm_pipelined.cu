@@ -46,9 +46,7 @@ __global__ void __launch_bounds__(SPLIT_THREADS) split_rows_kernel(const float* 
     __syncthreads();
     mx = 0.f;
     for (int i = 0; i < SPLIT_THREADS / 32; i++) mx = fmaxf(mx, partial[i]);
-    int e = 0;
-    frexpf(mx, &e);  // mx < 2^e: scaled by 2^(15 - e), the row stays below 2^15
-    s = e > 15 ? ldexpf(1.f, 15 - e) : 1.f;
+    s = f16_row_scale(mx);
     if (threadIdx.x == 0) row_scale[row] = s;
   }
   for (int c = threadIdx.x; c < K; c += SPLIT_THREADS) {
@@ -103,35 +101,21 @@ struct PipeJobs {
   int count;
 };
 
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  const T a = from_f32<T>(lo), b = from_f32<T>(hi);
-  uint16_t ua, ub;
-  if constexpr (std::is_same_v<T, __half>) {
-    ua = __half_as_ushort(a);
-    ub = __half_as_ushort(b);
-  } else {
-    ua = __bfloat16_as_ushort(a);
-    ub = __bfloat16_as_ushort(b);
-  }
-  return static_cast<uint32_t>(ua) | static_cast<uint32_t>(ub) << 16;
-}
-
 // A quantized weight's B fragment for k kk..kk+15 of the tile's block: b0,b1 = W[n][kk+2t..], b2,b3 =
-// W[n][kk+2t+8..] of row n (this lane's g), dequantized to the MMA's type as the WMMA kernel does (an
-// f16 scale times a small integer is exact in f32, then rounded once). q4_0 keeps values 0-15 in the low
-// nibbles of the block's 16 bytes and 16-31 in the high ones.
-template <int FMT, typename TIn>
+// W[n][kk+2t+8..] of row n (this lane's g), dequantized to bf16 (an f16 scale times a small integer is
+// exact in f32, then rounded once). q4_0 keeps values 0-15 in the low nibbles of the block's 16 bytes and
+// 16-31 in the high ones.
+template <int FMT>
 __device__ __forceinline__ void quant_fragment(const unsigned char* row, float scale, int kk, int t, uint32_t& b0, uint32_t& b1) {
   if constexpr (FMT == FMT_Q8_0) {
     const uint16_t p = *reinterpret_cast<const uint16_t*>(row + kk + 2 * t), q = *reinterpret_cast<const uint16_t*>(row + kk + 2 * t + 8);
-    b0 = pack2<TIn>(scale * static_cast<signed char>(p & 0xff), scale * static_cast<signed char>(p >> 8));
-    b1 = pack2<TIn>(scale * static_cast<signed char>(q & 0xff), scale * static_cast<signed char>(q >> 8));
+    b0 = pack_bf16x2(scale * static_cast<signed char>(p & 0xff), scale * static_cast<signed char>(p >> 8));
+    b1 = pack_bf16x2(scale * static_cast<signed char>(q & 0xff), scale * static_cast<signed char>(q >> 8));
   } else {
     const int shift = kk == 0 ? 0 : 4;
     const uint16_t p = *reinterpret_cast<const uint16_t*>(row + 2 * t), q = *reinterpret_cast<const uint16_t*>(row + 2 * t + 8);
-    b0 = pack2<TIn>(scale * static_cast<float>(((p >> shift) & 15) - 8), scale * static_cast<float>(((p >> (8 + shift)) & 15) - 8));
-    b1 = pack2<TIn>(scale * static_cast<float>(((q >> shift) & 15) - 8), scale * static_cast<float>(((q >> (8 + shift)) & 15) - 8));
+    b0 = pack_bf16x2(scale * static_cast<float>(((p >> shift) & 15) - 8), scale * static_cast<float>(((p >> (8 + shift)) & 15) - 8));
+    b1 = pack_bf16x2(scale * static_cast<float>(((q >> shift) & 15) - 8), scale * static_cast<float>(((q >> (8 + shift)) & 15) - 8));
   }
 }
 
@@ -142,6 +126,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
                                                                                      const float* __restrict__ row_scale, int T, int K, PipeJobs jobs) {
   await_prior_grids();
   using L = StageLayout<TL, SPLIT, FMT>;
+  static_assert(!QUANT<FMT> || std::is_same_v<TIn, __nv_bfloat16>, "quantized weights are dequantized to bf16");
   constexpr int BM = TL::BM, BN = TL::BN, THREADS = TL::THREADS, FM = TL::FM, FN = TL::FN, S = STAGES<SPLIT>;
   QWEN2_DYNAMIC_SMEM(uint4, smem_raw);  // uint4: 16-byte aligned for cp.async and ldmatrix
   unsigned char* smem = reinterpret_cast<unsigned char*>(smem_raw);
@@ -243,7 +228,7 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
 #pragma unroll
         for (int n = 0; n < FN; n++) {
           const int row = wn * TL::WN + 8 * n + g;
-          quant_fragment<FMT, TIn>(sb + row * B_ROW_BYTES<FMT>, sc[row], kk, t, b[n][0], b[n][1]);
+          quant_fragment<FMT>(sb + row * B_ROW_BYTES<FMT>, sc[row], kk, t, b[n][0], b[n][1]);
         }
       } else {
 #pragma unroll

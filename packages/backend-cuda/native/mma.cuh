@@ -16,6 +16,20 @@ template <typename T> __device__ __forceinline__ float to_f32(T v);
 template <> __device__ __forceinline__ float to_f32<__half>(__half v) { return __half2float(v); }
 template <> __device__ __forceinline__ float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// Two values rounded to bf16 and packed as one MMA register: `lo` in the low 16 bits (the lower k).
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) | static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16;
+}
+
+// The power of two a row of x whose largest |value| is `max_abs` is scaled by before it is rounded to
+// f16 (whose range ends at 65504): 2^(15 - e) where max_abs < 2^e and e > 15, so the row stays below
+// 2^15; 1 otherwise. Exact, and undone exactly on the results.
+__device__ __forceinline__ float f16_row_scale(float max_abs) {
+  int e = 0;
+  frexpf(max_abs, &e);
+  return e > 15 ? ldexpf(1.f, 15 - e) : 1.f;
+}
+
 // Copies 16 bytes from global to shared memory without passing through registers; with `valid` false
 // nothing is read and the 16 bytes are zeros. Both addresses must be 16-byte aligned. The copy lands
 // only by a later cp_async_wait of its group (and, for other threads, a barrier after that).
