@@ -417,15 +417,16 @@ Napi::Value WriteKV(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// attention(ctx, q, kCache, vCache, out, tokens, heads, kvHeads, headDim, maxTokens, usePassPos, pos, scale, window, keyCapacity)
+// attention(ctx, q, kCache, vCache, out, tokens, heads, kvHeads, headDim, maxTokens, usePassPos, pos, scale, window, keyCapacity,
+//           sixteenBit): sixteenBit 1 lets a prefill pass take the bf16 tensor-core kernel
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double a[15];
-  if (!nums(info, 15, a)) return env.Undefined();
+  double a[16];
+  if (!nums(info, 16, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
   if (!c) return env.Undefined();
   int tokens = (int)a[5], heads = (int)a[6], head_dim = (int)a[8];
-  AttentionPlan plan = plan_attention(tokens, heads, (int)a[7], head_dim, (int)a[14]);
+  AttentionPlan plan = plan_attention(tokens, heads, (int)a[7], head_dim, (int)a[14], a[15] != 0);
   if (!ensure(env, c, c->attention_scratch, plan.scratch_floats * sizeof(float))) return env.Undefined();
   // The merge counters start at zero (the kernels leave them so); a new buffer is cleared once, in stream order.
   const size_t counter_bytes = attention_counter_ints(tokens, (int)a[7]) * sizeof(int);

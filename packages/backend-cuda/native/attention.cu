@@ -7,7 +7,7 @@
 // token's visible keys exit at once and the merge reads only the chunks it can see. Chunks are short
 // (64 keys while that keeps at most 256 of them), so that at short contexts a decode step's work is
 // spread over several blocks per kv head. Prefill passes where it is estimated faster take
-// attention_tiled.cu instead (plan.tiled).
+// attention_tiled.cu instead, or at 16-bit prefill precision attention_mma.cu (plan.kind).
 #include <cfloat>
 #include "common.cuh"
 
@@ -242,13 +242,25 @@ cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache,
   return cudaGetLastError();
 }
 
-AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity) {
-  if (attention_tiled_suits(tokens, heads, kv_heads, head_dim, key_capacity, multiprocessor_count())) {
-    AttentionPlan plan{};
-    plan.tiled = true;
+AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity, bool tensor_cores) {
+  const int sms = multiprocessor_count();
+  AttentionPlan plan{};
+  if (tensor_cores && attention_mma_suits(tokens, heads, kv_heads, head_dim, key_capacity, sms)) {
+    plan.kind = AttentionKind::Mma;
+    return plan;
+  }
+  if (attention_tiled_suits(tokens, heads, kv_heads, head_dim, key_capacity, sms)) {
+    plan.kind = AttentionKind::Tiled;
     return plan;
   }
   return plan_split_attention(tokens, heads, head_dim, key_capacity);
+}
+
+double split_attention_cycles(int tokens, int heads, int head_dim, int keys, int sms) {
+  // Every (query, visible key) pair's head_dim x 2 FMAs for each head, spread over all SMs at about 16
+  // per cycle (two shared-memory loads per FMA). An estimate from the kernel's structure, not a timing.
+  const double pairs = static_cast<double>(tokens) * (keys - (tokens - 1) / 2.0);
+  return pairs * heads * head_dim * 2 / (16.0 * sms);
 }
 
 AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity) {
@@ -275,7 +287,8 @@ cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k
                              const AttentionPlan& plan, float* scratch, int* counters, float* out) {
   if (tokens <= 0) return cudaSuccess;
   const int group = heads / kv_heads;
-  if (plan.tiled) return launch_attention_tiled(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
+  if (plan.kind == AttentionKind::Tiled) return launch_attention_tiled(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
+  if (plan.kind == AttentionKind::Mma) return launch_attention_mma(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
   if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256 || counters == nullptr) return cudaErrorInvalidValue;
   const size_t smem = split_smem_bytes(group, head_dim);
   auto kernel = group <= 8 ? attention_split_kernel<8> : group <= 16 ? attention_split_kernel<16> : attention_split_kernel<32>;

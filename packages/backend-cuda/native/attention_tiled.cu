@@ -212,20 +212,15 @@ cudaError_t launch_tiled(cudaStream_t stream, const float* q, const float* k_cac
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms) {
   if (head_dim != 64 && head_dim != 128) return false;
   if (tokens < TILED_MIN_TOKENS || kv_heads < 1 || heads % kv_heads != 0 || sms < 1 || keys < tokens) return false;
-  // Estimated cycles of each kernel, from their structure (not yet measured on a GPU). Tiled: waves of
-  // one block per SM, each as long as the longest block (the last rows see every key), a tile of
-  // 64 rows x 64 keys x head_dim x 2 FMAs at the SM's 128 FP32 FMAs per cycle (4 x 4 register tiles).
-  // Split: every (query, visible key) pair's head_dim x 2 FMAs for each head, spread over all SMs at
-  // about 16 per cycle (two shared-memory loads per FMA). The tiled kernel wins on long prompts even
-  // with SMs to spare; with a long prefix and few tokens its few blocks would walk every key alone.
-  const double group = heads / kv_heads;
-  const double blocks = std::ceil(tokens * group / ROWS) * kv_heads;
+  // Estimated cycles (not yet measured on a GPU): waves of one block per SM, each as long as the longest
+  // block (the last rows see every key), a tile of 64 rows x 64 keys x head_dim x 2 FMAs at the SM's 128
+  // FP32 FMAs per cycle (4 x 4 register tiles). The tiled kernel wins on long prompts even with SMs to
+  // spare; with a long prefix and few tokens its few blocks would walk every key alone.
+  const double blocks = std::ceil(static_cast<double>(tokens) * (heads / kv_heads) / ROWS) * kv_heads;
   const double waves = std::ceil(blocks / sms);
   const double tiles = std::ceil(static_cast<double>(keys) / KEYS);
   const double tiled = waves * tiles * (static_cast<double>(ROWS) * KEYS * head_dim * 2 / 128);
-  const double pairs = static_cast<double>(tokens) * (keys - (tokens - 1) / 2.0);
-  const double split = pairs * heads * head_dim * 2 / (16.0 * sms);
-  return tiled < split;
+  return tiled < split_attention_cycles(tokens, heads, head_dim, keys, sms);
 }
 
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,

@@ -93,24 +93,33 @@ cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k,
 cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
                             int tokens, int kv_heads, int head_dim, int max_tokens, PosArg start);
 
-// Attention plan. Prefill passes where attention_tiled_suits estimates it faster go `tiled`
-// (attention_tiled.cu: blocks of 64 query rows walk the keys, no scratch). Otherwise keys are cut into `splits` chunks of `chunk` positions
+// Attention plan. Prefill passes where an estimate of the kernels' cycles favours it go `Tiled`
+// (attention_tiled.cu: blocks of 64 query rows walk the keys, f32, no scratch) or, where the caller allows
+// 16-bit operands (prefillPrecision '16-bit'), `Mma` (attention_mma.cu: the same blocks on the tensor
+// cores in bf16). Otherwise `Split`: keys are cut into `splits` chunks of `chunk` positions
 // (flash-decoding); each (kv head, chunk, token) block writes a partial result to scratch, and the last
 // of a token's visible chunks to finish merges them (counted in `counters`).
+enum class AttentionKind { Split, Tiled, Mma };
 struct AttentionPlan {
-  bool tiled;
+  AttentionKind kind;
   int chunk;
   int splits;
   size_t scratch_floats;
 };
 // `key_capacity` bounds the positions any replay may reach (the cache capacity for captured passes; the
-// pass's start + tokens otherwise).
-AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity);
-// The split kernel's plan alone (what plan_attention gives where the tiled kernel does not suit).
+// pass's start + tokens otherwise). `tensor_cores`: the Mma kernel may be chosen.
+AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity, bool tensor_cores);
+// The split kernel's plan alone (what plan_attention gives where no prefill kernel suits).
 AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity);
-// Whether the tiled kernel takes a pass of this shape over `keys` positions on a GPU of `sms`
-// multiprocessors: head_dim 64 or 128, 16 tokens or more, and an estimate of both kernels' cycles.
+// Estimated cycles of the split kernel over `keys` positions on `sms` multiprocessors, which each prefill
+// kernel's own estimate is compared with.
+double split_attention_cycles(int tokens, int heads, int head_dim, int keys, int sms);
+// Whether the tiled (f32) or the tensor-core kernel takes a pass of this shape: head_dim 64 or 128, 16
+// tokens or more, and an estimate of cycles below the split kernel's.
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
+bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
+cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+                                 int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
                                    int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
 // `counters`: attention_counter_ints(tokens, kv_heads) ints, zero before the first call; the split kernel

@@ -211,6 +211,51 @@ for (const shape of models) {
       }
       for (const t of [x, xi, q, k, v, o, g, u]) backend.free(t);
     }
+    // Prefill attention alone: one layer's causal attention over `prefillTokens` new tokens, 10 times per
+    // precision ('f32': the f32 kernels; '16-bit': bf16 tensor cores where they suit), as throughput
+    // (2 * 2 * heads * head_dim per visible (query, key) pair), and how far the 16-bit output lies from
+    // the f32 one on the GPU (the emulated kernel tests bound it against a float64 reference).
+    {
+      const T = prefillTokens, next = rng(11);
+      const heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim;
+      const normal = () => Math.sqrt(-2 * Math.log((next() + 1) / 4294967297)) * Math.cos((2 * Math.PI * next()) / 4294967296);
+      const filled = (cols, std) => {
+        const t = backend.alloc(T, cols);
+        backend.write(t, Float32Array.from({ length: T * cols }, () => normal() * std));
+        return t;
+      };
+      // Scores of standard deviation ~2, so the softmax is neither flat nor one-hot.
+      const q = filled(heads * hd, 2), k = filled(kvHeads * hd, 1), v = filled(kvHeads * hd, 1);
+      const cache = backend.createKVCache({ layers: 1, kvHeads, headDim: hd, maxTokens: T });
+      backend.writeKV(cache, 0, k, v, 0);
+      const spec = { heads, kvHeads, headDim: hd, scale: 1 / Math.sqrt(hd) };
+      const flops = 4 * heads * hd * (T * (T + 1)) / 2;
+      const outputs = [];
+      for (const precision of precisions.includes('16-bit') ? precisions : ['f32', '16-bit']) {
+        backend.prefillPrecision = precision;
+        const out = backend.alloc(T, heads * hd);
+        backend.attention(q, cache, 0, 0, spec, out);
+        await backend.read(backend.view(out, 0, 1));
+        const a0 = performance.now();
+        for (let r = 0; r < 10; r++) backend.attention(q, cache, 0, 0, spec, out);
+        await backend.read(backend.view(out, 0, 1));
+        const s = (performance.now() - a0) / 1e3 / 10;
+        outputs.push(await backend.read(out));
+        backend.free(out);
+        console.log(`  prefill attention of one layer at ${T} tokens (precision ${precision}): ${(flops / s / 1e12).toFixed(1)} TFLOP/s (${(s * 1e3).toFixed(3)} ms per layer, ${(s * 1e3 * config.numHiddenLayers).toFixed(1)} ms for ${config.numHiddenLayers} layers)`);
+      }
+      let diff = 0, mag = 0;
+      for (let i = 0; i < outputs[0].length; i++) {
+        diff = Math.max(diff, Math.abs(outputs[0][i] - outputs[1][i]));
+        mag = Math.max(mag, Math.abs(outputs[0][i]));
+      }
+      // bf16 rounding (unit roundoff 2^-8 = 3.9e-3) of q, k, v and the probabilities moves outputs of these
+      // N(0, 1) values by up to about 1e-2 (1.3e-2 on the emulated addon at --models micro --prefill 32);
+      // a wrong kernel moves them by their own size.
+      console.log(`  16-bit attention vs f32: largest difference ${diff.toExponential(2)} (largest |output| ${mag.toFixed(3)}; bf16 rounding alone gives up to about 1e-2)`);
+      for (const t of [q, k, v]) backend.free(t);
+      backend.free(cache);
+    }
     model.dispose();
     await backend.dispose();
   }

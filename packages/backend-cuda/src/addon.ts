@@ -59,7 +59,8 @@ export interface NativeAddon {
   /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v`. */
   ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number): void;
   writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
-  attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number): void;
+  /** `sixteenBit` 1 lets a prefill pass take the bf16 tensor-core kernel (prefillPrecision '16-bit'). */
+  attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number, sixteenBit: number): void;
   swiglu(ctx: number, gate: number, up: number, out: number, n: number): void;
   add(ctx: number, a: number, b: number, out: number, n: number): void;
   copy(ctx: number, src: number, dst: number, bytes: number): void;

@@ -132,16 +132,22 @@ describe('CudaBackend ops', () => {
     expect(calls[0]!.args[5]).toBe(0); // activations split into hi + lo by default
   });
 
-  it('passes the prefill precision to every matmul and rejects unknown ones', async () => {
+  it('passes the prefill precision to every matmul and attention and rejects unknown ones', async () => {
     const { n, b, clear } = setup();
     const x = b.alloc(12, 64);
     const w = await b.uploadWeight({ format: 'f16', rows: 8, cols: 64, data: new Uint16Array(8 * 64) }, 'w');
+    const cache = b.createKVCache({ layers: 1, kvHeads: 2, headDim: 8, maxTokens: 64 });
+    const attend = (): void => b.attention(b.alloc(12, 32), cache, 0, 0, spec, b.alloc(12, 32));
     expect(b.prefillPrecision).toBe('f32');
     clear();
     b.matmul(x, [w], [undefined], [b.alloc(12, 8)]);
+    attend();
     b.prefillPrecision = '16-bit';
     b.matmul(x, [w], [undefined], [b.alloc(12, 8)]);
+    attend();
     expect(n.calls.filter((c) => c.fn === 'matmul').map((c) => c.args[5])).toEqual([0, 1]);
+    // attention's last argument lets the native side pick the bf16 tensor-core kernel
+    expect(n.calls.filter((c) => c.fn === 'attention').map((c) => c.args[15])).toEqual([0, 1]);
     expect(() => {
       b.prefillPrecision = 'bf16' as never;
     }).toThrow(/prefillPrecision must be 'f32' or '16-bit', got bf16/);

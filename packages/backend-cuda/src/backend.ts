@@ -11,13 +11,16 @@ import { deviceHistory, packSamplingParams, validateSamplingParams } from './sam
 import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
 
 /**
- * How the prefill GEMM (passes of more than 8 tokens) treats the f32 activations against f16/bf16 weights:
- * - `'f32'` (default): each activation is split into two 16-bit parts (hi + lo) multiplied separately,
- *   so results keep f32-grade precision (relative errors near 1e-6), at two tensor-core MMAs per tile;
- * - `'16-bit'`: each activation is rounded once to the weight's type, one MMA per tile (about 3
- *   significant digits, as running the checkpoint in bf16/f16 with PyTorch gives).
+ * How prefill passes treat their f32 activations:
+ * - `'f32'` (default): in the GEMM (passes of more than 8 tokens) against f16/bf16 weights each activation
+ *   is split into two 16-bit parts (hi + lo) multiplied separately, so results keep f32-grade precision
+ *   (relative errors near 1e-6), at two tensor-core MMAs per tile; attention runs in f32 on the CUDA cores;
+ * - `'16-bit'`: in the GEMM each activation is rounded once to the weight's type, one MMA per tile; and
+ *   attention over passes of 16 tokens or more (head_dim 64 or 128) may run on the tensor cores with
+ *   queries, keys, values and probabilities rounded to bf16 (about 3 significant digits, as running the
+ *   checkpoint in bf16/f16 with PyTorch gives).
  *
- * Decode steps (up to 8 tokens) and q8_0/q4_0/f32 weights are the same in both.
+ * Decode steps (up to 8 tokens) and q8_0/q4_0/f32 weights' GEMMs are the same in both.
  */
 export type PrefillPrecision = 'f32' | '16-bit';
 
@@ -40,13 +43,13 @@ export class CudaBackend implements Backend {
   }
 
   /**
-   * The precision of the prefill GEMM (see {@link PrefillPrecision}); may be changed between passes.
+   * The precision of prefill GEMMs and attention (see {@link PrefillPrecision}); may be changed between passes.
    * @throws RangeError for any other value
    */
   get prefillPrecision(): PrefillPrecision {
     return this.precision;
   }
-  /** Sets the precision of the prefill GEMM for the passes that follow. */
+  /** Sets the precision of prefill GEMMs and attention for the passes that follow. */
   set prefillPrecision(value: PrefillPrecision) {
     if (value !== 'f32' && value !== '16-bit') throw new RangeError(`prefillPrecision must be 'f32' or '16-bit', got ${String(value)}`);
     this.precision = value;
@@ -258,13 +261,13 @@ export class CudaBackend implements Backend {
     const uniform = ws.every((w) => w.code === ws[0]!.code && w.rows === ws[0]!.rows);
     const self: MatmulOp = {
       kind: 'matmul', x: a, outs: os, uniform, single: launches.length === 1,
-      launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.roundX16, epilogue, prologue),
+      launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.sixteenBit, epilogue, prologue),
     };
     this.submit({
       key,
       capturable: true,
       run: () => {
-        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.roundX16);
+        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.sixteenBit);
       },
       fusable: self,
       // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
@@ -352,7 +355,7 @@ export class CudaBackend implements Backend {
       key: `attention(${qt.key},c${c.id},${layer},${rel ? `+${pos}` : pos},${heads},${scale},${window},${o.key},${capacity})`,
       capturable: true,
       run: () =>
-        this.n.attention(this.ctx, qt.ptr, c.keysPtr(layer), c.valuesPtr(layer), o.ptr, qt.rows, heads, kvHeads, headDim, c.spec.maxTokens, rel, pos, scale, window, capacity),
+        this.n.attention(this.ctx, qt.ptr, c.keysPtr(layer), c.valuesPtr(layer), o.ptr, qt.rows, heads, kvHeads, headDim, c.spec.maxTokens, rel, pos, scale, window, capacity, this.sixteenBit),
     });
   }
 
@@ -507,8 +510,8 @@ export class CudaBackend implements Backend {
     };
   }
 
-  /** The native matmul's prefill-precision flag, read when an op runs. */
-  private get roundX16(): 0 | 1 {
+  /** The native matmul's and attention's prefill-precision flag (1 for '16-bit'), read when an op runs. */
+  private get sixteenBit(): 0 | 1 {
     return this.precision === '16-bit' ? 1 : 0;
   }
 

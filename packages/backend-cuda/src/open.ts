@@ -6,7 +6,7 @@ import { CudaUnavailableError, mapNativeError } from './errors.js';
 export interface CudaBackendOptions {
   /** CUDA device ordinal (default 0). */
   device?: number;
-  /** Precision of the prefill GEMM with f16/bf16 weights (default `'f32'`); see {@link PrefillPrecision}. */
+  /** Precision of prefill GEMMs with f16/bf16 weights and of prefill attention (default `'f32'`); see {@link PrefillPrecision}. */
   prefillPrecision?: PrefillPrecision;
   /**
    * Launch kernels with programmatic dependent launch where the GPU has it (compute capability 9.0 or
@@ -21,7 +21,7 @@ export interface CudaBackendOptions {
 /**
  * Opens the CUDA backend on a device.
  *
- * @param options - which device to use, the prefill GEMM's precision, programmatic dependent launch
+ * @param options - which device to use, the prefill precision (GEMMs and attention), programmatic dependent launch
  * @returns a {@link CudaBackend} (core's `Backend`) whose ops run as CUDA kernels on the device
  * @throws {@link CudaUnavailableError} when the addon was not built, the driver is missing or too old
  *   (the message names the CUDA error, for example `cudaErrorInsufficientDriver`), or the device does

@@ -28,6 +28,17 @@ static void check(const std::string& what, const std::vector<float>& got, const 
   if (!ok) failures++;
   std::printf("%s %s: relative error %.2e (tolerance %.0e)\n", ok ? "ok  " : "FAIL", what.c_str(), err, tol);
 }
+// Element-wise bounds: |got - want| <= bound[i] for every i (NaN fails).
+static void check_within(const std::string& what, const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& bound) {
+  double worst = 0;  // the largest error as a fraction of its bound
+  for (size_t i = 0; i < want.size(); i++) {
+    const double d = std::fabs(static_cast<double>(got[i]) - want[i]);
+    worst = std::max(worst, std::isnan(d) ? INFINITY : d / bound[i]);
+  }
+  const bool ok = worst <= 1;
+  if (!ok) failures++;
+  std::printf("%s %s: largest error %.2f of its bound\n", ok ? "ok  " : "FAIL", what.c_str(), worst);
+}
 static void check_eq(const std::string& what, long got, long want) {
   const bool ok = got == want;
   if (!ok) failures++;
@@ -515,7 +526,7 @@ static void test_rope_qk() {
 }
 
 static void test_attention() {
-  // Every case runs on the split kernel and, at head_dim 64/128, on the tiled one (which plan_attention
+  // Every case runs on the split kernel and, at head_dim 64/128, on the tiled and the tensor-core ones (which plan_attention
   // picks for long prefills: its choice is checked below at an H100/H200's 132 SMs).
   struct Case { int ratio, hd, start, T, window, capacity_extra; };
   const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
@@ -581,6 +592,42 @@ static void test_attention() {
       launch_attention_tiled(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, out.data());
       std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tiled)", c.ratio, c.hd, c.start, c.T, c.window);
       check(name, out, want, 1e-5);
+
+      // The tensor-core kernel rounds q * scale * log2(e), k and v to bf16 (modelled exactly below) and
+      // each probability to bf16 before the value product (not modelled: it moves an output by at most
+      // 2^-8, bf16's unit roundoff, of the probability-weighted mean of |v|: the bound per element, with
+      // 2e-5 for the f32 arithmetic).
+      std::fill(out.begin(), out.end(), NAN);
+      launch_attention_mma(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, out.data());
+      const float qscale = scale * 1.4426950408889634f;
+      auto bf = [](float x) { return bf16_value(f32_to_bf16(x)); };
+      std::vector<double> want16, bound;
+      for (int t = 0; t < c.T; t++)
+        for (int h = 0; h < heads; h++) {
+          const int g = h / c.ratio, pos = c.start + t, first = c.window ? std::max(0, pos - c.window + 1) : 0;
+          std::vector<double> p;
+          double mx = -INFINITY, sum = 0;
+          for (int j = first; j <= pos; j++) {
+            double dot = 0;
+            for (int d = 0; d < c.hd; d++)
+              dot += bf(q[(static_cast<size_t>(t) * heads + h) * c.hd + d] * qscale) * bf(keys[static_cast<size_t>(j) * width + g * c.hd + d]);
+            p.push_back(dot);
+            mx = std::max(mx, dot);
+          }
+          for (auto& v : p) sum += (v = std::exp2(v - mx));
+          for (int d = 0; d < c.hd; d++) {
+            double acc = 0, mag = 0;
+            for (int j = first; j <= pos; j++) {
+              const double v = bf(values[static_cast<size_t>(j) * width + g * c.hd + d]);
+              acc += p[j - first] * v;
+              mag += p[j - first] * std::fabs(v);
+            }
+            want16.push_back(acc / sum);
+            bound.push_back(std::ldexp(mag / sum, -8) + 2e-5);
+          }
+        }
+      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tensor cores, bf16)", c.ratio, c.hd, c.start, c.T, c.window);
+      check_within(name, out, want16, bound);
     }
   }
   // Which kernel plan_attention's estimate picks on 132 SMs: long prefills go tiled, even where their
@@ -591,6 +638,8 @@ static void test_attention() {
                         {"Qwen2-0.5B, 16 tokens after 3000", 16, 14, 2, 64, 3016, false}, {"Qwen2-7B, 16-token prompt", 16, 28, 4, 128, 16, false},
                         {"Qwen2-7B, decode", 1, 28, 4, 128, 32768, false}, {"head_dim 80, 4096-token prompt", 4096, 16, 2, 80, 4096, false}};
   for (const Pick& p : picks) check_eq(std::string("attention kernel for ") + p.what + " (1 = tiled)", attention_tiled_suits(p.T, p.heads, p.kv, p.hd, p.keys, 132), p.tiled);
+  // At 16-bit precision the tensor-core kernel takes the same long prefills, not the others.
+  for (const Pick& p : picks) check_eq(std::string("16-bit attention kernel for ") + p.what + " (1 = tensor cores)", attention_mma_suits(p.T, p.heads, p.kv, p.hd, p.keys, 132), p.tiled);
 }
 
 static void test_elementwise_and_argmax() {
