@@ -43,8 +43,8 @@ function must(cmd, args, opts) {
 }
 
 /**
- * Runs turbo's test pipeline, echoing its output, and sums vitest's per-package "Tests" lines into one
- * closing line "tests: N passed, N failed, N skipped" so that CI sees the totals at a glance.
+ * Runs turbo's test pipeline, echoing its output, and sums vitest's per-package "Tests" lines into
+ * `{ code, totals: { passed, failed, skipped } }` for the closing line.
  */
 function runTests(args) {
   return new Promise((resolve) => {
@@ -72,8 +72,34 @@ function runTests(args) {
     });
     child.on('close', (code) => {
       scan(pending);
-      process.stdout.write(`\ntests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
-      resolve(code ?? 1);
+      resolve({ code: code ?? 1, totals });
+    });
+  });
+}
+
+/**
+ * The CUDA kernels on the host emulation of the CUDA thread model (backend-cuda's `test:kernels`: each
+ * kernel against a float64 reference, several minutes on 2 cores), run after the pipeline rather than
+ * beside it: it takes both cores. Returns its exit code and its counts of "ok" and "FAIL" checks; where
+ * the CUDA headers are missing it says so and runs no check.
+ */
+function runKernelChecks() {
+  return new Promise((resolve) => {
+    const child = spawn('pnpm', ['--filter', '@qwen2-ts/backend-cuda', 'run', 'test:kernels'], { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] });
+    let ok = 0, failed = 0, pending = '';
+    const scan = (line) => {
+      if (line.startsWith('ok  ')) ok++;
+      else if (line.startsWith('FAIL ')) failed++;
+    };
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop();
+      lines.forEach(scan);
+    });
+    child.on('close', (code) => {
+      scan(pending);
+      resolve({ code: code ?? 1, ok, failed });
     });
   });
 }
@@ -100,10 +126,19 @@ switch (task) {
     install({ always: true });
     // Optional system pieces some tests need (each script is idempotent and explains what it does).
     must('node', ['scripts/setup-test-env.mjs']);
-    const code = await runTests(rest);
+    const { code, totals } = await runTests(rest);
+    // Checks that cannot fail without a GPU otherwise: every CUDA kernel on the emulation. Filtered
+    // runs (`npm test -- --filter=...`) leave them out.
+    const kernels = code === 0 && rest.length === 0 ? await runKernelChecks() : undefined;
+    if (kernels) process.stdout.write(`\nemulated CUDA kernel checks: ${kernels.ok} ok, ${kernels.failed} failed\n`);
+    process.stdout.write(`\ntests: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
     if (code !== 0) {
       log(`the test pipeline failed (exit code ${code})`);
       process.exit(code);
+    }
+    if (kernels && kernels.code !== 0) {
+      log(`the emulated CUDA kernel checks failed (exit code ${kernels.code}, ${kernels.failed} failed checks)`);
+      process.exit(kernels.code);
     }
     must('pnpm', ['exec', 'changeset', 'status'], { toStdout: true });
     break;

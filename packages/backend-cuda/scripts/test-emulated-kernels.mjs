@@ -2,7 +2,8 @@
 // Builds test/emulated-kernels.cc with the kernels of native/ as host C++
 // on the CUDA thread-model emulation of native/emulate.h, runs it, and exits with its status. It needs
 // g++ (C++20) and the CUDA headers, no GPU. Slow (every CUDA thread is an OS thread: minutes on 2 cores),
-// so it is its own script (`pnpm --filter @qwen2-ts/backend-cuda test:kernels`), not part of `test`.
+// so it is its own script (`pnpm --filter @qwen2-ts/backend-cuda test:kernels`), not part of the
+// package's `test`: the root `npm test` (scripts/run.mjs) runs it after the turbo pipeline.
 // An argument runs only the matching test group: `node scripts/test-emulated-kernels.mjs sample`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';

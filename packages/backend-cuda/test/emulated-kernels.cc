@@ -2,7 +2,7 @@
 // model (native/emulate.h) and checks each against a plain float64 reference written here from core's
 // op semantics. Built and run by scripts/test-emulated-kernels.mjs (`pnpm --filter
 // @qwen2-ts/backend-cuda test:kernels`, where a C++20 compiler and the CUDA headers exist; minutes long,
-// so not part of the package's `test`). Exit status 1 on any mismatch.
+// so not part of the package's `test`, but the root `npm test` runs it). Exit status 1 on any mismatch.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
