@@ -1,6 +1,6 @@
 // A host emulation of the CUDA thread model, enough to run this backend's kernels on a CPU where no GPU
 // exists: every CUDA thread of a block is a std::thread, blocks run one
-// after another, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a
+// after another in a shuffled order, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a
 // per-warp slot array between two warp barriers, __shared__ variables are statics (one block at a time),
 // and "device pointers" are host pointers. Slow, and only for tests (QWEN2_EMULATE builds).
 #pragma once
@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -168,31 +169,40 @@ inline void launch(dim3 grid, dim3 block_dim, size_t smem, std::function<void()>
     return;
   }
   const unsigned n = block_dim.x * block_dim.y * block_dim.z;
+  // Blocks run one at a time (shared variables are statics), in a shuffled order: on a GPU they run at
+  // once in no set order, so a kernel that assumes one (block 0 first, the highest index last) must fail
+  // here too. The seeds are a fixed sequence, so a run repeats exactly.
+  static uint64_t launches = 0;
+  std::vector<uint3> order;
+  order.reserve(static_cast<size_t>(grid.x) * grid.y * grid.z);
   for (unsigned bz = 0; bz < grid.z; bz++)
     for (unsigned by = 0; by < grid.y; by++)
-      for (unsigned bx = 0; bx < grid.x; bx++) {
-        Block blk;
-        blk.barrier = std::make_unique<std::barrier<>>(n);
-        blk.warps.resize((n + 31) / 32);
-        for (unsigned w = 0; w < blk.warps.size(); w++) blk.warps[w].barrier = std::make_unique<std::barrier<>>(std::min(32u, n - 32 * w));
-        blk.smem.assign(smem + 16, 0xcd);  // garbage, as on a GPU
-        std::vector<std::thread> threads;
-        threads.reserve(n);
-        for (unsigned tid = 0; tid < n; tid++) {
-          threads.emplace_back([&, tid] {
-            ctx.t = uint3{tid % block_dim.x, (tid / block_dim.x) % block_dim.y, tid / (block_dim.x * block_dim.y)};
-            ctx.b = uint3{bx, by, bz};
-            ctx.bd = block_dim;
-            ctx.gd = grid;
-            ctx.block = &blk;
-            body();
-            // A finished thread no longer takes part in barriers.
-            blk.warps[tid / 32].barrier->arrive_and_drop();
-            blk.barrier->arrive_and_drop();
-          });
-        }
-        for (auto& t : threads) t.join();
-      }
+      for (unsigned bx = 0; bx < grid.x; bx++) order.push_back(uint3{bx, by, bz});
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(0x9e3779b97f4a7c15ull + launches++));
+  for (const uint3 b : order) {
+    const unsigned bx = b.x, by = b.y, bz = b.z;
+    Block blk;
+    blk.barrier = std::make_unique<std::barrier<>>(n);
+    blk.warps.resize((n + 31) / 32);
+    for (unsigned w = 0; w < blk.warps.size(); w++) blk.warps[w].barrier = std::make_unique<std::barrier<>>(std::min(32u, n - 32 * w));
+    blk.smem.assign(smem + 16, 0xcd);  // garbage, as on a GPU
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (unsigned tid = 0; tid < n; tid++) {
+      threads.emplace_back([&, tid] {
+        ctx.t = uint3{tid % block_dim.x, (tid / block_dim.x) % block_dim.y, tid / (block_dim.x * block_dim.y)};
+        ctx.b = uint3{bx, by, bz};
+        ctx.bd = block_dim;
+        ctx.gd = grid;
+        ctx.block = &blk;
+        body();
+        // A finished thread no longer takes part in barriers.
+        blk.warps[tid / 32].barrier->arrive_and_drop();
+        blk.barrier->arrive_and_drop();
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
 }
 
 }  // namespace emu
