@@ -43,38 +43,42 @@ function must(cmd, args, opts) {
 }
 
 /**
- * Runs turbo's test pipeline, echoing its output, and sums vitest's per-package "Tests" lines into
- * `{ code, totals: { passed, failed, skipped } }` for the closing line.
+ * Runs a command, echoing its stdout and handing each stdout line to `onLine`; resolves to its exit code.
  */
-function runTests(args) {
+function runScanned(cmd, args, onLine, extraEnv = {}) {
   return new Promise((resolve) => {
-    const child = spawn('pnpm', ['exec', 'turbo', 'run', 'build', 'lint', 'test', '--concurrency=2', ...args], {
-      cwd: root,
-      env: { ...env, FORCE_COLOR: '0' },
-      stdio: ['inherit', 'pipe', 'inherit'],
-    });
-    const totals = { passed: 0, failed: 0, skipped: 0 };
+    const child = spawn(cmd, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ['inherit', 'pipe', 'inherit'] });
     let pending = '';
-    const scan = (line) => {
-      const m = /:test:\s+Tests\s+(.*)\(\d+\)\s*$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ''));
-      if (!m) return;
-      for (const part of m[1].split('|')) {
-        const [, n, kind] = /(\d+)\s+(passed|failed|skipped|todo)/.exec(part) ?? [];
-        if (kind === 'todo') totals.skipped += Number(n);
-        else if (kind) totals[kind] += Number(n);
-      }
-    };
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
       const lines = (pending + chunk.toString()).split('\n');
       pending = lines.pop();
-      lines.forEach(scan);
+      lines.forEach(onLine);
     });
     child.on('close', (code) => {
-      scan(pending);
-      resolve({ code: code ?? 1, totals });
+      onLine(pending);
+      resolve(code ?? 1);
     });
   });
+}
+
+/**
+ * Runs turbo's test pipeline, echoing its output, and sums vitest's per-package "Tests" lines into
+ * `{ code, totals: { passed, failed, skipped } }` for the closing line.
+ */
+async function runTests(args) {
+  const totals = { passed: 0, failed: 0, skipped: 0 };
+  const scan = (line) => {
+    const m = /:test:\s+Tests\s+(.*)\(\d+\)\s*$/.exec(line.replace(/\x1b\[[0-9;]*m/g, ''));
+    if (!m) return;
+    for (const part of m[1].split('|')) {
+      const [, n, kind] = /(\d+)\s+(passed|failed|skipped|todo)/.exec(part) ?? [];
+      if (kind === 'todo') totals.skipped += Number(n);
+      else if (kind) totals[kind] += Number(n);
+    }
+  };
+  const code = await runScanned('pnpm', ['exec', 'turbo', 'run', 'build', 'lint', 'test', '--concurrency=2', ...args], scan, { FORCE_COLOR: '0' });
+  return { code, totals };
 }
 
 /**
@@ -83,25 +87,14 @@ function runTests(args) {
  * beside it: it takes both cores. Returns its exit code and its counts of "ok" and "FAIL" checks; where
  * the CUDA headers are missing it says so and runs no check.
  */
-function runKernelChecks() {
-  return new Promise((resolve) => {
-    const child = spawn('pnpm', ['--filter', '@qwen2-ts/backend-cuda', 'run', 'test:kernels'], { cwd: root, env, stdio: ['inherit', 'pipe', 'inherit'] });
-    let ok = 0, failed = 0, pending = '';
-    const scan = (line) => {
-      if (line.startsWith('ok  ')) ok++;
-      else if (line.startsWith('FAIL ')) failed++;
-    };
-    child.stdout.on('data', (chunk) => {
-      process.stdout.write(chunk);
-      const lines = (pending + chunk.toString()).split('\n');
-      pending = lines.pop();
-      lines.forEach(scan);
-    });
-    child.on('close', (code) => {
-      scan(pending);
-      resolve({ code: code ?? 1, ok, failed });
-    });
-  });
+async function runKernelChecks() {
+  let ok = 0, failed = 0;
+  const scan = (line) => {
+    if (line.startsWith('ok  ')) ok++;
+    else if (line.startsWith('FAIL ')) failed++;
+  };
+  const code = await runScanned('pnpm', ['--filter', '@qwen2-ts/backend-cuda', 'run', 'test:kernels'], scan);
+  return { code, ok, failed };
 }
 
 function installNeeded() {

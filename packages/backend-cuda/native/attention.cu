@@ -9,6 +9,7 @@
 // spread over several blocks per kv head. Prefill passes where it is estimated faster take
 // attention_tiled.cu instead, or at 16-bit prefill precision attention_mma.cu (plan.kind).
 #include <cfloat>
+#include <cmath>
 #include "common.cuh"
 
 namespace {
@@ -256,11 +257,21 @@ AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, 
   return plan_split_attention(tokens, heads, head_dim, key_capacity);
 }
 
-double split_attention_cycles(int tokens, int heads, int head_dim, int keys, int sms) {
-  // Every (query, visible key) pair's head_dim x 2 FMAs for each head, spread over all SMs at about 16
-  // per cycle (two shared-memory loads per FMA). An estimate from the kernel's structure, not a timing.
+bool prefill_attention_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms, int blocks_per_sm, double macs_per_cycle) {
+  if (head_dim != 64 && head_dim != 128) return false;
+  if (tokens < PREFILL_ATTENTION_MIN_TOKENS || kv_heads < 1 || heads % kv_heads != 0 || sms < 1 || keys < tokens) return false;
+  // Prefill kernel: waves of blocks_per_sm blocks per SM, each as long as the longest block (the last rows
+  // see every key), a tile of 64 rows x 64 keys x head_dim x 2 multiply-adds at macs_per_cycle. It wins on
+  // long prompts even with SMs to spare; with a long prefix and few tokens its few blocks would walk
+  // every key alone. Split kernel: every (query, visible key) pair's head_dim x 2 FMAs for each head,
+  // spread over all SMs at about 16 per cycle (two shared-memory loads per FMA).
+  const double blocks = std::ceil(static_cast<double>(tokens) * (heads / kv_heads) / PREFILL_ATTENTION_ROWS) * kv_heads;
+  const double waves = std::ceil(blocks / (static_cast<double>(blocks_per_sm) * sms));
+  const double tiles = std::ceil(static_cast<double>(keys) / PREFILL_ATTENTION_KEYS);
+  const double prefill = waves * tiles * (static_cast<double>(PREFILL_ATTENTION_ROWS) * PREFILL_ATTENTION_KEYS * head_dim * 2 / macs_per_cycle);
   const double pairs = static_cast<double>(tokens) * (keys - (tokens - 1) / 2.0);
-  return pairs * heads * head_dim * 2 / (16.0 * sms);
+  const double split = pairs * heads * head_dim * 2 / (16.0 * sms);
+  return prefill < split;
 }
 
 AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity) {

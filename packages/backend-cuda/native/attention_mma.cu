@@ -13,9 +13,8 @@
 namespace {
 
 constexpr int MMA_THREADS = 128;  // 4 warps x 16 query rows
-constexpr int MMA_ROWS = 64;      // query rows per block
-constexpr int MMA_KEYS = 64;      // keys per tile
-constexpr int MMA_MIN_TOKENS = 16;  // as the tiled kernel: shorter passes keep the split kernel
+constexpr int MMA_ROWS = PREFILL_ATTENTION_ROWS;  // query rows per block
+constexpr int MMA_KEYS = PREFILL_ATTENTION_KEYS;  // keys per tile
 constexpr int KEY_PAIRS = MMA_KEYS / 2;
 // Rows of Q and K in shared memory are head_dim + 8 bf16 long and rows of Vt 72: 16-byte aligned for
 // ldmatrix, and the 8 rows one ldmatrix matrix reads start 4 banks apart, so they do not conflict.
@@ -228,17 +227,10 @@ cudaError_t launch_mma(cudaStream_t stream, const float* q, const float* k_cache
 }  // namespace
 
 bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms) {
-  if (head_dim != 64 && head_dim != 128) return false;
-  if (tokens < MMA_MIN_TOKENS || kv_heads < 1 || heads % kv_heads != 0 || sms < 1 || keys < tokens) return false;
-  // Estimated cycles (not yet measured on a GPU): waves of two blocks per SM (shared memory and registers
-  // allow three or four), each as long as the longest block, a tile of 64 rows x 64 keys x head_dim x 2
-  // multiply-adds at 256 per cycle per block (a modest share of an SM's mma.sync throughput, which the
-  // f32 conversion of each key tile also takes from).
-  const double blocks = std::ceil(static_cast<double>(tokens) * (heads / kv_heads) / MMA_ROWS) * kv_heads;
-  const double waves = std::ceil(blocks / (2.0 * sms));
-  const double tiles = std::ceil(static_cast<double>(keys) / MMA_KEYS);
-  const double mma = waves * tiles * (static_cast<double>(MMA_ROWS) * MMA_KEYS * head_dim * 2 / 256);
-  return mma < split_attention_cycles(tokens, heads, head_dim, keys, sms);
+  // Two blocks per SM (shared memory and registers allow three or four), 256 multiply-adds per cycle
+  // per block: a modest share of an SM's mma.sync throughput, which the f32 conversion of each key and
+  // value tile also takes from.
+  return prefill_attention_suits(tokens, heads, kv_heads, head_dim, keys, sms, 2, 256);
 }
 
 cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,

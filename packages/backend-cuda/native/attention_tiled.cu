@@ -12,9 +12,8 @@
 namespace {
 
 constexpr int TILED_THREADS = 256;  // 16 x 16: ty picks 4 rows, tx 4 keys (scores) or columns (output)
-constexpr int ROWS = 64;            // query rows per block
-constexpr int KEYS = 64;            // keys per tile
-constexpr int TILED_MIN_TOKENS = 16;  // shorter passes (decode, small chunks) keep the split kernel
+constexpr int ROWS = PREFILL_ATTENTION_ROWS;  // query rows per block
+constexpr int KEYS = PREFILL_ATTENTION_KEYS;  // keys per tile
 constexpr int PAD = 4;              // row padding of the transposed tiles (keeps 16-byte alignment)
 constexpr int QS = ROWS + PAD;      // stride of qT [head_dim][QS] and pT [KEYS][QS]
 constexpr int KS = KEYS + PAD;      // stride of kT [head_dim][KS]
@@ -210,17 +209,9 @@ cudaError_t launch_tiled(cudaStream_t stream, const float* q, const float* k_cac
 }  // namespace
 
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms) {
-  if (head_dim != 64 && head_dim != 128) return false;
-  if (tokens < TILED_MIN_TOKENS || kv_heads < 1 || heads % kv_heads != 0 || sms < 1 || keys < tokens) return false;
-  // Estimated cycles (not yet measured on a GPU): waves of one block per SM, each as long as the longest
-  // block (the last rows see every key), a tile of 64 rows x 64 keys x head_dim x 2 FMAs at the SM's 128
-  // FP32 FMAs per cycle (4 x 4 register tiles). The tiled kernel wins on long prompts even with SMs to
-  // spare; with a long prefix and few tokens its few blocks would walk every key alone.
-  const double blocks = std::ceil(static_cast<double>(tokens) * (heads / kv_heads) / ROWS) * kv_heads;
-  const double waves = std::ceil(blocks / sms);
-  const double tiles = std::ceil(static_cast<double>(keys) / KEYS);
-  const double tiled = waves * tiles * (static_cast<double>(ROWS) * KEYS * head_dim * 2 / 128);
-  return tiled < split_attention_cycles(tokens, heads, head_dim, keys, sms);
+  // One block per SM (256 threads, about 100 KiB of shared memory at head_dim 128), the SM's 128 FP32
+  // FMAs per cycle (4 x 4 register tiles).
+  return prefill_attention_suits(tokens, heads, kv_heads, head_dim, keys, sms, 1, 128);
 }
 
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,

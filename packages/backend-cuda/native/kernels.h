@@ -111,11 +111,16 @@ struct AttentionPlan {
 AttentionPlan plan_attention(int tokens, int heads, int kv_heads, int head_dim, int key_capacity, bool tensor_cores);
 // The split kernel's plan alone (what plan_attention gives where no prefill kernel suits).
 AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_capacity);
-// Estimated cycles of the split kernel over `keys` positions on `sms` multiprocessors, which each prefill
-// kernel's own estimate is compared with.
-double split_attention_cycles(int tokens, int heads, int head_dim, int keys, int sms);
-// Whether the tiled (f32) or the tensor-core kernel takes a pass of this shape: head_dim 64 or 128, 16
-// tokens or more, and an estimate of cycles below the split kernel's.
+// Both prefill kernels: blocks of 64 query rows of one kv head walk the visible keys in tiles of 64;
+// passes of fewer tokens keep the split kernel.
+constexpr int PREFILL_ATTENTION_ROWS = 64, PREFILL_ATTENTION_KEYS = 64, PREFILL_ATTENTION_MIN_TOKENS = 16;
+// Whether a prefill kernel with `blocks_per_sm` blocks resident per SM, each doing `macs_per_cycle`
+// multiply-adds per cycle, is estimated faster than the split kernel on a pass of this shape over `keys`
+// positions on `sms` multiprocessors (head_dim 64 or 128 only). Estimates from the kernels' structure,
+// not timings.
+bool prefill_attention_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms, int blocks_per_sm, double macs_per_cycle);
+// Whether the tiled (f32) or the tensor-core kernel takes a pass of this shape (prefill_attention_suits
+// with each kernel's figures).
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
 bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
 cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
