@@ -11,6 +11,10 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <csignal>
+#include <memory>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "../native/common.cuh"
 #include "../native/matmul.h"
 
@@ -53,7 +57,41 @@ static uint16_t f32_to_bf16(float f) { return __bfloat16_as_ushort(__float2bfloa
 static double f16_value(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 static double bf16_value(uint16_t h) { uint32_t u = static_cast<uint32_t>(h) << 16; float f; std::memcpy(&f, &u, 4); return f; }
 
-// A host weight in one of the five formats, with its exact values in float64.
+// Bytes in "device" memory that end where an inaccessible page begins (after up to 15 bytes of slack
+// that keep them 16-byte aligned): a kernel that reads past the end, say weight rows past the matrix
+// that it should have zero-filled, stops the test with a segmentation fault (see on_segv) instead of
+// quietly reading whatever the host heap holds there.
+class Guarded {
+ public:
+  Guarded(const void* src, size_t bytes) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    body_ = (bytes + 15 + page - 1) / page * page;
+    len_ = body_ + page;
+    base_ = static_cast<unsigned char*>(mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base_ == MAP_FAILED || mprotect(base_ + body_, page, PROT_NONE) != 0) std::abort();
+    data_ = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(base_ + body_ - bytes) & ~uintptr_t(15));
+    std::memset(base_, 0xcd, body_);  // garbage around the bytes, as device memory may hold
+    std::memcpy(data_, src, bytes);
+  }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  ~Guarded() { munmap(base_, len_); }
+  void* data() const { return data_; }
+
+ private:
+  unsigned char* base_;
+  size_t body_, len_;
+  void* data_;
+};
+static void on_segv(int) {
+  static const char msg[] = "FAIL segmentation fault: a kernel read or wrote past the end of a guarded buffer (the last line above names the case before it)\n";
+  fflush(stdout);
+  if (write(2, msg, sizeof msg - 1) < 0) {}
+  _exit(1);
+}
+
+// A host weight in one of the five formats, with its exact values in float64. Kernels get guarded
+// copies of its bytes, made at the first dev() (the vectors must not change after that).
 struct HostW {
   int format, rows, cols;
   std::vector<float> f32;
@@ -61,9 +99,16 @@ struct HostW {
   std::vector<int8_t> q8;
   std::vector<uint8_t> q4;
   std::vector<double> value;
+  mutable std::shared_ptr<Guarded> dev_data, dev_scales;
   DevWeight dev() const {
-    const void* data = format == FMT_F32 ? (const void*)f32.data() : format == FMT_Q8_0 ? (const void*)q8.data() : format == FMT_Q4_0 ? (const void*)q4.data() : (const void*)u16.data();
-    return DevWeight{data, scales.empty() ? nullptr : scales.data(), format, rows, cols};
+    if (!dev_data) {
+      if (format == FMT_F32) dev_data = std::make_shared<Guarded>(f32.data(), f32.size() * sizeof(float));
+      else if (format == FMT_Q8_0) dev_data = std::make_shared<Guarded>(q8.data(), q8.size());
+      else if (format == FMT_Q4_0) dev_data = std::make_shared<Guarded>(q4.data(), q4.size());
+      else dev_data = std::make_shared<Guarded>(u16.data(), u16.size() * sizeof(uint16_t));
+      if (!scales.empty()) dev_scales = std::make_shared<Guarded>(scales.data(), scales.size() * sizeof(uint16_t));
+    }
+    return DevWeight{dev_data->data(), dev_scales ? static_cast<const uint16_t*>(dev_scales->data()) : nullptr, format, rows, cols};
   }
 };
 
@@ -103,11 +148,13 @@ static std::vector<float> normals(size_t n, float std = 1.f) {
   for (auto& x : v) x = normal(std);
   return v;
 }
-// Scratch for the prefill GEMM (launch_matmul's gemm_scratch), filled with garbage as device memory may be.
+// Scratch for the prefill GEMM (launch_matmul's gemm_scratch), exactly as large as it asks for, guarded,
+// and filled with garbage as device memory may be.
 static void* gemm_scratch(int T, int K) {
-  static std::vector<unsigned char> buf;
-  buf.assign(gemm_scratch_bytes(T, K) + 16, 0xcd);
-  return buf.data();
+  static std::unique_ptr<Guarded> buf;
+  const std::vector<unsigned char> garbage(gemm_scratch_bytes(T, K), 0xcd);
+  buf = std::make_unique<Guarded>(garbage.data(), garbage.size());
+  return buf->data();
 }
 
 static const char* fmt_name(int f) { return f == 0 ? "f32" : f == 1 ? "f16" : f == 2 ? "bf16" : f == 3 ? "q8_0" : "q4_0"; }
@@ -783,6 +830,9 @@ int main(int argc, char** argv) {
   // Optional argument: run only the groups whose name contains it (embed, rmsnorm, matmul, pipelined
   // (the pipelined GEMM's own test, also part of matmul), rope, attention, elementwise, sample).
   const std::string only = argc > 1 ? argv[1] : "";
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // each check's line as it is made, also into a pipe
+  std::signal(SIGSEGV, on_segv);
+  std::signal(SIGBUS, on_segv);
   auto want = [&](const char* name) { return only.empty() || std::string(name).find(only) != std::string::npos; };
   if (want("embed")) test_embed();
   if (want("rmsnorm")) test_rmsnorm();
