@@ -69,11 +69,30 @@ __global__ void __launch_bounds__(ARGMAX_THREADS) argmax_kernel(const float* __r
   const float* row = logits + static_cast<size_t>(blockIdx.x) * cols;
   double bv = 0.0;
   int bi = -1;
-  for (int c = threadIdx.x; c < cols; c += ARGMAX_THREADS) {
-    const double v = row[c];
-    if (better(v, c, bv, bi)) {
-      bv = v;
-      bi = c;
+  if ((cols & 3) == 0 && (reinterpret_cast<uintptr_t>(row) & 15) == 0) {
+    // Rows of whole float4s (every Qwen2 vocabulary): 16-byte loads, four in flight per thread, so the
+    // one block waits on memory about 10 times over 151,936 logits instead of about 150.
+    const float4* row4 = reinterpret_cast<const float4*>(row);
+    const int quads = cols / 4;
+#pragma unroll 4
+    for (int q = threadIdx.x; q < quads; q += ARGMAX_THREADS) {
+      const float4 v = row4[q];
+      const float e[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        if (better(e[j], 4 * q + j, bv, bi)) {
+          bv = e[j];
+          bi = 4 * q + j;
+        }
+      }
+    }
+  } else {
+    for (int c = threadIdx.x; c < cols; c += ARGMAX_THREADS) {
+      const double v = row[c];
+      if (better(v, c, bv, bi)) {
+        bv = v;
+        bi = c;
+      }
     }
   }
   block_argmax<ARGMAX_THREADS>(bv, bi);

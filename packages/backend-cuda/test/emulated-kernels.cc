@@ -702,19 +702,27 @@ static void test_elementwise_and_argmax() {
   for (size_t i = 0; i < n; i++) want.push_back(static_cast<double>(g[i] + u[i]));
   check("add", out, want, 0);
 
-  const int V = 1003;
-  auto l = normals(4 * V);
-  l[5] = 50; l[900] = 50;            // row 0: tie, first wins
-  l[V + 1002] = 40;                  // row 1: last element
-  for (int i = 0; i < V; i++) l[2 * V + i] = NAN;
-  l[2 * V + 77] = -INFINITY;         // row 2: only -inf among NaN
-  for (int i = 0; i < V; i++) l[3 * V + i] = NAN;  // row 3: all NaN
-  int res[4] = {9, 9, 9, 9};
-  launch_argmax(nullptr, l.data(), 4, V, res);
-  check_eq("argmax tie", res[0], 5);
-  check_eq("argmax last", res[1], 1002);
-  check_eq("argmax -inf among NaN", res[2], 77);
-  check_eq("argmax all NaN", res[3], -1);
+  // Rows of 1003 logits (element by element) and of 4100 (whole float4s: 16-byte loads, more than one
+  // per thread, and ties inside one float4 as well as across threads).
+  for (const int V : {1003, 4100}) {
+    const std::string at = " (" + std::to_string(V) + " logits)";
+    auto l = normals(6 * static_cast<size_t>(V));
+    l[5] = 50; l[900] = 50;            // row 0: tie, first wins
+    l[V + V - 1] = 40;                 // row 1: last element
+    for (int i = 0; i < V; i++) l[2 * V + i] = NAN;
+    l[2 * V + 77] = -INFINITY;         // row 2: only -inf among NaN
+    for (int i = 0; i < V; i++) l[3 * V + i] = NAN;  // row 3: all NaN
+    l[4 * V + 10] = 60; l[4 * V + 9] = 60; l[4 * V + 11] = 60;  // row 4: a tie inside one float4, lowest wins
+    l[5 * V + 3000 % V] = 70; l[5 * V + 1030 % V] = 70;          // row 5: a tie between two threads, lowest wins
+    int res[6] = {9, 9, 9, 9, 9, 9};
+    launch_argmax(nullptr, l.data(), 6, V, res);
+    check_eq("argmax tie" + at, res[0], 5);
+    check_eq("argmax last" + at, res[1], V - 1);
+    check_eq("argmax -inf among NaN" + at, res[2], 77);
+    check_eq("argmax all NaN" + at, res[3], -1);
+    check_eq("argmax tie inside a float4" + at, res[4], 9);
+    check_eq("argmax tie across threads" + at, res[5], std::min(3000 % V, 1030 % V));
+  }
 }
 
 // Core's sampleFromLogits, with sorting (a different algorithm from the kernel's searches).
