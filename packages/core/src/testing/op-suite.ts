@@ -360,6 +360,21 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         expect(Array.from(got)).toEqual(Array.from(want));
       }
     });
+    it('argmax over long rows: ties far apart, the last element, NaN', async () => {
+      // Long enough for kernels that read several elements per thread per step, with a remainder.
+      const rnd = new TestRandom(seed + 13);
+      const V = 5003;
+      const l = rnd.normals(4 * V);
+      l[4500] = 50; l[2100] = 50; l[2101] = 50; // row 0: ties far apart and side by side -> 2100
+      l[V + V - 1] = 40; // row 1: the last element
+      for (let i = 0; i < V; i += 3) l[2 * V + i] = NaN; // row 2: NaN among values, and as the largest index
+      l[2 * V + 3000] = 30;
+      l[2 * V + 4998] = NaN;
+      l[3 * V + 1] = 60; l[3 * V + 2] = 60; l[3 * V + 257] = 60; // row 3: ties close together -> 1
+      const want = await ref.argmax(tensor(ref, 4, V, l));
+      expect(Array.from(want)).toEqual([2100, V - 1, 3000, 1]);
+      expect(Array.from(await cand.argmax(tensor(cand, 4, V, l)))).toEqual(Array.from(want));
+    });
     it('sample follows sampleFromLogits for every kind of parameter', async () => {
       const rnd = new TestRandom(seed + 12);
       const V = 999;
