@@ -83,6 +83,19 @@ class Guarded {
   size_t body_, len_;
   void* data_;
 };
+// A vector's contents in guarded memory, for kernels to read and write.
+template <typename T>
+class GuardedArray {
+ public:
+  explicit GuardedArray(const std::vector<T>& v) : g_(v.data(), v.size() * sizeof(T)), n_(v.size()) {}
+  T* data() const { return static_cast<T*>(g_.data()); }
+  T& operator[](size_t i) const { return data()[i]; }
+  size_t size() const { return n_; }
+
+ private:
+  Guarded g_;
+  size_t n_;
+};
 static void on_segv(int) {
   static const char msg[] = "FAIL segmentation fault: a kernel read or wrote past the end of a guarded buffer (the last line above names the case before it)\n";
   fflush(stdout);
@@ -589,8 +602,9 @@ static void test_attention() {
   for (const Case& c : cases) {
     const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
     auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
-    auto q = normals(static_cast<size_t>(c.T) * heads * c.hd);
-    std::vector<float> kc(static_cast<size_t>(kv) * max_tokens * c.hd, NAN), vc(kc.size(), NAN);
+    // Queries, caches and scratch in guarded memory: reading past the cache's capacity stops the run.
+    const GuardedArray<float> q(normals(static_cast<size_t>(c.T) * heads * c.hd));
+    const GuardedArray<float> kc(std::vector<float>(static_cast<size_t>(kv) * max_tokens * c.hd, NAN)), vc(std::vector<float>(kc.size(), NAN));
     // Write the prefix and the new rows through the kernel, in two calls as the model does.
     if (c.start > 0) launch_write_kv(nullptr, kc.data(), vc.data(), keys.data(), values.data(), c.start, kv, c.hd, max_tokens, PosArg{nullptr, 0});
     int pass_pos = c.start;
@@ -623,7 +637,8 @@ static void test_attention() {
       AttentionPlan plan = plan_split_attention(c.T, heads, c.hd, capacity);
       // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
       // read only the chunks written for this step.
-      std::vector<float> scratch(plan.scratch_floats, 0.5f), out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+      const GuardedArray<float> scratch(std::vector<float>(plan.scratch_floats, 0.5f));
+      std::vector<float> out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
       // One set of merge counters for every case, as the addon keeps one: each launch (and each slice of
       // a pass: this build slices every 4 tokens) must leave them at zero for the next.
       static std::vector<int> counters(4096, 0);
