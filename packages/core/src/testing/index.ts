@@ -32,6 +32,11 @@ export interface ConformanceOptions {
   formats?: readonly WeightFormat[];
   /** Skip the per-op tests (only the fixtures). */
   skipOps?: boolean;
+  /**
+   * How long one whole-model test (one fixture in one format) may run before it counts as hung (default
+   * 120 s). Software adapters (SwiftShader) need more for the full-vocabulary fixture.
+   */
+  modelTimeoutMs?: number;
   /** @internal the candidate is the reference backend itself (no self-comparison). */
   isReference?: boolean;
 }
@@ -54,7 +59,7 @@ export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: ((
   describe(`conformance: ${name}`, () => {
     if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234));
     if (options.fixturesDir) {
-      describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats }, options.isReference ?? false));
+      describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats, timeoutMs: options.modelTimeoutMs }, options.isReference ?? false));
     }
   });
 }

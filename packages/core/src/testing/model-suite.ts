@@ -112,6 +112,8 @@ export interface ModelSuiteOptions {
   models?: readonly string[];
   /** Weight formats to run (default: every format the backend supports). */
   formats?: readonly WeightFormat[];
+  /** Per-test limit in milliseconds (default 120 s). */
+  timeoutMs?: number;
 }
 
 /**
@@ -204,7 +206,7 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
             }
           }
           console.info(`[conformance] ${backend.info.name} ${name} ${format}: max ${summarize(report)}`);
-        }, 120_000);
+        }, options.timeoutMs ?? 120_000);
       }
     });
   }
