@@ -54,16 +54,21 @@ __device__ __forceinline__ VisibleChunks visible_chunks(int pos, int window, int
   return VisibleChunks{first_key / chunk, min(splits - 1, pos / chunk)};
 }
 
-// Element e of head h's output for token t: sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the
-// chunks the token sees (only those were written), M their largest max. Written by other blocks of the
-// grid, so read through L2 (__ldcg), past this SM's L1.
-__device__ __forceinline__ float merge_chunks(const float* part_acc, const float* part_ml, int t, int h, int e, int heads, int head_dim,
-                                              int splits, VisibleChunks vis) {
+// The merge reads partial results written by other blocks of the grid, so through L2 (__ldcg), past
+// this SM's L1. M: the largest max of head h's chunks that token t sees and that saw a key.
+__device__ __forceinline__ float chunks_max(const float* part_ml, int t, int h, int heads, int splits, VisibleChunks vis) {
   float mx = -FLT_MAX;
   for (int s = vis.first; s <= vis.last; s++) {
     const size_t p = part_index(t, h, s, heads, splits);
     if (__ldcg(part_ml + 2 * p + 1) > 0.f) mx = fmaxf(mx, __ldcg(part_ml + 2 * p));
   }
+  return mx;
+}
+
+// Element e of head h's output for token t: sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the
+// chunks the token sees (only those were written), M from chunks_max.
+__device__ __forceinline__ float merge_chunks(const float* part_acc, const float* part_ml, int t, int h, int e, int heads, int head_dim,
+                                              int splits, VisibleChunks vis, float mx) {
   float num = 0.f, den = 0.f;
   for (int s = vis.first; s <= vis.last; s++) {
     const size_t p = part_index(t, h, s, heads, splits);
@@ -221,9 +226,12 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
   __syncthreads();
   if (!merges) return;
   __threadfence();
+  // Each head's M once (in corr_s, free now), not once per output element.
+  for (int g = tid; g < group; g += ATT_THREADS) corr_s[g] = chunks_max(part_ml, t, g0 * group + g, heads, splits, vis);
+  __syncthreads();
   for (int i = tid; i < group * head_dim; i += ATT_THREADS) {
-    const int h = g0 * group + i / head_dim, e = i % head_dim;
-    out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = merge_chunks(part_acc, part_ml, t, h, e, heads, head_dim, splits, vis);
+    const int g = i / head_dim, h = g0 * group + g, e = i % head_dim;
+    out[(static_cast<size_t>(t) * heads + h) * head_dim + e] = merge_chunks(part_acc, part_ml, t, h, e, heads, head_dim, splits, vis, corr_s[g]);
   }
 }
 
