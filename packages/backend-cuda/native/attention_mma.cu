@@ -8,6 +8,7 @@
 // bf16 once; maxima, sums and accumulation stay f32. bf16 keeps f32's range, so no activation can
 // overflow; results carry about 3 significant digits, like the 16-bit GEMM before it.
 #include <cmath>
+#include "attention_prefill.cuh"
 #include "mma.cuh"
 
 namespace {
@@ -47,15 +48,11 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
 
   const int group = heads / kv_heads;
   const int g0 = blockIdx.y;
-  // Last rows first, as in the tiled kernel: the longest blocks start in the first wave.
-  const int row0 = (gridDim.x - 1 - blockIdx.x) * MMA_ROWS;
   const int total_rows = tokens * group;
   const int base = pos_of(start);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-
-  const int t_first = row0 / group, t_last = min(tokens - 1, (row0 + MMA_ROWS - 1) / group);
-  const int key_begin = window > 0 ? max(0, base + t_first - window + 1) : 0;
-  const int key_end = min(base + t_last, max_tokens - 1);  // inclusive
+  const PrefillBlock blk = prefill_block(tokens, group, base, window, max_tokens);
+  const int row0 = blk.row0, key_begin = blk.key_begin, key_end = blk.key_end;
 
   // Queries times scale and log2 e (the softmax then runs on exp2), as bf16 rows; rows past the pass
   // are zero.
@@ -63,10 +60,7 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
   for (int i = tid; i < MMA_ROWS * D4; i += MMA_THREADS) {
     const int r = i / D4, d4 = i % D4, rt = row0 + r;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (rt < total_rows) {
-      const int tok = rt / group, h = rt % group;
-      v = reinterpret_cast<const float4*>(q + (static_cast<size_t>(tok) * heads + static_cast<size_t>(g0) * group + h) * D)[d4];
-    }
+    if (rt < total_rows) v = reinterpret_cast<const float4*>(q + row_index(rt, group, heads, g0) * D)[d4];
     *reinterpret_cast<uint2*>(qs + r * LD + 4 * d4) = bf16x4(make_float4(v.x * qscale, v.y * qscale, v.z * qscale, v.w * qscale));
   }
   __syncthreads();
@@ -86,8 +80,8 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     const int rt = row0 + warp * 16 + g + 8 * h;
-    row_pos[h] = rt < total_rows ? base + rt / group : -1;
-    row_first[h] = window > 0 ? max(0, row_pos[h] - window + 1) : 0;
+    row_pos[h] = row_position(rt, total_rows, group, base);
+    row_first[h] = first_visible_key(row_pos[h], window);
   }
   // Running max (in log2 units) and this lane's part of the running sum, per row; output accumulators.
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f}, o[ON][4];
@@ -202,26 +196,11 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
   for (int h = 0; h < 2; h++) {
     const int rt = row0 + warp * 16 + g + 8 * h;
     if (rt >= total_rows) continue;
-    const int tok = rt / group, hd = rt % group;
-    float* orow = out + (static_cast<size_t>(tok) * heads + static_cast<size_t>(g0) * group + hd) * D;
+    float* orow = out + row_index(rt, group, heads, g0) * D;
     const float inv = 1.f / l[h];
 #pragma unroll
     for (int n = 0; n < ON; n++) *reinterpret_cast<float2*>(orow + 8 * n + 2 * t) = make_float2(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
   }
-}
-
-template <int D>
-cudaError_t launch_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
-                       int kv_heads, int max_tokens, PosArg start, float scale, int window, float* out) {
-  const size_t smem = mma_smem_bytes(D);
-  if (smem > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(attention_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (err != cudaSuccess) return err;
-  }
-  const dim3 grid(ceil_div(static_cast<size_t>(tokens) * (heads / kv_heads), MMA_ROWS), kv_heads);
-  LAUNCH(attention_mma_kernel<D>, grid, MMA_THREADS, smem, stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale,
-         window, out);
-  return cudaGetLastError();
 }
 
 }  // namespace
@@ -235,14 +214,7 @@ bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int 
 
 cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
                                  int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
-  if (tokens <= 0) return cudaSuccess;
-  if (kv_heads < 1 || kv_heads > 65535 || heads % kv_heads != 0) return cudaErrorInvalidValue;
-  switch (head_dim) {
-    case 64:
-      return launch_mma<64>(stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale, window, out);
-    case 128:
-      return launch_mma<128>(stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale, window, out);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  const PrefillAttentionKernel kernel = head_dim == 64 ? attention_mma_kernel<64> : head_dim == 128 ? attention_mma_kernel<128> : nullptr;
+  return launch_prefill_attention(kernel, mma_smem_bytes(head_dim), MMA_THREADS, stream, q, k_cache, v_cache, tokens, heads, kv_heads,
+                                  max_tokens, start, scale, window, out);
 }

@@ -7,7 +7,7 @@
 // global memory. f32 throughout, like the split kernel, so the two agree to rounding.
 #include <cfloat>
 #include <cmath>
-#include "common.cuh"
+#include "attention_prefill.cuh"
 
 namespace {
 
@@ -39,27 +39,18 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
 
   const int group = heads / kv_heads;
   const int g0 = blockIdx.y;
-  // Last rows first: they see the most keys, so the longest blocks start in the first wave and the short
-  // ones fill in behind them (causal prefill's load balance).
-  const int row0 = (gridDim.x - 1 - blockIdx.x) * ROWS;
   const int total_rows = tokens * group;
   const int base = pos_of(start);
   const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-
-  // The keys any row of the block sees: from the first row's window start to the last row's position.
-  const int t_first = row0 / group, t_last = min(tokens - 1, (row0 + ROWS - 1) / group);
-  const int key_begin = window > 0 ? max(0, base + t_first - window + 1) : 0;
-  const int key_end = min(base + t_last, max_tokens - 1);  // inclusive (the host keeps passes inside the cache)
+  const PrefillBlock blk = prefill_block(tokens, group, base, window, max_tokens);
+  const int row0 = blk.row0, key_begin = blk.key_begin, key_end = blk.key_end;
 
   // Queries, scaled, transposed: qT[d][r]. A warp reads one float4 of 32 rows (32 distinct rows, so the
   // transposed stores fall in distinct banks); rows past the pass are zero.
   for (int i = tid; i < ROWS * D4; i += TILED_THREADS) {
     const int r = i % ROWS, d4 = i / ROWS, rt = row0 + r;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (rt < total_rows) {
-      const int t = rt / group, g = rt % group;
-      v = reinterpret_cast<const float4*>(q + (static_cast<size_t>(t) * heads + static_cast<size_t>(g0) * group + g) * D)[d4];
-    }
+    if (rt < total_rows) v = reinterpret_cast<const float4*>(q + row_index(rt, group, heads, g0) * D)[d4];
     qT[(4 * d4 + 0) * QS + r] = v.x * scale;
     qT[(4 * d4 + 1) * QS + r] = v.y * scale;
     qT[(4 * d4 + 2) * QS + r] = v.z * scale;
@@ -71,8 +62,8 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
 #pragma unroll
   for (int i = 0; i < 4; i++) {
     const int rt = row0 + ty * 4 + i;
-    row_pos[i] = rt < total_rows ? base + rt / group : -1;
-    row_first[i] = window > 0 ? max(0, row_pos[i] - window + 1) : 0;
+    row_pos[i] = row_position(rt, total_rows, group, base);
+    row_first[i] = first_visible_key(row_pos[i], window);
   }
   float m[4], l[4], o[4][COLS * 4];
 #pragma unroll
@@ -182,28 +173,13 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
   for (int i = 0; i < 4; i++) {
     const int rt = row0 + ty * 4 + i;
     if (rt >= total_rows) continue;
-    const int t = rt / group, g = rt % group;
-    float* orow = out + (static_cast<size_t>(t) * heads + static_cast<size_t>(g0) * group + g) * D;
+    float* orow = out + row_index(rt, group, heads, g0) * D;
     const float inv = 1.f / l[i];
 #pragma unroll
     for (int c = 0; c < COLS; c++)
       *reinterpret_cast<float4*>(orow + c * 64 + tx * 4) =
           make_float4(o[i][c * 4] * inv, o[i][c * 4 + 1] * inv, o[i][c * 4 + 2] * inv, o[i][c * 4 + 3] * inv);
   }
-}
-
-template <int D>
-cudaError_t launch_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
-                         int kv_heads, int max_tokens, PosArg start, float scale, int window, float* out) {
-  const size_t smem = tiled_smem_floats(D) * sizeof(float);
-  if (smem > 48 * 1024) {
-    cudaError_t err = cudaFuncSetAttribute(attention_tiled_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (err != cudaSuccess) return err;
-  }
-  const dim3 grid(ceil_div(static_cast<size_t>(tokens) * (heads / kv_heads), ROWS), kv_heads);
-  LAUNCH(attention_tiled_kernel<D>, grid, TILED_THREADS, smem, stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale,
-         window, out);
-  return cudaGetLastError();
 }
 
 }  // namespace
@@ -216,14 +192,7 @@ bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, in
 
 cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
                                    int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
-  if (tokens <= 0) return cudaSuccess;
-  if (kv_heads < 1 || kv_heads > 65535 || heads % kv_heads != 0) return cudaErrorInvalidValue;
-  switch (head_dim) {
-    case 64:
-      return launch_tiled<64>(stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale, window, out);
-    case 128:
-      return launch_tiled<128>(stream, q, k_cache, v_cache, tokens, heads, kv_heads, max_tokens, start, scale, window, out);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  const PrefillAttentionKernel kernel = head_dim == 64 ? attention_tiled_kernel<64> : head_dim == 128 ? attention_tiled_kernel<128> : nullptr;
+  return launch_prefill_attention(kernel, tiled_smem_floats(head_dim) * sizeof(float), TILED_THREADS, stream, q, k_cache, v_cache, tokens,
+                                  heads, kv_heads, max_tokens, start, scale, window, out);
 }
