@@ -43,6 +43,19 @@ function rng(seed) {
   };
 }
 
+/** A standard normal sample (Box-Muller) from two draws of `next`. */
+function normal(next) {
+  const u = (next() + 1) / 4294967297, v = (next() + 1) / 4294967297;
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+/** A rows x cols device tensor filled with `sample()`. */
+function filledTensor(backend, rows, cols, sample) {
+  const t = backend.alloc(rows, cols);
+  backend.write(t, Float32Array.from({ length: rows * cols }, sample));
+  return t;
+}
+
 const hostCache = new Map();
 /** A random host weight of `format` (values ~ N(0, std)); one per shape, reused by every layer. */
 function hostWeight(format, rows, cols, std) {
@@ -55,8 +68,7 @@ function hostWeight(format, rows, cols, std) {
     // A pool of normal samples, then random picks from it: ~1 ns per value.
     const pool = new Uint16Array(65536);
     for (let i = 0; i < pool.length; i++) {
-      const u = (next() + 1) / 4294967297, v = (next() + 1) / 4294967297;
-      const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v) * std;
+      const z = normal(next) * std;
       pool[i] = format === 'bf16' ? f32ToBf16(z) : f32ToF16(z);
     }
     const data = new Uint16Array(n);
@@ -184,11 +196,7 @@ for (const shape of models) {
       const L = weights.layers[0];
       const H = config.hiddenSize, I = config.intermediateSize, qw = config.numAttentionHeads * config.headDim, kvw = config.numKeyValueHeads * config.headDim;
       const T = prefillTokens, next = rng(7);
-      const filled = (cols) => {
-        const t = backend.alloc(T, cols);
-        backend.write(t, Float32Array.from({ length: T * cols }, () => next() / 2 ** 32 * 2 - 1));
-        return t;
-      };
+      const filled = (cols) => filledTensor(backend, T, cols, () => next() / 2 ** 32 * 2 - 1);
       const x = filled(H), xi = filled(I), q = backend.alloc(T, qw), k = backend.alloc(T, kvw), v = backend.alloc(T, kvw);
       const o = backend.alloc(T, H), g = backend.alloc(T, I), u = backend.alloc(T, I);
       const flops = 2 * T * (H * (qw + 2 * kvw) + qw * H + 2 * H * I + I * H);
@@ -218,12 +226,7 @@ for (const shape of models) {
     {
       const T = prefillTokens, next = rng(11);
       const heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads, hd = config.headDim;
-      const normal = () => Math.sqrt(-2 * Math.log((next() + 1) / 4294967297)) * Math.cos((2 * Math.PI * next()) / 4294967296);
-      const filled = (cols, std) => {
-        const t = backend.alloc(T, cols);
-        backend.write(t, Float32Array.from({ length: T * cols }, () => normal() * std));
-        return t;
-      };
+      const filled = (cols, std) => filledTensor(backend, T, cols, () => normal(next) * std);
       // Scores of standard deviation ~2, so the softmax is neither flat nor one-hot.
       const q = filled(heads * hd, 2), k = filled(kvHeads * hd, 1), v = filled(kvHeads * hd, 1);
       const cache = backend.createKVCache({ layers: 1, kvHeads, headDim: hd, maxTokens: T });
