@@ -1,8 +1,8 @@
 // A host emulation of the CUDA thread model, enough to run this backend's kernels on a CPU where no GPU
-// exists: every CUDA thread of a block is a std::thread, blocks run one
-// after another in a shuffled order, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a
-// per-warp slot array between two warp barriers, __shared__ variables are statics (one block at a time),
-// and "device pointers" are host pointers. Slow, and only for tests (QWEN2_EMULATE builds).
+// exists: every CUDA thread of a block is a std::thread, blocks run one after another in a shuffled
+// order, __syncthreads is a block barrier, warp shuffles and ballots exchange values through a per-warp
+// slot array between two warp barriers, __shared__ variables are statics (one block at a time), and
+// "device pointers" are host pointers. Slow, and only for tests (QWEN2_EMULATE builds).
 #pragma once
 #include <cuda_runtime.h>  // types only (dim3, cudaError_t, uint3, int4); no runtime call is made
 #include <cuda_bf16.h>
