@@ -281,8 +281,11 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     expect(() => d.alloc(1, 1)).toThrow(BackendUsageError);
   });
 
-  it('rejects a tensor larger than one binding with the limit named', () => {
+  it('rejects a tensor larger than one binding with the limit named', async () => {
     const limit = (b as unknown as { maxBinding: number }).maxBinding;
     expect(() => b.alloc(Math.ceil(limit / 4 / 1024) + 1, 1024)).toThrow(/maxStorageBufferBindingSize/);
+    // A weight row wider than the bindings this backend was opened with (maxBindingSize 4096).
+    await expect(b.uploadWeight({ format: 'f32', rows: 2, cols: 1040, data: new Float32Array(2080) }, 'wide')).rejects.toThrow(
+      "weight 'wide': one row of 4160 bytes exceeds the maxBindingSize option of 4096 bytes");
   });
 });

@@ -120,7 +120,9 @@ export class WebGPUBackend implements Backend {
     const rb = rowBytes(format, kp);
     const limit = Math.min(this.maxBinding, this.maxBuffer, this.weightBinding);
     if (rb > limit) {
-      throw new WebGPUDeviceError(`weight '${name}': one row of ${rb} bytes exceeds the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes`, 'maxStorageBufferBindingSize');
+      // Name the limit that binds: the device's binding or buffer size, or the maxBindingSize option.
+      const what = limit === this.maxBinding ? "the device's maxStorageBufferBindingSize" : limit === this.maxBuffer ? "the device's maxBufferSize" : 'the maxBindingSize option';
+      throw new WebGPUDeviceError(`weight '${name}': one row of ${rb} bytes exceeds ${what} of ${limit} bytes`, limit === this.maxBuffer && limit !== this.maxBinding ? 'maxBufferSize' : 'maxStorageBufferBindingSize');
     }
     const perChunk = Math.max(1, Math.floor(limit / rb));
     const chunks: WeightChunk[] = [];
