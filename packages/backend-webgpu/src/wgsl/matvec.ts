@@ -7,12 +7,27 @@ import type { ExtraBinding, KernelDef } from './kernel-def.js';
 export const MATVEC_MAX_T = 4;
 /** Threads per workgroup of the matvec. */
 const MV_WG = 64;
+/**
+ * Most steps of 8 columns a thread loads before it does any arithmetic on them: up to 4 weight loads in
+ * flight per thread instead of 1, so that a workgroup's few steps along a row (7 at 7B's hidden width)
+ * do not each wait out the memory latency alone.
+ */
+const MV_MAX_STEPS = 4;
 
 /** Lanes per output row of the matvec for `kp` padded columns: enough to cover a row in one step, 8..64. */
 export function matvecLanes(kp: number): number {
   let lanes = 8;
   while (lanes < MV_WG && lanes * 8 < kp) lanes *= 2;
   return lanes;
+}
+
+/**
+ * Steps a matvec thread loads at once for rows of `kp` padded columns read by `lanes` threads: as many as
+ * a row has (a step past the row's end loads nothing new but still costs its arithmetic), at most
+ * {@link MV_MAX_STEPS}.
+ */
+export function matvecSteps(kp: number, lanes: number): number {
+  return Math.max(1, Math.min(MV_MAX_STEPS, Math.ceil(kp / (lanes * 8))));
 }
 
 /**
@@ -70,15 +85,15 @@ export function matvecFields(shape: MatvecShape): Fields {
 /**
  * Decode matvec: a workgroup of 64 threads covers `64 / lanes` output rows with `lanes` threads each
  * (64 for real model widths; fewer for narrow rows, so no thread idles). Each thread reads 8 consecutive
- * weights per step (16-byte loads for f16/bf16, coalesced across the lanes), for up to
- * {@link MATVEC_MAX_T} tokens at once; subgroup sums (when offered and a row spans the workgroup) or a
+ * weights per step (16-byte loads for f16/bf16, coalesced across the lanes), issuing the loads of
+ * `steps` steps ({@link matvecSteps}) before it uses any, for up to {@link MATVEC_MAX_T} tokens at once; subgroup sums (when offered and a row spans the workgroup) or a
  * shared-memory tree add up the partials of each row. Bandwidth-bound on a GPU by design.
  *
  * Bindings: the distinct activation buffers (`slots`, see {@link matvecTensorCount}), then per weight its
  * data (q formats: quants then scales) and bias, then the norm weight (`norm`), then the rope table
  * and the layer's key and value caches (`rope`).
  */
-export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, subgroups: boolean, shape: MatvecShape): KernelDef {
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, steps: number, subgroups: boolean, shape: MatvecShape): KernelDef {
   const n = shape.weights;
   if (slots.length !== matvecTensorCount(shape)) throw new Error(`internal: matvec of ${JSON.stringify(shape)} with ${slots.length} tensors`);
   if ((shape.gated && n !== 2) || (shape.residual && n !== 1) || (shape.rope && (n !== 3 || lanes === MV_WG))) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
@@ -127,7 +142,8 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
 
   // Which weight a workgroup row reads: stacked weights lie end to end; gated rows read both.
   let rowSetup: string;
-  let loads: string;
+  // The WGSL that loads step `s`'s weights at column `k` into `w<s>` (and `v<s>`, gate/up's up row).
+  let loads: (k: string, s: number) => string;
   if (shape.rope) {
     // Workgroup rows in rotary pairs: row slot 2j computes row i of a head, slot 2j + 1 row i + half.
     rowSetup = `  let pair = wgi * (WG / L / 2u) + lid / L / 2u;
@@ -140,25 +156,41 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   if (r >= p.rows0) { sel = 1u; lr = r - p.rows0; }
   if (r >= p.rows0 + p.rows1) { sel = 2u; lr = r - (p.rows0 + p.rows1); }
 `;
-    loads = 'var w: W8;\n      if (sel == 0u) { w = load8_0(lr, k0); } else if (sel == 1u) { w = load8_1(lr, k0); } else { w = load8_2(lr, k0); }';
+    loads = (k, s) => `var w${s}: W8;\n      if (sel == 0u) { w${s} = load8_0(lr, ${k}); } else if (sel == 1u) { w${s} = load8_1(lr, ${k}); } else { w${s} = load8_2(lr, ${k}); }`;
   } else if (n === 1 || shape.gated) {
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n`;
-    loads = shape.gated ? 'let w = load8_0(lr, k0);\n      let w1 = load8_1(lr, k0);' : 'let w = load8(lr, k0);';
+    loads = shape.gated ? (k, s) => `var w${s} = load8_0(lr, ${k});\n      var v${s} = load8_1(lr, ${k});` : (k, s) => `var w${s} = load8(lr, ${k});`;
   } else {
     const ends = Array.from({ length: n }, (_, i) => Array.from({ length: i + 1 }, (_, j) => rowsOf(j)).join(' + '));
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${ends[n - 1]};\n  let live = r < total;\n  var sel = 0u;\n  var lr = r;\n`;
     for (let i = 1; i < n; i++) rowSetup += `  if (r >= ${ends[i - 1]}) { sel = ${i}u; lr = r - (${ends[i - 1]}); }\n`;
-    loads = 'var w: W8;\n      ' + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w = load8_${i}(lr, k0); }`).join('');
+    loads = (k, s) => `var w${s}: W8;\n      ` + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w${s} = load8_${i}(lr, ${k}); }`).join('');
   }
-  const normLoad = shape.norm ? `
-      let gl = vec4<f32>(gv(k0), gv(k0 + 1u), gv(k0 + 2u), gv(k0 + 3u));
-      let gh = vec4<f32>(gv(k0 + 4u), gv(k0 + 5u), gv(k0 + 6u), gv(k0 + 7u));` : '';
-  const normScale = shape.norm ? `
+  // Step s of an unrolled iteration: column k_s, weights w<s> (v<s>). Past the row's end (k_s >= Kp)
+  // the loads read the row's last 8 columns instead (an address in the buffer), and the weights are
+  // zeroed by select, not by a branch, so that the compiler keeps every load ahead of the arithmetic.
+  const zeroPast = (s: number): string => (['w', ...(shape.gated ? ['v'] : [])] as const)
+    .map((w) => `\n      ${w}${s} = W8(select(vec4<f32>(), ${w}${s}.lo, k${s} < p.Kp), select(vec4<f32>(), ${w}${s}.hi, k${s} < p.Kp));`).join('');
+  const stepLoads = (s: number): string => s === 0 ? `
+      ${loads('k0', 0)}` : `
+      let k${s} = k0 + ${s}u * L * 8u;
+      ${loads(`min(k${s}, p.Kp - 8u)`, s)}${zeroPast(s)}`;
+  const stepMath = (s: number): string => `${shape.norm ? `
+      let gl${s} = vec4<f32>(gv(k${s}), gv(k${s} + 1u), gv(k${s} + 2u), gv(k${s} + 3u));
+      let gh${s} = vec4<f32>(gv(k${s} + 4u), gv(k${s} + 5u), gv(k${s} + 6u), gv(k${s} + 7u));` : ''}
+      for (var t = 0u; t < MT; t++) {
+        if (t < p.T) {
+          let b = p.xOff + t * p.K;
+          var xl = vec4<f32>(xv(b, k${s}), xv(b, k${s} + 1u), xv(b, k${s} + 2u), xv(b, k${s} + 3u));
+          var xh = vec4<f32>(xv(b, k${s} + 4u), xv(b, k${s} + 5u), xv(b, k${s} + 6u), xv(b, k${s} + 7u));${shape.norm ? `
           acc[t * NC + ${SS}u] += dot(xl, xl) + dot(xh, xh);
-          xl *= gl;
-          xh *= gh;` : '';
-  const gatedAcc = shape.gated ? `
-          acc[t * NC + 1u] += dot(w1.lo, xl) + dot(w1.hi, xh);` : '';
+          xl *= gl${s};
+          xh *= gh${s};` : ''}
+          acc[t * NC] += dot(w${s}.lo, xl) + dot(w${s}.hi, xh);${shape.gated ? `
+          acc[t * NC + 1u] += dot(v${s}.lo, xl) + dot(v${s}.hi, xh);` : ''}
+        }
+      }`;
+  const stepList = Array.from({ length: steps }, (_, s) => s);
 
   // The epilogue of one row: scale by 1/rms, add bias, write (and fuse what follows).
   const inv = shape.norm ? `
@@ -257,6 +289,7 @@ const WG: u32 = ${MV_WG}u;
 const L: u32 = ${lanes}u;
 const MT: u32 = ${MATVEC_MAX_T}u;
 const NC: u32 = ${channels}u;
+const MV_STEPS: u32 = ${steps}u;
 var<workgroup> red: array<f32, ${MV_WG * MATVEC_MAX_T * channels}>;
 fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${X}[base + k], k < p.K); }
 @compute @workgroup_size(${MV_WG})
@@ -265,16 +298,8 @@ fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
   let wgi = wgIndex(wid, nwg);
 ${rowSetup}  var acc = array<f32, ${MATVEC_MAX_T * channels}>();
   if (live) {
-    for (var k0 = lane * 8u; k0 < p.Kp; k0 += L * 8u) {
-      ${loads}${normLoad}
-      for (var t = 0u; t < MT; t++) {
-        if (t < p.T) {
-          let b = p.xOff + t * p.K;
-          var xl = vec4<f32>(xv(b, k0), xv(b, k0 + 1u), xv(b, k0 + 2u), xv(b, k0 + 3u));
-          var xh = vec4<f32>(xv(b, k0 + 4u), xv(b, k0 + 5u), xv(b, k0 + 6u), xv(b, k0 + 7u));${normScale}
-          acc[t * NC] += dot(w.lo, xl) + dot(w.hi, xh);${gatedAcc}
-        }
-      }
+    for (var k0 = lane * 8u; k0 < p.Kp; k0 += MV_STEPS * L * 8u) {${stepList.map(stepLoads).join('')}
+${stepList.map(stepMath).join('')}
     }
   }
 ${reduce}${normWrite}
@@ -284,6 +309,6 @@ ${reduce}${normWrite}
   }
 }
 `;
-  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
   return { key, code, fields, acts: a.count, extras };
 }
