@@ -71,6 +71,25 @@ __device__ __forceinline__ float warp_max(float v) {
 
 __device__ __forceinline__ int pos_of(PosArg p) { return (p.ptr ? *p.ptr : 0) + p.value; }
 
+// RoPE's cos and sin for dimension pair i of a head at position `pos`. The angle in double precision:
+// positions reach the thousands of radians, where f32 angles lose digits (the reference computes in
+// float64). It goes in half-turns to sincospi, whose range reduction is exact: sincos's reduction of
+// large arguments (a call the compiler keeps, whatever the range) made the GEMV's rope epilogue spill.
+// Shared by the rope kernel and the GEMV's rope epilogue, so both rotate to the same bits.
+__device__ __forceinline__ void rope_cos_sin(int pos, int i, int head_dim, float theta, float& cs, float& sn) {
+  const double angle = static_cast<double>(pos) * pow(static_cast<double>(theta), -2.0 * i / head_dim);
+  double s, c;
+  sincospi(angle * (1.0 / 3.141592653589793238462643383279502884), &s, &c);
+  cs = static_cast<float>(c);
+  sn = static_cast<float>(s);
+}
+
+// The rotate-half pair (x1, x2) = (x[i], x[i + half]) turned by the angle of (cs, sn).
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float cs, float sn, float& r1, float& r2) {
+  r1 = x1 * cs - x2 * sn;
+  r2 = x2 * cs + x1 * sn;
+}
+
 // Element (row, col) of a weight of any format, widened to f32 exactly (q8_0: an f16 scale times an
 // int8 has at most 19 significant bits; q4_0 likewise).
 __device__ __forceinline__ float weight_at(const DevWeight& w, int row, int col) {

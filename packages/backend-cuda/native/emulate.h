@@ -33,6 +33,9 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 
+// CUDA's sin(pi x) and cos(pi x) (no host library has them): through sincos, one rounding more.
+inline void sincospi(double x, double* s, double* c) { ::sincos(x * 3.141592653589793238462643383279502884, s, c); }
+
 namespace emu {
 
 struct Warp {
@@ -94,6 +97,7 @@ T exchange(T v, int (*src)(int, int), int arg) {
 
 inline int xor_src(int lane, int mask) { return (lane ^ mask) & 31; }
 inline int up_src(int lane, int delta) { return lane >= delta ? lane - delta : -1; }
+inline int lane_src(int, int src) { return src & 31; }
 
 inline void cp_async16(void* dst, const void* src, bool valid) { open_copies.push_back(AsyncCopy{dst, src, valid}); }
 inline void cp_async_commit() {
@@ -217,6 +221,8 @@ template <typename T>
 T __shfl_xor_sync(unsigned, T v, int mask) { return ::emu::exchange(v, ::emu::xor_src, mask); }
 template <typename T>
 T __shfl_up_sync(unsigned, T v, int delta) { return ::emu::exchange(v, ::emu::up_src, delta); }
+template <typename T>
+T __shfl_sync(unsigned, T v, int src_lane) { return ::emu::exchange(v, ::emu::lane_src, src_lane); }
 inline unsigned __ballot_sync(unsigned, int pred) {
   ::emu::Warp& w = ::emu::warp();
   const int lane = ::emu::lane_id();

@@ -2,7 +2,8 @@
 // weight row streams it once with 128-bit loads (evict-first, the weights do not fit in L2), converts
 // in registers and reuses each loaded value for every token; a warp shuffle reduction finishes the row.
 // Fused weights (q/k/v, gate/up) share one launch through blockIdx.y; a prologue can also do the RMSNorm
-// before (see MatmulPrologue), and an epilogue the residual add or the SwiGLU after (see MatmulEpilogue).
+// before (see MatmulPrologue), and an epilogue the residual add, the SwiGLU or q/k/v's rope and KV write
+// after (see MatmulEpilogue).
 #include "common.cuh"
 #include "matmul.h"
 
@@ -142,17 +143,22 @@ __device__ __forceinline__ void row_partials(const MatmulJob& job, int row, cons
 
 }
 
-// The finished results of one row (lane 0 holds them): warp sums plus the bias, written to the job's output.
+// The results of one row (lane 0 holds them): warp sums plus the bias.
 template <int TT>
-__device__ __forceinline__ void finish_row(const MatmulJob& job, int row, int T, int lane, float (&acc)[TT]) {
+__device__ __forceinline__ void row_sums(const MatmulJob& job, int row, int T, int lane, float (&acc)[TT]) {
   const float b = job.bias.format >= 0 && lane == 0 ? weight_at(job.bias, 0, row) : 0.f;
 #pragma unroll
-  for (int t = 0; t < TT; t++) {
-    if (t < T) {
-      acc[t] = warp_sum(acc[t]) + b;
-      if (lane == 0) job.out[static_cast<size_t>(t) * job.w.rows + row] = acc[t];
-    }
-  }
+  for (int t = 0; t < TT; t++)
+    if (t < T) acc[t] = warp_sum(acc[t]) + b;
+}
+
+// The finished results of one row (lane 0 holds them), written to the job's output.
+template <int TT>
+__device__ __forceinline__ void finish_row(const MatmulJob& job, int row, int T, int lane, float (&acc)[TT]) {
+  row_sums<TT>(job, row, T, lane, acc);
+#pragma unroll
+  for (int t = 0; t < TT; t++)
+    if (t < T && lane == 0) job.out[static_cast<size_t>(t) * job.w.rows + row] = acc[t];
 }
 
 // The RMSNorm prologue: x's T rows normalized into `xn` (shared memory) with the RMSNorm kernel's
@@ -204,18 +210,70 @@ __device__ __forceinline__ void gemv_row(const MatmulJob& job, const MatmulJobs&
   }
 }
 
-// EPI_NONE: blockIdx.y picks the job (fused q/k/v, gate/up); with an epilogue the jobs share their rows.
+// EPI_ROPE: rotary pair `pair` of job `which` (0 q, 1 k, 2 v) in one warp, rows i and i + half of head
+// pair / half: both dot products, then q and k rotated as launch_rope_qk does it, and k and v stored to
+// the cache too. Lane t computes token t's angle before the loads, so the double-precision sincos
+// overlaps them instead of following the reduction.
+template <int FMT, int TT>
+__device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, const RopeEpilogue& rope, int pair,
+                                               const float* __restrict__ x, int T, int K) {
+  const int lane = threadIdx.x & 31;
+  const int half = rope.head_dim / 2;
+  const int head = pair / half, i = pair % half;
+  const int row = head * rope.head_dim + i;
+  const int pos0 = pos_of(rope.start);
+  const bool rotate = which < 2;
+  float cs = 1.f, sn = 0.f;
+  if (rotate && lane < T) rope_cos_sin(pos0 + lane, i, rope.head_dim, rope.theta, cs, sn);
+  float a[TT], b[TT];
+  row_partials<FMT, TT, true>(job, row, x, T, K, lane, a);
+  row_partials<FMT, TT, true>(job, row + half, x, T, K, lane, b);
+  row_sums<TT>(job, row, T, lane, a);
+  row_sums<TT>(job, row + half, T, lane, b);
+  float* cache = which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
+#pragma unroll
+  for (int t = 0; t < TT; t++) {
+    if (t < T) {
+      const float c = __shfl_sync(0xffffffffu, cs, t), s = __shfl_sync(0xffffffffu, sn, t);
+      if (lane == 0) {
+        float r1 = a[t], r2 = b[t];
+        if (rotate) rope_rotate(a[t], b[t], c, s, r1, r2);
+        const size_t o = static_cast<size_t>(t) * job.w.rows + row;
+        job.out[o] = r1;
+        job.out[o + half] = r2;
+        const int pos = pos0 + t;
+        if (cache != nullptr && rope.k_cache != nullptr && pos >= 0 && pos < rope.max_tokens) {  // the host checks ranges
+          const size_t dst = (static_cast<size_t>(head) * rope.max_tokens + pos) * rope.head_dim + i;
+          cache[dst] = r1;
+          cache[dst + half] = r2;
+        }
+      }
+    }
+  }
+}
+
+// EPI_NONE and EPI_ROPE: blockIdx.y picks the job (fused q/k/v, gate/up); with an epilogue the jobs share their rows.
 // NORM: x is first normalized by the RMSNorm prologue (dynamic shared memory of T * K floats), and each
 // warp then takes NORM_ROWS_PER_WARP rows so that fewer blocks repeat that.
 template <int FMT, int TT, bool VEC, int EPI, bool NORM>
 __device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
                                            const MatmulPrologue& pro) {
-  const MatmulJob& job = jobs.job[EPI == EPI_NONE ? blockIdx.y : 0];
+  const MatmulJob& job = jobs.job[EPI == EPI_NONE || EPI == EPI_ROPE ? blockIdx.y : 0];
   const float* xs = x;
   if constexpr (NORM) {
     QWEN2_DYNAMIC_SMEM(float, xn);
     normalize_rows<TT>(x, T, K, pro, xn, blockIdx.x == 0 && blockIdx.y == 0);
     xs = xn;
+  }
+  if constexpr (EPI == EPI_ROPE) {
+    // Rotary pairs: as many rows per warp as without the rope under the prologue, two without it.
+    constexpr int PPW = NORM ? NORM_ROWS_PER_WARP / 2 : 1;
+#pragma unroll 1
+    for (int r = 0; r < PPW; r++) {
+      const int pair = (blockIdx.x * PPW + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+      if (pair < job.w.rows / 2) gemv_rope_pair<FMT, TT>(job, blockIdx.y, epi.rope, pair, xs, T, K);
+    }
+    return;
   }
   constexpr int RPW = NORM ? NORM_ROWS_PER_WARP : 1;
 #pragma unroll 1
@@ -262,6 +320,7 @@ cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, con
       case EPI_NONE: return launch_vec<FMT, TT, EPI_NONE>(stream, x, T, K, jobs, epi, pro, grid, smem);
       case EPI_RESIDUAL: return launch_vec<FMT, TT, EPI_RESIDUAL>(stream, x, T, K, jobs, epi, pro, grid, smem);
       case EPI_SWIGLU: return launch_vec<FMT, TT, EPI_SWIGLU>(stream, x, T, K, jobs, epi, pro, grid, smem);
+      case EPI_ROPE: return launch_vec<FMT, TT, EPI_ROPE>(stream, x, T, K, jobs, epi, pro, grid, smem);
       default: return cudaErrorInvalidValue;
     }
   }
@@ -314,14 +373,20 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
     // Unaligned rows or x (never at Qwen2's shapes): the plain kernel, then the elementwise op it replaces.
     cudaError_t err = launch_gemv(stream, x, tokens, K, jobs, NO_EPILOGUE);
     if (err != cudaSuccess) return err;
+    if (epilogue.kind == EPI_ROPE) {
+      const RopeEpilogue& r = epilogue.rope;
+      return launch_rope_qk(stream, jobs.job[0].out, jobs.job[0].w.rows / r.head_dim, jobs.job[1].out, jobs.job[1].w.rows / r.head_dim, tokens,
+                            r.head_dim, r.start, r.theta, jobs.job[2].out, r.k_cache, r.v_cache, r.max_tokens);
+    }
     const size_t n = static_cast<size_t>(tokens) * jobs.job[0].w.rows;
     return epilogue.kind == EPI_RESIDUAL ? launch_add(stream, epilogue.residual, jobs.job[0].out, epilogue.out, n)
                                          : launch_swiglu(stream, jobs.job[0].out, jobs.job[1].out, epilogue.out, n);
   }
-  // With an epilogue the jobs share their rows, one warp per row index (grid y 1); with the prologue
-  // each warp takes NORM_ROWS_PER_WARP rows.
-  const int rows_per_block = ROWS_PER_BLOCK * (norm ? NORM_ROWS_PER_WARP : 1);
-  const dim3 grid((max_rows + rows_per_block - 1) / rows_per_block, epilogue.kind == EPI_NONE ? jobs.count : 1);
+  // With a residual or SwiGLU epilogue the jobs share their rows, one warp per row index (grid y 1);
+  // with the prologue each warp takes NORM_ROWS_PER_WARP rows; with the rope a warp takes rotary pairs.
+  const bool rope = epilogue.kind == EPI_ROPE;
+  const int rows_per_block = ROWS_PER_BLOCK * (norm ? NORM_ROWS_PER_WARP : rope ? 2 : 1);
+  const dim3 grid((max_rows + rows_per_block - 1) / rows_per_block, epilogue.kind == EPI_NONE || rope ? jobs.count : 1);
   switch (fmt) {
     case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
     case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);

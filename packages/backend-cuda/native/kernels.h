@@ -57,14 +57,27 @@ constexpr int GEMV_MAX_TOKENS = 8;
 // op that would follow: RESIDUAL (one weight): out[i] = residual[i] + result[i] (core's residual add;
 // `out` may be `residual`); SWIGLU (two weights of one format and row count, gate then up): out[i] =
 // silu(gate[i]) * up[i], each warp computing a gate row and its up row (`out` may be either output).
-// The weights' own outputs are written as well.
-enum MatmulEpilogueKind : int { EPI_NONE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2 };
+// The weights' own outputs are written as well. ROPE (three weights of one format, q, k and v, whose
+// rows are heads of `rope.head_dim`): q and k rotated in place (launch_rope_qk's arithmetic), and with
+// `rope.k_cache` non-null the rotated k and v written to the layer's cache as well; each warp computes a
+// rotary pair of rows (i, i + head_dim / 2) of a head. This saves rope_qk's launch in a decode step.
+enum MatmulEpilogueKind : int { EPI_NONE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_ROPE = 3 };
+// The rotary embedding and KV write of EPI_ROPE (launch_rope_qk's arguments; caches as write_kv's).
+struct RopeEpilogue {
+  int head_dim;
+  PosArg start;
+  float theta;
+  float* k_cache;
+  float* v_cache;
+  int max_tokens;
+};
 struct MatmulEpilogue {
   int kind;
   const float* residual;
   float* out;
+  RopeEpilogue rope;
 };
-constexpr MatmulEpilogue NO_EPILOGUE{EPI_NONE, nullptr, nullptr};
+constexpr MatmulEpilogue NO_EPILOGUE{EPI_NONE, nullptr, nullptr, RopeEpilogue{0, PosArg{nullptr, 0}, 0.f, nullptr, nullptr, 0}};
 // What a decode GEMV also does before its dot products, saving the RMSNorm launch before it: x is the
 // norm's input, each block normalizes it into shared memory (the RMSNorm kernel's arithmetic), and
 // block 0 writes the normalized rows to `out` as well. `weight.format < 0`: none.

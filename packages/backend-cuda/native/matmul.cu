@@ -13,9 +13,12 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
   for (int i = 1; i < count; i++) same_format = same_format && weights[i].format == weights[0].format;
   if (epilogue.kind != EPI_NONE) {
     // Decode only, and the weights must fit the epilogue (the host checks; never fuse anything else).
-    const bool fits = tokens <= GEMV_MAX_TOKENS && epilogue.out != nullptr &&
-                      (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr
-                       : epilogue.kind == EPI_SWIGLU ? count == 2 && same_format && weights[0].rows == weights[1].rows
+    const int hd = epilogue.rope.head_dim;
+    const bool fits = tokens <= GEMV_MAX_TOKENS &&
+                      (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr && epilogue.out != nullptr
+                       : epilogue.kind == EPI_SWIGLU ? count == 2 && same_format && weights[0].rows == weights[1].rows && epilogue.out != nullptr
+                       : epilogue.kind == EPI_ROPE   ? count == 3 && same_format && hd >= 2 && hd % 2 == 0 && weights[0].rows % hd == 0 &&
+                                                         weights[1].rows % hd == 0 && weights[1].rows == weights[2].rows
                                                      : false);
     if (!fits) return cudaErrorInvalidValue;
   }

@@ -16,7 +16,7 @@ struct MatmulJobs {
 };
 
 // Decode path (tokens <= GEMV_MAX_TOKENS): every job must have the same weight format; an epilogue
-// other than EPI_NONE needs one job (residual) or two of equal rows (SwiGLU).
+// other than EPI_NONE needs one job (residual), two of equal rows (SwiGLU) or three (rope: q, k, v).
 // With a prologue, x is the RMSNorm's input (see MatmulPrologue).
 cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
                         const MatmulPrologue& prologue = NO_PROLOGUE);

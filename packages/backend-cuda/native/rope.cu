@@ -1,5 +1,4 @@
-// Rotary embedding, rotate-half convention, in place. Angles in double precision: positions reach the
-// thousands of radians, where f32 angles lose digits (the reference computes in float64).
+// Rotary embedding, rotate-half convention, in place (angles: rope_cos_sin in common.cuh).
 #include "common.cuh"
 
 // RoPE of q and k (k_heads may be 0: one tensor) and the KV-cache write of the rotated k and of v, as
@@ -13,16 +12,14 @@ __global__ void rope_qk_kernel(float* q, int q_heads, float* k, int k_heads, int
   const int pos = pos_of(start) + t;
   const bool write = k_cache != nullptr && pos >= 0 && pos < max_tokens;  // the host checks ranges
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const double angle = static_cast<double>(pos) * pow(static_cast<double>(theta), -2.0 * i / head_dim);
-    double s, c;
-    sincos(angle, &s, &c);
-    const float cs = static_cast<float>(c), sn = static_cast<float>(s);
+    float cs, sn;
+    rope_cos_sin(pos, i, head_dim, theta, cs, sn);
     for (int h = blockIdx.y; h < q_heads + k_heads; h += gridDim.y) {
       const bool is_k = h >= q_heads;
       const int g = is_k ? h - q_heads : h;
       float* x = is_k ? k + (static_cast<size_t>(t) * k_heads + g) * head_dim : q + (static_cast<size_t>(t) * q_heads + g) * head_dim;
-      const float x1 = x[i], x2 = x[i + half];
-      const float r1 = x1 * cs - x2 * sn, r2 = x2 * cs + x1 * sn;
+      float r1, r2;
+      rope_rotate(x[i], x[i + half], cs, sn, r1, r2);
       x[i] = r1;
       x[i + half] = r2;
       if (is_k && write) {

@@ -51,7 +51,8 @@ export interface NativeAddon {
    * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `roundX16`
    * 1: the prefill GEMM rounds x once to an f16/bf16 weight's type instead of splitting it (hi + lo).
    * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
-   * `epilogueFor` in fusion.ts. `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5),
+   * `epilogueFor` in fusion.ts. Kind 3 (q/k/v's rope and KV write) takes 10 numbers: 3, 0, 0, head size,
+   * pass-relative flag, position, theta, key cache, value cache, cache capacity; see `ropeEpilogueFor`. `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5),
    * eps, output pointer (x is then the norm's input); see `prologueFits`.
    */
   matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array, prologue?: Float64Array): void;

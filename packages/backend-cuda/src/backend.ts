@@ -4,7 +4,7 @@ import type {
 import type { NativeAddon, NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
-import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropePairFor, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
+import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropeEpilogueFor, ropePairFor, ropeStartsAt, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
 import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type FusedWork, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
@@ -258,9 +258,10 @@ export class CudaBackend implements Backend {
     // The kernels fuse up to MAX_FUSED weights per launch (same input, one pass over x).
     const launches: Float64Array[] = [];
     for (let i = 0; i < weights.length; i += MAX_FUSED) launches.push(Float64Array.from(entries.slice(i * 11, (i + MAX_FUSED) * 11)));
-    const uniform = ws.every((w) => w.code === ws[0]!.code && w.rows === ws[0]!.rows);
+    const sameFormat = ws.every((w) => w.code === ws[0]!.code);
+    const uniform = sameFormat && ws.every((w) => w.rows === ws[0]!.rows);
     const self: MatmulOp = {
-      kind: 'matmul', x: a, outs: os, uniform, single: launches.length === 1,
+      kind: 'matmul', x: a, outs: os, uniform, sameFormat, single: launches.length === 1,
       launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.sixteenBit, epilogue, prologue),
     };
     this.submit({
@@ -270,10 +271,11 @@ export class CudaBackend implements Backend {
         for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.sixteenBit);
       },
       fusable: self,
-      // A decode step's residual add or SwiGLU right after this matmul runs in its epilogue (see fusion.ts).
+      // A decode step's residual add, SwiGLU, or rope and KV write right after this matmul runs in its
+      // epilogue (see fusion.ts).
       absorb: (next) => {
         const epilogue = next.fusable && epilogueFor(a, os, uniform, next.fusable);
-        return epilogue ? { run: self.launch(a.ptr, epilogue) } : undefined;
+        return epilogue ? { run: self.launch(a.ptr, epilogue) } : this.matmulThenRope(self, (e) => self.launch(a.ptr, e), next);
       },
     });
   }
@@ -505,7 +507,48 @@ export class CudaBackend implements Backend {
       run: m.launch(input.ptr, undefined, prologue),
       absorb: (after) => {
         const epilogue = after.fusable && epilogueFor(m.x, m.outs, m.uniform, after.fusable, [m.x, input]);
-        return epilogue ? { run: m.launch(input.ptr, epilogue, prologue) } : undefined;
+        return epilogue ? { run: m.launch(input.ptr, epilogue, prologue) } : this.matmulThenRope(m, (e) => m.launch(input.ptr, e, prologue), after);
+      },
+    };
+  }
+
+  /**
+   * A decode matmul of q/k/v (launched by `launch`, with the epilogue given) followed by `ropeQ`: the
+   * chain that takes rope(k) and the KV write as core records them, and then runs all of it as one GEMV
+   * with the rope epilogue (see {@link ropeEpilogueFor}). Until the chain is whole, the recorded ops run
+   * as they would have: the matmul, then rope(q) alone or rope(q) + rope(k) (+ KV write) in one launch.
+   */
+  private matmulThenRope(m: MatmulOp, launch: (epilogue?: Float64Array) => () => void, ropeQ: RecordedOp): FusedWork | undefined {
+    const q = ropeQ.fusable;
+    if (!q || !ropeStartsAt(m, q)) return undefined;
+    const matmul = launch();
+    return {
+      run: () => {
+        matmul();
+        ropeQ.run();
+      },
+      absorb: (ropeK) => {
+        const k = ropeK.fusable;
+        const qk = ropeQ.absorb?.(ropeK);
+        if (!qk || !k || k.kind !== 'rope') return undefined;
+        return {
+          run: () => {
+            matmul();
+            qk.run();
+          },
+          absorb: (write) => {
+            const w = write.fusable;
+            const epilogue = w?.kind === 'writeKV' ? ropeEpilogueFor(m, q, k, w) : undefined;
+            if (epilogue) return { run: launch(epilogue) };
+            const rest = qk.absorb?.(write);
+            return rest && {
+              run: () => {
+                matmul();
+                rest.run();
+              },
+            };
+          },
+        };
       },
     };
   }

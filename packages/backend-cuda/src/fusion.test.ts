@@ -3,9 +3,10 @@ import { Qwen2Model, type LayerWeights, type Qwen2ModelConfig } from '@qwen2-ts/
 import { CudaBackend } from './backend.js';
 import { fakeAddon } from './fake-addon.js';
 
-// Record-time fusion of a decode matmul with the residual add or SwiGLU after it (src/fusion.ts), over
-// the stand-in addon: which native calls a pass makes. The fused kernels themselves are checked on the
-// CUDA emulation (scripts/test-emulated-kernels.mjs matmul: "gemv residual/SwiGLU epilogue").
+// Record-time fusion of a decode matmul with the residual add, SwiGLU or rope and KV write after it
+// (src/fusion.ts), over the stand-in addon: which native calls a pass makes. The fused kernels
+// themselves are checked on the CUDA emulation (scripts/test-emulated-kernels.mjs matmul: "gemv
+// residual/SwiGLU/rope epilogue").
 
 function setup() {
   const n = fakeAddon();
@@ -147,8 +148,8 @@ describe('decode matmul epilogues', () => {
     expect(b.passStats.fused).toBe(0);
   });
 
-  it("makes 6 native calls (7 kernels: attention is two) per layer in a decode step of core's Qwen2 graph, 13 unfused", async () => {
-    const { b, fns, clear } = setup();
+  it("makes 5 native calls (5 kernels) per layer in a decode step of core's Qwen2 graph, 13 unfused", async () => {
+    const { b, fns, clear, calls } = setup();
     // Qwen2-0.5B's layer count and head layout at small widths (no kernel runs; only calls are counted).
     const config: Qwen2ModelConfig = {
       vocabSize: 64, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 24, numAttentionHeads: 14, numKeyValueHeads: 2, headDim: 8,
@@ -172,15 +173,21 @@ describe('decode matmul epilogues', () => {
     const launches = (): number => fns().filter((f) => !['setPassPos', 'upload', 'malloc', 'download'].includes(f)).length;
     clear();
     await b.argmax(model.forward(seq, [4])); // first sight of the decode step: runs op by op
-    // embed, 24 x (rmsNorm + q/k/v, rope q + rope k + writeKV, attention, o + residual, rmsNorm +
+    // embed, 24 x (rmsNorm + q/k/v + rope q + rope k + writeKV, attention, o + residual, rmsNorm +
     // gate/up + SwiGLU, down + residual), copy + in-place rmsNorm + lm_head, argmax.
-    expect(launches()).toBe(1 + 24 * 6 + 2);
+    expect(launches()).toBe(1 + 24 * 5 + 2);
     expect(fns().filter((f) => f === 'matmul').length).toBe(24 * 4 + 1);
-    expect(fns().filter((f) => f === 'ropeQK').length).toBe(24);
-    for (const separate of ['add', 'swiglu', 'rope', 'writeKV', 'rmsNorm', 'copy']) expect(fns()).not.toContain(separate);
+    for (const separate of ['add', 'swiglu', 'rope', 'ropeQK', 'writeKV', 'rmsNorm', 'copy']) expect(fns()).not.toContain(separate);
+    // Every layer's q/k/v matmul carries the rope epilogue with its own layer's caches.
+    const qkv = calls('matmul').filter((c) => (c.args[4] as Float64Array).length === 3 * 11);
+    expect(qkv).toHaveLength(24);
+    const cache = (seq as unknown as { cache: { keysPtr(l: number): number; valuesPtr(l: number): number } }).cache;
+    qkv.forEach((c, l) => {
+      expect(Array.from(c.args[6] as Float64Array)).toEqual([3, 0, 0, 8, 1, 0, 1e6, cache.keysPtr(l), cache.valuesPtr(l), 16]);
+    });
     // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 matmuls into their
-    // norms, 2 adds, 1 SwiGLU, the rope of k and the KV write; then the final norm and lm_head.
-    expect(b.passStats.fused).toBe(2 * (24 * 7 + 2));
+    // norms, 2 adds, 1 SwiGLU, the ropes of q and k and the KV write; then the final norm and lm_head.
+    expect(b.passStats.fused).toBe(2 * (24 * 8 + 2));
   });
 });
 
@@ -320,6 +327,110 @@ describe('rope and KV write', () => {
       b.rope(b.view(kv, 0, 2), 2, 8, 5, 1e6);
       b.writeKV(cache, 0, b.view(kv, 0, 2), b.view(kv, 2, 2), 5);
     })).toEqual(['ropeQK', 'writeKV']);
+  });
+});
+
+describe('rope and KV write in the q/k/v matmul', () => {
+  async function qkvSetup(formats: readonly ('bf16' | 'f16')[] = ['bf16', 'bf16', 'bf16']) {
+    const t = setup();
+    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32 });
+    const [wq, wk, wv] = [await t.weight(32, 24, formats[0]), await t.weight(16, 24, formats[1]), await t.weight(16, 24, formats[2])];
+    const [x, q, k, v] = [t.b.alloc(2, 24), t.b.alloc(2, 32), t.b.alloc(2, 16), t.b.alloc(2, 16)];
+    const qkv = (input = x, outs = [q, k, v]) => t.b.matmul(input, [wq, wk, wv], [undefined, undefined, undefined], outs);
+    const keys = (cache as unknown as { keysPtr(l: number): number }).keysPtr(1);
+    const values = (cache as unknown as { valuesPtr(l: number): number }).valuesPtr(1);
+    return { ...t, cache, x, q, k, v, qkv, keys, values };
+  }
+
+  it("does core's q/k/v matmul, rope(q), rope(k) and writeKV(k, v) as one GEMV with the rope epilogue", async () => {
+    const { b, calls, ptr, cache, x, q, k, v, qkv, keys, values, pass } = await qkvSetup();
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+      b.writeKV(cache, 1, k, v, 5);
+    })).toEqual(['matmul']);
+    const [, xp, tokens, K, params, , epilogue, prologue] = calls('matmul')[0]!.args as [number, number, number, number, Float64Array, number, Float64Array, unknown];
+    expect([xp, tokens, K, params.length, prologue]).toEqual([ptr(x), 2, 24, 33, undefined]);
+    // kind, (no residual, no out), head_dim, relative position 0, theta, caches, max tokens
+    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 0, 1e6, keys, values, 32]);
+    expect(b.passStats.fused).toBe(3);
+  });
+
+  it('takes a position past the pass start, and the RMSNorm before the matmul as its prologue', async () => {
+    const { b, calls, ptr, cache, x, q, k, v, qkv, keys, values, pass } = await qkvSetup();
+    const g = await b.uploadWeight({ format: 'f32', rows: 1, cols: 24, data: new Float32Array(24).fill(1) }, 'norm');
+    const xn = b.alloc(2, 24);
+    expect(pass(2, 5, () => {
+      b.rmsNorm(x, g, 1e-6, xn);
+      qkv(xn);
+      b.rope(q, 4, 8, 9, 1e6);
+      b.rope(k, 2, 8, 9, 1e6);
+      b.writeKV(cache, 1, k, v, 9);
+    })).toEqual(['matmul']);
+    const [, xp, , , , , epilogue, prologue] = calls('matmul')[0]!.args as [number, number, number, number, Float64Array, number, Float64Array, Float64Array];
+    expect(xp).toBe(ptr(x));
+    expect(prologue[prologue.length - 1]).toBe(ptr(xn));
+    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 4, 1e6, keys, values, 32]);
+  });
+
+  it('runs what it recorded as before when the chain breaks off or does not line up', async () => {
+    const { b, calls, ptr, cache, q, k, v, qkv, pass } = await qkvSetup();
+    // Only rope(q) follows: the matmul, then that rope alone.
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(q, 4, 8, 5, 1e6);
+    })).toEqual(['matmul', 'rope']);
+    expect(calls('matmul')[0]!.args[6]).toBeUndefined();
+    // rope(q) and rope(k) without the KV write: the matmul, then both ropes in one launch.
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+    })).toEqual(['matmul', 'ropeQK']);
+    // The KV write of another v than the matmul's third output: rope q+k and that write in one launch.
+    const other = b.alloc(2, 16);
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+      b.writeKV(cache, 1, k, other, 5);
+    })).toEqual(['matmul', 'ropeQK']);
+    expect((calls('ropeQK')[0]!.args as number[])[10]).toBe(ptr(other));
+    // The rope of another tensor than the matmul's first output, or k's rope before q's (the two ropes
+    // still pair up with each other).
+    const elsewhere = b.alloc(2, 32);
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(elsewhere, 4, 8, 5, 1e6);
+    })).toEqual(['matmul', 'rope']);
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(k, 2, 8, 5, 1e6);
+      b.rope(q, 4, 8, 5, 1e6);
+    })).toEqual(['matmul', 'ropeQK']);
+    expect(calls('matmul')[0]!.args[6]).toBeUndefined();
+    // More tokens than a GEMV takes: the prefill GEMM, then the fused rope launch.
+    const [x16, q16, k16, v16] = [b.alloc(16, 24), b.alloc(16, 32), b.alloc(16, 16), b.alloc(16, 16)];
+    expect(pass(16, 0, () => {
+      qkv(x16, [q16, k16, v16]);
+      b.rope(q16, 4, 8, 0, 1e6);
+      b.rope(k16, 2, 8, 0, 1e6);
+      b.writeKV(cache, 1, k16, v16, 0);
+    })).toEqual(['matmul', 'ropeQK']);
+  });
+
+  it('keeps the rope apart from a matmul of other than three weights of one format', async () => {
+    const { b, cache, x, q, k, v, qkv, pass } = await qkvSetup(['bf16', 'f16', 'bf16']);
+    const body = (matmul: () => void) => () => {
+      matmul();
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+      b.writeKV(cache, 1, k, v, 5);
+    };
+    expect(pass(2, 5, body(() => qkv()))).toEqual(['matmul', 'ropeQK']);
+    const wq = await b.uploadWeight({ format: 'bf16', rows: 32, cols: 24, data: new Uint16Array(32 * 24) }, 'q');
+    expect(pass(2, 5, body(() => b.matmul(x, [wq], [undefined], [q])))).toEqual(['matmul', 'ropeQK']);
   });
 });
 

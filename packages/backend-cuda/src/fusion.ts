@@ -6,6 +6,7 @@ export const GEMV_MAX_TOKENS = 8;
 /** Epilogue kinds of the decode GEMV (native/kernels.h MatmulEpilogueKind). */
 export const EPILOGUE_RESIDUAL = 1;
 export const EPILOGUE_SWIGLU = 2;
+export const EPILOGUE_ROPE = 3;
 
 /** A weight as native calls take it: pointer, scales pointer, format code, rows, cols. */
 export type WeightArgs = readonly [number, number, number, number, number];
@@ -20,6 +21,8 @@ export interface MatmulOp {
   outs: readonly CudaTensor[];
   /** Every weight of one format and row count. */
   uniform: boolean;
+  /** Every weight of one format. */
+  sameFormat: boolean;
   /** Whether the weights fit one native launch. */
   single: boolean;
   /** The native launch reading `xPtr`, with an epilogue and an RMSNorm prologue (native argument arrays). */
@@ -28,7 +31,7 @@ export interface MatmulOp {
 
 /**
  * What a recorded op does, for the op recorded right before it to absorb it (see {@link prologueFits},
- * {@link epilogueFor}, {@link ropePairFor}, {@link kvWriteFor}, {@link normOfCopy}).
+ * {@link epilogueFor}, {@link ropeEpilogueFor}, {@link ropePairFor}, {@link kvWriteFor}, {@link normOfCopy}).
  */
 export type FusableOp =
   | MatmulOp
@@ -40,6 +43,8 @@ export type FusableOp =
 
 /** A rope op as recorded (of q, or of k right after it). */
 export type RopeOp = Extract<FusableOp, { kind: 'rope' }>;
+/** A KV-cache write as recorded. */
+export type WriteKVOp = Extract<FusableOp, { kind: 'writeKV' }>;
 
 /** The same rows of the same storage. */
 function same(p: CudaTensor, q: CudaTensor): boolean {
@@ -104,6 +109,28 @@ export function ropePairFor(q: RopeOp, next: FusableOp): next is RopeOp {
 export function kvWriteFor(q: RopeOp, k: RopeOp, next: FusableOp): next is Extract<FusableOp, { kind: 'writeKV' }> {
   return next.kind === 'writeKV' && same(next.k, k.x) && next.kvHeads === k.heads && next.headDim === k.headDim &&
     next.at[0] === k.at[0] && next.at[1] === k.at[1] && apart(next.v, q.x) && apart(next.v, k.x);
+}
+
+/**
+ * Whether `q` may be the start of a rope chain in the epilogue of the decode matmul `m` (see
+ * {@link ropeEpilogueFor}): three weights of one format in one launch, the first output rotated.
+ */
+export function ropeStartsAt(m: MatmulOp, q: FusableOp): q is RopeOp {
+  return q.kind === 'rope' && m.outs.length === 3 && m.single && m.sameFormat && m.x.rows <= GEMV_MAX_TOKENS && same(q.x, m.outs[0]!);
+}
+
+/**
+ * The epilogue (native `MatmulEpilogue` with its `RopeEpilogue`: kind, 0, 0, head size, position (pass
+ * relative flag, value), theta, key and value cache pointers, cache capacity) with which the decode
+ * matmul `m` of q/k/v also does core's rope(q), rope(k) and writeKV(k, v) recorded right after it, or
+ * undefined when they must stay apart. q and k must be exactly the first two outputs and v the third, at
+ * the same positions (see {@link ropePairFor}, {@link kvWriteFor}). Each warp of the GEMV rotates the
+ * pair of rows it computed and writes them to the output and the cache, reading nothing another block
+ * writes (the outputs and the cache are apart from x, which the matmul and its prologue check).
+ */
+export function ropeEpilogueFor(m: MatmulOp, q: RopeOp, k: RopeOp, w: WriteKVOp): Float64Array | undefined {
+  if (!ropeStartsAt(m, q) || !same(k.x, m.outs[1]!) || !same(w.v, m.outs[2]!) || !ropePairFor(q, k) || !kvWriteFor(q, k, w)) return undefined;
+  return Float64Array.of(EPILOGUE_ROPE, 0, 0, q.headDim, q.at[0], q.at[1], q.theta, w.keys, w.values, w.maxTokens);
 }
 
 /**

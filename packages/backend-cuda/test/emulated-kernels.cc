@@ -91,6 +91,7 @@ class GuardedArray {
   T* data() const { return static_cast<T*>(g_.data()); }
   T& operator[](size_t i) const { return data()[i]; }
   size_t size() const { return n_; }
+  std::vector<T> values() const { return std::vector<T>(data(), data() + n_); }
 
  private:
   Guarded g_;
@@ -585,6 +586,122 @@ static void test_rope_qk() {
   }
 }
 
+// The decode GEMV's rope epilogue: q/k/v with biases, q and k rotated, the rotated k and v stored to the
+// cache, with and without the RMSNorm prologue, at a position read from "device" memory. Checked against
+// the float64 projections and RoPE, and against the unfused launches (GEMV, then rope_qk), which it must
+// match to the bit. K 45 (unaligned rows) takes the fallback: those very launches.
+static void test_gemv_rope() {
+  struct Case { int f, K, T, hd; bool norm, write; };
+  const Case cases[] = {{FMT_BF16, 96, 1, 64, true, true}, {FMT_F16, 96, 5, 16, false, true}, {FMT_F32, 96, 8, 64, true, false},
+                        {FMT_Q8_0, 64, 2, 16, true, true}, {FMT_Q4_0, 96, 3, 64, false, true}, {FMT_F16, 45, 2, 16, true, true}};
+  for (const Case& c : cases) {
+    // The last token's keys and values are the cache's last row: a write past it hits the guard page.
+    const int K = c.K, T = c.T, hd = c.hd, hq = 3, hk = 2, start = 4000, max_tokens = start + T;
+    const int rows[3] = {hq * hd, hk * hd, hk * hd};
+    const double theta = 1e6;
+    const float eps = 1e-6f;
+    const std::string what = std::string(fmt_name(c.f)) + " K " + std::to_string(K) + " T " + std::to_string(T) + " head_dim " + std::to_string(hd) +
+                             (c.norm ? " with RMSNorm" : "") + (c.write ? " + KV write" : "");
+    HostW g = make_weight(FMT_F32, 1, K, 1.f);
+    for (auto& v : g.f32) v = 1.f + 0.5f * v;
+    for (int k = 0; k < K; k++) g.value[k] = g.f32[k];
+    const auto x = normals(static_cast<size_t>(T) * K, 2.f);
+    std::vector<double> xin(x.begin(), x.end());
+    if (c.norm) {
+      for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int k = 0; k < K; k++) ss += xin[t * K + k] * xin[t * K + k];
+        const double inv = 1 / std::sqrt(ss / K + eps);
+        for (int k = 0; k < K; k++) xin[t * K + k] *= inv * g.value[k];
+      }
+    }
+    std::vector<HostW> w, b;
+    std::vector<std::vector<double>> y(3);
+    for (int j = 0; j < 3; j++) {
+      w.push_back(make_weight(c.f, rows[j], K, 1.f / std::sqrt(static_cast<float>(K))));
+      b.push_back(make_weight(FMT_F32, 1, rows[j], 0.5f));
+      for (int t = 0; t < T; t++)
+        for (int n = 0; n < rows[j]; n++) {
+          double a = b[j].value[n];
+          for (int k = 0; k < K; k++) a += xin[t * K + k] * w[j].value[static_cast<size_t>(n) * K + k];
+          y[j].push_back(a);
+        }
+    }
+    auto rotate = [&](const std::vector<double>& v, int heads) {  // rope_reference, on float64 input
+      std::vector<double> r(v);
+      for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd / 2; i++) {
+          const double a = (start + t) * std::pow(theta, -2.0 * i / hd);
+          for (int h = 0; h < heads; h++) {
+            const size_t o = (static_cast<size_t>(t) * heads + h) * hd;
+            r[o + i] = v[o + i] * std::cos(a) - v[o + i + hd / 2] * std::sin(a);
+            r[o + i + hd / 2] = v[o + i + hd / 2] * std::cos(a) + v[o + i] * std::sin(a);
+          }
+        }
+      return r;
+    };
+    const std::vector<double> want[3] = {rotate(y[0], hq), rotate(y[1], hk), y[2]};
+    // Both runs: [0] fused, [1] the GEMV and rope_qk launches it replaces. Every buffer ends at a guard page.
+    std::vector<float> out[2][3], kc[2], vc[2], xn_out[2];
+    const GuardedArray<float> xg(x);
+    int pass_pos = start - 3;
+    const PosArg at{&pass_pos, 3};
+    for (int run = 0; run < 2; run++) {
+      DevWeight dw[3], db[3];
+      std::vector<std::unique_ptr<GuardedArray<float>>> og;
+      float* po[3];
+      for (int j = 0; j < 3; j++) {
+        og.push_back(std::make_unique<GuardedArray<float>>(std::vector<float>(static_cast<size_t>(T) * rows[j], NAN)));
+        dw[j] = w[j].dev();
+        db[j] = b[j].dev();
+        po[j] = og[j]->data();
+      }
+      const GuardedArray<float> kcg(std::vector<float>(static_cast<size_t>(hk) * max_tokens * hd, NAN)), vcg(kcg.values()), xng(std::vector<float>(x.size(), NAN));
+      float* kcp = c.write ? kcg.data() : nullptr;
+      float* vcp = c.write ? vcg.data() : nullptr;
+      const MatmulPrologue pro = c.norm ? MatmulPrologue{g.dev(), eps, xng.data()} : NO_PROLOGUE;
+      if (run == 0) {
+        MatmulEpilogue epi = NO_EPILOGUE;
+        epi.kind = EPI_ROPE;
+        epi.rope = RopeEpilogue{hd, at, static_cast<float>(theta), kcp, vcp, max_tokens};
+        check_eq("gemv rope epilogue " + what + ": launch", launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 3, false, epi, pro), cudaSuccess);
+      } else {
+        launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 3, false, NO_EPILOGUE, pro);
+        launch_rope_qk(nullptr, po[0], hq, po[1], hk, T, hd, at, static_cast<float>(theta), po[2], kcp, vcp, max_tokens);
+      }
+      for (int j = 0; j < 3; j++) out[run][j] = og[j]->values();
+      kc[run] = kcg.values();
+      vc[run] = vcg.values();
+      xn_out[run] = xng.values();
+    }
+    const char* names[3] = {"q", "k", "v"};
+    for (int j = 0; j < 3; j++) {
+      check("gemv rope epilogue " + what + ": " + names[j], out[0][j], want[j], 1e-5);
+      check_eq("gemv rope epilogue " + what + ": " + names[j] + " differs from the unfused launches", std::memcmp(out[0][j].data(), out[1][j].data(), out[0][j].size() * 4) != 0, 0);
+    }
+    if (c.norm) check("gemv rope epilogue " + what + ": normalized x", xn_out[0], xin, 1e-5);
+    if (!c.write) continue;
+    std::vector<float> got_k, got_v;
+    std::vector<double> cache_k, cache_v;
+    for (int h = 0; h < hk; h++)
+      for (int t = 0; t < T; t++)
+        for (int d = 0; d < hd; d++) {
+          const size_t ci = (static_cast<size_t>(h) * max_tokens + start + t) * hd + d, xi = (static_cast<size_t>(t) * hk + h) * hd + d;
+          got_k.push_back(kc[0][ci]);
+          got_v.push_back(vc[0][ci]);
+          cache_k.push_back(want[1][xi]);
+          cache_v.push_back(out[0][2][xi]);
+        }
+    check("gemv rope epilogue " + what + ": cached keys", got_k, cache_k, 1e-5);
+    check("gemv rope epilogue " + what + ": cached values (the v output)", got_v, cache_v, 0);
+    size_t untouched = 0;
+    for (size_t i = 0; i < kc[0].size(); i++) untouched += std::isnan(kc[0][i]) && std::isnan(vc[0][i]);
+    check_eq("gemv rope epilogue " + what + ": cache entries left alone", static_cast<long>(untouched), static_cast<long>(kc[0].size() - static_cast<size_t>(hk) * T * hd));
+    check_eq("gemv rope epilogue " + what + ": caches differ from the unfused launches",
+             std::memcmp(kc[0].data(), kc[1].data(), kc[0].size() * 4) != 0 || std::memcmp(vc[0].data(), vc[1].data(), vc[0].size() * 4) != 0, 0);
+  }
+}
+
 static void test_attention() {
   // Every case runs on the split kernel and, at head_dim 64/128, on the tiled and the tensor-core ones (which plan_attention
   // picks for long prefills: its choice is checked below at an H100/H200's 132 SMs).
@@ -851,7 +968,8 @@ static void test_sample() {
 
 int main(int argc, char** argv) {
   // Optional argument: run only the groups whose name contains it (embed, rmsnorm, matmul, pipelined
-  // (the pipelined GEMM's own test, also part of matmul), rope, attention, elementwise, sample).
+  // (the pipelined GEMM's own test, also part of matmul), rope (with the GEMV's rope epilogue, also part
+  // of matmul), attention, elementwise, sample).
   const std::string only = argc > 1 ? argv[1] : "";
   setvbuf(stdout, nullptr, _IOLBF, 0);  // each check's line as it is made, also into a pipe
   std::signal(SIGSEGV, on_segv);
@@ -865,6 +983,7 @@ int main(int argc, char** argv) {
   if (want("matmul pipelined")) test_gemm_pipelined();
   if (want("matmul")) test_gemv_epilogues();
   if (want("matmul")) test_gemv_norm_prologue();
+  if (want("matmul rope")) test_gemv_rope();
   if (want("rope")) test_rope();
   if (want("rope")) test_rope_qk();
   if (want("attention")) test_attention();
