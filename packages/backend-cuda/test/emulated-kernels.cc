@@ -217,24 +217,24 @@ static void test_matmul() {
         if ((T == 70 || T == 5) && K == 64) continue;  // keep the run short
         const int Ns[3] = {37, 70, 9};
         std::vector<HostW> ws, bs;
-        std::vector<std::vector<float>> outs(3);
+        std::vector<std::unique_ptr<GuardedArray<float>>> outs;  // x and the outputs end at a guard page
         DevWeight dw[3], db[3];
         float* po[3];
         for (int i = 0; i < 3; i++) {
           ws.push_back(make_weight(f, Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
           bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
-          outs[i].assign(static_cast<size_t>(T) * Ns[i], NAN);
+          outs.push_back(std::make_unique<GuardedArray<float>>(std::vector<float>(static_cast<size_t>(T) * Ns[i], NAN)));
         }
         for (int i = 0; i < 3; i++) {
           dw[i] = ws[i].dev();
           db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
-          po[i] = outs[i].data();
+          po[i] = outs[i]->data();
         }
         // One float of padding in front: with T 9 and K 96, x is offset by 4 bytes, which the GEMMs must
         // not mind (the pipelined one reads x only in its split kernel, element by element).
         const size_t pad = T == 9 && K == 96 ? 1 : 0;
-        auto xbuf = normals(static_cast<size_t>(T) * K + pad);
-        const std::vector<float> x(xbuf.begin() + pad, xbuf.end());
+        const GuardedArray<float> xbuf(normals(static_cast<size_t>(T) * K + pad));
+        const std::vector<float> x(xbuf.data() + pad, xbuf.data() + xbuf.size());
         launch_matmul(nullptr, xbuf.data() + pad, T, K, dw, db, po, 3, false, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
         for (int i = 0; i < 3; i++) {
           std::vector<double> want;
@@ -246,7 +246,7 @@ static void test_matmul() {
             }
           // The GEMM rounds x to 16-bit hi + lo parts (f16/bf16) or to bf16 once with bf16 weights (q8_0/q4_0).
           const double tol = T <= GEMV_MAX_TOKENS || f == FMT_F32 ? 1e-5 : f <= FMT_BF16 ? 1e-4 : 2e-2;
-          check(std::string(T <= GEMV_MAX_TOKENS ? "gemv " : "gemm ") + fmt_name(f) + " T " + std::to_string(T) + " K " + std::to_string(K) + " weight " + std::to_string(i), outs[i], want, tol);
+          check(std::string(T <= GEMV_MAX_TOKENS ? "gemv " : "gemm ") + fmt_name(f) + " T " + std::to_string(T) + " K " + std::to_string(K) + " weight " + std::to_string(i), outs[i]->values(), want, tol);
         }
       }
     }
@@ -294,6 +294,7 @@ static void test_gemv_epilogues() {
           HostW w0 = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K))), w1 = make_weight(f, N, K, 1.f / std::sqrt(static_cast<float>(K)));
           HostW bias = make_weight(FMT_F32, 1, N, 0.1f);
           const auto x = normals(static_cast<size_t>(T) * K);
+          const GuardedArray<float> xg(x);  // x and every output end at a guard page
           std::vector<double> y0, y1;
           for (int t = 0; t < T; t++)
             for (int n = 0; n < N; n++) {
@@ -309,27 +310,27 @@ static void test_gemv_epilogues() {
           // Residual: out = residual + (x W0^T + bias).
           {
             const auto residual = normals(static_cast<size_t>(T) * N);
-            std::vector<float> out0(static_cast<size_t>(T) * N, NAN), res = residual, sum(static_cast<size_t>(T) * N, NAN);
+            const GuardedArray<float> out0(std::vector<float>(static_cast<size_t>(T) * N, NAN)), res(residual), sum(out0.values());
             float* dst = in_place ? res.data() : sum.data();
             DevWeight dw = w0.dev(), db = bias.dev();
             float* po = out0.data();
-            launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), dst});
+            launch_matmul(nullptr, xg.data(), T, K, &dw, &db, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), dst});
             std::vector<double> want;
             for (size_t i = 0; i < y0.size(); i++) want.push_back(residual[i] + y0[i]);
-            check("gemv residual epilogue " + what + ": projection", out0, y0, 1e-5);
-            check("gemv residual epilogue " + what + ": sum", in_place ? res : sum, want, 1e-5);
+            check("gemv residual epilogue " + what + ": projection", out0.values(), y0, 1e-5);
+            check("gemv residual epilogue " + what + ": sum", (in_place ? res : sum).values(), want, 1e-5);
           }
           // SwiGLU: out = silu(x W0^T + bias) * (x W1^T).
           {
-            std::vector<float> g(static_cast<size_t>(T) * N, NAN), u(g.size(), NAN), glu(g.size(), NAN);
+            const GuardedArray<float> g(std::vector<float>(static_cast<size_t>(T) * N, NAN)), u(g.values()), glu(g.values());
             DevWeight dw[2] = {w0.dev(), w1.dev()}, db[2] = {bias.dev(), none};
             float* po[2] = {g.data(), u.data()};
-            launch_matmul(nullptr, x.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, in_place ? g.data() : glu.data()});
+            launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, in_place ? g.data() : glu.data()});
             std::vector<double> want;
             for (size_t i = 0; i < y0.size(); i++) want.push_back(y0[i] / (1 + std::exp(-y0[i])) * y1[i]);
-            if (!in_place) check("gemv SwiGLU epilogue " + what + ": gate", g, y0, 1e-5);
-            check("gemv SwiGLU epilogue " + what + ": up", u, y1, 1e-5);
-            check("gemv SwiGLU epilogue " + what + ": silu(gate) * up", in_place ? g : glu, want, 1e-5);
+            if (!in_place) check("gemv SwiGLU epilogue " + what + ": gate", g.values(), y0, 1e-5);
+            check("gemv SwiGLU epilogue " + what + ": up", u.values(), y1, 1e-5);
+            check("gemv SwiGLU epilogue " + what + ": silu(gate) * up", (in_place ? g : glu).values(), want, 1e-5);
           }
         }
       }
@@ -373,40 +374,42 @@ static void test_gemv_norm_prologue() {
       return y;
     };
     const DevWeight none{nullptr, nullptr, -1, 0, 0};
-    std::vector<float> xn_out(x.size(), NAN);
+    // x, the normalized rows and every output end at a guard page.
+    const GuardedArray<float> xg(x), xn_out(std::vector<float>(x.size(), NAN));
     const MatmulPrologue pro{g.dev(), eps, xn_out.data()};
+    const std::vector<float> unset(static_cast<size_t>(T) * N, NAN);
     // Three weights, no epilogue (q/k/v).
     {
-      std::vector<std::vector<float>> outs(3, std::vector<float>(static_cast<size_t>(T) * N, NAN));
+      const GuardedArray<float> outs[3] = {GuardedArray<float>(unset), GuardedArray<float>(unset), GuardedArray<float>(unset)};
       DevWeight dw[3] = {w[0].dev(), w[1].dev(), w[2].dev()}, db[3] = {none, none, none};
       float* po[3] = {outs[0].data(), outs[1].data(), outs[2].data()};
-      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 3, false, NO_EPILOGUE, pro);
-      check("gemv RMSNorm prologue " + what + ": normalized x", xn_out, xn, 1e-5);
-      for (int i = 0; i < 3; i++) check("gemv RMSNorm prologue " + what + ": weight " + std::to_string(i), outs[i], project(w[i]), 1e-5);
+      launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 3, false, NO_EPILOGUE, pro);
+      check("gemv RMSNorm prologue " + what + ": normalized x", xn_out.values(), xn, 1e-5);
+      for (int i = 0; i < 3; i++) check("gemv RMSNorm prologue " + what + ": weight " + std::to_string(i), outs[i].values(), project(w[i]), 1e-5);
     }
     if (c.f1 != c.f0) continue;
     // With the residual epilogue, in place.
     {
       const auto residual = normals(static_cast<size_t>(T) * N);
-      std::vector<float> y(static_cast<size_t>(T) * N, NAN), res = residual;
+      const GuardedArray<float> y(unset), res(residual);
       DevWeight dw = w[0].dev();
       float* po = y.data();
-      launch_matmul(nullptr, x.data(), T, K, &dw, &none, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), res.data()}, pro);
+      launch_matmul(nullptr, xg.data(), T, K, &dw, &none, &po, 1, false, MatmulEpilogue{EPI_RESIDUAL, res.data(), res.data()}, pro);
       const auto want_y = project(w[0]);
       std::vector<double> want;
       for (size_t i = 0; i < want_y.size(); i++) want.push_back(residual[i] + want_y[i]);
-      check("gemv RMSNorm prologue + residual " + what, res, want, 1e-5);
+      check("gemv RMSNorm prologue + residual " + what, res.values(), want, 1e-5);
     }
     // With SwiGLU into the gate.
     {
-      std::vector<float> gt(static_cast<size_t>(T) * N, NAN), up(gt.size(), NAN);
+      const GuardedArray<float> gt(unset), up(unset);
       DevWeight dw[2] = {w[0].dev(), w[1].dev()}, db[2] = {none, none};
       float* po[2] = {gt.data(), up.data()};
-      launch_matmul(nullptr, x.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, gt.data()}, pro);
+      launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 2, false, MatmulEpilogue{EPI_SWIGLU, nullptr, gt.data()}, pro);
       const auto yg = project(w[0]), yu = project(w[1]);
       std::vector<double> want;
       for (size_t i = 0; i < yg.size(); i++) want.push_back(yg[i] / (1 + std::exp(-yg[i])) * yu[i]);
-      check("gemv RMSNorm prologue + SwiGLU " + what, gt, want, 1e-5);
+      check("gemv RMSNorm prologue + SwiGLU " + what, gt.values(), want, 1e-5);
     }
   }
 }
@@ -589,11 +592,13 @@ static void test_rope_qk() {
 // The decode GEMV's rope epilogue: q/k/v with biases, q and k rotated, the rotated k and v stored to the
 // cache, with and without the RMSNorm prologue, at a position read from "device" memory. Checked against
 // the float64 projections and RoPE, and against the unfused launches (GEMV, then rope_qk), which it must
-// match to the bit. K 45 (unaligned rows) takes the fallback: those very launches.
+// match to the bit. K 45 (unaligned rows) takes the fallback: those very launches; K 1600 at 8 tokens
+// (rows beyond the prologue's shared memory) the RMSNorm kernel, then the GEMV with the epilogue.
 static void test_gemv_rope() {
   struct Case { int f, K, T, hd; bool norm, write; };
   const Case cases[] = {{FMT_BF16, 96, 1, 64, true, true}, {FMT_F16, 96, 5, 16, false, true}, {FMT_F32, 96, 8, 64, true, false},
-                        {FMT_Q8_0, 64, 2, 16, true, true}, {FMT_Q4_0, 96, 3, 64, false, true}, {FMT_F16, 45, 2, 16, true, true}};
+                        {FMT_Q8_0, 64, 2, 16, true, true}, {FMT_Q4_0, 96, 3, 64, false, true}, {FMT_F16, 45, 2, 16, true, true},
+                        {FMT_BF16, 1600, 8, 64, true, true}};
   for (const Case& c : cases) {
     // The last token's keys and values are the cache's last row: a write past it hits the guard page.
     const int K = c.K, T = c.T, hd = c.hd, hq = 3, hk = 2, start = 4000, max_tokens = start + T;
