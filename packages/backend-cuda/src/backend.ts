@@ -522,31 +522,25 @@ export class CudaBackend implements Backend {
     const q = ropeQ.fusable;
     if (!q || !ropeStartsAt(m, q)) return undefined;
     const matmul = launch();
+    // The matmul, then the launch of what follows it.
+    const afterMatmul = (work: { run: () => void }) => () => {
+      matmul();
+      work.run();
+    };
     return {
-      run: () => {
-        matmul();
-        ropeQ.run();
-      },
+      run: afterMatmul(ropeQ),
       absorb: (ropeK) => {
         const k = ropeK.fusable;
         const qk = ropeQ.absorb?.(ropeK);
         if (!qk || !k || k.kind !== 'rope') return undefined;
         return {
-          run: () => {
-            matmul();
-            qk.run();
-          },
+          run: afterMatmul(qk),
           absorb: (write) => {
             const w = write.fusable;
             const epilogue = w?.kind === 'writeKV' ? ropeEpilogueFor(m, q, k, w) : undefined;
             if (epilogue) return { run: launch(epilogue) };
             const rest = qk.absorb?.(write);
-            return rest && {
-              run: () => {
-                matmul();
-                rest.run();
-              },
-            };
+            return rest && { run: afterMatmul(rest) };
           },
         };
       },

@@ -552,6 +552,26 @@ static void test_rope() {
   }
 }
 
+// The KV write of T tokens at positions start.. into caches of [heads][max_tokens][hd] (filled with NaN
+// before): the keys against `want_k` and the values exactly against `want_v`, both in a pass's
+// [T][heads][hd] order, and every other entry left alone.
+static void check_cache_write(const std::string& what, const std::vector<float>& kc, const std::vector<float>& vc, int heads, int T, int hd,
+                              int max_tokens, int start, const std::vector<double>& want_k, const std::vector<double>& want_v) {
+  std::vector<float> got_k, got_v;
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < heads; h++)
+      for (int d = 0; d < hd; d++) {
+        const size_t c = (static_cast<size_t>(h) * max_tokens + start + t) * hd + d;
+        got_k.push_back(kc[c]);
+        got_v.push_back(vc[c]);
+      }
+  check(what + ": cached keys", got_k, want_k, 1e-5);
+  check(what + ": cached values", got_v, want_v, 0);
+  size_t untouched = 0;
+  for (size_t i = 0; i < kc.size(); i++) untouched += std::isnan(kc[i]) && std::isnan(vc[i]);
+  check_eq(what + ": cache entries left alone", static_cast<long>(untouched), static_cast<long>(kc.size() - static_cast<size_t>(heads) * T * hd));
+}
+
 // rope(q) + rope(k) + writeKV in one launch (a decode step's fused op), against the same float64 RoPE
 // and the cache layout of write_kv; once without the cache write.
 static void test_rope_qk() {
@@ -568,23 +588,7 @@ static void test_rope_qk() {
       const std::string what = "rope q+k" + std::string(write ? " + KV write" : "") + " head_dim " + std::to_string(hd);
       check(what + ": q", q, want_q, 1e-5);
       check(what + ": k", k, want_k, 1e-5);
-      if (!write) continue;
-      std::vector<float> got_k, got_v;
-      std::vector<double> cache_k, cache_v;
-      for (int g = 0; g < hk; g++)
-        for (int t = 0; t < T; t++)
-          for (int d = 0; d < hd; d++) {
-            const size_t c = (static_cast<size_t>(g) * max_tokens + start + t) * hd + d, x = (static_cast<size_t>(t) * hk + g) * hd + d;
-            got_k.push_back(kc[c]);
-            got_v.push_back(vc[c]);
-            cache_k.push_back(want_k[x]);
-            cache_v.push_back(v[x]);
-          }
-      check(what + ": cached keys", got_k, cache_k, 1e-5);
-      check(what + ": cached values", got_v, cache_v, 0);
-      size_t untouched = 0;
-      for (size_t i = 0; i < kc.size(); i++) untouched += std::isnan(kc[i]) && std::isnan(vc[i]);
-      check_eq(what + ": cache entries left alone", static_cast<long>(untouched), static_cast<long>(kc.size() - static_cast<size_t>(hk) * T * hd));
+      if (write) check_cache_write(what, kc, vc, hk, T, hd, max_tokens, start, want_k, std::vector<double>(v.begin(), v.end()));
     }
   }
 }
@@ -686,22 +690,7 @@ static void test_gemv_rope() {
     }
     if (c.norm) check("gemv rope epilogue " + what + ": normalized x", xn_out[0], xin, 1e-5);
     if (!c.write) continue;
-    std::vector<float> got_k, got_v;
-    std::vector<double> cache_k, cache_v;
-    for (int h = 0; h < hk; h++)
-      for (int t = 0; t < T; t++)
-        for (int d = 0; d < hd; d++) {
-          const size_t ci = (static_cast<size_t>(h) * max_tokens + start + t) * hd + d, xi = (static_cast<size_t>(t) * hk + h) * hd + d;
-          got_k.push_back(kc[0][ci]);
-          got_v.push_back(vc[0][ci]);
-          cache_k.push_back(want[1][xi]);
-          cache_v.push_back(out[0][2][xi]);
-        }
-    check("gemv rope epilogue " + what + ": cached keys", got_k, cache_k, 1e-5);
-    check("gemv rope epilogue " + what + ": cached values (the v output)", got_v, cache_v, 0);
-    size_t untouched = 0;
-    for (size_t i = 0; i < kc[0].size(); i++) untouched += std::isnan(kc[0][i]) && std::isnan(vc[0][i]);
-    check_eq("gemv rope epilogue " + what + ": cache entries left alone", static_cast<long>(untouched), static_cast<long>(kc[0].size() - static_cast<size_t>(hk) * T * hd));
+    check_cache_write("gemv rope epilogue " + what, kc[0], vc[0], hk, T, hd, max_tokens, start, want[1], std::vector<double>(out[0][2].begin(), out[0][2].end()));
     check_eq("gemv rope epilogue " + what + ": caches differ from the unfused launches",
              std::memcmp(kc[0].data(), kc[1].data(), kc[0].size() * 4) != 0 || std::memcmp(vc[0].data(), vc[1].data(), vc[0].size() * 4) != 0, 0);
   }
