@@ -214,7 +214,7 @@ __device__ __forceinline__ void gemv_row(const MatmulJob& job, const MatmulJobs&
 // pair / half: both dot products, then q and k rotated as launch_rope_qk does it, and k and v stored to
 // the cache too. Lane t computes token t's angle before the loads, so the double-precision sincos
 // overlaps them instead of following the reduction.
-template <int FMT, int TT>
+template <int FMT, int TT, bool VEC>
 __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, const RopeEpilogue& rope, int pair,
                                                const float* __restrict__ x, int T, int K) {
   const int lane = threadIdx.x & 31;
@@ -226,8 +226,8 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
   float cs = 1.f, sn = 0.f;
   if (rotate && lane < T) rope_cos_sin(pos0 + lane, i, rope.head_dim, rope.theta, cs, sn);
   float a[TT], b[TT];
-  row_partials<FMT, TT, true>(job, row, x, T, K, lane, a);
-  row_partials<FMT, TT, true>(job, row + half, x, T, K, lane, b);
+  row_partials<FMT, TT, VEC>(job, row, x, T, K, lane, a);
+  row_partials<FMT, TT, VEC>(job, row + half, x, T, K, lane, b);
   row_sums<TT>(job, row, T, lane, a);
   row_sums<TT>(job, row + half, T, lane, b);
   float* cache = which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
@@ -271,7 +271,7 @@ __device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, i
 #pragma unroll 1
     for (int r = 0; r < PPW; r++) {
       const int pair = (blockIdx.x * PPW + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-      if (pair < job.w.rows / 2) gemv_rope_pair<FMT, TT>(job, blockIdx.y, epi.rope, pair, xs, T, K);
+      if (pair < job.w.rows / 2) gemv_rope_pair<FMT, TT, VEC>(job, blockIdx.y, epi.rope, pair, xs, T, K);
     }
     return;
   }
