@@ -4,8 +4,8 @@ import type { WeightFormat } from '@qwen2-ts/core';
  * WGSL that reads weights of one storage format: binding declarations and `load8(row, k0)`, which
  * returns the 8 values at columns `k0 .. k0+7` (`k0 % 8 == 0`) of a chunk-local row, widened to f32
  * exactly. Every format is decoded exactly, so results do not depend on whether `shader-f16` is used:
- * with it, f16 weights are read as native `f16`; without it, as packed `u32` pairs through
- * `unpack2x16float` (q-scales always so). bf16 never needs shader-f16 (its bits are the top half of an f32).
+ * f16 weights are read 8 at a time as a `vec4<u32>`, whose halves are converted as native `f16` with it
+ * and through `unpack2x16float` without it (q-scales always so). bf16 never needs shader-f16 (its bits are the top half of an f32).
  *
  * Storage layouts (see host-weights.ts): f32/f16/bf16 rows are zero-padded to `Kp = roundUp(K, 8)`
  * columns; q8_0 rows are `K` int8 bytes; q4_0 rows are `K/32` blocks of 16 bytes; q-scales are f16,
@@ -48,10 +48,13 @@ export function weightAccess(format: WeightFormat, f16: boolean, s: string, wBin
   return W8(${wq}[i], ${wq}[i + 1u]);
 }\n`;
     case 'f16':
+      // One 16-byte load either way (two vec4<f16> loads of 8 bytes each would double the load
+      // instructions of a bandwidth-bound matvec); with shader-f16 the halves convert natively.
       return f16
-        ? decl('vec4<f16>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
-  let i = (r * ${kpExpr} + k0) >> 2u;
-  return W8(vec4<f32>(${wq}[i]), vec4<f32>(${wq}[i + 1u]));
+        ? decl('vec4<u32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
+  let u = ${wq}[(r * ${kpExpr} + k0) >> 3u];
+  let h = array<vec2<f16>, 4>(bitcast<vec2<f16>>(u.x), bitcast<vec2<f16>>(u.y), bitcast<vec2<f16>>(u.z), bitcast<vec2<f16>>(u.w));
+  return W8(vec4<f32>(vec2<f32>(h[0]), vec2<f32>(h[1])), vec4<f32>(vec2<f32>(h[2]), vec2<f32>(h[3])));
 }\n`
         : decl('vec4<u32>') + `fn load8${s}(r: u32, k0: u32) -> W8 {
   let u = ${wq}[(r * ${kpExpr} + k0) >> 3u];
