@@ -261,7 +261,11 @@ inline int min(int a, int b) { return a < b ? a : b; }
 #define cudaGetLastError() cudaSuccess
 #define cudaFuncSetAttribute(...) cudaSuccess
 #define cudaGetDevice(p) (*(p) = 0, cudaSuccess)
-#define cudaDeviceGetAttribute(p, ...) (*(p) = 1, cudaSuccess)
+// The only attribute queried is the multiprocessor count: 1, or what a test sets to check grid choices.
+namespace emu {
+inline int multiprocessors = 1;
+}
+#define cudaDeviceGetAttribute(p, ...) (*(p) = ::emu::multiprocessors, cudaSuccess)
 
 // WMMA, emulated: every lane holds the whole 16x16 tile (loads read all of it, mma_sync computes the
 // full product in f32, stores write it once per warp). Only the shapes gemm.cu uses.

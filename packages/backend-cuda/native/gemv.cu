@@ -11,7 +11,8 @@ namespace {
 
 constexpr int GEMV_THREADS = 256;
 constexpr int ROWS_PER_BLOCK = GEMV_THREADS / 32;
-// With the RMSNorm prologue every block normalizes x first, so each warp takes several rows to share that.
+// With the RMSNorm prologue every block normalizes x first, so each warp takes several rows to share
+// that: up to this many (see gemv_norm_rows_per_warp).
 constexpr int NORM_ROWS_PER_WARP = 4;
 // The normalized rows live in (default-sized) shared memory: T * K floats at most this many bytes.
 constexpr size_t NORM_SMEM_LIMIT = 48 * 1024;
@@ -254,32 +255,34 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
 
 // EPI_NONE and EPI_ROPE: blockIdx.y picks the job (fused q/k/v, gate/up); with an epilogue the jobs share their rows.
 // NORM: x is first normalized by the RMSNorm prologue (dynamic shared memory of T * K floats), and each
-// warp then takes NORM_ROWS_PER_WARP rows so that fewer blocks repeat that.
+// warp then takes `rpw` rows (gemv_norm_rows_per_warp) so that fewer blocks repeat that; 1 without it.
 template <int FMT, int TT, bool VEC, int EPI, bool NORM>
 __device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
-                                           const MatmulPrologue& pro) {
+                                           const MatmulPrologue& pro, int rpw) {
   const MatmulJob& job = jobs.job[EPI == EPI_NONE || EPI == EPI_ROPE ? blockIdx.y : 0];
   const float* xs = x;
+  const int ppw = rpw > 1 ? rpw / 2 : 1;  // rotary pairs per warp (EPI_ROPE)
   if constexpr (NORM) {
+    // A block past its job's rows (k and v have fewer than q) leaves before normalizing x for nothing;
+    // block (0, 0), which writes the normalized rows, always has rows.
+    if (EPI == EPI_ROPE ? blockIdx.x * ppw * ROWS_PER_BLOCK >= job.w.rows / 2 : blockIdx.x * rpw * ROWS_PER_BLOCK >= job.w.rows) return;
     QWEN2_DYNAMIC_SMEM(float, xn);
     normalize_rows<TT>(x, T, K, pro, xn, blockIdx.x == 0 && blockIdx.y == 0);
     xs = xn;
   }
   if constexpr (EPI == EPI_ROPE) {
-    // Rotary pairs: as many rows per warp as without the rope under the prologue, two without it.
-    constexpr int PPW = NORM ? NORM_ROWS_PER_WARP / 2 : 1;
+    // Rotary pairs: rpw rows per warp, at least one pair (gemv_rows_per_block).
 #pragma unroll 1
-    for (int r = 0; r < PPW; r++) {
-      const int pair = (blockIdx.x * PPW + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+    for (int r = 0; r < ppw; r++) {
+      const int pair = (blockIdx.x * ppw + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
       if (pair < job.w.rows / 2) gemv_rope_pair<FMT, TT, VEC>(job, blockIdx.y, epi.rope, pair, xs, T, K);
     }
-    return;
-  }
-  constexpr int RPW = NORM ? NORM_ROWS_PER_WARP : 1;
+  } else {
 #pragma unroll 1
-  for (int r = 0; r < RPW; r++) {
-    const int row = (blockIdx.x * RPW + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
-    if (row < job.w.rows) gemv_row<FMT, TT, VEC, EPI>(job, jobs, epi, row, xs, T, K);
+    for (int r = 0; r < rpw; r++) {
+      const int row = (blockIdx.x * rpw + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
+      if (row < job.w.rows) gemv_row<FMT, TT, VEC, EPI>(job, jobs, epi, row, xs, T, K);
+    }
   }
 }
 
@@ -289,24 +292,31 @@ template <int FMT, int TT, bool VEC, int EPI>
 __global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
                                                             MatmulPrologue pro) {
   await_prior_grids();
-  gemv_block<FMT, TT, VEC, EPI, false>(x, T, K, jobs, epi, pro);
+  gemv_block<FMT, TT, VEC, EPI, false>(x, T, K, jobs, epi, pro, 1);
 }
 template <int FMT, int TT, int EPI>
 __global__ void __launch_bounds__(GEMV_THREADS, 2) gemv_norm_kernel(const float* __restrict__ x, int T, int K, MatmulJobs jobs, MatmulEpilogue epi,
-                                                                    MatmulPrologue pro) {
+                                                                    MatmulPrologue pro, int rpw) {
   await_prior_grids();
-  gemv_block<FMT, TT, true, EPI, true>(x, T, K, jobs, epi, pro);
+  gemv_block<FMT, TT, true, EPI, true>(x, T, K, jobs, epi, pro, rpw);
 }
+
+// A GEMV launch's grid, dynamic shared memory and rows per warp.
+struct GemvLaunch {
+  dim3 grid;
+  size_t smem;
+  int rpw;
+};
 
 template <int FMT, int TT, int EPI>
 cudaError_t launch_vec(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
-                       const MatmulPrologue& pro, dim3 grid, size_t smem) {
+                       const MatmulPrologue& pro, const GemvLaunch& l) {
   if (pro.weight.format >= 0) {
     auto* kfn = gemv_norm_kernel<FMT, TT, EPI>;
-    LAUNCH(kfn, grid, GEMV_THREADS, smem, stream, x, T, K, jobs, epi, pro);
+    LAUNCH(kfn, l.grid, GEMV_THREADS, l.smem, stream, x, T, K, jobs, epi, pro, l.rpw);
   } else {
     auto* kfn = gemv_kernel<FMT, TT, true, EPI>;
-    LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
+    LAUNCH(kfn, l.grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
   }
   return cudaGetLastError();
 }
@@ -314,32 +324,49 @@ cudaError_t launch_vec(cudaStream_t stream, const float* x, int T, int K, const 
 // Prologues and epilogues only on the vector path (launch_gemv runs the scalar path's as separate kernels).
 template <int FMT, int TT>
 cudaError_t launch_fmt_tt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
-                          const MatmulPrologue& pro, bool vec, dim3 grid, size_t smem) {
+                          const MatmulPrologue& pro, bool vec, const GemvLaunch& l) {
   if (vec) {
     switch (epi.kind) {
-      case EPI_NONE: return launch_vec<FMT, TT, EPI_NONE>(stream, x, T, K, jobs, epi, pro, grid, smem);
-      case EPI_RESIDUAL: return launch_vec<FMT, TT, EPI_RESIDUAL>(stream, x, T, K, jobs, epi, pro, grid, smem);
-      case EPI_SWIGLU: return launch_vec<FMT, TT, EPI_SWIGLU>(stream, x, T, K, jobs, epi, pro, grid, smem);
-      case EPI_ROPE: return launch_vec<FMT, TT, EPI_ROPE>(stream, x, T, K, jobs, epi, pro, grid, smem);
+      case EPI_NONE: return launch_vec<FMT, TT, EPI_NONE>(stream, x, T, K, jobs, epi, pro, l);
+      case EPI_RESIDUAL: return launch_vec<FMT, TT, EPI_RESIDUAL>(stream, x, T, K, jobs, epi, pro, l);
+      case EPI_SWIGLU: return launch_vec<FMT, TT, EPI_SWIGLU>(stream, x, T, K, jobs, epi, pro, l);
+      case EPI_ROPE: return launch_vec<FMT, TT, EPI_ROPE>(stream, x, T, K, jobs, epi, pro, l);
       default: return cudaErrorInvalidValue;
     }
   }
   if (epi.kind != EPI_NONE || pro.weight.format >= 0) return cudaErrorInvalidValue;
   auto* kfn = gemv_kernel<FMT, TT, false, EPI_NONE>;
-  LAUNCH(kfn, grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
+  LAUNCH(kfn, l.grid, GEMV_THREADS, 0, stream, x, T, K, jobs, epi, pro);
   return cudaGetLastError();
 }
 
 template <int FMT>
 cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const MatmulJobs& jobs, const MatmulEpilogue& epi,
-                       const MatmulPrologue& pro, bool vec, dim3 grid, size_t smem) {
-  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
-  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
-  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
-  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, pro, vec, grid, smem);
+                       const MatmulPrologue& pro, bool vec, const GemvLaunch& l) {
+  if (T <= 1) return launch_fmt_tt<FMT, 1>(stream, x, T, K, jobs, epi, pro, vec, l);
+  if (T <= 2) return launch_fmt_tt<FMT, 2>(stream, x, T, K, jobs, epi, pro, vec, l);
+  if (T <= 4) return launch_fmt_tt<FMT, 4>(stream, x, T, K, jobs, epi, pro, vec, l);
+  return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, pro, vec, l);
 }
 
+// Rows of one job a block covers: a warp's rpw rows, at least one rotary pair with the rope epilogue.
+int gemv_rows_per_block(int rpw, bool rope) { return ROWS_PER_BLOCK * (rope && rpw < 2 ? 2 : rpw); }
+
 }  // namespace
+
+int gemv_norm_rows_per_warp(const int* rows, int count, bool shared_rows, bool rope, int sms) {
+  for (int rpw = NORM_ROWS_PER_WARP; rpw > 1; rpw /= 2) {
+    const int per_block = gemv_rows_per_block(rpw, rope);
+    long blocks = 0, widest = 0;
+    for (int i = 0; i < count; i++) {
+      const long b = (rows[i] + per_block - 1) / per_block;
+      blocks += b;
+      widest = b > widest ? b : widest;
+    }
+    if ((shared_rows ? widest : blocks) >= 2L * sms) return rpw;
+  }
+  return 1;
+}
 
 cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
                         const MatmulPrologue& prologue) {
@@ -383,16 +410,20 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
                                          : launch_swiglu(stream, jobs.job[0].out, jobs.job[1].out, epilogue.out, n);
   }
   // With a residual or SwiGLU epilogue the jobs share their rows, one warp per row index (grid y 1);
-  // with the prologue each warp takes NORM_ROWS_PER_WARP rows; with the rope a warp takes rotary pairs.
+  // with the prologue each warp takes gemv_norm_rows_per_warp rows; with the rope a warp takes rotary pairs.
   const bool rope = epilogue.kind == EPI_ROPE;
-  const int rows_per_block = ROWS_PER_BLOCK * (norm ? NORM_ROWS_PER_WARP : rope ? 2 : 1);
-  const dim3 grid((max_rows + rows_per_block - 1) / rows_per_block, epilogue.kind == EPI_NONE || rope ? jobs.count : 1);
+  const bool shared_rows = epilogue.kind == EPI_RESIDUAL || epilogue.kind == EPI_SWIGLU;
+  int rows[MATMUL_MAX_FUSED];
+  for (int i = 0; i < jobs.count; i++) rows[i] = jobs.job[i].w.rows;
+  const int rpw = norm ? gemv_norm_rows_per_warp(rows, jobs.count, shared_rows, rope, multiprocessor_count()) : 1;
+  const int rows_per_block = gemv_rows_per_block(rpw, rope);
+  const GemvLaunch l{dim3((max_rows + rows_per_block - 1) / rows_per_block, shared_rows ? 1 : jobs.count), smem, rpw};
   switch (fmt) {
-    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
-    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
-    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
-    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
-    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, grid, smem);
+    case FMT_F32: return launch_fmt<FMT_F32>(stream, x, tokens, K, jobs, epilogue, prologue, vec, l);
+    case FMT_F16: return launch_fmt<FMT_F16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, l);
+    case FMT_BF16: return launch_fmt<FMT_BF16>(stream, x, tokens, K, jobs, epilogue, prologue, vec, l);
+    case FMT_Q8_0: return launch_fmt<FMT_Q8_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, l);
+    case FMT_Q4_0: return launch_fmt<FMT_Q4_0>(stream, x, tokens, K, jobs, epilogue, prologue, vec, l);
     default: return cudaErrorInvalidValue;
   }
 }

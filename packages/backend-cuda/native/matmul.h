@@ -20,6 +20,13 @@ struct MatmulJobs {
 // With a prologue, x is the RMSNorm's input (see MatmulPrologue).
 cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, const MatmulEpilogue& epilogue,
                         const MatmulPrologue& prologue = NO_PROLOGUE);
+// Rows each warp takes in the GEMV with the RMSNorm prologue, for jobs of `rows` (one grid row each, or
+// `shared_rows`: a residual/SwiGLU epilogue's jobs sharing their row indices; `rope`: rotary pairs) on
+// `sms` multiprocessors: 4, so that each block's normalization serves 32 rows, or 2 or 1 where that
+// would give fewer than 2 blocks per multiprocessor with rows to compute. A warp's rows run one after
+// another, and a small model's decode is bound by such latencies, not by bandwidth. A choice from the
+// kernel's structure, not from timings.
+int gemv_norm_rows_per_warp(const int* rows, int count, bool shared_rows, bool rope, int sms);
 // Prefill path for f16/bf16/q8_0/q4_0 weights where K is a multiple of 32 (gemm_pipelined_suits;
 // gemm_pipelined.cu): every job in one launch (one weight format); `scratch` holds
 // gemm_scratch_bytes(tokens, K). `round_x16` as for launch_matmul.

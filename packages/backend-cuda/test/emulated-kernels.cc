@@ -342,13 +342,14 @@ static void test_gemv_epilogues() {
 // then q/k/v-like weights, or one weight with the residual epilogue, or gate/up with SwiGLU. K 45
 // (unaligned), mixed formats and T * K beyond the shared-memory limit take the fallback (the RMSNorm
 // kernel, then the GEMV).
-static void test_gemv_norm_prologue() {
+static void test_gemv_norm_prologue(int sms) {
   struct Case { int f0, f1, K, T; };
   const Case cases[] = {{FMT_BF16, FMT_BF16, 96, 1}, {FMT_Q4_0, FMT_Q4_0, 96, 5}, {FMT_F32, FMT_F32, 96, 8}, {FMT_Q8_0, FMT_Q8_0, 64, 2},
                         {FMT_F16, FMT_F16, 45, 3}, {FMT_BF16, FMT_Q8_0, 96, 1}, {FMT_F16, FMT_F16, 1600, 8}};
   for (const Case& c : cases) {
     const int N = 40, K = c.K, T = c.T;
-    const std::string what = std::string(fmt_name(c.f0)) + (c.f1 != c.f0 ? std::string("+") + fmt_name(c.f1) : "") + " K " + std::to_string(K) + " T " + std::to_string(T);
+    const std::string what = std::string(fmt_name(c.f0)) + (c.f1 != c.f0 ? std::string("+") + fmt_name(c.f1) : "") + " K " + std::to_string(K) + " T " + std::to_string(T) +
+                             " on " + std::to_string(sms) + " SMs";
     HostW g = make_weight(FMT_F32, 1, K, 1.f);
     for (auto& v : g.f32) v = 1.f + 0.5f * v;
     for (int k = 0; k < K; k++) g.value[k] = g.f32[k];
@@ -593,12 +594,28 @@ static void test_rope_qk() {
   }
 }
 
+// The rows per warp of the RMSNorm-prologue GEMV on an H100/H200's 132 SMs at Qwen2's shapes, and at
+// the sizes of the tests below: their q/k/v on 1, 4 and 132 SMs take 4, 2 and 1 (rotary pairs: 2 per
+// warp at 4 rows, 1 at 2 rows or 1, which the rope test's head_dim 64 and 16 cases take on 1 and 132).
+static void test_gemv_rows_per_warp() {
+  struct Pick { const char* what; std::vector<int> rows; bool shared, rope; int sms, want; };
+  const Pick picks[] = {
+      {"0.5B q/k/v + rope", {896, 128, 128}, false, true, 132, 1}, {"0.5B gate/up + SwiGLU", {4864, 4864}, true, false, 132, 2},
+      {"0.5B lm_head", {151936}, false, false, 132, 4},            {"7B q/k/v + rope", {3584, 512, 512}, false, true, 132, 2},
+      {"7B gate/up + SwiGLU", {18944, 18944}, true, false, 132, 4}, {"test q/k/v", {40, 40, 40}, false, false, 1, 4},
+      {"test q/k/v", {40, 40, 40}, false, false, 4, 2},             {"test q/k/v", {40, 40, 40}, false, false, 132, 1},
+      {"test rope head_dim 64", {192, 128, 128}, false, true, 8, 2}, {"test residual", {40}, true, false, 4, 1}};
+  for (const Pick& p : picks)
+    check_eq(std::string("gemv rows per warp: ") + p.what + " on " + std::to_string(p.sms) + " SMs",
+             gemv_norm_rows_per_warp(p.rows.data(), static_cast<int>(p.rows.size()), p.shared, p.rope, p.sms), p.want);
+}
+
 // The decode GEMV's rope epilogue: q/k/v with biases, q and k rotated, the rotated k and v stored to the
 // cache, with and without the RMSNorm prologue, at a position read from "device" memory. Checked against
 // the float64 projections and RoPE, and against the unfused launches (GEMV, then rope_qk), which it must
 // match to the bit. K 45 (unaligned rows) takes the fallback: those very launches; K 1600 at 8 tokens
 // (rows beyond the prologue's shared memory) the RMSNorm kernel, then the GEMV with the epilogue.
-static void test_gemv_rope() {
+static void test_gemv_rope(int sms) {
   struct Case { int f, K, T, hd; bool norm, write; };
   const Case cases[] = {{FMT_BF16, 96, 1, 64, true, true}, {FMT_F16, 96, 5, 16, false, true}, {FMT_F32, 96, 8, 64, true, false},
                         {FMT_Q8_0, 64, 2, 16, true, true}, {FMT_Q4_0, 96, 3, 64, false, true}, {FMT_F16, 45, 2, 16, true, true},
@@ -610,7 +627,7 @@ static void test_gemv_rope() {
     const double theta = 1e6;
     const float eps = 1e-6f;
     const std::string what = std::string(fmt_name(c.f)) + " K " + std::to_string(K) + " T " + std::to_string(T) + " head_dim " + std::to_string(hd) +
-                             (c.norm ? " with RMSNorm" : "") + (c.write ? " + KV write" : "");
+                             (c.norm ? " with RMSNorm" : "") + (c.write ? " + KV write" : "") + " on " + std::to_string(sms) + " SMs";
     HostW g = make_weight(FMT_F32, 1, K, 1.f);
     for (auto& v : g.f32) v = 1.f + 0.5f * v;
     for (int k = 0; k < K; k++) g.value[k] = g.f32[k];
@@ -976,8 +993,14 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_gemm_rounded();
   if (want("matmul pipelined")) test_gemm_pipelined();
   if (want("matmul")) test_gemv_epilogues();
-  if (want("matmul")) test_gemv_norm_prologue();
-  if (want("matmul rope")) test_gemv_rope();
+  // On 1, 4 and 132 multiprocessors the RMSNorm prologue's warps take 4, 2 and 1 rows (q/k/v test).
+  if (want("matmul")) test_gemv_rows_per_warp();
+  for (int sms : {1, 4, 132}) {
+    ::emu::multiprocessors = sms;
+    if (want("matmul")) test_gemv_norm_prologue(sms);
+    if (want("matmul rope")) test_gemv_rope(sms);
+  }
+  ::emu::multiprocessors = 1;
   if (want("rope")) test_rope();
   if (want("rope")) test_rope_qk();
   if (want("attention")) test_attention();
