@@ -43,105 +43,155 @@ __device__ __forceinline__ void fma8(float (&acc)[TT], const float (&w)[8], cons
   }
 }
 
-// One lane's share of x[t] · W[row] for every token: VEC when rows are 16-byte aligned (K a multiple
-// of 4 for f32, 8 for f16/bf16; always for q8_0/q4_0) and so is x; otherwise element by element.
-template <int FMT, int TT, bool VEC>
-__device__ __forceinline__ void row_partials(const MatmulJob& job, int row, const float* __restrict__ x, int T, int K, int lane,
-                                             float (&acc)[TT]) {
+// One lane's share of x[t] · W_n[row_n] for every token and each of NR rows (of one weight format and
+// K): VEC when rows are 16-byte aligned (K a multiple of 4 for f32, 8 for f16/bf16; always for
+// q8_0/q4_0) and so is x; otherwise element by element. The NR rows are streamed in the same loop, so a
+// warp has the loads of all of them in flight at once (gate and up rows, a rotary pair), each row
+// summed in the order it would be alone.
+template <int FMT, int TT, bool VEC, int NR>
+__device__ __forceinline__ void row_partials(const DevWeight* const (&w)[NR], const int (&row)[NR], const float* __restrict__ x, int T, int K,
+                                             int lane, float (&acc)[NR][TT]) {
+  // The quantized loops unroll twice for one row; two rows already give two loads per iteration (and
+  // unrolled, q4_0 at 8 tokens spilled at sm_80 under the prologue kernel's 128 registers).
+  constexpr int Q_UNROLL = NR == 1 ? 2 : 1;
 #pragma unroll
-  for (int t = 0; t < TT; t++) acc[t] = 0.f;
+  for (int n = 0; n < NR; n++)
+#pragma unroll
+    for (int t = 0; t < TT; t++) acc[n][t] = 0.f;
 
   if constexpr (!VEC) {
     for (int k = lane; k < K; k += 32) {
-      const float w = weight_at(job.w, row, k);
 #pragma unroll
-      for (int t = 0; t < TT; t++)
-        if (t < T) acc[t] = fmaf(w, x[static_cast<size_t>(t) * K + k], acc[t]);
+      for (int n = 0; n < NR; n++) {
+        const float v = weight_at(*w[n], row[n], k);
+#pragma unroll
+        for (int t = 0; t < TT; t++)
+          if (t < T) acc[n][t] = fmaf(v, x[static_cast<size_t>(t) * K + k], acc[n][t]);
+      }
     }
   } else if constexpr (FMT == FMT_F32) {
-    const float4* wr = reinterpret_cast<const float4*>(static_cast<const float*>(job.w.data) + static_cast<size_t>(row) * K);
+    const float4* wr[NR];
+#pragma unroll
+    for (int n = 0; n < NR; n++) wr[n] = reinterpret_cast<const float4*>(static_cast<const float*>(w[n]->data) + static_cast<size_t>(row[n]) * K);
     const int chunks = K / 4;
 #pragma unroll 4
     for (int c = lane; c < chunks; c += 32) {
-      const float4 w = __ldcs(wr + c);
+      float4 v[NR];
 #pragma unroll
-      for (int t = 0; t < TT; t++) {
-        if (t < T) {
-          const float4 a = *reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * K + c * 4);
-          acc[t] = fmaf(w.x, a.x, fmaf(w.y, a.y, fmaf(w.z, a.z, fmaf(w.w, a.w, acc[t]))));
+      for (int n = 0; n < NR; n++) v[n] = __ldcs(wr[n] + c);
+#pragma unroll
+      for (int n = 0; n < NR; n++) {
+#pragma unroll
+        for (int t = 0; t < TT; t++) {
+          if (t < T) {
+            const float4 a = *reinterpret_cast<const float4*>(x + static_cast<size_t>(t) * K + c * 4);
+            acc[n][t] = fmaf(v[n].x, a.x, fmaf(v[n].y, a.y, fmaf(v[n].z, a.z, fmaf(v[n].w, a.w, acc[n][t]))));
+          }
         }
       }
     }
   } else if constexpr (FMT == FMT_F16 || FMT == FMT_BF16) {
-    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(job.w.data) + static_cast<size_t>(row) * K);
+    const uint4* wr[NR];
+#pragma unroll
+    for (int n = 0; n < NR; n++) wr[n] = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w[n]->data) + static_cast<size_t>(row[n]) * K);
     const int chunks = K / 8;
 #pragma unroll 4
     for (int c = lane; c < chunks; c += 32) {
-      const uint4 raw = __ldcs(wr + c);
-      float w[8];
-      if constexpr (FMT == FMT_BF16) {
-        bf16x2_to_f32(raw.x, w[0], w[1]); bf16x2_to_f32(raw.y, w[2], w[3]);
-        bf16x2_to_f32(raw.z, w[4], w[5]); bf16x2_to_f32(raw.w, w[6], w[7]);
-      } else {
-        f16x2_to_f32(raw.x, w[0], w[1]); f16x2_to_f32(raw.y, w[2], w[3]);
-        f16x2_to_f32(raw.z, w[4], w[5]); f16x2_to_f32(raw.w, w[6], w[7]);
+      uint4 raw[NR];
+#pragma unroll
+      for (int n = 0; n < NR; n++) raw[n] = __ldcs(wr[n] + c);
+#pragma unroll
+      for (int n = 0; n < NR; n++) {
+        float v[8];
+        if constexpr (FMT == FMT_BF16) {
+          bf16x2_to_f32(raw[n].x, v[0], v[1]); bf16x2_to_f32(raw[n].y, v[2], v[3]);
+          bf16x2_to_f32(raw[n].z, v[4], v[5]); bf16x2_to_f32(raw[n].w, v[6], v[7]);
+        } else {
+          f16x2_to_f32(raw[n].x, v[0], v[1]); f16x2_to_f32(raw[n].y, v[2], v[3]);
+          f16x2_to_f32(raw[n].z, v[4], v[5]); f16x2_to_f32(raw[n].w, v[6], v[7]);
+        }
+        fma8<TT>(acc[n], v, x, T, K, c * 8);
       }
-      fma8<TT>(acc, w, x, T, K, c * 8);
     }
   } else if constexpr (FMT == FMT_Q8_0) {
     // 16 quants (half a block) per load; the block scale multiplies the partial sum.
-    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const int8_t*>(job.w.data) + static_cast<size_t>(row) * K);
-    const uint16_t* sr = job.w.scales + static_cast<size_t>(row) * (K / 32);
+    const uint4* wr[NR];
+    const uint16_t* sr[NR];
+#pragma unroll
+    for (int n = 0; n < NR; n++) {
+      wr[n] = reinterpret_cast<const uint4*>(static_cast<const int8_t*>(w[n]->data) + static_cast<size_t>(row[n]) * K);
+      sr[n] = w[n]->scales + static_cast<size_t>(row[n]) * (K / 32);
+    }
     const int chunks = K / 16;
-#pragma unroll 2
+#pragma unroll Q_UNROLL
     for (int c = lane; c < chunks; c += 32) {
-      const uint4 raw = __ldcs(wr + c);
-      const float d = f16_to_f32(sr[c >> 1]);
-      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-      float partial[TT];
+      uint4 raw[NR];
+      float d[NR];
 #pragma unroll
-      for (int t = 0; t < TT; t++) partial[t] = 0.f;
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        float w[8];
-#pragma unroll
-        for (int b = 0; b < 8; b++) w[b] = static_cast<float>(static_cast<int8_t>((words[h * 2 + b / 4] >> (8 * (b % 4))) & 0xff));
-        fma8<TT>(partial, w, x, T, K, c * 16 + h * 8);
+      for (int n = 0; n < NR; n++) {
+        raw[n] = __ldcs(wr[n] + c);
+        d[n] = f16_to_f32(sr[n][c >> 1]);
       }
 #pragma unroll
-      for (int t = 0; t < TT; t++) acc[t] = fmaf(d, partial[t], acc[t]);
+      for (int n = 0; n < NR; n++) {
+        const uint32_t words[4] = {raw[n].x, raw[n].y, raw[n].z, raw[n].w};
+        float partial[TT];
+#pragma unroll
+        for (int t = 0; t < TT; t++) partial[t] = 0.f;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          float v[8];
+#pragma unroll
+          for (int b = 0; b < 8; b++) v[b] = static_cast<float>(static_cast<int8_t>((words[h * 2 + b / 4] >> (8 * (b % 4))) & 0xff));
+          fma8<TT>(partial, v, x, T, K, c * 16 + h * 8);
+        }
+#pragma unroll
+        for (int t = 0; t < TT; t++) acc[n][t] = fmaf(d[n], partial[t], acc[n][t]);
+      }
     }
   } else {  // FMT_Q4_0: one 16-byte block (32 values) per load
-    const uint4* wr = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(job.w.data) + static_cast<size_t>(row) * (K / 2));
-    const uint16_t* sr = job.w.scales + static_cast<size_t>(row) * (K / 32);
+    const uint4* wr[NR];
+    const uint16_t* sr[NR];
+#pragma unroll
+    for (int n = 0; n < NR; n++) {
+      wr[n] = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(w[n]->data) + static_cast<size_t>(row[n]) * (K / 2));
+      sr[n] = w[n]->scales + static_cast<size_t>(row[n]) * (K / 32);
+    }
     const int blocks = K / 32;
-#pragma unroll 2
+#pragma unroll Q_UNROLL
     for (int c = lane; c < blocks; c += 32) {
-      const uint4 raw = __ldcs(wr + c);
-      const float d = f16_to_f32(sr[c]);
-      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-      float partial[TT];
+      uint4 raw[NR];
+      float d[NR];
 #pragma unroll
-      for (int t = 0; t < TT; t++) partial[t] = 0.f;
-      // Byte j holds value j (low nibble) and value j + 16 (high nibble).
-#pragma unroll
-      for (int half = 0; half < 2; half++) {
-#pragma unroll
-        for (int q = 0; q < 2; q++) {
-          float w[8];
-#pragma unroll
-          for (int b = 0; b < 8; b++) {
-            const uint32_t byte = (words[q * 2 + b / 4] >> (8 * (b % 4))) & 0xff;
-            w[b] = static_cast<float>(static_cast<int>(half == 0 ? (byte & 15) : (byte >> 4)) - 8);
-          }
-          fma8<TT>(partial, w, x, T, K, c * 32 + half * 16 + q * 8);
-        }
+      for (int n = 0; n < NR; n++) {
+        raw[n] = __ldcs(wr[n] + c);
+        d[n] = f16_to_f32(sr[n][c]);
       }
 #pragma unroll
-      for (int t = 0; t < TT; t++) acc[t] = fmaf(d, partial[t], acc[t]);
+      for (int n = 0; n < NR; n++) {
+        const uint32_t words[4] = {raw[n].x, raw[n].y, raw[n].z, raw[n].w};
+        float partial[TT];
+#pragma unroll
+        for (int t = 0; t < TT; t++) partial[t] = 0.f;
+        // Byte j holds value j (low nibble) and value j + 16 (high nibble).
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+#pragma unroll
+          for (int q = 0; q < 2; q++) {
+            float v[8];
+#pragma unroll
+            for (int b = 0; b < 8; b++) {
+              const uint32_t byte = (words[q * 2 + b / 4] >> (8 * (b % 4))) & 0xff;
+              v[b] = static_cast<float>(static_cast<int>(half == 0 ? (byte & 15) : (byte >> 4)) - 8);
+            }
+            fma8<TT>(partial, v, x, T, K, c * 32 + half * 16 + q * 8);
+          }
+        }
+#pragma unroll
+        for (int t = 0; t < TT; t++) acc[n][t] = fmaf(d[n], partial[t], acc[n][t]);
+      }
     }
   }
-
 }
 
 // The results of one row (lane 0 holds them): warp sums plus the bias.
@@ -190,23 +240,28 @@ __device__ __forceinline__ void gemv_row(const MatmulJob& job, const MatmulJobs&
                                          const float* __restrict__ x, int T, int K) {
   const int lane = threadIdx.x & 31;
   const int N = job.w.rows;
-  float acc[TT];
-  row_partials<FMT, TT, VEC>(job, row, x, T, K, lane, acc);
-  finish_row<TT>(job, row, T, lane, acc);
-  if constexpr (EPI == EPI_RESIDUAL) {
-#pragma unroll
-    for (int t = 0; t < TT; t++) {
-      const size_t i = static_cast<size_t>(t) * N + row;
-      if (t < T && lane == 0) epi.out[i] = epi.residual[i] + acc[t];
-    }
-  } else if constexpr (EPI == EPI_SWIGLU) {
-    float up[TT];
-    row_partials<FMT, TT, VEC>(jobs.job[1], row, x, T, K, lane, up);
-    finish_row<TT>(jobs.job[1], row, T, lane, up);
+  if constexpr (EPI == EPI_SWIGLU) {
+    // The gate row and the up row streamed together.
+    float both[2][TT];
+    row_partials<FMT, TT, VEC, 2>({&job.w, &jobs.job[1].w}, {row, row}, x, T, K, lane, both);
+    finish_row<TT>(job, row, T, lane, both[0]);
+    finish_row<TT>(jobs.job[1], row, T, lane, both[1]);
 #pragma unroll
     for (int t = 0; t < TT; t++) {
       // The same expression as the separate SwiGLU kernel (elementwise.cu).
-      if (t < T && lane == 0) epi.out[static_cast<size_t>(t) * N + row] = acc[t] / (1.f + expf(-acc[t])) * up[t];
+      if (t < T && lane == 0) epi.out[static_cast<size_t>(t) * N + row] = both[0][t] / (1.f + expf(-both[0][t])) * both[1][t];
+    }
+  } else {
+    float one[1][TT];
+    row_partials<FMT, TT, VEC, 1>({&job.w}, {row}, x, T, K, lane, one);
+    float (&acc)[TT] = one[0];
+    finish_row<TT>(job, row, T, lane, acc);
+    if constexpr (EPI == EPI_RESIDUAL) {
+#pragma unroll
+      for (int t = 0; t < TT; t++) {
+        const size_t i = static_cast<size_t>(t) * N + row;
+        if (t < T && lane == 0) epi.out[i] = epi.residual[i] + acc[t];
+      }
     }
   }
 }
@@ -226,9 +281,10 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
   const bool rotate = which < 2;
   float cs = 1.f, sn = 0.f;
   if (rotate && lane < T) rope_cos_sin(pos0 + lane, i, rope.head_dim, rope.theta, cs, sn);
-  float a[TT], b[TT];
-  row_partials<FMT, TT, VEC>(job, row, x, T, K, lane, a);
-  row_partials<FMT, TT, VEC>(job, row + half, x, T, K, lane, b);
+  float pair_sums[2][TT];
+  row_partials<FMT, TT, VEC, 2>({&job.w, &job.w}, {row, row + half}, x, T, K, lane, pair_sums);
+  float (&a)[TT] = pair_sums[0];
+  float (&b)[TT] = pair_sums[1];
   row_sums<TT>(job, row, T, lane, a);
   row_sums<TT>(job, row + half, T, lane, b);
   float* cache = which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
