@@ -323,23 +323,25 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// An optional Float64Array argument of `count` numbers (or of `alt` numbers, when alt is not 0): *out
-// stays null when it is absent or undefined; false (with a TypeError thrown) when it is something else.
-bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, const char* what, const double** out, size_t* length = nullptr,
-                 size_t alt = 0) {
+// An optional Float64Array argument of `count` numbers: *out stays null when it is absent or undefined;
+// false (with a TypeError thrown) when it is something else. `count_of` (optional) gives the count from
+// the array's first number instead (the epilogue's length depends on its kind).
+bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, const char* what, const double** out,
+                 size_t (*count_of)(double first) = nullptr) {
   if (info.Length() <= index || info[index].IsUndefined()) return true;
-  const size_t n = info[index].IsTypedArray() && info[index].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array
-                       ? info[index].As<Napi::Float64Array>().ElementLength()
-                       : 0;
-  if (n == 0 || (n != count && (alt == 0 || n != alt))) {
-    throwType(info.Env(), "qwen2_cuda.matmul: argument " + std::to_string(index) + " must be a Float64Array of " + std::to_string(count) +
-                              (alt ? " or " + std::to_string(alt) : "") + " " + what);
+  const bool f64 = info[index].IsTypedArray() && info[index].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array;
+  const size_t n = f64 ? info[index].As<Napi::Float64Array>().ElementLength() : 0;
+  if (f64 && count_of && n > 0) count = count_of(info[index].As<Napi::Float64Array>().Data()[0]);
+  if (!f64 || n != count) {
+    throwType(info.Env(), "qwen2_cuda.matmul: argument " + std::to_string(index) + " must be a Float64Array of " + std::to_string(count) + " " + what);
     return false;
   }
   *out = info[index].As<Napi::Float64Array>().Data();
-  if (length) *length = n;
   return true;
 }
+
+// Numbers of a matmul epilogue of kind `kind`: the rope epilogue's 10, or kind, residual, out.
+size_t epilogueLength(double kind) { return kind == EPI_ROPE ? 10 : 3; }
 
 // matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
 //   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out[, with EPI_ROPE: headDim, usePassPos, pos,
@@ -372,18 +374,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const bool round_x16 = info.Length() > 5 && info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() != 0;
   const double* e = nullptr;
   const double* q = nullptr;
-  size_t e_length = 0;
-  if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out[, rope: head dim, use pass pos, pos, theta, k cache, v cache, max tokens])", &e,
-                   &e_length, 10) ||
+  if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out[, for the rope: head dim, use pass pos, pos, theta, k cache, v cache, max tokens])",
+                   &e, epilogueLength) ||
       !optionalF64(info, 7, 7, "(RMSNorm weight, eps, out)", &q))
     return env.Undefined();
   MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2]), NO_EPILOGUE.rope} : NO_EPILOGUE;
-  if (e && e_length == 10)
+  if (epi.kind == EPI_ROPE)
     epi.rope = RopeEpilogue{static_cast<int>(e[3]), posArg(c, e[4], e[5]), static_cast<float>(e[6]), ptr<float>(e[7]), ptr<float>(e[8]), static_cast<int>(e[9])};
-  if (epi.kind == EPI_ROPE && e_length != 10) {
-    throwType(env, "qwen2_cuda.matmul: the rope epilogue takes 10 numbers");
-    return env.Undefined();
-  }
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   const int tokens = static_cast<int>(a[2]), K = static_cast<int>(a[3]);
   if (tokens > GEMV_MAX_TOKENS) {

@@ -14,6 +14,9 @@ constexpr int ROWS_PER_BLOCK = GEMV_THREADS / 32;
 // With the RMSNorm prologue every block normalizes x first, so each warp takes several rows to share
 // that: up to this many (see gemv_norm_rows_per_warp).
 constexpr int NORM_ROWS_PER_WARP = 4;
+// Rows of one job a warp covers for `rpw` rows per warp: at least one rotary pair with the rope
+// epilogue. One rule for the kernel's row mapping and the launch's grid.
+__host__ __device__ constexpr int gemv_warp_rows(int rpw, bool rope) { return rope && rpw < 2 ? 2 : rpw; }
 // The normalized rows live in (default-sized) shared memory: T * K floats at most this many bytes.
 constexpr size_t NORM_SMEM_LIMIT = 48 * 1024;
 
@@ -287,7 +290,8 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
   float (&b)[TT] = pair_sums[1];
   row_sums<TT>(job, row, T, lane, a);
   row_sums<TT>(job, row + half, T, lane, b);
-  float* cache = which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
+  // k's and v's rows go to their caches when the launch has them (rope_qk's rule: k_cache set).
+  float* cache = rope.k_cache == nullptr ? nullptr : which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
 #pragma unroll
   for (int t = 0; t < TT; t++) {
     if (t < T) {
@@ -299,7 +303,7 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
         job.out[o] = r1;
         job.out[o + half] = r2;
         const int pos = pos0 + t;
-        if (cache != nullptr && rope.k_cache != nullptr && pos >= 0 && pos < rope.max_tokens) {  // the host checks ranges
+        if (cache != nullptr && pos >= 0 && pos < rope.max_tokens) {  // the host checks ranges
           const size_t dst = (static_cast<size_t>(head) * rope.max_tokens + pos) * rope.head_dim + i;
           cache[dst] = r1;
           cache[dst + half] = r2;
@@ -317,17 +321,18 @@ __device__ __forceinline__ void gemv_block(const float* __restrict__ x, int T, i
                                            const MatmulPrologue& pro, int rpw) {
   const MatmulJob& job = jobs.job[EPI == EPI_NONE || EPI == EPI_ROPE ? blockIdx.y : 0];
   const float* xs = x;
-  const int ppw = rpw > 1 ? rpw / 2 : 1;  // rotary pairs per warp (EPI_ROPE)
+  const int warp_rows = gemv_warp_rows(rpw, EPI == EPI_ROPE);
   if constexpr (NORM) {
     // A block past its job's rows (k and v have fewer than q) leaves before normalizing x for nothing;
     // block (0, 0), which writes the normalized rows, always has rows.
-    if (EPI == EPI_ROPE ? blockIdx.x * ppw * ROWS_PER_BLOCK >= job.w.rows / 2 : blockIdx.x * rpw * ROWS_PER_BLOCK >= job.w.rows) return;
+    if (blockIdx.x * warp_rows * ROWS_PER_BLOCK >= job.w.rows) return;
     QWEN2_DYNAMIC_SMEM(float, xn);
     normalize_rows<TT>(x, T, K, pro, xn, blockIdx.x == 0 && blockIdx.y == 0);
     xs = xn;
   }
   if constexpr (EPI == EPI_ROPE) {
-    // Rotary pairs: rpw rows per warp, at least one pair (gemv_rows_per_block).
+    // Rotary pairs: warp_rows / 2 per warp.
+    const int ppw = warp_rows / 2;
 #pragma unroll 1
     for (int r = 0; r < ppw; r++) {
       const int pair = (blockIdx.x * ppw + r) * ROWS_PER_BLOCK + (threadIdx.x >> 5);
@@ -405,8 +410,8 @@ cudaError_t launch_fmt(cudaStream_t stream, const float* x, int T, int K, const 
   return launch_fmt_tt<FMT, 8>(stream, x, T, K, jobs, epi, pro, vec, l);
 }
 
-// Rows of one job a block covers: a warp's rpw rows, at least one rotary pair with the rope epilogue.
-int gemv_rows_per_block(int rpw, bool rope) { return ROWS_PER_BLOCK * (rope && rpw < 2 ? 2 : rpw); }
+// Rows of one job a block covers.
+int gemv_rows_per_block(int rpw, bool rope) { return ROWS_PER_BLOCK * gemv_warp_rows(rpw, rope); }
 
 }  // namespace
 
