@@ -11,7 +11,7 @@ import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel } from './wgsl/matmul.js';
-import { MATVEC_MAX_T, matvecKernel, matvecLanes, matvecSteps, type MatvecShape } from './wgsl/matvec.js';
+import { MATVEC_MAX_T, matvecKernel, matvecLayout, type MatvecShape } from './wgsl/matvec.js';
 import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -347,12 +347,12 @@ export class WebGPUBackend implements Backend {
   private recordMatvec(m: PendingMatvec, residual?: { res: GpuTensor; out: GpuTensor }): void {
     const { x: a, o, w, bias, T, norm } = m;
     const input = norm ? norm.x : a;
-    const lanes = matvecLanes(w.kp);
-    const steps = matvecSteps(w.kp, lanes);
     const shape: MatvecShape = { weights: 1, residual: residual !== undefined, norm: norm !== undefined };
     const { slots, bufs } = distinct([input, o, ...(residual ? [residual.res, residual.out] : []), ...(norm ? [norm.o] : [])]);
-    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${steps}:${residual ? 'r' : ''}${norm ? 'n' : ''}`,
-      () => matvecKernel(w.format, this.f16, slots, lanes, steps, this.subgroups, shape));
+    const layout = matvecLayout(w.kp, a.cols, input.offset, slots, false);
+    const { lanes } = layout;
+    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${layout.steps}:${layout.vec4}:${residual ? 'r' : ''}${norm ? 'n' : ''}`,
+      () => matvecKernel(w.format, this.f16, slots, layout, this.subgroups, shape));
     for (const c of w.chunks) {
       const all = [...bufs, c.data, bias ? bias.vec! : this.dummy, ...(norm ? [norm.g.vec!] : [])];
       const params: Record<string, number> = { T, K: a.cols, Kp: w.kp, rows: c.rows, N: w.rows, n0: c.r0, xOff: input.offset, oOff: o.offset, hasBias: bias ? 1 : 0 };
@@ -395,14 +395,13 @@ export class WebGPUBackend implements Backend {
   private recordStack(st: PendingStack, swigluOut?: GpuTensor, kv?: { c: GpuKVCache; layer: number; startPos: number }): void {
     const { ws, bs, os, norm } = st;
     const format = ws[0]!.format;
-    // Rotary pairs need at least two rows per workgroup.
-    const lanes = kv ? Math.min(32, matvecLanes(ws[0]!.kp)) : matvecLanes(ws[0]!.kp);
-    const steps = matvecSteps(ws[0]!.kp, lanes);
     const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined, rope: kv !== undefined };
     const logical = this.stackTensors(st, swigluOut);
     const { slots, bufs } = distinct(logical);
-    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${steps}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
-      () => matvecKernel(format, this.f16, slots, lanes, steps, this.subgroups, shape));
+    const layout = matvecLayout(ws[0]!.kp, st.x.cols, logical[0]!.offset, slots, kv !== undefined);
+    const { lanes } = layout;
+    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${layout.steps}:${layout.vec4}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
+      () => matvecKernel(format, this.f16, slots, layout, this.subgroups, shape));
     const all: Buf[] = [...bufs];
     const params: Record<string, number> = { T: st.x.rows, K: st.x.cols, Kp: ws[0]!.kp, xOff: logical[0]!.offset };
     let rows = 0;

@@ -49,8 +49,9 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
 
   // K = 96 gives 16 lanes per row (four rows per workgroup); K = 544 gives 64 (subgroup sums when
   // offered) and two steps of loads at once, the second partly past the row; K = 2080 four steps at
-  // once, twice for the first 4 lanes, the second time past the row after its first step.
-  const cases: [WeightFormat, number][] = [['f16', 96], ['q4_0', 96], ['q8_0', 544], ['bf16', 544], ['f16', 2080]];
+  // once, twice for the first 4 lanes, the second time past the row after its first step. K = 90 (not
+  // a multiple of 4) reads x and the norm weight one value at a time, the others 4 at a time.
+  const cases: [WeightFormat, number][] = [['f16', 96], ['q4_0', 96], ['q8_0', 544], ['bf16', 544], ['f16', 2080], ['f16', 90]];
   const tol = (format: WeightFormat): number => (format.startsWith('q') ? 2e-2 : 1e-4);
 
   it('normalizes on the fly in the stacked q/k/v matvec and still writes the normalized input', async () => {

@@ -12,13 +12,14 @@ export function paramsDecl(fields: Fields): string {
 /**
  * Declares the distinct activation buffers of a dispatch. Tensors that share a GPU buffer (in-place ops,
  * views of one parent) must be bound once: WebGPU rejects a dispatch whose writable storage bindings
- * alias. `slots[i]` is the distinct binding of logical tensor `i`; binding numbers start at 1.
+ * alias. `slots[i]` is the distinct binding of logical tensor `i`; binding numbers start at 1. Slots in
+ * `vec4Slots` are declared as `array<vec4<f32>>` (16-byte loads; the caller indexes them in vec4 units).
  * @returns the WGSL declarations and the variable name of each logical tensor
  */
-export function actDecls(slots: readonly number[]): { decl: string; names: string[]; count: number } {
+export function actDecls(slots: readonly number[], vec4Slots: readonly number[] = []): { decl: string; names: string[]; count: number } {
   const count = Math.max(...slots) + 1;
   let decl = '';
-  for (let j = 0; j < count; j++) decl += `@group(0) @binding(${1 + j}) var<storage, read_write> a${j}: array<f32>;\n`;
+  for (let j = 0; j < count; j++) decl += `@group(0) @binding(${1 + j}) var<storage, read_write> a${j}: array<${vec4Slots.includes(j) ? 'vec4<f32>' : 'f32'}>;\n`;
   return { decl, names: slots.map((s) => `a${s}`), count };
 }
 

@@ -30,6 +30,33 @@ export function matvecSteps(kp: number, lanes: number): number {
   return Math.max(1, Math.min(MV_MAX_STEPS, Math.ceil(kp / (lanes * 8))));
 }
 
+/** How a matvec dispatch spreads its rows over threads and reads its input; see {@link matvecLayout}. */
+export interface MatvecLayout {
+  /** Threads per output row, 8..64 ({@link matvecLanes}). */
+  readonly lanes: number;
+  /** Steps of 8 columns a thread loads before it does any arithmetic ({@link matvecSteps}). */
+  readonly steps: number;
+  /**
+   * x (and the norm weight) read as `vec4<f32>`: 2 loads per step and token instead of 8. A thread's 8
+   * columns of x lie 32 bytes apart from its neighbours', so each scalar load makes a subgroup touch as
+   * many cache lines as a 16-byte one does; with 8 of them (16 under the norm) per 16-byte weight load,
+   * the cache's request rate, not memory bandwidth, would bound the matvec on a GPU.
+   */
+  readonly vec4: boolean;
+}
+
+/**
+ * The layout of a matvec over rows of `kp` padded columns (`k` real ones) whose input starts at f32
+ * offset `xOffset` of its buffer. `slots` are the dispatch's binding slots (see actDecls): x is read as
+ * vec4 only when its buffer is bound to no other tensor of the dispatch (that binding's type changes)
+ * and its rows start 16-byte aligned. `rotaryPairs`: rows computed in pairs, at least two per workgroup.
+ */
+export function matvecLayout(kp: number, k: number, xOffset: number, slots: readonly number[], rotaryPairs: boolean): MatvecLayout {
+  const lanes = rotaryPairs ? Math.min(MV_WG / 2, matvecLanes(kp)) : matvecLanes(kp);
+  const vec4 = k % 4 === 0 && xOffset % 4 === 0 && slots.indexOf(slots[0]!, 1) < 0;
+  return { lanes, steps: matvecSteps(kp, lanes), vec4 };
+}
+
 /**
  * What one decode matvec dispatch computes besides `y_i = x . W_i^T (+ bias_i)`. Each option replaces a
  * dispatch of its own (per-dispatch cost bounds a small model's decode on a fast GPU).
@@ -93,14 +120,16 @@ export function matvecFields(shape: MatvecShape): Fields {
  * data (q formats: quants then scales) and bias, then the norm weight (`norm`), then the rope table
  * and the layer's key and value caches (`rope`).
  */
-export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], lanes: number, steps: number, subgroups: boolean, shape: MatvecShape): KernelDef {
+export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], layout: MatvecLayout, subgroups: boolean, shape: MatvecShape): KernelDef {
   const n = shape.weights;
+  const { lanes, steps, vec4 } = layout;
   if (slots.length !== matvecTensorCount(shape)) throw new Error(`internal: matvec of ${JSON.stringify(shape)} with ${slots.length} tensors`);
+  if (vec4 && slots.indexOf(slots[0]!, 1) >= 0) throw new Error('internal: vec4 reads of an x that shares its binding');
   if ((shape.gated && n !== 2) || (shape.residual && n !== 1) || (shape.rope && (n !== 3 || lanes === MV_WG))) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
   // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
   // its size and however invocations are assigned to subgroups.
   const sg = subgroups && lanes === MV_WG;
-  const a = actDecls(slots);
+  const a = actDecls(slots, vec4 ? [slots[0]!] : []);
   const names = a.names;
   const X = names[0]!;
   let next = 1 + n;
@@ -125,7 +154,15 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
     extras.push('ro', 'ro');
   }
   if (shape.norm) {
-    decl += `@group(0) @binding(${b++}) var<storage, read> g: array<f32>;\nfn gv(k: u32) -> f32 { return select(0.0, g[k], k < p.K); }\n`;
+    // The norm weight's 4 values at k (k % 4 == 0), and its value at k (for the normalized row's write).
+    decl += vec4
+      ? `@group(0) @binding(${b++}) var<storage, read> g: array<vec4<f32>>;
+fn gv4(k: u32) -> vec4<f32> { return select(vec4<f32>(), g[k >> 2u], k < p.K); }
+fn gs(k: u32) -> f32 { return g[k >> 2u][k & 3u]; }\n`
+      : `@group(0) @binding(${b++}) var<storage, read> g: array<f32>;
+fn gv(k: u32) -> f32 { return select(0.0, g[k], k < p.K); }
+fn gv4(k: u32) -> vec4<f32> { return vec4<f32>(gv(k), gv(k + 1u), gv(k + 2u), gv(k + 3u)); }
+fn gs(k: u32) -> f32 { return g[k]; }\n`;
     extras.push('ro');
   }
   if (shape.rope) {
@@ -176,13 +213,13 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
       let k${s} = k0 + ${s}u * L * 8u;
       ${loads(`min(k${s}, p.Kp - 8u)`, s)}${zeroPast(s)}`;
   const stepMath = (s: number): string => `${shape.norm ? `
-      let gl${s} = vec4<f32>(gv(k${s}), gv(k${s} + 1u), gv(k${s} + 2u), gv(k${s} + 3u));
-      let gh${s} = vec4<f32>(gv(k${s} + 4u), gv(k${s} + 5u), gv(k${s} + 6u), gv(k${s} + 7u));` : ''}
+      let gl${s} = gv4(k${s});
+      let gh${s} = gv4(k${s} + 4u);` : ''}
       for (var t = 0u; t < MT; t++) {
         if (t < p.T) {
           let b = p.xOff + t * p.K;
-          var xl = vec4<f32>(xv(b, k${s}), xv(b, k${s} + 1u), xv(b, k${s} + 2u), xv(b, k${s} + 3u));
-          var xh = vec4<f32>(xv(b, k${s} + 4u), xv(b, k${s} + 5u), xv(b, k${s} + 6u), xv(b, k${s} + 7u));${shape.norm ? `
+          var xl = xv4(b, k${s});
+          var xh = xv4(b, k${s} + 4u);${shape.norm ? `
           acc[t * NC + ${SS}u] += dot(xl, xl) + dot(xh, xh);
           xl *= gl${s};
           xh *= gh${s};` : ''}
@@ -259,7 +296,7 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
     workgroupBarrier();
     for (var t = 0u; t < p.T; t++) {
       let inv = 1.0 / sqrt(red[(t * NC + ${SS}u) * WG] / f32(p.K) + p.eps);
-      for (var k = lid; k < p.K; k += WG) { ${NO}[p.nOff + t * p.K + k] = ${X}[p.xOff + t * p.K + k] * inv * g[k]; }
+      for (var k = lid; k < p.K; k += WG) { ${NO}[p.nOff + t * p.K + k] = xs(p.xOff + t * p.K + k) * inv * gs(k); }
     }
   }` : '';
 
@@ -291,7 +328,10 @@ const MT: u32 = ${MATVEC_MAX_T}u;
 const NC: u32 = ${channels}u;
 const MV_STEPS: u32 = ${steps}u;
 var<workgroup> red: array<f32, ${MV_WG * MATVEC_MAX_T * channels}>;
-fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${X}[base + k], k < p.K); }
+${vec4 ? `fn xv4(base: u32, k: u32) -> vec4<f32> { return select(vec4<f32>(), ${X}[(base + k) >> 2u], k < p.K); }
+fn xs(i: u32) -> f32 { return ${X}[i >> 2u][i & 3u]; }` : `fn xv(base: u32, k: u32) -> f32 { return select(0.0, ${X}[base + k], k < p.K); }
+fn xv4(base: u32, k: u32) -> vec4<f32> { return vec4<f32>(xv(base, k), xv(base, k + 1u), xv(base, k + 2u), xv(base, k + 3u)); }
+fn xs(i: u32) -> f32 { return ${X}[i]; }`}
 @compute @workgroup_size(${MV_WG})
 fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
   let lane = lid % L;
@@ -309,6 +349,6 @@ ${reduce}${normWrite}
   }
 }
 `;
-  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${vec4 ? 'v4' : 's'}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
   return { key, code, fields, acts: a.count, extras };
 }

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { matvecKernel, matvecLayout } from './matvec.js';
+
+describe('matvecLayout', () => {
+  it('reads x 4 values at a time only where its rows are 16-byte aligned and its binding is its own', () => {
+    // slots: x, then the outputs (see matvecTensorCount); equal numbers share a buffer.
+    expect(matvecLayout(896, 896, 0, [0, 1], false)).toEqual({ lanes: 64, steps: 2, vec4: true });
+    expect(matvecLayout(3584, 3584, 3584 * 2, [0, 1, 2, 3], false)).toEqual({ lanes: 64, steps: 4, vec4: true });
+    expect(matvecLayout(96, 90, 0, [0, 1], false).vec4).toBe(false); // K % 4 != 0
+    expect(matvecLayout(96, 96, 6, [0, 1], false).vec4).toBe(false); // a row at a 24-byte offset
+    expect(matvecLayout(96, 96, 0, [0, 1, 0], false).vec4).toBe(false); // x's buffer also written
+    expect(matvecLayout(96, 96, 0, [0, 1, 1], false).vec4).toBe(true); // outputs may share theirs
+  });
+
+  it('keeps rotary pairs at two rows per workgroup or more', () => {
+    expect(matvecLayout(3584, 3584, 0, [0, 1, 2, 3], true).lanes).toBe(32);
+    expect(matvecLayout(96, 96, 0, [0, 1, 2, 3], true).lanes).toBe(16);
+  });
+});
+
+describe('matvecKernel', () => {
+  it('declares x as vec4<f32> on the vec4 layout, with the norm weight, and f32 otherwise', () => {
+    const shape = { weights: 1, norm: true };
+    const v4 = matvecKernel('f16', false, [0, 1, 2], { lanes: 64, steps: 2, vec4: true }, false, shape);
+    expect(v4.code).toContain('var<storage, read_write> a0: array<vec4<f32>>;');
+    expect(v4.code).toContain('var<storage, read_write> a1: array<f32>;');
+    expect(v4.code).toContain('var<storage, read> g: array<vec4<f32>>;');
+    const scalar = matvecKernel('f16', false, [0, 1, 2], { lanes: 64, steps: 2, vec4: false }, false, shape);
+    expect(scalar.code).toContain('var<storage, read_write> a0: array<f32>;');
+    expect(scalar.code).toContain('var<storage, read> g: array<f32>;');
+    expect(v4.key).not.toBe(scalar.key);
+    expect(() => matvecKernel('f16', false, [0, 1, 0], { lanes: 64, steps: 2, vec4: true }, false, shape)).toThrow(/shares its binding/);
+  });
+});
