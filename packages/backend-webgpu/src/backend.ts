@@ -575,14 +575,16 @@ export class WebGPUBackend implements Backend {
     if (perSplit > budget) throw new WebGPUDeviceError(`attention: ${T} query rows need ${perSplit} bytes of scratch, over the limit of ${budget} (split the prefill into smaller chunks)`, 'maxStorageBufferBindingSize');
     const splitLen = Math.ceil(longest / nSplits);
     const params = { T, H: heads, group: heads / kvHeads, D: headDim, cap: c.spec.maxTokens, startPos, window, nSplits, splitLen, qOff: qt.offset, oOff: o.offset, scale };
+    // Key rows read 16 bytes at a time where they are whole vec4s (the caches' rows are headDim floats).
+    const vec4 = headDim % 4 === 0;
     if (nSplits === 1) {
       // Short context: one split per (token, head) is already the result; no merge pass.
       const { slots, bufs } = distinct([qt, o]);
-      this.rt.dispatchFlat(this.kernel(`attn:${slots}`, () => attentionPartialKernel(true, slots)), [...bufs, c.keys[layer]!, c.values[layer]!], params, T * heads);
+      this.rt.dispatchFlat(this.kernel(`attn:${slots}:${vec4}`, () => attentionPartialKernel(true, slots, vec4)), [...bufs, c.keys[layer]!, c.values[layer]!], params, T * heads);
       return;
     }
     const scratch = this.scratch('attn', nSplits * perSplit);
-    this.rt.dispatchFlat(this.kernel('attn1', () => attentionPartialKernel()), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], params, T * heads * nSplits);
+    this.rt.dispatchFlat(this.kernel(`attn1:${vec4}`, () => attentionPartialKernel(false, [0], vec4)), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], params, T * heads * nSplits);
     this.rt.dispatchFlat(this.kernel('attn2', attentionCombineKernel), [o.buf, scratch], { rows: T * heads, D: headDim, nSplits, oOff: o.offset }, T * heads);
   }
 

@@ -14,18 +14,22 @@ export const ATTN_PARTIAL_FIELDS: Fields = [
  * visited in tiles of 64 with an online softmax (running max, sum and value accumulator), so a split
  * can be arbitrarily long; splitting the sequence gives a long context enough workgroups to fill a GPU
  * even for one token. Writes `(max, sum, acc[D])` per workgroup to a scratch buffer.
+ *
+ * Each thread scores one key of a tile. With `vec4` (head sizes that are a multiple of 4) it reads the
+ * key row 16 bytes at a time: the 64 threads' rows lie `D` floats apart, so each load makes a subgroup
+ * touch one cache line per thread, and 16-byte loads need a quarter of the scalar loads' lines.
  */
-export function attentionPartialKernel(direct = false, slots: readonly number[] = [0]): KernelDef {
+export function attentionPartialKernel(direct = false, slots: readonly number[] = [0], vec4 = false): KernelDef {
   // direct: one split only, so the result is final: normalize and write the output (no phase 2).
   const a = direct ? actDecls(slots) : { decl: '@group(0) @binding(1) var<storage, read_write> q: array<f32>;\n', names: ['q'], count: 1 };
   const [Q, O] = [a.names[0]!, a.names[1] ?? ''];
   const kb = 1 + a.count;
   const code = paramsDecl(ATTN_PARTIAL_FIELDS) + a.decl +
-    `@group(0) @binding(${kb}) var<storage, read> kc: array<f32>;\n` +
+    `@group(0) @binding(${kb}) var<storage, read> kc: array<${vec4 ? 'vec4<f32>' : 'f32'}>;\n` +
     `@group(0) @binding(${kb + 1}) var<storage, read> vc: array<f32>;\n` +
     (direct ? '' : `@group(0) @binding(${kb + 2}) var<storage, read_write> scr: array<f32>;\n`) + WG_INDEX + `
 const NEG: f32 = -1e30;
-var<workgroup> qs: array<f32, ${MAX_HEAD_DIM}>;
+${vec4 ? `var<workgroup> qs: array<vec4<f32>, ${MAX_HEAD_DIM / 4}>;` : `var<workgroup> qs: array<f32, ${MAX_HEAD_DIM}>;`}
 var<workgroup> sc: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(${BUILTINS}) {
@@ -42,7 +46,10 @@ fn main(${BUILTINS}) {
   let start = lo + s * p.splitLen;
   let end = min(hi, start + p.splitLen);
   let kvBase = (h / p.group) * p.cap;
-  for (var d = lid; d < p.D; d += 64u) { qs[d] = ${Q}[p.qOff + th * p.D + d]; }
+${vec4 ? `  for (var d = lid; d < p.D / 4u; d += 64u) {
+    let qb = p.qOff + th * p.D + d * 4u;
+    qs[d] = vec4<f32>(${Q}[qb], ${Q}[qb + 1u], ${Q}[qb + 2u], ${Q}[qb + 3u]);
+  }` : `  for (var d = lid; d < p.D; d += 64u) { qs[d] = ${Q}[p.qOff + th * p.D + d]; }`}
   workgroupBarrier();
   var m = NEG;
   var l = 0.0;
@@ -52,8 +59,9 @@ fn main(${BUILTINS}) {
     var sv = NEG;
     if (pp < end) {
       var dotv = 0.0;
-      let kb = (kvBase + pp) * p.D;
-      for (var d = 0u; d < p.D; d++) { dotv += qs[d] * kc[kb + d]; }
+${vec4 ? `      let kb = (kvBase + pp) * (p.D / 4u);
+      for (var d = 0u; d < p.D / 4u; d++) { dotv += dot(qs[d], kc[kb + d]); }` : `      let kb = (kvBase + pp) * p.D;
+      for (var d = 0u; d < p.D; d++) { dotv += qs[d] * kc[kb + d]; }`}
       sv = dotv * p.scale;
     }
     sc[lid] = sv;
@@ -94,7 +102,7 @@ ${direct ? `  for (var i = 0u; i < 4u; i++) {
   }`}
 }
 `;
-  return { key: `attn-partial:${direct}:${slots.join('')}`, code, fields: ATTN_PARTIAL_FIELDS, acts: a.count, extras: direct ? ['ro', 'ro'] : ['ro', 'ro', 'rw'] };
+  return { key: `attn-partial:${direct}:${slots.join('')}:${vec4}`, code, fields: ATTN_PARTIAL_FIELDS, acts: a.count, extras: direct ? ['ro', 'ro'] : ['ro', 'ro', 'rw'] };
 }
 
 export const ATTN_COMBINE_FIELDS: Fields = [['rows', 'u32'], ['D', 'u32'], ['nSplits', 'u32'], ['oOff', 'u32']];
