@@ -3,6 +3,7 @@
 // becomes a JS Error whose `code` is the CUDA error name (for example cudaErrorInsufficientDriver);
 // allocation failures also carry the requested and free sizes.
 #include <napi.h>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -341,7 +342,7 @@ bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, con
 }
 
 // Numbers of a matmul epilogue of kind `kind`: the rope epilogue's 10, or kind, residual, out.
-size_t epilogueLength(double kind) { return kind == EPI_ROPE ? 10 : 3; }
+size_t epilogueLength(double kind) { return kind == static_cast<double>(EPI_ROPE) ? 10 : 3; }
 
 // matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
 //   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out[, with EPI_ROPE: headDim, usePassPos, pos,
@@ -371,7 +372,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     b[i] = weightAt(q + 5);
     outs[i] = ptr<float>(q[10]);
   }
-  const bool round_x16 = info.Length() > 5 && info[5].IsNumber() && info[5].As<Napi::Number>().DoubleValue() != 0;
+  // GEMM_ROUND_X16 | GEMM_ONE_K_RANGE (kernels.h); absent: 0.
+  const double flags = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : 0;
+  if (!(flags == 0 || flags == GEMM_ROUND_X16 || flags == GEMM_ONE_K_RANGE || flags == (GEMM_ROUND_X16 | GEMM_ONE_K_RANGE))) {
+    throwType(env, "qwen2_cuda: matmul's GEMM flags (argument 5) must be 0 to 3, got " + std::to_string(flags));
+    return env.Undefined();
+  }
+  const int gemm_flags = static_cast<int>(flags);
   const double* e = nullptr;
   const double* q = nullptr;
   if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out[, for the rope: head dim, use pass pos, pos, theta, k cache, v cache, max tokens])",
@@ -384,13 +391,16 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   const int tokens = static_cast<int>(a[2]), K = static_cast<int>(a[3]);
   if (tokens > GEMV_MAX_TOKENS) {
-    // Sized for the token count rounded up to a power of two, so that the scratch grows a few times at
-    // most and the buffers it outgrows (kept until dispose, see ensure) add up to less than its size.
+    // Sized for the token count rounded up to a power of two as well, so that the scratch grows a few
+    // times at most and the buffers it outgrows (kept until dispose, see ensure) add up to less than its
+    // size; and for the exact count, whose split-K plan may differ.
     int rows = 16;
     while (rows < tokens && rows < (1 << 30)) rows *= 2;
-    if (!ensure(env, c, c->gemm_scratch, gemm_scratch_bytes(rows, K))) return env.Undefined();
+    const int n = static_cast<int>(count);
+    const size_t bytes = std::max(gemm_scratch_bytes(rows, K, w, n, gemm_flags), gemm_scratch_bytes(tokens, K, w, n, gemm_flags));
+    if (!ensure(env, c, c->gemm_scratch, bytes)) return env.Undefined();
   }
-  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), tokens, K, w, b, outs, static_cast<int>(count), round_x16, epi, pro, c->gemm_scratch.ptr),
+  ok(env, launch_matmul(c->stream, ptr<const float>(a[1]), tokens, K, w, b, outs, static_cast<int>(count), gemm_flags, epi, pro, c->gemm_scratch.ptr),
      "matmul");
   return env.Undefined();
 }

@@ -13,6 +13,12 @@
 // |value| reaches 2^15 are first scaled by a power of two (f16 ends at 65504) and their results scaled
 // back. Quantized weights are lossy already: x is rounded to bf16 once. Passes of more than SLICE_ROWS
 // tokens run in slices of rows, which bounds the scratch.
+//
+// Where the output tiles alone would leave SMs idle (a 7B o_proj or down_proj at 512 tokens is 112 large
+// tiles on 132 SMs), the k-tiles are cut into up to MAX_SPLITS ranges (split-K): each block writes its
+// range's sums to scratch, and a second kernel adds the ranges in order, divides by the row's scale and
+// adds the bias (plan_gemm_pipelined estimates which tiling and cut is fastest).
+#include <algorithm>
 #include "common.cuh"
 #include "matmul.h"
 #include "mma.cuh"
@@ -95,10 +101,14 @@ struct StageLayout {
 };
 
 // The weights of one launch; column blocks [first_block[j], first_block[j + 1]) belong to weight j.
+// Split-K: blockIdx.z covers k-tiles [z * k_tiles_per_split, (z + 1) * k_tiles_per_split), and weight j's
+// sums of range z go to partial[j] + (z * T + row) * N instead of its output.
 struct PipeJobs {
   MatmulJob job[MATMUL_MAX_FUSED];
+  float* partial[MATMUL_MAX_FUSED];
   int first_block[MATMUL_MAX_FUSED + 1];
   int count;
+  int k_tiles_per_split;
 };
 
 // A quantized weight's B fragment for k kk..kk+15 of the tile's block: b0,b1 = W[n][kk+2t..], b2,b3 =
@@ -132,11 +142,13 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
   unsigned char* smem = reinterpret_cast<unsigned char*>(smem_raw);
   // This block's weight, by constant indices only (a computed index would copy the jobs to local memory).
   MatmulJob job = jobs.job[0];
+  float* partial = jobs.partial[0];
   int first = 0;
 #pragma unroll
   for (int j = 1; j < MATMUL_MAX_FUSED; j++)
     if (j < jobs.count && static_cast<int>(blockIdx.y) >= jobs.first_block[j]) {
       job = jobs.job[j];
+      partial = jobs.partial[j];
       first = jobs.first_block[j];
     }
   const int N = job.w.rows;
@@ -144,12 +156,15 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
   const unsigned char* W = static_cast<const unsigned char*>(job.w.data);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wm = warp / TL::WARPS_N, wn = warp % TL::WARPS_N;
-  const int k_tiles = K / BK;
+  // This block's k-tiles: kt0 + [0, k_tiles) (all of them without split-K).
+  const int kt0 = blockIdx.z * jobs.k_tiles_per_split;
+  const int k_tiles = min(K / BK - kt0, jobs.k_tiles_per_split);
 
-  // Issues the copies of k-tile kt into a stage; rows past the matrices are zeros (nothing is read).
+  // Issues the copies of this block's k-tile kt into a stage; rows past the matrices are zeros (nothing
+  // is read).
   auto load_tile = [&](int stage, int kt) {
     unsigned char* s = smem + stage * L::BYTES;
-    const int k0 = kt * BK;
+    const int k0 = (kt0 + kt) * BK;
 #pragma unroll
     for (int i = 0; i < BM * TL::CHUNKS / THREADS; i++) {
       const int c = tid + i * THREADS, r = c / TL::CHUNKS, col = (c % TL::CHUNKS) * 8;
@@ -164,12 +179,12 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
       const bool valid = n0 + r < N;
       const size_t row = valid ? n0 + r : 0;
       // 16-bit weights: 8 values of the row at k0; quantized: part of the row's block kt.
-      const unsigned char* src = QUANT<FMT> ? W + (row * (K / 32) + kt) * BLOCK_BYTES<FMT> + part * 16 : W + (row * K + k0 + part * 8) * 2;
+      const unsigned char* src = QUANT<FMT> ? W + (row * (K / 32) + kt0 + kt) * BLOCK_BYTES<FMT> + part * 16 : W + (row * K + k0 + part * 8) * 2;
       cp_async16(s + L::B_OFFSET + r * B_ROW_BYTES<FMT> + part * 16, src, valid);
     }
   };
-  // Quantized weights: this thread's row scale (f16) of block kt, as f32; 0 past the matrix.
-  auto fetch_scale = [&](int kt) { return n0 + tid < N ? f16_to_f32(job.w.scales[static_cast<size_t>(n0 + tid) * (K / 32) + kt]) : 0.f; };
+  // Quantized weights: this thread's row scale (f16) of the block's k-tile kt, as f32; 0 past the matrix.
+  auto fetch_scale = [&](int kt) { return n0 + tid < N ? f16_to_f32(job.w.scales[static_cast<size_t>(n0 + tid) * (K / 32) + kt0 + kt]) : 0.f; };
   auto scales_of = [&](int stage) { return reinterpret_cast<float*>(smem + stage * L::BYTES + L::SCALE_OFFSET); };
 
   float acc[FM][FN][4];
@@ -257,7 +272,8 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
   }
   cp_async_wait<0>();  // only empty groups remain, but none may be in flight when the block exits
 
-  // Accumulator (i, n) holds rows g and g + 8 of its 16, columns 2t and 2t + 1 of its 8.
+  // Accumulator (i, n) holds rows g and g + 8 of its 16, columns 2t and 2t + 1 of its 8. Split-K: the
+  // range's sums as they are (split_sum_kernel finishes them).
   const bool has_bias = job.bias.format >= 0;
 #pragma unroll
   for (int i = 0; i < FM; i++)
@@ -265,24 +281,96 @@ __global__ void __launch_bounds__(TL::THREADS, TL::MIN_BLOCKS) gemm_pipelined_ke
     for (int h = 0; h < 2; h++) {
       const int row = m0 + wm * TL::WM + 16 * i + g + 8 * h;
       if (row >= T) continue;
-      const float s = row_scale ? row_scale[row] : 1.f;
-      float* out = job.out + static_cast<size_t>(row) * N;
+      const float s = row_scale && !partial ? row_scale[row] : 1.f;
+      float* out = partial ? partial + (static_cast<size_t>(blockIdx.z) * T + row) * N : job.out + static_cast<size_t>(row) * N;
 #pragma unroll
       for (int n = 0; n < FN; n++)
 #pragma unroll
         for (int e = 0; e < 2; e++) {
           const int col = n0 + wn * TL::WN + 8 * n + 2 * t + e;
-          if (col < N) out[col] = acc[i][n][2 * h + e] / s + (has_bias ? weight_at(job.bias, 0, col) : 0.f);  // s: a power of two, exact
+          if (col < N) out[col] = acc[i][n][2 * h + e] / s + (has_bias && !partial ? weight_at(job.bias, 0, col) : 0.f);  // s: a power of two, exact
         }
     }
 }
 
+// Split-K's second kernel: out_j = (sum of weight j's ranges, added in order) / the row's scale + bias_j,
+// grid row j for weight j.
+constexpr int SUM_THREADS = 256;
+__global__ void __launch_bounds__(SUM_THREADS) split_sum_kernel(PipeJobs jobs, int T, int splits, const float* __restrict__ row_scale) {
+  await_prior_grids();
+  MatmulJob job = jobs.job[0];
+  const float* partial = jobs.partial[0];
+#pragma unroll
+  for (int j = 1; j < MATMUL_MAX_FUSED; j++)
+    if (j == static_cast<int>(blockIdx.y)) {
+      job = jobs.job[j];
+      partial = jobs.partial[j];
+    }
+  const int N = job.w.rows;
+  const size_t n = static_cast<size_t>(T) * N;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * SUM_THREADS + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * SUM_THREADS) {
+    float sum = 0.f;
+    for (int z = 0; z < splits; z++) sum += partial[z * n + i];
+    const int row = static_cast<int>(i / N), col = static_cast<int>(i % N);
+    job.out[i] = sum / (row_scale ? row_scale[row] : 1.f) + (job.bias.format >= 0 ? weight_at(job.bias, 0, col) : 0.f);
+  }
+}
+
+// The cost model of plan_gemm_pipelined. Assumed from the kernels' structure, not measured: an SM's
+// tensor throughput with q blocks resident, as a fraction of its best. A large block (8 warps, 16
+// independent MMAs per warp and k-step) keeps an SM fairly busy alone; a small one (4 warps, 4 MMAs each)
+// needs company.
+constexpr double LARGE_RATE[LargePipe::MIN_BLOCKS] = {0.75, 1.0};
+constexpr double SMALL_RATE[SmallPipe::MIN_BLOCKS] = {0.35, 0.65, 0.85};
+// What split-K adds, in multiply-adds of an SM's time: its partial sums written and read back (an
+// H100/H200 SM does about 512 bf16 MMA multiply-adds per clock and gets about 18 bytes of DRAM bandwidth
+// per clock), and one more launch (about 2 µs).
+constexpr double MACS_PER_BYTE = 512.0 / 18.0;
+constexpr double SUM_LAUNCH_MACS = 2e-6 * 1.8e9 * 512.0;
+// At most this many k-ranges, each of at least MIN_SPLIT_TILES k-tiles (the pipeline's fill is paid once
+// per range).
+constexpr int MAX_SPLITS = 4;
+constexpr int MIN_SPLIT_TILES = 8;
+
+// Estimated time of `blocks` blocks of `macs` multiply-adds each on `sms` SMs that hold up to `per_sm` at
+// once, in multiply-adds of one SM at full speed: full waves, then the rest spread as evenly as it goes.
+double blocks_time(long long blocks, int sms, int per_sm, const double* rate, double macs) {
+  const long long slots = static_cast<long long>(sms) * per_sm;
+  const long long waves = blocks / slots, rest = blocks % slots;
+  double t = static_cast<double>(waves) * per_sm * macs / rate[per_sm - 1];
+  if (rest > 0) {
+    const int q = static_cast<int>((rest + sms - 1) / sms);
+    t += q * macs / rate[q - 1];
+  }
+  return t;
+}
+
+size_t x_parts_bytes(int rows, int K) { return static_cast<size_t>(rows) * K * 2 * sizeof(uint16_t) + static_cast<size_t>(rows) * sizeof(float); }
+// Split-K's partial sums start here in the scratch, after x's parts.
+size_t partial_offset(int rows, int K) { return (x_parts_bytes(rows, K) + 255) / 256 * 256; }
+long long total_rows(const MatmulJobs& jobs) {
+  long long n = 0;
+  for (int j = 0; j < jobs.count; j++) n += jobs.job[j].w.rows;
+  return n;
+}
+
+PipelinedPlan plan_of(int rows, int K, const MatmulJobs& jobs, bool one_k_range) {
+  int Ns[MATMUL_MAX_FUSED];
+  for (int j = 0; j < jobs.count; j++) Ns[j] = jobs.job[j].w.rows;
+  return plan_gemm_pipelined(rows, K, Ns, jobs.count, multiprocessor_count(), one_k_range);
+}
+
 template <typename TIn, bool SPLIT, int FMT, class TL>
-cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, const float* scale, int rows, int K, const MatmulJobs& jobs) {
+cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, const float* scale, int rows, int K, const MatmulJobs& jobs,
+                         const PipelinedPlan& plan, float* partial) {
   PipeJobs p{};
   p.count = jobs.count;
+  p.k_tiles_per_split = plan.k_tiles_per_split;
+  size_t offset = 0;
   for (int j = 0; j < jobs.count; j++) {
     p.job[j] = jobs.job[j];
+    p.partial[j] = plan.splits > 1 ? partial + offset : nullptr;
+    offset += static_cast<size_t>(plan.splits) * rows * jobs.job[j].w.rows;
     p.first_block[j + 1] = p.first_block[j] + static_cast<int>(ceil_div(jobs.job[j].w.rows, TL::BN));
   }
   constexpr size_t smem = StageLayout<TL, SPLIT, FMT>::SMEM;
@@ -291,45 +379,84 @@ cudaError_t launch_tiles(cudaStream_t stream, const TIn* hi, const TIn* lo, cons
     cudaError_t err = cudaFuncSetAttribute(kfn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
   }
-  const dim3 grid(ceil_div(rows, TL::BM), p.first_block[jobs.count]);
+  const dim3 grid(ceil_div(rows, TL::BM), p.first_block[jobs.count], plan.splits);
   LAUNCH(kfn, grid, TL::THREADS, smem, stream, hi, lo, scale, rows, K, p);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess || plan.splits == 1) return err;
+  long long most = 0;
+  for (int j = 0; j < jobs.count; j++) most = std::max(most, static_cast<long long>(rows) * jobs.job[j].w.rows);
+  const unsigned sum_blocks = static_cast<unsigned>(std::min<long long>(ceil_div(most, SUM_THREADS), 8LL * multiprocessor_count()));
+  LAUNCH(split_sum_kernel, dim3(sum_blocks, jobs.count), SUM_THREADS, 0, stream, p, rows, plan.splits, scale);
   return cudaGetLastError();
 }
 
-// One slice of at most SLICE_ROWS rows: x split into the scratch, then the GEMM on large tiles where
-// they still give every SM a block, small ones otherwise.
+// One slice of at most SLICE_ROWS rows: x split into the scratch, then the GEMM as plan_gemm_pipelined
+// has it (with split-K, its partial sums after x's parts in the scratch).
 template <typename TIn, bool SPLIT, int FMT>
-cudaError_t launch_slice(cudaStream_t stream, const float* x, int rows, int K, const MatmulJobs& jobs, void* scratch) {
+cudaError_t launch_slice(cudaStream_t stream, const float* x, int rows, int K, const MatmulJobs& jobs, bool one_k_range, void* scratch) {
   TIn* hi = static_cast<TIn*>(scratch);
   TIn* lo = hi + static_cast<size_t>(rows) * K;
   float* scale = reinterpret_cast<float*>(lo + static_cast<size_t>(rows) * K);  // 64-byte aligned: K % 32 == 0
+  float* partial = reinterpret_cast<float*>(static_cast<unsigned char*>(scratch) + partial_offset(rows, K));
   LAUNCH((split_rows_kernel<TIn, SPLIT>), rows, SPLIT_THREADS, 0, stream, x, K, hi, SPLIT ? lo : nullptr, scale);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const float* row_scale = std::is_same_v<TIn, __half> ? scale : nullptr;
-  long long large_blocks = 0;
-  for (int j = 0; j < jobs.count; j++) large_blocks += ceil_div(jobs.job[j].w.rows, LargePipe::BN);
-  large_blocks *= ceil_div(rows, LargePipe::BM);
-  if (rows > SmallPipe::BM && large_blocks >= multiprocessor_count())
-    return launch_tiles<TIn, SPLIT, FMT, LargePipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
-  return launch_tiles<TIn, SPLIT, FMT, SmallPipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs);
+  const PipelinedPlan plan = plan_of(rows, K, jobs, one_k_range);
+  if (plan.large) return launch_tiles<TIn, SPLIT, FMT, LargePipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs, plan, partial);
+  return launch_tiles<TIn, SPLIT, FMT, SmallPipe>(stream, hi, SPLIT ? lo : nullptr, row_scale, rows, K, jobs, plan, partial);
 }
 
 }  // namespace
 
-bool gemm_pipelined_suits(int K, int format) { return format >= FMT_F16 && format <= FMT_Q4_0 && K > 0 && K % BK == 0; }
-
-size_t gemm_scratch_bytes(int tokens, int K) {
-  if (tokens <= 0 || K <= 0) return 0;
-  const size_t rows = static_cast<size_t>(tokens < SLICE_ROWS ? tokens : SLICE_ROWS);
-  return rows * K * 2 * sizeof(uint16_t) + rows * sizeof(float);
+PipelinedPlan plan_gemm_pipelined(int rows, int K, const int* Ns, int count, int sms, bool one_k_range) {
+  const int k_tiles = K / BK;
+  long long total_n = 0;
+  for (int j = 0; j < count; j++) total_n += Ns[j];
+  PipelinedPlan best{false, 1, k_tiles};
+  double best_time = -1;
+  for (const bool large : {true, false}) {
+    if (large && rows <= SmallPipe::BM) continue;  // one row block of small tiles covers the rows
+    const int bm = large ? LargePipe::BM : SmallPipe::BM, bn = large ? LargePipe::BN : SmallPipe::BN;
+    long long tiles = 0;
+    for (int j = 0; j < count; j++) tiles += ceil_div(Ns[j], bn);
+    tiles *= ceil_div(rows, bm);
+    for (int splits = 1; splits <= (one_k_range ? 1 : MAX_SPLITS); splits++) {
+      const int per = (k_tiles + splits - 1) / splits;
+      if (splits > 1 && (per < MIN_SPLIT_TILES || (k_tiles + per - 1) / per != splits)) continue;
+      double t = large ? blocks_time(tiles * splits, sms, LargePipe::MIN_BLOCKS, LARGE_RATE, static_cast<double>(bm) * bn * per * BK)
+                       : blocks_time(tiles * splits, sms, SmallPipe::MIN_BLOCKS, SMALL_RATE, static_cast<double>(bm) * bn * per * BK);
+      if (splits > 1) t += SUM_LAUNCH_MACS + 2.0 * splits * rows * static_cast<double>(total_n) * sizeof(float) * MACS_PER_BYTE / sms;
+      if (best_time < 0 || t < best_time) {
+        best = PipelinedPlan{large, splits, per};
+        best_time = t;
+      }
+    }
+  }
+  return best;
 }
 
-cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, bool round_x16, void* scratch) {
+bool gemm_pipelined_suits(int K, int format) { return format >= FMT_F16 && format <= FMT_Q4_0 && K > 0 && K % BK == 0; }
+
+size_t gemm_pipelined_scratch_bytes(int tokens, int K, const MatmulJobs& jobs, int gemm_flags) {
+  if (tokens <= 0 || K <= 0 || jobs.count < 1) return 0;
+  size_t most = 0;
+  // The slices' row counts: full ones, then the rest.
+  for (const int rows : {std::min(tokens, SLICE_ROWS), tokens > SLICE_ROWS ? tokens % SLICE_ROWS : 0}) {
+    if (rows == 0) continue;
+    const PipelinedPlan plan = plan_of(rows, K, jobs, (gemm_flags & GEMM_ONE_K_RANGE) != 0);
+    const size_t partial = plan.splits > 1 ? static_cast<size_t>(plan.splits) * rows * total_rows(jobs) * sizeof(float) : 0;
+    most = std::max(most, partial_offset(rows, K) + partial);
+  }
+  return most;
+}
+
+cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int tokens, int K, const MatmulJobs& jobs, int gemm_flags, void* scratch) {
   if (scratch == nullptr || jobs.count < 1 || !gemm_pipelined_suits(K, jobs.job[0].w.format)) return cudaErrorInvalidValue;
   const int format = jobs.job[0].w.format;
   for (int j = 1; j < jobs.count; j++)
     if (jobs.job[j].w.format != format) return cudaErrorInvalidValue;
+  const bool round_x16 = (gemm_flags & GEMM_ROUND_X16) != 0, one = (gemm_flags & GEMM_ONE_K_RANGE) != 0;
   for (int r0 = 0; r0 < tokens; r0 += SLICE_ROWS) {
     const int rows = tokens - r0 < SLICE_ROWS ? tokens - r0 : SLICE_ROWS;
     MatmulJobs slice = jobs;
@@ -338,15 +465,16 @@ cudaError_t launch_gemm_pipelined(cudaStream_t stream, const float* x, int token
     cudaError_t err;
     switch (format) {
       case FMT_F16:
-        err = round_x16 ? launch_slice<__half, false, FMT_F16>(stream, xs, rows, K, slice, scratch) : launch_slice<__half, true, FMT_F16>(stream, xs, rows, K, slice, scratch);
+        err = round_x16 ? launch_slice<__half, false, FMT_F16>(stream, xs, rows, K, slice, one, scratch)
+                        : launch_slice<__half, true, FMT_F16>(stream, xs, rows, K, slice, one, scratch);
         break;
       case FMT_BF16:
-        err = round_x16 ? launch_slice<__nv_bfloat16, false, FMT_BF16>(stream, xs, rows, K, slice, scratch)
-                        : launch_slice<__nv_bfloat16, true, FMT_BF16>(stream, xs, rows, K, slice, scratch);
+        err = round_x16 ? launch_slice<__nv_bfloat16, false, FMT_BF16>(stream, xs, rows, K, slice, one, scratch)
+                        : launch_slice<__nv_bfloat16, true, FMT_BF16>(stream, xs, rows, K, slice, one, scratch);
         break;
       // Quantized weights are lossy already: x is rounded to bf16 once, as is each dequantized weight.
-      case FMT_Q8_0: err = launch_slice<__nv_bfloat16, false, FMT_Q8_0>(stream, xs, rows, K, slice, scratch); break;
-      default: err = launch_slice<__nv_bfloat16, false, FMT_Q4_0>(stream, xs, rows, K, slice, scratch); break;
+      case FMT_Q8_0: err = launch_slice<__nv_bfloat16, false, FMT_Q8_0>(stream, xs, rows, K, slice, one, scratch); break;
+      default: err = launch_slice<__nv_bfloat16, false, FMT_Q4_0>(stream, xs, rows, K, slice, one, scratch); break;
     }
     if (err != cudaSuccess) return err;
   }

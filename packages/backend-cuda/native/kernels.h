@@ -48,9 +48,12 @@ cudaError_t launch_embed(cudaStream_t stream, DevWeight table, const int* ids, i
 cudaError_t launch_rmsnorm(cudaStream_t stream, const float* x, DevWeight weight, float eps, float* out, int rows, int cols);
 
 // out[i] = x · weights[i]ᵀ (+ biases[i]) for up to MATMUL_MAX_FUSED weights reading the same x[T, K].
-// `round_x16`: the prefill GEMM rounds x once to an f16/bf16 weight's type (one MMA per tile) instead of
-// splitting it into hi + lo parts (two MMAs, f32-grade results); decode GEMVs and other formats ignore it.
+// `gemm_flags` (decode GEMVs ignore them): GEMM_ROUND_X16, the prefill GEMM rounds x once to an f16/bf16
+// weight's type (one MMA per tile) instead of splitting it into hi + lo parts (two MMAs, f32-grade
+// results; other formats ignore it); GEMM_ONE_K_RANGE, the prefill GEMM of 16-bit and quantized weights
+// never cuts K into ranges (split-K; for benchmarks and checks).
 constexpr int MATMUL_MAX_FUSED = 4;
+constexpr int GEMM_ROUND_X16 = 1, GEMM_ONE_K_RANGE = 2;
 // Token counts up to this use the GEMV kernels (weights streamed once, tokens kept in registers).
 constexpr int GEMV_MAX_TOKENS = 8;
 // What a decode GEMV (tokens <= GEMV_MAX_TOKENS) also does with its results, saving the elementwise
@@ -87,14 +90,14 @@ struct MatmulPrologue {
   float* out;
 };
 constexpr MatmulPrologue NO_PROLOGUE{DevWeight{nullptr, nullptr, -1, 0, 0}, 0.f, nullptr};
-// `gemm_scratch`: device memory of gemm_scratch_bytes(tokens, K) for passes of more than
-// GEMV_MAX_TOKENS tokens (the 16-bit copies of x that the prefill GEMM of 16-bit and quantized weights
-// multiplies).
+// `gemm_scratch`: device memory of gemm_scratch_bytes(tokens, K, weights, count, gemm_flags) for passes
+// of more than GEMV_MAX_TOKENS tokens (the 16-bit copies of x that the prefill GEMM of 16-bit and
+// quantized weights multiplies, and its split-K partial sums).
 cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K, const DevWeight* weights,
                           const DevWeight* biases /* format < 0: none */, float* const* outs, int count,
-                          bool round_x16 = false, MatmulEpilogue epilogue = NO_EPILOGUE,
+                          int gemm_flags = 0, MatmulEpilogue epilogue = NO_EPILOGUE,
                           MatmulPrologue prologue = NO_PROLOGUE, void* gemm_scratch = nullptr);
-size_t gemm_scratch_bytes(int tokens, int K);
+size_t gemm_scratch_bytes(int tokens, int K, const DevWeight* weights, int count, int gemm_flags);
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 // rope(q) and rope(k) in one launch; with `k_cache` non-null also the KV write of the rotated k and of

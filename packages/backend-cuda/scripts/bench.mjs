@@ -191,7 +191,8 @@ for (const shape of models) {
       if (shape === '7B') console.log(`  target: >= ${TARGETS.prefill7B} tokens/s -> ${ptps >= TARGETS.prefill7B ? 'met' : 'NOT met'}`);
     }
     // The prefill GEMMs alone: one layer's four matmul calls (q/k/v, o, gate/up, down) on
-    // `prefillTokens` rows, 10 times per precision, as tensor throughput (2 * rows * N * K per weight).
+    // `prefillTokens` rows, 10 times each per precision, as tensor throughput (2 * rows * N * K per
+    // weight); with split-K (the default) and without it, side by side, per call and for the layer.
     {
       const L = weights.layers[0];
       const H = config.hiddenSize, I = config.intermediateSize, qw = config.numAttentionHeads * config.headDim, kvw = config.numKeyValueHeads * config.headDim;
@@ -199,23 +200,37 @@ for (const shape of models) {
       const filled = (cols) => filledTensor(backend, T, cols, () => next() / 2 ** 32 * 2 - 1);
       const x = filled(H), xi = filled(I), q = backend.alloc(T, qw), k = backend.alloc(T, kvw), v = backend.alloc(T, kvw);
       const o = backend.alloc(T, H), g = backend.alloc(T, I), u = backend.alloc(T, I);
-      const flops = 2 * T * (H * (qw + 2 * kvw) + qw * H + 2 * H * I + I * H);
-      const layer = () => {
-        backend.matmul(x, [L.q, L.k, L.v], [L.qBias, L.kBias, L.vBias], [q, k, v]);
-        backend.matmul(q, [L.o], [undefined], [o]);
-        backend.matmul(x, [L.gate, L.up], [undefined, undefined], [g, u]);
-        backend.matmul(xi, [L.down], [undefined], [o]);
+      const calls = [
+        ['q/k/v', 2 * T * H * (qw + 2 * kvw), () => backend.matmul(x, [L.q, L.k, L.v], [L.qBias, L.kBias, L.vBias], [q, k, v])],
+        ['o', 2 * T * qw * H, () => backend.matmul(q, [L.o], [undefined], [o])],
+        ['gate/up', 2 * T * 2 * H * I, () => backend.matmul(x, [L.gate, L.up], [undefined, undefined], [g, u])],
+        ['down', 2 * T * I * H, () => backend.matmul(xi, [L.down], [undefined], [o])],
+      ];
+      const flops = calls.reduce((sum, c) => sum + c[1], 0);
+      // Seconds per call of each of the four, averaged over 10 runs after a warm-up run.
+      const timeCalls = async () => {
+        const seconds = [];
+        for (const [, , run] of calls) {
+          run();
+          await backend.read(backend.view(o, 0, 1));
+          const g0 = performance.now();
+          for (let r = 0; r < 10; r++) run();
+          await backend.read(backend.view(o, 0, 1));
+          seconds.push((performance.now() - g0) / 1e3 / 10);
+        }
+        return seconds;
       };
       for (const precision of precisions) {
         backend.prefillPrecision = precision;
-        layer();
-        await backend.read(backend.view(o, 0, 1));
-        const g0 = performance.now();
-        for (let r = 0; r < 10; r++) layer();
-        await backend.read(backend.view(o, 0, 1));
-        const s = (performance.now() - g0) / 1e3 / 10;
+        const on = await timeCalls();
+        backend.prefillSplitK = false;
+        const off = await timeCalls();
+        backend.prefillSplitK = true;
+        const s = on.reduce((a, b) => a + b, 0), sOff = off.reduce((a, b) => a + b, 0);
         const label = precisions.length > 1 ? ` (GEMM precision ${precision})` : '';
+        const perCall = calls.map((c, i) => `${c[0]} ${(c[1] / on[i] / 1e12).toFixed(1)} (${(off[i] / on[i]).toFixed(2)}x)`).join(', ');
         console.log(`  prefill GEMMs of one layer at ${T} rows${label}: ${(flops / s / 1e12).toFixed(1)} TFLOP/s (${(s * 1e3).toFixed(2)} ms per layer, ${(s * 1e3 * config.numHiddenLayers).toFixed(1)} ms for ${config.numHiddenLayers} layers)`);
+        console.log(`    without split-K: ${(flops / sOff / 1e12).toFixed(1)} TFLOP/s; split-K on / off speed ${(sOff / s).toFixed(3)}; per call TFLOP/s (speed vs off): ${perCall}`);
       }
       for (const t of [x, xi, q, k, v, o, g, u]) backend.free(t);
     }

@@ -24,6 +24,11 @@ export interface NativeDeviceInfo {
   smCount: number;
 }
 
+/** Flags of the native matmul's prefill GEMM (kernels.h): round x once to 16 bits. @internal */
+export const GEMM_ROUND_X16 = 1;
+/** Flags of the native matmul's prefill GEMM (kernels.h): never cut K into ranges (split-K). @internal */
+export const GEMM_ONE_K_RANGE = 2;
+
 /**
  * The functions of the native addon (native/addon.cc). Device pointers travel as numbers. Ops are
  * enqueued on the context's stream; only `download`, `argmax`, `sample` and `sync` wait for the device.
@@ -48,14 +53,15 @@ export interface NativeAddon {
   embed(ctx: number, w: number, ws: number, wf: number, wr: number, wc: number, ids: number, tokens: number, out: number): void;
   rmsNorm(ctx: number, x: number, w: number, ws: number, wf: number, wr: number, wc: number, eps: number, out: number, rows: number, cols: number): void;
   /**
-   * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `roundX16`
-   * 1: the prefill GEMM rounds x once to an f16/bf16 weight's type instead of splitting it (hi + lo).
+   * `params`: per weight 11 numbers: weight (5), bias (5; format -1 when none), out pointer. `gemmFlags`
+   * (prefill only): 1 adds {@link GEMM_ROUND_X16}, the GEMM rounds x once to an f16/bf16 weight's type
+   * instead of splitting it (hi + lo); 2 adds {@link GEMM_ONE_K_RANGE}, the GEMM never cuts K into ranges.
    * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
    * `epilogueFor` in fusion.ts. Kind 3 (q/k/v's rope and KV write) takes 10 numbers: 3, 0, 0, head size,
    * pass-relative flag, position, theta, key cache, value cache, cache capacity; see `ropeEpilogueFor`. `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5),
    * eps, output pointer (x is then the norm's input); see `prologueFits`.
    */
-  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, roundX16: number, epilogue?: Float64Array, prologue?: Float64Array): void;
+  matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, gemmFlags: number, epilogue?: Float64Array, prologue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
   /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v`. */
   ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number): void;

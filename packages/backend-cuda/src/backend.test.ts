@@ -156,6 +156,29 @@ describe('CudaBackend ops', () => {
     expect(opened.prefillPrecision).toBe('16-bit');
   });
 
+  it('passes split-K (on by default) with the precision in the matmul GEMM flags and rejects non-booleans', async () => {
+    const { n, b, clear } = setup();
+    const x = b.alloc(12, 64);
+    const w = await b.uploadWeight({ format: 'bf16', rows: 8, cols: 64, data: new Uint16Array(8 * 64) }, 'w');
+    expect(b.prefillSplitK).toBe(true);
+    clear();
+    const flags: number[] = [];
+    for (const precision of ['f32', '16-bit'] as const) {
+      for (const splitK of [true, false]) {
+        b.prefillPrecision = precision;
+        b.prefillSplitK = splitK;
+        b.matmul(x, [w], [undefined], [b.alloc(12, 8)]);
+      }
+    }
+    flags.push(...n.calls.filter((c) => c.fn === 'matmul').map((c) => c.args[5] as number));
+    // 1: x rounded once to 16 bits; 2: one k-range (native GEMM_ROUND_X16, GEMM_ONE_K_RANGE)
+    expect(flags).toEqual([0, 2, 1, 3]);
+    expect(() => {
+      b.prefillSplitK = 'no' as never;
+    }).toThrow(/prefillSplitK must be a boolean, got no/);
+    expect(b.prefillSplitK).toBe(false);
+  });
+
   it('passes positions relative to the pass start inside a pass, absolute outside', () => {
     const { n, b, clear } = setup();
     const x = b.alloc(1, 16);

@@ -1,7 +1,7 @@
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
 } from '@qwen2-ts/core';
-import type { NativeAddon, NativeDeviceInfo } from './addon.js';
+import { GEMM_ONE_K_RANGE, GEMM_ROUND_X16, type NativeAddon, type NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
 import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropeEpilogueFor, ropePairFor, ropeStartsAt, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
@@ -56,6 +56,21 @@ export class CudaBackend implements Backend {
   }
 
   /**
+   * Whether a prefill GEMM of 16-bit or quantized weights may cut K into ranges (split-K), summed in a
+   * second kernel, where its output tiles alone would leave multiprocessors idle (a 7B `o_proj` or
+   * `down_proj` at 512 tokens). On by default; results differ from one range's in the last bits only.
+   * Benchmarks turn it off to compare.
+   * @throws RangeError (setter) for a value that is not a boolean
+   */
+  get prefillSplitK(): boolean {
+    return this.splitK;
+  }
+  set prefillSplitK(on: boolean) {
+    if (typeof on !== 'boolean') throw new RangeError(`prefillSplitK must be a boolean, got ${String(on)}`);
+    this.splitK = on;
+  }
+
+  /**
    * Whether kernels are launched with programmatic dependent launch: each kernel may be launched while
    * the one before it runs and waits on the device for it, so that launch latency overlaps work (same
    * results). Off by default; only GPUs of compute capability 9.0 or later (H100, H200) have it.
@@ -84,6 +99,7 @@ export class CudaBackend implements Backend {
   private ids: { ptr: number; slots: number } | undefined;
   private precision: PrefillPrecision = 'f32';
   private pdl = false;
+  private splitK = true;
   /** Id slots used by embeds recorded in the open pass (each gets its own, so replays can fill all). */
   private idsUsed = 0;
   private disposed = false;
@@ -262,13 +278,13 @@ export class CudaBackend implements Backend {
     const uniform = sameFormat && ws.every((w) => w.rows === ws[0]!.rows);
     const self: MatmulOp = {
       kind: 'matmul', x: a, outs: os, uniform, sameFormat, single: launches.length === 1,
-      launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.sixteenBit, epilogue, prologue),
+      launch: (xPtr, epilogue, prologue) => () => this.n.matmul(this.ctx, xPtr, a.rows, K, launches[0]!, this.gemmFlags, epilogue, prologue),
     };
     this.submit({
       key,
       capturable: true,
       run: () => {
-        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.sixteenBit);
+        for (const p of launches) this.n.matmul(this.ctx, a.ptr, a.rows, K, p, this.gemmFlags);
       },
       fusable: self,
       // A decode step's residual add, SwiGLU, or rope and KV write right after this matmul runs in its
@@ -550,6 +566,11 @@ export class CudaBackend implements Backend {
   /** The native matmul's and attention's prefill-precision flag (1 for '16-bit'), read when an op runs. */
   private get sixteenBit(): 0 | 1 {
     return this.precision === '16-bit' ? 1 : 0;
+  }
+
+  /** The native matmul's GEMM flags (precision and split-K), read when an op runs. */
+  private get gemmFlags(): number {
+    return (this.precision === '16-bit' ? GEMM_ROUND_X16 : 0) | (this.splitK ? 0 : GEMM_ONE_K_RANGE);
   }
 
   private submit(op: RecordedOp): void {

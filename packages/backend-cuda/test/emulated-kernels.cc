@@ -164,9 +164,9 @@ static std::vector<float> normals(size_t n, float std = 1.f) {
 }
 // Scratch for the prefill GEMM (launch_matmul's gemm_scratch), exactly as large as it asks for, guarded,
 // and filled with garbage as device memory may be.
-static void* gemm_scratch(int T, int K) {
+static void* gemm_scratch(int T, int K, const DevWeight* w, int count, int flags) {
   static std::unique_ptr<Guarded> buf;
-  const std::vector<unsigned char> garbage(gemm_scratch_bytes(T, K), 0xcd);
+  const std::vector<unsigned char> garbage(gemm_scratch_bytes(T, K, w, count, flags), 0xcd);
   buf = std::make_unique<Guarded>(garbage.data(), garbage.size());
   return buf->data();
 }
@@ -235,7 +235,7 @@ static void test_matmul() {
         const size_t pad = T == 9 && K == 96 ? 1 : 0;
         const GuardedArray<float> xbuf(normals(static_cast<size_t>(T) * K + pad));
         const std::vector<float> x(xbuf.data() + pad, xbuf.data() + xbuf.size());
-        launch_matmul(nullptr, xbuf.data() + pad, T, K, dw, db, po, 3, false, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
+        launch_matmul(nullptr, xbuf.data() + pad, T, K, dw, db, po, 3, 0, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K, dw, 3, 0));
         for (int i = 0; i < 3; i++) {
           std::vector<double> want;
           for (int t = 0; t < T; t++)
@@ -265,7 +265,7 @@ static void test_gemm_large_activations() {
     std::vector<float> out(static_cast<size_t>(T) * N, NAN);
     DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
     float* po = out.data();
-    launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, false, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
+    launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, 0, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K, &dw, 1, 0));
     // Row by row: each relative to its own magnitude, so that the huge rows hide nothing in the others.
     for (int t = 0; t < T; t++) {
       std::vector<double> want;
@@ -425,69 +425,119 @@ static double x16_row_scale(const std::vector<float>& x, int t, int K, int forma
   return format == FMT_F16 && e > 15 ? std::ldexp(1.0, 15 - e) : 1.0;
 }
 
+// One call of launch_matmul with the given weights (their formats in `formats`, each with a bias but
+// weight 1) on random x whose rows 3 and 170 (where T has them) reach beyond f16's range, checked against
+// a float64 reference that multiplies x as the kernel does: exactly (hi + lo), rounded once to the
+// weight's type (f16 rows scaled by a power of two first), or for quantized weights rounded to bf16 with
+// each dequantized weight rounded to bf16 as well. Each row is compared relative to its own magnitude.
+// Outputs and scratch are guarded buffers.
+static void check_gemm_pipelined(const std::string& what, int T, int K, const std::vector<int>& Ns, const std::vector<int>& formats, int flags) {
+  const int W = static_cast<int>(Ns.size());
+  const bool rounded = (flags & GEMM_ROUND_X16) != 0;
+  std::vector<HostW> ws, bs;
+  std::vector<std::unique_ptr<GuardedArray<float>>> outs;
+  DevWeight dw[MATMUL_MAX_FUSED], db[MATMUL_MAX_FUSED];
+  float* po[MATMUL_MAX_FUSED];
+  for (int i = 0; i < W; i++) {
+    ws.push_back(make_weight(formats[i], Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
+    bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
+    outs.push_back(std::make_unique<GuardedArray<float>>(std::vector<float>(static_cast<size_t>(T) * Ns[i], NAN)));
+  }
+  for (int i = 0; i < W; i++) {
+    dw[i] = ws[i].dev();
+    db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
+    po[i] = outs[i]->data();
+  }
+  auto x = normals(static_cast<size_t>(T) * K);
+  for (int big : {3, 170})
+    if (big < T)
+      for (int k = 0; k < K; k++) x[static_cast<size_t>(big) * K + k] *= big == 3 ? 3e5f : 2e5f;
+  const GuardedArray<float> xg(x);
+  check_eq(what + ": launch", launch_matmul(nullptr, xg.data(), T, K, dw, db, po, W, flags, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K, dw, W, flags)), cudaSuccess);
+  for (int i = 0; i < W; i++) {
+    const int f = formats[i];
+    const bool quant = f >= FMT_Q8_0;
+    std::vector<float> got;
+    std::vector<double> want;
+    for (int t = 0; t < T; t++) {
+      const double s = x16_row_scale(x, t, K, f);
+      std::vector<double> row(Ns[i]);
+      double mx = 1;
+      for (int n = 0; n < Ns[i]; n++) {
+        double acc = 0;
+        for (int k = 0; k < K; k++) {
+          const float v = x[static_cast<size_t>(t) * K + k];
+          const double xv = quant ? bf16_value(f32_to_bf16(v))
+                            : !rounded ? v
+                            : f == FMT_F16 ? f16_value(f32_to_f16(static_cast<float>(v * s))) / s
+                                           : bf16_value(f32_to_bf16(v));
+          const double wv = ws[i].value[static_cast<size_t>(n) * K + k];
+          acc += xv * (quant ? bf16_value(f32_to_bf16(static_cast<float>(wv))) : wv);
+        }
+        row[n] = acc + (i == 1 ? 0 : bs[i].value[n]);
+        mx = std::max(mx, std::fabs(row[n]));
+      }
+      for (int n = 0; n < Ns[i]; n++) {
+        got.push_back(static_cast<float>((*outs[i])[static_cast<size_t>(t) * Ns[i] + n] / mx));
+        want.push_back(row[n] / mx);
+      }
+    }
+    check(what + " weight " + std::to_string(i) + " (" + fmt_name(f) + (quant ? "" : rounded ? ", x rounded" : ", x split") + ")", got, want, 3e-5);
+  }
+}
+
 // The pipelined GEMM (K a multiple of 32) past its pipeline's depth (K 256: 8 k-tiles through 3 or 4
 // stages) and over two slices of rows (the test build sets QWEN2_GEMM_SLICE_ROWS to 160: 200 tokens are
 // a slice on the large tiles, then one on the small tiles), for two 16-bit weights in one launch next to
 // a q8_0 and a q4_0 weight of the same call (a launch per format), at both precisions. Two rows, one in
-// each slice, reach beyond f16's range. The reference multiplies x as the kernel does: exactly (hi + lo),
-// rounded once to the weight's type (f16 rows scaled by a power of two first), or for the quantized
-// weights rounded to bf16 with each dequantized weight rounded to bf16 as well. Each row is compared
-// relative to its own magnitude.
+// each slice, reach beyond f16's range.
 static void test_gemm_pipelined() {
-  const int T = 200, K = 256, W = 4;
-  const int Ns[W] = {150, 20, 40, 70};
   for (int f : {FMT_F16, FMT_BF16})
-    for (bool rounded : {false, true}) {
-      const int formats[W] = {f, f, FMT_Q8_0, FMT_Q4_0};
-      std::vector<HostW> ws, bs;
-      std::vector<std::vector<float>> outs(W);
-      DevWeight dw[W], db[W];
-      float* po[W];
-      for (int i = 0; i < W; i++) {
-        ws.push_back(make_weight(formats[i], Ns[i], K, 1.f / std::sqrt(static_cast<float>(K))));
-        bs.push_back(make_weight(FMT_F32, 1, Ns[i], 0.1f));
-        outs[i].assign(static_cast<size_t>(T) * Ns[i], NAN);
-      }
-      for (int i = 0; i < W; i++) {
-        dw[i] = ws[i].dev();
-        db[i] = i == 1 ? DevWeight{nullptr, nullptr, -1, 0, 0} : bs[i].dev();
-        po[i] = outs[i].data();
-      }
-      auto x = normals(static_cast<size_t>(T) * K);
-      for (int k = 0; k < K; k++) x[3 * K + k] *= 3e5f, x[170 * K + k] *= 2e5f;
-      launch_matmul(nullptr, x.data(), T, K, dw, db, po, W, rounded, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
-      for (int i = 0; i < W; i++) {
-        const bool quant = formats[i] >= FMT_Q8_0;
-        std::vector<float> got;
-        std::vector<double> want;
-        for (int t = 0; t < T; t++) {
-          const double s = x16_row_scale(x, t, K, f);
-          std::vector<double> row(Ns[i]);
-          double mx = 1;
-          for (int n = 0; n < Ns[i]; n++) {
-            double acc = 0;
-            for (int k = 0; k < K; k++) {
-              const float v = x[t * K + k];
-              const double xv = quant ? bf16_value(f32_to_bf16(v))
-                                : !rounded ? v
-                                : f == FMT_F16 ? f16_value(f32_to_f16(static_cast<float>(v * s))) / s
-                                               : bf16_value(f32_to_bf16(v));
-              const double wv = ws[i].value[static_cast<size_t>(n) * K + k];
-              acc += xv * (quant ? bf16_value(f32_to_bf16(static_cast<float>(wv))) : wv);
-            }
-            row[n] = acc + (i == 1 ? 0 : bs[i].value[n]);
-            mx = std::max(mx, std::fabs(row[n]));
-          }
-          for (int n = 0; n < Ns[i]; n++) {
-            got.push_back(static_cast<float>(outs[i][static_cast<size_t>(t) * Ns[i] + n] / mx));
-            want.push_back(row[n] / mx);
-          }
-        }
-        check(std::string("gemm pipelined ") + fmt_name(formats[i]) + (quant ? "" : rounded ? " x rounded" : " x split") + " T 200 K 256 weight " +
-                  std::to_string(i) + " (beside " + fmt_name(f) + (rounded ? " rounded)" : " split)"),
-              got, want, 3e-5);
-      }
+    for (int flags : {0, GEMM_ROUND_X16})
+      check_gemm_pipelined(std::string("gemm pipelined T 200 K 256 beside ") + fmt_name(f), 200, 256, {150, 20, 40, 70}, {f, f, FMT_Q8_0, FMT_Q4_0}, flags);
+}
+
+// Split-K: where the output tiles would leave SMs idle, the k-tiles are cut into ranges summed by a
+// second kernel. First the plans at Qwen2's shapes on an H100/H200's 132 SMs (from plan_gemm_pipelined's
+// estimate: at 512 tokens a 7B o_proj is 112 large tiles; in one k-range (GEMM_ONE_K_RANGE) the plan must
+// be 1 range), then runs on emulated SM counts where the plan cuts K: large tiles in 2 ranges (two
+// weights: their partial sums side by side), small tiles in 4, and small tiles in 3 uneven ranges over
+// two slices of rows (the second, of 40 rows, in 4).
+static void test_gemm_split_k() {
+  struct Pick { const char* what; int rows, K; std::vector<int> Ns; bool large; int splits; };
+  const Pick picks[] = {
+      {"7B q/k/v at 512", 512, 3584, {3584, 512, 512}, false, 2}, {"7B o_proj at 512", 512, 3584, {3584}, true, 2},
+      {"7B gate/up at 512", 512, 3584, {18944, 18944}, true, 1},  {"7B down_proj at 512", 512, 18944, {3584}, true, 2},
+      {"7B o_proj at 4096", 4096, 3584, {3584}, true, 1},         {"0.5B q/k/v at 512", 512, 896, {896, 128, 128}, false, 2},
+      {"0.5B o_proj at 512", 512, 896, {896}, false, 3},          {"0.5B gate/up at 512", 512, 896, {4864, 4864}, true, 1},
+      {"0.5B down_proj at 512", 512, 4864, {896}, false, 3},      {"7B down_proj at 64", 64, 18944, {3584}, false, 4}};
+  for (const Pick& p : picks) {
+    const PipelinedPlan plan = plan_gemm_pipelined(p.rows, p.K, p.Ns.data(), static_cast<int>(p.Ns.size()), 132, false);
+    check_eq(std::string("gemm plan: ") + p.what + " on 132 SMs, tiles", plan.large ? 128 : 64, p.large ? 128 : 64);
+    check_eq(std::string("gemm plan: ") + p.what + " on 132 SMs, k-ranges", plan.splits, p.splits);
+    check_eq(std::string("gemm plan: ") + p.what + " on 132 SMs, k-tiles per range", plan.k_tiles_per_split, (p.K / 32 + p.splits - 1) / p.splits);
+    check_eq(std::string("gemm plan: ") + p.what + " in one k-range", plan_gemm_pipelined(p.rows, p.K, p.Ns.data(), static_cast<int>(p.Ns.size()), 132, true).splits, 1);
+  }
+  // Each run in the formats and flags whose paths differ under split-K: the row scale of f16 (row 3
+  // beyond f16's range) applied in the summing kernel, quantized blocks and scales indexed from the
+  // range's first k-tile, 16-bit x split or rounded; and in one k-range to compare.
+  struct Variant { int format, flags; };
+  struct Run { int sms, T, K; std::vector<int> Ns; bool large; int splits; std::vector<Variant> variants; };
+  const Run runs[] = {{3, 100, 2048, {200, 56}, true, 2, {{FMT_BF16, 0}, {FMT_F16, 0}, {FMT_Q4_0, 0}, {FMT_BF16, GEMM_ONE_K_RANGE}}},
+                      {16, 100, 1024, {72, 40}, false, 4, {{FMT_F16, GEMM_ROUND_X16}, {FMT_Q8_0, 0}, {FMT_F16, GEMM_ONE_K_RANGE}}},
+                      {12, 200, 1024, {256}, false, 3, {{FMT_BF16, 0}, {FMT_Q4_0, 0}}}};
+  for (const Run& r : runs) {
+    ::emu::multiprocessors = r.sms;
+    const PipelinedPlan plan = plan_gemm_pipelined(std::min(r.T, QWEN2_GEMM_SLICE_ROWS), r.K, r.Ns.data(), static_cast<int>(r.Ns.size()), r.sms, false);
+    const std::string shape = "T " + std::to_string(r.T) + " K " + std::to_string(r.K) + " on " + std::to_string(r.sms) + " SMs";
+    check_eq("gemm split-K plan " + shape + ": tiles", plan.large ? 128 : 64, r.large ? 128 : 64);
+    check_eq("gemm split-K plan " + shape + ": k-ranges", plan.splits, r.splits);
+    for (const Variant& v : r.variants) {
+      const std::vector<int> formats(r.Ns.size(), v.format);
+      check_gemm_pipelined(std::string("gemm split-K ") + shape + (v.flags == GEMM_ONE_K_RANGE ? ", one k-range" : ""), r.T, r.K, r.Ns, formats, v.flags);
     }
+  }
+  ::emu::multiprocessors = 1;
 }
 
 // prefillPrecision '16-bit': x rounded once to the weight's type. Checked against exactly that rounding
@@ -503,7 +553,7 @@ static void test_gemm_rounded() {
       std::vector<float> out(static_cast<size_t>(T) * N, NAN);
       DevWeight dw = w.dev(), db{nullptr, nullptr, -1, 0, 0};
       float* po = out.data();
-      launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, true, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K));
+      launch_matmul(nullptr, x.data(), T, K, &dw, &db, &po, 1, GEMM_ROUND_X16, NO_EPILOGUE, NO_PROLOGUE, gemm_scratch(T, K, &dw, 1, GEMM_ROUND_X16));
       for (int t = 0; t < T; t++) {
         const double s = x16_row_scale(x, t, K, f);
         std::vector<double> want;
@@ -992,6 +1042,7 @@ int main(int argc, char** argv) {
   if (want("matmul")) test_gemm_large_activations();
   if (want("matmul")) test_gemm_rounded();
   if (want("matmul pipelined")) test_gemm_pipelined();
+  if (want("matmul pipelined split")) test_gemm_split_k();
   if (want("matmul")) test_gemv_epilogues();
   // On 1, 4 and 132 multiprocessors the RMSNorm prologue's warps take 4, 2 and 1 rows (q/k/v test).
   if (want("matmul")) test_gemv_rows_per_warp();
