@@ -65,6 +65,7 @@ export class CudaBackend implements Backend {
   get prefillSplitK(): boolean {
     return this.splitK;
   }
+  /** Allows split-K (true) or keeps every prefill GEMM in one k-range (false) for the passes that follow. */
   set prefillSplitK(on: boolean) {
     if (typeof on !== 'boolean') throw new RangeError(`prefillSplitK must be a boolean, got ${String(on)}`);
     this.splitK = on;
