@@ -657,10 +657,15 @@ export class WebGPUBackend implements Backend {
     this.inPass = true;
   }
 
+  /**
+   * Ends the pass: its last held-back dispatch is recorded, but nothing is submitted yet. What comes
+   * next to observe the pass (argmax, sample, read, write) submits it together with its own commands, so
+   * a decode step and the draw of its token are one submission.
+   */
   endPass(): void {
     checkEndPass(this.inPass);
     this.inPass = false;
-    this.rt.flush();
+    this.rt.settle();
   }
 
   async read(t: Tensor): Promise<Float32Array> {

@@ -90,8 +90,8 @@ export class Runtime {
     this.deferred = undefined;
   }
 
-  /** Records the held-back dispatch, if any. */
-  private settle(): void {
+  /** Records the held-back dispatch, if any (without submitting anything). */
+  settle(): void {
     const d = this.deferred;
     if (!d) return;
     this.deferred = undefined;
