@@ -344,7 +344,8 @@ bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, con
 // Numbers of a matmul epilogue of kind `kind`: the rope epilogue's 10, or kind, residual, out.
 size_t epilogueLength(double kind) { return kind == static_cast<double>(EPI_ROPE) ? 10 : 3; }
 
-// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[, roundX16[,
+// matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[,
+//   gemmFlags (GEMM_ROUND_X16 | GEMM_ONE_K_RANGE)[,
 //   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out[, with EPI_ROPE: headDim, usePassPos, pos,
 //     theta, kCache, vCache, maxTokens] | undefined[,
 //   Float64Array prologue: RMSNorm weight(5), eps, out]]])

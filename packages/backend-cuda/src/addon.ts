@@ -58,8 +58,9 @@ export interface NativeAddon {
    * instead of splitting it (hi + lo); 2 adds {@link GEMM_ONE_K_RANGE}, the GEMM never cuts K into ranges.
    * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
    * `epilogueFor` in fusion.ts. Kind 3 (q/k/v's rope and KV write) takes 10 numbers: 3, 0, 0, head size,
-   * pass-relative flag, position, theta, key cache, value cache, cache capacity; see `ropeEpilogueFor`. `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5),
-   * eps, output pointer (x is then the norm's input); see `prologueFits`.
+   * pass-relative flag, position, theta, key cache, value cache, cache capacity; see `ropeEpilogueFor`.
+   * `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5), eps, output pointer (x is then
+   * the norm's input); see `prologueFits`.
    */
   matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, gemmFlags: number, epilogue?: Float64Array, prologue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
