@@ -11,7 +11,7 @@ import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel } from './wgsl/matmul.js';
-import { MATVEC_MAX_T, matvecKernel, matvecLayout, type MatvecShape } from './wgsl/matvec.js';
+import { MATVEC_MAX_T, matvecKernel, matvecLayout, matvecRowsPerWorkgroup, type MatvecShape } from './wgsl/matvec.js';
 import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -349,9 +349,8 @@ export class WebGPUBackend implements Backend {
     const input = norm ? norm.x : a;
     const shape: MatvecShape = { weights: 1, residual: residual !== undefined, norm: norm !== undefined };
     const { slots, bufs } = distinct([input, o, ...(residual ? [residual.res, residual.out] : []), ...(norm ? [norm.o] : [])]);
-    const layout = matvecLayout(w.kp, a.cols, input.offset, slots, false);
-    const { lanes } = layout;
-    const def = this.kernel(`mv:${w.format}:${slots}:${lanes}:${layout.steps}:${layout.vec4}:${residual ? 'r' : ''}${norm ? 'n' : ''}`,
+    const layout = matvecLayout(w.kp, a.cols, input.offset, slots, false, w.format);
+    const def = this.kernel(`mv:${w.format}:${slots}:${layout.lanes}:${layout.steps}:${layout.vec4}:${layout.pairs}:${residual ? 'r' : ''}${norm ? 'n' : ''}`,
       () => matvecKernel(w.format, this.f16, slots, layout, this.subgroups, shape));
     for (const c of w.chunks) {
       const all = [...bufs, c.data, bias ? bias.vec! : this.dummy, ...(norm ? [norm.g.vec!] : [])];
@@ -364,7 +363,7 @@ export class WebGPUBackend implements Backend {
         params.eps = norm.eps;
         params.nOff = norm.o.offset;
       }
-      this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / (64 / lanes)));
+      this.rt.dispatchFlat(def, all, params, Math.ceil(c.rows / matvecRowsPerWorkgroup(layout)));
     }
   }
 
@@ -399,8 +398,7 @@ export class WebGPUBackend implements Backend {
     const logical = this.stackTensors(st, swigluOut);
     const { slots, bufs } = distinct(logical);
     const layout = matvecLayout(ws[0]!.kp, st.x.cols, logical[0]!.offset, slots, kv !== undefined);
-    const { lanes } = layout;
-    const def = this.kernel(`mvs:${format}:${slots}:${lanes}:${layout.steps}:${layout.vec4}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
+    const def = this.kernel(`mvs:${format}:${slots}:${layout.lanes}:${layout.steps}:${layout.vec4}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
       () => matvecKernel(format, this.f16, slots, layout, this.subgroups, shape));
     const all: Buf[] = [...bufs];
     const params: Record<string, number> = { T: st.x.rows, K: st.x.cols, Kp: ws[0]!.kp, xOff: logical[0]!.offset };
@@ -427,7 +425,7 @@ export class WebGPUBackend implements Backend {
       all.push(this.rt.auxBuf, kv.c.keys[kv.layer]!, kv.c.values[kv.layer]!);
       Object.assign(params, { half: r.half, tabOff: r.tabOff, cap: kv.c.spec.maxTokens, startPos: kv.startPos });
     }
-    this.rt.dispatchFlat(def, all, params, Math.ceil(rows / (64 / lanes)));
+    this.rt.dispatchFlat(def, all, params, Math.ceil(rows / matvecRowsPerWorkgroup(layout)));
   }
 
   rope(x: Tensor, heads: number, headDim: number, startPos: number, theta: number): void {

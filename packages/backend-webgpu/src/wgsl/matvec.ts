@@ -37,12 +37,22 @@ export interface MatvecLayout {
   /** Steps of 8 columns a thread loads before it does any arithmetic ({@link matvecSteps}). */
   readonly steps: number;
   /**
-   * x (and the norm weight) read as `vec4<f32>`: 2 loads per step and token instead of 8. A thread's 8
-   * columns of x lie 32 bytes apart from its neighbours', so each scalar load makes a subgroup touch as
-   * many cache lines as a 16-byte one does; with 8 of them (16 under the norm) per 16-byte weight load,
-   * the cache's request rate, not memory bandwidth, would bound the matvec on a GPU.
+   * x (and the norm weight) read as `vec4<f32>`: 2 loads per step and token instead of 8. x is read
+   * from cache once per row, 4 bytes per column against the weights' 2 (f16) or 0.56 (q4_0) from memory,
+   * so the cache's request rate, not memory bandwidth, would bound the matvec on a GPU with scalar loads.
    */
   readonly vec4: boolean;
+  /**
+   * Each thread computes two consecutive rows of a single weight, so the x it reads from cache serves
+   * twice the weight bytes. Quantized rows need it: a q4_0 column is 0.56 bytes of weights to read from
+   * memory against 4 bytes of x from cache, and the cache's request rate would otherwise bound the matvec.
+   */
+  readonly pairs: boolean;
+}
+
+/** Output rows one matvec workgroup computes (its dispatch has `ceil(rows / this)` workgroups). */
+export function matvecRowsPerWorkgroup(layout: MatvecLayout): number {
+  return (MV_WG / layout.lanes) * (layout.pairs ? 2 : 1);
 }
 
 /**
@@ -50,11 +60,13 @@ export interface MatvecLayout {
  * offset `xOffset` of its buffer. `slots` are the dispatch's binding slots (see actDecls): x is read as
  * vec4 only when its buffer is bound to no other tensor of the dispatch (that binding's type changes)
  * and its rows start 16-byte aligned. `rotaryPairs`: rows computed in pairs, at least two per workgroup.
+ * `single`: the dispatch reads one weight (maybe a chunk of one), of `format`; quantized ones are read
+ * two rows per thread (see {@link MatvecLayout.pairs}; gate/up's rows already share x in pairs).
  */
-export function matvecLayout(kp: number, k: number, xOffset: number, slots: readonly number[], rotaryPairs: boolean): MatvecLayout {
+export function matvecLayout(kp: number, k: number, xOffset: number, slots: readonly number[], rotaryPairs: boolean, single?: WeightFormat): MatvecLayout {
   const lanes = rotaryPairs ? Math.min(MV_WG / 2, matvecLanes(kp)) : matvecLanes(kp);
   const vec4 = k % 4 === 0 && xOffset % 4 === 0 && slots.indexOf(slots[0]!, 1) < 0;
-  return { lanes, steps: matvecSteps(kp, lanes), vec4 };
+  return { lanes, steps: matvecSteps(kp, lanes), vec4, pairs: single === 'q8_0' || single === 'q4_0' };
 }
 
 /**
@@ -111,10 +123,12 @@ export function matvecFields(shape: MatvecShape): Fields {
 
 /**
  * Decode matvec: a workgroup of 64 threads covers `64 / lanes` output rows with `lanes` threads each
- * (64 for real model widths; fewer for narrow rows, so no thread idles). Each thread reads 8 consecutive
- * weights per step (16-byte loads for f16/bf16, coalesced across the lanes), issuing the loads of
- * `steps` steps ({@link matvecSteps}) before it uses any, for up to {@link MATVEC_MAX_T} tokens at once; subgroup sums (when offered and a row spans the workgroup) or a
- * shared-memory tree add up the partials of each row. Bandwidth-bound on a GPU by design.
+ * (64 for real model widths; fewer for narrow rows, so no thread idles). A step of a row's `lanes`
+ * threads covers `8 * lanes` columns: thread j reads the 4 at `4j` and the 4 at `4 * lanes + 4j` (weights
+ * and x alike), so each load of a subgroup is one contiguous span. A thread issues the loads of `steps`
+ * steps ({@link matvecSteps}) before it uses any, for up to {@link MATVEC_MAX_T} tokens at once; subgroup
+ * sums (when offered and a row spans the workgroup) or a shared-memory tree add up the partials of each
+ * row. Bandwidth-bound on a GPU by design.
  *
  * Bindings: the distinct activation buffers (`slots`, see {@link matvecTensorCount}), then per weight its
  * data (q formats: quants then scales) and bias, then the norm weight (`norm`), then the rope table
@@ -122,10 +136,10 @@ export function matvecFields(shape: MatvecShape): Fields {
  */
 export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly number[], layout: MatvecLayout, subgroups: boolean, shape: MatvecShape): KernelDef {
   const n = shape.weights;
-  const { lanes, steps, vec4 } = layout;
+  const { lanes, steps, vec4, pairs } = layout;
   if (slots.length !== matvecTensorCount(shape)) throw new Error(`internal: matvec of ${JSON.stringify(shape)} with ${slots.length} tensors`);
   if (vec4 && slots.indexOf(slots[0]!, 1) >= 0) throw new Error('internal: vec4 reads of an x that shares its binding');
-  if ((shape.gated && n !== 2) || (shape.residual && n !== 1) || (shape.rope && (n !== 3 || lanes === MV_WG))) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
+  if ((shape.gated && n !== 2) || (shape.residual && n !== 1) || (shape.rope && (n !== 3 || lanes === MV_WG)) || (pairs && n !== 1)) throw new Error(`internal: matvec shape ${JSON.stringify(shape)}`);
   // Subgroups only when one row spans the whole workgroup: a subgroup then never mixes rows, whatever
   // its size and however invocations are assigned to subgroups.
   const sg = subgroups && lanes === MV_WG;
@@ -136,8 +150,8 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   const S = shape.gated ? names[next++]! : '';
   const [RES, SUM] = shape.residual ? [names[next++]!, names[next++]!] : ['', ''];
   const NO = shape.norm ? names[next++]! : '';
-  // Accumulator channels per token: one per product (two when gated), plus the sum of squares.
-  const products = shape.gated ? 2 : 1;
+  // Accumulator channels per token: one per product (two when gated or in row pairs), plus the sum of squares.
+  const products = shape.gated || pairs ? 2 : 1;
   const channels = products + (shape.norm ? 1 : 0);
   const SS = products;
 
@@ -149,7 +163,7 @@ export function matvecKernel(format: WeightFormat, f16: boolean, slots: readonly
   let decl = '';
   let b = 1 + a.count;
   for (let i = 0; i < n; i++) {
-    decl += weightAccess(format, f16, sfx(i), b++, 'p.K', 'p.Kp', rowsOf(i));
+    decl += weightAccess(format, f16, sfx(i), b++, 'p.K', 'p.Kp', rowsOf(i), 4);
     decl += `@group(0) @binding(${b++}) var<storage, read> bias${sfx(i)}: array<f32>;\n`;
     extras.push('ro', 'ro');
   }
@@ -174,13 +188,16 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
   }
 
   // Where weight i's row `lr` of token t goes: a chunk of a single weight sits at n0 in rows of N.
-  const outAt = (i: number): string => (n === 1 ? 'p.oOff + t * p.N + p.n0 + lr' : `p.oOff${i} + t * p.rows${i} + lr`);
-  const biasOf = (i: number): string => (n === 1 ? 'if (p.hasBias != 0u) { v += bias[p.n0 + lr]; }' : `if (p.hasBias${i} != 0u) { v += bias${sfx(i)}[lr]; }`);
+  const outAt = (i: number, row = 'lr'): string => (n === 1 ? `p.oOff + t * p.N + p.n0 + ${row}` : `p.oOff${i} + t * p.rows${i} + ${row}`);
+  const biasOf = (i: number, row = 'lr'): string => (n === 1 ? `if (p.hasBias != 0u) { v += bias[p.n0 + ${row}]; }` : `if (p.hasBias${i} != 0u) { v += bias${sfx(i)}[${row}]; }`);
 
   // Which weight a workgroup row reads: stacked weights lie end to end; gated rows read both.
   let rowSetup: string;
-  // The WGSL that loads step `s`'s weights at column `k` into `w<s>` (and `v<s>`, gate/up's up row).
-  let loads: (k: string, s: number) => string;
+  // Weight i's 8 values of a step in `row`: the thread's two groups of 4 columns, at `kl` and `kh`.
+  const w8 = (i: number | '', kl: string, kh: string, row = 'lr'): string => `W8(load4${i === '' ? '' : `_${i}`}(${row}, ${kl}), load4${i === '' ? '' : `_${i}`}(${row}, ${kh}))`;
+  // The WGSL that loads step `s`'s weights at columns `kl`, `kh` into `w<s>` (and `v<s>`: gate/up's up
+  // row, or the second row of a pair).
+  let loads: (kl: string, kh: string, s: number) => string;
   if (shape.rope) {
     // Workgroup rows in rotary pairs: row slot 2j computes row i of a head, slot 2j + 1 row i + half.
     rowSetup = `  let pair = wgi * (WG / L / 2u) + lid / L / 2u;
@@ -193,37 +210,44 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
   if (r >= p.rows0) { sel = 1u; lr = r - p.rows0; }
   if (r >= p.rows0 + p.rows1) { sel = 2u; lr = r - (p.rows0 + p.rows1); }
 `;
-    loads = (k, s) => `var w${s}: W8;\n      if (sel == 0u) { w${s} = load8_0(lr, ${k}); } else if (sel == 1u) { w${s} = load8_1(lr, ${k}); } else { w${s} = load8_2(lr, ${k}); }`;
+    loads = (kl, kh, s) => `var w${s}: W8;\n      if (sel == 0u) { w${s} = ${w8(0, kl, kh)}; } else if (sel == 1u) { w${s} = ${w8(1, kl, kh)}; } else { w${s} = ${w8(2, kl, kh)}; }`;
+  } else if (pairs) {
+    // Rows lr and lr + 1; a last odd row's partner loads row lr again and is not written.
+    rowSetup = `  let r = (wgi * (WG / L) + lid / L) * 2u;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n  let lr2 = min(r + 1u, total - 1u);\n`;
+    loads = (kl, kh, s) => `var w${s} = ${w8('', kl, kh)};\n      var v${s} = ${w8('', kl, kh, 'lr2')};`;
   } else if (n === 1 || shape.gated) {
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n`;
-    loads = shape.gated ? (k, s) => `var w${s} = load8_0(lr, ${k});\n      var v${s} = load8_1(lr, ${k});` : (k, s) => `var w${s} = load8(lr, ${k});`;
+    loads = shape.gated ? (kl, kh, s) => `var w${s} = ${w8(0, kl, kh)};\n      var v${s} = ${w8(1, kl, kh)};` : (kl, kh, s) => `var w${s} = ${w8('', kl, kh)};`;
   } else {
     const ends = Array.from({ length: n }, (_, i) => Array.from({ length: i + 1 }, (_, j) => rowsOf(j)).join(' + '));
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${ends[n - 1]};\n  let live = r < total;\n  var sel = 0u;\n  var lr = r;\n`;
     for (let i = 1; i < n; i++) rowSetup += `  if (r >= ${ends[i - 1]}) { sel = ${i}u; lr = r - (${ends[i - 1]}); }\n`;
-    loads = (k, s) => `var w${s}: W8;\n      ` + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w${s} = load8_${i}(lr, ${k}); }`).join('');
+    loads = (kl, kh, s) => `var w${s}: W8;\n      ` + Array.from({ length: n }, (_, i) => `${i === 0 ? '' : ' else '}if (sel == ${i}u) { w${s} = ${w8(i, kl, kh)}; }`).join('');
   }
-  // Step s of an unrolled iteration: column k_s, weights w<s> (v<s>). Past the row's end (k_s >= Kp)
-  // the loads read the row's last 8 columns instead (an address in the buffer), and the weights are
-  // zeroed by select, not by a branch, so that the compiler keeps every load ahead of the arithmetic.
-  const zeroPast = (s: number): string => (['w', ...(shape.gated ? ['v'] : [])] as const)
-    .map((w) => `\n      ${w}${s} = W8(select(vec4<f32>(), ${w}${s}.lo, k${s} < p.Kp), select(vec4<f32>(), ${w}${s}.hi, k${s} < p.Kp));`).join('');
-  const stepLoads = (s: number): string => s === 0 ? `
-      ${loads('k0', 0)}` : `
-      let k${s} = k0 + ${s}u * L * 8u;
-      ${loads(`min(k${s}, p.Kp - 8u)`, s)}${zeroPast(s)}`;
+  // Step s of an unrolled iteration covers 8L columns from kb + s * 8L: the thread's 4 at kl<s> and 4
+  // more at kh<s> = kl<s> + 4L, so that neighbouring threads read neighbouring 16 bytes of x (a subgroup's
+  // load of x touches half the cache lines it would if each thread's 8 columns were consecutive). Past
+  // the row's end (>= Kp) a load reads the row's last 4 columns instead (an address in the buffer), and
+  // its weights are zeroed by select, not by a branch, so that the compiler keeps every load ahead of
+  // the arithmetic.
+  const zeroPast = (s: number): string => (['w', ...(products === 2 ? ['v'] : [])] as const)
+    .map((w) => `\n      ${w}${s} = W8(select(vec4<f32>(), ${w}${s}.lo, kl${s} < p.Kp), select(vec4<f32>(), ${w}${s}.hi, kh${s} < p.Kp));`).join('');
+  const stepLoads = (s: number): string => `
+      let kl${s} = kb + ${s}u * L * 8u + lane * 4u;
+      let kh${s} = kl${s} + L * 4u;
+      ${loads(`min(kl${s}, p.Kp - 4u)`, `min(kh${s}, p.Kp - 4u)`, s)}${zeroPast(s)}`;
   const stepMath = (s: number): string => `${shape.norm ? `
-      let gl${s} = gv4(k${s});
-      let gh${s} = gv4(k${s} + 4u);` : ''}
+      let gl${s} = gv4(kl${s});
+      let gh${s} = gv4(kh${s});` : ''}
       for (var t = 0u; t < MT; t++) {
         if (t < p.T) {
           let b = p.xOff + t * p.K;
-          var xl = xv4(b, k${s});
-          var xh = xv4(b, k${s} + 4u);${shape.norm ? `
+          var xl = xv4(b, kl${s});
+          var xh = xv4(b, kh${s});${shape.norm ? `
           acc[t * NC + ${SS}u] += dot(xl, xl) + dot(xh, xh);
           xl *= gl${s};
           xh *= gh${s};` : ''}
-          acc[t * NC] += dot(w${s}.lo, xl) + dot(w${s}.hi, xh);${shape.gated ? `
+          acc[t * NC] += dot(w${s}.lo, xl) + dot(w${s}.hi, xh);${products === 2 ? `
           acc[t * NC + 1u] += dot(v${s}.lo, xl) + dot(v${s}.hi, xh);` : ''}
         }
       }`;
@@ -276,11 +300,14 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
       ${names[2]!}[${outAt(1)}] = v;
       ${S}[p.sOff + t * p.rows0 + lr] = gate / (1.0 + exp(-gate)) * v;`;
   } else if (n === 1) {
-    epilogue = `
-      var v = ${scaled(0)};
-      ${biasOf(0)}
-      ${names[1]!}[${outAt(0)}] = v;${shape.residual ? `
-      ${SUM}[p.rOff + t * p.N + p.n0 + lr] = ${RES}[p.aOff + t * p.N + p.n0 + lr] + v;` : ''}`;
+    const row = (c: number, lr: string): string => `
+      var v = ${scaled(c)};
+      ${biasOf(0, lr)}
+      ${names[1]!}[${outAt(0, lr)}] = v;${shape.residual ? `
+      ${SUM}[p.rOff + t * p.N + p.n0 + ${lr}] = ${RES}[p.aOff + t * p.N + p.n0 + ${lr}] + v;` : ''}`;
+    epilogue = row(0, 'lr') + (pairs ? `
+      if (lr + 1u < total) {${row(1, 'lr + 1u').replace(/\n/g, '\n  ')}
+      }` : '');
   } else {
     epilogue = `
       var v = ${scaled(0)};
@@ -338,7 +365,7 @@ fn main(${BUILTINS}${sg ? ', @builtin(subgroup_invocation_id) sgi: u32' : ''}) {
   let wgi = wgIndex(wid, nwg);
 ${rowSetup}  var acc = array<f32, ${MATVEC_MAX_T * channels}>();
   if (live) {
-    for (var k0 = lane * 8u; k0 < p.Kp; k0 += MV_STEPS * L * 8u) {${stepList.map(stepLoads).join('')}
+    for (var kb = 0u; kb < p.Kp; kb += MV_STEPS * L * 8u) {${stepList.map(stepLoads).join('')}
 ${stepList.map(stepMath).join('')}
     }
   }
@@ -349,6 +376,6 @@ ${reduce}${normWrite}
   }
 }
 `;
-  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${vec4 ? 'v4' : 's'}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${vec4 ? 'v4' : 's'}:${pairs ? '2' : '1'}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
   return { key, code, fields, acts: a.count, extras };
 }
