@@ -94,11 +94,12 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
   });
 
   it('attends over long contexts split along the sequence (full and sliding window)', async () => {
-    // head_dim 64 reads key rows as vec4, 6 (not a multiple of 4) one value at a time; position 40 is one
-    // split (the direct kernel), 1500 several and their merge.
+    // head_dims that are multiples of 4 read key and value rows as vec4: 64 and 128 (4 and 2 groups of
+    // keys in the value sum), 20 (12 groups, 4 threads idle), 256 (1 group); 6 reads one value at a time.
+    // Position 40 is one split (the direct kernel), 1500 several and their merge.
     const rnd = new TestRandom(8);
     const kvHeads = 2, heads = 4;
-    for (const headDim of [64, 6]) {
+    for (const headDim of [64, 128, 20, 256, 6]) {
       const width = kvHeads * headDim;
       for (const [T, window, startPos] of [[1, 0, 1500], [3, 0, 1500], [2, 700, 1500], [2, 0, 40]] as const) {
         const k = rnd.normals((startPos + T) * width);
