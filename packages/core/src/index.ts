@@ -10,7 +10,7 @@
 export { argmax } from './argmax.js';
 export { QUANT_BLOCK } from './backend/types.js';
 export type {
-  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
 export { ReferenceBackend } from './backend/reference/reference-backend.js';
 export { expectShape, checkTokenIds, checkLayer, checkBeginPass, checkEndPass } from './backend/usage-checks.js';

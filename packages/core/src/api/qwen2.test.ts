@@ -6,7 +6,9 @@ import { ContextOverflowError } from '../errors.js';
 import { loadFixture, type Fixture } from '../testing/fixtures.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { Qwen2 } from './qwen2.js';
-import type { GenerationChunk } from './types.js';
+import type { DeviceTokens, Tensor } from '../backend/types.js';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import type { GenerateOptions, GenerationChunk } from './types.js';
 
 const fixturesDir = fileURLToPath(new URL('../../../../fixtures', import.meta.url));
 const modelDir = `${fixturesDir}/models/full-vocab-bf16`;
@@ -102,6 +104,68 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     const short = await model.generate(s.input_ids, { temperature: 0, maxNewTokens: 3, ignoreEos: true });
     expect(short.ids).toEqual(greedy.slice(0, 3));
     expect(short.finishReason).toBe('length');
+  });
+
+  it('decodes greedily with device tokens as without them, taking back the step recorded past the end', async () => {
+    // The reference backend offers argmaxOnDevice, so greedy generation records each step before the
+    // token it embeds is read; a backend without it runs one step after the other.
+    class Counting extends ReferenceBackend {
+      onDevice = 0;
+      override argmaxOnDevice(logits: Tensor): DeviceTokens {
+        this.onDevice++;
+        return super.argmaxOnDevice(logits);
+      }
+    }
+    const counting = new Counting();
+    const serialBackend = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined });
+    const piped = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: counting });
+    const serial = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: serialBackend });
+    // The cache holds exactly the tokens the model has seen: a step recorded ahead and not used is gone.
+    const inSync = (m: Qwen2): void => {
+      const state = m as unknown as { seq: { length: number }; cached: number[] };
+      expect(state.seq.length).toBe(state.cached.length);
+    };
+    try {
+      const s = fixture.golden.sequences[2]!;
+      const greedy = s.greedy_new_tokens;
+      const full = await serial.generate(s.input_ids, { temperature: 0, maxNewTokens: 16, ignoreEos: true });
+      const cut = full.text.slice(Math.floor(full.text.length / 2), Math.floor(full.text.length / 2) + 3);
+      const cases: [string, number[], GenerateOptions, number][] = [
+        // [what, prompt, options, steps recorded on the device (the prefill's argmax included)]
+        ['length', s.input_ids, { maxNewTokens: 16, ignoreEos: true }, 16],
+        ['stop id', s.input_ids, { maxNewTokens: 16, stopTokenIds: [greedy[4]!] }, greedy.indexOf(greedy[4]!) + 2],
+        ['stop string', s.input_ids, { maxNewTokens: 16, ignoreEos: true, stop: [cut] }, -1],
+        ['one token', s.input_ids, { maxNewTokens: 1, ignoreEos: true }, 1],
+        ['context full', [1, 2, 3, 4, 5], { maxNewTokens: 60, ignoreEos: true }, 36],
+      ];
+      for (const [what, prompt, options, steps] of cases) {
+        counting.onDevice = 0;
+        const want = await serial.generate(prompt, { temperature: 0, ...options });
+        const got = await piped.generate(prompt, { temperature: 0, ...options });
+        expect(got.ids, what).toEqual(want.ids);
+        expect(got.text, what).toBe(want.text);
+        expect(got.finishReason, what).toBe(want.finishReason);
+        if (steps >= 0) expect(counting.onDevice, what).toBe(steps);
+        else expect(counting.onDevice, what).toBeGreaterThan(want.ids.length);
+        inSync(piped);
+        inSync(serial);
+      }
+      // Aborted after two tokens: the step recorded for the third is taken back too.
+      const controller = new AbortController();
+      const stream = piped.generate(s.input_ids, { temperature: 0, maxNewTokens: 16, ignoreEos: true, signal: controller.signal });
+      let n = 0;
+      for await (const c of stream) if (c.tokenId >= 0 && ++n === 2) controller.abort();
+      expect((await stream.result).ids).toEqual(greedy.slice(0, 2));
+      inSync(piped);
+      // Sampling (or penalties) needs the host's token for each draw: no device tokens.
+      counting.onDevice = 0;
+      await piped.generate(s.input_ids, { temperature: 0.7, seed: 1, maxNewTokens: 4, ignoreEos: true });
+      await piped.generate(s.input_ids, { temperature: 0, repetitionPenalty: 1.2, maxNewTokens: 4, ignoreEos: true });
+      expect(counting.onDevice).toBe(0);
+    } finally {
+      await piped.dispose();
+      await serial.dispose();
+    }
   });
 
   it('stops at the eos ids of the config unless ignoreEos', async () => {

@@ -1,6 +1,6 @@
 import { openModel, type GenerationConfig, type OpenedModel, type Qwen2Config } from '@qwen2-ts/loader';
 import { Qwen2Tokenizer, type ChatMessage, type TokenizerFiles } from '@qwen2-ts/tokenizer';
-import type { Backend, Tensor } from '../backend/types.js';
+import type { Backend, DeviceTokens, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -250,15 +250,38 @@ export class Qwen2 {
 
     if (signal?.aborted) finishReason = 'abort';
     else if (maxNew > 0) {
+      const b = this.backend;
+      const greedy = sampling.temperature === 0 && sampling.repetitionPenalty === 1 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0;
+      // Greedy decoding on a backend that keeps the picked token on its device records each step before
+      // the host has read the token it embeds, so the device runs step n+1 while the host reads and
+      // emits token n. A step recorded ahead of a token that ends the generation is taken back.
+      const onDevice = greedy && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined;
       let logits = this.prefill(ids);
+      let drawn = onDevice ? b.argmaxOnDevice!(logits) : undefined;
+      let ahead: DeviceTokens | undefined;
+      const takeBackAhead = (): void => {
+        if (!ahead) return;
+        ahead.ids().catch(() => {}); // nobody will read it
+        this.seq.truncate(this.seq.length - 1);
+        ahead = undefined;
+      };
       for (;;) {
-        const next = sampling.temperature === 0 && sampling.repetitionPenalty === 1 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0
-          ? (await this.backend.argmax(logits))[0]!
-          : await this.backend.sample(logits, { ...sampling, history: history.toParams(), uniform: rng.uniform() });
+        let next: number;
+        if (drawn) {
+          if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
+            ahead = b.argmaxOnDevice!(this.model.forwardOnDevice(this.seq, drawn));
+          }
+          next = (await drawn.ids())[0]!;
+        } else {
+          next = greedy
+            ? (await b.argmax(logits))[0]!
+            : await b.sample(logits, { ...sampling, history: history.toParams(), uniform: rng.uniform() });
+        }
         lastTokenAt = performance.now();
         if (generated.length === 0) firstTokenAt = lastTokenAt;
         if (stopIds.has(next)) {
           finishReason = 'stop';
+          takeBackAhead();
           break;
         }
         generated.push(next);
@@ -270,14 +293,23 @@ export class Qwen2 {
         if (piece.stopped) {
           finishReason = 'stop';
           stoppedByString = true;
+          takeBackAhead();
           break;
         }
-        if (generated.length >= maxNew || this.seq.length >= this.seq.capacity) break;
+        // A step recorded ahead was recorded because this token is neither the last allowed nor the last that fits.
+        if (!ahead && (generated.length >= maxNew || this.seq.length >= this.seq.capacity)) break;
         if (signal?.aborted) {
           finishReason = 'abort';
+          takeBackAhead();
           break;
         }
-        logits = this.model.forward(this.seq, [next]);
+        if (ahead) {
+          drawn = ahead;
+          ahead = undefined;
+        } else {
+          logits = this.model.forward(this.seq, [next]);
+          if (onDevice) drawn = b.argmaxOnDevice!(logits);
+        }
         this.cached.push(next);
         decodePasses++;
       }

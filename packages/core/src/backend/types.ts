@@ -110,6 +110,20 @@ export interface SamplingParams {
   uniform: number;
 }
 
+/**
+ * Token ids a backend keeps on its device ({@link Backend.argmaxOnDevice}), one per row of the logits
+ * they were picked from. Only the backend that made them can embed them.
+ */
+export interface DeviceTokens {
+  /** How many ids: the rows of the logits. */
+  readonly count: number;
+  /**
+   * The ids, once the device has computed them; every call returns the same promise.
+   * @throws RangeError when a row had no orderable value (all NaN), as `argmax` does
+   */
+  ids(): Promise<Int32Array>;
+}
+
 /** What a backend says about itself. */
 export interface BackendInfo {
   /** Short name: `js`, `wasm`, `webgpu`, `cuda`. */
@@ -201,6 +215,15 @@ export interface Backend {
   argmax(logits: Tensor): Promise<Int32Array>;
   /** Samples one token from a one-row `logits` with `SamplingParams`, on the device where possible. */
   sample(logits: Tensor, params: SamplingParams): Promise<number>;
+  /**
+   * Optional (with {@link Backend.embedOnDevice}): `argmax` whose ids stay where they were computed, so
+   * that the next pass can embed them before the host has them. Their readback starts at once;
+   * {@link DeviceTokens.ids} awaits it. Greedy decoding then records step n+1 while the device still runs
+   * step n, instead of leaving the device idle while the host reads a token and records the next step.
+   */
+  argmaxOnDevice?(logits: Tensor): DeviceTokens;
+  /** Optional: `embed` of ids that {@link Backend.argmaxOnDevice} of this backend returned. */
+  embedOnDevice?(table: Weight, ids: DeviceTokens, out: Tensor): void;
 
   /** Bytes held now, by kind (weights, activations, KV caches). */
   memory(): { weights: number; activations: number; kvCache: number };

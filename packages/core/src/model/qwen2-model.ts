@@ -1,4 +1,5 @@
-import type { AttentionSpec, Backend, Tensor } from '../backend/types.js';
+import type { AttentionSpec, Backend, DeviceTokens, Tensor } from '../backend/types.js';
+import { BackendUsageError } from '../errors.js';
 import { layerWindow, type Qwen2ModelConfig } from './config.js';
 import { KVSequence } from './sequence.js';
 import type { LayerWeights, ModelWeights } from './weights.js';
@@ -89,6 +90,22 @@ export class Qwen2Model {
   }
 
   /**
+   * {@link forward} of tokens that the backend holds on its device: ids that its
+   * {@link Backend.argmaxOnDevice} picked from this model's logits, which the host need not have read
+   * yet (so they are in the vocabulary by construction, and not checked here). Greedy decoding records
+   * the next step this way while the device still computes the current one.
+   * @throws BackendUsageError when the backend cannot embed ids on its device, or there are more than a
+   * pass holds
+   * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
+   */
+  forwardOnDevice(seq: KVSequence, ids: DeviceTokens): Tensor {
+    if (!this.backend.embedOnDevice) throw new BackendUsageError(`forwardOnDevice: backend ${this.backend.info.name} has no embedOnDevice`);
+    if (ids.count < 1 || ids.count > this.maxChunk) throw new BackendUsageError(`forwardOnDevice: ${ids.count} tokens, expected 1 to ${this.maxChunk}`);
+    seq.ensureRoom(ids.count);
+    return this.pass(seq, ids, 'last');
+  }
+
+  /**
    * Appends `ids` to `seq` and returns the logits of every one of them, read back to the host.
    * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
    */
@@ -112,15 +129,16 @@ export class Qwen2Model {
   // ---- one pass -----------------------------------------------------------------------------------
 
   /** Runs one chunk through every layer; leaves the final hidden states (pre-norm) in `ws.x`. */
-  private layers(seq: KVSequence, ids: Int32Array): { x: Tensor; ws: Workspace } {
+  private layers(seq: KVSequence, ids: Int32Array | DeviceTokens): { x: Tensor; ws: Workspace } {
     const b = this.backend;
-    const T = ids.length;
+    const T = tokenCount(ids);
     const ws = this.workspace(T);
     const at = <X extends Tensor>(t: X): Tensor => (T === ws.rows ? t : b.view(t, 0, T));
     const x = at(ws.x);
     const act = { xn: at(ws.xn), q: at(ws.q), k: at(ws.k), v: at(ws.v), attn: at(ws.attn), o: at(ws.o), gate: at(ws.gate), up: at(ws.up) };
     const startPos = seq.length;
-    b.embed(this.weights.embed, ids, x);
+    if (ids instanceof Int32Array) b.embed(this.weights.embed, ids, x);
+    else b.embedOnDevice!(this.weights.embed, ids, x);
     this.inspect?.('embed', undefined, x);
     this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, seq, startPos, x, act));
     seq.length += T;
@@ -159,14 +177,15 @@ export class Qwen2Model {
   }
 
   /** One pass; with 'last', the logits of the chunk's last token land in `ws.logits`. */
-  private pass(seq: KVSequence, ids: Int32Array, logits: 'last' | 'none'): Tensor {
+  private pass(seq: KVSequence, ids: Int32Array | DeviceTokens, logits: 'last' | 'none'): Tensor {
     const b = this.backend;
-    b.beginPass(ids.length, seq.length);
+    const T = tokenCount(ids);
+    b.beginPass(T, seq.length);
     try {
       const { x, ws } = this.layers(seq, ids);
       if (logits === 'last') {
         // Only the last position's logits are needed: normalize that row alone.
-        b.copy(ids.length === 1 ? x : b.view(x, ids.length - 1, 1), ws.last);
+        b.copy(T === 1 ? x : b.view(x, T - 1, 1), ws.last);
         b.rmsNorm(ws.last, this.weights.norm, this.config.rmsNormEps, ws.last);
         this.inspect?.('final_norm', undefined, ws.last);
         b.matmul(ws.last, [this.weights.lmHead], [undefined], [ws.logits]);
@@ -247,4 +266,9 @@ export class Qwen2Model {
     for (const t of Object.values(tensors)) if (t) this.backend.free(t as Tensor);
     this.ws = undefined;
   }
+}
+
+/** Tokens of a pass, given on the host or held on the device. */
+function tokenCount(ids: Int32Array | DeviceTokens): number {
+  return ids instanceof Int32Array ? ids.length : ids.count;
 }

@@ -37,6 +37,12 @@ export interface ConformanceOptions {
    * 120 s). Software adapters (SwiftShader) need more for the full-vocabulary fixture.
    */
   modelTimeoutMs?: number;
+  /**
+   * The backend offers {@link Backend.argmaxOnDevice} and {@link Backend.embedOnDevice}: the per-op tests
+   * then check them against `argmax` and `embed`, and the whole-model tests decode the golden greedy
+   * continuations through them too. Without it the suite only checks that neither is offered alone.
+   */
+  deviceTokens?: boolean;
   /** @internal the candidate is the reference backend itself (no self-comparison). */
   isReference?: boolean;
 }
@@ -57,7 +63,7 @@ export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: ((
   const makeBackend = typeof a === 'string' ? (b as () => Promise<Backend>) : a;
   const options = (typeof a === 'string' ? c : (b as ConformanceOptions | undefined)) ?? {};
   describe(`conformance: ${name}`, () => {
-    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234));
+    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false));
     if (options.fixturesDir) {
       describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats, timeoutMs: options.modelTimeoutMs }, options.isReference ?? false));
     }

@@ -12,6 +12,8 @@ import { argmaxOf, maxAbsDiff } from './random.js';
 interface ModelOutputs {
   lastLogits: Float32Array[];
   greedy: number[][];
+  /** The same continuations decoded with device tokens (each step recorded before its token is read). */
+  greedyOnDevice?: number[][];
   allPositions: Float32Array[];
   incremental: Float32Array[];
   smallChunks: Float32Array;
@@ -42,6 +44,18 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
         }
         out.greedy.push(tokens);
         seq.free();
+        if (backend.argmaxOnDevice) {
+          const dseq = model.createSequence(s.input_ids.length + 16);
+          let drawn = backend.argmaxOnDevice(model.forward(dseq, s.input_ids));
+          const onDevice: number[] = [];
+          for (let i = 0; i < 16; i++) {
+            const ahead = i < 15 ? backend.argmaxOnDevice(model.forwardOnDevice(dseq, drawn)) : undefined;
+            onDevice.push((await drawn.ids())[0]!);
+            if (ahead) drawn = ahead;
+          }
+          (out.greedyOnDevice ??= []).push(onDevice);
+          dseq.free();
+        }
       }
       const ap = model.createSequence(g.all_positions.input_ids.length);
       out.allPositions = await model.forwardAll(ap, g.all_positions.input_ids);
@@ -186,6 +200,8 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
           const longest = g.sequences.reduce((a, b, j) => (b.input_ids.length > g.sequences[a]!.input_ids.length ? j : a), 0);
           check('7-token chunks vs one pass', got.smallChunks, got.lastLogits[longest]!, exact ? 1e-4 : MODEL_TOLERANCE.sameFormat[format]);
 
+          // Device tokens change when a step is recorded, not what it computes.
+          if (got.greedyOnDevice) expect(got.greedyOnDevice, `${name} ${format} greedy tokens through device tokens`).toEqual(got.greedy);
           const greedyMatches = g.sequences.map((s, i) => s.greedy_new_tokens.every((t, j) => got.greedy[i]![j] === t));
           if (exact) {
             g.sequences.forEach((s, i) => expect(got.greedy[i], `${name} ${format} greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens));

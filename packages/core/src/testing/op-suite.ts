@@ -41,9 +41,9 @@ function expectClose(what: string, got: Float32Array, want: Float32Array, tol: n
 
 /**
  * Registers the per-op conformance tests: every op of `candidate` against the reference backend on
- * seeded random shapes and values.
+ * seeded random shapes and values; with `deviceTokens`, argmaxOnDevice and embedOnDevice too.
  */
-export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number): void {
+export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number, deviceTokens = false): void {
   let cand: Backend;
   const ref = new ReferenceBackend();
   /** Runs the same work on both backends (inside one pass) and returns [candidate, reference]. */
@@ -395,6 +395,62 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         for (let i = 0; i < 8; i++) {
           const params = { ...base, ...v, uniform: rnd.uniform() };
           expect(await cand.sample(lc, params), JSON.stringify({ ...v, history: undefined, uniform: params.uniform })).toBe(await ref.sample(lr, params));
+        }
+      }
+    });
+  });
+
+  describe('device tokens', () => {
+    it(deviceTokens ? 'offers argmaxOnDevice and embedOnDevice' : 'offers neither argmaxOnDevice nor embedOnDevice alone', () => {
+      expect(typeof cand.argmaxOnDevice === 'function', 'argmaxOnDevice').toBe(typeof cand.embedOnDevice === 'function');
+      if (deviceTokens) expect(typeof cand.argmaxOnDevice).toBe('function');
+    });
+    if (!deviceTokens) return;
+    it('argmaxOnDevice picks what argmax picks, also when the logits are overwritten before the ids are read', async () => {
+      const rnd = new TestRandom(seed + 14);
+      const V = 1003;
+      const first = rnd.normals(3 * V);
+      first[V + 7] = 30; first[V + 900] = 30; // a tie: the first index
+      const second = rnd.normals(3 * V);
+      const want = [await ref.argmax(tensor(ref, 3, V, first)), await ref.argmax(tensor(ref, 3, V, second))];
+      const l = tensor(cand, 3, V, first);
+      const a = cand.argmaxOnDevice!(l);
+      // The next step's logits land in the same tensor before the first ids are read (pipelined decoding).
+      cand.write(l, second);
+      const b = cand.argmaxOnDevice!(l);
+      expect(a.count).toBe(3);
+      expect(Array.from(await b.ids())).toEqual(Array.from(want[1]!));
+      expect(Array.from(await a.ids())).toEqual(Array.from(want[0]!));
+      expect(await a.ids()).toBe(await a.ids());
+      const nan = new Float32Array(V).fill(NaN);
+      await expect(cand.argmaxOnDevice!(tensor(cand, 1, V, nan)).ids()).rejects.toThrow(RangeError);
+    });
+    it('embedOnDevice embeds the picked ids of every weight format, in a pass, before they are read', async () => {
+      const rnd = new TestRandom(seed + 15);
+      const V = 37;
+      for (const format of cand.info.formats) {
+        const cols = 64;
+        const host = hostWeight(format, V, cols, rnd.normals(V * cols, 0.5));
+        const logits = rnd.normals(2 * V);
+        const ids = await ref.argmax(tensor(ref, 2, V, logits));
+        const rw = await ref.uploadWeight(copyWeight(host), 'embed');
+        const want = tensor(ref, 2, cols);
+        ref.embed(rw, ids, want);
+        const w = await cand.uploadWeight(copyWeight(host), 'embed');
+        const out = tensor(cand, 2, cols);
+        const picked = cand.argmaxOnDevice!(tensor(cand, 2, V, logits));
+        cand.beginPass(2, 0);
+        cand.embedOnDevice!(w, picked, out);
+        cand.endPass();
+        expectClose(`embedOnDevice ${format}`, await cand.read(out), await ref.read(want), OP_TOLERANCE.exact);
+        expect(Array.from(await picked.ids())).toEqual(Array.from(ids));
+        // Ids another backend holds cannot be embedded here.
+        const foreign = ref.argmaxOnDevice(tensor(ref, 2, V, logits));
+        cand.beginPass(2, 0);
+        try {
+          expect(() => cand.embedOnDevice!(w, foreign, out)).toThrow(/another backend/);
+        } finally {
+          cand.endPass();
         }
       }
     });

@@ -1,5 +1,5 @@
 import type {
-  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '../types.js';
 import { BackendUsageError } from '../../errors.js';
 import { dequantizeRow, hostWeightBytes, rowDot, validateHostWeight } from '../../quant/host-weight.js';
@@ -280,6 +280,27 @@ export class ReferenceBackend implements Backend {
     return out;
   }
 
+  /** The ids are picked at once (there is no device to wait for); an all-NaN row rejects `ids()`. */
+  argmaxOnDevice(logits: Tensor): DeviceTokens {
+    const l = tensorOf(logits, 'argmaxOnDevice');
+    const ids = new Int32Array(l.rows);
+    let failure: unknown;
+    for (let r = 0; r < l.rows; r++) {
+      try {
+        ids[r] = argmax(l.data.subarray(r * l.cols, (r + 1) * l.cols));
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    return new RefDeviceTokens(this, l.rows, failure === undefined ? ids : undefined, failure);
+  }
+
+  embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
+    if (!(ids instanceof RefDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
+    if (!ids.known) throw new BackendUsageError('embedOnDevice: a row of the logits had no value to pick (all NaN)');
+    this.embed(table, ids.known, out);
+  }
+
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
     const l = tensorOf(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
@@ -340,5 +361,17 @@ function ownBuffers(w: HostWeight): HostWeight {
       return whole(w.scales) && whole(w.quants) ? w : { ...w, scales: w.scales.slice(), quants: w.quants.slice() };
     case 'q4_0':
       return whole(w.scales) && whole(w.quants) ? w : { ...w, scales: w.scales.slice(), quants: w.quants.slice() };
+  }
+}
+
+/** The reference backend's {@link DeviceTokens}: host ids, known when they are made (or the error). */
+class RefDeviceTokens implements DeviceTokens {
+  private readonly picked: Promise<Int32Array>;
+  constructor(readonly owner: ReferenceBackend, readonly count: number, readonly known: Int32Array | undefined, failure: unknown) {
+    this.picked = known ? Promise.resolve(known) : Promise.reject(failure);
+    this.picked.catch(() => {}); // observed through ids()
+  }
+  ids(): Promise<Int32Array> {
+    return this.picked;
   }
 }
