@@ -1,11 +1,11 @@
 import type {
-  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { acquireDevice, type AcquiredDevice } from './device.js';
 import { BackendUsageError, checkBeginPass, checkEndPass, checkLayer, checkTokenIds, dequantizeRow, expectShape, validateHostWeight, validateSamplingParams } from '@qwen2-ts/core';
 import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
 import { fillRows, paddedCols, rowBytes } from './host-weights.js';
-import { GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
+import { GpuDeviceTokens, GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
 import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
@@ -78,6 +78,8 @@ export class WebGPUBackend implements Backend {
   private readonly defs = new Map<string, KernelDef>();
   private results: Buf;
   private resultsUsed = 0;
+  /** Bumped when a larger results buffer replaces the last one (device tokens in the old one are gone). */
+  private resultsGeneration = 0;
   private attnScratch: Buf | undefined;
   private sampleScratch: Buf | undefined;
   private lost: WebGPUDeviceLostError | undefined;
@@ -251,12 +253,30 @@ export class WebGPUBackend implements Backend {
     const o = this.tensor(out, 'embed');
     expectShape(o, ids.length, w.cols, 'embed out');
     checkTokenIds(ids, w.rows);
-    const idsOff = this.rt.pushAux(ids);
+    this.recordEmbed(w, o, ids.length, this.rt.auxBuf, this.rt.pushAux(ids));
+  }
+
+  /**
+   * `embed` of ids that {@link argmaxOnDevice} left in the results buffer: the embedding kernel reads them
+   * there instead of from the aux arena. Ids outside the table (none from an argmax over this model's
+   * logits) leave their row unwritten; their `ids()` has already failed for an all-NaN row.
+   */
+  embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
+    if (!(ids instanceof GpuDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
+    const w = this.weight(table, 'embedOnDevice');
+    const o = this.tensor(out, 'embedOnDevice');
+    expectShape(o, ids.count, w.cols, 'embedOnDevice out');
+    if (ids.generation !== this.resultsGeneration) throw new BackendUsageError('embedOnDevice: the ids were overwritten (more rows were drawn at once than the results buffer held)');
+    this.recordEmbed(w, o, ids.count, ids.buf, ids.offset);
+  }
+
+  /** The embedding dispatches (one per weight chunk) of `T` ids read as u32 at `idsOff` of `idsBuf`. */
+  private recordEmbed(w: GpuWeight, o: GpuTensor, T: number, idsBuf: Buf, idsOff: number): void {
     const def = this.kernel(`embed:${w.format}`, () => embedKernel(w.format, this.f16));
-    const units = ids.length * (w.kp / 8);
+    const units = T * (w.kp / 8);
     for (const c of w.chunks) {
-      const bufs = [o.buf, c.data, this.rt.auxBuf];
-      this.rt.dispatchFlat(def, bufs, { T: ids.length, K: w.cols, Kp: w.kp, r0: c.r0, rows: c.rows, idsOff, oOff: o.offset }, Math.ceil(units / 64));
+      const bufs = [o.buf, c.data, idsBuf];
+      this.rt.dispatchFlat(def, bufs, { T, K: w.cols, Kp: w.kp, r0: c.r0, rows: c.rows, idsOff, oOff: o.offset }, Math.ceil(units / 64));
     }
   }
 
@@ -673,12 +693,24 @@ export class WebGPUBackend implements Backend {
   }
 
   async argmax(logits: Tensor): Promise<Int32Array> {
+    return this.argmaxOnDevice(logits).ids();
+  }
+
+  /**
+   * The argmax dispatch and the copy of its ids to a readback buffer, submitted with the pass before
+   * them; the ids stay in the results buffer for {@link embedOnDevice} of the next pass, which can be
+   * recorded and submitted before they are read.
+   */
+  argmaxOnDevice(logits: Tensor): DeviceTokens {
     const l = this.tensor(logits, 'argmax');
     const resOff = this.reserveResults(l.rows);
     this.rt.dispatch(this.kernel('argmax', argmaxKernel), [l.buf, this.results], { n: l.cols, off: l.offset, resOff }, l.rows);
-    const ids = new Int32Array(await this.readBack(this.results, resOff * 4, l.rows * 4));
-    for (const id of ids) if (id === (NO_TOKEN | 0)) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries`);
-    return ids;
+    const read = this.readBack(this.results, resOff * 4, l.rows * 4).then((bytes) => {
+      const ids = new Int32Array(bytes);
+      for (const id of ids) if (id === (NO_TOKEN | 0)) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries`);
+      return ids;
+    });
+    return new GpuDeviceTokens(this, l.rows, this.results, resOff, this.resultsGeneration, read);
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
@@ -777,6 +809,7 @@ export class WebGPUBackend implements Backend {
       if (n > this.results.size / 4) {
         this.rt.release(this.results);
         this.results = this.rt.createBuffer(n * 4, USAGE.STORAGE | USAGE.COPY_SRC, 'qwen2-ts results');
+        this.resultsGeneration++;
       }
     }
     const off = this.resultsUsed;

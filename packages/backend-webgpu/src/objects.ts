@@ -1,4 +1,4 @@
-import type { KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import type { DeviceTokens, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 
 /** A GPU buffer with a stable id (bind groups are cached by the ids of what they bind). */
 export interface Buf {
@@ -51,4 +51,24 @@ export class GpuTensor implements Tensor {
 export class GpuKVCache implements KVCache {
   freed = false;
   constructor(readonly spec: KVCacheSpec, readonly keys: readonly Buf[], readonly values: readonly Buf[], readonly bytes: number) {}
+}
+
+/**
+ * Token ids an argmax wrote to the results buffer (`count` u32 at `offset`), read back in the background.
+ * `generation` tells whether that buffer is still the results buffer (a larger one replaces it).
+ */
+export class GpuDeviceTokens implements DeviceTokens {
+  constructor(
+    readonly owner: object,
+    readonly count: number,
+    readonly buf: Buf,
+    readonly offset: number,
+    readonly generation: number,
+    private readonly read: Promise<Int32Array>,
+  ) {
+    read.catch(() => {}); // a rejection is the reader's to see, through ids()
+  }
+  ids(): Promise<Int32Array> {
+    return this.read;
+  }
 }
