@@ -78,7 +78,11 @@ export class WebGPUBackend implements Backend {
   private readonly defs = new Map<string, KernelDef>();
   private results: Buf;
   private resultsUsed = 0;
-  /** Bumped when a larger results buffer replaces the last one (device tokens in the old one are gone). */
+  /**
+   * Bumped by every use of the results buffer: an argmax or sample may write where earlier device tokens
+   * lie (the buffer is reused from its start when idle, and replaced when too small), so only the latest
+   * ids are embeddable.
+   */
   private resultsGeneration = 0;
   private attnScratch: Buf | undefined;
   private sampleScratch: Buf | undefined;
@@ -266,7 +270,7 @@ export class WebGPUBackend implements Backend {
     const w = this.weight(table, 'embedOnDevice');
     const o = this.tensor(out, 'embedOnDevice');
     expectShape(o, ids.count, w.cols, 'embedOnDevice out');
-    if (ids.generation !== this.resultsGeneration) throw new BackendUsageError('embedOnDevice: the ids were overwritten (more rows were drawn at once than the results buffer held)');
+    if (ids.generation !== this.resultsGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice, argmax or sample may have overwritten these ids (only the latest can be embedded)');
     this.recordEmbed(w, o, ids.count, ids.buf, ids.offset);
   }
 
@@ -802,6 +806,7 @@ export class WebGPUBackend implements Backend {
   }
 
   private reserveResults(n: number): number {
+    this.resultsGeneration++;
     if (!this.rt.pending) this.resultsUsed = 0;
     if (this.resultsUsed + n > this.results.size / 4) {
       this.rt.flush();
@@ -809,7 +814,6 @@ export class WebGPUBackend implements Backend {
       if (n > this.results.size / 4) {
         this.rt.release(this.results);
         this.results = this.rt.createBuffer(n * 4, USAGE.STORAGE | USAGE.COPY_SRC, 'qwen2-ts results');
-        this.resultsGeneration++;
       }
     }
     const off = this.resultsUsed;

@@ -55,7 +55,7 @@ export class GpuKVCache implements KVCache {
 
 /**
  * Token ids an argmax wrote to the results buffer (`count` u32 at `offset`), read back in the background.
- * `generation` tells whether that buffer is still the results buffer (a larger one replaces it).
+ * `generation` tells whether they are still there (any later use of the results buffer may overwrite them).
  */
 export class GpuDeviceTokens implements DeviceTokens {
   constructor(

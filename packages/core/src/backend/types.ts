@@ -222,7 +222,11 @@ export interface Backend {
    * step n, instead of leaving the device idle while the host reads a token and records the next step.
    */
   argmaxOnDevice?(logits: Tensor): DeviceTokens;
-  /** Optional: `embed` of ids that {@link Backend.argmaxOnDevice} of this backend returned. */
+  /**
+   * Optional: `embed` of the ids that this backend's latest {@link Backend.argmaxOnDevice} returned. A
+   * backend may keep only those (a later `argmaxOnDevice`, `argmax` or `sample` may overwrite them), so
+   * older ids, or another backend's, throw a `BackendUsageError`.
+   */
   embedOnDevice?(table: Weight, ids: DeviceTokens, out: Tensor): void;
 
   /** Bytes held now, by kind (weights, activations, KV caches). */

@@ -444,11 +444,13 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         cand.endPass();
         expectClose(`embedOnDevice ${format}`, await cand.read(out), await ref.read(want), OP_TOLERANCE.exact);
         expect(Array.from(await picked.ids())).toEqual(Array.from(ids));
-        // Ids another backend holds cannot be embedded here.
+        // Ids another backend holds, or older than the latest, cannot be embedded here.
         const foreign = ref.argmaxOnDevice(tensor(ref, 2, V, logits));
+        cand.argmaxOnDevice!(tensor(cand, 2, V, logits));
         cand.beginPass(2, 0);
         try {
           expect(() => cand.embedOnDevice!(w, foreign, out)).toThrow(/another backend/);
+          expect(() => cand.embedOnDevice!(w, picked, out)).toThrow(/later/);
         } finally {
           cand.endPass();
         }

@@ -17,6 +17,8 @@ const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
  * widened to f32 when an op reads it.
  */
 export class ReferenceBackend implements Backend {
+  /** Counts argmaxOnDevice calls: as on a device, only the latest ids can be embedded (see Backend.embedOnDevice). */
+  private tokenGeneration = 0;
   readonly info: BackendInfo = { name: 'js', device: 'reference (TypeScript, single thread)', formats: FORMATS, threads: 1 };
   private readonly weights = new Set<RefWeight>();
   private readonly tensors = new Set<RefTensor>();
@@ -292,11 +294,12 @@ export class ReferenceBackend implements Backend {
         failure ??= e;
       }
     }
-    return new RefDeviceTokens(this, l.rows, failure === undefined ? ids : undefined, failure);
+    return new RefDeviceTokens(this, l.rows, ++this.tokenGeneration, failure === undefined ? ids : undefined, failure);
   }
 
   embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
     if (!(ids instanceof RefDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
+    if (ids.generation !== this.tokenGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice replaced these ids (only the latest can be embedded)');
     if (!ids.known) throw new BackendUsageError('embedOnDevice: a row of the logits had no value to pick (all NaN)');
     this.embed(table, ids.known, out);
   }
@@ -367,7 +370,7 @@ function ownBuffers(w: HostWeight): HostWeight {
 /** The reference backend's {@link DeviceTokens}: host ids, known when they are made (or the error). */
 class RefDeviceTokens implements DeviceTokens {
   private readonly picked: Promise<Int32Array>;
-  constructor(readonly owner: ReferenceBackend, readonly count: number, readonly known: Int32Array | undefined, failure: unknown) {
+  constructor(readonly owner: ReferenceBackend, readonly count: number, readonly generation: number, readonly known: Int32Array | undefined, failure: unknown) {
     this.picked = known ? Promise.resolve(known) : Promise.reject(failure);
     this.picked.catch(() => {}); // observed through ids()
   }
