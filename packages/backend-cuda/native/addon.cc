@@ -193,6 +193,9 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   freeBuffer(c->gemm_scratch);
   freeBuffer(c->history);
   freeBuffer(c->result);
+  freeBuffer(c->tokens);
+  if (c->token_host) cudaFreeHost(c->token_host);
+  for (auto e : c->token_events) if (e) cudaEventDestroy(e);
   for (auto& b : c->retired) freeBuffer(b);
   cudaFree(c->pass_pos);
   cudaStreamDestroy(c->stream);
@@ -494,19 +497,69 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// argmax(ctx, logits, rows, cols) -> Int32Array (after all enqueued work)
-Napi::Value Argmax(const Napi::CallbackInfo& info) {
+// Makes the pinned readback ring hold `rows` ids per slot (keeping what its slots hold) and creates
+// the slots' events.
+bool ensureTokenRing(Napi::Env env, Context* c, int rows) {
+  if (!c->token_events[0]) {
+    for (auto& e : c->token_events) {
+      if (!ok(env, cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate")) return false;
+    }
+  }
+  if (rows <= c->token_rows) return true;
+  // Copies into the old ring may be in flight: let them land before moving the slots.
+  if (!ok(env, cudaStreamSynchronize(c->stream), "argmaxKeep (cudaStreamSynchronize)")) return false;
+  void* p = nullptr;
+  if (!ok(env, cudaMallocHost(&p, sizeof(int) * rows * Context::kTokenSlots), "cudaMallocHost")) return false;
+  int* ring = static_cast<int*>(p);
+  if (c->token_host) {
+    for (int s = 0; s < Context::kTokenSlots; s++) std::memcpy(ring + s * rows, c->token_host + s * c->token_rows, sizeof(int) * c->token_rows);
+    cudaFreeHost(c->token_host);
+  }
+  c->token_host = ring;
+  c->token_rows = rows;
+  return true;
+}
+
+// argmaxKeep(ctx, logits, rows, cols, slot) -> device address of the ids
+// The greedy ids of each row go to the context's token buffer, where the next pass's embed can read
+// them, and are copied to readback slot `slot` without waiting (readKept waits); -1 marks a row with
+// no orderable value.
+Napi::Value ArgmaxKeep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double a[4];
-  if (!nums(info, 4, a)) return env.Undefined();
+  double a[5];
+  if (!nums(info, 5, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
   if (!c) return env.Undefined();
   int rows = (int)a[2];
-  if (!ensure(env, c, c->result, rows * sizeof(int))) return env.Undefined();
-  if (!ok(env, launch_argmax(c->stream, ptr<const float>(a[1]), rows, (int)a[3], static_cast<int*>(c->result.ptr)), "argmax")) return env.Undefined();
+  int slot = (int)a[4];
+  if (rows < 1 || slot < 0 || slot >= Context::kTokenSlots) {
+    Napi::RangeError::New(env, "argmaxKeep: rows must be >= 1 and slot in 0.." + std::to_string(Context::kTokenSlots - 1)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!ensure(env, c, c->tokens, rows * sizeof(int)) || !ensureTokenRing(env, c, rows)) return env.Undefined();
+  int* ids = static_cast<int*>(c->tokens.ptr);
+  if (!ok(env, launch_argmax(c->stream, ptr<const float>(a[1]), rows, (int)a[3], ids), "argmax")) return env.Undefined();
+  if (!ok(env, cudaMemcpyAsync(c->token_host + slot * c->token_rows, ids, rows * sizeof(int), cudaMemcpyDeviceToHost, c->stream), "argmax (read back)")) return env.Undefined();
+  if (!ok(env, cudaEventRecord(c->token_events[slot], c->stream), "argmax (cudaEventRecord)")) return env.Undefined();
+  return Napi::Number::New(env, fromPtr(ids));
+}
+
+// readKept(ctx, slot, rows) -> Int32Array: waits for slot `slot`'s copy (not for later work) and returns it.
+Napi::Value ReadKept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double a[3];
+  if (!nums(info, 3, a)) return env.Undefined();
+  Context* c = ctxOf(env, a[0]);
+  if (!c) return env.Undefined();
+  int slot = (int)a[1];
+  int rows = (int)a[2];
+  if (slot < 0 || slot >= Context::kTokenSlots || rows < 1 || rows > c->token_rows) {
+    Napi::RangeError::New(env, "readKept: no ids kept in slot " + std::to_string(slot) + " for " + std::to_string(rows) + " rows").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!ok(env, cudaEventSynchronize(c->token_events[slot]), "argmax (cudaEventSynchronize)")) return env.Undefined();
   Napi::Int32Array out = Napi::Int32Array::New(env, rows);
-  if (!ok(env, cudaMemcpyAsync(out.Data(), c->result.ptr, rows * sizeof(int), cudaMemcpyDeviceToHost, c->stream), "argmax (read back)")) return env.Undefined();
-  if (!ok(env, cudaStreamSynchronize(c->stream), "argmax (cudaStreamSynchronize)")) return env.Undefined();
+  std::memcpy(out.Data(), c->token_host + slot * c->token_rows, rows * sizeof(int));
   return out;
 }
 
@@ -675,7 +728,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("swiglu", Napi::Function::New(env, Swiglu));
   exports.Set("add", Napi::Function::New(env, Add));
   exports.Set("copy", Napi::Function::New(env, Copy));
-  exports.Set("argmax", Napi::Function::New(env, Argmax));
+  exports.Set("argmaxKeep", Napi::Function::New(env, ArgmaxKeep));
+  exports.Set("readKept", Napi::Function::New(env, ReadKept));
   exports.Set("sample", Napi::Function::New(env, Sample));
   exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));
   exports.Set("endCapture", Napi::Function::New(env, EndCapture));

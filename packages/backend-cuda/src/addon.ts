@@ -31,7 +31,7 @@ export const GEMM_ONE_K_RANGE = 2;
 
 /**
  * The functions of the native addon (native/addon.cc). Device pointers travel as numbers. Ops are
- * enqueued on the context's stream; only `download`, `argmax`, `sample` and `sync` wait for the device.
+ * enqueued on the context's stream; only `download`, `readKept`, `sample` and `sync` wait for the device.
  * Weights are passed as five numbers: data pointer, scales pointer (0 unless quantized), format code
  * ({@link FORMAT_CODE}), rows, cols. `usePassPos = 1` makes a position relative to the pass start
  * stored on the device by `setPassPos`, so that a captured CUDA graph serves every decode step.
@@ -72,7 +72,14 @@ export interface NativeAddon {
   swiglu(ctx: number, gate: number, up: number, out: number, n: number): void;
   add(ctx: number, a: number, b: number, out: number, n: number): void;
   copy(ctx: number, src: number, dst: number, bytes: number): void;
-  argmax(ctx: number, logits: number, rows: number, cols: number): Int32Array;
+  /**
+   * Greedy ids of each row (-1: no orderable value) into the context's token buffer, which the next
+   * pass's embed may read, and their copy into readback slot `slot` (0..3), not waited for.
+   * @returns the device address of the ids
+   */
+  argmaxKeep(ctx: number, logits: number, rows: number, cols: number, slot: number): number;
+  /** Waits for readback slot `slot`'s copy (not for work enqueued after it) and returns its `rows` ids. */
+  readKept(ctx: number, slot: number, rows: number): Int32Array;
   /** `params`: temperature, topK, topP, minP, repetition, presence, frequency penalties, uniform, serial history (0/1). */
   sample(ctx: number, logits: number, n: number, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array): number;
   beginCapture(ctx: number): void;

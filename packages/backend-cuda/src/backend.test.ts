@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AttentionSpec, SamplingParams } from '@qwen2-ts/core';
+import type { AttentionSpec, DeviceTokens, SamplingParams } from '@qwen2-ts/core';
 import { attentionKeyCapacity, CudaBackend } from './backend.js';
 import { CudaOutOfMemoryError } from './errors.js';
 import { fakeAddon } from './fake-addon.js';
@@ -274,8 +274,50 @@ describe('CudaBackend ops', () => {
     expect(n.calls[2]!.args[3]).toEqual(Float32Array.of(1, 2));
   });
 
+  it('keeps greedy ids on the device: the next pass embeds them from the token buffer, graphs replay, slots are read before reuse', async () => {
+    const tokenBuffer = 0x7e0000000000;
+    const n = fakeAddon({ readKept: (ctx, slot, rows) => {
+      n.calls.push({ fn: 'readKept', args: [ctx, slot, rows] });
+      return Int32Array.of(100 + slot);
+    } });
+    const b = new CudaBackend(n, n.init(0), 0);
+    const fns = (): string[] => n.calls.map((c) => c.fn);
+    const table = await b.uploadWeight({ format: 'f32', rows: 8, cols: 4, data: new Float32Array(32) }, 'embed');
+    const [logits, out] = [b.alloc(1, 8), b.alloc(1, 4)];
+    const tokens: DeviceTokens[] = [];
+    for (let i = 0; i < 6; i++) {
+      n.calls.length = 0;
+      const t = b.argmaxOnDevice(logits);
+      tokens.push(t);
+      expect(n.calls.find((c) => c.fn === 'argmaxKeep')!.args.slice(2), `step ${i}`).toEqual([1, 8, i % 4]);
+      // Slot 0 is taken again at step 4: the ids it held (step 0's, never read) are read out first.
+      expect(fns().filter((f) => f === 'readKept' || f === 'argmaxKeep'), `step ${i}`).toEqual(i >= 4 ? ['readKept', 'argmaxKeep'] : ['argmaxKeep']);
+      b.beginPass(1, i);
+      b.embedOnDevice(table, t, out);
+      b.endPass();
+      if (i === 0) {
+        expect(n.calls.find((c) => c.fn === 'embed')!.args.slice(6, 8)).toEqual([tokenBuffer, 1]);
+        expect(fns()).not.toContain('upload');
+      }
+    }
+    // The embed reads the token buffer (no host upload): the second pass is captured, later ones replay.
+    expect(b.passStats).toEqual({ eager: 1, captured: 1, replayed: 4, fused: 0 });
+    n.calls.length = 0;
+    expect(Array.from(await tokens[0]!.ids())).toEqual([100]); // read out when slot 0 was reused
+    expect(fns()).toEqual([]);
+    expect(Array.from(await tokens[5]!.ids())).toEqual([101]);
+    expect(n.calls).toEqual([{ fn: 'readKept', args: [0, 1, 1] }]);
+    expect(await tokens[5]!.ids()).toBe(await tokens[5]!.ids());
+    // Only the latest ids are still on the device; another backend's are not embeddable here.
+    b.beginPass(1, 6);
+    expect(() => b.embedOnDevice(table, tokens[4]!, out)).toThrow(/later argmaxOnDevice/);
+    expect(() => b.embedOnDevice(table, { count: 1, ids: async () => Int32Array.of(1) }, out)).toThrow(/another backend/);
+    expect(() => b.embedOnDevice(table, tokens[5]!, b.alloc(2, 4))).toThrow(/embedOnDevice out/);
+    b.endPass();
+  });
+
   it('argmax and sample report all-NaN rows as RangeError and validate parameters', async () => {
-    const n = fakeAddon({ argmax: (_c, _p, rows) => Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : 0)), sample: () => -1 });
+    const n = fakeAddon({ readKept: (_c, _s, rows) => Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : 0)), sample: () => -1 });
     const b = new CudaBackend(n, n.init(0), 0);
     await expect(b.argmax(b.alloc(2, 5))).rejects.toThrow(/row 1/);
     const params: SamplingParams = {

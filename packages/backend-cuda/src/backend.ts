@@ -1,11 +1,11 @@
 import type {
-  AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
+  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
 } from '@qwen2-ts/core';
 import { GEMM_ONE_K_RANGE, GEMM_ROUND_X16, type NativeAddon, type NativeDeviceInfo } from './addon.js';
 import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
 import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropeEpilogueFor, ropePairFor, ropeStartsAt, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
-import { cacheOf, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
+import { cacheOf, CudaDeviceTokens, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
 import { PassScheduler, type FusedWork, type PassStats, type RecordedOp } from './pass.js';
 import { deviceHistory, packSamplingParams, validateSamplingParams } from './sampling.js';
 import { CUDA_FORMATS, deviceWeightLayout, FORMAT_CODE, validateHostWeight, weightParts } from './weights.js';
@@ -103,6 +103,11 @@ export class CudaBackend implements Backend {
   private splitK = true;
   /** Id slots used by embeds recorded in the open pass (each gets its own, so replays can fill all). */
   private idsUsed = 0;
+  /** The readback slot the next argmaxOnDevice takes, and what each slot holds (see argmaxOnDevice). */
+  private tokenSlot = 0;
+  private readonly slotTokens: (CudaDeviceTokens | undefined)[] = [undefined, undefined, undefined, undefined];
+  /** Counts argmaxOnDevice calls: only the latest one's ids are still in the token buffer. */
+  private tokenGeneration = 0;
   private disposed = false;
 
   /**
@@ -447,12 +452,49 @@ export class CudaBackend implements Backend {
   }
 
   async argmax(logits: Tensor): Promise<Int32Array> {
+    return this.argmaxOnDevice(logits).ids();
+  }
+
+  /**
+   * Runs what is pending, then the argmax kernel into the context's token buffer and the ids' copy into
+   * one of 4 pinned readback slots, without waiting: the next pass (its embed reading that buffer) can
+   * be launched before `ids()` waits for this copy alone.
+   */
+  argmaxOnDevice(logits: Tensor): DeviceTokens {
     const l = tensorOf(logits, 'argmax');
     this.flush();
-    const out = native(() => this.n.argmax(this.ctx, l.ptr, l.rows, l.cols));
-    const bad = out.indexOf(-1);
-    if (bad >= 0) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries of row ${bad}`);
-    return out;
+    const slot = this.tokenSlot;
+    // A slot's last ids are read out before the slot takes new ones.
+    this.slotTokens[slot]?.settle();
+    const ptr = native(() => this.n.argmaxKeep(this.ctx, l.ptr, l.rows, l.cols, slot));
+    this.tokenSlot = (slot + 1) % this.slotTokens.length;
+    const rows = l.rows;
+    const t = new CudaDeviceTokens(this, rows, ptr, slot, ++this.tokenGeneration, () => native(() => this.n.readKept(this.ctx, slot, rows)), (raw) => {
+      const bad = raw.indexOf(-1);
+      if (bad >= 0) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries of row ${bad}`);
+      return raw;
+    });
+    this.slotTokens[slot] = t;
+    return t;
+  }
+
+  /**
+   * `embed` of the ids the latest {@link argmaxOnDevice} left in the token buffer (an earlier call's are
+   * overwritten there). The embedding kernel reads them when the pass runs: in a captured decode graph
+   * too, since the buffer's address is part of the pass's key.
+   */
+  embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
+    if (!(ids instanceof CudaDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
+    if (ids.generation !== this.tokenGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice overwrote these ids on the device (only the latest can be embedded)');
+    const w = weightOf(table, 'embedOnDevice');
+    const o = tensorOf(out, 'embedOnDevice out');
+    expectShape(o, ids.count, w.cols, 'embedOnDevice out');
+    const wa = w.args();
+    this.submit({
+      key: `embed(w${w.id},${ids.count},${o.key},device ${ids.ptr})`,
+      capturable: true,
+      run: () => this.n.embed(this.ctx, ...wa, ids.ptr, ids.count, o.ptr),
+    });
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {

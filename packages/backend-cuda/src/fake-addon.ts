@@ -57,8 +57,12 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
     swiglu: record('swiglu'),
     add: record('add'),
     copy: record('copy'),
-    argmax: (ctx, logits, rows, cols) => {
-      calls.push({ fn: 'argmax', args: [ctx, logits, rows, cols] });
+    argmaxKeep: (ctx, logits, rows, cols, slot) => {
+      calls.push({ fn: 'argmaxKeep', args: [ctx, logits, rows, cols, slot] });
+      return 0x7e0000000000;
+    },
+    readKept: (ctx, slot, rows) => {
+      calls.push({ fn: 'readKept', args: [ctx, slot, rows] });
       return new Int32Array(rows);
     },
     sample: (...args) => {

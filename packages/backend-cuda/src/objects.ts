@@ -1,4 +1,4 @@
-import type { KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import type { DeviceTokens, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 import { BackendUsageError } from '@qwen2-ts/core';
 
 let nextId = 1;
@@ -105,3 +105,34 @@ export function cacheOf(c: KVCache, what: string): CudaKVCache {
   return c;
 }
 
+
+/**
+ * Ids an argmax kept on the device (the CUDA backend's `argmaxOnDevice`): at `ptr` until the next
+ * argmax overwrites them (`generation` tells), and in readback slot `slot` until they are read.
+ */
+export class CudaDeviceTokens implements DeviceTokens {
+  private cached: Promise<Int32Array> | undefined;
+  private raw: Int32Array | undefined;
+  constructor(
+    readonly owner: object,
+    readonly count: number,
+    readonly ptr: number,
+    readonly slot: number,
+    readonly generation: number,
+    /** Waits for the slot's copy and returns the ids as the kernel wrote them (-1: no orderable value). */
+    private readonly readSlot: () => Int32Array,
+    /** The ids `ids()` resolves to, or a throw for a row without a choice. */
+    private readonly check: (raw: Int32Array) => Int32Array,
+  ) {}
+  /** Reads the ids out of their slot now, unless already read (before the slot is reused). */
+  settle(): void {
+    this.raw ??= this.readSlot();
+  }
+  ids(): Promise<Int32Array> {
+    this.cached ??= Promise.resolve().then(() => {
+      this.settle();
+      return this.check(this.raw!);
+    });
+    return this.cached;
+  }
+}

@@ -19,7 +19,7 @@ const fixturesDir = resolve(opt('--fixtures') ?? 'fixtures');
 const reference = args.includes('--reference');
 
 if (reference) {
-  runConformanceSuite('reference (harness check)', async () => new ReferenceBackend(), { fixturesDir, isReference: true, models: opt('--models')?.split(',') });
+  runConformanceSuite('reference (harness check)', async () => new ReferenceBackend(), { fixturesDir, isReference: true, deviceTokens: true, models: opt('--models')?.split(',') });
 } else {
   const a = cudaAvailability();
   if (!a.available) {
@@ -37,7 +37,7 @@ if (reference) {
       process.exit(3);
     }
   }
-  runConformanceSuite(pdl ? 'cuda (programmatic dependent launch)' : 'cuda', () => cudaBackend({ programmaticDependentLaunch: pdl }), { fixturesDir, models: opt('--models')?.split(','), formats: opt('--formats')?.split(',') });
+  runConformanceSuite(pdl ? 'cuda (programmatic dependent launch)' : 'cuda', () => cudaBackend({ programmaticDependentLaunch: pdl }), { fixturesDir, models: opt('--models')?.split(','), formats: opt('--formats')?.split(','), deviceTokens: true });
 }
 const counts = await run({ filter: opt('--filter') });
 process.exit(counts.failed > 0 ? 1 : 0);
