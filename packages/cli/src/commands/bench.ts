@@ -38,9 +38,9 @@ export const benchCommand: Command = {
   summary: 'prefill / decode speed and memory as JSON',
   usage: 'qwen2 bench --model DIR --prompt-tokens P --gen-tokens G [--repeats N] [--json]',
   description:
-    'Loads the model, then runs a P-token prefill and G decode steps (EOS ignored) --repeats times after\n' +
-    '--warmup runs, and prints the medians: {"backend","dtype","threads","load_ms","prefill_tokens_per_s",\n' +
-    '"decode_tokens_per_s","time_to_first_token_ms","peak_rss_bytes","weights_bytes"}.',
+    'Loads the model, then runs a P-token prefill and G greedy decode steps (EOS ignored, no repetition\n' +
+    'penalty) --repeats times after --warmup runs, and prints the medians: {"backend","dtype","threads",\n' +
+    '"load_ms","prefill_tokens_per_s","decode_tokens_per_s","time_to_first_token_ms","peak_rss_bytes","weights_bytes"}.',
   flags: {
     ...MODEL_FLAGS,
     'prompt-tokens': { type: 'string', value: 'P', help: 'prompt length in tokens (default 128)' },
@@ -61,8 +61,11 @@ export const benchCommand: Command = {
     const loaded = await loadModel(flags, status);
     try {
       const { model } = loaded;
-      // G decode steps follow the token the prefill yields: G + 1 new tokens.
-      const options = { maxNewTokens: genTokens + 1, temperature: 0, ignoreEos: true };
+      // G decode steps follow the token the prefill yields: G + 1 new tokens. Plain greedy decoding: no
+      // repetition penalty from the model's generation_config (Instruct models set one), so that base and
+      // Instruct checkpoints time the same work, and backends that keep the greedy token on the device
+      // (core's device tokens) run the way greedy generation runs on them.
+      const options = { maxNewTokens: genTokens + 1, temperature: 0, repetitionPenalty: 1, ignoreEos: true };
       const runs: GenerationResult[] = [];
       for (let i = 0; i < warmup + repeats; i++) {
         status.draw([{ label: i < warmup ? 'warmup' : 'bench runs', done: i < warmup ? i : i - warmup, total: i < warmup ? warmup : repeats }], true);
