@@ -316,6 +316,34 @@ describe('CudaBackend ops', () => {
     b.endPass();
   });
 
+  it('does not replay a decode graph whose embed read a token buffer that has since moved', async () => {
+    // The native token buffer grows (to a new address) when more rows are drawn at once than before.
+    let held = 0;
+    let address = 0x7e0000000000;
+    const n = fakeAddon({ argmaxKeep: (ctx, logits, rows, cols, slot) => {
+      n.calls.push({ fn: 'argmaxKeep', args: [ctx, logits, rows, cols, slot] });
+      if (rows > held) [held, address] = [rows, address + 0x10000];
+      return address;
+    } });
+    const b = new CudaBackend(n, n.init(0), 0);
+    const table = await b.uploadWeight({ format: 'f32', rows: 8, cols: 4, data: new Float32Array(32) }, 'embed');
+    const out = b.alloc(1, 4);
+    const step = (pos: number): number => {
+      const t = b.argmaxOnDevice(b.alloc(1, 8));
+      n.calls.length = 0;
+      b.beginPass(1, pos);
+      b.embedOnDevice(table, t, out);
+      b.endPass();
+      const embed = n.calls.find((c) => c.fn === 'embed');
+      return embed ? (embed.args[6] as number) : -1;
+    };
+    for (let i = 0; i < 3; i++) step(i); // eager, captured, replayed
+    expect(b.passStats).toMatchObject({ eager: 1, captured: 1, replayed: 1 });
+    b.argmaxOnDevice(b.alloc(3, 8)); // the buffer moves
+    expect(step(3)).toBe(address); // a new pass key: run (and captured) again, reading the new address
+    expect(b.passStats).toMatchObject({ eager: 2, replayed: 1 });
+  });
+
   it('argmax and sample report all-NaN rows as RangeError and validate parameters', async () => {
     const n = fakeAddon({ readKept: (_c, _s, rows) => Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : 0)), sample: () => -1 });
     const b = new CudaBackend(n, n.init(0), 0);
