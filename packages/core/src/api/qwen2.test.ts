@@ -6,7 +6,7 @@ import { ContextOverflowError } from '../errors.js';
 import { loadFixture, type Fixture } from '../testing/fixtures.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { Qwen2 } from './qwen2.js';
-import type { DeviceTokens, Tensor } from '../backend/types.js';
+import type { DeviceTokens, SamplingParams, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { GenerateOptions, GenerationChunk } from './types.js';
 
@@ -106,18 +106,23 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     expect(short.finishReason).toBe('length');
   });
 
-  it('decodes greedily with device tokens as without them, taking back the step recorded past the end', async () => {
-    // The reference backend offers argmaxOnDevice, so greedy generation records each step before the
-    // token it embeds is read; a backend without it runs one step after the other.
+  it('decodes with device tokens as without them, taking back the step recorded past the end', async () => {
+    // The reference backend offers device tokens, so generation records each step before the token it
+    // embeds is read; a backend without them runs one step after the other.
     class Counting extends ReferenceBackend {
       onDevice = 0;
+      sampledOnDevice = 0;
       override argmaxOnDevice(logits: Tensor): DeviceTokens {
         this.onDevice++;
         return super.argmaxOnDevice(logits);
       }
+      override sampleOnDevice(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens {
+        this.sampledOnDevice++;
+        return super.sampleOnDevice(logits, params, previous);
+      }
     }
     const counting = new Counting();
-    const serialBackend = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined });
+    const serialBackend = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined, sampleOnDevice: undefined });
     const piped = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: counting });
     const serial = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: serialBackend });
     // The cache holds exactly the tokens the model has seen: a step recorded ahead and not used is gone.
@@ -157,11 +162,27 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
       for await (const c of stream) if (c.tokenId >= 0 && ++n === 2) controller.abort();
       expect((await stream.result).ids).toEqual(greedy.slice(0, 2));
       inSync(piped);
-      // Sampling (or penalties) needs the host's token for each draw: no device tokens.
-      counting.onDevice = 0;
-      await piped.generate(s.input_ids, { temperature: 0.7, seed: 1, maxNewTokens: 4, ignoreEos: true });
-      await piped.generate(s.input_ids, { temperature: 0, repetitionPenalty: 1.2, maxNewTokens: 4, ignoreEos: true });
-      expect(counting.onDevice).toBe(0);
+      // Sampling and penalties draw on the device too, each draw counting the token before it (not yet
+      // read by the host) in its history: the same tokens as step by step, for the same seed.
+      const sampled: GenerateOptions[] = [
+        { temperature: 0.9, seed: 1 },
+        { temperature: 0, repetitionPenalty: 1.5 },
+        { temperature: 0.8, topK: 20, topP: 0.9, repetitionPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.5, seed: 3 },
+      ];
+      for (const options of sampled) {
+        counting.onDevice = 0;
+        counting.sampledOnDevice = 0;
+        const want = await serial.generate(s.input_ids, { maxNewTokens: 12, ignoreEos: true, ...options });
+        const got = await piped.generate(s.input_ids, { maxNewTokens: 12, ignoreEos: true, ...options });
+        expect(got.ids, JSON.stringify(options)).toEqual(want.ids);
+        expect([counting.onDevice, counting.sampledOnDevice], JSON.stringify(options)).toEqual([0, 12]);
+        inSync(piped);
+      }
+      // A penalty strong enough to change the greedy continuation: the device history must hold the
+      // token drawn last, or the two would part at the first repeat.
+      const plain = await serial.generate(s.input_ids, { temperature: 0, maxNewTokens: 12, ignoreEos: true });
+      const penalized = await piped.generate(s.input_ids, { temperature: 0, repetitionPenalty: 1.5, maxNewTokens: 12, ignoreEos: true });
+      expect(penalized.ids).not.toEqual(plain.ids);
     } finally {
       await piped.dispose();
       await serial.dispose();

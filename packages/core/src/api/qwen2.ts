@@ -252,12 +252,16 @@ export class Qwen2 {
     else if (maxNew > 0) {
       const b = this.backend;
       const greedy = sampling.temperature === 0 && sampling.repetitionPenalty === 1 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0;
-      // Greedy decoding on a backend that keeps the picked token on its device records each step before
-      // the host has read the token it embeds, so the device runs step n+1 while the host reads and
-      // emits token n. A step recorded ahead of a token that ends the generation is taken back.
-      const onDevice = greedy && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined;
+      // On a backend that keeps the drawn token on its device, each step is recorded before the host has
+      // read the token it embeds, so the device runs step n+1 while the host reads and emits token n. A
+      // draw made before the host has its previous token counts that token in its history on the device.
+      // A step recorded ahead of a token that ends the generation is taken back.
+      const onDevice = b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
+      const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
+        ? b.argmaxOnDevice!(from)
+        : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
       let logits = this.prefill(ids);
-      let drawn = onDevice ? b.argmaxOnDevice!(logits) : undefined;
+      let drawn = onDevice ? draw(logits) : undefined;
       let ahead: DeviceTokens | undefined;
       const takeBackAhead = (): void => {
         if (!ahead) return;
@@ -269,7 +273,7 @@ export class Qwen2 {
         let next: number;
         if (drawn) {
           if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
-            ahead = b.argmaxOnDevice!(this.model.forwardOnDevice(this.seq, drawn));
+            ahead = draw(this.model.forwardOnDevice(this.seq, drawn), drawn);
           }
           next = (await drawn.ids())[0]!;
         } else {
@@ -308,7 +312,7 @@ export class Qwen2 {
           ahead = undefined;
         } else {
           logits = this.model.forward(this.seq, [next]);
-          if (onDevice) drawn = b.argmaxOnDevice!(logits);
+          if (onDevice) drawn = draw(logits);
         }
         this.cached.push(next);
         decodePasses++;

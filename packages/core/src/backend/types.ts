@@ -228,6 +228,14 @@ export interface Backend {
    * older ids, or another backend's, throw a `BackendUsageError`.
    */
   embedOnDevice?(table: Weight, ids: DeviceTokens, out: Tensor): void;
+  /**
+   * Optional (with the two above): `sample` whose token stays on the device like
+   * {@link Backend.argmaxOnDevice}'s. `previous` (one id, from this backend's latest `argmaxOnDevice` or
+   * `sampleOnDevice`) is the token drawn last that the host has not read yet: it counts as one more
+   * occurrence in `params.history`. So sampled decoding, penalties included, can record step n+1 before
+   * it reads token n, as greedy decoding does.
+   */
+  sampleOnDevice?(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens;
 
   /** Bytes held now, by kind (weights, activations, KV caches). */
   memory(): { weights: number; activations: number; kvCache: number };

@@ -26,3 +26,20 @@ export class TokenHistory {
     return { ids, counts };
   }
 }
+
+/** `history` with one more occurrence of `id` (a new entry when it has none). */
+export function withOccurrence(history: SamplingParams['history'], id: number): SamplingParams['history'] {
+  const at = history.ids.indexOf(id);
+  if (at >= 0) {
+    const counts = history.counts.slice();
+    counts[at]! += 1;
+    return { ids: history.ids, counts };
+  }
+  const ids = new Int32Array(history.ids.length + 1);
+  const counts = new Int32Array(history.counts.length + 1);
+  ids.set(history.ids);
+  counts.set(history.counts);
+  ids[history.ids.length] = id;
+  counts[history.counts.length] = 1;
+  return { ids, counts };
+}

@@ -43,6 +43,11 @@ export interface ConformanceOptions {
    * continuations through them too. Without it the suite only checks that neither is offered alone.
    */
   deviceTokens?: boolean;
+  /**
+   * The backend also offers {@link Backend.sampleOnDevice}: the per-op tests check its draws against
+   * `sample` with the previous device token counted in the history.
+   */
+  deviceSampling?: boolean;
   /** @internal the candidate is the reference backend itself (no self-comparison). */
   isReference?: boolean;
 }
@@ -63,7 +68,7 @@ export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: ((
   const makeBackend = typeof a === 'string' ? (b as () => Promise<Backend>) : a;
   const options = (typeof a === 'string' ? c : (b as ConformanceOptions | undefined)) ?? {};
   describe(`conformance: ${name}`, () => {
-    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false));
+    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false, options.deviceSampling ?? false));
     if (options.fixturesDir) {
       describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats, timeoutMs: options.modelTimeoutMs }, options.isReference ?? false));
     }

@@ -6,6 +6,7 @@ import { quantizeQ8_0 } from '../quant/q8_0.js';
 import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
 import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
 import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
+import { withOccurrence } from '../sampling/history.js';
 
 /** A host weight of `format` from f32 values (rounded or quantized the way the loader would). */
 export function hostWeight(format: WeightFormat, rows: number, cols: number, values: Float32Array): HostWeight {
@@ -41,9 +42,10 @@ function expectClose(what: string, got: Float32Array, want: Float32Array, tol: n
 
 /**
  * Registers the per-op conformance tests: every op of `candidate` against the reference backend on
- * seeded random shapes and values; with `deviceTokens`, argmaxOnDevice and embedOnDevice too.
+ * seeded random shapes and values; with `deviceTokens`, argmaxOnDevice and embedOnDevice too, and with
+ * `deviceSampling` sampleOnDevice.
  */
-export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number, deviceTokens = false): void {
+export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number, deviceTokens = false, deviceSampling = false): void {
   let cand: Backend;
   const ref = new ReferenceBackend();
   /** Runs the same work on both backends (inside one pass) and returns [candidate, reference]. */
@@ -455,6 +457,67 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
           cand.endPass();
         }
       }
+    });
+  });
+
+  describe('sampling on the device', () => {
+    it(deviceSampling ? 'offers sampleOnDevice' : 'offers no sampleOnDevice', () => {
+      expect(typeof cand.sampleOnDevice === 'function').toBe(deviceSampling);
+    });
+    if (!deviceSampling) return;
+    it('sampleOnDevice draws what sample draws, counting the previous device token in the history', async () => {
+      const rnd = new TestRandom(seed + 16);
+      const V = 999;
+      const history = { ids: Int32Array.from([3, 17, 500]), counts: Int32Array.from([1, 4, 2]) };
+      const base: SamplingParams = { temperature: 1, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, history, uniform: 0 };
+      const variants: Partial<SamplingParams>[] = [
+        { temperature: 0, repetitionPenalty: 1.3 }, {}, { temperature: 0.7, topK: 40, presencePenalty: 1.5, frequencyPenalty: 0.5 },
+        { temperature: 0.5, topP: 0.9, minP: 0.05, repetitionPenalty: 1.1 },
+      ];
+      // A row whose argmax is `id`: the previous token, drawn on the device and not yet read.
+      const peakAt = (b: Backend, id: number): Tensor => {
+        const row = rnd.normals(V);
+        row[id] = 50;
+        return tensor(b, 1, V, row);
+      };
+      for (const v of variants) {
+        // The previous token in the history (17), not in it (42), or none.
+        for (const prev of [17, 42, -1]) {
+          const l = rnd.normals(V, 3);
+          // The logits of the previous token's peak dominate, so its penalty changes the draw.
+          l[17] = 8; l[42] = 8.5; l[3] = 7;
+          const params = { ...base, ...v, uniform: rnd.uniform() };
+          const want = await ref.sample(tensor(ref, 1, V, l), { ...params, history: prev >= 0 ? withOccurrence(history, prev) : history });
+          const previous = prev >= 0 ? cand.argmaxOnDevice!(peakAt(cand, prev)) : undefined;
+          const got = cand.sampleOnDevice!(tensor(cand, 1, V, l), params, previous);
+          expect(Array.from(await got.ids()), `${JSON.stringify({ ...v, uniform: params.uniform })} after ${prev}`).toEqual([want]);
+        }
+      }
+      // Greedy with a frequency penalty, where one more occurrence decides: the previous token listed in
+      // the history (17, 4 times: 10 - 0.5 * 5 < 7.6) and not listed (42: 10 - 0.5 * 1 < 9.6).
+      for (const [prev, top, runnerUp] of [[17, 10, 7.6], [42, 10, 9.6]] as const) {
+        const l = new Float32Array(V).fill(-5);
+        l[prev] = top;
+        l[99] = runnerUp;
+        const params = { ...base, temperature: 0, frequencyPenalty: 0.5 };
+        expect(await ref.sample(tensor(ref, 1, V, l), { ...params, history: withOccurrence(history, prev) })).toBe(99);
+        const got = cand.sampleOnDevice!(tensor(cand, 1, V, l), params, cand.argmaxOnDevice!(peakAt(cand, prev)));
+        expect(Array.from(await got.ids()), `frequency penalty after ${prev}`).toEqual([99]);
+        expect(Array.from(await cand.sampleOnDevice!(tensor(cand, 1, V, l), params).ids()), `no previous token (${prev})`).toEqual([prev === 17 ? 17 : 42]);
+      }
+      // Chained as in decoding: each draw's token counted in the next draw.
+      const chain = { ...base, temperature: 0, repetitionPenalty: 2, history: { ids: new Int32Array(0), counts: new Int32Array(0) } };
+      const flat = new Float32Array(V).fill(1);
+      flat[5] = 1.5; flat[6] = 1.4;
+      const first = cand.sampleOnDevice!(tensor(cand, 1, V, flat), chain);
+      const second = cand.sampleOnDevice!(tensor(cand, 1, V, flat), chain, first);
+      // 5 wins first; counted once (penalty 2: 1.5 -> 0.75), 6 wins next.
+      expect([...(await first.ids()), ...(await second.ids())]).toEqual([5, 6]);
+      // Only the latest device token can be counted; two rows cannot.
+      const stale = cand.argmaxOnDevice!(peakAt(cand, 1));
+      cand.argmaxOnDevice!(peakAt(cand, 2));
+      expect(() => cand.sampleOnDevice!(tensor(cand, 1, V, flat), chain, stale)).toThrow(/later/);
+      expect(() => cand.sampleOnDevice!(tensor(cand, 2, V), chain)).toThrow(/one row/);
     });
   });
 

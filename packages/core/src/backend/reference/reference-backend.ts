@@ -3,7 +3,8 @@ import type {
 } from '../types.js';
 import { BackendUsageError } from '../../errors.js';
 import { dequantizeRow, hostWeightBytes, rowDot, validateHostWeight } from '../../quant/host-weight.js';
-import { sampleFromLogits } from '../../sampling/sample.js';
+import { sampleFromLogits, validateSamplingParams } from '../../sampling/sample.js';
+import { withOccurrence } from '../../sampling/history.js';
 import { argmax } from '../../argmax.js';
 import { cacheOf, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from './objects.js';
 import { checkBeginPass, checkEndPass, checkLayer, checkTokenIds, expectShape } from '../usage-checks.js';
@@ -298,10 +299,35 @@ export class ReferenceBackend implements Backend {
   }
 
   embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
-    if (!(ids instanceof RefDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
-    if (ids.generation !== this.tokenGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice replaced these ids (only the latest can be embedded)');
-    if (!ids.known) throw new BackendUsageError('embedOnDevice: a row of the logits had no value to pick (all NaN)');
-    this.embed(table, ids.known, out);
+    this.embed(table, this.latestIds(ids, 'embedOnDevice'), out);
+  }
+
+  sampleOnDevice(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens {
+    const l = tensorOf(logits, 'sampleOnDevice');
+    if (l.rows !== 1) throw new BackendUsageError(`sampleOnDevice: expected one row of logits, got ${l.rows}`);
+    validateSamplingParams(params);
+    let history = params.history;
+    if (previous) {
+      const ids = this.latestIds(previous, 'sampleOnDevice');
+      if (ids.length !== 1) throw new BackendUsageError(`sampleOnDevice: previous holds ${ids.length} ids, expected 1`);
+      history = withOccurrence(history, ids[0]!);
+    }
+    let picked: Int32Array | undefined;
+    let failure: unknown;
+    try {
+      picked = Int32Array.of(sampleFromLogits(l.data, { ...params, history }));
+    } catch (e) {
+      failure = e;
+    }
+    return new RefDeviceTokens(this, 1, ++this.tokenGeneration, picked, failure);
+  }
+
+  /** The ids of `t`, which must be this backend's latest device tokens, with a value for every row. */
+  private latestIds(t: DeviceTokens, what: string): Int32Array {
+    if (!(t instanceof RefDeviceTokens) || t.owner !== this) throw new BackendUsageError(`${what}: the ids come from another backend`);
+    if (t.generation !== this.tokenGeneration) throw new BackendUsageError(`${what}: a later argmaxOnDevice or sampleOnDevice replaced these ids (only the latest are kept)`);
+    if (!t.known) throw new BackendUsageError(`${what}: a row of the logits had no value to pick (all NaN)`);
+    return t.known;
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
