@@ -266,12 +266,18 @@ export class WebGPUBackend implements Backend {
    * logits) leave their row unwritten; their `ids()` has already failed for an all-NaN row.
    */
   embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
-    if (!(ids instanceof GpuDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
+    const t = this.latestTokens(ids, 'embedOnDevice');
     const w = this.weight(table, 'embedOnDevice');
     const o = this.tensor(out, 'embedOnDevice');
-    expectShape(o, ids.count, w.cols, 'embedOnDevice out');
-    if (ids.generation !== this.resultsGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice, argmax or sample may have overwritten these ids (only the latest can be embedded)');
-    this.recordEmbed(w, o, ids.count, ids.buf, ids.offset);
+    expectShape(o, t.count, w.cols, 'embedOnDevice out');
+    this.recordEmbed(w, o, t.count, t.buf, t.offset);
+  }
+
+  /** `t` as this backend's device tokens, which must be the latest (still where they were written). */
+  private latestTokens(t: DeviceTokens, what: string): GpuDeviceTokens {
+    if (!(t instanceof GpuDeviceTokens) || t.owner !== this) throw new BackendUsageError(`${what}: the ids come from another backend`);
+    if (t.generation !== this.resultsGeneration) throw new BackendUsageError(`${what}: a later argmaxOnDevice, argmax or sample may have overwritten these ids (only the latest are kept)`);
+    return t;
   }
 
   /** The embedding dispatches (one per weight chunk) of `T` ids read as u32 at `idsOff` of `idsBuf`. */
@@ -718,9 +724,19 @@ export class WebGPUBackend implements Backend {
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
+    return (await this.sampleOnDevice(logits, params).ids())[0]!;
+  }
+
+  /**
+   * The sampler dispatch, its id left in the results buffer like {@link argmaxOnDevice}'s. With
+   * `previous` (the latest device token) the kernel reads that id there and counts it in the history.
+   */
+  sampleOnDevice(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens {
     const l = this.tensor(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     validateSamplingParams(params);
+    const prev = previous === undefined ? undefined : this.latestTokens(previous, 'sampleOnDevice');
+    if (prev && prev.count !== 1) throw new BackendUsageError(`sampleOnDevice: previous holds ${prev.count} ids, expected 1`);
     const { ids, counts } = params.history;
     const hist = new Int32Array(ids.length * 2);
     hist.set(ids, 0);
@@ -730,12 +746,16 @@ export class WebGPUBackend implements Backend {
     // The probabilities, then the tokens top-k keeps, compacted for top-p (see sampleKernel).
     const scratch = this.scratch('sample', l.cols * 8);
     this.rt.dispatch(this.kernel('sample', () => sampleKernel(this.sampleWG)), [l.buf, scratch, this.results, this.rt.auxBuf], {
-      n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, topK: params.topK, temperature: params.temperature, topP: params.topP,
-      minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty, frequency: params.frequencyPenalty, uniform: params.uniform,
+      n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, prevOff: prev?.offset ?? 0, hasPrev: prev ? 1 : 0, topK: params.topK,
+      temperature: params.temperature, topP: params.topP, minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty,
+      frequency: params.frequencyPenalty, uniform: params.uniform,
     }, 1);
-    const id = new Int32Array(await this.readBack(this.results, resOff * 4, 4))[0]!;
-    if (id === (NO_TOKEN | 0)) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
-    return id;
+    const read = this.readBack(this.results, resOff * 4, 4).then((bytes) => {
+      const id = new Int32Array(bytes);
+      if (id[0] === (NO_TOKEN | 0)) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
+      return id;
+    });
+    return new GpuDeviceTokens(this, 1, this.results, resOff, this.resultsGeneration, read);
   }
 
   memory(): { weights: number; activations: number; kvCache: number } {

@@ -33,11 +33,11 @@ function register(label: string, g: Found, preferF16: boolean, ops: boolean, pai
   if (full) {
     // The full-vocabulary fixture takes SwiftShader more than core's default 120 s per format; this
     // package's hang-only limit (vitest.config.ts) instead.
-    runConformanceSuite(name, make, { fixturesDir, skipOps: !ops, modelTimeoutMs: 600_000, deviceTokens: true });
+    runConformanceSuite(name, make, { fixturesDir, skipOps: !ops, modelTimeoutMs: 600_000, deviceTokens: true, deviceSampling: true });
     return;
   }
-  if (ops) runConformanceSuite(name, make, { deviceTokens: true });
-  for (const [model, formats] of pairs) runConformanceSuite(name, make, { fixturesDir, skipOps: true, models: [model], formats, deviceTokens: true });
+  if (ops) runConformanceSuite(name, make, { deviceTokens: true, deviceSampling: true });
+  for (const [model, formats] of pairs) runConformanceSuite(name, make, { fixturesDir, skipOps: true, models: [model], formats, deviceTokens: true, deviceSampling: true });
 }
 
 if (!primary.gpu) {

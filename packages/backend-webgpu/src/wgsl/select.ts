@@ -121,7 +121,7 @@ ${takes}
 }
 
 const SAMPLE_FIELDS: Fields = [
-  ['n', 'u32'], ['off', 'u32'], ['resOff', 'u32'], ['histN', 'u32'], ['histOff', 'u32'], ['topK', 'u32'],
+  ['n', 'u32'], ['off', 'u32'], ['resOff', 'u32'], ['histN', 'u32'], ['histOff', 'u32'], ['prevOff', 'u32'], ['hasPrev', 'u32'], ['topK', 'u32'],
   ['temperature', 'f32'], ['topP', 'f32'], ['minP', 'f32'], ['rep', 'f32'], ['presence', 'f32'], ['frequency', 'f32'], ['uniform', 'f32'],
 ];
 
@@ -135,7 +135,8 @@ const SAMPLE_FIELDS: Fields = [
  * sorted. `e` holds 2n floats. Arithmetic is f32 (the reference uses
  * float64): a draw can differ only when `uniform * total` falls within rounding of a token boundary, or
  * on exact probability ties at the top-p boundary (the reference keeps a prefix of the tied tokens by
- * id; this keeps all or none).
+ * id; this keeps all or none). With `hasPrev`, the id at `res[prevOff]` (the token drawn last, which the
+ * host's history does not hold yet) counts as one more occurrence in the history.
  */
 export function sampleKernel(wg: number): KernelDef {
   const code = paramsDecl(SAMPLE_FIELDS) +
@@ -149,6 +150,13 @@ var<workgroup> crossing: u32;
 var<workgroup> topv: f32;
 fn kept(i: u32, cut: u32) -> bool { let b = bitcast<u32>(e[i]); return b != 0u && b >= cut; }
 var<workgroup> hist: array<atomic<u32>, 16>;
+var<workgroup> prevListed: atomic<u32>;
+fn penalize(id: u32, count: i32) {
+  var v = e[id];
+  if (p.rep != 1.0) { v = select(v * p.rep, v / p.rep, v > 0.0); }
+  v -= p.presence + p.frequency * f32(count);
+  e[id] = v;
+}
 // The k-th largest bit pattern among e (k <= n): a radix select, 4 bits per pass from the top, each pass
 // a histogram of the next digit among the patterns that share the digits chosen so far. Counts are
 // exact, so this is the pattern a bisection over patterns would find, in 8 passes instead of 31.
@@ -193,18 +201,25 @@ fn massAbove(u: u32, m: u32, lid: u32) -> f32 {
 @compute @workgroup_size(${wg})
 fn main(@builtin(local_invocation_index) lid: u32) {
   let n = p.n;
+  // Read before anything is written: this draw's result may go where the previous one lies.
+  let prev = select(NONE, res[p.prevOff], p.hasPrev != 0u);
+  if (lid == 0u) { atomicStore(&prevListed, 0u); }
   for (var i = lid; i < n; i += WG) { e[i] = x[p.off + i]; }
   storageBarrier();
+  workgroupBarrier();
   for (var j = lid; j < p.histN; j += WG) {
     let id = aux[p.histOff + j];
-    let count = bitcast<i32>(aux[p.histOff + p.histN + j]);
-    if (id < n && count > 0) {
-      var v = e[id];
-      if (p.rep != 1.0) { v = select(v * p.rep, v / p.rep, v > 0.0); }
-      v -= p.presence + p.frequency * f32(count);
-      e[id] = v;
+    var count = bitcast<i32>(aux[p.histOff + p.histN + j]);
+    if (id == prev) {
+      count += 1;
+      atomicStore(&prevListed, 1u);
     }
+    if (id < n && count > 0) { penalize(id, count); }
   }
+  storageBarrier();
+  workgroupBarrier();
+  // The previous token, when the history has no entry for it: its first occurrence.
+  if (lid == 0u && prev < n && atomicLoad(&prevListed) == 0u) { penalize(prev, 1); }
   storageBarrier();
   // Greedy (temperature 0), or every logit -inf/NaN: the argmax of the penalized logits.
   var bv = 0.0;
