@@ -19,7 +19,7 @@ const fixturesDir = resolve(opt('--fixtures') ?? 'fixtures');
 const reference = args.includes('--reference');
 
 if (reference) {
-  runConformanceSuite('reference (harness check)', async () => new ReferenceBackend(), { fixturesDir, isReference: true, deviceTokens: true, models: opt('--models')?.split(',') });
+  runConformanceSuite('reference (harness check)', async () => new ReferenceBackend(), { fixturesDir, isReference: true, deviceTokens: true, deviceSampling: true, models: opt('--models')?.split(',') });
 } else {
   const a = cudaAvailability();
   if (!a.available) {

@@ -33,7 +33,7 @@ for (const path of paths) {
     console.log('conformance: f16 path skipped: the adapter has no shader-f16');
     continue;
   }
-  runConformanceSuite(`webgpu ${path} path on ${name}`, () => webgpuBackend({ gpu, preferF16: path === 'f16' }), { fixturesDir, models: opt('--models')?.split(',') });
+  runConformanceSuite(`webgpu ${path} path on ${name}`, () => webgpuBackend({ gpu, preferF16: path === 'f16' }), { fixturesDir, models: opt('--models')?.split(','), deviceTokens: true, deviceSampling: true });
 }
 const counts = await run({ filter: opt('--filter') });
 process.exit(counts.failed > 0 ? 1 : 0);
