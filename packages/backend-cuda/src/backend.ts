@@ -26,6 +26,8 @@ export type PrefillPrecision = 'f32' | '16-bit';
 
 /** Token ids the embed staging buffer holds before it must grow. */
 const INITIAL_ID_SLOTS = 4096;
+/** Readback slots of argmaxOnDevice's ids: matches native/context.h Context::kTokenSlots. */
+const TOKEN_SLOTS = 4;
 /** Matches native/kernels.h MATMUL_MAX_FUSED. */
 const MAX_FUSED = 4;
 const NO_BIAS = [0, 0, -1, 0, 0] as const;
@@ -105,7 +107,7 @@ export class CudaBackend implements Backend {
   private idsUsed = 0;
   /** The readback slot the next argmaxOnDevice takes, and what each slot holds (see argmaxOnDevice). */
   private tokenSlot = 0;
-  private readonly slotTokens: (CudaDeviceTokens | undefined)[] = [undefined, undefined, undefined, undefined];
+  private readonly slotTokens = new Array<CudaDeviceTokens | undefined>(TOKEN_SLOTS).fill(undefined);
   /** Counts argmaxOnDevice calls: only the latest one's ids are still in the token buffer. */
   private tokenGeneration = 0;
   private disposed = false;
@@ -457,7 +459,7 @@ export class CudaBackend implements Backend {
 
   /**
    * Runs what is pending, then the argmax kernel into the context's token buffer and the ids' copy into
-   * one of 4 pinned readback slots, without waiting: the next pass (its embed reading that buffer) can
+   * one of `TOKEN_SLOTS` (4) pinned readback slots, without waiting: the next pass (its embed reading that buffer) can
    * be launched before `ids()` waits for this copy alone.
    */
   argmaxOnDevice(logits: Tensor): DeviceTokens {

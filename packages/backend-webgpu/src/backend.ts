@@ -715,12 +715,7 @@ export class WebGPUBackend implements Backend {
     const l = this.tensor(logits, 'argmax');
     const resOff = this.reserveResults(l.rows);
     this.rt.dispatch(this.kernel('argmax', argmaxKernel), [l.buf, this.results], { n: l.cols, off: l.offset, resOff }, l.rows);
-    const read = this.readBack(this.results, resOff * 4, l.rows * 4).then((bytes) => {
-      const ids = new Int32Array(bytes);
-      for (const id of ids) if (id === (NO_TOKEN | 0)) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries`);
-      return ids;
-    });
-    return new GpuDeviceTokens(this, l.rows, this.results, resOff, this.resultsGeneration, read);
+    return this.keptTokens(resOff, l.rows, `argmax: no finite or infinite value among ${l.cols} entries`);
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
@@ -750,12 +745,20 @@ export class WebGPUBackend implements Backend {
       temperature: params.temperature, topP: params.topP, minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty,
       frequency: params.frequencyPenalty, uniform: params.uniform,
     }, 1);
-    const read = this.readBack(this.results, resOff * 4, 4).then((bytes) => {
-      const id = new Int32Array(bytes);
-      if (id[0] === (NO_TOKEN | 0)) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
-      return id;
+    return this.keptTokens(resOff, 1, `sampleFromLogits: all ${l.cols} logits are NaN`);
+  }
+
+  /**
+   * The `rows` ids a draw just recorded at `resOff` of the results buffer, their readback started (it
+   * submits what is pending); `ids()` rejects with `noToken` where a row had nothing to draw.
+   */
+  private keptTokens(resOff: number, rows: number, noToken: string): GpuDeviceTokens {
+    const read = this.readBack(this.results, resOff * 4, rows * 4).then((bytes) => {
+      const ids = new Int32Array(bytes);
+      if (ids.includes(NO_TOKEN | 0)) throw new RangeError(noToken);
+      return ids;
     });
-    return new GpuDeviceTokens(this, 1, this.results, resOff, this.resultsGeneration, read);
+    return new GpuDeviceTokens(this, rows, this.results, resOff, this.resultsGeneration, read);
   }
 
   memory(): { weights: number; activations: number; kvCache: number } {

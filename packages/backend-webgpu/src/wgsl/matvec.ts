@@ -194,7 +194,7 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
   // Which weight a workgroup row reads: stacked weights lie end to end; gated rows read both.
   let rowSetup: string;
   // Weight i's 8 values of a step in `row`: the thread's two groups of 4 columns, at `kl` and `kh`.
-  const w8 = (i: number | '', kl: string, kh: string, row = 'lr'): string => `W8(load4${i === '' ? '' : `_${i}`}(${row}, ${kl}), load4${i === '' ? '' : `_${i}`}(${row}, ${kh}))`;
+  const w8 = (i: number, kl: string, kh: string, row = 'lr'): string => `W8(load4${sfx(i)}(${row}, ${kl}), load4${sfx(i)}(${row}, ${kh}))`;
   // The WGSL that loads step `s`'s weights at columns `kl`, `kh` into `w<s>` (and `v<s>`: gate/up's up
   // row, or the second row of a pair).
   let loads: (kl: string, kh: string, s: number) => string;
@@ -214,10 +214,10 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
   } else if (pairs) {
     // Rows lr and lr + 1; a last odd row's partner loads row lr again and is not written.
     rowSetup = `  let r = (wgi * (WG / L) + lid / L) * 2u;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n  let lr2 = min(r + 1u, total - 1u);\n`;
-    loads = (kl, kh, s) => `var w${s} = ${w8('', kl, kh)};\n      var v${s} = ${w8('', kl, kh, 'lr2')};`;
+    loads = (kl, kh, s) => `var w${s} = ${w8(0, kl, kh)};\n      var v${s} = ${w8(0, kl, kh, 'lr2')};`;
   } else if (n === 1 || shape.gated) {
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${rowsOf(0)};\n  let live = r < total;\n  let lr = r;\n`;
-    loads = shape.gated ? (kl, kh, s) => `var w${s} = ${w8(0, kl, kh)};\n      var v${s} = ${w8(1, kl, kh)};` : (kl, kh, s) => `var w${s} = ${w8('', kl, kh)};`;
+    loads = shape.gated ? (kl, kh, s) => `var w${s} = ${w8(0, kl, kh)};\n      var v${s} = ${w8(1, kl, kh)};` : (kl, kh, s) => `var w${s} = ${w8(0, kl, kh)};`;
   } else {
     const ends = Array.from({ length: n }, (_, i) => Array.from({ length: i + 1 }, (_, j) => rowsOf(j)).join(' + '));
     rowSetup = `  let r = wgi * (WG / L) + lid / L;\n  let total = ${ends[n - 1]};\n  let live = r < total;\n  var sel = 0u;\n  var lr = r;\n`;

@@ -277,24 +277,15 @@ export class ReferenceBackend implements Backend {
   }
 
   async argmax(logits: Tensor): Promise<Int32Array> {
-    const l = tensorOf(logits, 'argmax');
-    const out = new Int32Array(l.rows);
-    for (let r = 0; r < l.rows; r++) out[r] = argmax(l.data.subarray(r * l.cols, (r + 1) * l.cols));
-    return out;
+    const { ids, failure } = rowArgmax(tensorOf(logits, 'argmax'));
+    if (failure !== undefined) throw failure;
+    return ids;
   }
 
   /** The ids are picked at once (there is no device to wait for); an all-NaN row rejects `ids()`. */
   argmaxOnDevice(logits: Tensor): DeviceTokens {
-    const l = tensorOf(logits, 'argmaxOnDevice');
-    const ids = new Int32Array(l.rows);
-    let failure: unknown;
-    for (let r = 0; r < l.rows; r++) {
-      try {
-        ids[r] = argmax(l.data.subarray(r * l.cols, (r + 1) * l.cols));
-      } catch (e) {
-        failure ??= e;
-      }
-    }
+    const l = tensorOf(logits, 'argmax');
+    const { ids, failure } = rowArgmax(l);
     return new RefDeviceTokens(this, l.rows, ++this.tokenGeneration, failure === undefined ? ids : undefined, failure);
   }
 
@@ -303,8 +294,8 @@ export class ReferenceBackend implements Backend {
   }
 
   sampleOnDevice(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens {
-    const l = tensorOf(logits, 'sampleOnDevice');
-    if (l.rows !== 1) throw new BackendUsageError(`sampleOnDevice: expected one row of logits, got ${l.rows}`);
+    const l = tensorOf(logits, 'sample');
+    if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     validateSamplingParams(params);
     let history = params.history;
     if (previous) {
@@ -391,6 +382,20 @@ function ownBuffers(w: HostWeight): HostWeight {
     case 'q4_0':
       return whole(w.scales) && whole(w.quants) ? w : { ...w, scales: w.scales.slice(), quants: w.quants.slice() };
   }
+}
+
+/** The argmax of each row of `l`, and the error of the first row without one (all NaN). */
+function rowArgmax(l: RefTensor): { ids: Int32Array; failure: unknown } {
+  const ids = new Int32Array(l.rows);
+  let failure: unknown;
+  for (let r = 0; r < l.rows; r++) {
+    try {
+      ids[r] = argmax(l.data.subarray(r * l.cols, (r + 1) * l.cols));
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  return { ids, failure };
 }
 
 /** The reference backend's {@link DeviceTokens}: host ids, known when they are made (or the error). */
