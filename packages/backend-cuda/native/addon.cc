@@ -192,9 +192,9 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   freeBuffer(c->sample_scratch);
   freeBuffer(c->gemm_scratch);
   freeBuffer(c->history);
-  freeBuffer(c->result);
   freeBuffer(c->tokens);
   if (c->token_host) cudaFreeHost(c->token_host);
+  if (c->history_host) cudaFreeHost(c->history_host);
   for (auto e : c->token_events) if (e) cudaEventDestroy(e);
   for (auto& b : c->retired) freeBuffer(b);
   cudaFree(c->pass_pos);
@@ -520,6 +520,13 @@ bool ensureTokenRing(Napi::Env env, Context* c, int rows) {
   return true;
 }
 
+// Ends a draw kept on the device: the id in the token buffer is copied to readback slot `slot` without
+// waiting, and the slot's event marks the copy done (readKept waits for it).
+bool keepTokens(Napi::Env env, Context* c, int rows, int slot, const char* what) {
+  if (!ok(env, cudaMemcpyAsync(c->token_host + slot * c->token_rows, c->tokens.ptr, rows * sizeof(int), cudaMemcpyDeviceToHost, c->stream), what)) return false;
+  return ok(env, cudaEventRecord(c->token_events[slot], c->stream), what);
+}
+
 // argmaxKeep(ctx, logits, rows, cols, slot) -> device address of the ids
 // The greedy ids of each row go to the context's token buffer, where the next pass's embed can read
 // them, and are copied to readback slot `slot` without waiting (readKept waits); -1 marks a row with
@@ -539,8 +546,7 @@ Napi::Value ArgmaxKeep(const Napi::CallbackInfo& info) {
   if (!ensure(env, c, c->tokens, rows * sizeof(int)) || !ensureTokenRing(env, c, rows)) return env.Undefined();
   int* ids = static_cast<int*>(c->tokens.ptr);
   if (!ok(env, launch_argmax(c->stream, ptr<const float>(a[1]), rows, (int)a[3], ids), "argmax")) return env.Undefined();
-  if (!ok(env, cudaMemcpyAsync(c->token_host + slot * c->token_rows, ids, rows * sizeof(int), cudaMemcpyDeviceToHost, c->stream), "argmax (read back)")) return env.Undefined();
-  if (!ok(env, cudaEventRecord(c->token_events[slot], c->stream), "argmax (cudaEventRecord)")) return env.Undefined();
+  if (!keepTokens(env, c, rows, slot, "argmax (read back)")) return env.Undefined();
   return Napi::Number::New(env, fromPtr(ids));
 }
 
@@ -563,22 +569,53 @@ Napi::Value ReadKept(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// sample(ctx, logits, n, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array(9)) -> token
-Napi::Value Sample(const Napi::CallbackInfo& info) {
+// Makes each readback slot's pinned staging hold `ints` history ints (ids then counts). The history goes
+// up from pinned memory because a copy from pageable memory first waits for the stream, which would
+// make the host wait for the pass recorded ahead. A slot's staging is rewritten only after its previous
+// ids were read (backend.ts settles a slot before reusing it), so after that draw's upload finished.
+bool ensureHistoryStaging(Napi::Env env, Context* c, size_t ints) {
+  if (ints <= c->history_host_ints) return true;
+  size_t grown = std::max<size_t>(ints, 2 * c->history_host_ints);
+  // Uploads from the old staging may be in flight: let them land before freeing it.
+  if (!ok(env, cudaStreamSynchronize(c->stream), "sampleKeep (cudaStreamSynchronize)")) return false;
+  void* p = nullptr;
+  if (!ok(env, cudaMallocHost(&p, sizeof(int) * grown * Context::kTokenSlots), "cudaMallocHost")) return false;
+  if (c->history_host) cudaFreeHost(c->history_host);
+  c->history_host = static_cast<int*>(p);
+  c->history_host_ints = grown;
+  return true;
+}
+
+// sampleKeep(ctx, logits, n, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array(9),
+//   slot, countPrevious) -> device address of the id
+// Draws one token into the context's token buffer (where the next pass's embed can read it) and starts
+// its copy to readback slot `slot`, as argmaxKeep does. With `countPrevious`, the id the buffer holds
+// (the latest argmaxKeep's or sampleKeep's) counts as one more occurrence in the history.
+Napi::Value SampleKeep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double a[3];
   if (!nums(info, 3, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
   if (!c) return env.Undefined();
-  if (info.Length() < 6 || !info[3].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsTypedArray()) {
-    throwType(env, "qwen2_cuda.sample: history ids, counts (Int32Array) and params (Float64Array) expected");
+  if (info.Length() < 8 || !info[3].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsTypedArray() || !info[6].IsNumber() || !info[7].IsBoolean()) {
+    throwType(env, "qwen2_cuda.sampleKeep: history ids, counts (Int32Array), params (Float64Array), slot (number) and countPrevious (boolean) expected");
     return env.Undefined();
   }
   Napi::Int32Array ids = info[3].As<Napi::Int32Array>();
   Napi::Int32Array counts = info[4].As<Napi::Int32Array>();
   Napi::Float64Array p = info[5].As<Napi::Float64Array>();
+  const int slot = info[6].As<Napi::Number>().Int32Value();
+  const bool count_previous = info[7].As<Napi::Boolean>().Value();
   if (ids.ElementLength() != counts.ElementLength() || p.ElementLength() != 9) {
-    throwType(env, "qwen2_cuda.sample: history ids and counts must have equal lengths and params 9 numbers");
+    throwType(env, "qwen2_cuda.sampleKeep: history ids and counts must have equal lengths and params 9 numbers");
+    return env.Undefined();
+  }
+  if (slot < 0 || slot >= Context::kTokenSlots) {
+    Napi::RangeError::New(env, "sampleKeep: slot must be in 0.." + std::to_string(Context::kTokenSlots - 1)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (count_previous && c->tokens.bytes < sizeof(int)) {
+    Napi::Error::New(env, "sampleKeep: no previous device token to count").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   int n = (int)a[2];
@@ -586,20 +623,24 @@ Napi::Value Sample(const Napi::CallbackInfo& info) {
   // The probabilities, then the tokens kept before top-p, compacted (see sample_kernel).
   if (!ensure(env, c, c->sample_scratch, static_cast<size_t>(n) * 2 * sizeof(double))) return env.Undefined();
   if (!ensure(env, c, c->history, (2 * h + 1) * sizeof(int))) return env.Undefined();
-  if (!ensure(env, c, c->result, sizeof(int))) return env.Undefined();
+  if (!ensure(env, c, c->tokens, sizeof(int)) || !ensureTokenRing(env, c, 1)) return env.Undefined();
   int* hist = static_cast<int*>(c->history.ptr);
   if (h > 0) {
-    if (!ok(env, cudaMemcpyAsync(hist, ids.Data(), h * sizeof(int), cudaMemcpyHostToDevice, c->stream), "sample (history upload)")) return env.Undefined();
-    if (!ok(env, cudaMemcpyAsync(hist + h, counts.Data(), h * sizeof(int), cudaMemcpyHostToDevice, c->stream), "sample (history upload)")) return env.Undefined();
+    if (!ensureHistoryStaging(env, c, 2 * h)) return env.Undefined();
+    int* staged = c->history_host + slot * c->history_host_ints;
+    std::memcpy(staged, ids.Data(), h * sizeof(int));
+    std::memcpy(staged + h, counts.Data(), h * sizeof(int));
+    if (!ok(env, cudaMemcpyAsync(hist, staged, 2 * h * sizeof(int), cudaMemcpyHostToDevice, c->stream), "sample (history upload)")) return env.Undefined();
   }
   const double* q = p.Data();
   SampleArgs s{q[0], static_cast<int>(q[1]), q[2], q[3], q[4], q[5], q[6], q[7], static_cast<int>(q[8])};
-  int* res = static_cast<int*>(c->result.ptr);
-  if (!ok(env, launch_sample(c->stream, ptr<const float>(a[1]), n, hist, hist + h, static_cast<int>(h), s, static_cast<double*>(c->sample_scratch.ptr), res), "sample")) return env.Undefined();
-  int token = -1;
-  if (!ok(env, cudaMemcpyAsync(&token, res, sizeof(int), cudaMemcpyDeviceToHost, c->stream), "sample (read back)")) return env.Undefined();
-  if (!ok(env, cudaStreamSynchronize(c->stream), "sample (cudaStreamSynchronize)")) return env.Undefined();
-  return Napi::Number::New(env, token);
+  int* out = static_cast<int*>(c->tokens.ptr);
+  if (!ok(env, launch_sample(c->stream, ptr<const float>(a[1]), n, hist, hist + h, static_cast<int>(h), s, count_previous ? out : nullptr,
+                             static_cast<double*>(c->sample_scratch.ptr), out),
+          "sample"))
+    return env.Undefined();
+  if (!keepTokens(env, c, 1, slot, "sample (read back)")) return env.Undefined();
+  return Napi::Number::New(env, fromPtr(out));
 }
 
 // ---- CUDA graphs ------------------------------------------------------------------------------------
@@ -730,7 +771,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, Copy));
   exports.Set("argmaxKeep", Napi::Function::New(env, ArgmaxKeep));
   exports.Set("readKept", Napi::Function::New(env, ReadKept));
-  exports.Set("sample", Napi::Function::New(env, Sample));
+  exports.Set("sampleKeep", Napi::Function::New(env, SampleKeep));
   exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));
   exports.Set("endCapture", Napi::Function::New(env, EndCapture));
   exports.Set("launchGraph", Napi::Function::New(env, LaunchGraph));

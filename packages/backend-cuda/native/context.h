@@ -19,14 +19,16 @@ struct Context {
   DeviceBuffer sample_scratch;       // doubles for the sampler
   DeviceBuffer gemm_scratch;         // x in 16-bit parts for the prefill GEMM
   DeviceBuffer history;              // sampling history ids and counts
-  DeviceBuffer result;               // ints read back (sample)
-  DeviceBuffer tokens;               // ids of the latest argmaxKeep, which the next pass may embed
-  // The readback of argmaxKeep's ids: kTokenSlots slots of token_rows ids in pinned host memory (so
-  // the copy is asynchronous), each with the event that marks its copy done.
+  DeviceBuffer tokens;               // ids of the latest argmaxKeep or sampleKeep, which the next pass may embed
+  // The readback of those ids: kTokenSlots slots of token_rows ids in pinned host memory (so the copy
+  // is asynchronous), each with the event that marks its copy done.
   static constexpr int kTokenSlots = 4;
   int* token_host = nullptr;
   int token_rows = 0;
   cudaEvent_t token_events[kTokenSlots] = {};
+  // Pinned staging of each slot's sampling history upload: history_host_ints ints per slot.
+  int* history_host = nullptr;
+  size_t history_host_ints = 0;
   std::vector<DeviceBuffer> retired; // outgrown buffers a captured graph may still reference
   std::vector<cudaGraphExec_t> graphs;
   bool capturing = false;

@@ -156,9 +156,11 @@ cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, floa
 // One int per row: the first index of the row maximum; -1 when the row holds only NaN.
 cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, int cols, int* out);
 // Samples one token following core's sampleFromLogits; `scratch` holds `2 * n` doubles. Writes the token
-// (or -1 when every logit is NaN) to `out`.
+// (or -1 when every logit is NaN) to `out`. `previous` (or null): the device address of the previous
+// draw's token, counted as one more occurrence in the history (it may be `out`).
 cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids,
-                          const int* history_counts, int history_len, SampleArgs args, double* scratch, int* out);
+                          const int* history_counts, int history_len, SampleArgs args, const int* previous, double* scratch,
+                          int* out);
 
 // Benchmark: copies `bytes` from src to dst with 128-bit loads and stores.
 cudaError_t launch_copy_bandwidth(cudaStream_t stream, const void* src, void* dst, size_t bytes);

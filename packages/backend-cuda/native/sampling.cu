@@ -221,15 +221,23 @@ __device__ unsigned long long kth_largest_key(const double* p, int n, int k) {
 
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __restrict__ logits, int n, const int* __restrict__ hist_ids,
                                                               const int* __restrict__ hist_counts, int hist_len, SampleArgs a,
-                                                              double* __restrict__ p, int* __restrict__ out) {
+                                                              const int* previous, double* __restrict__ p, int* out) {
   await_prior_grids();
   const int tid = threadIdx.x;
+  // The previous draw's token (not yet seen by the host) counts as one more occurrence, as core's
+  // withOccurrence adds it: to the first history entry with its id, or as a new last entry. `previous`
+  // may be `out` itself, so it is read here, before any thread can write `out`.
+  __shared__ int prev_id;
+  __shared__ int prev_listed;
+  if (tid == 0) {
+    prev_id = previous ? *previous : -1;
+    prev_listed = 0;
+  }
   // 1. Raw logits to float64, then the penalties of the history.
   for (int i = tid; i < n; i += SAMPLE_THREADS) p[i] = logits[i];
   __syncthreads();
-  auto penalize = [&](int j) {
-    const int id = hist_ids[j];
-    const int count = hist_counts[j];
+  const int prev = prev_id;
+  auto penalize = [&](int id, int count) {
     if (id < 0 || id >= n || count <= 0) return;
     double v = p[id];
     if (a.repetition_penalty != 1.0) v = v > 0 ? v / a.repetition_penalty : v * a.repetition_penalty;
@@ -237,10 +245,24 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(const float* __r
     p[id] = v;
   };
   if (a.serial_history) {
-    if (tid == 0)
-      for (int j = 0; j < hist_len; j++) penalize(j);
+    if (tid == 0) {
+      bool listed = false;
+      for (int j = 0; j < hist_len; j++) {
+        const bool bump = !listed && hist_ids[j] == prev;
+        listed = listed || bump;
+        penalize(hist_ids[j], hist_counts[j] + bump);
+      }
+      if (!listed) penalize(prev, 1);
+    }
   } else {
-    for (int j = tid; j < hist_len; j += SAMPLE_THREADS) penalize(j);
+    // Distinct ids: at most one entry is the previous token's, and order does not matter.
+    for (int j = tid; j < hist_len; j += SAMPLE_THREADS) {
+      const bool bump = hist_ids[j] == prev;
+      if (bump) prev_listed = 1;
+      penalize(hist_ids[j], hist_counts[j] + bump);
+    }
+    __syncthreads();
+    if (tid == 0 && !prev_listed) penalize(prev, 1);
   }
   __syncthreads();
 
@@ -422,7 +444,7 @@ cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, in
 }
 
 cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids, const int* history_counts,
-                          int history_len, SampleArgs args, double* scratch, int* out) {
-  LAUNCH(sample_kernel, 1, SAMPLE_THREADS, 0, stream, logits, n, history_ids, history_counts, history_len, args, scratch, out);
+                          int history_len, SampleArgs args, const int* previous, double* scratch, int* out) {
+  LAUNCH(sample_kernel, 1, SAMPLE_THREADS, 0, stream, logits, n, history_ids, history_counts, history_len, args, previous, scratch, out);
   return cudaGetLastError();
 }

@@ -31,7 +31,7 @@ export const GEMM_ONE_K_RANGE = 2;
 
 /**
  * The functions of the native addon (native/addon.cc). Device pointers travel as numbers. Ops are
- * enqueued on the context's stream; only `download`, `readKept`, `sample` and `sync` wait for the device.
+ * enqueued on the context's stream; only `download`, `readKept` and `sync` wait for the device.
  * Weights are passed as five numbers: data pointer, scales pointer (0 unless quantized), format code
  * ({@link FORMAT_CODE}), rows, cols. `usePassPos = 1` makes a position relative to the pass start
  * stored on the device by `setPassPos`, so that a captured CUDA graph serves every decode step.
@@ -80,8 +80,14 @@ export interface NativeAddon {
   argmaxKeep(ctx: number, logits: number, rows: number, cols: number, slot: number): number;
   /** Waits for readback slot `slot`'s copy (not for work enqueued after it) and returns its `rows` ids. */
   readKept(ctx: number, slot: number, rows: number): Int32Array;
-  /** `params`: temperature, topK, topP, minP, repetition, presence, frequency penalties, uniform, serial history (0/1). */
-  sample(ctx: number, logits: number, n: number, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array): number;
+  /**
+   * Draws one token (-1: every logit NaN) into the context's token buffer and starts its copy into
+   * readback slot `slot`, as `argmaxKeep` does. `params`: temperature, topK, topP, minP, repetition,
+   * presence, frequency penalties, uniform, serial history (0/1). `countPrevious`: the id the token
+   * buffer holds (the latest draw or argmax) counts as one more occurrence in the history.
+   * @returns the device address of the id
+   */
+  sampleKeep(ctx: number, logits: number, n: number, historyIds: Int32Array, historyCounts: Int32Array, params: Float64Array, slot: number, countPrevious: boolean): number;
   beginCapture(ctx: number): void;
   endCapture(ctx: number, discard?: boolean): number;
   launchGraph(ctx: number, graph: number): void;

@@ -344,8 +344,56 @@ describe('CudaBackend ops', () => {
     expect(b.passStats).toMatchObject({ eager: 2, replayed: 1 });
   });
 
+  it('keeps sampled ids on the device: the history goes with the draw, the previous draw is counted there, the next pass embeds it', async () => {
+    const tokenBuffer = 0x7e0000000000;
+    const n = fakeAddon({ readKept: (ctx, slot, rows) => {
+      n.calls.push({ fn: 'readKept', args: [ctx, slot, rows] });
+      return Int32Array.of(200 + slot);
+    } });
+    const b = new CudaBackend(n, n.init(0), 0);
+    const fns = (): string[] => n.calls.map((c) => c.fn);
+    const table = await b.uploadWeight({ format: 'f32', rows: 8, cols: 4, data: new Float32Array(32) }, 'embed');
+    const [logits, out] = [b.alloc(1, 8), b.alloc(1, 4)];
+    const params: SamplingParams = {
+      temperature: 0.7, topK: 20, topP: 0.8, minP: 0, repetitionPenalty: 1.05, presencePenalty: 0, frequencyPenalty: 0,
+      history: { ids: Int32Array.of(3, 99, 5), counts: Int32Array.of(1, 2, 0) }, uniform: 0.25,
+    };
+    let previous: DeviceTokens | undefined;
+    const drawn: DeviceTokens[] = [];
+    for (let i = 0; i < 5; i++) {
+      n.calls.length = 0;
+      // Work recorded before the draw runs first (the logits come from it).
+      b.add(logits, logits, logits);
+      const t = b.sampleOnDevice(logits, params, previous);
+      drawn.push(t);
+      expect(fns().filter((f) => f !== 'readKept'), `step ${i}`).toEqual(['add', 'sampleKeep']);
+      const args = n.calls.find((c) => c.fn === 'sampleKeep')!.args;
+      // Id 99 is outside the vocabulary of 8 and dropped; the zero count stays (see deviceHistory).
+      expect([...(args[3] as Int32Array)]).toEqual([3, 5]);
+      expect([...(args[4] as Int32Array)]).toEqual([1, 0]);
+      expect([...(args[5] as Float64Array)]).toEqual([0.7, 20, 0.8, 0, 1.05, 0, 0, 0.25, 0]);
+      expect(args.slice(6), `step ${i}`).toEqual([i % 4, i > 0]);
+      b.beginPass(1, i);
+      b.embedOnDevice(table, t, out);
+      b.endPass();
+      if (i === 0) expect(n.calls.find((c) => c.fn === 'embed')!.args.slice(6, 8)).toEqual([tokenBuffer, 1]);
+      expect(fns()).not.toContain('upload');
+      previous = t;
+    }
+    expect(b.passStats).toMatchObject({ eager: 1, captured: 1, replayed: 3 });
+    expect(Array.from(await drawn[0]!.ids())).toEqual([200]); // read out when slot 0 was reused
+    expect(Array.from(await drawn[4]!.ids())).toEqual([200]);
+    expect(await b.sample(logits, params)).toBe(201);
+    // The previous token must be the latest, of one row, of this backend.
+    expect(() => b.sampleOnDevice(logits, params, drawn[3])).toThrow(/later argmaxOnDevice or sampleOnDevice/);
+    expect(() => b.sampleOnDevice(logits, params, b.argmaxOnDevice(b.alloc(2, 8)))).toThrow(/previous holds 2 ids, expected 1/);
+    expect(() => b.sampleOnDevice(logits, params, { count: 1, ids: async () => Int32Array.of(1) })).toThrow(/another backend/);
+    expect(() => b.sampleOnDevice(logits, { ...params, topK: -1 })).toThrow(/topK/);
+  });
+
   it('argmax and sample report all-NaN rows as RangeError and validate parameters', async () => {
-    const n = fakeAddon({ readKept: (_c, _s, rows) => Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : 0)), sample: () => -1 });
+    // argmax's two rows are kept in slot 0, the draw in slot 1.
+    const n = fakeAddon({ readKept: (_c, slot, rows) => (slot === 0 ? Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : 0)) : Int32Array.of(-1)) });
     const b = new CudaBackend(n, n.init(0), 0);
     await expect(b.argmax(b.alloc(2, 5))).rejects.toThrow(/row 1/);
     const params: SamplingParams = {

@@ -465,49 +465,78 @@ export class CudaBackend implements Backend {
   argmaxOnDevice(logits: Tensor): DeviceTokens {
     const l = tensorOf(logits, 'argmax');
     this.flush();
-    const slot = this.tokenSlot;
-    // A slot's last ids are read out before the slot takes new ones.
-    this.slotTokens[slot]?.settle();
-    const ptr = native(() => this.n.argmaxKeep(this.ctx, l.ptr, l.rows, l.cols, slot));
-    this.tokenSlot = (slot + 1) % this.slotTokens.length;
-    const rows = l.rows;
-    const t = new CudaDeviceTokens(this, rows, ptr, slot, ++this.tokenGeneration, () => native(() => this.n.readKept(this.ctx, slot, rows)), (raw) => {
+    return this.keepTokens(l.rows, (slot) => this.n.argmaxKeep(this.ctx, l.ptr, l.rows, l.cols, slot), (raw) => {
       const bad = raw.indexOf(-1);
       if (bad >= 0) throw new RangeError(`argmax: no finite or infinite value among ${l.cols} entries of row ${bad}`);
       return raw;
     });
-    this.slotTokens[slot] = t;
-    return t;
   }
 
   /**
-   * `embed` of the ids the latest {@link argmaxOnDevice} left in the token buffer (an earlier call's are
-   * overwritten there). The embedding kernel reads them when the pass runs: in a captured decode graph
-   * too, since the buffer's address is part of the pass's key.
+   * `embed` of the ids the latest {@link argmaxOnDevice} or {@link sampleOnDevice} left in the token
+   * buffer (an earlier call's are overwritten there). The embedding kernel reads them when the pass
+   * runs: in a captured decode graph too, since the buffer's address is part of the pass's key.
    */
   embedOnDevice(table: Weight, ids: DeviceTokens, out: Tensor): void {
-    if (!(ids instanceof CudaDeviceTokens) || ids.owner !== this) throw new BackendUsageError('embedOnDevice: the ids come from another backend');
-    if (ids.generation !== this.tokenGeneration) throw new BackendUsageError('embedOnDevice: a later argmaxOnDevice overwrote these ids on the device (only the latest can be embedded)');
+    this.latest(ids, 'embedOnDevice');
     const w = weightOf(table, 'embedOnDevice');
     const o = tensorOf(out, 'embedOnDevice out');
     expectShape(o, ids.count, w.cols, 'embedOnDevice out');
     const wa = w.args();
+    const ptr = (ids as CudaDeviceTokens).ptr;
     this.submit({
-      key: `embed(w${w.id},${ids.count},${o.key},device ${ids.ptr})`,
+      key: `embed(w${w.id},${ids.count},${o.key},device ${ptr})`,
       capturable: true,
-      run: () => this.n.embed(this.ctx, ...wa, ids.ptr, ids.count, o.ptr),
+      run: () => this.n.embed(this.ctx, ...wa, ptr, ids.count, o.ptr),
     });
   }
 
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
+    return (await this.sampleOnDevice(logits, params).ids())[0]!;
+  }
+
+  /**
+   * Runs what is pending, then the sampling kernel into the token buffer (where
+   * {@link embedOnDevice} reads it) and the id's copy into a readback slot, without waiting, as
+   * {@link argmaxOnDevice} does. `previous`, the latest device token, is read by the kernel from the
+   * token buffer before it writes its own and counts as one more occurrence in `params.history`.
+   */
+  sampleOnDevice(logits: Tensor, params: SamplingParams, previous?: DeviceTokens): DeviceTokens {
     const l = tensorOf(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
     validateSamplingParams(params);
+    if (previous) {
+      this.latest(previous, 'sampleOnDevice');
+      if (previous.count !== 1) throw new BackendUsageError(`sampleOnDevice: previous holds ${previous.count} ids, expected 1`);
+    }
     const h = deviceHistory(params.history, l.cols);
     this.flush();
-    const token = native(() => this.n.sample(this.ctx, l.ptr, l.cols, h.ids, h.counts, packSamplingParams(params, h.serial)));
-    if (token < 0) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
-    return token;
+    const packed = packSamplingParams(params, h.serial);
+    return this.keepTokens(1, (slot) => this.n.sampleKeep(this.ctx, l.ptr, l.cols, h.ids, h.counts, packed, slot, previous !== undefined), (raw) => {
+      if (raw[0]! < 0) throw new RangeError(`sampleFromLogits: all ${l.cols} logits are NaN`);
+      return raw;
+    });
+  }
+
+  /**
+   * Runs `keep(slot)` (a native call that leaves `rows` ids in the token buffer and starts their copy
+   * into readback slot `slot`) and returns them as the latest device tokens. The slot's previous ids are
+   * read out first: the slot is about to be overwritten.
+   */
+  private keepTokens(rows: number, keep: (slot: number) => number, check: (raw: Int32Array) => Int32Array): CudaDeviceTokens {
+    const slot = this.tokenSlot;
+    this.slotTokens[slot]?.settle();
+    const ptr = native(() => keep(slot));
+    this.tokenSlot = (slot + 1) % this.slotTokens.length;
+    const t = new CudaDeviceTokens(this, rows, ptr, slot, ++this.tokenGeneration, () => native(() => this.n.readKept(this.ctx, slot, rows)), check);
+    this.slotTokens[slot] = t;
+    return t;
+  }
+
+  /** Throws unless `t` is this backend's latest device tokens (a later draw overwrote older ones). */
+  private latest(t: DeviceTokens, what: string): void {
+    if (!(t instanceof CudaDeviceTokens) || t.owner !== this) throw new BackendUsageError(`${what}: the ids come from another backend`);
+    if (t.generation !== this.tokenGeneration) throw new BackendUsageError(`${what}: a later argmaxOnDevice or sampleOnDevice overwrote these ids on the device (only the latest are kept)`);
   }
 
   /**

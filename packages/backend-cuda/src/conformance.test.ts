@@ -9,7 +9,7 @@ import { cudaBackend } from './open.js';
 // line below says why; scripts/device-check.sh runs it on a lent GPU.
 const availability = cudaAvailability();
 if (availability.available) {
-  runConformanceSuite('cuda', () => cudaBackend(), { fixturesDir: fileURLToPath(new URL('../../../fixtures', import.meta.url)), deviceTokens: true });
+  runConformanceSuite('cuda', () => cudaBackend(), { fixturesDir: fileURLToPath(new URL('../../../fixtures', import.meta.url)), deviceTokens: true, deviceSampling: true });
 } else {
   describe('conformance: cuda', () => {
     it.skip(`not run: ${availability.reason}`, () => {});

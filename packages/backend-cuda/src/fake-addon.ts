@@ -65,9 +65,9 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
       calls.push({ fn: 'readKept', args: [ctx, slot, rows] });
       return new Int32Array(rows);
     },
-    sample: (...args) => {
-      calls.push({ fn: 'sample', args });
-      return 7;
+    sampleKeep: (...args) => {
+      calls.push({ fn: 'sampleKeep', args });
+      return 0x7e0000000000;
     },
     beginCapture: record('beginCapture'),
     endCapture: (ctx, discard) => {

@@ -22,10 +22,10 @@ describe('validateSamplingParams', () => {
 });
 
 describe('deviceHistory', () => {
-  it('drops entries the reference skips and flags repeated ids for in-order application', () => {
+  it('drops ids outside the vocabulary, keeps zero counts (a previous token may count there) and flags repeated ids for in-order application', () => {
     const h = deviceHistory({ ids: Int32Array.of(5, -1, 100, 3, 9), counts: Int32Array.of(2, 1, 1, 0, 4) }, 10);
-    expect([...h.ids]).toEqual([5, 9]);
-    expect([...h.counts]).toEqual([2, 4]);
+    expect([...h.ids]).toEqual([5, 3, 9]);
+    expect([...h.counts]).toEqual([2, 0, 4]);
     expect(h.serial).toBe(false);
     const r = deviceHistory({ ids: Int32Array.of(1, 2, 1), counts: Int32Array.of(1, 1, 1) }, 10);
     expect([...r.ids]).toEqual([1, 2, 1]);

@@ -4,9 +4,11 @@ import type { SamplingParams } from '@qwen2-ts/core';
 export { validateSamplingParams } from '@qwen2-ts/core';
 
 /**
- * The history the device applies penalties from: entries outside the vocabulary or with a count of zero
- * are dropped (the reference skips them). `serial` is set when an id repeats: the reference then
- * penalizes that logit once per entry, in order, so the device must not apply entries in parallel.
+ * The history the device applies penalties from: entries outside the vocabulary are dropped (the
+ * reference skips them). Entries with a count of zero or less stay, though the kernel skips them too: a
+ * previous device token adds one to the first entry with its id (core's `withOccurrence`), which may be
+ * such an entry. `serial` is set when an id repeats: the reference then penalizes that logit once per
+ * entry, in order, so the device must not apply entries in parallel.
  */
 export function deviceHistory(history: SamplingParams['history'], vocab: number): { ids: Int32Array; counts: Int32Array; serial: boolean } {
   const ids: number[] = [];
@@ -16,7 +18,7 @@ export function deviceHistory(history: SamplingParams['history'], vocab: number)
   for (let i = 0; i < history.ids.length; i++) {
     const id = history.ids[i]!;
     const count = history.counts[i]!;
-    if (!Number.isInteger(id) || id < 0 || id >= vocab || count <= 0) continue;
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) continue;
     if (seen.has(id)) serial = true;
     seen.add(id);
     ids.push(id);

@@ -999,7 +999,7 @@ static void test_sample() {
       for (int i = 0; i < 2; i++) {
         a.uniform = std::uniform_real_distribution<double>(0, 1)(rng);
         int got = -2;
-        launch_sample(nullptr, l.data(), V, ids.data(), counts.data(), 3, a, scratch.data(), &got);
+        launch_sample(nullptr, l.data(), V, ids.data(), counts.data(), 3, a, nullptr, scratch.data(), &got);
         const int want = reference_sample(l, a, ids, counts);
         cases++;
         if (got == want) continue;
@@ -1025,6 +1025,81 @@ static void test_sample() {
   if (mismatches) failures++;
   std::printf("%s sample: %d of %d cases match the sort-based reference (%d of them only with top_p a hair off, at an exact tie boundary)\n",
               mismatches ? "FAIL" : "ok  ", cases - mismatches, cases, boundary);
+}
+
+// The previous draw's token, read from the device (here from the very int the kernel then writes, as the
+// backend passes it), counts as one more occurrence: in the first history entry with its id, or as a new
+// last entry (core's withOccurrence). Distinct ids (applied in parallel) and repeated ids (in order).
+static void test_sample_previous() {
+  const int V = 1500;
+  struct History {
+    std::vector<int> ids, counts;
+    int serial;
+  };
+  const History histories[] = {{{3, 17, 1400}, {1, 4, 2}, 0}, {{17, 5, 17, 1400}, {2, 1, 3, 1}, 1}, {{}, {}, 0}};
+  const SampleArgs variants[] = {{0, 0, 1, 0, 1.3, 0.4, 0.7, 0, 0}, {0.8, 40, 0.9, 0, 1.2, 0.5, 0.3, 0, 0}, {1, 0, 1, 0.02, 1.5, 0, 1, 0, 0},
+                                 {0, 0, 1, 0, 1, 0, 0.25, 0, 0}};
+  std::vector<double> scratch(2 * V);
+  int bad = 0, cases = 0;
+  for (const History& h : histories) {
+    for (int prev : {17, 42, 1400, -1}) {
+      for (SampleArgs a : variants) {
+        a.serial_history = h.serial;
+        a.uniform = std::uniform_real_distribution<double>(0, 1)(rng);
+        std::vector<float> l(V);
+        for (auto& v : l) v = normal(1.f);
+        // The candidates close together, so one occurrence more or less moves the draw.
+        l[17] = 4.f, l[42] = 4.1f, l[1400] = 3.9f, l[5] = 3.8f;
+        std::vector<int> ids = h.ids, counts = h.counts;
+        if (prev >= 0) {
+          auto at = std::find(ids.begin(), ids.end(), prev);
+          if (at != ids.end()) counts[at - ids.begin()]++;
+          else ids.push_back(prev), counts.push_back(1);
+        }
+        const int want = reference_sample(l, a, ids, counts);
+        int token = prev;
+        launch_sample(nullptr, l.data(), V, h.ids.data(), h.counts.data(), static_cast<int>(h.ids.size()), a, prev >= 0 ? &token : nullptr,
+                      scratch.data(), &token);
+        cases++;
+        if (token != want) {
+          bad++;
+          std::printf("FAIL sample after %d (history of %zu, serial %d) T %.2f: got %d, want %d\n", prev, h.ids.size(), h.serial, a.temperature, token, want);
+        }
+      }
+    }
+  }
+  // Greedy, where the previous token's count decides: its penalized logit with the count it should get
+  // lies 0.05 above or below the runner-up's (99), and one occurrence more or less, or the extra one in
+  // another entry of a repeated id, moves it by at least 0.25.
+  const SampleArgs decisive = {0, 0, 1, 0, 2, 0.3, 1, 0, 0};
+  for (const History& h : histories) {
+    for (int prev : {17, 42, 1400, 5}) {
+      std::vector<int> ids = h.ids, counts = h.counts;
+      auto at = std::find(ids.begin(), ids.end(), prev);
+      if (at != ids.end()) counts[at - ids.begin()]++;
+      else ids.push_back(prev), counts.push_back(1);
+      double v = 10;
+      for (size_t j = 0; j < ids.size(); j++)
+        if (ids[j] == prev) v = (v > 0 ? v / decisive.repetition_penalty : v * decisive.repetition_penalty) - decisive.presence_penalty - decisive.frequency_penalty * counts[j];
+      for (double side : {-0.05, 0.05}) {
+        std::vector<float> l(V, -5.f);
+        l[prev] = 10.f;
+        l[99] = static_cast<float>(v + side);
+        const int want = side > 0 ? 99 : prev;
+        SampleArgs a = decisive;
+        a.serial_history = h.serial;
+        int token = prev;
+        launch_sample(nullptr, l.data(), V, h.ids.data(), h.counts.data(), static_cast<int>(h.ids.size()), a, &token, scratch.data(), &token);
+        cases++;
+        if (token != want || reference_sample(l, a, ids, counts) != want) {
+          bad++;
+          std::printf("FAIL greedy sample after %d (history of %zu, serial %d), runner-up %+.2f: got %d, want %d\n", prev, h.ids.size(), h.serial, side, token, want);
+        }
+      }
+    }
+  }
+  if (bad) failures++;
+  std::printf("%s sample with the previous device token: %d of %d cases match\n", bad ? "FAIL" : "ok  ", cases - bad, cases);
 }
 
 int main(int argc, char** argv) {
@@ -1057,6 +1132,7 @@ int main(int argc, char** argv) {
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();
   if (want("sample")) test_sample();
+  if (want("sample")) test_sample_previous();
   std::printf("%s\n", failures ? "emulated kernels: FAILED" : "emulated kernels: all ok");
   return failures ? 1 : 0;
 }

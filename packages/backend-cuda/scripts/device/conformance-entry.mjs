@@ -37,7 +37,7 @@ if (reference) {
       process.exit(3);
     }
   }
-  runConformanceSuite(pdl ? 'cuda (programmatic dependent launch)' : 'cuda', () => cudaBackend({ programmaticDependentLaunch: pdl }), { fixturesDir, models: opt('--models')?.split(','), formats: opt('--formats')?.split(','), deviceTokens: true });
+  runConformanceSuite(pdl ? 'cuda (programmatic dependent launch)' : 'cuda', () => cudaBackend({ programmaticDependentLaunch: pdl }), { fixturesDir, models: opt('--models')?.split(','), formats: opt('--formats')?.split(','), deviceTokens: true, deviceSampling: true });
 }
 const counts = await run({ filter: opt('--filter') });
 process.exit(counts.failed > 0 ? 1 : 0);
