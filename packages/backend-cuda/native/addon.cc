@@ -619,9 +619,12 @@ Napi::Value SampleKeep(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int n = (int)a[2];
+  if (n < 1 || n > SAMPLE_MAX_VOCAB) {
+    Napi::RangeError::New(env, "sample: " + std::to_string(n) + " logits; the device sampler takes 1 to " + std::to_string(SAMPLE_MAX_VOCAB)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   size_t h = ids.ElementLength();
-  // The probabilities, then the tokens kept before top-p, compacted (see sample_kernel).
-  if (!ensure(env, c, c->sample_scratch, static_cast<size_t>(n) * 2 * sizeof(double))) return env.Undefined();
+  if (!ensure(env, c, c->sample_scratch, sample_scratch_bytes(n))) return env.Undefined();
   if (!ensure(env, c, c->history, (2 * h + 1) * sizeof(int))) return env.Undefined();
   if (!ensure(env, c, c->tokens, sizeof(int)) || !ensureTokenRing(env, c, 1)) return env.Undefined();
   int* hist = static_cast<int*>(c->history.ptr);
@@ -636,7 +639,7 @@ Napi::Value SampleKeep(const Napi::CallbackInfo& info) {
   SampleArgs s{q[0], static_cast<int>(q[1]), q[2], q[3], q[4], q[5], q[6], q[7], static_cast<int>(q[8])};
   int* out = static_cast<int*>(c->tokens.ptr);
   if (!ok(env, launch_sample(c->stream, ptr<const float>(a[1]), n, hist, hist + h, static_cast<int>(h), s, count_previous ? out : nullptr,
-                             static_cast<double*>(c->sample_scratch.ptr), out),
+                             c->sample_scratch.ptr, out),
           "sample"))
     return env.Undefined();
   if (!keepTokens(env, c, 1, slot, "sample (read back)")) return env.Undefined();

@@ -16,7 +16,7 @@ struct Context {
   int* pass_pos = nullptr;           // start position of the current pass, on the device
   DeviceBuffer attention_scratch;    // flash-decoding partial results
   DeviceBuffer attention_counters;   // flash-decoding merge counters, zero between launches
-  DeviceBuffer sample_scratch;       // doubles for the sampler
+  DeviceBuffer sample_scratch;       // the sampler's (sample_scratch_bytes)
   DeviceBuffer gemm_scratch;         // x in 16-bit parts for the prefill GEMM
   DeviceBuffer history;              // sampling history ids and counts
   DeviceBuffer tokens;               // ids of the latest argmaxKeep or sampleKeep, which the next pass may embed

@@ -155,11 +155,15 @@ cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, floa
 
 // One int per row: the first index of the row maximum; -1 when the row holds only NaN.
 cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int rows, int cols, int* out);
-// Samples one token following core's sampleFromLogits; `scratch` holds `2 * n` doubles. Writes the token
-// (or -1 when every logit is NaN) to `out`. `previous` (or null): the device address of the previous
-// draw's token, counted as one more occurrence in the history (it may be `out`).
+// Samples one token following core's sampleFromLogits; `scratch` holds sample_scratch_bytes(n). Writes
+// the token (or -1 when every logit is NaN) to `out`. `previous` (or null): the device address of the
+// previous draw's token, counted as one more occurrence in the history (it may be `out`). Vocabularies
+// of up to SAMPLE_MAX_VOCAB tokens (cudaErrorInvalidValue beyond).
+constexpr int SAMPLE_MAX_CHUNKS = 1024;
+constexpr int SAMPLE_MAX_VOCAB = SAMPLE_MAX_CHUNKS * 1024;
+size_t sample_scratch_bytes(int n);
 cudaError_t launch_sample(cudaStream_t stream, const float* logits, int n, const int* history_ids,
-                          const int* history_counts, int history_len, SampleArgs args, const int* previous, double* scratch,
+                          const int* history_counts, int history_len, SampleArgs args, const int* previous, void* scratch,
                           int* out);
 
 // Benchmark: copies `bytes` from src to dst with 128-bit loads and stores.

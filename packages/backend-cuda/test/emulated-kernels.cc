@@ -980,23 +980,24 @@ static int reference_sample(const std::vector<float>& logits, const SampleArgs& 
 }
 
 static void test_sample() {
-  const int V = 1500;  // more than one 1024-thread chunk
   std::vector<int> ids = {3, 17, 1400}, counts = {1, 4, 2};
-  std::vector<double> scratch(2 * V);
   int mismatches = 0, cases = 0, boundary = 0;
+  // 2 chunks of the vocabulary (the second partial), then 5.
+  for (int V : {1500, 4500})
   for (int tied = 0; tied < 2; tied++) {
+    std::vector<char> scratch(sample_scratch_bytes(V));
     std::vector<float> l(V);
     for (auto& v : l) v = tied ? static_cast<float>(rng() % 5) : normal(2.f);
     const SampleArgs variants[] = {
         {0, 0, 1, 0, 1, 0, 0, 0, 0}, {0, 0, 1, 0, 1.3, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 0, 0, 0, 0}, {0.7, 0, 1, 0, 1, 0, 0, 0, 0},
         {1.3, 20, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 0.9, 0, 1, 0, 0, 0, 0}, {1, 50, 0.5, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0.1, 1, 0, 0, 0, 0},
         {1, 1, 1, 0, 1, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 1.5, 0.5, 0, 0}, {0.5, 40, 0.95, 0.05, 1.1, 0, 0, 0, 0}, {1, 0, 0.3, 0, 1, 0, 0, 0, 0},
-        // Top-k at many depths: with 5 tied values (about 300 tokens each) these fall inside tie groups.
+        // Top-k at many depths: with 5 tied values (about V / 5 tokens each) these fall inside tie groups.
         {0.8, 7, 1, 0, 1, 0, 0, 0, 0}, {0.8, 300, 1, 0, 1, 0, 0, 0, 0}, {1, 700, 1, 0, 1, 0, 0, 0, 0}, {1.2, 1499, 1, 0, 1, 0, 0, 0, 0},
         // Top-p alone on peaked and nearly whole distributions (the candidate floor drops most tokens).
         {0.5, 0, 0.95, 0, 1, 0, 0, 0, 0}, {0.3, 0, 0.6, 0, 1, 0, 0, 0, 0}, {1, 0, 0.999, 0, 1, 0, 0, 0, 0}, {2, 0, 0.99, 0, 1, 0, 0, 0, 0}};
     for (SampleArgs a : variants) {
-      for (int i = 0; i < 2; i++) {
+      for (int i = 0; i < (V > 2000 ? 1 : 2); i++) {
         a.uniform = std::uniform_real_distribution<double>(0, 1)(rng);
         int got = -2;
         launch_sample(nullptr, l.data(), V, ids.data(), counts.data(), 3, a, nullptr, scratch.data(), &got);
@@ -1039,7 +1040,7 @@ static void test_sample_previous() {
   const History histories[] = {{{3, 17, 1400}, {1, 4, 2}, 0}, {{17, 5, 17, 1400}, {2, 1, 3, 1}, 1}, {{}, {}, 0}};
   const SampleArgs variants[] = {{0, 0, 1, 0, 1.3, 0.4, 0.7, 0, 0}, {0.8, 40, 0.9, 0, 1.2, 0.5, 0.3, 0, 0}, {1, 0, 1, 0.02, 1.5, 0, 1, 0, 0},
                                  {0, 0, 1, 0, 1, 0, 0.25, 0, 0}};
-  std::vector<double> scratch(2 * V);
+  std::vector<char> scratch(sample_scratch_bytes(V));
   int bad = 0, cases = 0;
   for (const History& h : histories) {
     for (int prev : {17, 42, 1400, -1}) {
