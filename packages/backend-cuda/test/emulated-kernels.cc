@@ -1023,6 +1023,25 @@ static void test_sample() {
       }
     }
   }
+  // Penalties reach the tokens at chunk edges: the largest logits sit there, the history penalizes them,
+  // and greedy or a draw must land on the one token left standing.
+  {
+    const int V = 4500;
+    std::vector<float> l(V, -5.f);
+    std::vector<int> edge_ids = {0, 1023, 1024, 2047, 2048, 3071, 3072, 4095, 4096, V - 1}, ones(edge_ids.size(), 1);
+    for (size_t i = 0; i < edge_ids.size(); i++) l[edge_ids[i]] = 20.f - 0.1f * i;
+    l[777] = 5.f;
+    std::vector<char> scratch(sample_scratch_bytes(V));
+    for (SampleArgs a : {SampleArgs{0, 0, 1, 0, 1, 40, 0, 0.5, 0}, SampleArgs{0.5, 5, 1, 0, 1, 40, 0, 0.99, 0}, SampleArgs{0.5, 0, 1, 0, 1, 40, 0, 0.99, 1}}) {
+      int got = -2;
+      launch_sample(nullptr, l.data(), V, edge_ids.data(), ones.data(), static_cast<int>(edge_ids.size()), a, nullptr, scratch.data(), &got);
+      cases++;
+      if (got != 777 || reference_sample(l, a, edge_ids, ones) != 777) {
+        mismatches++;
+        std::printf("FAIL sample with penalties at chunk edges (T %.1f, k %d, serial %d): got %d, want 777\n", a.temperature, a.top_k, a.serial_history, got);
+      }
+    }
+  }
   if (mismatches) failures++;
   std::printf("%s sample: %d of %d cases match the sort-based reference (%d of them only with top_p a hair off, at an exact tie boundary)\n",
               mismatches ? "FAIL" : "ok  ", cases - mismatches, cases, boundary);
