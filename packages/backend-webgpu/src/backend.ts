@@ -12,7 +12,8 @@ import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWrite
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel } from './wgsl/matmul.js';
 import { MATVEC_MAX_T, matvecKernel, matvecLayout, matvecRowsPerWorkgroup, type MatvecShape } from './wgsl/matvec.js';
-import { argmaxKernel, NO_TOKEN, sampleKernel } from './wgsl/select.js';
+import { sampleCandidatesKernel, sampleDrawKernel, sampleLogitsKernel, sampleMaxVocab, sampleScratchFloats, SAMPLE_CHUNK } from './wgsl/sample.js';
+import { argmaxKernel, NO_TOKEN } from './wgsl/select.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 const ACT_USAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
@@ -732,19 +733,27 @@ export class WebGPUBackend implements Backend {
     validateSamplingParams(params);
     const prev = previous === undefined ? undefined : this.latestTokens(previous, 'sampleOnDevice');
     if (prev && prev.count !== 1) throw new BackendUsageError(`sampleOnDevice: previous holds ${prev.count} ids, expected 1`);
+    if (l.cols > sampleMaxVocab(this.sampleWG)) {
+      throw new BackendUsageError(`sample: ${l.cols} logits; the device sampler takes at most ${sampleMaxVocab(this.sampleWG)} on this adapter (workgroups of ${this.sampleWG} threads)`);
+    }
     const { ids, counts } = params.history;
     const hist = new Int32Array(ids.length * 2);
     hist.set(ids, 0);
     hist.set(counts, ids.length);
     const histOff = this.rt.pushAux(hist.length ? hist : new Int32Array(1));
     const resOff = this.reserveResults(1);
-    // The probabilities, then the tokens top-k keeps, compacted for top-p (see sampleKernel).
-    const scratch = this.scratch('sample', l.cols * 8);
-    this.rt.dispatch(this.kernel('sample', () => sampleKernel(this.sampleWG)), [l.buf, scratch, this.results, this.rt.auxBuf], {
+    // Penalized logits, candidates, their gathered list and the chunks' partials (see wgsl/sample.ts).
+    const scratch = this.scratch('sample', sampleScratchFloats(l.cols) * 4);
+    const bufs = [l.buf, scratch, this.results, this.rt.auxBuf];
+    const fields = {
       n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, prevOff: prev?.offset ?? 0, hasPrev: prev ? 1 : 0, topK: params.topK,
       temperature: params.temperature, topP: params.topP, minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty,
       frequency: params.frequencyPenalty, uniform: params.uniform,
-    }, 1);
+    };
+    const chunks = Math.ceil(l.cols / SAMPLE_CHUNK);
+    this.rt.dispatch(this.kernel('sample-logits', sampleLogitsKernel), bufs, fields, chunks);
+    this.rt.dispatch(this.kernel('sample-candidates', sampleCandidatesKernel), bufs, fields, chunks);
+    this.rt.dispatch(this.kernel('sample-draw', () => sampleDrawKernel(this.sampleWG)), bufs, fields, 1);
     return this.keptTokens(resOff, 1, `sampleFromLogits: all ${l.cols} logits are NaN`);
   }
 

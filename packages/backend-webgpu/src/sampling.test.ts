@@ -1,7 +1,8 @@
 // The device sampler's top-k cut-off (a radix select over probability bit patterns) and its top-p over
 // the compacted kept tokens, on inputs the conformance suite's random logits do not reach: the full
-// 151,936-token vocabulary (every digit of the select in play), many ties at the k-th value (core keeps
-// them all), fewer finite logits than k, and all logits equal. Each draw must be the reference's.
+// 151,936-token vocabulary (every digit of the select in play, and the sampler's ~75 chunks), many ties
+// at the k-th value (core keeps them all), fewer finite logits than k, all logits equal, penalties at
+// chunk edges and a tail at top-p's floor. Each draw must be the reference's.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend, type Backend, type SamplingParams } from '@qwen2-ts/core';
 import { TestRandom } from '@qwen2-ts/core/testing';
@@ -37,6 +38,25 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
     }
   }
 
+  /**
+   * Like `agree`, where the kept tokens are so many and so small (about 1e-5 of the mass each) that the
+   * f32 sums of the draw cannot place `uniform * total` to the token: the draw must lie between the
+   * reference's draws at `uniform` -/+ 1e-4 (the draw moves up the ids as `uniform` grows).
+   */
+  async function agreeNear(name: string, logits: Float32Array, variants: Partial<SamplingParams>[]): Promise<void> {
+    const rnd = new TestRandom(logits.length + variants.length);
+    const [lc, lr] = [put(b, 1, V, logits), put(ref, 1, V, logits)];
+    for (const v of variants) {
+      for (let i = 0; i < 12; i++) {
+        const params = { ...base, ...v, uniform: rnd.uniform() };
+        const got = await b.sample(lc, params);
+        const lo = await ref.sample(lr, { ...params, uniform: Math.max(0, params.uniform - 1e-4) });
+        const hi = await ref.sample(lr, { ...params, uniform: Math.min(1 - 2 ** -53, params.uniform + 1e-4) });
+        expect(got >= lo && got <= hi, `${name} ${JSON.stringify({ ...v, uniform: params.uniform })}: ${got} not in [${lo}, ${hi}]`).toBe(true);
+      }
+    }
+  }
+
   it('keeps every token tied with the k-th largest, at every k', async () => {
     // Logits on a grid of 0.25: thousands of tokens share each value, so most k fall inside a tie.
     const rnd = new TestRandom(5);
@@ -59,5 +79,23 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
       // few at 0.3).
       { topP: 0.9 }, { topP: 0.3, temperature: 1.5 }, { topP: 0.95, temperature: 0.3 }, { topP: 0.99, temperature: 0.5 },
     ]);
+  });
+
+  it('works across the chunks of the vocabulary: plain draws, penalties at chunk edges, a long tail top-p must reach', async () => {
+    // No filter: the draw finds the chunk where the mass crosses, then the token inside it.
+    await agreeNear('plain', new TestRandom(11).normals(V, 2), [{}, { temperature: 1.5 }, { temperature: 0.4 }]);
+    // The largest logits sit at chunk edges (for chunks of 1024, 2048 or 4096) and the history penalizes
+    // them: greedy must skip every one, and a draw must not see them.
+    const edges = [0, 1023, 1024, 2047, 2048, 4095, 4096, 8191, 8192, V - 1];
+    const peaks = new TestRandom(12).normals(V, 1);
+    for (const [i, id] of edges.entries()) peaks[id] = 30 - i * 0.1;
+    peaks[777] = 5;
+    const history = { ids: Int32Array.from(edges), counts: Int32Array.from(edges, () => 1) };
+    await agree('edges', peaks, [{ temperature: 0, presencePenalty: 40, history }, { temperature: 0.5, repetitionPenalty: 50, presencePenalty: 40, history }]);
+    // One token far above a long flat tail (about 1e-5 of it each): the top holds about 40% of the mass,
+    // so top-p 0.9 keeps tail tokens whose probability is near the least top-p can ever keep.
+    const tail = Float32Array.from(new TestRandom(13).normals(V, 0.01), (v) => Math.log(1e-5) + v);
+    tail[5000] = 0;
+    await agreeNear('tail', tail, [{ temperature: 1, topP: 0.9 }, { temperature: 1, topP: 0.5 }, { temperature: 1, topP: 0.9, minP: 1e-6 }]);
   });
 });
