@@ -746,7 +746,7 @@ export class WebGPUBackend implements Backend {
     const scratch = this.scratch('sample', sampleScratchFloats(l.cols) * 4);
     const bufs = [l.buf, scratch, this.results, this.rt.auxBuf];
     const fields = {
-      n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, prevOff: prev?.offset ?? 0, hasPrev: prev ? 1 : 0, topK: params.topK,
+      n: l.cols, off: l.offset, resOff, histN: ids.length, histOff, serial: new Set(ids).size < ids.length ? 1 : 0, prevOff: prev?.offset ?? 0, hasPrev: prev ? 1 : 0, topK: params.topK,
       temperature: params.temperature, topP: params.topP, minP: params.minP, rep: params.repetitionPenalty, presence: params.presencePenalty,
       frequency: params.frequencyPenalty, uniform: params.uniform,
     };

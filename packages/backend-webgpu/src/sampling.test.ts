@@ -81,7 +81,7 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
     ]);
   });
 
-  it('works across the chunks of the vocabulary: plain draws, penalties at chunk edges, a long tail top-p must reach', async () => {
+  it('works across the chunks of the vocabulary: plain draws, penalties at chunk edges and in order where ids repeat, a long tail top-p must reach', async () => {
     // No filter: the draw finds the chunk where the mass crosses, then the token inside it.
     await agreeNear('plain', new TestRandom(11).normals(V, 2), [{}, { temperature: 1.5 }, { temperature: 0.4 }]);
     // The largest logits sit at chunk edges (for chunks of 1024, 2048 or 4096) and the history penalizes
@@ -92,6 +92,24 @@ describe.skipIf(!g.gpu)(`WebGPU sampling on ${g.gpu ? g.adapterName : 'no adapte
     peaks[777] = 5;
     const history = { ids: Int32Array.from(edges), counts: Int32Array.from(edges, () => 1) };
     await agree('edges', peaks, [{ temperature: 0, presencePenalty: 40, history }, { temperature: 0.5, repetitionPenalty: 50, presencePenalty: 40, history }]);
+    // A history whose id repeats is applied in order, once per entry, as core does (10 / 2 - 1 = 4, then
+    // 4 / 2 - 3 = -1, below the runner-up's 0); the previous device token adds to its first entry.
+    const repeated = new Float32Array(V).fill(-3);
+    repeated[3000] = 10;
+    repeated[9] = 0;
+    const twice = { ids: Int32Array.of(3000, 5, 3000), counts: Int32Array.of(1, 1, 3) };
+    await agree('repeated', repeated, [{ temperature: 0, repetitionPenalty: 2, frequencyPenalty: 1, history: twice }]);
+    expect(await b.sample(put(b, 1, V, repeated), { ...base, temperature: 0, repetitionPenalty: 2, frequencyPenalty: 1, history: twice })).toBe(9);
+    const peak = new Float32Array(V).fill(-3);
+    peak[3000] = 50;
+    // Counts 2 and 3: 10 / 2 - 2 = 3, 3 / 2 - 3 = -1.5, above the runner-up's -1.75 (1 and 4, or 2 and 4,
+    // would end at -2 or -2.5, below it).
+    const closer = repeated.slice();
+    closer[9] = -1.75;
+    const previous = b.argmaxOnDevice!(put(b, 1, V, peak));
+    const afterPrevious = b.sampleOnDevice!(put(b, 1, V, closer), { ...base, temperature: 0, repetitionPenalty: 2, frequencyPenalty: 1, history: twice }, previous);
+    expect(await ref.sample(put(ref, 1, V, closer), { ...base, temperature: 0, repetitionPenalty: 2, frequencyPenalty: 1, history: { ids: twice.ids, counts: Int32Array.of(2, 1, 3) } })).toBe(3000);
+    expect(Array.from(await afterPrevious.ids())).toEqual([3000]);
     // One token far above a long flat tail (about 1e-5 of it each): the top holds about 40% of the mass,
     // so top-p 0.9 keeps tail tokens whose probability is near the least top-p can ever keep.
     const tail = Float32Array.from(new TestRandom(13).normals(V, 0.01), (v) => Math.log(1e-5) + v);

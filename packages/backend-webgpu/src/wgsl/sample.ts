@@ -44,7 +44,7 @@ export function sampleMaxVocab(wg: number): number {
 }
 
 const SAMPLE_FIELDS: Fields = [
-  ['n', 'u32'], ['off', 'u32'], ['resOff', 'u32'], ['histN', 'u32'], ['histOff', 'u32'], ['prevOff', 'u32'], ['hasPrev', 'u32'], ['topK', 'u32'],
+  ['n', 'u32'], ['off', 'u32'], ['resOff', 'u32'], ['histN', 'u32'], ['histOff', 'u32'], ['serial', 'u32'], ['prevOff', 'u32'], ['hasPrev', 'u32'], ['topK', 'u32'],
   ['temperature', 'f32'], ['topP', 'f32'], ['minP', 'f32'], ['rep', 'f32'], ['presence', 'f32'], ['frequency', 'f32'], ['uniform', 'f32'],
 ];
 
@@ -147,15 +147,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { atomicStore(&prevListed, 0u); }
   for (var i = lid; i < len; i += 256u) { xs[i] = x[p.off + base + i]; }
   workgroupBarrier();
-  // Every workgroup reads the whole history and applies the entries of its own tokens.
-  for (var j = lid; j < p.histN; j += 256u) {
-    let id = aux[p.histOff + j];
-    var count = bitcast<i32>(aux[p.histOff + p.histN + j]);
-    if (id == prev) {
-      count += 1;
-      atomicStore(&prevListed, 1u);
+  // Every workgroup reads the whole history and applies the entries of its own tokens: in parallel when
+  // the ids are distinct; in order, on one thread, when an id repeats (core then penalizes its logit once
+  // per entry, in order). The previous token adds one to the first entry with its id.
+  if (p.serial == 0u) {
+    for (var j = lid; j < p.histN; j += 256u) {
+      let id = aux[p.histOff + j];
+      var count = bitcast<i32>(aux[p.histOff + p.histN + j]);
+      if (id == prev) {
+        count += 1;
+        atomicStore(&prevListed, 1u);
+      }
+      if (id >= base && id < base + len && count > 0) { penalize(id - base, count); }
     }
-    if (id >= base && id < base + len && count > 0) { penalize(id - base, count); }
+  } else if (lid == 0u) {
+    for (var j = 0u; j < p.histN; j++) {
+      let id = aux[p.histOff + j];
+      var count = bitcast<i32>(aux[p.histOff + p.histN + j]);
+      if (id == prev && atomicLoad(&prevListed) == 0u) {
+        count += 1;
+        atomicStore(&prevListed, 1u);
+      }
+      if (id >= base && id < base + len && count > 0) { penalize(id - base, count); }
+    }
   }
   workgroupBarrier();
   // The previous token, when the history has no entry for it: its first occurrence.
