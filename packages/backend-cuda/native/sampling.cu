@@ -736,6 +736,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_draw_kernel(int n, Samp
   __shared__ int start[SAMPLE_THREADS];
   int count = 0;
   start[tid] = block_scan_int<SAMPLE_THREADS>(tid < chunks ? s.cand_n[tid] : 0, count);
+  __syncthreads();  // every start written before the gather reads them
   double mass = 0.0, kept = 0.0;
   for (int c = tid; c < chunks; c += SAMPLE_THREADS) {
     mass += s.kept_mass[c];
