@@ -542,13 +542,10 @@ __device__ int filter_and_draw(double* p, int n, const SampleArgs& a, bool top_k
     top_p_sorted(p, n, a, top_k, total);
   } else if (a.top_p < 1.0) {
     if (top_k) {
-      double t = 0.0, c = 0.0;
-      for (int i = tid; i < n; i += SAMPLE_THREADS) {
-        t += p[i];
-        c += p[i] > 0.0;
-      }
+      double t = 0.0;
+      for (int i = tid; i < n; i += SAMPLE_THREADS) t += p[i];
       total = block_sum<SAMPLE_THREADS>(t);
-      count = block_sum<SAMPLE_THREADS>(c);
+      count = top_p_kept;
     }
     // No token below (1 - top_p) * total / count is ever kept: if one were, it and every token after it
     // would together hold more than (1 - top_p) * total, yet none of them reaches that share of it.
@@ -666,18 +663,14 @@ __device__ int draw_by_chunks(const SampleArgs& a, const SampleScratch& s, int c
   const int tid = threadIdx.x;
   __shared__ double mass[SAMPLE_THREADS];
   __shared__ int crossing;
-  __shared__ int last_chunk;
   __shared__ double before;
   __shared__ double target;
   mass[tid] = tid < chunks ? s.kept_mass[tid] : 0.0;
-  __syncthreads();
+  // The last chunk with candidates (-1: none), where a draw past the end lands.
+  const int last_chunk = static_cast<int>(block_max<SAMPLE_THREADS>(tid < chunks && s.cand_n[tid] > 0 ? tid : -1));
   if (tid == 0) {
     double total = 0.0;
-    last_chunk = -1;
-    for (int c = 0; c < chunks; c++) {
-      total += mass[c];
-      if (s.cand_n[c] > 0) last_chunk = c;
-    }
+    for (int c = 0; c < chunks; c++) total += mass[c];
     target = a.uniform * total;
     crossing = -1;
     double cum = 0.0;

@@ -483,11 +483,10 @@ export class CudaBackend implements Backend {
     const o = tensorOf(out, 'embedOnDevice out');
     expectShape(o, ids.count, w.cols, 'embedOnDevice out');
     const wa = w.args();
-    const ptr = (ids as CudaDeviceTokens).ptr;
     this.submit({
-      key: `embed(w${w.id},${ids.count},${o.key},device ${ptr})`,
+      key: `embed(w${w.id},${ids.count},${o.key},device ${ids.ptr})`,
       capturable: true,
-      run: () => this.n.embed(this.ctx, ...wa, ptr, ids.count, o.ptr),
+      run: () => this.n.embed(this.ctx, ...wa, ids.ptr, ids.count, o.ptr),
     });
   }
 
@@ -534,7 +533,7 @@ export class CudaBackend implements Backend {
   }
 
   /** Throws unless `t` is this backend's latest device tokens (a later draw overwrote older ones). */
-  private latest(t: DeviceTokens, what: string): void {
+  private latest(t: DeviceTokens, what: string): asserts t is CudaDeviceTokens {
     if (!(t instanceof CudaDeviceTokens) || t.owner !== this) throw new BackendUsageError(`${what}: the ids come from another backend`);
     if (t.generation !== this.tokenGeneration) throw new BackendUsageError(`${what}: a later argmaxOnDevice or sampleOnDevice overwrote these ids on the device (only the latest are kept)`);
   }
