@@ -1,72 +1,112 @@
 // Causal grouped-query attention over an f32 KV cache. Cache layout per layer: keys then values, each
-// [kvHeads][maxTokens][headDim], so one head's history is contiguous. Scores live in the thread's
-// scratch (maxTokens floats). Parallel over query heads h0..h1.
+// [kvHeads][maxTokens][headDim], so one head's history is contiguous.
 //
-// Per query: scores four keys at a time (four accumulators, summed across lanes by one 4x4 transpose
-// instead of a lane sum per key), softmax with a SIMD exp four scores at a time, then the weighted sum
-// of values in register blocks of 32 output floats over all keys (the output is stored once, not
-// loaded and stored for every key). At a 1024-token prompt (Qwen2-0.5B shapes) the previous kernel,
-// one key and one scalar exp at a time, was about 30% of prefill.
+// A work unit is one query row and a set of query heads that share one kv head (all of the group, or a
+// part of it when decode needs more units than kv heads to keep every thread busy). Each key and value
+// row is brought into cache once for the whole set: scores take two heads and four keys at a time
+// (eight independent accumulators, summed across lanes by 4x4 transposes), and values are summed in
+// blocks of KEY_BLOCK keys (16 KB at headDim 64), every head of the set over the block before the next
+// block. Taking one head at a time over all keys, the previous kernel read each kv head's history once
+// per query head (7 times at Qwen2-0.5B's 14/2 heads) from L3: 2048-token decode attention took 12 ms
+// of a step on one thread.
+//
+// Per-thread scratch: the set's scores ([heads][n] floats, n rounded up to 4), then its output
+// accumulators ([heads][headDim]), then one softmax scale per head.
 import { expf, expv, hsum, madd, transposed4 } from './common';
 
-export function attention_f32(h0: i32, h1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
-  heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32): void {
+const KEY_BLOCK = 64;
+
+export function attention_f32(u0: i32, u1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
+  heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32, splits: i32): void {
   const group = heads / kvHeads;
   const rowBytes = <usize>(heads * headDim) << 2;
   const hdBytes = <usize>headDim << 2;
-  for (let h = h0; h < h1; h++) {
-    const g = h / group;
+  const scoreStride = <usize>((startPos + T + 3) & ~3) << 2;
+  const most = <usize>((group + splits - 1) / splits);
+  const acc = scratch + most * scoreStride;
+  const invs = acc + most * hdBytes;
+  for (let u = u0; u < u1; u++) {
+    // Units run over query rows fastest, so consecutive units read the same kv head's history.
+    const t = u % T, set = u / T;
+    const g = set / splits, s = set % splits;
+    const hA = g * group + s * group / splits, nh = g * group + (s + 1) * group / splits - hA;
     const kh = kc + <usize>g * <usize>maxTokens * hdBytes;
     const vh = vc + <usize>g * <usize>maxTokens * hdBytes;
-    for (let t = 0; t < T; t++) {
-      const pos = startPos + t;
-      const first = window > 0 ? max(0, pos - window + 1) : 0;
-      const qp = q + <usize>t * rowBytes + <usize>h * hdBytes;
-      const m = scores(qp, kh, scratch, first, pos, headDim, scale);
-      const sum = softmaxWeights(scratch, first, pos, m);
-      weightedValues(vh, scratch, first, pos, headDim, <f32>1.0 / sum, out + <usize>t * rowBytes + <usize>h * hdBytes);
+    const pos = startPos + t;
+    const first = window > 0 ? max(0, pos - window + 1) : 0;
+    const qp = q + <usize>t * rowBytes + <usize>hA * hdBytes;
+    scores(qp, kh, scratch, scoreStride, nh, first, pos, headDim, scale);
+    for (let h = 0; h < nh; h++) {
+      store<f32>(invs + (<usize>h << 2), <f32>1.0 / softmaxWeights(scratch + <usize>h * scoreStride, first, pos));
+    }
+    weightedValues(vh, scratch, scoreStride, acc, nh, first, pos, headDim);
+    const op = out + <usize>t * rowBytes + <usize>hA * hdBytes;
+    for (let h = 0; h < nh; h++) scaleRow(acc + <usize>h * hdBytes, load<f32>(invs + (<usize>h << 2)), op + <usize>h * hdBytes, headDim);
+  }
+}
+
+/** Row h of the scores (at scratch + h * stride), j in first..pos: q_h . k_j * scale, for the nh heads at qp. */
+@inline function scores(qp: usize, kh: usize, scratch: usize, stride: usize, nh: i32, first: i32, pos: i32, headDim: i32, scale: f32): void {
+  const hdBytes = <usize>headDim << 2, D4 = headDim & ~3, vs = f32x4.splat(scale);
+  let j = first;
+  for (; j + 4 <= pos + 1; j += 4) {
+    const k0 = kh + <usize>j * hdBytes, k1 = k0 + hdBytes, k2 = k1 + hdBytes, k3 = k2 + hdBytes;
+    const sp = scratch + (<usize>j << 2);
+    let h = 0;
+    for (; h + 2 <= nh; h += 2) {
+      const qa = qp + <usize>h * hdBytes, qb = qa + hdBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let d = 0; d < D4; d += 4) {
+        const o = <usize>d << 2, xa = v128.load(qa + o), xb = v128.load(qb + o);
+        let k = v128.load(k0 + o);
+        a0 = madd(xa, k, a0); b0 = madd(xb, k, b0);
+        k = v128.load(k1 + o);
+        a1 = madd(xa, k, a1); b1 = madd(xb, k, b1);
+        k = v128.load(k2 + o);
+        a2 = madd(xa, k, a2); b2 = madd(xb, k, b2);
+        k = v128.load(k3 + o);
+        a3 = madd(xa, k, a3); b3 = madd(xb, k, b3);
+      }
+      const pa = sp + <usize>h * stride;
+      v128.store(pa, f32x4.mul(fourDots(a0, a1, a2, a3, qa, k0, k1, k2, k3, D4, headDim), vs));
+      v128.store(pa + stride, f32x4.mul(fourDots(b0, b1, b2, b3, qb, k0, k1, k2, k3, D4, headDim), vs));
+    }
+    if (h < nh) {
+      const qa = qp + <usize>h * hdBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let d = 0; d < D4; d += 4) {
+        const o = <usize>d << 2, x = v128.load(qa + o);
+        a0 = madd(x, v128.load(k0 + o), a0);
+        a1 = madd(x, v128.load(k1 + o), a1);
+        a2 = madd(x, v128.load(k2 + o), a2);
+        a3 = madd(x, v128.load(k3 + o), a3);
+      }
+      v128.store(sp + <usize>h * stride, f32x4.mul(fourDots(a0, a1, a2, a3, qa, k0, k1, k2, k3, D4, headDim), vs));
+    }
+  }
+  for (; j <= pos; j++) {
+    const kp = kh + <usize>j * hdBytes;
+    for (let h = 0; h < nh; h++) {
+      const qa = qp + <usize>h * hdBytes;
+      let acc = f32x4.splat(0);
+      for (let d = 0; d < D4; d += 4) acc = madd(v128.load(qa + (<usize>d << 2)), v128.load(kp + (<usize>d << 2)), acc);
+      store<f32>(scratch + <usize>h * stride + (<usize>j << 2), (hsum(acc) + tailDot(qa, kp, D4, headDim)) * scale);
     }
   }
 }
 
-/** Scores q . k_j * scale of keys first..pos into scratch[j]; returns their maximum. */
-@inline function scores(qp: usize, kh: usize, scratch: usize, first: i32, pos: i32, headDim: i32, scale: f32): f32 {
-  const hdBytes = <usize>headDim << 2, D4 = headDim & ~3;
-  let vmax = f32x4.splat(-Infinity);
-  let j = first;
-  for (; j + 4 <= pos + 1; j += 4) {
-    const k0 = kh + <usize>j * hdBytes, k1 = k0 + hdBytes, k2 = k1 + hdBytes, k3 = k2 + hdBytes;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    for (let d = 0; d < D4; d += 4) {
-      const o = <usize>d << 2, x = v128.load(qp + o);
-      a0 = madd(x, v128.load(k0 + o), a0);
-      a1 = madd(x, v128.load(k1 + o), a1);
-      a2 = madd(x, v128.load(k2 + o), a2);
-      a3 = madd(x, v128.load(k3 + o), a3);
-    }
-    // Lane i of the transposes' sum: key j+i's dot product.
-    let s = f32x4.add(f32x4.add(transposed4(a0, a1, a2, a3, 0), transposed4(a0, a1, a2, a3, 1)),
-      f32x4.add(transposed4(a0, a1, a2, a3, 2), transposed4(a0, a1, a2, a3, 3)));
-    if (D4 < headDim) {
-      s = f32x4.replace_lane(s, 0, f32x4.extract_lane(s, 0) + tailDot(qp, k0, D4, headDim));
-      s = f32x4.replace_lane(s, 1, f32x4.extract_lane(s, 1) + tailDot(qp, k1, D4, headDim));
-      s = f32x4.replace_lane(s, 2, f32x4.extract_lane(s, 2) + tailDot(qp, k2, D4, headDim));
-      s = f32x4.replace_lane(s, 3, f32x4.extract_lane(s, 3) + tailDot(qp, k3, D4, headDim));
-    }
-    s = f32x4.mul(s, f32x4.splat(scale));
-    v128.store(scratch + (<usize>j << 2), s);
-    vmax = f32x4.max(vmax, s);
+/** Lane i: the dot product of q and key i, from the four keys' lane-wise accumulators plus the columns past D4. */
+@inline function fourDots(a0: v128, a1: v128, a2: v128, a3: v128, qa: usize, k0: usize, k1: usize, k2: usize, k3: usize, D4: i32, headDim: i32): v128 {
+  let s = f32x4.add(f32x4.add(transposed4(a0, a1, a2, a3, 0), transposed4(a0, a1, a2, a3, 1)),
+    f32x4.add(transposed4(a0, a1, a2, a3, 2), transposed4(a0, a1, a2, a3, 3)));
+  if (D4 < headDim) {
+    s = f32x4.replace_lane(s, 0, f32x4.extract_lane(s, 0) + tailDot(qa, k0, D4, headDim));
+    s = f32x4.replace_lane(s, 1, f32x4.extract_lane(s, 1) + tailDot(qa, k1, D4, headDim));
+    s = f32x4.replace_lane(s, 2, f32x4.extract_lane(s, 2) + tailDot(qa, k2, D4, headDim));
+    s = f32x4.replace_lane(s, 3, f32x4.extract_lane(s, 3) + tailDot(qa, k3, D4, headDim));
   }
-  let m = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
-  for (; j <= pos; j++) {
-    const kp = kh + <usize>j * hdBytes;
-    let acc = f32x4.splat(0);
-    for (let d = 0; d < D4; d += 4) acc = madd(v128.load(qp + (<usize>d << 2)), v128.load(kp + (<usize>d << 2)), acc);
-    const s = (hsum(acc) + tailDot(qp, kp, D4, headDim)) * scale;
-    store<f32>(scratch + (<usize>j << 2), s);
-    if (s > m) m = s;
-  }
-  return m;
+  return s;
 }
 
 /** Sum of a[d] * b[d] for d in [d0, n) (the columns after the last full vector). */
@@ -76,20 +116,25 @@ export function attention_f32(h0: i32, h1: i32, scratch: usize, q: usize, kc: us
   return s;
 }
 
-/** scratch[j] = exp(scratch[j] - m) for j in first..pos; returns their sum. */
-@inline function softmaxWeights(scratch: usize, first: i32, pos: i32, m: f32): f32 {
+/** row[j] = exp(row[j] - max) for j in first..pos; returns their sum. */
+@inline function softmaxWeights(row: usize, first: i32, pos: i32): f32 {
+  let vmax = f32x4.splat(-Infinity);
+  let j = first;
+  for (; j + 4 <= pos + 1; j += 4) vmax = f32x4.max(vmax, v128.load(row + (<usize>j << 2)));
+  let m = max(max(f32x4.extract_lane(vmax, 0), f32x4.extract_lane(vmax, 1)), max(f32x4.extract_lane(vmax, 2), f32x4.extract_lane(vmax, 3)));
+  for (; j <= pos; j++) m = max(m, load<f32>(row + (<usize>j << 2)));
   const vm = f32x4.splat(m);
   let vsum = f32x4.splat(0);
-  let j = first;
+  j = first;
   for (; j + 4 <= pos + 1; j += 4) {
-    const p = scratch + (<usize>j << 2);
+    const p = row + (<usize>j << 2);
     const e = expv(f32x4.sub(v128.load(p), vm));
     v128.store(p, e);
     vsum = f32x4.add(vsum, e);
   }
   let sum = hsum(vsum);
   for (; j <= pos; j++) {
-    const p = scratch + (<usize>j << 2);
+    const p = row + (<usize>j << 2);
     const e = expf(load<f32>(p) - m);
     store<f32>(p, e);
     sum += e;
@@ -97,35 +142,115 @@ export function attention_f32(h0: i32, h1: i32, scratch: usize, q: usize, kc: us
   return sum;
 }
 
-/** op[d] = inv * sum_j scratch[j] * v_j[d], 32 output floats at a time held in registers over all keys. */
-@inline function weightedValues(vh: usize, scratch: usize, first: i32, pos: i32, headDim: i32, inv: f32, op: usize): void {
-  const hdBytes = <usize>headDim << 2, vinv = f32x4.splat(inv);
-  let d = 0;
-  for (; d + 32 <= headDim; d += 32) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-    for (let j = first; j <= pos; j++) {
-      const w = f32x4.splat(load<f32>(scratch + (<usize>j << 2)));
-      const vp = vh + <usize>j * hdBytes + (<usize>d << 2);
-      a0 = madd(w, v128.load(vp), a0); a1 = madd(w, v128.load(vp, 16), a1);
-      a2 = madd(w, v128.load(vp, 32), a2); a3 = madd(w, v128.load(vp, 48), a3);
-      a4 = madd(w, v128.load(vp, 64), a4); a5 = madd(w, v128.load(vp, 80), a5);
-      a6 = madd(w, v128.load(vp, 96), a6); a7 = madd(w, v128.load(vp, 112), a7);
+/**
+ * acc_h[d] += sum_j w_h[j] * v_j[d] for the nh heads, keys in blocks of KEY_BLOCK (every head over a
+ * block before the next, so each value row comes from memory once).
+ */
+@inline function weightedValues(vh: usize, scratch: usize, stride: usize, acc: usize, nh: i32, first: i32, pos: i32, headDim: i32): void {
+  const hdBytes = <usize>headDim << 2;
+  memory.fill(acc, 0, <usize>nh * hdBytes);
+  for (let jb = first; jb <= pos; jb += KEY_BLOCK) {
+    const je = min(pos + 1, jb + KEY_BLOCK);
+    const v0 = vh + <usize>jb * hdBytes;
+    let h = 0;
+    for (; h + 2 <= nh; h += 2) {
+      const w = scratch + <usize>h * stride, a = acc + <usize>h * hdBytes;
+      valuesPair(v0, w + (<usize>jb << 2), w + stride + (<usize>jb << 2), a, a + hdBytes, je - jb, headDim);
     }
-    const o = op + (<usize>d << 2);
-    v128.store(o, f32x4.mul(a0, vinv)); v128.store(o, f32x4.mul(a1, vinv), 16);
-    v128.store(o, f32x4.mul(a2, vinv), 32); v128.store(o, f32x4.mul(a3, vinv), 48);
-    v128.store(o, f32x4.mul(a4, vinv), 64); v128.store(o, f32x4.mul(a5, vinv), 80);
-    v128.store(o, f32x4.mul(a6, vinv), 96); v128.store(o, f32x4.mul(a7, vinv), 112);
+    if (h < nh) {
+      const w = scratch + <usize>h * stride;
+      valuesOne(v0, w + (<usize>jb << 2), acc + <usize>h * hdBytes, je - jb, headDim);
+    }
+  }
+}
+
+/**
+ * Two heads' weights (wa, wb) over n value rows from v0: 16 dims at a time, so that eight accumulators,
+ * two broadcast weights and four value vectors fit the 15 vector registers V8 allocates. (Eight
+ * accumulators of one head's 32 dims did not: V8 kept one of them in memory, a store-to-load chain
+ * that ran the loop at a third of its speed.)
+ */
+@inline function valuesPair(v0: usize, wa: usize, wb: usize, aa: usize, ab: usize, n: i32, headDim: i32): void {
+  const hdBytes = <usize>headDim << 2;
+  let d = 0;
+  for (; d + 16 <= headDim; d += 16) {
+    const oa = aa + (<usize>d << 2), ob = ab + (<usize>d << 2);
+    let a0 = v128.load(oa), a1 = v128.load(oa, 16), a2 = v128.load(oa, 32), a3 = v128.load(oa, 48);
+    let b0 = v128.load(ob), b1 = v128.load(ob, 16), b2 = v128.load(ob, 32), b3 = v128.load(ob, 48);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) {
+      const xa = v128.load32_splat(wa + (<usize>j << 2)), xb = v128.load32_splat(wb + (<usize>j << 2));
+      let v = v128.load(vp);
+      a0 = madd(xa, v, a0); b0 = madd(xb, v, b0);
+      v = v128.load(vp, 16);
+      a1 = madd(xa, v, a1); b1 = madd(xb, v, b1);
+      v = v128.load(vp, 32);
+      a2 = madd(xa, v, a2); b2 = madd(xb, v, b2);
+      v = v128.load(vp, 48);
+      a3 = madd(xa, v, a3); b3 = madd(xb, v, b3);
+    }
+    v128.store(oa, a0); v128.store(oa, a1, 16); v128.store(oa, a2, 32); v128.store(oa, a3, 48);
+    v128.store(ob, b0); v128.store(ob, b1, 16); v128.store(ob, b2, 32); v128.store(ob, b3, 48);
   }
   for (; d + 4 <= headDim; d += 4) {
-    let a = f32x4.splat(0);
-    for (let j = first; j <= pos; j++) a = madd(f32x4.splat(load<f32>(scratch + (<usize>j << 2))), v128.load(vh + <usize>j * hdBytes + (<usize>d << 2)), a);
-    v128.store(op + (<usize>d << 2), f32x4.mul(a, vinv));
+    const oa = aa + (<usize>d << 2), ob = ab + (<usize>d << 2);
+    let a = v128.load(oa), b = v128.load(ob);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) {
+      const v = v128.load(vp);
+      a = madd(v128.load32_splat(wa + (<usize>j << 2)), v, a);
+      b = madd(v128.load32_splat(wb + (<usize>j << 2)), v, b);
+    }
+    v128.store(oa, a); v128.store(ob, b);
   }
   for (; d < headDim; d++) {
-    let a: f32 = 0;
-    for (let j = first; j <= pos; j++) a += load<f32>(scratch + (<usize>j << 2)) * load<f32>(vh + <usize>j * hdBytes + (<usize>d << 2));
-    store<f32>(op + (<usize>d << 2), a * inv);
+    const oa = aa + (<usize>d << 2), ob = ab + (<usize>d << 2);
+    let a = load<f32>(oa), b = load<f32>(ob);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) {
+      const v = load<f32>(vp);
+      a += load<f32>(wa + (<usize>j << 2)) * v;
+      b += load<f32>(wb + (<usize>j << 2)) * v;
+    }
+    store<f32>(oa, a); store<f32>(ob, b);
   }
+}
+
+/** One head's weights w over n value rows from v0 (the last head of an odd set), 16 dims at a time. */
+@inline function valuesOne(v0: usize, w: usize, aa: usize, n: i32, headDim: i32): void {
+  const hdBytes = <usize>headDim << 2;
+  let d = 0;
+  for (; d + 16 <= headDim; d += 16) {
+    const oa = aa + (<usize>d << 2);
+    let a0 = v128.load(oa), a1 = v128.load(oa, 16), a2 = v128.load(oa, 32), a3 = v128.load(oa, 48);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) {
+      const x = v128.load32_splat(w + (<usize>j << 2));
+      a0 = madd(x, v128.load(vp), a0); a1 = madd(x, v128.load(vp, 16), a1);
+      a2 = madd(x, v128.load(vp, 32), a2); a3 = madd(x, v128.load(vp, 48), a3);
+    }
+    v128.store(oa, a0); v128.store(oa, a1, 16); v128.store(oa, a2, 32); v128.store(oa, a3, 48);
+  }
+  for (; d + 4 <= headDim; d += 4) {
+    const oa = aa + (<usize>d << 2);
+    let a = v128.load(oa);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) a = madd(v128.load32_splat(w + (<usize>j << 2)), v128.load(vp), a);
+    v128.store(oa, a);
+  }
+  for (; d < headDim; d++) {
+    const oa = aa + (<usize>d << 2);
+    let a = load<f32>(oa);
+    let vp = v0 + (<usize>d << 2);
+    for (let j = 0; j < n; j++, vp += hdBytes) a += load<f32>(w + (<usize>j << 2)) * load<f32>(vp);
+    store<f32>(oa, a);
+  }
+}
+
+/** op[d] = a[d] * inv. */
+@inline function scaleRow(a: usize, inv: f32, op: usize, headDim: i32): void {
+  const vinv = f32x4.splat(inv);
+  let d = 0;
+  for (; d + 4 <= headDim; d += 4) v128.store(op + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), vinv));
+  for (; d < headDim; d++) store<f32>(op + (<usize>d << 2), load<f32>(a + (<usize>d << 2)) * inv);
 }

@@ -418,12 +418,20 @@ export class WasmBackend implements Backend {
     }
     const window = spec.slidingWindow ?? 0;
     if (!Number.isInteger(window) || window < 0) throw new BackendUsageError(`attention: invalid sliding window ${spec.slidingWindow}`);
-    const scoresBytes = (startPos + qt.rows) * 4 + 64;
     const threads = this.pool?.threads ?? 1;
-    const scratch = this.arenas[0]!.scratchBlock('scores', scoresBytes * threads);
+    const T = qt.rows, group = heads / kvHeads;
+    // A unit is one query row and a set of heads sharing a kv head, which reads that head's history once.
+    // Decode has only kvHeads such units with whole groups: split the groups until every thread has one.
+    const splits = Math.min(group, Math.ceil(threads / (kvHeads * T)));
+    const most = Math.ceil(group / splits);
+    // Per thread: the set's scores (rows of n floats, n rounded up to 4), accumulators, softmax scales.
+    const bytes = most * (Math.ceil((startPos + T) / 4) * 16 + headDim * 4 + 4);
+    const stride = Math.ceil(bytes / 64) * 64;
+    const scratch = this.arenas[0]!.scratchBlock('attention', stride * threads);
     const kBase = c.keys(layer);
-    this.run('attention_f32', 0, heads, 1, [qt.ptr, kBase, kBase + c.halfBytes, o.ptr, qt.rows, startPos, heads, kvHeads, headDim, c.spec.maxTokens, scale, window],
-      { base: scratch, stride: scoresBytes });
+    this.run('attention_f32', 0, kvHeads * splits * T, 1,
+      [qt.ptr, kBase, kBase + c.halfBytes, o.ptr, T, startPos, heads, kvHeads, headDim, c.spec.maxTokens, scale, window, splits],
+      { base: scratch, stride });
   }
 
   swiglu(gate: Tensor, up: Tensor, out: Tensor): void {

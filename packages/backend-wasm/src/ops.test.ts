@@ -125,18 +125,35 @@ describe('element-wise and attention ops (2 threads)', () => {
     expect(maxRelError(await backend.read(t), want)).toBeLessThan(1e-6);
   });
 
-  it.each([undefined, 3])('attention (GQA, prefill then decode, sliding window %s) matches a float64 loop', async (slidingWindow) => {
-    const heads = 4, kvHeads = 2, d = 8, layers = 2, maxTokens = 16;
-    const cache = backend.createKVCache({ layers, kvHeads, headDim: d, maxTokens });
+  // Shapes that reach every path of the kernel: key blocks (64 keys), head pairs and a last odd head,
+  // head dims with 16-, 4- and 1-column remainders; 4 threads over one kv head split each group of 7
+  // heads into sets of 1 and 2 heads (decode would otherwise leave threads idle).
+  const attentionCases = [
+    { threads: 2, heads: 4, kvHeads: 2, d: 8, steps: [[0, 5], [5, 1], [6, 3]], window: undefined },
+    { threads: 2, heads: 4, kvHeads: 2, d: 8, steps: [[0, 5], [5, 1], [6, 3]], window: 3 },
+    { threads: 2, heads: 7, kvHeads: 1, d: 70, steps: [[0, 70], [70, 1], [71, 66]], window: undefined },
+    { threads: 4, heads: 14, kvHeads: 2, d: 37, steps: [[0, 9], [9, 1], [10, 1]], window: undefined },
+    { threads: 4, heads: 7, kvHeads: 1, d: 64, steps: [[0, 130], [130, 1]], window: 100 },
+  ];
+  it.each(attentionCases)('attention (GQA $heads/$kvHeads, head dim $d, $threads threads, window $window) matches a float64 loop', async ({ threads, heads, kvHeads, d, steps, window: slidingWindow }) => {
+    const layers = 2, maxTokens = steps.at(-1)![0]! + steps.at(-1)![1]!;
+    const own = threads === 2 ? undefined : await wasmBackend({ threads });
+    const b = own ?? backend;
+    const tensor = (rows: number, cols: number, data: Float32Array) => {
+      const t = b.alloc(rows, cols);
+      b.write(t, data);
+      return t;
+    };
+    const cache = b.createKVCache({ layers, kvHeads, headDim: d, maxTokens });
     const spec = { heads, kvHeads, headDim: d, scale: 1 / Math.sqrt(d), slidingWindow };
     const K = new Float32Array(maxTokens * kvHeads * d), V = new Float32Array(maxTokens * kvHeads * d);
-    for (const [start, T] of [[0, 5], [5, 1], [6, 3]] as const) {
+    for (const [start, T] of steps as [number, number][]) {
       const q = randomF32(T * heads * d, start + 1, 2), k = randomF32(T * kvHeads * d, start + 2, 2), v = randomF32(T * kvHeads * d, start + 3);
       K.set(k, start * kvHeads * d);
       V.set(v, start * kvHeads * d);
-      backend.writeKV(cache, 1, tensor(T, kvHeads * d, k), tensor(T, kvHeads * d, v), start);
-      const out = backend.alloc(T, heads * d);
-      backend.attention(tensor(T, heads * d, q), cache, 1, start, spec, out);
+      b.writeKV(cache, 1, tensor(T, kvHeads * d, k), tensor(T, kvHeads * d, v), start);
+      const out = b.alloc(T, heads * d);
+      b.attention(tensor(T, heads * d, q), cache, 1, start, spec, out);
       const want = new Float64Array(T * heads * d);
       for (let t = 0; t < T; t++) {
         const pos = start + t, first = slidingWindow ? Math.max(0, pos - slidingWindow + 1) : 0;
@@ -156,8 +173,9 @@ describe('element-wise and attention ops (2 threads)', () => {
           }
         }
       }
-      expect(maxRelError(await backend.read(out), want)).toBeLessThan(1e-5);
+      expect(maxRelError(await b.read(out), want)).toBeLessThan(1e-5);
     }
+    await own?.dispose();
   });
 
   it('argmax returns the first maximum of each row', async () => {
