@@ -70,6 +70,66 @@ describe('q4_0', () => {
   });
 });
 
+// ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref transcribed line by line with the Math functions
+// of their C (fabsf, MAX, roundf, MIN, truncation by the (int8_t) cast), so that the quantizers' faster
+// integer arithmetic is checked against the plain formulas on values that reach every branch: signs,
+// exact halves of a step, zeros of both signs, subnormals, huge values, infinities and NaN.
+function ggmlQ8_0(x: Float32Array): { scales: number[]; quants: number[] } {
+  const scales: number[] = [], quants: number[] = [];
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    scales.push(f32ToF16(d));
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b * 32 + j]! * id);
+      const r = Math.sign(v) * Math.floor(Math.abs(v) + 0.5); // roundf: half away from zero
+      quants.push(Number.isNaN(r) || r === 0 ? 0 : r); // an Int8Array stores NaN and -0 as 0
+    }
+  }
+  return { scales, quants };
+}
+function ggmlQ4_0(x: Float32Array): { scales: number[]; quants: number[] } {
+  const scales: number[] = [], quants: number[] = [];
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0, max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[b * 32 + j]!;
+      if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    scales.push(f32ToF16(d));
+    const nibble = (v: number): number => {
+      const t = Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+      return Number.isNaN(t) ? 0 : t;
+    };
+    for (let j = 0; j < 16; j++) quants.push(nibble(x[b * 32 + j]!) | (nibble(x[b * 32 + 16 + j]!) << 4));
+  }
+  return { scales, quants };
+}
+
+describe('q8_0 and q4_0 against ggml\'s reference formulas', () => {
+  const special = [0, -0, 0.5, -0.5, 1e-40, -1e-40, 1e-8, -1e-8, 65504, -65504, 3e38, -3e38, Infinity, -Infinity, NaN];
+  const blocks = 400;
+  const x = randomRows(blocks, 32, 23);
+  // Blocks 0-99 keep random values; in the rest every fourth value is special, and blocks 100-149 hold
+  // exact multiples of a step (i / 2 * amax / 127 for q8_0's halves), so rounding ties occur.
+  for (let i = 100 * 32; i < 150 * 32; i++) x[i] = ((i % 255) - 127) / 2;
+  for (let i = 150 * 32; i < x.length; i += 4) x[i] = special[(i / 4) % special.length]!;
+  it('q8_0 gives ggml\'s scales and values bit for bit', () => {
+    const q = quantizeQ8_0(x, blocks, 32), want = ggmlQ8_0(x);
+    expect(Array.from(q.scales)).toEqual(want.scales);
+    expect(Array.from(q.quants)).toEqual(want.quants);
+  });
+  it('q4_0 gives ggml\'s scales and nibbles bit for bit', () => {
+    const q = quantizeQ4_0(x, blocks, 32), want = ggmlQ4_0(x);
+    expect(Array.from(q.scales)).toEqual(want.scales);
+    expect(Array.from(q.quants)).toEqual(want.quants);
+  });
+});
+
 describe('rowDot', () => {
   it('equals dequantizeRow followed by a dot product, for every format', async () => {
     const { rowDot, dequantizeRow } = await import('./host-weight.js');
