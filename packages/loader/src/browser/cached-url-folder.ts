@@ -8,6 +8,32 @@ import type { LoadProgress } from '../open-folder.js';
 import { blobFile, type ModelFolder } from '../random-access.js';
 import { accessHint, joinUrl, type UrlFolderOptions } from '../remote/url-folder.js';
 
+/**
+ * The Cache API refused to open or store: storage quota exceeded, a private window's small quota,
+ * storage disabled, or a storage failure (Chromium reports some as UnknownError).
+ * @internal caught by openRemoteModel, which then reads the model without the cache
+ */
+export class CacheStoreError extends Error {
+  constructor(what: string, cause: DOMException) {
+    super(`${what} (${cause.name}: ${cause.message})`, { cause });
+    this.name = 'CacheStoreError';
+  }
+}
+
+/**
+ * `cache.put` with its storage failures told apart: a DOMException (other than an abort) is the
+ * storage's; a TypeError is the download's (the body failed), which stays what it is.
+ */
+async function store(cache: Cache, url: string, response: Response, signal?: AbortSignal): Promise<void> {
+  try {
+    await cache.put(url, response);
+  } catch (e) {
+    if (signal?.aborted) throw signal.reason;
+    if (e instanceof DOMException && e.name !== 'AbortError') throw new CacheStoreError(`the browser cache cannot store ${url}`, e);
+    throw e;
+  }
+}
+
 /** Default Cache API cache name. */
 export const DEFAULT_CACHE_NAME = 'qwen2-ts-models';
 
@@ -34,7 +60,15 @@ export interface CachedUrlFolder extends ModelFolder {
 export async function openCachedUrlFolder(base: string, options: CachedUrlFolderOptions = {}, source = base): Promise<CachedUrlFolder> {
   const storage = options.storage ?? (globalThis as { caches?: CacheStorage }).caches;
   if (!storage) throw new Error('the Cache API is not available in this runtime');
-  const cache = await storage.open(options.cacheName ?? DEFAULT_CACHE_NAME);
+  const name = options.cacheName ?? DEFAULT_CACHE_NAME;
+  let cache: Cache;
+  try {
+    cache = await storage.open(name);
+  } catch (e) {
+    // Storage disabled (some privacy settings), or an origin without storage: a SecurityError.
+    if (e instanceof DOMException) throw new CacheStoreError(`the browser cache '${name}' cannot be opened`, e);
+    throw e;
+  }
   const doFetch = options.fetch ?? globalThis.fetch;
 
   const request = async (url: string, init: RequestInit, signal?: AbortSignal): Promise<Response> => {
@@ -53,7 +87,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
     if (response.status === 404) {
       await response.body?.cancel();
       // Remember the absence too, so a reload (even offline) does not ask again for optional files.
-      await cache.put(url, new Response(null, { status: 404 }));
+      await store(cache, url, new Response(null, { status: 404 }), signal);
       return false;
     }
     if (!response.ok || !response.body) {
@@ -70,7 +104,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
       },
     }));
     // put() only stores the entry once the whole body has arrived, so an interrupted download leaves nothing behind.
-    await cache.put(url, new Response(counted, { headers: { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' } }));
+    await store(cache, url, new Response(counted, { headers: { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' } }), signal);
     // Only "fewer bytes" is checked: a browser may transparently decompress a gzip-encoded text file,
     // making the body longer than Content-Length (and cross-origin it cannot see Content-Encoding).
     if (Number.isFinite(total) && loaded < total) {

@@ -2,7 +2,7 @@
 // in-memory Cache API: the same code a page runs when given 'owner/name'.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RemoteFileError } from '../errors.js';
 import { openHubOverHttp, openModel } from '../model.js';
 import { memoryCacheStorage } from '../test-support/memory-cache.js';
@@ -48,6 +48,48 @@ describe('the Hub over HTTP with the Cache API (browser path)', () => {
     expect(model.checkpoint.tensors.size).toBe(3 * 12 + 3);
     await model.close();
     expect(hub.log.filter((r) => r.path.includes('/resolve/')).every((r) => r.authorization === 'Bearer hf_secret')).toBe(true);
+  });
+
+  // A private window's quota, a full disk or disabled storage must not stop the page from loading the
+  // model: it is read with Range requests instead, and a warning says why it will download again.
+  it.each([
+    ['put', 'QuotaExceededError'], ['put', 'UnknownError'], ['open', 'SecurityError'],
+  ] as const)('reads the model without the cache when the cache\'s %s fails with %s', async (where, name) => {
+    const storage = memoryCacheStorage();
+    const cache = await storage.open('x');
+    const refuse = async () => { throw new DOMException(`refused by the test (${name})`, name); };
+    if (where === 'put') cache.put = refuse;
+    else storage.open = refuse;
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    hub.log.length = 0;
+    try {
+      const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } });
+      const local = await openModel(`${MODELS}tiny-bf16-untied`);
+      try {
+        for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
+      } finally {
+        await model.close();
+        await local.close();
+      }
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toMatch(new RegExp(`^qwen2-ts: acme/open@main: the browser cache .*\\(${name}: refused by the test .*reading the model over the network without caching it`));
+      expect(hub.log.some((r) => r.path.startsWith('/cdn/') && r.range?.startsWith('bytes='))).toBe(true);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('does not mistake a download that breaks off for a full cache', async () => {
+    const storage = memoryCacheStorage();
+    const cache = await storage.open('x');
+    cache.put = async () => { throw new TypeError('network error'); };
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      await expect(openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } })).rejects.toThrow(/network error/);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('without a Cache API reads tensors with Range requests on the CDN', async () => {

@@ -1,6 +1,6 @@
 /** Opens models over HTTP (a folder URL, or the Hub's resolve URLs in browsers), with optional Cache API caching. */
 import { INDEX_FILE, parseIndex, SINGLE_FILE } from '../checkpoint.js';
-import { openCachedUrlFolder, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
+import { CacheStoreError, openCachedUrlFolder, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
 import { openModelFolder, type LoadProgress, type OpenedModel } from '../open-folder.js';
 import { openUrlFolder, type UrlFolderOptions } from './url-folder.js';
 
@@ -15,11 +15,25 @@ export interface RemoteOpenOptions extends UrlFolderOptions {
 /**
  * Opens the model folder at `base`: with `cache`, every file is downloaded once into the Cache API
  * (weights first, with overall progress); without, tensors are read with Range requests on demand.
+ * When the cache cannot store the files (quota exceeded; private windows allow little), the model is
+ * read without it, and `console.warn` says why: the page works, it only downloads again next time.
  */
 export async function openRemoteModel(base: string, source: string, options: RemoteOpenOptions): Promise<OpenedModel> {
   const { signal, onProgress } = options;
-  if (!options.cache) return openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress });
-  const folderOptions: CachedUrlFolderOptions = { ...options, ...options.cache };
+  const uncached = () => openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress });
+  if (!options.cache) return uncached();
+  try {
+    return await openCached(base, source, options, options.cache);
+  } catch (e) {
+    if (!(e instanceof CacheStoreError)) throw e;
+    console.warn(`qwen2-ts: ${source}: ${e.message}; reading the model over the network without caching it (free some storage to cache it, or pass browserCache: false)`);
+    return uncached();
+  }
+}
+
+async function openCached(base: string, source: string, options: RemoteOpenOptions, cache: NonNullable<RemoteOpenOptions['cache']>): Promise<OpenedModel> {
+  const { signal, onProgress } = options;
+  const folderOptions: CachedUrlFolderOptions = { ...options, ...cache };
   const folder = await openCachedUrlFolder(base, folderOptions, source);
   // config.json first: a wrong URL or a refused token fails on it, before any weight is fetched.
   if ((await folder.readText('config.json', signal)) !== undefined) {
