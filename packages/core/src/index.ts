@@ -21,7 +21,7 @@ export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './numeric/half.js';
 export { quantizeQ8_0, dequantizeQ8_0Row } from './quant/q8_0.js';
 export { quantizeQ4_0, dequantizeQ4_0Row } from './quant/q4_0.js';
 export { dequantize, dequantizeRow, rowDot, hostWeightBytes, validateHostWeight } from './quant/host-weight.js';
-export { toHostWeight, decodeToF32, nativeFormat } from './weights/convert.js';
+export { toHostWeight, decodeToF32, nativeFormat, type QuantizeBlocks } from './weights/convert.js';
 
 // The graph
 export type { Qwen2ModelConfig } from './model/config.js';

@@ -107,6 +107,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   // such a buffer not yet uploaded.
   let pending: HostWeight | undefined;
   const buffers = backend.weightBuffer !== undefined && backend.discardWeightBuffer !== undefined;
+  const quantize = backend.quantizeBlocks?.bind(backend);
   try {
     for (const p of plan) {
       options.signal?.throwIfAborted();
@@ -122,7 +123,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
         throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
       }
       const allocate = buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, p.name)) : undefined;
-      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal, sliceBytes: options.sliceBytes, allocate });
+      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal, sliceBytes: options.sliceBytes, allocate, quantize });
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
       pending = undefined;
       loaded += checkpointBytes(info.dtype, p.shape);

@@ -48,6 +48,11 @@ export interface ConformanceOptions {
    * `sample` with the previous device token counted in the history.
    */
   deviceSampling?: boolean;
+  /**
+   * The backend offers {@link Backend.quantizeBlocks}: the per-op tests check its bits against core's
+   * quantizers. Without it the suite checks that it is not offered.
+   */
+  quantizer?: boolean;
   /** @internal the candidate is the reference backend itself (no self-comparison). */
   isReference?: boolean;
 }
@@ -68,7 +73,7 @@ export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: ((
   const makeBackend = typeof a === 'string' ? (b as () => Promise<Backend>) : a;
   const options = (typeof a === 'string' ? c : (b as ConformanceOptions | undefined)) ?? {};
   describe(`conformance: ${name}`, () => {
-    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false, options.deviceSampling ?? false));
+    if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false, options.deviceSampling ?? false, options.quantizer ?? false));
     if (options.fixturesDir) {
       describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats, timeoutMs: options.modelTimeoutMs }, options.isReference ?? false));
     }

@@ -1,8 +1,8 @@
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
 import type { Backend, HostWeight, SamplingParams, Tensor, WeightFormat } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
-import { quantizeQ4_0 } from '../quant/q4_0.js';
-import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { quantizeBlocksQ4_0, quantizeQ4_0 } from '../quant/q4_0.js';
+import { quantizeBlocksQ8_0, quantizeQ8_0 } from '../quant/q8_0.js';
 import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
 import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
 import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
@@ -42,10 +42,10 @@ function expectClose(what: string, got: Float32Array, want: Float32Array, tol: n
 
 /**
  * Registers the per-op conformance tests: every op of `candidate` against the reference backend on
- * seeded random shapes and values; with `deviceTokens`, argmaxOnDevice and embedOnDevice too, and with
- * `deviceSampling` sampleOnDevice.
+ * seeded random shapes and values; with `deviceTokens`, argmaxOnDevice and embedOnDevice too, with
+ * `deviceSampling` sampleOnDevice, and with `quantizer` quantizeBlocks.
  */
-export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number, deviceTokens = false, deviceSampling = false): void {
+export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: number, deviceTokens = false, deviceSampling = false, quantizer = false): void {
   let cand: Backend;
   const ref = new ReferenceBackend();
   /** Runs the same work on both backends (inside one pass) and returns [candidate, reference]. */
@@ -400,6 +400,59 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         }
       }
     });
+  });
+
+  describe('quantizeBlocks', () => {
+    it(quantizer ? 'offers quantizeBlocks' : 'offers no quantizeBlocks', () => {
+      expect(typeof cand.quantizeBlocks === 'function').toBe(quantizer);
+    });
+    if (!quantizer) return;
+    // Random values with every kind of edge a checkpoint could hold: ties of a step (q8_0 rounds them
+    // away from zero), zeros of both signs, a zero block, subnormals, values beyond f16's range (their
+    // scale overflows), infinities and NaN. 5000 blocks so that a threaded quantizer splits them.
+    const special = [0, -0, 0.5, -0.5, 1e-40, -1e-40, 1e-8, -1e-8, 65504, -65504, 3e38, -3e38, Infinity, -Infinity, NaN];
+    const blocks = 5000;
+    // Blocks 400-655 make scales that are exact ties between two f16 values (subnormal and normal), for
+    // q8_0 (amax = 127 t) and q4_0 (max = -8 t), so that the scale's rounding to even is checked.
+    const values = (rnd: TestRandom): Float32Array => {
+      const v = rnd.normals(blocks * 32);
+      for (let i = 0; i < 32 * 100; i++) v[i] = ((i % 255) - 127) / 2;
+      v.fill(0, 32 * 100, 32 * 101);
+      for (let i = 32 * 200; i < 32 * 400; i += 3) v[i] = special[(i / 3) % special.length]!;
+      for (let k = 0; k < 64; k++) {
+        const ties = [(2 * k + 1) * 2 ** -25, 1 + (2 * k + 1) * 2 ** -11];
+        [127 * ties[0]!, 127 * ties[1]!, -8 * ties[0]!, -8 * ties[1]!].forEach((big, i) => {
+          const b = 400 + i * 64 + k;
+          for (let j = 0; j < 32; j++) v[b * 32 + j] = (big * (j % 7)) / 10;
+          v[b * 32 + (k % 32)] = big;
+        });
+      }
+      return v;
+    };
+    for (const format of ['q8_0', 'q4_0'] as const) {
+      it(`${format}: the bits of core's quantizer, written from block firstBlock on`, () => {
+        const rnd = new TestRandom(seed + (format === 'q8_0' ? 41 : 42));
+        const v = values(rnd);
+        // Slices of 1, 37 and all blocks, each into arrays with room before and after it (a marker that
+        // must survive), the way the loader quantizes a large matrix a slice at a time.
+        for (const n of [1, 37, blocks]) {
+          const first = 3, total = n + 5, perBlock = format === 'q8_0' ? 32 : 16;
+          const make = () => ({ scales: new Uint16Array(total).fill(0xabcd), quants: format === 'q8_0' ? new Int8Array(total * 32).fill(-99) : new Uint8Array(total * 16).fill(0xee) });
+          const got = make(), want = make();
+          const part = v.subarray(0, n * 32);
+          cand.quantizeBlocks!(format, part, got.scales, got.quants, first);
+          (format === 'q8_0' ? quantizeBlocksQ8_0 : quantizeBlocksQ4_0)(part, want.scales, want.quants as Int8Array & Uint8Array, first);
+          const nanScale = (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+          for (let b = 0; b < total; b++) {
+            const g = got.scales[b]!, w = want.scales[b]!;
+            if (!(nanScale(g) && nanScale(w))) expect(g, `${n} blocks: scale of block ${b}`).toBe(w);
+          }
+          for (let i = 0; i < total * perBlock; i++) {
+            if (got.quants[i] !== want.quants[i]) expect(got.quants[i], `${n} blocks: quant byte ${i} (block ${Math.floor(i / perBlock)})`).toBe(want.quants[i]);
+          }
+        }
+      });
+    }
   });
 
   describe('device tokens', () => {

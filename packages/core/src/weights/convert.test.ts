@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { dequantize } from '../quant/host-weight.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../numeric/half.js';
-import { toHostWeight } from './convert.js';
+import { decodeToF32, toHostWeight } from './convert.js';
 import { quantizeQ4_0 } from '../quant/q4_0.js';
 import { quantizeQ8_0 } from '../quant/q8_0.js';
 
@@ -36,6 +36,17 @@ describe('toHostWeight', () => {
       expect(Math.abs(q4[i]! - values[i]!)).toBeLessThan(0.3 / 7);
     }
   });
+  it('decodes bf16 bit for bit, two at a time or one (odd counts, 2-byte aligned bytes)', () => {
+    const patterns = [0x0000, 0x8000, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc1, 0xffff, 0x0001, 0x8001, 0x4049, 0x1234, 0xabcd];
+    for (const [offset, count] of [[0, 13], [2, 13], [0, 12], [2, 12], [4, 1]] as const) {
+      const buf = new Uint8Array(offset + count * 2);
+      const src = new Uint16Array(buf.buffer, offset, count);
+      for (let i = 0; i < count; i++) src[i] = patterns[i % patterns.length]!;
+      const got = new Uint32Array(decodeToF32(buf.subarray(offset), 'BF16').buffer);
+      expect(Array.from(got), `offset ${offset}, ${count} values`).toEqual(Array.from(src, (h) => h * 65536));
+    }
+  });
+
   it('copies unaligned bytes instead of failing', () => {
     const buf = new Uint8Array(f32Bytes.byteLength + 1);
     buf.set(f32Bytes, 1);

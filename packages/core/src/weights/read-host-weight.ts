@@ -1,5 +1,5 @@
 import type { Backend, HostWeight, WeightFormat } from '../backend/types.js';
-import { nativeFormat, toHostWeight } from './convert.js';
+import { nativeFormat, toHostWeight, type QuantizeBlocks } from './convert.js';
 
 /**
  * Tensors whose checkpoint bytes exceed this are read and converted a slice of rows at a time when the
@@ -22,10 +22,11 @@ export interface RangeReadable {
  * would save nothing.
  * @param sliceBytes - checkpoint bytes per slice (tests use small values)
  * @param allocate - where the sliced result goes (a backend's {@link Backend.weightBuffer}); default: new arrays
+ * @param quantize - a backend's {@link Backend.quantizeBlocks} (default: core's quantizers)
  */
 export async function readHostWeight(
   source: RangeReadable, name: string, dtype: string, shape: readonly number[], target: WeightFormat | 'auto',
-  options: { signal?: AbortSignal; sliceBytes?: number; allocate?: (format: WeightFormat, rows: number, cols: number) => Promise<HostWeight> } = {},
+  options: { signal?: AbortSignal; sliceBytes?: number; allocate?: (format: WeightFormat, rows: number, cols: number) => Promise<HostWeight>; quantize?: QuantizeBlocks } = {},
 ): Promise<HostWeight> {
   const rows = shape.length === 2 ? shape[0]! : 1;
   const cols = shape[shape.length - 1]!;
@@ -36,14 +37,14 @@ export async function readHostWeight(
   const format = target === 'auto' ? native : target;
   const keepsBytes = format === native;
   if (!source.readRange || total <= sliceBytes || (keepsBytes && !options.allocate) || shape.length !== 2) {
-    return toHostWeight(await source.read(name, { signal: options.signal }), dtype, shape, target, name);
+    return toHostWeight(await source.read(name, { signal: options.signal }), dtype, shape, target, name, options.quantize);
   }
   const sliceRows = Math.max(1, Math.floor(sliceBytes / (cols * elementBytes)));
   const out = options.allocate ? await options.allocate(format, rows, cols) : allocateHostWeight(format, rows, cols);
   for (let r = 0; r < rows; r += sliceRows) {
     const n = Math.min(sliceRows, rows - r);
     const bytes = await source.readRange(name, r * cols * elementBytes, n * cols * elementBytes, { signal: options.signal });
-    copyRows(toHostWeight(bytes, dtype, [n, cols], format, name), out, r);
+    copyRows(toHostWeight(bytes, dtype, [n, cols], format, name, options.quantize), out, r);
   }
   return out;
 }
