@@ -10,4 +10,5 @@ export { matmul_q4_0_i8_gemm, matmul_q4_0_i16_gemm, matmul_q8_0_i16_gemm } from 
 export { dequant_half, dequant_q8_0, dequant_q4_0 } from './embed';
 export { relayout_q4_0, relayout_q8_0 } from './quant_layout';
 export { attention_f32 } from './attention';
+export { quantize_q8_0_f32, quantize_q4_0_f32 } from './quantize_weights';
 export { read_bytes, read_chunks } from './bandwidth';

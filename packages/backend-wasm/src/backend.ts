@@ -60,6 +60,9 @@ export async function wasmBackend(options: WasmBackendOptions = {}): Promise<Was
   return WasmBackend.create(options);
 }
 
+/** Blocks per slice of quantizeBlocks (16384 blocks: 2 MB of f32 in, 0.56 MB of q8_0 out, in memory 0's scratch). */
+const QUANTIZE_SLICE_BLOCKS = 16384;
+
 /**
  * The default CPU backend: WebAssembly SIMD128 kernels, matmul rows split across the calling thread and
  * `threads - 1` workers that share the kernels' memories.
@@ -172,6 +175,39 @@ export class WasmBackend implements Backend {
   }
 
   /**
+   * Quantizes f32 blocks to q8_0 / q4_0 with core's bits (see core's `Backend.quantizeBlocks`), on every
+   * thread with SIMD kernels, a slice of blocks at a time through scratch in memory 0: loading a model
+   * into q8_0 or q4_0 runs every matrix through this.
+   */
+  quantizeBlocks(format: 'q8_0' | 'q4_0', values: Float32Array, scales: Uint16Array, quants: Int8Array | Uint8Array, firstBlock: number): void {
+    this.alive();
+    if (format !== 'q8_0' && format !== 'q4_0') throw new BackendUsageError(`quantizeBlocks: unknown format '${String(format)}'`);
+    const perBlock = format === 'q8_0' ? 32 : 16;
+    const blocks = values.length / 32;
+    if (!Number.isInteger(blocks)) throw new BackendUsageError(`quantizeBlocks: ${values.length} values are not whole 32-value blocks`);
+    if (!Number.isInteger(firstBlock) || firstBlock < 0 || firstBlock + blocks > scales.length || (firstBlock + blocks) * perBlock > quants.length) {
+      throw new BackendUsageError(`quantizeBlocks: blocks ${firstBlock}..${firstBlock + blocks - 1} do not fit ${scales.length} scales and ${quants.length} quant bytes`);
+    }
+    const a0 = this.arenas[0]!;
+    for (let b = 0; b < blocks; b += QUANTIZE_SLICE_BLOCKS) {
+      const n = Math.min(QUANTIZE_SLICE_BLOCKS, blocks - b);
+      const { src, out } = this.quantizeScratch(n, perBlock);
+      a0.f32.set(values.subarray(b * 32, (b + n) * 32), src >>> 2);
+      this.run(format === 'q8_0' ? 'quantize_q8_0_f32' : 'quantize_q4_0_f32', 0, n, 1, [src, out, out + 2 * n]);
+      const buf = a0.memory.buffer;
+      scales.set(new Uint16Array(buf, out, n), firstBlock + b);
+      if (quants instanceof Int8Array) quants.set(new Int8Array(buf, out + 2 * n, n * perBlock), (firstBlock + b) * perBlock);
+      else quants.set(new Uint8Array(buf, out + 2 * n, n * perBlock), (firstBlock + b) * perBlock);
+    }
+  }
+
+  /** quantizeBlocks' scratch in memory 0 for `blocks` blocks: f32 values in, scales then quants out. */
+  private quantizeScratch(blocks: number, perBlock: number): { src: number; out: number } {
+    const a0 = this.arenas[0]!;
+    return { src: a0.scratchBlock('quantize-in', blocks * 128), out: a0.scratchBlock('quantize-out', blocks * (2 + perBlock)) };
+  }
+
+  /**
    * Storage for a matrix in its final place (see core's `Backend.weightBuffer`): the loader fills these
    * arrays, which are views of a wasm memory, and `uploadWeight` adopts them. Its bytes count against
    * the memory's weight budget from now on.
@@ -185,6 +221,9 @@ export class WasmBackend implements Backend {
     // Bytes of each part, in uploadWeight's order: quants then scales, or the data.
     const sizes = storedParts(format, rows, cols);
     const bytes = sizes.reduce((a, b) => a + b, 0);
+    // quantizeBlocks' scratch at its largest first: it lives in memory 0, and growing a non-shared memory
+    // while the loader fills these views would detach them.
+    if (format === 'q8_0' || format === 'q4_0') this.quantizeScratch(QUANTIZE_SLICE_BLOCKS, 32);
     const arena = await this.arenaFor(bytes);
     const ptrs = this.allocParts(arena, sizes, name, bytes);
     arena.weightBytes += bytes;
