@@ -23,16 +23,10 @@ import { qwen2CheckpointLayout } from '@qwen2-ts/loader';
 import { wasmBackend } from '../dist/index.js';
 import { writeGguf } from './llama-cpp/gguf-writer.mjs';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
-import { measureReadBandwidth, median } from './util.mjs';
+import { comparisonArgs, measureReadBandwidth, median } from './util.mjs';
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
+const { args, formats, threads, promptTokens, genTokens, repeats, rounds } = comparisonArgs();
 const modelName = args.get('model') ?? 'Qwen2-0.5B';
-const formats = (args.get('formats') ?? 'bf16,q8_0,q4_0').split(',');
-const threads = Number(args.get('threads') ?? 2);
-const promptTokens = Number(args.get('prompt-tokens') ?? 64);
-const genTokens = Number(args.get('gen-tokens') ?? 32);
-const repeats = Number(args.get('repeats') ?? 2);
-const rounds = Number(args.get('rounds') ?? 3);
 const cli = fileURLToPath(new URL('../../cli/dist/main.js', import.meta.url));
 const llamaBench = fileURLToPath(new URL('./llama-cpp/llama-bench.mjs', import.meta.url));
 

@@ -26,15 +26,9 @@ import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import { writeGguf } from './llama-cpp/gguf-writer.mjs';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
-import { median } from './util.mjs';
+import { comparisonArgs, median } from './util.mjs';
 
-const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
-const formats = (args.get('formats') ?? 'bf16,q8_0,q4_0').split(',');
-const threads = Number(args.get('threads') ?? 2);
-const promptTokens = Number(args.get('prompt-tokens') ?? 64);
-const genTokens = Number(args.get('gen-tokens') ?? 32);
-const repeats = Number(args.get('repeats') ?? 2);
-const rounds = Number(args.get('rounds') ?? 3);
+const { args, formats, threads, promptTokens, genTokens, repeats, rounds } = comparisonArgs();
 const CHROMIUM = '/usr/bin/chromium';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
