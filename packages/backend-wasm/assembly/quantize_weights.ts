@@ -3,8 +3,10 @@
 // f32 step of those (the division for the scale, 1/d, x * (1/d), x + 8.5) is one correctly rounded f32
 // operation here too; q8_0's round-half-away-from-zero is done without the double-precision add core
 // does (|x| + 0.5 in f32 could round up at 0.49999997): trunc(|x|) plus one where the exact fraction
-// |x| - trunc(|x|) is at least a half. Parallel over blocks b0..b1 of `src` (f32), writing the f16
-// scales at `scales` (u16 each) and the quants at `quants` (32 bytes a block for q8_0, 16 for q4_0).
+// |x| - trunc(|x|) is at least a half. Parallel over blocks b0..b1 of `src` (f32, or bf16 when `bf16`
+// is set: a bf16 checkpoint's bytes, widened here instead of through an f32 copy in JavaScript), writing
+// the f16 scales at `scales` (u16 each) and the quants at `quants` (32 bytes a block for q8_0, 16 for
+// q4_0).
 
 /** f32 -> f16 bits, rounding to nearest even (core's f32ToF16, line for line). */
 function f32ToF16(x: f32): u32 {
@@ -48,9 +50,24 @@ function f32ToF16(x: f32): u32 {
   return v128.bitselect(i32x4.neg(r), r, f32x4.lt(x, f32x4.splat(0)));
 }
 
-export function quantize_q8_0_f32(b0: i32, b1: i32, scratch: usize, src: usize, scales: usize, quants: usize): void {
+/**
+ * Block b's 32 values as f32: in place for f32 input, or widened from bf16 (the top halves of f32s)
+ * into the thread's 128-byte scratch.
+ */
+@inline function blockF32(src: usize, b: i32, bf16: i32, scratch: usize): usize {
+  if (!bf16) return src + (<usize>b << 7);
+  const h = src + (<usize>b << 6);
+  for (let k: usize = 0; k < 64; k += 16) {
+    const v = v128.load(h + k);
+    v128.store(scratch + (k << 1), i32x4.shl(i32x4.extend_low_i16x8_u(v), 16));
+    v128.store(scratch + (k << 1), i32x4.shl(i32x4.extend_high_i16x8_u(v), 16), 16);
+  }
+  return scratch;
+}
+
+export function quantize_q8_0_f32(b0: i32, b1: i32, scratch: usize, src: usize, scales: usize, quants: usize, bf16: i32): void {
   for (let b = b0; b < b1; b++) {
-    const p = src + (<usize>b << 7);
+    const p = blockF32(src, b, bf16, scratch);
     // The largest |v|, NaN if any is NaN (Math.max's rule: f32x4.max propagates NaN).
     let m = f32x4.abs(v128.load(p));
     for (let k: usize = 16; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(p + k)));
@@ -73,9 +90,9 @@ export function quantize_q8_0_f32(b0: i32, b1: i32, scratch: usize, src: usize, 
   return i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(v, id), f32x4.splat(8.5))), i32x4.splat(15));
 }
 
-export function quantize_q4_0_f32(b0: i32, b1: i32, scratch: usize, src: usize, scales: usize, quants: usize): void {
+export function quantize_q4_0_f32(b0: i32, b1: i32, scratch: usize, src: usize, scales: usize, quants: usize, bf16: i32): void {
   for (let b = b0; b < b1; b++) {
-    const p = src + (<usize>b << 7);
+    const p = blockF32(src, b, bf16, scratch);
     // The largest |v|, NaN skipped (core keeps the first v with |v| above all before it; pmax(a, b) is
     // `a < b ? b : a`, so a NaN never replaces the running maximum, which starts at 0).
     let m = f32x4.splat(0);

@@ -179,7 +179,7 @@ export class WasmBackend implements Backend {
    * thread with SIMD kernels, a slice of blocks at a time through scratch in memory 0: loading a model
    * into q8_0 or q4_0 runs every matrix through this.
    */
-  quantizeBlocks(format: 'q8_0' | 'q4_0', values: Float32Array, scales: Uint16Array, quants: Int8Array | Uint8Array, firstBlock: number): void {
+  quantizeBlocks(format: 'q8_0' | 'q4_0', values: Float32Array | Uint16Array, scales: Uint16Array, quants: Int8Array | Uint8Array, firstBlock: number): void {
     this.alive();
     if (format !== 'q8_0' && format !== 'q4_0') throw new BackendUsageError(`quantizeBlocks: unknown format '${String(format)}'`);
     const perBlock = format === 'q8_0' ? 32 : 16;
@@ -188,12 +188,14 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(firstBlock) || firstBlock < 0 || firstBlock + blocks > scales.length || (firstBlock + blocks) * perBlock > quants.length) {
       throw new BackendUsageError(`quantizeBlocks: blocks ${firstBlock}..${firstBlock + blocks - 1} do not fit ${scales.length} scales and ${quants.length} quant bytes`);
     }
+    const bf16 = values instanceof Uint16Array;
     const a0 = this.arenas[0]!;
     for (let b = 0; b < blocks; b += QUANTIZE_SLICE_BLOCKS) {
       const n = Math.min(QUANTIZE_SLICE_BLOCKS, blocks - b);
-      const { src, out } = this.quantizeScratch(n, perBlock);
-      a0.f32.set(values.subarray(b * 32, (b + n) * 32), src >>> 2);
-      this.run(format === 'q8_0' ? 'quantize_q8_0_f32' : 'quantize_q4_0_f32', 0, n, 1, [src, out, out + 2 * n]);
+      const { src, out, widen } = this.quantizeScratch(n, perBlock);
+      if (bf16) a0.u8.set(new Uint8Array(values.buffer, values.byteOffset + b * 64, n * 64), src);
+      else a0.f32.set(values.subarray(b * 32, (b + n) * 32), src >>> 2);
+      this.run(format === 'q8_0' ? 'quantize_q8_0_f32' : 'quantize_q4_0_f32', 0, n, 1, [src, out, out + 2 * n, bf16 ? 1 : 0], { base: widen, stride: 128 });
       const buf = a0.memory.buffer;
       scales.set(new Uint16Array(buf, out, n), firstBlock + b);
       if (quants instanceof Int8Array) quants.set(new Int8Array(buf, out + 2 * n, n * perBlock), (firstBlock + b) * perBlock);
@@ -201,10 +203,17 @@ export class WasmBackend implements Backend {
     }
   }
 
-  /** quantizeBlocks' scratch in memory 0 for `blocks` blocks: f32 values in, scales then quants out. */
-  private quantizeScratch(blocks: number, perBlock: number): { src: number; out: number } {
+  /**
+   * quantizeBlocks' scratch in memory 0 for `blocks` blocks: values in (f32, or bf16 in half of it),
+   * scales then quants out, and 128 bytes per thread where a bf16 block is widened.
+   */
+  private quantizeScratch(blocks: number, perBlock: number): { src: number; out: number; widen: number } {
     const a0 = this.arenas[0]!;
-    return { src: a0.scratchBlock('quantize-in', blocks * 128), out: a0.scratchBlock('quantize-out', blocks * (2 + perBlock)) };
+    return {
+      src: a0.scratchBlock('quantize-in', blocks * 128),
+      out: a0.scratchBlock('quantize-out', blocks * (2 + perBlock)),
+      widen: a0.scratchBlock('quantize-widen', 128 * (this.pool?.threads ?? 1)),
+    };
   }
 
   /**

@@ -160,11 +160,13 @@ export interface Backend {
   /**
    * Optional: quantizes the `values.length / 32` blocks of `values` to `format` into `scales` and
    * `quants` from block `firstBlock` on (`quants` an Int8Array for q8_0, a Uint8Array for q4_0), with
-   * exactly the bits of core's `quantizeQ8_0` / `quantizeQ4_0` (ggml's reference formulas); a block that
-   * holds a NaN may get a NaN scale of either sign. Loading a model into q8_0 or q4_0 quantizes every
-   * matrix through it where offered: SIMD and threads do it several times faster than JavaScript.
+   * exactly the bits of core's `quantizeQ8_0` / `quantizeQ4_0` (ggml's reference formulas) applied to
+   * the values as f32; a block that holds a NaN may get a NaN scale of either sign. `values` is f32, or a
+   * Uint16Array of bf16 bit patterns (a bf16 checkpoint's bytes as they are, so that loading makes no f32
+   * copy). Loading a model into q8_0 or q4_0 quantizes every matrix through it where offered: SIMD and
+   * threads do it several times faster than JavaScript.
    */
-  quantizeBlocks?(format: 'q8_0' | 'q4_0', values: Float32Array, scales: Uint16Array, quants: Int8Array | Uint8Array, firstBlock: number): void;
+  quantizeBlocks?(format: 'q8_0' | 'q4_0', values: Float32Array | Uint16Array, scales: Uint16Array, quants: Int8Array | Uint8Array, firstBlock: number): void;
   /** Allocates a float32 activation matrix (contents undefined). */
   alloc(rows: number, cols: number): Tensor;
   /** A view of `rows` consecutive rows of `t` starting at `rowStart`, sharing storage. */

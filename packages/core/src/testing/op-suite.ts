@@ -430,7 +430,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
       return v;
     };
     for (const format of ['q8_0', 'q4_0'] as const) {
-      it(`${format}: the bits of core's quantizer, written from block firstBlock on`, () => {
+      it(`${format}: the bits of core's quantizer from f32 and bf16 input, written from block firstBlock on`, () => {
         const rnd = new TestRandom(seed + (format === 'q8_0' ? 41 : 42));
         const v = values(rnd);
         // Slices of 1, 37 and all blocks, each into arrays with room before and after it (a marker that
@@ -438,17 +438,22 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         for (const n of [1, 37, blocks]) {
           const first = 3, total = n + 5, perBlock = format === 'q8_0' ? 32 : 16;
           const make = () => ({ scales: new Uint16Array(total).fill(0xabcd), quants: format === 'q8_0' ? new Int8Array(total * 32).fill(-99) : new Uint8Array(total * 16).fill(0xee) });
-          const got = make(), want = make();
           const part = v.subarray(0, n * 32);
-          cand.quantizeBlocks!(format, part, got.scales, got.quants, first);
-          (format === 'q8_0' ? quantizeBlocksQ8_0 : quantizeBlocksQ4_0)(part, want.scales, want.quants as Int8Array & Uint8Array, first);
-          const nanScale = (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
-          for (let b = 0; b < total; b++) {
-            const g = got.scales[b]!, w = want.scales[b]!;
-            if (!(nanScale(g) && nanScale(w))) expect(g, `${n} blocks: scale of block ${b}`).toBe(w);
-          }
-          for (let i = 0; i < total * perBlock; i++) {
-            if (got.quants[i] !== want.quants[i]) expect(got.quants[i], `${n} blocks: quant byte ${i} (block ${Math.floor(i / perBlock)})`).toBe(want.quants[i]);
+          // f32 input, and bf16 input (bit patterns) against core's quantizer of the same values widened.
+          const bf16 = Uint16Array.from(part, f32ToBf16);
+          const widened = new Float32Array(new Uint32Array(Array.from(bf16, (h) => h * 65536)).buffer);
+          for (const [input, exact, what] of [[part, part, 'f32'], [bf16, widened, 'bf16']] as const) {
+            const got = make(), want = make();
+            cand.quantizeBlocks!(format, input, got.scales, got.quants, first);
+            (format === 'q8_0' ? quantizeBlocksQ8_0 : quantizeBlocksQ4_0)(exact, want.scales, want.quants as Int8Array & Uint8Array, first);
+            const nanScale = (h: number) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+            for (let b = 0; b < total; b++) {
+              const g = got.scales[b]!, w = want.scales[b]!;
+              if (!(nanScale(g) && nanScale(w))) expect(g, `${what}, ${n} blocks: scale of block ${b}`).toBe(w);
+            }
+            for (let i = 0; i < total * perBlock; i++) {
+              if (got.quants[i] !== want.quants[i]) expect(got.quants[i], `${what}, ${n} blocks: quant byte ${i} (block ${Math.floor(i / perBlock)})`).toBe(want.quants[i]);
+            }
           }
         }
       });

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { dequantize } from '../quant/host-weight.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../numeric/half.js';
-import { decodeToF32, toHostWeight } from './convert.js';
-import { quantizeQ4_0 } from '../quant/q4_0.js';
-import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { decodeToF32, toHostWeight, type QuantizeBlocks } from './convert.js';
+import { quantizeBlocksQ4_0, quantizeQ4_0 } from '../quant/q4_0.js';
+import { quantizeBlocksQ8_0, quantizeQ8_0 } from '../quant/q8_0.js';
 
 const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 0.3);
 const f32Bytes = new Uint8Array(values.buffer);
@@ -44,6 +44,26 @@ describe('toHostWeight', () => {
       for (let i = 0; i < count; i++) src[i] = patterns[i % patterns.length]!;
       const got = new Uint32Array(decodeToF32(buf.subarray(offset), 'BF16').buffer);
       expect(Array.from(got), `offset ${offset}, ${count} values`).toEqual(Array.from(src, (h) => h * 65536));
+    }
+  });
+
+  it("hands a backend's quantizer bf16 bytes as they are, and its result is the weight", () => {
+    const seen: string[] = [];
+    const quantize: QuantizeBlocks = (format, input, scales, quants, firstBlock) => {
+      seen.push(`${input.constructor.name} ${input.length} from block ${firstBlock}`);
+      const f32 = input instanceof Uint16Array ? new Float32Array(new Uint32Array(Array.from(input, (h) => h * 65536)).buffer) : input;
+      if (format === 'q8_0') quantizeBlocksQ8_0(f32, scales, quants as Int8Array, firstBlock);
+      else quantizeBlocksQ4_0(f32, scales, quants as Uint8Array, firstBlock);
+    };
+    for (const format of ['q8_0', 'q4_0'] as const) {
+      seen.length = 0;
+      const got = toHostWeight(bf16Bytes, 'BF16', [2, 32], format, 'w', quantize);
+      expect(got).toEqual(toHostWeight(bf16Bytes, 'BF16', [2, 32], format, 'w'));
+      expect(seen).toEqual(['Uint16Array 64 from block 0']);
+      // f32 checkpoints still go through f32 values.
+      seen.length = 0;
+      expect(toHostWeight(f32Bytes, 'F32', [2, 32], format, 'w', quantize)).toEqual(toHostWeight(f32Bytes, 'F32', [2, 32], format, 'w'));
+      expect(seen).toEqual(['Float32Array 64 from block 0']);
     }
   });
 

@@ -66,6 +66,17 @@ export function toHostWeight(bytes: Uint8Array, dtype: string, shape: readonly n
       fn(decodeToF32(bytes.subarray(r * cols * elementBytes, (r * cols + n) * elementBytes), dtype), r * cols);
     }
   };
+  // A backend's quantizer takes bf16 bytes as they are: no f32 copy of each slice.
+  if (quantize && dtype === 'BF16' && (target === 'q8_0' || target === 'q4_0')) {
+    const src = asUint16(bytes);
+    const scales = new Uint16Array(n / QUANT_BLOCK);
+    const quants = target === 'q8_0' ? new Int8Array(n) : new Uint8Array(n / 2);
+    for (let r = 0; r < rows; r += sliceRows) {
+      const at = r * cols;
+      quantize(target, src.subarray(at, at + Math.min(sliceRows, rows - r) * cols), scales, quants, at / QUANT_BLOCK);
+    }
+    return target === 'q8_0' ? { format: 'q8_0', rows, cols, scales, quants: quants as Int8Array } : { format: 'q4_0', rows, cols, scales, quants: quants as Uint8Array };
+  }
   switch (target) {
     case 'f32': {
       const data = new Float32Array(n);
