@@ -7,6 +7,7 @@ import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
 import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
 import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
 import { withOccurrence } from '../sampling/history.js';
+import { decodeToF32 } from '../weights/convert.js';
 
 /** A host weight of `format` from f32 values (rounded or quantized the way the loader would). */
 export function hostWeight(format: WeightFormat, rows: number, cols: number, values: Float32Array): HostWeight {
@@ -441,7 +442,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
           const part = v.subarray(0, n * 32);
           // f32 input, and bf16 input (bit patterns) against core's quantizer of the same values widened.
           const bf16 = Uint16Array.from(part, f32ToBf16);
-          const widened = new Float32Array(new Uint32Array(Array.from(bf16, (h) => h * 65536)).buffer);
+          const widened = decodeToF32(new Uint8Array(bf16.buffer), 'BF16');
           for (const [input, exact, what] of [[part, part, 'f32'], [bf16, widened, 'bf16']] as const) {
             const got = make(), want = make();
             cand.quantizeBlocks!(format, input, got.scales, got.quants, first);

@@ -51,7 +51,7 @@ describe('toHostWeight', () => {
     const seen: string[] = [];
     const quantize: QuantizeBlocks = (format, input, scales, quants, firstBlock) => {
       seen.push(`${input.constructor.name} ${input.length} from block ${firstBlock}`);
-      const f32 = input instanceof Uint16Array ? new Float32Array(new Uint32Array(Array.from(input, (h) => h * 65536)).buffer) : input;
+      const f32 = input instanceof Uint16Array ? decodeToF32(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), 'BF16') : input;
       if (format === 'q8_0') quantizeBlocksQ8_0(f32, scales, quants as Int8Array, firstBlock);
       else quantizeBlocksQ4_0(f32, scales, quants as Uint8Array, firstBlock);
     };

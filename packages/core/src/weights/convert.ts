@@ -60,23 +60,17 @@ export function toHostWeight(bytes: Uint8Array, dtype: string, shape: readonly n
   // Everything else converts a slice of rows at a time, so no f32 copy of a whole large matrix (the
   // 151936-row embedding) is ever made beside its bytes and its result.
   const sliceRows = Math.max(1, Math.floor(SLICE_VALUES / cols));
-  const forEachSlice = (fn: (values: Float32Array, firstValue: number) => void) => {
-    for (let r = 0; r < rows; r += sliceRows) {
-      const n = Math.min(sliceRows, rows - r) * cols;
-      fn(decodeToF32(bytes.subarray(r * cols * elementBytes, (r * cols + n) * elementBytes), dtype), r * cols);
-    }
+  const eachSlice = (fn: (firstValue: number, count: number) => void) => {
+    for (let r = 0; r < rows; r += sliceRows) fn(r * cols, Math.min(sliceRows, rows - r) * cols);
   };
+  const forEachSlice = (fn: (values: Float32Array, firstValue: number) => void) =>
+    eachSlice((at, count) => fn(decodeToF32(bytes.subarray(at * elementBytes, (at + count) * elementBytes), dtype), at));
   // A backend's quantizer takes bf16 bytes as they are: no f32 copy of each slice.
-  if (quantize && dtype === 'BF16' && (target === 'q8_0' || target === 'q4_0')) {
+  const quantizeSlices = (q: QuantizeBlocks, format: 'q8_0' | 'q4_0', scales: Uint16Array, quants: Int8Array | Uint8Array) => {
+    if (dtype !== 'BF16') return forEachSlice((v, at) => q(format, v, scales, quants, at / QUANT_BLOCK));
     const src = asUint16(bytes);
-    const scales = new Uint16Array(n / QUANT_BLOCK);
-    const quants = target === 'q8_0' ? new Int8Array(n) : new Uint8Array(n / 2);
-    for (let r = 0; r < rows; r += sliceRows) {
-      const at = r * cols;
-      quantize(target, src.subarray(at, at + Math.min(sliceRows, rows - r) * cols), scales, quants, at / QUANT_BLOCK);
-    }
-    return target === 'q8_0' ? { format: 'q8_0', rows, cols, scales, quants: quants as Int8Array } : { format: 'q4_0', rows, cols, scales, quants: quants as Uint8Array };
-  }
+    eachSlice((at, count) => q(format, src.subarray(at, at + count), scales, quants, at / QUANT_BLOCK));
+  };
   switch (target) {
     case 'f32': {
       const data = new Float32Array(n);
@@ -95,13 +89,15 @@ export function toHostWeight(bytes: Uint8Array, dtype: string, shape: readonly n
     case 'q8_0': {
       const scales = new Uint16Array(n / QUANT_BLOCK);
       const quants = new Int8Array(n);
-      forEachSlice((v, at) => (quantize ? quantize('q8_0', v, scales, quants, at / QUANT_BLOCK) : quantizeBlocksQ8_0(v, scales, quants, at / QUANT_BLOCK)));
+      if (quantize) quantizeSlices(quantize, 'q8_0', scales, quants);
+      else forEachSlice((v, at) => quantizeBlocksQ8_0(v, scales, quants, at / QUANT_BLOCK));
       return { format: 'q8_0', rows, cols, scales, quants };
     }
     case 'q4_0': {
       const scales = new Uint16Array(n / QUANT_BLOCK);
       const quants = new Uint8Array(n / 2);
-      forEachSlice((v, at) => (quantize ? quantize('q4_0', v, scales, quants, at / QUANT_BLOCK) : quantizeBlocksQ4_0(v, scales, quants, at / QUANT_BLOCK)));
+      if (quantize) quantizeSlices(quantize, 'q4_0', scales, quants);
+      else forEachSlice((v, at) => quantizeBlocksQ4_0(v, scales, quants, at / QUANT_BLOCK));
       return { format: 'q4_0', rows, cols, scales, quants };
     }
     default:
