@@ -3,8 +3,9 @@
 // temp folder, loads it on the reference backend in a fresh process, and prints that process's peak RSS
 // next to the bytes the backend keeps (target: peak RSS within 1.2x of them).
 //
-//   node bench/memory-0.5b.mjs [--dtype auto,q8_0,...] [--forward] [--keep]
-// (--dtype: a comma-separated list of auto|f32|f16|bf16|q8_0|q4_0, each measured in its own process)
+//   node bench/memory-0.5b.mjs [--dtype auto,q8_0,...] [--read-ahead BYTES] [--forward] [--keep]
+// (--dtype: a comma-separated list of auto|f32|f16|bf16|q8_0|q4_0, each measured in its own process;
+// --read-ahead: loadModelWeights' readAheadBytes, default its own)
 //
 // Needs the built dist (`pnpm --filter @qwen2-ts/core build`). --forward also times one decode step.
 import { spawnSync } from 'node:child_process';
@@ -21,7 +22,7 @@ const flag = (name) => args.includes(name);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const MiB = 1024 * 1024;
 
-if (args[0] === '--child') await child(args[1], args[2], flag('--forward'));
+if (args[0] === '--child') await child(args[1], args[2], flag('--forward'), option('--read-ahead', undefined));
 else await parent();
 
 async function parent() {
@@ -34,7 +35,7 @@ async function parent() {
     const bytes = writeRandomCheckpoint(dir, JSON.parse(readFileSync(join(configDir, 'config.json'), 'utf8')));
     console.log(`wrote ${(bytes / MiB).toFixed(0)} MiB of random bf16 weights at Qwen2-0.5B shapes in ${((performance.now() - t0) / 1000).toFixed(1)} s (${dir})`);
     for (const d of dtype.split(',')) {
-      const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, d, ...(flag('--forward') ? ['--forward'] : [])], { stdio: 'inherit' });
+      const run = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dir, d, ...(flag('--forward') ? ['--forward'] : []), ...(args.includes('--read-ahead') ? ['--read-ahead', option('--read-ahead')] : [])], { stdio: 'inherit' });
       if (run.status !== 0) process.exitCode = run.status ?? 1;
     }
   } finally {
@@ -44,14 +45,14 @@ async function parent() {
 }
 
 /** Measures loading in a fresh process so that nothing from writing the file inflates its peak RSS. */
-async function child(dir, dtype, forward) {
+async function child(dir, dtype, forward, readAhead) {
   const { ReferenceBackend, loadModelWeights, Qwen2Model } = await import('../dist/index.js');
   const { openModel } = await import('@qwen2-ts/loader');
   const baseline = process.memoryUsage().rss;
   const backend = new ReferenceBackend();
   const t0 = performance.now();
   const opened = await openModel(dir);
-  const weights = await loadModelWeights(opened.checkpoint, opened.config, backend, { format: dtype });
+  const weights = await loadModelWeights(opened.checkpoint, opened.config, backend, { format: dtype, readAheadBytes: readAhead === undefined ? undefined : Number(readAhead) });
   await opened.close();
   const model = new Qwen2Model(backend, opened.config, weights);
   const seq = model.createSequence(1024);

@@ -76,6 +76,7 @@ export class Qwen2 {
       const weights = await loadModelWeights(opened.checkpoint, config, backend, {
         format: options.dtype ?? 'auto',
         signal: options.signal,
+        readAheadBytes: options.readAheadBytes,
         // A model opened here reports its own reads through the loader; one handed in is reported here.
         onProgress: !given || !options.onProgress ? undefined : (p) => {
           overall = p.loaded;

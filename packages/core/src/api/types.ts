@@ -17,6 +17,12 @@ export interface LoadOptions extends OpenModelOptions {
   tokenizer?: Qwen2Tokenizer | TokenizerFiles;
   /** Largest prefill chunk in tokens (default 256). */
   maxChunk?: number;
+  /**
+   * Most checkpoint bytes read ahead of the tensor being converted, so that reading (from disk or the
+   * network) overlaps converting (default 128 MiB; 0 reads one tensor at a time). Adds at most this
+   * much to the load's peak memory.
+   */
+  readAheadBytes?: number;
 }
 
 /** Options of `generate` and `chat`. Unset sampling options default to the model's generation_config. */

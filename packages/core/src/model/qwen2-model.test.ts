@@ -101,6 +101,47 @@ describe('Qwen2Model errors', () => {
     expect(discarded).toEqual([given.at(-1)]);
     expect(b.memory().weights).toBe(0);
   });
+  it('weight loading reads ahead (several reads in flight, each range once) and loads the same weights as reading one at a time', async () => {
+    const opened = await openModel(dir);
+    const b = new ReferenceBackend();
+    const counted = () => {
+      let inFlight = 0;
+      const stats = { most: 0, reads: new Map<string, number>(), bytes: 0 };
+      const track = async (key: string, read: () => Promise<Uint8Array>) => {
+        stats.reads.set(key, (stats.reads.get(key) ?? 0) + 1);
+        stats.most = Math.max(stats.most, ++inFlight);
+        try {
+          const bytes = await read();
+          stats.bytes += bytes.byteLength;
+          return bytes;
+        } finally {
+          inFlight--;
+        }
+      };
+      const src: TensorSource = {
+        tensors: opened.checkpoint.tensors,
+        read: (n) => track(n, () => opened.checkpoint.read(n)),
+        readRange: (n, o, l) => track(`${n}@${o}`, () => opened.checkpoint.readRange!(n, o, l)),
+      };
+      return { src, stats };
+    };
+    const ahead = counted(), serial = counted();
+    const fast = await loadModelWeights(ahead.src, opened.config, b, { format: 'q8_0', sliceBytes: 4096 });
+    const slow = await loadModelWeights(serial.src, opened.config, b, { format: 'q8_0', sliceBytes: 4096, readAheadBytes: 0 });
+    expect(ahead.stats.most).toBeGreaterThan(1);
+    expect(serial.stats.most).toBe(1);
+    expect([...ahead.stats.reads.values()].every((n) => n === 1)).toBe(true);
+    expect([...ahead.stats.reads.keys()]).toEqual([...serial.stats.reads.keys()]);
+    expect([...ahead.stats.reads.keys()].some((k) => k.includes('@'))).toBe(true); // sliced tensors were read ahead too
+    let checkpointBytes = 0;
+    for (const t of opened.checkpoint.tensors.values()) checkpointBytes += t.byteLength;
+    expect(ahead.stats.bytes).toBe(checkpointBytes);
+    const ids = prompt.slice(0, 9);
+    const logits = [];
+    for (const w of [fast, slow]) logits.push(await lastLogits(new Qwen2Model(b, opened.config, w), ids));
+    expect(logits[0]).toEqual(logits[1]);
+    await opened.close();
+  });
   it('weight loading names a missing or misshapen tensor and an unsupported format', async () => {
     const opened = await openModel(dir);
     const b = new ReferenceBackend();

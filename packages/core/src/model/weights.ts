@@ -1,7 +1,8 @@
 import type { Backend, HostWeight, Weight, WeightFormat } from '../backend/types.js';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { nativeFormat } from '../weights/convert.js';
-import { readHostWeight } from '../weights/read-host-weight.js';
+import { readHostWeight, tensorReads } from '../weights/read-host-weight.js';
+import { READ_AHEAD_BYTES, ReadAhead } from '../weights/read-ahead.js';
 import { QUANT_BLOCK } from '../backend/types.js';
 import { tensorNames, type Qwen2ModelConfig } from './config.js';
 
@@ -50,6 +51,12 @@ export interface LoadWeightsOptions {
   signal?: AbortSignal;
   /** Called after each tensor is uploaded, with tensors done and total. */
   onProgress?: (p: WeightLoadProgress) => void;
+  /**
+   * Most checkpoint bytes read ahead of the tensor being converted, so reading overlaps converting and
+   * uploading (default 128 MiB; 0 reads one tensor at a time). It adds at most this much to the load's
+   * peak memory.
+   */
+  readAheadBytes?: number;
   /** @internal Checkpoint bytes above which a converted tensor is read slice by slice (default 64 MiB; tests use less). */
   sliceBytes?: number;
 }
@@ -89,41 +96,45 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const tied = config.tieWordEmbeddings;
   if (!tied) matrix(tensorNames.lmHead, V, H);
 
-  // Check everything before reading anything, so a bad checkpoint fails fast with a precise message.
+  // Check everything and choose every tensor's format before reading anything, so a bad checkpoint
+  // fails fast with a precise message and the reads can be planned (and fetched ahead) up front.
   let total = 0;
+  const fallbacks: ModelWeights['fallbacks'] = [];
+  const targets: (WeightFormat | 'auto')[] = [];
   for (const p of plan) {
     const info = source.tensors.get(p.name);
     if (!info) throw new ModelWeightsError(p.name, 'missing from the checkpoint');
     const ok = info.shape.length === p.shape.length && info.shape.every((d, i) => d === p.shape[i]);
     if (!ok) throw new ModelWeightsError(p.name, `shape [${info.shape.join(', ')}] does not match the config's [${p.shape.join(', ')}]`);
-    nativeFormat(info.dtype, p.name);
+    const native = nativeFormat(info.dtype, p.name);
     total += checkpointBytes(info.dtype, p.shape);
+    let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
+    if ((target === 'q8_0' || target === 'q4_0') && p.shape[1]! % QUANT_BLOCK !== 0) {
+      const fallback = backend.info.formats.includes(native) ? native : 'f32';
+      fallbacks.push({ tensor: p.name, format: fallback, reason: `${p.shape[1]} columns are not whole ${QUANT_BLOCK}-value blocks` });
+      target = fallback;
+    }
+    if (target === 'auto' && !backend.info.formats.includes(native)) {
+      throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${native} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
+    }
+    targets.push(target);
   }
 
   const uploaded = new Map<string, Weight>();
-  const fallbacks: ModelWeights['fallbacks'] = [];
   let loaded = 0;
   // Sliced tensors are filled straight into backend storage where the backend offers it; `pending` is
   // such a buffer not yet uploaded.
   let pending: HostWeight | undefined;
   const buffers = backend.weightBuffer !== undefined && backend.discardWeightBuffer !== undefined;
   const quantize = backend.quantizeBlocks?.bind(backend);
+  const allocator = (name: string) => buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, name)) : undefined;
+  const reads = plan.flatMap((p, i) => tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
+  const ahead = new ReadAhead(source, reads, options.readAheadBytes ?? READ_AHEAD_BYTES, options.signal);
   try {
-    for (const p of plan) {
+    for (const [i, p] of plan.entries()) {
       options.signal?.throwIfAborted();
       const info = source.tensors.get(p.name)!;
-      let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
-      if ((target === 'q8_0' || target === 'q4_0') && p.shape[1]! % QUANT_BLOCK !== 0) {
-        const native = nativeFormat(info.dtype, p.name);
-        const fallback = backend.info.formats.includes(native) ? native : 'f32';
-        fallbacks.push({ tensor: p.name, format: fallback, reason: `${p.shape[1]} columns are not whole ${QUANT_BLOCK}-value blocks` });
-        target = fallback;
-      }
-      if (target === 'auto' && !backend.info.formats.includes(nativeFormat(info.dtype))) {
-        throw new WeightFormatError(`backend '${backend.info.name}' cannot store ${nativeFormat(info.dtype)} weights (checkpoint dtype of '${p.name}'); pass a dtype it supports: ${backend.info.formats.join(', ')}`);
-      }
-      const allocate = buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, p.name)) : undefined;
-      const host = await readHostWeight(source, p.name, info.dtype, p.shape, target, { signal: options.signal, sliceBytes: options.sliceBytes, allocate, quantize });
+      const host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
       pending = undefined;
       loaded += checkpointBytes(info.dtype, p.shape);
@@ -133,6 +144,8 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     if (pending) backend.discardWeightBuffer!(pending);
     for (const w of uploaded.values()) backend.free(w);
     throw e;
+  } finally {
+    ahead.dispose();
   }
 
   const get = (name: string): Weight => uploaded.get(name)!;

@@ -14,39 +14,73 @@ export interface RangeReadable {
   readRange?(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
+/** One read of a tensor's checkpoint bytes: the whole tensor, or a byte range of it (a slice of rows). */
+export interface TensorRead {
+  name: string;
+  /** Bytes read. */
+  byteLength: number;
+  /** Where the range starts in the tensor; absent for a whole-tensor read. */
+  byteOffset?: number;
+}
+
+/** Options of {@link readHostWeight} (and of {@link tensorReads}, which plans its reads). */
+export interface ReadHostWeightOptions {
+  signal?: AbortSignal;
+  /** Checkpoint bytes per slice (tests use small values; default {@link SLICED_READ_BYTES}). */
+  sliceBytes?: number;
+  /** Where the sliced result goes (a backend's {@link Backend.weightBuffer}); default: new arrays. */
+  allocate?: (format: WeightFormat, rows: number, cols: number) => Promise<HostWeight>;
+  /** A backend's {@link Backend.quantizeBlocks} (default: core's quantizers). */
+  quantize?: QuantizeBlocks;
+}
+
 /**
- * Reads one tensor and converts it to `target`: whole when it is small or the source cannot read
- * ranges; otherwise slice by slice into a preallocated result. A tensor kept in its own format is
- * sliced only into `allocate`'s storage (then the checkpoint bytes never sit beside the backend's copy:
- * 0.5B bf16 through the CLI peaked at 1.44x of the weights with whole reads); into new arrays slicing
- * would save nothing.
- * @param sliceBytes - checkpoint bytes per slice (tests use small values)
- * @param allocate - where the sliced result goes (a backend's {@link Backend.weightBuffer}); default: new arrays
- * @param quantize - a backend's {@link Backend.quantizeBlocks} (default: core's quantizers)
+ * The reads {@link readHostWeight} makes for one tensor, in order: one whole read when the tensor is
+ * small, is 1-D, the source cannot read ranges, or it keeps its format with nowhere to slice into;
+ * otherwise one range per slice of rows. Exposed so a loader can fetch the next reads ahead of time.
+ * @param ranges - whether the source can read byte ranges
  */
-export async function readHostWeight(
-  source: RangeReadable, name: string, dtype: string, shape: readonly number[], target: WeightFormat | 'auto',
-  options: { signal?: AbortSignal; sliceBytes?: number; allocate?: (format: WeightFormat, rows: number, cols: number) => Promise<HostWeight>; quantize?: QuantizeBlocks } = {},
-): Promise<HostWeight> {
+export function tensorReads(name: string, dtype: string, shape: readonly number[], target: WeightFormat | 'auto', ranges: boolean, options: Pick<ReadHostWeightOptions, 'sliceBytes' | 'allocate'> = {}): TensorRead[] {
   const rows = shape.length === 2 ? shape[0]! : 1;
   const cols = shape[shape.length - 1]!;
-  const elementBytes = dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
-  const total = rows * cols * elementBytes;
+  const rowBytes = cols * elementBytes(dtype);
   const sliceBytes = options.sliceBytes ?? SLICED_READ_BYTES;
   const native = nativeFormat(dtype, name);
-  const format = target === 'auto' ? native : target;
-  const keepsBytes = format === native;
-  if (!source.readRange || total <= sliceBytes || (keepsBytes && !options.allocate) || shape.length !== 2) {
-    return toHostWeight(await source.read(name, { signal: options.signal }), dtype, shape, target, name, options.quantize);
-  }
-  const sliceRows = Math.max(1, Math.floor(sliceBytes / (cols * elementBytes)));
-  const out = options.allocate ? await options.allocate(format, rows, cols) : allocateHostWeight(format, rows, cols);
+  const keepsBytes = (target === 'auto' ? native : target) === native;
+  if (!ranges || rows * rowBytes <= sliceBytes || (keepsBytes && !options.allocate) || shape.length !== 2) return [{ name, byteLength: rows * rowBytes }];
+  const sliceRows = Math.max(1, Math.floor(sliceBytes / rowBytes));
+  const reads: TensorRead[] = [];
   for (let r = 0; r < rows; r += sliceRows) {
-    const n = Math.min(sliceRows, rows - r);
-    const bytes = await source.readRange(name, r * cols * elementBytes, n * cols * elementBytes, { signal: options.signal });
-    copyRows(toHostWeight(bytes, dtype, [n, cols], format, name, options.quantize), out, r);
+    reads.push({ name, byteOffset: r * rowBytes, byteLength: Math.min(sliceRows, rows - r) * rowBytes });
+  }
+  return reads;
+}
+
+/**
+ * Reads one tensor and converts it to `target`: whole when it is small or the source cannot read
+ * ranges; otherwise slice by slice into a preallocated result ({@link tensorReads} says which). A tensor
+ * kept in its own format is sliced only into `allocate`'s storage (then the checkpoint bytes never sit
+ * beside the backend's copy: 0.5B bf16 through the CLI peaked at 1.44x of the weights with whole
+ * reads); into new arrays slicing would save nothing.
+ */
+export async function readHostWeight(source: RangeReadable, name: string, dtype: string, shape: readonly number[], target: WeightFormat | 'auto', options: ReadHostWeightOptions = {}): Promise<HostWeight> {
+  const reads = tensorReads(name, dtype, shape, target, source.readRange !== undefined, options);
+  if (reads[0]!.byteOffset === undefined) return toHostWeight(await source.read(name, { signal: options.signal }), dtype, shape, target, name, options.quantize);
+  const rows = shape[0]!;
+  const cols = shape[1]!;
+  const format = target === 'auto' ? nativeFormat(dtype, name) : target;
+  const rowBytes = cols * elementBytes(dtype);
+  const out = options.allocate ? await options.allocate(format, rows, cols) : allocateHostWeight(format, rows, cols);
+  for (const { byteOffset, byteLength } of reads) {
+    const bytes = await source.readRange!(name, byteOffset!, byteLength, { signal: options.signal });
+    copyRows(toHostWeight(bytes, dtype, [byteLength / rowBytes, cols], format, name, options.quantize), out, byteOffset! / rowBytes);
   }
   return out;
+}
+
+/** Bytes per value of a checkpoint float dtype (F64 and F32; the 2-byte formats otherwise). */
+function elementBytes(dtype: string): number {
+  return dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : 2;
 }
 
 /** An empty host weight of a format (validation of `cols` against the block size is the caller's). */
