@@ -15,6 +15,7 @@ export { openModelFolder, TOKENIZER_FILES } from './open-folder.js';
 export type { LoadProgress, OpenedModel, TokenizerFileTexts } from './open-folder.js';
 export { openModel } from './model.js';
 export type { OpenModelOptions } from './model.js';
+export type { BrowserCacheOptions } from './browser/cached-url-folder.js';
 export { encodeSafetensors, safetensorsHeaderFor } from './safetensors-writer.js';
 export type { TensorToWrite } from './safetensors-writer.js';
 export { qwen2CheckpointLayout } from './qwen2-layout.js';

@@ -3,6 +3,7 @@ import { directoryHandleFolder, filesFolder } from './browser/browser-folder.js'
 import { HUB_ID, DEFAULT_ENDPOINT, parseHubSpec } from './hub/hub-spec.js';
 import { openModelFolder, type LoadProgress, type OpenedModel } from './open-folder.js';
 import { openRemoteModel } from './remote/open-remote.js';
+import type { BrowserCacheOptions } from './browser/cached-url-folder.js';
 import { isNode } from './runtime.js';
 
 /** Options of {@link openModel}. Hub-only options are ignored by other sources. */
@@ -25,16 +26,17 @@ export interface OpenModelOptions {
   /**
    * Cache URL and Hub downloads with the Cache API so a page reload does not download again. Default:
    * on in browsers (when `caches` exists), off in Node (where URL sources use Range reads and the Hub
-   * uses the huggingface_hub cache on disk). `false` turns it off; an object picks the storage/cache name.
+   * uses the huggingface_hub cache on disk). `false` turns it off; an object picks the storage, cache
+   * name or storage estimate.
    */
-  browserCache?: boolean | { storage?: CacheStorage; cacheName?: string };
+  browserCache?: boolean | BrowserCacheOptions;
 }
 
 function isFolderHandle(spec: unknown): spec is FileSystemDirectoryHandle {
   return typeof spec === 'object' && spec !== null && (spec as { kind?: string }).kind === 'directory' && typeof (spec as { getFileHandle?: unknown }).getFileHandle === 'function';
 }
 
-function browserCacheOption(options: OpenModelOptions): { storage?: CacheStorage; cacheName?: string } | undefined {
+function browserCacheOption(options: OpenModelOptions): BrowserCacheOptions | undefined {
   const { browserCache } = options;
   if (browserCache === false) return undefined;
   if (typeof browserCache === 'object') return browserCache;

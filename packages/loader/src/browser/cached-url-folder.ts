@@ -37,12 +37,49 @@ async function store(cache: Cache, url: string, response: Response, signal?: Abo
 /** Default Cache API cache name. */
 export const DEFAULT_CACHE_NAME = 'qwen2-ts-models';
 
-/** Options for {@link openCachedUrlFolder}. */
-export interface CachedUrlFolderOptions extends UrlFolderOptions {
+/** Where and how downloaded models are cached in a browser (`browserCache`'s object form). */
+export interface BrowserCacheOptions {
   /** Cache API storage (default: globalThis.caches). */
   storage?: CacheStorage;
+  /** Cache name (default `'qwen2-ts-models'`). */
   cacheName?: string;
+  /**
+   * The origin's storage quota and usage (default: `navigator.storage.estimate`, when there is one).
+   * Files that would not fit are not downloaded into the cache only to be refused at the end.
+   */
+  estimate?: () => Promise<StorageEstimate>;
+}
+
+/** Options for {@link openCachedUrlFolder}. */
+export interface CachedUrlFolderOptions extends UrlFolderOptions, BrowserCacheOptions {
   onProgress?: (p: LoadProgress) => void;
+}
+
+/** The storage estimate function of this runtime, when it has one. */
+function defaultEstimate(): (() => Promise<StorageEstimate>) | undefined {
+  const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
+  return typeof storage?.estimate === 'function' ? () => storage.estimate() : undefined;
+}
+
+/**
+ * Refuses, before downloading, files the cache has no room for: the Cache API takes a file only once its
+ * whole body has arrived, so a quota failure would otherwise come after the whole download. An estimate
+ * that cannot be had, or lacks its numbers, lets the download go ahead.
+ */
+async function checkRoom(estimate: (() => Promise<StorageEstimate>) | undefined, bytes: number, what: string): Promise<void> {
+  if (!estimate || bytes <= 0) return;
+  let e: StorageEstimate;
+  try {
+    e = await estimate();
+  } catch {
+    return;
+  }
+  if (typeof e.quota !== 'number' || typeof e.usage !== 'number') return;
+  const free = e.quota - e.usage;
+  if (free >= bytes) return;
+  const bytesText = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
+  throw new CacheStoreError(`the browser cache has room for ${bytesText(Math.max(0, free))} and ${what} needs ${bytesText(bytes)}`,
+    new DOMException(`storage quota ${bytesText(e.quota)}, ${bytesText(e.usage)} used`, 'QuotaExceededError'));
 }
 
 /** A cached URL folder, plus a way to fetch several files up front with overall progress. */
@@ -143,6 +180,7 @@ export async function openCachedUrlFolder(base: string, options: CachedUrlFolder
         todo.push({ path, size: Number(head.headers.get('content-length') ?? 0) });
       }
       const overallTotal = todo.reduce((sum, f) => sum + f.size, 0);
+      await checkRoom(options.estimate ?? defaultEstimate(), overallTotal, todo.length === 1 ? todo[0]!.path : `${todo.length} weight files`);
       let finished = 0;
       for (const { path, size } of todo) {
         await download(path, signal, (loaded, total) => options.onProgress?.({ file: path, loaded, total, overallLoaded: finished + loaded, overallTotal, phase: 'download' }));

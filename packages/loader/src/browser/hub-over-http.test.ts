@@ -79,6 +79,42 @@ describe('the Hub over HTTP with the Cache API (browser path)', () => {
     }
   });
 
+  it('asks the storage estimate first: weights that cannot fit are never downloaded into the cache', async () => {
+    const storage = memoryCacheStorage();
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const fullDownloads = () => hub.log.filter((r) => r.method === 'GET' && r.path.startsWith('/cdn/') && !r.range);
+    hub.log.length = 0;
+    try {
+      const estimate = async () => ({ quota: 10_000, usage: 9_000 });
+      const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage, estimate } });
+      const local = await openModel(`${MODELS}tiny-bf16-untied`);
+      try {
+        for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
+      } finally {
+        await model.close();
+        await local.close();
+      }
+      expect(fullDownloads()).toEqual([]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      const size = files['model.safetensors'].byteLength;
+      expect(String(warn.mock.calls[0]![0])).toContain(`acme/open@main: the browser cache has room for 1000 bytes and model.safetensors needs ${(size / 2 ** 20).toFixed(1)} MiB (QuotaExceededError: storage quota 10000 bytes, 9000 bytes used)`);
+
+      // Room enough, or no estimate to be had: the weights are downloaded once and cached.
+      for (const roomy of [async () => ({ quota: 1e12, usage: 0 }), async () => { throw new Error('no estimate'); }, async () => ({})]) {
+        const fresh = memoryCacheStorage();
+        hub.log.length = 0;
+        await (await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage: fresh, estimate: roomy } })).close();
+        expect(fullDownloads()).toHaveLength(1);
+        hub.log.length = 0;
+        await (await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage: fresh, estimate: roomy } })).close();
+        expect(hub.log).toEqual([]);
+      }
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('does not mistake a download that breaks off for a full cache', async () => {
     const storage = memoryCacheStorage();
     const cache = await storage.open('x');

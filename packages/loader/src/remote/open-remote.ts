@@ -1,6 +1,6 @@
 /** Opens models over HTTP (a folder URL, or the Hub's resolve URLs in browsers), with optional Cache API caching. */
 import { INDEX_FILE, parseIndex, SINGLE_FILE } from '../checkpoint.js';
-import { CacheStoreError, openCachedUrlFolder, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
+import { CacheStoreError, openCachedUrlFolder, type BrowserCacheOptions, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
 import { openModelFolder, type LoadProgress, type OpenedModel } from '../open-folder.js';
 import { openUrlFolder, type UrlFolderOptions } from './url-folder.js';
 
@@ -9,7 +9,7 @@ export interface RemoteOpenOptions extends UrlFolderOptions {
   signal?: AbortSignal;
   onProgress?: (p: LoadProgress) => void;
   /** Cache files with the Cache API (download whole once, read slices from the cache afterwards). */
-  cache?: { storage?: CacheStorage; cacheName?: string };
+  cache?: BrowserCacheOptions;
 }
 
 /**
