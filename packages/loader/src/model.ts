@@ -15,6 +15,13 @@ export interface OpenModelOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Serve Hub models from the cache only (default: HF_HUB_OFFLINE). Node only. */
   offline?: boolean;
+  /**
+   * Range requests in flight per large Hub file in Node (default 8; 1 downloads over one connection): a
+   * CDN serves each connection at a fraction of a fast link, so a multi-gigabyte checkpoint arrives
+   * sooner over several (as with huggingface_hub's hf_transfer). Chunks are written in order, so an
+   * interrupted download resumes like huggingface_hub's. Memory: up to 8 MiB per connection.
+   */
+  downloadConnections?: number;
   /** Hub token (default in Node: HF_TOKEN, then the token file huggingface_hub writes). */
   token?: string;
   /** Hub endpoint (default: HF_ENDPOINT, then https://huggingface.co). */

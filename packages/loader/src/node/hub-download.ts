@@ -9,11 +9,26 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HubError } from '../errors.js';
 import { hubFetch, hubResponseError, requestHeaders, type FileMetadata, type HubRequestContext } from './hub-http.js';
+import { DEFAULT_CHUNK_BYTES, DEFAULT_CONNECTIONS, parallelRangeStream } from '../remote/parallel-ranges.js';
 import type { HubRef } from '../hub/hub-spec.js';
 
 /** Retry policy for one file. */
 export interface RetryPolicy { attempts: number; delayMs: number }
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, delayMs: 500 };
+
+/** How one file is fetched: over how many connections, in chunks of how many bytes. */
+export interface DownloadPlan { connections: number; chunkBytes: number }
+export const DEFAULT_DOWNLOAD: DownloadPlan = { connections: DEFAULT_CONNECTIONS, chunkBytes: DEFAULT_CHUNK_BYTES };
+
+/** Yields the chunks of each part in turn; stops (cancelling what is left) when the consumer stops. */
+async function* concatenate(first: AsyncIterable<Uint8Array>, rest: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* first;
+    yield* rest as unknown as AsyncIterable<Uint8Array>;
+  } finally {
+    await rest.cancel().catch(() => {});
+  }
+}
 
 /** The hash an ETag stands for: sha256 (LFS, 64 hex digits), git blob sha1 (40), or none we can check. */
 function checksumFor(etag: string, size: number): { hash: Hash; kind: string } | undefined {
@@ -49,7 +64,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 /**
- * Downloads a blob into `blobPath` (resuming `blobPath.incomplete` if present).
+ * Downloads a blob into `blobPath` (resuming `blobPath.incomplete` if present). A file larger than one
+ * chunk goes over `plan.connections` Range requests at once, its chunks written in order, so the
+ * partial file stays a prefix (huggingface_hub resumes it too) and the checksum is computed as it
+ * arrives; a server that ignores Range sends it over one connection.
  * @param onBytes - called with the bytes of this file on disk so far
  * @throws {@link HubError} after the retries are spent, or on a checksum/size mismatch that persists;
  *   the signal's reason when aborted (the partial file is kept for the next resume)
@@ -62,6 +80,7 @@ export async function downloadBlob(
   blobPath: string,
   onBytes: (loaded: number) => void,
   retry: RetryPolicy = DEFAULT_RETRY,
+  plan: DownloadPlan = DEFAULT_DOWNLOAD,
 ): Promise<void> {
   const incomplete = `${blobPath}.incomplete`;
   await mkdir(dirname(blobPath), { recursive: true });
@@ -74,7 +93,11 @@ export async function downloadBlob(
       have = 0;
     }
     const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-    if (have > 0) headers.range = `bytes=${have}-`;
+    // In parallel, the first request asks for the first chunk only; the rest follow once it answers 206.
+    const parallel = plan.connections > 1 && meta.size - have > plan.chunkBytes;
+    const firstEnd = have + plan.chunkBytes - 1;
+    if (parallel) headers.range = `bytes=${have}-${firstEnd}`;
+    else if (have > 0) headers.range = `bytes=${have}-`;
     let response: Response;
     try {
       response = await hubFetch(ctx, meta.url, { method: 'GET', redirect: 'follow', headers: requestHeaders(ctx, meta.url, headers) });
@@ -112,7 +135,15 @@ export async function downloadBlob(
     onBytes(written);
     try {
       if (!response.body) throw new HubError(`${file}: empty response body`);
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      let body = response.body as unknown as AsyncIterable<Uint8Array>;
+      if (parallel && response.status === 206 && Number(/^bytes \d+-(\d+)\//.exec(response.headers.get('content-range') ?? '')?.[1]) === firstEnd) {
+        // The rest from where the redirects ended (the CDN), without asking the Hub again per chunk.
+        const url = response.url || meta.url;
+        const fetchRange = (start: number, end: number, signal: AbortSignal) =>
+          ctx.fetch(url, { method: 'GET', headers: requestHeaders(ctx, url, { 'accept-encoding': 'identity', range: `bytes=${start}-${end}` }), signal });
+        body = concatenate(body, parallelRangeStream(fetchRange, url, firstEnd + 1, meta.size, { chunkBytes: plan.chunkBytes, connections: plan.connections, signal: ctx.signal }));
+      }
+      for await (const chunk of body) {
         if (written + chunk.byteLength > meta.size) throw new HubError(`${file}: the server sent more than the announced ${meta.size} bytes`);
         await handle.write(chunk);
         checksum?.hash.update(chunk);

@@ -171,6 +171,91 @@ describe('Hub download into the huggingface_hub cache layout', () => {
     }
   });
 
+  it('downloads a large file as chunks over several connections, written in order, asking the Hub once', async () => {
+    freshCache();
+    hub.slowMs = 1;
+    hub.mostInFlight = 0;
+    try {
+      const progress: number[] = [];
+      const snapshot = await fetchHubSnapshot('acme/tiny', {
+        endpoint: hub.endpoint, cacheDir, downloadConnections: 4, downloadChunkBytes: 40_000,
+        onProgress: (p) => { if (p.file === 'model-00001-of-00002.safetensors') progress.push(p.loaded); },
+      });
+      for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'] as const) {
+        const size = sharded[shard].byteLength;
+        expect(sameBytes(readFileSync(join(snapshot.dir, shard)), sharded[shard])).toBe(true);
+        // One request through the Hub (redirected to the CDN), then the other chunks straight from the CDN.
+        expect(gets().filter((r) => r.path === `/acme/tiny/resolve/${COMMIT}/${shard}`)).toHaveLength(1);
+        const ranges = gets().filter((r) => r.path === `/cdn/${sha256(sharded[shard])}`).map((r) => r.range);
+        const chunks = Math.ceil(size / 40_000);
+        expect(ranges).toHaveLength(chunks);
+        expect(new Set(ranges)).toEqual(new Set(Array.from({ length: chunks }, (_, i) => `bytes=${i * 40_000}-${Math.min(size, (i + 1) * 40_000) - 1}`)));
+      }
+      expect(hub.mostInFlight).toBeGreaterThan(1);
+      expect(hub.mostInFlight).toBeLessThanOrEqual(5); // the first chunk, then 4 at a time
+      expect(progress.at(-1)).toBe(sharded['model-00001-of-00002.safetensors'].byteLength);
+      expect(progress.every((v, i) => i === 0 || v >= progress[i - 1]!)).toBe(true);
+    } finally {
+      hub.slowMs = 0;
+    }
+  });
+
+  it('resumes a parallel download from the chunks written before one that broke off', async () => {
+    freshCache();
+    const shard = 'model-00002-of-00002.safetensors';
+    hub.dropRangeAt.set(shard, 120_000);
+    const snapshot = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, downloadConnections: 3, downloadChunkBytes: 40_000, retry: { attempts: 3, delayMs: 1 } });
+    expect(hub.dropRangeAt.size).toBe(0); // the drop happened
+    expect(sameBytes(readFileSync(join(snapshot.dir, shard)), sharded[shard])).toBe(true);
+    // The second attempt starts where the written prefix ends: at the chunk that broke off.
+    const starts = gets().filter((r) => r.path === `/cdn/${sha256(sharded[shard])}`).map((r) => Number(/^bytes=(\d+)-/.exec(r.range!)![1]));
+    expect(starts.filter((s) => s === 120_000)).toHaveLength(2);
+    expect(starts.filter((s) => s === 0)).toHaveLength(1);
+  });
+
+  it('aborting a parallel download keeps a prefix of the file, which the next download resumes', async () => {
+    freshCache();
+    hub.slowMs = 5;
+    const controller = new AbortController();
+    try {
+      const pending = fetchHubSnapshot('acme/tiny', {
+        endpoint: hub.endpoint, cacheDir, signal: controller.signal, downloadConnections: 4, downloadChunkBytes: 40_000,
+        onProgress: (p) => { if (p.file.endsWith('.safetensors') && p.loaded >= 80_000) controller.abort(); },
+      });
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      hub.slowMs = 0;
+    }
+    const blobs = join(cacheDir, 'models--acme--tiny', 'blobs');
+    const partial = readdirSync(blobs).filter((f) => f.endsWith('.incomplete'));
+    expect(partial).toHaveLength(1);
+    const bytes = new Uint8Array(readFileSync(join(blobs, partial[0]!)));
+    const whole = Object.values(sharded).find((b) => sha256(b) === partial[0]!.replace('.incomplete', ''))!;
+    expect(bytes.byteLength).toBeGreaterThanOrEqual(80_000);
+    expect(sameBytes(bytes, whole.subarray(0, bytes.byteLength))).toBe(true);
+    hub.log.length = 0;
+    const snapshot = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, downloadConnections: 4, downloadChunkBytes: 40_000 });
+    expect(gets().some((r) => r.range?.startsWith(`bytes=${bytes.byteLength}-`))).toBe(true);
+    for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'] as const) {
+      expect(sameBytes(readFileSync(join(snapshot.dir, shard)), sharded[shard])).toBe(true);
+    }
+  });
+
+  it('downloads over one connection from a server that ignores Range, or when asked to', async () => {
+    for (const [ignoreRange, connections] of [[true, 8], [false, 1]] as const) {
+      freshCache();
+      hub.ignoreRange = ignoreRange;
+      try {
+        const snapshot = await fetchHubSnapshot('acme/tiny', { endpoint: hub.endpoint, cacheDir, downloadConnections: connections, downloadChunkBytes: 40_000 });
+        const shard = 'model-00001-of-00002.safetensors';
+        expect(sameBytes(readFileSync(join(snapshot.dir, shard)), sharded[shard])).toBe(true);
+        expect(gets().filter((r) => r.path === `/cdn/${sha256(sharded[shard])}`)).toHaveLength(1);
+      } finally {
+        hub.ignoreRange = false;
+      }
+    }
+  });
+
   it('asks again when the Hub answers 503, and reports a Hub that keeps failing', async () => {
     freshCache();
     hub.unavailable = 2;

@@ -7,7 +7,7 @@ import { HubError, ModelNotFoundError } from '../errors.js';
 import { parseHubSpec, resolveUrl, type HubRef } from '../hub/hub-spec.js';
 import { INDEX_FILE, parseIndex, SINGLE_FILE } from '../checkpoint.js';
 import { TOKENIZER_FILES, type LoadProgress } from '../open-folder.js';
-import { DEFAULT_RETRY, downloadBlob, type RetryPolicy } from './hub-download.js';
+import { DEFAULT_DOWNLOAD, DEFAULT_RETRY, downloadBlob, type RetryPolicy } from './hub-download.js';
 import { hubSettings } from './hub-env.js';
 import { headFile, HubUnreachableError, type FileMetadata, type HubRequestContext } from './hub-http.js';
 import { exists, RepoCache } from './hub-cache.js';
@@ -21,6 +21,10 @@ export interface HubOpenOptions {
   offline?: boolean; token?: string; endpoint?: string; cacheDir?: string; fetch?: typeof fetch;
   /** Retries per file on dropped connections and 5xx (default 5 attempts, 500 ms doubling). */
   retry?: RetryPolicy;
+  /** Range requests in flight per large file (default 8; 1 downloads over one connection). */
+  downloadConnections?: number;
+  /** @internal Bytes per Range request of a parallel download (default 8 MiB; tests use less). */
+  downloadChunkBytes?: number;
 }
 
 /** The small files of a model, besides weights. config.json is required, the rest optional. */
@@ -115,7 +119,10 @@ async function fetchBlobs(ctx: HubRequestContext, cache: RepoCache, ref: HubRef,
     // Another download of the same blob (other process or call) finishing first counts as ours.
     await withBlobLock(cache.lock(meta.etag), () => exists(blob), () => downloadBlob(ctx, ref, file, meta, blob, (loaded) => {
       options.onProgress?.({ file, loaded, total: meta.size, overallLoaded: finished + loaded, overallTotal, phase: 'download' });
-    }, options.retry ?? DEFAULT_RETRY), ctx.signal);
+    }, options.retry ?? DEFAULT_RETRY, {
+      connections: Math.max(1, Math.floor(options.downloadConnections ?? DEFAULT_DOWNLOAD.connections)),
+      chunkBytes: options.downloadChunkBytes ?? DEFAULT_DOWNLOAD.chunkBytes,
+    }), ctx.signal);
     finished += meta.size;
   }
 }

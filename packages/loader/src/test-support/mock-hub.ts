@@ -22,6 +22,12 @@ export interface MockHub {
   unavailable: number;
   /** Serve GETs slowly (ms between 64 KB chunks), to test aborts. */
   slowMs: number;
+  /** Files whose next GET with a Range starting at this byte sends half the body, then drops the connection. */
+  dropRangeAt: Map<string, number>;
+  /** Answer every GET whole (HTTP 200), ignoring Range, as some servers do. */
+  ignoreRange: boolean;
+  /** Most CDN GETs served at the same time since the last reset (set it to 0 to reset). */
+  mostInFlight: number;
   close(): Promise<void>;
 }
 
@@ -35,7 +41,8 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
   const corrupt = new Set<string>();
   const byBlob = new Map<string, { repo: string; file: string; bytes: Uint8Array }>();
   for (const [repo, r] of Object.entries(repos)) for (const [file, bytes] of Object.entries(r.files)) byBlob.set(sha256(bytes), { repo, file, bytes });
-  const hub = { log, dropNext, corrupt, slowMs: 0, unavailable: 0 } as MockHub;
+  const hub = { log, dropNext, corrupt, slowMs: 0, unavailable: 0, dropRangeAt: new Map(), ignoreRange: false, mostInFlight: 0 } as MockHub;
+  let inFlight = 0;
 
   const serveBytes = async (req: IncomingMessage, res: ServerResponse, file: string, bytes: Uint8Array, headers: Record<string, string>) => {
     let body = bytes;
@@ -44,7 +51,7 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
       body[body.byteLength >> 1] ^= 0xff;
     }
     let start = 0;
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const range = hub.ignoreRange && req.method === 'GET' ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range) {
       start = Number(range[1]);
       const end = range[2] ? Math.min(Number(range[2]), body.byteLength - 1) : body.byteLength - 1;
@@ -62,8 +69,10 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
       return;
     }
     const drops = dropNext.get(file) ?? 0;
-    if (drops > 0) {
-      dropNext.set(file, drops - 1);
+    const dropHere = range !== null && hub.dropRangeAt.get(file) === start;
+    if (dropHere) hub.dropRangeAt.delete(file);
+    if (drops > 0 || dropHere) {
+      if (!dropHere) dropNext.set(file, drops - 1);
       res.write(body.subarray(0, body.byteLength >> 1), () => res.destroy());
       return;
     }
@@ -82,6 +91,10 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
     if (cdn) {
       const blob = byBlob.get(cdn[1]);
       if (!blob) return void res.writeHead(404).end();
+      if (req.method === 'GET') {
+        hub.mostInFlight = Math.max(hub.mostInFlight, ++inFlight);
+        res.on('close', () => inFlight--);
+      }
       return void serveBytes(req, res, blob.file, blob.bytes, { etag: `"${cdn[1]}"` });
     }
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
