@@ -58,12 +58,15 @@ describe('qwen2 download (built CLI)', () => {
     expect(Math.max(...logits.map((x, i) => Math.abs(x - seq.last_logits[i]!)))).toBeLessThan(1e-3);
   });
 
-  it('names an unknown repository and refuses a local folder, in one line', async () => {
+  it('names an unknown repository, refuses a local folder and a bad --connections, in one line', async () => {
     const missing = await run(['download', 'test-org/nope'], env);
     expect(missing.status).toBe(1);
     expect(missing.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^qwen2: .*test-org\/nope/)]);
     const local = await run(['download', join(MODELS, 'tiny-f32')], env);
     expect(local.status).toBe(1);
     expect(local.stderr).toMatch(/is a local folder: there is nothing to download/);
+    const zero = await run(['download', 'test-org/tiny', '--connections', '0'], env);
+    expect(zero.status).not.toBe(0);
+    expect(zero.stderr).toMatch(/--connections must be an integer in 1\.\.64, got '0'/);
   });
 });

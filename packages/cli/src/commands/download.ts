@@ -8,13 +8,15 @@ import type { Command } from './command.js';
 export const downloadCommand: Command = {
   name: 'download',
   summary: 'fill the Hugging Face cache with a model',
-  usage: 'qwen2 download owner/name[@revision]',
+  usage: 'qwen2 download owner/name[@revision] [--connections N]',
   description:
     'Downloads config, tokenizer and weight files of a Hub model into the Hugging Face cache (HF_HUB_CACHE,\n' +
     'HF_HOME/hub or ~/.cache/huggingface/hub, shared with Python\'s huggingface_hub), resuming partial\n' +
-    'downloads and skipping files already cached. Honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE.',
+    'downloads and skipping files already cached. Large files come over several connections at once\n' +
+    '(Range requests, written in order). Honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE.',
   flags: {
     revision: { type: 'string', value: 'REV', help: 'branch, tag or commit (default main; owner/name@rev also works)' },
+    connections: { type: 'string', value: 'N', help: 'Range requests in flight per large file (default 8; 1 = one connection)' },
   },
   positionals: 1,
   async run(args, { status }) {
@@ -41,7 +43,8 @@ export const downloadCommand: Command = {
       }
     };
     const revision = args.string('revision');
-    const opened = await openModel(spec, { onProgress, ...(revision ? { revision } : {}) }).finally(() => status.done());
+    const downloadConnections = args.int('connections', 8, 1, 64);
+    const opened = await openModel(spec, { onProgress, downloadConnections, ...(revision ? { revision } : {}) }).finally(() => status.done());
     const tensors = opened.checkpoint.tensors.size;
     await opened.close();
     const summary = finished.size > 0
