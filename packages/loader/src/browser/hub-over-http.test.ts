@@ -14,6 +14,17 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byte
 const files = { 'config.json': read(`${MODELS}tiny-bf16-untied/config.json`), 'model.safetensors': read(`${MODELS}tiny-bf16-untied/model.safetensors`) };
 let hub: MockHub;
 
+/** Every tensor of `model` has the bytes of the local fixture's; closes `model`. */
+async function expectLocalTensors(model: Awaited<ReturnType<typeof openModel>>): Promise<void> {
+  const local = await openModel(`${MODELS}tiny-bf16-untied`);
+  try {
+    for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
+  } finally {
+    await model.close();
+    await local.close();
+  }
+}
+
 beforeAll(async () => {
   hub = await startMockHub({ 'acme/open': { files, commit: 'e'.repeat(40) }, 'acme/gated': { files, commit: 'f'.repeat(40), gatedToken: 'hf_secret' } });
 });
@@ -24,14 +35,8 @@ describe('the Hub over HTTP with the Cache API (browser path)', () => {
     const storage = memoryCacheStorage();
     hub.log.length = 0;
     const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } });
-    const local = await openModel(`${MODELS}tiny-bf16-untied`);
-    try {
-      expect(model.source).toBe('acme/open@main');
-      for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
-    } finally {
-      await model.close();
-      await local.close();
-    }
+    expect(model.source).toBe('acme/open@main');
+    await expectLocalTensors(model);
     expect(hub.log.some((r) => r.method === 'GET' && r.path.startsWith('/cdn/'))).toBe(true);
     hub.log.length = 0;
     await (await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } })).close();
@@ -64,13 +69,7 @@ describe('the Hub over HTTP with the Cache API (browser path)', () => {
     hub.log.length = 0;
     try {
       const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage } });
-      const local = await openModel(`${MODELS}tiny-bf16-untied`);
-      try {
-        for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
-      } finally {
-        await model.close();
-        await local.close();
-      }
+      await expectLocalTensors(model);
       expect(warn).toHaveBeenCalledTimes(1);
       expect(String(warn.mock.calls[0]![0])).toMatch(new RegExp(`^qwen2-ts: acme/open@main: the browser cache .*\\(${name}: refused by the test .*reading the model over the network without caching it`));
       expect(hub.log.some((r) => r.path.startsWith('/cdn/') && r.range?.startsWith('bytes='))).toBe(true);
@@ -87,13 +86,7 @@ describe('the Hub over HTTP with the Cache API (browser path)', () => {
     try {
       const estimate = async () => ({ quota: 10_000, usage: 9_000 });
       const model = await openHubOverHttp('acme/open', { endpoint: hub.endpoint, browserCache: { storage, estimate } });
-      const local = await openModel(`${MODELS}tiny-bf16-untied`);
-      try {
-        for (const n of local.checkpoint.tensors.keys()) expect(sameBytes(await model.checkpoint.read(n), await local.checkpoint.read(n)), n).toBe(true);
-      } finally {
-        await model.close();
-        await local.close();
-      }
+      await expectLocalTensors(model);
       expect(fullDownloads()).toEqual([]);
       expect(warn).toHaveBeenCalledTimes(1);
       const size = files['model.safetensors'].byteLength;
