@@ -78,11 +78,11 @@ export function median(xs) {
  * The `--key=value` flags of the comparison scripts (vs-llama-cpp, vs-wllama) with their shared
  * defaults: formats, threads, prompt and generated tokens, runs per round, rounds.
  */
-export function comparisonArgs(argv = process.argv.slice(2)) {
+export function comparisonArgs(argv = process.argv.slice(2), defaults = {}) {
   const args = new Map(argv.map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
   return {
     args,
-    formats: (args.get('formats') ?? 'bf16,q8_0,q4_0').split(','),
+    formats: (args.get('formats') ?? defaults.formats ?? 'bf16,q8_0,q4_0').split(','),
     threads: Number(args.get('threads') ?? 2),
     promptTokens: Number(args.get('prompt-tokens') ?? 64),
     genTokens: Number(args.get('gen-tokens') ?? 32),
