@@ -4,7 +4,8 @@
 // `readAheadBytes: 0` (one tensor at a time) and with the default, alternating, next to the same files
 // read from the local folder.
 //
-//   node bench/url-load.mjs [--format=q4_0] [--latency=20] [--rounds=3] [--threads=2] [--dir=/tmp]
+//   node bench/url-load.mjs [--format=q4_0] [--latency=20] [--rounds=3] [--threads=2] [--dir=/tmp] [--read-ahead=BYTES]
+// (--read-ahead: the budget of the reading-ahead runs; default Qwen2.load's)
 //
 // Needs the built dist of core, loader, tokenizer and this package (`node_modules/.bin/pnpm build`).
 import { spawn } from 'node:child_process';
@@ -59,7 +60,8 @@ async function main() {
     });
     const url = `http://127.0.0.1:${port}/`;
     const backend = await wasmBackend({ threads: Number(args.get('threads') ?? 2) });
-    const ways = [['local folder', dir, undefined], ['URL, one tensor at a time', url, 0], ['URL, read ahead (default)', url, undefined]];
+    const budget = args.has('read-ahead') ? Number(args.get('read-ahead')) : undefined;
+    const ways = [['local folder', dir, budget], ['URL, one tensor at a time', url, 0], [`URL, read ahead (${budget ?? 'default'})`, url, budget]];
     const times = ways.map(() => []);
     let tokens;
     for (let round = 0; round < rounds; round++) {
@@ -77,10 +79,10 @@ async function main() {
     }
     await backend.dispose();
     console.log(`Qwen2-0.5B (bf16 checkpoint, ${(statSync(join(dir, 'model.safetensors')).size / 2 ** 20).toFixed(0)} MiB) loaded as ${format}, ${backend.info.threads} threads; the server answers each request after ${latency} ms; ${rounds} alternating rounds`);
-    console.log('source                     | load s (median) | range');
+    console.log('source                              | load s (median) | range');
     for (const [i, [name]] of ways.entries()) {
       const t = [...times[i]].sort((a, b) => a - b);
-      console.log(`${name.padEnd(26)} | ${median(t).toFixed(2).padStart(15)} | ${t[0].toFixed(2)}-${t.at(-1).toFixed(2)}`);
+      console.log(`${name.padEnd(35)} | ${median(t).toFixed(2).padStart(15)} | ${t[0].toFixed(2)}-${t.at(-1).toFixed(2)}`);
     }
     console.log(`read ahead / one at a time: ${(median(times[1]) / median(times[2])).toFixed(2)}x faster`);
   } finally {
