@@ -12,17 +12,8 @@ import { openModel } from '@qwen2-ts/loader';
 import { tensorNames, toHostWeight, decodeToF32 } from '@qwen2-ts/core';
 import { DT, OnnxGraph } from './onnx-proto.mjs';
 
-const f16 = new Float32Array(65536);
-{
-  const u = new Uint32Array(1);
-  const f = new Float32Array(u.buffer);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 1023;
-    if (exp === 0) f16[h] = (sign ? -1 : 1) * man * 2 ** -24;
-    else if (exp === 31) f16[h] = man ? NaN : sign ? -Infinity : Infinity;
-    else { u[0] = sign | ((exp + 112) << 23) | (man << 13); f16[h] = f[0]; }
-  }
-}
+/** f16 bit patterns (a HostWeight's scales) as f32, by core's decoding. */
+const f16ToF32 = (bits) => decodeToF32(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), 'F16');
 
 /** core's q4_0 HostWeight -> MatMulNBits' B [N, blocks, 16] (value k of a block in byte k/2, low nibble first) and f32 scales. */
 function matMulNBits(host) {
@@ -38,16 +29,15 @@ function matMulNBits(host) {
       packed[src + (k >> 1)] = lo | (hi << 4);
     }
   }
-  const f32Scales = new Float32Array(blocks);
-  for (let b = 0; b < blocks; b++) f32Scales[b] = f16[scales[b]];
-  return { packed, scales: f32Scales };
+  return { packed, scales: f16ToF32(scales) };
 }
 
 /** core's q4_0 HostWeight -> its f32 values ((code - 8) x scale). */
 function dequantizeQ4({ rows, cols, quants, scales }) {
   const out = new Float32Array(rows * cols);
+  const widened = f16ToF32(scales);
   for (let b = 0; b < out.length / 32; b++) {
-    const s = f16[scales[b]];
+    const s = widened[b];
     for (let j = 0; j < 16; j++) {
       const byte = quants[b * 16 + j];
       out[b * 32 + j] = ((byte & 15) - 8) * s;
