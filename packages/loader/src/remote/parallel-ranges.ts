@@ -5,6 +5,7 @@
  * ReadableStream only: browser-safe.
  */
 import { RemoteFileError } from '../errors.js';
+import { readBodyInto } from './read-body.js';
 
 /** Default bytes per request. */
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -96,20 +97,7 @@ async function readChunk(fetchRange: RangeFetcher, name: string, start: number, 
     throw new RemoteFileError(name, `${name}: asked for bytes ${start}-${end - 1}, got HTTP ${response.status} ${response.headers.get('content-range') ?? ''}`.trim(), response.status);
   }
   const out = new Uint8Array(end - start);
-  let filled = 0;
-  const reader = response.body.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      if (filled + value.byteLength > out.byteLength) throw new RemoteFileError(name, `${name}: the server sent more than the ${out.byteLength} bytes asked for at ${start}`);
-      out.set(value, filled);
-      filled += value.byteLength;
-    }
-  } catch (e) {
-    await reader.cancel().catch(() => {});
-    throw e;
-  }
+  const filled = await readBodyInto(response.body, out, name, start, signal);
   if (filled !== out.byteLength) throw new RemoteFileError(name, `${name}: bytes ${start}-${end - 1} ended after ${filled} of ${out.byteLength}`);
   return out;
 }

@@ -5,6 +5,7 @@
  */
 import { ModelNotFoundError, RemoteFileError } from '../errors.js';
 import type { ModelFolder, RandomAccessFile } from '../random-access.js';
+import { readBodyInto } from './read-body.js';
 
 /** What to do about a refused request (a gated or private Hub model, usually). */
 export function accessHint(status: number): string {
@@ -67,24 +68,7 @@ export async function openUrlFile(url: string, options: UrlFolderOptions = {}, s
       await response.body.cancel();
       throw new RemoteFileError(url, `${url}: the file changed size (${size} -> ${got.total}) while it was being read`);
     }
-    let done = 0;
-    const wanted = end - offset;
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { value, done: finished } = await reader.read();
-        if (finished) break;
-        if (done + value.byteLength > wanted) throw new RemoteFileError(url, `${url}: the server sent more than the ${wanted} bytes asked for`);
-        target.set(value, done);
-        done += value.byteLength;
-      }
-    } catch (e) {
-      await reader.cancel().catch(() => {});
-      if (readSignal?.aborted) throw readSignal.reason;
-      if (e instanceof RemoteFileError) throw e;
-      throw new RemoteFileError(url, `${url}: connection lost after ${done} of ${wanted} bytes (${(e as Error).message})`, undefined, { cause: e });
-    }
-    return done;
+    return readBodyInto(response.body, target.subarray(0, end - offset), url, offset, readSignal);
   };
   return {
     name: url,
