@@ -4,14 +4,14 @@
 // (our URL folder loader uses them); one page with our engine's entry point and the other engine's; a
 // fresh headless Chromium context per engine, format and round (neither inherits the other's memory or
 // workers), alternating; medians over rounds and the per-round ratios ours / theirs.
-import { createReadStream, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
-import { comparisonArgs, median } from './util.mjs';
+import { comparisonArgs, median, sendFile } from './util.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -62,19 +62,7 @@ function server(page, served) {
     if (url.pathname === '/') return void res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(page);
     const prefix = Object.keys(served).find((p) => url.pathname.startsWith(p));
     const file = prefix ? join(served[prefix], decodeURIComponent(url.pathname.slice(prefix.length))) : '';
-    if (!file || !existsSync(file) || !statSync(file).isFile()) return void res.writeHead(404, headers).end();
-    const size = statSync(file).size;
-    const type = TYPES[extname(file)] ?? 'application/octet-stream';
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    if (range) {
-      const start = Number(range[1]), end = Math.min(size - 1, range[2] ? Number(range[2]) : size - 1);
-      if (start >= size) return void res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` }).end();
-      res.writeHead(206, { ...headers, 'content-type': type, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes' });
-      return void (req.method === 'HEAD' ? res.end() : createReadStream(file, { start, end }).pipe(res));
-    }
-    res.writeHead(200, { ...headers, 'content-type': type, 'content-length': size, 'accept-ranges': 'bytes' });
-    if (req.method === 'HEAD') res.end();
-    else createReadStream(file).pipe(res);
+    sendFile(req, res, file, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
   });
 }
 

@@ -9,7 +9,7 @@
 //
 // Needs the built dist of core, loader, tokenizer and this package (`node_modules/.bin/pnpm build`).
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Qwen2 } from '@qwen2-ts/core';
 import { wasmBackend } from '../dist/index.js';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
-import { median } from './util.mjs';
+import { median, sendFile } from './util.mjs';
 
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')).map(([k, v]) => [k, v ?? '1']));
 
@@ -27,19 +27,7 @@ else await main();
 /** The server process: files of `dir` with Range support, each response delayed by `latency` ms. */
 function serve(dir, latency) {
   const server = createServer((req, res) => setTimeout(() => {
-    const file = join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname));
-    let size;
-    try {
-      size = statSync(file).size;
-    } catch {
-      return void res.writeHead(404).end();
-    }
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-    if (!range) return void (res.writeHead(200, { 'content-length': size }), createReadStream(file).pipe(res));
-    const start = Number(range[1]), end = Math.min(size - 1, range[2] ? Number(range[2]) : size - 1);
-    if (start >= size) return void res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
-    res.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}` });
-    createReadStream(file, { start, end }).pipe(res);
+    sendFile(req, res, join(dir, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
   }, latency));
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
   process.on('disconnect', () => process.exit(0));

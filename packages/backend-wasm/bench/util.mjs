@@ -1,4 +1,5 @@
 // Shared helpers of the benchmark scripts.
+import { createReadStream, existsSync, statSync } from 'node:fs';
 
 /** Seconds per call of fn: `warmup` calls, then as many as fit in `budget` seconds (at least 2); the median. */
 export function timeIt(fn, budget = 0.5, warmup = 1) {
@@ -89,4 +90,23 @@ export function comparisonArgs(argv = process.argv.slice(2), defaults = {}) {
     repeats: Number(args.get('repeats') ?? 2),
     rounds: Number(args.get('rounds') ?? 3),
   };
+}
+
+/**
+ * Answers a GET or HEAD for `file` as a static server with Range support does (206 with Content-Range,
+ * 416 past the end, 404 when it is missing), with `headers` on every answer.
+ */
+export function sendFile(req, res, file, headers = {}) {
+  if (!file || !existsSync(file) || !statSync(file).isFile()) return void res.writeHead(404, headers).end();
+  const size = statSync(file).size;
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  if (range) {
+    const start = Number(range[1]), end = Math.min(size - 1, range[2] ? Number(range[2]) : size - 1);
+    if (start >= size) return void res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` }).end();
+    res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}`, 'accept-ranges': 'bytes' });
+    return void (req.method === 'HEAD' ? res.end() : createReadStream(file, { start, end }).pipe(res));
+  }
+  res.writeHead(200, { ...headers, 'content-length': size, 'accept-ranges': 'bytes' });
+  if (req.method === 'HEAD') res.end();
+  else createReadStream(file).pipe(res);
 }
