@@ -43,8 +43,9 @@ export const downloadCommand: Command = {
       }
     };
     const revision = args.string('revision');
-    const downloadConnections = args.int('connections', 8, 1, 64);
-    const opened = await openModel(spec, { onProgress, downloadConnections, ...(revision ? { revision } : {}) }).finally(() => status.done());
+    // Absent: the loader's default (8).
+    const downloadConnections = args.int('connections', undefined, 1, 64);
+    const opened = await openModel(spec, { onProgress, ...(downloadConnections ? { downloadConnections } : {}), ...(revision ? { revision } : {}) }).finally(() => status.done());
     const tensors = opened.checkpoint.tensors.size;
     await opened.close();
     const summary = finished.size > 0
