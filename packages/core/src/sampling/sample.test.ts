@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SamplingParams } from '../backend/types.js';
 import { SeededRandom } from './rng.js';
-import { sampleFromLogits } from './sample.js';
+import { kthLargestKept, sampleFromLogits } from './sample.js';
 import { TokenHistory } from './history.js';
 
 const none = { ids: new Int32Array(0), counts: new Int32Array(0) };
@@ -159,5 +159,25 @@ describe('sampleFromLogits', () => {
     expect(id).toBeGreaterThanOrEqual(0);
     const top = [...big.keys()].sort((a, b) => big[b]! - big[a]!).slice(0, 20);
     expect(top).toContain(id);
+  });
+});
+
+describe('kthLargestKept (top-k threshold)', () => {
+  it('is the k-th largest kept value, repeats counted, as sorting finds it', () => {
+    const rng = new SeededRandom(9);
+    for (const n of [1, 7, 100, 6000]) {
+      for (let trial = 0; trial < 12; trial++) {
+        // Few distinct values, so that ties are everywhere; some tokens not kept.
+        const p = Float64Array.from({ length: n }, () => Math.floor(rng.uniform() * 9) / 8);
+        const keep = Uint8Array.from({ length: n }, () => (rng.uniform() < 0.8 ? 1 : 0));
+        const kept = Float64Array.from(p.filter((_, i) => keep[i] === 1)).sort();
+        for (const k of [1, 2, 3, 20, 50, 4096, 4097, 5000]) {
+          const want = kept.length <= k ? undefined : kept[kept.length - k];
+          const got = kthLargestKept(p, keep, k);
+          if (want === undefined) expect(got === undefined || got === kept[0]).toBe(true); // nothing dropped either way
+          else expect(got, `n ${n} k ${k}`).toBe(want);
+        }
+      }
+    }
   });
 });
