@@ -79,6 +79,24 @@ describe('decode', () => {
   });
 });
 
+describe('tokenBytes', () => {
+  const tok = loadQwen2Instruct();
+  it('gives the raw bytes of each token, part of a character included', () => {
+    const emoji = tok.encode('🫠');
+    const joined = emoji.flatMap((id) => [...tok.tokenBytes(id)!]);
+    expect(joined).toEqual([...new TextEncoder().encode('🫠')]);
+    expect(tok.tokenBytes(emoji[0]!)!.length).toBeLessThan(4); // ends mid-character
+    const world = tok.tokenToId('Ġworld')!;
+    expect(new TextDecoder().decode(tok.tokenBytes(world))).toBe(' world');
+    expect(new TextDecoder().decode(tok.tokenBytes(tok.tokenToId('<|im_end|>')!))).toBe('<|im_end|>');
+  });
+  it('gives undefined for an id without a token and throws on a bad id', () => {
+    expect(tok.tokenBytes(151935)).toBeUndefined();
+    expect(tok.tokenBytes(10_000_000)).toBeUndefined();
+    expect(() => tok.tokenBytes(-1)).toThrow(TokenizerError);
+  });
+});
+
 describe('encode input checks', () => {
   const tok = loadQwen2Instruct();
   it('throws TokenizerError on a non-string', () => {

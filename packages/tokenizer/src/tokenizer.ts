@@ -310,6 +310,19 @@ export class Qwen2Tokenizer {
     return Number.isInteger(id) && id >= 0 && id < this.vocabSize ? this.tokens[id] : undefined;
   }
 
+  /**
+   * The raw bytes a token decodes to (byte-level decoding, before UTF-8: a token can hold part of a
+   * character), or undefined for an id without a token. The array is a view of a shared table: do not
+   * modify it.
+   * @throws TokenizerError on an id that is not a non-negative integer.
+   */
+  tokenBytes(id: number): Uint8Array | undefined {
+    checkId(id);
+    if (id >= this.vocabSize || this.tokens[id] === undefined) return undefined;
+    const { bytes, offsets } = this.getDecodeTable();
+    return bytes.subarray(offsets[id], offsets[id + 1]);
+  }
+
   /** Whether an id is a special added token (skipped by `skipSpecialTokens`). */
   isSpecialToken(id: number): boolean {
     return this.isSpecial(id);
