@@ -1,4 +1,5 @@
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
+import { JsonSchemaError, type JsonSchema, type ResponseFormat } from '../constrain/json-schema.js';
 import type { GenerateOptions, GenerationResult } from './types.js';
 import type { Qwen2 } from './qwen2.js';
 
@@ -23,7 +24,32 @@ export interface ChatCompletionRequest {
   /** Only 1 is supported. */
   n?: number;
   tools?: unknown[];
+  /** `{ type: 'json_object' }`, or `{ type: 'json_schema', json_schema: { name, schema, strict } }` (see {@link GenerateOptions.responseFormat}). */
+  response_format?: OpenAIResponseFormat;
   signal?: AbortSignal;
+}
+
+/** OpenAI's `response_format`. */
+export type OpenAIResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name?: string; description?: string; schema?: JsonSchema; strict?: boolean | null } };
+
+/**
+ * OpenAI's `response_format` as {@link ResponseFormat}. A `json_schema` without `schema` takes any JSON
+ * value; `strict` changes nothing (the output always follows the schema).
+ * @throws JsonSchemaError when the object has none of OpenAI's shapes
+ */
+export function fromOpenAIResponseFormat(format: unknown): ResponseFormat {
+  const f = format as { type?: unknown; json_schema?: { schema?: JsonSchema } } | null;
+  if (typeof f !== 'object' || f === null) throw new JsonSchemaError('response_format', 'must be an object');
+  if (f.type === 'text' || f.type === 'json_object') return { type: f.type };
+  if (f.type === 'json_schema') {
+    const spec = f.json_schema;
+    if (typeof spec !== 'object' || spec === null) throw new JsonSchemaError('response_format', "json_schema must be an object with a 'schema'");
+    return { type: 'json_schema', schema: spec.schema ?? true };
+  }
+  throw new JsonSchemaError('response_format', `type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(f.type)}`);
 }
 
 /** OpenAI's finish reasons; an aborted request reports 'stop'. */
@@ -80,6 +106,7 @@ export function toGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
   if (req.frequency_penalty !== undefined) o.frequencyPenalty = req.frequency_penalty;
   if (req.seed !== undefined) o.seed = req.seed;
   if (req.stop !== undefined) o.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
+  if (req.response_format !== undefined) o.responseFormat = fromOpenAIResponseFormat(req.response_format);
   if (req.signal) o.signal = req.signal;
   return o;
 }

@@ -12,6 +12,9 @@ import { resolveSampling } from '../generate/sampling-options.js';
 import { StopStringMatcher } from '../generate/stop-strings.js';
 import { createGenerationStream } from '../generate/stream.js';
 import { yieldToEventLoop } from '../generate/yield-to-event-loop.js';
+import { JsonConstraint } from '../constrain/json-constraint.js';
+import { compileResponseFormat } from '../constrain/json-schema.js';
+import { TokenVocabulary } from '../constrain/token-vocabulary.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
 import type { GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
 
@@ -235,6 +238,9 @@ export class Qwen2 {
       for (const id of this.generationConfig?.eosTokenIds ?? this.config.eosTokenIds) stopIds.add(id);
       if (this.tokenizer.eosTokenId !== undefined) stopIds.add(this.tokenizer.eosTokenId);
     }
+    // Compiled before any work, so that a schema it cannot honour fails at once.
+    const grammar = options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat);
+    const constraint = grammar && new JsonConstraint(grammar, TokenVocabulary.of(this.tokenizer, this.config.vocabSize), stopIds);
     const rng = new SeededRandom(options.seed ?? randomSeed());
     const history = new TokenHistory(ids);
     const decoder = this.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
@@ -257,7 +263,8 @@ export class Qwen2 {
       // read the token it embeds, so the device runs step n+1 while the host reads and emits token n. A
       // draw made before the host has its previous token counts that token in its history on the device.
       // A step recorded ahead of a token that ends the generation is taken back.
-      const onDevice = b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
+      // A constraint needs each step's logits on the host.
+      const onDevice = !constraint && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
       const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
         ? b.argmaxOnDevice!(from)
         : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
@@ -272,7 +279,14 @@ export class Qwen2 {
       };
       for (;;) {
         let next: number;
-        if (drawn) {
+        if (constraint) {
+          const chosen = constraint.choose(await b.read(logits), greedy ? 'greedy' : { ...sampling, history: history.toParams(), uniform: rng.uniform() });
+          if (chosen === undefined) {
+            finishReason = 'stop';
+            break;
+          }
+          next = chosen;
+        } else if (drawn) {
           if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
             ahead = draw(this.model.forwardOnDevice(this.seq, drawn), drawn);
           }
@@ -291,6 +305,7 @@ export class Qwen2 {
         }
         generated.push(next);
         history.add(next);
+        constraint?.accept(next);
         const piece = stopper.push(decoder.push(next));
         text += piece.text;
         await emit({ tokenId: next, text: piece.text });
@@ -299,6 +314,11 @@ export class Qwen2 {
           finishReason = 'stop';
           stoppedByString = true;
           takeBackAhead();
+          break;
+        }
+        if (constraint?.finished) {
+          // The document is whole and nothing may follow it: no step for an end-of-sequence token.
+          finishReason = 'stop';
           break;
         }
         // A step recorded ahead was recorded because this token is neither the last allowed nor the last that fits.

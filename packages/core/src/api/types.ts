@@ -1,6 +1,7 @@
 import type { WeightFormat, Backend } from '../backend/types.js';
 import type { OpenModelOptions } from '@qwen2-ts/loader';
 import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
+import type { ResponseFormat } from '../constrain/json-schema.js';
 
 /** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
 export type DtypeOption = 'auto' | WeightFormat;
@@ -46,6 +47,13 @@ export interface GenerateOptions {
   /** Do not stop at eos tokens (explicit `stopTokenIds` still stop). */
   ignoreEos?: boolean;
   signal?: AbortSignal;
+  /**
+   * Constrains the output: `{ type: 'json_object' }` gives a JSON object, `{ type: 'json_schema', schema }`
+   * a JSON document valid against `schema` (a subset of JSON Schema: see {@link compileJsonSchema}).
+   * Each step then reads the logits to the host and masks the tokens that would break the document;
+   * generation ends as soon as the document is whole. Default `{ type: 'text' }`.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /**

@@ -1,0 +1,104 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import Ajv from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import type { JsonSchema } from '../constrain/json-schema.js';
+import { fromOpenAIResponseFormat } from './openai.js';
+import { Qwen2 } from './qwen2.js';
+import type { GenerationChunk } from './types.js';
+
+const fixturesDir = fileURLToPath(new URL('../../../../fixtures', import.meta.url));
+
+// Random weights and Qwen2's real tokenizer: unconstrained, the model writes noise, so every valid
+// document below is the constraint's doing.
+let model: Qwen2;
+beforeAll(async () => {
+  const tokenizer = {
+    tokenizerJson: await readFile(`${fixturesDir}/tokenizer/tokenizer.json`, 'utf8'),
+    tokenizerConfigJson: await readFile(`${fixturesDir}/configs/Qwen2-0.5B-Instruct/tokenizer_config.json`, 'utf8'),
+  };
+  model = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer, maxContext: 256 });
+}, 60_000);
+afterAll(() => model?.dispose());
+
+const PERSON: JsonSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 12 },
+    age: { type: 'integer' },
+    mood: { enum: ['happy', 'sad', null] },
+    tags: { type: 'array', items: { type: 'string', maxLength: 4 }, maxItems: 3 },
+  },
+  required: ['name', 'age', 'mood', 'tags'],
+  additionalProperties: false,
+};
+
+describe('constrained generation (reference backend, full-vocab fixture)', { timeout: 120_000 }, () => {
+  it('writes a document valid against the schema, greedy and sampled, and ends with it', async () => {
+    const validate = new Ajv().compile(PERSON as object);
+    const runs = [
+      { temperature: 0 },
+      { temperature: 1, seed: 1 },
+      { temperature: 0.7, topK: 20, topP: 0.8, seed: 2, repetitionPenalty: 1.05 },
+    ];
+    for (const sampling of runs) {
+      const result = await model.generate('Describe a person as JSON:', { ...sampling, maxNewTokens: 200, responseFormat: { type: 'json_schema', schema: PERSON } });
+      expect(result.finishReason, result.text).toBe('stop');
+      const value = JSON.parse(result.text);
+      expect(validate(value), `${result.text}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
+  });
+
+  it('json_object gives an object; the stream adds up to the result', async () => {
+    const chunks: GenerationChunk[] = [];
+    const stream = model.generate('{', { temperature: 0.9, seed: 5, maxNewTokens: 120, responseFormat: { type: 'json_object' } });
+    for await (const c of stream) chunks.push(c);
+    const result = await stream;
+    expect(chunks.map((c) => c.text).join('')).toBe(result.text);
+    if (result.finishReason === 'stop') {
+      const value = JSON.parse(result.text);
+      expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
+    } else {
+      // Out of tokens inside the document: what came is still a prefix the grammar allowed (starts with '{').
+      expect(result.finishReason).toBe('length');
+      expect(result.text.trimStart().startsWith('{')).toBe(true);
+    }
+  });
+
+  it('is the same with and without device tokens (the constraint reads logits on the host either way)', async () => {
+    const serial = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined, sampleOnDevice: undefined });
+    const tokenizer = {
+      tokenizerJson: await readFile(`${fixturesDir}/tokenizer/tokenizer.json`, 'utf8'),
+    };
+    const other = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer, backend: serial, maxContext: 256 });
+    try {
+      const options = { temperature: 0.8, seed: 9, maxNewTokens: 60, responseFormat: { type: 'json_schema' as const, schema: PERSON } };
+      const a = await model.generate('x', options);
+      const b = await other.generate('x', options);
+      expect(b.ids).toEqual(a.ids);
+    } finally {
+      await other.dispose();
+    }
+  });
+
+  it('model.openai takes OpenAI\'s response_format', async () => {
+    const validate = new Ajv().compile(PERSON as object);
+    const completion = await model.openai.chat.completions.create({
+      messages: [{ role: 'user', content: 'A person?' }],
+      temperature: 0,
+      max_tokens: 200,
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema: PERSON, strict: true } },
+    });
+    expect(completion.choices[0]!.finish_reason).toBe('stop');
+    expect(validate(JSON.parse(completion.choices[0]!.message.content))).toBe(true);
+    expect(fromOpenAIResponseFormat({ type: 'json_object' })).toEqual({ type: 'json_object' });
+    expect(fromOpenAIResponseFormat({ type: 'json_schema', json_schema: { name: 'any' } })).toEqual({ type: 'json_schema', schema: true });
+    expect(() => fromOpenAIResponseFormat({ type: 'json_schema' })).toThrow(/json_schema must be an object/);
+    expect(() => fromOpenAIResponseFormat('json')).toThrow(/must be an object/);
+  });
+
+  it('fails at once, naming the keyword, on a schema it cannot honour', async () => {
+    await expect(model.generate('x', { responseFormat: { type: 'json_schema', schema: { type: 'string', format: 'email' } } })).rejects.toThrow(/"format" is not supported/);
+  });
+});

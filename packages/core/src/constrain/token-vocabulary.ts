@@ -1,0 +1,146 @@
+// The vocabulary as the grammar sees it: each token's bytes, a byte trie of all of them (so that the mask
+// walk feeds a shared prefix once and drops a whole subtree at its first refused byte), and which tokens
+// are plain string text (most of a vocabulary, accepted at once inside a string).
+import type { Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
+
+const cache = new WeakMap<Qwen2Tokenizer, TokenVocabulary>();
+
+/**
+ * Token bytes and their trie for grammar masks. Special tokens (`<|im_end|>` ...) and ids without a
+ * token (the padding rows of the embedding) are left out: they never spell document text.
+ */
+export class TokenVocabulary {
+  /** Ids 0..size-1: the logits' length, which may exceed the tokenizer's vocabulary. */
+  readonly size: number;
+  /** Plain string characters of each token (bytes 0x20-0x7f but `"` and `\`, whole UTF-8 characters); -1 when not plain or left out. */
+  readonly plainChars: Int32Array;
+  /** The usable tokens that are not plain string text. */
+  readonly others: Int32Array;
+  private readonly bytes: (Uint8Array | undefined)[];
+  // The trie, node 0 the root: first child, next sibling, the byte leading to the node, the first token ending there.
+  private readonly child: Int32Array;
+  private readonly sibling: Int32Array;
+  private readonly label: Uint8Array;
+  private readonly firstToken: Int32Array;
+  /** The next token ending at the same node. */
+  private readonly nextToken: Int32Array;
+
+  /** The vocabulary of `tokenizer` for logits of `size` entries, built once per tokenizer. */
+  static of(tokenizer: Qwen2Tokenizer, size: number): TokenVocabulary {
+    let v = cache.get(tokenizer);
+    if (!v || v.size !== size) {
+      v = new TokenVocabulary(tokenizer, size);
+      cache.set(tokenizer, v);
+    }
+    return v;
+  }
+
+  private constructor(tokenizer: Qwen2Tokenizer, size: number) {
+    if (typeof (tokenizer as Partial<Qwen2Tokenizer>).tokenBytes !== 'function') {
+      throw new TypeError('constrained generation needs a tokenizer with tokenBytes() (@qwen2-ts/tokenizer 0.2 or later)');
+    }
+    this.size = size;
+    this.bytes = new Array<Uint8Array | undefined>(size);
+    this.plainChars = new Int32Array(size).fill(-1);
+    const others: number[] = [];
+    let total = 0;
+    for (let id = 0; id < size; id++) {
+      const b = id < tokenizer.vocabSize && !tokenizer.isSpecialToken(id) ? tokenizer.tokenBytes(id) : undefined;
+      if (!b || b.length === 0) continue;
+      this.bytes[id] = b;
+      total += b.length;
+      const chars = plainChars(b);
+      this.plainChars[id] = chars;
+      if (chars < 0) others.push(id);
+    }
+    this.others = Int32Array.from(others);
+
+    const nodes = total + 1;
+    this.child = new Int32Array(nodes).fill(-1);
+    this.sibling = new Int32Array(nodes).fill(-1);
+    this.label = new Uint8Array(nodes);
+    this.firstToken = new Int32Array(nodes).fill(-1);
+    this.nextToken = new Int32Array(size).fill(-1);
+    // The root's children by byte, for fast inserts under the widest node.
+    const rootChild = new Int32Array(256).fill(-1);
+    let used = 1;
+    for (let id = 0; id < size; id++) {
+      const b = this.bytes[id];
+      if (!b) continue;
+      let node = rootChild[b[0]!]!;
+      if (node < 0) {
+        node = used++;
+        this.label[node] = b[0]!;
+        rootChild[b[0]!] = node;
+        this.sibling[node] = this.child[0]!;
+        this.child[0] = node;
+      }
+      for (let i = 1; i < b.length; i++) {
+        let c = this.child[node]!;
+        while (c >= 0 && this.label[c] !== b[i]) c = this.sibling[c]!;
+        if (c < 0) {
+          c = used++;
+          this.label[c] = b[i]!;
+          this.sibling[c] = this.child[node]!;
+          this.child[node] = c;
+        }
+        node = c;
+      }
+      this.nextToken[id] = this.firstToken[node]!;
+      this.firstToken[node] = id;
+    }
+  }
+
+  /** The bytes of a usable token, or undefined (special, without a token, or outside the logits). */
+  bytesOf(id: number): Uint8Array | undefined {
+    return this.bytes[id];
+  }
+
+  /**
+   * Marks in `mask` every token that `feed` accepts: `feed(state, byte)` returns the state after the
+   * byte, or undefined when refused. Each trie node is fed once, and a refused byte ends its subtree.
+   */
+  walk<S>(state: S, feed: (state: S, byte: number) => S | undefined, mask: Uint8Array): void {
+    const visit = (node: number, s: S): void => {
+      for (let c = this.child[node]!; c >= 0; c = this.sibling[c]!) {
+        const next = feed(s, this.label[c]!);
+        if (next === undefined) continue;
+        for (let t = this.firstToken[c]!; t >= 0; t = this.nextToken[t]!) mask[t] = 1;
+        visit(c, next);
+      }
+    };
+    visit(0, state);
+  }
+}
+
+/** Characters of a token that is plain string text, else -1. */
+function plainChars(b: Uint8Array): number {
+  let chars = 0;
+  for (let i = 0; i < b.length; chars++) {
+    const x = b[i]!;
+    if (x < 0x80) {
+      if (x < 0x20 || x === 0x22 || x === 0x5c) return -1;
+      i++;
+      continue;
+    }
+    // A whole UTF-8 character: its lead byte, then its continuation bytes in range (no overlong forms or surrogates).
+    let need: number, lo = 0x80, hi = 0xbf;
+    if (x >= 0xc2 && x <= 0xdf) need = 1;
+    else if (x === 0xe0) { need = 2; lo = 0xa0; }
+    else if (x === 0xed) { need = 2; hi = 0x9f; }
+    else if (x >= 0xe1 && x <= 0xef) need = 2;
+    else if (x === 0xf0) { need = 3; lo = 0x90; }
+    else if (x >= 0xf1 && x <= 0xf3) need = 3;
+    else if (x === 0xf4) { need = 3; hi = 0x8f; }
+    else return -1;
+    if (i + need >= b.length) return -1; // the character goes on in the next token
+    for (let k = 1; k <= need; k++) {
+      const c = b[i + k]!;
+      if (c < lo || c > hi) return -1;
+      lo = 0x80;
+      hi = 0xbf;
+    }
+    i += need + 1;
+  }
+  return chars;
+}
