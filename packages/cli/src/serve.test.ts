@@ -111,5 +111,30 @@ describe('qwen2 serve (built CLI)', () => {
     expect(notJson.status).toBe(400);
     expect((await fetch(`${server.url}/v1/nothing`)).status).toBe(404);
     expect((await fetch(`${server.url}/v1/completions`)).status).toBe(405);
+    const badSchema = await chat('x', { response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'string', pattern: 'a+' } } } });
+    expect(badSchema.status).toBe(400);
+    expect(await badSchema.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'response_format', message: expect.stringMatching(/"pattern" is not supported/) } });
+    const badType = await chat('x', { response_format: { type: 'yaml' } });
+    expect(badType.status).toBe(400);
+  });
+
+  it('response_format json_schema: the answer is valid JSON of the schema, streamed or not', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string', maxLength: 10 }, population: { type: 'integer' } }, required: ['city', 'population'], additionalProperties: false };
+    const response_format = { type: 'json_schema', json_schema: { name: 'city', schema, strict: true } };
+    const r = await chat('A city as JSON', { response_format, max_tokens: 120 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { choices: { message: { content: string }; finish_reason: string }[] };
+    expect(body.choices[0]!.finish_reason).toBe('stop');
+    const value = JSON.parse(body.choices[0]!.message.content) as Record<string, unknown>;
+    expect(Object.keys(value)).toEqual(['city', 'population']);
+    expect(Number.isInteger(value.population)).toBe(true);
+    const streamed = await chat('A city as JSON', { response_format, max_tokens: 120, stream: true });
+    const { events } = await readEvents(streamed);
+    const text = (events as ChatChunk[]).flatMap((c) => c.choices.map((ch) => ch.delta.content ?? '')).join('');
+    expect(text).toBe(body.choices[0]!.message.content);
+    const object = await chat('Anything', { response_format: { type: 'json_object' }, max_tokens: 120, temperature: 1, seed: 3 });
+    const content = ((await object.json()) as { choices: { message: { content: string }; finish_reason: string }[] }).choices[0]!;
+    if (content.finish_reason === 'stop') expect(JSON.parse(content.message.content)).toBeTypeOf('object');
+    else expect(content.message.content.trimStart().startsWith('{')).toBe(true);
   });
 });

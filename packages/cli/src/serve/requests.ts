@@ -1,5 +1,5 @@
 /** Validation of OpenAI request bodies into core's chat messages and generation options. */
-import type { GenerateOptions } from '@qwen2-ts/core';
+import { compileResponseFormat, fromOpenAIResponseFormat, type GenerateOptions } from '@qwen2-ts/core';
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { HttpError } from './http-util.js';
 
@@ -48,6 +48,14 @@ function generationOptions(o: Json, defaultMaxTokens: number): GenerateOptions &
   if (typeof stop === 'string') options.stop = [stop];
   else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) options.stop = stop as string[];
   else if (stop !== undefined && stop !== null) throw new HttpError(400, "'stop' must be a string or an array of strings", 'invalid_request_error', 'stop');
+  if (o.response_format !== undefined && o.response_format !== null) {
+    try {
+      options.responseFormat = fromOpenAIResponseFormat(o.response_format);
+      compileResponseFormat(options.responseFormat); // a schema we cannot honour is refused before anything streams
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message, 'invalid_request_error', 'response_format');
+    }
+  }
   return options;
 }
 
