@@ -116,6 +116,33 @@ describe('qwen2 serve (built CLI)', () => {
     expect(await badSchema.json()).toMatchObject({ error: { type: 'invalid_request_error', param: 'response_format', message: expect.stringMatching(/"pattern" is not supported/) } });
     const badType = await chat('x', { response_format: { type: 'yaml' } });
     expect(badType.status).toBe(400);
+    const badTools = await chat('x', { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'number', maximum: 3 } } } } }], tool_choice: 'required' });
+    expect(badTools.status).toBe(400);
+    expect(await badTools.json()).toMatchObject({ error: { param: 'tools', message: expect.stringMatching(/tools\/0\/function\/parameters\/properties\/n: the keyword "maximum"/) } });
+    const noTools = await chat('x', { tool_choice: 'required' });
+    expect(noTools.status).toBe(400);
+    const badChoice = await chat('x', { tool_choice: 'sometimes' });
+    expect(await badChoice.json()).toMatchObject({ error: { param: 'tool_choice' } });
+  });
+
+  it('tool_choice required: the answer is a tool call (finish_reason tool_calls), whole or streamed', async () => {
+    const tools = [{ type: 'function', function: { name: 'lookup', description: 'Look up a word', parameters: { type: 'object', properties: { word: { type: 'string', maxLength: 8 } }, required: ['word'] } } }];
+    const r = await chat('Define "cat".', { tools, tool_choice: 'required', max_tokens: 100 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { choices: { message: { content: string | null; tool_calls: { id: string; type: string; function: { name: string; arguments: string } }[] }; finish_reason: string }[] };
+    const choice = body.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    expect(choice.message.tool_calls).toHaveLength(1);
+    expect(choice.message.tool_calls[0]!.type).toBe('function');
+    expect(choice.message.tool_calls[0]!.function.name).toBe('lookup');
+    expect(typeof (JSON.parse(choice.message.tool_calls[0]!.function.arguments) as { word: unknown }).word).toBe('string');
+    const streamed = await chat('Define "cat".', { tools, tool_choice: 'required', max_tokens: 100, stream: true });
+    const { events } = await readEvents(streamed);
+    const deltas = (events as { choices: { delta: { content?: string; tool_calls?: { index: number; function: { name: string; arguments: string } }[] }; finish_reason: string | null }[] }[]).map((e) => e.choices[0]!);
+    expect(deltas.map((d) => d.delta.content ?? '').join('')).toBe('');
+    expect(deltas.flatMap((d) => d.delta.tool_calls ?? []).map((c) => [c.index, c.function.name, c.function.arguments])).toEqual([[0, 'lookup', choice.message.tool_calls[0]!.function.arguments]]);
+    expect(deltas.at(-1)!.finish_reason).toBe('tool_calls');
   });
 
   it('response_format json_schema: the answer is valid JSON of the schema, streamed or not', async () => {

@@ -40,12 +40,13 @@ export { StopStringMatcher } from './generate/stop-strings.js';
 export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
 
 // Constrained generation
-export { compileJsonSchema, compileResponseFormat, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';
+export { compileJsonSchema, compileResponseFormat, literalText, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';
 export { JsonConstraint } from './constrain/json-constraint.js';
 export { TokenVocabulary } from './constrain/token-vocabulary.js';
 
 // The high-level API
 export { Qwen2 } from './api/qwen2.js';
-export type { DtypeOption, LoadOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
+export type { DtypeOption, LoadOptions, GenerateOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
+export { parseToolCalls, ToolCallFilter, toolCallGrammar, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';
-export { toGenerateOptions, fromOpenAIResponseFormat } from './api/openai.js';
+export { toGenerateOptions, toChatOptions, assistantMessage, fromOpenAIResponseFormat } from './api/openai.js';

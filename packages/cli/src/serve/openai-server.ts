@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { GenerationResult, GenerationStream, Qwen2 } from '@qwen2-ts/core';
+import { assistantMessage, ToolCallFilter, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
 import { describeError, isAbortError } from '../util/errors.js';
 import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
 import { GenerationQueue } from './queue.js';
@@ -23,9 +23,10 @@ export interface OpenAIServerOptions {
   onRequest?: (line: string) => void;
 }
 
-type FinishReason = 'stop' | 'length';
+type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 function finishReason(result: GenerationResult): FinishReason {
+  if (result.toolCalls && result.toolCalls.length > 0) return 'tool_calls';
   return result.finishReason === 'length' ? 'length' : 'stop';
 }
 
@@ -81,23 +82,32 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     const id = `chatcmpl-${randomUUID()}`;
     const now = Math.floor(Date.now() / 1000);
     const base = { id, object: 'chat.completion.chunk', created: now, model: options.modelId };
-    const chatOptions = request.tools ? { ...request.options, tools: request.tools } : request.options;
+    const chatOptions = request.options;
     if (!request.stream) {
-      let text = '';
-      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) => (text += t));
+      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), () => {});
       sendJson(res, 200, {
         id, object: 'chat.completion', created: now, model: options.modelId,
-        choices: [{ index: 0, message: { role: 'assistant', content: result.text ?? text }, finish_reason: finishReason(result), logprobs: null }],
+        choices: [{ index: 0, message: assistantMessage(result), finish_reason: finishReason(result), logprobs: null }],
         usage: usage(result),
       });
-      return `chat ${result.ids.length} tokens`;
+      return `chat ${result.ids.length} tokens${result.toolCalls ? `, ${result.toolCalls.length} tool calls` : ''}`;
     }
     const events = new EventStream(res);
     events.send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
+    const sendText = (content: string) => events.send({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs: null }] });
+    // With tools offered, text that may be a call is held back until the reply ends.
+    const filter = chatOptions.tools && chatOptions.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
     try {
-      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) =>
-        events.send({ ...base, choices: [{ index: 0, delta: { content: t }, finish_reason: null, logprobs: null }] }),
-      );
+      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) => {
+        const shown = filter ? filter.push(t) : t;
+        if (shown) sendText(shown);
+      });
+      const rest = filter?.finish();
+      if (rest?.text) sendText(rest.text);
+      if (rest && rest.toolCalls.length > 0) {
+        const tool_calls = rest.toolCalls.map((call, index) => ({ index, ...call }));
+        events.send({ ...base, choices: [{ index: 0, delta: { tool_calls }, finish_reason: null, logprobs: null }] });
+      }
       events.send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason(result), logprobs: null }] });
       if (request.includeUsage) events.send({ ...base, choices: [], usage: usage(result) });
       events.end();

@@ -1,5 +1,5 @@
 /** Validation of OpenAI request bodies into core's chat messages and generation options. */
-import { compileResponseFormat, fromOpenAIResponseFormat, type GenerateOptions } from '@qwen2-ts/core';
+import { compileResponseFormat, fromOpenAIResponseFormat, toolCallGrammar, type ChatOptions, type GenerateOptions, type ToolChoice, type ToolDefinition } from '@qwen2-ts/core';
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { HttpError } from './http-util.js';
 
@@ -78,8 +78,7 @@ function content(v: unknown, index: number): string {
 /** A parsed `POST /v1/chat/completions` body. */
 export interface ChatRequest {
   messages: ChatMessage[];
-  tools?: unknown[];
-  options: GenerateOptions;
+  options: ChatOptions;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -99,9 +98,32 @@ export function parseChatRequest(body: unknown, defaultMaxTokens: number): ChatR
     return out;
   });
   const { stream, includeUsage, ...options } = generationOptions(o, defaultMaxTokens);
-  const request: ChatRequest = { messages, options, stream, includeUsage };
-  if (Array.isArray(o.tools) && o.tools.length > 0) request.tools = o.tools;
-  return request;
+  const chatOptions: ChatOptions = options;
+  if (o.tools !== undefined && o.tools !== null) {
+    if (!Array.isArray(o.tools)) throw new HttpError(400, "'tools' must be an array", 'invalid_request_error', 'tools');
+    if (o.tools.length > 0) chatOptions.tools = o.tools as ToolDefinition[];
+  }
+  const choice = o.tool_choice;
+  if (choice !== undefined && choice !== null) {
+    const named = typeof choice === 'object' && typeof (choice as Json).function === 'object' && typeof ((choice as Json).function as Json)?.name === 'string';
+    if (choice !== 'none' && choice !== 'auto' && choice !== 'required' && !named) {
+      throw new HttpError(400, "'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}", 'invalid_request_error', 'tool_choice');
+    }
+    chatOptions.toolChoice = choice as ToolChoice;
+    if (choice !== 'none' && choice !== 'auto') {
+      // Checked here so that a bad tool list is a 400 before anything streams.
+      if (!chatOptions.tools) throw new HttpError(400, `'tool_choice' ${JSON.stringify(choice)} needs 'tools'`, 'invalid_request_error', 'tool_choice');
+      try {
+        toolCallGrammar(chatOptions.tools, choice as ToolChoice);
+      } catch (e) {
+        throw new HttpError(400, (e as Error).message, 'invalid_request_error', 'tools');
+      }
+      if (chatOptions.responseFormat && chatOptions.responseFormat.type !== 'text') {
+        throw new HttpError(400, "a required tool call and 'response_format' cannot be combined", 'invalid_request_error', 'tool_choice');
+      }
+    }
+  }
+  return { messages, options: chatOptions, stream, includeUsage };
 }
 
 /** A parsed `POST /v1/completions` body. */

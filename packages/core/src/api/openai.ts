@@ -1,6 +1,7 @@
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { JsonSchemaError, type JsonSchema, type ResponseFormat } from '../constrain/json-schema.js';
-import type { GenerateOptions, GenerationResult } from './types.js';
+import type { ChatOptions, GenerateOptions, GenerationResult } from './types.js';
+import { ToolCallFilter, type ToolCall, type ToolChoice, type ToolDefinition } from './tool-calls.js';
 import type { Qwen2 } from './qwen2.js';
 
 /** The request of `openai.chat.completions.create`, in OpenAI's field names. */
@@ -23,7 +24,9 @@ export interface ChatCompletionRequest {
   stop?: string | string[];
   /** Only 1 is supported. */
   n?: number;
-  tools?: unknown[];
+  tools?: ToolDefinition[];
+  /** 'auto' (default), 'none', 'required', or `{ type: 'function', function: { name } }` (see {@link ChatOptions.toolChoice}). */
+  tool_choice?: ToolChoice;
   /** `{ type: 'json_object' }`, or `{ type: 'json_schema', json_schema: { name, schema, strict } }` (see {@link GenerateOptions.responseFormat}). */
   response_format?: OpenAIResponseFormat;
   signal?: AbortSignal;
@@ -53,7 +56,7 @@ export function fromOpenAIResponseFormat(format: unknown): ResponseFormat {
 }
 
 /** OpenAI's finish reasons; an aborted request reports 'stop'. */
-export type FinishReason = 'stop' | 'length';
+export type FinishReason = 'stop' | 'length' | 'tool_calls';
 
 /** A whole chat completion (OpenAI's `chat.completion` object). */
 export interface ChatCompletion {
@@ -61,7 +64,8 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  /** With tool calls, `content` is the text before them (null when there is none). */
+  choices: { index: number; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: FinishReason; logprobs: null }[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -71,7 +75,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  choices: { index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCall & { index: number })[] }; finish_reason: FinishReason | null; logprobs: null }[];
   /** On the last chunk only. */
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
@@ -112,7 +116,23 @@ export function toGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
 }
 
 function finish(r: GenerationResult): FinishReason {
+  if (r.toolCalls && r.toolCalls.length > 0) return 'tool_calls';
   return r.finishReason === 'length' ? 'length' : 'stop';
+}
+
+/** The chat options of a request: generation options, tools and tool choice. */
+export function toChatOptions(req: ChatCompletionRequest): ChatOptions {
+  const o: ChatOptions = toGenerateOptions(req);
+  if (req.tools) o.tools = req.tools;
+  if (req.tool_choice !== undefined) o.toolChoice = req.tool_choice;
+  return o;
+}
+
+/** The assistant message of a finished reply: tool calls apart from the text before them. */
+export function assistantMessage(r: GenerationResult): ChatCompletion['choices'][number]['message'] {
+  if (!r.toolCalls || r.toolCalls.length === 0) return { role: 'assistant', content: r.text };
+  const before = r.text.slice(0, r.text.indexOf('<tool_call>')).trimEnd();
+  return { role: 'assistant', content: before === '' ? null : before, tool_calls: r.toolCalls };
 }
 
 function usage(r: GenerationResult) {
@@ -127,24 +147,34 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
     const name = req.model ?? model.source;
     if (!req.stream) {
       return (async () => {
-        const stream = model.chat(req.messages, { ...toGenerateOptions(req), ...(req.tools ? { tools: req.tools } : {}) });
+        const stream = model.chat(req.messages, toChatOptions(req));
         const r = await stream.result;
         return {
           id, object: 'chat.completion', created, model: name,
-          choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: finish(r), logprobs: null }],
+          choices: [{ index: 0, message: assistantMessage(r), finish_reason: finish(r), logprobs: null }],
           usage: usage(r),
         } satisfies ChatCompletion;
       })();
     }
     return {
       async *[Symbol.asyncIterator]() {
-        const stream = model.chat(req.messages, { ...toGenerateOptions(req), ...(req.tools ? { tools: req.tools } : {}) });
+        const options = toChatOptions(req);
+        const stream = model.chat(req.messages, options);
         const base = { id, object: 'chat.completion.chunk' as const, created, model: name };
         yield { ...base, choices: [{ index: 0, delta: { role: 'assistant' as const, content: '' }, finish_reason: null, logprobs: null }] };
+        // With tools offered, text that may be a call is held back until the reply ends.
+        const filter = options.tools && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
         for await (const c of stream) {
-          if (c.text) yield { ...base, choices: [{ index: 0, delta: { content: c.text }, finish_reason: null, logprobs: null }] };
+          const text = filter ? filter.push(c.text) : c.text;
+          if (text) yield { ...base, choices: [{ index: 0, delta: { content: text }, finish_reason: null, logprobs: null }] };
         }
         const r = await stream.result;
+        const rest = filter?.finish();
+        if (rest?.text) yield { ...base, choices: [{ index: 0, delta: { content: rest.text }, finish_reason: null, logprobs: null }] };
+        if (rest && rest.toolCalls.length > 0) {
+          const tool_calls = rest.toolCalls.map((call, index) => ({ index, ...call }));
+          yield { ...base, choices: [{ index: 0, delta: { tool_calls }, finish_reason: null, logprobs: null }] };
+        }
         yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: finish(r), logprobs: null }], usage: usage(r) };
       },
     };

@@ -13,10 +13,11 @@ import { StopStringMatcher } from '../generate/stop-strings.js';
 import { createGenerationStream } from '../generate/stream.js';
 import { yieldToEventLoop } from '../generate/yield-to-event-loop.js';
 import { JsonConstraint } from '../constrain/json-constraint.js';
-import { compileResponseFormat } from '../constrain/json-schema.js';
+import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.js';
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
-import type { GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
+import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
+import { messagesForTemplate, parseToolCalls, toolCallGrammar } from './tool-calls.js';
 
 /** Default KV cache capacity when `maxContext` is not given. */
 const DEFAULT_CONTEXT = 4096;
@@ -126,10 +127,17 @@ export class Qwen2 {
    * Applies the tokenizer's chat template (with the generation prompt) and generates the reply.
    * @throws (through the stream) an Error when the tokenizer has no chat template
    */
-  chat(messages: ChatMessage[], options: GenerateOptions & { tools?: unknown[] } = {}): GenerationStream {
-    return createGenerationStream((emit) => this.exclusive(() => {
-      const ids = this.chatIds(messages, options.tools);
-      return this.run(ids, options, emit);
+  chat(messages: ChatMessage[], options: ChatOptions = {}): GenerationStream {
+    return createGenerationStream((emit) => this.exclusive(async () => {
+      const choice = options.toolChoice ?? 'auto';
+      const offered = options.tools && options.tools.length > 0 && choice !== 'none' ? options.tools : undefined;
+      if (!offered && choice !== 'auto' && choice !== 'none') throw new RangeError(`toolChoice ${JSON.stringify(choice)} needs tools`);
+      const grammar = offered && choice !== 'auto' ? toolCallGrammar(offered, choice) : undefined;
+      if (grammar && options.responseFormat && options.responseFormat.type !== 'text') throw new RangeError('a required tool call and a responseFormat cannot be combined');
+      const ids = this.chatIds(messagesForTemplate(messages), offered);
+      const result = await this.run(ids, options, emit, grammar);
+      const parsed = offered ? parseToolCalls(result.text) : undefined;
+      return parsed ? { ...result, toolCalls: parsed.toolCalls } : result;
     }));
   }
 
@@ -228,7 +236,8 @@ export class Qwen2 {
     }
   }
 
-  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>): Promise<GenerationResult> {
+  /** Generates after `ids`; `forced` is a grammar the output must follow (a required tool call), beside `options.responseFormat`. */
+  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>, forced?: ValueNode): Promise<GenerationResult> {
     const start = performance.now();
     const maxNew = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
     if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
@@ -239,7 +248,7 @@ export class Qwen2 {
       if (this.tokenizer.eosTokenId !== undefined) stopIds.add(this.tokenizer.eosTokenId);
     }
     // Compiled before any work, so that a schema it cannot honour fails at once.
-    const grammar = options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat);
+    const grammar = forced ?? (options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat));
     const constraint = grammar && new JsonConstraint(grammar, TokenVocabulary.of(this.tokenizer, this.config.vocabSize), stopIds);
     const rng = new SeededRandom(options.seed ?? randomSeed());
     const history = new TokenHistory(ids);

@@ -2,6 +2,7 @@ import type { WeightFormat, Backend } from '../backend/types.js';
 import type { OpenModelOptions } from '@qwen2-ts/loader';
 import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
 import type { ResponseFormat } from '../constrain/json-schema.js';
+import type { ToolCall, ToolChoice, ToolDefinition } from './tool-calls.js';
 
 /** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
 export type DtypeOption = 'auto' | WeightFormat;
@@ -56,6 +57,18 @@ export interface GenerateOptions {
   responseFormat?: ResponseFormat;
 }
 
+/** Options of `chat`: generation options, and the tools the model is offered. */
+export interface ChatOptions extends GenerateOptions {
+  /** Tools the chat template offers the model (OpenAI's shape; Qwen2.5's template lists them). */
+  tools?: ToolDefinition[];
+  /**
+   * 'auto' (default): the model may answer or call tools; 'none': the tools are not offered;
+   * 'required', or `{ type: 'function', function: { name } }`: the reply is one call (of that tool),
+   * its arguments valid against the tool's `parameters` (constrained as `responseFormat` is).
+   */
+  toolChoice?: ToolChoice;
+}
+
 /**
  * One streamed piece of output. `text` is what became final with this token (possibly '': a token can
  * end inside a character, or text may be held back because it could begin a stop string). A last chunk
@@ -76,6 +89,11 @@ export interface GenerationResult {
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
   timeToFirstTokenMs: number;
+  /**
+   * The calls in the reply when `chat` offered tools and the model wrote `<tool_call>` blocks (the text
+   * keeps them as written).
+   */
+  toolCalls?: ToolCall[];
 }
 
 /** Streams chunks; `result` (and awaiting the stream itself) gives the final result. */

@@ -83,6 +83,30 @@ function startValue(node: ValueNode, b: number, below: Stack, out: Stack[]): voi
     case 'union':
       for (const option of node.options) startValue(option, b, below, out);
       return;
+    case 'sequence':
+      new SequenceFrame(node, 0).feed(b, below, out);
+      return;
+  }
+}
+
+/** A sequence `index` parts in: a literal part starts with its first byte, a value part may have a gap before it. */
+class SequenceFrame implements Frame {
+  constructor(readonly node: Extract<ValueNode, { kind: 'sequence' }>, readonly index: number) {}
+  get endable(): boolean {
+    return this.index === this.node.parts.length;
+  }
+  feed(b: number, below: Stack | null, out: Stack[]): void {
+    const part = this.node.parts[this.index];
+    if (!part) {
+      endAndRefeed(below, b, out);
+      return;
+    }
+    const self = new Stack(this, below);
+    if (part.kind === 'literal') startValue(part, b, self, out);
+    else new ValueFrame(part, 0).feed(b, self, out);
+  }
+  afterChild(): Frame {
+    return new SequenceFrame(this.node, this.index + 1);
   }
 }
 
@@ -403,7 +427,9 @@ const LITERALS = new LiteralFrame(['true', 'false', 'null'].map((t) => encoder.e
 
 /** The state before any byte of a document of `node`. */
 export function initialState(node: ValueNode): GrammarState {
-  return [new Stack(new ValueFrame(node, 0), new Stack(new RootFrame(false), null))];
+  // A sequence (a tool call) starts with its first byte; a document may start after a gap.
+  const first = node.kind === 'sequence' ? new SequenceFrame(node, 0) : new ValueFrame(node, 0);
+  return [new Stack(first, new Stack(new RootFrame(false), null))];
 }
 
 /** The state after byte b, or an empty state when b is refused. */

@@ -10,6 +10,8 @@
 /** A JSON Schema (draft 2020-12 / draft-07 subset) or a boolean schema. */
 export type JsonSchema = boolean | { [keyword: string]: unknown };
 
+const encoder = new TextEncoder();
+
 /** What `responseFormat` asks for: free text, any JSON object, or a document valid against a schema. */
 export type ResponseFormat =
   | { type: 'text' }
@@ -32,7 +34,9 @@ export type ValueNode =
   | { kind: 'string'; minLength: number; maxLength: number }
   | { kind: 'number'; integer: boolean }
   | { kind: 'literal'; values: Uint8Array[] }
-  | { kind: 'union'; options: ValueNode[] };
+  | { kind: 'union'; options: ValueNode[] }
+  /** Parts one after another: a literal part exactly (no whitespace before it), a value after an optional gap. */
+  | { kind: 'sequence'; parts: ValueNode[] };
 
 /** A declared property: its key as JSON text after the opening quote (closing quote included). */
 export interface PropertyNode {
@@ -43,13 +47,17 @@ export interface PropertyNode {
 }
 
 export const ANY: ValueNode = { kind: 'any' };
+
+/** A grammar node that matches `text` exactly (its UTF-8 bytes). */
+export function literalText(text: string): ValueNode {
+  return { kind: 'literal', values: [encoder.encode(text)] };
+}
 /** The top level of `json_object`: an object of any keys and values. */
 export const ANY_OBJECT: ValueNode = { kind: 'object', properties: [], additional: ANY };
 
 const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'definitions', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly']);
 const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', '$ref']);
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
-const encoder = new TextEncoder();
 
 /**
  * The grammar of a response format, or undefined for plain text.
