@@ -52,6 +52,11 @@ describe('TokenVocabulary', () => {
     expect([...vocab.others]).toContain(quoteId);
     const emoji = tokenizer.encode('🫠');
     expect(vocab.plainChars[emoji[0]!]).toBe(-1); // part of a character
+    // Inside a string a control byte before any quote refuses a token; the others are fed.
+    const stringOthers = new Set(vocab.stringOthers);
+    expect(stringOthers.has(ids('\n')[0]!)).toBe(false);
+    expect(stringOthers.has(ids('",')[0]!)).toBe(true);
+    expect(stringOthers.has(emoji[0]!)).toBe(true);
   });
 });
 

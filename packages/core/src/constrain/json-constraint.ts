@@ -33,16 +33,17 @@ export class JsonConstraint {
 
   /** 1 for every token that may come next, over the logits' length. */
   mask(): Uint8Array {
-    const { size, plainChars, others } = this.vocab;
+    const { size, plainChars, stringOthers } = this.vocab;
     const mask = new Uint8Array(size);
     const room = plainStringRoom(this.state);
     if (room >= 0) {
-      // Inside a string: plain text is allowed by its length alone; the rest is fed byte by byte.
+      // Inside a string: plain text is allowed by its length alone; tokens a control byte stops are
+      // refused; the rest is fed byte by byte.
       for (let id = 0; id < size; id++) {
         const chars = plainChars[id]!;
         if (chars >= 0 && chars <= room) mask[id] = 1;
       }
-      for (const id of others) if (advance(this.state, this.vocab.bytesOf(id)!).length > 0) mask[id] = 1;
+      for (const id of stringOthers) if (advance(this.state, this.vocab.bytesOf(id)!).length > 0) mask[id] = 1;
     } else {
       this.vocab.walk(this.state, (s, b) => {
         const next = step(s, b);

@@ -16,6 +16,11 @@ export class TokenVocabulary {
   readonly plainChars: Int32Array;
   /** The usable tokens that are not plain string text. */
   readonly others: Int32Array;
+  /**
+   * The others that a string may still accept: those not refused at once inside a string by a control
+   * byte (a newline, a tab) before any quote, backslash or split character.
+   */
+  readonly stringOthers: Int32Array;
   private readonly bytes: (Uint8Array | undefined)[];
   // The trie, node 0 the root: first child, next sibling, the byte leading to the node, the first token ending there.
   private readonly child: Int32Array;
@@ -54,6 +59,10 @@ export class TokenVocabulary {
       if (chars < 0) others.push(id);
     }
     this.others = Int32Array.from(others);
+    this.stringOthers = this.others.filter((id) => {
+      const b = this.bytes[id]!;
+      return b[plainPrefix(b)]! >= 0x20;
+    });
 
     const nodes = total + 1;
     this.child = new Int32Array(nodes).fill(-1);
@@ -116,31 +125,46 @@ export class TokenVocabulary {
 /** Characters of a token that is plain string text, else -1. */
 function plainChars(b: Uint8Array): number {
   let chars = 0;
-  for (let i = 0; i < b.length; chars++) {
-    const x = b[i]!;
-    if (x < 0x80) {
-      if (x < 0x20 || x === 0x22 || x === 0x5c) return -1;
-      i++;
-      continue;
-    }
-    // A whole UTF-8 character: its lead byte, then its continuation bytes in range (no overlong forms or surrogates).
-    let need: number, lo = 0x80, hi = 0xbf;
-    if (x >= 0xc2 && x <= 0xdf) need = 1;
-    else if (x === 0xe0) { need = 2; lo = 0xa0; }
-    else if (x === 0xed) { need = 2; hi = 0x9f; }
-    else if (x >= 0xe1 && x <= 0xef) need = 2;
-    else if (x === 0xf0) { need = 3; lo = 0x90; }
-    else if (x >= 0xf1 && x <= 0xf3) need = 3;
-    else if (x === 0xf4) { need = 3; hi = 0x8f; }
-    else return -1;
-    if (i + need >= b.length) return -1; // the character goes on in the next token
-    for (let k = 1; k <= need; k++) {
-      const c = b[i + k]!;
-      if (c < lo || c > hi) return -1;
-      lo = 0x80;
-      hi = 0xbf;
-    }
-    i += need + 1;
+  let i = 0;
+  for (; i < b.length; chars++) {
+    const n = plainCharBytes(b, i);
+    if (n === 0) return -1;
+    i += n;
   }
   return chars;
+}
+
+/** Bytes of the plain string characters a token starts with. */
+function plainPrefix(b: Uint8Array): number {
+  let i = 0;
+  for (let n = plainCharBytes(b, 0); n > 0; n = plainCharBytes(b, i)) i += n;
+  return i;
+}
+
+/**
+ * Bytes of the plain string character at b[i]: 0x20-0x7f but `"` and `\`, or a whole UTF-8 character
+ * (no overlong forms or surrogates); 0 when it is not one (or b ends).
+ */
+function plainCharBytes(b: Uint8Array, i: number): number {
+  if (i >= b.length) return 0;
+  const x = b[i]!;
+  if (x < 0x80) return x < 0x20 || x === 0x22 || x === 0x5c ? 0 : 1;
+  // A whole UTF-8 character: its lead byte, then its continuation bytes in range (no overlong forms or surrogates).
+  let need: number, lo = 0x80, hi = 0xbf;
+  if (x >= 0xc2 && x <= 0xdf) need = 1;
+  else if (x === 0xe0) { need = 2; lo = 0xa0; }
+  else if (x === 0xed) { need = 2; hi = 0x9f; }
+  else if (x >= 0xe1 && x <= 0xef) need = 2;
+  else if (x === 0xf0) { need = 3; lo = 0x90; }
+  else if (x >= 0xf1 && x <= 0xf3) need = 3;
+  else if (x === 0xf4) { need = 3; hi = 0x8f; }
+  else return 0;
+  if (i + need >= b.length) return 0; // the character goes on in the next token
+  for (let k = 1; k <= need; k++) {
+    const c = b[i + k]!;
+    if (c < lo || c > hi) return 0;
+    lo = 0x80;
+    hi = 0xbf;
+  }
+  return need + 1;
 }
