@@ -4,7 +4,7 @@
  * model are served from loopback; the test loads the model with the WASM backend and with
  * the WebGPU backend (Chromium's SwiftShader adapter), chats at temperature 0 and compares the streamed
  * token ids with the greedy ids core's reference backend computes in Node for the same chat-templated
- * prompt, checks the progress bar, that a reload downloads nothing again (by counting the requests the
+ * prompt (also with "JSON output" on), checks the progress bar, that a reload downloads nothing again (by counting the requests the
  * model server answered), stop and regenerate, the cache size and clearing, and a phone-sized viewport.
  * Screenshots go to apps/playground/test-results/ (gitignored).
  *
@@ -37,6 +37,7 @@ let context: BrowserContext;
 let profile: string;
 let localModel: string;
 let expected: number[];
+let expectedJson: number[];
 
 /** Requests for the weights file that carried bytes (the only big download). */
 function weightDownloads(): number {
@@ -91,6 +92,7 @@ beforeAll(async () => {
   mkdirSync(results, { recursive: true });
   localModel = modelFolderOnDisk();
   expected = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS);
+  expectedJson = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS, { type: 'json_object' });
   app = await serveBuiltApp(appDir);
   model = await serveModel('models/qwen2-full-vocab', MODEL_FILES);
   profile = mkdtempSync(join(tmpdir(), 'qwen2-ts-playground-profile-'));
@@ -133,6 +135,17 @@ describe('playground in Chromium', () => {
     // Regenerate at temperature 0 gives the same reply again.
     await page.click('#regenerate');
     expect((await lastReply(page, 1)).ids).toEqual(expected);
+
+    // "JSON output": the greedy reply to the same single-turn chat, constrained to a JSON object, as core
+    // computes it in Node.
+    await page.click('#clear-chat');
+    await page.check('#json-output');
+    const json = await chat(page, PROMPT);
+    await page.uncheck('#json-output');
+    expect(json.ids).toEqual(expectedJson);
+    const text = (await page.locator('.turn[data-role="assistant"]').last().textContent())!;
+    if (json.finish === 'stop') expect(JSON.parse(text)).toBeTypeOf('object');
+    else expect(text.trimStart().startsWith('{'), text).toBe(true);
     await page.screenshot({ path: join(results, 'playground-wasm.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   }, 150_000);

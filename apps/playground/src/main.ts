@@ -15,7 +15,7 @@ import { formatBytes, formatMs, formatTokensPerSecond } from './format.js';
 import { LiveStats, totalMemory } from './live-stats.js';
 import { DEFAULT_MODEL, describeSource, folderNameOf, parseModelText, type ModelSource } from './model-source.js';
 import { describeLoaded, describeProgress, ProgressTracker } from './progress.js';
-import { DEFAULT_SETTINGS, parseSettings, type SamplingSettings } from './settings.js';
+import { DEFAULT_SETTINGS, parseSettings, toGenerateOptions, type SamplingSettings } from './settings.js';
 import { ChatView } from './ui/chat-view.js';
 import { byId, el } from './ui/dom.js';
 import { InferenceClient } from './worker-client.js';
@@ -42,6 +42,7 @@ const ui = {
   systemPrompt: byId('system-prompt', HTMLTextAreaElement),
   settings: byId('settings', HTMLDetailsElement),
   settingsError: byId('settings-error', HTMLParagraphElement),
+  jsonOutput: byId('json-output', HTMLInputElement),
   messages: byId('messages', HTMLOListElement),
   chatForm: byId('chat-form', HTMLFormElement),
   prompt: byId('prompt', HTMLTextAreaElement),
@@ -282,7 +283,7 @@ async function streamReply(messages: ReturnType<Conversation['send']>, settings:
       showStats(stats);
     });
   };
-  const reply = client.chat(messages, settings, (tokenId, text, at) => {
+  const reply = client.chat(messages, toGenerateOptions(settings, { json: ui.jsonOutput.checked }), (tokenId, text, at) => {
     conversation.append(tokenId, text);
     if (tokenId >= 0) stats.token(at);
     render();

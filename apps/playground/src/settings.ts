@@ -76,10 +76,12 @@ export interface SamplingOptions {
   minP: number;
   repetitionPenalty: number;
   maxNewTokens: number;
+  /** "JSON output": the reply is constrained to one JSON object. */
+  responseFormat?: { type: 'json_object' };
 }
 
 /** Converts settings to core's generate options (same names; kept apart so the page does not import core). */
-export function toGenerateOptions(s: SamplingSettings): SamplingOptions {
+export function toGenerateOptions(s: SamplingSettings, extra: { json?: boolean } = {}): SamplingOptions {
   return {
     temperature: s.temperature,
     topK: s.topK,
@@ -87,5 +89,6 @@ export function toGenerateOptions(s: SamplingSettings): SamplingOptions {
     minP: s.minP,
     repetitionPenalty: s.repetitionPenalty,
     maxNewTokens: s.maxNewTokens,
+    ...(extra.json ? { responseFormat: { type: 'json_object' as const } } : {}),
   };
 }
