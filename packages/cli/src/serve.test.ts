@@ -125,6 +125,48 @@ describe('qwen2 serve (built CLI)', () => {
     expect(await badChoice.json()).toMatchObject({ error: { param: 'tool_choice' } });
   });
 
+  it('/v1/completions logprobs with echo, as evaluation harnesses ask for them', async () => {
+    type Logprobs = { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] };
+    type Body = { choices: { text: string; logprobs: Logprobs }[] };
+    const prompt = golden.sequences[1]!.input_ids;
+    // One greedy token with its logprob...
+    const one = (await (await post(`${server.url}/v1/completions`, { prompt, max_tokens: 1, temperature: 0, logprobs: 2, ignore_eos: true })).json()) as Body;
+    const gen = one.choices[0]!.logprobs;
+    expect(gen.tokens).toHaveLength(1);
+    expect(Object.keys(gen.top_logprobs[0]!)).toHaveLength(2);
+    expect(gen.token_logprobs[0]).toBe(Math.max(...Object.values(gen.top_logprobs[0]!))); // greedy: the most likely
+    const next = golden.sequences[1]!.greedy_new_tokens[0]!;
+    // ...is the last prompt token's logprob when prompt + that token is scored with echo and max_tokens 0.
+    const echoed = (await (await post(`${server.url}/v1/completions`, { prompt: [...prompt, next], max_tokens: 0, echo: true, logprobs: 1, temperature: 0 })).json()) as Body;
+    const lp = echoed.choices[0]!.logprobs;
+    expect(echoed.choices[0]!.text).toBe(tokenizer.decode([...prompt, next]));
+    expect(lp.tokens).toHaveLength(prompt.length + 1);
+    expect(lp.token_logprobs[0]).toBeNull();
+    expect(lp.top_logprobs[0]).toBeNull();
+    expect(lp.token_logprobs.at(-1)).toBeCloseTo(gen.token_logprobs[0]!, 4);
+    expect(lp.text_offset[0]).toBe(0);
+    expect(lp.text_offset.every((o, i) => i === 0 || o >= lp.text_offset[i - 1]!)).toBe(true);
+    // The lm-evaluation-harness request: echo, logprobs 1, max_tokens 1.
+    const harness = (await (await post(`${server.url}/v1/completions`, { prompt, max_tokens: 1, echo: true, logprobs: 1, temperature: 0, ignore_eos: true })).json()) as Body;
+    expect(harness.choices[0]!.logprobs.tokens).toHaveLength(prompt.length + 1);
+    expect(harness.choices[0]!.logprobs.token_logprobs.slice(1, -1)).toEqual(lp.token_logprobs.slice(1, -1));
+    // Streamed: the echoed prompt first (with its logprobs), then each token with its own.
+    const streamed = await readEvents(await post(`${server.url}/v1/completions`, { prompt, max_tokens: 1, echo: true, logprobs: 1, temperature: 0, ignore_eos: true, stream: true }));
+    const chunks = streamed.events as { choices: { text: string; logprobs: Logprobs | null }[] }[];
+    expect(chunks[0]!.choices[0]!.text).toBe(tokenizer.decode(prompt));
+    const joined = chunks.flatMap((c) => c.choices[0]?.logprobs?.token_logprobs ?? []);
+    expect(joined).toEqual(harness.choices[0]!.logprobs.token_logprobs);
+    const bad = await post(`${server.url}/v1/completions`, { prompt, logprobs: 21 });
+    expect(bad.status).toBe(400);
+  });
+
+  it('chat logprobs and top_logprobs', async () => {
+    const r = (await (await chat('Hello!', { logprobs: true, top_logprobs: 3 })).json()) as { choices: { logprobs: { content: { token: string; logprob: number; top_logprobs: unknown[] }[] } }[]; usage: { completion_tokens: number } };
+    expect(r.choices[0]!.logprobs.content).toHaveLength(r.usage.completion_tokens);
+    expect(r.choices[0]!.logprobs.content.every((e) => e.top_logprobs.length === 3 && e.logprob <= 0)).toBe(true);
+    expect((await chat('x', { top_logprobs: 2 })).status).toBe(400);
+  });
+
   it('tool_choice required: the answer is a tool call (finish_reason tool_calls), whole or streamed', async () => {
     const tools = [{ type: 'function', function: { name: 'lookup', description: 'Look up a word', parameters: { type: 'object', properties: { word: { type: 'string', maxLength: 8 } }, required: ['word'] } } }];
     const r = await chat('Define "cat".', { tools, tool_choice: 'required', max_tokens: 100 });

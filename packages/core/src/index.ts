@@ -37,6 +37,7 @@ export { sampleFromLogits, applyPenalties, validateSamplingParams } from './samp
 export { SeededRandom, randomSeed } from './sampling/rng.js';
 export { TokenHistory } from './sampling/history.js';
 export { StopStringMatcher } from './generate/stop-strings.js';
+export { tokenLogprob, logSoftmaxAt, type TokenLogprob } from './generate/logprobs.js';
 export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
 
 // Constrained generation
@@ -48,5 +49,5 @@ export { TokenVocabulary } from './constrain/token-vocabulary.js';
 export { Qwen2 } from './api/qwen2.js';
 export type { DtypeOption, LoadOptions, GenerateOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
 export { parseToolCalls, ToolCallFilter, toolCallGrammar, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
-export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';
-export { toGenerateOptions, toChatOptions, assistantMessage, fromOpenAIResponseFormat } from './api/openai.js';
+export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatLogprob, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';
+export { toGenerateOptions, toChatOptions, assistantMessage, chatLogprob, fromOpenAIResponseFormat } from './api/openai.js';

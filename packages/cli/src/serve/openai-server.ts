@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { assistantMessage, ToolCallFilter, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
+import { assistantMessage, chatLogprob, ToolCallFilter, type GenerationChunk, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
+import { completionLogprobs, concatLogprobs } from './completion-logprobs.js';
 import { describeError, isAbortError } from '../util/errors.js';
 import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
 import { GenerationQueue } from './queue.js';
@@ -54,7 +55,7 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     req: IncomingMessage,
     res: ServerResponse,
     start: (signal: AbortSignal) => GenerationStream,
-    onChunk: (text: string) => void,
+    onChunk: (chunk: GenerationChunk) => void,
   ): Promise<GenerationResult> {
     const controller = new AbortController();
     const onClose = () => {
@@ -67,7 +68,7 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
       return await queue.run(async () => {
         const stream = start(controller.signal);
         for await (const chunk of stream) {
-          if (chunk.text) onChunk(chunk.text);
+          onChunk(chunk);
           await yieldToEventLoop();
         }
         return await stream.result;
@@ -87,20 +88,21 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
       const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), () => {});
       sendJson(res, 200, {
         id, object: 'chat.completion', created: now, model: options.modelId,
-        choices: [{ index: 0, message: assistantMessage(result), finish_reason: finishReason(result), logprobs: null }],
+        choices: [{ index: 0, message: assistantMessage(result), finish_reason: finishReason(result), logprobs: result.logprobs ? { content: result.logprobs.map((lp) => chatLogprob(model.tokenizer, lp)) } : null }],
         usage: usage(result),
       });
       return `chat ${result.ids.length} tokens${result.toolCalls ? `, ${result.toolCalls.length} tool calls` : ''}`;
     }
     const events = new EventStream(res);
     events.send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
-    const sendText = (content: string) => events.send({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs: null }] });
+    const sendText = (content: string, logprobs: { content: unknown[] } | null = null) => events.send({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs }] });
     // With tools offered, text that may be a call is held back until the reply ends.
     const filter = chatOptions.tools && chatOptions.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
     try {
-      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (t) => {
-        const shown = filter ? filter.push(t) : t;
-        if (shown) sendText(shown);
+      const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (chunk) => {
+        const shown = filter ? filter.push(chunk.text) : chunk.text;
+        const logprobs = chunk.logprob ? { content: [chatLogprob(model.tokenizer, chunk.logprob)] } : null;
+        if (shown || logprobs) sendText(shown, logprobs);
       });
       const rest = filter?.finish();
       if (rest?.text) sendText(rest.text);
@@ -127,16 +129,35 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     const id = `cmpl-${randomUUID()}`;
     const now = Math.floor(Date.now() / 1000);
     const base = { id, object: 'text_completion', created: now, model: options.modelId };
+    const tokenizer = model.tokenizer;
+    const top = request.topLogprobs;
+    // The echoed prompt: its text, and its tokens' logprobs (scored in the queue like a generation).
+    let echo: { text: string; logprobs?: ReturnType<typeof completionLogprobs> } | undefined;
+    if (request.echo) {
+      const text = typeof request.prompt === 'string' ? request.prompt : tokenizer.decode(request.prompt);
+      echo = { text };
+      if (top !== undefined) {
+        const scored = await queue.run(() => model.promptLogprobs(request.prompt, top));
+        echo.logprobs = completionLogprobs(tokenizer, scored.ids, scored.logprobs);
+      }
+    }
+    const generatedLogprobs = (r: GenerationResult) => completionLogprobs(tokenizer, r.ids, r.logprobs ?? [], echo?.text.length ?? 0);
     if (!request.stream) {
       const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), () => {});
-      sendJson(res, 200, { ...base, choices: [{ index: 0, text: result.text, finish_reason: finishReason(result), logprobs: null }], usage: usage(result) });
+      const logprobs = top === undefined ? null : echo?.logprobs ? concatLogprobs(echo.logprobs, generatedLogprobs(result)) : generatedLogprobs(result);
+      sendJson(res, 200, { ...base, choices: [{ index: 0, text: (echo?.text ?? '') + result.text, finish_reason: finishReason(result), logprobs }], usage: usage(result) });
       return `completion ${result.ids.length} tokens`;
     }
     const events = new EventStream(res);
     try {
-      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), (t) =>
-        events.send({ ...base, choices: [{ index: 0, text: t, finish_reason: null, logprobs: null }] }),
-      );
+      if (echo) events.send({ ...base, choices: [{ index: 0, text: echo.text, finish_reason: null, logprobs: echo.logprobs ?? null }] });
+      let offset = echo?.text.length ?? 0;
+      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), (chunk) => {
+        if (chunk.tokenId < 0 && !chunk.text) return;
+        const logprobs = chunk.logprob ? completionLogprobs(tokenizer, [chunk.tokenId], [chunk.logprob], offset) : null;
+        offset += chunk.text.length;
+        if (chunk.text || logprobs) events.send({ ...base, choices: [{ index: 0, text: chunk.text, finish_reason: null, logprobs }] });
+      });
       events.send({ ...base, choices: [{ index: 0, text: '', finish_reason: finishReason(result), logprobs: null }] });
       if (request.includeUsage) events.send({ ...base, choices: [], usage: usage(result) });
       events.end();

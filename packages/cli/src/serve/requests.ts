@@ -24,11 +24,11 @@ function int(o: Json, key: string, min: number): number | undefined {
 }
 
 /** The sampling fields common to both endpoints. */
-function generationOptions(o: Json, defaultMaxTokens: number): GenerateOptions & { stream: boolean; includeUsage: boolean } {
+function generationOptions(o: Json, defaultMaxTokens: number, minTokens = 1): GenerateOptions & { stream: boolean; includeUsage: boolean } {
   const n = int(o, 'n', 1);
   if (n !== undefined && n !== 1) throw new HttpError(400, "only 'n': 1 is supported", 'invalid_request_error', 'n');
   const options: GenerateOptions & { stream: boolean; includeUsage: boolean } = {
-    maxNewTokens: int(o, 'max_completion_tokens', 1) ?? int(o, 'max_tokens', 1) ?? defaultMaxTokens,
+    maxNewTokens: int(o, 'max_completion_tokens', minTokens) ?? int(o, 'max_tokens', minTokens) ?? defaultMaxTokens,
     stream: o.stream === true,
     includeUsage: (o.stream_options as Json | undefined)?.include_usage === true,
   };
@@ -99,6 +99,10 @@ export function parseChatRequest(body: unknown, defaultMaxTokens: number): ChatR
   });
   const { stream, includeUsage, ...options } = generationOptions(o, defaultMaxTokens);
   const chatOptions: ChatOptions = options;
+  const top = int(o, 'top_logprobs', 0);
+  if (top !== undefined && top > 20) throw new HttpError(400, "'top_logprobs' must be an integer from 0 to 20", 'invalid_request_error', 'top_logprobs');
+  if (o.logprobs === true) chatOptions.logprobs = top ?? 0;
+  else if (top !== undefined) throw new HttpError(400, "'top_logprobs' needs 'logprobs': true", 'invalid_request_error', 'top_logprobs');
   if (o.tools !== undefined && o.tools !== null) {
     if (!Array.isArray(o.tools)) throw new HttpError(400, "'tools' must be an array", 'invalid_request_error', 'tools');
     if (o.tools.length > 0) chatOptions.tools = o.tools as ToolDefinition[];
@@ -132,6 +136,10 @@ export interface CompletionRequest {
   options: GenerateOptions;
   stream: boolean;
   includeUsage: boolean;
+  /** Return the prompt before the completion (with its logprobs when asked). */
+  echo: boolean;
+  /** `logprobs`: the number of most likely tokens listed per position, when logprobs are asked for. */
+  topLogprobs?: number;
 }
 
 /** Validates a (legacy) completion request: `prompt` is a string, a token-id array, or a one-element array of either. */
@@ -142,6 +150,15 @@ export function parseCompletionRequest(body: unknown, defaultMaxTokens: number):
   const isIds = Array.isArray(prompt) && prompt.length > 0 && prompt.every((x) => Number.isInteger(x) && (x as number) >= 0);
   if (typeof prompt !== 'string' && !isIds) throw new HttpError(400, "'prompt' must be a string or an array of token ids (one prompt per request)", 'invalid_request_error', 'prompt');
   if (typeof prompt === 'string' && prompt === '') throw new HttpError(400, "'prompt' must not be empty", 'invalid_request_error', 'prompt');
-  const { stream, includeUsage, ...options } = generationOptions(o, 16);
-  return { prompt: prompt as string | number[], options, stream, includeUsage };
+  const echo = o.echo === true;
+  // With echo, max_tokens 0 scores the prompt alone (as evaluation harnesses ask).
+  const { stream, includeUsage, ...options } = generationOptions(o, 16, echo ? 0 : 1);
+  const request: CompletionRequest = { prompt: prompt as string | number[], options, stream, includeUsage, echo };
+  const top = int(o, 'logprobs', 0);
+  if (top !== undefined) {
+    if (top > 20) throw new HttpError(400, "'logprobs' must be an integer from 0 to 20", 'invalid_request_error', 'logprobs');
+    request.topLogprobs = top;
+    options.logprobs = top;
+  }
+  return request;
 }

@@ -1,4 +1,5 @@
-import type { ChatMessage } from '@qwen2-ts/tokenizer';
+import type { ChatMessage, Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
+import type { TokenLogprob } from '../generate/logprobs.js';
 import { JsonSchemaError, type JsonSchema, type ResponseFormat } from '../constrain/json-schema.js';
 import type { ChatOptions, GenerateOptions, GenerationResult } from './types.js';
 import { ToolCallFilter, type ToolCall, type ToolChoice, type ToolDefinition } from './tool-calls.js';
@@ -27,9 +28,30 @@ export interface ChatCompletionRequest {
   tools?: ToolDefinition[];
   /** 'auto' (default), 'none', 'required', or `{ type: 'function', function: { name } }` (see {@link ChatOptions.toolChoice}). */
   tool_choice?: ToolChoice;
+  /** Report each token's log-probability (`choices[].logprobs.content`). */
+  logprobs?: boolean;
+  /** With `logprobs`: how many most likely tokens to list at each position (0-20). */
+  top_logprobs?: number;
   /** `{ type: 'json_object' }`, or `{ type: 'json_schema', json_schema: { name, schema, strict } }` (see {@link GenerateOptions.responseFormat}). */
   response_format?: OpenAIResponseFormat;
   signal?: AbortSignal;
+}
+
+/** One token of OpenAI's chat `logprobs.content`: its text, log-probability, UTF-8 bytes and the most likely tokens. */
+export interface ChatLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+/**
+ * A token's log-probability in OpenAI's chat shape. `token` is the token's text (U+FFFD where it holds
+ * part of a character), `bytes` its exact bytes.
+ */
+export function chatLogprob(tokenizer: Qwen2Tokenizer, lp: TokenLogprob): ChatLogprob {
+  const entry = (id: number, logprob: number) => ({ token: tokenizer.decode([id]), logprob, bytes: [...(tokenizer.tokenBytes(id) ?? [])] });
+  return { ...entry(lp.tokenId, lp.logprob), top_logprobs: lp.top.map((t) => entry(t.tokenId, t.logprob)) };
 }
 
 /** OpenAI's `response_format`. */
@@ -65,7 +87,7 @@ export interface ChatCompletion {
   created: number;
   model: string;
   /** With tool calls, `content` is the text before them (null when there is none). */
-  choices: { index: number; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: number; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: FinishReason; logprobs: { content: ChatLogprob[] } | null }[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
@@ -75,7 +97,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCall & { index: number })[] }; finish_reason: FinishReason | null; logprobs: null }[];
+  choices: { index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: (ToolCall & { index: number })[] }; finish_reason: FinishReason | null; logprobs: { content: ChatLogprob[] } | null }[];
   /** On the last chunk only. */
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
@@ -111,6 +133,7 @@ export function toGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
   if (req.seed !== undefined) o.seed = req.seed;
   if (req.stop !== undefined) o.stop = typeof req.stop === 'string' ? [req.stop] : req.stop;
   if (req.response_format !== undefined) o.responseFormat = fromOpenAIResponseFormat(req.response_format);
+  if (req.logprobs) o.logprobs = req.top_logprobs ?? 0;
   if (req.signal) o.signal = req.signal;
   return o;
 }
@@ -151,7 +174,7 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
         const r = await stream.result;
         return {
           id, object: 'chat.completion', created, model: name,
-          choices: [{ index: 0, message: assistantMessage(r), finish_reason: finish(r), logprobs: null }],
+          choices: [{ index: 0, message: assistantMessage(r), finish_reason: finish(r), logprobs: r.logprobs ? { content: r.logprobs.map((lp) => chatLogprob(model.tokenizer, lp)) } : null }],
           usage: usage(r),
         } satisfies ChatCompletion;
       })();
@@ -166,7 +189,8 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
         const filter = options.tools && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
         for await (const c of stream) {
           const text = filter ? filter.push(c.text) : c.text;
-          if (text) yield { ...base, choices: [{ index: 0, delta: { content: text }, finish_reason: null, logprobs: null }] };
+          const logprobs = c.logprob ? { content: [chatLogprob(model.tokenizer, c.logprob)] } : null;
+          if (text || logprobs) yield { ...base, choices: [{ index: 0, delta: { content: text }, finish_reason: null, logprobs }] };
         }
         const r = await stream.result;
         const rest = filter?.finish();

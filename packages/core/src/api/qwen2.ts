@@ -13,6 +13,9 @@ import { StopStringMatcher } from '../generate/stop-strings.js';
 import { createGenerationStream } from '../generate/stream.js';
 import { yieldToEventLoop } from '../generate/yield-to-event-loop.js';
 import { JsonConstraint } from '../constrain/json-constraint.js';
+import { logSoftmaxAt, tokenLogprob, type TokenLogprob } from '../generate/logprobs.js';
+import { argmax } from '../argmax.js';
+import { sampleFromLogits } from '../sampling/sample.js';
 import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.js';
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
@@ -185,6 +188,29 @@ export class Qwen2 {
     });
   }
 
+  /**
+   * Log-probability of each token of `prompt` after the ones before it (the first has none: null), with
+   * the `top` most likely tokens at each position: what OpenAI's `echo` with `logprobs` reports, for
+   * evaluation harnesses. Rows are reduced chunk by chunk, so long prompts need no memory per position.
+   * @throws RangeError on an empty prompt or `top` outside 0-20; ContextOverflowError
+   */
+  promptLogprobs(prompt: string | number[], top = 0): Promise<{ ids: number[]; logprobs: (TokenLogprob | null)[] }> {
+    return this.exclusive(async () => {
+      const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
+      if (ids.length === 0) throw new RangeError('promptLogprobs: the prompt is empty');
+      if (!Number.isInteger(top) || top < 0 || top > 20) throw new RangeError(`top must be an integer from 0 to 20, got ${top}`);
+      if (ids.length > this.seq.capacity) throw new ContextOverflowError(0, ids.length, this.seq.capacity);
+      this.resetCache();
+      const logprobs: (TokenLogprob | null)[] = [null];
+      // Row i predicts token i + 1; the last row predicts past the prompt and is not needed.
+      await this.model.forwardRows(this.seq, ids, (row, i) => {
+        if (i + 1 < ids.length) logprobs.push(tokenLogprob(row, ids[i + 1]!, top));
+      });
+      this.cached.push(...ids);
+      return { ids, logprobs };
+    });
+  }
+
   /** Frees the weights, cache and activations (and the backend when `load` created it). */
   async dispose(): Promise<void> {
     if (this.disposed) return;
@@ -250,6 +276,11 @@ export class Qwen2 {
     // Compiled before any work, so that a schema it cannot honour fails at once.
     const grammar = forced ?? (options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat));
     const constraint = grammar && new JsonConstraint(grammar, TokenVocabulary.of(this.tokenizer, this.config.vocabSize), stopIds);
+    const topLogprobs = options.logprobs === true ? 0 : options.logprobs === false ? undefined : options.logprobs;
+    if (topLogprobs !== undefined && (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > 20)) {
+      throw new RangeError(`logprobs must be a boolean or an integer from 0 to 20, got ${String(options.logprobs)}`);
+    }
+    const logprobs: TokenLogprob[] | undefined = topLogprobs === undefined ? undefined : [];
     const rng = new SeededRandom(options.seed ?? randomSeed());
     const history = new TokenHistory(ids);
     const decoder = this.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
@@ -272,8 +303,8 @@ export class Qwen2 {
       // read the token it embeds, so the device runs step n+1 while the host reads and emits token n. A
       // draw made before the host has its previous token counts that token in its history on the device.
       // A step recorded ahead of a token that ends the generation is taken back.
-      // A constraint needs each step's logits on the host.
-      const onDevice = !constraint && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
+      // A constraint, and log-probabilities, need each step's logits on the host.
+      const onDevice = !constraint && !logprobs && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
       const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
         ? b.argmaxOnDevice!(from)
         : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
@@ -288,13 +319,18 @@ export class Qwen2 {
       };
       for (;;) {
         let next: number;
-        if (constraint) {
-          const chosen = constraint.choose(await b.read(logits), greedy ? 'greedy' : { ...sampling, history: history.toParams(), uniform: rng.uniform() });
+        let logprob: TokenLogprob | undefined;
+        if (constraint || logprobs) {
+          // On the host: the backend's argmax and sample are these same functions (its conformance suite).
+          const row = await b.read(logits);
+          const params = greedy ? 'greedy' as const : { ...sampling, history: history.toParams(), uniform: rng.uniform() };
+          const chosen = constraint ? constraint.choose(row, params) : params === 'greedy' ? argmax(row) : sampleFromLogits(row, params);
           if (chosen === undefined) {
             finishReason = 'stop';
             break;
           }
           next = chosen;
+          if (logprobs) logprob = tokenLogprob(row, next, topLogprobs!);
         } else if (drawn) {
           if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
             ahead = draw(this.model.forwardOnDevice(this.seq, drawn), drawn);
@@ -315,9 +351,10 @@ export class Qwen2 {
         generated.push(next);
         history.add(next);
         constraint?.accept(next);
+        if (logprob) logprobs!.push(logprob);
         const piece = stopper.push(decoder.push(next));
         text += piece.text;
-        await emit({ tokenId: next, text: piece.text });
+        await emit(logprob ? { tokenId: next, text: piece.text, logprob } : { tokenId: next, text: piece.text });
         await yieldToEventLoop();
         if (piece.stopped) {
           finishReason = 'stop';
@@ -367,6 +404,7 @@ export class Qwen2 {
       prefillTokensPerSecond: prefillMs > 0 ? ((ids.length - reused) / prefillMs) * 1000 : 0,
       decodeTokensPerSecond: decodeMs > 0 ? (decodePasses / decodeMs) * 1000 : 0,
       timeToFirstTokenMs: prefillMs,
+      ...(logprobs ? { logprobs } : {}),
     };
   }
 
@@ -379,13 +417,4 @@ export class Qwen2 {
 
 function isOpenedModel(spec: unknown): spec is OpenedModel {
   return typeof spec === 'object' && spec !== null && !Array.isArray(spec) && 'checkpoint' in spec && 'config' in spec;
-}
-
-/** `log softmax(row)[id]`, computed stably in float64. */
-function logSoftmaxAt(row: Float32Array, id: number): number {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  return row[id]! - max - Math.log(sum);
 }

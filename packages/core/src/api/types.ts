@@ -3,6 +3,7 @@ import type { OpenModelOptions } from '@qwen2-ts/loader';
 import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
 import type { ResponseFormat } from '../constrain/json-schema.js';
 import type { ToolCall, ToolChoice, ToolDefinition } from './tool-calls.js';
+import type { TokenLogprob } from '../generate/logprobs.js';
 
 /** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
 export type DtypeOption = 'auto' | WeightFormat;
@@ -55,6 +56,12 @@ export interface GenerateOptions {
    * generation ends as soon as the document is whole. Default `{ type: 'text' }`.
    */
   responseFormat?: ResponseFormat;
+  /**
+   * Report each generated token's log-probability under the model (log softmax of the raw logits),
+   * with the `n` most likely tokens at its position when a number (0-20). Each step then reads the
+   * logits to the host.
+   */
+  logprobs?: boolean | number;
 }
 
 /** Options of `chat`: generation options, and the tools the model is offered. */
@@ -77,6 +84,8 @@ export interface ChatOptions extends GenerateOptions {
 export interface GenerationChunk {
   tokenId: number;
   text: string;
+  /** With `logprobs`: the token's log-probability (and the top tokens), on chunks of generated tokens. */
+  logprob?: TokenLogprob;
 }
 
 /** The whole response, with timing. */
@@ -94,6 +103,8 @@ export interface GenerationResult {
    * keeps them as written).
    */
   toolCalls?: ToolCall[];
+  /** With `logprobs`: one entry per generated token (`ids`), in order. */
+  logprobs?: TokenLogprob[];
 }
 
 /** Streams chunks; `result` (and awaiting the stream itself) gives the final result. */

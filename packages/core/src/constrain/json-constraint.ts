@@ -3,6 +3,7 @@
 // parameters applied to the allowed tokens alone, as if every other logit were -Infinity (Hugging Face's
 // order: logits processors, then warpers).
 import type { SamplingParams } from '../backend/types.js';
+import { bestTokens } from '../generate/logprobs.js';
 import { sampleFromLogits } from '../sampling/sample.js';
 import { advance, canEnd, initialState, isFinished, plainStringRoom, step, type GrammarState } from './json-grammar.js';
 import type { ValueNode } from './json-schema.js';
@@ -96,19 +97,4 @@ export class JsonConstraint {
     if (next.length === 0) throw new Error(`constrained generation: token ${id} does not continue the JSON document`);
     this.state = next;
   }
-}
-
-/** Up to n token ids by logit, best first (lower id first on ties; NaN never). */
-function bestTokens(row: Float32Array, n: number): number[] {
-  const ids: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i]!;
-    if (Number.isNaN(v)) continue;
-    if (ids.length === n && v <= row[ids[n - 1]!]!) continue;
-    let at = ids.length === n ? n - 1 : ids.length;
-    while (at > 0 && row[ids[at - 1]!]! < v) at--;
-    ids.splice(at, 0, i);
-    if (ids.length > n) ids.pop();
-  }
-  return ids;
 }

@@ -110,14 +110,22 @@ export class Qwen2Model {
    * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
    */
   async forwardAll(seq: KVSequence, ids: ArrayLike<number>): Promise<Float32Array[]> {
-    const all = this.checkIds(seq, ids);
     const out: Float32Array[] = [];
+    await this.forwardRows(seq, ids, (row) => out.push(row));
+    return out;
+  }
+
+  /**
+   * As {@link forwardAll}, handing each position's logits to `onRow` as its chunk is done, so that a
+   * caller reducing them (to log-probabilities) never holds a long prompt's rows (600 KB each) at once.
+   */
+  async forwardRows(seq: KVSequence, ids: ArrayLike<number>, onRow: (row: Float32Array, position: number) => void): Promise<void> {
+    const all = this.checkIds(seq, ids);
     for (let start = 0; start < all.length; start += this.maxChunk) {
       const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
       const rows = await this.passAll(seq, chunk);
-      out.push(...rows);
+      rows.forEach((row, i) => onRow(row, start + i));
     }
-    return out;
   }
 
   /** Frees the weights and scratch activations. */
