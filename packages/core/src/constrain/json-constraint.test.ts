@@ -151,6 +151,7 @@ describe('schema errors name the subschema and the keyword', () => {
     [{ type: 'string', minLength: 3, maxLength: 2 }, /minLength 3 is above maxLength 2/],
     [{ type: 'array', items: [{ type: 'string' }] }, /tuples/],
     [{ anyOf: [{ type: 'string' }], maxLength: 3 }, /move them into each alternative/],
+    [{ allOf: [{ type: 'string' }, { maxLength: 3 }] }, /allOf is supported with exactly one subschema/],
   ])('%j', (schema, message) => {
     expect(() => compileJsonSchema(schema as JsonSchema)).toThrow(JsonSchemaError);
     expect(() => compileJsonSchema(schema as JsonSchema)).toThrow(message);

@@ -152,6 +152,11 @@ const CASES: { schema: JsonSchema; good: string[]; bad: string[] }[] = [
     bad: ['{"a":1}', '[]'],
   },
   {
+    schema: { type: 'object', properties: { p: { allOf: [{ $ref: '#/$defs/n' }], description: 'a number' } }, required: ['p'], $defs: { n: { type: 'integer' } } },
+    good: ['{"p":1}'],
+    bad: ['{"p":"1"}', '{}'],
+  },
+  {
     schema: { type: ['integer', 'boolean'] },
     good: ['0', '-7', 'true'],
     bad: ['1.0', '"1"', 'null'],

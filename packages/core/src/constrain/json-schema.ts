@@ -56,7 +56,7 @@ export function literalText(text: string): ValueNode {
 export const ANY_OBJECT: ValueNode = { kind: 'object', properties: [], additional: ANY };
 
 const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'definitions', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly']);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', '$ref']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', 'allOf', '$ref']);
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 
 /**
@@ -114,6 +114,13 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
       if (others.length > 0) throw new JsonSchemaError(path, `$ref beside other keywords (${others.join(', ')}) is not supported`);
       const { target, at } = resolve(s.$ref, path);
       return compile(target, at);
+    }
+    if (s.allOf !== undefined) {
+      // One subschema only (what pydantic writes to give a $ref a description); more would need an intersection.
+      if (!Array.isArray(s.allOf) || s.allOf.length !== 1) throw new JsonSchemaError(path, 'allOf is supported with exactly one subschema');
+      const others = Object.keys(s).filter((k) => k !== 'allOf' && !ANNOTATIONS.has(k));
+      if (others.length > 0) throw new JsonSchemaError(path, `allOf beside other keywords (${others.join(', ')}) is not supported`);
+      return compile(s.allOf[0] as JsonSchema, `${path}/allOf/0`);
     }
     if (s.anyOf !== undefined) {
       if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) throw new JsonSchemaError(path, 'anyOf must be a non-empty array');
