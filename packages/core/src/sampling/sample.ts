@@ -1,4 +1,5 @@
 import type { SamplingParams } from '../backend/types.js';
+import { sortProbabilities } from './sort-probabilities.js';
 
 /**
  * The reference semantics of {@link SamplingParams}, on the host. Steps, in order:
@@ -110,7 +111,7 @@ export function kthLargestKept(p: Float64Array, keep: Uint8Array, k: number): nu
   if (k > 4096) {
     const kept = keptValues(p, keep);
     if (kept.length <= k) return undefined;
-    kept.sort(); // typed-array sort: numeric, ascending, native speed
+    sortProbabilities(kept);
     return kept[kept.length - k]!;
   }
   const heap = new Float64Array(k);
@@ -147,7 +148,7 @@ export function kthLargestKept(p: Float64Array, keep: Uint8Array, k: number): nu
 }
 
 function applyTopP(p: Float64Array, keep: Uint8Array, topP: number): void {
-  const sorted = keptValues(p, keep).sort();
+  const sorted = sortProbabilities(keptValues(p, keep));
   let total = 0;
   for (let j = 0; j < sorted.length; j++) total += sorted[j]!;
   // Walk from the most likely down until the mass before the next token reaches topP.
