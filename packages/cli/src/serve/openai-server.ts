@@ -50,13 +50,8 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
   const queue = new GenerationQueue();
   const created = Math.floor(Date.now() / 1000);
 
-  /** Runs one generation in the queue, aborting it when the client goes away. */
-  async function runQueued(
-    req: IncomingMessage,
-    res: ServerResponse,
-    start: (signal: AbortSignal) => GenerationStream,
-    onChunk: (chunk: GenerationChunk) => void,
-  ): Promise<GenerationResult> {
+  /** Runs one task on the model in the queue, with a signal that aborts when the client goes away. */
+  async function whileConnected<T>(req: IncomingMessage, res: ServerResponse, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) controller.abort();
@@ -65,17 +60,27 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     // The client may have left while the body was read.
     if (res.destroyed || req.socket.destroyed) controller.abort();
     try {
-      return await queue.run(async () => {
-        const stream = start(controller.signal);
-        for await (const chunk of stream) {
-          onChunk(chunk);
-          await yieldToEventLoop();
-        }
-        return await stream.result;
-      }, controller.signal);
+      return await queue.run(() => task(controller.signal), controller.signal);
     } finally {
       res.off('close', onClose);
     }
+  }
+
+  /** Runs one generation in the queue, aborting it when the client goes away. */
+  function runQueued(
+    req: IncomingMessage,
+    res: ServerResponse,
+    start: (signal: AbortSignal) => GenerationStream,
+    onChunk: (chunk: GenerationChunk) => void,
+  ): Promise<GenerationResult> {
+    return whileConnected(req, res, async (signal) => {
+      const stream = start(signal);
+      for await (const chunk of stream) {
+        onChunk(chunk);
+        await yieldToEventLoop();
+      }
+      return await stream.result;
+    });
   }
 
   async function chatCompletions(req: IncomingMessage, res: ServerResponse): Promise<string> {
@@ -137,7 +142,7 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
       const text = typeof request.prompt === 'string' ? request.prompt : tokenizer.decode(request.prompt);
       echo = { text };
       if (top !== undefined) {
-        const scored = await queue.run(() => model.promptLogprobs(request.prompt, top));
+        const scored = await whileConnected(req, res, () => model.promptLogprobs(request.prompt, top));
         echo.logprobs = completionLogprobs(tokenizer, scored.ids, scored.logprobs);
       }
     }
