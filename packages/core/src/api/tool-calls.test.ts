@@ -93,8 +93,8 @@ describe('toolCallGrammar', () => {
   it('refuses a choice of no tool and parameters it cannot enforce, naming where', () => {
     expect(() => toolCallGrammar(TOOLS, { type: 'function', function: { name: 'nope' } })).toThrow(/"nope", which is not among the tools/);
     expect(() => toolCallGrammar([])).toThrow(JsonSchemaError);
-    const bad: ToolDefinition[] = [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } } }];
-    expect(() => toolCallGrammar(bad)).toThrow(/tools\/0\/function\/parameters\/properties\/n: the keyword "minimum" is not supported/);
+    const bad: ToolDefinition[] = [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'string', pattern: 'a' } } } } }];
+    expect(() => toolCallGrammar(bad)).toThrow(/tools\/0\/function\/parameters\/properties\/n: the keyword "pattern" is not supported/);
   });
 });
 

@@ -141,7 +141,9 @@ describe('JsonConstraint.choose', () => {
 describe('schema errors name the subschema and the keyword', () => {
   it.each([
     [{ type: 'string', pattern: '^a' }, /#: the keyword "pattern" is not supported/],
-    [{ type: 'object', properties: { n: { type: 'integer', minimum: 0 } } }, /#\/properties\/n: the keyword "minimum"/],
+    [{ type: 'object', properties: { n: { type: 'number', minimum: 0 } } }, /#\/properties\/n: minimum is supported on integers only/],
+    [{ type: 'integer', minimum: 3, maximum: 2 }, /no integer lies between the bounds/],
+    [{ type: 'integer', exclusiveMinimum: true }, /exclusiveMinimum: must be a finite number/],
     [{ $ref: '#/$defs/missing' }, /points to nothing/],
     [{ $ref: 'http://example.com/s.json' }, /only references inside the schema/],
     [{ type: 'object', properties: {}, required: ['x'] }, /required property "x" is not among the properties/],

@@ -157,6 +157,21 @@ const CASES: { schema: JsonSchema; good: string[]; bad: string[] }[] = [
     bad: ['{"p":"1"}', '{}'],
   },
   {
+    schema: { type: 'array', items: { type: 'integer', minimum: 5, maximum: 120 } },
+    good: ['[5,120,17,99]', '[]'],
+    bad: ['[4]', '[121]', '[-5]', '[0]', '[1200]', '[05]'],
+  },
+  {
+    schema: { type: 'integer', exclusiveMinimum: -3, exclusiveMaximum: 2.5 },
+    good: ['-2', '-0', '0', '2'],
+    bad: ['-3', '3', '-20', '1.0'],
+  },
+  {
+    schema: { type: 'integer', minimum: 1000, maximum: 1005 },
+    good: ['1000', '1005'],
+    bad: ['1', '100', '999', '1006', '10000'],
+  },
+  {
     schema: { type: ['integer', 'boolean'] },
     good: ['0', '-7', 'true'],
     bad: ['1.0', '"1"', 'null'],
@@ -178,6 +193,8 @@ describe('JSON schemas', () => {
       ...CASES.map((c) => c.schema),
       { type: 'object', properties: { id: { type: 'integer' }, children: { type: 'array', items: { $ref: '#' }, maxItems: 2 }, note: { type: ['string', 'null'] } }, required: ['id'] },
       { type: 'object', properties: { a: { const: 'fixed' }, b: { type: 'boolean' }, c: { type: 'object' } }, required: ['a', 'c'] },
+      { type: 'array', items: { type: 'integer', minimum: -7, exclusiveMaximum: 300 }, minItems: 3 },
+      { type: 'integer', minimum: 12345, maximum: 12399 },
       {},
     ];
     const rng = new SeededRandom(4);

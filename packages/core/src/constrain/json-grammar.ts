@@ -62,7 +62,7 @@ function startValue(node: ValueNode, b: number, below: Stack, out: Stack[]): voi
       if (b === 0x7b) out.push(new Stack(new ObjectFrame(ANY_OBJECT_NODE, OPEN, 0, 0, NO_CANDIDATES, 0, -1), below));
       else if (b === 0x5b) out.push(new Stack(new ArrayFrame(ANY_ARRAY_NODE, OPEN, 0, 0), below));
       else if (b === QUOTE) out.push(new Stack(new StringFrame(0, Infinity, 0, 0, 0, 0, 0), below));
-      else if (b === MINUS || isDigit(b)) startNumber(false, b, below, out);
+      else if (b === MINUS || isDigit(b)) startNumber(ANY_NUMBER, b, below, out);
       else LITERALS.feed(b, below, out);
       return;
     case 'object':
@@ -75,7 +75,7 @@ function startValue(node: ValueNode, b: number, below: Stack, out: Stack[]): voi
       if (b === QUOTE) out.push(new Stack(new StringFrame(node.minLength, node.maxLength, 0, 0, 0, 0, 0), below));
       return;
     case 'number':
-      if (b === MINUS || isDigit(b)) startNumber(node.integer, b, below, out);
+      if (b === MINUS || isDigit(b)) startNumber(node, b, below, out);
       return;
     case 'literal':
       new LiteralFrame(node.values, 0).feed(b, below, out);
@@ -110,6 +110,8 @@ class SequenceFrame implements Frame {
   }
 }
 
+const ANY_NUMBER: NumberNode = { kind: 'number', integer: false, min: -Infinity, max: Infinity };
+type NumberNode = Extract<ValueNode, { kind: 'number' }>;
 const ANY_OBJECT_NODE: Extract<ValueNode, { kind: 'object' }> = { kind: 'object', properties: [], additional: { kind: 'any' } };
 const ANY_ARRAY_NODE: Extract<ValueNode, { kind: 'array' }> = { kind: 'array', items: { kind: 'any' }, minItems: 0, maxItems: Infinity };
 const encoder = new TextEncoder();
@@ -349,34 +351,63 @@ class StringFrame implements Frame {
 // Number parts.
 const SIGN = 0, ZERO = 1, INT = 2, POINT = 3, FRACTION = 4, EXP_MARK = 5, EXP_SIGN = 6, EXPONENT = 7;
 
-function startNumber(integer: boolean, b: number, below: Stack, out: Stack[]): void {
-  if (b === MINUS) out.push(new Stack(new NumberFrame(integer, SIGN, 0), below));
-  else if (b === 0x30) out.push(new Stack(new NumberFrame(integer, ZERO, 1), below));
-  else out.push(new Stack(new NumberFrame(integer, INT, 1), below));
+function startNumber(node: NumberNode, b: number, below: Stack, out: Stack[]): void {
+  const first = new NumberFrame(node, SIGN, 0, b === MINUS, 0);
+  if (b === MINUS) {
+    if (first.reachable()) out.push(new Stack(first, below));
+  } else first.feed(b, below, out);
 }
 
-/** A number in progress: the part it is in and that part's digits. */
+/**
+ * A number in progress: the part it is in and that part's digits. An integer with bounds also keeps its
+ * sign and value so far, and takes a digit only when some integer within the bounds still starts so.
+ */
 class NumberFrame implements Frame {
-  constructor(readonly integer: boolean, readonly part: number, readonly digits: number) {}
-  get endable(): boolean {
-    return this.part === ZERO || this.part === INT || this.part === FRACTION || this.part === EXPONENT;
+  constructor(readonly node: NumberNode, readonly part: number, readonly digits: number, readonly negative: boolean, readonly value: number) {}
+  get integer(): boolean {
+    return this.node.integer;
   }
-  private to(part: number, digits: number, below: Stack | null, out: Stack[]): void {
-    out.push(new Stack(new NumberFrame(this.integer, part, digits), below));
+  get endable(): boolean {
+    if (this.part === ZERO || this.part === INT) return this.inBounds(this.signed(this.value));
+    return this.part === FRACTION || this.part === EXPONENT;
+  }
+  private signed(v: number): number {
+    return this.negative ? -v : v;
+  }
+  private inBounds(x: number): boolean {
+    return x >= this.node.min && x <= this.node.max;
+  }
+  /** Whether some integer within the bounds has this frame's digits as its beginning. */
+  reachable(): boolean {
+    const { min, max } = this.node;
+    if (min === -Infinity && max === Infinity) return true;
+    if (this.part === SIGN) return min <= 0; // "-0" is 0
+    if (this.part === ZERO) return this.inBounds(0);
+    // |x| in [v * 10^j, v * 10^j + 10^j - 1] for j more digits.
+    for (let j = 0, p = 1; this.digits + j <= MAX_INT_DIGITS; j++, p *= 10) {
+      const a = this.signed(this.value * p), b = this.signed(this.value * p + p - 1);
+      if (Math.max(Math.min(a, b), min) <= Math.min(Math.max(a, b), max)) return true;
+    }
+    return false;
+  }
+  private to(part: number, digits: number, below: Stack | null, out: Stack[], value = 0): void {
+    const next = new NumberFrame(this.node, part, digits, this.negative, value);
+    if ((part === ZERO || part === INT) && !next.reachable()) return;
+    out.push(new Stack(next, below));
   }
   feed(b: number, below: Stack | null, out: Stack[]): void {
     const digit = isDigit(b);
     switch (this.part) {
       case SIGN:
         if (b === 0x30) this.to(ZERO, 1, below, out);
-        else if (digit) this.to(INT, 1, below, out);
+        else if (digit) this.to(INT, 1, below, out, b - 0x30);
         return;
       case ZERO:
       case INT:
-        if (digit && this.part === INT && this.digits < MAX_INT_DIGITS) this.to(INT, this.digits + 1, below, out);
+        if (digit && this.part === INT && this.digits < MAX_INT_DIGITS) this.to(INT, this.digits + 1, below, out, this.value * 10 + (b - 0x30));
         else if (b === DOT && !this.integer) this.to(POINT, 0, below, out);
         else if ((b === 0x65 || b === 0x45) && !this.integer) this.to(EXP_MARK, 0, below, out);
-        else if (!digit) endAndRefeed(below, b, out);
+        else if (!digit && this.endable) endAndRefeed(below, b, out);
         return;
       case POINT:
         if (digit) this.to(FRACTION, 1, below, out);

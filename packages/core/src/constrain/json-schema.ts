@@ -32,7 +32,8 @@ export type ValueNode =
   | { kind: 'object'; properties: PropertyNode[]; additional: ValueNode | null }
   | { kind: 'array'; items: ValueNode; minItems: number; maxItems: number }
   | { kind: 'string'; minLength: number; maxLength: number }
-  | { kind: 'number'; integer: boolean }
+  /** `min`/`max`: inclusive bounds of an integer (±Infinity when unbounded). */
+  | { kind: 'number'; integer: boolean; min: number; max: number }
   | { kind: 'literal'; values: Uint8Array[] }
   | { kind: 'union'; options: ValueNode[] }
   /** Parts one after another: a literal part exactly (no whitespace before it), a value after an optional gap. */
@@ -56,7 +57,8 @@ export function literalText(text: string): ValueNode {
 export const ANY_OBJECT: ValueNode = { kind: 'object', properties: [], additional: ANY };
 
 const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'definitions', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly']);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', 'allOf', '$ref']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', 'allOf', '$ref',
+  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']);
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 
 /**
@@ -150,8 +152,15 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
     switch (type) {
       case 'null': return { kind: 'literal', values: [encoder.encode('null')] };
       case 'boolean': return { kind: 'literal', values: [encoder.encode('true'), encoder.encode('false')] };
-      case 'number': return { kind: 'number', integer: false };
-      case 'integer': return { kind: 'number', integer: true };
+      case 'number':
+        for (const k of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
+          if (s[k] !== undefined) throw new JsonSchemaError(path, `${k} is supported on integers only (type "integer"), not on type "number"`);
+        }
+        return { kind: 'number', integer: false, min: -Infinity, max: Infinity };
+      case 'integer': {
+        const { min, max } = integerBounds(s, path);
+        return { kind: 'number', integer: true, min, max };
+      }
       case 'string': {
         const minLength = count(s.minLength, 0, `${path}/minLength`);
         const maxLength = count(s.maxLength, Infinity, `${path}/maxLength`);
@@ -193,6 +202,24 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
   };
 
   return compile(schema, '#');
+}
+
+/**
+ * An integer's inclusive bounds from minimum/maximum/exclusiveMinimum/exclusiveMaximum (numbers, as in
+ * draft 6 and later). Bounds beyond 2^53 are left out: the grammar writes at most 16 digits.
+ */
+function integerBounds(s: Record<string, unknown>, path: string): { min: number; max: number } {
+  const bound = (k: string): number | undefined => {
+    const v = s[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new JsonSchemaError(`${path}/${k}`, `must be a finite number, got ${JSON.stringify(v)}`);
+    return Math.abs(v) > Number.MAX_SAFE_INTEGER ? undefined : v;
+  };
+  const lows = [bound('minimum'), bound('exclusiveMinimum')].map((v, i) => (v === undefined ? -Infinity : i === 0 ? Math.ceil(v) : Math.floor(v) + 1));
+  const highs = [bound('maximum'), bound('exclusiveMaximum')].map((v, i) => (v === undefined ? Infinity : i === 0 ? Math.floor(v) : Math.ceil(v) - 1));
+  const min = Math.max(...lows), max = Math.min(...highs);
+  if (min > max) throw new JsonSchemaError(path, `no integer lies between the bounds (${min} > ${max})`);
+  return { min, max };
 }
 
 /** The schema's types: its `type`, or what its keywords imply; undefined when any value will do. */
