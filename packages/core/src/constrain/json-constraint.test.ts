@@ -154,6 +154,9 @@ describe('schema errors name the subschema and the keyword', () => {
     [{ type: 'array', items: [{ type: 'string' }] }, /tuples/],
     [{ anyOf: [{ type: 'string' }], maxLength: 3 }, /move them into each alternative/],
     [{ allOf: [{ type: 'string' }, { maxLength: 3 }] }, /allOf is supported with exactly one subschema/],
+    [{ oneOf: [{ type: 'integer' }, { type: 'number' }] }, /oneOf alternatives 0 and 1 may both match/],
+    [{ oneOf: [{ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] }, { type: 'object' }] }, /oneOf alternatives 0 and 1 may both match/],
+    [{ oneOf: [{ enum: ['x', 2] }, { type: 'number' }] }, /oneOf alternatives 0 and 1 may both match/],
   ])('%j', (schema, message) => {
     expect(() => compileJsonSchema(schema as JsonSchema)).toThrow(JsonSchemaError);
     expect(() => compileJsonSchema(schema as JsonSchema)).toThrow(message);

@@ -172,6 +172,19 @@ const CASES: { schema: JsonSchema; good: string[]; bad: string[] }[] = [
     bad: ['1', '100', '999', '1006', '10000'],
   },
   {
+    // A tagged union as pydantic writes it: oneOf with a discriminator, told apart by const tags.
+    schema: {
+      oneOf: [
+        { type: 'object', properties: { kind: { const: 'cat' }, lives: { type: 'integer' } }, required: ['kind', 'lives'] },
+        { type: 'object', properties: { kind: { const: 'dog' }, good: { type: 'boolean' } }, required: ['kind'] },
+        { type: 'null' },
+      ],
+      discriminator: { propertyName: 'kind' },
+    },
+    good: ['{"kind":"cat","lives":9}', '{"kind":"dog"}', 'null'],
+    bad: ['{"kind":"cat"}', '{"kind":"cow"}', '{}'],
+  },
+  {
     schema: { type: ['integer', 'boolean'] },
     good: ['0', '-7', 'true'],
     bad: ['1.0', '"1"', 'null'],
@@ -195,6 +208,7 @@ describe('JSON schemas', () => {
       { type: 'object', properties: { a: { const: 'fixed' }, b: { type: 'boolean' }, c: { type: 'object' } }, required: ['a', 'c'] },
       { type: 'array', items: { type: 'integer', minimum: -7, exclusiveMaximum: 300 }, minItems: 3 },
       { type: 'integer', minimum: 12345, maximum: 12399 },
+      { oneOf: [{ type: 'string', maxLength: 3 }, { type: 'array', items: { type: 'integer' }, maxItems: 2 }, { enum: [1.5, true] }] },
       {},
     ];
     const rng = new SeededRandom(4);

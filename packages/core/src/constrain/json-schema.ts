@@ -11,6 +11,7 @@
 export type JsonSchema = boolean | { [keyword: string]: unknown };
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** What `responseFormat` asks for: free text, any JSON object, or a document valid against a schema. */
 export type ResponseFormat =
@@ -56,9 +57,11 @@ export function literalText(text: string): ValueNode {
 /** The top level of `json_object`: an object of any keys and values. */
 export const ANY_OBJECT: ValueNode = { kind: 'object', properties: [], additional: ANY };
 
-const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'definitions', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly']);
+const ANNOTATIONS = new Set(['$schema', '$id', '$comment', '$defs', 'definitions', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly',
+  // OpenAPI's hint for tagged unions (pydantic writes it beside oneOf); the tags themselves are consts.
+  'discriminator']);
 const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength', 'enum', 'const', 'anyOf', 'allOf', '$ref',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']);
+  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'oneOf']);
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 
 /**
@@ -124,11 +127,22 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
       if (others.length > 0) throw new JsonSchemaError(path, `allOf beside other keywords (${others.join(', ')}) is not supported`);
       return compile(s.allOf[0] as JsonSchema, `${path}/allOf/0`);
     }
-    if (s.anyOf !== undefined) {
-      if (!Array.isArray(s.anyOf) || s.anyOf.length === 0) throw new JsonSchemaError(path, 'anyOf must be a non-empty array');
-      const others = Object.keys(s).filter((k) => k !== 'anyOf' && !ANNOTATIONS.has(k));
-      if (others.length > 0) throw new JsonSchemaError(path, `anyOf beside other keywords (${others.join(', ')}) is not supported: move them into each alternative`);
-      return { kind: 'union', options: s.anyOf.map((o, i) => compile(o as JsonSchema, `${path}/anyOf/${i}`)) };
+    for (const key of ['anyOf', 'oneOf'] as const) {
+      const list = s[key];
+      if (list === undefined) continue;
+      if (!Array.isArray(list) || list.length === 0) throw new JsonSchemaError(path, `${key} must be a non-empty array`);
+      const others = Object.keys(s).filter((k) => k !== key && !ANNOTATIONS.has(k));
+      if (others.length > 0) throw new JsonSchemaError(path, `${key} beside other keywords (${others.join(', ')}) is not supported: move them into each alternative`);
+      const options = list.map((o, i) => compile(o as JsonSchema, `${path}/${key}/${i}`));
+      // oneOf needs exactly one alternative to match: taken only when no document can match two.
+      if (key === 'oneOf') {
+        for (let i = 0; i < options.length; i++) {
+          for (let j = i + 1; j < options.length; j++) {
+            if (!disjoint(options[i]!, options[j]!)) throw new JsonSchemaError(path, `oneOf alternatives ${i} and ${j} may both match one document (supported: alternatives of different types, or objects told apart by a required const property); use anyOf if either may match`);
+          }
+        }
+      }
+      return { kind: 'union', options };
     }
     if (s.const !== undefined || s.enum !== undefined) return literal(s, path);
     const types = typesOf(s, path);
@@ -234,6 +248,46 @@ function typesOf(s: Record<string, unknown>, path: string): string[] | undefined
   if (s.items !== undefined || s.minItems !== undefined || s.maxItems !== undefined) return ['array'];
   if (s.minLength !== undefined || s.maxLength !== undefined) return ['string'];
   return undefined;
+}
+
+/** Whether no document can match both grammars (decided on types, and on const tags of objects). */
+function disjoint(a: ValueNode, b: ValueNode, depth = 0): boolean {
+  // Recursive schemas (and nodes still being compiled) are not followed far: undecided means overlapping.
+  if (depth > 8 || a.kind === undefined || b.kind === undefined) return false;
+  if (a.kind === 'union') return a.options.every((o) => disjoint(o, b, depth + 1));
+  if (b.kind === 'union') return b.options.every((o) => disjoint(a, o, depth + 1));
+  const ta = kinds(a), tb = kinds(b);
+  if (![...ta].some((t) => tb.has(t))) return true;
+  if (a.kind === 'literal' && b.kind === 'literal') {
+    const texts = new Set(a.values.map((v) => decoder.decode(v)));
+    return b.values.every((v) => !texts.has(decoder.decode(v)));
+  }
+  if (a.kind === 'object' && b.kind === 'object') {
+    // A property both require whose allowed values (consts, enums) have nothing in common.
+    return a.properties.some((pa) => pa.required && b.properties.some((pb) => pb.required && pb.name === pa.name && disjoint(pa.value, pb.value, depth + 1)));
+  }
+  if (a.kind === 'literal' || b.kind === 'literal') {
+    // A literal against a general type: disjoint when no literal value has that type.
+    const [lit, other] = a.kind === 'literal' ? [a, b] : [b as Extract<ValueNode, { kind: 'literal' }>, a];
+    return lit.values.every((v) => !kinds(other).has(jsonKind(JSON.parse(decoder.decode(v)))));
+  }
+  return false;
+}
+
+/** The JSON types a grammar's documents can have (integers count as numbers). */
+function kinds(node: ValueNode): Set<string> {
+  switch (node.kind) {
+    case 'any': return new Set(['object', 'array', 'string', 'number', 'boolean', 'null']);
+    case 'object': case 'array': case 'string': case 'number': return new Set([node.kind]);
+    case 'literal': return new Set(node.values.map((v) => jsonKind(JSON.parse(decoder.decode(v)))));
+    case 'union': return new Set(node.options.flatMap((o) => [...kinds(o)]));
+    case 'sequence': return new Set(['text']);
+  }
+}
+
+function jsonKind(v: unknown): string {
+  const t = jsonType(v);
+  return t === 'integer' ? 'number' : t;
 }
 
 /** The JSON Schema type of a JSON value (integers are 'integer'). */
