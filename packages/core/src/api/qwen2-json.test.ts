@@ -1,25 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import Ajv from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import type { JsonSchema } from '../constrain/json-schema.js';
 import { fromOpenAIResponseFormat, type ChatCompletionChunk } from './openai.js';
 import type { ToolDefinition } from './tool-calls.js';
-import { Qwen2 } from './qwen2.js';
+import type { Qwen2 } from './qwen2.js';
+import { loadFullVocabModel } from './test-model.js';
 import type { GenerationChunk } from './types.js';
-
-const fixturesDir = fileURLToPath(new URL('../../../../fixtures', import.meta.url));
 
 // Random weights and Qwen2's real tokenizer: unconstrained, the model writes noise, so every valid
 // document below is the constraint's doing.
 let model: Qwen2;
 beforeAll(async () => {
-  const tokenizer = {
-    tokenizerJson: await readFile(`${fixturesDir}/tokenizer/tokenizer.json`, 'utf8'),
-    tokenizerConfigJson: await readFile(`${fixturesDir}/configs/Qwen2-0.5B-Instruct/tokenizer_config.json`, 'utf8'),
-  };
-  model = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer, maxContext: 256 });
+  model = await loadFullVocabModel();
 }, 60_000);
 afterAll(() => model?.dispose());
 
@@ -69,10 +62,7 @@ describe('constrained generation (reference backend, full-vocab fixture)', { tim
 
   it('is the same with and without device tokens (the constraint reads logits on the host either way)', async () => {
     const serial = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined, sampleOnDevice: undefined });
-    const tokenizer = {
-      tokenizerJson: await readFile(`${fixturesDir}/tokenizer/tokenizer.json`, 'utf8'),
-    };
-    const other = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer, backend: serial, maxContext: 256 });
+    const other = await loadFullVocabModel({ backend: serial });
     try {
       const options = { temperature: 0.8, seed: 9, maxNewTokens: 60, responseFormat: { type: 'json_schema' as const, schema: PERSON } };
       const a = await model.generate('x', options);

@@ -1,19 +1,12 @@
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logSoftmaxAt } from '../generate/logprobs.js';
-import { Qwen2 } from './qwen2.js';
+import type { Qwen2 } from './qwen2.js';
+import { loadFullVocabModel } from './test-model.js';
 import type { GenerationChunk } from './types.js';
-
-const fixturesDir = fileURLToPath(new URL('../../../../fixtures', import.meta.url));
 
 let model: Qwen2;
 beforeAll(async () => {
-  const tokenizer = {
-    tokenizerJson: await readFile(`${fixturesDir}/tokenizer/tokenizer.json`, 'utf8'),
-    tokenizerConfigJson: await readFile(`${fixturesDir}/configs/Qwen2-0.5B-Instruct/tokenizer_config.json`, 'utf8'),
-  };
-  model = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer, maxContext: 128 });
+  model = await loadFullVocabModel({ maxContext: 128 });
 }, 60_000);
 afterAll(() => model?.dispose());
 
