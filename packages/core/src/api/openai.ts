@@ -186,7 +186,7 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
         const base = { id, object: 'chat.completion.chunk' as const, created, model: name };
         yield { ...base, choices: [{ index: 0, delta: { role: 'assistant' as const, content: '' }, finish_reason: null, logprobs: null }] };
         // With tools offered, text that may be a call is held back until the reply ends.
-        const filter = options.tools && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
+        const filter = options.tools?.length && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
         for await (const c of stream) {
           const text = filter ? filter.push(c.text) : c.text;
           const logprobs = c.logprob ? { content: [chatLogprob(model.tokenizer, c.logprob)] } : null;
