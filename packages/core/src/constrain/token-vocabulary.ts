@@ -21,7 +21,9 @@ export class TokenVocabulary {
    * byte (a newline, a tab) before any quote, backslash or split character.
    */
   readonly stringOthers: Int32Array;
-  private readonly bytes: (Uint8Array | undefined)[];
+  /** Every usable token's bytes, flat: token id is `flat[start[id] .. start[id + 1])` (empty when left out). */
+  private readonly flat: Uint8Array;
+  private readonly start: Int32Array;
   // The trie, node 0 the root: first child, next sibling, the byte leading to the node, the first token ending there.
   private readonly child: Int32Array;
   private readonly sibling: Int32Array;
@@ -45,64 +47,76 @@ export class TokenVocabulary {
       throw new TypeError('constrained generation needs a tokenizer with tokenBytes() (@qwen2-ts/tokenizer 0.2 or later)');
     }
     this.size = size;
-    this.bytes = new Array<Uint8Array | undefined>(size);
     this.plainChars = new Int32Array(size).fill(-1);
-    const others: number[] = [];
+    // Flat arrays, not one view per token: 151,936 views cost about 15 MB of heap.
+    this.start = new Int32Array(size + 1);
     let total = 0;
     for (let id = 0; id < size; id++) {
-      const b = id < tokenizer.vocabSize && !tokenizer.isSpecialToken(id) ? tokenizer.tokenBytes(id) : undefined;
-      if (!b || b.length === 0) continue;
-      this.bytes[id] = b;
-      total += b.length;
+      this.start[id] = total;
+      total += usableBytes(tokenizer, id)?.length ?? 0;
+    }
+    this.start[size] = total;
+    this.flat = new Uint8Array(total);
+    const others: number[] = [];
+    for (let id = 0; id < size; id++) {
+      const b = usableBytes(tokenizer, id);
+      if (!b) continue;
+      this.flat.set(b, this.start[id]!);
       const chars = plainChars(b);
       this.plainChars[id] = chars;
       if (chars < 0) others.push(id);
     }
     this.others = Int32Array.from(others);
     this.stringOthers = this.others.filter((id) => {
-      const b = this.bytes[id]!;
+      const b = this.bytesOf(id)!;
       return b[plainPrefix(b)]! >= 0x20;
     });
 
+    // At most one node per byte; trimmed to the nodes used once built.
     const nodes = total + 1;
-    this.child = new Int32Array(nodes).fill(-1);
-    this.sibling = new Int32Array(nodes).fill(-1);
-    this.label = new Uint8Array(nodes);
-    this.firstToken = new Int32Array(nodes).fill(-1);
+    const child = new Int32Array(nodes).fill(-1);
+    const sibling = new Int32Array(nodes).fill(-1);
+    const label = new Uint8Array(nodes);
+    const firstToken = new Int32Array(nodes).fill(-1);
     this.nextToken = new Int32Array(size).fill(-1);
     // The root's children by byte, for fast inserts under the widest node.
     const rootChild = new Int32Array(256).fill(-1);
     let used = 1;
     for (let id = 0; id < size; id++) {
-      const b = this.bytes[id];
+      const b = this.bytesOf(id);
       if (!b) continue;
       let node = rootChild[b[0]!]!;
       if (node < 0) {
         node = used++;
-        this.label[node] = b[0]!;
+        label[node] = b[0]!;
         rootChild[b[0]!] = node;
-        this.sibling[node] = this.child[0]!;
-        this.child[0] = node;
+        sibling[node] = child[0]!;
+        child[0] = node;
       }
       for (let i = 1; i < b.length; i++) {
-        let c = this.child[node]!;
-        while (c >= 0 && this.label[c] !== b[i]) c = this.sibling[c]!;
+        let c = child[node]!;
+        while (c >= 0 && label[c] !== b[i]) c = sibling[c]!;
         if (c < 0) {
           c = used++;
-          this.label[c] = b[i]!;
-          this.sibling[c] = this.child[node]!;
-          this.child[node] = c;
+          label[c] = b[i]!;
+          sibling[c] = child[node]!;
+          child[node] = c;
         }
         node = c;
       }
-      this.nextToken[id] = this.firstToken[node]!;
-      this.firstToken[node] = id;
+      this.nextToken[id] = firstToken[node]!;
+      firstToken[node] = id;
     }
+    this.child = child.slice(0, used);
+    this.sibling = sibling.slice(0, used);
+    this.label = label.slice(0, used);
+    this.firstToken = firstToken.slice(0, used);
   }
 
   /** The bytes of a usable token, or undefined (special, without a token, or outside the logits). */
   bytesOf(id: number): Uint8Array | undefined {
-    return this.bytes[id];
+    const from = this.start[id]!, to = this.start[id + 1]!;
+    return to > from ? this.flat.subarray(from, to) : undefined;
   }
 
   /**
@@ -120,6 +134,13 @@ export class TokenVocabulary {
     };
     visit(0, state);
   }
+}
+
+/** A token's bytes when a document may hold them: not special, not empty, inside the tokenizer's ids. */
+function usableBytes(tokenizer: Qwen2Tokenizer, id: number): Uint8Array | undefined {
+  if (id >= tokenizer.vocabSize || tokenizer.isSpecialToken(id)) return undefined;
+  const b = tokenizer.tokenBytes(id);
+  return b && b.length > 0 ? b : undefined;
 }
 
 /** Characters of a token that is plain string text, else -1. */
