@@ -121,6 +121,26 @@ describe('qwen2 generate --json (built CLI, reference backend)', () => {
   }
 });
 
+describe('qwen2 generate --json --logprobs (built CLI, reference backend)', () => {
+  it('adds each new token\'s log-probability and top tokens; the greedy token is the most likely; other fields unchanged', () => {
+    const seq = golden('tiny-f32').sequences[0]!;
+    const args = ['generate', '--model', join(MODELS, 'tiny-f32'), '--backend', 'js', '--ids', seq.input_ids.join(','), '--temperature', '0', '--ignore-eos', '--max-new-tokens', '4', '--json'];
+    const plain = runJson(args) as Record<string, unknown>;
+    const withLp = runJson([...args, '--logprobs', '3']) as { ids: number[]; logprobs: { id: number; logprob: number; top: { id: number; logprob: number }[] }[] };
+    expect(Object.keys(plain)).toEqual(['ids', 'text', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms']);
+    expect(withLp.ids).toEqual(plain.ids);
+    expect(withLp.logprobs.map((l) => l.id)).toEqual(withLp.ids);
+    for (const l of withLp.logprobs) {
+      expect(l.top).toHaveLength(3);
+      expect(l.top[0]).toEqual({ id: l.id, logprob: l.logprob });
+      expect(l.logprob).toBeLessThanOrEqual(0);
+    }
+    const r = cli([...args.filter((a) => a !== '--json'), '--logprobs', '2']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--logprobs needs --json/);
+  });
+});
+
 describe('qwen2 generate streaming (built CLI, reference backend)', () => {
   it('a model without tokenizer files streams the new token ids (the golden greedy ones)', () => {
     const seq = golden('tiny-f16-sharded').sequences[1]!;

@@ -14,7 +14,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The `--json` object of `qwen2 generate` (field names are part of the CLI's contract). */
+/**
+ * The `--json` object of `qwen2 generate` (field names are part of the CLI's contract). With
+ * `--logprobs`, a `logprobs` field is added: per new token, its id, log-probability and top tokens.
+ */
 export function generateJson(result: GenerationResult): string {
   return JSON.stringify({
     ids: result.ids,
@@ -22,6 +25,9 @@ export function generateJson(result: GenerationResult): string {
     prefill_tokens_per_s: round4(result.prefillTokensPerSecond),
     decode_tokens_per_s: round4(result.decodeTokensPerSecond),
     time_to_first_token_ms: round4(result.timeToFirstTokenMs),
+    ...(result.logprobs ? {
+      logprobs: result.logprobs.map((l) => ({ id: l.tokenId, logprob: l.logprob, top: l.top.map((t) => ({ id: t.tokenId, logprob: t.logprob })) })),
+    } : {}),
   });
 }
 
@@ -48,6 +54,7 @@ export const generateCommand: Command = {
     system: { type: 'string', value: 'TEXT', help: 'system message (with --chat)' },
     ...SAMPLING_FLAGS,
     json: { type: 'boolean', help: 'print one JSON object instead of streaming text' },
+    logprobs: { type: 'string', value: 'N', help: 'with --json: each new token\'s log-probability and the N most likely tokens (0-20)' },
   },
   positionals: 0,
   async run(args, { status }) {
@@ -65,6 +72,11 @@ export const generateCommand: Command = {
     }
     const options = samplingOptions(args);
     const json = args.flag('json');
+    const logprobs = args.int('logprobs', undefined, 0, 20);
+    if (logprobs !== undefined) {
+      if (!json) throw new UsageError('--logprobs needs --json', 'generate');
+      options.logprobs = logprobs;
+    }
 
     const controller = new AbortController();
     const onSigint = () => controller.abort();
