@@ -177,13 +177,13 @@ export class Qwen2 {
       const c = typeof continuation === 'string' ? this.tokenizer.encode(continuation) : [...continuation];
       if (p.length === 0 || c.length === 0) throw new RangeError('score: the prompt and the continuation must each have at least one token');
       if (p.length + c.length - 1 > this.seq.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, this.seq.capacity);
-      const rows = [await this.backend.read(this.prefill(p))];
+      const tokenLogprobs = [logSoftmaxAt(await this.backend.read(this.prefill(p)), c[0]!)];
       if (c.length > 1) {
+        // Each row reduced as its chunk is done: a long continuation holds no logits per position.
         const rest = c.slice(0, -1);
-        rows.push(...(await this.model.forwardAll(this.seq, rest)));
+        await this.model.forwardRows(this.seq, rest, (row, i) => tokenLogprobs.push(logSoftmaxAt(row, c[i + 1]!)));
         this.cached.push(...rest);
       }
-      const tokenLogprobs = c.map((id, i) => logSoftmaxAt(rows[i]!, id));
       return { tokenLogprobs, total: tokenLogprobs.reduce((a, b) => a + b, 0) };
     });
   }
