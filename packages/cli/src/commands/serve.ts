@@ -17,7 +17,9 @@ export const serveCommand: Command = {
   description:
     'Serves POST /v1/chat/completions and POST /v1/completions (streaming with server-sent events) and\n' +
     'GET /v1/models. Binds 127.0.0.1 unless --host is given. Requests queue and run one at a time; a\n' +
-    'client that disconnects aborts its generation. --port 0 picks a free port. Ctrl-C stops the server.',
+    'client that disconnects aborts its generation. --port 0 picks a free port. Ctrl-C stops the server.\n' +
+    'Beside sampling fields it takes response_format (json_object, json_schema), tools and tool_choice\n' +
+    '(replies with tool_calls), logprobs/top_logprobs, and on completions logprobs with echo.',
   flags: {
     ...MODEL_FLAGS,
     port: { type: 'string', value: 'PORT', help: 'TCP port (default 8080; 0 = any free port)' },
