@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { assistantMessage, chatLogprob, ToolCallFilter, type GenerationChunk, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
+import { chatChoice, ChatChunkChoices, finishReason, type GenerationChunk, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
 import { completionLogprobs, concatLogprobs } from './completion-logprobs.js';
 import { describeError, isAbortError } from '../util/errors.js';
 import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
@@ -22,13 +22,6 @@ export interface OpenAIServerOptions {
   defaultMaxTokens: number;
   /** Called for each finished request, for a log line. */
   onRequest?: (line: string) => void;
-}
-
-type FinishReason = 'stop' | 'length' | 'tool_calls';
-
-function finishReason(result: GenerationResult): FinishReason {
-  if (result.toolCalls && result.toolCalls.length > 0) return 'tool_calls';
-  return result.finishReason === 'length' ? 'length' : 'stop';
 }
 
 function usage(result: GenerationResult) {
@@ -93,29 +86,20 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
       const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), () => {});
       sendJson(res, 200, {
         id, object: 'chat.completion', created: now, model: options.modelId,
-        choices: [{ index: 0, message: assistantMessage(result), finish_reason: finishReason(result), logprobs: result.logprobs ? { content: result.logprobs.map((lp) => chatLogprob(model.tokenizer, lp)) } : null }],
+        choices: [chatChoice(model.tokenizer, result)],
         usage: usage(result),
       });
       return `chat ${result.ids.length} tokens${result.toolCalls ? `, ${result.toolCalls.length} tool calls` : ''}`;
     }
     const events = new EventStream(res);
     events.send({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] });
-    const sendText = (content: string, logprobs: { content: unknown[] } | null = null) => events.send({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null, logprobs }] });
-    // With tools offered, text that may be a call is held back until the reply ends.
-    const filter = chatOptions.tools && chatOptions.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
+    const choices = new ChatChunkChoices(model.tokenizer, chatOptions);
     try {
       const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), (chunk) => {
-        const shown = filter ? filter.push(chunk.text) : chunk.text;
-        const logprobs = chunk.logprob ? { content: [chatLogprob(model.tokenizer, chunk.logprob)] } : null;
-        if (shown || logprobs) sendText(shown, logprobs);
+        const choice = choices.push(chunk);
+        if (choice) events.send({ ...base, choices: [choice] });
       });
-      const rest = filter?.finish();
-      if (rest?.text) sendText(rest.text);
-      if (rest && rest.toolCalls.length > 0) {
-        const tool_calls = rest.toolCalls.map((call, index) => ({ index, ...call }));
-        events.send({ ...base, choices: [{ index: 0, delta: { tool_calls }, finish_reason: null, logprobs: null }] });
-      }
-      events.send({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason(result), logprobs: null }] });
+      for (const choice of choices.finish(result)) events.send({ ...base, choices: [choice] });
       if (request.includeUsage) events.send({ ...base, choices: [], usage: usage(result) });
       events.end();
       return `chat (stream) ${result.ids.length} tokens${result.finishReason === 'abort' ? ', client left' : ''}`;

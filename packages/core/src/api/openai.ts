@@ -1,7 +1,7 @@
 import type { ChatMessage, Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
 import type { TokenLogprob } from '../generate/logprobs.js';
 import { JsonSchemaError, type JsonSchema, type ResponseFormat } from '../constrain/json-schema.js';
-import type { ChatOptions, GenerateOptions, GenerationResult } from './types.js';
+import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult } from './types.js';
 import { ToolCallFilter, type ToolCall, type ToolChoice, type ToolDefinition } from './tool-calls.js';
 import type { Qwen2 } from './qwen2.js';
 
@@ -138,7 +138,8 @@ export function toGenerateOptions(req: ChatCompletionRequest): GenerateOptions {
   return o;
 }
 
-function finish(r: GenerationResult): FinishReason {
+/** OpenAI's finish reason of a finished reply: 'tool_calls' when it made calls; an abort reads 'stop'. */
+export function finishReason(r: GenerationResult): FinishReason {
   if (r.toolCalls && r.toolCalls.length > 0) return 'tool_calls';
   return r.finishReason === 'length' ? 'length' : 'stop';
 }
@@ -158,6 +159,49 @@ export function assistantMessage(r: GenerationResult): ChatCompletion['choices']
   return { role: 'assistant', content: before === '' ? null : before, tool_calls: r.toolCalls };
 }
 
+/** The one choice of a whole chat completion: the message, the finish reason, the logprobs when asked for. */
+export function chatChoice(tokenizer: Qwen2Tokenizer, r: GenerationResult): ChatCompletion['choices'][number] {
+  return {
+    index: 0,
+    message: assistantMessage(r),
+    finish_reason: finishReason(r),
+    logprobs: r.logprobs ? { content: r.logprobs.map((lp) => chatLogprob(tokenizer, lp)) } : null,
+  };
+}
+
+type ChunkChoice = ChatCompletionChunk['choices'][number];
+
+/**
+ * The choices of a streamed chat completion, chunk by chunk. With tools offered, text that may be a
+ * call is held back until the reply ends; the calls then come as one `delta.tool_calls` choice.
+ */
+export class ChatChunkChoices {
+  private readonly filter: ToolCallFilter | undefined;
+
+  constructor(private readonly tokenizer: Qwen2Tokenizer, options: ChatOptions) {
+    this.filter = options.tools?.length && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
+  }
+
+  /** The choice a generated chunk gives, or undefined when it shows nothing yet. */
+  push(chunk: GenerationChunk): ChunkChoice | undefined {
+    const text = this.filter ? this.filter.push(chunk.text) : chunk.text;
+    const logprobs = chunk.logprob ? { content: [chatLogprob(this.tokenizer, chunk.logprob)] } : null;
+    return text || logprobs ? { index: 0, delta: { content: text }, finish_reason: null, logprobs } : undefined;
+  }
+
+  /** The last choices once the reply is done: held-back text, the tool calls, and the finish reason (last). */
+  finish(r: GenerationResult): ChunkChoice[] {
+    const out: ChunkChoice[] = [];
+    const rest = this.filter?.finish();
+    if (rest?.text) out.push({ index: 0, delta: { content: rest.text }, finish_reason: null, logprobs: null });
+    if (rest && rest.toolCalls.length > 0) {
+      out.push({ index: 0, delta: { tool_calls: rest.toolCalls.map((call, index) => ({ index, ...call })) }, finish_reason: null, logprobs: null });
+    }
+    out.push({ index: 0, delta: {}, finish_reason: finishReason(r), logprobs: null });
+    return out;
+  }
+}
+
 function usage(r: GenerationResult) {
   return { prompt_tokens: r.promptTokens, completion_tokens: r.ids.length, total_tokens: r.promptTokens + r.ids.length };
 }
@@ -174,7 +218,7 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
         const r = await stream.result;
         return {
           id, object: 'chat.completion', created, model: name,
-          choices: [{ index: 0, message: assistantMessage(r), finish_reason: finish(r), logprobs: r.logprobs ? { content: r.logprobs.map((lp) => chatLogprob(model.tokenizer, lp)) } : null }],
+          choices: [chatChoice(model.tokenizer, r)],
           usage: usage(r),
         } satisfies ChatCompletion;
       })();
@@ -185,21 +229,14 @@ export function createOpenAI(model: Qwen2): OpenAIChat {
         const stream = model.chat(req.messages, options);
         const base = { id, object: 'chat.completion.chunk' as const, created, model: name };
         yield { ...base, choices: [{ index: 0, delta: { role: 'assistant' as const, content: '' }, finish_reason: null, logprobs: null }] };
-        // With tools offered, text that may be a call is held back until the reply ends.
-        const filter = options.tools?.length && options.toolChoice !== 'none' ? new ToolCallFilter() : undefined;
+        const choices = new ChatChunkChoices(model.tokenizer, options);
         for await (const c of stream) {
-          const text = filter ? filter.push(c.text) : c.text;
-          const logprobs = c.logprob ? { content: [chatLogprob(model.tokenizer, c.logprob)] } : null;
-          if (text || logprobs) yield { ...base, choices: [{ index: 0, delta: { content: text }, finish_reason: null, logprobs }] };
+          const choice = choices.push(c);
+          if (choice) yield { ...base, choices: [choice] };
         }
         const r = await stream.result;
-        const rest = filter?.finish();
-        if (rest?.text) yield { ...base, choices: [{ index: 0, delta: { content: rest.text }, finish_reason: null, logprobs: null }] };
-        if (rest && rest.toolCalls.length > 0) {
-          const tool_calls = rest.toolCalls.map((call, index) => ({ index, ...call }));
-          yield { ...base, choices: [{ index: 0, delta: { tool_calls }, finish_reason: null, logprobs: null }] };
-        }
-        yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: finish(r), logprobs: null }], usage: usage(r) };
+        const last = choices.finish(r);
+        for (const [i, choice] of last.entries()) yield { ...base, choices: [choice], ...(i === last.length - 1 ? { usage: usage(r) } : {}) };
       },
     };
   }
