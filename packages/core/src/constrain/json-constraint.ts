@@ -15,6 +15,8 @@ const GREEDY_TRIES = 16;
 /** The grammar's state over one generation, and the choice of each token. */
 export class JsonConstraint {
   private state: GrammarState;
+  /** isFinished of the state, once asked (the loop asks after each token, choose() again before the next). */
+  private done: boolean | undefined;
 
   constructor(node: ValueNode, private readonly vocab: TokenVocabulary, private readonly stopIds: ReadonlySet<number>) {
     this.state = initialState(node);
@@ -22,7 +24,8 @@ export class JsonConstraint {
 
   /** Whether the document is whole and nothing can follow it. */
   get finished(): boolean {
-    return isFinished(this.state);
+    this.done ??= isFinished(this.state);
+    return this.done;
   }
 
   /** Whether token `id` may come next. */
@@ -96,5 +99,6 @@ export class JsonConstraint {
     const next = bytes ? advance(this.state, bytes) : [];
     if (next.length === 0) throw new Error(`constrained generation: token ${id} does not continue the JSON document`);
     this.state = next;
+    this.done = undefined;
   }
 }
