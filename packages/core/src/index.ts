@@ -41,7 +41,7 @@ export { tokenLogprob, logSoftmaxAt, type TokenLogprob } from './generate/logpro
 export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
 
 // Constrained generation
-export { compileJsonSchema, compileResponseFormat, literalText, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';
+export { compileJsonSchema, compileResponseFormat, literalText, propertyNode, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';
 export { JsonConstraint } from './constrain/json-constraint.js';
 export { TokenVocabulary } from './constrain/token-vocabulary.js';
 

@@ -6,7 +6,7 @@
 // that forces one call when the caller requires it, and turn OpenAI's assistant messages back into the
 // shape the chat templates expect.
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
-import { compileJsonSchema, JsonSchemaError, literalText, type JsonSchema, type ValueNode } from '../constrain/json-schema.js';
+import { compileJsonSchema, JsonSchemaError, literalText, propertyNode, type JsonSchema, type ValueNode } from '../constrain/json-schema.js';
 
 /** A tool the model may call, in OpenAI's shape (`parameters` is a JSON Schema of the arguments object). */
 export interface ToolDefinition {
@@ -107,20 +107,10 @@ export function toolCallGrammar(tools: readonly ToolDefinition[], choice: ToolCh
   }
   const calls = chosen.map((t, i): ValueNode => {
     if (t?.type !== 'function' || typeof t.function?.name !== 'string') throw new JsonSchemaError(`tools/${i}`, "a tool must be {type: 'function', function: {name, parameters}}");
-    const parameters = t.function.parameters ?? { type: 'object' };
-    let args: ValueNode;
-    try {
-      args = compileJsonSchema(parameters);
-    } catch (e) {
-      if (e instanceof JsonSchemaError) throw new JsonSchemaError(`tools/${i}/function/parameters${e.path.slice(1)}`, e.message.replace(/^JSON schema at [^:]*: /, ''));
-      throw e;
-    }
+    const args = compileJsonSchema(t.function.parameters ?? { type: 'object' }, `tools/${i}/function/parameters`);
     return {
       kind: 'object',
-      properties: [
-        { name: 'name', key: new TextEncoder().encode('name"'), value: { kind: 'literal', values: [new TextEncoder().encode(JSON.stringify(t.function.name))] }, required: true },
-        { name: 'arguments', key: new TextEncoder().encode('arguments"'), value: args, required: true },
-      ],
+      properties: [propertyNode('name', literalText(JSON.stringify(t.function.name)), true), propertyNode('arguments', args, true)],
       additional: null,
     };
   });

@@ -76,11 +76,17 @@ export function compileResponseFormat(format: ResponseFormat): ValueNode | undef
   throw new JsonSchemaError('#', `responseFormat.type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify((format as { type: unknown }).type)}`);
 }
 
+/** A declared property of an object grammar. */
+export function propertyNode(name: string, value: ValueNode, required: boolean): PropertyNode {
+  return { name, key: encoder.encode(JSON.stringify(name).slice(1)), value, required };
+}
+
 /**
  * Compiles a JSON Schema into a value grammar. `$ref`s point into the same document (`#/...`).
+ * @param root - how errors name the schema itself (its subschemas follow as JSON pointers)
  * @throws JsonSchemaError naming the subschema and keyword it cannot honour
  */
-export function compileJsonSchema(schema: JsonSchema): ValueNode {
+export function compileJsonSchema(schema: JsonSchema, root = '#'): ValueNode {
   const compiled = new Map<object, ValueNode>();
 
   const resolve = (ref: string, path: string): { target: JsonSchema; at: string } => {
@@ -198,12 +204,11 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
         for (const r of required as string[]) {
           if (!names.includes(r)) throw new JsonSchemaError(`${path}/required`, `the required property ${JSON.stringify(r)} is not among the properties`);
         }
-        const properties = names.map((name) => ({
+        const properties = names.map((name) => propertyNode(
           name,
-          key: encoder.encode(JSON.stringify(name).slice(1)),
-          value: compile((declared as Record<string, JsonSchema>)[name]!, `${path}/properties/${escapePointer(name)}`),
-          required: (required as string[]).includes(name),
-        }));
+          compile((declared as Record<string, JsonSchema>)[name]!, `${path}/properties/${escapePointer(name)}`),
+          (required as string[]).includes(name),
+        ));
         // With declared properties, only they are generated (valid whatever additionalProperties says);
         // without, additionalProperties is the schema of every value.
         const extra = s.additionalProperties;
@@ -215,7 +220,7 @@ export function compileJsonSchema(schema: JsonSchema): ValueNode {
     }
   };
 
-  return compile(schema, '#');
+  return compile(schema, root);
 }
 
 /**
