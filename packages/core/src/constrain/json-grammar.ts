@@ -6,7 +6,7 @@
 // Whitespace between tokens is limited as llama.cpp's JSON grammar limits it (nothing, one space, or a
 // newline and up to 20 spaces or tabs), so that a model cannot fill its budget with blanks; numbers have
 // at most 16 integer and 16 fraction digits and 2 exponent digits; nothing may follow the document.
-import type { ValueNode } from './json-schema.js';
+import { ANY, ANY_OBJECT, type ValueNode } from './json-schema.js';
 
 /** A frame of the stack: the value being matched at one level. Frames are immutable. */
 interface Frame {
@@ -59,11 +59,8 @@ function endAndRefeed(below: Stack | null, b: number, out: Stack[]): void {
 function startValue(node: ValueNode, b: number, below: Stack, out: Stack[]): void {
   switch (node.kind) {
     case 'any':
-      if (b === 0x7b) out.push(new Stack(new ObjectFrame(ANY_OBJECT_NODE, OPEN, 0, 0, NO_CANDIDATES, 0, -1), below));
-      else if (b === 0x5b) out.push(new Stack(new ArrayFrame(ANY_ARRAY_NODE, OPEN, 0, 0), below));
-      else if (b === QUOTE) out.push(new Stack(new StringFrame(0, Infinity, 0, 0, 0, 0, 0), below));
-      else if (b === MINUS || isDigit(b)) startNumber(ANY_NUMBER, b, below, out);
-      else LITERALS.feed(b, below, out);
+      // Each kind of value starts with bytes of its own: at most one of them takes b.
+      for (const kind of ANY_KINDS) startValue(kind, b, below, out);
       return;
     case 'object':
       if (b === 0x7b) out.push(new Stack(new ObjectFrame(node, OPEN, 0, 0, NO_CANDIDATES, 0, -1), below));
@@ -110,11 +107,16 @@ class SequenceFrame implements Frame {
   }
 }
 
-const ANY_NUMBER: NumberNode = { kind: 'number', integer: false, min: -Infinity, max: Infinity };
 type NumberNode = Extract<ValueNode, { kind: 'number' }>;
-const ANY_OBJECT_NODE: Extract<ValueNode, { kind: 'object' }> = { kind: 'object', properties: [], additional: { kind: 'any' } };
-const ANY_ARRAY_NODE: Extract<ValueNode, { kind: 'array' }> = { kind: 'array', items: { kind: 'any' }, minItems: 0, maxItems: Infinity };
-const encoder = new TextEncoder();
+const ANY_STRING: ValueNode = { kind: 'string', minLength: 0, maxLength: Infinity };
+/** Any value: each kind of JSON value, unconstrained. */
+const ANY_KINDS: ValueNode[] = [
+  ANY_OBJECT,
+  { kind: 'array', items: ANY, minItems: 0, maxItems: Infinity },
+  ANY_STRING,
+  { kind: 'number', integer: false, min: -Infinity, max: Infinity },
+  { kind: 'literal', values: ['true', 'false', 'null'].map((t) => new TextEncoder().encode(t)) },
+];
 
 /** Before a value: optional whitespace, then the value's first byte. */
 class ValueFrame implements Frame {
@@ -195,8 +197,8 @@ class ObjectFrame implements Frame {
       const keys = this.nextKeys();
       if (keys.length > 0) out.push(new Stack(new ObjectFrame(this.node, KEY, this.next, 0, keys, 0, -1), below));
     } else if (this.node.additional) {
-      const self = new Stack(new ObjectFrame(this.node, FREE_KEY, this.next, 0, NO_CANDIDATES, 0, -1), below);
-      out.push(new Stack(new StringFrame(0, Infinity, 0, 0, 0, 0, 0), self));
+      // The key's opening quote was b: a string starts above this frame.
+      startValue(ANY_STRING, QUOTE, new Stack(new ObjectFrame(this.node, FREE_KEY, this.next, 0, NO_CANDIDATES, 0, -1), below), out);
     }
   }
 
@@ -454,7 +456,6 @@ class LiteralFrame implements Frame {
     throw new Error('a literal frame has no child');
   }
 }
-const LITERALS = new LiteralFrame(['true', 'false', 'null'].map((t) => encoder.encode(t)), 0);
 
 /** The state before any byte of a document of `node`. */
 export function initialState(node: ValueNode): GrammarState {
