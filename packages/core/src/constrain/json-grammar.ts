@@ -7,6 +7,7 @@
 // newline and up to 20 spaces or tabs), so that a model cannot fill its budget with blanks; numbers have
 // at most 16 integer and 16 fraction digits and 2 exponent digits; nothing may follow the document.
 import { ANY, ANY_OBJECT, type ValueNode } from './json-schema.js';
+import { utf8Lead } from './utf8.js';
 
 /** A frame of the stack: the value being matched at one level. Frames are immutable. */
 interface Frame {
@@ -334,13 +335,10 @@ class StringFrame implements Frame {
     } else if (n < this.maxLength) {
       if (b === BACKSLASH) s = this.next(n, 0, 0, 0, 1);
       else if (b >= 0x20 && b < 0x80) s = this.next(n + 1, 0, 0, 0, 0);
-      else if (b >= 0xc2 && b <= 0xdf) s = this.next(n, 1, 0x80, 0xbf, 0);
-      else if (b === 0xe0) s = this.next(n, 2, 0xa0, 0xbf, 0);
-      else if (b === 0xed) s = this.next(n, 2, 0x80, 0x9f, 0);
-      else if (b >= 0xe1 && b <= 0xef) s = this.next(n, 2, 0x80, 0xbf, 0);
-      else if (b === 0xf0) s = this.next(n, 3, 0x90, 0xbf, 0);
-      else if (b >= 0xf1 && b <= 0xf3) s = this.next(n, 3, 0x80, 0xbf, 0);
-      else if (b === 0xf4) s = this.next(n, 3, 0x80, 0x8f, 0);
+      else if (b >= 0x80) {
+        const lead = utf8Lead(b);
+        if (lead) s = this.next(n, lead & 0xff, (lead >> 8) & 0xff, lead >> 16, 0);
+      }
     }
     if (s) out.push(new Stack(s, below));
   }

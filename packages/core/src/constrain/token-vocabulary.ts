@@ -2,6 +2,7 @@
 // walk feeds a shared prefix once and drops a whole subtree at its first refused byte), and which tokens
 // are plain string text (most of a vocabulary, accepted at once inside a string).
 import type { Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
+import { utf8Lead } from './utf8.js';
 
 const cache = new WeakMap<Qwen2Tokenizer, TokenVocabulary>();
 
@@ -170,16 +171,11 @@ function plainCharBytes(b: Uint8Array, i: number): number {
   if (i >= b.length) return 0;
   const x = b[i]!;
   if (x < 0x80) return x < 0x20 || x === 0x22 || x === 0x5c ? 0 : 1;
-  // A whole UTF-8 character: its lead byte, then its continuation bytes in range (no overlong forms or surrogates).
-  let need: number, lo = 0x80, hi = 0xbf;
-  if (x >= 0xc2 && x <= 0xdf) need = 1;
-  else if (x === 0xe0) { need = 2; lo = 0xa0; }
-  else if (x === 0xed) { need = 2; hi = 0x9f; }
-  else if (x >= 0xe1 && x <= 0xef) need = 2;
-  else if (x === 0xf0) { need = 3; lo = 0x90; }
-  else if (x >= 0xf1 && x <= 0xf3) need = 3;
-  else if (x === 0xf4) { need = 3; hi = 0x8f; }
-  else return 0;
+  // A whole UTF-8 character: its lead byte, then its continuation bytes in range.
+  const lead = utf8Lead(x);
+  if (!lead) return 0;
+  const need = lead & 0xff;
+  let lo = (lead >> 8) & 0xff, hi = lead >> 16;
   if (i + need >= b.length) return 0; // the character goes on in the next token
   for (let k = 1; k <= need; k++) {
     const c = b[i + k]!;
