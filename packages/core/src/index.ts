@@ -48,6 +48,6 @@ export { TokenVocabulary } from './constrain/token-vocabulary.js';
 // The high-level API
 export { Qwen2 } from './api/qwen2.js';
 export type { DtypeOption, LoadOptions, GenerateOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
-export { parseToolCalls, ToolCallFilter, toolCallGrammar, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
+export { parseToolCalls, ToolCallFilter, toolCallGrammar, chatOutput, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatLogprob, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';
 export { toGenerateOptions, toChatOptions, assistantMessage, chatChoice, ChatChunkChoices, chatLogprob, finishReason, fromOpenAIResponseFormat } from './api/openai.js';

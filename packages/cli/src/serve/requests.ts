@@ -1,5 +1,5 @@
 /** Validation of OpenAI request bodies into core's chat messages and generation options. */
-import { compileResponseFormat, fromOpenAIResponseFormat, toolCallGrammar, type ChatOptions, type GenerateOptions, type ToolChoice, type ToolDefinition } from '@qwen2-ts/core';
+import { chatOutput, compileResponseFormat, fromOpenAIResponseFormat, JsonSchemaError, type ChatOptions, type GenerateOptions, type ToolChoice, type ToolDefinition } from '@qwen2-ts/core';
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { HttpError } from './http-util.js';
 
@@ -114,17 +114,11 @@ export function parseChatRequest(body: unknown, defaultMaxTokens: number): ChatR
       throw new HttpError(400, "'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}", 'invalid_request_error', 'tool_choice');
     }
     chatOptions.toolChoice = choice as ToolChoice;
-    if (choice !== 'none' && choice !== 'auto') {
-      // Checked here so that a bad tool list is a 400 before anything streams.
-      if (!chatOptions.tools) throw new HttpError(400, `'tool_choice' ${JSON.stringify(choice)} needs 'tools'`, 'invalid_request_error', 'tool_choice');
-      try {
-        toolCallGrammar(chatOptions.tools, choice as ToolChoice);
-      } catch (e) {
-        throw new HttpError(400, (e as Error).message, 'invalid_request_error', 'tools');
-      }
-      if (chatOptions.responseFormat && chatOptions.responseFormat.type !== 'text') {
-        throw new HttpError(400, "a required tool call and 'response_format' cannot be combined", 'invalid_request_error', 'tool_choice');
-      }
+    // Checked here (as chat() will) so that a bad tool list or choice is a 400 before anything streams.
+    try {
+      chatOutput(chatOptions);
+    } catch (e) {
+      throw new HttpError(400, (e as Error).message, 'invalid_request_error', e instanceof JsonSchemaError ? 'tools' : 'tool_choice');
     }
   }
   return { messages, options: chatOptions, stream, includeUsage };

@@ -20,7 +20,7 @@ import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
 import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
-import { messagesForTemplate, parseToolCalls, toolCallGrammar } from './tool-calls.js';
+import { chatOutput, messagesForTemplate, parseToolCalls } from './tool-calls.js';
 
 /** Default KV cache capacity when `maxContext` is not given. */
 const DEFAULT_CONTEXT = 4096;
@@ -121,8 +121,10 @@ export class Qwen2 {
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): GenerationStream {
     return createGenerationStream((emit) => this.exclusive(() => {
+      // Compiled before any work, so that a schema it cannot honour fails at once.
+      const grammar = options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat);
       const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
-      return this.run(ids, options, emit);
+      return this.run(ids, options, emit, grammar);
     }));
   }
 
@@ -132,11 +134,7 @@ export class Qwen2 {
    */
   chat(messages: ChatMessage[], options: ChatOptions = {}): GenerationStream {
     return createGenerationStream((emit) => this.exclusive(async () => {
-      const choice = options.toolChoice ?? 'auto';
-      const offered = options.tools && options.tools.length > 0 && choice !== 'none' ? options.tools : undefined;
-      if (!offered && choice !== 'auto' && choice !== 'none') throw new RangeError(`toolChoice ${JSON.stringify(choice)} needs tools`);
-      const grammar = offered && choice !== 'auto' ? toolCallGrammar(offered, choice) : undefined;
-      if (grammar && options.responseFormat && options.responseFormat.type !== 'text') throw new RangeError('a required tool call and a responseFormat cannot be combined');
+      const { tools: offered, grammar } = chatOutput(options);
       const ids = this.chatIds(messagesForTemplate(messages), offered);
       const result = await this.run(ids, options, emit, grammar);
       const parsed = offered ? parseToolCalls(result.text) : undefined;
@@ -262,8 +260,8 @@ export class Qwen2 {
     }
   }
 
-  /** Generates after `ids`; `forced` is a grammar the output must follow (a required tool call), beside `options.responseFormat`. */
-  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>, forced?: ValueNode): Promise<GenerationResult> {
+  /** Generates after `ids`; `grammar` is what the output must follow (`responseFormat`'s, or a required tool call). */
+  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>, grammar?: ValueNode): Promise<GenerationResult> {
     const start = performance.now();
     const maxNew = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
     if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
@@ -273,8 +271,6 @@ export class Qwen2 {
       for (const id of this.generationConfig?.eosTokenIds ?? this.config.eosTokenIds) stopIds.add(id);
       if (this.tokenizer.eosTokenId !== undefined) stopIds.add(this.tokenizer.eosTokenId);
     }
-    // Compiled before any work, so that a schema it cannot honour fails at once.
-    const grammar = forced ?? (options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat));
     const constraint = grammar && new JsonConstraint(grammar, TokenVocabulary.of(this.tokenizer, this.config.vocabSize), stopIds);
     const topLogprobs = options.logprobs === true ? 0 : options.logprobs === false ? undefined : options.logprobs;
     if (topLogprobs !== undefined && (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > 20)) {

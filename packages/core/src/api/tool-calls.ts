@@ -6,7 +6,8 @@
 // that forces one call when the caller requires it, and turn OpenAI's assistant messages back into the
 // shape the chat templates expect.
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
-import { compileJsonSchema, JsonSchemaError, literalText, propertyNode, type JsonSchema, type ValueNode } from '../constrain/json-schema.js';
+import { compileJsonSchema, compileResponseFormat, JsonSchemaError, literalText, propertyNode, type JsonSchema, type ValueNode } from '../constrain/json-schema.js';
+import type { ChatOptions } from './types.js';
 
 /** A tool the model may call, in OpenAI's shape (`parameters` is a JSON Schema of the arguments object). */
 export interface ToolDefinition {
@@ -116,6 +117,25 @@ export function toolCallGrammar(tools: readonly ToolDefinition[], choice: ToolCh
   });
   const call = calls.length === 1 ? calls[0]! : { kind: 'union' as const, options: calls };
   return { kind: 'sequence', parts: [literalText(`${OPEN}\n`), call, literalText(`\n${CLOSE}`)] };
+}
+
+/**
+ * What a chat offers and must write: the tools offered to the template (none when `toolChoice` is
+ * 'none' or the list is empty) and the grammar of the reply (one call when the choice requires it,
+ * else `responseFormat`'s). Checked before any work, by `chat` and by a server before it streams.
+ * @throws RangeError when the choice needs tools there are none of, or is combined with a responseFormat;
+ *   JsonSchemaError when a grammar cannot be compiled
+ */
+export function chatOutput(options: ChatOptions): { tools?: ToolDefinition[]; grammar?: ValueNode } {
+  const choice = options.toolChoice ?? 'auto';
+  const tools = options.tools && options.tools.length > 0 && choice !== 'none' ? options.tools : undefined;
+  if (choice === 'auto' || choice === 'none') {
+    const grammar = options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat);
+    return { ...(tools ? { tools } : {}), ...(grammar ? { grammar } : {}) };
+  }
+  if (!tools) throw new RangeError(`toolChoice ${JSON.stringify(choice)} needs tools`);
+  if (options.responseFormat && options.responseFormat.type !== 'text') throw new RangeError('a required tool call and a responseFormat cannot be combined');
+  return { tools, grammar: toolCallGrammar(tools, choice) };
 }
 
 /**
