@@ -224,11 +224,12 @@ async function spawn(source: string, spinMicros: number): Promise<WorkerHandle> 
   if (isNode()) {
     const specifier = 'node:worker_threads';
     const { Worker } = (await import(/* @vite-ignore */ specifier)) as typeof import('node:worker_threads');
-    const code = `const { parentPort } = require('node:worker_threads');\n` +
+    // getBuiltinModule reads the same in CommonJS and in ESM, so the worker inherits the process's options
+    // as they are (an --input-type=module of a node -e script included). Passing execArgv instead makes
+    // Node reject V8 flags such as --experimental-wasm-relaxed-simd in a worker.
+    const code = `const { parentPort } = process.getBuiltinModule('node:worker_threads');\n` +
       `${source}({ post: (m) => parentPort.postMessage(m), on: (f) => parentPort.on('message', f) }, ${names}, ${spinMicros});`;
-    // The worker source is CommonJS: drop an inherited --input-type=module (node -e scripts use it).
-    const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-    const worker = new Worker(code, { eval: true, execArgv });
+    const worker = new Worker(code, { eval: true });
     worker.on('message', deliver);
     worker.on('error', (e) => deliver({ type: 'error', message: String(e) }));
     keepAlive = (alive) => (alive ? worker.ref() : worker.unref());
