@@ -16,11 +16,18 @@ const SET_ROWS = 4;
 /** Largest input+output staging block when a weight lives in another memory than the activations. */
 const IO_BYTES = 32 * 1024 * 1024;
 /**
- * From this many tokens on, q8_0/q4_0 matmuls run the integer GEMMs (16-row weight panels unpacked
- * once, 2-row x 4-token tiles); below it the decode kernels, which read each weight row once for all
- * tokens.
+ * Fewest tokens of a pass for which a q8_0/q4_0 matmul runs the integer GEMMs (16-row weight panels
+ * unpacked once, 2-row x 4-token tiles) rather than the decode kernels, which read each weight row once
+ * for all tokens. The crossover depends on the decode kernel. Whole Qwen2-0.5B passes of T tokens after
+ * a cached prompt (`bench/small-passes.mjs`, 2 threads) put q4_0's int8 decode kernel (relaxed SIMD)
+ * ahead up to 11 tokens (1.3-1.5x the GEMM at 4-6 tokens), q8_0's int16 one up to 9 (1.2-1.5x at 4-6,
+ * even at 8-10), and q4_0's int16 one only below 4 (it reads nibbles at half the int8 kernel's speed).
+ * @internal
  */
-export const QUANT_GEMM_MIN_T = 4;
+export function quantGemmMinTokens(format: 'q8_0' | 'q4_0', int8: boolean): number {
+  if (format === 'q8_0') return 10;
+  return int8 ? 12 : 4;
+}
 
 /** Options of {@link wasmBackend}. */
 export interface WasmBackendOptions {
@@ -48,6 +55,12 @@ export interface WasmBackendOptions {
    * `--experimental-wasm-relaxed-simd` for the process (Node 21+ and Chromium-based browsers ship it).
    */
   relaxedSimd?: boolean;
+  /**
+   * Benchmarks and tests only: run the q8_0/q4_0 GEMMs from this many tokens on instead of the measured
+   * {@link quantGemmMinTokens} (for example 4, the one threshold of earlier versions).
+   * @internal
+   */
+  quantGemmMinTokens?: number;
 }
 
 /**
@@ -72,7 +85,7 @@ const QUANTIZE_SLICE_BLOCKS = 16384;
  * amax/32767): the block dot products are exact integers, the only extra error is the activation
  * rounding (relative 1.5e-5). q4_0 weights do too with plain SIMD128; with relaxed SIMD they meet int8
  * activations (amax/127, exactly ggml's q8_0 rounding, as llama.cpp does), 1.3x faster in decode and
- * 1.6x in prefill. The same holds for decode kernels (under `QUANT_GEMM_MIN_T` tokens) and GEMMs. The
+ * 1.6x in prefill. The same holds for decode kernels (passes of few tokens, see `quantGemmMinTokens`) and GEMMs. The
  * KV cache is f32; RMSNorm sums squares in f64; RoPE angles are computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
@@ -97,7 +110,7 @@ export class WasmBackend implements Backend {
     private readonly shared: boolean,
     private readonly pool: ThreadPool | undefined,
     first: Arena,
-    private readonly options: Required<Pick<WasmBackendOptions, 'firstMemoryWeightBytes' | 'memoryWeightBytes'>>,
+    private readonly options: Required<Pick<WasmBackendOptions, 'firstMemoryWeightBytes' | 'memoryWeightBytes'>> & Pick<WasmBackendOptions, 'quantGemmMinTokens'>,
     note: string,
     /** Whether the kernels are the relaxed-SIMD build (fused multiply-add, int8 dot products). */
     readonly relaxed: boolean,
@@ -114,6 +127,8 @@ export class WasmBackend implements Backend {
     if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > MAX_THREADS)) {
       throw new RangeError(`backend-wasm: threads must be an integer in 1..${MAX_THREADS}, got ${options.threads}`);
     }
+    const gemmFrom = options.quantGemmMinTokens;
+    if (gemmFrom !== undefined && (!Number.isInteger(gemmFrom) || gemmFrom < 1)) throw new RangeError(`backend-wasm: quantGemmMinTokens must be a positive integer, got ${gemmFrom}`);
     const canShare = typeof SharedArrayBuffer !== 'undefined' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
     const wanted = options.threads ?? (await defaultThreads());
     const threads = canShare ? wanted : 1;
@@ -136,6 +151,7 @@ export class WasmBackend implements Backend {
       // 3/4 and 15/16 of a memory's capacity (3 and 3.75 GiB of 4 GiB; less where memories are capped).
       firstMemoryWeightBytes: options.firstMemoryWeightBytes ?? first.capacity * 0.75,
       memoryWeightBytes: options.memoryWeightBytes ?? first.capacity * 0.9375,
+      quantGemmMinTokens: options.quantGemmMinTokens,
     };
     if (first.maxPages < MAX_PAGES) note += ` (memories capped at ${first.capacity / 2 ** 20} MiB each: the engine would not reserve 4 GiB)`;
     let backend: WasmBackend | undefined;
@@ -639,7 +655,7 @@ export class WasmBackend implements Backend {
         // rounding) for relaxed int8 dot products, 1.3x the int16 kernel in whole-model decode.
         // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
         const int8 = this.relaxed && w.format === 'q4_0';
-        const gemm = T >= QUANT_GEMM_MIN_T;
+        const gemm = T >= (this.options.quantGemmMinTokens ?? quantGemmMinTokens(w.format, int8));
         // int8 decode reads the GEMMs' grouping in dense rows (half the cache of the paired layout at T = 1).
         const layout = int8 ? (gemm ? 'i8x4' : 'i8d') : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
         const key = `${A.index}:${layout}`;

@@ -6,40 +6,50 @@ import { matmulRef, maxRelError, quantizeActivations, randomF32, randomWeight } 
 
 const FORMATS: WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
+/** The activation rounding a quantized matmul documents: int8 for q4_0 in the relaxed build, else int16. */
+function activationLevels(backend: WasmBackend, format: WeightFormat): number {
+  return format === 'q4_0' && backend.relaxed ? 127 : 32767;
+}
+
+/** One matmul with bias (K = 160) on random values against a float64 loop. */
+async function expectMatmulMatches(backend: WasmBackend, format: WeightFormat, T: number, N: number): Promise<void> {
+  const K = 160;
+  const { host, values } = randomWeight(format, N, K, 11 + T);
+  const w = await backend.uploadWeight(host, 'w');
+  const bias = randomF32(N, 3);
+  const b = await backend.uploadWeight({ format: 'f32', rows: 1, cols: N, data: bias }, 'b');
+  const xData = randomF32(T * K, 7 + T, 2);
+  const x = backend.alloc(T, K);
+  backend.write(x, xData);
+  const out = backend.alloc(T, N);
+  backend.matmul(x, [w], [b], [out]);
+  const got = await backend.read(out);
+  const quant = format === 'q8_0' || format === 'q4_0';
+  // Quantized weights (integer dot products, decode and GEMM): exact against the activation
+  // quantization they document; float weights: f32 rounding.
+  const ref = matmulRef(quant ? quantizeActivations(xData, activationLevels(backend, format)) : xData, values, T, K, N, bias);
+  expect(maxRelError(got, ref)).toBeLessThan(2e-6);
+  // Against exact activations: int16 rounding is invisible; int8 (ggml's) stays within core's op tolerance.
+  if (quant) expect(maxRelError(got, matmulRef(xData, values, T, K, N, bias))).toBeLessThan(activationLevels(backend, format) === 127 ? OP_TOLERANCE.matmulQuant : 1e-4);
+  for (const o of [w, b, x, out]) backend.free(o);
+}
+
 describe.each([
   [1, true], [2, true], [1, false], [2, false],
 ])('matmul on %i thread(s), relaxed SIMD %s', (threads, relaxedSimd) => {
   let backend: WasmBackend;
   beforeAll(async () => { backend = await wasmBackend({ threads, relaxedSimd }); });
   afterAll(async () => { await backend.dispose(); });
-  /** The activation rounding a quantized decode matmul documents: int8 for q4_0 in the relaxed build, else int16. */
-  const levels = (format: WeightFormat): number => (format === 'q4_0' && backend.relaxed ? 127 : 32767);
+  const levels = (format: WeightFormat): number => activationLevels(backend, format);
 
   // N = 69, 70 and 71 exercise the row tails (not a multiple of 4 or 16) and the rows after the last
   // full set of the interleaved storage (q4_0: sets of four, then a pair and/or a row alone; q8_0:
-  // pairs, then a row alone); T = 5 and 33 the token tails of the GEMM tiles; K = 160 is five 32-value
-  // blocks, one group of four and one left over in the integer kernels.
+  // pairs, then a row alone); T = 5, 13 and 33 the token tails of the GEMM tiles, T = 10 to 13 each side
+  // of where the quantized matmuls switch from decode kernels to GEMMs (quantGemmMinTokens); K = 160 is
+  // five 32-value blocks, one group of four and one left over in the integer kernels.
   describe.each(FORMATS)('%s weights', (format) => {
-    it.each([[1, 69], [1, 70], [1, 71], [2, 70], [2, 71], [5, 69], [5, 70], [5, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
-      const K = 160;
-      const { host, values } = randomWeight(format, N, K, 11 + T);
-      const w = await backend.uploadWeight(host, 'w');
-      const bias = randomF32(N, 3);
-      const b = await backend.uploadWeight({ format: 'f32', rows: 1, cols: N, data: bias }, 'b');
-      const xData = randomF32(T * K, 7 + T, 2);
-      const x = backend.alloc(T, K);
-      backend.write(x, xData);
-      const out = backend.alloc(T, N);
-      backend.matmul(x, [w], [b], [out]);
-      const got = await backend.read(out);
-      const quant = format === 'q8_0' || format === 'q4_0';
-      // Quantized weights (integer dot products, decode and GEMM): exact against the activation
-      // quantization they document; float weights: f32 rounding.
-      const ref = matmulRef(quant ? quantizeActivations(xData, levels(format)) : xData, values, T, K, N, bias);
-      expect(maxRelError(got, ref)).toBeLessThan(2e-6);
-      // Against exact activations: int16 rounding is invisible; int8 (ggml's) stays within core's op tolerance.
-      if (quant) expect(maxRelError(got, matmulRef(xData, values, T, K, N, bias))).toBeLessThan(levels(format) === 127 ? OP_TOLERANCE.matmulQuant : 1e-4);
-      for (const o of [w, b, x, out]) backend.free(o);
+    it.each([[1, 69], [1, 70], [1, 71], [2, 70], [2, 71], [5, 69], [5, 70], [5, 71], [10, 71], [11, 71], [12, 71], [13, 70], [13, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
+      await expectMatmulMatches(backend, format, T, N);
     });
   });
 
@@ -72,4 +82,19 @@ describe.each([
       expect(maxRelError(await backend.read(outs[i]!), matmulRef(xr, ws[i]!.values, T, K, ws[i]!.host.rows))).toBeLessThan(2e-6);
     }
   });
+});
+
+describe.each([true, false])('quantized GEMMs on as few tokens as a pass can have (quantGemmMinTokens: 1), relaxed SIMD %s', (relaxedSimd) => {
+  // The measured thresholds keep passes under 11-12 tokens on the decode kernels; the GEMMs' own
+  // handling of one token, an odd count and a partial 4-token tile is checked here.
+  let backend: WasmBackend;
+  beforeAll(async () => { backend = await wasmBackend({ threads: 2, relaxedSimd, quantGemmMinTokens: 1 }); });
+  afterAll(async () => { await backend.dispose(); });
+  it.each([['q8_0', 1], ['q8_0', 2], ['q8_0', 5], ['q4_0', 1], ['q4_0', 3], ['q4_0', 5]] as const)('%s at T = %i', async (format, T) => {
+    await expectMatmulMatches(backend, format, T, 71);
+  });
+});
+
+it('refuses a quantGemmMinTokens that is not a positive integer', async () => {
+  await expect(wasmBackend({ threads: 1, quantGemmMinTokens: 0 })).rejects.toThrow(/quantGemmMinTokens must be a positive integer, got 0/);
 });
