@@ -39,6 +39,7 @@ export { TokenHistory } from './sampling/history.js';
 export { StopStringMatcher } from './generate/stop-strings.js';
 export { tokenLogprob, logSoftmaxAt, type TokenLogprob } from './generate/logprobs.js';
 export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
+export { promptLookup, SpeculationSchedule } from './generate/speculative.js';
 
 // Constrained generation
 export { compileJsonSchema, compileResponseFormat, literalText, propertyNode, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';
@@ -47,7 +48,7 @@ export { TokenVocabulary } from './constrain/token-vocabulary.js';
 
 // The high-level API
 export { Qwen2 } from './api/qwen2.js';
-export type { DtypeOption, LoadOptions, GenerateOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
+export type { DtypeOption, LoadOptions, GenerateOptions, SpeculativeOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
 export { parseToolCalls, ToolCallFilter, toolCallGrammar, chatOutput, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatLogprob, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';
 export { toGenerateOptions, toChatOptions, assistantMessage, chatChoice, ChatChunkChoices, chatLogprob, finishReason, fromOpenAIResponseFormat } from './api/openai.js';

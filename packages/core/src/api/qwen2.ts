@@ -1,12 +1,12 @@
 import { openModel, type GenerationConfig, type OpenedModel, type Qwen2Config } from '@qwen2-ts/loader';
 import { Qwen2Tokenizer, type ChatMessage, type TokenizerFiles } from '@qwen2-ts/tokenizer';
-import type { Backend, DeviceTokens, Tensor } from '../backend/types.js';
+import type { Backend, DeviceTokens, SamplingParams, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
 import { Qwen2Model } from '../model/qwen2-model.js';
 import type { KVSequence } from '../model/sequence.js';
-import { TokenHistory } from '../sampling/history.js';
+import { TokenHistory, withOccurrence } from '../sampling/history.js';
 import { randomSeed, SeededRandom } from '../sampling/rng.js';
 import { resolveSampling } from '../generate/sampling-options.js';
 import { StopStringMatcher } from '../generate/stop-strings.js';
@@ -18,14 +18,20 @@ import { argmax } from '../argmax.js';
 import { sampleFromLogits } from '../sampling/sample.js';
 import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.js';
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
+import { promptLookup, SpeculationSchedule } from '../generate/speculative.js';
+import { sharedVocabulary } from './draft-vocabulary.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
-import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions } from './types.js';
+import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions, SpeculativeOptions } from './types.js';
 import { chatOutput, messagesForTemplate, parseToolCalls } from './tool-calls.js';
 
 /** Default KV cache capacity when `maxContext` is not given. */
 const DEFAULT_CONTEXT = 4096;
 /** Default `maxNewTokens`. */
 const DEFAULT_MAX_NEW_TOKENS = 512;
+/** Default `speculative.maxTokens`. */
+const DEFAULT_SPECULATIVE_TOKENS = 8;
+/** Default `speculative.ngram`. */
+const DEFAULT_LOOKUP_NGRAM = 3;
 
 /**
  * A loaded Qwen2 model: weights on a backend, one KV cache, the tokenizer, and generation.
@@ -271,6 +277,7 @@ export class Qwen2 {
       for (const id of this.generationConfig?.eosTokenIds ?? this.config.eosTokenIds) stopIds.add(id);
       if (this.tokenizer.eosTokenId !== undefined) stopIds.add(this.tokenizer.eosTokenId);
     }
+    const speculation = options.speculative === undefined ? undefined : this.speculation(options.speculative);
     const constraint = grammar && new JsonConstraint(grammar, TokenVocabulary.of(this.tokenizer, this.config.vocabSize), stopIds);
     const topLogprobs = options.logprobs === true ? 0 : options.logprobs === false ? undefined : options.logprobs;
     if (topLogprobs !== undefined && (!Number.isInteger(topLogprobs) || topLogprobs < 0 || topLogprobs > 20)) {
@@ -290,94 +297,160 @@ export class Qwen2 {
     const signal = options.signal;
     let stoppedByString = false;
     let decodePasses = 0;
+    const b = this.backend;
+    const greedy = sampling.temperature === 0 && sampling.repetitionPenalty === 1 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0;
+    // A constraint, and log-probabilities, need each step's logits on the host.
+    const onHost = constraint !== undefined || logprobs !== undefined;
+    // A step recorded ahead on the device (see below) that a token ending the generation makes useless.
+    let ahead: DeviceTokens | undefined;
+    const takeBackAhead = (): void => {
+      if (!ahead) return;
+      ahead.ids().catch(() => {}); // nobody will read it
+      this.seq.truncate(this.seq.length - 1);
+      ahead = undefined;
+    };
 
+    /** Emits a chosen token; false when the generation ends with it (or at it, for a stop token). */
+    const take = async ({ id, logprob }: Choice): Promise<boolean> => {
+      lastTokenAt = performance.now();
+      if (generated.length === 0) firstTokenAt = lastTokenAt;
+      if (stopIds.has(id)) {
+        finishReason = 'stop';
+        takeBackAhead();
+        return false;
+      }
+      generated.push(id);
+      history.add(id);
+      constraint?.accept(id);
+      if (logprob) logprobs!.push(logprob);
+      const piece = stopper.push(decoder.push(id));
+      text += piece.text;
+      await emit(logprob ? { tokenId: id, text: piece.text, logprob } : { tokenId: id, text: piece.text });
+      await yieldToEventLoop();
+      if (piece.stopped) {
+        finishReason = 'stop';
+        stoppedByString = true;
+        takeBackAhead();
+        return false;
+      }
+      if (constraint?.finished) {
+        // The document is whole and nothing may follow it: no step for an end-of-sequence token.
+        finishReason = 'stop';
+        return false;
+      }
+      // A step recorded ahead was recorded because this token is neither the last allowed nor the last
+      // that fits. Otherwise the token just taken must still fit in the cache to be fed.
+      if (!ahead && (generated.length >= maxNew || ids.length + generated.length - 1 >= this.seq.capacity)) return false;
+      if (signal?.aborted) {
+        finishReason = 'abort';
+        takeBackAhead();
+        return false;
+      }
+      return true;
+    };
+
+    /**
+     * The token after one row of logits, drawn on the host (the backend's argmax and sample are these
+     * same functions: its conformance suite), `past` being the tokens before it for the penalties;
+     * undefined when the constraint's document is whole.
+     */
+    const chooseRow = (row: Float32Array, past: SamplingParams['history']): Choice | undefined => {
+      const params = greedy ? 'greedy' as const : { ...sampling, history: past, uniform: rng.uniform() };
+      const id = constraint ? constraint.choose(row, params) : params === 'greedy' ? argmax(row) : sampleFromLogits(row, params);
+      if (id === undefined) return undefined;
+      return logprobs ? { id, logprob: tokenLogprob(row, id, topLogprobs!) } : { id };
+    };
+    /** The token after logits on the backend: drawn there, unless the host needs the row. */
+    const choose = async (logits: Tensor): Promise<Choice | undefined> => {
+      if (onHost) return chooseRow(await b.read(logits), history.toParams());
+      return {
+        id: greedy
+          ? (await b.argmax(logits))[0]!
+          : await b.sample(logits, { ...sampling, history: history.toParams(), uniform: rng.uniform() }),
+      };
+    };
+
+    let stats: GenerationResult['speculative'];
     if (signal?.aborted) finishReason = 'abort';
-    else if (maxNew > 0) {
-      const b = this.backend;
-      const greedy = sampling.temperature === 0 && sampling.repetitionPenalty === 1 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0;
+    else if (maxNew > 0 && speculation) {
+      const decode = async (): Promise<void> => {
+        stats = { proposed: 0, accepted: 0, checks: 0 };
+        const first = await choose(this.prefill(ids));
+        if (!first) {
+          finishReason = 'stop';
+          return;
+        }
+        if (!(await take(first))) return;
+        const { schedule, propose } = speculation;
+        const adapt = options.speculative!.adapt !== false;
+        for (;;) {
+          // The last token taken is not in the cache yet: it leads the next pass.
+          const last = generated[generated.length - 1]!;
+          const limit = Math.min(maxNew - generated.length - 1, this.seq.capacity - this.seq.length - 1);
+          const k = limit <= 0 ? 0 : adapt ? schedule.next(limit) : Math.min(limit, schedule.maxTokens);
+          let guesses: number[] = [];
+          if (k > 0) {
+            const t0 = performance.now();
+            guesses = await propose([...ids, ...generated], k);
+            schedule.recordProposal(guesses.length, performance.now() - t0);
+          }
+          const t0 = performance.now();
+          const { decided, kept } = guesses.length === 0
+            ? await this.plainStep(last, choose)
+            : await this.checkGuesses(last, guesses, { greedy, onHost, constraint, chooseRow, history });
+          schedule.recordPass(guesses.length + 1, performance.now() - t0);
+          if (guesses.length > 0) {
+            schedule.recordCheck(guesses.length, kept);
+            stats.proposed += guesses.length;
+            stats.accepted += kept;
+            stats.checks++;
+          }
+          if (decided.length === 0) {
+            finishReason = 'stop';
+            return;
+          }
+          for (const choice of decided) {
+            decodePasses++;
+            if (!(await take(choice))) return;
+          }
+        }
+      };
+      const draft = options.speculative!.draft;
+      await (draft instanceof Qwen2 ? draft.exclusive(decode) : decode());
+    } else if (maxNew > 0) {
       // On a backend that keeps the drawn token on its device, each step is recorded before the host has
       // read the token it embeds, so the device runs step n+1 while the host reads and emits token n. A
       // draw made before the host has its previous token counts that token in its history on the device.
       // A step recorded ahead of a token that ends the generation is taken back.
-      // A constraint, and log-probabilities, need each step's logits on the host.
-      const onDevice = !constraint && !logprobs && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
+      const onDevice = !onHost && b.argmaxOnDevice !== undefined && b.embedOnDevice !== undefined && (greedy || b.sampleOnDevice !== undefined);
       const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
         ? b.argmaxOnDevice!(from)
         : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
       let logits = this.prefill(ids);
       let drawn = onDevice ? draw(logits) : undefined;
-      let ahead: DeviceTokens | undefined;
-      const takeBackAhead = (): void => {
-        if (!ahead) return;
-        ahead.ids().catch(() => {}); // nobody will read it
-        this.seq.truncate(this.seq.length - 1);
-        ahead = undefined;
-      };
       for (;;) {
-        let next: number;
-        let logprob: TokenLogprob | undefined;
-        if (constraint || logprobs) {
-          // On the host: the backend's argmax and sample are these same functions (its conformance suite).
-          const row = await b.read(logits);
-          const params = greedy ? 'greedy' as const : { ...sampling, history: history.toParams(), uniform: rng.uniform() };
-          const chosen = constraint ? constraint.choose(row, params) : params === 'greedy' ? argmax(row) : sampleFromLogits(row, params);
-          if (chosen === undefined) {
-            finishReason = 'stop';
-            break;
-          }
-          next = chosen;
-          if (logprobs) logprob = tokenLogprob(row, next, topLogprobs!);
-        } else if (drawn) {
+        let next: Choice | undefined;
+        if (drawn) {
           if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
             ahead = draw(this.model.forwardOnDevice(this.seq, drawn), drawn);
           }
-          next = (await drawn.ids())[0]!;
+          next = { id: (await drawn.ids())[0]! };
         } else {
-          next = greedy
-            ? (await b.argmax(logits))[0]!
-            : await b.sample(logits, { ...sampling, history: history.toParams(), uniform: rng.uniform() });
+          next = await choose(logits);
         }
-        lastTokenAt = performance.now();
-        if (generated.length === 0) firstTokenAt = lastTokenAt;
-        if (stopIds.has(next)) {
-          finishReason = 'stop';
-          takeBackAhead();
-          break;
-        }
-        generated.push(next);
-        history.add(next);
-        constraint?.accept(next);
-        if (logprob) logprobs!.push(logprob);
-        const piece = stopper.push(decoder.push(next));
-        text += piece.text;
-        await emit(logprob ? { tokenId: next, text: piece.text, logprob } : { tokenId: next, text: piece.text });
-        await yieldToEventLoop();
-        if (piece.stopped) {
-          finishReason = 'stop';
-          stoppedByString = true;
-          takeBackAhead();
-          break;
-        }
-        if (constraint?.finished) {
-          // The document is whole and nothing may follow it: no step for an end-of-sequence token.
+        if (!next) {
           finishReason = 'stop';
           break;
         }
-        // A step recorded ahead was recorded because this token is neither the last allowed nor the last that fits.
-        if (!ahead && (generated.length >= maxNew || this.seq.length >= this.seq.capacity)) break;
-        if (signal?.aborted) {
-          finishReason = 'abort';
-          takeBackAhead();
-          break;
-        }
+        if (!(await take(next))) break;
         if (ahead) {
           drawn = ahead;
           ahead = undefined;
         } else {
-          logits = this.model.forward(this.seq, [next]);
+          logits = this.model.forward(this.seq, [next.id]);
           if (onDevice) drawn = draw(logits);
         }
-        this.cached.push(next);
+        this.cached.push(next.id);
         decodePasses++;
       }
     }
@@ -401,7 +474,103 @@ export class Qwen2 {
       decodeTokensPerSecond: decodeMs > 0 ? (decodePasses / decodeMs) * 1000 : 0,
       timeToFirstTokenMs: prefillMs,
       ...(logprobs ? { logprobs } : {}),
+      ...(stats ? { speculative: stats } : {}),
     };
+  }
+
+  /** Speculative decoding without guesses: feeds `last` alone and chooses the token after it. */
+  private async plainStep(last: number, choose: (logits: Tensor) => Promise<Choice | undefined>): Promise<{ decided: Choice[]; kept: 0 }> {
+    const logits = this.model.forward(this.seq, [last]);
+    this.cached.push(last);
+    const next = await choose(logits);
+    return { decided: next ? [next] : [], kept: 0 };
+  }
+
+  /**
+   * Feeds `last` and `guesses` in one pass and returns the tokens chosen after `last` and after each
+   * guess, up to the first choice that differs from its guess (which ends the list; after the last guess
+   * the choice is a bonus), and how many guesses were chosen (`kept`). The cache then keeps `last` and
+   * those guesses. Each choice is
+   * the one a plain step would make at that place: the constraint and the penalties see the guesses
+   * before it, and a draw takes the next uniform from the generation's stream, one per token taken, as
+   * plain decoding does.
+   */
+  private async checkGuesses(last: number, guesses: number[], how: {
+    greedy: boolean; onHost: boolean; constraint: JsonConstraint | undefined; history: TokenHistory;
+    chooseRow: (row: Float32Array, past: SamplingParams['history']) => Choice | undefined;
+  }): Promise<{ decided: Choice[]; kept: number }> {
+    const base = this.seq.length;
+    const pass = [last, ...guesses];
+    const decided: Choice[] = [];
+    if (how.greedy && !how.onHost) {
+      // Only the ids come back from the backend.
+      const best = await this.model.forwardArgmax(this.seq, pass);
+      for (let j = 0; j < pass.length; j++) {
+        decided.push({ id: best[j]! });
+        if (j === guesses.length || best[j] !== guesses[j]) break;
+      }
+    } else {
+      const rows = await this.model.forwardAll(this.seq, pass);
+      const saved = how.constraint?.save();
+      let past = how.history.toParams();
+      for (let j = 0; j < pass.length; j++) {
+        const choice = how.chooseRow(rows[j]!, past);
+        if (!choice) break;
+        decided.push(choice);
+        if (j === guesses.length || choice.id !== guesses[j]) break;
+        how.constraint?.accept(choice.id);
+        past = withOccurrence(past, choice.id);
+      }
+      if (saved) how.constraint!.restore(saved);
+    }
+    let kept = 0;
+    while (kept < guesses.length && kept < decided.length && decided[kept]!.id === guesses[kept]) kept++;
+    this.seq.truncate(base + 1 + kept);
+    this.cached.push(last, ...guesses.slice(0, kept));
+    return { decided, kept };
+  }
+
+  /** Checks speculative options and returns the schedule and the proposer they ask for. */
+  private speculation(options: SpeculativeOptions): { schedule: SpeculationSchedule; propose: (context: number[], max: number) => Promise<number[]> | number[] } {
+    const maxTokens = options.maxTokens ?? DEFAULT_SPECULATIVE_TOKENS;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 64) throw new RangeError(`speculative.maxTokens must be an integer from 1 to 64, got ${maxTokens}`);
+    const schedule = new SpeculationSchedule(maxTokens);
+    const { draft } = options;
+    if (draft === 'prompt-lookup') {
+      const ngram = options.ngram ?? DEFAULT_LOOKUP_NGRAM;
+      if (!Number.isInteger(ngram) || ngram < 1 || ngram > 16) throw new RangeError(`speculative.ngram must be an integer from 1 to 16, got ${ngram}`);
+      return { schedule, propose: (context, max) => promptLookup(context, max, ngram) };
+    }
+    if (!(draft instanceof Qwen2)) throw new TypeError(`speculative.draft must be 'prompt-lookup' or a loaded Qwen2 model, got ${typeof draft === 'string' ? JSON.stringify(draft) : typeof draft}`);
+    if (draft === this) throw new RangeError('speculative.draft must be another model than the one generating');
+    if (options.ngram !== undefined) throw new RangeError('speculative.ngram applies to prompt lookup, not to a draft model');
+    if (draft.disposed) throw new Error('speculative.draft: this Qwen2 model was disposed');
+    const shared = Math.min(sharedVocabulary(this.tokenizer, draft.tokenizer), this.config.vocabSize);
+    return {
+      schedule,
+      propose: async (context, max) => {
+        const proposed = await draft.draftTokens(context, max);
+        const outside = proposed.findIndex((id) => id >= shared);
+        return outside < 0 ? proposed : proposed.slice(0, outside);
+      },
+    };
+  }
+
+  /**
+   * Speculative decoding's draft: up to `max` greedy tokens after `context`, reusing this model's cache
+   * for the prefix it shares with the last call (the caller holds this model's turn).
+   */
+  private async draftTokens(context: number[], max: number): Promise<number[]> {
+    const n = Math.min(max, this.seq.capacity - context.length + 1);
+    if (n < 1) return [];
+    let logits = this.prefill(context);
+    const out: number[] = [];
+    for (;;) {
+      out.push((await this.backend.argmax(logits))[0]!);
+      if (out.length === n) return out;
+      logits = this.model.forward(this.seq, [out[out.length - 1]!]);
+      this.cached.push(out[out.length - 1]!);
+    }
   }
 
   private commonPrefix(ids: number[]): number {
@@ -409,6 +578,12 @@ export class Qwen2 {
     while (n < this.cached.length && n < ids.length && this.cached[n] === ids[n]) n++;
     return n;
   }
+}
+
+/** A chosen token, with its log-probability when asked for. */
+interface Choice {
+  id: number;
+  logprob?: TokenLogprob;
 }
 
 function isOpenedModel(spec: unknown): spec is OpenedModel {

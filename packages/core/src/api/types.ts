@@ -4,6 +4,7 @@ import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
 import type { ResponseFormat } from '../constrain/json-schema.js';
 import type { ToolCall, ToolChoice, ToolDefinition } from './tool-calls.js';
 import type { TokenLogprob } from '../generate/logprobs.js';
+import type { Qwen2 } from './qwen2.js';
 
 /** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
 export type DtypeOption = 'auto' | WeightFormat;
@@ -62,6 +63,38 @@ export interface GenerateOptions {
    * logits to the host.
    */
   logprobs?: boolean | number;
+  /**
+   * Speculative decoding: something cheap proposes the next tokens and one pass of the model checks
+   * them all, keeping those it would have chosen itself. The output is what it would be without (the
+   * same tokens greedy, the same draws for a `seed`, up to the rounding of a pass of several tokens
+   * against one of a single token); only the speed changes. See {@link SpeculativeOptions}.
+   */
+  speculative?: SpeculativeOptions;
+}
+
+/** Options of speculative decoding ({@link GenerateOptions.speculative}). */
+export interface SpeculativeOptions {
+  /**
+   * What proposes tokens: `'prompt-lookup'` continues the latest earlier occurrence of the last few
+   * tokens (of the prompt and the output so far; no second model: it pays when the output repeats its
+   * input, as edits, extraction and code do), or a smaller loaded model with the same tokenizer (say
+   * Qwen2-0.5B-Instruct for Qwen2-7B-Instruct), which proposes its greedy continuation. The draft model
+   * is busy for the whole generation (its other calls wait) and its cache follows the text.
+   */
+  draft: 'prompt-lookup' | Qwen2;
+  /**
+   * Most tokens proposed in one step (default 8, at most 64). How many are proposed adapts, step by
+   * step, to how often proposals are accepted and to what a pass of several tokens costs on the backend:
+   * no more than pays (none, where checking costs more than it saves).
+   */
+  maxTokens?: number;
+  /** Prompt lookup: the longest run of last tokens looked up (default 3; shorter runs are tried next). */
+  ngram?: number;
+  /**
+   * `false` proposes `maxTokens` tokens at every step (as many as the proposer has) instead of adapting
+   * the number: for comparisons, and for a backend whose costs the adaptation misjudges. Default true.
+   */
+  adapt?: boolean;
 }
 
 /** Options of `chat`: generation options, and the tools the model is offered. */
@@ -105,6 +138,11 @@ export interface GenerationResult {
   toolCalls?: ToolCall[];
   /** With `logprobs`: one entry per generated token (`ids`), in order. */
   logprobs?: TokenLogprob[];
+  /**
+   * With `speculative`: tokens proposed and accepted over the generation, and the passes that checked
+   * them (steps without proposals are plain passes and not counted).
+   */
+  speculative?: { proposed: number; accepted: number; checks: number };
 }
 
 /** Streams chunks; `result` (and awaiting the stream itself) gives the final result. */

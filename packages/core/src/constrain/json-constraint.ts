@@ -92,6 +92,17 @@ export class JsonConstraint {
     return sampleFromLogits(masked, params);
   }
 
+  /** The grammar's position, for {@link restore} (states are immutable: nothing is copied). */
+  save(): { state: GrammarState; done: boolean | undefined } {
+    return { state: this.state, done: this.done };
+  }
+
+  /** Goes back to a position {@link save} returned (speculative decoding checks guesses ahead, then goes back). */
+  restore(saved: { state: GrammarState; done: boolean | undefined }): void {
+    this.state = saved.state;
+    this.done = saved.done;
+  }
+
   /** Moves the grammar past token `id` (chosen by {@link choose}). */
   accept(id: number): void {
     if (this.stopIds.has(id)) return;

@@ -121,11 +121,29 @@ export class Qwen2Model {
    */
   async forwardRows(seq: KVSequence, ids: ArrayLike<number>, onRow: (row: Float32Array, position: number) => void): Promise<void> {
     const all = this.checkIds(seq, ids);
+    const V = this.config.vocabSize;
     for (let start = 0; start < all.length; start += this.maxChunk) {
       const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
-      const rows = await this.passAll(seq, chunk);
-      rows.forEach((row, i) => onRow(row, start + i));
+      await this.passAll(seq, chunk, async (logits, first, n) => {
+        const flat = await this.backend.read(logits);
+        for (let i = 0; i < n; i++) onRow(flat.slice(i * V, (i + 1) * V), start + first + i);
+      });
     }
+  }
+
+  /**
+   * Appends `ids` to `seq` and returns the argmax of every position's logits, taken by the backend:
+   * only the ids come back (speculative decoding checks greedy guesses this way).
+   * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
+   */
+  async forwardArgmax(seq: KVSequence, ids: ArrayLike<number>): Promise<Int32Array> {
+    const all = this.checkIds(seq, ids);
+    const out = new Int32Array(all.length);
+    for (let start = 0; start < all.length; start += this.maxChunk) {
+      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
+      await this.passAll(seq, chunk, async (logits, first) => out.set(await this.backend.argmax(logits), start + first));
+    }
+    return out;
   }
 
   /** Frees the weights and scratch activations. */
@@ -205,8 +223,11 @@ export class Qwen2Model {
     }
   }
 
-  /** One pass that reads back the logits of every position of the chunk. */
-  private async passAll(seq: KVSequence, ids: Int32Array): Promise<Float32Array[]> {
+  /**
+   * One pass that computes the logits of every position of the chunk, `LOGIT_ROWS` rows at a time, and
+   * hands each block to `take` (rows `first` to `first + n - 1` of the chunk) before it is overwritten.
+   */
+  private async passAll(seq: KVSequence, ids: Int32Array, take: (logits: Tensor, first: number, n: number) => Promise<void>): Promise<void> {
     const b = this.backend;
     const T = ids.length;
     b.beginPass(T, seq.length);
@@ -218,9 +239,7 @@ export class Qwen2Model {
     } finally {
       b.endPass();
     }
-    const V = this.config.vocabSize;
-    ws.logitRows ??= b.alloc(Math.min(LOGIT_ROWS, ws.rows), V);
-    const out: Float32Array[] = [];
+    ws.logitRows ??= b.alloc(Math.min(LOGIT_ROWS, ws.rows), this.config.vocabSize);
     for (let r = 0; r < T; r += ws.logitRows.rows) {
       const n = Math.min(ws.logitRows.rows, T - r);
       const dst = n === ws.logitRows.rows ? ws.logitRows : b.view(ws.logitRows, 0, n);
@@ -230,10 +249,8 @@ export class Qwen2Model {
       } finally {
         b.endPass();
       }
-      const flat = await b.read(dst);
-      for (let i = 0; i < n; i++) out.push(flat.slice(i * V, (i + 1) * V));
+      await take(dst, r, n);
     }
-    return out;
   }
 
   private checkIds(seq: KVSequence, ids: ArrayLike<number>): Int32Array {

@@ -15,6 +15,10 @@ interface ModelOutputs {
   /** The same continuations decoded with device tokens (each step recorded before its token is read). */
   greedyOnDevice?: number[][];
   allPositions: Float32Array[];
+  /** The argmax of every position of the all-positions prompt, taken by the backend (forwardArgmax). */
+  allArgmax: number[];
+  /** Greedy continuations decoded speculatively, from guesses (see {@link speculativeGreedy}). */
+  speculative: number[][];
   incremental: Float32Array[];
   smallChunks: Float32Array;
   /** Activations at the golden debug position: `embed`, `layer.N.attn_out`, ..., `final_norm`. */
@@ -29,7 +33,7 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
     const model = new Qwen2Model(backend, opened.config, weights);
     const small = new Qwen2Model(backend, opened.config, weights, { maxChunk: 7 });
     const g = fixture.golden;
-    const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], incremental: [], smallChunks: new Float32Array(), debug: new Map() };
+    const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], allArgmax: [], speculative: [], incremental: [], smallChunks: new Float32Array(), debug: new Map() };
     try {
       out.debug = await inspectDebugPosition(backend, model, g);
       for (const s of g.sequences) {
@@ -44,6 +48,7 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
         }
         out.greedy.push(tokens);
         seq.free();
+        out.speculative.push(await speculativeGreedy(backend, model, s.input_ids, s.greedy_new_tokens));
         if (backend.argmaxOnDevice) {
           const dseq = model.createSequence(s.input_ids.length + 16);
           let drawn = backend.argmaxOnDevice(model.forward(dseq, s.input_ids));
@@ -59,6 +64,8 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
       }
       const ap = model.createSequence(g.all_positions.input_ids.length);
       out.allPositions = await model.forwardAll(ap, g.all_positions.input_ids);
+      ap.truncate(0);
+      out.allArgmax = Array.from(await model.forwardArgmax(ap, g.all_positions.input_ids));
       ap.free();
       const inc = model.createSequence(g.sequences[g.incremental.seq_index]!.input_ids.length);
       for (const step of g.incremental.steps) {
@@ -78,6 +85,34 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
     return out;
   } finally {
     await opened.close();
+  }
+}
+
+/**
+ * 16 greedy tokens decoded as speculative decoding does: each step runs the pending token with three
+ * guesses in one pass, keeps the guesses up to the first that differs from the backend's argmax, takes
+ * that argmax as the next token and forgets the cache past what it kept. The guesses are the golden
+ * continuation, all of it on even steps and with the second guess wrong on odd ones, so that both full
+ * acceptance and rollback happen; the tokens must be those of plain greedy decoding.
+ */
+async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: number[], golden: number[]): Promise<number[]> {
+  const V = model.config.vocabSize;
+  const seq = model.createSequence(prompt.length + 16 + 4);
+  try {
+    const out = [(await backend.argmax(model.forward(seq, prompt)))[0]!];
+    for (let step = 0; out.length < 16; step++) {
+      const guesses = [0, 1, 2].map((i) => golden[(out.length + i) % golden.length]!);
+      if (step % 2 === 1) guesses[1] = (guesses[1]! + 1) % V;
+      const base = seq.length;
+      const best = await model.forwardArgmax(seq, [out[out.length - 1]!, ...guesses]);
+      let kept = 0;
+      while (kept < guesses.length && best[kept] === guesses[kept]) kept++;
+      out.push(...guesses.slice(0, kept), best[kept]!);
+      seq.truncate(base + 1 + kept);
+    }
+    return out.slice(0, 16);
+  } finally {
+    seq.free();
   }
 }
 
@@ -200,6 +235,12 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
           const longest = g.sequences.reduce((a, b, j) => (b.input_ids.length > g.sequences[a]!.input_ids.length ? j : a), 0);
           check('7-token chunks vs one pass', got.smallChunks, got.lastLogits[longest]!, exact ? 1e-4 : MODEL_TOLERANCE.sameFormat[format]);
 
+          // The backend's argmax over all positions is the host's over the same rows.
+          expect(got.allArgmax, `${name} ${format} forwardArgmax`).toEqual(got.allPositions.map((r) => argmaxOf(r)));
+          // Checking guesses several at a time, and forgetting the cache past the kept ones, changes
+          // nothing greedy decoding picks (the goldens' top-2 margins are at least 2e-3).
+          if (exact) g.sequences.forEach((s, i) => expect(got.speculative[i], `${name} ${format} speculative greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens));
+          else report.push(`speculative greedy agreement with plain ${got.speculative.filter((t, i) => t.every((id, j) => got.greedy[i]![j] === id)).length}/${got.greedy.length}`);
           // Device tokens change when a step is recorded, not what it computes.
           if (got.greedyOnDevice) expect(got.greedyOnDevice, `${name} ${format} greedy tokens through device tokens`).toEqual(got.greedy);
           const greedyMatches = g.sequences.map((s, i) => s.greedy_new_tokens.every((t, j) => got.greedy[i]![j] === t));
