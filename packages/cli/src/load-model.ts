@@ -2,13 +2,14 @@
  * Opening a model for a command: the model source (local folder or Hub id, with download progress),
  * the backend, then core's `Qwen2.load` with load progress.
  */
-import type { DtypeOption, Qwen2 } from '@qwen2-ts/core';
+import type { DtypeOption, Qwen2, SpeculativeOptions } from '@qwen2-ts/core';
 import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
 import { BACKEND_NAMES, selectBackend, type BackendName, type CudaOptions } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
 import type { StatusOutput } from './util/progress.js';
 import { CliError, UsageError } from './util/errors.js';
 import { hasTokenizerFiles, tokenizerlessStandIn } from './no-tokenizer.js';
+import type { SpeculativeFlags } from './speculative-flags.js';
 
 export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
 
@@ -105,6 +106,8 @@ export interface LoadedModel {
   dtype: string;
   /** False when the model folder has no tokenizer files (token ids in and out only). */
   hasTokenizer: boolean;
+  /** The speculative decoding options the flags asked for (with the loaded draft model), if any. */
+  speculative?: SpeculativeOptions;
   /** Frees the model's device memory and closes its files. */
   dispose(): Promise<void>;
 }
@@ -129,7 +132,7 @@ function checkpointDtype(opened: OpenedModel): string {
  * Opens a model and loads it onto a backend.
  * @throws the loader's typed errors (HubError, ModelNotFoundError, ...), core's, and CliError for a backend that cannot run
  */
-export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?: AbortSignal): Promise<LoadedModel> {
+export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?: AbortSignal, speculative?: SpeculativeFlags): Promise<LoadedModel> {
   const opened = await openModelSource(flags.spec, status, signal);
   const started = performance.now();
   try {
@@ -157,12 +160,24 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
     } finally {
       status.done();
     }
+    let draft: Qwen2 | undefined;
+    if (speculative?.draft) {
+      try {
+        draft = await loadDraftModel(model, speculative.draft, status, signal);
+      } catch (err) {
+        await model.dispose().catch(() => {});
+        await backend.dispose().catch(() => {});
+        throw err;
+      }
+    }
     return {
       model,
       loadMs: performance.now() - started,
       dtype: flags.dtype === 'auto' ? checkpointDtype(opened) : flags.dtype,
       hasTokenizer,
+      ...(speculative ? { speculative: { draft: draft ?? 'prompt-lookup', ...(speculative.maxTokens !== undefined ? { maxTokens: speculative.maxTokens } : {}) } } : {}),
       async dispose() {
+        await draft?.dispose();
         await model.dispose();
         // The CLI created the backend, so it frees it too (a no-op if the model already did).
         await backend.dispose().catch(() => {});
@@ -172,5 +187,38 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
   } catch (err) {
     await opened.close().catch(() => {});
     throw err;
+  }
+}
+
+/**
+ * Loads `--draft-model` on the model's backend, with the model's context size, and checks before any
+ * generation that it shares the model's tokenizer.
+ */
+async function loadDraftModel(model: Qwen2, draft: { spec: string; dtype: DtypeOption }, status: StatusOutput, signal?: AbortSignal): Promise<Qwen2> {
+  const opened = await openModelSource(draft.spec, status, signal);
+  try {
+    if (!hasTokenizerFiles(opened.tokenizerFiles)) throw new CliError(`--draft-model ${draft.spec} has no tokenizer files: a draft must share the model's tokenizer`);
+    const { Qwen2, sharedVocabulary } = await import('@qwen2-ts/core');
+    const { Qwen2Tokenizer } = await import('@qwen2-ts/tokenizer');
+    const tokenizer = Qwen2Tokenizer.fromFiles(opened.tokenizerFiles);
+    try {
+      sharedVocabulary(model.tokenizer, tokenizer);
+    } catch (e) {
+      throw new CliError(`--draft-model ${draft.spec}: ${(e as Error).message.replace(/^speculative: /, '')}`);
+    }
+    try {
+      return await Qwen2.load(opened, {
+        backend: model.backend,
+        tokenizer,
+        dtype: draft.dtype,
+        maxContext: Math.min(model.maxContext, opened.config.maxPositionEmbeddings),
+        onProgress: loadProgressBars(status),
+        ...(signal ? { signal } : {}),
+      });
+    } finally {
+      status.done();
+    }
+  } finally {
+    await opened.close().catch(() => {});
   }
 }

@@ -48,6 +48,7 @@ export { TokenVocabulary } from './constrain/token-vocabulary.js';
 
 // The high-level API
 export { Qwen2 } from './api/qwen2.js';
+export { sharedVocabulary } from './api/draft-vocabulary.js';
 export type { DtypeOption, LoadOptions, GenerateOptions, SpeculativeOptions, ChatOptions, GenerationChunk, GenerationResult, GenerationStream } from './api/types.js';
 export { parseToolCalls, ToolCallFilter, toolCallGrammar, chatOutput, messagesForTemplate, type ToolCall, type ToolChoice, type ToolDefinition } from './api/tool-calls.js';
 export type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatLogprob, FinishReason, OpenAIChat, OpenAIResponseFormat } from './api/openai.js';

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import type { ChatMessage } from '@qwen2-ts/tokenizer';
 import { loadModel, MODEL_FLAGS, modelFlags, requireChatTemplate } from '../load-model.js';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
+import { SPECULATIVE_FLAGS, speculativeFlags } from '../speculative-flags.js';
 import { describeError, isAbortError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import type { Command } from './command.js';
@@ -21,17 +22,20 @@ export const chatCommand: Command = {
     ...MODEL_FLAGS,
     system: { type: 'string', short: 's', value: 'TEXT', help: 'system message at the start of the conversation' },
     ...SAMPLING_FLAGS,
+    ...SPECULATIVE_FLAGS,
     stats: { type: 'boolean', help: 'print tokens/s after each answer (default on a terminal)' },
   },
   positionals: 0,
   async run(args, { status }) {
     const flags = modelFlags(args);
     const options = samplingOptions(args, 1024);
+    const speculative = speculativeFlags(args, flags.dtype);
     const system = args.string('system');
     const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
     const showStats = args.flag('stats') || (interactive && !args.flag('quiet'));
-    const loaded = await loadModel(flags, status);
+    const loaded = await loadModel(flags, status, undefined, speculative);
     const { model } = loaded;
+    if (loaded.speculative) options.speculative = loaded.speculative;
     try {
       requireChatTemplate(model, flags.spec, 'use qwen2 generate --prompt TEXT for plain completions');
     } catch (err) {
@@ -109,7 +113,8 @@ export const chatCommand: Command = {
           messages.push({ role: 'assistant', content: result.text });
           process.stdout.write(result.finishReason === 'abort' ? '\n[stopped]\n' : '\n');
           if (showStats) {
-            process.stderr.write(`[${result.ids.length} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${result.timeToFirstTokenMs.toFixed(0)} ms]\n`);
+            const guessed = result.speculative ? `, ${result.speculative.accepted}/${result.speculative.proposed} guesses kept` : '';
+            process.stderr.write(`[${result.ids.length} tokens, ${result.decodeTokensPerSecond.toFixed(1)} tokens/s, first token ${result.timeToFirstTokenMs.toFixed(0)} ms${guessed}]\n`);
           }
         } catch (err) {
           if (isAbortError(err)) {

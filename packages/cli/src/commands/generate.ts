@@ -2,6 +2,7 @@
 import type { GenerationResult, GenerationStream } from '@qwen2-ts/core';
 import { loadModel, MODEL_FLAGS, modelFlags, requireChatTemplate } from '../load-model.js';
 import { SAMPLING_FLAGS, samplingOptions } from '../sampling-flags.js';
+import { SPECULATIVE_FLAGS, speculativeFlags } from '../speculative-flags.js';
 import { CliError, UsageError } from '../util/errors.js';
 import { round4 } from '../util/format.js';
 import { writeOut } from '../util/output.js';
@@ -16,7 +17,8 @@ async function readStdin(): Promise<string> {
 
 /**
  * The `--json` object of `qwen2 generate` (field names are part of the CLI's contract). With
- * `--logprobs`, a `logprobs` field is added: per new token, its id, log-probability and top tokens.
+ * `--logprobs`, a `logprobs` field is added: per new token, its id, log-probability and top tokens; with
+ * speculative decoding, a `speculative` field: tokens guessed, accepted, and the passes that checked them.
  */
 export function generateJson(result: GenerationResult): string {
   return JSON.stringify({
@@ -28,6 +30,7 @@ export function generateJson(result: GenerationResult): string {
     ...(result.logprobs ? {
       logprobs: result.logprobs.map((l) => ({ id: l.tokenId, logprob: l.logprob, top: l.top.map((t) => ({ id: t.tokenId, logprob: t.logprob })) })),
     } : {}),
+    ...(result.speculative ? { speculative: result.speculative } : {}),
   });
 }
 
@@ -53,6 +56,7 @@ export const generateCommand: Command = {
     chat: { type: 'boolean', help: 'wrap the prompt in the model\'s chat template as a user message' },
     system: { type: 'string', value: 'TEXT', help: 'system message (with --chat)' },
     ...SAMPLING_FLAGS,
+    ...SPECULATIVE_FLAGS,
     json: { type: 'boolean', help: 'print one JSON object instead of streaming text' },
     logprobs: { type: 'string', value: 'N', help: 'with --json: each new token\'s log-probability and the N most likely tokens (0-20)' },
   },
@@ -71,6 +75,7 @@ export const generateCommand: Command = {
       prompt = await readStdin();
     }
     const options = samplingOptions(args);
+    const speculative = speculativeFlags(args, flags.dtype);
     const json = args.flag('json');
     const logprobs = args.int('logprobs', undefined, 0, 20);
     if (logprobs !== undefined) {
@@ -81,11 +86,11 @@ export const generateCommand: Command = {
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once('SIGINT', onSigint);
-    const loaded = await loadModel(flags, status, controller.signal);
+    const loaded = await loadModel(flags, status, controller.signal, speculative);
     try {
       const { model } = loaded;
       if (ids) checkIds(ids, model.config.vocabSize);
-      const generateOptions = { ...options, signal: controller.signal };
+      const generateOptions = { ...options, signal: controller.signal, ...(loaded.speculative ? { speculative: loaded.speculative } : {}) };
       let stream: GenerationStream;
       if (chat) {
         requireChatTemplate(model, flags.spec, 'drop --chat to complete the prompt as plain text');

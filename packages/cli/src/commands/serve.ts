@@ -3,6 +3,7 @@ import { basename, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
 import { createOpenAIServer } from '../serve/openai-server.js';
+import { SPECULATIVE_FLAGS, speculativeFlags } from '../speculative-flags.js';
 import type { Command } from './command.js';
 
 /** The id `/v1/models` reports: a Hub id as given, a folder by its name. */
@@ -19,13 +20,15 @@ export const serveCommand: Command = {
     'GET /v1/models. Binds 127.0.0.1 unless --host is given. Requests queue and run one at a time; a\n' +
     'client that disconnects aborts its generation. --port 0 picks a free port. Ctrl-C stops the server.\n' +
     'Beside sampling fields it takes response_format (json_object, json_schema), tools and tool_choice\n' +
-    '(replies with tool_calls), logprobs/top_logprobs, and on completions logprobs with echo.',
+    '(replies with tool_calls), logprobs/top_logprobs, and on completions logprobs with echo.\n' +
+    '--prompt-lookup or --draft-model turns on speculative decoding for every request (same output).',
   flags: {
     ...MODEL_FLAGS,
     port: { type: 'string', value: 'PORT', help: 'TCP port (default 8080; 0 = any free port)' },
     host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1; 0.0.0.0 = all interfaces)' },
     'max-tokens': { type: 'string', value: 'N', help: 'max_tokens for chat requests that give none (default 1024)' },
     'served-model-name': { type: 'string', value: 'NAME', help: 'model id reported to clients (default: the --model value)' },
+    ...SPECULATIVE_FLAGS,
   },
   positionals: 0,
   async run(args, { status }) {
@@ -34,10 +37,12 @@ export const serveCommand: Command = {
     const host = args.string('host') ?? '127.0.0.1';
     const defaultMaxTokens = args.int('max-tokens', 1024, 1);
     const id = args.string('served-model-name') ?? modelId(flags.spec);
-    const loaded = await loadModel(flags, status);
+    const speculative = speculativeFlags(args, flags.dtype);
+    const loaded = await loadModel(flags, status, undefined, speculative);
     const { server, idle } = createOpenAIServer(loaded.model, {
       modelId: id,
       defaultMaxTokens,
+      ...(loaded.speculative ? { speculative: loaded.speculative } : {}),
       onRequest: (line) => status.note(line),
     });
     await new Promise<void>((resolveListen, reject) => {

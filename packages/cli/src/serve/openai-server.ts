@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chatChoice, ChatChunkChoices, finishReason, type GenerationChunk, type GenerationResult, type GenerationStream, type Qwen2 } from '@qwen2-ts/core';
+import { chatChoice, ChatChunkChoices, finishReason, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationStream, type Qwen2, type SpeculativeOptions } from '@qwen2-ts/core';
 import { completionLogprobs, concatLogprobs } from './completion-logprobs.js';
 import { describeError, isAbortError } from '../util/errors.js';
 import { EventStream, HttpError, readJsonBody, sendError, sendJson, sendPreflight } from './http-util.js';
@@ -22,6 +22,8 @@ export interface OpenAIServerOptions {
   defaultMaxTokens: number;
   /** Called for each finished request, for a log line. */
   onRequest?: (line: string) => void;
+  /** Speculative decoding for every request (the output is the same; `qwen2 serve --prompt-lookup`). */
+  speculative?: SpeculativeOptions;
 }
 
 function usage(result: GenerationResult) {
@@ -76,12 +78,17 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     });
   }
 
+  /** A request's options with what the server adds to every request (speculative decoding). */
+  function withServerOptions<T extends GenerateOptions>(requested: T): T {
+    return options.speculative ? { ...requested, speculative: options.speculative } : requested;
+  }
+
   async function chatCompletions(req: IncomingMessage, res: ServerResponse): Promise<string> {
     const request = parseChatRequest(await readJsonBody(req), options.defaultMaxTokens);
     const id = `chatcmpl-${randomUUID()}`;
     const now = Math.floor(Date.now() / 1000);
     const base = { id, object: 'chat.completion.chunk', created: now, model: options.modelId };
-    const chatOptions = request.options;
+    const chatOptions = withServerOptions(request.options);
     if (!request.stream) {
       const result = await runQueued(req, res, (signal) => model.chat(request.messages, { ...chatOptions, signal }), () => {});
       sendJson(res, 200, {
@@ -130,9 +137,10 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
         echo.logprobs = completionLogprobs(tokenizer, scored.ids, scored.logprobs);
       }
     }
+    const generateOptions = withServerOptions(request.options);
     const generatedLogprobs = (r: GenerationResult) => completionLogprobs(tokenizer, r.ids, r.logprobs ?? [], echo?.text.length ?? 0);
     if (!request.stream) {
-      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), () => {});
+      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...generateOptions, signal }), () => {});
       const logprobs = top === undefined ? null : echo?.logprobs ? concatLogprobs(echo.logprobs, generatedLogprobs(result)) : generatedLogprobs(result);
       sendJson(res, 200, { ...base, choices: [{ index: 0, text: (echo?.text ?? '') + result.text, finish_reason: finishReason(result), logprobs }], usage: usage(result) });
       return `completion ${result.ids.length} tokens`;
@@ -141,7 +149,7 @@ export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): 
     try {
       if (echo) events.send({ ...base, choices: [{ index: 0, text: echo.text, finish_reason: null, logprobs: echo.logprobs ?? null }] });
       let offset = echo?.text.length ?? 0;
-      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...request.options, signal }), (chunk) => {
+      const result = await runQueued(req, res, (signal) => model.generate(request.prompt, { ...generateOptions, signal }), (chunk) => {
         if (chunk.tokenId < 0 && !chunk.text) return;
         const logprobs = chunk.logprob ? completionLogprobs(tokenizer, [chunk.tokenId], [chunk.logprob], offset) : null;
         offset += chunk.text.length;
