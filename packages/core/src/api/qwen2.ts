@@ -511,7 +511,7 @@ export class Qwen2 {
       }
     } else {
       const rows = await this.model.forwardAll(this.seq, pass);
-      const saved = how.constraint?.save();
+      how.constraint?.mark();
       let past = how.history.toParams();
       for (let j = 0; j < pass.length; j++) {
         const choice = how.chooseRow(rows[j]!, past);
@@ -521,7 +521,7 @@ export class Qwen2 {
         how.constraint?.accept(choice.id);
         past = withOccurrence(past, choice.id);
       }
-      if (saved) how.constraint!.restore(saved);
+      how.constraint?.backToMark();
     }
     let kept = 0;
     while (kept < guesses.length && kept < decided.length && decided[kept]!.id === guesses[kept]) kept++;

@@ -17,6 +17,7 @@ export class JsonConstraint {
   private state: GrammarState;
   /** isFinished of the state, once asked (the loop asks after each token, choose() again before the next). */
   private done: boolean | undefined;
+  private marked: { state: GrammarState; done: boolean | undefined } | undefined;
 
   constructor(node: ValueNode, private readonly vocab: TokenVocabulary, private readonly stopIds: ReadonlySet<number>) {
     this.state = initialState(node);
@@ -92,15 +93,18 @@ export class JsonConstraint {
     return sampleFromLogits(masked, params);
   }
 
-  /** The grammar's position, for {@link restore} (states are immutable: nothing is copied). */
-  save(): { state: GrammarState; done: boolean | undefined } {
-    return { state: this.state, done: this.done };
+  /**
+   * Remembers the current position (one at a time): speculative decoding moves the grammar through
+   * guesses to choose the tokens after them, then {@link backToMark}. States are immutable: nothing is copied.
+   */
+  mark(): void {
+    this.marked = { state: this.state, done: this.done };
   }
 
-  /** Goes back to a position {@link save} returned (speculative decoding checks guesses ahead, then goes back). */
-  restore(saved: { state: GrammarState; done: boolean | undefined }): void {
-    this.state = saved.state;
-    this.done = saved.done;
+  /** Goes back to the position {@link mark} remembered. @throws Error when nothing was marked */
+  backToMark(): void {
+    if (!this.marked) throw new Error('JsonConstraint.backToMark: no position was marked');
+    ({ state: this.state, done: this.done } = this.marked);
   }
 
   /** Moves the grammar past token `id` (chosen by {@link choose}). */
