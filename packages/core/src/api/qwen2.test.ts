@@ -125,10 +125,12 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     const serialBackend = Object.assign(new ReferenceBackend(), { argmaxOnDevice: undefined, embedOnDevice: undefined, sampleOnDevice: undefined });
     const piped = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: counting });
     const serial = await Qwen2.load(modelDir, { tokenizer: tokenizerFiles, maxContext: 40, backend: serialBackend });
-    // The cache holds exactly the tokens the model has seen: a step recorded ahead and not used is gone.
+    // The cache holds exactly the tokens the model has seen, each named: a step recorded ahead and not
+    // used is gone, and every token fed before the host read it was named once read.
     const inSync = (m: Qwen2): void => {
-      const state = m as unknown as { seq: { length: number }; cached: number[] };
-      expect(state.seq.length).toBe(state.cached.length);
+      const { cache } = m as unknown as { cache: { length: number; ids: number[] } };
+      expect(cache.length).toBe(cache.ids.length);
+      expect(cache.ids).not.toContain(-1);
     };
     try {
       const s = fixture.golden.sequences[2]!;

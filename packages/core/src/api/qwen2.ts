@@ -6,7 +6,8 @@ import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
 import { Qwen2Model } from '../model/qwen2-model.js';
 import type { KVSequence } from '../model/sequence.js';
-import { TokenHistory, withOccurrence } from '../sampling/history.js';
+import { CachedSequence } from '../model/cached-sequence.js';
+import { TokenHistory } from '../sampling/history.js';
 import { randomSeed, SeededRandom } from '../sampling/rng.js';
 import { resolveSampling } from '../generate/sampling-options.js';
 import { StopStringMatcher } from '../generate/stop-strings.js';
@@ -20,6 +21,7 @@ import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
 import { promptLookup, SpeculationSchedule } from '../generate/speculative.js';
 import { sharedVocabulary } from './draft-vocabulary.js';
+import { checkGuesses, greedyGuesses, plainStep, type Choice } from './speculative-decoding.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
 import type { ChatOptions, GenerateOptions, GenerationChunk, GenerationResult, GenerationStream, LoadOptions, SpeculativeOptions } from './types.js';
 import { chatOutput, messagesForTemplate, parseToolCalls } from './tool-calls.js';
@@ -44,7 +46,7 @@ export class Qwen2 {
   readonly openai: OpenAIChat;
   /** Bytes the weights take on the backend. */
   readonly weightsBytes: number;
-  private readonly cached: number[] = [];
+  private readonly cache: CachedSequence;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
@@ -56,9 +58,10 @@ export class Qwen2 {
     /** Where the model came from (path, URL or Hub id). */
     readonly source: string,
     private readonly model: Qwen2Model,
-    private readonly seq: KVSequence,
+    seq: KVSequence,
     private readonly ownsBackend: boolean,
   ) {
+    this.cache = new CachedSequence(model, seq);
     this.weightsBytes = model.weights.bytes;
     this.openai = createOpenAI(this);
   }
@@ -116,7 +119,7 @@ export class Qwen2 {
 
   /** KV cache capacity in tokens. */
   get maxContext(): number {
-    return this.seq.capacity;
+    return this.cache.capacity;
   }
 
   /**
@@ -162,12 +165,10 @@ export class Qwen2 {
   logits(ids: number[], options: { allPositions?: boolean } = {}): Promise<Float32Array[]> {
     return this.exclusive(async () => {
       if (options.allPositions) {
-        this.resetCache();
-        const rows = await this.model.forwardAll(this.seq, ids);
-        this.cached.push(...ids);
-        return rows;
+        this.cache.reset();
+        return this.cache.forwardAll(ids);
       }
-      return [await this.backend.read(this.prefill(ids))];
+      return [await this.backend.read(this.cache.prefill(ids))];
     });
   }
 
@@ -180,13 +181,12 @@ export class Qwen2 {
       const p = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
       const c = typeof continuation === 'string' ? this.tokenizer.encode(continuation) : [...continuation];
       if (p.length === 0 || c.length === 0) throw new RangeError('score: the prompt and the continuation must each have at least one token');
-      if (p.length + c.length - 1 > this.seq.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, this.seq.capacity);
-      const tokenLogprobs = [logSoftmaxAt(await this.backend.read(this.prefill(p)), c[0]!)];
+      if (p.length + c.length - 1 > this.cache.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, this.cache.capacity);
+      const tokenLogprobs = [logSoftmaxAt(await this.backend.read(this.cache.prefill(p)), c[0]!)];
       if (c.length > 1) {
         // Each row reduced as its chunk is done: a long continuation holds no logits per position.
         const rest = c.slice(0, -1);
-        await this.model.forwardRows(this.seq, rest, (row, i) => tokenLogprobs.push(logSoftmaxAt(row, c[i + 1]!)));
-        this.cached.push(...rest);
+        await this.cache.forwardRows(rest, (row, i) => tokenLogprobs.push(logSoftmaxAt(row, c[i + 1]!)));
       }
       return { tokenLogprobs, total: tokenLogprobs.reduce((a, b) => a + b, 0) };
     });
@@ -203,14 +203,13 @@ export class Qwen2 {
       const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
       if (ids.length === 0) throw new RangeError('promptLogprobs: the prompt is empty');
       if (!Number.isInteger(top) || top < 0 || top > 20) throw new RangeError(`top must be an integer from 0 to 20, got ${top}`);
-      if (ids.length > this.seq.capacity) throw new ContextOverflowError(0, ids.length, this.seq.capacity);
-      this.resetCache();
+      if (ids.length > this.cache.capacity) throw new ContextOverflowError(0, ids.length, this.cache.capacity);
+      this.cache.reset();
       const logprobs: (TokenLogprob | null)[] = [null];
       // Row i predicts token i + 1; the last row predicts past the prompt and is not needed.
-      await this.model.forwardRows(this.seq, ids, (row, i) => {
+      await this.cache.forwardRows(ids, (row, i) => {
         if (i + 1 < ids.length) logprobs.push(tokenLogprob(row, ids[i + 1]!, top));
       });
-      this.cached.push(...ids);
       return { ids, logprobs };
     });
   }
@@ -220,7 +219,7 @@ export class Qwen2 {
     if (this.disposed) return;
     await this.exclusive(async () => {
       this.disposed = true;
-      this.seq.free();
+      this.cache.free();
       this.model.dispose();
       if (this.ownsBackend) await this.backend.dispose();
     });
@@ -236,34 +235,6 @@ export class Qwen2 {
     });
     this.queue = run.catch(() => {});
     return run;
-  }
-
-  private resetCache(): void {
-    this.seq.truncate(0);
-    this.cached.length = 0;
-  }
-
-  /**
-   * Feeds `ids`, reusing the cached prefix they share with the previous call, and returns the last
-   * position's logits (on the backend).
-   */
-  private prefill(ids: number[]): Tensor {
-    if (ids.length === 0) throw new RangeError('the prompt is empty: at least one token is needed');
-    if (ids.length > this.seq.capacity) throw new ContextOverflowError(0, ids.length, this.seq.capacity);
-    let common = 0;
-    while (common < this.cached.length && common < ids.length && this.cached[common] === ids[common]) common++;
-    if (common === ids.length) common--; // the last token must run again to give its logits
-    this.seq.truncate(common);
-    this.cached.length = common;
-    const rest = ids.slice(common);
-    try {
-      const logits = this.model.forward(this.seq, rest);
-      this.cached.push(...rest);
-      return logits;
-    } catch (e) {
-      this.resetCache();
-      throw e;
-    }
   }
 
   /** Generates after `ids`; `grammar` is what the output must follow (`responseFormat`'s, or a required tool call). */
@@ -291,7 +262,7 @@ export class Qwen2 {
     const generated: number[] = [];
     let text = '';
     let finishReason: GenerationResult['finishReason'] = 'length';
-    const reused = Math.min(this.commonPrefix(ids), ids.length - 1);
+    const reused = Math.min(this.cache.commonPrefix(ids), ids.length - 1);
     let firstTokenAt = 0;
     let lastTokenAt = 0;
     const signal = options.signal;
@@ -306,7 +277,7 @@ export class Qwen2 {
     const takeBackAhead = (): void => {
       if (!ahead) return;
       ahead.ids().catch(() => {}); // nobody will read it
-      this.seq.truncate(this.seq.length - 1);
+      this.cache.truncate(this.cache.length - 1);
       ahead = undefined;
     };
 
@@ -340,7 +311,7 @@ export class Qwen2 {
       }
       // A step recorded ahead was recorded because this token is neither the last allowed nor the last
       // that fits. Otherwise the token just taken must still fit in the cache to be fed.
-      if (!ahead && (generated.length >= maxNew || ids.length + generated.length - 1 >= this.seq.capacity)) return false;
+      if (!ahead && (generated.length >= maxNew || ids.length + generated.length - 1 >= this.cache.capacity)) return false;
       if (signal?.aborted) {
         finishReason = 'abort';
         takeBackAhead();
@@ -375,7 +346,7 @@ export class Qwen2 {
     else if (maxNew > 0 && speculation) {
       const decode = async (): Promise<void> => {
         stats = { proposed: 0, accepted: 0, checks: 0 };
-        const first = await choose(this.prefill(ids));
+        const first = await choose(this.cache.prefill(ids));
         if (!first) {
           finishReason = 'stop';
           return;
@@ -386,7 +357,7 @@ export class Qwen2 {
         for (;;) {
           // The last token taken is not in the cache yet: it leads the next pass.
           const last = generated[generated.length - 1]!;
-          const limit = Math.min(maxNew - generated.length - 1, this.seq.capacity - this.seq.length - 1);
+          const limit = Math.min(maxNew - generated.length - 1, this.cache.capacity - this.cache.length - 1);
           const k = limit <= 0 ? 0 : adapt ? schedule.next(limit) : Math.min(limit, schedule.maxTokens);
           let guesses: number[] = [];
           if (k > 0) {
@@ -396,8 +367,8 @@ export class Qwen2 {
           }
           const t0 = performance.now();
           const { decided, kept } = guesses.length === 0
-            ? await this.plainStep(last, choose)
-            : await this.checkGuesses(last, guesses, { greedy, onHost, constraint, chooseRow, history });
+            ? await plainStep(this.cache, last, choose)
+            : await checkGuesses(this.cache, last, guesses, { greedy, onHost, constraint, chooseRow, history });
           schedule.recordPass(guesses.length + 1, performance.now() - t0);
           if (guesses.length > 0) {
             schedule.recordCheck(guesses.length, kept);
@@ -426,13 +397,13 @@ export class Qwen2 {
       const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
         ? b.argmaxOnDevice!(from)
         : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
-      let logits = this.prefill(ids);
+      let logits = this.cache.prefill(ids);
       let drawn = onDevice ? draw(logits) : undefined;
       for (;;) {
         let next: Choice | undefined;
         if (drawn) {
-          if (generated.length + 1 < maxNew && this.seq.length < this.seq.capacity && !signal?.aborted) {
-            ahead = draw(this.model.forwardOnDevice(this.seq, drawn), drawn);
+          if (generated.length + 1 < maxNew && this.cache.length < this.cache.capacity && !signal?.aborted) {
+            ahead = draw(this.cache.forwardOnDevice(drawn), drawn);
           }
           next = { id: (await drawn.ids())[0]! };
         } else {
@@ -444,13 +415,14 @@ export class Qwen2 {
         }
         if (!(await take(next))) break;
         if (ahead) {
+          // The step recorded ahead fed this token before the host had read it.
+          this.cache.settle(next.id);
           drawn = ahead;
           ahead = undefined;
         } else {
-          logits = this.model.forward(this.seq, [next.id]);
+          logits = this.cache.forward([next.id]);
           if (onDevice) drawn = draw(logits);
         }
-        this.cached.push(next.id);
         decodePasses++;
       }
     }
@@ -476,58 +448,6 @@ export class Qwen2 {
       ...(logprobs ? { logprobs } : {}),
       ...(stats ? { speculative: stats } : {}),
     };
-  }
-
-  /** Speculative decoding without guesses: feeds `last` alone and chooses the token after it. */
-  private async plainStep(last: number, choose: (logits: Tensor) => Promise<Choice | undefined>): Promise<{ decided: Choice[]; kept: 0 }> {
-    const logits = this.model.forward(this.seq, [last]);
-    this.cached.push(last);
-    const next = await choose(logits);
-    return { decided: next ? [next] : [], kept: 0 };
-  }
-
-  /**
-   * Feeds `last` and `guesses` in one pass and returns the tokens chosen after `last` and after each
-   * guess, up to the first choice that differs from its guess (which ends the list; after the last guess
-   * the choice is a bonus), and how many guesses were chosen (`kept`). The cache then keeps `last` and
-   * those guesses. Each choice is
-   * the one a plain step would make at that place: the constraint and the penalties see the guesses
-   * before it, and a draw takes the next uniform from the generation's stream, one per token taken, as
-   * plain decoding does.
-   */
-  private async checkGuesses(last: number, guesses: number[], how: {
-    greedy: boolean; onHost: boolean; constraint: JsonConstraint | undefined; history: TokenHistory;
-    chooseRow: (row: Float32Array, past: SamplingParams['history']) => Choice | undefined;
-  }): Promise<{ decided: Choice[]; kept: number }> {
-    const base = this.seq.length;
-    const pass = [last, ...guesses];
-    const decided: Choice[] = [];
-    if (how.greedy && !how.onHost) {
-      // Only the ids come back from the backend.
-      const best = await this.model.forwardArgmax(this.seq, pass);
-      for (let j = 0; j < pass.length; j++) {
-        decided.push({ id: best[j]! });
-        if (j === guesses.length || best[j] !== guesses[j]) break;
-      }
-    } else {
-      const rows = await this.model.forwardAll(this.seq, pass);
-      how.constraint?.mark();
-      let past = how.history.toParams();
-      for (let j = 0; j < pass.length; j++) {
-        const choice = how.chooseRow(rows[j]!, past);
-        if (!choice) break;
-        decided.push(choice);
-        if (j === guesses.length || choice.id !== guesses[j]) break;
-        how.constraint?.accept(choice.id);
-        past = withOccurrence(past, choice.id);
-      }
-      how.constraint?.backToMark();
-    }
-    let kept = 0;
-    while (kept < guesses.length && kept < decided.length && decided[kept]!.id === guesses[kept]) kept++;
-    this.seq.truncate(base + 1 + kept);
-    this.cached.push(last, ...guesses.slice(0, kept));
-    return { decided, kept };
   }
 
   /** Checks speculative options and returns the schedule and the proposer they ask for. */
@@ -556,34 +476,10 @@ export class Qwen2 {
     };
   }
 
-  /**
-   * Speculative decoding's draft: up to `max` greedy tokens after `context`, reusing this model's cache
-   * for the prefix it shares with the last call (the caller holds this model's turn).
-   */
-  private async draftTokens(context: number[], max: number): Promise<number[]> {
-    const n = Math.min(max, this.seq.capacity - context.length + 1);
-    if (n < 1) return [];
-    let logits = this.prefill(context);
-    const out: number[] = [];
-    for (;;) {
-      out.push((await this.backend.argmax(logits))[0]!);
-      if (out.length === n) return out;
-      logits = this.model.forward(this.seq, [out[out.length - 1]!]);
-      this.cached.push(out[out.length - 1]!);
-    }
+  /** @internal Speculative decoding's draft: up to `max` greedy tokens after `context` (the caller holds this model's turn). */
+  draftTokens(context: readonly number[], max: number): Promise<number[]> {
+    return greedyGuesses(this.cache, this.backend, context, max);
   }
-
-  private commonPrefix(ids: number[]): number {
-    let n = 0;
-    while (n < this.cached.length && n < ids.length && this.cached[n] === ids[n]) n++;
-    return n;
-  }
-}
-
-/** A chosen token, with its log-probability when asked for. */
-interface Choice {
-  id: number;
-  logprob?: TokenLogprob;
 }
 
 function isOpenedModel(spec: unknown): spec is OpenedModel {
