@@ -146,6 +146,12 @@ describe('playground in Chromium', () => {
     const text = (await page.locator('.turn[data-role="assistant"]').last().textContent())!;
     if (json.finish === 'stop') expect(JSON.parse(text)).toBeTypeOf('object');
     else expect(text.trimStart().startsWith('{'), text).toBe(true);
+    // "Speculative decoding": prompt lookup changes the speed, not the reply.
+    await page.click('#clear-chat');
+    await page.check('#prompt-lookup');
+    const speculative = await chat(page, PROMPT);
+    await page.uncheck('#prompt-lookup');
+    expect(speculative.ids).toEqual(expected);
     await page.screenshot({ path: join(results, 'playground-wasm.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   }, 150_000);

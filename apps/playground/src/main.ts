@@ -43,6 +43,7 @@ const ui = {
   settings: byId('settings', HTMLDetailsElement),
   settingsError: byId('settings-error', HTMLParagraphElement),
   jsonOutput: byId('json-output', HTMLInputElement),
+  promptLookup: byId('prompt-lookup', HTMLInputElement),
   messages: byId('messages', HTMLOListElement),
   chatForm: byId('chat-form', HTMLFormElement),
   prompt: byId('prompt', HTMLTextAreaElement),
@@ -283,7 +284,7 @@ async function streamReply(messages: ReturnType<Conversation['send']>, settings:
       showStats(stats);
     });
   };
-  const reply = client.chat(messages, toGenerateOptions(settings, { json: ui.jsonOutput.checked }), (tokenId, text, at) => {
+  const reply = client.chat(messages, toGenerateOptions(settings, { json: ui.jsonOutput.checked, promptLookup: ui.promptLookup.checked }), (tokenId, text, at) => {
     conversation.append(tokenId, text);
     if (tokenId >= 0) stats.token(at);
     render();

@@ -24,5 +24,7 @@ describe('sampling settings', () => {
   it('maps to core generate options', () => {
     expect(toGenerateOptions({ ...DEFAULT_SETTINGS, minP: 0.05 })).toEqual({ temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, maxNewTokens: 512 });
     expect(toGenerateOptions(DEFAULT_SETTINGS, { json: true }).responseFormat).toEqual({ type: 'json_object' });
+    expect(toGenerateOptions(DEFAULT_SETTINGS, { promptLookup: true }).speculative).toEqual({ draft: 'prompt-lookup' });
+    expect(toGenerateOptions(DEFAULT_SETTINGS).speculative).toBeUndefined();
   });
 });

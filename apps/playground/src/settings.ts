@@ -78,10 +78,12 @@ export interface SamplingOptions {
   maxNewTokens: number;
   /** "JSON output": the reply is constrained to one JSON object. */
   responseFormat?: { type: 'json_object' };
+  /** "Speculative decoding": prompt lookup guesses tokens, one pass checks them (the reply is the same). */
+  speculative?: { draft: 'prompt-lookup' };
 }
 
 /** Converts settings to core's generate options (same names; kept apart so the page does not import core). */
-export function toGenerateOptions(s: SamplingSettings, extra: { json?: boolean } = {}): SamplingOptions {
+export function toGenerateOptions(s: SamplingSettings, extra: { json?: boolean; promptLookup?: boolean } = {}): SamplingOptions {
   return {
     temperature: s.temperature,
     topK: s.topK,
@@ -90,5 +92,6 @@ export function toGenerateOptions(s: SamplingSettings, extra: { json?: boolean }
     repetitionPenalty: s.repetitionPenalty,
     maxNewTokens: s.maxNewTokens,
     ...(extra.json ? { responseFormat: { type: 'json_object' as const } } : {}),
+    ...(extra.promptLookup ? { speculative: { draft: 'prompt-lookup' as const } } : {}),
   };
 }
