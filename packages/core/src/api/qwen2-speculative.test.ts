@@ -158,6 +158,41 @@ describe('speculative decoding gives the tokens plain decoding gives', { timeout
     }
   });
 
+  it('a draft whose context is too short for the text proposes nothing and changes nothing', async () => {
+    const small = await Qwen2.load(`${fixturesDir}/models/full-vocab-bf16`, { tokenizer: model.tokenizer, maxContext: 24 });
+    try {
+      const ids = model.tokenizer.encode(Array(2).fill(PROMPT).join(' '));
+      expect(ids.length).toBeGreaterThan(24);
+      const options: GenerateOptions = { temperature: 0, maxNewTokens: 10, ignoreEos: true };
+      const plain = await model.generate(ids, options);
+      const fast = await model.generate(ids, { ...options, speculative: { draft: small, adapt: false } });
+      expect(fast.ids).toEqual(plain.ids);
+      expect(fast.speculative!.proposed).toBe(0);
+    } finally {
+      await small.dispose();
+    }
+  });
+
+  it('stops at an abort between tokens of one check, keeping what was emitted', async () => {
+    const options: GenerateOptions = { temperature: 0, maxNewTokens: 30, ignoreEos: true };
+    const plain = await model.generate(PROMPT, options);
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const stream = model.generate(PROMPT, { ...options, signal: controller.signal, speculative: { draft: twin, maxTokens: 6, adapt: false } });
+    for await (const c of stream) {
+      if (c.tokenId >= 0) seen.push(c.tokenId);
+      if (seen.length === 4) controller.abort();
+    }
+    const r = await stream.result;
+    expect(r.finishReason).toBe('abort');
+    expect(r.ids).toEqual(plain.ids.slice(0, 4));
+    // The cache is still consistent: the next call matches a fresh model.
+    const ids = [...model.tokenizer.encode(PROMPT), ...r.ids];
+    const [reused] = await model.logits(ids);
+    const [fresh] = await twin.logits(ids);
+    expect(maxAbsDiff(reused!, fresh!)).toBeLessThan(1e-5);
+  });
+
   it('streams every token as its own chunk', async () => {
     const chunks: number[] = [];
     for await (const c of model.generate(PROMPT, { temperature: 0, maxNewTokens: 12, ignoreEos: true, speculative: { draft: twin, adapt: false } })) {
