@@ -39,7 +39,7 @@ export { TokenHistory } from './sampling/history.js';
 export { StopStringMatcher } from './generate/stop-strings.js';
 export { tokenLogprob, logSoftmaxAt, type TokenLogprob } from './generate/logprobs.js';
 export { resolveSampling, type SamplingSettings } from './generate/sampling-options.js';
-export { promptLookup, SpeculationSchedule } from './generate/speculative.js';
+export { promptLookup, nextGuesses, SpeculationSchedule, type LookupMatch, type Guesses, type Proposer } from './generate/speculative.js';
 
 // Constrained generation
 export { compileJsonSchema, compileResponseFormat, literalText, propertyNode, JsonSchemaError, type JsonSchema, type ResponseFormat, type ValueNode, type PropertyNode } from './constrain/json-schema.js';

@@ -19,7 +19,7 @@ import { argmax } from '../argmax.js';
 import { sampleFromLogits } from '../sampling/sample.js';
 import { compileResponseFormat, type ValueNode } from '../constrain/json-schema.js';
 import { TokenVocabulary } from '../constrain/token-vocabulary.js';
-import { promptLookup, SpeculationSchedule } from '../generate/speculative.js';
+import { nextGuesses, promptLookup, SpeculationSchedule, type Proposer } from '../generate/speculative.js';
 import { sharedVocabulary } from './draft-vocabulary.js';
 import { checkGuesses, greedyGuesses, plainStep, type Choice } from './speculative-decoding.js';
 import { createOpenAI, type OpenAIChat } from './openai.js';
@@ -352,26 +352,20 @@ export class Qwen2 {
           return;
         }
         if (!(await take(first))) return;
-        const { schedule, propose } = speculation;
+        const { schedule, proposer } = speculation;
         const adapt = options.speculative!.adapt !== false;
         for (;;) {
           // The last token taken is not in the cache yet: it leads the next pass.
           const last = generated[generated.length - 1]!;
           const limit = Math.min(maxNew - generated.length - 1, this.cache.capacity - this.cache.length - 1);
-          const k = limit <= 0 ? 0 : adapt ? schedule.next(limit) : Math.min(limit, schedule.maxTokens);
-          let guesses: number[] = [];
-          if (k > 0) {
-            const t0 = performance.now();
-            guesses = await propose([...ids, ...generated], k);
-            schedule.recordProposal(guesses.length, performance.now() - t0);
-          }
+          const { tokens: guesses, kind } = await nextGuesses(proposer, schedule, [...ids, ...generated], limit, adapt);
           const t0 = performance.now();
           const { decided, kept } = guesses.length === 0
             ? await plainStep(this.cache, last, choose)
             : await checkGuesses(this.cache, last, guesses, { greedy, onHost, constraint, chooseRow, history });
           schedule.recordPass(guesses.length + 1, performance.now() - t0);
           if (guesses.length > 0) {
-            schedule.recordCheck(guesses.length, kept);
+            schedule.recordCheck(guesses.length, kept, kind);
             stats.proposed += guesses.length;
             stats.accepted += kept;
             stats.checks++;
@@ -451,7 +445,7 @@ export class Qwen2 {
   }
 
   /** Checks speculative options and returns the schedule and the proposer they ask for. */
-  private speculation(options: SpeculativeOptions): { schedule: SpeculationSchedule; propose: (context: number[], max: number) => Promise<number[]> | number[] } {
+  private speculation(options: SpeculativeOptions): { schedule: SpeculationSchedule; proposer: Proposer } {
     const maxTokens = options.maxTokens ?? DEFAULT_SPECULATIVE_TOKENS;
     if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 64) throw new RangeError(`speculative.maxTokens must be an integer from 1 to 64, got ${maxTokens}`);
     const schedule = new SpeculationSchedule(maxTokens);
@@ -459,7 +453,8 @@ export class Qwen2 {
     if (draft === 'prompt-lookup') {
       const ngram = options.ngram ?? DEFAULT_LOOKUP_NGRAM;
       if (!Number.isInteger(ngram) || ngram < 1 || ngram > 16) throw new RangeError(`speculative.ngram must be an integer from 1 to 16, got ${ngram}`);
-      return { schedule, propose: (context, max) => promptLookup(context, max, ngram) };
+      // The kind of a guess is the length of the n-gram that matched: longer matches guess better.
+      return { schedule, proposer: { cheap: true, propose: (context, max) => { const m = promptLookup(context, max, ngram); return { tokens: m.tokens, kind: m.matched }; } } };
     }
     if (!(draft instanceof Qwen2)) throw new TypeError(`speculative.draft must be 'prompt-lookup' or a loaded Qwen2 model, got ${typeof draft === 'string' ? JSON.stringify(draft) : typeof draft}`);
     if (draft === this) throw new RangeError('speculative.draft must be another model than the one generating');
@@ -468,10 +463,13 @@ export class Qwen2 {
     const shared = Math.min(sharedVocabulary(this.tokenizer, draft.tokenizer), this.config.vocabSize);
     return {
       schedule,
-      propose: async (context, max) => {
-        const proposed = await draft.draftTokens(context, max);
-        const outside = proposed.findIndex((id) => id >= shared);
-        return outside < 0 ? proposed : proposed.slice(0, outside);
+      proposer: {
+        cheap: false,
+        propose: async (context, max) => {
+          const proposed = await draft.draftTokens(context, max);
+          const outside = proposed.findIndex((id) => id >= shared);
+          return { tokens: outside < 0 ? proposed : proposed.slice(0, outside), kind: 0 };
+        },
       },
     };
   }

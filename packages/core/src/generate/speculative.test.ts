@@ -1,35 +1,41 @@
 import { describe, expect, it } from 'vitest';
-import { promptLookup, SpeculationSchedule } from './speculative.js';
+import { nextGuesses, promptLookup, SpeculationSchedule, type Proposer } from './speculative.js';
 
 describe('promptLookup', () => {
   it('continues the latest earlier occurrence of the last n-gram', () => {
     //            0  1  2  3  4  5  6  7  8  9
     const ctx = [1, 2, 3, 9, 1, 2, 3, 8, 7, 1, 2, 3];
     // "1 2 3" occurs at 0 and 4 before the end; the latest (4) is followed by 8 7 1 ...
-    expect(promptLookup(ctx, 3, 3)).toEqual([8, 7, 1]);
+    expect(promptLookup(ctx, 3, 3).tokens).toEqual([8, 7, 1]);
     // Past the context's end the match copies itself: 8 7 1 2 3 then again 8 7 1 2 3.
-    expect(promptLookup(ctx, 7, 3)).toEqual([8, 7, 1, 2, 3, 8, 7]);
+    expect(promptLookup(ctx, 7, 3).tokens).toEqual([8, 7, 1, 2, 3, 8, 7]);
   });
 
   it('continues a loop for as many tokens as asked (the match overlaps what it proposes)', () => {
-    expect(promptLookup([9, 4, 4, 4, 4], 5, 3)).toEqual([4, 4, 4, 4, 4]);
-    expect(promptLookup([9, 1, 2, 1, 2, 1, 2], 5, 3)).toEqual([1, 2, 1, 2, 1]);
+    expect(promptLookup([9, 4, 4, 4, 4], 5, 3).tokens).toEqual([4, 4, 4, 4, 4]);
+    expect(promptLookup([9, 1, 2, 1, 2, 1, 2], 5, 3).tokens).toEqual([1, 2, 1, 2, 1]);
   });
 
   it('prefers the longest n-gram that recurs, then shorter ones', () => {
     // "5 6" recurs nowhere, "6" does (followed by 4); with ngram 1 only the last token is looked up.
-    expect(promptLookup([6, 4, 5, 6], 2, 2)).toEqual([4, 5]);
+    expect(promptLookup([6, 4, 5, 6], 2, 2).tokens).toEqual([4, 5]);
     // "4 6" occurs at 0 (followed by 1) while "6" alone occurs later at 3 (followed by 2): the 2-gram wins.
-    expect(promptLookup([4, 6, 1, 6, 2, 4, 6], 1, 2)).toEqual([1]);
-    expect(promptLookup([4, 6, 1, 6, 2, 4, 6], 1, 1)).toEqual([2]);
+    expect(promptLookup([4, 6, 1, 6, 2, 4, 6], 1, 2).tokens).toEqual([1]);
+    expect(promptLookup([4, 6, 1, 6, 2, 4, 6], 1, 1).tokens).toEqual([2]);
+  });
+
+  it('reports the length of the n-gram that matched', () => {
+    expect(promptLookup([1, 2, 3, 9, 1, 2, 3], 2, 3)).toEqual({ tokens: [9, 1], matched: 3 });
+    expect(promptLookup([4, 6, 1, 6, 2, 4, 6], 1, 1)).toEqual({ tokens: [2], matched: 1 });
+    expect(promptLookup([1, 2, 3], 2, 3)).toEqual({ tokens: [], matched: 0 });
   });
 
   it('proposes nothing when nothing recurs or the context is too short', () => {
-    expect(promptLookup([1, 2, 3, 4], 5, 3)).toEqual([]);
-    expect(promptLookup([7], 5, 3)).toEqual([]);
-    expect(promptLookup([], 5, 3)).toEqual([]);
+    expect(promptLookup([1, 2, 3, 4], 5, 3).tokens).toEqual([]);
+    expect(promptLookup([7], 5, 3).tokens).toEqual([]);
+    expect(promptLookup([], 5, 3).tokens).toEqual([]);
     // A run of one token: the occurrence just before the end continues with that token, over and over.
-    expect(promptLookup([5, 5, 5], 4, 3)).toEqual([5, 5, 5, 5]);
+    expect(promptLookup([5, 5, 5], 4, 3).tokens).toEqual([5, 5, 5, 5]);
   });
 });
 
@@ -65,7 +71,7 @@ describe('SpeculationSchedule', () => {
     // GPU-like: a pass of T tokens costs what one of a single token does; every guess accepted.
     const { ks, speedup } = simulate(s, () => 10, (k) => k, 12);
     expect(ks).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8]); // maxTokens caps it
-    expect(s.acceptance).toBeGreaterThan(0.95);
+    expect(s.acceptance()).toBeGreaterThan(0.95);
     expect(speedup).toBeGreaterThan(5);
   });
 
@@ -106,5 +112,63 @@ describe('SpeculationSchedule', () => {
     simulate(s, () => 10, (k) => k, 10);
     expect(s.next(2)).toBe(2);
     expect(s.next(0)).toBe(0);
+  });
+});
+
+describe('acceptance per kind of guess', () => {
+  it('stops proposing the kind that fails while another kind goes on', () => {
+    const s = new SpeculationSchedule(4);
+    s.recordPass(1, 10);
+    s.recordPass(2, 16);
+    s.recordPass(3, 22);
+    // One-token matches always refused, three-token matches always accepted (CPU-like costs).
+    for (let i = 0; i < 10; i++) {
+      s.recordCheck(2, 0, 1);
+      s.recordCheck(2, 2, 3);
+    }
+    expect(s.next(4, 1)).toBe(0);
+    expect(s.next(4, 3)).toBeGreaterThanOrEqual(2);
+    expect(s.acceptance(1)).toBeLessThan(0.05);
+    expect(s.acceptance(3)).toBeGreaterThan(0.95);
+    expect(s.acceptance(2)).toBe(0.75); // never seen: the prior
+  });
+});
+
+describe('nextGuesses', () => {
+  const context = [5, 6, 7, 5, 6, 7, 5, 6];
+  const measured = (): SpeculationSchedule => {
+    const s = new SpeculationSchedule(8);
+    for (let T = 1; T <= 9; T++) s.recordPass(T, 10); // checks as cheap as plain steps
+    return s;
+  };
+
+  it('asks a cheap proposer first, then cuts its guesses to what the schedule wants for their kind', async () => {
+    const calls: number[] = [];
+    const lookup: Proposer = { cheap: true, propose: (c, max) => { calls.push(max); const m = promptLookup(c, max, 3); return { tokens: m.tokens, kind: m.matched }; } };
+    const g = await nextGuesses(lookup, measured(), context, 5, true);
+    expect(calls).toEqual([5]);
+    expect(g.kind).toBe(3);
+    expect(g.tokens).toEqual([7, 5, 6, 7, 5]);
+    // Limited by the room left.
+    expect((await nextGuesses(lookup, measured(), context, 2, true)).tokens).toEqual([7, 5]);
+    expect((await nextGuesses(lookup, measured(), context, 0, true)).tokens).toEqual([]);
+  });
+
+  it('asks a costly proposer only for as many as the schedule wants, and not at all for none', async () => {
+    const calls: number[] = [];
+    const draft: Proposer = { cheap: false, propose: (_c, max) => { calls.push(max); return { tokens: Array.from({ length: max }, (_, i) => i), kind: 0 }; } };
+    const fresh = new SpeculationSchedule(8); // nothing measured: a plain step first
+    expect((await nextGuesses(draft, fresh, context, 8, true)).tokens).toEqual([]);
+    expect(calls).toEqual([]);
+    const s = measured();
+    const k = s.next(8);
+    expect(k).toBeGreaterThan(0);
+    expect((await nextGuesses(draft, s, context, 8, true)).tokens.length).toBe(k);
+    expect(calls).toEqual([k]);
+  });
+
+  it('with adapt false proposes up to maxTokens every step', async () => {
+    const draft: Proposer = { cheap: false, propose: (_c, max) => ({ tokens: Array.from({ length: max }, (_, i) => i), kind: 0 }) };
+    expect((await nextGuesses(draft, new SpeculationSchedule(3), context, 10, false)).tokens).toEqual([0, 1, 2]);
   });
 });
