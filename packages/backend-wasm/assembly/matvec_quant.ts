@@ -1,5 +1,6 @@
-// Decode matmuls (T < 4 tokens) for q8_0 weights, and for q4_0 weights in the relaxed build, against
-// quantized activations (quantize_act.ts). Every block product is an exact integer dot product,
+// Decode matmuls (passes of up to 9 tokens for q8_0 and 15 for q4_0: quantGemmMinTokens in backend.ts)
+// for q8_0 weights, and for q4_0 weights in the relaxed build, against quantized activations
+// (quantize_act.ts). Every block product is an exact integer dot product,
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
 //
@@ -83,7 +84,9 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
   for (; r + 4 <= sets; r += 4) {
     // Rows r..r+3, one set of four: each activation vector loaded once for the four rows.
     const set = wq + groupsAt(32, r, <usize>N, nb), sw = ws + r * sb;
-    for (let t: usize = 0; t < <usize>T; t++) {
+    let t: usize = 0;
+    for (; t + 2 <= <usize>T; t += 2) q8SetTwoTokens(set, sw, sb, r, xq, xs, out, t, K, N);
+    for (; t < <usize>T; t++) {
       const xt = xq + ((t * nb) << 6), st = xs + ((t * nb) << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
@@ -109,6 +112,50 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
     if (nb4 < nb || bias) q8Tails(r, xq, xs, wq, ws, bias, out, T, K, N);
   }
   for (; r < <usize>n1; r++) q8Row(r, xq, xs, wq, ws, bias, out, T, K, N);
+}
+
+/**
+ * Rows r..r+3 (one set of four) against tokens t and t + 1: each weight vector is widened to its even
+ * and odd int16 halves once for both tokens, which a pass of several tokens would otherwise redo per token.
+ */
+@inline function q8SetTwoTokens(set: usize, sw: usize, sb: usize, r: usize, xq: usize, xs: usize, out: usize, t: usize, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const xt = xq + ((t * nb) << 6), xu = xt + (nb << 6), st = xs + ((t * nb) << 2), su = st + (nb << 2);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (let b: usize = 0; b < nb4; b += 4) {
+    const g = set + (b << 7), x = xt + (b << 6), y = xu + (b << 6);
+    let d0 = i32x4.splat(0), d1 = i32x4.splat(0), d2 = i32x4.splat(0), d3 = i32x4.splat(0);
+    let e0 = i32x4.splat(0), e1 = i32x4.splat(0), e2 = i32x4.splat(0), e3 = i32x4.splat(0);
+    for (let v: usize = 0; v < 128; v += 16) {
+      const xe = v128.load(x + (v << 1)), xo = v128.load(x + (v << 1), 16);
+      const ye = v128.load(y + (v << 1)), yo = v128.load(y + (v << 1), 16);
+      let w = v128.load(g + v);
+      let even = i16x8.shr_s(i16x8.shl(w, 8), 8), odd = i16x8.shr_s(w, 8);
+      d0 = i32x4.add(d0, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
+      e0 = i32x4.add(e0, i32x4.add(i32x4.dot_i16x8_s(even, ye), i32x4.dot_i16x8_s(odd, yo)));
+      w = v128.load(g + v, 128);
+      even = i16x8.shr_s(i16x8.shl(w, 8), 8); odd = i16x8.shr_s(w, 8);
+      d1 = i32x4.add(d1, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
+      e1 = i32x4.add(e1, i32x4.add(i32x4.dot_i16x8_s(even, ye), i32x4.dot_i16x8_s(odd, yo)));
+      w = v128.load(g + v, 256);
+      even = i16x8.shr_s(i16x8.shl(w, 8), 8); odd = i16x8.shr_s(w, 8);
+      d2 = i32x4.add(d2, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
+      e2 = i32x4.add(e2, i32x4.add(i32x4.dot_i16x8_s(even, ye), i32x4.dot_i16x8_s(odd, yo)));
+      w = v128.load(g + v, 384);
+      even = i16x8.shr_s(i16x8.shl(w, 8), 8); odd = i16x8.shr_s(w, 8);
+      d3 = i32x4.add(d3, i32x4.add(i32x4.dot_i16x8_s(even, xe), i32x4.dot_i16x8_s(odd, xo)));
+      e3 = i32x4.add(e3, i32x4.add(i32x4.dot_i16x8_s(even, ye), i32x4.dot_i16x8_s(odd, yo)));
+    }
+    const w = sw + (b << 1), sx = st + (b << 2), sy = su + (b << 2);
+    a0 = q8GroupInto(a0, d0, w, sx); b0 = q8GroupInto(b0, e0, w, sy);
+    a1 = q8GroupInto(a1, d1, w + sb, sx); b1 = q8GroupInto(b1, e1, w + sb, sy);
+    a2 = q8GroupInto(a2, d2, w + 2 * sb, sx); b2 = q8GroupInto(b2, e2, w + 2 * sb, sy);
+    a3 = q8GroupInto(a3, d3, w + 3 * sb, sx); b3 = q8GroupInto(b3, e3, w + 3 * sb, sy);
+  }
+  const o = out + ((t * <usize>N + r) << 2), p = o + (<usize>N << 2);
+  store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
+  store<f32>(p, hsum(b0)); store<f32>(p, hsum(b1), 4); store<f32>(p, hsum(b2), 8); store<f32>(p, hsum(b3), 12);
 }
 
 /** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
@@ -191,7 +238,9 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
   for (; r + 4 <= sets; r += 4) {
     // Rows r..r+3, one set of four: each activation vector loaded once for the four rows.
     const set = wq + groupsAt(16, r, <usize>N, nb), sw = ws + r * sb;
-    for (let t: usize = 0; t < <usize>T; t++) {
+    let t: usize = 0;
+    for (; t + 2 <= <usize>T; t += 2) q4SetTwoTokens(set, sw, sb, r, m, xq, xs, xsum, out, t, K, N);
+    for (; t < <usize>T; t++) {
       const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
@@ -217,6 +266,51 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
     if (nb4 < nb || bias) q4Tails(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   }
   for (; r < <usize>n1; r++) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/**
+ * Rows r..r+3 (one set of four) against tokens t and t + 1: each weight vector's nibbles are unpacked
+ * once for both tokens, which a pass of several tokens (a short prompt, a speculative check) would
+ * otherwise redo per token.
+ */
+@inline function q4SetTwoTokens(set: usize, sw: usize, sb: usize, r: usize, m: v128, xq: usize, xs: usize, xsum: usize, out: usize, t: usize, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const xt = xq + t * <usize>K, xu = xt + <usize>K;
+  const st = xs + ((t * nb) << 2), su = st + (nb << 2), ct = xsum + ((t * nb) << 2), cu = ct + (nb << 2);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (let b: usize = 0; b < nb4; b += 4) {
+    const g = set + (b << 6), x = xt + (b << 5), y = xu + (b << 5);
+    let d0 = i16x8.splat(0), d1 = i16x8.splat(0), d2 = i16x8.splat(0), d3 = i16x8.splat(0);
+    let e0 = i16x8.splat(0), e1 = i16x8.splat(0), e2 = i16x8.splat(0), e3 = i16x8.splat(0);
+    for (let i: usize = 0; i < 64; i += 16) {
+      const xl = v128.load(x + i), xh = v128.load(x + i, 64), yl = v128.load(y + i), yh = v128.load(y + i, 64);
+      let raw = v128.load(g + i);
+      let lo = v128.and(raw, m), hi = v128.and(i16x8.shr_u(raw, 4), m);
+      d0 = i16x8.add(d0, i16x8.add(dot16(xl, lo), dot16(xh, hi)));
+      e0 = i16x8.add(e0, i16x8.add(dot16(yl, lo), dot16(yh, hi)));
+      raw = v128.load(g + i, 64);
+      lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
+      d1 = i16x8.add(d1, i16x8.add(dot16(xl, lo), dot16(xh, hi)));
+      e1 = i16x8.add(e1, i16x8.add(dot16(yl, lo), dot16(yh, hi)));
+      raw = v128.load(g + i, 128);
+      lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
+      d2 = i16x8.add(d2, i16x8.add(dot16(xl, lo), dot16(xh, hi)));
+      e2 = i16x8.add(e2, i16x8.add(dot16(yl, lo), dot16(yh, hi)));
+      raw = v128.load(g + i, 192);
+      lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
+      d3 = i16x8.add(d3, i16x8.add(dot16(xl, lo), dot16(xh, hi)));
+      e3 = i16x8.add(e3, i16x8.add(dot16(yl, lo), dot16(yh, hi)));
+    }
+    const w = sw + (b << 1), cx = ct + (b << 2), sx = st + (b << 2), cy = cu + (b << 2), sy = su + (b << 2);
+    a0 = q4GroupInto(a0, d0, cx, w, sx); b0 = q4GroupInto(b0, e0, cy, w, sy);
+    a1 = q4GroupInto(a1, d1, cx, w + sb, sx); b1 = q4GroupInto(b1, e1, cy, w + sb, sy);
+    a2 = q4GroupInto(a2, d2, cx, w + 2 * sb, sx); b2 = q4GroupInto(b2, e2, cy, w + 2 * sb, sy);
+    a3 = q4GroupInto(a3, d3, cx, w + 3 * sb, sx); b3 = q4GroupInto(b3, e3, cy, w + 3 * sb, sy);
+  }
+  const o = out + ((t * <usize>N + r) << 2), p = o + (<usize>N << 2);
+  store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
+  store<f32>(p, hsum(b0)); store<f32>(p, hsum(b1), 4); store<f32>(p, hsum(b2), 8); store<f32>(p, hsum(b3), 12);
 }
 
 /** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */

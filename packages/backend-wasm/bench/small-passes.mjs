@@ -1,7 +1,7 @@
 // Passes of a few tokens: what a short chat turn, a speculative-decoding check or a tool result costs.
 // Times one whole Qwen2-0.5B forward pass (random weights) of T tokens after a cached 64-token prompt,
 // with this backend's thresholds (quantGemmMinTokens: decode kernels for q8_0 below 10 tokens, for q4_0
-// under relaxed SIMD below 12) next to the one threshold of earlier versions (GEMMs from 4 tokens on),
+// under relaxed SIMD below 16) next to the one threshold of earlier versions (GEMMs from 4 tokens on),
 // alternating the two in each round. Prints the median ms per pass, the multiple of a one-token pass, and
 // the ratio old / new (above 1: faster now).
 //

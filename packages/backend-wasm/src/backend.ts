@@ -19,14 +19,15 @@ const IO_BYTES = 32 * 1024 * 1024;
  * Fewest tokens of a pass for which a q8_0/q4_0 matmul runs the integer GEMMs (16-row weight panels
  * unpacked once, 2-row x 4-token tiles) rather than the decode kernels, which read each weight row once
  * for all tokens. The crossover depends on the decode kernel. Whole Qwen2-0.5B passes of T tokens after
- * a cached prompt (`bench/small-passes.mjs`, 2 threads) put q4_0's int8 decode kernel (relaxed SIMD)
- * ahead up to 11 tokens (1.3-1.5x the GEMM at 4-6 tokens), q8_0's int16 one up to 9 (1.2-1.5x at 4-6,
- * even at 8-10), and q4_0's int16 one only below 4 (it reads nibbles at half the int8 kernel's speed).
+ * a cached prompt (`bench/small-passes.mjs`, 2 threads) put q4_0's int8 decode kernel (relaxed SIMD,
+ * which unpacks each weight vector once for two tokens) ahead up to 15 tokens and even at 20 (1.4-1.6x
+ * the GEMM at 4-6 tokens), q8_0's int16 one up to 9 (1.5-1.6x at 4-6, 1.2x at 8, even at 10), and
+ * q4_0's int16 one only below 4 (it reads nibbles at half the int8 kernel's speed).
  * @internal
  */
 export function quantGemmMinTokens(format: 'q8_0' | 'q4_0', int8: boolean): number {
   if (format === 'q8_0') return 10;
-  return int8 ? 12 : 4;
+  return int8 ? 16 : 4;
 }
 
 /** Options of {@link wasmBackend}. */

@@ -35,12 +35,21 @@ export function promptLookup(context: readonly number[], max: number, ngram: num
 
 /** Weight of the newest observation in the running estimates. */
 const EMA = 0.3;
-/** How far each plain step moves the acceptance estimate back towards the prior, so that speculation is tried again. */
-const FORGET = 0.05;
+/** Weights of a pass time below and above the estimate of its size. */
+const FASTER = 0.5;
+const SLOWER = 0.1;
+/**
+ * How far each plain step moves the acceptance estimate back towards the prior, so that speculation is
+ * tried again (the text may have turned repetitive). Failed tries cost the extra of a check over a plain
+ * step (0.4 of a step for two tokens on two CPU cores): at 0.02, where guesses keep failing, a try comes
+ * every 20 or so steps there, a few percent of the time.
+ */
+const FORGET = 0.02;
+/** The share of decoding time that probes (checks of one guess that the estimates advise against) may take. */
+const PROBE_SHARE = 0.03;
 /**
  * Acceptance assumed before anything is known, and where plain steps lead the estimate back: above what
- * a pass of two tokens on two CPU cores needs to pay (0.68), so that a generation whose first guesses
- * failed still tries again every 30 or so steps (text turns repetitive), for a few percent of its time.
+ * a pass of two tokens on two CPU cores needs to pay (about 0.5), so that guesses are tried.
  */
 const PRIOR = 0.75;
 /** A plan with proposals must promise this much more speed than a plain step to be chosen. */
@@ -54,28 +63,41 @@ const MARGIN = 1.05;
  * 1 + α + ... + α^k tokens per step on average, for one pass of k + 1 tokens and k proposals; the k with
  * the most tokens per millisecond wins, 0 (a plain step) unless another is clearly better. A pass of T
  * tokens costs about one of 1 token on a GPU, where weights are read once for all tokens, and about
- * 1.6 + 0.6 (T - 2) of them on two CPU cores, so the same guesses pay on one and not on the other. Pass
+ * 1.4 + 0.5 (T - 2) of them on two CPU cores (q4_0), so the same guesses pay on one and not on the other. Pass
  * sizes are tried one larger than the largest measured, so that `k` grows while each size proves itself.
  */
 export class SpeculationSchedule {
   private readonly alpha = new Map<number, number>();
-  private readonly passMs = new Map<number, number>();
+  /** The acceptance estimate over every kind of guess. */
+  private pooled = PRIOR;
+  /** Time in plain steps since the last check. */
+  private plainSinceCheckMs = 0;
+  /** Per pass size: its estimated time, and how many passes of it were timed. */
+  private readonly passMs = new Map<number, { ms: number; passes: number }>();
   private proposalMs: number | undefined;
 
   /** @param maxTokens - most tokens proposed in one step */
   constructor(readonly maxTokens: number) {}
 
-  /** The current estimate of the chance that a proposed token of `kind` is accepted. */
+  /**
+   * The current estimate of the chance that a proposed token of `kind` is accepted; for a kind not seen
+   * yet, the estimate over all kinds (so that a new kind of guess starts from how guessing has gone).
+   */
   acceptance(kind = 0): number {
-    return this.alpha.get(kind) ?? PRIOR;
+    return this.alpha.get(kind) ?? this.pooled;
   }
 
-  /** Tokens to propose for the next step (0: a plain step), at most `limit`, for guesses of `kind`. */
-  next(limit: number, kind = 0): number {
-    const plain = this.passMs.get(1);
-    if (plain === undefined) return 0; // measure a plain step first
+  /**
+   * Tokens to propose for the next step (0: a plain step), at most `limit`, for guesses of `kind`.
+   * With `probe`, one guess now and then where the estimates advise none (see below): for cheap guesses
+   * only, since a draft model that has not guessed for a while must first catch up on the text.
+   */
+  next(limit: number, kind = 0, probe = true): number {
+    const plain = this.passMs.get(1)?.ms;
+    if (plain === undefined) return 0; // time a plain step first
+    // Sizes grow one past the largest whose cost is known (two passes timed).
     let largest = 1;
-    for (const T of this.passMs.keys()) largest = Math.max(largest, T);
+    for (const [T, c] of this.passMs) if (c.passes >= 2) largest = Math.max(largest, T);
     const top = Math.min(limit, this.maxTokens, largest);
     const alpha = this.acceptance(kind);
     let best = 0;
@@ -91,14 +113,33 @@ export class SpeculationSchedule {
         bestRate = rate;
       }
     }
+    // A probe of one guess now and then, within PROBE_SHARE of the time: estimates that say speculation
+    // does not pay (guesses refused a while ago, passes slowed by a busy machine) are otherwise never
+    // measured again, and the text may have turned repetitive since. A probe costs the check's extra
+    // over a plain step, taken as at most half a plain step: an estimate too high must not make the
+    // probes that would correct it rare.
+    const cost = Math.min(this.costOfPass(2) - plain, plain / 2) + (this.proposalMs ?? 0);
+    if (probe && best === 0 && top >= 1 && this.plainSinceCheckMs * PROBE_SHARE >= cost) return 1;
     return best;
   }
 
-  /** A pass of `tokens` tokens took `ms`. */
+  /**
+   * A pass of `tokens` tokens took `ms`. A busy machine only ever makes a pass slower, and the first
+   * pass of a size is often slow (code and memory warming up): a size's cost counts from its second
+   * pass, as the faster of its first two, then follows a faster pass at once and a slower one slowly.
+   */
   recordPass(tokens: number, ms: number): void {
     const old = this.passMs.get(tokens);
-    this.passMs.set(tokens, old === undefined ? ms : old + EMA * (ms - old));
-    if (tokens === 1) for (const [kind, a] of this.alpha) this.alpha.set(kind, a + FORGET * (PRIOR - a));
+    if (old === undefined) this.passMs.set(tokens, { ms, passes: 1 });
+    else if (old.passes === 1) this.passMs.set(tokens, { ms: Math.min(old.ms, ms), passes: 2 });
+    else this.passMs.set(tokens, { ms: old.ms + (ms < old.ms ? FASTER : SLOWER) * (ms - old.ms), passes: old.passes + 1 });
+    if (tokens !== 1) {
+      this.plainSinceCheckMs = 0;
+      return;
+    }
+    this.plainSinceCheckMs += ms;
+    for (const [kind, a] of this.alpha) this.alpha.set(kind, a + FORGET * (PRIOR - a));
+    this.pooled += FORGET * (PRIOR - this.pooled);
   }
 
   /** Proposing `tokens` tokens took `ms`. */
@@ -117,15 +158,28 @@ export class SpeculationSchedule {
     const weight = 1 - (1 - EMA) ** observed;
     const a = this.acceptance(kind);
     this.alpha.set(kind, a + weight * (rate - a));
+    this.pooled += weight * (rate - this.pooled);
   }
 
-  /** Measured time of a pass of T tokens, or (not measured yet) the largest measured below it: optimistic, so that it gets tried. */
+  /**
+   * Estimated time of a pass of T tokens. A size with fewer than two passes timed (plain steps aside) is
+   * extrapolated from the two largest sizes below it that have an estimate, at the same cost per token
+   * (and at no extra cost from a plain step alone): optimistic enough for a size to be tried, not so
+   * optimistic that guesses which rarely pass are checked many at a time.
+   */
   private costOfPass(T: number): number {
-    for (let t = T; t >= 1; t--) {
-      const ms = this.passMs.get(t);
-      if (ms !== undefined) return ms;
-    }
-    return 0;
+    const known = (t: number): number | undefined => {
+      const c = this.passMs.get(t);
+      return c !== undefined && (c.passes >= 2 || t === 1) ? c.ms : undefined;
+    };
+    let t = T;
+    while (t > 1 && known(t) === undefined) t--;
+    const at = known(t) ?? 0;
+    if (t === T) return at;
+    let below = t - 1;
+    while (below >= 1 && known(below) === undefined) below--;
+    const perToken = below >= 1 ? Math.max(0, (at - known(below)!) / (t - below)) : 0;
+    return at + (T - t) * perToken;
   }
 }
 
@@ -154,7 +208,7 @@ export async function nextGuesses(proposer: Proposer, schedule: SpeculationSched
   const most = Math.min(limit, schedule.maxTokens);
   if (most <= 0) return { tokens: [], kind: 0 };
   if (!proposer.cheap && adapt) {
-    const k = schedule.next(most);
+    const k = schedule.next(most, 0, false);
     if (k === 0) return { tokens: [], kind: 0 };
     return timed(proposer, schedule, context, k);
   }
