@@ -2,7 +2,7 @@
 // memory; JavaScript owns the layout. Kernels that run on several threads take (first0, first1,
 // scratch) first: the range of output rows (or heads) this thread computes and its private scratch.
 export { rms_norm, add_f32, swiglu_f32, add_bias, rope_f32, dot_f32 } from './elementwise';
-export { matmul_f32, matmul_f16, matmul_bf16, pair_lanes, matvec_bf16_paired } from './matmul_float';
+export { matmul_f32, matmul_f16, matmul_bf16, pair_lanes, matvec_bf16_paired, matvec_bf16_paired2 } from './matmul_float';
 export { quantize_q16_q4, quantize_q16q8, quantize_q8x4, quantize_q8x4_dense, quantize_q16x4 } from './quantize_act';
 export { matmul_q8_0, matmul_q4_0_i8, relaxed_selftest } from './matvec_quant';
 export { matmul_q4_0_nib } from './matmul_q4';

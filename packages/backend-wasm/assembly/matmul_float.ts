@@ -309,3 +309,95 @@ export function matvec_bf16_paired(n0: i32, n1: i32, scratch: usize, xp: usize, 
     store<f32>(out + (<usize>r << 2), s + biasAt(bias, r));
   }
 }
+
+/**
+ * {@link matvec_bf16_paired} for two tokens at once: x paired by {@link pair_lanes} for token 0 at xp
+ * and token 1 at xp + K floats; outputs at out and out + N floats. Decode reads each bf16 weight from
+ * memory with time to spare (it is bandwidth-bound), so widening it once for two tokens makes a pass of
+ * two tokens cost little more than one (a short prompt, a speculative check).
+ */
+export function matvec_bf16_paired2(n0: i32, n1: i32, scratch: usize, xp: usize, w: usize, bias: usize, out: usize, K: i32, N: i32): void {
+  const rowBytes = <usize>K << 1;
+  const K8 = K & ~7, K32 = K & ~31;
+  const hiMask = i32x4.splat(0xffff0000);
+  const xq = xp + (<usize>K << 2), out1 = out + (<usize>N << 2);
+  let r = n0;
+  // As matvec_bf16_paired: rows up to ROW_MATVEC_MAX_K one at a time, 32 weights per step, each chain
+  // now for both tokens.
+  for (; r < n1 && K32 == K && K <= ROW_MATVEC_MAX_K; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let k = 0; k < K32; k += 32) {
+      const x = xp + (<usize>k << 2), y = xq + (<usize>k << 2), p = w0 + (<usize>k << 1);
+      let h = v128.load(p);
+      let lo = i32x4.shl(h, 16), hi = v128.and(h, hiMask);
+      a0 = madd(hi, v128.load(x, 16), madd(lo, v128.load(x), a0));
+      b0 = madd(hi, v128.load(y, 16), madd(lo, v128.load(y), b0));
+      h = v128.load(p, 16);
+      lo = i32x4.shl(h, 16); hi = v128.and(h, hiMask);
+      a1 = madd(hi, v128.load(x, 48), madd(lo, v128.load(x, 32), a1));
+      b1 = madd(hi, v128.load(y, 48), madd(lo, v128.load(y, 32), b1));
+      h = v128.load(p, 32);
+      lo = i32x4.shl(h, 16); hi = v128.and(h, hiMask);
+      a2 = madd(hi, v128.load(x, 80), madd(lo, v128.load(x, 64), a2));
+      b2 = madd(hi, v128.load(y, 80), madd(lo, v128.load(y, 64), b2));
+      h = v128.load(p, 48);
+      lo = i32x4.shl(h, 16); hi = v128.and(h, hiMask);
+      a3 = madd(hi, v128.load(x, 112), madd(lo, v128.load(x, 96), a3));
+      b3 = madd(hi, v128.load(y, 112), madd(lo, v128.load(y, 96), b3));
+    }
+    const bv = biasAt(bias, r);
+    store<f32>(out + (<usize>r << 2), hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) + bv);
+    store<f32>(out1 + (<usize>r << 2), hsum(f32x4.add(f32x4.add(b0, b1), f32x4.add(b2, b3))) + bv);
+  }
+  // Longer rows: two rows at a time for both tokens (four accumulators; the eight-row loop of one token
+  // would need sixteen).
+  for (; r + 2 <= n1; r += 2) {
+    const w0 = w + <usize>r * rowBytes, w1 = w0 + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+    for (let k = 0; k < K8; k += 8) {
+      const o4 = <usize>k << 2;
+      const xe = v128.load(xp + o4), xo = v128.load(xp + o4, 16), ye = v128.load(xq + o4), yo = v128.load(xq + o4, 16);
+      const o = <usize>k << 1;
+      let h = v128.load(w0 + o);
+      let lo = i32x4.shl(h, 16), hi = v128.and(h, hiMask);
+      a0 = madd(hi, xo, madd(lo, xe, a0));
+      b0 = madd(hi, yo, madd(lo, ye, b0));
+      h = v128.load(w1 + o);
+      lo = i32x4.shl(h, 16); hi = v128.and(h, hiMask);
+      a1 = madd(hi, xo, madd(lo, xe, a1));
+      b1 = madd(hi, yo, madd(lo, ye, b1));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), t0 = hsum(b0), t1 = hsum(b1);
+    for (let k = K8; k < K; k++) {
+      const o = <usize>k << 1, o4 = <usize>k << 2;
+      const v0 = halfAt(w0 + o, true), v1 = halfAt(w1 + o, true), xv = load<f32>(xp + o4), yv = load<f32>(xq + o4);
+      s0 += v0 * xv; s1 += v1 * xv; t0 += v0 * yv; t1 += v1 * yv;
+    }
+    const ba = biasAt(bias, r), bb = biasAt(bias, r + 1);
+    store<f32>(out + (<usize>r << 2), s0 + ba); store<f32>(out + (<usize>r << 2), s1 + bb, 4);
+    store<f32>(out1 + (<usize>r << 2), t0 + ba); store<f32>(out1 + (<usize>r << 2), t1 + bb, 4);
+  }
+  for (; r < n1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    let s: f32 = 0, t: f32 = 0;
+    // Whole groups of 8 pair weight 2i with the paired x's even slot i and 2i+1 with the odd slot 4+i.
+    for (let k = 0; k < K8; k += 8) {
+      for (let i = 0; i < 4; i++) {
+        const even = halfAt(w0 + (<usize>(k + 2 * i) << 1), true), odd = halfAt(w0 + (<usize>(k + 2 * i + 1) << 1), true);
+        const e4 = <usize>(k + i) << 2, d4 = <usize>(k + 4 + i) << 2;
+        s += even * load<f32>(xp + e4) + odd * load<f32>(xp + d4);
+        t += even * load<f32>(xq + e4) + odd * load<f32>(xq + d4);
+      }
+    }
+    for (let k = K8; k < K; k++) {
+      const v = halfAt(w0 + (<usize>k << 1), true), o4 = <usize>k << 2;
+      s += v * load<f32>(xp + o4);
+      t += v * load<f32>(xq + o4);
+    }
+    const bv = biasAt(bias, r);
+    store<f32>(out + (<usize>r << 2), s + bv);
+    store<f32>(out1 + (<usize>r << 2), t + bv);
+  }
+}

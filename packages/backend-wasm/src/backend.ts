@@ -30,6 +30,14 @@ export function quantGemmMinTokens(format: 'q8_0' | 'q4_0', int8: boolean): numb
   return int8 ? 16 : 4;
 }
 
+/**
+ * Most tokens for which a bf16 matmul runs the decode kernels (two tokens per pass over the weights,
+ * each weight widened once for both) rather than the panel GEMM. Whole 0.5B passes
+ * (`bench/small-passes.mjs --formats=bf16`, A/B of the builds, two alternating runs): 2 tokens 1.28-1.31x
+ * the GEMM, 3 tokens (a pair and one) 1.08x, 4 tokens (two passes over the weights) 0.84x.
+ */
+const BF16_MATVEC_MAX_T = 3;
+
 /** Options of {@link wasmBackend}. */
 export interface WasmBackendOptions {
   /**
@@ -637,11 +645,14 @@ export class WasmBackend implements Backend {
         return;
       case 'f16':
       case 'bf16': {
-        if (w.format === 'bf16' && T === 1) {
-          // Decode: x reordered once (even/odd lanes) so that bf16 weights widen with one op per 4.
-          const xp = A.scratchBlock('xpaired', K * 4);
-          A.kernels.pair_lanes(x, xp, K);
-          this.run('matvec_bf16_paired', A.index, N, 4, [xp, w.ptr, bias, out, K]);
+        if (w.format === 'bf16' && T <= BF16_MATVEC_MAX_T) {
+          // Decode and passes of a few tokens: x reordered once (even/odd lanes) so that bf16 weights
+          // widen with one op per 4, tokens two at a time (each weight read and widened once for both).
+          const xp = A.scratchBlock('xpaired', T * K * 4);
+          for (let t = 0; t < T; t++) A.kernels.pair_lanes(x + t * K * 4, xp + t * K * 4, K);
+          let t = 0;
+          for (; t + 2 <= T; t += 2) this.run('matvec_bf16_paired2', A.index, N, 4, [xp + t * K * 4, w.ptr, bias, out + t * N * 4, K, N]);
+          if (t < T) this.run('matvec_bf16_paired', A.index, N, 4, [xp + t * K * 4, w.ptr, bias, out + t * N * 4, K]);
           return;
         }
         const stride = T > 1 ? PANEL * K * 4 : 0;

@@ -49,14 +49,14 @@ describe.each([
   // 16 for q4_0 under relaxed SIMD), odd T the token left over by the q4_0 kernel's pairs; K = 160 is
   // five 32-value blocks, one group of four and one left over in the integer kernels.
   describe.each(FORMATS)('%s weights', (format) => {
-    it.each([[1, 69], [1, 70], [1, 71], [2, 70], [2, 71], [5, 69], [5, 70], [5, 71], [10, 71], [11, 71], [12, 71], [13, 70], [13, 71], [15, 71], [16, 71], [17, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
+    it.each([[1, 69], [1, 70], [1, 71], [2, 70], [2, 71], [3, 71], [4, 70], [5, 69], [5, 70], [5, 71], [10, 71], [11, 71], [12, 71], [13, 70], [13, 71], [15, 71], [16, 71], [17, 71], [33, 70], [33, 71]])('matches a float64 loop for T = %i, N = %i (with bias)', async (T, N) => {
       await expectMatmulMatches(backend, format, T, N);
     });
   });
 
   it.each(['f32', 'f16', 'bf16'] as const)('%s handles K not a multiple of 8 (lane tails)', async (format) => {
     const K = 43, N = 9;
-    for (const T of [1, 3]) {
+    for (const T of [1, 2, 3]) {
       const { host, values } = randomWeight(format, N, K, 21 + T);
       const w = await backend.uploadWeight(host, 'w');
       const xData = randomF32(T * K, 8 + T);
@@ -66,6 +66,23 @@ describe.each([
       backend.matmul(x, [w], [undefined], [out]);
       expect(maxRelError(await backend.read(out), matmulRef(xData, values, T, K, N))).toBeLessThan(2e-6);
     }
+  });
+
+  it('bf16 rows longer than 2048 (two rows at a time) for passes of 1 to 5 tokens', async () => {
+    const K = 2080, N = 7;
+    const { host, values } = randomWeight('bf16', N, K, 31);
+    const w = await backend.uploadWeight(host, 'w');
+    for (const T of [1, 2, 3, 4, 5]) {
+      const xData = randomF32(T * K, 40 + T);
+      const x = backend.alloc(T, K);
+      backend.write(x, xData);
+      const out = backend.alloc(T, N);
+      backend.matmul(x, [w], [undefined], [out]);
+      expect(maxRelError(await backend.read(out), matmulRef(xData, values, T, K, N)), `T = ${T}`).toBeLessThan(2e-6);
+      backend.free(x);
+      backend.free(out);
+    }
+    backend.free(w);
   });
 
   it('fuses several weights reading one input (q/k/v) and handles mixed formats', async () => {
