@@ -120,15 +120,11 @@ export class Qwen2Model {
    * caller reducing them (to log-probabilities) never holds a long prompt's rows (600 KB each) at once.
    */
   async forwardRows(seq: KVSequence, ids: ArrayLike<number>, onRow: (row: Float32Array, position: number) => void): Promise<void> {
-    const all = this.checkIds(seq, ids);
     const V = this.config.vocabSize;
-    for (let start = 0; start < all.length; start += this.maxChunk) {
-      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
-      await this.passAll(seq, chunk, async (logits, first, n) => {
-        const flat = await this.backend.read(logits);
-        for (let i = 0; i < n; i++) onRow(flat.slice(i * V, (i + 1) * V), start + first + i);
-      });
-    }
+    await this.everyPosition(seq, ids, async (logits, first, n) => {
+      const flat = await this.backend.read(logits);
+      for (let i = 0; i < n; i++) onRow(flat.slice(i * V, (i + 1) * V), first + i);
+    });
   }
 
   /**
@@ -137,12 +133,8 @@ export class Qwen2Model {
    * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
    */
   async forwardArgmax(seq: KVSequence, ids: ArrayLike<number>): Promise<Int32Array> {
-    const all = this.checkIds(seq, ids);
-    const out = new Int32Array(all.length);
-    for (let start = 0; start < all.length; start += this.maxChunk) {
-      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
-      await this.passAll(seq, chunk, async (logits, first) => out.set(await this.backend.argmax(logits), start + first));
-    }
+    const out = new Int32Array(ids.length);
+    await this.everyPosition(seq, ids, async (logits, first) => out.set(await this.backend.argmax(logits), first));
     return out;
   }
 
@@ -220,6 +212,18 @@ export class Qwen2Model {
     } finally {
       // Also when an op threw, so that the backend is not left inside a pass.
       b.endPass();
+    }
+  }
+
+  /**
+   * Appends `ids` in chunks of at most `maxChunk` and hands the logits of every position to `take`, a
+   * block of positions `first` to `first + n - 1` (of `ids`) at a time, before the block is overwritten.
+   */
+  private async everyPosition(seq: KVSequence, ids: ArrayLike<number>, take: (logits: Tensor, first: number, n: number) => Promise<void>): Promise<void> {
+    const all = this.checkIds(seq, ids);
+    for (let start = 0; start < all.length; start += this.maxChunk) {
+      const chunk = all.subarray(start, Math.min(all.length, start + this.maxChunk));
+      await this.passAll(seq, chunk, (logits, first, n) => take(logits, start + first, n));
     }
   }
 
