@@ -42,6 +42,11 @@ import { fullSetsEnd, groupStride, groupsAt, setStart, tailAt } from './quant_la
   return i32x4.add(evenOdd(v128.load(w), x, x + 32), evenOdd(v128.load(w, 16), x + 16, x + 48));
 }
 
+/** The outputs of four consecutive rows for one token, at o: each accumulator's lanes summed. */
+@inline function storeSums(o: usize, a0: v128, a1: v128, a2: v128, a3: v128): void {
+  store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
+}
+
 /** Four f16 weight scales at p -> f32x4. */
 @inline function scales4(p: usize): v128 {
   return f16x4sToF32(i32x4.extend_low_i16x8_s(v128.load64_zero(p)));
@@ -107,7 +112,7 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
         a3 = q8GroupInto(a3, d3, w + 3 * sb, sx);
       }
       const o = out + ((t * <usize>N + r) << 2);
-      store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
+      storeSums(o, a0, a1, a2, a3);
     }
     if (nb4 < nb || bias) q8Tails(r, xq, xs, wq, ws, bias, out, T, K, N);
   }
@@ -154,8 +159,8 @@ export function matmul_q8_0(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usi
     a3 = q8GroupInto(a3, d3, w + 3 * sb, sx); b3 = q8GroupInto(b3, e3, w + 3 * sb, sy);
   }
   const o = out + ((t * <usize>N + r) << 2), p = o + (<usize>N << 2);
-  store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
-  store<f32>(p, hsum(b0)); store<f32>(p, hsum(b1), 4); store<f32>(p, hsum(b2), 8); store<f32>(p, hsum(b3), 12);
+  storeSums(o, a0, a1, a2, a3);
+  storeSums(p, b0, b1, b2, b3);
 }
 
 /** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
@@ -261,7 +266,7 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
         a3 = q4GroupInto(a3, d3, c, w + 3 * sb, sx);
       }
       const o = out + ((t * <usize>N + r) << 2);
-      store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
+      storeSums(o, a0, a1, a2, a3);
     }
     if (nb4 < nb || bias) q4Tails(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   }
@@ -309,8 +314,8 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
     a3 = q4GroupInto(a3, d3, cx, w + 3 * sb, sx); b3 = q4GroupInto(b3, e3, cy, w + 3 * sb, sy);
   }
   const o = out + ((t * <usize>N + r) << 2), p = o + (<usize>N << 2);
-  store<f32>(o, hsum(a0)); store<f32>(o, hsum(a1), 4); store<f32>(o, hsum(a2), 8); store<f32>(o, hsum(a3), 12);
-  store<f32>(p, hsum(b0)); store<f32>(p, hsum(b1), 4); store<f32>(p, hsum(b2), 8); store<f32>(p, hsum(b3), 12);
+  storeSums(o, a0, a1, a2, a3);
+  storeSums(p, b0, b1, b2, b3);
 }
 
 /** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
