@@ -10,14 +10,14 @@
 export { argmax } from './argmax.js';
 export { QUANT_BLOCK } from './backend/types.js';
 export type {
-  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
+  AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheDtype, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
 export { ReferenceBackend } from './backend/reference/reference-backend.js';
-export { expectShape, checkTokenIds, checkLayer, checkBeginPass, checkEndPass } from './backend/usage-checks.js';
+export { expectShape, checkTokenIds, checkLayer, checkKVCacheSpec, checkBeginPass, checkEndPass } from './backend/usage-checks.js';
 export { ContextOverflowError, ModelWeightsError, WeightFormatError, BackendUsageError } from './errors.js';
 
 // Numbers and weights
-export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16 } from './numeric/half.js';
+export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, roundToF16KV } from './numeric/half.js';
 export { quantizeQ8_0, dequantizeQ8_0Row } from './quant/q8_0.js';
 export { quantizeQ4_0, dequantizeQ4_0Row } from './quant/q4_0.js';
 export { dequantize, dequantizeRow, rowDot, hostWeightBytes, validateHostWeight } from './quant/host-weight.js';

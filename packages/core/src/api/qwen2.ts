@@ -1,6 +1,6 @@
 import { openModel, type GenerationConfig, type OpenedModel, type Qwen2Config } from '@qwen2-ts/loader';
 import { Qwen2Tokenizer, type ChatMessage, type TokenizerFiles } from '@qwen2-ts/tokenizer';
-import type { Backend, DeviceTokens, SamplingParams, Tensor } from '../backend/types.js';
+import type { Backend, DeviceTokens, KVCacheDtype, SamplingParams, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -71,7 +71,7 @@ export class Qwen2 {
    * tokenizer, converts and uploads the weights, and preallocates the KV cache.
    * @param spec - what `openModel` accepts (folder path, URL, Hub id, directory handle, File[]), or an
    *   already opened model (not closed by this call)
-   * @param options - backend (default: the reference backend), dtype, maxContext, tokenizer, progress, signal
+   * @param options - backend (default: the reference backend), dtype, maxContext, kvCacheDtype, tokenizer, progress, signal
    * @throws the loader's errors (ModelNotFoundError, HubError, ConfigError, SafetensorsError), TokenizerError,
    *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext, or the signal's reason
    */
@@ -102,7 +102,7 @@ export class Qwen2 {
       const model = new Qwen2Model(backend, config, weights, { maxChunk: options.maxChunk });
       let seq: KVSequence;
       try {
-        seq = model.createSequence(maxContext);
+        seq = model.createSequence(maxContext, options.kvCacheDtype ?? 'f32');
       } catch (e) {
         model.dispose();
         throw e;
@@ -120,6 +120,11 @@ export class Qwen2 {
   /** KV cache capacity in tokens. */
   get maxContext(): number {
     return this.cache.capacity;
+  }
+
+  /** How the KV cache stores keys and values (the `kvCacheDtype` load option). */
+  get kvCacheDtype(): KVCacheDtype {
+    return this.cache.seq.cache.spec.dtype ?? 'f32';
   }
 
   /**

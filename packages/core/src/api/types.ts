@@ -1,4 +1,4 @@
-import type { WeightFormat, Backend } from '../backend/types.js';
+import type { WeightFormat, Backend, KVCacheDtype } from '../backend/types.js';
 import type { OpenModelOptions } from '@qwen2-ts/loader';
 import type { Qwen2Tokenizer, TokenizerFiles } from '@qwen2-ts/tokenizer';
 import type { ResponseFormat } from '../constrain/json-schema.js';
@@ -17,6 +17,13 @@ export interface LoadOptions extends OpenModelOptions {
   dtype?: DtypeOption;
   /** KV cache capacity in tokens (default: min(max_position_embeddings, 4096)). */
   maxContext?: number;
+  /**
+   * How the KV cache stores keys and values: `'f16'` takes half the memory of `'f32'` (so twice the
+   * context fits) and half the bytes each generated token reads from the cache; each value is rounded
+   * to the nearest half, which moves logits far less than any weight format but f32 does (see
+   * {@link KVCacheDtype}). Default `'f32'`.
+   */
+  kvCacheDtype?: KVCacheDtype;
   /** A tokenizer, or tokenizer files, to use instead of the model's own files. */
   tokenizer?: Qwen2Tokenizer | TokenizerFiles;
   /** Largest prefill chunk in tokens (default 256). */

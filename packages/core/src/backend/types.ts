@@ -62,7 +62,18 @@ export interface KVCacheSpec {
   headDim: number;
   /** Capacity in tokens; preallocated, never grown. */
   maxTokens: number;
+  /** How keys and values are stored (default `'f32'`); see {@link KVCacheDtype}. */
+  dtype?: KVCacheDtype;
 }
+
+/**
+ * Storage of a KV cache's keys and values. `'f32'` keeps what the projections computed. `'f16'` takes
+ * half the memory and half the bytes attention reads per token: `writeKV` rounds every value to the
+ * nearest IEEE half (ties to even; core's `roundToF16KV`), finite values beyond the half range saturate
+ * to ±65504 instead of becoming infinite, ±Infinity and NaN stay what they are, and `attention` reads the
+ * stored halves widened exactly to f32. Attention arithmetic stays f32 either way.
+ */
+export type KVCacheDtype = 'f32' | 'f16';
 
 /** A preallocated KV cache for one sequence. Opaque apart from its spec. */
 export interface KVCache {

@@ -22,6 +22,16 @@ export function checkLayer(spec: KVCacheSpec, layer: number, what: string): void
   if (!Number.isInteger(layer) || layer < 0 || layer >= spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${spec.layers} layers`);
 }
 
+/** The checks of `createKVCache`: positive integer sizes and a known {@link KVCacheSpec.dtype}. */
+export function checkKVCacheSpec(spec: KVCacheSpec): void {
+  for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
+    if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
+  }
+  if (spec.dtype !== undefined && spec.dtype !== 'f32' && spec.dtype !== 'f16') {
+    throw new BackendUsageError(`createKVCache: dtype must be 'f32' or 'f16', got ${JSON.stringify(spec.dtype)}`);
+  }
+}
+
 /** The checks of `beginPass`: no pass open, at least one token, a position >= 0. */
 export function checkBeginPass(open: boolean, tokens: number, startPos: number): void {
   if (open) throw new BackendUsageError('beginPass: a pass is already open (missing endPass)');

@@ -1,4 +1,4 @@
-import type { AttentionSpec, Backend, DeviceTokens, Tensor } from '../backend/types.js';
+import type { AttentionSpec, Backend, DeviceTokens, KVCacheDtype, Tensor } from '../backend/types.js';
 import { BackendUsageError } from '../errors.js';
 import { layerWindow, type Qwen2ModelConfig } from './config.js';
 import { KVSequence } from './sequence.js';
@@ -60,16 +60,17 @@ export class Qwen2Model {
   }
 
   /**
-   * A new sequence with a KV cache of `maxTokens` positions, preallocated on the backend.
+   * A new sequence with a KV cache of `maxTokens` positions, preallocated on the backend, storing keys
+   * and values as `dtype` (default f32; see {@link KVCacheDtype}).
    * @throws RangeError when `maxTokens` exceeds the model's `maxPositionEmbeddings`
    */
-  createSequence(maxTokens: number): KVSequence {
+  createSequence(maxTokens: number, dtype: KVCacheDtype = 'f32'): KVSequence {
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RangeError(`context size must be a positive integer, got ${maxTokens}`);
     if (maxTokens > this.config.maxPositionEmbeddings) {
       throw new RangeError(`context of ${maxTokens} tokens exceeds the model's max_position_embeddings ${this.config.maxPositionEmbeddings}`);
     }
     const { numHiddenLayers: layers, numKeyValueHeads: kvHeads, headDim } = this.config;
-    return new KVSequence(this.backend, this.backend.createKVCache({ layers, kvHeads, headDim, maxTokens }));
+    return new KVSequence(this.backend, this.backend.createKVCache({ layers, kvHeads, headDim, maxTokens, dtype }));
   }
 
   /**

@@ -73,6 +73,17 @@ export function f32ToF16(x: number): number {
   return sign | r;
 }
 
+/**
+ * A value as an f16 KV cache stores it (`KVCacheDtype` `'f16'`): rounded to the nearest f16 (ties
+ * to even) and widened back, except that finite values beyond the f16 range saturate to ±65504.
+ */
+export function roundToF16KV(x: number): number {
+  const h = f32ToF16(x);
+  // Exponent 31 with a zero mantissa is infinity: saturate it unless the input itself was infinite.
+  if ((h & 0x7fff) === 0x7c00 && Number.isFinite(x)) return h & 0x8000 ? -65504 : 65504;
+  return f16ToF32(h);
+}
+
 /** Rounds a number to the nearest bf16 (ties to even) and returns its bit pattern. */
 export function f32ToBf16(x: number): number {
   scratchF32[0] = x;

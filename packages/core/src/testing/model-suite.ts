@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Backend, Tensor, WeightFormat } from '../backend/types.js';
+import type { Backend, KVCacheDtype, Tensor, WeightFormat } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { loadModelWeights } from '../model/weights.js';
 import { Qwen2Model } from '../model/qwen2-model.js';
@@ -25,8 +25,8 @@ interface ModelOutputs {
   debug: Map<string, Float32Array>;
 }
 
-/** Runs every golden scenario of a fixture on `backend` with weights stored as `format`. */
-async function runFixture(backend: Backend, fixture: Fixture, format: WeightFormat): Promise<ModelOutputs> {
+/** Runs every golden scenario of a fixture on `backend` with weights stored as `format` and a `kv` cache. */
+async function runFixture(backend: Backend, fixture: Fixture, format: WeightFormat, kv: KVCacheDtype = 'f32'): Promise<ModelOutputs> {
   const opened = await openFixtureModel(fixture);
   try {
     const weights = await loadModelWeights(opened.checkpoint, opened.config, backend, { format });
@@ -35,9 +35,9 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
     const g = fixture.golden;
     const out: ModelOutputs = { lastLogits: [], greedy: [], allPositions: [], allArgmax: [], speculative: [], incremental: [], smallChunks: new Float32Array(), debug: new Map() };
     try {
-      out.debug = await inspectDebugPosition(backend, model, g);
+      out.debug = await inspectDebugPosition(backend, model, g, kv);
       for (const s of g.sequences) {
-        const seq = model.createSequence(s.input_ids.length + 16);
+        const seq = model.createSequence(s.input_ids.length + 16, kv);
         let logits = model.forward(seq, s.input_ids);
         out.lastLogits.push(await backend.read(logits));
         const tokens: number[] = [];
@@ -48,9 +48,9 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
         }
         out.greedy.push(tokens);
         seq.free();
-        out.speculative.push(await speculativeGreedy(backend, model, s.input_ids, s.greedy_new_tokens));
+        out.speculative.push(await speculativeGreedy(backend, model, s.input_ids, s.greedy_new_tokens, kv));
         if (backend.argmaxOnDevice) {
-          const dseq = model.createSequence(s.input_ids.length + 16);
+          const dseq = model.createSequence(s.input_ids.length + 16, kv);
           let drawn = backend.argmaxOnDevice(model.forward(dseq, s.input_ids));
           const onDevice: number[] = [];
           for (let i = 0; i < 16; i++) {
@@ -62,12 +62,12 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
           dseq.free();
         }
       }
-      const ap = model.createSequence(g.all_positions.input_ids.length);
+      const ap = model.createSequence(g.all_positions.input_ids.length, kv);
       out.allPositions = await model.forwardAll(ap, g.all_positions.input_ids);
       ap.truncate(0);
       out.allArgmax = Array.from(await model.forwardArgmax(ap, g.all_positions.input_ids));
       ap.free();
-      const inc = model.createSequence(g.sequences[g.incremental.seq_index]!.input_ids.length);
+      const inc = model.createSequence(g.sequences[g.incremental.seq_index]!.input_ids.length, kv);
       for (const step of g.incremental.steps) {
         expect(inc.length).toBe(step.start_position);
         out.incremental.push(await backend.read(model.forward(inc, step.tokens)));
@@ -75,7 +75,7 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
       inc.free();
       // The longest prompt again, prefilled in chunks of 7 tokens.
       const longest = g.sequences.reduce((a, b) => (b.input_ids.length > a.input_ids.length ? b : a));
-      const sc = small.createSequence(longest.input_ids.length);
+      const sc = small.createSequence(longest.input_ids.length, kv);
       out.smallChunks = await backend.read(small.forward(sc, longest.input_ids));
       sc.free();
     } finally {
@@ -95,9 +95,9 @@ async function runFixture(backend: Backend, fixture: Fixture, format: WeightForm
  * continuation, all of it on even steps and with the second guess wrong on odd ones, so that both full
  * acceptance and rollback happen; the tokens must be those of plain greedy decoding.
  */
-async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: number[], golden: number[]): Promise<number[]> {
+async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: number[], golden: number[], kv: KVCacheDtype): Promise<number[]> {
   const V = model.config.vocabSize;
-  const seq = model.createSequence(prompt.length + 16 + 4);
+  const seq = model.createSequence(prompt.length + 16 + 4, kv);
   try {
     const out = [(await backend.argmax(model.forward(seq, prompt)))[0]!];
     for (let step = 0; out.length < 16; step++) {
@@ -120,7 +120,7 @@ async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: nu
  * Runs the golden debug sequence once with an inspection hook that copies the debug position's row at
  * every point of the forward pass, so that a wrong backend is told where the first divergence is.
  */
-async function inspectDebugPosition(backend: Backend, model: Qwen2Model, g: Golden): Promise<Map<string, Float32Array>> {
+async function inspectDebugPosition(backend: Backend, model: Qwen2Model, g: Golden, kv: KVCacheDtype): Promise<Map<string, Float32Array>> {
   const ids = g.sequences[g.debug.seq_index]!.input_ids;
   const pos = g.debug.position;
   const copies = new Map<string, Tensor>();
@@ -130,7 +130,7 @@ async function inspectDebugPosition(backend: Backend, model: Qwen2Model, g: Gold
     backend.copy(t.rows === 1 ? t : backend.view(t, pos, 1), dst);
     copies.set(key, dst);
   };
-  const seq = model.createSequence(ids.length);
+  const seq = model.createSequence(ids.length, kv);
   try {
     model.forward(seq, ids);
   } finally {
@@ -265,6 +265,31 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
           console.info(`[conformance] ${backend.info.name} ${name} ${format}: max ${summarize(report)}`);
         }, options.timeoutMs ?? 120_000);
       }
+      it('weights as f32 with an f16 KV cache', async () => {
+        // Only the cache rounds: the logits stay within MODEL_TOLERANCE.f16KVCache of the goldens and
+        // greedy decoding (plain, on device tokens and speculative) keeps every golden token.
+        const g = fixture.golden;
+        const got = await runFixture(backend, fixture, 'f32', 'f16');
+        const tol = MODEL_TOLERANCE.f16KVCache;
+        const worst: number[] = [];
+        const check = (what: string, a: Float32Array, b: Float32Array) => {
+          const err = maxAbsDiff(a, b);
+          worst.push(err);
+          expect(err, `${name} f16 KV cache ${what}: max abs error ${err} > ${tol}`).toBeLessThanOrEqual(tol);
+        };
+        g.sequences.forEach((s, i) => check(`seq${i} logits vs golden`, got.lastLogits[i]!, fixture.lastLogits(i)));
+        fixture.allPositionLogits().forEach((row, t) => check(`position ${t} vs golden`, got.allPositions[t]!, row));
+        g.incremental.steps.forEach((step, i) => {
+          if (step.last_logits) check(`incremental step ${i} vs golden`, got.incremental[i]!, Float32Array.from(step.last_logits));
+        });
+        g.sequences.forEach((s, i) => {
+          expect(got.greedy[i], `${name} f16 KV cache greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens);
+          expect(got.speculative[i], `${name} f16 KV cache speculative greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens);
+        });
+        if (got.greedyOnDevice) expect(got.greedyOnDevice).toEqual(got.greedy);
+        expect(got.allArgmax).toEqual(got.allPositions.map((r) => argmaxOf(r)));
+        console.info(`[conformance] ${backend.info.name} ${name} f32 weights, f16 KV cache: max error vs golden ${Math.max(...worst).toExponential(2)}`);
+      }, options.timeoutMs ?? 120_000);
     });
   }
 }

@@ -1,9 +1,9 @@
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
-import type { Backend, HostWeight, SamplingParams, Tensor, WeightFormat } from '../backend/types.js';
+import type { Backend, HostWeight, KVCacheDtype, SamplingParams, Tensor, WeightFormat } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { quantizeBlocksQ4_0, quantizeQ4_0 } from '../quant/q4_0.js';
 import { quantizeBlocksQ8_0, quantizeQ8_0 } from '../quant/q8_0.js';
-import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
+import { f32ToBf16, f32ToF16, roundToF16KV } from '../numeric/half.js';
 import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
 import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
 import { withOccurrence } from '../sampling/history.js';
@@ -187,7 +187,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
   });
 
   describe('attention over the KV cache', () => {
-    const cases: { ratio: number; headDim: number; startPos: number; T: number; window?: number }[] = [];
+    const cases: { ratio: number; headDim: number; startPos: number; T: number; window?: number; dtype?: KVCacheDtype }[] = [];
     for (const ratio of [1, 2, 4, 7]) {
       for (const headDim of [64, 128]) {
         cases.push({ ratio, headDim, startPos: 0, T: 1 });
@@ -204,11 +204,19 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
     // A prefill long enough that a GPU backend takes its prefill path on a large GPU (CUDA's estimate
     // picks its tiled kernel for this one on an H100/H200's 132 SMs, and for none of the shorter ones).
     cases.push({ ratio: 7, headDim: 128, startPos: 60, T: 700 });
+    // f16 caches: decode, prefill, a long history, a window, and the long prefill again, so that every
+    // attention path of a backend reads halves at least once.
+    for (const c of [
+      { ratio: 1, headDim: 64, startPos: 37, T: 1 }, { ratio: 7, headDim: 64, startPos: 0, T: 23 },
+      { ratio: 4, headDim: 128, startPos: 37, T: 1 }, { ratio: 7, headDim: 64, startPos: 13, T: 40 },
+      { ratio: 2, headDim: 64, startPos: 300, T: 1 }, { ratio: 2, headDim: 128, startPos: 0, T: 130 },
+      { ratio: 2, headDim: 64, startPos: 20, T: 5, window: 8 }, { ratio: 7, headDim: 128, startPos: 60, T: 700 },
+    ]) cases.push({ ...c, dtype: 'f16' });
     // The reference's float64 attention over 700 tokens takes seconds alone on a loaded CI machine (it
     // once ran past vitest's 5 s default next to the WASM backend): a minute for the long case.
     const timeout = (c: { T: number }): number | undefined => (c.T > 200 ? 60_000 : undefined);
     for (const c of cases) {
-      it(`GQA ${c.ratio}, head_dim ${c.headDim}, startPos ${c.startPos}, T ${c.T}${c.window ? `, window ${c.window}` : ''}`, async () => {
+      it(`GQA ${c.ratio}, head_dim ${c.headDim}, startPos ${c.startPos}, T ${c.T}${c.window ? `, window ${c.window}` : ''}${c.dtype ? `, ${c.dtype} cache` : ''}`, async () => {
         const rnd = new TestRandom(seed + 6 + c.ratio * 1000 + c.headDim + c.startPos + c.T);
         const kvHeads = 2;
         const heads = kvHeads * c.ratio;
@@ -221,7 +229,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         const q = rnd.normals(c.T * heads * c.headDim, 1);
         const spec = { heads, kvHeads, headDim: c.headDim, scale: 1 / Math.sqrt(c.headDim), ...(c.window ? { slidingWindow: c.window } : {}) };
         const [got, want] = await both((b) => () => {
-          const cache = b.createKVCache({ layers: 2, kvHeads, headDim: c.headDim, maxTokens: total + 3 });
+          const cache = b.createKVCache({ layers: 2, kvHeads, headDim: c.headDim, maxTokens: total + 3, ...(c.dtype ? { dtype: c.dtype } : {}) });
           if (c.startPos > 0) b.writeKV(cache, 1, tensor(b, c.startPos, width, kPrefix), tensor(b, c.startPos, width, vPrefix), 0);
           b.writeKV(cache, 1, tensor(b, c.T, width, k), tensor(b, c.T, width, v), c.startPos);
           const out = tensor(b, c.T, heads * c.headDim);
@@ -231,14 +239,14 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         expectClose('attention', got, want, OP_TOLERANCE.f32);
       }, timeout(c));
     }
-    it('keeps layers apart and reads what writeKV stored in earlier passes', async () => {
+    for (const dtype of ['f32', 'f16'] as const) it(`keeps layers apart and reads what writeKV stored in earlier passes (${dtype} cache)`, async () => {
       const rnd = new TestRandom(seed + 7);
       const kvHeads = 2, headDim = 64, heads = 4, width = kvHeads * headDim;
       const steps = [4, 1, 1, 3].map((T) => ({ T, k: rnd.normals(T * width), v: rnd.normals(T * width), q: rnd.normals(T * heads * headDim) }));
       const other = rnd.normals(10 * width, 5);
       const results: Float32Array[][] = [];
       for (const b of [cand, ref]) {
-        const cache = b.createKVCache({ layers: 3, kvHeads, headDim, maxTokens: 16 });
+        const cache = b.createKVCache({ layers: 3, kvHeads, headDim, maxTokens: 16, dtype });
         b.beginPass(10, 0);
         b.writeKV(cache, 2, tensor(b, 10, width, other), tensor(b, 10, width, other), 0);
         b.endPass();
@@ -256,6 +264,36 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
         results.push(outs);
       }
       results[0]!.forEach((got, i) => expectClose(`attention step ${i}`, got, results[1]![i]!, OP_TOLERANCE.f32));
+    });
+    it('an f16 cache stores each value as roundToF16KV rounds it, and takes half the bytes', async () => {
+      // One key per query: the softmax weight is exactly 1, so attention returns the stored values.
+      const headDim = 64;
+      const special = [0.1, -0.1, 1 / 3, 65504, 65519, 65520, 70000, -1e9, 1e-6, -3e-8, 2.9e-8, 6.1e-5, 0, -0, 1 + 2 ** -11, 1 + 3 * 2 ** -11, Infinity, -Infinity, NaN];
+      const rnd = new TestRandom(seed + 8);
+      const v = rnd.normals(headDim, 100);
+      v.set(special);
+      const want = Float32Array.from(v, roundToF16KV);
+      const q = rnd.normals(headDim);
+      const k = rnd.normals(headDim);
+      const cache = cand.createKVCache({ layers: 1, kvHeads: 1, headDim, maxTokens: 2, dtype: 'f16' });
+      const wide = cand.createKVCache({ layers: 1, kvHeads: 1, headDim, maxTokens: 2 });
+      expect(cache.bytes * 2).toBe(wide.bytes);
+      cand.beginPass(1, 0);
+      cand.writeKV(cache, 0, tensor(cand, 1, headDim, k), tensor(cand, 1, headDim, v), 0);
+      const out = tensor(cand, 1, headDim);
+      cand.attention(tensor(cand, 1, headDim, q), cache, 0, 0, { heads: 1, kvHeads: 1, headDim, scale: 0.125 }, out);
+      cand.endPass();
+      const got = await cand.read(out);
+      cand.free(cache);
+      cand.free(wide);
+      for (let i = 0; i < headDim; i++) {
+        const [g, w] = [got[i]!, want[i]!];
+        const ok = Number.isNaN(w) ? Number.isNaN(g) : g === w || Math.abs(g - w) <= 1e-6 * Math.abs(w);
+        expect(ok, `value ${v[i]} stored as ${g}, want ${w}`).toBe(true);
+      }
+    });
+    it('refuses an unknown cache dtype', () => {
+      expect(() => cand.createKVCache({ layers: 1, kvHeads: 1, headDim: 64, maxTokens: 2, dtype: 'bf16' as KVCacheDtype })).toThrow(/dtype must be 'f32' or 'f16'/);
     });
   });
 

@@ -44,4 +44,11 @@ export const MODEL_TOLERANCE = {
   golden: 1e-3,
   sameFormat: { f32: 1e-3, f16: 1e-3, bf16: 1e-3, q8_0: 5e-2, q4_0: 3e-1 } as Record<WeightFormat, number>,
   lossyRelativeRms: { f32: 1e-3, f16: 1e-2, bf16: 5e-2, q8_0: 0.1, q4_0: 0.8 } as Record<WeightFormat, number>,
+  /**
+   * f32 weights with an f16 KV cache against the goldens, absolute on logits: the reference backend
+   * measured 3.7e-3 to 5.3e-3 on the fixture models (level with storing f16 weights), so 1.5e-2 leaves
+   * room for a backend whose f32 keys round to the neighbouring half now and then; unrounded values (an
+   * f32 cache) would pass too, so the op suite checks the rounding itself value by value.
+   */
+  f16KVCache: 1.5e-2,
 } as const;

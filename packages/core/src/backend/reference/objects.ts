@@ -31,7 +31,11 @@ export class RefWeight implements Weight {
   }
 }
 
-/** A KV cache of the reference backend: per layer, keys and values `[maxTokens, kvHeads * headDim]`. */
+/**
+ * A KV cache of the reference backend: per layer, keys and values `[maxTokens, kvHeads * headDim]`. An
+ * f16 cache holds the values `writeKV` rounded (in f32 arrays: the rounding is the semantics; `bytes`
+ * counts what the halves would take).
+ */
 export class RefKVCache implements KVCache {
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
@@ -45,7 +49,7 @@ export class RefKVCache implements KVCache {
       this.keys.push(new Float32Array(spec.maxTokens * width));
       this.values.push(new Float32Array(spec.maxTokens * width));
     }
-    this.bytes = 2 * spec.layers * spec.maxTokens * width * 4;
+    this.bytes = 2 * spec.layers * spec.maxTokens * width * (spec.dtype === 'f16' ? 2 : 4);
   }
 }
 

@@ -7,7 +7,8 @@ import { sampleFromLogits, validateSamplingParams } from '../../sampling/sample.
 import { withOccurrence } from '../../sampling/history.js';
 import { argmax } from '../../argmax.js';
 import { cacheOf, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from './objects.js';
-import { checkBeginPass, checkEndPass, checkLayer, checkTokenIds, expectShape } from '../usage-checks.js';
+import { checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape } from '../usage-checks.js';
+import { roundToF16KV } from '../../numeric/half.js';
 
 const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
 
@@ -67,9 +68,7 @@ export class ReferenceBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
-    }
+    checkKVCacheSpec(spec);
     const c = new RefKVCache({ ...spec });
     this.caches.add(c);
     return c;
@@ -185,6 +184,12 @@ export class ReferenceBackend implements Backend {
     }
     c.keys[layer]!.set(kt.data, startPos * width);
     c.values[layer]!.set(vt.data, startPos * width);
+    if (c.spec.dtype === 'f16') {
+      const end = (startPos + kt.rows) * width;
+      for (const stored of [c.keys[layer]!, c.values[layer]!]) {
+        for (let i = startPos * width; i < end; i++) stored[i] = roundToF16KV(stored[i]!);
+      }
+    }
   }
 
   attention(q: Tensor, cache: KVCache, layer: number, startPos: number, spec: AttentionSpec, out: Tensor): void {
