@@ -1,5 +1,9 @@
-// Causal grouped-query attention over an f32 KV cache. Cache layout per layer: keys then values, each
-// [kvHeads][maxTokens][headDim], so one head's history is contiguous.
+// Causal grouped-query attention over the KV cache. Cache layout per layer: keys then values, each
+// [kvHeads][maxTokens][headDim], so one head's history is contiguous. The cache stores f32 or f16
+// (KVCacheDtype); an f16 history is widened to f32 a block of KEY_BLOCK rows at a time into per-thread
+// scratch, once for every head of the set, and the f32 loops below run on the block. (Widening as the
+// loops load cost four operations per vector in each of the set's head pairs: decode at 2048 tokens
+// took 1.13x the f32 time that way.)
 //
 // A work unit is one query row and a set of query heads that share one kv head (all of the group, or a
 // part of it when decode needs more units than kv heads to keep every thread busy). Each key and value
@@ -11,12 +15,36 @@
 // of a step on one thread.
 //
 // Per-thread scratch: the set's scores ([heads][n] floats, n rounded up to 4), then its output
-// accumulators ([heads][headDim]), then one softmax scale per head.
+// accumulators ([heads][headDim]), then one softmax scale per head, then (from a 16-byte boundary)
+// KEY_BLOCK widened rows of an f16 cache.
 import { expf, expv, hsum, madd, transposed4 } from './common';
 
+/** Keys per block of the value sums and of widening an f16 cache (the backend sizes scratch for it). */
 const KEY_BLOCK = 64;
 
 export function attention_f32(u0: i32, u1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
+  heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32, splits: i32): void {
+  attention<f32>(u0, u1, scratch, q, kc, vc, out, T, startPos, heads, kvHeads, headDim, maxTokens, scale, window, splits);
+}
+
+/** attention_f32 over an f16 cache that holds finite values only. */
+export function attention_f16(u0: i32, u1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
+  heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32, splits: i32): void {
+  attention<u16>(u0, u1, scratch, q, kc, vc, out, T, startPos, heads, kvHeads, headDim, maxTokens, scale, window, splits);
+}
+
+/** attention_f32 over an f16 cache that was once written an infinity or NaN (read back as such). */
+export function attention_f16_nonfinite(u0: i32, u1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
+  heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32, splits: i32): void {
+  attention<i16>(u0, u1, scratch, q, kc, vc, out, T, startPos, heads, kvHeads, headDim, maxTokens, scale, window, splits);
+}
+
+/**
+ * Storage S: f32; u16 = f16 whose values are all finite; i16 = f16 that may hold infinities or NaN.
+ * Restoring exponent 31 costs widening four more operations per vector, so the backend picks i16 only
+ * for a cache that was ever written a non-finite value (a broken model: f32 would give NaN as well).
+ */
+@inline function attention<S>(u0: i32, u1: i32, scratch: usize, q: usize, kc: usize, vc: usize, out: usize, T: i32, startPos: i32,
   heads: i32, kvHeads: i32, headDim: i32, maxTokens: i32, scale: f32, window: i32, splits: i32): void {
   const group = heads / kvHeads;
   const rowBytes = <usize>(heads * headDim) << 2;
@@ -25,21 +53,31 @@ export function attention_f32(u0: i32, u1: i32, scratch: usize, q: usize, kc: us
   const most = <usize>((group + splits - 1) / splits);
   const acc = scratch + most * scoreStride;
   const invs = acc + most * hdBytes;
+  const wide = (invs + most * 4 + 15) & ~15;
+  const kvRowBytes = <usize>headDim * sizeof<S>();
   for (let u = u0; u < u1; u++) {
     // Units run over query rows fastest, so consecutive units read the same kv head's history.
     const t = u % T, set = u / T;
     const g = set / splits, s = set % splits;
     const hA = g * group + s * group / splits, nh = g * group + (s + 1) * group / splits - hA;
-    const kh = kc + <usize>g * <usize>maxTokens * hdBytes;
-    const vh = vc + <usize>g * <usize>maxTokens * hdBytes;
+    const kh = kc + <usize>g * <usize>maxTokens * kvRowBytes;
+    const vh = vc + <usize>g * <usize>maxTokens * kvRowBytes;
     const pos = startPos + t;
     const first = window > 0 ? max(0, pos - window + 1) : 0;
     const qp = q + <usize>t * rowBytes + <usize>hA * hdBytes;
-    scores(qp, kh, scratch, scoreStride, nh, first, pos, headDim, scale);
+    if (isFloat<S>()) scores(qp, kh, scratch, scoreStride, nh, first, pos, headDim, scale);
+    else {
+      for (let jb = first; jb <= pos; jb += KEY_BLOCK) {
+        const je = min(pos + 1, jb + KEY_BLOCK);
+        widen<S>(kh + <usize>jb * kvRowBytes, wide, (je - jb) * headDim);
+        // Row j of the block sits at wide + (j - jb) rows: the loop indexes rows from jb.
+        scores(qp, wide - <usize>jb * hdBytes, scratch, scoreStride, nh, jb, je - 1, headDim, scale);
+      }
+    }
     for (let h = 0; h < nh; h++) {
       store<f32>(invs + (<usize>h << 2), <f32>1.0 / softmaxWeights(scratch + <usize>h * scoreStride, first, pos));
     }
-    weightedValues(vh, scratch, scoreStride, acc, nh, first, pos, headDim);
+    weightedValues<S>(vh, scratch, scoreStride, acc, wide, nh, first, pos, headDim);
     const op = out + <usize>t * rowBytes + <usize>hA * hdBytes;
     for (let h = 0; h < nh; h++) scaleRow(acc + <usize>h * hdBytes, load<f32>(invs + (<usize>h << 2)), op + <usize>h * hdBytes, headDim);
   }
@@ -144,14 +182,18 @@ export function attention_f32(u0: i32, u1: i32, scratch: usize, q: usize, kc: us
 
 /**
  * acc_h[d] += sum_j w_h[j] * v_j[d] for the nh heads, keys in blocks of KEY_BLOCK (every head over a
- * block before the next, so each value row comes from memory once).
+ * block before the next, so each value row comes from memory once, and an f16 block is widened once).
  */
-@inline function weightedValues(vh: usize, scratch: usize, stride: usize, acc: usize, nh: i32, first: i32, pos: i32, headDim: i32): void {
+@inline function weightedValues<S>(vh: usize, scratch: usize, stride: usize, acc: usize, wide: usize, nh: i32, first: i32, pos: i32, headDim: i32): void {
   const hdBytes = <usize>headDim << 2;
   memory.fill(acc, 0, <usize>nh * hdBytes);
   for (let jb = first; jb <= pos; jb += KEY_BLOCK) {
     const je = min(pos + 1, jb + KEY_BLOCK);
-    const v0 = vh + <usize>jb * hdBytes;
+    let v0 = vh + <usize>jb * hdBytes;
+    if (!isFloat<S>()) {
+      widen<S>(vh + <usize>jb * <usize>headDim * sizeof<S>(), wide, (je - jb) * headDim);
+      v0 = wide;
+    }
     let h = 0;
     for (; h + 2 <= nh; h += 2) {
       const w = scratch + <usize>h * stride, a = acc + <usize>h * hdBytes;
@@ -254,3 +296,55 @@ export function attention_f32(u0: i32, u1: i32, scratch: usize, q: usize, kc: us
   for (; d + 4 <= headDim; d += 4) v128.store(op + (<usize>d << 2), f32x4.mul(v128.load(a + (<usize>d << 2)), vinv));
   for (; d < headDim; d++) store<f32>(op + (<usize>d << 2), load<f32>(a + (<usize>d << 2)) * inv);
 }
+
+/**
+ * Widens rows lo .. lo + rows - 1 of every kv head of one layer's f16 keys or values ([kvHeads][maxTokens]
+ * [headDim] halves at src) into dst ([kvHeads][rows][headDim] floats). A unit is KEY_BLOCK rows of one
+ * head; units 0 .. kvHeads * ceil(rows / KEY_BLOCK) - 1. Prefill passes widen a layer's history once this
+ * way and run attention_f32 on it: widening inside the kernel would repeat it for every query row.
+ */
+export function widen_halves(u0: i32, u1: i32, scratch: usize, src: usize, dst: usize, lo: i32, rows: i32, maxTokens: i32, headDim: i32, nonFinite: i32): void {
+  const blocks = (rows + KEY_BLOCK - 1) / KEY_BLOCK;
+  for (let u = u0; u < u1; u++) {
+    const g = u / blocks, r0 = (u % blocks) * KEY_BLOCK, n = min(KEY_BLOCK, rows - r0) * headDim;
+    const from = src + ((<usize>g * <usize>maxTokens + <usize>(lo + r0)) * <usize>headDim << 1);
+    const to = dst + ((<usize>g * <usize>rows + <usize>r0) * <usize>headDim << 2);
+    if (nonFinite) widen<i16>(from, to, n);
+    else widen<u16>(from, to, n);
+  }
+}
+
+/**
+ * dst[i] = the f16 value at src[i] widened to f32, for i < n (S = u16: finite halves; i16: any). Every
+ * half is an f32, so this is exact.
+ */
+@inline function widen<S>(src: usize, dst: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(src + (<usize>i << 1));
+    const p = dst + (<usize>i << 2);
+    v128.store(p, halvesToF32<S>(i32x4.extend_low_i16x8_s(h)));
+    v128.store(p, halvesToF32<S>(i32x4.extend_high_i16x8_s(h)), 16);
+  }
+  for (; i < n; i++) {
+    const h = i32x4.splat(<i32>load<i16>(src + (<usize>i << 1)));
+    store<f32>(dst + (<usize>i << 2), f32x4.extract_lane(halvesToF32<S>(h), 0));
+  }
+}
+
+/** Four sign-extended f16 bit patterns (i32x4) as f32x4. */
+@inline function halvesToF32<S>(h: v128): v128 {
+  // Sign extension put copies of the sign in bits 31..15; shifted left by 13, the exponent and mantissa
+  // sit where an f32's low exponent bits and mantissa go, and clearing bits 30..28 leaves a float
+  // 2^-112 times the half (normal and subnormal alike), which one multiply rescales exactly.
+  const f = f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(0x8fffffff)), f32x4.splat(HALF_RESCALE));
+  if (isSigned<S>()) {
+    // Exponent 31 (infinity, NaN) came out as 2^16 times 1.mantissa: give it the f32 exponent 255.
+    const top = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+    return v128.or(f, v128.and(top, i32x4.splat(0x7f800000)));
+  }
+  return f;
+}
+
+/** 2^112: f16's exponent bias 15 against f32's 127. */
+const HALF_RESCALE: f32 = 5.192296858534828e33;

@@ -9,6 +9,7 @@ export { matmul_q4_0_nib } from './matmul_q4';
 export { matmul_q4_0_i8_gemm, matmul_q4_0_i16_gemm, matmul_q8_0_i16_gemm } from './matmul_quant';
 export { dequant_half, dequant_q8_0, dequant_q4_0 } from './embed';
 export { relayout_q4_0, relayout_q8_0 } from './quant_layout';
-export { attention_f32 } from './attention';
+export { attention_f32, attention_f16, attention_f16_nonfinite, widen_halves } from './attention';
+export { store_halves } from './kv_store';
 export { quantize_q8_0_f32, quantize_q4_0_f32 } from './quantize_weights';
 export { read_bytes, read_chunks } from './bandwidth';

@@ -1,4 +1,4 @@
-import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkLayer, checkTokenIds, expectShape, sampleFromLogits } from '@qwen2-ts/core';
+import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape, sampleFromLogits } from '@qwen2-ts/core';
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
@@ -15,6 +15,14 @@ const PANEL = 16;
 const SET_ROWS = 4;
 /** Largest input+output staging block when a weight lives in another memory than the activations. */
 const IO_BYTES = 32 * 1024 * 1024;
+/** Rows per block of assembly/attention.ts (KEY_BLOCK): an f16 cache is widened a block at a time. */
+const ATTENTION_KEY_BLOCK = 64;
+/**
+ * Fewest tokens of a pass for which attention over an f16 cache first widens the visible history of
+ * the layer to f32 (one parallel pass; scratch of 2x one layer's f16 keys and values) rather than
+ * widening blocks inside the kernel, once per query row.
+ */
+const WIDEN_HISTORY_MIN_TOKENS = 2;
 /**
  * Fewest tokens of a pass for which a q8_0/q4_0 matmul runs the integer GEMMs (16-row weight panels
  * unpacked once, 2-row x 4-token tiles) rather than the decode kernels, which read each weight row once
@@ -336,13 +344,12 @@ export class WasmBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
-    }
-    const bytes = spec.layers * 2 * spec.kvHeads * spec.maxTokens * spec.headDim * 4;
+    checkKVCacheSpec(spec);
+    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens, dtype: spec.dtype ?? 'f32' };
+    const bytes = spec.layers * 2 * spec.kvHeads * spec.maxTokens * spec.headDim * (copy.dtype === 'f16' ? 2 : 4);
     const ptr = this.arenas[0]!.alloc(bytes);
-    if (ptr < 0) throw new RangeError(`backend-wasm: no room for a KV cache of ${bytes} bytes (${spec.maxTokens} tokens) in memory 0`);
-    const c = new WasmKVCache(this, { ...spec }, ptr);
+    if (ptr < 0) throw new RangeError(`backend-wasm: no room for a KV cache of ${bytes} bytes (${spec.maxTokens} tokens, ${copy.dtype}) in memory 0`);
+    const c = new WasmKVCache(this, copy, ptr);
     this.caches.add(c);
     return c;
   }
@@ -459,6 +466,21 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(startPos) || startPos < 0 || startPos + kt.rows > maxTokens) {
       throw new BackendUsageError(`writeKV: positions ${startPos}..${startPos + kt.rows - 1} outside a cache of ${maxTokens} tokens`);
     }
+    if (c.spec.dtype === 'f16') {
+      // Rounded to halves by the kernel module, a row (one token's head) per call.
+      const kernels = this.arenas[0]!.kernels;
+      const kBase = c.keys(layer), vBase = kBase + c.halfBytes;
+      let nonFinite = 0;
+      for (let t = 0; t < kt.rows; t++) {
+        for (let h = 0; h < kvHeads; h++) {
+          const dst = (h * maxTokens + startPos + t) * headDim * 2;
+          const src = (t * kt.cols + h * headDim) * 4;
+          nonFinite += kernels.store_halves(kt.ptr + src, kBase + dst, headDim) + kernels.store_halves(vt.ptr + src, vBase + dst, headDim);
+        }
+      }
+      if (nonFinite > 0) c.heldNonFinite = true;
+      return;
+    }
     const f = this.arenas[0]!.f32;
     const kBase = c.keys(layer) >>> 2;
     const vBase = kBase + (c.halfBytes >>> 2);
@@ -493,17 +515,41 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(window) || window < 0) throw new BackendUsageError(`attention: invalid sliding window ${spec.slidingWindow}`);
     const threads = this.pool?.threads ?? 1;
     const T = qt.rows, group = heads / kvHeads;
+    let kBase = c.keys(layer), vBase = kBase + c.halfBytes, stored = c.spec.maxTokens;
+    let kernel: ParallelKernel = 'attention_f32';
+    if (c.spec.dtype === 'f16') {
+      kernel = c.heldNonFinite ? 'attention_f16_nonfinite' : 'attention_f16';
+      if (T >= WIDEN_HISTORY_MIN_TOKENS) {
+        // Widen the rows this pass can see once, then attend over them in f32 (see widen_halves).
+        const lo = window > 0 ? Math.max(0, startPos - window + 1) : 0;
+        const rows = startPos + T - lo;
+        const bytes = kvHeads * rows * headDim * 4;
+        const wide = this.arenas[0]!.scratchBlock('attention history', 2 * bytes);
+        const units = kvHeads * Math.ceil(rows / ATTENTION_KEY_BLOCK);
+        const nonFinite = c.heldNonFinite ? 1 : 0;
+        this.run('widen_halves', 0, units, 1, [kBase, wide, lo, rows, c.spec.maxTokens, headDim, nonFinite]);
+        this.run('widen_halves', 0, units, 1, [vBase, wide + bytes, lo, rows, c.spec.maxTokens, headDim, nonFinite]);
+        // Row j of head g is at wide + (g * rows + j - lo) * headDim floats: as in a cache of `rows`
+        // tokens whose start is lo rows before wide.
+        // (As u32: the kernel adds row offsets in wasm32 arithmetic, modulo 2^32.)
+        kBase = (wide - lo * headDim * 4) >>> 0;
+        vBase = (wide + bytes - lo * headDim * 4) >>> 0;
+        stored = rows;
+        kernel = 'attention_f32';
+      }
+    }
     // A unit is one query row and a set of heads sharing a kv head, which reads that head's history once.
     // Decode has only kvHeads such units with whole groups: split the groups until every thread has one.
     const splits = Math.min(group, Math.ceil(threads / (kvHeads * T)));
     const most = Math.ceil(group / splits);
-    // Per thread: the set's scores (rows of n floats, n rounded up to 4), accumulators, softmax scales.
-    const bytes = most * (Math.ceil((startPos + T) / 4) * 16 + headDim * 4 + 4);
+    // Per thread: the set's scores (rows of n floats, n rounded up to 4), accumulators, softmax scales,
+    // and for an f16 cache one block of rows widened to f32 (from a 16-byte boundary).
+    const widened = kernel === 'attention_f32' ? 0 : 16 + ATTENTION_KEY_BLOCK * headDim * 4;
+    const bytes = most * (Math.ceil((startPos + T) / 4) * 16 + headDim * 4 + 4) + widened;
     const stride = Math.ceil(bytes / 64) * 64;
     const scratch = this.arenas[0]!.scratchBlock('attention', stride * threads);
-    const kBase = c.keys(layer);
-    this.run('attention_f32', 0, kvHeads * splits * T, 1,
-      [qt.ptr, kBase, kBase + c.halfBytes, o.ptr, T, startPos, heads, kvHeads, headDim, c.spec.maxTokens, scale, window, splits],
+    this.run(kernel, 0, kvHeads * splits * T, 1,
+      [qt.ptr, kBase, vBase, o.ptr, T, startPos, heads, kvHeads, headDim, stored, scale, window, splits],
       { base: scratch, stride });
   }
 

@@ -40,20 +40,27 @@ export class WasmWeight implements Weight {
 }
 
 /**
- * A per-sequence KV cache in memory 0, f32. Layout: for each layer, keys then values, each
+ * A per-sequence KV cache in memory 0, f32 or f16. Layout: for each layer, keys then values, each
  * `[kvHeads][maxTokens][headDim]`, so that attention reads one head's history contiguously.
  */
 export class WasmKVCache implements KVCache {
   freed = false;
+  /** Whether an infinity or NaN was ever stored in this f16 cache (attention then widens exponent 31). */
+  heldNonFinite = false;
   constructor(readonly owner: object, readonly spec: KVCacheSpec, readonly ptr: number) {}
 
   get bytes(): number {
     return this.spec.layers * 2 * this.halfBytes;
   }
 
+  /** Bytes per stored value. */
+  get elementBytes(): 2 | 4 {
+    return this.spec.dtype === 'f16' ? 2 : 4;
+  }
+
   /** Bytes of the keys (or values) of one layer. */
   get halfBytes(): number {
-    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * 4;
+    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * this.elementBytes;
   }
 
   /** Offset of the keys of `layer`; the values follow at + halfBytes. */

@@ -1,7 +1,7 @@
 import type { WeightFormat } from '@qwen2-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wasmBackend, type WasmBackend } from './backend.js';
-import { BackendUsageError } from '@qwen2-ts/core';
+import { BackendUsageError, roundToF16KV } from '@qwen2-ts/core';
 import { maxRelError, randomF32, randomWeight, rng } from './test-helpers.js';
 
 describe('element-wise and attention ops (2 threads)', () => {
@@ -134,8 +134,10 @@ describe('element-wise and attention ops (2 threads)', () => {
     { threads: 2, heads: 7, kvHeads: 1, d: 70, steps: [[0, 70], [70, 1], [71, 66]], window: undefined },
     { threads: 4, heads: 14, kvHeads: 2, d: 37, steps: [[0, 9], [9, 1], [10, 1]], window: undefined },
     { threads: 4, heads: 7, kvHeads: 1, d: 64, steps: [[0, 130], [130, 1]], window: 100 },
-  ];
-  it.each(attentionCases)('attention (GQA $heads/$kvHeads, head dim $d, $threads threads, window $window) matches a float64 loop', async ({ threads, heads, kvHeads, d, steps, window: slidingWindow }) => {
+  ].flatMap((c) => (['f32', 'f16', 'f16 that held a NaN'] as const).map((cache) => ({ ...c, cache })));
+  // An f16 cache is read by one of two kernels: the one for finite values, and the one a cache takes
+  // for good once an infinity or NaN was stored in it (here in layer 0; the checks read layer 1).
+  it.each(attentionCases)('attention (GQA $heads/$kvHeads, head dim $d, $threads threads, window $window, $cache cache) matches a float64 loop', async ({ threads, heads, kvHeads, d, steps, window: slidingWindow, cache: kind }) => {
     const layers = 2, maxTokens = steps.at(-1)![0]! + steps.at(-1)![1]!;
     const own = threads === 2 ? undefined : await wasmBackend({ threads });
     const b = own ?? backend;
@@ -144,13 +146,18 @@ describe('element-wise and attention ops (2 threads)', () => {
       b.write(t, data);
       return t;
     };
-    const cache = b.createKVCache({ layers, kvHeads, headDim: d, maxTokens });
+    const half = kind !== 'f32';
+    const cache = b.createKVCache({ layers, kvHeads, headDim: d, maxTokens, dtype: half ? 'f16' : 'f32' });
+    if (kind === 'f16 that held a NaN') {
+      const nan = new Float32Array(kvHeads * d).fill(NaN);
+      b.writeKV(cache, 0, tensor(1, kvHeads * d, nan), tensor(1, kvHeads * d, nan), 0);
+    }
     const spec = { heads, kvHeads, headDim: d, scale: 1 / Math.sqrt(d), slidingWindow };
     const K = new Float32Array(maxTokens * kvHeads * d), V = new Float32Array(maxTokens * kvHeads * d);
     for (const [start, T] of steps as [number, number][]) {
       const q = randomF32(T * heads * d, start + 1, 2), k = randomF32(T * kvHeads * d, start + 2, 2), v = randomF32(T * kvHeads * d, start + 3);
-      K.set(k, start * kvHeads * d);
-      V.set(v, start * kvHeads * d);
+      K.set(half ? k.map(roundToF16KV) : k, start * kvHeads * d);
+      V.set(half ? v.map(roundToF16KV) : v, start * kvHeads * d);
       b.writeKV(cache, 1, tensor(T, kvHeads * d, k), tensor(T, kvHeads * d, v), start);
       const out = b.alloc(T, heads * d);
       b.attention(tensor(T, heads * d, q), cache, 1, start, spec, out);

@@ -127,6 +127,11 @@ export class Qwen2 {
     return this.cache.seq.cache.spec.dtype ?? 'f32';
   }
 
+  /** Bytes the KV cache occupies on the backend (all `maxContext` positions: it is preallocated). */
+  get kvCacheBytes(): number {
+    return this.cache.seq.cache.bytes;
+  }
+
   /**
    * Generates a continuation of `prompt` (text, encoded with special tokens recognized, or token ids).
    * Iterate the stream for chunks as they come; await it (or `.result`) for the whole response.
