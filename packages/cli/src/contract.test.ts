@@ -42,6 +42,10 @@ function runJson(args: string[]): unknown {
 }
 
 const TINY = ['tiny-f32', 'tiny-bf16-untied', 'tiny-f16-sharded'];
+// tiny-bf16-untied: 3 layers, 2 kv heads of 16 dims, keys and values in f32; a context of 4096 tokens
+// (core's default cap on its max_position_embeddings of 32768).
+const KV_BYTES_PER_TOKEN_F32 = 3 * 2 * 2 * 16 * 4;
+const TINY_BF16_CONTEXT = 4096;
 
 describe('qwen2 logits (built CLI, reference backend)', () => {
   for (const model of TINY) {
@@ -168,7 +172,7 @@ describe('qwen2 generate streaming (built CLI, reference backend)', () => {
 describe('qwen2 bench --json (built CLI)', () => {
   it('prints every field with sensible values', () => {
     const out = runJson(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'js', '--prompt-tokens', '16', '--gen-tokens', '8', '--repeats', '3', '--json']) as Record<string, unknown>;
-    expect(Object.keys(out)).toEqual(['backend', 'dtype', 'threads', 'load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms', 'peak_rss_bytes', 'weights_bytes']);
+    expect(Object.keys(out)).toEqual(['backend', 'dtype', 'threads', 'load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms', 'peak_rss_bytes', 'weights_bytes', 'kv_cache', 'kv_cache_bytes']);
     expect(out.backend).toBe('js');
     expect(typeof out.dtype).toBe('string');
     expect(out.threads).toBeGreaterThanOrEqual(1);
@@ -176,6 +180,20 @@ describe('qwen2 bench --json (built CLI)', () => {
     expect(out.peak_rss_bytes).toBeGreaterThan(10_000_000);
     // tiny-bf16-untied: 1024 x 128 embedding + lm_head and 3 layers; at least its bf16 bytes are stored.
     expect(out.weights_bytes).toBeGreaterThan(700_000);
+    expect(out.kv_cache).toBe('f32');
+    expect(out.kv_cache_bytes).toBe(KV_BYTES_PER_TOKEN_F32 * TINY_BF16_CONTEXT);
+  });
+
+  it('--kv-cache f16 halves the KV cache and keeps the greedy tokens of the goldens', () => {
+    const args = ['--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'wasm', '--threads', '1'];
+    const half = runJson(['bench', ...args, '--kv-cache', 'f16', '--prompt-tokens', '8', '--gen-tokens', '4', '--repeats', '1', '--json']) as Record<string, unknown>;
+    expect(half).toMatchObject({ kv_cache: 'f16', kv_cache_bytes: (KV_BYTES_PER_TOKEN_F32 / 2) * TINY_BF16_CONTEXT });
+    const seq = golden('tiny-bf16-untied').sequences[0]!;
+    const gen = runJson(['generate', ...args, '--kv-cache', 'f16', '--ids', seq.input_ids.join(','), '--temperature', '0', '--max-new-tokens', String(seq.greedy_new_tokens.length), '--ignore-eos', '--json']) as { ids: number[] };
+    expect(gen.ids).toEqual(seq.greedy_new_tokens);
+    const bad = cli(['generate', ...args, '--kv-cache', 'bf16', '--prompt', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--kv-cache/);
   });
 
   it('reports the backend, thread count and weight format it ran with', () => {

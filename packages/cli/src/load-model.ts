@@ -2,7 +2,7 @@
  * Opening a model for a command: the model source (local folder or Hub id, with download progress),
  * the backend, then core's `Qwen2.load` with load progress.
  */
-import type { DtypeOption, Qwen2, SpeculativeOptions } from '@qwen2-ts/core';
+import type { DtypeOption, KVCacheDtype, Qwen2, SpeculativeOptions } from '@qwen2-ts/core';
 import type { LoadProgress, OpenedModel } from '@qwen2-ts/loader';
 import { BACKEND_NAMES, selectBackend, type BackendName, type CudaOptions } from './backends.js';
 import { MODEL_FLAGS, type Args } from './util/args.js';
@@ -20,12 +20,14 @@ export interface ModelFlags {
   dtype: DtypeOption;
   threads?: number;
   maxContext?: number;
+  /** `--kv-cache`: how the KV cache stores keys and values. */
+  kvCacheDtype?: KVCacheDtype;
   /** The cuda backend's options (`--prefill-precision`, `--programmatic-launch`). */
   cuda?: CudaOptions;
 }
 
 /**
- * Reads and checks `--model`, `--backend`, `--dtype`, `--threads`, `--max-context`, and the cuda
+ * Reads and checks `--model`, `--backend`, `--dtype`, `--threads`, `--max-context`, `--kv-cache`, and the cuda
  * backend's `--prefill-precision` and `--programmatic-launch` (refused with another backend).
  */
 export function modelFlags(args: Args): ModelFlags {
@@ -39,6 +41,8 @@ export function modelFlags(args: Args): ModelFlags {
   if (threads !== undefined) flags.threads = threads;
   const maxContext = args.int('max-context', undefined, 1);
   if (maxContext !== undefined) flags.maxContext = maxContext;
+  const kvCache = args.choice('kv-cache', ['f32', 'f16'] as const);
+  if (kvCache) flags.kvCacheDtype = kvCache;
   const cuda: CudaOptions = {};
   const given: string[] = [];
   const precision = args.choice('prefill-precision', ['f32', '16-bit'] as const);
@@ -151,6 +155,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
         ...(hasTokenizer ? {} : { tokenizer: tokenizerlessStandIn(Qwen2Tokenizer, opened.source, opened.config.vocabSize) }),
         dtype: flags.dtype,
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
+        ...(flags.kvCacheDtype ? { kvCacheDtype: flags.kvCacheDtype } : {}),
         onProgress: loadProgressBars(status),
         ...(signal ? { signal } : {}),
       });
@@ -191,7 +196,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
 }
 
 /**
- * Loads `--draft-model` on the model's backend, with the model's context size, and checks before any
+ * Loads `--draft-model` on the model's backend, with the model's context size and KV cache storage, and checks before any
  * generation that it shares the model's tokenizer.
  */
 async function loadDraftModel(model: Qwen2, draft: { spec: string; dtype: DtypeOption }, status: StatusOutput, signal?: AbortSignal): Promise<Qwen2> {
@@ -212,6 +217,7 @@ async function loadDraftModel(model: Qwen2, draft: { spec: string; dtype: DtypeO
         tokenizer,
         dtype: draft.dtype,
         maxContext: Math.min(model.maxContext, opened.config.maxPositionEmbeddings),
+        kvCacheDtype: model.kvCacheDtype,
         onProgress: loadProgressBars(status),
         ...(signal ? { signal } : {}),
       });

@@ -31,6 +31,10 @@ export interface BenchReport {
   time_to_first_token_ms: number;
   peak_rss_bytes: number;
   weights_bytes: number;
+  /** How the KV cache stores keys and values (`--kv-cache`). */
+  kv_cache: string;
+  /** Bytes of the KV cache (preallocated for the whole context). */
+  kv_cache_bytes: number;
 }
 
 export const benchCommand: Command = {
@@ -88,6 +92,8 @@ export const benchCommand: Command = {
         time_to_first_token_ms: round4(median(runs.map((r) => r.timeToFirstTokenMs))),
         peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
         weights_bytes: model.weightsBytes,
+        kv_cache: model.kvCacheDtype,
+        kv_cache_bytes: model.kvCacheBytes,
       };
       if (json) {
         await writeOut(`${JSON.stringify(report)}\n`);
@@ -100,6 +106,7 @@ export const benchCommand: Command = {
           `decode         ${report.decode_tokens_per_s.toFixed(1)} tokens/s (${genTokens} steps)\n` +
           `first token    ${report.time_to_first_token_ms.toFixed(1)} ms\n` +
           `peak RSS       ${formatBytes(report.peak_rss_bytes)}\nweights        ${formatBytes(report.weights_bytes)}\n` +
+          `KV cache       ${formatBytes(report.kv_cache_bytes)} (${report.kv_cache}, ${model.maxContext} tokens)\n` +
           `(medians of ${repeats} runs after ${warmup} warmup)\n`,
         );
       }

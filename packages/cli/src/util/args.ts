@@ -24,6 +24,7 @@ export const MODEL_FLAGS: FlagSpecs = {
   dtype: { type: 'string', value: 'auto|f32|f16|bf16|q8_0|q4_0', help: 'weight storage (compute accumulates in f32; default auto)' },
   threads: { type: 'string', value: 'N', help: 'CPU threads for the wasm backend' },
   'max-context': { type: 'string', value: 'N', help: 'KV cache capacity in tokens (default: the model\'s, capped by core)' },
+  'kv-cache': { type: 'string', value: 'f32|f16', help: 'KV cache storage: f16 takes half the memory and is read twice as fast at long contexts (default f32)' },
   'prefill-precision': { type: 'string', value: 'f32|16-bit', help: 'cuda: prefill GEMMs with f16/bf16 weights and attention on f32 activations (default) or rounded to 16 bits (faster)' },
   'programmatic-launch': { type: 'boolean', help: 'cuda on compute capability 9.0+ (H100, H200): programmatic dependent launch (experimental)' },
 };
