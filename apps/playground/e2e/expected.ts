@@ -4,17 +4,17 @@
  * prompt. Also checks that every greedy step is decided by a clear margin, so that float32 rounding in
  * another backend cannot legitimately flip a token (which would make an id mismatch meaningless).
  */
-import { compileResponseFormat, JsonConstraint, Qwen2, ReferenceBackend, TokenVocabulary, type ResponseFormat } from '@qwen2-ts/core';
+import { compileResponseFormat, JsonConstraint, Qwen2, ReferenceBackend, TokenVocabulary, type KVCacheDtype, type ResponseFormat } from '@qwen2-ts/core';
 
 /** Smallest top-1 minus top-2 logit gap accepted for a greedy step. */
 export const MIN_MARGIN = 1e-3;
 
 /**
  * With `responseFormat`, the reply is constrained and the margin is the one among the tokens the grammar
- * allows at each step.
+ * allows at each step; `kvCacheDtype` is the KV cache storage the page is set to.
  */
-export async function expectedGreedyReply(modelDir: string, prompt: string, newTokens: number, responseFormat?: ResponseFormat): Promise<number[]> {
-  const model = await Qwen2.load(modelDir, { backend: new ReferenceBackend(), dtype: 'f32' });
+export async function expectedGreedyReply(modelDir: string, prompt: string, newTokens: number, responseFormat?: ResponseFormat, kvCacheDtype: KVCacheDtype = 'f32'): Promise<number[]> {
+  const model = await Qwen2.load(modelDir, { backend: new ReferenceBackend(), dtype: 'f32', kvCacheDtype });
   try {
     const messages = [{ role: 'user' as const, content: prompt }];
     const result = await model.chat(messages, { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, maxNewTokens: newTokens, ...(responseFormat ? { responseFormat } : {}) }).result;

@@ -38,6 +38,7 @@ let profile: string;
 let localModel: string;
 let expected: number[];
 let expectedJson: number[];
+let expectedF16Cache: number[];
 
 /** Requests for the weights file that carried bytes (the only big download). */
 function weightDownloads(): number {
@@ -93,6 +94,7 @@ beforeAll(async () => {
   localModel = modelFolderOnDisk();
   expected = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS);
   expectedJson = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS, { type: 'json_object' });
+  expectedF16Cache = await expectedGreedyReply(localModel, PROMPT, NEW_TOKENS, undefined, 'f16');
   app = await serveBuiltApp(appDir);
   model = await serveModel('models/qwen2-full-vocab', MODEL_FILES);
   profile = mkdtempSync(join(tmpdir(), 'qwen2-ts-playground-profile-'));
@@ -156,17 +158,19 @@ describe('playground in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 150_000);
 
-  it('after a reload loads from the browser cache: nothing is downloaded twice', async () => {
+  it("after a reload loads from the browser cache: nothing is downloaded twice (and the KV cache in f16 gives the f16 reference's reply)", async () => {
     const page = context.pages()[0]!;
     const requestsBefore = model.log.length;
     await page.reload();
     await openApp(page, 'wasm');
+    // This time with the KV cache in f16: the reply is the reference's with an f16 cache.
+    await page.selectOption('#kv-cache', 'f16');
     const bar = await loadModel(page);
     expect(bar).toMatchObject({ fraction: 1, value: 1, phase: 'read', downloaded: 0 });
     expect(weightDownloads()).toBe(1);
     const again = model.log.slice(requestsBefore).filter((r) => r.method === 'GET' && r.status < 400);
     expect(again, 'files fetched again after the reload').toEqual([]);
-    expect((await chat(page, PROMPT)).ids).toEqual(expected);
+    expect((await chat(page, PROMPT)).ids).toEqual(expectedF16Cache);
   }, 120_000);
 
   it('loads a local folder picked with the folder input (File[] source), without touching the network', async () => {

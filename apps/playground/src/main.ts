@@ -19,7 +19,7 @@ import { DEFAULT_SETTINGS, parseSettings, toGenerateOptions, type SamplingSettin
 import { ChatView } from './ui/chat-view.js';
 import { byId, el } from './ui/dom.js';
 import { InferenceClient } from './worker-client.js';
-import { WEIGHT_DTYPES, type BackendKind, type LoadedInfo, type MemoryUse, type WeightDtype } from './worker/protocol.js';
+import { KV_CACHE_KINDS, WEIGHT_DTYPES, type BackendKind, type KVCacheKind, type LoadedInfo, type MemoryUse, type WeightDtype } from './worker/protocol.js';
 
 type PageState = 'starting' | 'idle' | 'loading' | 'ready' | 'generating';
 
@@ -31,6 +31,7 @@ const ui = {
   folderInput: byId('folder-input', HTMLInputElement),
   pickedFolder: byId('picked-folder', HTMLSpanElement),
   dtype: byId('dtype', HTMLSelectElement),
+  kvCache: byId('kv-cache', HTMLSelectElement),
   load: byId('load', HTMLButtonElement),
   cancelLoad: byId('cancel-load', HTMLButtonElement),
   progress: byId('load-progress', HTMLProgressElement),
@@ -122,6 +123,8 @@ async function probeEnvironment(): Promise<EnvironmentReport> {
 ui.modelText.value = new URLSearchParams(location.search).get('model') ?? DEFAULT_MODEL;
 const wantedDtype = new URLSearchParams(location.search).get('dtype');
 if (wantedDtype && (WEIGHT_DTYPES as readonly string[]).includes(wantedDtype)) ui.dtype.value = wantedDtype;
+const wantedKvCache = new URLSearchParams(location.search).get('kv-cache');
+if (wantedKvCache && (KV_CACHE_KINDS as readonly string[]).includes(wantedKvCache)) ui.kvCache.value = wantedKvCache;
 
 function usePicked(source: ModelSource | undefined): void {
   pickedFolder = source;
@@ -184,7 +187,7 @@ ui.loadForm.addEventListener('submit', async (event) => {
   setState('loading');
   const started = performance.now();
   try {
-    const request = await client.load(source, { backend, dtype: ui.dtype.value as WeightDtype, threads }, (p) => {
+    const request = await client.load(source, { backend, dtype: ui.dtype.value as WeightDtype, kvCache: ui.kvCache.value as KVCacheKind, threads }, (p) => {
       tracker.push(p);
       showProgress(tracker);
     });

@@ -3,7 +3,7 @@ import type { PromptMessage } from './conversation.js';
 import type { ModelSource } from './model-source.js';
 import type { ProgressEvent } from './progress.js';
 import type { SamplingOptions } from './settings.js';
-import type { BackendKind, LoadedInfo, ReplyStats, SerializedError, WeightDtype, WorkerEvent, WorkerRequest } from './worker/protocol.js';
+import type { BackendKind, KVCacheKind, LoadedInfo, ReplyStats, SerializedError, WeightDtype, WorkerEvent, WorkerRequest } from './worker/protocol.js';
 
 /** The bits of `Worker` the client uses (a real Worker, or an in-process stand-in in tests). */
 export interface WorkerLike {
@@ -53,7 +53,7 @@ export class InferenceClient {
    */
   async load(
     source: ModelSource,
-    options: { backend: BackendKind; dtype: WeightDtype; threads: number },
+    options: { backend: BackendKind; dtype: WeightDtype; kvCache?: KVCacheKind; threads: number },
     onProgress: (p: ProgressEvent) => void,
   ): Promise<{ id: number; done: Promise<LoadedInfo> }> {
     const id = this.nextId++;

@@ -9,7 +9,7 @@ function setup(ids = [5, 6, 7, 8], microtasksOnly = false) {
   let clock = 0;
   const deps: EngineDeps = {
     async loadModel(source, o) {
-      log.push(`load ${source.kind} ${o.backend} ${o.dtype} threads=${o.threads}`);
+      log.push(`load ${source.kind} ${o.backend} ${o.dtype}${o.kvCache ? ` kv=${o.kvCache}` : ''} threads=${o.threads}`);
       o.onProgress({ phase: 'download', file: 'model.safetensors', loaded: 10, total: 10, overallLoaded: 10, overallTotal: 10 });
       if (source.kind === 'url' && source.url.endsWith('/missing')) throw Object.assign(new Error('no config.json'), { name: 'ModelNotFoundError' });
       return { model: scriptedModel(ids, log, { microtasksOnly }), source: source.kind === 'url' ? source.url : 'x' };
@@ -136,9 +136,9 @@ describe('inference worker engine', () => {
   it('disposes the previous model before loading another, and on unload', async () => {
     const { engine, ended, log } = setup();
     engine.handle({ type: 'load', id: 1, source: { kind: 'hub', id: 'a/b' }, backend: 'wasm', dtype: 'auto', threads: 1 });
-    engine.handle({ type: 'load', id: 2, source: { kind: 'hub', id: 'a/c' }, backend: 'wasm', dtype: 'q8_0', threads: 1 });
+    engine.handle({ type: 'load', id: 2, source: { kind: 'hub', id: 'a/c' }, backend: 'wasm', dtype: 'q8_0', kvCache: 'f16', threads: 1 });
     engine.handle({ type: 'unload', id: 3 });
     await ended(3);
-    expect(log).toEqual(['load hub wasm auto threads=1', 'dispose', 'load hub wasm q8_0 threads=1', 'dispose']);
+    expect(log).toEqual(['load hub wasm auto threads=1', 'dispose', 'load hub wasm q8_0 kv=f16 threads=1', 'dispose']);
   });
 });

@@ -14,6 +14,7 @@ import {
   type LoadRequest,
   type LoadedInfo,
   type MemoryUse,
+  type KVCacheKind,
   type WeightDtype,
   type WorkerEvent,
   type WorkerRequest,
@@ -47,7 +48,7 @@ export interface EngineDeps {
   /** Opens the source, creates the backend and loads the weights onto it. */
   loadModel(
     source: ModelSource,
-    options: { backend: BackendKind; dtype: WeightDtype; threads: number; signal: AbortSignal; onProgress: (p: ProgressEvent) => void },
+    options: { backend: BackendKind; dtype: WeightDtype; kvCache?: KVCacheKind; threads: number; signal: AbortSignal; onProgress: (p: ProgressEvent) => void },
   ): Promise<{ model: ChatModel; source: string }>;
   /** Milliseconds, monotonic. */
   now(): number;
@@ -139,6 +140,7 @@ export class Engine {
     const { model, source } = await this.deps.loadModel(req.source, {
       backend: req.backend,
       dtype: req.dtype,
+      ...(req.kvCache ? { kvCache: req.kvCache } : {}),
       threads: req.threads,
       signal,
       onProgress: (progress) => {

@@ -33,7 +33,7 @@ async function createBackend(kind: BackendKind, threads: number): Promise<Backen
 }
 
 /** Opens, creates the backend, loads; on failure frees what was made. */
-export const loadModel: EngineDeps['loadModel'] = async (source, { backend: kind, dtype, threads, signal, onProgress }) => {
+export const loadModel: EngineDeps['loadModel'] = async (source, { backend: kind, dtype, kvCache, threads, signal, onProgress }) => {
   // Progress comes from the loader only: downloads, then the checkpoint reads core makes while loading
   // (per file, so the bar's bytes are the files'); core's own per-tensor events would repeat the reads.
   const opened = await openModel(specOf(source), { signal, onProgress });
@@ -41,7 +41,7 @@ export const loadModel: EngineDeps['loadModel'] = async (source, { backend: kind
   try {
     backend = await createBackend(kind, threads);
     signal.throwIfAborted();
-    const model = await Qwen2.load(opened, { backend, dtype, signal });
+    const model = await Qwen2.load(opened, { backend, dtype, kvCacheDtype: kvCache ?? 'f32', signal });
     const owned = backend;
     const chatModel: ChatModel = {
       config: model.config,

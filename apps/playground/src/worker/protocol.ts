@@ -12,6 +12,9 @@ export type BackendKind = 'webgpu' | 'wasm';
 /** core's `DtypeOption`: 'auto' picks the checkpoint's own format where the backend stores it. */
 export type WeightDtype = 'auto' | 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 export const WEIGHT_DTYPES: readonly WeightDtype[] = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+/** core's `KVCacheDtype`. */
+export type KVCacheKind = 'f32' | 'f16';
+export const KV_CACHE_KINDS: readonly KVCacheKind[] = ['f32', 'f16'];
 
 export interface LoadRequest {
   type: 'load';
@@ -21,6 +24,8 @@ export interface LoadRequest {
   dtype: WeightDtype;
   /** WASM threads (1 without cross-origin isolation). */
   threads: number;
+  /** How the KV cache stores keys and values (core's `kvCacheDtype`; default f32). */
+  kvCache?: KVCacheKind;
 }
 export interface ChatRequest {
   type: 'chat';
