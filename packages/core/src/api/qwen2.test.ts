@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContextOverflowError } from '../errors.js';
 import { loadFixture, type Fixture } from '../testing/fixtures.js';
 import { maxAbsDiff } from '../testing/random.js';
+import { MODEL_TOLERANCE } from '../testing/tolerances.js';
 import { Qwen2 } from './qwen2.js';
 import type { DeviceTokens, SamplingParams, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
@@ -55,6 +56,25 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
       expect(r.finishReason).toBe('length');
       expect(r.text).toBe(model.tokenizer.decode(r.ids, { skipSpecialTokens: true }));
     }
+  });
+
+  it('keeps an f16 KV cache when asked: half the bytes, the golden greedy tokens', async () => {
+    const half = await Qwen2.load(modelDir, { tokenizer: model.tokenizer, maxContext: 128, kvCacheDtype: 'f16' });
+    try {
+      expect(model.kvCacheDtype).toBe('f32');
+      expect(half.kvCacheDtype).toBe('f16');
+      const c = model.config;
+      expect(model.kvCacheBytes).toBe(c.numHiddenLayers * 2 * c.numKeyValueHeads * c.headDim * 128 * 4);
+      expect(half.kvCacheBytes * 2).toBe(model.kvCacheBytes);
+      for (const [i, s] of fixture.golden.sequences.entries()) {
+        const [logits] = await half.logits(s.input_ids);
+        expect(maxAbsDiff(logits!, fixture.lastLogits(i))).toBeLessThan(MODEL_TOLERANCE.f16KVCache);
+        expect((await half.generate(s.input_ids, { temperature: 0, maxNewTokens: 16, ignoreEos: true })).ids).toEqual(s.greedy_new_tokens);
+      }
+    } finally {
+      await half.dispose();
+    }
+    await expect(Qwen2.load(modelDir, { tokenizer: model.tokenizer, kvCacheDtype: 'bf16' as 'f16' })).rejects.toThrow(/kvCacheDtype must be 'f32' or 'f16', got "bf16"/);
   });
 
   it('gives every position\'s logits', async () => {

@@ -73,9 +73,13 @@ export class Qwen2 {
    *   already opened model (not closed by this call)
    * @param options - backend (default: the reference backend), dtype, maxContext, kvCacheDtype, tokenizer, progress, signal
    * @throws the loader's errors (ModelNotFoundError, HubError, ConfigError, SafetensorsError), TokenizerError,
-   *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext, or the signal's reason
+   *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext or kvCacheDtype, or the signal's reason
    */
   static async load(spec: string | FileSystemDirectoryHandle | File[] | OpenedModel, options: LoadOptions = {}): Promise<Qwen2> {
+    // Checked before anything is read: a typo should not surface after minutes of loading.
+    if (options.kvCacheDtype !== undefined && options.kvCacheDtype !== 'f32' && options.kvCacheDtype !== 'f16') {
+      throw new RangeError(`kvCacheDtype must be 'f32' or 'f16', got ${JSON.stringify(options.kvCacheDtype)}`);
+    }
     const given = isOpenedModel(spec);
     const opened = given ? spec : await openModel(spec, options);
     const ownsBackend = !options.backend;
