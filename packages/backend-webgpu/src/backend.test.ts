@@ -93,13 +93,15 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     await fused.dispose();
   });
 
-  it('attends over long contexts split along the sequence (full and sliding window)', async () => {
-    // head_dims that are multiples of 4 read key and value rows as vec4: 64 and 128 (4 and 2 groups of
-    // keys in the value sum), 20 (12 groups, 4 threads idle), 256 (1 group); 6 reads one value at a time.
-    // Position 40 is one split (the direct kernel), 1500 several and their merge.
+  it('attends over long contexts split along the sequence (full and sliding window), from f32 and f16 caches', async () => {
+    // head_dims that are multiples of 4 read key and value rows of an f32 cache as vec4: 64 and 128 (4
+    // and 2 groups of keys in the value sum), 20 (12 groups, 4 threads idle), 256 (1 group); 6 reads one
+    // value at a time. An f16 cache's rows are read 8 halves at a time for multiples of 8 (64, 128, 256:
+    // 8, 4 and 2 groups), one word of 2 halves at a time for 20 and 6. Position 40 is one split (the
+    // direct kernel), 1500 several and their merge.
     const rnd = new TestRandom(8);
     const kvHeads = 2, heads = 4;
-    for (const headDim of [64, 128, 20, 256, 6]) {
+    for (const [headDim, dtype] of [64, 128, 20, 256, 6].flatMap((d) => [[d, 'f32'], [d, 'f16']] as const)) {
       const width = kvHeads * headDim;
       for (const [T, window, startPos] of [[1, 0, 1500], [3, 0, 1500], [2, 700, 1500], [2, 0, 40]] as const) {
         const k = rnd.normals((startPos + T) * width);
@@ -108,14 +110,14 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
         const spec = { heads, kvHeads, headDim, scale: 0.125, ...(window ? { slidingWindow: window } : {}) };
         const outs: Float32Array[] = [];
         for (const be of [b, ref] as Backend[]) {
-          const cache = be.createKVCache({ layers: 1, kvHeads, headDim, maxTokens: startPos + T });
+          const cache = be.createKVCache({ layers: 1, kvHeads, headDim, maxTokens: startPos + T, dtype });
           be.writeKV(cache, 0, put(be, startPos + T, width, k), put(be, startPos + T, width, v), 0);
           const out = be.alloc(T, heads * headDim);
           be.attention(put(be, T, heads * headDim, q), cache, 0, startPos, spec, out);
           outs.push(await be.read(out));
           be.free(cache);
         }
-        expect(relErr(outs[0]!, outs[1]!), `head_dim ${headDim} T=${T} window=${window} at ${startPos}`).toBeLessThan(1e-4);
+        expect(relErr(outs[0]!, outs[1]!), `head_dim ${headDim} ${dtype} T=${T} window=${window} at ${startPos}`).toBeLessThan(1e-4);
       }
     }
   });
@@ -219,35 +221,37 @@ describe.skipIf(!g.gpu)(`WebGPU backend on ${g.gpu ? g.adapterName : 'no adapter
     }
   });
 
-  it('runs RoPE of q and k and the KV write of k and v as one dispatch, attending as the reference does', async () => {
-    const rnd = new TestRandom(25);
-    const spec = { heads: 4, kvHeads: 2, headDim: 16, scale: 0.25 };
-    const T = 3, startPos = 2;
-    const qData = rnd.normals(T * 64), kData = rnd.normals(T * 32), vData = rnd.normals(T * 32);
-    const prefix = { k: rnd.normals(startPos * 32), v: rnd.normals(startPos * 32) };
-    const outs: Float32Array[] = [];
-    for (const be of [new ReferenceBackend(), b] as Backend[]) {
-      const cache = be.createKVCache({ layers: 1, kvHeads: 2, headDim: 16, maxTokens: 8 });
-      // Earlier positions written the plain way, then this step's q/k/v.
-      be.beginPass(startPos, 0);
-      be.writeKV(cache, 0, put(be, startPos, 32, prefix.k), put(be, startPos, 32, prefix.v), 0);
-      be.endPass();
-      const q = be.alloc(T, 64), k = be.alloc(T, 32), v = be.alloc(T, 32);
-      be.write(q, qData);
-      be.write(k, kData);
-      be.write(v, vData);
-      const out = be.alloc(T, 64);
-      const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
-      be.beginPass(T, startPos);
-      be.rope(q, 4, 16, startPos, 1e6);
-      be.rope(k, 2, 16, startPos, 1e6);
-      be.writeKV(cache, 0, k, v, startPos);
-      if (be instanceof WebGPUBackend) expect(be.recorded.dispatches - before).toBe(1);
-      be.attention(q, cache, 0, startPos, spec, out);
-      be.endPass();
-      outs.push(await be.read(out));
+  it('runs RoPE of q and k and the KV write of k and v as one dispatch, attending as the reference does (f32 and f16 caches)', async () => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      const rnd = new TestRandom(25);
+      const spec = { heads: 4, kvHeads: 2, headDim: 16, scale: 0.25 };
+      const T = 3, startPos = 2;
+      const qData = rnd.normals(T * 64), kData = rnd.normals(T * 32), vData = rnd.normals(T * 32);
+      const prefix = { k: rnd.normals(startPos * 32), v: rnd.normals(startPos * 32) };
+      const outs: Float32Array[] = [];
+      for (const be of [new ReferenceBackend(), b] as Backend[]) {
+        const cache = be.createKVCache({ layers: 1, kvHeads: 2, headDim: 16, maxTokens: 8, dtype });
+        // Earlier positions written the plain way, then this step's q/k/v.
+        be.beginPass(startPos, 0);
+        be.writeKV(cache, 0, put(be, startPos, 32, prefix.k), put(be, startPos, 32, prefix.v), 0);
+        be.endPass();
+        const q = be.alloc(T, 64), k = be.alloc(T, 32), v = be.alloc(T, 32);
+        be.write(q, qData);
+        be.write(k, kData);
+        be.write(v, vData);
+        const out = be.alloc(T, 64);
+        const before = be instanceof WebGPUBackend ? be.recorded.dispatches : 0;
+        be.beginPass(T, startPos);
+        be.rope(q, 4, 16, startPos, 1e6);
+        be.rope(k, 2, 16, startPos, 1e6);
+        be.writeKV(cache, 0, k, v, startPos);
+        if (be instanceof WebGPUBackend) expect(be.recorded.dispatches - before).toBe(1);
+        be.attention(q, cache, 0, startPos, spec, out);
+        be.endPass();
+        outs.push(await be.read(out));
+      }
+      expect(relErr(outs[1]!, outs[0]!), dtype).toBeLessThan(1e-4);
     }
-    expect(relErr(outs[1]!, outs[0]!)).toBeLessThan(1e-4);
   });
 
   it('does not fuse when the add writes over the matvec input', async () => {

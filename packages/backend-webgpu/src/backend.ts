@@ -7,7 +7,8 @@ import { WebGPUDeviceError, WebGPUDeviceLostError } from './errors.js';
 import { fillRows, paddedCols, rowBytes } from './host-weights.js';
 import { GpuDeviceTokens, GpuKVCache, GpuTensor, GpuWeight, type Buf, type WeightChunk } from './objects.js';
 import { Runtime, USAGE } from './runtime.js';
-import { attentionCombineKernel, attentionPartialKernel, MAX_HEAD_DIM } from './wgsl/attention.js';
+import { planKVCache } from './kv-cache.js';
+import { attentionCombineKernel, attentionPartialKernel } from './wgsl/attention.js';
 import { elementwiseKernel, rmsNormKernel, ropeKernel, ropePairKernel, ropeWriteKVKernel, writeKVKernel } from './wgsl/elementwise.js';
 import type { KernelDef } from './wgsl/kernel-def.js';
 import { embedKernel, gemmKernel } from './wgsl/matmul.js';
@@ -206,21 +207,14 @@ export class WebGPUBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
-    }
-    if (spec.headDim > MAX_HEAD_DIM) throw new BackendUsageError(`createKVCache: headDim ${spec.headDim} exceeds the ${MAX_HEAD_DIM} the attention kernel supports`);
-    const perLayer = spec.kvHeads * spec.headDim * spec.maxTokens * 4;
-    if (perLayer > this.maxBinding) {
-      throw new WebGPUDeviceError(`createKVCache: ${spec.maxTokens} tokens need ${perLayer} bytes per layer for keys, over the device's maxStorageBufferBindingSize of ${this.maxBinding} bytes (lower maxContext)`, 'maxStorageBufferBindingSize');
-    }
+    const { dtype, layerBytes } = planKVCache(spec, this.maxBinding);
     const keys: Buf[] = [];
     const values: Buf[] = [];
     for (let l = 0; l < spec.layers; l++) {
-      keys.push(this.rt.createBuffer(perLayer, USAGE.STORAGE, `kv keys ${l}`));
-      values.push(this.rt.createBuffer(perLayer, USAGE.STORAGE, `kv values ${l}`));
+      keys.push(this.rt.createBuffer(layerBytes, USAGE.STORAGE, `kv keys ${l}`));
+      values.push(this.rt.createBuffer(layerBytes, USAGE.STORAGE, `kv values ${l}`));
     }
-    const c = new GpuKVCache({ ...spec }, keys, values, keys.reduce((s, b) => s + 2 * b.size, 0));
+    const c = new GpuKVCache({ ...spec }, dtype, keys, values, keys.reduce((s, b) => s + 2 * b.size, 0));
     this.caches.add(c);
     return c;
   }
@@ -425,11 +419,11 @@ export class WebGPUBackend implements Backend {
   private recordStack(st: PendingStack, swigluOut?: GpuTensor, kv?: { c: GpuKVCache; layer: number; startPos: number }): void {
     const { ws, bs, os, norm } = st;
     const format = ws[0]!.format;
-    const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined, rope: kv !== undefined };
+    const shape: MatvecShape = { weights: ws.length, gated: swigluOut !== undefined, norm: norm !== undefined, rope: kv !== undefined, ...(kv ? { kv: kv.c.dtype } : {}) };
     const logical = this.stackTensors(st, swigluOut);
     const { slots, bufs } = distinct(logical);
     const layout = matvecLayout(ws[0]!.kp, st.x.cols, logical[0]!.offset, slots, kv !== undefined);
-    const def = this.kernel(`mvs:${format}:${slots}:${layout.lanes}:${layout.steps}:${layout.vec4}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? 'p' : ''}`,
+    const def = this.kernel(`mvs:${format}:${slots}:${layout.lanes}:${layout.steps}:${layout.vec4}:${ws.length}${swigluOut ? 'g' : ''}${norm ? 'n' : ''}${kv ? `p${kv.c.dtype}` : ''}`,
       () => matvecKernel(format, this.f16, slots, layout, this.subgroups, shape));
     const all: Buf[] = [...bufs];
     const params: Record<string, number> = { T: st.x.rows, K: st.x.cols, Kp: ws[0]!.kp, xOff: logical[0]!.offset };
@@ -516,10 +510,12 @@ export class WebGPUBackend implements Backend {
     const kt = pair.k;
     const width = c.spec.kvHeads * c.spec.headDim;
     const { slots, bufs } = distinct([pair.q, kt, vt]);
-    this.rt.dispatchFlat(this.kernel(`ropekv:${slots}`, () => ropeWriteKVKernel(slots)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
+    // Threads per token: q's and k's rotary pairs, then v's values (f16: v's words, two values each).
+    const perRow = (pair.qHeads + pair.kHeads) * pair.half + (c.dtype === 'f16' ? width / 2 : width);
+    this.rt.dispatchFlat(this.kernel(`ropekv:${slots}:${c.dtype}`, () => ropeWriteKVKernel(slots, c.dtype)), [...bufs, this.rt.auxBuf, c.keys[layer]!, c.values[layer]!], {
       T: kt.rows, headsA: pair.qHeads, headsB: pair.kHeads, half: pair.half, aOff: pair.q.offset, bOff: kt.offset, tabOff: pair.tabOff,
       vOff: vt.offset, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos,
-    }, Math.ceil((kt.rows * ((pair.qHeads + pair.kHeads) * pair.half + width)) / 256));
+    }, Math.ceil((kt.rows * perRow) / 256));
   }
 
   /** A held-back q/k/v matvec with its RoPE that found no KV write to join: recorded as separate dispatches. */
@@ -557,8 +553,10 @@ export class WebGPUBackend implements Backend {
       return;
     }
     const { slots, bufs } = distinct([kt, vt]);
-    this.rt.dispatchFlat(this.kernel(`kv:${slots}`, () => writeKVKernel(slots)), [...bufs, c.keys[layer]!, c.values[layer]!],
-      { T: kt.rows, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos, kOff: kt.offset, vOff: vt.offset }, Math.ceil((kt.rows * width) / 256));
+    // One thread per value, or per word (two values) of an f16 cache.
+    const threads = kt.rows * (c.dtype === 'f16' ? width / 2 : width);
+    this.rt.dispatchFlat(this.kernel(`kv:${slots}:${c.dtype}`, () => writeKVKernel(slots, c.dtype)), [...bufs, c.keys[layer]!, c.values[layer]!],
+      { T: kt.rows, width, D: c.spec.headDim, cap: c.spec.maxTokens, startPos, kOff: kt.offset, vOff: vt.offset }, Math.ceil(threads / 256));
   }
 
   /**
@@ -604,16 +602,18 @@ export class WebGPUBackend implements Backend {
     if (perSplit > budget) throw new WebGPUDeviceError(`attention: ${T} query rows need ${perSplit} bytes of scratch, over the limit of ${budget} (split the prefill into smaller chunks)`, 'maxStorageBufferBindingSize');
     const splitLen = Math.ceil(longest / nSplits);
     const params = { T, H: heads, group: heads / kvHeads, D: headDim, cap: c.spec.maxTokens, startPos, window, nSplits, splitLen, qOff: qt.offset, oOff: o.offset, scale };
-    // Key rows read 16 bytes at a time where they are whole vec4s (the caches' rows are headDim floats).
-    const vec4 = headDim % 4 === 0;
+    // Key rows read 16 bytes at a time where they are whole vec4s (the caches' rows are headDim floats,
+    // or headDim halves: 16 bytes are 8 of them).
+    const dtype = c.dtype;
+    const vec4 = headDim % (dtype === 'f16' ? 8 : 4) === 0;
     if (nSplits === 1) {
       // Short context: one split per (token, head) is already the result; no merge pass.
       const { slots, bufs } = distinct([qt, o]);
-      this.rt.dispatchFlat(this.kernel(`attn:${slots}:${vec4}`, () => attentionPartialKernel(true, slots, vec4)), [...bufs, c.keys[layer]!, c.values[layer]!], params, T * heads);
+      this.rt.dispatchFlat(this.kernel(`attn:${slots}:${vec4}:${dtype}`, () => attentionPartialKernel(true, slots, vec4, dtype)), [...bufs, c.keys[layer]!, c.values[layer]!], params, T * heads);
       return;
     }
     const scratch = this.scratch('attn', nSplits * perSplit);
-    this.rt.dispatchFlat(this.kernel(`attn1:${vec4}`, () => attentionPartialKernel(false, [0], vec4)), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], params, T * heads * nSplits);
+    this.rt.dispatchFlat(this.kernel(`attn1:${vec4}:${dtype}`, () => attentionPartialKernel(false, [0], vec4, dtype)), [qt.buf, c.keys[layer]!, c.values[layer]!, scratch], params, T * heads * nSplits);
     this.rt.dispatchFlat(this.kernel('attn2', attentionCombineKernel), [o.buf, scratch], { rows: T * heads, D: headDim, nSplits, oOff: o.offset }, T * heads);
   }
 

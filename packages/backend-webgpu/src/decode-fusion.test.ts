@@ -5,7 +5,7 @@
 // (subgroups and the shared-memory tree) and for rows narrower and wider than a workgroup; sequences
 // where a fused dispatch would read memory that another workgroup writes must not fuse.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend, type Backend, type HostWeight, type KVCache, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
+import { ReferenceBackend, type Backend, type HostWeight, type KVCache, type KVCacheDtype, type Tensor, type Weight, type WeightFormat } from '@qwen2-ts/core';
 import { hostWeight, TestRandom } from '@qwen2-ts/core/testing';
 import { WebGPUBackend, webgpuBackend } from './backend.js';
 import { primaryGpu } from './test-support/node-gpu.js';
@@ -172,8 +172,12 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
   it('rotates q and k and writes the KV cache in the q/k/v matvec, then attends as the reference does', async () => {
     // heads x headDim: 4 x 16 with K = 96 (16 lanes per row), 2 x 64 with K = 544 (32 lanes: pairs of
     // rows; three steps of loads at once) and K = 1056 (four steps at once, twice for the first 4 lanes).
-    const shapes: [WeightFormat, number, number, number][] = [['f16', 96, 4, 16], ['bf16', 544, 2, 64], ['q4_0', 96, 4, 16], ['q4_0', 1056, 2, 64]];
-    for (const [format, K, heads, D] of shapes) {
+    // Each rotary pair is one word of an f16 cache, written by the thread that holds both rows' sums.
+    const shapes: [WeightFormat, number, number, number, KVCacheDtype][] = [
+      ['f16', 96, 4, 16, 'f32'], ['bf16', 544, 2, 64, 'f32'], ['q4_0', 96, 4, 16, 'f32'], ['q4_0', 1056, 2, 64, 'f32'],
+      ['f16', 96, 4, 16, 'f16'], ['bf16', 544, 2, 64, 'f16'],
+    ];
+    for (const [format, K, heads, D, dtype] of shapes) {
       const kvHeads = heads / 2;
       const rnd = new TestRandom(K + D);
       const Ns = [heads * D, kvHeads * D, kvHeads * D];
@@ -188,7 +192,7 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
         const results: Float32Array[][] = [];
         for (const be of [ref, withSubgroups, tree] as Backend[]) {
           const { ws, bs, gw } = await uploadLayer(be, hosts, biases, gain);
-          const cache: KVCache = be.createKVCache({ layers: 2, kvHeads, headDim: D, maxTokens: 16 });
+          const cache: KVCache = be.createKVCache({ layers: 2, kvHeads, headDim: D, maxTokens: 16, dtype });
           be.beginPass(startPos, 0);
           be.writeKV(cache, 1, put(be, startPos, kvHeads * D, prefix[0]!), put(be, startPos, kvHeads * D, prefix[1]!), 0);
           be.endPass();
@@ -202,14 +206,14 @@ describe.skipIf(!g.gpu)(`WebGPU decode fusions on ${g.gpu ? g.adapterName : 'no 
             be.rope(k, kvHeads, D, startPos, 1e6);
             be.writeKV(cache, 1, k, v, startPos);
           });
-          if (be !== ref) expect(n, `${format} T=${T}`).toBe(1);
+          if (be !== ref) expect(n, `${format} ${dtype} cache T=${T}`).toBe(1);
           be.beginPass(T, startPos);
           be.attention(q, cache, 1, startPos, spec, out);
           be.endPass();
           results.push(await Promise.all([xn, q, k, v, out].map((t) => be.read(t))));
         }
         for (const got of results.slice(1)) {
-          got.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${format} K=${K} T=${T}, tensor ${i}`).toBeLessThan(tol(format)));
+          got.forEach((t, i) => expect(relErr(t, results[0]![i]!), `${format} K=${K} T=${T} ${dtype} cache, tensor ${i}`).toBeLessThan(tol(format)));
         }
       }
     }

@@ -1,4 +1,4 @@
-import type { DeviceTokens, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import type { DeviceTokens, KVCache, KVCacheDtype, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 
 /** A GPU buffer with a stable id (bind groups are cached by the ids of what they bind). */
 export interface Buf {
@@ -47,10 +47,13 @@ export class GpuTensor implements Tensor {
   }
 }
 
-/** A KV cache: per layer a key and a value buffer laid out `[kvHead][position][headDim]` in f32. */
+/**
+ * A KV cache: per layer a key and a value buffer laid out `[kvHead][position][headDim]`, in f32 or in
+ * halves packed two per `u32` (`dtype`, the spec's with its default; see wgsl/kv-cache.ts).
+ */
 export class GpuKVCache implements KVCache {
   freed = false;
-  constructor(readonly spec: KVCacheSpec, readonly keys: readonly Buf[], readonly values: readonly Buf[], readonly bytes: number) {}
+  constructor(readonly spec: KVCacheSpec, readonly dtype: KVCacheDtype, readonly keys: readonly Buf[], readonly values: readonly Buf[], readonly bytes: number) {}
 }
 
 /**

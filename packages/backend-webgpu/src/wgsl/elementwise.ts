@@ -1,5 +1,7 @@
+import type { KVCacheDtype } from '@qwen2-ts/core';
 import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
 import type { KernelDef } from './kernel-def.js';
+import { KV_PACK_WGSL, kvElement } from './kv-cache.js';
 
 const EW_FIELDS: Fields = [['n', 'u32'], ['aOff', 'u32'], ['bOff', 'u32'], ['oOff', 'u32']];
 
@@ -125,21 +127,33 @@ const ROPE_KV_FIELDS: Fields = [...ROPE_PAIR_FIELDS, ['vOff', 'u32'], ['width', 
 /**
  * {@link ropePairKernel} on q and k, plus the KV write of the rotated k and of v into one layer's cache
  * (`[kvHead][position][headDim]`, as {@link writeKVKernel}): one dispatch for RoPE and cache update.
- * `slots` are the distinct buffers of q, k and v.
+ * `slots` are the distinct buffers of q, k and v. An f16 cache (`D = 2 * half`; see kv-cache.ts) takes
+ * k's rotated pair as one word, and v one word (dimensions `i` and `i + half`) per thread: a row has
+ * `width / 2` v threads instead of `width`.
  */
-export function ropeWriteKVKernel(slots: readonly number[]): KernelDef {
+export function ropeWriteKVKernel(slots: readonly number[], dtype: KVCacheDtype = 'f32'): KernelDef {
   const a = actDecls(slots);
   const [Q, K, V] = a.names as [string, string, string];
+  const f16 = dtype === 'f16';
+  const kWrite = f16 ? `kc[(h * p.cap + p.startPos + t) * p.half + i] = kvPack(y1, y2);` : `let dst = (h * p.cap + p.startPos + t) * p.D + i;
+      kc[dst] = y1;
+      kc[dst + p.half] = y2;`;
+  const vWrite = f16 ? `let j = r - qPairs - kPairs;
+    let vh = j / p.half;
+    let i = j % p.half;
+    let src = p.vOff + t * p.width + vh * p.D + i;
+    vc[(vh * p.cap + p.startPos + t) * p.half + i] = kvPack(${V}[src], ${V}[src + p.half]);` : `let j = r - qPairs - kPairs;
+    vc[((j / p.D) * p.cap + p.startPos + t) * p.D + j % p.D] = ${V}[p.vOff + t * p.width + j];`;
   const code = paramsDecl(ROPE_KV_FIELDS) + a.decl + `@group(0) @binding(${1 + a.count}) var<storage, read> tab: array<f32>;
-@group(0) @binding(${2 + a.count}) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(${3 + a.count}) var<storage, read_write> vc: array<f32>;
-` + WG_INDEX + `
+@group(0) @binding(${2 + a.count}) var<storage, read_write> kc: array<${kvElement(dtype, false)}>;
+@group(0) @binding(${3 + a.count}) var<storage, read_write> vc: array<${kvElement(dtype, false)}>;
+` + WG_INDEX + (f16 ? KV_PACK_WGSL : '') + `
 @compute @workgroup_size(256)
 fn main(${BUILTINS}) {
   let g = wgIndex(wid, nwg) * 256u + lid;
   let qPairs = p.headsA * p.half;
   let kPairs = p.headsB * p.half;
-  let perRow = qPairs + kPairs + p.width;
+  let perRow = qPairs + kPairs + p.width${f16 ? ' / 2u' : ''};
   let t = g / perRow;
   if (t >= p.T) { return; }
   var r = g % perRow;
@@ -163,39 +177,51 @@ fn main(${BUILTINS}) {
       let y2 = x2 * c + x1 * s;
       ${K}[b] = y1;
       ${K}[b + p.half] = y2;
-      let dst = (h * p.cap + p.startPos + t) * p.D + i;
-      kc[dst] = y1;
-      kc[dst + p.half] = y2;
+      ${kWrite}
     }
   } else {
-    let j = r - qPairs - kPairs;
-    vc[((j / p.D) * p.cap + p.startPos + t) * p.D + j % p.D] = ${V}[p.vOff + t * p.width + j];
+    ${vWrite}
   }
 }
 `;
-  return { key: `ropekv:${slots.join('')}`, code, fields: ROPE_KV_FIELDS, acts: a.count, extras: ['ro', 'rw', 'rw'] };
+  return { key: `ropekv:${slots.join('')}:${dtype}`, code, fields: ROPE_KV_FIELDS, acts: a.count, extras: ['ro', 'rw', 'rw'] };
 }
 
 const KV_FIELDS: Fields = [['T', 'u32'], ['width', 'u32'], ['D', 'u32'], ['cap', 'u32'], ['startPos', 'u32'], ['kOff', 'u32'], ['vOff', 'u32']];
 
-/** Stores k and v rows into one layer's cache, laid out `[kvHead][position][headDim]`. */
-export function writeKVKernel(slots: readonly number[]): KernelDef {
+/**
+ * Stores k and v rows into one layer's cache, laid out `[kvHead][position][headDim]`: one thread per
+ * value, or per word of an f16 cache (dimensions `i` and `i + D/2` of a head; see kv-cache.ts).
+ */
+export function writeKVKernel(slots: readonly number[], dtype: KVCacheDtype = 'f32'): KernelDef {
   const a = actDecls(slots);
   const [Kin, Vin] = a.names as [string, string];
-  const code = paramsDecl(KV_FIELDS) + a.decl +
-    `@group(0) @binding(${1 + a.count}) var<storage, read_write> kc: array<f32>;\n@group(0) @binding(${2 + a.count}) var<storage, read_write> vc: array<f32>;\n` + WG_INDEX + `
-@compute @workgroup_size(256)
-fn main(${BUILTINS}) {
-  let g = wgIndex(wid, nwg) * 256u + lid;
-  let t = g / p.width;
+  const f16 = dtype === 'f16';
+  const body = f16 ? `  let W = p.D / 2u;
+  let t = g / (p.width / 2u);
+  if (t >= p.T) { return; }
+  let j = g % (p.width / 2u);
+  let h = j / W;
+  let i = j % W;
+  let dst = (h * p.cap + p.startPos + t) * W + i;
+  let src = t * p.width + h * p.D + i;
+  kc[dst] = kvPack(${Kin}[p.kOff + src], ${Kin}[p.kOff + src + W]);
+  vc[dst] = kvPack(${Vin}[p.vOff + src], ${Vin}[p.vOff + src + W]);` : `  let t = g / p.width;
   if (t >= p.T) { return; }
   let j = g % p.width;
   let h = j / p.D;
   let d = j % p.D;
   let dst = (h * p.cap + p.startPos + t) * p.D + d;
   kc[dst] = ${Kin}[p.kOff + t * p.width + j];
-  vc[dst] = ${Vin}[p.vOff + t * p.width + j];
+  vc[dst] = ${Vin}[p.vOff + t * p.width + j];`;
+  const el = kvElement(dtype, false);
+  const code = paramsDecl(KV_FIELDS) + a.decl +
+    `@group(0) @binding(${1 + a.count}) var<storage, read_write> kc: array<${el}>;\n@group(0) @binding(${2 + a.count}) var<storage, read_write> vc: array<${el}>;\n` + WG_INDEX + (f16 ? KV_PACK_WGSL : '') + `
+@compute @workgroup_size(256)
+fn main(${BUILTINS}) {
+  let g = wgIndex(wid, nwg) * 256u + lid;
+${body}
 }
 `;
-  return { key: `writekv:${slots.join('')}`, code, fields: KV_FIELDS, acts: a.count, extras: ['rw', 'rw'] };
+  return { key: `writekv:${slots.join('')}:${dtype}`, code, fields: KV_FIELDS, acts: a.count, extras: ['rw', 'rw'] };
 }

@@ -1,7 +1,8 @@
-import type { WeightFormat } from '@qwen2-ts/core';
+import type { KVCacheDtype, WeightFormat } from '@qwen2-ts/core';
 import { actDecls, BUILTINS, paramsDecl, WG_INDEX, type Fields } from './common.js';
 import { FORMAT_HELPERS, weightAccess } from './formats.js';
 import type { ExtraBinding, KernelDef } from './kernel-def.js';
+import { KV_PACK_WGSL, kvElement } from './kv-cache.js';
 
 /** Most tokens a matvec dispatch handles (it reads each weight once for all of them); more use the GEMM. */
 export const MATVEC_MAX_T = 4;
@@ -98,6 +99,11 @@ export interface MatvecShape {
    * and v stored into the layer's KV cache too (the `rope`, `rope` and `writeKV` that follow).
    */
   readonly rope?: boolean;
+  /**
+   * How that cache stores values (default f32). f16: a row pair `(i, i + half)` is one word of the cache
+   * (see kv-cache.ts), which the thread that holds both sums writes whole.
+   */
+  readonly kv?: KVCacheDtype;
 }
 
 /**
@@ -179,11 +185,12 @@ fn gv4(k: u32) -> vec4<f32> { return vec4<f32>(gv(k), gv(k + 1u), gv(k + 2u), gv
 fn gs(k: u32) -> f32 { return g[k]; }\n`;
     extras.push('ro');
   }
+  const kvF16 = shape.rope === true && shape.kv === 'f16';
   if (shape.rope) {
     decl += `@group(0) @binding(${b}) var<storage, read> tab: array<f32>;
-@group(0) @binding(${b + 1}) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(${b + 2}) var<storage, read_write> vc: array<f32>;
-`;
+@group(0) @binding(${b + 1}) var<storage, read_write> kc: array<${kvElement(shape.kv ?? 'f32', false)}>;
+@group(0) @binding(${b + 2}) var<storage, read_write> vc: array<${kvElement(shape.kv ?? 'f32', false)}>;
+${kvF16 ? KV_PACK_WGSL : ''}`;
     extras.push('ro', 'rw', 'rw');
   }
 
@@ -261,6 +268,11 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
   if (shape.rope) {
     // Lane 0 of the pair's first row holds both sums (its partner row's total sits L slots on).
     const pairBias = (i: number): string => `if (sel == ${i}u && p.hasBias${i} != 0u) { a += bias_${i}[lr]; b += bias_${i}[lr + p.half]; }`;
+    // The cache's row of this pair's head (i < half here: the pair's first row writes), and the pair's
+    // store: two f32 values half a row apart, or one word of an f16 cache.
+    const dst = kvF16 ? '((lr / (2u * p.half)) * p.cap + p.startPos + t) * p.half + i' : '((lr / (2u * p.half)) * p.cap + p.startPos + t) * 2u * p.half + i';
+    const store = (c: string, x: string, y: string): string => kvF16 ? `${c}[dst] = kvPack(${x}, ${y});` : `${c}[dst] = ${x};
+        ${c}[dst + p.half] = ${y};`;
     epilogue = `
       var a = ${scaled(0)};
       var b = red[(t * NC) * WG + lid + L]${shape.norm ? ' * inv' : ''};
@@ -268,12 +280,11 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
       ${pairBias(1)}
       ${pairBias(2)}
       let i = lr % (2u * p.half);
-      let dst = ((lr / (2u * p.half)) * p.cap + p.startPos + t) * 2u * p.half + i;
+      let dst = ${dst};
       if (sel == 2u) {
         ${names[3]!}[p.oOff2 + t * p.rows2 + lr] = a;
         ${names[3]!}[p.oOff2 + t * p.rows2 + lr + p.half] = b;
-        vc[dst] = a;
-        vc[dst + p.half] = b;
+        ${store('vc', 'a', 'b')}
       } else {
         let c = tab[p.tabOff + (t * p.half + i) * 2u];
         let s = tab[p.tabOff + (t * p.half + i) * 2u + 1u];
@@ -285,8 +296,7 @@ fn gs(k: u32) -> f32 { return g[k]; }\n`;
         } else {
           ${names[2]!}[p.oOff1 + t * p.rows1 + lr] = y1;
           ${names[2]!}[p.oOff1 + t * p.rows1 + lr + p.half] = y2;
-          kc[dst] = y1;
-          kc[dst + p.half] = y2;
+          ${store('kc', 'y1', 'y2').replace('\n', '\n  ')}
         }
       }`;
   } else if (shape.gated) {
@@ -376,6 +386,6 @@ ${reduce}${normWrite}
   }
 }
 `;
-  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${vec4 ? 'v4' : 's'}:${pairs ? '2' : '1'}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? 'p' : ''}`;
+  const key = `matvec:${format}:${f16}:${slots.join('')}:${lanes}:${steps}:${vec4 ? 'v4' : 's'}:${pairs ? '2' : '1'}:${sg}:${n}:${shape.gated ? 'g' : ''}${shape.residual ? 'r' : ''}${shape.norm ? 'n' : ''}${shape.rope ? `p${shape.kv ?? 'f32'}` : ''}`;
   return { key, code, fields, acts: a.count, extras };
 }
