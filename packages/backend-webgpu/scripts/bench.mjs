@@ -4,7 +4,7 @@
 // (weight bytes read per token / bandwidth). Runs on the built dist (build first).
 //
 //   node scripts/bench.mjs [--model 0.5b|1.5b|7b|tiny|micro] [--format f16|bf16|f32|q8_0|q4_0] [--tokens 32]
-//                          [--prompt 128] [--no-f16]
+//                          [--prompt 128] [--no-f16] [--kv-cache f32|f16]
 //
 // In Node it uses Dawn (npm "webgpu"); with no GPU it falls back to the lavapipe unpacked by
 // scripts/setup-test-env.mjs (numbers from a CPU driver say nothing about GPU speed).
@@ -16,6 +16,8 @@ import { MODELS, modelConfig, option as opt, uploadModel } from './model-shapes.
 
 const args = process.argv.slice(2);
 const format = opt('format', 'f16');
+const kvCache = opt('kv-cache', 'f32');
+if (kvCache !== 'f32' && kvCache !== 'f16') throw new Error(`unknown --kv-cache ${kvCache} (f32, f16)`);
 
 const icd = fileURLToPath(new URL('../.vendor/lavapipe/lvp_icd.json', import.meta.url));
 if (!process.env.VK_ICD_FILENAMES && !existsSync('/dev/nvidia0') && !existsSync('/dev/dri') && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
@@ -94,7 +96,8 @@ console.log(`copy bandwidth (read + write): ${(bandwidth / 1e9).toFixed(1)} GB/s
 
 // ---- prefill and decode through core's graph ----
 const model = new core.Qwen2Model(backend, config, weights);
-const seq = model.createSequence(promptLen + 3 * tokens + 3);
+const seq = model.createSequence(promptLen + 3 * tokens + 3, kvCache);
+console.log(`KV cache: ${kvCache}, ${(seq.cache.bytes / 2 ** 20).toFixed(1)} MiB for ${promptLen + 3 * tokens + 3} tokens`);
 const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919) % m.vocab);
 t = performance.now();
 let logits = model.forward(seq, prompt);

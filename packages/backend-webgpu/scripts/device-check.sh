@@ -3,7 +3,8 @@
 #   1. the GPU, its driver and the Vulkan drivers Dawn can find (Dawn runs on Vulkan on Linux)
 #   2. core's conformance suite on WebGPU (every op vs the reference backend, then the fixture models),
 #      f16 path (shader-f16) and f32 path
-#   3. the benchmark: copy bandwidth, then decode and prefill at Qwen2-0.5B and 7B shapes, f16 and q4_0
+#   3. the benchmark: copy bandwidth, then decode and prefill at Qwen2-0.5B and 7B shapes, f16 and q4_0,
+#      then 7B at an 8192-token prompt with an f32 and an f16 KV cache (LONG_MODELS, LONG_PROMPT)
 #
 # Prepare here (no GPU needed):
 #   cd /work/main && node_modules/.bin/pnpm --filter @qwen2-ts/backend-webgpu build \
@@ -35,6 +36,13 @@ for m in $(echo "${MODELS:-0.5b,7b}" | tr , ' '); do
   for f in $(echo "${FORMATS:-f16,q4_0}" | tr , ' '); do
     echo "-- $m $f" | tee -a "$LOG/bench.log"
     $NODE "$D/bench.mjs" --model "$m" --format "$f" --tokens "${TOKENS:-64}" --prompt "${PROMPT:-128}" 2>&1 | tee -a "$LOG/bench.log"
+  done
+done
+# Long contexts, where decode reads the KV cache as much as the weights: f32 against f16 storage.
+for m in $(echo "${LONG_MODELS:-7b}" | tr , ' '); do
+  for kv in f32 f16; do
+    echo "-- $m f16 weights, ${LONG_PROMPT:-8192}-token prompt, $kv KV cache" | tee -a "$LOG/bench.log"
+    $NODE "$D/bench.mjs" --model "$m" --format f16 --tokens 32 --prompt "${LONG_PROMPT:-8192}" --kv-cache "$kv" 2>&1 | tee -a "$LOG/bench.log"
   done
 done
 exit $CONF
