@@ -344,13 +344,13 @@ bool optionalF64(const Napi::CallbackInfo& info, size_t index, size_t count, con
   return true;
 }
 
-// Numbers of a matmul epilogue of kind `kind`: the rope epilogue's 10, or kind, residual, out.
-size_t epilogueLength(double kind) { return kind == static_cast<double>(EPI_ROPE) ? 10 : 3; }
+// Numbers of a matmul epilogue of kind `kind`: the rope epilogue's 11, or kind, residual, out.
+size_t epilogueLength(double kind) { return kind == static_cast<double>(EPI_ROPE) ? 11 : 3; }
 
 // matmul(ctx, x, tokens, K, Float64Array of count * 11: weight(5), bias(5, format -1 = none), out[,
 //   gemmFlags (GEMM_ROUND_X16 | GEMM_ONE_K_RANGE)[,
 //   Float64Array epilogue: kind (MatmulEpilogueKind), residual, out[, with EPI_ROPE: headDim, usePassPos, pos,
-//     theta, kCache, vCache, maxTokens] | undefined[,
+//     theta, kCache, vCache, maxTokens, kvDtype (KVDtypeCode)] | undefined[,
 //   Float64Array prologue: RMSNorm weight(5), eps, out]]])
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -385,13 +385,14 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const int gemm_flags = static_cast<int>(flags);
   const double* e = nullptr;
   const double* q = nullptr;
-  if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out[, for the rope: head dim, use pass pos, pos, theta, k cache, v cache, max tokens])",
+  if (!optionalF64(info, 6, 3, "(epilogue kind, residual, out[, for the rope: head dim, use pass pos, pos, theta, k cache, v cache, max tokens, kv dtype])",
                    &e, epilogueLength) ||
       !optionalF64(info, 7, 7, "(RMSNorm weight, eps, out)", &q))
     return env.Undefined();
   MatmulEpilogue epi = e ? MatmulEpilogue{static_cast<int>(e[0]), ptr<const float>(e[1]), ptr<float>(e[2]), NO_EPILOGUE.rope} : NO_EPILOGUE;
   if (epi.kind == EPI_ROPE)
-    epi.rope = RopeEpilogue{static_cast<int>(e[3]), posArg(c, e[4], e[5]), static_cast<float>(e[6]), ptr<float>(e[7]), ptr<float>(e[8]), static_cast<int>(e[9])};
+    epi.rope = RopeEpilogue{static_cast<int>(e[3]), posArg(c, e[4], e[5]), static_cast<float>(e[6]), ptr<void>(e[7]), ptr<void>(e[8]), static_cast<int>(e[9]),
+                            static_cast<int>(e[10])};
   const MatmulPrologue pro = q ? MatmulPrologue{weightAt(q), static_cast<float>(q[5]), ptr<float>(q[6])} : NO_PROLOGUE;
   const int tokens = static_cast<int>(a[2]), K = static_cast<int>(a[3]);
   if (tokens > GEMV_MAX_TOKENS) {
@@ -419,37 +420,42 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// ropeQK(ctx, q, qHeads, k, kHeads, tokens, headDim, usePassPos, pos, theta, v, kCache, vCache, maxTokens):
-// rope of q and k in one launch, and with kCache != 0 the KV write of the rotated k and of v.
+// ropeQK(ctx, q, qHeads, k, kHeads, tokens, headDim, usePassPos, pos, theta, v, kCache, vCache, maxTokens, kvDtype):
+// rope of q and k in one launch, and with kCache != 0 the KV write of the rotated k and of v (caches of
+// kvDtype, a KVDtypeCode).
 Napi::Value RopeQK(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double a[14];
-  if (!nums(info, 14, a)) return env.Undefined();
+  double a[15];
+  if (!nums(info, 15, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
   if (c)
     ok(env,
        launch_rope_qk(c->stream, ptr<float>(a[1]), (int)a[2], ptr<float>(a[3]), (int)a[4], (int)a[5], (int)a[6], posArg(c, a[7], a[8]),
-                      static_cast<float>(a[9]), ptr<const float>(a[10]), ptr<float>(a[11]), ptr<float>(a[12]), (int)a[13]),
+                      static_cast<float>(a[9]), ptr<const float>(a[10]), ptr<void>(a[11]), ptr<void>(a[12]), (int)a[14], (int)a[13]),
        "ropeQK");
   return env.Undefined();
 }
 
-// writeKV(ctx, kCache, vCache, k, v, tokens, kvHeads, headDim, maxTokens, usePassPos, pos)
+// writeKV(ctx, kCache, vCache, k, v, tokens, kvHeads, headDim, maxTokens, usePassPos, pos, kvDtype): caches of kvDtype (KVDtypeCode)
 Napi::Value WriteKV(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double a[11];
-  if (!nums(info, 11, a)) return env.Undefined();
+  double a[12];
+  if (!nums(info, 12, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
-  if (c) ok(env, launch_write_kv(c->stream, ptr<float>(a[1]), ptr<float>(a[2]), ptr<const float>(a[3]), ptr<const float>(a[4]), (int)a[5], (int)a[6], (int)a[7], (int)a[8], posArg(c, a[9], a[10])), "writeKV");
+  if (c)
+    ok(env,
+       launch_write_kv(c->stream, ptr<void>(a[1]), ptr<void>(a[2]), (int)a[11], ptr<const float>(a[3]), ptr<const float>(a[4]), (int)a[5], (int)a[6],
+                       (int)a[7], (int)a[8], posArg(c, a[9], a[10])),
+       "writeKV");
   return env.Undefined();
 }
 
 // attention(ctx, q, kCache, vCache, out, tokens, heads, kvHeads, headDim, maxTokens, usePassPos, pos, scale, window, keyCapacity,
-//           sixteenBit): sixteenBit 1 lets a prefill pass take the bf16 tensor-core kernel
+//           sixteenBit, kvDtype): sixteenBit 1 lets a prefill pass take the bf16 tensor-core kernel; caches of kvDtype (KVDtypeCode)
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  double a[16];
-  if (!nums(info, 16, a)) return env.Undefined();
+  double a[17];
+  if (!nums(info, 17, a)) return env.Undefined();
   Context* c = ctxOf(env, a[0]);
   if (!c) return env.Undefined();
   int tokens = (int)a[5], heads = (int)a[6], head_dim = (int)a[8];
@@ -461,7 +467,7 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   if (!ensure(env, c, c->attention_counters, counter_bytes)) return env.Undefined();
   if (c->attention_counters.ptr != old_counters && !ok(env, cudaMemsetAsync(c->attention_counters.ptr, 0, c->attention_counters.bytes, c->stream), "cudaMemsetAsync"))
     return env.Undefined();
-  ok(env, launch_attention(c->stream, ptr<const float>(a[1]), ptr<const float>(a[2]), ptr<const float>(a[3]), tokens, heads, (int)a[7], head_dim, (int)a[9],
+  ok(env, launch_attention(c->stream, ptr<const float>(a[1]), ptr<const void>(a[2]), ptr<const void>(a[3]), (int)a[16], tokens, heads, (int)a[7], head_dim, (int)a[9],
                            posArg(c, a[10], a[11]), static_cast<float>(a[12]), (int)a[13], plan, static_cast<float*>(c->attention_scratch.ptr),
                            static_cast<int*>(c->attention_counters.ptr), ptr<float>(a[4])),
      "attention");

@@ -7,10 +7,12 @@
 // token's visible keys exit at once and the merge reads only the chunks it can see. Chunks are short
 // (64 keys while that keeps at most 256 of them), so that at short contexts a decode step's work is
 // spread over several blocks per kv head. Prefill passes where it is estimated faster take
-// attention_tiled.cu instead, or at 16-bit prefill precision attention_mma.cu (plan.kind).
+// attention_tiled.cu instead, or at 16-bit prefill precision attention_mma.cu (plan.kind). The kernels
+// are templates on the cache's element type (kv_cache.cuh): f16 caches are rounded as they are written
+// and widened exactly as they are read, the arithmetic being f32 for both.
 #include <cfloat>
 #include <cmath>
-#include "common.cuh"
+#include "kv_cache.cuh"
 
 namespace {
 
@@ -26,7 +28,8 @@ constexpr size_t SCRATCH_LIMIT_FLOATS = size_t(64) << 20;  // 256 MiB of partial
 #endif
 constexpr int MAX_GRID_YZ = QWEN2_MAX_GRID_YZ;
 
-__global__ void write_kv_kernel(float* k_cache, float* v_cache, const float* k, const float* v, int kv_heads,
+template <typename KV>
+__global__ void write_kv_kernel(KV* k_cache, KV* v_cache, const float* k, const float* v, int kv_heads,
                                 int head_dim, int max_tokens, PosArg start) {
   await_prior_grids();
   const int t = blockIdx.x, g = blockIdx.y;
@@ -35,8 +38,8 @@ __global__ void write_kv_kernel(float* k_cache, float* v_cache, const float* k, 
   const size_t src = static_cast<size_t>(t) * kv_heads * head_dim + static_cast<size_t>(g) * head_dim;
   const size_t dst = (static_cast<size_t>(g) * max_tokens + pos) * head_dim;
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    k_cache[dst + d] = k[src + d];
-    v_cache[dst + d] = v[src + d];
+    k_cache[dst + d] = kv_from_f32<KV>(k[src + d]);
+    v_cache[dst + d] = kv_from_f32<KV>(v[src + d]);
   }
 }
 
@@ -83,9 +86,9 @@ __device__ __forceinline__ float merge_chunks(const float* part_acc, const float
 
 // Register budget (launch bounds): 3 blocks per SM, 2 for groups above 16 (acc[32]); ptxas spilled
 // at its default at sm_80 for groups of 32, and at 4 blocks per SM for groups of 16.
-template <int MAXG>
+template <int MAXG, typename KV>
 __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_split_kernel(
-    const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int heads,
+    const float* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache, int heads,
     int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, int chunk, int splits,
     float* __restrict__ part_acc, float* __restrict__ part_ml, int* __restrict__ counters, float* __restrict__ out) {
   await_prior_grids();
@@ -122,8 +125,8 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
   }
   __syncthreads();
 
-  const float* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
-  const float* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
+  const KV* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
+  const KV* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * head_dim;
   const int r = tid / head_dim, d = tid % head_dim;
   const bool accumulates = r < rows && tid < rows * head_dim;
   float acc[MAXG];
@@ -133,8 +136,8 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
   for (int tile = begin; tile <= end; tile += ATT_TILE) {
     const int n = min(ATT_TILE, end - tile + 1);
     // The tile's keys into shared memory (coalesced reads of whole rows).
-    const float* ktile = kbase + static_cast<size_t>(tile) * head_dim;
-    for (int i = tid; i < n * head_dim; i += ATT_THREADS) k_s[(i / head_dim) * ks_stride + i % head_dim] = ktile[i];
+    const KV* ktile = kbase + static_cast<size_t>(tile) * head_dim;
+    for (int i = tid; i < n * head_dim; i += ATT_THREADS) k_s[(i / head_dim) * ks_stride + i % head_dim] = kv_to_f32(ktile[i]);
     __syncthreads();
     // Scores: one thread per (query head, key), a whole dot product each (four partial sums for
     // instruction-level parallelism); a warp reads one query row (broadcast) and 32 keys.
@@ -182,7 +185,7 @@ __global__ void __launch_bounds__(ATT_THREADS, MAXG > 16 ? 2 : 3) attention_spli
       for (int g = 0; g < MAXG; g++)
         if (g < group) acc[g] *= corr_s[g];
       for (int j = r; j < n; j += rows) {
-        const float vv = vbase[static_cast<size_t>(tile + j) * head_dim + d];
+        const float vv = kv_to_f32(vbase[static_cast<size_t>(tile + j) * head_dim + d]);
 #pragma unroll
         for (int g = 0; g < MAXG; g++)
           if (g < group) acc[g] = fmaf(sc[g * ATT_TILE + j], vv, acc[g]);
@@ -241,13 +244,53 @@ size_t split_smem_bytes(int group, int head_dim) {
   return sizeof(float) * (q_floats + group * ATT_TILE + 3 * group + ATT_TILE * (head_dim + 1));
 }
 
+// The split kernel over a cache of KV: one launch per slice of MAX_GRID_YZ tokens.
+template <typename KV>
+cudaError_t launch_split_attention(cudaStream_t stream, const float* q, const KV* k_cache, const KV* v_cache, int tokens, int heads, int kv_heads,
+                                   int head_dim, int max_tokens, PosArg start, float scale, int window, const AttentionPlan& plan, float* scratch,
+                                   int* counters, float* out) {
+  const int group = heads / kv_heads;
+  const size_t smem = split_smem_bytes(group, head_dim);
+  auto kernel = group <= 8 ? attention_split_kernel<8, KV> : group <= 16 ? attention_split_kernel<16, KV> : attention_split_kernel<32, KV>;
+  if (smem > 48 * 1024) {
+    // Above the default limit the kernel must opt in (idempotent; not a stream operation).
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  float* part_acc = scratch;
+  float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
+  // Tokens index grid z, which stops at 65535: longer passes run in slices, each with its rows of q,
+  // out and the partial results, at its own start position (the counters are back at zero after each).
+  for (int t0 = 0; t0 < tokens; t0 += MAX_GRID_YZ) {
+    const int n = tokens - t0 < MAX_GRID_YZ ? tokens - t0 : MAX_GRID_YZ;
+    const size_t rows = static_cast<size_t>(t0) * heads;
+    const PosArg at{start.ptr, start.value + t0};
+    float* acc = part_acc + rows * plan.splits * head_dim;
+    float* ml = part_ml + rows * plan.splits * 2;
+    LAUNCH(kernel, dim3(kv_heads, plan.splits, n), ATT_THREADS, smem, stream, q + rows * head_dim, k_cache, v_cache, heads, kv_heads, head_dim,
+           max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml, counters, out + rows * head_dim);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace
 
-cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v, int tokens,
+cudaError_t launch_write_kv(cudaStream_t stream, void* k_cache, void* v_cache, int kv_dtype, const float* k, const float* v, int tokens,
                             int kv_heads, int head_dim, int max_tokens, PosArg start) {
   if (tokens <= 0) return cudaSuccess;
   const int threads = head_dim < 128 ? ((head_dim + 31) / 32) * 32 : 128;
-  LAUNCH(write_kv_kernel, dim3(tokens, kv_heads), threads, 0, stream, k_cache, v_cache, k, v, kv_heads, head_dim, max_tokens, start);
+  const dim3 grid(tokens, kv_heads);
+  if (kv_dtype == KV_F32) {
+    LAUNCH(write_kv_kernel<float>, grid, threads, 0, stream, static_cast<float*>(k_cache), static_cast<float*>(v_cache), k, v, kv_heads, head_dim,
+           max_tokens, start);
+  } else if (kv_dtype == KV_F16) {
+    LAUNCH(write_kv_kernel<__half>, grid, threads, 0, stream, static_cast<__half*>(k_cache), static_cast<__half*>(v_cache), k, v, kv_heads, head_dim,
+           max_tokens, start);
+  } else {
+    return cudaErrorInvalidValue;
+  }
   return cudaGetLastError();
 }
 
@@ -301,37 +344,23 @@ AttentionPlan plan_split_attention(int tokens, int heads, int head_dim, int key_
   return plan;
 }
 
-cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
+cudaError_t launch_attention(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens, int heads,
                              int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
                              const AttentionPlan& plan, float* scratch, int* counters, float* out) {
   if (tokens <= 0) return cudaSuccess;
   const int group = heads / kv_heads;
-  if (plan.kind == AttentionKind::Tiled) return launch_attention_tiled(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
-  if (plan.kind == AttentionKind::Mma) return launch_attention_mma(stream, q, k_cache, v_cache, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
+  if (plan.kind == AttentionKind::Tiled)
+    return launch_attention_tiled(stream, q, k_cache, v_cache, kv_dtype, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
+  if (plan.kind == AttentionKind::Mma)
+    return launch_attention_mma(stream, q, k_cache, v_cache, kv_dtype, tokens, heads, kv_heads, head_dim, max_tokens, start, scale, window, out);
   if (group < 1 || group > MAX_GROUP || heads % kv_heads != 0 || head_dim < 1 || head_dim > 256 || counters == nullptr) return cudaErrorInvalidValue;
-  const size_t smem = split_smem_bytes(group, head_dim);
-  auto kernel = group <= 8 ? attention_split_kernel<8> : group <= 16 ? attention_split_kernel<16> : attention_split_kernel<32>;
-  if (smem > 48 * 1024) {
-    // Above the default limit the kernel must opt in (idempotent; not a stream operation).
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    if (err != cudaSuccess) return err;
-  }
-  float* part_acc = scratch;
-  float* part_ml = scratch + static_cast<size_t>(tokens) * heads * plan.splits * head_dim;
-  // Tokens index grid z, which stops at 65535: longer passes run in slices, each with its rows of q,
-  // out and the partial results, at its own start position (the counters are back at zero after each).
-  for (int t0 = 0; t0 < tokens; t0 += MAX_GRID_YZ) {
-    const int n = tokens - t0 < MAX_GRID_YZ ? tokens - t0 : MAX_GRID_YZ;
-    const size_t rows = static_cast<size_t>(t0) * heads;
-    const PosArg at{start.ptr, start.value + t0};
-    float* acc = part_acc + rows * plan.splits * head_dim;
-    float* ml = part_ml + rows * plan.splits * 2;
-    LAUNCH(kernel, dim3(kv_heads, plan.splits, n), ATT_THREADS, smem, stream, q + rows * head_dim, k_cache, v_cache, heads, kv_heads, head_dim,
-           max_tokens, at, scale, window, plan.chunk, plan.splits, acc, ml, counters, out + rows * head_dim);
-    cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-  }
-  return cudaSuccess;
+  if (kv_dtype == KV_F32)
+    return launch_split_attention(stream, q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), tokens, heads, kv_heads, head_dim,
+                                  max_tokens, start, scale, window, plan, scratch, counters, out);
+  if (kv_dtype == KV_F16)
+    return launch_split_attention(stream, q, static_cast<const __half*>(k_cache), static_cast<const __half*>(v_cache), tokens, heads, kv_heads, head_dim,
+                                  max_tokens, start, scale, window, plan, scratch, counters, out);
+  return cudaErrorInvalidValue;
 }
 
 size_t attention_counter_ints(int tokens, int kv_heads) {

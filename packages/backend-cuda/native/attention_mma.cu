@@ -6,7 +6,10 @@
 // registers, and turns its score accumulators into the A fragments of the value product without going
 // through shared memory. Queries (times scale and log2 e), keys, values and probabilities are rounded to
 // bf16 once; maxima, sums and accumulation stay f32. bf16 keeps f32's range, so no activation can
-// overflow; results carry about 3 significant digits, like the 16-bit GEMM before it.
+// overflow; results carry about 3 significant digits, like the 16-bit GEMM before it. An f16 cache's
+// halves are widened to f32 as they are read and then rounded to bf16 like an f32 cache's values, so the
+// results are those of an f32 cache holding the same values (bf16 MMAs throughout: f16 queries could
+// overflow, and one MMA cannot mix the two types).
 #include <cmath>
 #include "attention_prefill.cuh"
 #include "mma.cuh"
@@ -30,9 +33,9 @@ constexpr size_t mma_smem_bytes(int head_dim) {
 // Four consecutive f32 as four bf16, for an 8-byte store.
 __device__ __forceinline__ uint2 bf16x4(float4 v) { return make_uint2(pack_bf16x2(v.x, v.y), pack_bf16x2(v.z, v.w)); }
 
-template <int D>
+template <int D, typename KV>
 __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
-    const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int tokens, int heads,
+    const float* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache, int tokens, int heads,
     int kv_heads, int max_tokens, PosArg start, float scale, int window, float* __restrict__ out) {
   await_prior_grids();
   static_assert(D % 32 == 0, "head_dim must be a multiple of 32");
@@ -88,14 +91,14 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
 #pragma unroll
   for (int n = 0; n < ON; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
 
-  const float* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * D;
-  const float* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * D;
+  const KV* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * D;
+  const KV* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * D;
   for (int tile = key_begin; tile <= key_end; tile += MMA_KEYS) {
     __syncthreads();  // every warp is done with the previous tile's keys and values
     // Keys as bf16 rows; keys past the block's last position are zero (masked anyway).
     for (int i = tid; i < MMA_KEYS * D4; i += MMA_THREADS) {
       const int j = i / D4, d4 = i % D4, key = tile + j;
-      const float4 v = key <= key_end ? reinterpret_cast<const float4*>(kbase + static_cast<size_t>(key) * D)[d4] : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 v = key <= key_end ? kv_load4(kbase + static_cast<size_t>(key) * D, d4) : make_float4(0.f, 0.f, 0.f, 0.f);
       *reinterpret_cast<uint2*>(ks + j * LD + 4 * d4) = bf16x4(v);
     }
     // Values transposed, vt[d][key], two keys per 32-bit store. A warp takes 16 key pairs x 2 column
@@ -106,8 +109,8 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
       const int rest = i / 32;
       const int jp = i % 16 + 16 * (rest % 2), d4 = (i / 16) % 2 + 2 * (rest / 2), key = tile + 2 * jp;
       const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-      const float4 a = key <= key_end ? reinterpret_cast<const float4*>(vbase + static_cast<size_t>(key) * D)[d4] : zero;
-      const float4 b = key + 1 <= key_end ? reinterpret_cast<const float4*>(vbase + static_cast<size_t>(key + 1) * D)[d4] : zero;
+      const float4 a = key <= key_end ? kv_load4(vbase + static_cast<size_t>(key) * D, d4) : zero;
+      const float4 b = key + 1 <= key_end ? kv_load4(vbase + static_cast<size_t>(key + 1) * D, d4) : zero;
       uint32_t* col = reinterpret_cast<uint32_t*>(vt + (4 * d4) * VLD) + jp;
       col[0] = pack_bf16x2(a.x, b.x);
       col[VLD / 2] = pack_bf16x2(a.y, b.y);
@@ -203,6 +206,15 @@ __global__ void __launch_bounds__(MMA_THREADS) attention_mma_kernel(
   }
 }
 
+// The tensor-core kernel of this head_dim on a cache of KV.
+template <typename KV>
+cudaError_t launch_mma_as(cudaStream_t stream, const float* q, const KV* k_cache, const KV* v_cache, int tokens, int heads, int kv_heads,
+                          int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
+  const PrefillAttentionKernel<KV> kernel = head_dim == 64 ? attention_mma_kernel<64, KV> : head_dim == 128 ? attention_mma_kernel<128, KV> : nullptr;
+  return launch_prefill_attention(kernel, mma_smem_bytes(head_dim), MMA_THREADS, stream, q, k_cache, v_cache, tokens, heads, kv_heads,
+                                  max_tokens, start, scale, window, out);
+}
+
 }  // namespace
 
 bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms) {
@@ -212,9 +224,13 @@ bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int 
   return prefill_attention_suits(tokens, heads, kv_heads, head_dim, keys, sms, 2, 256);
 }
 
-cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
+cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens, int heads,
                                  int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
-  const PrefillAttentionKernel kernel = head_dim == 64 ? attention_mma_kernel<64> : head_dim == 128 ? attention_mma_kernel<128> : nullptr;
-  return launch_prefill_attention(kernel, mma_smem_bytes(head_dim), MMA_THREADS, stream, q, k_cache, v_cache, tokens, heads, kv_heads,
-                                  max_tokens, start, scale, window, out);
+  if (kv_dtype == KV_F32)
+    return launch_mma_as(stream, q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), tokens, heads, kv_heads, head_dim,
+                         max_tokens, start, scale, window, out);
+  if (kv_dtype == KV_F16)
+    return launch_mma_as(stream, q, static_cast<const __half*>(k_cache), static_cast<const __half*>(v_cache), tokens, heads, kv_heads, head_dim,
+                         max_tokens, start, scale, window, out);
+  return cudaErrorInvalidValue;
 }

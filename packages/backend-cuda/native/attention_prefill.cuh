@@ -1,8 +1,9 @@
 // What the two prefill attention kernels (attention_tiled.cu in f32, attention_mma.cu on the tensor
 // cores) share: a block takes PREFILL_ATTENTION_ROWS query rows of one kv head (blockIdx.y), a row being
-// a (token, head of the group) pair, and walks the keys its rows can see; the last rows go first.
+// a (token, head of the group) pair, and walks the keys its rows can see; the last rows go first. Both
+// are templates on the cache's element type KV (kv_cache.cuh) as well as on head_dim.
 #pragma once
-#include "common.cuh"
+#include "kv_cache.cuh"
 
 // This block's first row and the keys any of its rows sees: from the first row's window start to the
 // last row's position, inclusive (the host keeps passes inside the cache).
@@ -26,12 +27,14 @@ __device__ __forceinline__ size_t row_index(int rt, int group, int heads, int g0
   return static_cast<size_t>(rt / group) * heads + static_cast<size_t>(g0) * group + rt % group;
 }
 
-// Every prefill kernel takes these arguments (head_dim is its template parameter).
-using PrefillAttentionKernel = void (*)(const float*, const float*, const float*, int, int, int, int, PosArg, float, int, float*);
+// Every prefill kernel on a cache of KV takes these arguments (head_dim is its template parameter).
+template <typename KV>
+using PrefillAttentionKernel = void (*)(const float*, const KV*, const KV*, int, int, int, int, PosArg, float, int, float*);
 
 // Launches `kernel` (null: a head_dim it has no instance for) over every row block of every kv head.
-inline cudaError_t launch_prefill_attention(PrefillAttentionKernel kernel, size_t smem, int threads, cudaStream_t stream, const float* q,
-                                            const float* k_cache, const float* v_cache, int tokens, int heads, int kv_heads, int max_tokens,
+template <typename KV>
+inline cudaError_t launch_prefill_attention(PrefillAttentionKernel<KV> kernel, size_t smem, int threads, cudaStream_t stream, const float* q,
+                                            const KV* k_cache, const KV* v_cache, int tokens, int heads, int kv_heads, int max_tokens,
                                             PosArg start, float scale, int window, float* out) {
   if (tokens <= 0) return cudaSuccess;
   if (kernel == nullptr || kv_heads < 1 || kv_heads > 65535 || heads % kv_heads != 0) return cudaErrorInvalidValue;

@@ -4,7 +4,8 @@
 // per row. Each key tile is read from the cache once per 64 rows, where the split kernel reads it once
 // per token; scores and the value product are register-tiled (4 x 4 scores, 4 rows x head_dim / 16
 // outputs per thread) from shared memory laid out for 128-bit loads; and no partial results go through
-// global memory. f32 throughout, like the split kernel, so the two agree to rounding.
+// global memory. f32 throughout, like the split kernel, so the two agree to rounding (an f16 cache's
+// halves are widened as the tiles are loaded; the tiles stay f32).
 #include <cfloat>
 #include <cmath>
 #include "attention_prefill.cuh"
@@ -24,9 +25,9 @@ __host__ __device__ constexpr int kv_tile_floats(int head_dim) { return head_dim
 constexpr size_t tiled_smem_floats(int head_dim) { return static_cast<size_t>(head_dim) * QS + kv_tile_floats(head_dim) + KEYS * QS; }
 
 // Row r of the block (0..63) is flattened row row0 + r = token * group + head-in-group.
-template <int D>
+template <int D, typename KV>
 __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
-    const float* __restrict__ q, const float* __restrict__ k_cache, const float* __restrict__ v_cache, int tokens, int heads,
+    const float* __restrict__ q, const KV* __restrict__ k_cache, const KV* __restrict__ v_cache, int tokens, int heads,
     int kv_heads, int max_tokens, PosArg start, float scale, int window, float* __restrict__ out) {
   await_prior_grids();
   static_assert(D % 64 == 0, "head_dim must be a multiple of 64");
@@ -74,14 +75,14 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
     for (int c = 0; c < COLS * 4; c++) o[i][c] = 0.f;
   }
 
-  const float* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * D;
-  const float* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * D;
+  const KV* kbase = k_cache + static_cast<size_t>(g0) * max_tokens * D;
+  const KV* vbase = v_cache + static_cast<size_t>(g0) * max_tokens * D;
   for (int tile = key_begin; tile <= key_end; tile += KEYS) {
     // Keys, transposed: kT[d][j]; keys past the block's last position are zero (never visible, and the
     // cache past them may hold anything).
     for (int i = tid; i < KEYS * D4; i += TILED_THREADS) {
       const int j = i % KEYS, d4 = i / KEYS, key = tile + j;
-      const float4 v = key <= key_end ? reinterpret_cast<const float4*>(kbase + static_cast<size_t>(key) * D)[d4] : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 v = key <= key_end ? kv_load4(kbase + static_cast<size_t>(key) * D, d4) : make_float4(0.f, 0.f, 0.f, 0.f);
       kv[(4 * d4 + 0) * KS + j] = v.x;
       kv[(4 * d4 + 1) * KS + j] = v.y;
       kv[(4 * d4 + 2) * KS + j] = v.z;
@@ -143,7 +144,7 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
     // Values: v[j][d], same zeros past the last position.
     for (int i = tid; i < KEYS * D4; i += TILED_THREADS) {
       const int j = i / D4, d4 = i % D4, key = tile + j;
-      reinterpret_cast<float4*>(kv)[i] = key <= key_end ? reinterpret_cast<const float4*>(vbase + static_cast<size_t>(key) * D)[d4] : make_float4(0.f, 0.f, 0.f, 0.f);
+      reinterpret_cast<float4*>(kv)[i] = key <= key_end ? kv_load4(vbase + static_cast<size_t>(key) * D, d4) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
     __syncthreads();
 
@@ -182,6 +183,15 @@ __global__ void __launch_bounds__(TILED_THREADS, 2) attention_tiled_kernel(
   }
 }
 
+// The tiled kernel of this head_dim on a cache of KV.
+template <typename KV>
+cudaError_t launch_tiled_as(cudaStream_t stream, const float* q, const KV* k_cache, const KV* v_cache, int tokens, int heads, int kv_heads,
+                            int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
+  const PrefillAttentionKernel<KV> kernel = head_dim == 64 ? attention_tiled_kernel<64, KV> : head_dim == 128 ? attention_tiled_kernel<128, KV> : nullptr;
+  return launch_prefill_attention(kernel, tiled_smem_floats(head_dim) * sizeof(float), TILED_THREADS, stream, q, k_cache, v_cache, tokens,
+                                  heads, kv_heads, max_tokens, start, scale, window, out);
+}
+
 }  // namespace
 
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms) {
@@ -190,9 +200,13 @@ bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, in
   return prefill_attention_suits(tokens, heads, kv_heads, head_dim, keys, sms, 1, 128);
 }
 
-cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens, int heads,
+cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens, int heads,
                                    int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out) {
-  const PrefillAttentionKernel kernel = head_dim == 64 ? attention_tiled_kernel<64> : head_dim == 128 ? attention_tiled_kernel<128> : nullptr;
-  return launch_prefill_attention(kernel, tiled_smem_floats(head_dim) * sizeof(float), TILED_THREADS, stream, q, k_cache, v_cache, tokens,
-                                  heads, kv_heads, max_tokens, start, scale, window, out);
+  if (kv_dtype == KV_F32)
+    return launch_tiled_as(stream, q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), tokens, heads, kv_heads, head_dim,
+                           max_tokens, start, scale, window, out);
+  if (kv_dtype == KV_F16)
+    return launch_tiled_as(stream, q, static_cast<const __half*>(k_cache), static_cast<const __half*>(v_cache), tokens, heads, kv_heads, head_dim,
+                           max_tokens, start, scale, window, out);
+  return cudaErrorInvalidValue;
 }

@@ -4,7 +4,7 @@
 // Fused weights (q/k/v, gate/up) share one launch through blockIdx.y; a prologue can also do the RMSNorm
 // before (see MatmulPrologue), and an epilogue the residual add, the SwiGLU or q/k/v's rope and KV write
 // after (see MatmulEpilogue).
-#include "common.cuh"
+#include "kv_cache.cuh"
 #include "matmul.h"
 
 namespace {
@@ -290,8 +290,10 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
   float (&b)[TT] = pair_sums[1];
   row_sums<TT>(job, row, T, lane, a);
   row_sums<TT>(job, row + half, T, lane, b);
-  // k's and v's rows go to their caches when the launch has them (rope_qk's rule: k_cache set).
-  float* cache = rope.k_cache == nullptr ? nullptr : which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
+  // k's and v's rows go to their caches when the launch has them (rope_qk's rule: k_cache set), stored
+  // as rope_qk stores them; the caches' type is a run-time code here (one store per pair and token
+  // does not justify twice the GEMV's instances).
+  void* cache = rope.k_cache == nullptr ? nullptr : which == 1 ? rope.k_cache : which == 2 ? rope.v_cache : nullptr;
 #pragma unroll
   for (int t = 0; t < TT; t++) {
     if (t < T) {
@@ -305,8 +307,8 @@ __device__ __forceinline__ void gemv_rope_pair(const MatmulJob& job, int which, 
         const int pos = pos0 + t;
         if (cache != nullptr && pos >= 0 && pos < rope.max_tokens) {  // the host checks ranges
           const size_t dst = (static_cast<size_t>(head) * rope.max_tokens + pos) * rope.head_dim + i;
-          cache[dst] = r1;
-          cache[dst + half] = r2;
+          kv_store_as(cache, rope.kv_dtype, dst, r1);
+          kv_store_as(cache, rope.kv_dtype, dst + half, r2);
         }
       }
     }
@@ -464,7 +466,7 @@ cudaError_t launch_gemv(cudaStream_t stream, const float* x, int tokens, int K, 
     if (epilogue.kind == EPI_ROPE) {
       const RopeEpilogue& r = epilogue.rope;
       return launch_rope_qk(stream, jobs.job[0].out, jobs.job[0].w.rows / r.head_dim, jobs.job[1].out, jobs.job[1].w.rows / r.head_dim, tokens,
-                            r.head_dim, r.start, r.theta, jobs.job[2].out, r.k_cache, r.v_cache, r.max_tokens);
+                            r.head_dim, r.start, r.theta, jobs.job[2].out, r.k_cache, r.v_cache, r.kv_dtype, r.max_tokens);
     }
     const size_t n = static_cast<size_t>(tokens) * jobs.job[0].w.rows;
     return epilogue.kind == EPI_RESIDUAL ? launch_add(stream, epilogue.residual, jobs.job[0].out, epilogue.out, n)

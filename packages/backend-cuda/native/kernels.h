@@ -8,6 +8,11 @@
 // Weight formats, in the order of core's WeightFormat union (the host side uses the same codes).
 enum WeightFormatCode : int { FMT_F32 = 0, FMT_F16 = 1, FMT_BF16 = 2, FMT_Q8_0 = 3, FMT_Q4_0 = 4 };
 
+// KV cache storage, in the order of core's KVCacheDtype (the host side uses the same codes): keys and
+// values as f32, or as f16 rounded the way kv_from_f32 (kv_cache.cuh) rounds them. Every launch that
+// writes or reads a cache takes its pointers as `void*` with this code; attention arithmetic is f32 for both.
+enum KVDtypeCode : int { KV_F32 = 0, KV_F16 = 1 };
+
 // A weight on the device: `data` holds f32/f16/bf16 values row-major, or the quants of q8_0 (32 int8 per
 // block) / q4_0 (16 bytes per block); `scales` holds one f16 scale per 32-value block (quantized only).
 struct DevWeight {
@@ -70,9 +75,10 @@ struct RopeEpilogue {
   int head_dim;
   PosArg start;
   float theta;
-  float* k_cache;
-  float* v_cache;
+  void* k_cache;
+  void* v_cache;
   int max_tokens;
+  int kv_dtype;  // KVDtypeCode of the caches
 };
 struct MatmulEpilogue {
   int kind;
@@ -80,7 +86,7 @@ struct MatmulEpilogue {
   float* out;
   RopeEpilogue rope;
 };
-constexpr MatmulEpilogue NO_EPILOGUE{EPI_NONE, nullptr, nullptr, RopeEpilogue{0, PosArg{nullptr, 0}, 0.f, nullptr, nullptr, 0}};
+constexpr MatmulEpilogue NO_EPILOGUE{EPI_NONE, nullptr, nullptr, RopeEpilogue{0, PosArg{nullptr, 0}, 0.f, nullptr, nullptr, 0, KV_F32}};
 // What a decode GEMV also does before its dot products, saving the RMSNorm launch before it: x is the
 // norm's input, each block normalizes it into shared memory (the RMSNorm kernel's arithmetic), and
 // block 0 writes the normalized rows to `out` as well. `weight.format < 0`: none.
@@ -101,12 +107,12 @@ size_t gemm_scratch_bytes(int tokens, int K, const DevWeight* weights, int count
 
 cudaError_t launch_rope(cudaStream_t stream, float* x, int tokens, int heads, int head_dim, PosArg start, float theta);
 // rope(q) and rope(k) in one launch; with `k_cache` non-null also the KV write of the rotated k and of
-// v (`[k_heads][max_tokens][head_dim]` each), as write_kv would do it.
+// v (`[k_heads][max_tokens][head_dim]` each, of `kv_dtype`), as write_kv would do it.
 cudaError_t launch_rope_qk(cudaStream_t stream, float* q, int q_heads, float* k, int k_heads, int tokens, int head_dim, PosArg start,
-                           float theta, const float* v, float* k_cache, float* v_cache, int max_tokens);
+                           float theta, const float* v, void* k_cache, void* v_cache, int kv_dtype, int max_tokens);
 
-// The KV cache of one layer: keys and values `[kv_heads][max_tokens][head_dim]` f32.
-cudaError_t launch_write_kv(cudaStream_t stream, float* k_cache, float* v_cache, const float* k, const float* v,
+// The KV cache of one layer: keys and values `[kv_heads][max_tokens][head_dim]` of `kv_dtype` (KVDtypeCode).
+cudaError_t launch_write_kv(cudaStream_t stream, void* k_cache, void* v_cache, int kv_dtype, const float* k, const float* v,
                             int tokens, int kv_heads, int head_dim, int max_tokens, PosArg start);
 
 // Attention plan. Prefill passes where an estimate of the kernels' cycles favours it go `Tiled`
@@ -139,13 +145,15 @@ bool prefill_attention_suits(int tokens, int heads, int kv_heads, int head_dim, 
 // with each kernel's figures).
 bool attention_tiled_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
 bool attention_mma_suits(int tokens, int heads, int kv_heads, int head_dim, int keys, int sms);
-cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+// The caches of every attention launch are `kv_dtype` (KVDtypeCode); halves are widened exactly to f32
+// as they are read (the tensor-core kernel then rounds them to bf16 as it rounds f32 caches).
+cudaError_t launch_attention_mma(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens,
                                  int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
-cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+cudaError_t launch_attention_tiled(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens,
                                    int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window, float* out);
 // `counters`: attention_counter_ints(tokens, kv_heads) ints, zero before the first call; the split kernel
 // leaves them at zero again, so one buffer serves every later call (and graph replay).
-cudaError_t launch_attention(cudaStream_t stream, const float* q, const float* k_cache, const float* v_cache, int tokens,
+cudaError_t launch_attention(cudaStream_t stream, const float* q, const void* k_cache, const void* v_cache, int kv_dtype, int tokens,
                              int heads, int kv_heads, int head_dim, int max_tokens, PosArg start, float scale, int window,
                              const AttentionPlan& plan, float* scratch, int* counters, float* out);
 size_t attention_counter_ints(int tokens, int kv_heads);

@@ -54,7 +54,8 @@ cudaError_t launch_matmul(cudaStream_t stream, const float* x, int tokens, int K
                       (epilogue.kind == EPI_RESIDUAL ? count == 1 && epilogue.residual != nullptr && epilogue.out != nullptr
                        : epilogue.kind == EPI_SWIGLU ? count == 2 && same_format && weights[0].rows == weights[1].rows && epilogue.out != nullptr
                        : epilogue.kind == EPI_ROPE   ? count == 3 && same_format && hd >= 2 && hd % 2 == 0 && weights[0].rows % hd == 0 &&
-                                                         weights[1].rows % hd == 0 && weights[1].rows == weights[2].rows
+                                                         weights[1].rows % hd == 0 && weights[1].rows == weights[2].rows &&
+                                                         (epilogue.rope.kv_dtype == KV_F32 || epilogue.rope.kv_dtype == KV_F16)
                                                      : false);
     if (!fits) return cudaErrorInvalidValue;
   }

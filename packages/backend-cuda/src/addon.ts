@@ -57,18 +57,23 @@ export interface NativeAddon {
    * (prefill only): 1 adds {@link GEMM_ROUND_X16}, the GEMM rounds x once to an f16/bf16 weight's type
    * instead of splitting it (hi + lo); 2 adds {@link GEMM_ONE_K_RANGE}, the GEMM never cuts K into ranges.
    * `epilogue` (decode only): kind (1 residual add, 2 SwiGLU), residual pointer, output pointer; see
-   * `epilogueFor` in fusion.ts. Kind 3 (q/k/v's rope and KV write) takes 10 numbers: 3, 0, 0, head size,
-   * pass-relative flag, position, theta, key cache, value cache, cache capacity; see `ropeEpilogueFor`.
+   * `epilogueFor` in fusion.ts. Kind 3 (q/k/v's rope and KV write) takes 11 numbers: 3, 0, 0, head size,
+   * pass-relative flag, position, theta, key cache, value cache, cache capacity, cache dtype code; see
+   * `ropeEpilogueFor`.
    * `prologue` (decode only): an RMSNorm of x first, as RMSNorm weight (5), eps, output pointer (x is then
    * the norm's input); see `prologueFits`.
    */
   matmul(ctx: number, x: number, tokens: number, k: number, params: Float64Array, gemmFlags: number, epilogue?: Float64Array, prologue?: Float64Array): void;
   rope(ctx: number, x: number, tokens: number, heads: number, headDim: number, usePassPos: number, pos: number, theta: number): void;
-  /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v`. */
-  ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number): void;
-  writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number): void;
-  /** `sixteenBit` 1 lets a prefill pass take the bf16 tensor-core kernel (prefillPrecision '16-bit'). */
-  attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number, sixteenBit: number): void;
+  /** rope of q and k in one launch; with `kCache` non-zero also the KV write of the rotated k and of `v` (caches of `kvDtype`). */
+  ropeQK(ctx: number, q: number, qHeads: number, k: number, kHeads: number, tokens: number, headDim: number, usePassPos: number, pos: number, theta: number, v: number, kCache: number, vCache: number, maxTokens: number, kvDtype: number): void;
+  /** `kvDtype`: the caches' dtype code (`KV_DTYPE_CODE` in objects.ts); f16 caches store the values rounded. */
+  writeKV(ctx: number, kCache: number, vCache: number, k: number, v: number, tokens: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, kvDtype: number): void;
+  /**
+   * `sixteenBit` 1 lets a prefill pass take the bf16 tensor-core kernel (prefillPrecision '16-bit');
+   * `kvDtype`: the caches' dtype code (`KV_DTYPE_CODE` in objects.ts).
+   */
+  attention(ctx: number, q: number, kCache: number, vCache: number, out: number, tokens: number, heads: number, kvHeads: number, headDim: number, maxTokens: number, usePassPos: number, pos: number, scale: number, window: number, keyCapacity: number, sixteenBit: number, kvDtype: number): void;
   swiglu(ctx: number, gate: number, up: number, out: number, n: number): void;
   add(ctx: number, a: number, b: number, out: number, n: number): void;
   copy(ctx: number, src: number, dst: number, bytes: number): void;

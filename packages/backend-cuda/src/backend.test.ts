@@ -69,6 +69,35 @@ describe('CudaBackend memory', () => {
     expect(b.memory().kvCache).toBe(0);
   });
 
+  it('sizes f16 KV caches at half the bytes, and refuses an unknown dtype before allocating', () => {
+    const { n, b } = setup();
+    const wide = b.createKVCache({ layers: 24, kvHeads: 2, headDim: 64, maxTokens: 4096, dtype: 'f32' });
+    const c = b.createKVCache({ layers: 24, kvHeads: 2, headDim: 64, maxTokens: 4096, dtype: 'f16' });
+    expect(c.bytes * 2).toBe(wide.bytes);
+    expect(c.spec.dtype).toBe('f16');
+    expect(n.calls.filter((x) => x.fn === 'malloc').map((x) => x.args[1])).toEqual([wide.bytes, c.bytes]);
+    expect(b.memory().kvCache).toBe(wide.bytes + c.bytes);
+    expect(b.createKVCache({ layers: 1, kvHeads: 1, headDim: 8, maxTokens: 2 }).spec.dtype).toBe('f32');
+    n.calls.length = 0;
+    expect(() => b.createKVCache({ layers: 1, kvHeads: 1, headDim: 8, maxTokens: 2, dtype: 'bf16' as never })).toThrow(/dtype must be 'f32' or 'f16', got "bf16"/);
+    expect(n.calls).toHaveLength(0);
+  });
+
+  it("passes an f16 cache's dtype code and its half-size layer addresses to writeKV and attention", () => {
+    const { n, b } = setup();
+    const cache = b.createKVCache({ layers: 3, kvHeads: 2, headDim: 8, maxTokens: 4, dtype: 'f16' });
+    const base = (cache as unknown as { ptr: number }).ptr;
+    const kv = b.alloc(1, 16);
+    n.calls.length = 0;
+    b.writeKV(cache, 2, kv, kv, 1);
+    b.attention(b.alloc(1, 32), cache, 2, 1, spec, b.alloc(1, 32));
+    const layer = 2 * 4 * 8 * 2;  // bytes of one layer's keys: 2 heads x 4 positions x 8 halves
+    const write = n.calls.find((x) => x.fn === 'writeKV')!.args;
+    expect([write[1], write[2], write[11]]).toEqual([base + 4 * layer, base + 5 * layer, 1]);
+    const attend = n.calls.find((x) => x.fn === 'attention')!.args;
+    expect([attend[2], attend[3], attend[16]]).toEqual([base + 4 * layer, base + 5 * layer, 1]);
+  });
+
   it('reports out-of-memory with the requested and free sizes', () => {
     const n = fakeAddon({
       malloc: () => {

@@ -2,7 +2,7 @@ import type {
   AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight,
 } from '@qwen2-ts/core';
 import { GEMM_ONE_K_RANGE, GEMM_ROUND_X16, type NativeAddon, type NativeDeviceInfo } from './addon.js';
-import { BackendUsageError, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
+import { BackendUsageError, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import { native } from './errors.js';
 import { epilogueFor, kvWriteFor, normOfCopy, prologueFits, ropeEpilogueFor, ropePairFor, ropeStartsAt, type MatmulOp, type RopeOp, type WeightArgs } from './fusion.js';
 import { cacheOf, CudaDeviceTokens, CudaKVCache, CudaTensor, CudaWeight, kvCacheBytes, TensorStorage, tensorOf, weightOf } from './objects.js';
@@ -185,10 +185,8 @@ export class CudaBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
-      if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
-    }
-    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens };
+    checkKVCacheSpec(spec);
+    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens, dtype: spec.dtype ?? 'f32' };
     const bytes = kvCacheBytes(copy);
     const c = new CudaKVCache(copy, native(() => this.n.malloc(this.ctx, bytes)), bytes);
     this.caches.add(c);
@@ -321,14 +319,14 @@ export class CudaBackend implements Backend {
       absorb: (next) => {
         const k = next.fusable;
         if (!k || !ropePairFor(self, k)) return undefined;
-        const both = (v = 0, kc = 0, vc = 0, maxTokens = 0) => () =>
-          this.n.ropeQK(this.ctx, a.ptr, heads, k.x.ptr, k.heads, a.rows, headDim, rel, pos, theta, v, kc, vc, maxTokens);
+        const both = (v = 0, kc = 0, vc = 0, maxTokens = 0, kvDtype = 0) => () =>
+          this.n.ropeQK(this.ctx, a.ptr, heads, k.x.ptr, k.heads, a.rows, headDim, rel, pos, theta, v, kc, vc, maxTokens, kvDtype);
         return {
           run: both(),
           absorb: (after) => {
             const w = after.fusable;
             if (!w || w.kind !== 'writeKV' || !kvWriteFor(self, k, w)) return undefined;
-            return { run: both(w.v.ptr, w.keys, w.values, w.maxTokens) };
+            return { run: both(w.v.ptr, w.keys, w.values, w.maxTokens, w.dtypeCode) };
           },
         };
       },
@@ -348,11 +346,12 @@ export class CudaBackend implements Backend {
     }
     const [rel, pos] = this.position(startPos, 'writeKV');
     const { kvHeads, headDim, maxTokens } = c.spec;
+    const dtypeCode = c.dtypeCode;
     this.submit({
       key: `writeKV(c${c.id},${layer},${kt.key},${vt.key},${rel ? `+${pos}` : pos})`,
       capturable: true,
-      run: () => this.n.writeKV(this.ctx, c.keysPtr(layer), c.valuesPtr(layer), kt.ptr, vt.ptr, kt.rows, kvHeads, headDim, maxTokens, rel, pos),
-      fusable: { kind: 'writeKV', k: kt, v: vt, kvHeads, headDim, at: [rel, pos], keys: c.keysPtr(layer), values: c.valuesPtr(layer), maxTokens },
+      run: () => this.n.writeKV(this.ctx, c.keysPtr(layer), c.valuesPtr(layer), kt.ptr, vt.ptr, kt.rows, kvHeads, headDim, maxTokens, rel, pos, dtypeCode),
+      fusable: { kind: 'writeKV', k: kt, v: vt, kvHeads, headDim, at: [rel, pos], keys: c.keysPtr(layer), values: c.valuesPtr(layer), maxTokens, dtypeCode },
     });
   }
 
@@ -381,7 +380,7 @@ export class CudaBackend implements Backend {
       key: `attention(${qt.key},c${c.id},${layer},${rel ? `+${pos}` : pos},${heads},${scale},${window},${o.key},${capacity})`,
       capturable: true,
       run: () =>
-        this.n.attention(this.ctx, qt.ptr, c.keysPtr(layer), c.valuesPtr(layer), o.ptr, qt.rows, heads, kvHeads, headDim, c.spec.maxTokens, rel, pos, scale, window, capacity, this.sixteenBit),
+        this.n.attention(this.ctx, qt.ptr, c.keysPtr(layer), c.valuesPtr(layer), o.ptr, qt.rows, heads, kvHeads, headDim, c.spec.maxTokens, rel, pos, scale, window, capacity, this.sixteenBit, c.dtypeCode),
     });
   }
 

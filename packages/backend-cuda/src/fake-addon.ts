@@ -19,6 +19,13 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
   const record = (fn: string) => (...args: unknown[]) => {
     calls.push({ fn, args });
   };
+  // The calls that write or read a KV cache take its dtype code last, as the native ones do: those
+  // throw a TypeError for a missing argument and fail the launch for an unknown code.
+  const kvCall = (fn: string, arity: number) => (...args: unknown[]) => {
+    if (args.length < arity) throw new TypeError(`qwen2_cuda: expected ${arity} arguments, got ${args.length}`);
+    if (args[arity - 1] !== 0 && args[arity - 1] !== 1) throw new Error(`${fn}: cudaErrorInvalidValue (KV cache dtype code ${String(args[arity - 1])})`);
+    calls.push({ fn, args });
+  };
   const info: NativeDeviceInfo = { ctx: 0, name: 'Fake GPU', totalBytes: 80 * 2 ** 30, freeBytes: 79 * 2 ** 30, computeCapability: 90, smCount: 132 };
   const base: NativeAddon = {
     probe: () => ({ runtimeVersion: 13000, driverVersion: 13000, deviceCount: 1, error: 0, errorName: 'cudaSuccess', errorString: 'no error' }),
@@ -51,9 +58,9 @@ export function fakeAddon(overrides: Partial<NativeAddon> = {}): NativeAddon & {
     rmsNorm: record('rmsNorm'),
     matmul: record('matmul'),
     rope: record('rope'),
-    ropeQK: record('ropeQK'),
-    writeKV: record('writeKV'),
-    attention: record('attention'),
+    ropeQK: kvCall('ropeQK', 15),
+    writeKV: kvCall('writeKV', 12),
+    attention: kvCall('attention', 17),
     swiglu: record('swiglu'),
     add: record('add'),
     copy: record('copy'),

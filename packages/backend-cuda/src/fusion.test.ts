@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Qwen2Model, type LayerWeights, type Qwen2ModelConfig } from '@qwen2-ts/core';
+import { Qwen2Model, type KVCacheDtype, type LayerWeights, type Qwen2ModelConfig } from '@qwen2-ts/core';
 import { CudaBackend } from './backend.js';
 import { fakeAddon } from './fake-addon.js';
 
@@ -183,7 +183,7 @@ describe('decode matmul epilogues', () => {
     expect(qkv).toHaveLength(24);
     const cache = (seq as unknown as { cache: { keysPtr(l: number): number; valuesPtr(l: number): number } }).cache;
     qkv.forEach((c, l) => {
-      expect(Array.from(c.args[6] as Float64Array)).toEqual([3, 0, 0, 8, 1, 0, 1e6, cache.keysPtr(l), cache.valuesPtr(l), 16]);
+      expect(Array.from(c.args[6] as Float64Array)).toEqual([3, 0, 0, 8, 1, 0, 1e6, cache.keysPtr(l), cache.valuesPtr(l), 16, 0]);
     });
     // The prompt (3 tokens, also a decode-sized pass) fused the same: per layer 2 matmuls into their
     // norms, 2 adds, 1 SwiGLU, the ropes of q and k and the KV write; then the final norm and lm_head.
@@ -271,9 +271,9 @@ describe('RMSNorm prologue', () => {
 });
 
 describe('rope and KV write', () => {
-  function ropeSetup() {
+  function ropeSetup(dtype: KVCacheDtype = 'f32') {
     const t = setup();
-    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32 });
+    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32, dtype });
     const [q, k, v] = [t.b.alloc(2, 32), t.b.alloc(2, 16), t.b.alloc(2, 16)];
     return { ...t, cache, q, k, v };
   }
@@ -290,9 +290,23 @@ describe('rope and KV write', () => {
     const args = calls('ropeQK')[0]!.args as number[];
     const keys = (cache as unknown as { keysPtr(l: number): number }).keysPtr(1);
     const values = (cache as unknown as { valuesPtr(l: number): number }).valuesPtr(1);
-    // ctx, q, q heads, k, k heads, tokens, head_dim, relative position 0, theta, v, caches, max tokens
-    expect(args.slice(1)).toEqual([ptr(q), 4, ptr(k), 2, 2, 8, 1, 0, 1e6, ptr(v), keys, values, 32]);
+    // ctx, q, q heads, k, k heads, tokens, head_dim, relative position 0, theta, v, caches, max tokens, f32 caches
+    expect(args.slice(1)).toEqual([ptr(q), 4, ptr(k), 2, 2, 8, 1, 0, 1e6, ptr(v), keys, values, 32, 0]);
     expect(b.passStats.fused).toBe(2);
+  });
+
+  it('writes an f16 cache through the same launch, with its dtype code and half-size layers', () => {
+    const { b, calls, fns, clear, ptr, cache, q, k, v } = ropeSetup('f16');
+    clear();
+    b.beginPass(2, 5);
+    b.rope(q, 4, 8, 5, 1e6);
+    b.rope(k, 2, 8, 5, 1e6);
+    b.writeKV(cache, 1, k, v, 5);
+    b.endPass();
+    expect(fns()).toEqual(['setPassPos', 'ropeQK']);
+    const base = (cache as unknown as { ptr: number }).ptr;
+    // Layer 1's keys after layer 0's keys and values: 2 x (2 heads x 32 positions x 8) halves.
+    expect((calls('ropeQK')[0]!.args as number[]).slice(10)).toEqual([ptr(v), base + 2 * 2 * 32 * 8 * 2, base + 3 * 2 * 32 * 8 * 2, 32, 1]);
   });
 
   it('keeps them apart when they do not line up', () => {
@@ -331,9 +345,9 @@ describe('rope and KV write', () => {
 });
 
 describe('rope and KV write in the q/k/v matmul', () => {
-  async function qkvSetup(formats: readonly ('bf16' | 'f16')[] = ['bf16', 'bf16', 'bf16']) {
+  async function qkvSetup(formats: readonly ('bf16' | 'f16')[] = ['bf16', 'bf16', 'bf16'], dtype: KVCacheDtype = 'f32') {
     const t = setup();
-    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32 });
+    const cache = t.b.createKVCache({ layers: 2, kvHeads: 2, headDim: 8, maxTokens: 32, dtype });
     const [wq, wk, wv] = [await t.weight(32, 24, formats[0]), await t.weight(16, 24, formats[1]), await t.weight(16, 24, formats[2])];
     const [x, q, k, v] = [t.b.alloc(2, 24), t.b.alloc(2, 32), t.b.alloc(2, 16), t.b.alloc(2, 16)];
     const qkv = (input = x, outs = [q, k, v]) => t.b.matmul(input, [wq, wk, wv], [undefined, undefined, undefined], outs);
@@ -352,9 +366,21 @@ describe('rope and KV write in the q/k/v matmul', () => {
     })).toEqual(['matmul']);
     const [, xp, tokens, K, params, , epilogue, prologue] = calls('matmul')[0]!.args as [number, number, number, number, Float64Array, number, Float64Array, unknown];
     expect([xp, tokens, K, params.length, prologue]).toEqual([ptr(x), 2, 24, 33, undefined]);
-    // kind, (no residual, no out), head_dim, relative position 0, theta, caches, max tokens
-    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 0, 1e6, keys, values, 32]);
+    // kind, (no residual, no out), head_dim, relative position 0, theta, caches, max tokens, f32 caches
+    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 0, 1e6, keys, values, 32, 0]);
     expect(b.passStats.fused).toBe(3);
+  });
+
+  it("passes an f16 cache's dtype code in the rope epilogue", async () => {
+    const { b, calls, cache, q, k, v, qkv, keys, values, pass } = await qkvSetup(['bf16', 'bf16', 'bf16'], 'f16');
+    expect(pass(2, 5, () => {
+      qkv();
+      b.rope(q, 4, 8, 5, 1e6);
+      b.rope(k, 2, 8, 5, 1e6);
+      b.writeKV(cache, 1, k, v, 5);
+    })).toEqual(['matmul']);
+    const epilogue = calls('matmul')[0]!.args[6] as Float64Array;
+    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 0, 1e6, keys, values, 32, 1]);
   });
 
   it('takes a position past the pass start, and the RMSNorm before the matmul as its prologue', async () => {
@@ -371,7 +397,7 @@ describe('rope and KV write in the q/k/v matmul', () => {
     const [, xp, , , , , epilogue, prologue] = calls('matmul')[0]!.args as [number, number, number, number, Float64Array, number, Float64Array, Float64Array];
     expect(xp).toBe(ptr(x));
     expect(prologue[prologue.length - 1]).toBe(ptr(xn));
-    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 4, 1e6, keys, values, 32]);
+    expect(Array.from(epilogue)).toEqual([3, 0, 0, 8, 1, 4, 1e6, keys, values, 32, 0]);
   });
 
   it('runs what it recorded as before when the chain breaks off or does not line up', async () => {

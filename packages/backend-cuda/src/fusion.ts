@@ -39,7 +39,7 @@ export type FusableOp =
   | { kind: 'rmsNorm'; x: CudaTensor; out: CudaTensor; weight: WeightArgs; eps: number }
   | { kind: 'swiglu'; gate: CudaTensor; up: CudaTensor; out: CudaTensor }
   | { kind: 'rope'; x: CudaTensor; heads: number; headDim: number; at: OpPosition; theta: number }
-  | { kind: 'writeKV'; k: CudaTensor; v: CudaTensor; kvHeads: number; headDim: number; at: OpPosition; keys: number; values: number; maxTokens: number };
+  | { kind: 'writeKV'; k: CudaTensor; v: CudaTensor; kvHeads: number; headDim: number; at: OpPosition; keys: number; values: number; maxTokens: number; dtypeCode: number };
 
 /** A rope op as recorded (of q, or of k right after it). */
 export type RopeOp = Extract<FusableOp, { kind: 'rope' }>;
@@ -121,7 +121,8 @@ export function ropeStartsAt(m: MatmulOp, q: FusableOp): q is RopeOp {
 
 /**
  * The epilogue (native `MatmulEpilogue` with its `RopeEpilogue`: kind, 0, 0, head size, position (pass
- * relative flag, value), theta, key and value cache pointers, cache capacity) with which the decode
+ * relative flag, value), theta, key and value cache pointers, cache capacity, the caches' dtype code
+ * (native KVDtypeCode)) with which the decode
  * matmul `m` of q/k/v also does core's rope(q), rope(k) and writeKV(k, v) recorded right after it, or
  * undefined when they must stay apart. q and k must be exactly the first two outputs and v the third, at
  * the same positions (see {@link ropePairFor}, {@link kvWriteFor}). Each warp of the GEMV rotates the
@@ -130,7 +131,7 @@ export function ropeStartsAt(m: MatmulOp, q: FusableOp): q is RopeOp {
  */
 export function ropeEpilogueFor(m: MatmulOp, q: RopeOp, k: RopeOp, w: WriteKVOp): Float64Array | undefined {
   if (!ropeStartsAt(m, q) || !same(k.x, m.outs[1]!) || !same(w.v, m.outs[2]!) || !ropePairFor(q, k) || !kvWriteFor(q, k, w)) return undefined;
-  return Float64Array.of(EPILOGUE_ROPE, 0, 0, q.headDim, q.at[0], q.at[1], q.theta, w.keys, w.values, w.maxTokens);
+  return Float64Array.of(EPILOGUE_ROPE, 0, 0, q.headDim, q.at[0], q.at[1], q.theta, w.keys, w.values, w.maxTokens, w.dtypeCode);
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { DeviceTokens, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
+import type { DeviceTokens, KVCache, KVCacheDtype, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 import { BackendUsageError } from '@qwen2-ts/core';
 
 let nextId = 1;
@@ -59,15 +59,31 @@ export class CudaWeight implements Weight {
   }
 }
 
-/** A per-sequence KV cache: per layer, keys then values, each `[kvHeads][maxTokens][headDim]` f32. */
+/** Codes of the KV cache dtypes shared with the kernels (native/kernels.h KVDtypeCode). */
+export const KV_DTYPE_CODE: Readonly<Record<KVCacheDtype, number>> = { f32: 0, f16: 1 };
+
+/** Bytes of one stored key or value element: 4 in an f32 cache, 2 in an f16 one. */
+export function kvElementBytes(spec: KVCacheSpec): number {
+  return spec.dtype === 'f16' ? 2 : 4;
+}
+
+/**
+ * A per-sequence KV cache: per layer, keys then values, each `[kvHeads][maxTokens][headDim]` of the
+ * spec's dtype (f32, or f16 as the kernels round it).
+ */
 export class CudaKVCache implements KVCache {
   readonly id = nextId++;
   freed = false;
   constructor(readonly spec: KVCacheSpec, readonly ptr: number, readonly bytes: number) {}
 
+  /** The native code of the cache's dtype, which every native call that writes or reads it takes. */
+  get dtypeCode(): number {
+    return KV_DTYPE_CODE[this.spec.dtype ?? 'f32'];
+  }
+
   /** Bytes of one layer's keys (the values follow). */
   get layerHalfBytes(): number {
-    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * 4;
+    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * kvElementBytes(this.spec);
   }
 
   keysPtr(layer: number): number {
@@ -79,9 +95,9 @@ export class CudaKVCache implements KVCache {
   }
 }
 
-/** Bytes of a KV cache of `spec` (f32 keys and values). */
+/** Bytes of a KV cache of `spec`: keys and values of every layer, at the spec's element size. */
 export function kvCacheBytes(spec: KVCacheSpec): number {
-  return 2 * spec.layers * spec.kvHeads * spec.maxTokens * spec.headDim * 4;
+  return 2 * spec.layers * spec.kvHeads * spec.maxTokens * spec.headDim * kvElementBytes(spec);
 }
 
 /** Casts and checks a tensor handed to the CUDA backend. */

@@ -57,6 +57,26 @@ static uint16_t f32_to_bf16(float f) { return __bfloat16_as_ushort(__float2bfloa
 static double f16_value(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 static double bf16_value(uint16_t h) { uint32_t u = static_cast<uint32_t>(h) << 16; float f; std::memcpy(&f, &u, 4); return f; }
 
+// Core's roundToF16KV from its definition, in float64 (not through CUDA's conversions, which the kernels
+// use): the nearest half, ties to even (nearbyint in the default rounding mode), with the spacing of
+// x's binade (that of the subnormals below 2^-14); finite values beyond 65504 saturate to it; ±inf and
+// NaN stay; the sign of zero is kept.
+static double round_f16_kv(double x) {
+  if (std::isnan(x) || std::isinf(x)) return x;
+  int e = 0;
+  std::frexp(std::fabs(x), &e);  // |x| in [2^(e-1), 2^e)
+  const double spacing = std::ldexp(1.0, std::max(e - 1, -14) - 10);
+  return std::copysign(std::min(std::nearbyint(std::fabs(x) / spacing) * spacing, 65504.0), x);
+}
+// What a cache of `dtype` holds for each of `x`: the value, or its half (widened).
+static std::vector<float> stored_as(const std::vector<float>& x, int dtype) {
+  std::vector<float> r(x);
+  if (dtype == KV_F16)
+    for (auto& v : r) v = static_cast<float>(round_f16_kv(v));
+  return r;
+}
+static const char* kv_name(int dtype) { return dtype == KV_F16 ? "f16" : "f32"; }
+
 // Bytes in "device" memory that end where an inaccessible page begins (after up to 15 bytes of slack
 // that keep them 16-byte aligned): a kernel that reads past the end, say weight rows past the matrix
 // that it should have zero-filled, stops the test with a segmentation fault (see on_segv) instead of
@@ -97,6 +117,31 @@ class GuardedArray {
   Guarded g_;
   size_t n_;
 };
+// A layer's keys or values `[kv_heads][max_tokens][head_dim]` of either KV cache dtype, in guarded
+// memory, every entry NaN until written (or an f32 cache holding given values).
+class GuardedCache {
+ public:
+  GuardedCache(int dtype, size_t n) {
+    if (dtype == KV_F16) f16_ = std::make_unique<GuardedArray<uint16_t>>(std::vector<uint16_t>(n, 0x7e00));
+    else f32_ = std::make_unique<GuardedArray<float>>(std::vector<float>(n, NAN));
+  }
+  explicit GuardedCache(const std::vector<float>& values) : f32_(std::make_unique<GuardedArray<float>>(values)) {}
+  int dtype() const { return f16_ ? KV_F16 : KV_F32; }
+  void* data() const { return f16_ ? static_cast<void*>(f16_->data()) : static_cast<void*>(f32_->data()); }
+  // The entries, widened to f32.
+  std::vector<float> values() const {
+    if (!f16_) return f32_->values();
+    std::vector<float> r;
+    for (const uint16_t h : f16_->values()) r.push_back(static_cast<float>(f16_value(h)));
+    return r;
+  }
+  std::vector<uint16_t> halves() const { return f16_->values(); }
+
+ private:
+  std::unique_ptr<GuardedArray<float>> f32_;
+  std::unique_ptr<GuardedArray<uint16_t>> f16_;
+};
+
 static void on_segv(int) {
   static const char msg[] = "FAIL segmentation fault: a kernel read or wrote past the end of a guarded buffer (the last line above names the case before it)\n";
   fflush(stdout);
@@ -604,10 +649,10 @@ static void test_rope() {
 }
 
 // The KV write of T tokens at positions start.. into caches of [heads][max_tokens][hd] (filled with NaN
-// before): the keys against `want_k` and the values exactly against `want_v`, both in a pass's
-// [T][heads][hd] order, and every other entry left alone.
+// before; an f16 cache's entries widened): the keys against `want_k` (within `key_tol`) and the values
+// exactly against `want_v`, both in a pass's [T][heads][hd] order, and every other entry left alone.
 static void check_cache_write(const std::string& what, const std::vector<float>& kc, const std::vector<float>& vc, int heads, int T, int hd,
-                              int max_tokens, int start, const std::vector<double>& want_k, const std::vector<double>& want_v) {
+                              int max_tokens, int start, const std::vector<double>& want_k, const std::vector<double>& want_v, double key_tol = 1e-5) {
   std::vector<float> got_k, got_v;
   for (int t = 0; t < T; t++)
     for (int h = 0; h < heads; h++)
@@ -616,7 +661,7 @@ static void check_cache_write(const std::string& what, const std::vector<float>&
         got_k.push_back(kc[c]);
         got_v.push_back(vc[c]);
       }
-  check(what + ": cached keys", got_k, want_k, 1e-5);
+  check(what + ": cached keys", got_k, want_k, key_tol);
   check(what + ": cached values", got_v, want_v, 0);
   size_t untouched = 0;
   for (size_t i = 0; i < kc.size(); i++) untouched += std::isnan(kc[i]) && std::isnan(vc[i]);
@@ -624,22 +669,29 @@ static void check_cache_write(const std::string& what, const std::vector<float>&
 }
 
 // rope(q) + rope(k) + writeKV in one launch (a decode step's fused op), against the same float64 RoPE
-// and the cache layout of write_kv; once without the cache write.
+// and the cache layout of write_kv; once without the cache write. An f16 cache must hold exactly the
+// rounded halves of the rotated k the kernel wrote back and of v.
 static void test_rope_qk() {
   for (int hd : {64, 128}) {
-    for (int write = 0; write < 2; write++) {
+    for (int write = 0; write < 3; write++) {
       const int T = 3, hq = 7, hk = 2, start = 40, max_tokens = 50;
+      const int kv_dtype = write == 2 ? KV_F16 : KV_F32;
       const double theta = 1e6;
       auto q = normals(static_cast<size_t>(T) * hq * hd), k = normals(static_cast<size_t>(T) * hk * hd), v = normals(static_cast<size_t>(T) * hk * hd);
       const auto want_q = rope_reference(q, T, hq, hd, start, theta), want_k = rope_reference(k, T, hk, hd, start, theta);
-      std::vector<float> kc(static_cast<size_t>(hk) * max_tokens * hd, NAN), vc(kc.size(), NAN);
+      const GuardedCache kc(kv_dtype, static_cast<size_t>(hk) * max_tokens * hd), vc(kv_dtype, static_cast<size_t>(hk) * max_tokens * hd);
       int pass_pos = start - 1;
       launch_rope_qk(nullptr, q.data(), hq, k.data(), hk, T, hd, PosArg{&pass_pos, 1}, static_cast<float>(theta), v.data(), write ? kc.data() : nullptr,
-                     write ? vc.data() : nullptr, max_tokens);
-      const std::string what = "rope q+k" + std::string(write ? " + KV write" : "") + " head_dim " + std::to_string(hd);
+                     write ? vc.data() : nullptr, kv_dtype, max_tokens);
+      const std::string what = "rope q+k" + std::string(write ? " + KV write (" + std::string(kv_name(kv_dtype)) + " cache)" : "") + " head_dim " + std::to_string(hd);
       check(what + ": q", q, want_q, 1e-5);
       check(what + ": k", k, want_k, 1e-5);
-      if (write) check_cache_write(what, kc, vc, hk, T, hd, max_tokens, start, want_k, std::vector<double>(v.begin(), v.end()));
+      if (write == 1) check_cache_write(what, kc.values(), vc.values(), hk, T, hd, max_tokens, start, want_k, std::vector<double>(v.begin(), v.end()));
+      if (write == 2) {
+        const auto k16 = stored_as(k, KV_F16), v16 = stored_as(v, KV_F16);
+        check_cache_write(what, kc.values(), vc.values(), hk, T, hd, max_tokens, start, std::vector<double>(k16.begin(), k16.end()),
+                          std::vector<double>(v16.begin(), v16.end()), 0);
+      }
     }
   }
 }
@@ -664,12 +716,14 @@ static void test_gemv_rows_per_warp() {
 // cache, with and without the RMSNorm prologue, at a position read from "device" memory. Checked against
 // the float64 projections and RoPE, and against the unfused launches (GEMV, then rope_qk), which it must
 // match to the bit. K 45 (unaligned rows) takes the fallback: those very launches; K 1600 at 8 tokens
-// (rows beyond the prologue's shared memory) the RMSNorm kernel, then the GEMV with the epilogue.
+// (rows beyond the prologue's shared memory) the RMSNorm kernel, then the GEMV with the epilogue. f16
+// caches must hold exactly the rounded halves of the k and v the launch wrote out.
 static void test_gemv_rope(int sms) {
-  struct Case { int f, K, T, hd; bool norm, write; };
-  const Case cases[] = {{FMT_BF16, 96, 1, 64, true, true}, {FMT_F16, 96, 5, 16, false, true}, {FMT_F32, 96, 8, 64, true, false},
-                        {FMT_Q8_0, 64, 2, 16, true, true}, {FMT_Q4_0, 96, 3, 64, false, true}, {FMT_F16, 45, 2, 16, true, true},
-                        {FMT_BF16, 1600, 8, 64, true, true}};
+  struct Case { int f, K, T, hd; bool norm, write; int kv; };
+  const Case cases[] = {{FMT_BF16, 96, 1, 64, true, true, KV_F32}, {FMT_F16, 96, 5, 16, false, true, KV_F32}, {FMT_F32, 96, 8, 64, true, false, KV_F32},
+                        {FMT_Q8_0, 64, 2, 16, true, true, KV_F32}, {FMT_Q4_0, 96, 3, 64, false, true, KV_F32}, {FMT_F16, 45, 2, 16, true, true, KV_F32},
+                        {FMT_BF16, 1600, 8, 64, true, true, KV_F32}, {FMT_BF16, 96, 1, 64, true, true, KV_F16},
+                        {FMT_Q4_0, 96, 3, 64, false, true, KV_F16}, {FMT_F16, 45, 2, 16, true, true, KV_F16}};
   for (const Case& c : cases) {
     // The last token's keys and values are the cache's last row: a write past it hits the guard page.
     const int K = c.K, T = c.T, hd = c.hd, hq = 3, hk = 2, start = 4000, max_tokens = start + T;
@@ -677,7 +731,8 @@ static void test_gemv_rope(int sms) {
     const double theta = 1e6;
     const float eps = 1e-6f;
     const std::string what = std::string(fmt_name(c.f)) + " K " + std::to_string(K) + " T " + std::to_string(T) + " head_dim " + std::to_string(hd) +
-                             (c.norm ? " with RMSNorm" : "") + (c.write ? " + KV write" : "") + " on " + std::to_string(sms) + " SMs";
+                             (c.norm ? " with RMSNorm" : "") + (c.write ? " + KV write (" + std::string(kv_name(c.kv)) + " cache)" : "") + " on " +
+                             std::to_string(sms) + " SMs";
     HostW g = make_weight(FMT_F32, 1, K, 1.f);
     for (auto& v : g.f32) v = 1.f + 0.5f * v;
     for (int k = 0; k < K; k++) g.value[k] = g.f32[k];
@@ -732,18 +787,19 @@ static void test_gemv_rope(int sms) {
         db[j] = b[j].dev();
         po[j] = og[j]->data();
       }
-      const GuardedArray<float> kcg(std::vector<float>(static_cast<size_t>(hk) * max_tokens * hd, NAN)), vcg(kcg.values()), xng(std::vector<float>(x.size(), NAN));
-      float* kcp = c.write ? kcg.data() : nullptr;
-      float* vcp = c.write ? vcg.data() : nullptr;
+      const GuardedCache kcg(c.kv, static_cast<size_t>(hk) * max_tokens * hd), vcg(c.kv, static_cast<size_t>(hk) * max_tokens * hd);
+      const GuardedArray<float> xng(std::vector<float>(x.size(), NAN));
+      void* kcp = c.write ? kcg.data() : nullptr;
+      void* vcp = c.write ? vcg.data() : nullptr;
       const MatmulPrologue pro = c.norm ? MatmulPrologue{g.dev(), eps, xng.data()} : NO_PROLOGUE;
       if (run == 0) {
         MatmulEpilogue epi = NO_EPILOGUE;
         epi.kind = EPI_ROPE;
-        epi.rope = RopeEpilogue{hd, at, static_cast<float>(theta), kcp, vcp, max_tokens};
+        epi.rope = RopeEpilogue{hd, at, static_cast<float>(theta), kcp, vcp, max_tokens, c.kv};
         check_eq("gemv rope epilogue " + what + ": launch", launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 3, false, epi, pro), cudaSuccess);
       } else {
         launch_matmul(nullptr, xg.data(), T, K, dw, db, po, 3, false, NO_EPILOGUE, pro);
-        launch_rope_qk(nullptr, po[0], hq, po[1], hk, T, hd, at, static_cast<float>(theta), po[2], kcp, vcp, max_tokens);
+        launch_rope_qk(nullptr, po[0], hq, po[1], hk, T, hd, at, static_cast<float>(theta), po[2], kcp, vcp, c.kv, max_tokens);
       }
       for (int j = 0; j < 3; j++) out[run][j] = og[j]->values();
       kc[run] = kcg.values();
@@ -757,119 +813,231 @@ static void test_gemv_rope(int sms) {
     }
     if (c.norm) check("gemv rope epilogue " + what + ": normalized x", xn_out[0], xin, 1e-5);
     if (!c.write) continue;
-    check_cache_write("gemv rope epilogue " + what, kc[0], vc[0], hk, T, hd, max_tokens, start, want[1], std::vector<double>(out[0][2].begin(), out[0][2].end()));
+    if (c.kv == KV_F16) {
+      const auto k16 = stored_as(out[0][1], KV_F16), v16 = stored_as(out[0][2], KV_F16);
+      check_cache_write("gemv rope epilogue " + what, kc[0], vc[0], hk, T, hd, max_tokens, start, std::vector<double>(k16.begin(), k16.end()),
+                        std::vector<double>(v16.begin(), v16.end()), 0);
+    } else {
+      check_cache_write("gemv rope epilogue " + what, kc[0], vc[0], hk, T, hd, max_tokens, start, want[1], std::vector<double>(out[0][2].begin(), out[0][2].end()));
+    }
     check_eq("gemv rope epilogue " + what + ": caches differ from the unfused launches",
              std::memcmp(kc[0].data(), kc[1].data(), kc[0].size() * 4) != 0 || std::memcmp(vc[0].data(), vc[1].data(), vc[0].size() * 4) != 0, 0);
   }
 }
 
+// Whether a stored half widens to `want` exactly: NaN for NaN, and the sign of a zero too.
+static bool half_is(uint16_t h, double want) {
+  const double g = f16_value(h);
+  return std::isnan(want) ? std::isnan(g) : g == want && std::signbit(g) == std::signbit(want);
+}
+
+// Stored halves (a cache's rows [heads][max_tokens][hd] at positions start.., in a pass's [T][heads][hd]
+// order) against what core's roundToF16KV makes of `x`, value by value.
+static void check_halves(const std::string& what, const std::vector<uint16_t>& cache, int heads, int T, int hd, int max_tokens, int start,
+                         const std::vector<float>& x) {
+  size_t bad = 0, first = 0;
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < heads; h++)
+      for (int d = 0; d < hd; d++) {
+        const size_t i = (static_cast<size_t>(t) * heads + h) * hd + d;
+        if (!half_is(cache[(static_cast<size_t>(h) * max_tokens + start + t) * hd + d], round_f16_kv(x[i])) && bad++ == 0) first = i;
+      }
+  if (bad) failures++;
+  std::printf("%s %s: %zu of %zu values stored as roundToF16KV rounds them", bad ? "FAIL" : "ok  ", what.c_str(), x.size() - bad, x.size());
+  if (bad) std::printf(" (first: %.9g)", x[first]);
+  std::printf("\n");
+}
+
+// f16 caches store each value as core's roundToF16KV rounds it: core's op-suite values one by one, with
+// the half each must become (saturation, the subnormals, ties to even, signed zeros, infinities, NaN),
+// then with random values from subnormal to overflowing magnitudes, through write_kv (keys and values)
+// and through rope_qk's write (values, which it stores unrotated; its keys are the test of test_rope_qk).
+static void test_kv_f16_rounding() {
+  struct Special {
+    float x;
+    double half;
+  };
+  const Special specials[] = {{65504.f, 65504},       {65519.f, 65504},         {65520.f, 65504},           {70000.f, 65504},
+                              {-1e9f, -65504},         {1e-6f, 17 * 0x1p-24},    {-3e-8f, -0x1p-24},         {2.9e-8f, 0},
+                              {6.1e-5f, 1023 * 0x1p-24}, {0.f, 0},              {-0.f, -0.0},               {INFINITY, INFINITY},
+                              {-INFINITY, -INFINITY},  {NAN, NAN},              {1 + 0x1p-11f, 1},          {1 + 3 * 0x1p-11f, 1 + 0x1p-9},
+                              {0.1f, 0.0999755859375}, {-1 / 3.f, -0.333251953125}};
+  const int n_special = sizeof specials / sizeof specials[0];
+  for (const Special& sp : specials) {
+    const double r = round_f16_kv(sp.x);
+    if (std::isnan(sp.half) ? !std::isnan(r) : r != sp.half || std::signbit(r) != std::signbit(sp.half)) {
+      // The float64 reference the random values are checked against disagrees with a known half.
+      failures++;
+      std::printf("FAIL f16 reference: round_f16_kv(%.9g) is %.9g, not %.9g\n", sp.x, r, sp.half);
+    }
+  }
+  const int hd = 64, heads = 2, T = 2, start = 5, max_tokens = start + T;  // the last rows: a write past them hits the guard page
+  const size_t n = static_cast<size_t>(T) * heads * hd;
+  std::vector<float> x(n);
+  const float magnitudes[] = {1e-7f, 1e-5f, 1e-2f, 1.f, 1e3f, 3e4f, 6e4f, 1e5f};
+  for (size_t i = 0; i < n; i++) x[i] = normal(magnitudes[i % 8]);
+  for (int i = 0; i < n_special; i++) x[i] = specials[i].x;
+  std::vector<float> neg(x);
+  for (auto& v : neg) v = -v;
+  const GuardedCache kc(KV_F16, static_cast<size_t>(heads) * max_tokens * hd), vc(KV_F16, static_cast<size_t>(heads) * max_tokens * hd);
+  launch_write_kv(nullptr, kc.data(), vc.data(), KV_F16, x.data(), neg.data(), T, heads, hd, max_tokens, PosArg{nullptr, start});
+  const std::vector<uint16_t> keys = kc.halves();
+  for (int i = 0; i < n_special; i++) {
+    const uint16_t h = keys[static_cast<size_t>(start) * hd + i];  // token 0, head 0
+    const bool ok = half_is(h, specials[i].half);
+    if (!ok) failures++;
+    std::printf("%s f16 cache: write_kv stores %.9g as %.9g (want %.9g)\n", ok ? "ok  " : "FAIL", specials[i].x, f16_value(h), specials[i].half);
+  }
+  check_halves("f16 cache: write_kv keys", keys, heads, T, hd, max_tokens, start, x);
+  check_halves("f16 cache: write_kv values", vc.halves(), heads, T, hd, max_tokens, start, neg);
+
+  std::vector<float> q = normals(static_cast<size_t>(T) * hd), k = normals(n);
+  const GuardedCache kr(KV_F16, static_cast<size_t>(heads) * max_tokens * hd), vr(KV_F16, static_cast<size_t>(heads) * max_tokens * hd);
+  launch_rope_qk(nullptr, q.data(), 1, k.data(), heads, T, hd, PosArg{nullptr, start}, 1e6f, x.data(), kr.data(), vr.data(), KV_F16, max_tokens);
+  check_halves("f16 cache: rope_qk values", vr.halves(), heads, T, hd, max_tokens, start, x);
+  check_halves("f16 cache: rope_qk keys (rotated)", kr.halves(), heads, T, hd, max_tokens, start, k);
+}
+
+struct AttentionCase {
+  int ratio, hd, start, T, window, capacity_extra;
+};
+
+// Attention of case c in float64 over keys and values as the cache holds them ([position][kv * hd]):
+// core's semantics, or with `mma` the tensor-core kernel's (q * scale * log2(e), k and v rounded to
+// bf16, modelled exactly; each probability rounded to bf16 before the value product, not modelled: it
+// moves an output by at most 2^-8, bf16's unit roundoff, of the probability-weighted mean of |v|, which
+// goes to `bound` per element, with 2e-5 for the f32 arithmetic).
+static std::vector<double> attention_reference(const AttentionCase& c, const GuardedArray<float>& q, const std::vector<float>& keys,
+                                               const std::vector<float>& values, float scale, bool mma, std::vector<double>* bound) {
+  const int kv = 2, heads = kv * c.ratio, width = kv * c.hd;
+  const float qscale = scale * 1.4426950408889634f;
+  auto bf = [](float x) { return bf16_value(f32_to_bf16(x)); };
+  std::vector<double> want;
+  for (int t = 0; t < c.T; t++)
+    for (int h = 0; h < heads; h++) {
+      const int g = h / c.ratio, pos = c.start + t, first = c.window ? std::max(0, pos - c.window + 1) : 0;
+      std::vector<double> p;
+      double mx = -INFINITY, sum = 0;
+      for (int j = first; j <= pos; j++) {
+        double dot = 0;
+        for (int d = 0; d < c.hd; d++) {
+          const float qv = q[(static_cast<size_t>(t) * heads + h) * c.hd + d], kv_ = keys[static_cast<size_t>(j) * width + g * c.hd + d];
+          dot += mma ? bf(qv * qscale) * bf(kv_) : static_cast<double>(qv) * kv_;
+        }
+        p.push_back(mma ? dot : dot * scale);
+        mx = std::max(mx, p.back());
+      }
+      for (auto& v : p) sum += (v = mma ? std::exp2(v - mx) : std::exp(v - mx));
+      for (int d = 0; d < c.hd; d++) {
+        double acc = 0, mag = 0;
+        for (int j = first; j <= pos; j++) {
+          const float vf = values[static_cast<size_t>(j) * width + g * c.hd + d];
+          const double v = mma ? bf(vf) : vf;
+          acc += p[j - first] * v;
+          mag += p[j - first] * std::fabs(v);
+        }
+        want.push_back(acc / sum);
+        if (bound) bound->push_back(std::ldexp(mag / sum, -8) + 2e-5);
+      }
+    }
+  return want;
+}
+
+// The outputs of every attention kernel that takes case c: the split kernel (its plan in `plan_name`),
+// and at head_dim 64/128 the tiled and the tensor-core ones (empty otherwise).
+struct AttentionOutputs {
+  std::vector<float> split, tiled, mma;
+  std::string plan_name;
+};
+static AttentionOutputs run_attention_kernels(const AttentionCase& c, const GuardedArray<float>& q, const GuardedCache& kc, const GuardedCache& vc,
+                                              int max_tokens, int* pass_pos, float scale, const std::string& what) {
+  const int kv = 2, heads = kv * c.ratio, total = c.start + c.T;
+  AttentionOutputs r;
+  const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
+  AttentionPlan plan = plan_split_attention(c.T, heads, c.hd, capacity);
+  // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
+  // read only the chunks written for this step.
+  const GuardedArray<float> scratch(std::vector<float>(plan.scratch_floats, 0.5f));
+  r.split.assign(static_cast<size_t>(c.T) * heads * c.hd, NAN);
+  // One set of merge counters for every case, as the addon keeps one: each launch (and each slice of
+  // a pass: this build slices every 4 tokens) must leave them at zero for the next.
+  static std::vector<int> counters(4096, 0);
+  if (attention_counter_ints(c.T, kv) > counters.size()) std::abort();
+  launch_attention(nullptr, q.data(), kc.data(), vc.data(), kc.dtype(), c.T, heads, kv, c.hd, max_tokens, PosArg{pass_pos, 0}, scale, c.window, plan,
+                   scratch.data(), counters.data(), r.split.data());
+  r.plan_name = std::to_string(plan.splits) + " splits of " + std::to_string(plan.chunk);
+  check_eq(what + " (" + r.plan_name + "): merge counters left nonzero", std::count_if(counters.begin(), counters.end(), [](int v) { return v != 0; }), 0);
+  if (c.hd == 64 || c.hd == 128) {
+    r.tiled.assign(r.split.size(), NAN);
+    launch_attention_tiled(nullptr, q.data(), kc.data(), vc.data(), kc.dtype(), c.T, heads, kv, c.hd, max_tokens, PosArg{pass_pos, 0}, scale, c.window,
+                           r.tiled.data());
+    r.mma.assign(r.split.size(), NAN);
+    launch_attention_mma(nullptr, q.data(), kc.data(), vc.data(), kc.dtype(), c.T, heads, kv, c.hd, max_tokens, PosArg{pass_pos, 0}, scale, c.window,
+                         r.mma.data());
+  }
+  return r;
+}
+
+// Case c on a cache of kv_dtype, written through write_kv: every kernel against the float64 references
+// over what the cache holds (an f16 cache's rounded halves). On an f16 cache the kernels must also give
+// the very bits they give on an f32 cache holding the widened halves: the same arithmetic, the halves
+// only read differently.
+static void check_attention_case(const AttentionCase& c, int kv_dtype) {
+  const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
+  auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
+  // Queries, caches and scratch in guarded memory: reading past the cache's capacity stops the run.
+  const GuardedArray<float> q(normals(static_cast<size_t>(c.T) * heads * c.hd));
+  const GuardedCache kc(kv_dtype, static_cast<size_t>(kv) * max_tokens * c.hd), vc(kv_dtype, static_cast<size_t>(kv) * max_tokens * c.hd);
+  // Write the prefix and the new rows through the kernel, in two calls as the model does.
+  if (c.start > 0) launch_write_kv(nullptr, kc.data(), vc.data(), kv_dtype, keys.data(), values.data(), c.start, kv, c.hd, max_tokens, PosArg{nullptr, 0});
+  int pass_pos = c.start;
+  launch_write_kv(nullptr, kc.data(), vc.data(), kv_dtype, keys.data() + static_cast<size_t>(c.start) * width, values.data() + static_cast<size_t>(c.start) * width,
+                  c.T, kv, c.hd, max_tokens, PosArg{&pass_pos, 0});
+  const float scale = 1.f / std::sqrt(static_cast<float>(c.hd));
+  const auto held_k = stored_as(keys, kv_dtype), held_v = stored_as(values, kv_dtype);
+  char name[160];
+  std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d%s", c.ratio, c.hd, c.start, c.T, c.window,
+                kv_dtype == KV_F16 ? ", f16 cache" : "");
+  const AttentionOutputs got = run_attention_kernels(c, q, kc, vc, max_tokens, &pass_pos, scale, name);
+  const std::vector<double> want = attention_reference(c, q, held_k, held_v, scale, false, nullptr);
+  check(std::string(name) + " (" + got.plan_name + ")", got.split, want, 1e-5);
+  if (!got.tiled.empty()) {
+    check(std::string(name) + " (tiled)", got.tiled, want, 1e-5);
+    std::vector<double> bound;
+    const std::vector<double> want16 = attention_reference(c, q, held_k, held_v, scale, true, &bound);
+    check_within(std::string(name) + " (tensor cores, bf16)", got.mma, want16, bound);
+  }
+  if (kv_dtype != KV_F16) return;
+  const GuardedCache kw(kc.values()), vw(vc.values());
+  const AttentionOutputs wide = run_attention_kernels(c, q, kw, vw, max_tokens, &pass_pos, scale, std::string(name) + " on f32 of its halves");
+  auto differs = [](const std::vector<float>& a, const std::vector<float>& b) { return a.size() != b.size() || std::memcmp(a.data(), b.data(), a.size() * 4) != 0; };
+  check_eq(std::string(name) + " (split): differs from an f32 cache of its halves", differs(got.split, wide.split), 0);
+  if (got.tiled.empty()) return;
+  check_eq(std::string(name) + " (tiled): differs from an f32 cache of its halves", differs(got.tiled, wide.tiled), 0);
+  check_eq(std::string(name) + " (tensor cores): differs from an f32 cache of its halves", differs(got.mma, wide.mma), 0);
+}
+
 static void test_attention() {
   // Every case runs on the split kernel and, at head_dim 64/128, on the tiled and the tensor-core ones (which plan_attention
   // picks for long prefills: its choice is checked below at an H100/H200's 132 SMs).
-  struct Case { int ratio, hd, start, T, window, capacity_extra; };
-  const Case cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
-                        {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0},
-                        // a window that starts past the first chunk; a cache long enough for chunks of 128
-                        {2, 64, 150, 3, 40, 0}, {7, 64, 200, 1, 0, 20000},
-                        // prefill-sized passes: tokens straddling the tiled kernel's 64-row blocks (groups of 7),
-                        // several key tiles, a prefix already in the cache, windows shorter than a tile and
-                        // starting past the first, a window of one key, and head_dim 80 (split kernel only)
-                        {2, 128, 0, 23, 0, 0}, {7, 128, 13, 40, 0, 0}, {7, 64, 0, 70, 0, 0}, {1, 64, 100, 16, 0, 5},
-                        {4, 128, 150, 17, 0, 0}, {2, 64, 20, 30, 8, 0}, {7, 64, 130, 20, 90, 0}, {1, 64, 10, 64, 1, 0},
-                        {4, 80, 0, 20, 0, 0}};
-  for (const Case& c : cases) {
-    const int kv = 2, heads = kv * c.ratio, width = kv * c.hd, total = c.start + c.T, max_tokens = total + 3 + c.capacity_extra;
-    auto keys = normals(static_cast<size_t>(total) * width), values = normals(static_cast<size_t>(total) * width);
-    // Queries, caches and scratch in guarded memory: reading past the cache's capacity stops the run.
-    const GuardedArray<float> q(normals(static_cast<size_t>(c.T) * heads * c.hd));
-    const GuardedArray<float> kc(std::vector<float>(static_cast<size_t>(kv) * max_tokens * c.hd, NAN)), vc(std::vector<float>(kc.size(), NAN));
-    // Write the prefix and the new rows through the kernel, in two calls as the model does.
-    if (c.start > 0) launch_write_kv(nullptr, kc.data(), vc.data(), keys.data(), values.data(), c.start, kv, c.hd, max_tokens, PosArg{nullptr, 0});
-    int pass_pos = c.start;
-    launch_write_kv(nullptr, kc.data(), vc.data(), keys.data() + static_cast<size_t>(c.start) * width, values.data() + static_cast<size_t>(c.start) * width, c.T, kv, c.hd,
-                    max_tokens, PosArg{&pass_pos, 0});
-    const float scale = 1.f / std::sqrt(static_cast<float>(c.hd));
-    std::vector<double> want;
-    for (int t = 0; t < c.T; t++)
-      for (int h = 0; h < heads; h++) {
-        const int g = h / c.ratio, pos = c.start + t, first = c.window ? std::max(0, pos - c.window + 1) : 0;
-        std::vector<double> s;
-        double mx = -INFINITY;
-        for (int j = first; j <= pos; j++) {
-          double dot = 0;
-          for (int d = 0; d < c.hd; d++) dot += static_cast<double>(q[(static_cast<size_t>(t) * heads + h) * c.hd + d]) * keys[static_cast<size_t>(j) * width + g * c.hd + d];
-          s.push_back(dot * scale);
-          mx = std::max(mx, s.back());
-        }
-        double sum = 0;
-        for (auto& v : s) sum += (v = std::exp(v - mx));
-        for (int d = 0; d < c.hd; d++) {
-          double acc = 0;
-          for (int j = first; j <= pos; j++) acc += s[j - first] * values[static_cast<size_t>(j) * width + g * c.hd + d];
-          want.push_back(acc / sum);
-        }
-      }
-    char name[160];
-    {
-      const int capacity = c.T == 1 ? max_tokens : total;  // decode plans cover the whole cache
-      AttentionPlan plan = plan_split_attention(c.T, heads, c.hd, capacity);
-      // Scratch starts as plausible stale partial results (as an earlier step leaves them): the merge must
-      // read only the chunks written for this step.
-      const GuardedArray<float> scratch(std::vector<float>(plan.scratch_floats, 0.5f));
-      std::vector<float> out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
-      // One set of merge counters for every case, as the addon keeps one: each launch (and each slice of
-      // a pass: this build slices every 4 tokens) must leave them at zero for the next.
-      static std::vector<int> counters(4096, 0);
-      if (attention_counter_ints(c.T, kv) > counters.size()) std::abort();
-      launch_attention(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, plan, scratch.data(),
-                       counters.data(), out.data());
-      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (%d splits of %d)", c.ratio, c.hd, c.start, c.T, c.window, plan.splits, plan.chunk);
-      check(name, out, want, 1e-5);
-      check_eq(std::string(name) + ": merge counters left nonzero", std::count_if(counters.begin(), counters.end(), [](int v) { return v != 0; }), 0);
-    }
-    if (c.hd == 64 || c.hd == 128) {
-      std::vector<float> out(static_cast<size_t>(c.T) * heads * c.hd, NAN);
-      launch_attention_tiled(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, out.data());
-      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tiled)", c.ratio, c.hd, c.start, c.T, c.window);
-      check(name, out, want, 1e-5);
-
-      // The tensor-core kernel rounds q * scale * log2(e), k and v to bf16 (modelled exactly below) and
-      // each probability to bf16 before the value product (not modelled: it moves an output by at most
-      // 2^-8, bf16's unit roundoff, of the probability-weighted mean of |v|: the bound per element, with
-      // 2e-5 for the f32 arithmetic).
-      std::fill(out.begin(), out.end(), NAN);
-      launch_attention_mma(nullptr, q.data(), kc.data(), vc.data(), c.T, heads, kv, c.hd, max_tokens, PosArg{&pass_pos, 0}, scale, c.window, out.data());
-      const float qscale = scale * 1.4426950408889634f;
-      auto bf = [](float x) { return bf16_value(f32_to_bf16(x)); };
-      std::vector<double> want16, bound;
-      for (int t = 0; t < c.T; t++)
-        for (int h = 0; h < heads; h++) {
-          const int g = h / c.ratio, pos = c.start + t, first = c.window ? std::max(0, pos - c.window + 1) : 0;
-          std::vector<double> p;
-          double mx = -INFINITY, sum = 0;
-          for (int j = first; j <= pos; j++) {
-            double dot = 0;
-            for (int d = 0; d < c.hd; d++)
-              dot += bf(q[(static_cast<size_t>(t) * heads + h) * c.hd + d] * qscale) * bf(keys[static_cast<size_t>(j) * width + g * c.hd + d]);
-            p.push_back(dot);
-            mx = std::max(mx, dot);
-          }
-          for (auto& v : p) sum += (v = std::exp2(v - mx));
-          for (int d = 0; d < c.hd; d++) {
-            double acc = 0, mag = 0;
-            for (int j = first; j <= pos; j++) {
-              const double v = bf(values[static_cast<size_t>(j) * width + g * c.hd + d]);
-              acc += p[j - first] * v;
-              mag += p[j - first] * std::fabs(v);
-            }
-            want16.push_back(acc / sum);
-            bound.push_back(std::ldexp(mag / sum, -8) + 2e-5);
-          }
-        }
-      std::snprintf(name, sizeof name, "attention GQA %d head_dim %d start %d T %d window %d (tensor cores, bf16)", c.ratio, c.hd, c.start, c.T, c.window);
-      check_within(name, out, want16, bound);
-    }
-  }
+  const AttentionCase cases[] = {{1, 64, 0, 1, 0, 0}, {7, 64, 37, 1, 0, 0}, {4, 64, 300, 1, 0, 0}, {7, 128, 13, 5, 0, 0},
+                                 {2, 64, 20, 5, 8, 0}, {1, 64, 40, 1, 16, 0}, {2, 64, 600, 1, 0, 1000}, {4, 80, 3, 4, 0, 0},
+                                 // a window that starts past the first chunk; a cache long enough for chunks of 128
+                                 {2, 64, 150, 3, 40, 0}, {7, 64, 200, 1, 0, 20000},
+                                 // prefill-sized passes: tokens straddling the tiled kernel's 64-row blocks (groups of 7),
+                                 // several key tiles, a prefix already in the cache, windows shorter than a tile and
+                                 // starting past the first, a window of one key, and head_dim 80 (split kernel only)
+                                 {2, 128, 0, 23, 0, 0}, {7, 128, 13, 40, 0, 0}, {7, 64, 0, 70, 0, 0}, {1, 64, 100, 16, 0, 5},
+                                 {4, 128, 150, 17, 0, 0}, {2, 64, 20, 30, 8, 0}, {7, 64, 130, 20, 90, 0}, {1, 64, 10, 64, 1, 0},
+                                 {4, 80, 0, 20, 0, 0}};
+  for (const AttentionCase& c : cases) check_attention_case(c, KV_F32);
+  // f16 caches on every path: decode over a short cache (one chunk) and over long ones (many chunks, of
+  // 64 and of 128 positions), a window, prefills with and without a prefix and windowed, head_dim 80
+  // (halves at 2-byte alignment only), both head sizes.
+  const AttentionCase f16_cases[] = {{1, 64, 37, 1, 0, 0},    {4, 128, 37, 1, 0, 0}, {2, 64, 300, 1, 0, 0},   {2, 64, 600, 1, 0, 1000},
+                                     {7, 64, 200, 1, 0, 20000}, {2, 64, 20, 5, 8, 0}, {7, 64, 0, 23, 0, 0},    {7, 128, 13, 40, 0, 0},
+                                     {2, 64, 20, 30, 8, 0},   {4, 80, 3, 4, 0, 0}};
+  for (const AttentionCase& c : f16_cases) check_attention_case(c, KV_F16);
   // Which kernel plan_attention's estimate picks on 132 SMs: long prefills go tiled, even where their
   // blocks leave SMs idle (Qwen2-0.5B at 512 tokens: 112 blocks); a short pass after a long prefix, a
   // short prompt and decode stay split; head_dim 80 never goes tiled.
@@ -1125,7 +1293,7 @@ static void test_sample_previous() {
 int main(int argc, char** argv) {
   // Optional argument: run only the groups whose name contains it (embed, rmsnorm, matmul, pipelined
   // (the pipelined GEMM's own test, also part of matmul), rope (with the GEMV's rope epilogue, also part
-  // of matmul), attention, elementwise, sample).
+  // of matmul), kv (f16 caches' rounding, also part of rope and attention), attention, elementwise, sample).
   const std::string only = argc > 1 ? argv[1] : "";
   setvbuf(stdout, nullptr, _IOLBF, 0);  // each check's line as it is made, also into a pipe
   std::signal(SIGSEGV, on_segv);
@@ -1149,6 +1317,7 @@ int main(int argc, char** argv) {
   ::emu::multiprocessors = 1;
   if (want("rope")) test_rope();
   if (want("rope")) test_rope_qk();
+  if (want("kv rope attention")) test_kv_f16_rounding();
   if (want("attention")) test_attention();
   if (want("elementwise")) test_elementwise_and_argmax();
   if (want("sample")) test_sample();
