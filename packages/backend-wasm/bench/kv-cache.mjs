@@ -1,11 +1,10 @@
-// The KV cache stored as f16 against f32 (Qwen2.load's kvCacheDtype): memory, decode speed at long
-// contexts (each generated token reads the whole cache once per layer) and prefill speed there (the
-// attention of every prompt token reads the cache before it, so widening halves costs most there).
+// The KV cache stored as f16 against f32 (Qwen2.load's kvCacheDtype): memory, and at each context
+// length the time of a one-token pass (decode: it reads the whole cache once per layer) and of a
+// CHUNK-token pass (prefill there: each of its tokens attends over the whole history).
 //
-// Qwen2-0.5B (random weights, q4_0 by default) with one model per cache dtype on the same backend. For
-// each context length the prompt grows to it (the tokens since the previous length are prefilled: that
-// is the prefill figure), then one-token passes at that length are timed, alternating the two dtypes
-// in each round. Prints medians and the ratio f32 / f16 (above 1: f16 faster).
+// Qwen2-0.5B (random weights, q4_0 by default) with one model per cache dtype on the same backend. At
+// each context length both caches are filled to it, then rounds of both passes alternate the two
+// dtypes (reusing the cached prompt each time). Prints medians and the ratios (above 1: f16 faster).
 //
 //   node bench/kv-cache.mjs [--contexts=1024,4096,8192] [--format=q4_0] [--rounds=3] [--threads=2] [--dir=/tmp]
 //
@@ -23,16 +22,19 @@ const contexts = (args.get('contexts') ?? '1024,4096,8192').split(',').map(Numbe
 const format = args.get('format') ?? 'q4_0';
 const rounds = Number(args.get('rounds') ?? 3);
 const threads = Number(args.get('threads') ?? 2);
-const REPEATS = 4;
+const REPEATS = 3;
+/** Tokens of the prefill pass timed at each context length. */
+const CHUNK = 64;
 const DTYPES = ['f32', 'f16'];
 const longest = Math.max(...contexts);
 const PROMPT = Array.from({ length: longest }, (_, i) => 100 + ((i * 7919) % 150000));
+const maxContext = longest + CHUNK + 8;
 
-/** Median ms of REPEATS one-token passes after the first `n` prompt tokens (their cache reused each time). */
-async function decodeMs(model, n, round) {
+/** Median ms of REPEATS passes of `T` new tokens after the first `n` prompt tokens (their cache reused each time). */
+async function passMs(model, n, T, round) {
   const times = [];
   for (let i = 0; i < REPEATS; i++) {
-    const ids = [...PROMPT.slice(0, n), 500 + 37 * round + i];
+    const ids = [...PROMPT.slice(0, n), ...Array.from({ length: T }, (_, j) => 500 + 37 * round + 11 * i + j)];
     const t0 = performance.now();
     await model.logits(ids);
     times.push(performance.now() - t0);
@@ -48,27 +50,25 @@ try {
   const mib = {};
   for (const kvCacheDtype of DTYPES) {
     const before = backend.memory().kvCache;
-    models[kvCacheDtype] = await Qwen2.load(dir, { backend, dtype: format, maxContext: longest + 8, kvCacheDtype });
+    models[kvCacheDtype] = await Qwen2.load(dir, { backend, dtype: format, maxContext, kvCacheDtype });
     mib[kvCacheDtype] = (backend.memory().kvCache - before) / 2 ** 20;
   }
-  console.log(`Qwen2-0.5B shapes, ${format} weights, random; ${backend.info.device}; KV cache of ${longest + 8} tokens: ` +
+  console.log(`Qwen2-0.5B shapes, ${format} weights, random; ${backend.info.device}; KV cache of ${maxContext} tokens: ` +
     DTYPES.map((d) => `${d} ${mib[d].toFixed(0)} MiB`).join(', '));
-  console.log('\ncontext   decode ms/token f32   f16   f32/f16   |   prefill of the tokens before it, tok/s f32   f16   f16/f32');
-  let done = 0;
+  console.log(`\ncontext   decode ms/token  f32    f16   f32/f16   |   prefill of ${CHUNK} more tokens, tok/s  f32    f16   f16/f32`);
   for (const n of contexts) {
-    const prefill = {};
-    for (const d of DTYPES) {
-      const t0 = performance.now();
-      await models[d].logits(PROMPT.slice(0, n));
-      prefill[d] = (n - done) / ((performance.now() - t0) / 1000);
-    }
-    done = n;
-    const ms = { f32: [], f16: [] };
+    for (const d of DTYPES) await models[d].logits(PROMPT.slice(0, n));
+    const decode = { f32: [], f16: [] };
+    const chunk = { f32: [], f16: [] };
     for (let r = 0; r < rounds; r++) {
-      for (const d of r % 2 ? [...DTYPES].reverse() : DTYPES) ms[d].push(await decodeMs(models[d], n, r));
+      for (const d of r % 2 ? [...DTYPES].reverse() : DTYPES) {
+        decode[d].push(await passMs(models[d], n, 1, r));
+        chunk[d].push(await passMs(models[d], n, CHUNK, r));
+      }
     }
-    const [a, b] = [median(ms.f32), median(ms.f16)];
-    console.log(`${String(n).padStart(7)}   ${a.toFixed(1).padStart(19)} ${b.toFixed(1).padStart(5)} ${(a / b).toFixed(2).padStart(9)}   |   ${prefill.f32.toFixed(1).padStart(45)} ${prefill.f16.toFixed(1).padStart(5)} ${(prefill.f16 / prefill.f32).toFixed(2).padStart(9)}`);
+    const [a, b] = [median(decode.f32), median(decode.f16)];
+    const [pa, pb] = [CHUNK / (median(chunk.f32) / 1000), CHUNK / (median(chunk.f16) / 1000)];
+    console.log(`${String(n).padStart(7)}   ${a.toFixed(1).padStart(20)} ${b.toFixed(1).padStart(6)} ${(a / b).toFixed(2).padStart(9)}   |   ${pa.toFixed(1).padStart(38)} ${pb.toFixed(1).padStart(6)} ${(pb / pa).toFixed(2).padStart(9)}`);
   }
   for (const model of Object.values(models)) await model.dispose();
 } finally {
