@@ -4,6 +4,7 @@
 // kernel. Where CUDA is unusable it prints one line and exits 0.
 //
 //   node scripts/bench.mjs [--models 0.5B,7B] [--formats bf16,q4_0] [--steps 128] [--prefill 512] [--copy-mib 1024]
+//                          [--long-context 8192]   (decode after that many tokens with an f32 and an f16 KV cache; 0 skips)
 import { f32ToBf16, f32ToF16, Qwen2Model, TokenHistory } from '@qwen2-ts/core';
 import { cudaAvailability, cudaBackend } from '../dist/index.js';
 
@@ -27,6 +28,7 @@ const formats = opt('--formats', 'bf16,q4_0').split(',');
 const steps = Number(opt('--steps', '128'));
 const prefillTokens = Number(opt('--prefill', '512'));
 const copyMiB = Number(opt('--copy-mib', '1024'));
+const longContext = Number(opt('--long-context', '8192'));
 
 const availability = cudaAvailability();
 if (!availability.available) {
@@ -231,6 +233,33 @@ for (const shape of models) {
     if (shape === '7B' && format === 'bf16') console.log(`  target: ratio >= ${TARGETS.decodeRatio7B} -> ${best / bound >= TARGETS.decodeRatio7B ? 'met' : 'NOT met'}`);
     if (shape === '0.5B') console.log(`  target: >= ${TARGETS.decode05B} tokens/s -> ${best >= TARGETS.decode05B ? 'met' : 'NOT met'}`);
     backend.programmaticDependentLaunch = false;
+
+    // Decode after a long prompt, where each step reads the KV cache as well as the weights: an f32
+    // cache against an f16 one (half the bytes), alternating, median of 3 rounds of `steps` steps.
+    if (longContext > 0) {
+      const longRate = async (kv) => {
+        const seq = model.createSequence(longContext + steps + 8, kv);
+        let id = (await backend.argmax(model.forward(seq, ids(longContext, 3))))[0];
+        for (let i = 0; i < 4; i++) id = (await backend.argmax(model.forward(seq, [id])))[0];
+        const d0 = performance.now();
+        for (let i = 0; i < steps; i++) id = (await backend.argmax(model.forward(seq, [id])))[0];
+        const s = (performance.now() - d0) / 1e3;
+        const bytes = seq.cache.bytes;
+        seq.free();
+        return { rate: steps / s, bytes };
+      };
+      const long = { f32: [], f16: [] };
+      const cacheBytes = {};
+      for (let round = 0; round < 3; round++) {
+        for (const kv of round % 2 ? ['f16', 'f32'] : ['f32', 'f16']) {
+          const r = await longRate(kv);
+          long[kv].push(r.rate);
+          cacheBytes[kv] = r.bytes;
+        }
+      }
+      const f32 = median(long.f32), f16 = median(long.f16);
+      console.log(`  decode after ${longContext} tokens: f32 KV cache ${f32.toFixed(1)} tokens/s (${gb(cacheBytes.f32)} GB), f16 KV cache ${f16.toFixed(1)} tokens/s (${gb(cacheBytes.f16)} GB) | f16 / f32 ${(f16 / f32).toFixed(3)}`);
+    }
 
     // Prefill: one pass of `prefillTokens` tokens into an empty cache, best of 3; with f16/bf16 weights
     // at both GEMM precisions (x split into hi + lo, or rounded once to 16 bits).
