@@ -185,8 +185,7 @@ export class CudaBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    checkKVCacheSpec(spec);
-    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens, dtype: spec.dtype ?? 'f32' };
+    const copy = checkKVCacheSpec(spec);
     const bytes = kvCacheBytes(copy);
     const c = new CudaKVCache(copy, native(() => this.n.malloc(this.ctx, bytes)), bytes);
     this.caches.add(c);

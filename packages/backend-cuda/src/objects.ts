@@ -1,5 +1,5 @@
 import type { DeviceTokens, KVCache, KVCacheDtype, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
-import { BackendUsageError } from '@qwen2-ts/core';
+import { BackendUsageError, kvValueBytes } from '@qwen2-ts/core';
 
 let nextId = 1;
 
@@ -62,11 +62,6 @@ export class CudaWeight implements Weight {
 /** Codes of the KV cache dtypes shared with the kernels (native/kernels.h KVDtypeCode). */
 export const KV_DTYPE_CODE: Readonly<Record<KVCacheDtype, number>> = { f32: 0, f16: 1 };
 
-/** Bytes of one stored key or value element: 4 in an f32 cache, 2 in an f16 one. */
-export function kvElementBytes(spec: KVCacheSpec): number {
-  return spec.dtype === 'f16' ? 2 : 4;
-}
-
 /**
  * A per-sequence KV cache: per layer, keys then values, each `[kvHeads][maxTokens][headDim]` of the
  * spec's dtype (f32, or f16 as the kernels round it).
@@ -83,7 +78,7 @@ export class CudaKVCache implements KVCache {
 
   /** Bytes of one layer's keys (the values follow). */
   get layerHalfBytes(): number {
-    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * kvElementBytes(this.spec);
+    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * kvValueBytes(this.spec.dtype);
   }
 
   keysPtr(layer: number): number {
@@ -97,7 +92,7 @@ export class CudaKVCache implements KVCache {
 
 /** Bytes of a KV cache of `spec`: keys and values of every layer, at the spec's element size. */
 export function kvCacheBytes(spec: KVCacheSpec): number {
-  return 2 * spec.layers * spec.kvHeads * spec.maxTokens * spec.headDim * kvElementBytes(spec);
+  return 2 * spec.layers * spec.kvHeads * spec.maxTokens * spec.headDim * kvValueBytes(spec.dtype);
 }
 
 /** Casts and checks a tensor handed to the CUDA backend. */

@@ -344,12 +344,11 @@ export class WasmBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    checkKVCacheSpec(spec);
-    const copy: KVCacheSpec = { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens, dtype: spec.dtype ?? 'f32' };
-    const bytes = spec.layers * 2 * spec.kvHeads * spec.maxTokens * spec.headDim * (copy.dtype === 'f16' ? 2 : 4);
+    const checked = checkKVCacheSpec(spec);
+    const bytes = WasmKVCache.bytesOf(checked);
     const ptr = this.arenas[0]!.alloc(bytes);
-    if (ptr < 0) throw new RangeError(`backend-wasm: no room for a KV cache of ${bytes} bytes (${spec.maxTokens} tokens, ${copy.dtype}) in memory 0`);
-    const c = new WasmKVCache(this, copy, ptr);
+    if (ptr < 0) throw new RangeError(`backend-wasm: no room for a KV cache of ${bytes} bytes (${checked.maxTokens} tokens, ${checked.dtype}) in memory 0`);
+    const c = new WasmKVCache(this, checked, ptr);
     this.caches.add(c);
     return c;
   }

@@ -1,4 +1,4 @@
-import { BackendUsageError } from '@qwen2-ts/core';
+import { BackendUsageError, kvValueBytes } from '@qwen2-ts/core';
 import type { HostWeight, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 import type { Arena } from './arena.js';
 
@@ -49,18 +49,23 @@ export class WasmKVCache implements KVCache {
   heldNonFinite = false;
   constructor(readonly owner: object, readonly spec: KVCacheSpec, readonly ptr: number) {}
 
-  get bytes(): number {
-    return this.spec.layers * 2 * this.halfBytes;
+  /** Bytes a cache of `spec` occupies. */
+  static bytesOf(spec: KVCacheSpec): number {
+    return spec.layers * 2 * WasmKVCache.halfBytesOf(spec);
   }
 
-  /** Bytes per stored value. */
-  get elementBytes(): 2 | 4 {
-    return this.spec.dtype === 'f16' ? 2 : 4;
+  /** Bytes of the keys (or values) of one layer of a cache of `spec`. */
+  private static halfBytesOf(spec: KVCacheSpec): number {
+    return spec.kvHeads * spec.maxTokens * spec.headDim * kvValueBytes(spec.dtype);
+  }
+
+  get bytes(): number {
+    return WasmKVCache.bytesOf(this.spec);
   }
 
   /** Bytes of the keys (or values) of one layer. */
   get halfBytes(): number {
-    return this.spec.kvHeads * this.spec.maxTokens * this.spec.headDim * this.elementBytes;
+    return WasmKVCache.halfBytesOf(this.spec);
   }
 
   /** Offset of the keys of `layer`; the values follow at + halfBytes. */

@@ -1,11 +1,6 @@
-import { BackendUsageError, checkKVCacheSpec, type KVCacheDtype, type KVCacheSpec } from '@qwen2-ts/core';
+import { BackendUsageError, checkKVCacheSpec, kvValueBytes, type KVCacheDtype, type KVCacheSpec } from '@qwen2-ts/core';
 import { WebGPUDeviceError } from './errors.js';
 import { MAX_HEAD_DIM } from './wgsl/attention.js';
-
-/** Bytes one key or value takes in a cache of `dtype` (f16: half of a `u32` word; see wgsl/kv-cache.ts). */
-export function kvValueBytes(dtype: KVCacheDtype): number {
-  return dtype === 'f16' ? 2 : 4;
-}
 
 /**
  * Checks a cache spec against what the kernels and the device take, and returns its storage and the
@@ -17,8 +12,7 @@ export function kvValueBytes(dtype: KVCacheDtype): number {
  * @throws WebGPUDeviceError when one layer's keys exceed `maxBinding`
  */
 export function planKVCache(spec: KVCacheSpec, maxBinding: number): { dtype: KVCacheDtype; layerBytes: number } {
-  checkKVCacheSpec(spec);
-  const dtype = spec.dtype ?? 'f32';
+  const { dtype } = checkKVCacheSpec(spec);
   if (spec.headDim > MAX_HEAD_DIM) throw new BackendUsageError(`createKVCache: headDim ${spec.headDim} exceeds the ${MAX_HEAD_DIM} the attention kernel supports`);
   if (dtype === 'f16' && spec.headDim % 2 !== 0) {
     throw new BackendUsageError(`createKVCache: an f16 cache needs an even headDim (it stores dimensions i and i + headDim/2 in one 32-bit word), got ${spec.headDim}`);

@@ -13,7 +13,7 @@ export type {
   AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheDtype, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
 export { ReferenceBackend } from './backend/reference/reference-backend.js';
-export { expectShape, checkTokenIds, checkLayer, checkKVCacheSpec, checkBeginPass, checkEndPass } from './backend/usage-checks.js';
+export { expectShape, checkTokenIds, checkLayer, checkKVCacheSpec, kvValueBytes, checkBeginPass, checkEndPass } from './backend/usage-checks.js';
 export { ContextOverflowError, ModelWeightsError, WeightFormatError, BackendUsageError } from './errors.js';
 
 // Numbers and weights

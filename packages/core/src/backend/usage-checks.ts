@@ -1,5 +1,5 @@
 import { BackendUsageError } from '../errors.js';
-import type { KVCacheSpec, Tensor } from './types.js';
+import type { KVCacheDtype, KVCacheSpec, Tensor } from './types.js';
 
 // Argument checks every backend makes before an op, with one wording, so that the conformance suite
 // sees the same errors from each backend and backends do not keep copies of the reference's checks.
@@ -22,14 +22,23 @@ export function checkLayer(spec: KVCacheSpec, layer: number, what: string): void
   if (!Number.isInteger(layer) || layer < 0 || layer >= spec.layers) throw new BackendUsageError(`${what}: layer ${layer} outside a cache of ${spec.layers} layers`);
 }
 
-/** The checks of `createKVCache`: positive integer sizes and a known {@link KVCacheSpec.dtype}. */
-export function checkKVCacheSpec(spec: KVCacheSpec): void {
+/**
+ * The checks of `createKVCache`: positive integer sizes and a known {@link KVCacheSpec.dtype}. Returns a
+ * copy of the spec (the caller's object may change later) with the dtype resolved.
+ */
+export function checkKVCacheSpec(spec: KVCacheSpec): KVCacheSpec & { dtype: KVCacheDtype } {
   for (const k of ['layers', 'kvHeads', 'headDim', 'maxTokens'] as const) {
     if (!Number.isInteger(spec[k]) || spec[k] < 1) throw new BackendUsageError(`createKVCache: ${k} must be a positive integer, got ${spec[k]}`);
   }
   if (spec.dtype !== undefined && spec.dtype !== 'f32' && spec.dtype !== 'f16') {
     throw new BackendUsageError(`createKVCache: dtype must be 'f32' or 'f16', got ${JSON.stringify(spec.dtype)}`);
   }
+  return { layers: spec.layers, kvHeads: spec.kvHeads, headDim: spec.headDim, maxTokens: spec.maxTokens, dtype: spec.dtype ?? 'f32' };
+}
+
+/** Bytes one stored key or value takes in a cache of `dtype` (default f32). */
+export function kvValueBytes(dtype: KVCacheDtype = 'f32'): 2 | 4 {
+  return dtype === 'f16' ? 2 : 4;
 }
 
 /** The checks of `beginPass`: no pass open, at least one token, a position >= 0. */

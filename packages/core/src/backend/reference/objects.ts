@@ -1,5 +1,6 @@
 import type { HostWeight, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '../types.js';
 import { BackendUsageError } from '../../errors.js';
+import { kvValueBytes } from '../usage-checks.js';
 
 /** A float32 activation matrix of the reference backend: a (sub)array of a parent's storage. */
 export class RefTensor implements Tensor {
@@ -49,7 +50,7 @@ export class RefKVCache implements KVCache {
       this.keys.push(new Float32Array(spec.maxTokens * width));
       this.values.push(new Float32Array(spec.maxTokens * width));
     }
-    this.bytes = 2 * spec.layers * spec.maxTokens * width * (spec.dtype === 'f16' ? 2 : 4);
+    this.bytes = 2 * spec.layers * spec.maxTokens * width * kvValueBytes(spec.dtype);
   }
 }
 

@@ -68,8 +68,7 @@ export class ReferenceBackend implements Backend {
 
   createKVCache(spec: KVCacheSpec): KVCache {
     this.alive();
-    checkKVCacheSpec(spec);
-    const c = new RefKVCache({ ...spec });
+    const c = new RefKVCache(checkKVCacheSpec(spec));
     this.caches.add(c);
     return c;
   }
