@@ -25,6 +25,9 @@ export type InspectPoint = 'embed' | 'attn_out' | 'mlp_out' | 'hidden_out' | 'fi
 export type InspectHook = (point: InspectPoint, layer: number | undefined, tensor: Tensor) => void;
 
 /** Scratch activations for passes of up to `rows` tokens, reused by every pass (views for fewer). */
+/** A pass's scratch activations besides the residual stream. */
+type Activations = Record<'xn' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'gate' | 'up', Tensor>;
+
 interface Workspace {
   rows: number;
   x: Tensor; xn: Tensor; q: Tensor; k: Tensor; v: Tensor; attn: Tensor; o: Tensor; gate: Tensor; up: Tensor;
@@ -47,6 +50,12 @@ export class Qwen2Model {
   /** Debugging hook, see {@link InspectHook}; unset in normal use. */
   inspect: InspectHook | undefined;
   private ws: Workspace | undefined;
+  /**
+   * Logits of a batched step, one row per sequence, as wide as the widest batch so far (a row is vocab x
+   * 4 bytes: 600 KB for Qwen2). Kept apart from the workspace, which other passes may regrow while the
+   * batch's generations still read their rows.
+   */
+  private batchLogits: Tensor | undefined;
 
   /**
    * @param backend - where weights live and ops run
@@ -107,6 +116,49 @@ export class Qwen2Model {
   }
 
   /**
+   * One decoding step of several sequences in one pass: appends `ids[i]` to `seqs[i]` and returns the
+   * logits of each, `[seqs.length, vocab]` on the backend (row i for sequence i), overwritten by the next
+   * batched step. The matrix products read every weight once for all the sequences, which is where a
+   * step's time goes; RoPE, the KV write and attention run per sequence, at its own position and over its
+   * own cache. Each row equals what {@link forward} of that one token would give.
+   * @throws RangeError when the lengths differ, there are no sequences or more than `maxChunk`, a
+   *   sequence appears twice, or an id is outside the vocabulary
+   * @throws {@link ContextOverflowError} when a sequence's cache is full
+   */
+  forwardBatch(seqs: readonly KVSequence[], ids: ArrayLike<number>): Tensor {
+    const B = seqs.length;
+    if (B === 0 || B !== ids.length) throw new RangeError(`forwardBatch: ${B} sequences and ${ids.length} ids; expected one id per sequence and at least one`);
+    if (B > this.maxChunk) throw new RangeError(`forwardBatch: ${B} sequences exceed maxChunk ${this.maxChunk}`);
+    if (new Set(seqs).size !== B) throw new RangeError('forwardBatch: a sequence appears twice (one token per sequence per step)');
+    const all = this.checkTokenIds(ids);
+    for (const seq of seqs) seq.ensureRoom(1);
+    const b = this.backend;
+    // The pass is as wide as the batch; its positions are each sequence's own, so it names the lowest.
+    b.beginPass(B, Math.min(...seqs.map((s) => s.length)));
+    try {
+      const ws = this.workspace(B);
+      const x = B === ws.rows ? ws.x : b.view(ws.x, 0, B);
+      const act = this.activations(ws, B);
+      b.embed(this.weights.embed, all, x);
+      const rows = seqs.map((seq, i) => ({ seq, startPos: seq.length, q: b.view(act.q, i, 1), k: b.view(act.k, i, 1), v: b.view(act.v, i, 1), attn: b.view(act.attn, i, 1) }));
+      this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, x, act, () => {
+        for (const r of rows) this.attend(l, r.seq, r.startPos, r.q, r.k, r.v, r.attn);
+      }));
+      for (const seq of seqs) seq.length += 1;
+      if (!this.batchLogits || this.batchLogits.rows < B) {
+        if (this.batchLogits) b.free(this.batchLogits);
+        this.batchLogits = b.alloc(B, this.config.vocabSize);
+      }
+      const logits = B === this.batchLogits.rows ? this.batchLogits : b.view(this.batchLogits, 0, B);
+      b.rmsNorm(x, this.weights.norm, this.config.rmsNormEps, x);
+      b.matmul(x, [this.weights.lmHead], [undefined], [logits]);
+      return logits;
+    } finally {
+      b.endPass();
+    }
+  }
+
+  /**
    * Appends `ids` to `seq` and returns the logits of every one of them, read back to the host.
    * @throws {@link ContextOverflowError} when the tokens do not fit in the sequence's cache
    */
@@ -142,6 +194,8 @@ export class Qwen2Model {
   /** Frees the weights and scratch activations. */
   dispose(): void {
     this.freeWorkspace();
+    if (this.batchLogits) this.backend.free(this.batchLogits);
+    this.batchLogits = undefined;
     freeModelWeights(this.backend, this.weights);
   }
 
@@ -154,26 +208,24 @@ export class Qwen2Model {
     const ws = this.workspace(T);
     const at = <X extends Tensor>(t: X): Tensor => (T === ws.rows ? t : b.view(t, 0, T));
     const x = at(ws.x);
-    const act = { xn: at(ws.xn), q: at(ws.q), k: at(ws.k), v: at(ws.v), attn: at(ws.attn), o: at(ws.o), gate: at(ws.gate), up: at(ws.up) };
+    const act = this.activations(ws, T);
     const startPos = seq.length;
     if (ids instanceof Int32Array) b.embed(this.weights.embed, ids, x);
     else b.embedOnDevice!(this.weights.embed, ids, x);
     this.inspect?.('embed', undefined, x);
-    this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, seq, startPos, x, act));
+    this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, x, act, () => this.attend(l, seq, startPos, act.q, act.k, act.v, act.attn)));
     seq.length += T;
     return { x, ws };
   }
 
-  private decoderLayer(l: number, w: LayerWeights, seq: KVSequence, startPos: number, x: Tensor, a: Record<'xn' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'gate' | 'up', Tensor>): void {
+  /** One decoder layer on the rows of `x`; `selfAttention` fills `a.attn` from `a.q`, `a.k`, `a.v`. */
+  private decoderLayer(l: number, w: LayerWeights, x: Tensor, a: Activations, selfAttention: () => void): void {
     const b = this.backend;
     const c = this.config;
     // Self-attention block.
     b.rmsNorm(x, w.inputNorm, c.rmsNormEps, a.xn);
     b.matmul(a.xn, [w.q, w.k, w.v], [w.qBias, w.kBias, w.vBias], [a.q, a.k, a.v]);
-    b.rope(a.q, c.numAttentionHeads, c.headDim, startPos, c.ropeTheta);
-    b.rope(a.k, c.numKeyValueHeads, c.headDim, startPos, c.ropeTheta);
-    b.writeKV(seq.cache, l, a.k, a.v, startPos);
-    b.attention(a.q, seq.cache, l, startPos, this.attentionSpec(l), a.attn);
+    selfAttention();
     b.matmul(a.attn, [w.o], [undefined], [a.o]);
     this.inspect?.('attn_out', l, a.o);
     b.add(x, a.o, x);
@@ -185,6 +237,19 @@ export class Qwen2Model {
     this.inspect?.('mlp_out', l, a.o);
     b.add(x, a.o, x);
     this.inspect?.('hidden_out', l, x);
+  }
+
+  /**
+   * The part of layer `l` that belongs to one sequence: RoPE at its positions from `startPos`, its keys
+   * and values into its cache, and attention over that cache.
+   */
+  private attend(l: number, seq: KVSequence, startPos: number, q: Tensor, k: Tensor, v: Tensor, out: Tensor): void {
+    const b = this.backend;
+    const c = this.config;
+    b.rope(q, c.numAttentionHeads, c.headDim, startPos, c.ropeTheta);
+    b.rope(k, c.numKeyValueHeads, c.headDim, startPos, c.ropeTheta);
+    b.writeKV(seq.cache, l, k, v, startPos);
+    b.attention(q, seq.cache, l, startPos, this.attentionSpec(l), out);
   }
 
   private attentionSpec(layer: number): AttentionSpec {
@@ -258,15 +323,27 @@ export class Qwen2Model {
     }
   }
 
+  /** The workspace's activations for a pass of `T` tokens (views of its first rows when it holds more). */
+  private activations(ws: Workspace, T: number): Activations {
+    const at = (t: Tensor): Tensor => (T === ws.rows ? t : this.backend.view(t, 0, T));
+    return { xn: at(ws.xn), q: at(ws.q), k: at(ws.k), v: at(ws.v), attn: at(ws.attn), o: at(ws.o), gate: at(ws.gate), up: at(ws.up) };
+  }
+
   private checkIds(seq: KVSequence, ids: ArrayLike<number>): Int32Array {
     if (ids.length === 0) throw new RangeError('forward: no tokens to run');
+    const all = this.checkTokenIds(ids);
+    seq.ensureRoom(all.length);
+    return all;
+  }
+
+  /** `ids` as an Int32Array, each checked to be in the vocabulary. */
+  private checkTokenIds(ids: ArrayLike<number>): Int32Array {
     const V = this.config.vocabSize;
     const all = Int32Array.from(ids as ArrayLike<number>);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`token id ${id} at index ${i} is outside the vocabulary of ${V}`);
     }
-    seq.ensureRoom(all.length);
     return all;
   }
 

@@ -117,6 +117,65 @@ async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: nu
 }
 
 /**
+ * 16 greedy tokens of every golden sequence decoded with {@link Qwen2Model.forwardBatch}: sequence i is
+ * prefilled at step i and joins the batch, so that batches widen to all of them, at positions that all
+ * differ, and narrow again as the first ones finish. Each batched row is compared with a pass of the same
+ * token through a copy of that sequence decoded alone (`worst`: the largest difference).
+ */
+async function batchedGreedy(backend: Backend, fixture: Fixture, format: WeightFormat): Promise<{ tokens: number[][]; widest: number; worst: number }> {
+  const opened = await openFixtureModel(fixture);
+  let model: Qwen2Model;
+  try {
+    model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, { format }));
+  } finally {
+    await opened.close();
+  }
+  const members = fixture.golden.sequences.map((s) => ({
+    prompt: s.input_ids,
+    tokens: [] as number[],
+    seq: model.createSequence(s.input_ids.length + 16),
+    solo: model.createSequence(s.input_ids.length + 16),
+  }));
+  let widest = 0;
+  let worst = 0;
+  try {
+    for (let step = 0; ; step++) {
+      const joining = members[step];
+      if (joining) {
+        joining.tokens.push((await backend.argmax(model.forward(joining.seq, joining.prompt)))[0]!);
+        model.forward(joining.solo, joining.prompt);
+      }
+      const active = members.filter((m) => m.tokens.length > 0 && m.tokens.length < 16);
+      if (active.length === 0) {
+        if (step >= members.length) break;
+        continue;
+      }
+      widest = Math.max(widest, active.length);
+      const logits = model.forwardBatch(active.map((m) => m.seq), active.map((m) => m.tokens[m.tokens.length - 1]!));
+      expect([logits.rows, logits.cols]).toEqual([active.length, model.config.vocabSize]);
+      const rows = await backend.read(logits);
+      const ids = await backend.argmax(logits);
+      for (const [i, m] of active.entries()) {
+        // What a generation in the batch reads: its own row, as a view.
+        const own = backend.view(logits, i, 1);
+        expect(await backend.read(own)).toEqual(rows.slice(i * logits.cols, (i + 1) * logits.cols));
+        expect((await backend.argmax(own))[0]).toBe(ids[i]);
+        const alone = await backend.read(model.forward(m.solo, [m.tokens[m.tokens.length - 1]!]));
+        worst = Math.max(worst, maxAbsDiff(rows.subarray(i * alone.length, (i + 1) * alone.length), alone));
+        m.tokens.push(ids[i]!);
+      }
+    }
+    return { tokens: members.map((m) => m.tokens), widest, worst };
+  } finally {
+    for (const m of members) {
+      m.seq.free();
+      m.solo.free();
+    }
+    model.dispose();
+  }
+}
+
+/**
  * Runs the golden debug sequence once with an inspection hook that copies the debug position's row at
  * every point of the forward pass, so that a wrong backend is told where the first divergence is.
  */
@@ -263,6 +322,18 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
             }
           }
           console.info(`[conformance] ${backend.info.name} ${name} ${format}: max ${summarize(report)}`);
+        }, options.timeoutMs ?? 120_000);
+      }
+      for (const format of ['f32', 'q4_0'] as const) {
+        it(`batched decoding (${format} weights): the golden sequences decoded together, joining and leaving`, async (ctx) => {
+          if (!backend.info.formats.includes(format)) ctx.skip(`backend '${backend.info.name}' does not store ${format}`);
+          const { tokens, widest, worst } = await batchedGreedy(backend, fixture, format);
+          // Every step had its own solo pass to compare with; the batch grew to every sequence at once.
+          expect(widest).toBe(fixture.golden.sequences.length);
+          const tol = format === 'f32' ? 1e-4 : MODEL_TOLERANCE.sameFormat[format];
+          expect(worst, `${name} ${format}: batched rows vs one-sequence passes, max abs error ${worst} > ${tol}`).toBeLessThanOrEqual(tol);
+          if (format === 'f32') fixture.golden.sequences.forEach((s, i) => expect(tokens[i], `${name} batched greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens));
+          console.info(`[conformance] ${backend.info.name} ${name} batched decoding ${format}: max error vs one-sequence passes ${worst.toExponential(2)}`);
         }, options.timeoutMs ?? 120_000);
       }
       it('weights as f32 with an f16 KV cache', async () => {
