@@ -148,7 +148,7 @@ describe('Qwen2 (full-vocab-bf16 fixture, reference backend)', { timeout: 60_000
     // The cache holds exactly the tokens the model has seen, each named: a step recorded ahead and not
     // used is gone, and every token fed before the host read it was named once read.
     const inSync = (m: Qwen2): void => {
-      const { cache } = m as unknown as { cache: { length: number; ids: number[] } };
+      const cache = (m as unknown as { slots: { all: { length: number; ids: number[] }[] } }).slots.all[0]!;
       expect(cache.length).toBe(cache.ids.length);
       expect(cache.ids).not.toContain(-1);
     };

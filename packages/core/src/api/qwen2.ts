@@ -4,9 +4,11 @@ import type { Backend, DeviceTokens, KVCacheDtype, SamplingParams, Tensor } from
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
-import { Qwen2Model } from '../model/qwen2-model.js';
+import { DEFAULT_MAX_CHUNK, Qwen2Model } from '../model/qwen2-model.js';
 import type { KVSequence } from '../model/sequence.js';
 import { CachedSequence } from '../model/cached-sequence.js';
+import { DecodeBatcher } from '../generate/decode-batcher.js';
+import { SequenceSlots } from './sequence-slots.js';
 import { TokenHistory } from '../sampling/history.js';
 import { randomSeed, SeededRandom } from '../sampling/rng.js';
 import { resolveSampling } from '../generate/sampling-options.js';
@@ -36,18 +38,22 @@ const DEFAULT_SPECULATIVE_TOKENS = 8;
 const DEFAULT_LOOKUP_NGRAM = 3;
 
 /**
- * A loaded Qwen2 model: weights on a backend, one KV cache, the tokenizer, and generation.
+ * A loaded Qwen2 model: weights on a backend, its KV cache (one per sequence it generates at once, see
+ * {@link LoadOptions.parallel}), the tokenizer, and generation.
  *
- * Calls are serialized (one sequence, one cache); a new prompt that starts with the tokens already in
- * the cache (a chat continuing) reuses their keys and values instead of recomputing them.
+ * Calls are serialized, unless the model was loaded with `parallel` above 1: then generations decode
+ * together in batches. A new prompt that starts with the tokens already in a cache (a chat continuing)
+ * reuses their keys and values instead of recomputing them.
  */
 export class Qwen2 {
   /** The OpenAI-shaped chat API: `model.openai.chat.completions.create({ messages, stream })`. */
   readonly openai: OpenAIChat;
   /** Bytes the weights take on the backend. */
   readonly weightsBytes: number;
-  private readonly cache: CachedSequence;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly slots: SequenceSlots;
+  private readonly batcher: DecodeBatcher;
+  /** The sequence of the exclusive call running now (a draft model's, while its target drafts). */
+  private exclusiveSlot: CachedSequence | undefined;
   private disposed = false;
 
   private constructor(
@@ -58,10 +64,11 @@ export class Qwen2 {
     /** Where the model came from (path, URL or Hub id). */
     readonly source: string,
     private readonly model: Qwen2Model,
-    seq: KVSequence,
+    seqs: KVSequence[],
     private readonly ownsBackend: boolean,
   ) {
-    this.cache = new CachedSequence(model, seq);
+    this.slots = new SequenceSlots(seqs.map((seq) => new CachedSequence(model, seq)));
+    this.batcher = new DecodeBatcher(backend);
     this.weightsBytes = model.weights.bytes;
     this.openai = createOpenAI(this);
   }
@@ -73,12 +80,18 @@ export class Qwen2 {
    *   already opened model (not closed by this call)
    * @param options - backend (default: the reference backend), dtype, maxContext, kvCacheDtype, tokenizer, progress, signal
    * @throws the loader's errors (ModelNotFoundError, HubError, ConfigError, SafetensorsError), TokenizerError,
-   *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext or kvCacheDtype, or the signal's reason
+   *   ModelWeightsError, WeightFormatError, RangeError for a bad maxContext, kvCacheDtype or parallel, or the
+   *   signal's reason
    */
   static async load(spec: string | FileSystemDirectoryHandle | File[] | OpenedModel, options: LoadOptions = {}): Promise<Qwen2> {
     // Checked before anything is read: a typo should not surface after minutes of loading.
     if (options.kvCacheDtype !== undefined && options.kvCacheDtype !== 'f32' && options.kvCacheDtype !== 'f16') {
       throw new RangeError(`kvCacheDtype must be 'f32' or 'f16', got ${JSON.stringify(options.kvCacheDtype)}`);
+    }
+    const parallel = options.parallel ?? 1;
+    const maxChunk = options.maxChunk ?? DEFAULT_MAX_CHUNK;
+    if (!Number.isInteger(parallel) || parallel < 1 || parallel > maxChunk) {
+      throw new RangeError(`parallel must be an integer from 1 to maxChunk (${maxChunk}), got ${String(options.parallel)}`);
     }
     const given = isOpenedModel(spec);
     const opened = given ? spec : await openModel(spec, options);
@@ -104,14 +117,15 @@ export class Qwen2 {
         },
       });
       const model = new Qwen2Model(backend, config, weights, { maxChunk: options.maxChunk });
-      let seq: KVSequence;
+      const seqs: KVSequence[] = [];
       try {
-        seq = model.createSequence(maxContext, options.kvCacheDtype ?? 'f32');
+        for (let i = 0; i < parallel; i++) seqs.push(model.createSequence(maxContext, options.kvCacheDtype ?? 'f32'));
       } catch (e) {
+        for (const seq of seqs) seq.free();
         model.dispose();
         throw e;
       }
-      return new Qwen2(config, tokenizer, backend, opened.generationConfig, opened.source, model, seq, ownsBackend);
+      return new Qwen2(config, tokenizer, backend, opened.generationConfig, opened.source, model, seqs, ownsBackend);
     } catch (e) {
       if (ownsBackend) await backend.dispose();
       throw e;
@@ -121,19 +135,27 @@ export class Qwen2 {
     }
   }
 
-  /** KV cache capacity in tokens. */
+  /** KV cache capacity in tokens (of each sequence's cache). */
   get maxContext(): number {
-    return this.cache.capacity;
+    return this.slots.all[0]!.capacity;
+  }
+
+  /** Sequences generated at once (the `parallel` load option). */
+  get parallel(): number {
+    return this.slots.all.length;
   }
 
   /** How the KV cache stores keys and values (the `kvCacheDtype` load option). */
   get kvCacheDtype(): KVCacheDtype {
-    return this.cache.seq.cache.spec.dtype ?? 'f32';
+    return this.slots.all[0]!.seq.cache.spec.dtype ?? 'f32';
   }
 
-  /** Bytes the KV cache occupies on the backend (all `maxContext` positions: it is preallocated). */
+  /**
+   * Bytes the KV caches occupy on the backend: every sequence's (`parallel` of them), all `maxContext`
+   * positions (they are preallocated).
+   */
   get kvCacheBytes(): number {
-    return this.cache.seq.cache.bytes;
+    return this.slots.all.reduce((sum, slot) => sum + slot.seq.cache.bytes, 0);
   }
 
   /**
@@ -143,12 +165,12 @@ export class Qwen2 {
    *   RangeError on an empty prompt or invalid options
    */
   generate(prompt: string | number[], options: GenerateOptions = {}): GenerationStream {
-    return createGenerationStream((emit) => this.exclusive(() => {
+    return createGenerationStream((emit) => {
       // Compiled before any work, so that a schema it cannot honour fails at once.
       const grammar = options.responseFormat === undefined ? undefined : compileResponseFormat(options.responseFormat);
       const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
-      return this.run(ids, options, emit, grammar);
-    }));
+      return this.generation(ids, options, (slot, batch) => this.run(slot, batch, ids, options, emit, grammar));
+    });
   }
 
   /**
@@ -156,13 +178,15 @@ export class Qwen2 {
    * @throws (through the stream) an Error when the tokenizer has no chat template
    */
   chat(messages: ChatMessage[], options: ChatOptions = {}): GenerationStream {
-    return createGenerationStream((emit) => this.exclusive(async () => {
+    return createGenerationStream((emit) => {
       const { tools: offered, grammar } = chatOutput(options);
       const ids = this.chatIds(messagesForTemplate(messages), offered);
-      const result = await this.run(ids, options, emit, grammar);
-      const parsed = offered ? parseToolCalls(result.text) : undefined;
-      return parsed ? { ...result, toolCalls: parsed.toolCalls } : result;
-    }));
+      return this.generation(ids, options, async (slot, batch) => {
+        const result = await this.run(slot, batch, ids, options, emit, grammar);
+        const parsed = offered ? parseToolCalls(result.text) : undefined;
+        return parsed ? { ...result, toolCalls: parsed.toolCalls } : result;
+      });
+    });
   }
 
   /** @internal the prompt ids of a chat */
@@ -177,12 +201,12 @@ export class Qwen2 {
    * @throws ContextOverflowError, RangeError on an empty input or an id outside the vocabulary
    */
   logits(ids: number[], options: { allPositions?: boolean } = {}): Promise<Float32Array[]> {
-    return this.exclusive(async () => {
+    return this.exclusive(ids, async (cache) => {
       if (options.allPositions) {
-        this.cache.reset();
-        return this.cache.forwardAll(ids);
+        cache.reset();
+        return cache.forwardAll(ids);
       }
-      return [await this.backend.read(this.cache.prefill(ids))];
+      return [await this.backend.read(cache.prefill(ids))];
     });
   }
 
@@ -191,16 +215,16 @@ export class Qwen2 {
    * @throws RangeError when either part is empty; ContextOverflowError
    */
   score(prompt: string | number[], continuation: string | number[]): Promise<{ tokenLogprobs: number[]; total: number }> {
-    return this.exclusive(async () => {
+    return this.exclusive(typeof prompt === 'string' ? undefined : prompt, async (cache) => {
       const p = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
       const c = typeof continuation === 'string' ? this.tokenizer.encode(continuation) : [...continuation];
       if (p.length === 0 || c.length === 0) throw new RangeError('score: the prompt and the continuation must each have at least one token');
-      if (p.length + c.length - 1 > this.cache.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, this.cache.capacity);
-      const tokenLogprobs = [logSoftmaxAt(await this.backend.read(this.cache.prefill(p)), c[0]!)];
+      if (p.length + c.length - 1 > cache.capacity) throw new ContextOverflowError(0, p.length + c.length - 1, cache.capacity);
+      const tokenLogprobs = [logSoftmaxAt(await this.backend.read(cache.prefill(p)), c[0]!)];
       if (c.length > 1) {
         // Each row reduced as its chunk is done: a long continuation holds no logits per position.
         const rest = c.slice(0, -1);
-        await this.cache.forwardRows(rest, (row, i) => tokenLogprobs.push(logSoftmaxAt(row, c[i + 1]!)));
+        await cache.forwardRows(rest, (row, i) => tokenLogprobs.push(logSoftmaxAt(row, c[i + 1]!)));
       }
       return { tokenLogprobs, total: tokenLogprobs.reduce((a, b) => a + b, 0) };
     });
@@ -213,15 +237,15 @@ export class Qwen2 {
    * @throws RangeError on an empty prompt or `top` outside 0-20; ContextOverflowError
    */
   promptLogprobs(prompt: string | number[], top = 0): Promise<{ ids: number[]; logprobs: (TokenLogprob | null)[] }> {
-    return this.exclusive(async () => {
+    return this.exclusive(undefined, async (cache) => {
       const ids = typeof prompt === 'string' ? this.tokenizer.encode(prompt) : [...prompt];
       if (ids.length === 0) throw new RangeError('promptLogprobs: the prompt is empty');
       if (!Number.isInteger(top) || top < 0 || top > 20) throw new RangeError(`top must be an integer from 0 to 20, got ${top}`);
-      if (ids.length > this.cache.capacity) throw new ContextOverflowError(0, ids.length, this.cache.capacity);
-      this.cache.reset();
+      if (ids.length > cache.capacity) throw new ContextOverflowError(0, ids.length, cache.capacity);
+      cache.reset();
       const logprobs: (TokenLogprob | null)[] = [null];
       // Row i predicts token i + 1; the last row predicts past the prompt and is not needed.
-      await this.cache.forwardRows(ids, (row, i) => {
+      await cache.forwardRows(ids, (row, i) => {
         if (i + 1 < ids.length) logprobs.push(tokenLogprob(row, ids[i + 1]!, top));
       });
       return { ids, logprobs };
@@ -231,9 +255,9 @@ export class Qwen2 {
   /** Frees the weights, cache and activations (and the backend when `load` created it). */
   async dispose(): Promise<void> {
     if (this.disposed) return;
-    await this.exclusive(async () => {
+    await this.exclusive(undefined, async () => {
       this.disposed = true;
-      this.cache.free();
+      for (const slot of this.slots.all) slot.free();
       this.model.dispose();
       if (this.ownsBackend) await this.backend.dispose();
     });
@@ -241,18 +265,36 @@ export class Qwen2 {
 
   // ---- internals ------------------------------------------------------------------------------------
 
-  /** Runs calls one at a time, in order. */
-  private exclusive<T>(work: () => T | Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
+  /**
+   * Runs `work` alone, after every call made before it, on the sequence whose cache holds most of `ids`.
+   */
+  private exclusive<T>(ids: readonly number[] | undefined, work: (cache: CachedSequence) => T | Promise<T>): Promise<T> {
+    return this.slots.exclusive(ids, async (cache) => {
       if (this.disposed) throw new Error('this Qwen2 model was disposed');
-      return work();
+      this.exclusiveSlot = cache;
+      try {
+        return await work(cache);
+      } finally {
+        this.exclusiveSlot = undefined;
+      }
     });
-    this.queue = run.catch(() => {});
-    return run;
+  }
+
+  /**
+   * Runs a generation of `ids`: in the decoding batch, alongside others, when the model generates
+   * several sequences at once; alone otherwise, and when it decodes speculatively (its passes check
+   * several tokens of one sequence).
+   */
+  private generation<T>(ids: readonly number[], options: GenerateOptions, work: (cache: CachedSequence, batch: DecodeBatcher | undefined) => Promise<T>): Promise<T> {
+    if (this.parallel === 1 || options.speculative !== undefined) return this.exclusive(ids, (cache) => work(cache, undefined));
+    return this.slots.shared(ids, (cache) => {
+      if (this.disposed) throw new Error('this Qwen2 model was disposed');
+      return work(cache, this.batcher);
+    });
   }
 
   /** Generates after `ids`; `grammar` is what the output must follow (`responseFormat`'s, or a required tool call). */
-  private async run(ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>, grammar?: ValueNode): Promise<GenerationResult> {
+  private async run(cache: CachedSequence, batch: DecodeBatcher | undefined, ids: number[], options: GenerateOptions, emit: (c: GenerationChunk) => Promise<void>, grammar?: ValueNode): Promise<GenerationResult> {
     const start = performance.now();
     const maxNew = options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
     if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
@@ -276,7 +318,7 @@ export class Qwen2 {
     const generated: number[] = [];
     let text = '';
     let finishReason: GenerationResult['finishReason'] = 'length';
-    const reused = Math.min(this.cache.commonPrefix(ids), ids.length - 1);
+    const reused = Math.min(cache.commonPrefix(ids), ids.length - 1);
     let firstTokenAt = 0;
     let lastTokenAt = 0;
     const signal = options.signal;
@@ -291,7 +333,7 @@ export class Qwen2 {
     const takeBackAhead = (): void => {
       if (!ahead) return;
       ahead.ids().catch(() => {}); // nobody will read it
-      this.cache.truncate(this.cache.length - 1);
+      cache.truncate(cache.length - 1);
       ahead = undefined;
     };
 
@@ -310,7 +352,10 @@ export class Qwen2 {
       if (logprob) logprobs!.push(logprob);
       const piece = stopper.push(decoder.push(id));
       text += piece.text;
-      await emit(logprob ? { tokenId: id, text: piece.text, logprob } : { tokenId: id, text: piece.text });
+      const chunk = logprob ? { tokenId: id, text: piece.text, logprob } : { tokenId: id, text: piece.text };
+      // In a batch the other generations' steps wait for this one's: a slow reader does not hold them.
+      if (batch) void emit(chunk);
+      else await emit(chunk);
       await yieldToEventLoop();
       if (piece.stopped) {
         finishReason = 'stop';
@@ -325,7 +370,7 @@ export class Qwen2 {
       }
       // A step recorded ahead was recorded because this token is neither the last allowed nor the last
       // that fits. Otherwise the token just taken must still fit in the cache to be fed.
-      if (!ahead && (generated.length >= maxNew || ids.length + generated.length - 1 >= this.cache.capacity)) return false;
+      if (!ahead && (generated.length >= maxNew || ids.length + generated.length - 1 >= cache.capacity)) return false;
       if (signal?.aborted) {
         finishReason = 'abort';
         takeBackAhead();
@@ -360,7 +405,7 @@ export class Qwen2 {
     else if (maxNew > 0 && speculation) {
       const decode = async (): Promise<void> => {
         stats = { proposed: 0, accepted: 0, checks: 0 };
-        const first = await choose(this.cache.prefill(ids));
+        const first = await choose(cache.prefill(ids));
         if (!first) {
           finishReason = 'stop';
           return;
@@ -371,12 +416,12 @@ export class Qwen2 {
         for (;;) {
           // The last token taken is not in the cache yet: it leads the next pass.
           const last = generated[generated.length - 1]!;
-          const limit = Math.min(maxNew - generated.length - 1, this.cache.capacity - this.cache.length - 1);
+          const limit = Math.min(maxNew - generated.length - 1, cache.capacity - cache.length - 1);
           const { tokens: guesses, kind } = await nextGuesses(proposer, schedule, [...ids, ...generated], limit, adapt);
           const t0 = performance.now();
           const { decided, kept } = guesses.length === 0
-            ? await plainStep(this.cache, last, choose)
-            : await checkGuesses(this.cache, last, guesses, { greedy, onHost, constraint, chooseRow, history });
+            ? await plainStep(cache, last, choose)
+            : await checkGuesses(cache, last, guesses, { greedy, onHost, constraint, chooseRow, history });
           schedule.recordPass(guesses.length + 1, performance.now() - t0);
           if (guesses.length > 0) {
             schedule.recordCheck(guesses.length, kept, kind);
@@ -395,7 +440,29 @@ export class Qwen2 {
         }
       };
       const draft = options.speculative!.draft;
-      await (draft instanceof Qwen2 ? draft.exclusive(decode) : decode());
+      await (draft instanceof Qwen2 ? draft.exclusive(undefined, decode) : decode());
+    } else if (maxNew > 0 && batch) {
+      // The prompt but its last token in chunks, letting the batch's steps run in between; then the last
+      // token as this generation's first step in the batch (whose logits nothing else overwrites).
+      if (ids.length === 0) throw new RangeError('the prompt is empty: at least one token is needed');
+      if (ids.length > cache.capacity) throw new ContextOverflowError(0, ids.length, cache.capacity);
+      const member = batch.join(cache);
+      try {
+        await cache.feedInChunks(ids.slice(0, -1), yieldToEventLoop);
+        let logits = await member.step(ids[ids.length - 1]!);
+        for (;;) {
+          const next = await choose(logits);
+          if (!next) {
+            finishReason = 'stop';
+            break;
+          }
+          if (!(await take(next))) break;
+          logits = await member.step(next.id);
+          decodePasses++;
+        }
+      } finally {
+        member.leave();
+      }
     } else if (maxNew > 0) {
       // On a backend that keeps the drawn token on its device, each step is recorded before the host has
       // read the token it embeds, so the device runs step n+1 while the host reads and emits token n. A
@@ -405,13 +472,13 @@ export class Qwen2 {
       const draw = (from: Tensor, previous?: DeviceTokens): DeviceTokens => greedy
         ? b.argmaxOnDevice!(from)
         : b.sampleOnDevice!(from, { ...sampling, history: history.toParams(), uniform: rng.uniform() }, previous);
-      let logits = this.cache.prefill(ids);
+      let logits = cache.prefill(ids);
       let drawn = onDevice ? draw(logits) : undefined;
       for (;;) {
         let next: Choice | undefined;
         if (drawn) {
-          if (generated.length + 1 < maxNew && this.cache.length < this.cache.capacity && !signal?.aborted) {
-            ahead = draw(this.cache.forwardOnDevice(drawn), drawn);
+          if (generated.length + 1 < maxNew && cache.length < cache.capacity && !signal?.aborted) {
+            ahead = draw(cache.forwardOnDevice(drawn), drawn);
           }
           next = { id: (await drawn.ids())[0]! };
         } else {
@@ -424,11 +491,11 @@ export class Qwen2 {
         if (!(await take(next))) break;
         if (ahead) {
           // The step recorded ahead fed this token before the host had read it.
-          this.cache.settle(next.id);
+          cache.settle(next.id);
           drawn = ahead;
           ahead = undefined;
         } else {
-          logits = this.cache.forward([next.id]);
+          logits = cache.forward([next.id]);
           if (onDevice) drawn = draw(logits);
         }
         decodePasses++;
@@ -490,7 +557,7 @@ export class Qwen2 {
 
   /** @internal Speculative decoding's draft: up to `max` greedy tokens after `context` (the caller holds this model's turn). */
   draftTokens(context: readonly number[], max: number): Promise<number[]> {
-    return greedyGuesses(this.cache, this.backend, context, max);
+    return greedyGuesses(this.exclusiveSlot!, this.backend, context, max);
   }
 }
 
