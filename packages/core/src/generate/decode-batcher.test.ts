@@ -1,0 +1,87 @@
+import { fileURLToPath } from 'node:url';
+import { openModel } from '@qwen2-ts/loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { CachedSequence } from '../model/cached-sequence.js';
+import { Qwen2Model } from '../model/qwen2-model.js';
+import { loadModelWeights } from '../model/weights.js';
+import { maxAbsDiff } from '../testing/random.js';
+import { DecodeBatcher } from './decode-batcher.js';
+
+const dir = fileURLToPath(new URL('../../../../fixtures/models/tiny-f32', import.meta.url));
+
+/** The reference backend, counting the tokens of every pass. */
+class Counting extends ReferenceBackend {
+  passes: number[] = [];
+  override beginPass(tokens: number, startPos: number): void {
+    this.passes.push(tokens);
+    super.beginPass(tokens, startPos);
+  }
+}
+const backend = new Counting();
+let model: Qwen2Model;
+beforeAll(async () => {
+  const opened = await openModel(dir);
+  model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, {}));
+  await opened.close();
+});
+afterAll(() => model?.dispose());
+
+const fresh = (ids: number[]): CachedSequence => {
+  const c = new CachedSequence(model, model.createSequence(32));
+  if (ids.length > 0) c.prefill(ids);
+  return c;
+};
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+describe('DecodeBatcher', () => {
+  it('runs a pass once every member has asked for its step; each gets the row a pass of its own gives', async () => {
+    const batcher = new DecodeBatcher(backend);
+    const [a, b, soloA, soloB] = [fresh([5, 6, 7]), fresh([8]), fresh([5, 6, 7]), fresh([8])];
+    const ma = batcher.join(a);
+    const mb = batcher.join(b);
+    backend.passes = [];
+    // b joins with its first step; until then a is the batch.
+    await ma.step(11);
+    expect(backend.passes).toEqual([1]);
+    const pb = mb.step(13);
+    await tick();
+    expect(backend.passes).toEqual([1]); // b waits for a's next step
+    const [rowA, rowB] = await Promise.all([ma.step(12), pb]);
+    expect(backend.passes).toEqual([1, 2]);
+    soloA.forward([11]);
+    expect(maxAbsDiff(await backend.read(rowA), await backend.read(soloA.forward([12])))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await backend.read(rowB), await backend.read(soloB.forward([13])))).toBeLessThan(1e-5);
+    expect([a.length, b.length]).toEqual([5, 2]);
+    // A member that leaves stops being waited for.
+    backend.passes = [];
+    const next = mb.step(14);
+    await tick();
+    expect(backend.passes).toEqual([]);
+    ma.leave();
+    await next;
+    expect(backend.passes).toEqual([1]);
+    await expect(ma.step(1)).rejects.toThrow('step after leave');
+    mb.leave();
+    expect(batcher.size).toBe(0);
+    for (const c of [a, b, soloA, soloB]) c.free();
+  });
+
+  it('rejects every step of a pass that fails, and the caches keep only what they held', async () => {
+    const batcher = new DecodeBatcher(backend);
+    const [a, b] = [fresh([5, 6]), fresh([7])];
+    const [ma, mb] = [batcher.join(a), batcher.join(b)];
+    await ma.step(1);
+    const pb = mb.step(2);
+    await Promise.all([ma.step(3), pb]);
+    const both = [ma.step(4), mb.step(10 ** 9)];
+    await expect(both[0]).rejects.toThrow(/outside the vocabulary/);
+    await expect(both[1]).rejects.toThrow(/outside the vocabulary/);
+    expect([a.length, b.length]).toEqual([4, 2]);
+    ma.leave();
+    mb.leave();
+    a.free();
+    b.free();
+  });
+});
