@@ -22,6 +22,8 @@ export interface ModelFlags {
   maxContext?: number;
   /** `--kv-cache`: how the KV cache stores keys and values. */
   kvCacheDtype?: KVCacheDtype;
+  /** Sequences decoded at once (`qwen2 serve --parallel`); default 1. */
+  parallel?: number;
   /** The cuda backend's options (`--prefill-precision`, `--programmatic-launch`). */
   cuda?: CudaOptions;
 }
@@ -156,6 +158,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
         dtype: flags.dtype,
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         ...(flags.kvCacheDtype ? { kvCacheDtype: flags.kvCacheDtype } : {}),
+        ...(flags.parallel !== undefined ? { parallel: flags.parallel } : {}),
         onProgress: loadProgressBars(status),
         ...(signal ? { signal } : {}),
       });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Qwen2Tokenizer } from '@qwen2-ts/tokenizer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, MODELS, modelWithTokenizer } from './test/helpers.js';
+import { cli, FIXTURES, MODELS, modelWithTokenizer } from './test/helpers.js';
 import { readEvents, startServer, type ServerProcess } from './test/server-process.js';
 
 interface ChatChunk { object: string; choices: { delta: { content?: string; role?: string }; finish_reason: string | null }[] }
@@ -205,5 +205,55 @@ describe('qwen2 serve (built CLI)', () => {
     const content = ((await object.json()) as { choices: { message: { content: string }; finish_reason: string }[] }).choices[0]!;
     if (content.finish_reason === 'stop') expect(JSON.parse(content.message.content)).toBeTypeOf('object');
     else expect(content.message.content.trimStart().startsWith('{')).toBe(true);
+  });
+});
+
+describe('qwen2 serve --parallel (built CLI)', () => {
+  let model: ReturnType<typeof modelWithTokenizer>;
+  let server: ServerProcess;
+  const golden = JSON.parse(readFileSync(join(MODELS, 'full-vocab-bf16', 'golden.json'), 'utf8')) as { sequences: { input_ids: number[]; greedy_new_tokens: number[] }[] };
+
+  beforeAll(async () => {
+    model = modelWithTokenizer();
+    server = await startServer(['--model', model.dir, '--backend', 'js', '--parallel', '3', '--max-context', '128']);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+    model?.cleanup();
+  });
+
+  it('answers concurrent requests together, each with its own golden continuation, while one client leaves', async () => {
+    const leaving = new AbortController();
+    const left = post(`${server.url}/v1/completions`, { prompt: golden.sequences[0]!.input_ids, max_tokens: 100_000, temperature: 0, ignore_eos: true, stream: true }, leaving.signal)
+      .then(async (r) => {
+        const reader = r.body!.getReader();
+        for (let got = 0; got < 3; got++) await reader.read();
+        leaving.abort();
+      }).catch(() => {});
+    const answers = await Promise.all(golden.sequences.map(async (seq) => {
+      const r = await post(`${server.url}/v1/completions`, { prompt: seq.input_ids, max_tokens: 16, temperature: 0, ignore_eos: true });
+      expect(r.status).toBe(200);
+      return (await r.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+    }));
+    await left;
+    const tokenizer = Qwen2Tokenizer.fromFiles({
+      tokenizerJson: readFileSync(join(FIXTURES, 'tokenizer', 'tokenizer.json'), 'utf8'),
+      tokenizerConfigJson: readFileSync(join(FIXTURES, 'configs', 'Qwen2-0.5B-Instruct', 'tokenizer_config.json'), 'utf8'),
+    });
+    answers.forEach((a, i) => {
+      expect(a.choices[0]!.text).toBe(tokenizer.decode(golden.sequences[i]!.greedy_new_tokens));
+      expect(a.usage.completion_tokens).toBe(16);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(server.stderr()).toMatch(/client left/);
+  });
+
+  it('refuses --parallel with speculative decoding, and a --parallel out of range', () => {
+    const both = cli(['serve', '--model', model.dir, '--backend', 'js', '--parallel', '2', '--prompt-lookup']);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--parallel above 1 cannot be combined with --prompt-lookup or --draft-model/);
+    const zero = cli(['serve', '--model', model.dir, '--backend', 'js', '--parallel', '0']);
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toMatch(/--parallel/);
   });
 });

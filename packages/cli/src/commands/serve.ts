@@ -5,6 +5,7 @@ import { loadModel, MODEL_FLAGS, modelFlags } from '../load-model.js';
 import { createOpenAIServer } from '../serve/openai-server.js';
 import { SPECULATIVE_FLAGS, speculativeFlags } from '../speculative-flags.js';
 import type { Command } from './command.js';
+import { UsageError } from '../util/errors.js';
 
 /** The id `/v1/models` reports: a Hub id as given, a folder by its name. */
 function modelId(spec: string): string {
@@ -14,11 +15,13 @@ function modelId(spec: string): string {
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'OpenAI-compatible HTTP server',
-  usage: 'qwen2 serve --model DIR [--port 8080] [--host 127.0.0.1]',
+  usage: 'qwen2 serve --model DIR [--port 8080] [--host 127.0.0.1] [--parallel N]',
   description:
     'Serves POST /v1/chat/completions and POST /v1/completions (streaming with server-sent events) and\n' +
-    'GET /v1/models. Binds 127.0.0.1 unless --host is given. Requests queue and run one at a time; a\n' +
-    'client that disconnects aborts its generation. --port 0 picks a free port. Ctrl-C stops the server.\n' +
+    'GET /v1/models. Binds 127.0.0.1 unless --host is given. Requests queue and run one at a time, or\n' +
+    'with --parallel N up to N at once, decoded together in one batch (each in its own KV cache of\n' +
+    '--max-context tokens); a client that disconnects aborts its generation. --port 0 picks a free port.\n' +
+    'Ctrl-C stops the server.\n' +
     'Beside sampling fields it takes response_format (json_object, json_schema), tools and tool_choice\n' +
     '(replies with tool_calls), logprobs/top_logprobs, and on completions logprobs with echo.\n' +
     '--prompt-lookup or --draft-model turns on speculative decoding for every request (same output).',
@@ -28,6 +31,7 @@ export const serveCommand: Command = {
     host: { type: 'string', value: 'ADDR', help: 'address to bind (default 127.0.0.1; 0.0.0.0 = all interfaces)' },
     'max-tokens': { type: 'string', value: 'N', help: 'max_tokens for chat requests that give none (default 1024)' },
     'served-model-name': { type: 'string', value: 'NAME', help: 'model id reported to clients (default: the --model value)' },
+    parallel: { type: 'string', value: 'N', help: 'requests generated at once, in one batch (default 1; each has its own KV cache)' },
     ...SPECULATIVE_FLAGS,
   },
   positionals: 0,
@@ -38,6 +42,11 @@ export const serveCommand: Command = {
     const defaultMaxTokens = args.int('max-tokens', 1024, 1);
     const id = args.string('served-model-name') ?? modelId(flags.spec);
     const speculative = speculativeFlags(args, flags.dtype);
+    const parallel = args.int('parallel', 1, 1, 256);
+    if (parallel > 1 && speculative) {
+      throw new UsageError('--parallel above 1 cannot be combined with --prompt-lookup or --draft-model: speculative decoding runs one request at a time', args.command);
+    }
+    if (parallel > 1) flags.parallel = parallel;
     const loaded = await loadModel(flags, status, undefined, speculative);
     const { server, idle } = createOpenAIServer(loaded.model, {
       modelId: id,

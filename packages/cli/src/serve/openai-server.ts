@@ -1,8 +1,9 @@
 /**
  * An OpenAI-compatible HTTP server over one loaded model: `POST /v1/chat/completions`,
  * `POST /v1/completions` (both with server-sent-events streaming), `GET /v1/models`. Generations run
- * one at a time through a {@link GenerationQueue}; a client that disconnects aborts its generation (or
- * leaves the queue).
+ * through a {@link GenerationQueue}, one at a time or, on a model loaded with `parallel` above 1, that
+ * many at once (the model decodes them in one batch); a client that disconnects aborts its generation
+ * (or leaves the queue).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -42,7 +43,7 @@ export interface OpenAIServer {
  * @param model - a loaded model; the server never disposes it
  */
 export function createOpenAIServer(model: Qwen2, options: OpenAIServerOptions): OpenAIServer {
-  const queue = new GenerationQueue();
+  const queue = new GenerationQueue(model.parallel);
   const created = Math.floor(Date.now() / 1000);
 
   /** Runs one task on the model in the queue, with a signal that aborts when the client goes away. */

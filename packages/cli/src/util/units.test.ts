@@ -103,6 +103,38 @@ describe('generation queue', () => {
     await expect(second).rejects.toMatchObject({ name: 'AbortError' });
     await third;
     expect(log).toEqual(['a start', 'a end', 'c']);
+    await queue.idle();
+    expect(queue.busy).toBe(false);
+  });
+
+  it('runs up to its concurrency at once, the rest in arrival order as places free', async () => {
+    const queue = new GenerationQueue(2);
+    const log: string[] = [];
+    const release = new Map<string, () => void>();
+    const task = (name: string) => queue.run(async () => {
+      log.push(`${name} start`);
+      await new Promise<void>((r) => release.set(name, r));
+      log.push(`${name} end`);
+    });
+    const tasks = ['a', 'b', 'c', 'd'].map(task);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(log).toEqual(['a start', 'b start']);
+    expect([queue.running, queue.waiting]).toEqual([2, 2]);
+    let idle = false;
+    void queue.idle().then(() => (idle = true));
+    release.get('b')!();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(log).toEqual(['a start', 'b start', 'b end', 'c start']);
+    for (const name of ['a', 'c']) release.get(name)!();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(log.slice(4).sort()).toEqual(['a end', 'c end', 'd start']);
+    expect([queue.running, queue.waiting]).toEqual([1, 0]);
+    expect(idle).toBe(false);
+    release.get('d')!();
+    await Promise.all(tasks);
+    await queue.idle();
+    expect(idle).toBe(true);
+    expect(() => new GenerationQueue(0)).toThrow(RangeError);
   });
 });
 
