@@ -172,7 +172,7 @@ describe('qwen2 generate streaming (built CLI, reference backend)', () => {
 describe('qwen2 bench --json (built CLI)', () => {
   it('prints every field with sensible values', () => {
     const out = runJson(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'js', '--prompt-tokens', '16', '--gen-tokens', '8', '--repeats', '3', '--json']) as Record<string, unknown>;
-    expect(Object.keys(out)).toEqual(['backend', 'dtype', 'threads', 'load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms', 'peak_rss_bytes', 'weights_bytes', 'kv_cache', 'kv_cache_bytes']);
+    expect(Object.keys(out)).toEqual(['backend', 'dtype', 'threads', 'load_ms', 'prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_ms', 'peak_rss_bytes', 'weights_bytes', 'kv_cache', 'kv_cache_bytes', 'parallel', 'aggregate_decode_tokens_per_s']);
     expect(out.backend).toBe('js');
     expect(typeof out.dtype).toBe('string');
     expect(out.threads).toBeGreaterThanOrEqual(1);
@@ -182,6 +182,17 @@ describe('qwen2 bench --json (built CLI)', () => {
     expect(out.weights_bytes).toBeGreaterThan(700_000);
     expect(out.kv_cache).toBe('f32');
     expect(out.kv_cache_bytes).toBe(KV_BYTES_PER_TOKEN_F32 * TINY_BF16_CONTEXT);
+    expect(out.parallel).toBe(1);
+    expect(out.aggregate_decode_tokens_per_s).toBeGreaterThan(0);
+  });
+
+  it('--parallel N decodes N generations in one batch: N caches, every sequence\'s tokens counted', () => {
+    const out = runJson(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'wasm', '--threads', '1', '--parallel', '3', '--prompt-tokens', '8', '--gen-tokens', '6', '--repeats', '1', '--json']) as Record<string, unknown>;
+    expect(out).toMatchObject({ parallel: 3, kv_cache_bytes: 3 * KV_BYTES_PER_TOKEN_F32 * TINY_BF16_CONTEXT });
+    for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'aggregate_decode_tokens_per_s']) expect(out[k], k).toBeGreaterThan(0);
+    const bad = cli(['bench', '--model', join(MODELS, 'tiny-bf16-untied'), '--backend', 'js', '--parallel', '0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--parallel/);
   });
 
   it('--kv-cache f16 halves the KV cache and keeps the greedy tokens of the goldens', () => {
