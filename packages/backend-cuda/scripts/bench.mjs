@@ -5,6 +5,7 @@
 //
 //   node scripts/bench.mjs [--models 0.5B,7B] [--formats bf16,q4_0] [--steps 128] [--prefill 512] [--copy-mib 1024]
 //                          [--long-context 8192]   (decode after that many tokens with an f32 and an f16 KV cache; 0 skips)
+//                          [--batch 1,4,16]        (continuous batching: that many sequences decoded in one pass per step)
 import { f32ToBf16, f32ToF16, Qwen2Model, TokenHistory } from '@qwen2-ts/core';
 import { cudaAvailability, cudaBackend } from '../dist/index.js';
 
@@ -29,6 +30,7 @@ const steps = Number(opt('--steps', '128'));
 const prefillTokens = Number(opt('--prefill', '512'));
 const copyMiB = Number(opt('--copy-mib', '1024'));
 const longContext = Number(opt('--long-context', '8192'));
+const batches = opt('--batch', '1,4,16').split(',').map(Number).filter((n) => n > 0);
 
 const availability = cudaAvailability();
 if (!availability.available) {
@@ -233,6 +235,32 @@ for (const shape of models) {
     if (shape === '7B' && format === 'bf16') console.log(`  target: ratio >= ${TARGETS.decodeRatio7B} -> ${best / bound >= TARGETS.decodeRatio7B ? 'met' : 'NOT met'}`);
     if (shape === '0.5B') console.log(`  target: >= ${TARGETS.decode05B} tokens/s -> ${best >= TARGETS.decode05B ? 'met' : 'NOT met'}`);
     backend.programmaticDependentLaunch = false;
+
+    // Continuous batching (core's Qwen2Model.forwardBatch, what Qwen2.load's `parallel` runs): B sequences
+    // after their own 64-token prompts, one pass per step for all of them, the argmax of every row read
+    // back each step; aggregate tokens/s, best of 3 rounds of `steps` steps, against one sequence's rate.
+    if (batches.length > 0) {
+      const batchRate = async (B, round) => {
+        const seqs = Array.from({ length: B }, () => model.createSequence(64 + steps + 8));
+        let next = [];
+        for (const [i, seq] of seqs.entries()) next.push((await backend.argmax(model.forward(seq, ids(64, 10 + round * B + i))))[0]);
+        for (let i = 0; i < 2; i++) next = Array.from(await backend.argmax(model.forwardBatch(seqs, next)));
+        const d0 = performance.now();
+        for (let i = 0; i < steps - 2; i++) next = Array.from(await backend.argmax(model.forwardBatch(seqs, next)));
+        const s = (performance.now() - d0) / 1e3;
+        for (const seq of seqs) seq.free();
+        return (B * (steps - 2)) / s;
+      };
+      const line = [];
+      let one;
+      for (const B of batches) {
+        let best = 0;
+        for (let round = 0; round < 3; round++) best = Math.max(best, await batchRate(B, round));
+        one ??= best;
+        line.push(`${B}: ${best.toFixed(1)}${B === batches[0] ? '' : ` (${(best / one).toFixed(2)}x)`}`);
+      }
+      console.log(`  batched decode, sequences: aggregate tokens/s (x the first) | ${line.join(' | ')}`);
+    }
 
     // Decode after a long prompt, where each step reads the KV cache as well as the weights: an f32
     // cache against an f16 one (half the bytes), alternating, median of 3 rounds of `steps` steps.

@@ -4,7 +4,7 @@
 // (weight bytes read per token / bandwidth). Runs on the built dist (build first).
 //
 //   node scripts/bench.mjs [--model 0.5b|1.5b|7b|tiny|micro] [--format f16|bf16|f32|q8_0|q4_0] [--tokens 32]
-//                          [--prompt 128] [--no-f16] [--kv-cache f32|f16]
+//                          [--prompt 128] [--no-f16] [--kv-cache f32|f16] [--batch 8]
 //
 // In Node it uses Dawn (npm "webgpu"); with no GPU it falls back to the lavapipe unpacked by
 // scripts/setup-test-env.mjs (numbers from a CPU driver say nothing about GPU speed).
@@ -130,6 +130,22 @@ next = (await drawn.ids())[0];
 const pipelinedS = (performance.now() - t) / 1000;
 const pipelinedTps = tokens / pipelinedS;
 
+// Continuous batching (core's Qwen2Model.forwardBatch, what Qwen2.load's `parallel` runs): --batch
+// sequences after their own 16-token prompts decoded in one pass per step, every row's argmax read back
+// each step; aggregate tokens/s over `tokens` steps after one untimed step.
+const batch = Number(opt('batch', software ? 2 : 8));
+let batchTps = 0;
+if (batch > 1) {
+  const seqs = Array.from({ length: batch }, () => model.createSequence(16 + tokens + 2, kvCache));
+  let ids = [];
+  for (const [b, s] of seqs.entries()) ids.push((await backend.argmax(model.forward(s, Array.from({ length: 16 }, (_, i) => (i * 7919 + 31 * b + 1) % m.vocab))))[0]);
+  ids = Array.from(await backend.argmax(model.forwardBatch(seqs, ids)));
+  t = performance.now();
+  for (let i = 0; i < tokens; i++) ids = Array.from(await backend.argmax(model.forwardBatch(seqs, ids)));
+  batchTps = (batch * tokens) / ((performance.now() - t) / 1000);
+  for (const s of seqs) s.free();
+}
+
 // Host cost of one step, measured apart: recording (core's graph, the backend's ops, Dawn's calls) and
 // submitting it. While a readback is pending, Dawn's Node binding polls with a new setImmediate
 // callback per tick, so a long GPU step leaves garbage whose collection would land in the next
@@ -157,6 +173,7 @@ const bound = bandwidth / perToken;
 console.log(`prefill: ${promptLen} tokens in ${prefillS.toFixed(2)} s = ${(promptLen / prefillS).toFixed(1)} tokens/s`);
 console.log(`decode: ${tps.toFixed(1)} tokens/s | bandwidth bound ${bound.toFixed(1)} tokens/s (${(perToken / 1e6).toFixed(0)} MB/token) | ratio ${(tps / bound).toFixed(2)}`);
 console.log(`decode with device tokens (next step recorded before the token is read, as greedy generation runs): ${pipelinedTps.toFixed(1)} tokens/s | ratio ${(pipelinedTps / bound).toFixed(2)} | ${(pipelinedTps / tps).toFixed(2)}x the step-by-step loop`);
+if (batch > 1) console.log(`batched decode of ${batch} sequences (one pass per step): ${batchTps.toFixed(1)} tokens/s in all | ${(batchTps / tps).toFixed(2)}x one sequence step by step`);
 const perStep = (after.dispatches - before.dispatches) / tokens;
 console.log(`host: ${perStep.toFixed(0)} dispatches and ${((after.submissions - before.submissions) / tokens).toFixed(1)} submissions per token (argmax included); ` +
   `recording and submitting a step takes ${recordMedian.toFixed(2)} ms (median of ${tokens}, heap collected before each), a ceiling of ${(1000 / recordMedian).toFixed(0)} tokens/s`);
