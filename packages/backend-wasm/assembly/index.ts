@@ -13,3 +13,4 @@ export { attention_f32, attention_f16, attention_f16_nonfinite, widen_halves } f
 export { store_halves } from './kv_store';
 export { quantize_q8_0_f32, quantize_q4_0_f32 } from './quantize_weights';
 export { read_bytes, read_chunks } from './bandwidth';
+export { sample_max, sample_exp, sample_kth, sample_collect, sample_histogram, sample_kept_mass, sample_draw } from './sample';

@@ -1,8 +1,9 @@
-import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape, sampleFromLogits } from '@qwen2-ts/core';
+import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { Arena } from './arena.js';
+import { sampleInKernels } from './sampler.js';
 import { hasSimd, kernelBytes, MAX_PAGES, relaxedSimdAvailable, type ParallelKernel } from './kernels.js';
 import { BackendUsageError, storedBytes, storedParts, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
 import { MAX_THREADS, ThreadPool } from './pool.js';
@@ -610,9 +611,7 @@ export class WasmBackend implements Backend {
   async sample(logits: Tensor, params: SamplingParams): Promise<number> {
     const l = this.tensor(logits, 'sample');
     if (l.rows !== 1) throw new BackendUsageError(`sample: expected one row of logits, got ${l.rows}`);
-    const start = l.ptr >>> 2;
-    // Core's reference sampler on a view of the logits (no copy): the draw is a few passes over one row.
-    return sampleFromLogits(this.arenas[0]!.f32.subarray(start, start + l.cols), params);
+    return sampleInKernels(this.arenas[0]!, l.ptr, l.cols, params);
   }
 
   memory(): { weights: number; activations: number; kvCache: number } {
