@@ -68,7 +68,7 @@ export class Qwen2 {
     private readonly ownsBackend: boolean,
   ) {
     this.slots = new SequenceSlots(seqs.map((seq) => new CachedSequence(model, seq)));
-    this.batcher = new DecodeBatcher(backend);
+    this.batcher = new DecodeBatcher(backend, model.maxChunk);
     this.weightsBytes = model.weights.bytes;
     this.openai = createOpenAI(this);
   }
@@ -442,14 +442,14 @@ export class Qwen2 {
       const draft = options.speculative!.draft;
       await (draft instanceof Qwen2 ? draft.exclusive(undefined, decode) : decode());
     } else if (maxNew > 0 && batch) {
-      // The prompt but its last token in chunks, letting the batch's steps run in between; then the last
-      // token as this generation's first step in the batch (whose logits nothing else overwrites).
+      // The prompt (but the prefix the cache holds) as this generation's first step in the batch: fed a
+      // part per pass beside the others' decoding steps when it is long.
       if (ids.length === 0) throw new RangeError('the prompt is empty: at least one token is needed');
       if (ids.length > cache.capacity) throw new ContextOverflowError(0, ids.length, cache.capacity);
       const member = batch.join(cache);
       try {
-        await cache.feedInChunks(ids.slice(0, -1), yieldToEventLoop);
-        let logits = await member.step(ids[ids.length - 1]!);
+        cache.truncate(Math.min(cache.commonPrefix(ids), ids.length - 1));
+        let logits = await member.step(ids.slice(cache.length));
         for (;;) {
           const next = await choose(logits);
           if (!next) {
@@ -457,7 +457,7 @@ export class Qwen2 {
             break;
           }
           if (!(await take(next))) break;
-          logits = await member.step(next.id);
+          logits = await member.step([next.id]);
           decodePasses++;
         }
       } finally {

@@ -4,10 +4,11 @@ import { CachedSequence } from '../model/cached-sequence.js';
 /** A generation taking part in batched decoding (see {@link DecodeBatcher}). */
 export interface BatchMember {
   /**
-   * Feeds `id` to the member's sequence in the next batched pass and resolves with that sequence's
-   * logits: a one-row view of the pass's logits, valid until the member's next step.
+   * Feeds `ids` (a decoding step's token, or a prompt) to the member's sequence in the coming batched
+   * passes and resolves with the logits of the last one: a one-row view of the last pass's logits, valid
+   * until the member's next step. A long prompt is fed a part per pass, beside the others' steps.
    */
-  step(id: number): Promise<Tensor>;
+  step(ids: readonly number[]): Promise<Tensor>;
   /** Leaves the batch (the generation ended); the others stop waiting for this member's steps. */
   leave(): void;
 }
@@ -15,17 +16,23 @@ export interface BatchMember {
 interface PendingStep {
   member: object;
   cache: CachedSequence;
-  id: number;
+  /** Tokens not fed yet. */
+  ids: readonly number[];
   resolve: (logits: Tensor) => void;
   reject: (error: unknown) => void;
 }
 
 /**
- * Continuous batching: the decoding steps of concurrent generations, each in its own KV cache, run as
- * one pass per step ({@link CachedSequence.forwardBatch}), so that the weights are read once per step
- * for all of them rather than once per generation. A pass runs as soon as every member has asked for its
- * next step; a generation joins with its first step (after its own prefill) and leaves when it ends, so
- * the batch widens and narrows between passes.
+ * Continuous batching: the steps of concurrent generations, each in its own KV cache, run together in
+ * passes ({@link CachedSequence.forwardBatch}), so that the weights are read once per pass for all of
+ * them rather than once per generation. A pass runs as soon as every member has a step waiting; a
+ * generation joins with its first step (its prompt) and leaves when it ends, so the batch widens and
+ * narrows between passes.
+ *
+ * A pass holds at most the model's `maxChunk` tokens: every waiting decoding step's token first, then
+ * prompts in the order they came, a prompt too long for what is left continuing in the next passes. So a
+ * long prompt is prefilled a chunk per pass while the others keep decoding, one token per pass, in the
+ * same passes.
  *
  * Every member must keep stepping or leave: a pass waits for all of them (so a generation in a batch
  * must not wait on anything else between steps, such as a slow reader of its stream).
@@ -34,7 +41,10 @@ export class DecodeBatcher {
   private readonly members = new Set<object>();
   private pending: PendingStep[] = [];
 
-  constructor(private readonly backend: Backend) {}
+  /** @param budget - most tokens in one pass (the model's `maxChunk`) */
+  constructor(private readonly backend: Backend, private readonly budget: number) {
+    if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`DecodeBatcher: the token budget must be a positive integer, got ${budget}`);
+  }
 
   /** Generations in the batch now. */
   get size(): number {
@@ -46,35 +56,62 @@ export class DecodeBatcher {
     const member = {};
     let left = false;
     return {
-      step: (id) => {
+      step: (ids) => {
         if (left) return Promise.reject(new Error('DecodeBatcher: step after leave'));
+        if (ids.length === 0) return Promise.reject(new RangeError('DecodeBatcher: a step needs at least one token'));
         this.members.add(member);
         return new Promise<Tensor>((resolve, reject) => {
-          this.pending.push({ member, cache, id, resolve, reject });
-          this.runIfReady();
+          this.pending.push({ member, cache, ids, resolve, reject });
+          this.runWhileReady();
         });
       },
       leave: () => {
         if (left) return;
         left = true;
         this.members.delete(member);
-        this.runIfReady();
+        this.runWhileReady();
       },
     };
   }
 
-  /** Runs the pass once every member has a step waiting. */
-  private runIfReady(): void {
-    if (this.pending.length === 0 || this.pending.length < this.members.size) return;
-    const steps = this.pending;
-    this.pending = [];
+  /** Runs passes while every member has a step waiting (a prompt's rest keeps its member waiting). */
+  private runWhileReady(): void {
+    while (this.pending.length > 0 && this.pending.length >= this.members.size) {
+      if (!this.runPass()) return;
+    }
+  }
+
+  /** One pass; false when it failed (its steps are rejected). */
+  private runPass(): boolean {
+    // Decoding steps (one token) first, then prompts in arrival order, within the budget.
+    const order = [...this.pending.filter((s) => s.ids.length === 1), ...this.pending.filter((s) => s.ids.length > 1)];
+    let left = this.budget;
+    const parts: { step: PendingStep; ids: readonly number[] }[] = [];
+    for (const step of order) {
+      if (left === 0) break;
+      const ids = step.ids.length <= left ? step.ids : step.ids.slice(0, left);
+      parts.push({ step, ids });
+      left -= ids.length;
+    }
     let logits: Tensor;
     try {
-      logits = CachedSequence.forwardBatch(steps.map((s) => s.cache), steps.map((s) => s.id));
+      logits = CachedSequence.forwardBatch(parts.map((p) => p.step.cache), parts.map((p) => p.ids));
     } catch (e) {
-      for (const s of steps) s.reject(e);
-      return;
+      // A failed pass may have filled some caches: every step in it fails.
+      for (const { step } of parts) step.reject(e);
+      this.pending = this.pending.filter((s) => !parts.some((p) => p.step === s));
+      return false;
     }
-    steps.forEach((s, i) => s.resolve(steps.length === 1 ? logits : this.backend.view(logits, i, 1)));
+    const done = new Set<PendingStep>();
+    parts.forEach(({ step, ids }, i) => {
+      if (ids.length < step.ids.length) {
+        step.ids = step.ids.slice(ids.length);
+        return;
+      }
+      done.add(step);
+      step.resolve(parts.length === 1 ? logits : this.backend.view(logits, i, 1));
+    });
+    this.pending = this.pending.filter((s) => !done.has(s));
+    return true;
   }
 }

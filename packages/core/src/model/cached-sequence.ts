@@ -59,32 +59,15 @@ export class CachedSequence {
   }
 
   /**
-   * Makes the cache hold exactly `ids`, reusing the prefix it shares with them and feeding the rest one
-   * chunk of `maxChunk` tokens at a time, awaiting `between()` after each chunk, so that other work on
-   * the model (other sequences' decoding steps) runs between them instead of waiting for the whole
-   * prompt. No logits come out: a batched generation feeds its prompt's last token in its first step.
-   * @throws ContextOverflowError when `ids` do not fit
+   * One pass over several sequences: appends `ids[i]` (one token or several) to `caches[i]` and returns
+   * the logits of each one's last token. @see Qwen2Model.forwardBatch
    */
-  async feedInChunks(ids: readonly number[], between: () => Promise<void>): Promise<void> {
-    if (ids.length > this.capacity) throw new ContextOverflowError(0, ids.length, this.capacity);
-    this.truncate(this.commonPrefix(ids));
-    while (this.length < ids.length) {
-      this.forward(ids.slice(this.length, this.length + this.model.maxChunk));
-      // Whatever runs meanwhile uses other sequences: this one stays as it was left.
-      if (this.length < ids.length) await between();
-    }
-  }
-
-  /**
-   * One decoding step of several sequences in one pass (`ids[i]` appended to `caches[i]`).
-   * @see Qwen2Model.forwardBatch
-   */
-  static forwardBatch(caches: readonly CachedSequence[], ids: readonly number[]): Tensor {
+  static forwardBatch(caches: readonly CachedSequence[], ids: readonly (readonly number[])[]): Tensor {
     const model = caches[0]?.model;
     if (!model || caches.some((c) => c.model !== model)) throw new RangeError('forwardBatch: the sequences must all belong to one model (and there must be at least one)');
     try {
       const logits = model.forwardBatch(caches.map((c) => c.seq), ids);
-      caches.forEach((c, i) => c.ids.push(ids[i]!));
+      caches.forEach((c, i) => c.ids.push(...ids[i]!));
       return logits;
     } catch (e) {
       for (const c of caches) c.unknownAfterFailure();

@@ -51,11 +51,11 @@ export class Qwen2Model {
   inspect: InspectHook | undefined;
   private ws: Workspace | undefined;
   /**
-   * Logits of a batched step, one row per sequence, as wide as the widest batch so far (a row is vocab x
-   * 4 bytes: 600 KB for Qwen2). Kept apart from the workspace, which other passes may regrow while the
-   * batch's generations still read their rows.
+   * A batched pass's last hidden state and logits of each sequence, as wide as the widest batch so far (a
+   * logits row is vocab x 4 bytes: 600 KB for Qwen2). Kept apart from the workspace, which other passes
+   * may regrow while the batch's generations still read their rows.
    */
-  private batchLogits: Tensor | undefined;
+  private batch: { last: Tensor; logits: Tensor } | undefined;
 
   /**
    * @param backend - where weights live and ops run
@@ -116,43 +116,61 @@ export class Qwen2Model {
   }
 
   /**
-   * One decoding step of several sequences in one pass: appends `ids[i]` to `seqs[i]` and returns the
-   * logits of each, `[seqs.length, vocab]` on the backend (row i for sequence i), overwritten by the next
-   * batched step. The matrix products read every weight once for all the sequences, which is where a
-   * step's time goes; RoPE, the KV write and attention run per sequence, at its own position and over its
-   * own cache. Each row equals what {@link forward} of that one token would give.
-   * @throws RangeError when the lengths differ, there are no sequences or more than `maxChunk`, a
-   *   sequence appears twice, or an id is outside the vocabulary
-   * @throws {@link ContextOverflowError} when a sequence's cache is full
+   * One pass over several sequences (continuous batching): appends `ids[i]` (a token, or several: a
+   * prompt's chunk) to `seqs[i]` and returns the logits of the last token of each, `[seqs.length, vocab]`
+   * on the backend (row i for sequence i), overwritten by the next batched pass. The matrix products run
+   * on all the pass's tokens at once, reading every weight once, which is where a decoding step's time
+   * goes; RoPE, the KV write and attention run per sequence, at its own positions and over its own cache.
+   * Each row equals what {@link forward} of that sequence's tokens alone would give.
+   * @throws RangeError when the lengths differ, there are no sequences or more than `maxChunk` tokens in
+   *   all, a sequence appears twice or gets no token, or an id is outside the vocabulary
+   * @throws {@link ContextOverflowError} when a sequence's tokens do not fit in its cache
    */
-  forwardBatch(seqs: readonly KVSequence[], ids: ArrayLike<number>): Tensor {
+  forwardBatch(seqs: readonly KVSequence[], ids: ArrayLike<number | ArrayLike<number>>): Tensor {
     const B = seqs.length;
-    if (B === 0 || B !== ids.length) throw new RangeError(`forwardBatch: ${B} sequences and ${ids.length} ids; expected one id per sequence and at least one`);
-    if (B > this.maxChunk) throw new RangeError(`forwardBatch: ${B} sequences exceed maxChunk ${this.maxChunk}`);
-    if (new Set(seqs).size !== B) throw new RangeError('forwardBatch: a sequence appears twice (one token per sequence per step)');
-    const all = this.checkTokenIds(ids);
-    for (const seq of seqs) seq.ensureRoom(1);
+    if (B === 0 || B !== ids.length) throw new RangeError(`forwardBatch: ${B} sequences and ${ids.length} entries of ids; expected one entry per sequence and at least one`);
+    if (new Set(seqs).size !== B) throw new RangeError('forwardBatch: a sequence appears twice (its tokens belong in one entry)');
+    const parts = Array.from({ length: B }, (_, i) => {
+      const entry = ids[i]!;
+      const tokens = this.checkTokenIds(typeof entry === 'number' ? [entry] : entry);
+      if (tokens.length === 0) throw new RangeError(`forwardBatch: no tokens for sequence ${i}`);
+      return tokens;
+    });
+    const T = parts.reduce((n, p) => n + p.length, 0);
+    if (T > this.maxChunk) throw new RangeError(`forwardBatch: ${T} tokens in all exceed maxChunk ${this.maxChunk}`);
+    seqs.forEach((seq, i) => seq.ensureRoom(parts[i]!.length));
     const b = this.backend;
-    // The pass is as wide as the batch; its positions are each sequence's own, so it names the lowest.
-    b.beginPass(B, Math.min(...seqs.map((s) => s.length)));
+    // The pass is as wide as all its tokens; its positions are each sequence's own, so it names the lowest.
+    b.beginPass(T, Math.min(...seqs.map((s) => s.length)));
     try {
-      const ws = this.workspace(B);
-      const x = B === ws.rows ? ws.x : b.view(ws.x, 0, B);
-      const act = this.activations(ws, B);
+      const ws = this.workspace(T);
+      const x = T === ws.rows ? ws.x : b.view(ws.x, 0, T);
+      const act = this.activations(ws, T);
+      const all = new Int32Array(T);
+      let row = 0;
+      const rows = seqs.map((seq, i) => {
+        const n = parts[i]!.length;
+        all.set(parts[i]!, row);
+        const r = { seq, startPos: seq.length, first: row, n, q: b.view(act.q, row, n), k: b.view(act.k, row, n), v: b.view(act.v, row, n), attn: b.view(act.attn, row, n) };
+        row += n;
+        return r;
+      });
       b.embed(this.weights.embed, all, x);
-      const rows = seqs.map((seq, i) => ({ seq, startPos: seq.length, q: b.view(act.q, i, 1), k: b.view(act.k, i, 1), v: b.view(act.v, i, 1), attn: b.view(act.attn, i, 1) }));
       this.weights.layers.forEach((w, l) => this.decoderLayer(l, w, x, act, () => {
         for (const r of rows) this.attend(l, r.seq, r.startPos, r.q, r.k, r.v, r.attn);
       }));
-      for (const seq of seqs) seq.length += 1;
-      if (!this.batchLogits || this.batchLogits.rows < B) {
-        if (this.batchLogits) b.free(this.batchLogits);
-        this.batchLogits = b.alloc(B, this.config.vocabSize);
+      rows.forEach((r) => (r.seq.length += r.n));
+      const out = this.batchOutputs(B);
+      // Each sequence's last token, normalized, through lm_head (the rows are those tokens already when
+      // every sequence has one).
+      let last = x;
+      if (T > B) {
+        last = out.last;
+        rows.forEach((r, i) => b.copy(b.view(x, r.first + r.n - 1, 1), b.view(last, i, 1)));
       }
-      const logits = B === this.batchLogits.rows ? this.batchLogits : b.view(this.batchLogits, 0, B);
-      b.rmsNorm(x, this.weights.norm, this.config.rmsNormEps, x);
-      b.matmul(x, [this.weights.lmHead], [undefined], [logits]);
-      return logits;
+      b.rmsNorm(last, this.weights.norm, this.config.rmsNormEps, last);
+      b.matmul(last, [this.weights.lmHead], [undefined], [out.logits]);
+      return out.logits;
     } finally {
       b.endPass();
     }
@@ -194,8 +212,11 @@ export class Qwen2Model {
   /** Frees the weights and scratch activations. */
   dispose(): void {
     this.freeWorkspace();
-    if (this.batchLogits) this.backend.free(this.batchLogits);
-    this.batchLogits = undefined;
+    if (this.batch) {
+      this.backend.free(this.batch.last);
+      this.backend.free(this.batch.logits);
+    }
+    this.batch = undefined;
     freeModelWeights(this.backend, this.weights);
   }
 
@@ -321,6 +342,20 @@ export class Qwen2Model {
       }
       await take(dst, r, n);
     }
+  }
+
+  /** {@link batch} for `B` sequences: views of its first rows when it holds more. */
+  private batchOutputs(B: number): { last: Tensor; logits: Tensor } {
+    const b = this.backend;
+    if (!this.batch || this.batch.last.rows < B) {
+      if (this.batch) {
+        b.free(this.batch.last);
+        b.free(this.batch.logits);
+      }
+      this.batch = { last: b.alloc(B, this.config.hiddenSize), logits: b.alloc(B, this.config.vocabSize) };
+    }
+    const { last, logits } = this.batch;
+    return last.rows === B ? this.batch : { last: b.view(last, 0, B), logits: b.view(logits, 0, B) };
   }
 
   /** The workspace's activations for a pass of `T` tokens (views of its first rows when it holds more). */

@@ -117,16 +117,19 @@ async function speculativeGreedy(backend: Backend, model: Qwen2Model, prompt: nu
 }
 
 /**
- * 16 greedy tokens of every golden sequence decoded with {@link Qwen2Model.forwardBatch}: sequence i is
- * prefilled at step i and joins the batch, so that batches widen to all of them, at positions that all
- * differ, and narrow again as the first ones finish. Each batched row is compared with a pass of the same
- * token through a copy of that sequence decoded alone (`worst`: the largest difference).
+ * 16 greedy tokens of every golden sequence decoded with {@link Qwen2Model.forwardBatch}: sequence i
+ * joins at pass i with its whole prompt, in the same pass as the others' decoding steps, so that passes
+ * mix a prompt with single tokens and widen to all the sequences, at positions that all differ, then
+ * narrow as the first ones finish. Each row is compared with a pass of the same tokens through a copy of
+ * that sequence run alone (`worst`: the largest difference); `prompts` are the rows of the prompts.
  */
-async function batchedGreedy(backend: Backend, fixture: Fixture, format: WeightFormat): Promise<{ tokens: number[][]; widest: number; worst: number }> {
+async function batchedGreedy(backend: Backend, fixture: Fixture, format: WeightFormat): Promise<{ tokens: number[][]; prompts: Float32Array[]; widest: number; worst: number }> {
   const opened = await openFixtureModel(fixture);
   let model: Qwen2Model;
   try {
-    model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, { format }));
+    // Passes as wide as the longest prompt with every other sequence's token.
+    const maxChunk = fixture.golden.sequences.reduce((n, s) => n + s.input_ids.length, 0);
+    model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, { format }), { maxChunk });
   } finally {
     await opened.close();
   }
@@ -136,36 +139,34 @@ async function batchedGreedy(backend: Backend, fixture: Fixture, format: WeightF
     seq: model.createSequence(s.input_ids.length + 16),
     solo: model.createSequence(s.input_ids.length + 16),
   }));
+  const prompts: Float32Array[] = [];
   let widest = 0;
   let worst = 0;
   try {
-    for (let step = 0; ; step++) {
-      const joining = members[step];
-      if (joining) {
-        joining.tokens.push((await backend.argmax(model.forward(joining.seq, joining.prompt)))[0]!);
-        model.forward(joining.solo, joining.prompt);
-      }
-      const active = members.filter((m) => m.tokens.length > 0 && m.tokens.length < 16);
-      if (active.length === 0) {
-        if (step >= members.length) break;
-        continue;
-      }
-      widest = Math.max(widest, active.length);
-      const logits = model.forwardBatch(active.map((m) => m.seq), active.map((m) => m.tokens[m.tokens.length - 1]!));
-      expect([logits.rows, logits.cols]).toEqual([active.length, model.config.vocabSize]);
+    for (let pass = 0; ; pass++) {
+      const decoding = members.filter((m) => m.tokens.length > 0 && m.tokens.length < 16);
+      const joining = members[pass];
+      const inPass = joining ? [...decoding, joining] : decoding;
+      if (inPass.length === 0) break;
+      widest = Math.max(widest, inPass.length);
+      const fed = inPass.map((m) => (m === joining ? m.prompt : [m.tokens[m.tokens.length - 1]!]));
+      const logits = model.forwardBatch(inPass.map((m) => m.seq), fed);
+      expect([logits.rows, logits.cols]).toEqual([inPass.length, model.config.vocabSize]);
       const rows = await backend.read(logits);
       const ids = await backend.argmax(logits);
-      for (const [i, m] of active.entries()) {
+      for (const [i, m] of inPass.entries()) {
         // What a generation in the batch reads: its own row, as a view.
         const own = backend.view(logits, i, 1);
-        expect(await backend.read(own)).toEqual(rows.slice(i * logits.cols, (i + 1) * logits.cols));
+        const row = rows.slice(i * logits.cols, (i + 1) * logits.cols);
+        expect(await backend.read(own)).toEqual(row);
         expect((await backend.argmax(own))[0]).toBe(ids[i]);
-        const alone = await backend.read(model.forward(m.solo, [m.tokens[m.tokens.length - 1]!]));
-        worst = Math.max(worst, maxAbsDiff(rows.subarray(i * alone.length, (i + 1) * alone.length), alone));
+        if (m === joining) prompts.push(row);
+        const alone = await backend.read(model.forward(m.solo, fed[i]!));
+        worst = Math.max(worst, maxAbsDiff(row, alone));
         m.tokens.push(ids[i]!);
       }
     }
-    return { tokens: members.map((m) => m.tokens), widest, worst };
+    return { tokens: members.map((m) => m.tokens), prompts, widest, worst };
   } finally {
     for (const m of members) {
       m.seq.free();
@@ -325,14 +326,20 @@ export function registerModelSuite(makeBackend: () => Promise<Backend>, options:
         }, options.timeoutMs ?? 120_000);
       }
       for (const format of ['f32', 'q4_0'] as const) {
-        it(`batched decoding (${format} weights): the golden sequences decoded together, joining and leaving`, async (ctx) => {
+        it(`batched decoding (${format} weights): the golden sequences decoded together, each joining with its prompt`, async (ctx) => {
           if (!backend.info.formats.includes(format)) ctx.skip(`backend '${backend.info.name}' does not store ${format}`);
-          const { tokens, widest, worst } = await batchedGreedy(backend, fixture, format);
-          // Every step had its own solo pass to compare with; the batch grew to every sequence at once.
+          const { tokens, prompts, widest, worst } = await batchedGreedy(backend, fixture, format);
+          // Every row had its own solo pass to compare with; the batch grew to every sequence at once.
           expect(widest).toBe(fixture.golden.sequences.length);
           const tol = format === 'f32' ? 1e-4 : MODEL_TOLERANCE.sameFormat[format];
           expect(worst, `${name} ${format}: batched rows vs one-sequence passes, max abs error ${worst} > ${tol}`).toBeLessThanOrEqual(tol);
-          if (format === 'f32') fixture.golden.sequences.forEach((s, i) => expect(tokens[i], `${name} batched greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens));
+          if (format === 'f32') {
+            fixture.golden.sequences.forEach((s, i) => {
+              const err = maxAbsDiff(prompts[i]!, fixture.lastLogits(i));
+              expect(err, `${name} batched prompt ${i} vs golden logits: max abs error ${err}`).toBeLessThanOrEqual(MODEL_TOLERANCE.golden);
+              expect(tokens[i], `${name} batched greedy tokens of sequence ${i}`).toEqual(s.greedy_new_tokens);
+            });
+          }
           console.info(`[conformance] ${backend.info.name} ${name} batched decoding ${format}: max error vs one-sequence passes ${worst.toExponential(2)}`);
         }, options.timeoutMs ?? 120_000);
       }
