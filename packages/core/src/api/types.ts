@@ -30,9 +30,9 @@ export interface LoadOptions extends OpenModelOptions {
   maxChunk?: number;
   /**
    * Sequences generated at once (default 1). Above 1, concurrent `generate` and `chat` calls decode
-   * together, one pass per step for all of them (continuous batching: a call joins the batch once its
-   * prompt is prefilled and leaves when it ends), so that serving several users costs little more per
-   * step than serving one. Each sequence has its own KV cache of `maxContext` tokens, so the caches take
+   * together, one pass per step for all of them (continuous batching: a call joins the batch with its
+   * prompt, prefilled in the same passes as the others' steps, at most `maxChunk` tokens per pass, and
+   * leaves when it ends), so that serving several users costs little more per step than serving one. Each sequence has its own KV cache of `maxContext` tokens, so the caches take
    * `parallel` times the memory. A call waits for a free sequence; `logits`, `score`,
    * `promptLogprobs` and speculative generation run alone (they wait for the batch to drain). In a batch a
    * generation is not paced by the reader of its stream: its chunks queue up instead. At most `maxChunk`.
