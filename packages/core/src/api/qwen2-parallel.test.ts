@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../backend/reference/reference-backend.js';
+import { PassCountingBackend } from '../model/test-tiny-model.js';
 import { loadFixture, type Fixture } from '../testing/fixtures.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { ContextOverflowError } from '../errors.js';
@@ -7,23 +7,14 @@ import type { Qwen2 } from './qwen2.js';
 import { fixturesDir, loadFullVocabModel } from './test-model.js';
 import type { GenerateOptions, GenerationChunk, GenerationResult } from './types.js';
 
-/** The reference backend, counting the tokens of every pass (a batched step is one pass of all its rows). */
-class CountingBackend extends ReferenceBackend {
-  passes: number[] = [];
-  override beginPass(tokens: number, startPos: number): void {
-    this.passes.push(tokens);
-    super.beginPass(tokens, startPos);
-  }
-}
-
 let fixture: Fixture;
 let serial: Qwen2;
 let parallel: Qwen2;
-let backend: CountingBackend;
+let backend: PassCountingBackend;
 beforeAll(async () => {
   fixture = await loadFixture(fixturesDir, 'full-vocab-bf16');
   serial = await loadFullVocabModel({ maxContext: 128 });
-  backend = new CountingBackend();
+  backend = new PassCountingBackend();
   parallel = await loadFullVocabModel({ maxContext: 128, parallel: 3, backend });
 }, 60_000);
 afterAll(async () => {

@@ -1,29 +1,14 @@
-import { fileURLToPath } from 'node:url';
-import { openModel } from '@qwen2-ts/loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { CachedSequence } from '../model/cached-sequence.js';
 import { Qwen2Model } from '../model/qwen2-model.js';
-import { loadModelWeights } from '../model/weights.js';
+import { loadTinyModel, PassCountingBackend } from '../model/test-tiny-model.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { DecodeBatcher } from './decode-batcher.js';
 
-const dir = fileURLToPath(new URL('../../../../fixtures/models/tiny-f32', import.meta.url));
-
-/** The reference backend, counting the tokens of every pass. */
-class Counting extends ReferenceBackend {
-  passes: number[] = [];
-  override beginPass(tokens: number, startPos: number): void {
-    this.passes.push(tokens);
-    super.beginPass(tokens, startPos);
-  }
-}
-const backend = new Counting();
+const backend = new PassCountingBackend();
 let model: Qwen2Model;
 beforeAll(async () => {
-  const opened = await openModel(dir);
-  model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, {}));
-  await opened.close();
+  model = await loadTinyModel(backend);
 });
 afterAll(() => model?.dispose());
 

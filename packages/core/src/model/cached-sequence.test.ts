@@ -1,20 +1,15 @@
-import { fileURLToPath } from 'node:url';
-import { openModel } from '@qwen2-ts/loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { maxAbsDiff } from '../testing/random.js';
 import { CachedSequence } from './cached-sequence.js';
-import { Qwen2Model } from './qwen2-model.js';
-import { loadModelWeights } from './weights.js';
+import type { Qwen2Model } from './qwen2-model.js';
+import { loadTinyModel } from './test-tiny-model.js';
 
-const dir = fileURLToPath(new URL('../../../../fixtures/models/tiny-f32', import.meta.url));
 const backend = new ReferenceBackend();
 let model: Qwen2Model;
 beforeAll(async () => {
-  const opened = await openModel(dir);
-  model = new Qwen2Model(backend, opened.config, await loadModelWeights(opened.checkpoint, opened.config, backend, {}));
-  await opened.close();
+  model = await loadTinyModel(backend);
 });
 afterAll(() => model?.dispose());
 
