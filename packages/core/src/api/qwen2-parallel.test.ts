@@ -94,6 +94,30 @@ describe('Qwen2 with parallel sequences (continuous batching)', { timeout: 120_0
     done.forEach((d, i) => expect(d.ids).toEqual(seqs[i + 1]!.greedy_new_tokens));
   });
 
+  it('aborts a generation while its long prompt is still fed, a part per pass beside another\'s steps', async () => {
+    // Passes of at most 4 tokens: the 100-token prompt needs 33 passes beside the other's token, the
+    // other 16 tokens need 16.
+    const counting = new PassCountingBackend();
+    const small = await loadFullVocabModel({ maxContext: 128, parallel: 2, maxChunk: 4, backend: counting });
+    try {
+      const s = fixture.golden.sequences[1]!;
+      const decoding = small.generate(s.input_ids, { temperature: 0, maxNewTokens: 16, ignoreEos: true });
+      const controller = new AbortController();
+      const long = small.generate(Array.from({ length: 100 }, (_, i) => 500 + i), { temperature: 0, maxNewTokens: 4, signal: controller.signal });
+      let seen = 0;
+      for await (const c of decoding) if (c.tokenId >= 0 && ++seen === 2) controller.abort();
+      const r = await long;
+      expect(r.finishReason).toBe('abort');
+      expect(r.ids).toEqual([]);
+      expect((await decoding).ids).toEqual(s.greedy_new_tokens);
+      // The prompt stopped being fed long before its end: far fewer than its 33 passes of 3 tokens.
+      expect(counting.passes.filter((t) => t === 4).length).toBeLessThan(10);
+    } finally {
+      await small.dispose();
+      await counting.dispose();
+    }
+  });
+
   it('runs logits, score and speculative decoding alone, between the batches, with their own results', async () => {
     const seqs = fixture.golden.sequences;
     const gens = seqs.slice(0, 2).map((s) => parallel.generate(s.input_ids, { temperature: 0, maxNewTokens: 16, ignoreEos: true }));

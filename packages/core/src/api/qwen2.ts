@@ -449,8 +449,13 @@ export class Qwen2 {
       const member = batch.join(cache);
       try {
         cache.truncate(Math.min(cache.commonPrefix(ids), ids.length - 1));
-        let logits = await member.step(ids.slice(cache.length));
-        for (;;) {
+        // An abort while the prompt is fed (a long one takes several passes) ends the generation there.
+        let logits = await member.step(ids.slice(cache.length), signal).catch((e: unknown) => {
+          if (signal?.aborted) return undefined;
+          throw e;
+        });
+        if (!logits) finishReason = 'abort';
+        while (logits) {
           const next = await choose(logits);
           if (!next) {
             finishReason = 'stop';

@@ -7,8 +7,9 @@ export interface BatchMember {
    * Feeds `ids` (a decoding step's token, or a prompt) to the member's sequence in the coming batched
    * passes and resolves with the logits of the last one: a one-row view of the last pass's logits, valid
    * until the member's next step. A long prompt is fed a part per pass, beside the others' steps.
+   * @param signal - aborts the step while it waits (what was fed stays in the cache); rejects with its reason
    */
-  step(ids: readonly number[]): Promise<Tensor>;
+  step(ids: readonly number[], signal?: AbortSignal): Promise<Tensor>;
   /** Leaves the batch (the generation ended); the others stop waiting for this member's steps. */
   leave(): void;
 }
@@ -56,12 +57,32 @@ export class DecodeBatcher {
     const member = {};
     let left = false;
     return {
-      step: (ids) => {
+      step: (ids, signal) => {
         if (left) return Promise.reject(new Error('DecodeBatcher: step after leave'));
         if (ids.length === 0) return Promise.reject(new RangeError('DecodeBatcher: a step needs at least one token'));
+        if (signal?.aborted) return Promise.reject(signal.reason);
         this.members.add(member);
         return new Promise<Tensor>((resolve, reject) => {
-          this.pending.push({ member, cache, ids, resolve, reject });
+          const onAbort = (): void => {
+            // Out of the coming passes; the member stays until it leaves, so no pass waits on it in vain.
+            this.pending = this.pending.filter((s) => s !== step);
+            reject(signal!.reason);
+          };
+          const step: PendingStep = {
+            member,
+            cache,
+            ids,
+            resolve: (logits) => {
+              signal?.removeEventListener('abort', onAbort);
+              resolve(logits);
+            },
+            reject: (error) => {
+              signal?.removeEventListener('abort', onAbort);
+              reject(error);
+            },
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          this.pending.push(step);
           this.runWhileReady();
         });
       },
