@@ -450,19 +450,20 @@ export class Qwen2 {
       try {
         cache.truncate(Math.min(cache.commonPrefix(ids), ids.length - 1));
         // An abort while the prompt is fed (a long one takes several passes) ends the generation there.
-        let logits = await member.step(ids.slice(cache.length), signal).catch((e: unknown) => {
+        let row = await member.step(ids.slice(cache.length), signal).catch((e: unknown) => {
           if (signal?.aborted) return undefined;
           throw e;
         });
-        if (!logits) finishReason = 'abort';
-        while (logits) {
-          const next = await choose(logits);
+        if (!row) finishReason = 'abort';
+        while (row) {
+          // Greedy picks come from one argmax of the whole pass, shared by its greedy generations.
+          const next = greedy && !onHost ? { id: await row.argmax() } : await choose(row.logits);
           if (!next) {
             finishReason = 'stop';
             break;
           }
           if (!(await take(next))) break;
-          logits = await member.step([next.id]);
+          row = await member.step([next.id]);
           decodePasses++;
         }
       } finally {

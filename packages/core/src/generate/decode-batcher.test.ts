@@ -36,9 +36,13 @@ describe('DecodeBatcher', () => {
     const [rowA, rowB] = await Promise.all([ma.step([12]), pb]);
     expect(backend.passes).toEqual([1, 2]);
     soloA.forward([11]);
-    expect(maxAbsDiff(await backend.read(rowA), await backend.read(soloA.forward([12])))).toBeLessThan(1e-5);
-    expect(maxAbsDiff(await backend.read(rowB), await backend.read(soloB.forward([13])))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await backend.read(rowA.logits), await backend.read(soloA.forward([12])))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await backend.read(rowB.logits), await backend.read(soloB.forward([13])))).toBeLessThan(1e-5);
     expect([a.length, b.length]).toEqual([5, 2]);
+    // Each row's argmax, from one argmax of the pass.
+    backend.argmaxCalls = 0;
+    expect([await rowA.argmax(), await rowB.argmax()]).toEqual([(await backend.argmax(rowA.logits))[0], (await backend.argmax(rowB.logits))[0]]);
+    expect(backend.argmaxCalls).toBe(3);
     // A member that leaves stops being waited for.
     backend.passes = [];
     const next = mb.step([14]);
@@ -71,9 +75,9 @@ describe('DecodeBatcher', () => {
     expect(backend.passes).toEqual([1, 8, 8, 7]);
     expect([a.length, b.length]).toEqual([7, 20]);
     const soloA = fresh([5, 6, 7, 11, 12, 13]);
-    expect(maxAbsDiff(await backend.read(rowA), await backend.read(soloA.forward([14])))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await backend.read(rowA.logits), await backend.read(soloA.forward([14])))).toBeLessThan(1e-5);
     const soloB = fresh([]);
-    expect(maxAbsDiff(await backend.read(rowB), await backend.read(soloB.prefill(prompt)))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(await backend.read(rowB.logits), await backend.read(soloB.prefill(prompt)))).toBeLessThan(1e-5);
     ma.leave();
     mb.leave();
     for (const c of [a, b, soloA, soloB]) c.free();

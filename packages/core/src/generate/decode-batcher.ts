@@ -1,15 +1,26 @@
 import type { Backend, Tensor } from '../backend/types.js';
 import { CachedSequence } from '../model/cached-sequence.js';
 
+/** A member's row of a batched pass: the logits of its last token. */
+export interface BatchRow {
+  /** A one-row view of the pass's logits, valid until the member's next step. */
+  logits: Tensor;
+  /**
+   * The argmax of the row, taken for every row of the pass at once (one device call and one readback
+   * per pass rather than one per member).
+   */
+  argmax(): Promise<number>;
+}
+
 /** A generation taking part in batched decoding (see {@link DecodeBatcher}). */
 export interface BatchMember {
   /**
    * Feeds `ids` (a decoding step's token, or a prompt) to the member's sequence in the coming batched
-   * passes and resolves with the logits of the last one: a one-row view of the last pass's logits, valid
-   * until the member's next step. A long prompt is fed a part per pass, beside the others' steps.
+   * passes and resolves with its row of the pass that fed the last one. A long prompt is fed a part per
+   * pass, beside the others' steps.
    * @param signal - aborts the step while it waits (what was fed stays in the cache); rejects with its reason
    */
-  step(ids: readonly number[], signal?: AbortSignal): Promise<Tensor>;
+  step(ids: readonly number[], signal?: AbortSignal): Promise<BatchRow>;
   /** Leaves the batch (the generation ended); the others stop waiting for this member's steps. */
   leave(): void;
 }
@@ -19,7 +30,7 @@ interface PendingStep {
   cache: CachedSequence;
   /** Tokens not fed yet. */
   ids: readonly number[];
-  resolve: (logits: Tensor) => void;
+  resolve: (row: BatchRow) => void;
   reject: (error: unknown) => void;
 }
 
@@ -62,7 +73,7 @@ export class DecodeBatcher {
         if (ids.length === 0) return Promise.reject(new RangeError('DecodeBatcher: a step needs at least one token'));
         if (signal?.aborted) return Promise.reject(signal.reason);
         this.members.add(member);
-        return new Promise<Tensor>((resolve, reject) => {
+        return new Promise<BatchRow>((resolve, reject) => {
           const onAbort = (): void => {
             // Out of the coming passes; the member stays until it leaves, so no pass waits on it in vain.
             this.pending = this.pending.filter((s) => s !== step);
@@ -72,9 +83,9 @@ export class DecodeBatcher {
             member,
             cache,
             ids,
-            resolve: (logits) => {
+            resolve: (row) => {
               signal?.removeEventListener('abort', onAbort);
-              resolve(logits);
+              resolve(row);
             },
             reject: (error) => {
               signal?.removeEventListener('abort', onAbort);
@@ -124,13 +135,18 @@ export class DecodeBatcher {
       return false;
     }
     const done = new Set<PendingStep>();
+    // Asked for by the first member that wants it, before the next pass can overwrite the logits.
+    let argmax: Promise<Int32Array> | undefined;
     parts.forEach(({ step, ids }, i) => {
       if (ids.length < step.ids.length) {
         step.ids = step.ids.slice(ids.length);
         return;
       }
       done.add(step);
-      step.resolve(parts.length === 1 ? logits : this.backend.view(logits, i, 1));
+      step.resolve({
+        logits: parts.length === 1 ? logits : this.backend.view(logits, i, 1),
+        argmax: async () => (await (argmax ??= this.backend.argmax(logits)))[i]!,
+      });
     });
     this.pending = this.pending.filter((s) => !done.has(s));
     return true;

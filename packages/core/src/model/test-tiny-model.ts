@@ -1,7 +1,7 @@
 // For tests: the tiny-f32 fixture as a Qwen2Model, and a reference backend that counts its passes.
 import { fileURLToPath } from 'node:url';
 import { openModel } from '@qwen2-ts/loader';
-import type { Backend } from '../backend/types.js';
+import type { Backend, Tensor } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { Qwen2Model } from './qwen2-model.js';
 import { loadModelWeights } from './weights.js';
@@ -18,11 +18,19 @@ export async function loadTinyModel(backend: Backend): Promise<Qwen2Model> {
   }
 }
 
-/** The reference backend, recording the tokens of every pass (a batched pass is one, of all its rows). */
+/**
+ * The reference backend, recording the tokens of every pass (a batched pass is one, of all its rows) and
+ * counting argmax calls.
+ */
 export class PassCountingBackend extends ReferenceBackend {
   passes: number[] = [];
+  argmaxCalls = 0;
   override beginPass(tokens: number, startPos: number): void {
     this.passes.push(tokens);
     super.beginPass(tokens, startPos);
+  }
+  override argmax(logits: Tensor): Promise<Int32Array> {
+    this.argmaxCalls++;
+    return super.argmax(logits);
   }
 }
