@@ -24,10 +24,10 @@ export type InspectPoint = 'embed' | 'attn_out' | 'mlp_out' | 'hidden_out' | 'fi
  */
 export type InspectHook = (point: InspectPoint, layer: number | undefined, tensor: Tensor) => void;
 
-/** Scratch activations for passes of up to `rows` tokens, reused by every pass (views for fewer). */
 /** A pass's scratch activations besides the residual stream. */
 type Activations = Record<'xn' | 'q' | 'k' | 'v' | 'attn' | 'o' | 'gate' | 'up', Tensor>;
 
+/** Scratch activations for passes of up to `rows` tokens, reused by every pass (views for fewer). */
 interface Workspace {
   rows: number;
   x: Tensor; xn: Tensor; q: Tensor; k: Tensor; v: Tensor; attn: Tensor; o: Tensor; gate: Tensor; up: Tensor;
