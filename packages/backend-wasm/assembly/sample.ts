@@ -102,23 +102,18 @@ export function sample_kth(e: usize, n: i32, k: i32, heap: usize): f32 {
   return load<f32>(heap);
 }
 
-/**
- * The ids (i32) and values (f32) of the floats at e in [lo, hi) (lo > 0), in ascending id order, into
- * `ids` and `vals`; returns how many.
- */
-export function sample_collect(e: usize, n: i32, lo: f32, hi: f32, ids: usize, vals: usize): i32 {
+/** The floats at e in [lo, hi) (lo > 0), in ascending id order, into `vals`; returns how many. */
+export function sample_collect(e: usize, n: i32, lo: f32, hi: f32, vals: usize): i32 {
   const vlo = f32x4.splat(lo), vhi = f32x4.splat(hi);
   let m = 0;
-  let i = 0;
-  for (; i < n; i += 4) {
-    if (i + 4 <= n && !v128.any_true(v128.and(f32x4.ge(v128.load(e + (<usize>i << 2)), vlo), f32x4.lt(v128.load(e + (<usize>i << 2)), vhi)))) continue;
+  for (let i = 0; i < n; i += 4) {
+    if (i + 4 <= n) {
+      const v = v128.load(e + (<usize>i << 2));
+      if (!v128.any_true(v128.and(f32x4.ge(v, vlo), f32x4.lt(v, vhi)))) continue;
+    }
     for (let j = i; j < min(i + 4, n); j++) {
       const x = load<f32>(e + (<usize>j << 2));
-      if (x >= lo && x < hi) {
-        store<i32>(ids + (<usize>m << 2), j);
-        store<f32>(vals + (<usize>m << 2), x);
-        m++;
-      }
+      if (x >= lo && x < hi) store<f32>(vals + (<usize>(m++) << 2), x);
     }
   }
   return m;

@@ -22,7 +22,7 @@ export interface KernelExports {
   sample_max(x: number, n: number): number;
   sample_exp(x: number, e: number, n: number, max: number, invT: number): number;
   sample_kth(e: number, n: number, k: number, heap: number): number;
-  sample_collect(e: number, n: number, lo: number, hi: number, ids: number, vals: number): number;
+  sample_collect(e: number, n: number, lo: number, hi: number, vals: number): number;
   sample_histogram(e: number, n: number, hist: number): void;
   sample_kept_mass(e: number, n: number, lo: number, thr: number, ties: number): number;
   sample_draw(e: number, n: number, lo: number, thr: number, ties: number, target: number): number;
