@@ -26,7 +26,6 @@ export interface BatchMember {
 }
 
 interface PendingStep {
-  member: object;
   cache: CachedSequence;
   /** Tokens not fed yet. */
   ids: readonly number[];
@@ -80,7 +79,6 @@ export class DecodeBatcher {
             reject(signal!.reason);
           };
           const step: PendingStep = {
-            member,
             cache,
             ids,
             resolve: (row) => {
