@@ -1,6 +1,7 @@
 import { ModelNotFoundError, SafetensorsError } from './errors.js';
 import type { ModelFolder, RandomAccessFile } from './random-access.js';
 import { readSafetensorsHeader, type SafetensorsDtype, type SafetensorsHeader } from './safetensors-header.js';
+import type { QuantizedOrigin, UnpackedLinear } from './quantized-checkpoint.js';
 
 export type { SafetensorsDtype };
 
@@ -17,6 +18,12 @@ export interface CheckpointTensor {
   /** The file (relative to the model folder) that holds it. */
   file: string;
   byteLength: number;
+  /**
+   * Set on a weight dequantized from a pre-quantized (AWQ or GPTQ) layer by a checkpoint that
+   * `openModelFolder` opened for a model with a `quantization_config`; `file` is then where its packed
+   * `qweight` lies and `byteLength` the size of its F32 values.
+   */
+  quantized?: QuantizedOrigin;
 }
 
 /** Progress of lazy tensor reads (bytes handed out so far over all tensors). */
@@ -39,6 +46,13 @@ export interface Checkpoint {
    * @throws {@link SafetensorsError} for an unknown name or a file that shrank since it was opened
    */
   readRange(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * Present on a checkpoint that dequantizes AWQ / GPTQ layers: the integers, zero points and scales of
+   * the weight `name` (one with {@link CheckpointTensor.quantized}), so it can be stored in another
+   * quantized format without rounding its values a second time.
+   * @throws {@link SafetensorsError} for a tensor that was not dequantized, or a bad `g_idx`
+   */
+  readQuantized?(name: string, options?: { signal?: AbortSignal }): Promise<UnpackedLinear>;
   /** Closes every shard's file handle; reads afterwards fail. */
   close(): Promise<void>;
 }

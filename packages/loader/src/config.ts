@@ -1,4 +1,5 @@
 import { ConfigError } from './errors.js';
+import { parseQuantizationConfig, type QuantizationConfig } from './quantization-config.js';
 
 export { ConfigError };
 
@@ -19,6 +20,8 @@ export interface Qwen2Config {
   /** `eos_token_id` as a list (it may be a number or a list in the file); empty when absent. */
   eosTokenIds: number[];
   torchDtype?: string;
+  /** `quantization_config` of a pre-quantized (AWQ or GPTQ) checkpoint; undefined for a float one. */
+  quantization?: QuantizationConfig;
 }
 
 /** Sampling defaults of a model (Hugging Face `generation_config.json`). */
@@ -90,8 +93,8 @@ function tokenId(o: Json, file: string, key: string): number | undefined {
  * @param json - the parsed JSON document
  * @param file - name used in error messages
  * @throws {@link ConfigError} naming the key: unknown `model_type`, a missing required key, a wrong type,
- *   heads that do not divide the hidden size, kv heads that do not divide the heads, unsupported `rope_scaling`
- *   or activation
+ *   heads that do not divide the hidden size, kv heads that do not divide the heads, unsupported `rope_scaling`,
+ *   activation or `quantization_config`
  */
 export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Config {
   const o = asObject(json, file);
@@ -144,6 +147,7 @@ export function parseQwen2Config(json: unknown, file = 'config.json'): Qwen2Conf
   const bos = tokenId(o, file, 'bos_token_id');
   if (bos !== undefined) config.bosTokenId = bos;
   if (typeof dtype === 'string') config.torchDtype = dtype;
+  if (present(o, 'quantization_config')) config.quantization = parseQuantizationConfig(o.quantization_config, file);
   return config;
 }
 

@@ -1,6 +1,7 @@
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { parseGenerationConfig, parseJsonFile, parseQwen2Config, type GenerationConfig, type Qwen2Config } from './config.js';
-import { ModelNotFoundError } from './errors.js';
+import { ModelNotFoundError, SafetensorsError } from './errors.js';
+import { dequantizingCheckpoint } from './quantized-checkpoint.js';
 import type { ModelFolder } from './random-access.js';
 
 /** Progress of a load: downloads (Hub, browser cache fill) and lazy tensor reads. */
@@ -40,8 +41,20 @@ export const TOKENIZER_FILES = {
 } as const;
 
 /**
+ * A pre-quantized checkpoint (config.json has a `quantization_config`) reads as dequantized F32 weights;
+ * packed tensors without that config are refused, rather than reported later as missing weights.
+ */
+function withQuantization(checkpoint: Checkpoint, config: Qwen2Config, configFile: string): Checkpoint {
+  if (config.quantization) return dequantizingCheckpoint(checkpoint, config.quantization);
+  const packed = [...checkpoint.tensors.values()].find((t) => t.name.endsWith('.qweight'));
+  if (packed) throw new SafetensorsError(packed.file, `tensor '${packed.name}' is a packed quantized weight, but ${configFile} has no quantization_config saying how to read it`);
+  return checkpoint;
+}
+
+/**
  * Reads configs and tokenizer files of a model folder and opens its checkpoint.
  * @throws {@link ModelNotFoundError} without config.json or weights; {@link ConfigError}; {@link SafetensorsError}
+ *   (also for a pre-quantized checkpoint whose packed tensors do not fit together)
  */
 export async function openModelFolder(
   folder: ModelFolder,
@@ -62,7 +75,14 @@ export async function openModelFolder(
     if (text !== undefined) tokenizerFiles[field] = text;
   }
   const onRead = onProgress && ((p: Omit<LoadProgress, 'phase'>) => onProgress({ ...p, phase: 'read' }));
-  const checkpoint = await openCheckpoint(folder, { signal, onRead });
+  const opened = await openCheckpoint(folder, { signal, onRead });
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = withQuantization(opened, config, configFile);
+  } catch (e) {
+    await opened.close();
+    throw e;
+  }
   const model: OpenedModel = {
     source,
     config,

@@ -1,0 +1,303 @@
+import type { Checkpoint, CheckpointTensor } from './checkpoint.js';
+import { SafetensorsError } from './errors.js';
+import type { QuantizationConfig } from './quantization-config.js';
+
+/** What a tensor of a {@link dequantizingCheckpoint} was dequantized from. */
+export interface QuantizedOrigin {
+  method: QuantizationConfig['method'];
+  bits: number;
+  /** Input columns per scale (the whole row when the checkpoint has one group per output row). */
+  groupSize: number;
+}
+
+/**
+ * AutoAWQ's GEMM layout packs eight output columns into an int32 in this order: the 4 bits at shift
+ * 4 * k hold output column `8 * c + AWQ_PACK_ORDER[k]` (AutoAWQ's `AWQ_ORDER`; its reverse order
+ * `[0, 4, 1, 5, 2, 6, 3, 7]` unpacks them).
+ */
+export const AWQ_PACK_ORDER: readonly number[] = [0, 2, 4, 6, 1, 3, 5, 7];
+
+/** The packed tensors of one quantized linear layer, checked against each other when the checkpoint opens. */
+interface PackedLinear {
+  qweight: CheckpointTensor;
+  qzeros: CheckpointTensor;
+  scales: CheckpointTensor;
+  gIdx?: CheckpointTensor;
+  /** Output rows and input columns of the weight they make ([rows, cols], as `nn.Linear.weight`). */
+  rows: number;
+  cols: number;
+  groups: number;
+}
+
+/** The packed tensors' values, read once per layer: qweight as read, the rest unpacked. */
+interface PackedValues {
+  qweight: Int32Array;
+  /** Zero points to subtract, `[g * rows + o]` (GPTQ's offset added). */
+  zeros: Int16Array;
+  scales: Float32Array;
+  /** Group of each input column. */
+  group: Int32Array;
+}
+
+/**
+ * A quantized linear layer's integers, unpacked: weight `[o, i]` is `scales[g * rows + o] * (q[o * cols + i]
+ * - zeros[g * rows + o])` with `g = group[i]`. What {@link Checkpoint.readQuantized} returns, so a
+ * consumer can convert the layer to another quantized format without rounding the values twice.
+ */
+export interface UnpackedLinear {
+  rows: number;
+  cols: number;
+  bits: number;
+  /** `q[o * cols + i]`, in 0 .. 2^bits - 1. */
+  q: Uint8Array;
+  /** Group of each input column. */
+  group: Int32Array;
+  groups: number;
+  /** `zeros[g * rows + o]`: what is subtracted (AutoGPTQ's original format can make it 2^bits). */
+  zeros: Int16Array;
+  /** `scales[g * rows + o]`, widened exactly from the checkpoint's f16 / bf16 / f32. */
+  scales: Float32Array;
+}
+
+/** Packed layers whose values are kept for further slices (read-ahead can have a few layers in flight). */
+const KEPT_LAYERS = 3;
+
+/**
+ * Presents a pre-quantized checkpoint as a float one: each quantized linear layer's packed tensors
+ * (`qweight`, `qzeros`, `scales`, `g_idx`) become one F32 tensor `P.weight` of shape [out, in] holding
+ * exactly `scale * (q - zero)` (the value AutoAWQ's and AutoGPTQ's own dequantization computes, before
+ * their rounding to f16), with {@link CheckpointTensor.quantized} saying what it came from. Every other
+ * tensor (embeddings, norms, biases, layers left unquantized) passes through unchanged.
+ *
+ * Reads of a dequantized tensor read its packed tensors whole (a quarter of its f16 size at 4 bits) and
+ * keep them for the next slices, so a caller may read it a range of rows at a time.
+ * @throws {@link SafetensorsError} naming the tensor when a part is missing or its dtype or shape does
+ *   not fit the others and the quantization config
+ */
+export function dequantizingCheckpoint(inner: Checkpoint, quantization: QuantizationConfig): Checkpoint {
+  const layers = new Map<string, PackedLinear>();
+  const hidden = new Set<string>();
+  for (const name of inner.tensors.keys()) {
+    if (!name.endsWith('.qweight')) continue;
+    const prefix = name.slice(0, -'.qweight'.length);
+    const layer = packedLinear(inner, prefix, quantization);
+    const weightName = `${prefix}.weight`;
+    if (inner.tensors.has(weightName)) throw new SafetensorsError(inner.tensors.get(weightName)!.file, `tensor '${weightName}' sits beside '${name}': a layer is either quantized or not`);
+    layers.set(weightName, layer);
+    for (const part of [layer.qweight, layer.qzeros, layer.scales, layer.gIdx]) if (part) hidden.add(part.name);
+  }
+  const tensors = new Map<string, CheckpointTensor>();
+  for (const [name, t] of inner.tensors) if (!hidden.has(name)) tensors.set(name, t);
+  for (const [name, l] of layers) {
+    tensors.set(name, {
+      name, dtype: 'F32', shape: [l.rows, l.cols], file: l.qweight.file, byteLength: l.rows * l.cols * 4,
+      quantized: { method: quantization.method, bits: quantization.bits, groupSize: quantization.groupSize ?? l.cols },
+    });
+  }
+
+  const kept = new Map<string, Promise<PackedValues>>();
+  const values = (name: string, layer: PackedLinear, signal?: AbortSignal): Promise<PackedValues> => {
+    let p = kept.get(name);
+    if (p) {
+      kept.delete(name);
+    } else {
+      p = readPacked(inner, layer, quantization, signal);
+      // A failed read (an abort, a truncated file) must not stay cached for the next caller.
+      p.catch(() => kept.get(name) === p && kept.delete(name));
+    }
+    kept.set(name, p);
+    if (kept.size > KEPT_LAYERS) kept.delete(kept.keys().next().value!);
+    return p;
+  };
+
+  return {
+    tensors,
+    async read(name, options = {}) {
+      const layer = layers.get(name);
+      if (!layer) return inner.read(name, options);
+      const v = await values(name, layer, options.signal);
+      kept.delete(name);
+      return new Uint8Array(dequantizeRows(layer, v, quantization, 0, layer.rows).buffer);
+    },
+    async readRange(name, byteOffset, byteLength, options = {}) {
+      const layer = layers.get(name);
+      if (!layer) return inner.readRange(name, byteOffset, byteLength, options);
+      const total = layer.rows * layer.cols * 4;
+      if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > total) {
+        throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${total} bytes`);
+      }
+      const rowBytes = layer.cols * 4;
+      const r0 = Math.floor(byteOffset / rowBytes);
+      const r1 = Math.max(r0, Math.ceil((byteOffset + byteLength) / rowBytes));
+      const v = await values(name, layer, options.signal);
+      const rows = new Uint8Array(dequantizeRows(layer, v, quantization, r0, r1).buffer);
+      const from = byteOffset - r0 * rowBytes;
+      return from === 0 && byteLength === rows.byteLength ? rows : rows.slice(from, from + byteLength);
+    },
+    async readQuantized(name, options = {}) {
+      const layer = layers.get(name);
+      if (!layer) throw new SafetensorsError(inner.tensors.get(name)?.file ?? name, `tensor '${name}' is not a dequantized AWQ or GPTQ weight`);
+      const v = await values(name, layer, options.signal);
+      kept.delete(name);
+      return { rows: layer.rows, cols: layer.cols, bits: quantization.bits, q: unpackRows(layer, v, quantization, 0, layer.rows), group: v.group, groups: layer.groups, zeros: v.zeros, scales: v.scales };
+    },
+    close: () => inner.close(),
+  };
+}
+
+/** The parts of layer `prefix`, checked against each other (shapes as AutoAWQ / AutoGPTQ write them). */
+function packedLinear(inner: Checkpoint, prefix: string, q: QuantizationConfig): PackedLinear {
+  const part = (suffix: string, dtypes: readonly string[], optional = false): CheckpointTensor | undefined => {
+    const t = inner.tensors.get(`${prefix}.${suffix}`);
+    if (!t) {
+      if (optional) return undefined;
+      throw new SafetensorsError(inner.tensors.get(`${prefix}.qweight`)!.file, `tensor '${prefix}.${suffix}' is missing: a ${q.method.toUpperCase()} layer needs qweight, qzeros and scales`);
+    }
+    if (!dtypes.includes(t.dtype)) throw new SafetensorsError(t.file, `tensor '${t.name}' is ${t.dtype}; ${q.method.toUpperCase()} stores it as ${dtypes.join(' or ')}`);
+    if (t.shape.length !== (suffix === 'g_idx' ? 1 : 2)) throw new SafetensorsError(t.file, `tensor '${t.name}' has shape [${t.shape.join(', ')}]; expected ${suffix === 'g_idx' ? 1 : 2} dimensions`);
+    return t;
+  };
+  const qweight = part('qweight', ['I32'])!;
+  const qzeros = part('qzeros', ['I32'])!;
+  const scales = part('scales', ['F16', 'BF16', 'F32'])!;
+  const gIdx = q.method === 'gptq' ? part('g_idx', ['I32', 'I64'], true) : undefined;
+  const pack = 32 / q.bits;
+  const [a, b] = qweight.shape as [number, number];
+  // GPTQ packs `pack` input rows per int32 ([in / pack, out]); AWQ packs output columns ([in, out / pack]).
+  const rows = q.method === 'gptq' ? b : b * pack;
+  const cols = q.method === 'gptq' ? a * pack : a;
+  const expect = (t: CheckpointTensor, shape: number[], why: string) => {
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new SafetensorsError(t.file, `tensor '${t.name}' has shape [${t.shape.join(', ')}]; expected [${shape.join(', ')}] (${why})`);
+    }
+  };
+  const size = q.groupSize ?? cols;
+  const layout = `${q.method.toUpperCase()} ${q.bits}-bit, a [${rows}, ${cols}] weight, ${q.groupSize ? `groups of ${size}` : 'one group per row'}`;
+  if (rows % pack !== 0) throw new SafetensorsError(qweight.file, `tensor '${qweight.name}': ${rows} output rows do not pack ${pack} to an int32 zero word (${layout})`);
+  // AutoGPTQ makes ceil(in / group) groups; AutoAWQ needs whole groups.
+  const groups = q.method === 'gptq' ? Math.ceil(cols / size) : cols / size;
+  if (!Number.isInteger(groups)) throw new SafetensorsError(qweight.file, `tensor '${qweight.name}': ${cols} input columns are not whole groups (${layout})`);
+  expect(scales, [groups, rows], layout);
+  expect(qzeros, [groups, rows / pack], layout);
+  if (gIdx) expect(gIdx, [cols], layout);
+  return { qweight, qzeros, scales, ...(gIdx ? { gIdx } : {}), rows, cols, groups };
+}
+
+/** Reads a layer's packed tensors and decodes scales and group indices. */
+async function readPacked(inner: Checkpoint, layer: PackedLinear, q: QuantizationConfig, signal?: AbortSignal): Promise<PackedValues> {
+  const opts = signal ? { signal } : {};
+  const [qw, qz, sc, gi] = await Promise.all([
+    inner.read(layer.qweight.name, opts), inner.read(layer.qzeros.name, opts), inner.read(layer.scales.name, opts),
+    layer.gIdx ? inner.read(layer.gIdx.name, opts) : undefined,
+  ]);
+  const group = new Int32Array(layer.cols);
+  if (gi) {
+    const wide = layer.gIdx!.dtype === 'I64';
+    const view = new DataView(gi.buffer, gi.byteOffset, gi.byteLength);
+    for (let i = 0; i < layer.cols; i++) {
+      const g = wide ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true);
+      if (!(g >= 0 && g < layer.groups)) throw new SafetensorsError(layer.gIdx!.file, `tensor '${layer.gIdx!.name}' puts input column ${i} in group ${g}, outside the ${layer.groups} groups of '${layer.scales.name}'`);
+      group[i] = g;
+    }
+  } else {
+    const size = Math.ceil(layer.cols / layer.groups);
+    for (let i = 0; i < layer.cols; i++) group[i] = Math.floor(i / size);
+  }
+  return { qweight: int32s(qw), zeros: unpackZeros(layer, int32s(qz), q), scales: floats(sc, layer.scales.dtype), group };
+}
+
+/**
+ * Zero points `[g * rows + o]`: GPTQ packs eight (at 4 bits) output columns per word from the low bits,
+ * AWQ in {@link AWQ_PACK_ORDER}. GPTQ's `zeroOffset` is added after masking to the bit width, as
+ * AutoGPTQ's dequantization does (`zeros + 1`).
+ */
+function unpackZeros(layer: PackedLinear, qzeros: Int32Array, q: QuantizationConfig): Int16Array {
+  const { rows, groups } = layer;
+  const bits = q.bits, pack = 32 / bits, mask = (1 << bits) - 1, words = rows / pack;
+  const zeros = new Int16Array(groups * rows);
+  for (let g = 0; g < groups; g++) {
+    for (let c = 0; c < words; c++) {
+      const w = qzeros[g * words + c]!;
+      for (let k = 0; k < pack; k++) {
+        const o = c * pack + (q.method === 'awq' ? AWQ_PACK_ORDER[k]! : k);
+        zeros[g * rows + o] = ((w >>> (bits * k)) & mask) + q.zeroOffset;
+      }
+    }
+  }
+  return zeros;
+}
+
+/**
+ * The integers of weight rows r0 .. r1 - 1 (`[o - r0][i]`). GPTQ packs `pack` input columns per word
+ * from the low bits ([cols / pack, rows]); AWQ packs output rows in {@link AWQ_PACK_ORDER} ([cols, rows / 8]).
+ */
+function unpackRows(layer: PackedLinear, v: PackedValues, q: QuantizationConfig, r0: number, r1: number): Uint8Array {
+  const { rows, cols } = layer;
+  const { qweight } = v;
+  const bits = q.bits, pack = 32 / bits, mask = (1 << bits) - 1;
+  const out = new Uint8Array((r1 - r0) * cols);
+  if (q.method === 'gptq') {
+    // Input columns in the outer loop: each packed row of qweight is read once, in order.
+    for (let i = 0; i < cols; i++) {
+      const shift = bits * (i % pack), words = ((i / pack) | 0) * rows;
+      for (let o = r0, at = i; o < r1; o++, at += cols) out[at] = (qweight[words + o]! >>> shift) & mask;
+    }
+    return out;
+  }
+  const words = rows / pack, c0 = (r0 / pack) | 0, c1 = Math.ceil(r1 / pack);
+  for (let i = 0; i < cols; i++) {
+    for (let c = c0; c < c1; c++) {
+      const w = qweight[i * words + c]!;
+      for (let k = 0; k < pack; k++) {
+        const o = c * pack + AWQ_PACK_ORDER[k]!;
+        if (o >= r0 && o < r1) out[(o - r0) * cols + i] = (w >>> (4 * k)) & mask;
+      }
+    }
+  }
+  return out;
+}
+
+/** Rows r0 .. r1 - 1 of the weight ([out, in], row-major, f32): `scale * (q - zero)` of each value's group. */
+function dequantizeRows(layer: PackedLinear, v: PackedValues, q: QuantizationConfig, r0: number, r1: number): Float32Array {
+  const { rows, cols } = layer;
+  const { zeros, scales, group } = v;
+  const ints = unpackRows(layer, v, q, r0, r1);
+  const out = new Float32Array(ints.length);
+  for (let o = r0; o < r1; o++) {
+    const at = (o - r0) * cols;
+    for (let i = 0; i < cols; i++) {
+      const k = group[i]! * rows + o;
+      out[at + i] = scales[k]! * (ints[at + i]! - zeros[k]!);
+    }
+  }
+  return out;
+}
+
+/** Little-endian int32s of a fresh buffer (the checkpoint's reads start at byte 0). */
+function int32s(bytes: Uint8Array): Int32Array {
+  return bytes.byteOffset % 4 === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Int32Array(bytes.slice().buffer);
+}
+
+/** A scales tensor as f32 values (f16 and bf16 widen exactly). */
+function floats(bytes: Uint8Array, dtype: string): Float32Array {
+  if (dtype === 'F32') return new Float32Array(bytes.slice().buffer);
+  const n = bytes.byteLength / 2;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  if (dtype === 'BF16') {
+    const bitsOut = new Uint32Array(out.buffer);
+    for (let i = 0; i < n; i++) bitsOut[i] = view.getUint16(i * 2, true) << 16;
+    return out;
+  }
+  for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  return out;
+}
+
+/** An IEEE half's bit pattern as a number (subnormals, infinities and NaN included). */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant ? NaN : sign * Infinity;
+  return sign * (1024 + mant) * 2 ** (exp - 25);
+}
