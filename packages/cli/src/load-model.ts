@@ -108,7 +108,10 @@ export interface LoadedModel {
   model: Qwen2;
   /** Wall time to read, convert and upload the weights and start the backend, in ms (downloads excluded). */
   loadMs: number;
-  /** The weight format: the `--dtype` asked for, or for `auto` the checkpoint's own float format. */
+  /**
+   * The decoder matrices' format: the `--dtype` asked for, or for `auto` the checkpoint's own float format
+   * (q4_0 / q8_0 for an AWQ or GPTQ checkpoint).
+   */
   dtype: string;
   /** False when the model folder has no tokenizer files (token ids in and out only). */
   hasTokenizer: boolean;
@@ -126,12 +129,6 @@ export function requireChatTemplate(model: Qwen2, spec: string, usePlainPrompt: 
   if (!model.tokenizer.hasChatTemplate) {
     throw new CliError(`${spec} has no chat template (tokenizer_config.json "chat_template"; a base model?): ${usePlainPrompt}`);
   }
-}
-
-/** The storage format `auto` keeps: the checkpoint dtype of the embedding matrix (f32, f16 or bf16). */
-function checkpointDtype(opened: OpenedModel): string {
-  const embed = opened.checkpoint.tensors.get('model.embed_tokens.weight') ?? [...opened.checkpoint.tensors.values()].find((t) => t.shape.length === 2);
-  return embed ? embed.dtype.toLowerCase() : 'auto';
 }
 
 /**
@@ -181,7 +178,7 @@ export async function loadModel(flags: ModelFlags, status: StatusOutput, signal?
     return {
       model,
       loadMs: performance.now() - started,
-      dtype: flags.dtype === 'auto' ? checkpointDtype(opened) : flags.dtype,
+      dtype: flags.dtype === 'auto' ? model.weightFormat : flags.dtype,
       hasTokenizer,
       ...(speculative ? { speculative: { draft: draft ?? 'prompt-lookup', ...(speculative.maxTokens !== undefined ? { maxTokens: speculative.maxTokens } : {}) } } : {}),
       async dispose() {

@@ -30,6 +30,8 @@ Common options:
   --model DIR|owner/name[@rev]   a local model folder or a Hugging Face model id
   --backend js|wasm|webgpu|cuda  kernel backend (default: the fastest available)
   --dtype auto|f32|f16|bf16|q8_0|q4_0
+                                 weight format (auto: the checkpoint's; an AWQ/GPTQ
+                                 checkpoint's layers as q4_0 or q8_0)
   --threads N                    CPU threads (wasm backend)
   --verbose                      stack traces on errors
   --help                         help of a command: qwen2 <command> --help

@@ -1,6 +1,6 @@
 import { openModel, type GenerationConfig, type OpenedModel, type Qwen2Config } from '@qwen2-ts/loader';
 import { Qwen2Tokenizer, type ChatMessage, type TokenizerFiles } from '@qwen2-ts/tokenizer';
-import type { Backend, DeviceTokens, KVCacheDtype, SamplingParams, Tensor } from '../backend/types.js';
+import type { Backend, DeviceTokens, KVCacheDtype, SamplingParams, Tensor, WeightFormat } from '../backend/types.js';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { ContextOverflowError } from '../errors.js';
 import { loadModelWeights } from '../model/weights.js';
@@ -133,6 +133,16 @@ export class Qwen2 {
       // The weights now live on the backend; a model opened here has nothing more to read.
       if (!given) await opened.close();
     }
+  }
+
+  /**
+   * How the decoder's matrices are stored (the `dtype` load option; for `'auto'`, the checkpoint's float
+   * format, or q4_0 / q8_0 for a 4-bit / 8-bit AWQ or GPTQ checkpoint). Norms and biases are f32; a
+   * matrix whose columns are not whole quantization blocks may keep a float format.
+   */
+  get weightFormat(): WeightFormat {
+    const w = this.model.weights;
+    return (w.layers[0]?.up ?? w.embed).format;
   }
 
   /** KV cache capacity in tokens (of each sequence's cache). */

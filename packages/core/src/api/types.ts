@@ -6,7 +6,13 @@ import type { ToolCall, ToolChoice, ToolDefinition } from './tool-calls.js';
 import type { TokenLogprob } from '../generate/logprobs.js';
 import type { Qwen2 } from './qwen2.js';
 
-/** Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16). */
+/**
+ * Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16); for a pre-quantized AWQ or
+ * GPTQ checkpoint (e.g. `Qwen/Qwen2.5-7B-Instruct-AWQ`) it stores the quantized layers as q4_0 (4 bits
+ * or fewer) or q8_0 (8 bits) and the rest (embeddings, lm_head) as the checkpoint has them. Those layers
+ * are dequantized exactly on load; q8_0 holds them within 0.4% of a block's largest value, q4_0 rounds
+ * them again (see the loading guide).
+ */
 export type DtypeOption = 'auto' | WeightFormat;
 
 /** Options of `Qwen2.load`. */

@@ -1,18 +1,28 @@
 import type { Backend, HostWeight, Weight, WeightFormat } from '../backend/types.js';
 import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { nativeFormat } from '../weights/convert.js';
-import { readHostWeight, tensorReads } from '../weights/read-host-weight.js';
+import { allocateHostWeight, readHostWeight, tensorReads } from '../weights/read-host-weight.js';
+import { storeQuantizedLayer, type BlockWeight, type QuantizedLayer } from '../weights/from-quantized.js';
 import { READ_AHEAD_BYTES, ReadAhead } from '../weights/read-ahead.js';
 import { QUANT_BLOCK } from '../backend/types.js';
 import { tensorNames, type Qwen2ModelConfig } from './config.js';
 
 /** Where weights are read from: `@qwen2-ts/loader`'s `Checkpoint` satisfies it. */
 export interface TensorSource {
-  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
+  /**
+   * The tensors by name. `quantized` marks a weight the source dequantized from a pre-quantized (AWQ or
+   * GPTQ) checkpoint; `'auto'` then stores it in the quantized format of as many bits.
+   */
+  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[]; readonly quantized?: { readonly bits: number } }>;
   /** Raw little-endian bytes of the tensor `name`. */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Optional: bytes of a range of the tensor, so large tensors convert slice by slice. */
   readRange?(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * Optional: the integers of a `quantized` tensor, so that storing it as q4_0 / q8_0 keeps its values
+   * exactly where the format can (`@qwen2-ts/loader`'s dequantizing checkpoint offers it).
+   */
+  readQuantized?(name: string, options?: { signal?: AbortSignal }): Promise<QuantizedLayer>;
 }
 
 /** One decoder layer's weights on a backend. */
@@ -46,7 +56,11 @@ export interface WeightLoadProgress {
 
 /** Options of {@link loadModelWeights}. */
 export interface LoadWeightsOptions {
-  /** Storage format of the matrices; 'auto' keeps the checkpoint dtype. Norms and biases are always f32. */
+  /**
+   * Storage format of the matrices; 'auto' keeps the checkpoint dtype, except that a weight dequantized
+   * from an AWQ or GPTQ layer of up to 4 bits is stored as q4_0 and of 8 bits as q8_0 (f16 where the
+   * backend or the column count does not allow that). Norms and biases are always f32.
+   */
   format?: WeightFormat | 'auto';
   signal?: AbortSignal;
   /** Called after each tensor is uploaded, with tensors done and total. */
@@ -106,9 +120,15 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     if (!info) throw new ModelWeightsError(p.name, 'missing from the checkpoint');
     const ok = info.shape.length === p.shape.length && info.shape.every((d, i) => d === p.shape[i]);
     if (!ok) throw new ModelWeightsError(p.name, `shape [${info.shape.join(', ')}] does not match the config's [${p.shape.join(', ')}]`);
-    const native = nativeFormat(info.dtype, p.name);
+    // A dequantized weight's values come from 16-bit scales: f16 keeps them as the quantizers' own
+    // dequantization does, where its quantized format cannot be had.
+    const native = info.quantized && backend.info.formats.includes('f16') ? 'f16' : nativeFormat(info.dtype, p.name);
     total += checkpointBytes(info.dtype, p.shape);
     let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
+    if (target === 'auto' && info.quantized) {
+      const wanted = info.quantized.bits <= 4 ? 'q4_0' : 'q8_0';
+      target = backend.info.formats.includes(wanted) ? wanted : native;
+    }
     if ((target === 'q8_0' || target === 'q4_0') && p.shape[1]! % QUANT_BLOCK !== 0) {
       const fallback = backend.info.formats.includes(native) ? native : 'f32';
       fallbacks.push({ tensor: p.name, format: fallback, reason: `${p.shape[1]} columns are not whole ${QUANT_BLOCK}-value blocks` });
@@ -128,13 +148,24 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const buffers = backend.weightBuffer !== undefined && backend.discardWeightBuffer !== undefined;
   const quantize = backend.quantizeBlocks?.bind(backend);
   const allocator = (name: string) => buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, name)) : undefined;
-  const reads = plan.flatMap((p, i) => tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
+  // A dequantized weight bound for q4_0 / q8_0 is built from its integers rather than its float values.
+  const fromIntegers = plan.map((p, i) => source.readQuantized !== undefined && source.tensors.get(p.name)!.quantized !== undefined && (targets[i] === 'q4_0' || targets[i] === 'q8_0'));
+  const reads = plan.flatMap((p, i) => fromIntegers[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
   const ahead = new ReadAhead(source, reads, options.readAheadBytes ?? READ_AHEAD_BYTES, options.signal);
   try {
     for (const [i, p] of plan.entries()) {
       options.signal?.throwIfAborted();
       const info = source.tensors.get(p.name)!;
-      const host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });
+      let host: HostWeight;
+      if (fromIntegers[i]) {
+        const layer = await source.readQuantized!(p.name, { signal: options.signal });
+        const format = targets[i] as BlockWeight['format'];
+        const allocate = allocator(p.name);
+        host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
+        storeQuantizedLayer(layer, host as BlockWeight);
+      } else {
+        host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });
+      }
       uploaded.set(p.name, await backend.uploadWeight(host, p.name));
       pending = undefined;
       loaded += checkpointBytes(info.dtype, p.shape);

@@ -84,7 +84,7 @@ function elementBytes(dtype: string): number {
 }
 
 /** An empty host weight of a format (validation of `cols` against the block size is the caller's). */
-function allocateHostWeight(format: WeightFormat, rows: number, cols: number): HostWeight {
+export function allocateHostWeight(format: WeightFormat, rows: number, cols: number): HostWeight {
   const n = rows * cols;
   switch (format) {
     case 'f32': return { format, rows, cols, data: new Float32Array(n) };
