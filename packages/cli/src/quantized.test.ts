@@ -1,5 +1,6 @@
 // The CLI on a pre-quantized (GPTQ 4-bit, symmetric) checkpoint: --dtype auto stores its layers as q4_0
-// with every value kept, so greedy decoding matches the same values written as a float checkpoint.
+// with every value kept (and the embedding and lm_head as q8_0), so greedy decoding matches those values
+// written as a float checkpoint.
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ beforeAll(async () => {
   gptq = mkdtempSync(join(tmpdir(), 'qwen2-cli-gptq-'));
   values = mkdtempSync(join(tmpdir(), 'qwen2-cli-gptq-values-'));
   await writeQuantizedFixture(join(MODELS, 'tiny-f16-sharded'), gptq, values, 'gptq', { bits: 4, groupSize: 32, symmetric: true },
-    { quant_method: 'gptq', bits: 4, group_size: 32, desc_act: false, sym: true });
+    { quant_method: 'gptq', bits: 4, group_size: 32, desc_act: false, sym: true }, true);
 });
 afterAll(() => [gptq, values].forEach((d) => rmSync(d, { recursive: true, force: true })));
 

@@ -237,21 +237,44 @@ function unpackRows(layer: PackedLinear, v: PackedValues, q: QuantizationConfig,
   const bits = q.bits, pack = 32 / bits, mask = (1 << bits) - 1;
   const out = new Uint8Array((r1 - r0) * cols);
   if (q.method === 'gptq') {
-    // Input columns in the outer loop: each packed row of qweight is read once, in order.
-    for (let i = 0; i < cols; i++) {
-      const shift = bits * (i % pack), words = ((i / pack) | 0) * rows;
-      for (let o = r0, at = i; o < r1; o++, at += cols) out[at] = (qweight[words + o]! >>> shift) & mask;
+    // Each word is read once and gives `pack` consecutive values of one output row.
+    for (let p = 0; p < cols / pack; p++) {
+      const words = p * rows;
+      for (let o = r0, at = p * pack; o < r1; o++, at += cols) {
+        const w = qweight[words + o]!;
+        if (bits === 4) {
+          out[at] = w & 15; out[at + 1] = (w >>> 4) & 15; out[at + 2] = (w >>> 8) & 15; out[at + 3] = (w >>> 12) & 15;
+          out[at + 4] = (w >>> 16) & 15; out[at + 5] = (w >>> 20) & 15; out[at + 6] = (w >>> 24) & 15; out[at + 7] = w >>> 28;
+        } else {
+          for (let j = 0; j < pack; j++) out[at + j] = (w >>> (bits * j)) & mask;
+        }
+      }
     }
     return out;
   }
+  // AWQ: word c of input column i holds rows 8c + AWQ_PACK_ORDER[k] at nibble k.
   const words = rows / pack, c0 = (r0 / pack) | 0, c1 = Math.ceil(r1 / pack);
-  for (let i = 0; i < cols; i++) {
-    for (let c = c0; c < c1; c++) {
-      const w = qweight[i * words + c]!;
-      for (let k = 0; k < pack; k++) {
-        const o = c * pack + AWQ_PACK_ORDER[k]!;
-        if (o >= r0 && o < r1) out[(o - r0) * cols + i] = (w >>> (4 * k)) & mask;
+  const at = new Int32Array(pack);
+  for (let c = c0; c < c1; c++) {
+    let inside = true;
+    for (let k = 0; k < pack; k++) {
+      const o = c * pack + AWQ_PACK_ORDER[k]!;
+      at[k] = (o - r0) * cols;
+      inside &&= o >= r0 && o < r1;
+    }
+    if (inside) {
+      const a0 = at[0]!, a1 = at[1]!, a2 = at[2]!, a3 = at[3]!, a4 = at[4]!, a5 = at[5]!, a6 = at[6]!, a7 = at[7]!;
+      for (let i = 0, word = c; i < cols; i++, word += words) {
+        const w = qweight[word]!;
+        out[a0 + i] = w & 15; out[a1 + i] = (w >>> 4) & 15; out[a2 + i] = (w >>> 8) & 15; out[a3 + i] = (w >>> 12) & 15;
+        out[a4 + i] = (w >>> 16) & 15; out[a5 + i] = (w >>> 20) & 15; out[a6 + i] = (w >>> 24) & 15; out[a7 + i] = w >>> 28;
       }
+      continue;
+    }
+    for (let k = 0; k < pack; k++) {
+      const o = c * pack + AWQ_PACK_ORDER[k]!;
+      if (o < r0 || o >= r1) continue;
+      for (let i = 0; i < cols; i++) out[at[k]! + i] = (qweight[i * words + c]! >>> (4 * k)) & mask;
     }
   }
   return out;

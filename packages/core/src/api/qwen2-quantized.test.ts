@@ -18,11 +18,14 @@ const tokenizer = { encode: () => [], decode: () => '' } as never;
 let fixture: Fixture;
 const dirs: Record<string, string> = {};
 
-/** Writes the fixture quantized as `name`, and its values as `${name}-values`. */
+/**
+ * Writes the fixture quantized as `name`, its values as `${name}-values`, and as `${name}-auto` what
+ * 'auto' should store exactly: those values with the embedding and lm_head rounded to q8_0.
+ */
 async function writeQuantized(name: string, method: 'awq' | 'gptq', opt: LayerQuantization, quantizationConfig: object) {
-  const to = (dirs[name] = mkdtempSync(join(tmpdir(), `qwen2-${name}-`)));
-  const valuesTo = (dirs[`${name}-values`] = mkdtempSync(join(tmpdir(), `qwen2-${name}-values-`)));
-  await writeQuantizedFixture(fixture.dir, to, valuesTo, method, opt, quantizationConfig);
+  const dir = (suffix: string) => (dirs[`${name}${suffix}`] = mkdtempSync(join(tmpdir(), `qwen2-${name}${suffix}-`)));
+  await writeQuantizedFixture(fixture.dir, dir(''), dir('-values'), method, opt, quantizationConfig);
+  await writeQuantizedFixture(fixture.dir, dir('-again'), dir('-auto'), method, opt, quantizationConfig, true);
 }
 
 beforeAll(async () => {
@@ -56,39 +59,40 @@ describe('pre-quantized (AWQ / GPTQ) checkpoints, reference backend', { timeout:
     expect(worst(quantized.logits, values.logits)).toBe(0);
   });
 
-  it("'auto' stores symmetric 4-bit GPTQ as q4_0 with every value kept", async () => {
+  it("'auto' stores symmetric 4-bit GPTQ as q4_0 with every value kept, the embedding and lm_head as q8_0", async () => {
     const auto = await lastLogits(dirs.gptq4!, 'auto');
     expect(auto.format).toBe('q4_0');
-    const exact = await lastLogits(dirs['gptq4-values']!, 'f32');
-    // Same weights; only the order of the sums differs between the f32 and q4_0 dot products.
+    const exact = await lastLogits(dirs['gptq4-auto']!, 'f32');
+    // Same weights; only the order of the sums differs between the f32 and q4_0 / q8_0 dot products.
     expect(worst(auto.logits, exact.logits)).toBeLessThan(1e-5);
     // Rounding the float values to q4_0 instead (what a float checkpoint gets) is far off.
     const rounded = await lastLogits(dirs['gptq4-values']!, 'q4_0');
     expect(worst(rounded.logits, exact.logits)).toBeGreaterThan(1e-3);
   });
 
-  it("'auto' stores AWQ as q4_0: exactly where a block's zero lets it, the embedding in its own f16", async () => {
+  it("'auto' stores AWQ as q4_0, exactly where a block's zero lets it", async () => {
     const middle = await lastLogits(dirs['awq-middle']!, 'auto');
     expect(middle.format).toBe('q4_0');
-    expect(worst(middle.logits, (await lastLogits(dirs['awq-middle-values']!, 'f32')).logits)).toBeLessThan(1e-5);
+    expect(worst(middle.logits, (await lastLogits(dirs['awq-middle-auto']!, 'f32')).logits)).toBeLessThan(1e-5);
     // Zeros from the groups' minima: some blocks are rounded as a float checkpoint's would be (the
     // blocks themselves are checked in from-quantized.test.ts); the logits stay near the values'.
     const auto = await lastLogits(dirs.awq!, 'auto');
     const exact = await lastLogits(dirs['awq-values']!, 'f32');
     const rounded = await lastLogits(dirs['awq-values']!, 'q4_0');
     expect(worst(auto.logits, exact.logits)).toBeLessThan(3 * worst(rounded.logits, exact.logits));
-    // The unquantized tensors (embedding, lm_head) keep the checkpoint's f16: more bytes than all q4_0.
+    // The embedding and lm_head in q8_0: more bytes than all q4_0, fewer than f16.
+    const f16 = await lastLogits(dirs.awq!, 'f16');
     expect(auto.bytes).toBeGreaterThan(rounded.bytes);
+    expect(auto.bytes).toBeLessThan(f16.bytes / 2);
   });
 
   it("'auto' stores 8-bit GPTQ as q8_0; an explicit dtype still wins", async () => {
     const auto = await lastLogits(dirs.gptq8!, 'auto');
     expect(auto.format).toBe('q8_0');
-    const exact = await lastLogits(dirs['gptq8-values']!, 'f32');
     // No q - zero of -128 here (q8_0 holds -127..127), so every block is exact.
-    expect(worst(auto.logits, exact.logits)).toBeLessThan(1e-5);
+    expect(worst(auto.logits, (await lastLogits(dirs['gptq8-auto']!, 'f32')).logits)).toBeLessThan(1e-5);
     const f16 = await lastLogits(dirs.gptq8!, 'f16');
     expect(f16.format).toBe('f16');
-    expect(worst(f16.logits, exact.logits)).toBeLessThan(1e-2);
+    expect(worst(f16.logits, (await lastLogits(dirs['gptq8-values']!, 'f32')).logits)).toBeLessThan(1e-2);
   });
 });

@@ -9,9 +9,8 @@ import type { Qwen2 } from './qwen2.js';
 /**
  * Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16); for a pre-quantized AWQ or
  * GPTQ checkpoint (e.g. `Qwen/Qwen2.5-7B-Instruct-AWQ`) it stores the quantized layers as q4_0 (4 bits
- * or fewer) or q8_0 (8 bits) and the rest (embeddings, lm_head) as the checkpoint has them. Those layers
- * are dequantized exactly on load; q8_0 holds them within 0.4% of a block's largest value, q4_0 rounds
- * them again (see the loading guide).
+ * or fewer) or q8_0 (8 bits), exactly wherever a block's values fit the format, and the float matrices
+ * (embedding, lm_head) as q8_0. An explicit format applies to every matrix.
  */
 export type DtypeOption = 'auto' | WeightFormat;
 

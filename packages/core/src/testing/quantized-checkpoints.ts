@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeSafetensors, openModel, packAwqLinear, packGptqLinear, type TensorToWrite } from '@qwen2-ts/loader';
 import { f16ToF32, f32ToF16, bf16ToF32 } from '../numeric/half.js';
+import { dequantize } from '../quant/host-weight.js';
+import { quantizeQ8_0 } from '../quant/q8_0.js';
 import type { QuantizedLayer } from '../weights/from-quantized.js';
 
 /**
@@ -85,9 +87,11 @@ const LINEAR = /\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
  * Writes a fixture checkpoint (`from`, a model folder with 16- or 32-bit weights) with its linear layers
  * quantized as `method` packs them, into `to` (config.json gets `quantizationConfig`), and the same
  * layers' dequantized values as a plain F32 checkpoint into `valuesTo` (its config unchanged). Other
- * tensors are copied as they are.
+ * tensors are copied as they are, except that with `floatMatricesAsQ8_0` the embedding and lm_head of
+ * `valuesTo` hold their q8_0-rounded values (what `dtype: 'auto'` stores for them: rounding those again
+ * gives the same blocks).
  */
-export async function writeQuantizedFixture(from: string, to: string, valuesTo: string, method: 'awq' | 'gptq', opt: LayerQuantization, quantizationConfig: object): Promise<void> {
+export async function writeQuantizedFixture(from: string, to: string, valuesTo: string, method: 'awq' | 'gptq', opt: LayerQuantization, quantizationConfig: object, floatMatricesAsQ8_0 = false): Promise<void> {
   const source = await openModel(from);
   const packed: Record<string, TensorToWrite> = {};
   const floats: Record<string, TensorToWrite> = {};
@@ -96,6 +100,11 @@ export async function writeQuantizedFixture(from: string, to: string, valuesTo: 
       const bytes = await source.checkpoint.read(tensor);
       if (!LINEAR.test(tensor)) {
         packed[tensor] = floats[tensor] = { dtype: info.dtype, shape: info.shape, data: bytes };
+        if (floatMatricesAsQ8_0 && info.shape.length === 2) {
+          const [rows, cols] = info.shape as [number, number];
+          const rounded = dequantize(quantizeQ8_0(floatValues(bytes, info.dtype, rows * cols), rows, cols));
+          floats[tensor] = { dtype: 'F32', shape: [rows, cols], data: new Uint8Array(rounded.buffer) };
+        }
         continue;
       }
       const [rows, cols] = info.shape as [number, number];

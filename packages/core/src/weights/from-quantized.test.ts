@@ -89,6 +89,20 @@ describe('storeQuantizedLayer', () => {
     expect(storeAndCheck(layer, values, 'q8_0').exact).toBe(64 - withMin);
   });
 
+  it('stores the same blocks from arrays that do not start on a 4-byte boundary', () => {
+    const { layer } = matrix(16, 128, 9, { bits: 4, groupSize: 32, symmetric: false });
+    const aligned = allocateHostWeight('q4_0', 16, 128) as Extract<BlockWeight, { format: 'q4_0' }>;
+    const exact = storeQuantizedLayer(layer, aligned);
+    const q = new Uint8Array(layer.q.length + 1).subarray(1);
+    q.set(layer.q);
+    const shifted = { format: 'q4_0' as const, rows: 16, cols: 128, scales: new Uint16Array(64), quants: new Uint8Array(16 * 64 + 3).subarray(3) };
+    expect(storeQuantizedLayer({ ...layer, q }, shifted)).toBe(exact);
+    expect(exact).toBeGreaterThan(0);
+    expect(exact).toBeLessThan(64);
+    expect(shifted.scales).toEqual(aligned.scales);
+    expect(shifted.quants).toEqual(aligned.quants);
+  });
+
   it('refuses columns that are not whole blocks', () => {
     const { layer } = matrix(2, 40, 8, { bits: 4, groupSize: 40, symmetric: true });
     expect(() => storeQuantizedLayer(layer, allocateHostWeight('q4_0', 2, 64) as BlockWeight)).toThrow(/q4_0 needs whole blocks of 32 columns, got 40/);

@@ -34,58 +34,152 @@ export type BlockWeight = Extract<HostWeight, { format: 'q4_0' | 'q8_0' }>;
  * @returns how many of the weight's blocks were stored exactly
  */
 export function storeQuantizedLayer(layer: QuantizedLayer, out: BlockWeight): number {
-  const { rows, cols, q, zeros, scales } = layer;
-  if (cols % QUANT_BLOCK !== 0) throw new RangeError(`${out.format} needs whole blocks of ${QUANT_BLOCK} columns, got ${cols}`);
+  if (layer.cols % QUANT_BLOCK !== 0) throw new RangeError(`${out.format} needs whole blocks of ${QUANT_BLOCK} columns, got ${layer.cols}`);
+  // One loop per format, so each runs on one typed-array type (V8 keeps the element accesses monomorphic:
+  // a shared loop ran at a third of the speed).
+  return out.format === 'q4_0' ? storeQ4_0(layer, out.scales, out.quants) : storeQ8_0(layer, out.scales, out.quants);
+}
+
+/**
+ * Each block's scale as f16 bits, `[o * perRow + b]`, when the block lies in one group whose scale is an
+ * f16; else -1 (such blocks are rounded).
+ */
+function exactScales(layer: QuantizedLayer): Int32Array {
+  const { rows, cols, scales } = layer;
   const perRow = cols / QUANT_BLOCK;
   const blockGroup = blockGroups(layer);
   const halves = f16Lookup();
+  const bits = new Int32Array(layer.groups * rows);
+  for (let k = 0; k < bits.length; k++) {
+    const h = f32ToF16(scales[k]!);
+    bits[k] = halves[h] === scales[k] ? h : -1;
+  }
+  const out = new Int32Array(rows * perRow);
+  for (let o = 0; o < rows; o++) for (let b = 0; b < perRow; b++) out[o * perRow + b] = blockGroup[b]! < 0 ? -1 : bits[blockGroup[b]! * rows + o]!;
+  return out;
+}
+
+/** Each block's zero point (of its group; unused where the block spans groups). */
+function blockZeros(layer: QuantizedLayer): Int16Array {
+  const perRow = layer.cols / QUANT_BLOCK;
+  const blockGroup = blockGroups(layer);
+  const out = new Int16Array(layer.rows * perRow);
+  for (let o = 0; o < layer.rows; o++) for (let b = 0; b < perRow; b++) out[o * perRow + b] = blockGroup[b]! < 0 ? 0 : layer.zeros[blockGroup[b]! * layer.rows + o]!;
+  return out;
+}
+
+function storeQ4_0(layer: QuantizedLayer, scales: Uint16Array, quants: Uint8Array): number {
+  const { rows, cols, q } = layer;
+  const perRow = cols / QUANT_BLOCK;
+  const blockScales = exactScales(layer), zeros = blockZeros(layer);
   const values = new Float32Array(QUANT_BLOCK);
-  const q4 = out.format === 'q4_0';
+  // Four values at a time through 32-bit words (bytes in little-endian order, as typed arrays are on
+  // every engine this runs on): 3.5x the speed of a byte loop over a model load.
+  if (q.byteOffset % 4 !== 0 || quants.byteOffset % 4 !== 0) return storeQ4_0Bytes(layer, scales, quants, blockScales, zeros);
+  const q32 = new Uint32Array(q.buffer, q.byteOffset, q.length >>> 2);
+  const out32 = new Uint32Array(quants.buffer, quants.byteOffset, quants.length >>> 2);
+  const w = new Int32Array(8);
+  let exact = 0;
+  for (let block = 0; block < rows * perRow; block++) {
+    const sBits = blockScales[block]!;
+    if (sBits >= 0) {
+      // With c = 24 - z each byte q + c is 16 + (q - z + 8), so q - z + 8 is in 0..15 (d = scale) exactly
+      // when its high nibble is 1; with 24 + z - q likewise for 8 - (q - z) (d = -scale). No byte carries.
+      const z = zeros[block]!, at = block * (QUANT_BLOCK / 4);
+      const up = (24 - z) * 0x01010101, down = (24 + z) * 0x01010101;
+      let direct = true, flipped = true;
+      for (let k = 0; k < 8; k++) {
+        const v = q32[at + k]!;
+        w[k] = v;
+        direct &&= ((v + up) & 0xf0f0f0f0) === 0x10101010;
+        flipped &&= ((down - v) & 0xf0f0f0f0) === 0x10101010;
+      }
+      if (direct || flipped) {
+        scales[block] = direct ? sBits : sBits ^ 0x8000;
+        // Byte j of a block: value j in the low nibble, value j + 16 in the high one.
+        for (let k = 0, o = block * 4; k < 4; k++, o++) {
+          const lo = direct ? w[k]! + up : down - w[k]!, hi = direct ? w[k + 4]! + up : down - w[k + 4]!;
+          out32[o] = (lo & 0x0f0f0f0f) | ((hi & 0x0f0f0f0f) << 4);
+        }
+        exact++;
+        continue;
+      }
+    }
+    blockValues(layer, Math.floor(block / perRow), block % perRow, values);
+    quantizeBlocksQ4_0(values, scales, quants, block);
+  }
+  return exact;
+}
+
+/** storeQ4_0 a byte at a time, for arrays that do not start on a 4-byte boundary. */
+function storeQ4_0Bytes(layer: QuantizedLayer, scales: Uint16Array, quants: Uint8Array, blockScales: Int32Array, zeros: Int16Array): number {
+  const { rows, cols, q } = layer;
+  const perRow = cols / QUANT_BLOCK, half = QUANT_BLOCK / 2;
+  const values = new Float32Array(QUANT_BLOCK);
+  let exact = 0;
+  for (let block = 0; block < rows * perRow; block++) {
+    const sBits = blockScales[block]!, at = block * QUANT_BLOCK;
+    if (sBits >= 0) {
+      const z = zeros[block]!;
+      let lo = 255, hi = -255;
+      for (let j = at; j < at + QUANT_BLOCK; j++) {
+        const m = q[j]! - z;
+        lo = m < lo ? m : lo;
+        hi = m > hi ? m : hi;
+      }
+      if (lo >= -8 && hi <= 8 && (hi <= 7 || lo >= -7)) {
+        // d = s stores m + 8; d = -s stores 8 - m (the same value, d * (j - 8)).
+        const flip = hi > 7, k = flip ? 8 + z : 8 - z, base = block * half;
+        scales[block] = flip ? sBits ^ 0x8000 : sBits;
+        for (let j = 0; j < half; j++) {
+          const a = q[at + j]!, b = q[at + j + half]!;
+          quants[base + j] = flip ? (k - a) | ((k - b) << 4) : (a + k) | ((b + k) << 4);
+        }
+        exact++;
+        continue;
+      }
+    }
+    blockValues(layer, Math.floor(block / perRow), block % perRow, values);
+    quantizeBlocksQ4_0(values, scales, quants, block);
+  }
+  return exact;
+}
+
+function storeQ8_0(layer: QuantizedLayer, scales: Uint16Array, quants: Int8Array): number {
+  const { rows, cols, q } = layer;
+  const perRow = cols / QUANT_BLOCK;
+  const blockScales = exactScales(layer), zeros = blockZeros(layer);
+  const values = new Float32Array(QUANT_BLOCK);
   let exact = 0;
   for (let o = 0; o < rows; o++) {
     for (let b = 0; b < perRow; b++) {
-      const block = o * perRow + b;
-      const at = o * cols + b * QUANT_BLOCK;
-      const g = blockGroup[b]!;
-      if (g >= 0) {
-        const s = scales[g * rows + o]!, z = zeros[g * rows + o]!;
-        const sBits = f32ToF16(s);
-        if (halves[sBits] === s) {
-          let lo = 255, hi = -255;
-          for (let j = 0; j < QUANT_BLOCK; j++) {
-            const m = q[at + j]! - z;
-            if (m < lo) lo = m;
-            if (m > hi) hi = m;
-          }
-          if (q4 && lo >= -8 && hi <= 8 && (hi <= 7 || lo >= -7)) {
-            // d = s stores m + 8; d = -s stores 8 - m (the same value, d * (j - 8)).
-            const flip = hi > 7;
-            out.scales[block] = flip ? sBits ^ 0x8000 : sBits;
-            const base = block * (QUANT_BLOCK / 2);
-            for (let j = 0; j < QUANT_BLOCK / 2; j++) {
-              const m0 = q[at + j]! - z, m1 = q[at + j + QUANT_BLOCK / 2]! - z;
-              out.quants[base + j] = flip ? (8 - m0) | ((8 - m1) << 4) : (m0 + 8) | ((m1 + 8) << 4);
-            }
-            exact++;
-            continue;
-          }
-          if (!q4 && lo >= -127 && hi <= 127) {
-            out.scales[block] = sBits;
-            for (let j = 0; j < QUANT_BLOCK; j++) out.quants[block * QUANT_BLOCK + j] = q[at + j]! - z;
-            exact++;
-            continue;
-          }
+      const block = o * perRow + b, at = o * cols + b * QUANT_BLOCK;
+      const sBits = blockScales[block]!;
+      if (sBits >= 0) {
+        const z = zeros[block]!;
+        let fits = true;
+        for (let j = at; j < at + QUANT_BLOCK; j++) fits &&= q[j]! - z >= -127 && q[j]! - z <= 127;
+        if (fits) {
+          scales[block] = sBits;
+          for (let j = 0; j < QUANT_BLOCK; j++) quants[at + j] = q[at + j]! - z;
+          exact++;
+          continue;
         }
       }
-      for (let j = 0; j < QUANT_BLOCK; j++) {
-        const k = layer.group[b * QUANT_BLOCK + j]! * rows + o;
-        values[j] = scales[k]! * (q[at + j]! - zeros[k]!);
-      }
-      if (q4) quantizeBlocksQ4_0(values, out.scales, out.quants as Uint8Array, block);
-      else quantizeBlocksQ8_0(values, out.scales, out.quants as Int8Array, block);
+      blockValues(layer, o, b, values);
+      quantizeBlocksQ8_0(values, scales, quants, block);
     }
   }
   return exact;
+}
+
+/** The float values of block b of row o (`scale * (q - zero)` of each column's group). */
+function blockValues(layer: QuantizedLayer, o: number, b: number, values: Float32Array): void {
+  const at = o * layer.cols + b * QUANT_BLOCK;
+  for (let j = 0; j < QUANT_BLOCK; j++) {
+    const k = layer.group[b * QUANT_BLOCK + j]! * layer.rows + o;
+    values[j] = layer.scales[k]! * (layer.q[at + j]! - layer.zeros[k]!);
+  }
 }
 
 /** The group of each block of columns, or -1 where a block's columns fall in several (act-order GPTQ). */
