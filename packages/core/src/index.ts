@@ -27,6 +27,7 @@ export { toHostWeight, decodeToF32, nativeFormat, type QuantizeBlocks } from './
 export type { Qwen2ModelConfig } from './model/config.js';
 export { tensorNames, layerWindow } from './model/config.js';
 export { loadModelWeights, freeModelWeights } from './model/weights.js';
+export type { QuantizedLayer } from './weights/from-quantized.js';
 export type { TensorSource, ModelWeights, LayerWeights, LoadWeightsOptions, WeightLoadProgress } from './model/weights.js';
 export { Qwen2Model, DEFAULT_MAX_CHUNK } from './model/qwen2-model.js';
 export type { InspectHook, InspectPoint } from './model/qwen2-model.js';
