@@ -198,7 +198,7 @@ ui.loadForm.addEventListener('submit', async (event) => {
     ui.modelInfo.textContent =
       `${loaded.source} · ${loaded.layers} layers, hidden ${loaded.hiddenSize}, vocab ${loaded.vocabSize} · ` +
       `${loaded.backend.name} on ${loaded.backend.device} · ` +
-      `weights ${formatBytes(loaded.weightsBytes)} · memory ${describeMemory(loaded.memory)} · ` +
+      `weights ${formatBytes(loaded.weightsBytes)} in ${loaded.weightFormat} · memory ${describeMemory(loaded.memory)} · ` +
       `formats this backend stores: ${loaded.backend.formats.join(', ')}` +
       (loaded.hasChatTemplate ? '' : ' · no chat template: messages are sent as plain text');
     ui.stat.memory.textContent = formatBytes(totalMemory(loaded.memory));

@@ -26,6 +26,8 @@ export interface ChatModel {
   readonly tokenizer: { readonly hasChatTemplate: boolean };
   readonly backend: { readonly info: LoadedInfo['backend']; memory(): MemoryUse };
   readonly weightsBytes: number;
+  /** How the matrices are stored (what 'auto' chose: the checkpoint's float format, or q4_0 / q8_0 for AWQ / GPTQ). */
+  readonly weightFormat: string;
   chat(messages: PromptMessage[], options: SamplingOptions & { signal?: AbortSignal }): ChatStream;
   dispose(): Promise<void>;
 }
@@ -161,6 +163,7 @@ export class Engine {
       source,
       backend: { ...model.backend.info, formats: [...model.backend.info.formats] },
       weightsBytes: model.weightsBytes,
+      weightFormat: model.weightFormat,
       layers: model.config.numHiddenLayers,
       hiddenSize: model.config.hiddenSize,
       vocabSize: model.config.vocabSize,

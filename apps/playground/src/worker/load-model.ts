@@ -48,6 +48,7 @@ export const loadModel: EngineDeps['loadModel'] = async (source, { backend: kind
       tokenizer: model.tokenizer,
       backend: model.backend,
       weightsBytes: model.weightsBytes,
+      weightFormat: model.weightFormat,
       chat: (messages, options) => model.chat(messages, options),
       // Qwen2 frees what it made; the backend and the opened files are ours to release.
       async dispose() {

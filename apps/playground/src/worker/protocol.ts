@@ -57,6 +57,8 @@ export interface LoadedInfo {
   source: string;
   backend: { name: string; device: string; threads?: number; formats: readonly string[] };
   weightsBytes: number;
+  /** The matrices' storage format on the backend. */
+  weightFormat: string;
   layers: number;
   hiddenSize: number;
   vocabSize: number;

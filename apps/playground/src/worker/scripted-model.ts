@@ -12,6 +12,7 @@ export function scriptedModel(ids: number[], log: string[], { microtasksOnly = f
     tokenizer: { hasChatTemplate: true },
     backend: { info: { name: 'wasm', device: '2 threads', threads: 2, formats: ['f32', 'bf16'] }, memory: () => ({ weights: 100, activations: 10, kvCache: 5 }) },
     weightsBytes: 100,
+    weightFormat: 'bf16',
     chat(messages, options): ChatStream {
       log.push(`chat ${messages.map((m) => m.role).join(',')} t=${options.temperature}`);
       const out: number[] = [];

@@ -166,6 +166,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       let host: HostWeight;
       if (fromIntegers[i]) {
         const layer = await source.readQuantized!(p.name, { signal: options.signal });
+        if (layer.rows !== p.shape[0] || layer.cols !== p.shape[1]) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
         const format = targets[i] as BlockWeight['format'];
         const allocate = allocator(p.name);
         host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
