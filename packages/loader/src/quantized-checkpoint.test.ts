@@ -2,12 +2,13 @@
 // meaning follows from AutoAWQ's and AutoGPTQ's own code (AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7] packs
 // output columns; GPTQ packs input rows from the low bits and stores zeros minus one); the rest checks
 // every value of random layers against scale * (q - zero) computed here from the unpacked integers.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, SafetensorsError } from './errors.js';
-import { openModel } from './model.js';
+import { openHubOverHttp, openModel } from './model.js';
+import { startMockHub } from './test-support/mock-hub.js';
 import { parseQuantizationConfig, type QuantizationConfig } from './quantization-config.js';
 import { packAwqLinear, packGptqLinear, type QuantizedLinear } from './quantized-writer.js';
 import { encodeSafetensors, type TensorToWrite } from './safetensors-writer.js';
@@ -180,6 +181,32 @@ describe('random layers: every value is scale * (q - zero)', () => {
       expect([...model.checkpoint.tensors.keys()].sort()).toEqual(['model.embed_tokens.weight', `${UP}.weight`]);
     } finally {
       await model.close();
+    }
+  });
+});
+
+describe('from the Hub', () => {
+  it('a GPTQ repository reads as float weights, downloaded (Node) and over Range requests (browsers)', async () => {
+    const { layer, expected } = randomLayer(32, 64, 4, 2, 11, 1);
+    const dir = folder(prefixed(UP, packGptqLinear(layer)), GPTQ);
+    const files = { 'config.json': readFileSync(join(dir, 'config.json')), 'model.safetensors': readFileSync(join(dir, 'model.safetensors')) };
+    const id = 'Qwen/Qwen2-0.5B-Instruct-GPTQ-Int4';
+    const hub = await startMockHub({ [id]: { files, commit: 'e'.repeat(40) } });
+    const cacheDir = mkdtempSync(join(tmpdir(), 'qwen2-quantized-cache-'));
+    dirs.push(cacheDir);
+    try {
+      for (const open of [() => openModel(id, { endpoint: hub.endpoint, cacheDir }), () => openHubOverHttp(id, { endpoint: hub.endpoint, browserCache: false })]) {
+        const model = await open();
+        try {
+          expect(model.config.quantization).toEqual({ method: 'gptq', bits: 4, groupSize: 32, zeroOffset: 1 });
+          const bytes = await model.checkpoint.read(`${UP}.weight`);
+          expect(Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4))).toEqual(expected);
+        } finally {
+          await model.close();
+        }
+      }
+    } finally {
+      await hub.close();
     }
   });
 });
