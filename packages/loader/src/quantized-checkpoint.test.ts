@@ -130,6 +130,7 @@ describe('random layers: every value is scale * (q - zero)', () => {
   const cases: { name: string; quantization: object; bits: 2 | 4 | 8; rows: number; cols: number; groups: number; minZero: number; pack: (l: QuantizedLinear) => Record<string, TensorToWrite>; permuted?: boolean }[] = [
     { name: 'AWQ 4-bit, groups of 32', quantization: AWQ, bits: 4, rows: 48, cols: 96, groups: 3, minZero: 0, pack: packAwqLinear },
     { name: 'AWQ 4-bit, one group', quantization: { ...AWQ, group_size: -1 }, bits: 4, rows: 16, cols: 40, groups: 1, minZero: 0, pack: packAwqLinear },
+    { name: 'AWQ 4-bit, columns not a multiple of 4', quantization: { ...AWQ, group_size: 21 }, bits: 4, rows: 16, cols: 42, groups: 2, minZero: 0, pack: packAwqLinear },
     { name: 'GPTQ 4-bit', quantization: GPTQ, bits: 4, rows: 40, cols: 96, groups: 3, minZero: 1, pack: (l) => packGptqLinear(l, 1) },
     { name: 'GPTQ 8-bit', quantization: { ...GPTQ, bits: 8 }, bits: 8, rows: 24, cols: 64, groups: 2, minZero: 1, pack: (l) => packGptqLinear(l, 1) },
     { name: 'GPTQ 2-bit', quantization: { ...GPTQ, bits: 2 }, bits: 2, rows: 32, cols: 64, groups: 2, minZero: 1, pack: (l) => packGptqLinear(l, 1) },

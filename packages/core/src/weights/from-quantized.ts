@@ -92,8 +92,8 @@ function storeQ4_0(layer: QuantizedLayer, scales: Uint16Array, quants: Uint8Arra
         const v = q32[at + k]!;
         w[k] = v;
         direct &&= ((v + up) & 0xf0f0f0f0) === 0x10101010;
-        flipped &&= ((down - v) & 0xf0f0f0f0) === 0x10101010;
       }
+      if (!direct) for (let k = 0; k < 8; k++) flipped &&= ((down - w[k]!) & 0xf0f0f0f0) === 0x10101010;
       if (direct || flipped) {
         scales[block] = direct ? sBits : sBits ^ 0x8000;
         // Byte j of a block: value j in the low nibble, value j + 16 in the high one.
