@@ -12,6 +12,7 @@ import { startMockHub } from './test-support/mock-hub.js';
 import { parseQuantizationConfig, type QuantizationConfig } from './quantization-config.js';
 import { packAwqLinear, packGptqLinear, type QuantizedLinear } from './quantized-writer.js';
 import { encodeSafetensors, type TensorToWrite } from './safetensors-writer.js';
+import { rng } from './test-support/rng.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -37,17 +38,6 @@ function prefixed(prefix: string, parts: Record<string, TensorToWrite>): Record<
   return Object.fromEntries(Object.entries(parts).map(([k, v]) => [`${prefix}.${k}`, v]));
 }
 
-/** A deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A random layer. Scales are f16 normals 2^e * (1 + m / 1024), so their values are known without

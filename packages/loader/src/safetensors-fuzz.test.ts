@@ -5,18 +5,8 @@ import { SafetensorsError } from './errors.js';
 import { memoryFile } from './random-access.js';
 import { DTYPE_BYTES, readSafetensorsHeader } from './safetensors-header.js';
 import { encodeSafetensors, type TensorToWrite } from './safetensors-writer.js';
+import { rng } from './test-support/rng.js';
 
-/** mulberry32: tiny deterministic PRNG so a failure reproduces from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // A valid seed file shaped like a real checkpoint header (Qwen2 tensor names, every dtype, metadata) but
 // with tiny shapes, so each mutant is a few KB.
