@@ -202,6 +202,19 @@ describe('from the Hub', () => {
   });
 });
 
+describe('GPTQ without g_idx', () => {
+  it('puts column i in group floor(i / group_size), also when the size does not divide the columns', async () => {
+    // 96 columns in groups of 40: 40, 40 and 16 (ceil(96 / 3) = 32 would be wrong).
+    const group = Int32Array.from({ length: 96 }, (_, i) => Math.floor(i / 40));
+    const { layer, expected } = randomLayer(16, 96, 4, 3, 21, 1, group);
+    const { g_idx: _, ...parts } = packGptqLinear(layer);
+    const { values } = await readWeight(folder(prefixed(UP, parts), { ...GPTQ, group_size: 40 }), `${UP}.weight`);
+    let wrong = 0;
+    for (let k = 0; k < values.length; k++) if (values[k] !== expected[k]) wrong++;
+    expect(wrong).toBe(0);
+  });
+});
+
 describe('bad pre-quantized checkpoints get errors that name the problem', () => {
   const { layer } = randomLayer(16, 64, 4, 2, 5, 1);
   const gptq = packGptqLinear(layer);

@@ -27,6 +27,8 @@ interface PackedLinear {
   rows: number;
   cols: number;
   groups: number;
+  /** Input columns per group (all of them for `group_size: -1`); without `g_idx`, column i is in group floor(i / groupSize). */
+  groupSize: number;
 }
 
 /** The packed tensors' values, read once per layer: qweight as read, the rest unpacked. */
@@ -91,7 +93,7 @@ export function dequantizingCheckpoint(inner: Checkpoint, quantization: Quantiza
   for (const [name, l] of layers) {
     tensors.set(name, {
       name, dtype: 'F32', shape: [l.rows, l.cols], file: l.qweight.file, byteLength: l.rows * l.cols * 4,
-      quantized: { method: quantization.method, bits: quantization.bits, groupSize: quantization.groupSize ?? l.cols },
+      quantized: { method: quantization.method, bits: quantization.bits, groupSize: l.groupSize },
     });
   }
 
@@ -180,7 +182,7 @@ function packedLinear(inner: Checkpoint, prefix: string, q: QuantizationConfig):
   expect(scales, [groups, rows], layout);
   expect(qzeros, [groups, rows / pack], layout);
   if (gIdx) expect(gIdx, [cols], layout);
-  return { qweight, qzeros, scales, ...(gIdx ? { gIdx } : {}), rows, cols, groups };
+  return { qweight, qzeros, scales, ...(gIdx ? { gIdx } : {}), rows, cols, groups, groupSize: size };
 }
 
 /** Reads a layer's packed tensors and decodes scales and group indices. */
@@ -200,8 +202,7 @@ async function readPacked(inner: Checkpoint, layer: PackedLinear, q: Quantizatio
       group[i] = g;
     }
   } else {
-    const size = Math.ceil(layer.cols / layer.groups);
-    for (let i = 0; i < layer.cols; i++) group[i] = Math.floor(i / size);
+    for (let i = 0; i < layer.cols; i++) group[i] = Math.floor(i / layer.groupSize);
   }
   return { qweight: int32s(qw), zeros: unpackZeros(layer, int32s(qz), q), scales: floats(sc, layer.scales.dtype), group };
 }

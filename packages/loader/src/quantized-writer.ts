@@ -12,7 +12,7 @@ export interface QuantizedLinear {
   bits: 2 | 4 | 8;
   /** `q[o * cols + i]`, each in 0 .. 2^bits - 1. */
   q: Uint8Array;
-  /** Group of each input column; default `floor(i / groupSize)`. */
+  /** Group of each input column; default consecutive groups of `ceil(cols / groups)` columns. */
   group?: Int32Array;
   groups: number;
   /** `zeros[g * rows + o]`, each in 0 .. 2^bits - 1 (as the dequantization uses it). */
