@@ -4,10 +4,11 @@
 import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeSafetensors, openModel, packAwqLinear, packGptqLinear, type TensorToWrite } from '@qwen2-ts/loader';
-import { f16ToF32, f32ToF16, bf16ToF32 } from '../numeric/half.js';
+import { encodeSafetensors, openModel, packAwqLinear, packGptqLinear, type QuantizedLinear, type TensorToWrite } from '@qwen2-ts/loader';
+import { f16ToF32, f32ToF16 } from '../numeric/half.js';
 import { dequantize } from '../quant/host-weight.js';
 import { quantizeQ8_0 } from '../quant/q8_0.js';
+import { decodeToF32 } from '../weights/convert.js';
 import type { QuantizedLayer } from '../weights/from-quantized.js';
 
 /**
@@ -30,7 +31,7 @@ export interface LayerQuantization {
 export interface QuantizedMatrix {
   layer: QuantizedLayer & { bits: number };
   /** For `packAwqLinear` / `packGptqLinear`: zeros as bytes, scales as f16 bit patterns. */
-  packable: { rows: number; cols: number; bits: 2 | 4 | 8; q: Uint8Array; group: Int32Array; groups: number; zeros: Uint8Array; scales: Uint16Array };
+  packable: QuantizedLinear;
   values: Float32Array;
 }
 
@@ -102,13 +103,13 @@ export async function writeQuantizedFixture(from: string, to: string, valuesTo: 
         packed[tensor] = floats[tensor] = { dtype: info.dtype, shape: info.shape, data: bytes };
         if (floatMatricesAsQ8_0 && info.shape.length === 2) {
           const [rows, cols] = info.shape as [number, number];
-          const rounded = dequantize(quantizeQ8_0(floatValues(bytes, info.dtype, rows * cols), rows, cols));
+          const rounded = dequantize(quantizeQ8_0(decodeToF32(bytes, info.dtype), rows, cols));
           floats[tensor] = { dtype: 'F32', shape: [rows, cols], data: new Uint8Array(rounded.buffer) };
         }
         continue;
       }
       const [rows, cols] = info.shape as [number, number];
-      const m = quantizeMatrix(floatValues(bytes, info.dtype, rows * cols), rows, cols, opt);
+      const m = quantizeMatrix(decodeToF32(bytes, info.dtype), rows, cols, opt);
       const prefix = tensor.slice(0, -'.weight'.length);
       const parts = method === 'awq' ? packAwqLinear(m.packable) : packGptqLinear(m.packable);
       for (const [suffix, t] of Object.entries(parts)) packed[`${prefix}.${suffix}`] = t;
@@ -122,10 +123,4 @@ export async function writeQuantizedFixture(from: string, to: string, valuesTo: 
   writeFileSync(join(to, 'model.safetensors'), encodeSafetensors(packed));
   writeFileSync(join(valuesTo, 'config.json'), JSON.stringify(config));
   writeFileSync(join(valuesTo, 'model.safetensors'), encodeSafetensors(floats));
-}
-
-function floatValues(bytes: Uint8Array, dtype: string, n: number): Float32Array {
-  if (dtype === 'F32') return new Float32Array(bytes.slice().buffer, 0, n);
-  const halves = new Uint16Array(bytes.slice().buffer, 0, n);
-  return Float32Array.from(halves, dtype === 'BF16' ? bf16ToF32 : f16ToF32);
 }
