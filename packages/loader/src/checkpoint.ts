@@ -57,7 +57,8 @@ export interface Checkpoint {
   close(): Promise<void>;
 }
 
-interface Located { info: CheckpointTensor; handle: RandomAccessFile; absoluteOffset: number }
+/** @internal A tensor's place: which open file holds it and where. */
+export interface Located { info: CheckpointTensor; handle: RandomAccessFile; absoluteOffset: number }
 
 /** Reads of one tensor are split into pieces no bigger than this (Node's fs caps one read at 2 GiB). */
 const READ_PIECE = 1 << 30;
@@ -164,7 +165,11 @@ async function readPieces(l: Located, signal?: AbortSignal): Promise<Uint8Array>
   return out;
 }
 
-function makeCheckpoint(source: string, located: Map<string, Located>, handles: RandomAccessFile[], onRead?: (p: ReadProgress) => void): Checkpoint {
+/**
+ * @internal A checkpoint over tensors already located in open files (safetensors shards, GGUF files):
+ * lazy reads of their raw bytes, read progress per file, and `close()` closing the files.
+ */
+export function makeCheckpoint(source: string, located: Map<string, Located>, handles: RandomAccessFile[], onRead?: (p: ReadProgress) => void): Checkpoint {
   const tensors = new Map<string, CheckpointTensor>();
   for (const [name, l] of located) tensors.set(name, l.info);
   const fileTotals = new Map<string, number>();

@@ -15,6 +15,18 @@ export class SafetensorsError extends Error {
   }
 }
 
+/** A GGUF file (llama.cpp's single-file format) that breaks the format or holds something this library cannot read; the message names the file and the problem. */
+export class GgufError extends Error {
+  override name = 'GgufError';
+  /**
+   * @param file - the file at fault (path, URL or name inside the model)
+   * @param problem - what is wrong, in words
+   */
+  constructor(readonly file: string, readonly problem: string) {
+    super(`${file}: ${problem}`);
+  }
+}
+
 /** A `config.json` / `generation_config.json` that is missing a key or holds an invalid value. */
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -2,7 +2,7 @@
  * Safetensors (single and sharded), Hugging Face Hub download and cache, Qwen2 config parsing.
  * @packageDocumentation
  */
-export { ConfigError, HubError, ModelNotFoundError, RemoteFileError, SafetensorsError } from './errors.js';
+export { ConfigError, GgufError, HubError, ModelNotFoundError, RemoteFileError, SafetensorsError } from './errors.js';
 export { parseSafetensorsHeader, parseHeaderLength, readSafetensorsHeader, DTYPE_BYTES, MAX_HEADER_BYTES } from './safetensors-header.js';
 export type { SafetensorsDtype, SafetensorsHeader, TensorInfo } from './safetensors-header.js';
 export { parseQwen2Config, parseGenerationConfig } from './config.js';
@@ -25,3 +25,15 @@ export { packGptqLinear, packAwqLinear } from './quantized-writer.js';
 export type { QuantizedLinear } from './quantized-writer.js';
 export type { TensorToWrite } from './safetensors-writer.js';
 export { qwen2CheckpointLayout } from './qwen2-layout.js';
+export { readGgufHeader, MAX_GGUF_HEADER_BYTES } from './gguf/gguf-header.js';
+export type { GgufHeader, GgufTensorInfo, GgufValue } from './gguf/gguf-header.js';
+export { GGML_TYPES, ggmlType, dequantizeGgml } from './gguf/ggml-quants.js';
+export type { GgmlType } from './gguf/ggml-quants.js';
+export { openGgufModel, ggufPartNames } from './gguf/open-gguf.js';
+export { ggufCheckpoint } from './gguf/gguf-checkpoint.js';
+export type { GgufPart } from './gguf/gguf-checkpoint.js';
+export { qwen2ConfigFromGguf, qwen2GgufMetadata } from './gguf/gguf-qwen2-config.js';
+export { tokenizerFilesFromGguf, ggufTokenizerMetadata } from './gguf/gguf-tokenizer.js';
+export { encodeGguf, encodeGgufHeader } from './gguf/gguf-writer.js';
+export type { GgufMetadataEntry, GgufScalarType, GgufTensorToWrite } from './gguf/gguf-writer.js';
+export { ggufTensorName, hfTensorName } from './gguf/qwen2-tensor-names.js';

@@ -5,6 +5,10 @@ import { openModelFolder, type LoadProgress, type OpenedModel } from './open-fol
 import { openRemoteModel } from './remote/open-remote.js';
 import type { BrowserCacheOptions } from './browser/cached-url-folder.js';
 import { isNode } from './runtime.js';
+import { isGgufName } from './gguf/open-gguf.js';
+
+/** A GGUF file of a Hub repository: `owner/name/path/to/file.gguf`, optionally `@revision`. */
+const HUB_GGUF = /^([A-Za-z0-9][\w.-]*\/[\w.-]+)\/([^@\s]+\.gguf)(@[^\s@]+)?$/i;
 
 /** Options of {@link openModel}. Hub-only options are ignored by other sources. */
 export interface OpenModelOptions {
@@ -56,19 +60,42 @@ function browserCacheOption(options: OpenModelOptions): BrowserCacheOptions | un
  * Hub is a URL folder at `{endpoint}/{repo}/resolve/{revision}/`, cached with the Cache API when available.
  * @internal exported for tests
  */
-export async function openHubOverHttp(spec: string, options: OpenModelOptions): Promise<OpenedModel> {
+export async function openHubOverHttp(spec: string, options: OpenModelOptions, gguf?: string): Promise<OpenedModel> {
   const ref = parseHubSpec(spec, options.revision);
   const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
   const base = `${endpoint}/${ref.repoId}/resolve/${encodeURIComponent(ref.revision)}/`;
   const { signal, onProgress } = options;
-  return openRemoteModel(base, `${ref.repoId}@${ref.revision}`, { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options), headers });
+  const source = gguf === undefined ? `${ref.repoId}@${ref.revision}` : `${ref.repoId}/${gguf}@${ref.revision}`;
+  return openRemoteModel(base, source, { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options), headers, gguf });
+}
+
+/** The one GGUF model among file names (the parts of a split one count as one), or undefined when there is none. */
+function pickGguf(names: string[], where: string): string | undefined {
+  const ggufs = names.filter(isGgufName).sort();
+  if (ggufs.length === 0) return undefined;
+  // A split model's parts all name their first part.
+  const models = [...new Set(ggufs.map((n) => n.replace(/-\d{5}-of-(\d{5})\.gguf$/i, '-00001-of-$1.gguf')))];
+  if (models.length > 1) {
+    throw new ModelNotFoundError(where, `${where} has no config.json and ${models.length} GGUF models (${models.join(', ')}); name the file to open, e.g. ${where.replace(/\/+$/, '')}/${models[0]}`);
+  }
+  return models[0];
+}
+
+/** A spec naming one GGUF file: the folder it lies in and its name there. */
+function splitFileSpec(spec: string): { dir: string; file: string } {
+  const at = spec.lastIndexOf('/');
+  return at < 0 ? { dir: '.', file: spec } : { dir: spec.slice(0, at) || '/', file: spec.slice(at + 1) };
 }
 
 /**
  * Opens a Qwen2 model from any source: reads and validates config.json (and generation_config.json),
  * reads the tokenizer files, and opens the safetensors checkpoint for lazy reads.
+ * A GGUF model (llama.cpp's format) opens from the path or URL of its `.gguf` file (any part of a split
+ * one), from `owner/name/file.gguf[@revision]` on the Hub (only that file is downloaded), or from a
+ * folder without config.json holding one GGUF model.
  * @param spec - a local folder path, an http(s) URL of a folder, 'owner/name' or 'owner/name@revision' (Hub),
+ *   a `.gguf` file's path or URL, 'owner/name/file.gguf[@revision]' (a Hub repository's GGUF file),
  *   a FileSystemDirectoryHandle, or the File[] of an `<input webkitdirectory>`
  * @param options - see {@link OpenModelOptions}
  * @returns the opened model; call `close()` when done
@@ -82,16 +109,38 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
   const { signal, onProgress } = options;
   if (Array.isArray(spec)) {
     const folder = filesFolder(spec);
-    return openModelFolder(folder, folder.source, { signal, onProgress });
+    const names = spec.map((f) => f.name);
+    const gguf = names.includes('config.json') ? undefined : pickGguf(names, folder.source);
+    return openModelFolder(folder, folder.source, { signal, onProgress, gguf });
   }
   if (isFolderHandle(spec)) return openModelFolder(directoryHandleFolder(spec), spec.name, { signal, onProgress });
   if (typeof spec !== 'string') throw new TypeError('openModel: spec must be a path, URL, Hub id, FileSystemDirectoryHandle or File[]');
   const remote = { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options) };
-  if (/^https?:\/\//i.test(spec)) return openRemoteModel(spec, spec, remote);
+  if (/^https?:\/\//i.test(spec)) {
+    const url = new URL(spec);
+    if (!isGgufName(url.pathname)) return openRemoteModel(spec, spec, remote);
+    const { dir, file } = splitFileSpec(url.pathname);
+    return openRemoteModel(new URL(`${dir}/`, url).href, spec, { ...remote, gguf: decodeURIComponent(file) });
+  }
+  const hubGguf = HUB_GGUF.exec(spec);
   if (isNode()) {
-    const { openLocalFolder, localPathExists, pathOf } = await import('./node/local-folder.js');
+    const { openLocalFolder, localPathExists, localGgufNames, pathOf } = await import('./node/local-folder.js');
     const path = pathOf(spec);
-    if (!HUB_ID.test(spec) || (await localPathExists(path))) return openModelFolder(await openLocalFolder(path), spec, { signal, onProgress });
+    if (isGgufName(path) && (!hubGguf || (await localPathExists(path)))) {
+      const { dir, file } = splitFileSpec(path.replace(/\\/g, '/'));
+      return openModelFolder(await openLocalFolder(dir), spec, { signal, onProgress, gguf: file });
+    }
+    if (hubGguf) {
+      const { fetchHubSnapshot } = await import('./node/hub.js');
+      const snapshot = await fetchHubSnapshot(`${hubGguf[1]}${hubGguf[3] ?? ''}`, { ...options, gguf: hubGguf[2] });
+      return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress, gguf: hubGguf[2] });
+    }
+    if (!HUB_ID.test(spec) || (await localPathExists(path))) {
+      const folder = await openLocalFolder(path);
+      // A folder of GGUF files (a downloaded GGUF repository) has no config.json.
+      const gguf = (await folder.readText('config.json', signal)) === undefined ? pickGguf(await localGgufNames(path), spec) : undefined;
+      return openModelFolder(folder, spec, { signal, onProgress, gguf });
+    }
     const { fetchHubSnapshot } = await import('./node/hub.js');
     let snapshot;
     try {
@@ -103,6 +152,7 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     }
     return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress });
   }
+  if (hubGguf) return openHubOverHttp(`${hubGguf[1]}${hubGguf[3] ?? ''}`, options, hubGguf[2]);
   if (HUB_ID.test(spec)) return openHubOverHttp(spec, options);
   throw new ModelNotFoundError(spec, `${spec}: not a URL or Hub id (owner/name), and local folders need Node (in browsers pass a FileSystemDirectoryHandle or File[])`);
 }

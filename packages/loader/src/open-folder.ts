@@ -3,6 +3,7 @@ import { parseGenerationConfig, parseJsonFile, parseQwen2Config, type Generation
 import { ModelNotFoundError, SafetensorsError } from './errors.js';
 import { dequantizingCheckpoint } from './quantized-checkpoint.js';
 import type { ModelFolder } from './random-access.js';
+import { openGgufModel } from './gguf/open-gguf.js';
 
 /** Progress of a load: downloads (Hub, browser cache fill) and lazy tensor reads. */
 export interface LoadProgress {
@@ -52,16 +53,18 @@ function withQuantization(checkpoint: Checkpoint, config: Qwen2Config, configFil
 }
 
 /**
- * Reads configs and tokenizer files of a model folder and opens its checkpoint.
+ * Reads configs and tokenizer files of a model folder and opens its checkpoint; with `gguf`, opens that
+ * GGUF file of the folder instead (configuration and tokenizer from its metadata).
  * @throws {@link ModelNotFoundError} without config.json or weights; {@link ConfigError}; {@link SafetensorsError}
- *   (also for a pre-quantized checkpoint whose packed tensors do not fit together)
+ *   (also for a pre-quantized checkpoint whose packed tensors do not fit together); {@link GgufError}
  */
 export async function openModelFolder(
   folder: ModelFolder,
   source: string,
-  options: { signal?: AbortSignal; onProgress?: (p: LoadProgress) => void } = {},
+  options: { signal?: AbortSignal; onProgress?: (p: LoadProgress) => void; gguf?: string } = {},
 ): Promise<OpenedModel> {
   const { signal, onProgress } = options;
+  if (options.gguf !== undefined) return openGgufModel(folder, options.gguf, source, { signal, onProgress });
   const configText = await folder.readText('config.json', signal);
   if (configText === undefined) throw new ModelNotFoundError(source, `${source}: no config.json (is this a model folder?)`, 'config.json');
   const configFile = `${folder.source}/config.json`;

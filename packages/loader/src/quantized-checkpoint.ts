@@ -4,10 +4,20 @@ import type { QuantizationConfig } from './quantization-config.js';
 
 /** What a tensor of a {@link dequantizingCheckpoint} was dequantized from. */
 export interface QuantizedOrigin {
-  method: QuantizationConfig['method'];
+  /** AWQ or GPTQ (a `quantization_config`), or a GGUF file's block type. */
+  method: QuantizationConfig['method'] | 'gguf';
+  /** Bits per weight: 2..8 for AWQ / GPTQ; for GGUF the block type's nominal bits (Q4_K 4, Q6_K 6, ...). */
   bits: number;
-  /** Input columns per scale (the whole row when the checkpoint has one group per output row). */
+  /** Input columns per scale (the whole row when the checkpoint has one group per output row); a GGUF block's values. */
   groupSize: number;
+  /** For GGUF: ggml's name of the block type ('Q4_0', 'Q4_K', 'Q6_K', ...). */
+  format?: string;
+  /**
+   * Whether {@link Checkpoint.readQuantized} can give this tensor as integers, zero points and scales
+   * (AWQ, GPTQ, GGUF Q4_0 and Q8_0); false for block types with minimums or sub-block scales (GGUF's
+   * K-quants, Q4_1, Q5_x, IQ4_x), which are read as their float values.
+   */
+  integers: boolean;
 }
 
 /**
@@ -93,7 +103,7 @@ export function dequantizingCheckpoint(inner: Checkpoint, quantization: Quantiza
   for (const [name, l] of layers) {
     tensors.set(name, {
       name, dtype: 'F32', shape: [l.rows, l.cols], file: l.qweight.file, byteLength: l.rows * l.cols * 4,
-      quantized: { method: quantization.method, bits: quantization.bits, groupSize: l.groupSize },
+      quantized: { method: quantization.method, bits: quantization.bits, groupSize: l.groupSize, integers: true },
     });
   }
 

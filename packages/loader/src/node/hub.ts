@@ -13,6 +13,7 @@ import { headFile, HubUnreachableError, type FileMetadata, type HubRequestContex
 import { exists, RepoCache } from './hub-cache.js';
 import { withBlobLock } from './blob-lock.js';
 import { readFile } from 'node:fs/promises';
+import { ggufPartNames } from '../gguf/open-gguf.js';
 import { join } from 'node:path';
 
 /** Options for {@link fetchHubSnapshot}. */
@@ -38,23 +39,24 @@ export interface HubSnapshot { dir: string; commit: string; source: string; from
  * @throws {@link ModelNotFoundError} unknown repo, revision, or required file;
  *   {@link HubError} unreachable Hub without a cached copy, refused access, failed download
  */
-export async function fetchHubSnapshot(spec: string, options: HubOpenOptions = {}): Promise<HubSnapshot> {
+export async function fetchHubSnapshot(spec: string, options: HubOpenOptions & { gguf?: string } = {}): Promise<HubSnapshot> {
   const settings = hubSettings(options);
   const ref = parseHubSpec(spec, options.revision);
-  const source = `${ref.repoId}@${ref.revision}`;
+  const source = options.gguf === undefined ? `${ref.repoId}@${ref.revision}` : `${ref.repoId}/${options.gguf}@${ref.revision}`;
   const cache = new RepoCache(settings.cacheDir, ref.repoId);
-  if (settings.offline) return cachedSnapshot(cache, ref, source, options.offline ? 'offline mode is on' : 'HF_HUB_OFFLINE is set');
+  const { gguf } = options;
+  if (settings.offline) return cachedSnapshot(cache, ref, source, options.offline ? 'offline mode is on' : 'HF_HUB_OFFLINE is set', gguf);
   const ctx: HubRequestContext = {
     endpoint: settings.endpoint, token: settings.token, fetch: options.fetch ?? globalThis.fetch, signal: options.signal, source,
     headRetryDelaysMs: [1, 4].map((k) => k * (options.retry ?? DEFAULT_RETRY).delayMs),
   };
   try {
-    return await downloadSnapshot(ctx, cache, ref, options);
+    return gguf === undefined ? await downloadSnapshot(ctx, cache, ref, options) : await downloadGguf(ctx, cache, ref, gguf, options);
   } catch (e) {
     // Like huggingface_hub: no connection at all is not fatal when the cache already has the snapshot.
     if (e instanceof HubUnreachableError) {
       try {
-        return await cachedSnapshot(cache, ref, source, 'the Hub is unreachable');
+        return await cachedSnapshot(cache, ref, source, 'the Hub is unreachable', gguf);
       } catch {
         throw new HubError(e.message, undefined, { cause: e.cause });
       }
@@ -63,9 +65,16 @@ export async function fetchHubSnapshot(spec: string, options: HubOpenOptions = {
   }
 }
 
-async function cachedSnapshot(cache: RepoCache, ref: HubRef, source: string, why: string): Promise<HubSnapshot> {
+async function cachedSnapshot(cache: RepoCache, ref: HubRef, source: string, why: string, gguf?: string): Promise<HubSnapshot> {
   const commit = await cache.commitFor(ref.revision);
   const dir = commit && cache.snapshot(commit);
+  if (gguf !== undefined) {
+    const parts = ggufPartNames(gguf);
+    if (!commit || !dir || !(await Promise.all(parts.map((p) => exists(join(dir, p))))).every(Boolean)) {
+      throw new HubError(`${source} is not in the Hugging Face cache at ${cache.root} and ${why}; download it once online or pass a local file with --model <file.gguf>`);
+    }
+    return { dir, commit, source, fromCache: true };
+  }
   if (!commit || !dir || !(await exists(join(dir, 'config.json')))) {
     throw new HubError(`${source} is not in the Hugging Face cache at ${cache.root} and ${why}; download it once online or pass a local folder with --model <dir>`);
   }
@@ -106,6 +115,28 @@ async function downloadSnapshot(ctx: HubRequestContext, cache: RepoCache, ref: H
   for (const file of missing) await cache.markMissing(config.commit, file);
   await cache.writeRef(ref.revision, config.commit);
   return { dir: cache.snapshot(config.commit), commit: config.commit, source: ctx.source, fromCache: false };
+}
+
+/**
+ * One GGUF file of a repository (all parts of a split one), not the whole repository: a GGUF repository
+ * holds every quantization of the model (Qwen2-7B-Instruct-GGUF: 9 files, 60 GB).
+ */
+async function downloadGguf(ctx: HubRequestContext, cache: RepoCache, ref: HubRef, file: string, options: HubOpenOptions): Promise<HubSnapshot> {
+  const parts = ggufPartNames(file);
+  const first = await headFile(ctx, ref, parts[0]!);
+  if (!first) throw new ModelNotFoundError(ctx.source, `${ctx.source}: no file '${parts[0]}' in ${ref.repoId} on ${ctx.endpoint}`, parts[0]);
+  // The first HEAD pins the commit, as for a transformers model.
+  const pinned: HubRef = { repoId: ref.repoId, revision: first.commit };
+  const wanted = new Map<string, FileMetadata>([[parts[0]!, { ...first, url: resolveUrl(ctx.endpoint, pinned, parts[0]!) }]]);
+  for (const part of parts.slice(1)) {
+    const meta = await headFile(ctx, pinned, part);
+    if (!meta) throw new ModelNotFoundError(ctx.source, `${ctx.source}: part '${part}' of the split model is missing on ${ctx.endpoint}`, part);
+    wanted.set(part, meta);
+  }
+  await fetchBlobs(ctx, cache, pinned, wanted, options);
+  for (const [name, meta] of wanted) await cache.link(first.commit, name, meta.etag);
+  await cache.writeRef(ref.revision, first.commit);
+  return { dir: cache.snapshot(first.commit), commit: first.commit, source: ctx.source, fromCache: false };
 }
 
 /** Downloads the blobs the cache lacks, reporting per-file and overall bytes. */

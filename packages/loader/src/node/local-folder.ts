@@ -2,7 +2,7 @@
  * Node-only: a model folder on the local file system, read with positional `FileHandle.read`.
  * Imported dynamically by model.ts so browser bundles never load node:fs.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelNotFoundError } from '../errors.js';
@@ -101,4 +101,13 @@ export async function localPathExists(path: string): Promise<boolean> {
 /** A folder spec as a path: `file://` URLs are converted, anything else is a path already. */
 export function pathOf(spec: string): string {
   return spec.startsWith('file://') ? fileURLToPath(spec) : spec;
+}
+
+/** Names of the GGUF files directly inside a folder (none when it cannot be listed). */
+export async function localGgufNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => /\.gguf$/i.test(n));
+  } catch {
+    return [];
+  }
 }

@@ -3,6 +3,7 @@ import { INDEX_FILE, parseIndex, SINGLE_FILE } from '../checkpoint.js';
 import { CacheStoreError, openCachedUrlFolder, type BrowserCacheOptions, type CachedUrlFolderOptions } from '../browser/cached-url-folder.js';
 import { openModelFolder, type LoadProgress, type OpenedModel } from '../open-folder.js';
 import { openUrlFolder, type UrlFolderOptions } from './url-folder.js';
+import { ggufPartNames } from '../gguf/open-gguf.js';
 
 /** Options shared by URL sources. */
 export interface RemoteOpenOptions extends UrlFolderOptions {
@@ -10,6 +11,8 @@ export interface RemoteOpenOptions extends UrlFolderOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Cache files with the Cache API (download whole once, read slices from the cache afterwards). */
   cache?: BrowserCacheOptions;
+  /** Open this GGUF file of the folder rather than a transformers checkpoint. */
+  gguf?: string;
 }
 
 /**
@@ -20,7 +23,8 @@ export interface RemoteOpenOptions extends UrlFolderOptions {
  */
 export async function openRemoteModel(base: string, source: string, options: RemoteOpenOptions): Promise<OpenedModel> {
   const { signal, onProgress } = options;
-  const uncached = () => openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress });
+  const { gguf } = options;
+  const uncached = () => openModelFolder(openUrlFolder(base, options, source), source, { signal, onProgress, gguf });
   if (!options.cache) return uncached();
   try {
     return await openCached(base, source, options, options.cache);
@@ -35,6 +39,10 @@ async function openCached(base: string, source: string, options: RemoteOpenOptio
   const { signal, onProgress } = options;
   const folderOptions: CachedUrlFolderOptions = { ...options, ...cache };
   const folder = await openCachedUrlFolder(base, folderOptions, source);
+  if (options.gguf !== undefined) {
+    await folder.prefetch(ggufPartNames(options.gguf), signal);
+    return openModelFolder(folder, source, { signal, onProgress, gguf: options.gguf });
+  }
   // config.json first: a wrong URL or a refused token fails on it, before any weight is fetched.
   if ((await folder.readText('config.json', signal)) !== undefined) {
     const indexText = await folder.readText(INDEX_FILE, signal);

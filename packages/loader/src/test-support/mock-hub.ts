@@ -33,7 +33,7 @@ export interface MockHub {
 
 export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export const gitSha1 = (b: Uint8Array) => createHash('sha1').update(`blob ${b.byteLength}\0`).update(b).digest('hex');
-const isLfs = (file: string) => file.endsWith('.safetensors');
+const isLfs = (file: string) => /\.(safetensors|gguf)$/.test(file);
 
 export async function startMockHub(repos: Record<string, MockRepo>): Promise<MockHub> {
   const log: LoggedRequest[] = [];
