@@ -11,9 +11,11 @@ import { tensorNames, type Qwen2ModelConfig } from './config.js';
 export interface TensorSource {
   /**
    * The tensors by name. `quantized` marks a weight the source dequantized from a pre-quantized (AWQ or
-   * GPTQ) checkpoint; `'auto'` then stores it in the quantized format of as many bits.
+   * GPTQ) checkpoint or a GGUF file's blocks; `'auto'` then stores it as q4_0 up to 4 bits, else q8_0.
+   * `integers: false` says `readQuantized` cannot give it (GGUF block types with minimums or sub-block
+   * scales): it is then quantized from its values.
    */
-  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[]; readonly quantized?: { readonly bits: number } }>;
+  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[]; readonly quantized?: { readonly bits: number; readonly integers?: boolean } }>;
   /** Raw little-endian bytes of the tensor `name`. */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Optional: bytes of a range of the tensor, so large tensors convert slice by slice. */
@@ -57,9 +59,9 @@ export interface WeightLoadProgress {
 /** Options of {@link loadModelWeights}. */
 export interface LoadWeightsOptions {
   /**
-   * Storage format of the matrices; 'auto' keeps the checkpoint dtype, except in a pre-quantized (AWQ
-   * or GPTQ) checkpoint: a weight dequantized from a layer of up to 4 bits is stored as q4_0 and of 8
-   * bits as q8_0, the other matrices (embedding, lm_head) as q8_0 (f16 or the checkpoint's dtype where
+   * Storage format of the matrices; 'auto' keeps the checkpoint dtype, except in a pre-quantized (AWQ,
+   * GPTQ or block-quantized GGUF) checkpoint: a weight dequantized from a layer of up to 4 bits is stored
+   * as q4_0 and of more (GGUF's Q5_x, Q6_K, Q8_0) as q8_0, the other matrices (embedding, lm_head) as q8_0 (f16 or the checkpoint's dtype where
    * the backend or the column count does not allow that). Norms and biases are always f32.
    */
   format?: WeightFormat | 'auto';
@@ -156,7 +158,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const quantize = backend.quantizeBlocks?.bind(backend);
   const allocator = (name: string) => buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, name)) : undefined;
   // A dequantized weight bound for q4_0 / q8_0 is built from its integers rather than its float values.
-  const fromIntegers = plan.map((p, i) => source.readQuantized !== undefined && source.tensors.get(p.name)!.quantized !== undefined && (targets[i] === 'q4_0' || targets[i] === 'q8_0'));
+  const fromIntegers = plan.map((p, i) => {
+    const quantized = source.tensors.get(p.name)!.quantized;
+    return source.readQuantized !== undefined && quantized !== undefined && quantized.integers !== false && (targets[i] === 'q4_0' || targets[i] === 'q8_0');
+  });
   const reads = plan.flatMap((p, i) => fromIntegers[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
   const ahead = new ReadAhead(source, reads, options.readAheadBytes ?? READ_AHEAD_BYTES, options.signal);
   try {

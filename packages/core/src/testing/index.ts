@@ -16,6 +16,7 @@ export { MODEL_TOLERANCE, OP_TOLERANCE, matmulTolerance } from './tolerances.js'
 export { FIXTURE_MODELS, loadFixture, type Fixture, type Golden, type GoldenSequence, type TopK } from './fixtures.js';
 export { hostWeight } from './op-suite.js';
 export { TestRandom, maxAbsDiff, maxAbs } from './random.js';
+export { ggmlBytes, randomGgmlBlocks, writeGgufFixture, writeRandomGguf, type GgufFixtureOptions, type RandomGgufOptions } from './gguf-fixtures.js';
 export { quantizeMatrix, writeQuantizedFixture, type LayerQuantization, type QuantizedMatrix } from './quantized-checkpoints.js';
 
 /** Options of {@link runConformanceSuite}. */
