@@ -27,7 +27,7 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 
 Common options:
-  --model DIR|owner/name[@rev]   a local model folder or a Hugging Face model id
+  --model DIR|owner/name[@rev]   a local model folder or .gguf file, or a Hugging Face model id
   --backend js|wasm|webgpu|cuda  kernel backend (default: the fastest available)
   --dtype auto|f32|f16|bf16|q8_0|q4_0
                                  weight format (auto: the checkpoint's; an AWQ/GPTQ
