@@ -53,6 +53,13 @@ export interface Checkpoint {
    * @throws {@link SafetensorsError} for a tensor that was not dequantized, or a bad `g_idx`
    */
   readQuantized?(name: string, options?: { signal?: AbortSignal }): Promise<UnpackedLinear>;
+  /**
+   * Present on a GGUF checkpoint: the raw ggml blocks of a block-quantized tensor (one with
+   * {@link CheckpointTensor.quantized} of method 'gguf'), as stored in the file (block layout of its
+   * `format`), so a consumer holding that block type can keep the blocks as they are.
+   * @throws `GgufError` for a tensor that is not block-quantized
+   */
+  readGgmlBlocks?(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Closes every shard's file handle; reads afterwards fail. */
   close(): Promise<void>;
 }

@@ -48,6 +48,21 @@ describe('Qwen2.load of a GGUF file', () => {
     }
   }, 120_000);
 
+  it('keeps Q4_0 blocks\' values when storing them as q8_0 (from their integers)', async () => {
+    const path = join(dir, 'tiny-f16-sharded-q4_0.gguf');
+    await writeGgufFixture(join(fixtures, 'models/tiny-f16-sharded'), path, { format: 'q4_0' });
+    const prompt = [4, 8, 15, 16, 23, 42];
+    const asQ8 = await Qwen2.load(path, { dtype: 'q8_0', tokenizer: { tokenizerJson } });
+    const asF32 = await Qwen2.load(path, { dtype: 'f32', tokenizer: { tokenizerJson } });
+    try {
+      // q8_0 holds every Q4_0 value (d * (q - 8)) exactly: only the order of the sums can differ.
+      expect(maxDiff(await logits(asQ8, prompt), await logits(asF32, prompt))).toBeLessThan(1e-5);
+    } finally {
+      await asQ8.dispose();
+      await asF32.dispose();
+    }
+  });
+
   it('reproduces the golden greedy tokens with the tokenizer and chat template stored in the file', async () => {
     const source = join(fixtures, 'models/full-vocab-bf16');
     const golden = JSON.parse(readFileSync(join(source, 'golden.json'), 'utf8')) as { sequences: { input_ids: number[]; greedy_new_tokens: number[] }[] };

@@ -3,6 +3,7 @@ import { ModelWeightsError, WeightFormatError } from '../errors.js';
 import { nativeFormat } from '../weights/convert.js';
 import { allocateHostWeight, readHostWeight, tensorReads } from '../weights/read-host-weight.js';
 import { storeQuantizedLayer, type BlockWeight, type QuantizedLayer } from '../weights/from-quantized.js';
+import { storeGgmlBlocks } from '../weights/from-ggml-blocks.js';
 import { READ_AHEAD_BYTES, ReadAhead } from '../weights/read-ahead.js';
 import { QUANT_BLOCK } from '../backend/types.js';
 import { tensorNames, type Qwen2ModelConfig } from './config.js';
@@ -15,7 +16,7 @@ export interface TensorSource {
    * `integers: false` says `readQuantized` cannot give it (GGUF block types with minimums or sub-block
    * scales): it is then quantized from its values.
    */
-  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[]; readonly quantized?: { readonly bits: number; readonly integers?: boolean } }>;
+  readonly tensors: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[]; readonly quantized?: { readonly bits: number; readonly integers?: boolean; readonly format?: string } }>;
   /** Raw little-endian bytes of the tensor `name`. */
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Optional: bytes of a range of the tensor, so large tensors convert slice by slice. */
@@ -25,6 +26,11 @@ export interface TensorSource {
    * exactly where the format can (`@qwen2-ts/loader`'s dequantizing checkpoint offers it).
    */
   readQuantized?(name: string, options?: { signal?: AbortSignal }): Promise<QuantizedLayer>;
+  /**
+   * Optional: the raw ggml blocks of a tensor whose `quantized.format` is 'Q4_0' or 'Q8_0' (a GGUF
+   * file's), stored as q4_0 / q8_0 by copying them (`@qwen2-ts/loader`'s GGUF checkpoint offers it).
+   */
+  readGgmlBlocks?(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** One decoder layer's weights on a backend. */
@@ -157,19 +163,30 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   const buffers = backend.weightBuffer !== undefined && backend.discardWeightBuffer !== undefined;
   const quantize = backend.quantizeBlocks?.bind(backend);
   const allocator = (name: string) => buffers ? async (f: WeightFormat, rows: number, cols: number) => (pending = await backend.weightBuffer!(f, rows, cols, name)) : undefined;
-  // A dequantized weight bound for q4_0 / q8_0 is built from its integers rather than its float values.
+  // A dequantized weight bound for q4_0 / q8_0 is built from its integers rather than its float values;
+  // ggml's own Q4_0 / Q8_0 blocks bound for the same format are copied.
+  const fromBlocks = plan.map((p, i) => {
+    const format = source.tensors.get(p.name)!.quantized?.format;
+    return source.readGgmlBlocks !== undefined && ((format === 'Q4_0' && targets[i] === 'q4_0') || (format === 'Q8_0' && targets[i] === 'q8_0'));
+  });
   const fromIntegers = plan.map((p, i) => {
     const quantized = source.tensors.get(p.name)!.quantized;
-    return source.readQuantized !== undefined && quantized !== undefined && quantized.integers !== false && (targets[i] === 'q4_0' || targets[i] === 'q8_0');
+    return !fromBlocks[i] && source.readQuantized !== undefined && quantized !== undefined && quantized.integers !== false && (targets[i] === 'q4_0' || targets[i] === 'q8_0');
   });
-  const reads = plan.flatMap((p, i) => fromIntegers[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
+  const reads = plan.flatMap((p, i) => fromIntegers[i] || fromBlocks[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
   const ahead = new ReadAhead(source, reads, options.readAheadBytes ?? READ_AHEAD_BYTES, options.signal);
   try {
     for (const [i, p] of plan.entries()) {
       options.signal?.throwIfAborted();
       const info = source.tensors.get(p.name)!;
       let host: HostWeight;
-      if (fromIntegers[i]) {
+      if (fromBlocks[i]) {
+        const blocks = await source.readGgmlBlocks!(p.name, { signal: options.signal });
+        const allocate = allocator(p.name);
+        const format = targets[i] as BlockWeight['format'];
+        host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
+        storeGgmlBlocks(blocks, host as BlockWeight, p.name);
+      } else if (fromIntegers[i]) {
         const layer = await source.readQuantized!(p.name, { signal: options.signal });
         if (layer.rows !== p.shape[0] || layer.cols !== p.shape[1]) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
         const format = targets[i] as BlockWeight['format'];

@@ -27,7 +27,8 @@ export interface GgufPart { file: string; handle: RandomAccessFile; header: Gguf
  * A block-quantized tensor is an F32 tensor marked {@link CheckpointTensor.quantized} (`method: 'gguf'`,
  * `format` its ggml type). `read` and `readRange` dequantize exactly as ggml's reference code does,
  * reading only the blocks a range covers; `readQuantized` hands Q4_0 and Q8_0 tensors out as integers,
- * scales and zero points, so storing them as q4_0 / q8_0 keeps every block as it is in the file.
+ * scales and zero points, and `readGgmlBlocks` gives any block tensor's bytes as stored (core copies
+ * Q4_0 / Q8_0 blocks into its q4_0 / q8_0 weights).
  * Read progress counts the file's bytes.
  * @throws {@link GgufError} for a tensor name found in two parts or a type ggml's reference cannot decode
  */
@@ -97,6 +98,10 @@ export function ggufCheckpoint(source: string, parts: readonly GgufPart[], onRea
         throw new GgufError(info?.file ?? source, `tensor '${name}' is ${type ? `${type.name}, which has no integer form (read its values)` : 'not block-quantized'}`);
       }
       return unpackBlocks(type, info.shape[0]!, info.shape[1]!, await raw.read(name, options));
+    },
+    async readGgmlBlocks(name, options) {
+      if (!blockTypes.has(name)) throw new GgufError(tensors.get(name)?.file ?? source, `tensor '${name}' is not block-quantized`);
+      return raw.read(name, options);
     },
     close: () => raw.close(),
   };
