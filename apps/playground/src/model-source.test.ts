@@ -7,10 +7,14 @@ describe('model source', () => {
     expect(parseModelText('Qwen/Qwen2.5-0.5B-Instruct@refs/pr/1')).toEqual({ kind: 'hub', id: 'Qwen/Qwen2.5-0.5B-Instruct@refs/pr/1' });
     expect(parseModelText('http://127.0.0.1:8080/models/tiny/')).toEqual({ kind: 'url', url: 'http://127.0.0.1:8080/models/tiny' });
     expect(describeSource(parseModelText('https://example.com/m'))).toBe('https://example.com/m');
+    // One GGUF file of a Hub repository, or by URL.
+    expect(parseModelText('Qwen/Qwen2-0.5B-Instruct-GGUF/qwen2-0_5b-instruct-q4_0.gguf@main')).toEqual({ kind: 'hub', id: 'Qwen/Qwen2-0.5B-Instruct-GGUF/qwen2-0_5b-instruct-q4_0.gguf@main' });
+    expect(parseModelText('https://example.com/m/q4_0.gguf')).toEqual({ kind: 'url', url: 'https://example.com/m/q4_0.gguf' });
   });
   it('rejects other text, saying what is accepted', () => {
     expect(() => parseModelText('')).toThrow(ModelSourceError);
     expect(() => parseModelText('just-a-name')).toThrow(/neither a Hugging Face model id .* nor an http\(s\) URL/);
+    expect(() => parseModelText('Qwen/Qwen2-0.5B-Instruct-GGUF/readme.md')).toThrow(ModelSourceError);
     expect(() => parseModelText('ftp://host/model')).toThrow(ModelSourceError);
     expect(() => parseModelText('http://')).toThrow(/not a valid URL/);
   });

@@ -11,6 +11,8 @@ export type ModelSource =
 export const DEFAULT_MODEL = 'Qwen/Qwen2-0.5B-Instruct';
 
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+(@[^\s@]+)?$/;
+/** One GGUF file of a Hub repository: `owner/name/file.gguf`, optionally `@revision`. */
+const HUB_GGUF = /^[A-Za-z0-9][\w.-]*\/[\w.-]+\/[^@\s]+\.gguf(@[^\s@]+)?$/i;
 
 /** A typed model text that is neither a Hub id nor an http(s) URL. */
 export class ModelSourceError extends Error {
@@ -18,8 +20,9 @@ export class ModelSourceError extends Error {
 }
 
 /**
- * Classifies what the user typed: `owner/name` or `owner/name@revision` is a Hugging Face Hub id, an
- * `http(s)://` address is a folder URL (holding config.json, the safetensors and tokenizer files).
+ * Classifies what the user typed: `owner/name` or `owner/name@revision` is a Hugging Face Hub id (and
+ * `owner/name/file.gguf` one GGUF file of a Hub repository), an `http(s)://` address is a folder URL
+ * (holding config.json, the safetensors and tokenizer files) or a `.gguf` file's URL.
  * @throws {@link ModelSourceError} for anything else, saying what is accepted
  */
 export function parseModelText(text: string): ModelSource {
@@ -34,8 +37,8 @@ export function parseModelText(text: string): ModelSource {
     }
     return { kind: 'url', url: url.href.replace(/\/+$/, '') };
   }
-  if (HUB_ID.test(t)) return { kind: 'hub', id: t };
-  throw new ModelSourceError(`"${t}" is neither a Hugging Face model id (owner/name or owner/name@revision) nor an http(s) URL`);
+  if (HUB_ID.test(t) || HUB_GGUF.test(t)) return { kind: 'hub', id: t };
+  throw new ModelSourceError(`"${t}" is neither a Hugging Face model id (owner/name, owner/name@revision, or owner/name/file.gguf) nor an http(s) URL`);
 }
 
 /** A short description for the page and the stats line. */

@@ -82,6 +82,14 @@ function pickGguf(names: string[], where: string): string | undefined {
   return models[0];
 }
 
+/** Names of the entries of a picked folder (none where the browser cannot list it). */
+async function handleFileNames(dir: FileSystemDirectoryHandle): Promise<string[]> {
+  const keys = (dir as unknown as { keys?: () => AsyncIterable<string> }).keys;
+  const names: string[] = [];
+  if (typeof keys === 'function') for await (const name of keys.call(dir)) names.push(name);
+  return names;
+}
+
 /** A spec naming one GGUF file: the folder it lies in and its name there. */
 function splitFileSpec(spec: string): { dir: string; file: string } {
   const at = spec.lastIndexOf('/');
@@ -113,7 +121,11 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     const gguf = names.includes('config.json') ? undefined : pickGguf(names, folder.source);
     return openModelFolder(folder, folder.source, { signal, onProgress, gguf });
   }
-  if (isFolderHandle(spec)) return openModelFolder(directoryHandleFolder(spec), spec.name, { signal, onProgress });
+  if (isFolderHandle(spec)) {
+    const folder = directoryHandleFolder(spec);
+    const gguf = (await folder.readText('config.json', signal)) === undefined ? pickGguf(await handleFileNames(spec), spec.name) : undefined;
+    return openModelFolder(folder, spec.name, { signal, onProgress, gguf });
+  }
   if (typeof spec !== 'string') throw new TypeError('openModel: spec must be a path, URL, Hub id, FileSystemDirectoryHandle or File[]');
   const remote = { fetch: options.fetch, signal, onProgress, cache: browserCacheOption(options) };
   if (/^https?:\/\//i.test(spec)) {

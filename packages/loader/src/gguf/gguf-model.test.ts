@@ -181,6 +181,34 @@ describe('a GGUF model opened with openModel', () => {
     await expect(openModel(dir)).rejects.toThrow(/no config.json and 2 GGUF models \(qwen2-f16.gguf, qwen2-q8_0.gguf\); name the file to open/);
   });
 
+  it('opens a picked browser folder (File[] or directory handle) holding one GGUF model', async () => {
+    const bytes = modelFile('Q4_0');
+    const file = new File([bytes], 'qwen2-q4_0.gguf');
+    Object.defineProperty(file, 'webkitRelativePath', { value: 'picked/qwen2-q4_0.gguf' });
+    const readme = new File(['# model'], 'README.md');
+    Object.defineProperty(readme, 'webkitRelativePath', { value: 'picked/README.md' });
+    const byName = new Map([[file.name, file], [readme.name, readme]]);
+    const handle = {
+      kind: 'directory', name: 'picked',
+      async getFileHandle(name: string) {
+        const f = byName.get(name);
+        if (!f) throw Object.assign(new Error('not found'), { name: 'NotFoundError' });
+        return { kind: 'file', name, getFile: async () => f };
+      },
+      async getDirectoryHandle() { throw Object.assign(new Error('not found'), { name: 'NotFoundError' }); },
+      async *keys() { yield* byName.keys(); },
+    } as unknown as FileSystemDirectoryHandle;
+    for (const spec of [[readme, file], handle]) {
+      const model = await openModel(spec);
+      try {
+        expect(model.checkpoint.tensors.get('model.layers.0.mlp.up_proj.weight')!.quantized?.format).toBe('Q4_0');
+        expect(model.config.hiddenSize).toBe(256);
+      } finally {
+        await model.close();
+      }
+    }
+  });
+
   it('opens a split model from any part, and names a missing part', async () => {
     const dir = tempDir();
     // Two parts as gguf-split writes them: metadata in the first, tensors divided, split.* keys in both.
