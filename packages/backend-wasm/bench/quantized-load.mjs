@@ -1,12 +1,16 @@
-// Loading a pre-quantized checkpoint (Qwen's -AWQ and -GPTQ-Int4 layout) against loading the bf16
-// checkpoint of the same shapes into q4_0: what it takes from disk, how long the load takes (read,
+// Loading a pre-quantized checkpoint (Qwen's -AWQ and -GPTQ-Int4 layout, or a GGUF file as in Qwen's
+// -GGUF repositories) against loading the bf16 checkpoint of the same shapes into q4_0: what it takes from disk, how long the load takes (read,
 // dequantize or quantize, upload), what the backend holds, and the decode speed that follows (the same
 // q4_0 kernels, so it should match).
 //
 // Random weights at Qwen2-0.5B shapes on the WASM backend. Rounds alternate the checkpoints; the medians
 // and the ratio to the bf16 load are printed.
 //
-//   node bench/quantized-load.mjs [--model=Qwen2-0.5B] [--cases=bf16,awq,gptq] [--rounds=3] [--threads=2] [--gen=32] [--dir=/tmp]
+//   node bench/quantized-load.mjs [--model=Qwen2-0.5B] [--cases=bf16,awq,gptq,gguf-q4_0,gguf-q8_0,gguf-q4_k] [--rounds=3] [--threads=2] [--gen=32] [--dir=/tmp]
+//
+// gguf-q4_0 / gguf-q8_0 are the bf16 checkpoint converted by core (llama.cpp's block layout); gguf-q4_k
+// is a random model laid out about as llama.cpp's Q4_K_M files are (Q4_K where rows are whole 256-value
+// blocks, Q5_0 elsewhere; the embedding Q8_0 at 0.5B, whose 896-wide rows K-quants cannot take, Q6_K at 7B).
 //
 // Peak RSS is the process's highest resident size seen during each load (sampled every 20 ms); run one
 // case alone (--cases=awq) to read it without the others' memory (a WebAssembly memory never shrinks).
@@ -15,7 +19,11 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Qwen2 } from '@qwen2-ts/core';
+import { writeGgufFixture, writeRandomGguf } from '@qwen2-ts/core/testing';
+import { parseQwen2Config } from '@qwen2-ts/loader';
 import { wasmBackend } from '../dist/index.js';
 import { writeRandomCheckpoint } from './random-checkpoint.mjs';
 import { writeRandomQuantizedCheckpoint } from './random-quantized-checkpoint.mjs';
@@ -27,18 +35,32 @@ const rounds = Number(args.get('rounds') ?? 3);
 const threads = Number(args.get('threads') ?? 2);
 const GEN = Number(args.get('gen') ?? 32);
 
+const tokenizerJson = readFileSync(fileURLToPath(new URL('../../../fixtures/tokenizer/tokenizer.json', import.meta.url)), 'utf8');
 const root = mkdtempSync(join(args.get('dir') ?? tmpdir(), 'qwen2-quantized-load-'));
 const wanted = (args.get('cases') ?? 'bf16,awq,gptq').split(',');
+const configFile = fileURLToPath(new URL(`../../../fixtures/configs/${modelName}/config.json`, import.meta.url));
+const config = parseQwen2Config(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
+const ggufFile = (d) => join(d, 'model.gguf');
+/** The bf16 checkpoint the GGUF conversions start from (written once, also when its case is not run). */
+const bf16Dir = join(root, 'bf16');
+const source = () => { try { statSync(join(bf16Dir, 'model.safetensors')); } catch { mkdirSync(bf16Dir, { recursive: true }); writeRandomCheckpoint(bf16Dir, modelName); } return bf16Dir; };
+const converted = (format) => async (d) => { await writeGgufFixture(source(), ggufFile(d), { format }); return { bytes: statSync(ggufFile(d)).size }; };
 const cases = [
-  { key: 'bf16', name: 'bf16 -> q4_0', dir: join(root, 'bf16'), dtype: 'q4_0', write: (d) => writeRandomCheckpoint(d, modelName) },
+  { key: 'bf16', name: 'bf16 -> q4_0', dir: bf16Dir, dtype: 'q4_0', write: (d) => writeRandomCheckpoint(d, modelName) },
   { key: 'awq', name: 'AWQ (auto)', dir: join(root, 'awq'), dtype: 'auto', write: (d) => writeRandomQuantizedCheckpoint(d, modelName, 'awq') },
   { key: 'gptq', name: 'GPTQ-Int4 (auto)', dir: join(root, 'gptq'), dtype: 'auto', write: (d) => writeRandomQuantizedCheckpoint(d, modelName, 'gptq') },
+  { key: 'gguf-q4_0', name: 'GGUF Q4_0 (auto)', dir: join(root, 'gguf-q4_0'), file: true, dtype: 'auto', write: converted('q4_0') },
+  { key: 'gguf-q8_0', name: 'GGUF Q8_0 (auto)', dir: join(root, 'gguf-q8_0'), file: true, dtype: 'auto', write: converted('q8_0') },
+  {
+    key: 'gguf-q4_k', name: 'GGUF Q4_K_M (auto)', dir: join(root, 'gguf-q4_k'), file: true, dtype: 'auto',
+    write: async (d) => { await writeRandomGguf(ggufFile(d), { config, matrixType: 'Q4_K', fallbackType: 'Q5_0', embeddingType: config.hiddenSize % 256 === 0 ? 'Q6_K' : 'Q8_0' }); return { bytes: statSync(ggufFile(d)).size }; },
+  },
 ].filter((c) => wanted.includes(c.key));
 const backend = await wasmBackend({ threads });
 try {
   for (const c of cases) {
-    mkdirSync(c.dir);
-    c.bytes = c.write(c.dir).bytes;
+    mkdirSync(c.dir, { recursive: true });
+    c.bytes = (await c.write(c.dir)).bytes;
     c.loads = [];
     c.decode = [];
     c.peak = 0;
@@ -48,7 +70,7 @@ try {
     for (const c of cases) {
       const t0 = performance.now();
       const sampler = setInterval(() => (c.peak = Math.max(c.peak, process.memoryUsage().rss)), 20);
-      const model = await Qwen2.load(c.dir, { backend, dtype: c.dtype, maxContext: GEN + 16 });
+      const model = await Qwen2.load(c.file ? ggufFile(c.dir) : c.dir, { backend, dtype: c.dtype, maxContext: GEN + 16, tokenizer: { tokenizerJson } });
       clearInterval(sampler);
       c.peak = Math.max(c.peak, process.memoryUsage().rss);
       c.loads.push((performance.now() - t0) / 1000);
@@ -68,7 +90,7 @@ try {
     console.log(`${c.name.padEnd(19)} ${mb(c.bytes).padStart(7)}    ${c.format.padEnd(8)}  ${mb(c.weightBytes).padStart(10)}     ${load.toFixed(2)} (${c.loads.map((s) => s.toFixed(2)).join(', ')})`.padEnd(95) +
       `${(load / base).toFixed(2)}x`.padEnd(14) + median(c.decode).toFixed(1).padEnd(14) + mb(c.peak));
   }
-  console.log(`\n(on disk: model.safetensors; ${cases.every((c) => statSync(join(c.dir, 'model.safetensors')).size === c.bytes) ? 'sizes checked' : 'size mismatch'})`);
+  console.log(`\n(on disk: model.safetensors or model.gguf; ${cases.every((c) => statSync(c.file ? ggufFile(c.dir) : join(c.dir, 'model.safetensors')).size === c.bytes) ? 'sizes checked' : 'size mismatch'})`);
 } finally {
   await backend.dispose();
   rmSync(root, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import {
   type GgmlType, type GgufMetadataEntry, type Qwen2Config,
 } from '@qwen2-ts/loader';
 import type { HostWeight, WeightFormat } from '../backend/types.js';
-import { f32ToF16 } from '../numeric/half.js';
+import { f32ToBf16, f32ToF16 } from '../numeric/half.js';
 import { nativeFormat, toHostWeight } from '../weights/convert.js';
 import { TestRandom } from './random.js';
 
@@ -77,6 +77,7 @@ export interface GgufFixtureOptions {
  */
 export async function writeGgufFixture(modelDir: string, outPath: string, options: GgufFixtureOptions): Promise<{ bytes: number; tensors: number }> {
   const { format } = options;
+  if (!Object.hasOwn(FORMAT_TYPE, format)) throw new Error(`writeGgufFixture: unknown format '${String(format)}' (f32, f16, bf16, q8_0 or q4_0)`);
   const model = await openModel(modelDir);
   try {
     const c = model.config;
@@ -143,6 +144,11 @@ export interface RandomGgufOptions {
   matrixType: string;
   /** Type of the embedding (and tied head); default `matrixType`. */
   embeddingType?: string;
+  /**
+   * Type of the matrices whose rows are not whole blocks of `matrixType` (default 'F32'); llama.cpp
+   * stores Qwen2-0.5B's 896-wide rows as Q5_0 in its Q4_K files, Q8_0 in its Q6_K ones.
+   */
+  fallbackType?: string;
   seed?: number;
   /**
    * Store a byte-level vocabulary of `vocabSize` tokens (the 256 byte tokens, `<|endoftext|>`, padding),
@@ -179,21 +185,29 @@ export async function writeRandomGguf(outPath: string, options: RandomGgufOption
   };
   const matrixType = typeNamed(options.matrixType);
   const embeddingType = typeNamed(options.embeddingType ?? options.matrixType);
-  const f32 = ggmlType(0)!;
+  const fallback = typeNamed(options.fallbackType ?? 'F32');
   const tensors: PlannedTensor[] = qwen2CheckpointLayout(config).map(({ name, shape }) => {
     const values = shape.reduce((a, b) => a * b, 1);
     const wanted = name.endsWith('embed_tokens.weight') || name === 'lm_head.weight' ? embeddingType : matrixType;
-    const type = shape.length === 2 && shape[1]! % wanted.blockSize === 0 ? wanted : f32;
-    // Made now so the file does not depend on the order data is asked for.
-    let bytes: Uint8Array;
-    if (type.id !== 0) bytes = randomGgmlBlocks(type, values, random);
-    else {
-      const norm = name.endsWith('norm.weight');
-      const data = new Float32Array(values);
-      for (let i = 0; i < values; i++) data[i] = norm ? 1 + 0.1 * random.normal() : (shape.length === 1 ? 0.02 : 0.05) * random.normal();
-      bytes = new Uint8Array(data.buffer);
-    }
-    return { name: ggufTensorName(name), dims: [...shape].reverse(), type: type.id, byteLength: bytes.byteLength, data: async () => bytes };
+    const type = shape.length !== 2 ? ggmlType(0)! : shape[1]! % wanted.blockSize === 0 ? wanted : fallback;
+    // Made when written (the file is written in order, so the random stream is the same every time):
+    // a 7B model's blocks are never all in memory.
+    const make = (): Uint8Array => {
+      let bytes: Uint8Array;
+      if (type.blockSize > 1) bytes = randomGgmlBlocks(type, values, random);
+      else {
+        const norm = name.endsWith('norm.weight');
+        const data = new Float32Array(values);
+        for (let i = 0; i < values; i++) data[i] = norm ? 1 + 0.1 * random.normal() : (shape.length === 1 ? 0.02 : 0.05) * random.normal();
+        if (type.name === 'F32') bytes = new Uint8Array(data.buffer);
+        else if (type.name === 'F16' || type.name === 'BF16') {
+          const round = type.name === 'F16' ? f32ToF16 : f32ToBf16;
+          bytes = new Uint8Array(Uint16Array.from(data, round).buffer);
+        } else throw new Error(`writeRandomGguf: cannot write ${type.name} values`);
+      }
+      return bytes;
+    };
+    return { name: ggufTensorName(name), dims: [...shape].reverse(), type: type.id, byteLength: (values / type.blockSize) * type.typeSize, data: async () => make() };
   });
   return writeFile(outPath, metadata, tensors);
 }
