@@ -52,6 +52,22 @@ function withQuantization(checkpoint: Checkpoint, config: Qwen2Config, configFil
   return checkpoint;
 }
 
+/** @internal The {@link OpenedModel} of an opened checkpoint: closing it closes the checkpoint, then the folder. */
+export function openedModel(folder: ModelFolder, source: string, config: Qwen2Config, tokenizerFiles: TokenizerFileTexts, checkpoint: Checkpoint, generationConfig?: GenerationConfig): OpenedModel {
+  const model: OpenedModel = {
+    source,
+    config,
+    tokenizerFiles,
+    checkpoint,
+    async close() {
+      await checkpoint.close();
+      await folder.close?.();
+    },
+  };
+  if (generationConfig) (model as { generationConfig?: GenerationConfig }).generationConfig = generationConfig;
+  return model;
+}
+
 /**
  * Reads configs and tokenizer files of a model folder and opens its checkpoint; with `gguf`, opens that
  * GGUF file of the folder instead (configuration and tokenizer from its metadata).
@@ -86,16 +102,5 @@ export async function openModelFolder(
     await opened.close();
     throw e;
   }
-  const model: OpenedModel = {
-    source,
-    config,
-    tokenizerFiles,
-    checkpoint,
-    async close() {
-      await checkpoint.close();
-      await folder.close?.();
-    },
-  };
-  if (generationConfig) (model as { generationConfig?: GenerationConfig }).generationConfig = generationConfig;
-  return model;
+  return openedModel(folder, source, config, tokenizerFiles, checkpoint, generationConfig);
 }

@@ -183,7 +183,7 @@ describe('a GGUF model opened with openModel', () => {
 
   it('opens a picked browser folder (File[] or directory handle) holding one GGUF model', async () => {
     const bytes = modelFile('Q4_0');
-    const file = new File([bytes], 'qwen2-q4_0.gguf');
+    const file = new File([bytes as Uint8Array<ArrayBuffer>], 'qwen2-q4_0.gguf');
     Object.defineProperty(file, 'webkitRelativePath', { value: 'picked/qwen2-q4_0.gguf' });
     const readme = new File(['# model'], 'README.md');
     Object.defineProperty(readme, 'webkitRelativePath', { value: 'picked/README.md' });

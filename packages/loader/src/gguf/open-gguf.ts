@@ -3,7 +3,7 @@
  * tokenizer from its metadata, tensors through {@link ggufCheckpoint}.
  */
 import { GgufError } from '../errors.js';
-import type { LoadProgress, OpenedModel } from '../open-folder.js';
+import { openedModel, type LoadProgress, type OpenedModel } from '../open-folder.js';
 import type { ModelFolder, RandomAccessFile } from '../random-access.js';
 import { ggufCheckpoint, type GgufPart } from './gguf-checkpoint.js';
 import { readGgufHeader, type GgufHeader } from './gguf-header.js';
@@ -68,16 +68,7 @@ export async function openGgufModel(folder: ModelFolder, file: string, source: s
     const tokenizerFiles = tokenizerFilesFromGguf(head.header, head.handle.name);
     const onRead = onProgress && ((p: Omit<LoadProgress, 'phase'>) => onProgress({ ...p, phase: 'read' }));
     const checkpoint = ggufCheckpoint(source, parts, onRead);
-    return {
-      source,
-      config,
-      tokenizerFiles,
-      checkpoint,
-      async close() {
-        await checkpoint.close();
-        await folder.close?.();
-      },
-    };
+    return openedModel(folder, source, config, tokenizerFiles, checkpoint);
   } catch (e) {
     await Promise.allSettled(handles.map((h) => h.close()));
     throw e;
