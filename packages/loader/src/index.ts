@@ -35,5 +35,5 @@ export type { GgufPart } from './gguf/gguf-checkpoint.js';
 export { qwen2ConfigFromGguf, qwen2GgufMetadata } from './gguf/gguf-qwen2-config.js';
 export { tokenizerFilesFromGguf, ggufTokenizerMetadata } from './gguf/gguf-tokenizer.js';
 export { encodeGguf, encodeGgufHeader } from './gguf/gguf-writer.js';
-export type { GgufMetadataEntry, GgufScalarType, GgufTensorToWrite } from './gguf/gguf-writer.js';
+export type { GgufMetadataEntry, GgufScalar, GgufScalarType, GgufTensorToWrite } from './gguf/gguf-writer.js';
 export { ggufTensorName, hfTensorName } from './gguf/qwen2-tensor-names.js';

@@ -138,7 +138,8 @@ export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, u
 /**
  * The `general.*` and `qwen2.*` metadata of a model, as llama.cpp's converter writes it (the inverse of
  * {@link qwen2ConfigFromGguf}; tests and benchmarks write GGUF files with it).
- * @param fileType - llama.cpp's `general.file_type` (its `llama_ftype`: 0 all f32, 1 mostly f16, 2 q4_0, 7 q8_0, 32 bf16, ...)
+ * @param options - `name` (general.name) and `fileType`: llama.cpp's `general.file_type` (its `llama_ftype`:
+ *   0 all f32, 1 mostly f16, 2 q4_0, 7 q8_0, 32 bf16, ...)
  */
 export function qwen2GgufMetadata(config: Pick<Qwen2Config, 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'numKeyValueHeads' | 'maxPositionEmbeddings' | 'ropeTheta' | 'rmsNormEps'>, options: { name?: string; fileType?: number } = {}): GgufMetadataEntry[] {
   return [

@@ -5,12 +5,13 @@
 
 /** Scalar metadata value types, as GGUF names them. */
 export type GgufScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
-type Scalar = number | bigint | boolean | string;
+/** A scalar metadata value (its GGUF type is given beside it). */
+export type GgufScalar = number | bigint | boolean | string;
 
 /** One metadata entry to write, with its GGUF value type (JavaScript numbers do not carry one). */
 export type GgufMetadataEntry =
-  | { key: string; type: GgufScalarType; value: Scalar }
-  | { key: string; type: 'array'; elementType: GgufScalarType; value: readonly Scalar[] };
+  | { key: string; type: GgufScalarType; value: GgufScalar }
+  | { key: string; type: 'array'; elementType: GgufScalarType; value: readonly GgufScalar[] };
 
 /** A tensor's description: ggml dimension order (`dims[0]` is a row's length) and ggml type id. */
 export interface GgufTensorToWrite { name: string; dims: readonly number[]; type: number; byteLength: number }
@@ -33,7 +34,7 @@ class ByteSink {
     this.view = new DataView(next.buffer);
   }
 
-  scalar(type: GgufScalarType, v: Scalar): void {
+  scalar(type: GgufScalarType, v: GgufScalar): void {
     if (type === 'string') {
       const bytes = this.encoder.encode(String(v));
       this.scalar('u64', bytes.byteLength);
