@@ -90,6 +90,13 @@ async function handleFileNames(dir: FileSystemDirectoryHandle): Promise<string[]
   return names;
 }
 
+/** A file path inside a Hub repository lands in the cache's snapshot folder under that path: no way out of it. */
+function checkRepositoryPath(spec: string, file: string): void {
+  if (file.split('/').some((part) => part === '' || part === '.' || part === '..' || part.includes('\\'))) {
+    throw new ModelNotFoundError(spec, `'${spec}': the GGUF file's path inside the repository must not hold empty, '.' or '..' parts`);
+  }
+}
+
 /** A spec naming one GGUF file: the folder it lies in and its name there. */
 function splitFileSpec(spec: string): { dir: string; file: string } {
   const at = spec.lastIndexOf('/');
@@ -135,6 +142,7 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     return openRemoteModel(new URL(`${dir}/`, url).href, spec, { ...remote, gguf: decodeURIComponent(file) });
   }
   const hubGguf = HUB_GGUF.exec(spec);
+
   if (isNode()) {
     const { openLocalFolder, localPathExists, localGgufNames, pathOf } = await import('./node/local-folder.js');
     const path = pathOf(spec);
@@ -143,6 +151,7 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
       return openModelFolder(await openLocalFolder(dir), spec, { signal, onProgress, gguf: file });
     }
     if (hubGguf) {
+      checkRepositoryPath(spec, hubGguf[2]!);
       const { fetchHubSnapshot } = await import('./node/hub.js');
       const snapshot = await fetchHubSnapshot(`${hubGguf[1]}${hubGguf[3] ?? ''}`, { ...options, gguf: hubGguf[2] });
       return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress, gguf: hubGguf[2] });
@@ -164,7 +173,10 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     }
     return openModelFolder(await openLocalFolder(snapshot.dir), snapshot.source, { signal, onProgress });
   }
-  if (hubGguf) return openHubOverHttp(`${hubGguf[1]}${hubGguf[3] ?? ''}`, options, hubGguf[2]);
+  if (hubGguf) {
+    checkRepositoryPath(spec, hubGguf[2]!);
+    return openHubOverHttp(`${hubGguf[1]}${hubGguf[3] ?? ''}`, options, hubGguf[2]);
+  }
   if (HUB_ID.test(spec)) return openHubOverHttp(spec, options);
   throw new ModelNotFoundError(spec, `${spec}: not a URL or Hub id (owner/name), and local folders need Node (in browsers pass a FileSystemDirectoryHandle or File[])`);
 }

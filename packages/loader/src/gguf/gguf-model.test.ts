@@ -270,6 +270,7 @@ describe('a GGUF model opened with openModel', () => {
         }
       }
       await expect(openModel(`${id}/nope.gguf`, { endpoint: hub.endpoint, cacheDir })).rejects.toThrow(/no file 'nope.gguf' in Qwen\/Qwen2-0.5B-Instruct-GGUF/);
+      await expect(openModel(`${id}/../../escape.gguf`, { endpoint: hub.endpoint, cacheDir })).rejects.toThrow(/must not hold empty, '.' or '..' parts/);
       // Offline, from the cache.
       const cached = await openModel(`${id}/qwen2-0_5b-instruct-q8_0.gguf`, { endpoint: hub.endpoint, cacheDir, offline: true });
       expect(cached.checkpoint.tensors.size).toBe(names.length);
