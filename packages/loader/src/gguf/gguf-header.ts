@@ -95,10 +95,34 @@ class HeaderCursor {
     const length = await this.count(`length of ${what}`);
     if (length > MAX_STRING_BYTES) this.fail(`${what} claims ${length} bytes, over the ${MAX_STRING_BYTES}-byte limit (corrupt file?)`);
     await this.need(length, what);
-    const bytes = this.buf.subarray(this.at, this.at + length);
+    return this.take(length, what);
+  }
+
+  /**
+   * The next string when its length and bytes are already buffered, else undefined (nothing consumed):
+   * a vocabulary is 300,000 strings, and an await for each took most of the header's time.
+   */
+  stringNow(what: string): string | undefined {
+    if (this.at + 8 > this.buf.byteLength) return undefined;
+    const high = this.view.getUint32(this.at + 4, true);
+    const length = this.view.getUint32(this.at, true);
+    if (high !== 0 || length > MAX_STRING_BYTES || this.at + 8 + length > this.buf.byteLength) return undefined;
+    this.at += 8;
+    return this.take(length, what);
+  }
+
+  /** Decodes `length` buffered bytes as UTF-8 (ASCII, most tokens, without the decoder). */
+  private take(length: number, what: string): string {
+    const start = this.at;
     this.at += length;
+    const bytes = this.buf;
+    if (length <= 64) {
+      let ascii = true;
+      for (let i = start; i < start + length; i++) if (bytes[i]! >= 0x80) { ascii = false; break; }
+      if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, start + length) as unknown as number[]);
+    }
     try {
-      return this.decoder.decode(bytes);
+      return this.decoder.decode(bytes.subarray(start, start + length));
     } catch {
       return this.fail(`${what} is not valid UTF-8`);
     }
@@ -115,14 +139,28 @@ class HeaderCursor {
       // Every element takes at least one byte (a string at least 8), so a length past the file's end is a lie.
       if (n * (size ?? 8) > this.file.size - this.offset) this.fail(`${what} claims ${n} elements, more than the file holds`);
       const out: GgufValue[] = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = await this.value(elementType, what, depth + 1);
+      if (elementType === ValueType.STRING) {
+        for (let i = 0; i < n; i++) out[i] = this.stringNow(what) ?? await this.string(what);
+      } else if (size !== undefined) {
+        for (let i = 0; i < n; i++) {
+          if (this.at + size > this.buf.byteLength) await this.need(size, what);
+          out[i] = this.scalar(elementType, what);
+        }
+      } else {
+        for (let i = 0; i < n; i++) out[i] = await this.value(elementType, what, depth + 1);
+      }
       return out;
     }
     const size = FIXED_BYTES[type];
     if (size === undefined) this.fail(`${what} has unknown value type ${type}`);
     await this.need(size, what);
+    return this.scalar(type, what);
+  }
+
+  /** A buffered fixed-size value of type `type`. */
+  private scalar(type: number, what: string): GgufValue {
     const v = this.view, at = this.at;
-    this.at += size;
+    this.at += FIXED_BYTES[type]!;
     switch (type) {
       case ValueType.U8: return v.getUint8(at);
       case ValueType.I8: return v.getInt8(at);

@@ -118,6 +118,9 @@ describe('the tokenizer in a GGUF file', () => {
     expect(() => tokenizerFilesFromGguf(header([['tokenizer.ggml.model', 'llama']]), 'm.gguf')).toThrow(/'tokenizer.ggml.model' is 'llama'; Qwen2 uses a byte-level BPE/);
     expect(() => tokenizerFilesFromGguf(header([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.pre', 'llama-bpe']]), 'm.gguf')).toThrow(/'tokenizer.ggml.pre' is 'llama-bpe'; only Qwen2's pre-tokenizer/);
     expect(tokenizerFilesFromGguf(header([]), 'm.gguf')).toEqual({});
+    // A token listed twice keeps its first id (as a reverse map built in id order would).
+    const twice = new Map<string, unknown>([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.pre', 'qwen2'], ['tokenizer.ggml.tokens', ['a', 'b', 'a', '"q"']], ['tokenizer.ggml.merges', []]]);
+    expect(JSON.parse(tokenizerFilesFromGguf({ metadata: twice as never }, 'm.gguf').vocabJson!)).toEqual({ a: 0, b: 1, '"q"': 3 });
   });
 });
 

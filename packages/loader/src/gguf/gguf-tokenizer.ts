@@ -35,15 +35,17 @@ export function tokenizerFilesFromGguf(header: Pick<GgufHeader, 'metadata'>, fil
   const merges = metadata.strings('tokenizer.ggml.merges');
   if (!merges) throw new ConfigError(metadata.file, 'tokenizer.ggml.merges', 'is missing (a BPE vocabulary needs its merges)');
 
-  // No prototype: a token spelled '__proto__' must be a plain key.
-  const vocab: Record<string, number> = Object.create(null);
+  // vocab.json is written as text directly (an object of 151,643 keys took longer to build than to
+  // print), from the last id down: JSON.parse keeps a repeated key's last value, so a token listed twice
+  // keeps its first id.
+  const vocab: string[] = [];
   const added: Record<string, unknown> = Object.create(null);
-  for (let id = 0; id < tokens.length; id++) {
+  for (let id = tokens.length - 1; id >= 0; id--) {
     const type = types?.[id] ?? TOKEN_TYPE.normal;
     if (type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined) {
       added[id] = { content: tokens[id], special: type === TOKEN_TYPE.control, normalized: false, lstrip: false, rstrip: false, single_word: false };
     } else if (type !== TOKEN_TYPE.unused) {
-      vocab[tokens[id]!] ??= id;
+      vocab.push(`${JSON.stringify(tokens[id])}:${id}`);
     }
   }
   const token = (key: string): string | null => {
@@ -62,7 +64,7 @@ export function tokenizerFilesFromGguf(header: Pick<GgufHeader, 'metadata'>, fil
   const template = metadata.string('tokenizer.chat_template');
   if (template !== undefined) config.chat_template = template;
   return {
-    vocabJson: JSON.stringify(vocab),
+    vocabJson: `{${vocab.join(',')}}`,
     mergesTxt: `#version: 0.2\n${merges.join('\n')}\n`,
     tokenizerConfigJson: JSON.stringify(config),
   };
