@@ -156,6 +156,16 @@ export function parseIndex(file: string, text: string): Map<string, string> {
   return result;
 }
 
+/**
+ * @internal Checks a {@link Checkpoint.readRange} request against the tensor's size.
+ * @throws RangeError when the range is not whole non-negative integers inside the tensor
+ */
+export function checkTensorRange(name: string, byteOffset: number, byteLength: number, tensorBytes: number): void {
+  if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > tensorBytes) {
+    throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${tensorBytes} bytes`);
+  }
+}
+
 /** Reads a tensor through `read` (sources without readInto), without a copy when one read returns it all. */
 async function readPieces(l: Located, signal?: AbortSignal): Promise<Uint8Array> {
   const { byteLength, name } = l.info;
@@ -215,9 +225,7 @@ export function makeCheckpoint(source: string, located: Map<string, Located>, ha
       if (closed) throw new SafetensorsError(source, `checkpoint is closed (reading '${name}')`);
       const l = located.get(name);
       if (!l) throw new SafetensorsError(source, `no tensor named '${name}' in the checkpoint`);
-      if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > l.info.byteLength) {
-        throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${l.info.byteLength} bytes`);
-      }
+      checkTensorRange(name, byteOffset, byteLength, l.info.byteLength);
       const piece: Located = { info: { ...l.info, byteLength }, handle: l.handle, absoluteOffset: l.absoluteOffset + byteOffset };
       if (!l.handle.readInto) return readPieces(piece, options.signal);
       const out = new Uint8Array(byteLength);

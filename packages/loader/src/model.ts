@@ -5,7 +5,7 @@ import { openModelFolder, type LoadProgress, type OpenedModel } from './open-fol
 import { openRemoteModel } from './remote/open-remote.js';
 import type { BrowserCacheOptions } from './browser/cached-url-folder.js';
 import { isNode } from './runtime.js';
-import { isGgufName } from './gguf/open-gguf.js';
+import { firstGgufPart, isGgufName } from './gguf/open-gguf.js';
 
 /** A GGUF file of a Hub repository: `owner/name/path/to/file.gguf`, optionally `@revision`. */
 const HUB_GGUF = /^([A-Za-z0-9][\w.-]*\/[\w.-]+)\/([^@\s]+\.gguf)(@[^\s@]+)?$/i;
@@ -74,8 +74,8 @@ export async function openHubOverHttp(spec: string, options: OpenModelOptions, g
 function pickGguf(names: string[], where: string): string | undefined {
   const ggufs = names.filter(isGgufName).sort();
   if (ggufs.length === 0) return undefined;
-  // A split model's parts all name their first part.
-  const models = [...new Set(ggufs.map((n) => n.replace(/-\d{5}-of-(\d{5})\.gguf$/i, '-00001-of-$1.gguf')))];
+  // A split model's parts count once, by their first part.
+  const models = [...new Set(ggufs.map(firstGgufPart))];
   if (models.length > 1) {
     throw new ModelNotFoundError(where, `${where} has no config.json and ${models.length} GGUF models (${models.join(', ')}); name the file to open, e.g. ${where.replace(/\/+$/, '')}/${models[0]}`);
   }
@@ -144,7 +144,7 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
   const hubGguf = HUB_GGUF.exec(spec);
 
   if (isNode()) {
-    const { openLocalFolder, localPathExists, localGgufNames, pathOf } = await import('./node/local-folder.js');
+    const { openLocalFolder, localPathExists, localFileNames, pathOf } = await import('./node/local-folder.js');
     const path = pathOf(spec);
     if (isGgufName(path) && (!hubGguf || (await localPathExists(path)))) {
       const { dir, file } = splitFileSpec(path.replace(/\\/g, '/'));
@@ -159,7 +159,7 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     if (!HUB_ID.test(spec) || (await localPathExists(path))) {
       const folder = await openLocalFolder(path);
       // A folder of GGUF files (a downloaded GGUF repository) has no config.json.
-      const gguf = (await folder.readText('config.json', signal)) === undefined ? pickGguf(await localGgufNames(path), spec) : undefined;
+      const gguf = (await folder.readText('config.json', signal)) === undefined ? pickGguf(await localFileNames(path), spec) : undefined;
       return openModelFolder(folder, spec, { signal, onProgress, gguf });
     }
     const { fetchHubSnapshot } = await import('./node/hub.js');

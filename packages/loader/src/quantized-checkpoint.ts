@@ -1,4 +1,4 @@
-import type { Checkpoint, CheckpointTensor } from './checkpoint.js';
+import { checkTensorRange, type Checkpoint, type CheckpointTensor } from './checkpoint.js';
 import { SafetensorsError } from './errors.js';
 import type { QuantizationConfig } from './quantization-config.js';
 
@@ -134,10 +134,7 @@ export function dequantizingCheckpoint(inner: Checkpoint, quantization: Quantiza
     async readRange(name, byteOffset, byteLength, options = {}) {
       const layer = layers.get(name);
       if (!layer) return inner.readRange(name, byteOffset, byteLength, options);
-      const total = layer.rows * layer.cols * 4;
-      if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > total) {
-        throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${total} bytes`);
-      }
+      checkTensorRange(name, byteOffset, byteLength, layer.rows * layer.cols * 4);
       const rowBytes = layer.cols * 4;
       const r0 = Math.floor(byteOffset / rowBytes);
       const r1 = Math.max(r0, Math.ceil((byteOffset + byteLength) / rowBytes));

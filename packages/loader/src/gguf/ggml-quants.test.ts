@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../test-support/rng.js';
-import { dequantizeGgml, GGML_TYPES, ggmlType, type GgmlType } from './ggml-quants.js';
+import { dequantizeGgml, GGML_TYPES, ggmlType, ggmlTypeNamed, type GgmlType } from './ggml-quants.js';
 
 /** f16 bit patterns used as block scales. */
 const F16 = {
@@ -23,7 +23,7 @@ const TINY = 2 ** -24;
 const KVALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
 function typeNamed(name: string): GgmlType {
-  const found = [...GGML_TYPES.values()].find((t) => t.name === name);
+  const found = ggmlTypeNamed(name);
   if (found === undefined) throw new Error(`no type ${name}`);
   return found;
 }

@@ -434,6 +434,13 @@ export function ggmlType(id: number): GgmlType | undefined {
   return GGML_TYPES.get(id);
 }
 
+const BY_NAME = new Map([...GGML_TYPES.values()].map((t) => [t.name, t]));
+
+/** Looks up a type by ggml's name ('Q4_K', 'F16', ...); undefined for names ggml does not define. */
+export function ggmlTypeNamed(name: string): GgmlType | undefined {
+  return BY_NAME.get(name);
+}
+
 /**
  * Decodes `count` values (a multiple of the type's blockSize) of type `type` from `bytes` (little-endian, blocks
  * back to back, starting at bytes.byteOffset which may be any offset) into `out` starting at out index `outOffset`

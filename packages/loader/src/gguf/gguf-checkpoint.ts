@@ -2,12 +2,12 @@
  * A GGUF file's tensors as a {@link Checkpoint} with Hugging Face's names and shapes: f32 / f16 / bf16
  * tensors read as they are, block-quantized ones (Q4_0, Q4_K, Q6_K, ...) as their F32 values.
  */
-import { makeCheckpoint, type Checkpoint, type CheckpointTensor, type Located, type ReadProgress } from '../checkpoint.js';
+import { checkTensorRange, makeCheckpoint, type Checkpoint, type CheckpointTensor, type Located, type ReadProgress } from '../checkpoint.js';
 import { GgufError } from '../errors.js';
 import type { UnpackedLinear } from '../quantized-checkpoint.js';
 import type { RandomAccessFile } from '../random-access.js';
 import type { SafetensorsDtype } from '../safetensors-header.js';
-import { dequantizeGgml, ggmlType, type GgmlType } from './ggml-quants.js';
+import { dequantizeGgml, ggmlTypeNamed, type GgmlType } from './ggml-quants.js';
 import type { GgufHeader } from './gguf-header.js';
 import { hfTensorName } from './qwen2-tensor-names.js';
 
@@ -79,9 +79,7 @@ export function ggufCheckpoint(source: string, parts: readonly GgufPart[], onRea
       const type = blockTypes.get(name);
       if (!type) return raw.readRange(name, byteOffset, byteLength, options);
       const info = tensors.get(name)!;
-      if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(byteLength) || byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > info.byteLength) {
-        throw new RangeError(`bytes ${byteOffset}..${byteOffset + byteLength} lie outside tensor '${name}' of ${info.byteLength} bytes`);
-      }
+      checkTensorRange(name, byteOffset, byteLength, info.byteLength);
       // The blocks holding values floor(offset / 4) .. ceil(end / 4).
       const valueBytes = 4 * type.blockSize;
       const first = Math.floor(byteOffset / valueBytes);
@@ -135,7 +133,7 @@ function unpackBlocks(type: GgmlType, rows: number, cols: number, bytes: Uint8Ar
   }
   // Block-major scales to UnpackedLinear's group-major `[g * rows + o]`.
   const byBlock = new Float32Array(blocks);
-  dequantizeGgml(ggmlType(1)!, scaleBits, blocks, byBlock);
+  dequantizeGgml(ggmlTypeNamed('F16')!, scaleBits, blocks, byBlock);
   const scales = new Float32Array(blocks);
   for (let o = 0; o < rows; o++) for (let g = 0; g < perRow; g++) scales[g * rows + o] = byBlock[o * perRow + g]!;
   const group = new Int32Array(cols);

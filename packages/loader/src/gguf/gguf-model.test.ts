@@ -10,7 +10,7 @@ import { qwen2CheckpointLayout } from '../qwen2-layout.js';
 import { memoryFile } from '../random-access.js';
 import { rng } from '../test-support/rng.js';
 import { startMockHub } from '../test-support/mock-hub.js';
-import { dequantizeGgml, GGML_TYPES, type GgmlType } from './ggml-quants.js';
+import { dequantizeGgml, ggmlTypeNamed, type GgmlType } from './ggml-quants.js';
 import { readGgufHeader } from './gguf-header.js';
 import { qwen2ConfigFromGguf, qwen2GgufMetadata } from './gguf-qwen2-config.js';
 import { ggufTokenizerMetadata, tokenizerFilesFromGguf } from './gguf-tokenizer.js';
@@ -24,7 +24,7 @@ const dirs: string[] = [];
 afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 const tempDir = () => { const d = mkdtempSync(join(tmpdir(), 'qwen2-gguf-')); dirs.push(d); return d; };
 
-const type = (name: string): GgmlType => [...GGML_TYPES.values()].find((t) => t.name === name)!;
+const type = (name: string): GgmlType => ggmlTypeNamed(name)!;
 /** Qwen2-0.5B's config at a small shape whose rows are whole K-quant blocks (256 values). */
 const CONFIG = { ...parseQwen2Config(JSON.parse(readFileSync(join(fixtures, 'configs/Qwen2-0.5B/config.json'), 'utf8'))), numHiddenLayers: 2, vocabSize: 512, hiddenSize: 256, intermediateSize: 512, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 64 };
 /** Bit-for-bit equality of two arrays' bytes (toEqual compares element by element, slowly). */

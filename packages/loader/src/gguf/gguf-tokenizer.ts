@@ -92,20 +92,39 @@ export function ggufTokenizerMetadata(tokenizerJson: string, vocabSize: number, 
   const config = tokenizerConfigJson ? JSON.parse(tokenizerConfigJson) as { eos_token?: string | { content?: string }; chat_template?: unknown } : {};
   const idOf = (content: string | undefined) => (content === undefined ? undefined : (t.added_tokens ?? []).find((a) => a.content === content)?.id);
   const eosText = typeof config.eos_token === 'string' ? config.eos_token : config.eos_token?.content;
-  const endOfText = idOf('<|endoftext|>');
-  const eos = idOf(eosText) ?? endOfText;
+  const inside = (id: number | undefined) => (id !== undefined && id < vocabSize ? id : undefined);
+  const endOfText = inside(idOf('<|endoftext|>'));
+  return ggufVocabularyMetadata({
+    tokens, types, merges, bosId: endOfText, paddingId: endOfText, eosId: inside(idOf(eosText) ?? idOf('<|endoftext|>')),
+    chatTemplate: typeof config.chat_template === 'string' ? config.chat_template : undefined,
+  });
+}
+
+/** A byte-level BPE vocabulary with Qwen2's pre-tokenizer, as {@link ggufVocabularyMetadata} writes it. */
+export interface GgufVocabulary {
+  /** Every token by id, in its byte-level spelling. */
+  tokens: readonly string[];
+  /** llama.cpp's token type of each (1 normal, 3 control, 4 user-defined, 5 unused). */
+  types: readonly number[];
+  /** Merges as "left right". */
+  merges: readonly string[];
+  bosId?: number; eosId?: number; paddingId?: number;
+  chatTemplate?: string;
+}
+
+/** The `tokenizer.ggml.*` metadata of a vocabulary: model 'gpt2', pre-tokenizer 'qwen2', no bos added. */
+export function ggufVocabularyMetadata(v: GgufVocabulary): GgufMetadataEntry[] {
   const entries: GgufMetadataEntry[] = [
     { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' },
     { key: 'tokenizer.ggml.pre', type: 'string', value: 'qwen2' },
-    { key: 'tokenizer.ggml.tokens', type: 'array', elementType: 'string', value: tokens },
-    { key: 'tokenizer.ggml.token_type', type: 'array', elementType: 'i32', value: types },
-    { key: 'tokenizer.ggml.merges', type: 'array', elementType: 'string', value: merges },
+    { key: 'tokenizer.ggml.tokens', type: 'array', elementType: 'string', value: v.tokens },
+    { key: 'tokenizer.ggml.token_type', type: 'array', elementType: 'i32', value: v.types },
+    { key: 'tokenizer.ggml.merges', type: 'array', elementType: 'string', value: v.merges },
     { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: false },
   ];
-  if (endOfText !== undefined && endOfText < vocabSize) {
-    entries.push({ key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: endOfText }, { key: 'tokenizer.ggml.padding_token_id', type: 'u32', value: endOfText });
-  }
-  if (eos !== undefined && eos < vocabSize) entries.push({ key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: eos });
-  if (typeof config.chat_template === 'string') entries.push({ key: 'tokenizer.chat_template', type: 'string', value: config.chat_template });
+  if (v.bosId !== undefined) entries.push({ key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: v.bosId });
+  if (v.paddingId !== undefined) entries.push({ key: 'tokenizer.ggml.padding_token_id', type: 'u32', value: v.paddingId });
+  if (v.eosId !== undefined) entries.push({ key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: v.eosId });
+  if (v.chatTemplate !== undefined) entries.push({ key: 'tokenizer.chat_template', type: 'string', value: v.chatTemplate });
   return entries;
 }

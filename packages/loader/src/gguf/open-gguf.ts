@@ -18,6 +18,11 @@ export function isGgufName(name: string): boolean {
   return /\.gguf$/i.test(name);
 }
 
+/** The name of the first part of a split GGUF model given any part's name (a whole model's name as it is). */
+export function firstGgufPart(file: string): string {
+  return ggufPartNames(file)[0]!;
+}
+
 /**
  * The file names of all parts of a split GGUF model, given any one part's name, or just the name for
  * a model in one file.

@@ -103,10 +103,10 @@ export function pathOf(spec: string): string {
   return spec.startsWith('file://') ? fileURLToPath(spec) : spec;
 }
 
-/** Names of the GGUF files directly inside a folder (none when it cannot be listed). */
-export async function localGgufNames(dir: string): Promise<string[]> {
+/** Names of the entries directly inside a folder (none when it cannot be listed). */
+export async function localFileNames(dir: string): Promise<string[]> {
   try {
-    return (await readdir(dir)).filter((n) => /\.gguf$/i.test(n));
+    return await readdir(dir);
   } catch {
     return [];
   }
