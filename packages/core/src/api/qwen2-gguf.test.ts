@@ -5,10 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dequantizeGgml, encodeGguf, GGML_TYPES, ggufTensorName, memoryFile, qwen2GgufMetadata, readGgufHeader, openModel, type Qwen2Config } from '@qwen2-ts/loader';
+import { dequantizeGgml, encodeGguf, ggmlTypeNamed, ggufTensorName, memoryFile, qwen2GgufMetadata, readGgufHeader, openModel, type Qwen2Config } from '@qwen2-ts/loader';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { writeGgufFixture, writeRandomGguf } from '../testing/gguf-fixtures.js';
+import { maxAbsDiff } from '../testing/random.js';
 import { Qwen2 } from './qwen2.js';
 
 const fixtures = fileURLToPath(new URL('../../../../fixtures/', import.meta.url));
@@ -21,11 +22,6 @@ async function logits(model: Qwen2, ids: number[]): Promise<Float32Array> {
   return (await model.logits(ids)).at(-1)!.slice();
 }
 
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  let m = a.length === b.length ? 0 : Infinity;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 describe('Qwen2.load of a GGUF file', () => {
   it('gives the logits of the checkpoint it was converted from, f32 exactly, q8_0 / q4_0 block for block', async () => {
@@ -39,7 +35,7 @@ describe('Qwen2.load of a GGUF file', () => {
         const checkpoint = await Qwen2.load(source, { dtype: format, tokenizer: { tokenizerJson } });
         try {
           expect(gguf.weightFormat, `${name} ${format}`).toBe(format);
-          expect(maxDiff(await logits(gguf, prompt), await logits(checkpoint, prompt)), `${name} ${format}`).toBe(0);
+          expect(maxAbsDiff(await logits(gguf, prompt), await logits(checkpoint, prompt)), `${name} ${format}`).toBe(0);
         } finally {
           await gguf.dispose();
           await checkpoint.dispose();
@@ -56,7 +52,7 @@ describe('Qwen2.load of a GGUF file', () => {
     const asF32 = await Qwen2.load(path, { dtype: 'f32', tokenizer: { tokenizerJson } });
     try {
       // q8_0 holds every Q4_0 value (d * (q - 8)) exactly: only the order of the sums can differ.
-      expect(maxDiff(await logits(asQ8, prompt), await logits(asF32, prompt))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(await logits(asQ8, prompt), await logits(asF32, prompt))).toBeLessThan(1e-5);
     } finally {
       await asQ8.dispose();
       await asF32.dispose();
@@ -111,13 +107,13 @@ describe('Qwen2.load of a GGUF file', () => {
       const quantized = await Qwen2.load(path, { dtype: 'f32', tokenizer: { tokenizerJson } });
       const floats = await Qwen2.load(f32Path, { dtype: 'f32', tokenizer: { tokenizerJson } });
       try {
-        expect(maxDiff(await logits(quantized, prompt), await logits(floats, prompt)), matrixType).toBe(0);
+        expect(maxAbsDiff(await logits(quantized, prompt), await logits(floats, prompt)), matrixType).toBe(0);
       } finally {
         await quantized.dispose();
         await floats.dispose();
       }
       const auto = await Qwen2.load(path, { dtype: 'auto', tokenizer: { tokenizerJson } });
-      const bits = [...GGML_TYPES.values()].find((t) => t.name === matrixType)!.bits;
+      const bits = ggmlTypeNamed(matrixType)!.bits;
       expect(auto.weightFormat, matrixType).toBe(bits <= 4 ? 'q4_0' : 'q8_0');
       await auto.dispose();
     }

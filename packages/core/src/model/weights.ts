@@ -180,19 +180,16 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       options.signal?.throwIfAborted();
       const info = source.tensors.get(p.name)!;
       let host: HostWeight;
-      if (fromBlocks[i]) {
-        const blocks = await source.readGgmlBlocks!(p.name, { signal: options.signal });
-        const allocate = allocator(p.name);
-        const format = targets[i] as BlockWeight['format'];
-        host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
-        storeGgmlBlocks(blocks, host as BlockWeight, p.name);
-      } else if (fromIntegers[i]) {
-        const layer = await source.readQuantized!(p.name, { signal: options.signal });
-        if (layer.rows !== p.shape[0] || layer.cols !== p.shape[1]) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
+      if (fromBlocks[i] || fromIntegers[i]) {
+        // Read first: a bad layer fails before its backend buffer is taken.
+        const blocks = fromBlocks[i] ? await source.readGgmlBlocks!(p.name, { signal: options.signal }) : undefined;
+        const layer = blocks ? undefined : await source.readQuantized!(p.name, { signal: options.signal });
+        if (layer && (layer.rows !== p.shape[0] || layer.cols !== p.shape[1])) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
         const format = targets[i] as BlockWeight['format'];
         const allocate = allocator(p.name);
         host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
-        storeQuantizedLayer(layer, host as BlockWeight);
+        if (blocks) storeGgmlBlocks(blocks, host as BlockWeight, p.name);
+        else storeQuantizedLayer(layer!, host as BlockWeight);
       } else {
         host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });
       }

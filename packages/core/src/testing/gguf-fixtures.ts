@@ -4,7 +4,7 @@
 // blocks once their f16 scales are set to sane values).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import {
-  encodeGgufHeader, GGML_TYPES, ggmlType, ggufTensorName, ggufTokenizerMetadata, openModel, qwen2CheckpointLayout, qwen2GgufMetadata,
+  encodeGgufHeader, GGUF_TOKEN_TYPE, ggmlType, ggmlTypeNamed, ggufVocabularyMetadata, ggufTensorName, ggufTokenizerMetadata, openModel, qwen2CheckpointLayout, qwen2GgufMetadata,
   type GgmlType, type GgufMetadataEntry, type Qwen2Config,
 } from '@qwen2-ts/loader';
 import type { HostWeight, WeightFormat } from '../backend/types.js';
@@ -164,22 +164,14 @@ export async function writeRandomGguf(outPath: string, options: RandomGgufOption
   const metadata: GgufMetadataEntry[] = qwen2GgufMetadata(config, { name: `random ${options.matrixType}` });
   if (options.byteVocabulary) {
     const tokens = byteLevelAlphabet();
-    const types = tokens.map(() => 1);
+    const types: number[] = tokens.map(() => GGUF_TOKEN_TYPE.normal);
     tokens.push('<|endoftext|>');
-    types.push(3);
-    while (tokens.length < config.vocabSize) { tokens.push(`[PAD${tokens.length}]`); types.push(5); }
-    metadata.push(
-      { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' },
-      { key: 'tokenizer.ggml.pre', type: 'string', value: 'qwen2' },
-      { key: 'tokenizer.ggml.tokens', type: 'array', elementType: 'string', value: tokens },
-      { key: 'tokenizer.ggml.token_type', type: 'array', elementType: 'i32', value: types },
-      { key: 'tokenizer.ggml.merges', type: 'array', elementType: 'string', value: [] },
-      { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: 256 },
-      { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: 256 },
-    );
+    types.push(GGUF_TOKEN_TYPE.control);
+    while (tokens.length < config.vocabSize) { tokens.push(`[PAD${tokens.length}]`); types.push(GGUF_TOKEN_TYPE.unused); }
+    metadata.push(...ggufVocabularyMetadata({ tokens, types, merges: [], bosId: 256, eosId: 256 }));
   }
   const typeNamed = (name: string): GgmlType => {
-    const type = [...GGML_TYPES.values()].find((t) => t.name === name);
+    const type = ggmlTypeNamed(name);
     if (!type) throw new Error(`writeRandomGguf: unknown ggml type '${name}'`);
     return type;
   };
