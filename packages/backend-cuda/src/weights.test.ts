@@ -42,10 +42,12 @@ describe('validateHostWeight', () => {
     expect(() => validateHostWeight({ format: 'q8_0', rows: 1, cols: 32, scales: new Uint16Array(2), quants: new Int8Array(32) }, 'x')).toThrow(/1 scales/);
     expect(() => validateHostWeight({ format: 'bf16', rows: 1, cols: 2, data: new Float32Array(2) } as unknown as HostWeight, 'x')).toThrow(/Uint16Array/);
     expect(() => validateHostWeight({ format: 'q3_k', rows: 1, cols: 2 } as unknown as HostWeight, 'x')).toThrow(/unknown format 'q3_k'/);
+    // A valid q4_k weight, which this backend has no kernels for (core sends it q4_0 instead).
+    expect(() => validateHostWeight({ format: 'q4_k', rows: 1, cols: 256, blocks: new Uint8Array(144) }, 'x')).toThrow(/weight 'x': the cuda backend does not store q4_k/);
   });
   it('uploads quants before scales and values alone otherwise', () => {
     const q = ok[2] as Extract<HostWeight, { format: 'q8_0' }>;
     expect(weightParts(q)).toEqual({ data: q.quants, scales: q.scales });
-    expect(weightParts(ok[0]!)).toEqual({ data: (ok[0] as { data: Float32Array }).data });
+    expect(weightParts(ok[0] as Extract<HostWeight, { format: 'f32' }>)).toEqual({ data: (ok[0] as { data: Float32Array }).data });
   });
 });

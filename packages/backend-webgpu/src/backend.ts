@@ -123,6 +123,8 @@ export class WebGPUBackend implements Backend {
   async uploadWeight(weight: HostWeight, name: string): Promise<Weight> {
     this.alive();
     validateHostWeight(weight, name);
+    // No q4_k kernels here: core stores a GGUF file's Q4_K blocks as q4_0 for this backend (info.formats).
+    if (!FORMATS.includes(weight.format)) throw new BackendUsageError(`weight '${name}': the webgpu backend does not store ${weight.format} (it stores ${FORMATS.join(', ')})`);
     const { format, rows, cols } = weight;
     const kp = paddedCols(weight);
     const rb = rowBytes(format, kp);

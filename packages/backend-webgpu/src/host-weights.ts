@@ -12,6 +12,7 @@ function valueBytes(format: HostWeight['format'], kp: number): number {
     case 'f16': case 'bf16': return kp * 2;
     case 'q8_0': return kp;
     case 'q4_0': return kp / 2;
+    case 'q4_k': throw new RangeError('the webgpu backend does not store q4_k');
   }
 }
 
@@ -49,5 +50,7 @@ export function fillRows(w: HostWeight, r0: number, rows: number, kp: number, ds
       new Uint16Array(dst, rows * qb, rows * nb).set(w.scales.subarray(r0 * nb, (r0 + rows) * nb));
       return;
     }
+    case 'q4_k':
+      throw new RangeError('the webgpu backend does not store q4_k');
   }
 }

@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 export { argmax } from './argmax.js';
-export { QUANT_BLOCK } from './backend/types.js';
+export { QUANT_BLOCK, QK_K, Q4_K_BLOCK_BYTES } from './backend/types.js';
 export type {
   AttentionSpec, Backend, BackendInfo, DeviceTokens, HostWeight, KVCache, KVCacheDtype, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from './backend/types.js';
@@ -20,6 +20,7 @@ export { ContextOverflowError, ModelWeightsError, WeightFormatError, BackendUsag
 export { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, roundToF16KV } from './numeric/half.js';
 export { quantizeQ8_0, dequantizeQ8_0Row } from './quant/q8_0.js';
 export { quantizeQ4_0, dequantizeQ4_0Row } from './quant/q4_0.js';
+export { quantizeQ4_K, dequantizeQ4_KRow, q4kScaleMin, type Q4_KWeight } from './quant/q4_k.js';
 export { dequantize, dequantizeRow, rowDot, hostWeightBytes, validateHostWeight } from './quant/host-weight.js';
 export { toHostWeight, decodeToF32, nativeFormat, type QuantizeBlocks } from './weights/convert.js';
 

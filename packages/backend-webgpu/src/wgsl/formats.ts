@@ -113,4 +113,5 @@ export function weightAccess(format: WeightFormat, f16: boolean, s: string, wBin
   return W8(sc * nib4(q.x, sh), sc * nib4(q.y, sh));
 }\n`;
   }
+  throw new RangeError(`the webgpu backend has no kernels for ${format} weights`);
 }

@@ -88,7 +88,7 @@ describe('Qwen2.load of a GGUF file', () => {
     headDim: 64, maxPositionEmbeddings: 4096, rmsNormEps: 1e-6, ropeTheta: 1e6, tieWordEmbeddings: true, maxWindowLayers: 28, eosTokenIds: [],
   };
 
-  it('reads every other block type as its dequantized values, and stores it as q4_0 up to 4 bits, q8_0 above', async () => {
+  it('reads every other block type as its dequantized values, and stores it as q4_k (Q4_K), q4_0 up to 4 bits, q8_0 above', async () => {
     const prompt = [3, 100, 7, 250, 511, 0];
     for (const matrixType of ['Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'IQ4_NL', 'IQ4_XS']) {
       const path = join(dir, `random-${matrixType}.gguf`);
@@ -106,18 +106,44 @@ describe('Qwen2.load of a GGUF file', () => {
       writeFileSync(f32Path, encodeGguf(qwen2GgufMetadata(config), tensors));
       const quantized = await Qwen2.load(path, { dtype: 'f32', tokenizer: { tokenizerJson } });
       const floats = await Qwen2.load(f32Path, { dtype: 'f32', tokenizer: { tokenizerJson } });
+      const auto = await Qwen2.load(path, { dtype: 'auto', tokenizer: { tokenizerJson } });
       try {
-        expect(maxAbsDiff(await logits(quantized, prompt), await logits(floats, prompt)), matrixType).toBe(0);
+        const want = await logits(floats, prompt);
+        expect(maxAbsDiff(await logits(quantized, prompt), want), matrixType).toBe(0);
+        const bits = ggmlTypeNamed(matrixType)!.bits;
+        expect(auto.weightFormat, matrixType).toBe(matrixType === 'Q4_K' ? 'q4_k' : bits <= 4 ? 'q4_0' : 'q8_0');
+        // Q4_K blocks are kept: the reference backend widens them to the very values the loader gives.
+        if (matrixType === 'Q4_K') expect(maxAbsDiff(await logits(auto, prompt), want), 'Q4_K kept as q4_k').toBe(0);
       } finally {
         await quantized.dispose();
         await floats.dispose();
+        await auto.dispose();
       }
-      const auto = await Qwen2.load(path, { dtype: 'auto', tokenizer: { tokenizerJson } });
-      const bits = ggmlTypeNamed(matrixType)!.bits;
-      expect(auto.weightFormat, matrixType).toBe(bits <= 4 ? 'q4_0' : 'q8_0');
-      await auto.dispose();
     }
   }, 240_000);
+
+  it('keeps a Q4_K_M file\'s Q4_K blocks as q4_k, the rest by bits, and falls back to q4_0 on a backend without q4_k', async () => {
+    const path = join(dir, 'q4_k_m.gguf');
+    // llama.cpp's Q4_K_M layout: Q4_K matrices, Q6_K embedding (and head).
+    await writeRandomGguf(path, { config: { ...config, tieWordEmbeddings: false }, matrixType: 'Q4_K', embeddingType: 'Q6_K', seed: 5 });
+    const formats = async (backend: ReferenceBackend, dtype: 'auto' | 'q4_k') => {
+      const model = await Qwen2.load(path, { dtype, tokenizer: { tokenizerJson }, backend });
+      const w = (model as unknown as { model: { weights: { embed: { format: string }; lmHead: { format: string }; layers: { q: { format: string }; down: { format: string } }[] } } }).model.weights;
+      const got = { embed: w.embed.format, lmHead: w.lmHead.format, q: w.layers[0]!.q.format, down: w.layers[1]!.down.format };
+      await model.dispose();
+      return got;
+    };
+    const want = { embed: 'q8_0', lmHead: 'q8_0', q: 'q4_k', down: 'q4_k' };
+    expect(await formats(new ReferenceBackend(), 'auto')).toEqual(want);
+    expect(await formats(new ReferenceBackend(), 'q4_k')).toEqual(want);
+    // A backend that cannot store q4_k (webgpu, cuda) gets the blocks quantized again as q4_0.
+    const limited = new ReferenceBackend();
+    Object.assign(limited, { info: { ...limited.info, formats: limited.info.formats.filter((f) => f !== 'q4_k') } });
+    expect(await formats(limited, 'auto')).toEqual({ ...want, q: 'q4_0', down: 'q4_0' });
+    await expect(Qwen2.load(path, { dtype: 'q4_k', tokenizer: { tokenizerJson }, backend: limited })).rejects.toThrow(/cannot store q4_k/);
+    // A float checkpoint has no Q4_K blocks to keep.
+    await expect(Qwen2.load(join(fixtures, 'models/tiny-f32'), { dtype: 'q4_k', tokenizer: { tokenizerJson } })).rejects.toThrow(/q4_k weights are GGUF Q4_K tensors kept as they are, and this checkpoint has none/);
+  }, 120_000);
 
   it('keeps the tensor names llama.cpp uses', async () => {
     const path = join(dir, 'names.gguf');

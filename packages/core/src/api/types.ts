@@ -10,7 +10,11 @@ import type { Qwen2 } from './qwen2.js';
  * Weight storage: 'auto' keeps the checkpoint's dtype (f32, f16 or bf16); for a pre-quantized AWQ or
  * GPTQ checkpoint (e.g. `Qwen/Qwen2.5-7B-Instruct-AWQ`) it stores the quantized layers as q4_0 (4 bits
  * or fewer) or q8_0 (8 bits), exactly wherever a block's values fit the format, and the float matrices
- * (embedding, lm_head) as q8_0. An explicit format applies to every matrix.
+ * (embedding, lm_head) as q8_0. For a GGUF file, Q4_0 / Q8_0 tensors are copied into q4_0 / q8_0 and
+ * Q4_K tensors (llama.cpp's Q4_K_M files) kept as q4_k on a backend that stores it (wasm and the
+ * reference backend); other block types are quantized into q4_0 / q8_0 by bits. An explicit format
+ * applies to every matrix, except 'q4_k', which keeps a GGUF file's Q4_K tensors and treats the rest
+ * as 'auto' (float checkpoints cannot be quantized to q4_k).
  */
 export type DtypeOption = 'auto' | WeightFormat;
 

@@ -16,10 +16,16 @@
  */
 
 /** How a weight matrix is stored on a backend. Compute always accumulates in f32. */
-export type WeightFormat = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+export type WeightFormat = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k';
 
 /** Number of values per quantization block in `q8_0` and `q4_0` (one scale per block). */
 export const QUANT_BLOCK = 32;
+
+/** Number of values per `q4_k` super-block (eight sub-blocks of 32). */
+export const QK_K = 256;
+
+/** Bytes of one `q4_k` super-block: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles. */
+export const Q4_K_BLOCK_BYTES = 144;
 
 /**
  * A weight matrix `[rows, cols]` in host memory, in the canonical layout of its format. Backends copy or
@@ -33,12 +39,22 @@ export const QUANT_BLOCK = 32;
  * - `q4_0`: same blocks; each block is 16 bytes in `quants` at `(r * cols/32 + b) * 16`; byte `j` holds
  *   value `j` in its low nibble and value `j + 16` in its high nibble; value = scale * (nibble - 8).
  *   (The block layout of ggml's Q4_0 with scales stored apart.)
+ * - `q4_k`: ggml's Q4_K, byte for byte (`cols % 256 === 0`): row `r`'s super-block `s` (values
+ *   `256s..256s+255`) is the {@link Q4_K_BLOCK_BYTES} bytes at `(r * cols/256 + s) * 144` of `blocks`:
+ *   f16 `d` (bytes 0-1, little-endian), f16 `dmin` (2-3), `scales[12]` (4-15), `qs[128]` (16-143).
+ *   Sub-block `j` (values `32j..32j+31`) has a 6-bit scale `sc` and 6-bit min `m`: for `j < 4`
+ *   `sc = scales[j] & 63`, `m = scales[j+4] & 63`; otherwise `sc = (scales[j+4] & 15) | ((scales[j-4] >> 6) << 4)`,
+ *   `m = (scales[j+4] >> 4) | ((scales[j] >> 6) << 4)`. Value `i` of sub-block `j` is
+ *   `(d * sc) * q - (dmin * m)` (each product in f32), where `q` is the low nibble of `qs[32(j>>1) + i]`
+ *   for even `j` and its high nibble for odd `j`. This is the layout llama.cpp's Q4_K_M files hold, so
+ *   a GGUF file's Q4_K tensors upload without being quantized again.
  */
 export type HostWeight =
   | { format: 'f32'; rows: number; cols: number; data: Float32Array }
   | { format: 'f16' | 'bf16'; rows: number; cols: number; data: Uint16Array }
   | { format: 'q8_0'; rows: number; cols: number; scales: Uint16Array; quants: Int8Array }
-  | { format: 'q4_0'; rows: number; cols: number; scales: Uint16Array; quants: Uint8Array };
+  | { format: 'q4_0'; rows: number; cols: number; scales: Uint16Array; quants: Uint8Array }
+  | { format: 'q4_k'; rows: number; cols: number; blocks: Uint8Array };
 
 /** A weight uploaded to a backend. Opaque apart from its shape and format. */
 export interface Weight {

@@ -66,9 +66,12 @@ export interface WeightLoadProgress {
 export interface LoadWeightsOptions {
   /**
    * Storage format of the matrices; 'auto' keeps the checkpoint dtype, except in a pre-quantized (AWQ,
-   * GPTQ or block-quantized GGUF) checkpoint: a weight dequantized from a layer of up to 4 bits is stored
-   * as q4_0 and of more (GGUF's Q5_x, Q6_K, Q8_0) as q8_0, the other matrices (embedding, lm_head) as q8_0 (f16 or the checkpoint's dtype where
-   * the backend or the column count does not allow that). Norms and biases are always f32.
+   * GPTQ or block-quantized GGUF) checkpoint: a GGUF Q4_K tensor is stored as q4_k (its blocks as they
+   * are) where the backend stores q4_k, any other weight dequantized from a layer of up to 4 bits as
+   * q4_0 and of more (GGUF's Q5_x, Q6_K, Q8_0) as q8_0, the other matrices (embedding, lm_head) as q8_0
+   * (f16 or the checkpoint's dtype where the backend or the column count does not allow that). 'q4_k'
+   * is 'auto' that insists on q4_k: it needs Q4_K tensors to keep (float checkpoints cannot be quantized
+   * to q4_k here). Norms and biases are always f32.
    */
   format?: WeightFormat | 'auto';
   signal?: AbortSignal;
@@ -124,6 +127,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   let total = 0;
   const fallbacks: ModelWeights['fallbacks'] = [];
   const quantizedCheckpoint = plan.some((p) => source.tensors.get(p.name)?.quantized !== undefined);
+  const isQ4_K = (name: string) => source.tensors.get(name)?.quantized?.format === 'Q4_K' && source.readGgmlBlocks !== undefined;
+  if (format === 'q4_k' && !plan.some((p) => isQ4_K(p.name))) {
+    throw new WeightFormatError(`q4_k weights are GGUF Q4_K tensors kept as they are, and this checkpoint has none; quantizing to q4_k is not supported (pass q4_0 or q8_0)`);
+  }
   const targets: (WeightFormat | 'auto')[] = [];
   for (const p of plan) {
     const info = source.tensors.get(p.name);
@@ -134,8 +141,11 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     // dequantization does, where its quantized format cannot be had.
     const native = info.quantized && backend.info.formats.includes('f16') ? 'f16' : nativeFormat(info.dtype, p.name);
     total += checkpointBytes(info.dtype, p.shape);
-    let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format;
-    if (target === 'auto' && info.quantized) {
+    let target: WeightFormat | 'auto' = p.kind === 'vector' ? 'f32' : format === 'q4_k' ? 'auto' : format;
+    if (target === 'auto' && isQ4_K(p.name) && backend.info.formats.includes('q4_k')) {
+      // ggml's own Q4_K blocks: kept, not quantized a second time (Q4_K tensors are whole 256-value rows).
+      target = 'q4_k';
+    } else if (target === 'auto' && info.quantized) {
       const wanted = info.quantized.bits <= 4 ? 'q4_0' : 'q8_0';
       target = backend.info.formats.includes(wanted) ? wanted : native;
     } else if (target === 'auto' && quantizedCheckpoint && backend.info.formats.includes('q8_0')) {
@@ -167,7 +177,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   // ggml's own Q4_0 / Q8_0 blocks bound for the same format are copied.
   const fromBlocks = plan.map((p, i) => {
     const format = source.tensors.get(p.name)!.quantized?.format;
-    return source.readGgmlBlocks !== undefined && ((format === 'Q4_0' && targets[i] === 'q4_0') || (format === 'Q8_0' && targets[i] === 'q8_0'));
+    return source.readGgmlBlocks !== undefined && ((format === 'Q4_0' && targets[i] === 'q4_0') || (format === 'Q8_0' && targets[i] === 'q8_0') || (format === 'Q4_K' && targets[i] === 'q4_k'));
   });
   const fromIntegers = plan.map((p, i) => {
     const quantized = source.tensors.get(p.name)!.quantized;
@@ -185,10 +195,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
         const blocks = fromBlocks[i] ? await source.readGgmlBlocks!(p.name, { signal: options.signal }) : undefined;
         const layer = blocks ? undefined : await source.readQuantized!(p.name, { signal: options.signal });
         if (layer && (layer.rows !== p.shape[0] || layer.cols !== p.shape[1])) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
-        const format = targets[i] as BlockWeight['format'];
+        const format = targets[i] as BlockWeight['format'] | 'q4_k';
         const allocate = allocator(p.name);
         host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
-        if (blocks) storeGgmlBlocks(blocks, host as BlockWeight, p.name);
+        if (blocks) storeGgmlBlocks(blocks, host as BlockWeight | Extract<HostWeight, { format: 'q4_k' }>, p.name);
         else storeQuantizedLayer(layer!, host as BlockWeight);
       } else {
         host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });

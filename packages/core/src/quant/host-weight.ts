@@ -1,6 +1,7 @@
-import { QUANT_BLOCK, type HostWeight } from '../backend/types.js';
+import { Q4_K_BLOCK_BYTES, QK_K, QUANT_BLOCK, type HostWeight } from '../backend/types.js';
 import { bf16Lookup, f16Lookup } from '../numeric/half.js';
 import { dequantizeQ4_0Row } from './q4_0.js';
+import { dequantizeQ4_KRow } from './q4_k.js';
 import { dequantizeQ8_0Row } from './q8_0.js';
 
 /** Expands row `row` of a host weight of any format into `out` (length `weight.cols`), as f32. */
@@ -24,6 +25,9 @@ export function dequantizeRow(weight: HostWeight, row: number, out: Float32Array
     case 'q4_0':
       dequantizeQ4_0Row(weight.scales, weight.quants, cols, row, out);
       return;
+    case 'q4_k':
+      dequantizeQ4_KRow(weight.blocks, cols, row, out);
+      return;
   }
 }
 
@@ -34,8 +38,9 @@ export function dequantize(weight: HostWeight): Float32Array {
   return out;
 }
 
-/** Bytes of a host weight's payload (data, or scales plus quants). */
+/** Bytes of a host weight's payload (data, scales plus quants, or q4_k's blocks). */
 export function hostWeightBytes(weight: HostWeight): number {
+  if (weight.format === 'q4_k') return weight.blocks.byteLength;
   return weight.format === 'q8_0' || weight.format === 'q4_0'
     ? weight.scales.byteLength + weight.quants.byteLength
     : weight.data.byteLength;
@@ -67,6 +72,12 @@ export function validateHostWeight(weight: HostWeight, name: string): void {
       if (!(weight.scales instanceof Uint16Array) || weight.scales.length !== blocks) throw new RangeError(`weight '${name}': ${weight.format} needs ${blocks} scales, got ${weight.scales?.length}`);
       const want = weight.format === 'q8_0' ? Int8Array : Uint8Array;
       if (!(weight.quants instanceof want) || weight.quants.length !== quantBytes) throw new RangeError(`weight '${name}': ${weight.format} needs ${quantBytes} quant bytes (${want.name}), got ${weight.quants?.length}`);
+      return;
+    }
+    case 'q4_k': {
+      if (cols % QK_K !== 0) throw new RangeError(`weight '${name}': q4_k needs cols to be a multiple of ${QK_K}, got ${cols}`);
+      const bytes = (n / QK_K) * Q4_K_BLOCK_BYTES;
+      if (!(weight.blocks instanceof Uint8Array) || weight.blocks.length !== bytes) throw new RangeError(`weight '${name}': q4_k needs ${bytes} block bytes (Uint8Array), got ${weight.blocks?.length}`);
       return;
     }
     default:
@@ -129,5 +140,20 @@ export function rowDot(weight: HostWeight, n: number, x: Float32Array, xBase: nu
       }
       return acc;
     }
+    case 'q4_k': {
+      // Widened row by row: the f32 values are what dequantizeRow gives, the sum is float64.
+      const row = rowScratch(cols);
+      dequantizeQ4_KRow(weight.blocks, cols, n, row);
+      for (let k = 0; k < cols; k++) acc += row[k]! * x[xBase + k]!;
+      return acc;
+    }
   }
+}
+
+let scratch = new Float32Array(0);
+
+/** A reusable f32 row of at least `n` values (rowDot runs once per output, so it does not allocate each time). */
+function rowScratch(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch.subarray(0, n);
 }

@@ -13,12 +13,13 @@ import { nativeFormat, toHostWeight } from '../weights/convert.js';
 import { TestRandom } from './random.js';
 
 /** ggml type ids of core's weight formats. */
-const FORMAT_TYPE: Record<Exclude<WeightFormat, never>, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
+const FORMAT_TYPE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30, q4_k: 12 };
 /** llama.cpp's `general.file_type` of a file whose matrices are all of one format. */
-const FILE_TYPE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+const FILE_TYPE: Record<WeightFormat, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32, q4_k: 15 };
 
 /** A tensor's bytes in ggml's layout: a q8_0 / q4_0 block's f16 scale goes in front of its quants. */
 export function ggmlBytes(host: HostWeight): Uint8Array {
+  if (host.format === 'q4_k') return host.blocks;
   if (host.format === 'q8_0' || host.format === 'q4_0') {
     const quantBytes = host.format === 'q8_0' ? 32 : 16;
     const blocks = host.scales.length;

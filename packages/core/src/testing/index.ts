@@ -10,6 +10,7 @@
 import { describe } from 'vitest';
 import type { Backend, WeightFormat } from '../backend/types.js';
 import { registerOpSuite } from './op-suite.js';
+import { registerGgufModelSuite } from './gguf-model-suite.js';
 import { registerModelSuite } from './model-suite.js';
 
 export { MODEL_TOLERANCE, OP_TOLERANCE, matmulTolerance } from './tolerances.js';
@@ -62,7 +63,9 @@ export interface ConformanceOptions {
 /**
  * Registers vitest `describe`/`it` blocks that check a backend: every op against the reference backend
  * on seeded random shapes and values, then every fixture model's golden logits, greedy continuations
- * and incremental (KV-cache) schedule, for each weight format the backend supports.
+ * and incremental (KV-cache) schedule, for each weight format the backend supports, and a random GGUF
+ * Q4_K model against the reference backend (its blocks as q4_k where the backend stores q4_k, as q4_0
+ * otherwise).
  * @param name - shown in the test names
  * @param makeBackend - creates the backend under test (called once per group; disposed afterwards)
  * @param options - fixtures folder, seed, subsets
@@ -78,6 +81,7 @@ export function runConformanceSuite(a: string | (() => Promise<Backend>), b?: ((
     if (!options.skipOps) describe('ops vs reference backend', () => registerOpSuite(makeBackend, options.seed ?? 1234, options.deviceTokens ?? false, options.deviceSampling ?? false, options.quantizer ?? false));
     if (options.fixturesDir) {
       describe('fixture models', () => registerModelSuite(makeBackend, { fixturesDir: options.fixturesDir!, models: options.models, formats: options.formats, timeoutMs: options.modelTimeoutMs }, options.isReference ?? false));
+      if (!options.isReference && (options.formats === undefined || options.formats.includes('q4_k'))) describe('GGUF Q4_K model', () => registerGgufModelSuite(makeBackend));
     }
   });
 }

@@ -3,6 +3,7 @@ import type { Backend, HostWeight, KVCacheDtype, SamplingParams, Tensor, WeightF
 import { ReferenceBackend } from '../backend/reference/reference-backend.js';
 import { quantizeBlocksQ4_0, quantizeQ4_0 } from '../quant/q4_0.js';
 import { quantizeBlocksQ8_0, quantizeQ8_0 } from '../quant/q8_0.js';
+import { quantizeQ4_K } from '../quant/q4_k.js';
 import { f32ToBf16, f32ToF16, roundToF16KV } from '../numeric/half.js';
 import { matmulTolerance, OP_TOLERANCE } from './tolerances.js';
 import { maxAbs, maxAbsDiff, TestRandom } from './random.js';
@@ -22,11 +23,14 @@ export function hostWeight(format: WeightFormat, rows: number, cols: number, val
       return quantizeQ8_0(values, rows, cols);
     case 'q4_0':
       return quantizeQ4_0(values, rows, cols);
+    case 'q4_k':
+      return quantizeQ4_K(values, rows, cols);
   }
 }
 
 /** Fresh copies, since a backend may adopt what it is given. */
 function copyWeight(w: HostWeight): HostWeight {
+  if (w.format === 'q4_k') return { ...w, blocks: w.blocks.slice() };
   return w.format === 'q8_0' || w.format === 'q4_0' ? { ...w, scales: w.scales.slice(), quants: w.quants.slice() } as HostWeight : { ...w, data: w.data.slice() } as HostWeight;
 }
 
@@ -76,7 +80,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
       const rnd = new TestRandom(seed + 1);
       for (const format of cand.info.formats) {
         // 160 quantized columns: a group of four blocks and one more (backends may store groups differently).
-        for (const cols of format.startsWith('q') ? [64, 96, 160] : [45, 64]) {
+        for (const cols of format === 'q4_k' ? [256, 512, 1280] : format.startsWith('q') ? [64, 96, 160] : [45, 64]) {
           const V = 37;
           const host = hostWeight(format, V, cols, rnd.normals(V * cols, 0.5));
           const ids = Int32Array.from([0, 36, 5, 5, 17, 1, 30]);
@@ -123,10 +127,12 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
     // (the CUDA backend's split-K on a many-SM GPU).
     const shapes: [number, number, number][] = [[1, 64, 17], [5, 96, 50], [33, 160, 31], [1, 896, 128], [2, 4864 / 4, 40], [40, 1024, 72]];
     const oddShapes: [number, number, number][] = [[1, 45, 7], [9, 77, 13]];
+    // q4_k rows are whole super-blocks of 256: Qwen2's widths (1536 ... 18944) and one, two, five and 19.
+    const superBlockShapes: [number, number, number][] = [[1, 256, 17], [5, 512, 50], [33, 1280, 31], [1, 1536, 128], [2, 4864, 40], [40, 1024, 72], [3, 768, 9]];
     it('x·Wᵀ for every weight format and shape, T = 1 and T > 1', async () => {
       const rnd = new TestRandom(seed + 3);
       for (const format of cand.info.formats) {
-        const list = format.startsWith('q') ? shapes : [...shapes, ...oddShapes];
+        const list = format === 'q4_k' ? superBlockShapes : format.startsWith('q') ? shapes : [...shapes, ...oddShapes];
         for (const [T, K, N] of list) {
           const x = rnd.normals(T * K, 1);
           const host = hostWeight(format, N, K, rnd.normals(N * K, 1 / Math.sqrt(K)));
@@ -146,7 +152,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
       const rnd = new TestRandom(seed + 4);
       for (const format of cand.info.formats) {
         const T = 6;
-        const K = 128;
+        const K = format === 'q4_k' ? 256 : 128;
         const Ns = [64, 32, 32];
         const x = rnd.normals(T * K, 1);
         const hosts = Ns.map((N) => hostWeight(format, N, K, rnd.normals(N * K, 0.1)));
@@ -528,7 +534,7 @@ export function registerOpSuite(makeBackend: () => Promise<Backend>, seed: numbe
       const rnd = new TestRandom(seed + 15);
       const V = 37;
       for (const format of cand.info.formats) {
-        const cols = 64;
+        const cols = format === 'q4_k' ? 256 : 64;
         const host = hostWeight(format, V, cols, rnd.normals(V * cols, 0.5));
         const logits = rnd.normals(2 * V);
         const ids = await ref.argmax(tensor(ref, 2, V, logits));

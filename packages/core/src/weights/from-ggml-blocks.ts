@@ -1,3 +1,4 @@
+import type { HostWeight } from '../backend/types.js';
 import { ModelWeightsError } from '../errors.js';
 import type { BlockWeight } from './from-quantized.js';
 
@@ -6,9 +7,17 @@ import type { BlockWeight } from './from-quantized.js';
  * nibbles or 32 int8 values) as a q4_0 / q8_0 host weight, which holds the same blocks with the scales
  * apart: the very values llama.cpp runs, copied rather than unpacked and packed again (a GGUF Q4_0 load
  * took 1.5x the time of quantizing the bf16 checkpoint that way; see bench/quantized-load.mjs).
+ * Q4_K blocks are a q4_k weight's bytes as they are.
  * @throws {@link ModelWeightsError} when the bytes are not whole blocks of the weight's size
  */
-export function storeGgmlBlocks(blocks: Uint8Array, out: BlockWeight, name: string): void {
+export function storeGgmlBlocks(blocks: Uint8Array, out: BlockWeight | Extract<HostWeight, { format: 'q4_k' }>, name: string): void {
+  if (out.format === 'q4_k') {
+    if (blocks.byteLength !== out.blocks.byteLength) {
+      throw new ModelWeightsError(name, `${blocks.byteLength} bytes of ggml blocks, expected ${out.blocks.byteLength / 144} blocks of 144 for q4_k [${out.rows}, ${out.cols}]`);
+    }
+    out.blocks.set(blocks);
+    return;
+  }
   const count = out.scales.length;
   const quantBytes = out.format === 'q4_0' ? 16 : 32;
   const blockBytes = 2 + quantBytes;

@@ -92,6 +92,7 @@ export function allocateHostWeight(format: WeightFormat, rows: number, cols: num
     case 'bf16': return { format, rows, cols, data: new Uint16Array(n) };
     case 'q8_0': return { format, rows, cols, scales: new Uint16Array(n / 32), quants: new Int8Array(n) };
     case 'q4_0': return { format, rows, cols, scales: new Uint16Array(n / 32), quants: new Uint8Array(n / 2) };
+    case 'q4_k': return { format, rows, cols, blocks: new Uint8Array((n / 256) * 144) };
   }
 }
 

@@ -10,7 +10,7 @@ import { cacheOf, RefKVCache, RefTensor, RefWeight, tensorOf, weightOf } from '.
 import { checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape } from '../usage-checks.js';
 import { roundToF16KV } from '../../numeric/half.js';
 
-const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'];
 
 /**
  * The reference backend: plain TypeScript loops, float64 accumulation, f32 storage. It is the
@@ -385,6 +385,8 @@ function ownBuffers(w: HostWeight): HostWeight {
       return whole(w.scales) && whole(w.quants) ? w : { ...w, scales: w.scales.slice(), quants: w.quants.slice() };
     case 'q4_0':
       return whole(w.scales) && whole(w.quants) ? w : { ...w, scales: w.scales.slice(), quants: w.quants.slice() };
+    case 'q4_k':
+      return whole(w.blocks) ? w : { ...w, blocks: w.blocks.slice() };
   }
 }
 
