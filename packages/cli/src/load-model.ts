@@ -11,7 +11,7 @@ import { CliError, UsageError } from './util/errors.js';
 import { hasTokenizerFiles, tokenizerlessStandIn } from './no-tokenizer.js';
 import type { SpeculativeFlags } from './speculative-flags.js';
 
-export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const;
+export const DTYPES = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'] as const;
 
 /** The model-related flags of a command, validated. */
 export interface ModelFlags {

@@ -29,9 +29,10 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 Common options:
   --model DIR|owner/name[@rev]   a local model folder or .gguf file, or a Hugging Face model id
   --backend js|wasm|webgpu|cuda  kernel backend (default: the fastest available)
-  --dtype auto|f32|f16|bf16|q8_0|q4_0
+  --dtype auto|f32|f16|bf16|q8_0|q4_0|q4_k
                                  weight format (auto: the checkpoint's; an AWQ/GPTQ
-                                 checkpoint's layers as q4_0 or q8_0)
+                                 checkpoint's layers as q4_0 or q8_0; a GGUF file's
+                                 Q4_K tensors as q4_k, others by bits)
   --threads N                    CPU threads (wasm backend)
   --verbose                      stack traces on errors
   --help                         help of a command: qwen2 <command> --help

@@ -10,8 +10,8 @@ import type { SamplingOptions } from '../settings.js';
 
 export type BackendKind = 'webgpu' | 'wasm';
 /** core's `DtypeOption`: 'auto' picks the checkpoint's own format where the backend stores it. */
-export type WeightDtype = 'auto' | 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
-export const WEIGHT_DTYPES: readonly WeightDtype[] = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+export type WeightDtype = 'auto' | 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k';
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['auto', 'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'];
 /** core's `KVCacheDtype`. */
 export type KVCacheKind = 'f32' | 'f16';
 export const KV_CACHE_KINDS: readonly KVCacheKind[] = ['f32', 'f16'];

@@ -21,7 +21,7 @@ export type FlagSpecs = Record<string, FlagSpec>;
 export const MODEL_FLAGS: FlagSpecs = {
   model: { type: 'string', short: 'm', value: 'DIR|owner/name[@rev]', help: 'local model folder or .gguf file, Hugging Face model id, or owner/name/file.gguf (one GGUF file of a Hub repository)' },
   backend: { type: 'string', value: 'js|wasm|webgpu|cuda', help: 'kernel backend (default: the fastest available)' },
-  dtype: { type: 'string', value: 'auto|f32|f16|bf16|q8_0|q4_0', help: 'weight storage (compute accumulates in f32; default auto)' },
+  dtype: { type: 'string', value: 'auto|f32|f16|bf16|q8_0|q4_0|q4_k', help: 'weight storage (compute accumulates in f32; default auto)' },
   threads: { type: 'string', value: 'N', help: 'CPU threads for the wasm backend' },
   'max-context': { type: 'string', value: 'N', help: 'KV cache capacity in tokens (default: the model\'s, capped by core)' },
   'kv-cache': { type: 'string', value: 'f32|f16', help: 'KV cache storage: f16 takes half the memory and is read twice as fast at long contexts (default f32)' },
