@@ -139,7 +139,10 @@ export async function openModel(spec: string | FileSystemDirectoryHandle | File[
     const url = new URL(spec);
     if (!isGgufName(url.pathname)) return openRemoteModel(spec, spec, remote);
     const { dir, file } = splitFileSpec(url.pathname);
-    return openRemoteModel(new URL(`${dir}/`, url).href, spec, { ...remote, gguf: decodeURIComponent(file) });
+    // The file's folder, with the link's query string (a signed link's signature), which the folder adds to its files.
+    const base = new URL(`${dir}/`, url);
+    base.search = url.search;
+    return openRemoteModel(base.href, spec, { ...remote, gguf: decodeURIComponent(file) });
   }
   const hubGguf = HUB_GGUF.exec(spec);
 

@@ -252,6 +252,25 @@ describe('a GGUF model opened with openModel', () => {
     await expect(openModel(join(dir, 'missing.gguf'))).rejects.toBeInstanceOf(ModelNotFoundError);
   });
 
+  it('keeps a URL\'s query string (a token, a signed link) on every request for the file and its folder\'s files', async () => {
+    const id = 'Qwen/Qwen2-0.5B-Instruct-GGUF';
+    const hub = await startMockHub({ [id]: { files: { 'm.gguf': modelFile('Q8_0', { tokenizer: true }) }, commit: 'e'.repeat(40) } });
+    try {
+      const url = `${hub.endpoint}/${id}/resolve/main/m.gguf?sig=a%2Fb&expires=9`;
+      const model = await openModel(url);
+      try {
+        expect(model.checkpoint.tensors.get('model.layers.0.self_attn.q_proj.weight')!.quantized?.format).toBe('Q8_0');
+      } finally {
+        await model.close();
+      }
+      const file = hub.log.filter((r) => r.path.endsWith('/m.gguf'));
+      expect(file.length).toBeGreaterThan(0);
+      expect(file.every((r) => r.query === '?sig=a%2Fb&expires=9'), JSON.stringify(file)).toBe(true);
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('downloads only the named GGUF file of a Hub repository (Node), and reads it over Range requests (browsers)', async () => {
     const id = 'Qwen/Qwen2-0.5B-Instruct-GGUF';
     const q8 = modelFile('Q8_0', { tokenizer: true });

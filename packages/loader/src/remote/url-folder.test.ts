@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelNotFoundError, RemoteFileError } from '../errors.js';
 import { openModel } from '../model.js';
 import type { LoadProgress } from '../open-folder.js';
+import { joinUrl } from './url-folder.js';
 import { memoryCacheStorage } from '../test-support/memory-cache.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../fixtures/', import.meta.url));
@@ -51,6 +52,14 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('joinUrl', () => {
+  it('puts the file in the folder, escaped, with the folder URL\'s query string', () => {
+    expect(joinUrl('https://h.test/a/b', 'c d/e#.json')).toBe('https://h.test/a/b/c%20d/e%23.json');
+    expect(joinUrl('https://h.test/a/b/?token=x%2Fy&v=1', 'model.safetensors')).toBe('https://h.test/a/b/model.safetensors?token=x%2Fy&v=1');
+    expect(joinUrl('https://h.test/a?t=1#frag', 'config.json')).toBe('https://h.test/a/config.json?t=1');
+  });
+});
 
 describe('URL source (HTTP Range)', () => {
   it('opens a sharded folder URL and reads one tensor without fetching the rest of the shard', async () => {

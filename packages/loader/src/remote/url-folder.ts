@@ -15,8 +15,20 @@ export function accessHint(status: number): string {
 /** Options for {@link openUrlFolder}. */
 export interface UrlFolderOptions { fetch?: typeof fetch; headers?: Record<string, string> }
 
+/**
+ * The URL of `path` in the folder at `base`. The folder URL's query string (a token, a signature) goes
+ * with every file of it: a URL resolved against another drops the query, which would fail a link that
+ * only opens with it.
+ */
 function joinUrl(base: string, path: string): string {
-  return new URL(path.split('/').map(encodeURIComponent).join('/'), base.endsWith('/') ? base : `${base}/`).toString();
+  const folder = new URL(base);
+  const query = folder.search;
+  folder.search = '';
+  folder.hash = '';
+  if (!folder.pathname.endsWith('/')) folder.pathname += '/';
+  const url = new URL(path.split('/').map(encodeURIComponent).join('/'), folder);
+  url.search = query;
+  return url.toString();
 }
 
 async function request(url: string, init: RequestInit, options: UrlFolderOptions, signal?: AbortSignal): Promise<Response> {

@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 export interface MockRepo { files: Record<string, Uint8Array>; commit: string; gatedToken?: string }
-export interface LoggedRequest { method: string; path: string; range?: string; authorization?: string }
+export interface LoggedRequest { method: string; path: string; query: string; range?: string; authorization?: string }
 
 export interface MockHub {
   endpoint: string;
@@ -86,7 +86,7 @@ export async function startMockHub(repos: Record<string, MockRepo>): Promise<Moc
 
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    log.push({ method: req.method ?? '', path: url.pathname, range: req.headers.range, authorization: req.headers.authorization });
+    log.push({ method: req.method ?? '', path: url.pathname, query: url.search, range: req.headers.range, authorization: req.headers.authorization });
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
     if (cdn) {
       const blob = byBlob.get(cdn[1]);
