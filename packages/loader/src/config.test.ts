@@ -77,5 +77,7 @@ describe('config validation names the key', () => {
     expect(() => parseGenerationConfig({ top_p: 1.5 })).toThrow("generation_config.json: 'top_p' must be a number in (0, 1], got 1.5");
     expect(() => parseGenerationConfig({ top_k: -1 })).toThrow(/'top_k'/);
     expect(() => parseGenerationConfig({ do_sample: 'no' })).toThrow(/'do_sample' must be true or false/);
+    expect(() => parseGenerationConfig({ min_p: 2 })).toThrow("generation_config.json: 'min_p' must be a number in [0, 1], got 2");
+    expect(parseGenerationConfig({ min_p: 0.05 })).toMatchObject({ minP: 0.05 });
   });
 });

@@ -27,7 +27,7 @@ export interface Qwen2Config {
 /** Sampling defaults of a model (Hugging Face `generation_config.json`). */
 export interface GenerationConfig {
   eosTokenIds: number[]; bosTokenId?: number; padTokenId?: number;
-  doSample?: boolean; temperature?: number; topK?: number; topP?: number; repetitionPenalty?: number;
+  doSample?: boolean; temperature?: number; topK?: number; topP?: number; minP?: number; repetitionPenalty?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -170,6 +170,8 @@ export function parseGenerationConfig(json: unknown, file = 'generation_config.j
   if (present(o, 'top_k')) config.topK = int(o, file, 'top_k', undefined, 0);
   const topP = optionalNumber(o, file, 'top_p', (v) => v > 0 && v <= 1, 'a number in (0, 1]');
   if (topP !== undefined) config.topP = topP;
+  const minP = optionalNumber(o, file, 'min_p', (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
+  if (minP !== undefined) config.minP = minP;
   const penalty = optionalNumber(o, file, 'repetition_penalty', (v) => v > 0, 'a positive number');
   if (penalty !== undefined) config.repetitionPenalty = penalty;
   return config;

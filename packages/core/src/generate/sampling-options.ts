@@ -17,7 +17,7 @@ export function resolveSampling(options: GenerateOptions, config?: GenerationCon
     temperature,
     topK: options.topK ?? (sampleByDefault ? (config?.topK ?? 50) : 0),
     topP: options.topP ?? (sampleByDefault ? (config?.topP ?? 1) : 1),
-    minP: options.minP ?? 0,
+    minP: options.minP ?? (sampleByDefault ? (config?.minP ?? 0) : 0),
     repetitionPenalty: options.repetitionPenalty ?? config?.repetitionPenalty ?? 1,
     presencePenalty: options.presencePenalty ?? 0,
     frequencyPenalty: options.frequencyPenalty ?? 0,

@@ -15,6 +15,7 @@ import { readGgufHeader } from './gguf-header.js';
 import { qwen2ConfigFromGguf, qwen2GgufMetadata } from './gguf-qwen2-config.js';
 import { ggufTokenizerMetadata, tokenizerFilesFromGguf } from './gguf-tokenizer.js';
 import { encodeGguf, type GgufMetadataEntry } from './gguf-writer.js';
+import { ggufSamplingMetadata } from './gguf-sampling.js';
 import { ggufTensorName, hfTensorName } from './qwen2-tensor-names.js';
 
 const fixtures = fileURLToPath(new URL('../../../../fixtures/', import.meta.url));
@@ -171,6 +172,21 @@ describe('a GGUF model opened with openModel', () => {
       } finally {
         await model.close();
       }
+    }
+  });
+
+  it('gives the file\'s recommended sampling (general.sampling.*) as its generation config', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'plain.gguf'), modelFile('Q8_0', { tokenizer: true }));
+    writeFileSync(join(dir, 'sampling.gguf'), modelFile('Q8_0', { tokenizer: true, extra: ggufSamplingMetadata({ temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 }) }));
+    const plain = await openModel(join(dir, 'plain.gguf'));
+    const sampling = await openModel(join(dir, 'sampling.gguf'));
+    try {
+      expect(plain.generationConfig).toBeUndefined();
+      expect(sampling.generationConfig).toEqual({ eosTokenIds: sampling.config.eosTokenIds, doSample: true, temperature: 0.7, topP: 0.8, topK: 20, repetitionPenalty: 1.05 });
+    } finally {
+      await plain.close();
+      await sampling.close();
     }
   });
 

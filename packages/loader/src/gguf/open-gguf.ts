@@ -9,6 +9,7 @@ import { ggufCheckpoint, type GgufPart } from './gguf-checkpoint.js';
 import { readGgufHeader, type GgufHeader } from './gguf-header.js';
 import { qwen2ConfigFromGguf } from './gguf-qwen2-config.js';
 import { tokenizerFilesFromGguf } from './gguf-tokenizer.js';
+import { ggufGenerationConfig } from './gguf-sampling.js';
 
 /** llama.cpp's names of the parts of a split model: `<prefix>-00001-of-00003.gguf`. */
 const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
@@ -73,7 +74,7 @@ export async function openGgufModel(folder: ModelFolder, file: string, source: s
     const tokenizerFiles = tokenizerFilesFromGguf(head.header, head.handle.name);
     const onRead = onProgress && ((p: Omit<LoadProgress, 'phase'>) => onProgress({ ...p, phase: 'read' }));
     const checkpoint = ggufCheckpoint(source, parts, onRead);
-    return openedModel(folder, source, config, tokenizerFiles, checkpoint);
+    return openedModel(folder, source, config, tokenizerFiles, checkpoint, ggufGenerationConfig(head.header.metadata, config.eosTokenIds, head.handle.name));
   } catch (e) {
     await Promise.allSettled(handles.map((h) => h.close()));
     throw e;
