@@ -1,6 +1,7 @@
 // Row dequantization for embedding lookups: one row of a weight table -> f32.
 import { f16ToF32 } from './common';
-import { q4ByteOffset, q8ByteOffset } from './quant_layout';
+import { q4kByteOffset, q4kScalesAt, q4kSuperAt, q4kUnit } from './q4_k_layout';
+import { q4ByteOffset, q8ByteOffset, setSize, setStart } from './quant_layout';
 
 /** f16 or bf16 row of n values at src -> f32 at out. */
 export function dequant_half(src: usize, out: usize, n: i32, bf16: i32): void {
@@ -36,6 +37,26 @@ export function dequant_q4_0(q: usize, row: i32, rows: i32, s: usize, out: usize
       const byte = <i32>load<u8>(q + q4ByteOffset(<usize>row, <usize>rows, nb, b, j));
       store<f32>(o + (j << 2), d * <f32>((byte & 15) - 8));
       store<f32>(o + ((j + 16) << 2), d * <f32>((byte >> 4) - 8));
+    }
+  }
+}
+
+/**
+ * Row `row` of a q4_k weight of `rows` rows: n values (n % 256 == 0) from the weight at q (this build's
+ * storage, q4_k_layout.ts), each (d * sc) * q - dmin * m with ggml's f32 roundings (d * sc and dmin * m
+ * are exact; the product with q and the difference round once each, as in dequantize_row_q4_K).
+ */
+export function dequant_q4_k(q: usize, row: i32, rows: i32, out: usize, n: i32): void {
+  const nb = <usize>(n >> 5), r = <usize>row, N = <usize>rows;
+  const size = setSize(16, r, N), i = r - setStart(16, r, N);
+  for (let b: usize = 0; b < nb; b++) {
+    const u = q + q4kUnit(r, N, nb, b), sm = u + q4kScalesAt(i, b) + (b & 3), dd = u + q4kSuperAt(size, i);
+    const scale: f32 = load<f32>(dd) * <f32>load<u8>(sm), offset: f32 = load<f32>(dd, 4) * <f32>load<u8>(sm, 4);
+    const o = out + (b << 7);
+    for (let j: usize = 0; j < 16; j++) {
+      const byte = <i32>load<u8>(q + q4kByteOffset(r, N, nb, b, j));
+      store<f32>(o + (j << 2), scale * <f32>(byte & 15) - offset);
+      store<f32>(o + ((j + 16) << 2), scale * <f32>(byte >> 4) - offset);
     }
   }
 }

@@ -19,11 +19,20 @@
 // Qwen2-0.5B shapes and 64 tokens on one thread: I8 1.6x, I16 1.2x (relaxed build; 1.4x in the plain
 // build, which has no fused multiply-add).
 //
-// Weight storage (as HostWeight, uploaded verbatim): quants row-major, f16 scales one per block apart.
-// q4_0 blocks are 16 bytes: byte j holds value j (low nibble) and j+16 (high nibble), minus 8.
+// q4_k (ggml's Q4_K, q4_k_layout.ts) stores its nibbles as q4_0's groups and so shares their unpack
+// and the tiles; its panel gets two f32 arrays instead of one, d * sc and -dmin * m / 8 per block, and
+// a group's dot products become sx * (d * sc * dot - dmin * m * sum) with the activations' 8 * sum
+// per block (groupInto). That min term, one more multiply-add per group, row and token, puts q4_k's
+// GEMM at 1.05-1.11x q4_0's time at Qwen2-7B and 0.5B shapes (bench/matmul.mjs, T = 64, 2 threads).
+//
+// Weight storage (quant_layout.ts): q8_0 and (relaxed build) q4_0 / q4_k groups of four blocks
+// interleaved, rows in sets; f16 scales one per block apart (q4_0, q8_0) or each super-block's scales
+// and mins in front of its groups (q4_k). q4_0 blocks are 16 bytes: byte j holds value j (low nibble)
+// and j+16 (high nibble), minus 8 (q4_k: not centred).
 import { dot16, f16ToF32, gemmRow, hsum, isum, madd, storeGroupedVector } from './common';
 import { PANEL } from './matmul_float';
-import { groupStride, groupsAt, q4Block, q8Half, Q4_INTERLEAVED } from './quant_layout';
+import { q4kBlock, q4kGroupAt, q4kScalesAt, q4kSetAt, q4kSuperAt, q4kUnitAt } from './q4_k_layout';
+import { groupStride, groupsAt, q4Block, q8Half, Q4_INTERLEAVED, setSize, setStart } from './quant_layout';
 
 @inline function scaleAt(ws: usize, blk: usize): f32 {
   return f16ToF32(<u32>load<u16>(ws + (blk << 1)));
@@ -35,16 +44,20 @@ const I8 = 0, I16 = 1;
 @inline function blockBytes(kind: i32): usize { return kind == I8 ? 32 : 64; }
 
 /**
- * Unpacks rows [r0, r0+rows) of a q8_0/q4_0 weight into pq (the GEMM operand layout) and ps (f32 block
- * scales, nb per row). I8 (q4_0 only): uncentred nibbles. I16: values widened to i16, q4_0 centred.
+ * Unpacks rows [r0, r0+rows) of a q8_0/q4_0/q4_k weight into pq (the GEMM operand layout) and ps (f32
+ * block scales, nb per row; q4_k: d * sc, then -dmin * m / 8 at pm, PANEL * nb floats further). I8
+ * (q4_0, q4_k): uncentred nibbles. I16: values widened to i16, q4_0 centred (q4_k not).
  */
-@inline function unpackPanel(kind: i32, q4: bool, wq: usize, ws: usize, pq: usize, ps: usize, K: i32, N: i32, r0: i32, rows: i32): void {
+@inline function unpackPanel(kind: i32, q4: bool, k: bool, wq: usize, ws: usize, pq: usize, ps: usize, K: i32, N: i32, r0: i32, rows: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
+  const pm = ps + <usize>PANEL * (nb << 2);
   const vpb = blockBytes(kind) >> 4;
   const m = i8x16.splat(0x0f);
   for (let r: usize = 0; r < <usize>rows; r++) {
     const wr = <usize>r0 + r, first = wr * nb; // the weight row and its first block
     const row = gemmRow(pq, r, nb * blockBytes(kind));
+    // q4_k: the row's set, its size and the row's place in it (q4_k_layout.ts).
+    const kset = k ? wq + q4kSetAt(wr, <usize>N, nb) : 0, ksize = k ? setSize(16, wr, <usize>N) : 0, ki = k ? wr - setStart(16, wr, <usize>N) : 0;
     let b: usize = 0;
     if (kind == I16 && !q4) {
       // q8_0 is stored interleaved (quant_layout.ts): stored vector v holds values 4v..4v+3 of block j
@@ -61,10 +74,11 @@ const I8 = 0, I16 = 1;
       }
     }
     if (kind == I8 && Q4_INTERLEAVED) {
-      // Stored interleaved (quant_layout.ts): group vector i's nibbles are operand vectors i and 4+i.
+      // Stored interleaved (quant_layout.ts, q4_k_layout.ts): group vector i's nibbles are operand
+      // vectors i and 4+i.
       const src = wq + groupsAt(16, wr, <usize>N, nb), gs = groupStride(16, wr, <usize>N);
       for (; b < nb4; b += 4) {
-        const g = src + (b >> 2) * gs, o = row + (b << 6);
+        const g = k ? kset + q4kUnitAt(ksize, b) + q4kGroupAt(ksize, b) + (ki << 6) : src + (b >> 2) * gs, o = row + (b << 6);
         for (let i: usize = 0; i < 4; i++) {
           const raw = v128.load(g + (i << 4));
           v128.store(o + (i << 5), v128.and(raw, m));
@@ -76,9 +90,9 @@ const I8 = 0, I16 = 1;
       // The block's values 0-15 and 16-31 as i8x16.
       let lo: v128, hi: v128;
       if (q4) {
-        const raw = q4Block(wq, wr, <usize>N, nb, b);
+        const raw = k ? q4kBlock(wq, wr, <usize>N, nb, b) : q4Block(wq, wr, <usize>N, nb, b);
         lo = v128.and(raw, m); hi = v128.and(i16x8.shr_u(raw, 4), m);
-        if (kind == I16) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
+        if (kind == I16 && !k) { lo = i8x16.sub(lo, i8x16.splat(8)); hi = i8x16.sub(hi, i8x16.splat(8)); }
       } else {
         lo = q8Half(wq, wr, <usize>N, nb, b, 0); hi = q8Half(wq, wr, <usize>N, nb, b, 1);
       }
@@ -89,7 +103,19 @@ const I8 = 0, I16 = 1;
         storeGroupedVector(row, b, nb4, vpb, 2, i16x8.extend_low_i8x16_s(hi), 32); storeGroupedVector(row, b, nb4, vpb, 3, i16x8.extend_high_i8x16_s(hi), 32);
       }
     }
-    for (b = 0; b < nb; b++) store<f32>(ps + ((r * nb + b) << 2), scaleAt(ws, first + b));
+    if (k) {
+      // A group's four scales and four mins in one load (q4_k_layout.ts), times d and -dmin / 8 (the
+      // min's factor takes the 1/8 of the activations' corrections, 8 * sum, and the sign): every
+      // product exact in f32. Rows are whole super-blocks, so every block is in a group.
+      for (b = 0; b < nb; b += 4) {
+        const u = kset + q4kUnitAt(ksize, b), dd = u + q4kSuperAt(ksize, ki), o = (r * nb + b) << 2;
+        const scm = i16x8.extend_low_i8x16_u(v128.load64_zero(u + q4kScalesAt(ki, b)));
+        v128.store(ps + o, f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(scm)), v128.load32_splat(dd)));
+        v128.store(pm + o, f32x4.mul(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(scm)), f32x4.splat(load<f32>(dd, 4) * -0.125)));
+      }
+    } else {
+      for (b = 0; b < nb; b++) store<f32>(ps + ((r * nb + b) << 2), scaleAt(ws, first + b));
+    }
   }
 }
 
@@ -100,7 +126,10 @@ const I8 = 0, I16 = 1;
     i32x4.add(i32x4.dot_i16x8_s(v128.load(x, 64), v128.load(w, 64)), i32x4.dot_i16x8_s(v128.load(x, 96), v128.load(w, 96))));
 }
 
-/** Sum over the tail blocks [b0, nb) of one row and token, centred (I8) and scaled. */
+/**
+ * Sum over the tail blocks [b0, nb) of one row and token, centred (I8) and scaled. Never reached by
+ * q4_k, whose rows are whole super-blocks (K % 256 == 0), so every block lies in a full group.
+ */
 @inline function tailBlocks(kind: i32, w: usize, sw: usize, x: usize, sx: usize, cx: usize, b0: usize, nb: usize): f32 {
   const stride = blockBytes(kind) << 1; // a block's vectors, interleaved with the pair's other row
   let s: f32 = 0;
@@ -121,10 +150,28 @@ const I8 = 0, I16 = 1;
   return kind == I8 ? i16x8.add(acc, p) : i32x4.add(acc, p);
 }
 
-/** A group's accumulator (lane j = block j) centred (I8), converted and scaled into acc. */
-@inline function groupInto(kind: i32, acc: v128, d: v128, c: usize, sw: v128, sx: usize): v128 {
-  const dot = kind == I8 ? i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(c)) : d;
-  return madd(f32x4.convert_i32x4_s(dot), f32x4.mul(sw, v128.load(sx)), acc);
+/**
+ * A token's share of a group's scaling, loaded once for the rows of a tile: its corrections at c as
+ * they are (I8 q4_0's centring), or for q4_k (k) converted and times the activation scales sx (the min
+ * term's activation side, 8 * sum * sx); nothing for I16 q4_0 / q8_0.
+ */
+@inline function tokenCorrections(kind: i32, k: bool, c: usize, sx: v128): v128 {
+  if (k) return f32x4.mul(f32x4.convert_i32x4_s(v128.load(c)), sx);
+  return kind == I8 ? v128.load(c) : sx;
+}
+
+/**
+ * A group's accumulator (lane j = block j) centred (I8 q4_0: corrections cv), converted and scaled
+ * into acc by the weight scales sw and the activation scales sx; for q4_k (k) sx * sw * dot + mn * cv,
+ * with sw = d * sc, mn = -dmin * m / 8 and cv = tokenCorrections = 8 * sum * sx.
+ */
+@inline function groupInto(kind: i32, k: bool, acc: v128, d: v128, cv: v128, sw: v128, mn: v128, sx: v128): v128 {
+  if (k) {
+    const dot = kind == I8 ? i32x4.extadd_pairwise_i16x8_s(d) : d;
+    return madd(mn, cv, madd(f32x4.convert_i32x4_s(dot), f32x4.mul(sw, sx), acc));
+  }
+  const dot = kind == I8 ? i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), cv) : d;
+  return madd(f32x4.convert_i32x4_s(dot), f32x4.mul(sw, sx), acc);
 }
 
 /**
@@ -134,7 +181,8 @@ const I8 = 0, I16 = 1;
  * compile-time constants at every call. 2 x 2 keeps 4 integer and 4 f32 accumulators plus 4 loads in
  * V8's 16 vector registers.
  */
-@inline function tile(kind: i32, two_rows: bool, two_tokens: bool, w0: usize, sw0: usize, x0: usize, s0: usize, c0: usize, nb: usize, N: i32, out: usize, col: i32, bias: usize): void {
+@inline function tile(kind: i32, k: bool, two_rows: bool, two_tokens: bool, w0: usize, sw0: usize, x0: usize, s0: usize, c0: usize, nb: usize, N: i32, out: usize, col: i32, bias: usize): void {
+  const mo = <usize>PANEL * (nb << 2); // q4_k: from a row's d * sc to its -dmin * m / 8 in the panel
   const bb = blockBytes(kind);
   const w1 = w0 + 16, sw1 = sw0 + (nb << 2);
   const x1 = x0 + 16, s1 = s0 + (nb << 2), c1 = c0 + (nb << 2);
@@ -154,13 +202,15 @@ const I8 = 0, I16 = 1;
       }
     }
     const sc = b << 2;
-    const wsa = v128.load(sw0 + sc);
-    a00 = groupInto(kind, a00, d00, c0 + sc, wsa, s0 + sc);
-    if (two_tokens) a01 = groupInto(kind, a01, d01, c1 + sc, wsa, s1 + sc);
+    const wsa = v128.load(sw0 + sc), mna = k ? v128.load(sw0 + mo + sc) : wsa;
+    const sx0 = v128.load(s0 + sc), cv0 = tokenCorrections(kind, k, c0 + sc, sx0);
+    const sx1 = two_tokens ? v128.load(s1 + sc) : sx0, cv1 = two_tokens ? tokenCorrections(kind, k, c1 + sc, sx1) : cv0;
+    a00 = groupInto(kind, k, a00, d00, cv0, wsa, mna, sx0);
+    if (two_tokens) a01 = groupInto(kind, k, a01, d01, cv1, wsa, mna, sx1);
     if (two_rows) {
-      const wsb = v128.load(sw1 + sc);
-      a10 = groupInto(kind, a10, d10, c0 + sc, wsb, s0 + sc);
-      if (two_tokens) a11 = groupInto(kind, a11, d11, c1 + sc, wsb, s1 + sc);
+      const wsb = v128.load(sw1 + sc), mnb = k ? v128.load(sw1 + mo + sc) : wsb;
+      a10 = groupInto(kind, k, a10, d10, cv0, wsb, mnb, sx0);
+      if (two_tokens) a11 = groupInto(kind, k, a11, d11, cv1, wsb, mnb, sx1);
     }
   }
   const o0 = out + (<usize>col << 2);
@@ -180,9 +230,9 @@ const I8 = 0, I16 = 1;
  * apart per token): the main tile. Eight integer accumulators, two weight vectors and one activation
  * vector stay in registers; the eight f32 accumulators, touched once per group, are V8's to spill.
  */
-@inline function tile24(kind: i32, w0: usize, sw0: usize, x0: usize, xPair: usize, s0: usize, c0: usize, nb: usize, N: i32, out: usize, col: i32, bias: usize): void {
+@inline function tile24(kind: i32, k: bool, w0: usize, sw0: usize, x0: usize, xPair: usize, s0: usize, c0: usize, nb: usize, N: i32, out: usize, col: i32, bias: usize): void {
   const bb = blockBytes(kind);
-  const rs = nb << 2;
+  const rs = nb << 2, mo = <usize>PANEL * rs; // mo: q4_k's -dmin * m / 8 after the panel's d * sc
   const nb4 = nb & ~3, groupBytes = bb << 3;
   let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
   let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
@@ -203,10 +253,15 @@ const I8 = 0, I16 = 1;
     }
     const sc = b << 2;
     const wsa = v128.load(sw0 + sc), wsb = v128.load(sw0 + rs + sc);
-    a00 = groupInto(kind, a00, d00, c0 + sc, wsa, s0 + sc); a10 = groupInto(kind, a10, d10, c0 + sc, wsb, s0 + sc);
-    a01 = groupInto(kind, a01, d01, c0 + rs + sc, wsa, s0 + rs + sc); a11 = groupInto(kind, a11, d11, c0 + rs + sc, wsb, s0 + rs + sc);
-    a02 = groupInto(kind, a02, d02, c0 + 2 * rs + sc, wsa, s0 + 2 * rs + sc); a12 = groupInto(kind, a12, d12, c0 + 2 * rs + sc, wsb, s0 + 2 * rs + sc);
-    a03 = groupInto(kind, a03, d03, c0 + 3 * rs + sc, wsa, s0 + 3 * rs + sc); a13 = groupInto(kind, a13, d13, c0 + 3 * rs + sc, wsb, s0 + 3 * rs + sc);
+    const mna = k ? v128.load(sw0 + mo + sc) : wsa, mnb = k ? v128.load(sw0 + mo + rs + sc) : wsb;
+    let sx = v128.load(s0 + sc), cv = tokenCorrections(kind, k, c0 + sc, sx);
+    a00 = groupInto(kind, k, a00, d00, cv, wsa, mna, sx); a10 = groupInto(kind, k, a10, d10, cv, wsb, mnb, sx);
+    sx = v128.load(s0 + rs + sc); cv = tokenCorrections(kind, k, c0 + rs + sc, sx);
+    a01 = groupInto(kind, k, a01, d01, cv, wsa, mna, sx); a11 = groupInto(kind, k, a11, d11, cv, wsb, mnb, sx);
+    sx = v128.load(s0 + 2 * rs + sc); cv = tokenCorrections(kind, k, c0 + 2 * rs + sc, sx);
+    a02 = groupInto(kind, k, a02, d02, cv, wsa, mna, sx); a12 = groupInto(kind, k, a12, d12, cv, wsb, mnb, sx);
+    sx = v128.load(s0 + 3 * rs + sc); cv = tokenCorrections(kind, k, c0 + 3 * rs + sc, sx);
+    a03 = groupInto(kind, k, a03, d03, cv, wsa, mna, sx); a13 = groupInto(kind, k, a13, d13, cv, wsb, mnb, sx);
   }
   const next = <usize>N << 2;
   const o0 = out + (<usize>col << 2), o1 = o0 + next, o2 = o1 + next, o3 = o2 + next;
@@ -225,24 +280,25 @@ const I8 = 0, I16 = 1;
 
 /**
  * Columns n0..n1 of out[T, N] (+ bias): panels of 16 rows unpacked into `scratch` (16 rows of K values
- * in the operand layout, then their f32 scales), every pair of tokens run past each pair of rows.
+ * in the operand layout, then their f32 scales, and for q4_k their f32 mins), every pair of tokens run
+ * past each pair of rows.
  */
-@inline function integerGemm(kind: i32, q4: bool, n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+@inline function integerGemm(kind: i32, q4: bool, k: bool, n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5);
   const rowBytes = nb * blockBytes(kind), rowScales = nb << 2;
   const pq = scratch, ps = scratch + <usize>PANEL * rowBytes;
   for (let p = n0; p < n1; p += PANEL) {
     const rows = min(PANEL, n1 - p);
-    unpackPanel(kind, q4, wq, ws, pq, ps, K, N, p, rows);
+    unpackPanel(kind, q4, k, wq, ws, pq, ps, K, N, p, rows);
     let t = 0;
     for (; t + 4 <= T; t += 4) {
       const x0 = gemmRow(xq, t, rowBytes), s0 = xs + <usize>t * rowScales, c0 = xsum + <usize>t * rowScales;
       const o = out + <usize>t * (<usize>N << 2);
       let r = 0;
-      for (; r + 2 <= rows; r += 2) tile24(kind, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, rowBytes << 1, s0, c0, nb, N, o, p + r, bias);
+      for (; r + 2 <= rows; r += 2) tile24(kind, k, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, rowBytes << 1, s0, c0, nb, N, o, p + r, bias);
       if (r < rows) {
-        tile(kind, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
-        tile(kind, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0 + (rowBytes << 1), s0 + 2 * rowScales, c0 + 2 * rowScales, nb, N, o + 2 * (<usize>N << 2), p + r, bias);
+        tile(kind, k, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
+        tile(kind, k, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0 + (rowBytes << 1), s0 + 2 * rowScales, c0 + 2 * rowScales, nb, N, o + 2 * (<usize>N << 2), p + r, bias);
       }
     }
     for (; t < T; t += 2) {
@@ -250,11 +306,11 @@ const I8 = 0, I16 = 1;
       const o = out + <usize>t * (<usize>N << 2);
       let r = 0;
       if (t + 2 <= T) {
-        for (; r + 2 <= rows; r += 2) tile(kind, true, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
-        if (r < rows) tile(kind, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
+        for (; r + 2 <= rows; r += 2) tile(kind, k, true, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
+        if (r < rows) tile(kind, k, false, true, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
       } else {
-        for (; r + 2 <= rows; r += 2) tile(kind, true, false, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
-        if (r < rows) tile(kind, false, false, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
+        for (; r + 2 <= rows; r += 2) tile(kind, k, true, false, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
+        if (r < rows) tile(kind, k, false, false, gemmRow(pq, r, rowBytes), ps + <usize>r * rowScales, x0, s0, c0, nb, N, o, p + r, bias);
       }
     }
   }
@@ -262,15 +318,25 @@ const I8 = 0, I16 = 1;
 
 /** q4_0 weights against int8 activations from quantize_q8x4 (relaxed SIMD); scratch: 16*K + 2*K bytes. */
 export function matmul_q4_0_i8_gemm(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  integerGemm(I8, true, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  integerGemm(I8, true, false, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
 }
 
 /** q4_0 weights against int16 activations from quantize_q16x4 (xsum unused); scratch: 32*K + 2*K bytes. */
 export function matmul_q4_0_i16_gemm(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  integerGemm(I16, true, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  integerGemm(I16, true, false, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/** q4_k weights (ws unused) against int8 activations from quantize_q8x4 (relaxed SIMD); scratch: 16*K + 4*K bytes. */
+export function matmul_q4_k_i8_gemm(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  integerGemm(I8, true, true, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/** q4_k weights (ws unused) against int16 activations from quantize_q16x4; scratch: 32*K + 4*K bytes. */
+export function matmul_q4_k_i16_gemm(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  integerGemm(I16, true, true, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
 }
 
 /** q8_0 weights against int16 activations from quantize_q16x4 (xsum unused); scratch: 32*K + 2*K bytes. */
 export function matmul_q8_0_i16_gemm(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  integerGemm(I16, false, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  integerGemm(I16, false, false, n0, n1, scratch, xq, xs, xsum, wq, ws, bias, out, T, K, N);
 }

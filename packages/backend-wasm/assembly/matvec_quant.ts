@@ -1,5 +1,5 @@
-// Decode matmuls (passes of up to 9 tokens for q8_0 and 15 for q4_0: quantGemmMinTokens in backend.ts)
-// for q8_0 weights, and for q4_0 weights in the relaxed build, against quantized activations
+// Decode matmuls (passes of up to 9 tokens for q8_0 and 15 for q4_0 / q4_k: quantGemmMinTokens in
+// backend.ts) for q8_0 weights, and for q4_0 and q4_k weights in the relaxed build, against quantized activations
 // (quantize_act.ts). Every block product is an exact integer dot product,
 // converted and scaled once per group of four blocks by four weight scales (f16, widened by SIMD)
 // times four activation scales.
@@ -29,8 +29,15 @@
 //           at a time (0.99x at K = 18944, where the activations, then in the GEMMs' token-pair layout,
 //           outgrew L1); activations in dense rows (quantize_q8x4_dense), 1.04-1.2x; four rows at a time
 //           from sets of four, 1.07-1.45x two.
+//   q4_k    the q4_0 loops (q4Matmul with k = true): q4_k_layout.ts stores the nibbles as q4_0 groups
+//           with each super-block's 6-bit scales and mins, d and dmin in front of its groups, so only
+//           the scaling of a group's sums differs: pmaddwd against the scales (in lane pairs) sums
+//           each block's pair and multiplies by its scale in one op, then d and the min term
+//           dmin * m * sum(xq) with the activations' per-block sums (q4kGroupInto). Decode within a
+//           few % of q4_0 at Qwen2 shapes (bench/matmul.mjs --formats=q4_0,q4_k --vs=q4_0).
 import { dot16, f16ToF32, f16x4sToF32, hsum, isum, madd } from './common';
-import { fullSetsEnd, groupStride, groupsAt, setStart, tailAt } from './quant_layout';
+import { q4kGroupAt, q4kScalesAt, q4kSetAt, q4kSuperAt, q4kUnitAt } from './q4_k_layout';
+import { fullSetsEnd, groupStride, groupsAt, setSize, setStart, tailAt } from './quant_layout';
 
 /**
  * q8_0 x int16 in the lane order of quantize_q16_q4 (evens of 0-15, evens of 16-31, odds of 0-15, odds
@@ -221,6 +228,44 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
   return madd(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extadd_pairwise_i16x8_s(d), v128.load(c))), f32x4.mul(scales4(sw), v128.load(sx)), acc);
 }
 
+/**
+ * The four activation-side factors of a q4_k group's min term: -sx * sum(xq) per block (the corrections
+ * at c hold 8 * sum(xq)). Shared by every row of a set.
+ */
+@inline function q4kMins(c: usize, sx: v128): v128 {
+  return f32x4.mul(f32x4.convert_i32x4_s(v128.load(c)), f32x4.mul(sx, f32x4.splat(-0.125)));
+}
+
+/**
+ * A q4_k group's i16 sums d into acc: sum_j sx_j * (d * sc_j * dot_j - dmin * m_j * sum_j), with the
+ * group's scales and mins at sm (q4_k_layout.ts) and its super-block's d, dmin at dd. pmaddwd against
+ * the scales duplicated into lane pairs adds the pair and multiplies by sc_j in one op, exactly (at
+ * most 30480 * 2 * 63 < 2^22, so the conversion is exact too); bm holds -sx_j * sum_j (q4kMins).
+ */
+@inline function q4kGroupInto(acc: v128, d: v128, sm: usize, dd: usize, sx: v128, bm: v128): v128 {
+  const scm = i16x8.extend_low_i8x16_u(v128.load64_zero(sm)); // scales in lanes 0-3, mins in 4-7
+  const sc = i16x8.shuffle(scm, scm, 0, 0, 1, 1, 2, 2, 3, 3);
+  const a = madd(f32x4.convert_i32x4_s(i32x4.dot_i16x8_s(d, sc)), f32x4.mul(sx, v128.load32_splat(dd)), acc);
+  return madd(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(scm)), f32x4.mul(bm, v128.load32_splat(dd, 4)), a);
+}
+
+/**
+ * Group b's i16 sums d of row i of a set into acc: q4_0 (k false: f16 scales at w + (b << 1), w the
+ * row's) or q4_k (k true: the unit u of a set of `size` rows, q4_k_layout.ts). k is a compile-time
+ * constant at every call. c, sx: the token's corrections and activation scales at the group; bm:
+ * q4kMins of the group (q4_k only).
+ */
+@inline function groupInto(k: bool, acc: v128, d: v128, w: usize, u: usize, size: usize, i: usize, b: usize, c: usize, sx: usize, bm: v128): v128 {
+  if (k) return q4kGroupInto(acc, d, u + q4kScalesAt(i, b), u + q4kSuperAt(size, i), v128.load(sx), bm);
+  return q4GroupInto(acc, d, c, w + (b << 1), sx);
+}
+
+/** Row 0's group of block b in a set of `size` rows (q4_0 or q4_k storage); row i's is i * 64 bytes further. */
+@inline function groupAt(k: bool, set: usize, size: usize, b: usize): usize {
+  // q4_0: (b / 4) groups of size * 64 bytes (b is a multiple of 4).
+  return k ? set + q4kUnitAt(size, b) + q4kGroupAt(size, b) : set + b * (size << 4);
+}
+
 /** One q4_0 block outside a full group (16 bytes at w; activations in natural order at x), centred and scaled. */
 @inline function q4TailBlock(w: usize, sw: usize, x: usize, sx: usize, c: usize, m: v128): f32 {
   const d = i32x4.extadd_pairwise_i16x8_s(nibbleDot(v128.load(w), v128.load(x), v128.load(x, 16), m));
@@ -234,23 +279,38 @@ function q8Row(r: usize, xq: usize, xs: usize, wq: usize, ws: usize, bias: usize
  * set in [n0, n1) run alone.
  */
 export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
-  const nb = <usize>(K >> 5), nb4 = nb & ~3, sb = nb << 1; // sb: one row's scale bytes
+  q4Matmul(false, n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/**
+ * q4_k weights (q4_k_layout.ts: q4_0's nibble groups with each super-block's scales, mins, d and dmin
+ * in front of them, one stream; ws unused) against int8 activations from quantize_q8x4_dense:
+ * matmul_q4_0_i8's loops, each group's dot products scaled by the 6-bit scales and the min term added
+ * (q4kGroupInto). Relaxed SIMD only.
+ */
+export function matmul_q4_k_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  q4Matmul(true, n0, n1, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+}
+
+/** matmul_q4_0_i8 (k false) and matmul_q4_k_i8 (k true). */
+@inline function q4Matmul(k: bool, n0: i32, n1: i32, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+  const nb = <usize>(K >> 5), nb4 = nb & ~3, sb = nb << 1; // sb: one q4_0 row's scale bytes
   const m = i8x16.splat(0x0f);
   let r = <usize>n0;
   // Rows before the first set boundary (a chunk that starts inside a set) alone.
-  for (; r < <usize>n1 && setStart(16, r, <usize>N) != r; r++) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  for (; r < <usize>n1 && setStart(16, r, <usize>N) != r; r++) q4Row(k, r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   const sets = min(<usize>n1, fullSetsEnd(16, <usize>N));
   for (; r + 4 <= sets; r += 4) {
     // Rows r..r+3, one set of four: each activation vector loaded once for the four rows.
-    const set = wq + groupsAt(16, r, <usize>N, nb), sw = ws + r * sb;
+    const set = wq + (k ? q4kSetAt(r, <usize>N, nb) : groupsAt(16, r, <usize>N, nb)), sw = ws + r * sb;
     let t: usize = 0;
-    for (; t + 2 <= <usize>T; t += 2) q4SetTwoTokens(set, sw, sb, r, m, xq, xs, xsum, out, t, K, N);
+    for (; t + 2 <= <usize>T; t += 2) q4SetTwoTokens(k, set, sw, sb, r, m, xq, xs, xsum, out, t, K, N);
     for (; t < <usize>T; t++) {
       const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b: usize = 0; b < nb4; b += 4) {
         // Group b of the four rows: 64 bytes each, one after another.
-        const g = set + (b << 6), x = xt + (b << 5);
+        const g = groupAt(k, set, 4, b), x = xt + (b << 5), u = set + q4kUnitAt(4, b);
         let d0 = i16x8.splat(0), d1 = i16x8.splat(0), d2 = i16x8.splat(0), d3 = i16x8.splat(0);
         for (let i: usize = 0; i < 64; i += 16) {
           const xl = v128.load(x + i), xh = v128.load(x + i, 64);
@@ -259,18 +319,19 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
           d2 = i16x8.add(d2, nibbleDot(v128.load(g + i, 128), xl, xh, m));
           d3 = i16x8.add(d3, nibbleDot(v128.load(g + i, 192), xl, xh, m));
         }
-        const c = ct + (b << 2), sx = st + (b << 2), w = sw + (b << 1);
-        a0 = q4GroupInto(a0, d0, c, w, sx);
-        a1 = q4GroupInto(a1, d1, c, w + sb, sx);
-        a2 = q4GroupInto(a2, d2, c, w + 2 * sb, sx);
-        a3 = q4GroupInto(a3, d3, c, w + 3 * sb, sx);
+        const c = ct + (b << 2), sx = st + (b << 2);
+        const bm = k ? q4kMins(c, v128.load(sx)) : v128.splat<i32>(0);
+        a0 = groupInto(k, a0, d0, sw, u, 4, 0, b, c, sx, bm);
+        a1 = groupInto(k, a1, d1, sw + sb, u, 4, 1, b, c, sx, bm);
+        a2 = groupInto(k, a2, d2, sw + 2 * sb, u, 4, 2, b, c, sx, bm);
+        a3 = groupInto(k, a3, d3, sw + 3 * sb, u, 4, 3, b, c, sx, bm);
       }
       const o = out + ((t * <usize>N + r) << 2);
       storeSums(o, a0, a1, a2, a3);
     }
-    if (nb4 < nb || bias) q4Tails(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+    if (nb4 < nb || bias) q4Tails(k, r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
   }
-  for (; r < <usize>n1; r++) q4Row(r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
+  for (; r < <usize>n1; r++) q4Row(k, r, m, xq, xs, xsum, wq, ws, bias, out, T, K, N);
 }
 
 /**
@@ -278,14 +339,14 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
  * once for both tokens, which a pass of several tokens (a short prompt, a speculative check) would
  * otherwise redo per token.
  */
-@inline function q4SetTwoTokens(set: usize, sw: usize, sb: usize, r: usize, m: v128, xq: usize, xs: usize, xsum: usize, out: usize, t: usize, K: i32, N: i32): void {
+@inline function q4SetTwoTokens(k: bool, set: usize, sw: usize, sb: usize, r: usize, m: v128, xq: usize, xs: usize, xsum: usize, out: usize, t: usize, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
   const xt = xq + t * <usize>K, xu = xt + <usize>K;
   const st = xs + ((t * nb) << 2), su = st + (nb << 2), ct = xsum + ((t * nb) << 2), cu = ct + (nb << 2);
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
   for (let b: usize = 0; b < nb4; b += 4) {
-    const g = set + (b << 6), x = xt + (b << 5), y = xu + (b << 5);
+    const g = groupAt(k, set, 4, b), x = xt + (b << 5), y = xu + (b << 5), u = set + q4kUnitAt(4, b);
     let d0 = i16x8.splat(0), d1 = i16x8.splat(0), d2 = i16x8.splat(0), d3 = i16x8.splat(0);
     let e0 = i16x8.splat(0), e1 = i16x8.splat(0), e2 = i16x8.splat(0), e3 = i16x8.splat(0);
     for (let i: usize = 0; i < 64; i += 16) {
@@ -307,11 +368,12 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
       d3 = i16x8.add(d3, i16x8.add(dot16(xl, lo), dot16(xh, hi)));
       e3 = i16x8.add(e3, i16x8.add(dot16(yl, lo), dot16(yh, hi)));
     }
-    const w = sw + (b << 1), cx = ct + (b << 2), sx = st + (b << 2), cy = cu + (b << 2), sy = su + (b << 2);
-    a0 = q4GroupInto(a0, d0, cx, w, sx); b0 = q4GroupInto(b0, e0, cy, w, sy);
-    a1 = q4GroupInto(a1, d1, cx, w + sb, sx); b1 = q4GroupInto(b1, e1, cy, w + sb, sy);
-    a2 = q4GroupInto(a2, d2, cx, w + 2 * sb, sx); b2 = q4GroupInto(b2, e2, cy, w + 2 * sb, sy);
-    a3 = q4GroupInto(a3, d3, cx, w + 3 * sb, sx); b3 = q4GroupInto(b3, e3, cy, w + 3 * sb, sy);
+    const cx = ct + (b << 2), sx = st + (b << 2), cy = cu + (b << 2), sy = su + (b << 2);
+    const bx = k ? q4kMins(cx, v128.load(sx)) : v128.splat<i32>(0), by = k ? q4kMins(cy, v128.load(sy)) : v128.splat<i32>(0);
+    a0 = groupInto(k, a0, d0, sw, u, 4, 0, b, cx, sx, bx); b0 = groupInto(k, b0, e0, sw, u, 4, 0, b, cy, sy, by);
+    a1 = groupInto(k, a1, d1, sw + sb, u, 4, 1, b, cx, sx, bx); b1 = groupInto(k, b1, e1, sw + sb, u, 4, 1, b, cy, sy, by);
+    a2 = groupInto(k, a2, d2, sw + 2 * sb, u, 4, 2, b, cx, sx, bx); b2 = groupInto(k, b2, e2, sw + 2 * sb, u, 4, 2, b, cy, sy, by);
+    a3 = groupInto(k, a3, d3, sw + 3 * sb, u, 4, 3, b, cx, sx, bx); b3 = groupInto(k, b3, e3, sw + 3 * sb, u, 4, 3, b, cy, sy, by);
   }
   const o = out + ((t * <usize>N + r) << 2), p = o + (<usize>N << 2);
   storeSums(o, a0, a1, a2, a3);
@@ -319,36 +381,49 @@ export function matmul_q4_0_i8(n0: i32, n1: i32, scratch: usize, xq: usize, xs: 
 }
 
 /** Adds rows r..r+3's blocks outside full groups and their biases to their outputs, every token. */
-function q4Tails(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+function q4Tails(k: bool, r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5);
   for (let t: usize = 0; t < <usize>T; t++) {
     const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
     for (let i: usize = 0; i < 4; i++) {
       const o = out + ((t * <usize>N + r + i) << 2);
-      store<f32>(o, load<f32>(o) + q4Tail(r + i, m, xt, st, ct, wq, ws, bias, K, N));
+      store<f32>(o, load<f32>(o) + q4Tail(k, r + i, m, xt, st, ct, wq, ws, bias, K, N));
     }
   }
 }
 
-/** Row r's blocks outside full groups against token xt (scales st, corrections ct), plus its bias. */
-@inline function q4Tail(r: usize, m: v128, xt: usize, st: usize, ct: usize, wq: usize, ws: usize, bias: usize, K: i32, N: i32): f32 {
+/**
+ * Row r's blocks outside full groups against token xt (scales st, corrections ct), plus its bias. q4_k
+ * rows are whole super-blocks (K % 256 == 0): no block of theirs lies outside a full group, only the bias.
+ */
+@inline function q4Tail(k: bool, r: usize, m: v128, xt: usize, st: usize, ct: usize, wq: usize, ws: usize, bias: usize, K: i32, N: i32): f32 {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const tail = wq + tailAt(16, r, <usize>N, nb), sw = ws + ((r * nb) << 1);
   let s: f32 = bias ? load<f32>(bias + (r << 2)) : 0;
+  if (k) return s;
+  const tail = wq + tailAt(16, r, <usize>N, nb), sw = ws + ((r * nb) << 1);
   for (let b = nb4; b < nb; b++) s += q4TailBlock(tail + ((b - nb4) << 4), sw + (b << 1), xt + (b << 5), st + (b << 2), ct + (b << 2), m);
   return s;
 }
 
-/** Row r of matmul_q4_0_i8 on its own (outside a full set of four, or a chunk boundary inside one). */
-function q4Row(r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
+/**
+ * Row r of q4Matmul on its own (outside a full set of four, or a chunk boundary inside one). k is a
+ * run-time flag here: these rows are few, and one copy of the function serves both formats.
+ */
+function q4Row(k: bool, r: usize, m: v128, xq: usize, xs: usize, xsum: usize, wq: usize, ws: usize, bias: usize, out: usize, T: i32, K: i32, N: i32): void {
   const nb = <usize>(K >> 5), nb4 = nb & ~3;
-  const groups = wq + groupsAt(16, r, <usize>N, nb), gs = groupStride(16, r, <usize>N);
-  const sw = ws + ((r * nb) << 1);
+  // The row's place in its set: its groups are i * 64 bytes into the set's.
+  const size = setSize(16, r, <usize>N), i = r - setStart(16, r, <usize>N);
+  const set = wq + (k ? q4kSetAt(r, <usize>N, nb) : groupsAt(16, r, <usize>N, nb) - (i << 6)), sw = ws + ((r * nb) << 1);
   for (let t: usize = 0; t < <usize>T; t++) {
     const xt = xq + t * <usize>K, st = xs + ((t * nb) << 2), ct = xsum + ((t * nb) << 2);
     let a = f32x4.splat(0);
-    for (let b: usize = 0; b < nb4; b += 4) a = q4GroupInto(a, q4Group(groups + (b >> 2) * gs, xt + (b << 5), m), ct + (b << 2), sw + (b << 1), st + (b << 2));
-    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q4Tail(r, m, xt, st, ct, wq, ws, bias, K, N));
+    for (let b: usize = 0; b < nb4; b += 4) {
+      const d = q4Group(groupAt(k, set, size, b) + (i << 6), xt + (b << 5), m);
+      const c = ct + (b << 2), sx = st + (b << 2), u = set + q4kUnitAt(size, b);
+      if (k) a = groupInto(true, a, d, sw, u, size, i, b, c, sx, q4kMins(c, v128.load(sx)));
+      else a = groupInto(false, a, d, sw, u, size, i, b, c, sx, v128.splat<i32>(0));
+    }
+    store<f32>(out + ((t * <usize>N + r) << 2), hsum(a) + q4Tail(k, r, m, xt, st, ct, wq, ws, bias, K, N));
   }
 }
 

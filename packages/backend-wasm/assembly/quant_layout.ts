@@ -16,6 +16,9 @@
 // most shapes (q4_0, K = 1024, 1536, 2048, 3584, 4864); interleaved, 1.15-1.29x at every shape, and
 // sets of four rows another 1.0-1.4x (q4_0) and 0.97-1.3x (q8_0) (A/B per matvec, one thread, weights
 // streamed from memory).
+//
+// q4_k (q4_k_layout.ts) stores its nibbles as these q4_0 groups, in the same sets of rows, with its
+// scales and mins inside the stream (one unit per super-block of the set's rows).
 import { transposed4 } from './common';
 
 /** Whether this build stores q4_0 weights interleaved (a compile-time constant). */
@@ -150,7 +153,7 @@ export function relayout_q4_0(q: usize, rows: i32, K: i32, scratch: usize): void
  * The 16 natural bytes of block j out of the four interleaved group vectors at g. The transpose is its
  * own inverse: word i of block j is word j of group vector i.
  */
-@inline function blockOfGroup(g: usize, j: usize): v128 {
+@inline export function blockOfGroup(g: usize, j: usize): v128 {
   const v0 = v128.load(g), v1 = v128.load(g, 16), v2 = v128.load(g, 32), v3 = v128.load(g, 48);
   return j == 0 ? transposed4(v0, v1, v2, v3, 0) : j == 1 ? transposed4(v0, v1, v2, v3, 1) : j == 2 ? transposed4(v0, v1, v2, v3, 2) : transposed4(v0, v1, v2, v3, 3);
 }

@@ -1,7 +1,8 @@
 // Activation quantizers of the q8_0/q4_0 decode kernels (matvec_quant.ts) and GEMMs (matmul_quant.ts): each 32-value block of
 // x[T, K] (K % 32 == 0) gets an f32 scale in xs[T, K/32] and integer quants in xq; the q4_0 layouts
 // also store 8 * (sum of the block's quants) as one i32 per block in xsum[T, K/32], so that the
-// weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight.
+// weights' centring (nibble - 8) is one exact integer subtraction per block instead of one per weight
+// (and q4_k's min term, dmin * m * sum, one multiply per block: q4_k_layout.ts).
 //   quantize_q16_q4  int16, d = amax / 32767, in a lane order   (q4_0 decode with plain SIMD)
 //   quantize_q8x4    int8, d = amax / 127 (ggml's q8_0), in the GEMMs' layout (q4_0 prefill with relaxed SIMD)
 //   quantize_q8x4_dense  the same quants in dense rows (q4_0 decode with relaxed SIMD)

@@ -38,6 +38,13 @@ export function randomWeight(format, rows, cols, seed) {
     for (let i = 0; i < n; i++) data[i] = base | (r() < 0.5 ? 0x8000 : 0) | Math.floor(r() * (format === 'bf16' ? 0x100 : 0x800));
     return { host: { format, rows, cols, data } };
   }
+  if (format === 'q4_k') {
+    // ggml's Q4_K blocks of random bytes (any 12 bytes are valid 6-bit scales and mins), d and dmin 2^-12.
+    const blocks = new Uint8Array((n / 256) * 144);
+    for (let i = 0; i < blocks.length; i++) blocks[i] = Math.floor(r() * 256);
+    for (let at = 0; at < blocks.length; at += 144) blocks.set([0x00, 0x0c, 0x00, 0x0c], at);
+    return { host: { format, rows, cols, blocks } };
+  }
   const scales = new Uint16Array(n / 32).fill(0x1c00); // f16 2^-8
   if (format === 'q8_0') {
     const quants = new Int8Array(n);

@@ -1,14 +1,14 @@
-import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, expectShape } from '@qwen2-ts/core';
+import { argmax as argmaxRow, checkBeginPass, checkEndPass, checkKVCacheSpec, checkLayer, checkTokenIds, dequantizeQ4_KRow, expectShape, QK_K } from '@qwen2-ts/core';
 import type {
   AttentionSpec, Backend, BackendInfo, HostWeight, KVCache, KVCacheSpec, SamplingParams, Tensor, Weight, WeightFormat,
 } from '@qwen2-ts/core';
 import { Arena } from './arena.js';
 import { sampleInKernels } from './sampler.js';
 import { hasSimd, kernelBytes, MAX_PAGES, relaxedSimdAvailable, type ParallelKernel } from './kernels.js';
-import { BackendUsageError, storedBytes, storedParts, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
+import { BackendUsageError, q4kHostOffset, storedBytes, storedParts, validateHostWeight, WasmKVCache, WasmTensor, WasmWeight } from './objects.js';
 import { MAX_THREADS, ThreadPool } from './pool.js';
 
-const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const FORMATS: readonly WeightFormat[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'];
 const GiB = 1024 ** 3;
 /** Rows of a weight widened or unpacked at once by the GEMMs (matches PANEL in assembly/matmul_float.ts). */
 const PANEL = 16;
@@ -34,8 +34,9 @@ const WIDEN_HISTORY_MIN_TOKENS = 2;
  * q4_0's int16 one only below 4 (it reads nibbles at half the int8 kernel's speed).
  * @internal
  */
-export function quantGemmMinTokens(format: 'q8_0' | 'q4_0', int8: boolean): number {
+export function quantGemmMinTokens(format: 'q8_0' | 'q4_0' | 'q4_k', int8: boolean): number {
   if (format === 'q8_0') return 10;
+  // q4_k runs q4_0's kernels with another scaling per group: q4_0's crossover.
   return int8 ? 16 : 4;
 }
 
@@ -67,9 +68,9 @@ export interface WasmBackendOptions {
   memoryWeightBytes?: number;
   /**
    * Use relaxed SIMD when the engine has it and it passes a self-test at start (default true): fused
-   * multiply-adds in the float kernels (prefill about 1.2x faster) and int8 dot products for q4_0
-   * (decode about 1.3x, prefill 1.4x faster, with ggml's int8 activation rounding). `false` keeps plain SIMD128 (int16
-   * activations for q4_0 too: 256x less activation rounding). On Node 20 this switches on V8's
+   * multiply-adds in the float kernels (prefill about 1.2x faster) and int8 dot products for q4_0 and
+   * q4_k (decode about 1.3x, prefill 1.4x faster, with ggml's int8 activation rounding). `false` keeps plain SIMD128 (int16
+   * activations for q4_0 and q4_k too: 256x less activation rounding). On Node 20 this switches on V8's
    * `--experimental-wasm-relaxed-simd` for the process (Node 21+ and Chromium-based browsers ship it).
    */
   relaxedSimd?: boolean;
@@ -103,8 +104,12 @@ const QUANTIZE_SLICE_BLOCKS = 16384;
  * amax/32767): the block dot products are exact integers, the only extra error is the activation
  * rounding (relative 1.5e-5). q4_0 weights do too with plain SIMD128; with relaxed SIMD they meet int8
  * activations (amax/127, exactly ggml's q8_0 rounding, as llama.cpp does), 1.3x faster in decode and
- * 1.6x in prefill. The same holds for decode kernels (passes of few tokens, see `quantGemmMinTokens`) and GEMMs. The
- * KV cache is f32; RMSNorm sums squares in f64; RoPE angles are computed in f64.
+ * 1.6x in prefill. q4_k weights (ggml's Q4_K blocks, uploaded as they are and repacked in place:
+ * assembly/q4_k_layout.ts) run q4_0's kernels with the same activations; their scales and mins are
+ * applied per 32-value block in f32 (d * sc and dmin * m exact), so an embedding row equals ggml's
+ * dequantization bit for bit. The same holds for decode kernels (passes of few tokens, see
+ * `quantGemmMinTokens`) and GEMMs. The KV cache is f32; RMSNorm sums squares in f64; RoPE angles are
+ * computed in f64.
  *
  * Memory: activations, KV caches and the first {@link WasmBackendOptions.firstMemoryWeightBytes} of
  * weights share memory 0; further weights fill extra memories (each with its own kernel instance in
@@ -201,6 +206,13 @@ export class WasmBackend implements Backend {
     if (weight.rows === 1 && weight.format !== 'f32') weight = { format: 'f32', rows: 1, cols: weight.cols, data: dequantizeVector(weight) };
     const bytes = storedBytes(weight);
     const arena = weight.rows === 1 ? this.arenas[0]! : await this.arenaFor(bytes);
+    if (weight.format === 'q4_k') {
+      // ggml's blocks go to the end of the storage, where finishUpload repacks them in place.
+      const ptrs = this.allocParts(arena, storedParts('q4_k', weight.rows, weight.cols), name, bytes);
+      arena.u8.set(weight.blocks, ptrs[0]! + q4kHostOffset(weight.rows, weight.cols));
+      arena.weightBytes += bytes;
+      return this.finishUpload(weight, name, arena, ptrs, bytes);
+    }
     const parts = weight.format === 'q8_0' || weight.format === 'q4_0' ? [asBytes(weight.quants), asBytes(weight.scales)] : [asBytes(weight.data)];
     const ptrs = this.allocParts(arena, parts.map((p) => p.byteLength), name, bytes);
     parts.forEach((p, i) => arena.u8.set(p, ptrs[i]!));
@@ -260,6 +272,9 @@ export class WasmBackend implements Backend {
     if (!FORMATS.includes(format) || !Number.isInteger(rows) || !Number.isInteger(cols) || rows < 2 || cols < 1 || ((format === 'q8_0' || format === 'q4_0') && cols % 32 !== 0)) {
       throw new BackendUsageError(`weightBuffer: cannot hold '${name}' as ${format} [${rows}, ${cols}]`);
     }
+    if (format === 'q4_k' && cols % QK_K !== 0) {
+      throw new BackendUsageError(`weightBuffer: cannot hold '${name}' as q4_k [${rows}, ${cols}]: q4_k needs cols % ${QK_K} === 0 (whole super-blocks of ${QK_K} values)`);
+    }
     const n = rows * cols;
     // Bytes of each part, in uploadWeight's order: quants then scales, or the data.
     const sizes = storedParts(format, rows, cols);
@@ -275,6 +290,8 @@ export class WasmBackend implements Backend {
     let host: HostWeight;
     if (format === 'q8_0') host = { format, rows, cols, quants: new Int8Array(buf, ptrs[0]!, n), scales: new Uint16Array(buf, ptrs[1]!, n / 32) };
     else if (format === 'q4_0') host = { format, rows, cols, quants: new Uint8Array(buf, ptrs[0]!, n / 2), scales: new Uint16Array(buf, ptrs[1]!, n / 32) };
+    // ggml's blocks fill the end of the storage; uploadWeight repacks them in place (assembly/q4_k_layout.ts).
+    else if (format === 'q4_k') host = { format, rows, cols, blocks: new Uint8Array(buf, ptrs[0]! + q4kHostOffset(rows, cols), bytes - q4kHostOffset(rows, cols)) };
     else if (format === 'f32') host = { format, rows, cols, data: new Float32Array(buf, ptrs[0]!, n) };
     else host = { format, rows, cols, data: new Uint16Array(buf, ptrs[0]!, n) };
     this.buffers.set(host, { arena, ptrs, bytes });
@@ -308,12 +325,17 @@ export class WasmBackend implements Backend {
     return ptrs;
   }
 
-  /** The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their kernels read them; and store rows in interleaved sets: assembly/quant_layout.ts) and the Weight. */
+  /**
+   * The stored layout (q8_0, and q4_0 in the relaxed build, interleave groups of four blocks as their
+   * kernels read them; and store rows in interleaved sets: assembly/quant_layout.ts; q4_k's blocks are
+   * repacked into q4_0's storage plus scales and mins: assembly/q4_k_layout.ts) and the Weight.
+   */
   private finishUpload(weight: HostWeight, name: string, arena: Arena, ptrs: readonly number[], bytes: number): Weight {
     // The relayout passes one set of rows through scratch: SET_ROWS rows of quants.
     const setScratch = (): number => arena.scratchBlock('relayout', SET_ROWS * storedParts(weight.format, 1, weight.cols)[0]!);
     if (weight.format === 'q4_0' && this.relaxed) arena.kernels.relayout_q4_0(ptrs[0]!, weight.rows, weight.cols, setScratch());
     if (weight.format === 'q8_0') arena.kernels.relayout_q8_0(ptrs[0]!, weight.rows, weight.cols, setScratch());
+    if (weight.format === 'q4_k') arena.kernels.repack_q4_k(ptrs[0]!, weight.rows, weight.cols, setScratch());
     const w = new WasmWeight(this, name, weight.format, weight.rows, weight.cols, bytes, arena, ptrs[0]!, ptrs[1] ?? 0);
     this.weights.add(w);
     return w;
@@ -398,6 +420,7 @@ export class WasmBackend implements Backend {
       const sOff = w.scales + id * (w.cols / 32) * 2;
       if (w.format === 'f16' || w.format === 'bf16') k.dequant_half(w.ptr + id * w.cols * 2, target, w.cols, w.format === 'bf16' ? 1 : 0);
       else if (w.format === 'q8_0') k.dequant_q8_0(w.ptr, id, w.rows, sOff, target, w.cols);
+      else if (w.format === 'q4_k') k.dequant_q4_k(w.ptr, id, w.rows, target, w.cols);
       else k.dequant_q4_0(w.ptr, id, w.rows, sOff, target, w.cols);
       if (target !== dst) a0.f32.set(w.arena.f32.subarray(target >>> 2, (target >>> 2) + rowFloats), dst >>> 2);
     }
@@ -424,7 +447,7 @@ export class WasmBackend implements Backend {
       expectShape(os[i]!, a.rows, w.rows, `matmul out of '${w.name}'`);
       if (os[i]!.ptr === a.ptr) throw new BackendUsageError(`matmul: out of '${w.name}' must not alias x`);
     });
-    // Activations quantized once per memory for all q8_0/q4_0 weights of this call (q/k/v, gate/up).
+    // Activations quantized once per memory for all q8_0/q4_0/q4_k weights of this call (q/k/v, gate/up).
     const quantized = new Set<string>();
     ws.forEach((w, i) => this.matmulOne(a, w, bs[i], os[i]!, quantized));
   }
@@ -705,12 +728,15 @@ export class WasmBackend implements Backend {
         return;
       }
       case 'q8_0':
-      case 'q4_0': {
+      case 'q4_0':
+      case 'q4_k': {
         // Activations quantized once per memory and layout for all weights of this call (decode
-        // kernels and GEMMs read different layouts). q4_0 under relaxed SIMD: int8 (ggml's q8_0
-        // rounding) for relaxed int8 dot products, 1.3x the int16 kernel in whole-model decode.
-        // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster).
-        const int8 = this.relaxed && w.format === 'q4_0';
+        // kernels and GEMMs read different layouts). q4_0 and q4_k under relaxed SIMD: int8 (ggml's
+        // q8_0 rounding) for relaxed int8 dot products, 1.3x the int16 kernel in whole-model decode.
+        // Otherwise int16 (q8_0 keeps int16 everywhere: its int8 kernel was no faster). q4_k shares
+        // q4_0's layouts, kernels' loops and thresholds (assembly/q4_k_layout.ts).
+        const q4k = w.format === 'q4_k';
+        const int8 = this.relaxed && w.format !== 'q8_0';
         const gemm = T >= (this.options.quantGemmMinTokens ?? quantGemmMinTokens(w.format, int8));
         // int8 decode reads the GEMMs' grouping in dense rows (half the cache of the paired layout at T = 1).
         const layout = int8 ? (gemm ? 'i8x4' : 'i8d') : gemm ? 'i16x4' : w.format === 'q8_0' ? 'i16q8' : 'i16';
@@ -725,13 +751,15 @@ export class WasmBackend implements Backend {
           quantized?.add(key);
         }
         if (gemm) {
-          const stride = PANEL * K * (int8 ? 1 : 2) + PANEL * (K / 32) * 4;
+          // A panel's quants and f32 block scales (q4_k: and f32 mins).
+          const stride = PANEL * K * (int8 ? 1 : 2) + PANEL * (K / 32) * 4 * (q4k ? 2 : 1);
           const base = A.scratchBlock('panel', stride * threads);
-          const kernel = int8 ? 'matmul_q4_0_i8_gemm' : w.format === 'q4_0' ? 'matmul_q4_0_i16_gemm' : 'matmul_q8_0_i16_gemm';
+          const kernel = q4k ? (int8 ? 'matmul_q4_k_i8_gemm' : 'matmul_q4_k_i16_gemm')
+            : int8 ? 'matmul_q4_0_i8_gemm' : w.format === 'q4_0' ? 'matmul_q4_0_i16_gemm' : 'matmul_q8_0_i16_gemm';
           this.run(kernel, A.index, N, PANEL, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N], { base, stride });
           return;
         }
-        const kernel = int8 ? 'matmul_q4_0_i8' : w.format === 'q4_0' ? 'matmul_q4_0_nib' : 'matmul_q8_0';
+        const kernel = q4k ? (int8 ? 'matmul_q4_k_i8' : 'matmul_q4_k_nib') : int8 ? 'matmul_q4_0_i8' : w.format === 'q4_0' ? 'matmul_q4_0_nib' : 'matmul_q8_0';
         this.run(kernel, A.index, N, 16, [xq, xs, xsum, w.ptr, w.scales, bias, out, T, K, N]);
         return;
       }
@@ -827,6 +855,9 @@ function dequantizeVector(w: HostWeight): Float32Array {
         const byte = w.quants[b * 16 + (j & 15)]!;
         out[i] = f16(w.scales[b]!) * ((j < 16 ? byte & 15 : byte >> 4) - 8);
       }
+      break;
+    case 'q4_k':
+      dequantizeQ4_KRow(w.blocks, w.cols, 0, out);
       break;
   }
   return out;

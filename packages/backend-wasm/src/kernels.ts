@@ -14,10 +14,12 @@ export interface KernelExports {
   dequant_half(src: number, out: number, n: number, bf16: number): void;
   dequant_q8_0(q: number, row: number, rows: number, s: number, out: number, n: number): void;
   dequant_q4_0(q: number, row: number, rows: number, s: number, out: number, n: number): void;
+  dequant_q4_k(q: number, row: number, rows: number, out: number, n: number): void;
   read_bytes(p: number, n: number): number;
   relaxed_selftest(): number;
   relayout_q4_0(q: number, rows: number, K: number, scratch: number): void;
   relayout_q8_0(q: number, rows: number, K: number, scratch: number): void;
+  repack_q4_k(q: number, rows: number, K: number, scratch: number): void;
   store_halves(src: number, dst: number, n: number): number;
   sample_max(x: number, n: number): number;
   sample_exp(x: number, e: number, n: number, max: number, invT: number): number;
@@ -33,7 +35,7 @@ export interface KernelExports {
  * Kernels run through the thread pool, by op code (the index here). Each takes (first, end, scratch,
  * ...args). The list is sent to workers, so both sides agree on the codes.
  */
-export const PARALLEL_KERNELS = ['swiglu_f32', 'quantize_q16_q4', 'quantize_q16q8', 'quantize_q8x4', 'quantize_q8x4_dense', 'quantize_q16x4', 'matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matvec_bf16_paired2', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'attention_f32', 'attention_f16', 'attention_f16_nonfinite', 'widen_halves', 'read_chunks', 'quantize_q8_0_f32', 'quantize_q4_0_f32'] as const;
+export const PARALLEL_KERNELS = ['swiglu_f32', 'quantize_q16_q4', 'quantize_q16q8', 'quantize_q8x4', 'quantize_q8x4_dense', 'quantize_q16x4', 'matmul_f32', 'matmul_f16', 'matmul_bf16', 'matvec_bf16_paired', 'matvec_bf16_paired2', 'matmul_q8_0', 'matmul_q4_0_nib', 'matmul_q4_0_i8', 'matmul_q4_0_i8_gemm', 'matmul_q4_0_i16_gemm', 'matmul_q8_0_i16_gemm', 'matmul_q4_k_nib', 'matmul_q4_k_i8', 'matmul_q4_k_i8_gemm', 'matmul_q4_k_i16_gemm', 'attention_f32', 'attention_f16', 'attention_f16_nonfinite', 'widen_halves', 'read_chunks', 'quantize_q8_0_f32', 'quantize_q4_0_f32'] as const;
 /** Op code of a parallel kernel. */
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 

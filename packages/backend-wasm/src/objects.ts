@@ -1,4 +1,4 @@
-import { BackendUsageError, kvValueBytes } from '@qwen2-ts/core';
+import { BackendUsageError, kvValueBytes, Q4_K_BLOCK_BYTES, QK_K } from '@qwen2-ts/core';
 import type { HostWeight, KVCache, KVCacheSpec, Tensor, Weight, WeightFormat } from '@qwen2-ts/core';
 import type { Arena } from './arena.js';
 
@@ -23,7 +23,10 @@ export class WasmTensor implements Tensor {
   }
 }
 
-/** A weight in one arena: `ptr` is the data (quants for q8_0/q4_0), `scales` the f16 scales (0 if none). */
+/**
+ * A weight in one arena: `ptr` is the data (quants for q8_0/q4_0; for q4_k everything, its scales and
+ * mins included: assembly/q4_k_layout.ts), `scales` the f16 scales (0 if none).
+ */
 export class WasmWeight implements Weight {
   freed = false;
   constructor(
@@ -87,7 +90,22 @@ export function storedParts(format: WeightFormat, rows: number, cols: number): n
       return [n, (n / 32) * 2];
     case 'q4_0':
       return [n / 2, (n / 32) * 2];
+    case 'q4_k':
+      // One part: per 256 values 128 bytes of nibbles and 24 of scales, mins, d and dmin (the 144 bytes
+      // of ggml's block, repacked in place: assembly/q4_k_layout.ts).
+      return [(n / QK_K) * Q4_K_STORED_BYTES];
   }
+}
+
+/** Bytes this backend stores per q4_k super-block (ggml's 144 repacked: assembly/q4_k_layout.ts). */
+export const Q4_K_STORED_BYTES = 152;
+
+/**
+ * Bytes from a q4_k weight's storage to where its host blocks go before the in-place repack
+ * (repack_q4_k): 8 per super-block, so that they end where the storage ends.
+ */
+export function q4kHostOffset(rows: number, cols: number): number {
+  return ((rows * cols) / QK_K) * (Q4_K_STORED_BYTES - Q4_K_BLOCK_BYTES);
 }
 
 /** Bytes a host weight occupies in its own format (data, or quants + scales). */
@@ -121,6 +139,11 @@ export function validateHostWeight(w: HostWeight, name: string): void {
       if (cols % 32 !== 0) throw new BackendUsageError(`uploadWeight '${name}': ${w.format} needs cols % 32 === 0, got ${cols}`);
       expect('scales', w.scales.length, n / 32);
       expect('quants', w.quants.length, w.format === 'q8_0' ? n : n / 2);
+      return;
+    case 'q4_k':
+      if (cols % QK_K !== 0) throw new BackendUsageError(`uploadWeight '${name}': q4_k needs cols % ${QK_K} === 0 (whole super-blocks of ${QK_K} values), got ${cols}`);
+      if (!(w.blocks instanceof Uint8Array)) throw new BackendUsageError(`uploadWeight '${name}': q4_k blocks must be a Uint8Array`);
+      expect('blocks (bytes)', w.blocks.length, (n / QK_K) * Q4_K_BLOCK_BYTES);
       return;
     default:
       throw new BackendUsageError(`uploadWeight '${name}': unknown weight format '${(w as { format: string }).format}'`);

@@ -1,5 +1,5 @@
 // Plain-JS references and random weights for the tests (float64 loops, no SIMD, no tricks).
-import type { HostWeight, WeightFormat } from '@qwen2-ts/core';
+import { dequantizeQ4_KRow, Q4_K_BLOCK_BYTES, QK_K, type HostWeight, type WeightFormat } from '@qwen2-ts/core';
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
 export function rng(seed: number): () => number {
@@ -72,6 +72,26 @@ export function randomWeight(format: WeightFormat, rows: number, cols: number, s
         values[i] = f16ToNumber(scales[b]!) * ((j < 16 ? byte & 15 : byte >> 4) - 8);
       }
       return { host: { format, rows, cols, scales, quants }, values };
+    }
+    case 'q4_k': {
+      // Random bytes everywhere (every 12-byte pattern is a valid set of 6-bit scales and mins; the
+      // nibbles take all 16 values), d and dmin random f16 of either sign in 2^-10 .. 2^-6; the values
+      // are core's dequantization (ggml's f32 roundings).
+      const blocks = new Uint8Array((n / QK_K) * Q4_K_BLOCK_BYTES);
+      for (let i = 0; i < blocks.length; i++) blocks[i] = Math.floor(r() * 256);
+      for (let at = 0; at < blocks.length; at += Q4_K_BLOCK_BYTES) {
+        for (const o of [0, 2]) {
+          const h = (r() < 0.5 ? 0x8000 : 0) | ((5 + Math.floor(r() * 4)) << 10) | Math.floor(r() * 1024);
+          blocks[at + o] = h & 0xff;
+          blocks[at + o + 1] = h >> 8;
+        }
+      }
+      const row = new Float32Array(cols);
+      for (let i = 0; i < rows; i++) {
+        dequantizeQ4_KRow(blocks, cols, i, row);
+        values.set(row, i * cols);
+      }
+      return { host: { format, rows, cols, blocks }, values };
     }
   }
 }

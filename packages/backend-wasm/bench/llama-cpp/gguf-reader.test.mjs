@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { Qwen2, ReferenceBackend } from '@qwen2-ts/core';
 import { TestRandom, writeGgufFixture, writeRandomGguf } from '@qwen2-ts/core/testing';
 import { readGgufHeader } from '@qwen2-ts/loader';
+import { wasmBackend } from '../../dist/index.js';
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -48,6 +49,14 @@ const QUANTIZED_MAX_ABS = 0.25;
  * token too: twice the largest |Δ| measured, so activation rounding cannot swap them.
  */
 const GREEDY_MARGIN = 0.3;
+/**
+ * q4_k on the wasm backend against the f32 reading, both vs llama.cpp: measured 1.45 (2.9e-2 against
+ * 2.0e-2). Our int8 activations (per 32 values) and llama.cpp's (q8_K, per 256) round independently,
+ * so their errors add: about sqrt(2) of either alone.
+ */
+const KEPT_VS_EXACT = 2;
+/** Q4_K quantized again into q4_0 against q4_k kept, both vs llama.cpp: measured 4.6 (1.33e-1 against 2.9e-2). */
+const REQUANTIZED_VS_KEPT = 2.5;
 
 let llama;
 beforeAll(async () => {
@@ -98,10 +107,15 @@ async function llamaLogprobs(path, promptIds, vocabSize) {
   }
 }
 
-/** Ours: the file loaded by `Qwen2.load` (its own byte vocabulary as tokenizer), matrices dequantized to f32. */
-async function ourLogprobs(path, promptIds) {
-  const ours = await Qwen2.load(path, { backend: new ReferenceBackend(), dtype: 'f32' });
+/**
+ * Ours: the file loaded by `Qwen2.load` (its own byte vocabulary as tokenizer), by default on the
+ * reference backend with the matrices dequantized to f32; `format`, when given, is what the layers must
+ * have been stored as.
+ */
+async function ourLogprobs(path, promptIds, { backend = new ReferenceBackend(), dtype = 'f32', format } = {}) {
+  const ours = await Qwen2.load(path, { backend, dtype });
   try {
+    if (format) expect(ours.weightFormat).toBe(format);
     const rows = [];
     for (const ids of promptIds) rows.push((await ours.logits(ids, { allPositions: true })).map(logSoftmax));
     return rows;
@@ -215,6 +229,35 @@ describe('GGUF reading and dequantization, against llama.cpp', () => {
     const r = await randomCase('Q4_K+Q6_K', { matrixType: 'Q4_K', embeddingType: 'Q6_K' });
     expectQuantizedAgreement(r);
   }, 30_000);
+
+  // What a user runs: a Q4_K_M file on the wasm backend with dtype 'auto'. Its Q4_K blocks are kept as
+  // q4_k and meet int8 activations, as in llama.cpp's own kernels; a backend without q4_k (webgpu, cuda)
+  // gets them quantized a second time into q4_0, which this measures too.
+  it('Q4_K_M on the wasm backend: the Q4_K blocks kept as q4_k, as close to llama.cpp as the f32 reading', async () => {
+    const path = join(dir, 'Q4_K_M-wasm.gguf');
+    await writeRandomGguf(path, { config: CONFIG, seed: 1, byteVocabulary: true, matrixType: 'Q4_K', embeddingType: 'Q6_K' });
+    const ids = prompts(CONFIG.vocabSize);
+    const theirs = await llamaLogprobs(path, ids, CONFIG.vocabSize);
+    const wasm = await wasmBackend({ threads: 2 });
+    const info = wasm.info;
+    try {
+      const kept = compare(await ourLogprobs(path, ids, { backend: wasm, dtype: 'auto', format: 'q4_k' }), theirs);
+      // As a backend without q4_k kernels loads it (core chooses formats from info while loading).
+      wasm.info = { ...info, formats: info.formats.filter((f) => f !== 'q4_k') };
+      const requantized = compare(await ourLogprobs(path, ids, { backend: wasm, dtype: 'auto', format: 'q4_0' }), theirs);
+      wasm.info = info;
+      const exact = compare(await ourLogprobs(path, ids), theirs);
+      record('Q4_K_M, wasm, kept as q4_k', kept);
+      record('Q4_K_M, wasm, requantized to q4_0', requantized);
+      record('Q4_K_M, reference, f32', exact);
+      expectQuantizedAgreement(kept);
+      expect(kept.relRms).toBeLessThan(KEPT_VS_EXACT * exact.relRms);
+      expect(requantized.relRms).toBeGreaterThan(REQUANTIZED_VS_KEPT * kept.relRms);
+    } finally {
+      wasm.info = info;
+      await wasm.dispose();
+    }
+  }, 60_000);
 
   it('tied Q8_0 embedding (no output.weight: the head is the embedding)', async () => {
     const r = await randomCase('Q8_0-tied', { config: { ...CONFIG, tieWordEmbeddings: true }, matrixType: 'Q8_0' });
