@@ -11,4 +11,4 @@ export type { PrefillPrecision } from './backend.js';
 export type { PassStats } from './pass.js';
 export { CudaError, CudaOutOfMemoryError, CudaUnavailableError } from './errors.js';
 export { deviceWeightLayout } from './weights.js';
-export type { DeviceWeightLayout } from './weights.js';
+export type { CudaFormat, DeviceWeightLayout } from './weights.js';

@@ -34,7 +34,7 @@ export { ggufCheckpoint } from './gguf/gguf-checkpoint.js';
 export type { GgufPart } from './gguf/gguf-checkpoint.js';
 export { qwen2ConfigFromGguf, qwen2GgufMetadata } from './gguf/gguf-qwen2-config.js';
 export { tokenizerFilesFromGguf, ggufTokenizerMetadata, ggufVocabularyMetadata } from './gguf/gguf-tokenizer.js';
-export { ggufGenerationConfig, ggufSamplingMetadata, GGUF_SAMPLING_KEYS } from './gguf/gguf-sampling.js';
+export { ggufGenerationConfig, ggufSamplingMetadata, GGUF_SAMPLING_KEYS, type GgufSamplingSetting } from './gguf/gguf-sampling.js';
 export type { GgufVocabulary } from './gguf/gguf-tokenizer.js';
 export { TOKEN_TYPE as GGUF_TOKEN_TYPE } from './gguf/gguf-qwen2-config.js';
 export { encodeGguf, encodeGgufHeader } from './gguf/gguf-writer.js';

@@ -17,10 +17,11 @@ export const GGUF_SAMPLING_KEYS = {
   repetitionPenalty: 'general.sampling.penalty_repeat',
 } as const;
 
-type Setting = keyof typeof GGUF_SAMPLING_KEYS;
+/** A sampling setting a GGUF file can recommend (a {@link GenerationConfig} field). */
+export type GgufSamplingSetting = keyof typeof GGUF_SAMPLING_KEYS;
 
 /** What each setting may be, for the check and the message. */
-const RANGES: Record<Setting, { ok: (v: number) => boolean; what: string }> = {
+const RANGES: Record<GgufSamplingSetting, { ok: (v: number) => boolean; what: string }> = {
   temperature: { ok: (v) => v >= 0, what: 'a number >= 0' },
   topK: { ok: (v) => Number.isSafeInteger(v) && v >= 0, what: 'an integer >= 0' },
   topP: { ok: (v) => v > 0 && v <= 1, what: 'a number in (0, 1]' },
@@ -40,7 +41,7 @@ const RANGES: Record<Setting, { ok: (v: number) => boolean; what: string }> = {
 export function ggufGenerationConfig(metadata: ReadonlyMap<string, GgufValue>, eosTokenIds: number[], file: string): GenerationConfig | undefined {
   const config: GenerationConfig = { eosTokenIds };
   let any = false;
-  for (const [setting, key] of Object.entries(GGUF_SAMPLING_KEYS) as [Setting, string][]) {
+  for (const [setting, key] of Object.entries(GGUF_SAMPLING_KEYS) as [GgufSamplingSetting, string][]) {
     const v = metadata.get(key);
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isFinite(v) || !RANGES[setting].ok(v)) {
@@ -58,9 +59,9 @@ export function ggufGenerationConfig(metadata: ReadonlyMap<string, GgufValue>, e
  * `general.sampling.*` entries for a generation config's settings (as llama.cpp's converter writes them:
  * f32, top_k u32); the inverse of {@link ggufGenerationConfig}.
  */
-export function ggufSamplingMetadata(settings: Partial<Pick<GenerationConfig, Setting>>): GgufMetadataEntry[] {
+export function ggufSamplingMetadata(settings: Partial<Pick<GenerationConfig, GgufSamplingSetting>>): GgufMetadataEntry[] {
   const out: GgufMetadataEntry[] = [];
-  for (const [setting, key] of Object.entries(GGUF_SAMPLING_KEYS) as [Setting, string][]) {
+  for (const [setting, key] of Object.entries(GGUF_SAMPLING_KEYS) as [GgufSamplingSetting, string][]) {
     const v = settings[setting];
     if (v !== undefined) out.push({ key, type: setting === 'topK' ? 'u32' : 'f32', value: v });
   }
