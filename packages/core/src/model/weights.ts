@@ -183,7 +183,8 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
     const quantized = source.tensors.get(p.name)!.quantized;
     return !fromBlocks[i] && source.readQuantized !== undefined && quantized !== undefined && quantized.integers !== false && (targets[i] === 'q4_0' || targets[i] === 'q8_0');
   });
-  const reads = plan.flatMap((p, i) => fromIntegers[i] || fromBlocks[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
+  // GGUF blocks are read ahead like float tensors; AWQ / GPTQ integers one layer at a time when converted.
+  const reads = plan.flatMap((p, i) => fromBlocks[i] ? [{ name: p.name, byteLength: ggmlBlockBytes(source.tensors.get(p.name)!.quantized!.format!, p.shape), blocks: true }] : fromIntegers[i] ? [] : tensorReads(p.name, source.tensors.get(p.name)!.dtype, p.shape, targets[i]!, source.readRange !== undefined, { sliceBytes: options.sliceBytes, allocate: allocator(p.name) }));
   const ahead = new ReadAhead(source, reads, options.readAheadBytes ?? READ_AHEAD_BYTES, options.signal);
   try {
     for (const [i, p] of plan.entries()) {
@@ -192,7 +193,7 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
       let host: HostWeight;
       if (fromBlocks[i] || fromIntegers[i]) {
         // Read first: a bad layer fails before its backend buffer is taken.
-        const blocks = fromBlocks[i] ? await source.readGgmlBlocks!(p.name, { signal: options.signal }) : undefined;
+        const blocks = fromBlocks[i] ? await ahead.readGgmlBlocks(p.name, { signal: options.signal }) : undefined;
         const layer = blocks ? undefined : await source.readQuantized!(p.name, { signal: options.signal });
         if (layer && (layer.rows !== p.shape[0] || layer.cols !== p.shape[1])) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
         const format = targets[i] as BlockWeight['format'] | 'q4_k';
@@ -230,6 +231,15 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   for (const w of uploaded.values()) bytes += w.bytes;
   const embed = get(tensorNames.embed);
   return { embed, layers, norm: get(tensorNames.norm), lmHead: tied ? embed : get(tensorNames.lmHead), bytes, fallbacks };
+}
+
+/** ggml's block size in values and bytes of the GGUF types whose blocks are copied. */
+const GGML_BLOCKS: Record<string, [values: number, bytes: number]> = { Q4_0: [32, 18], Q8_0: [32, 34], Q4_K: [256, 144] };
+
+/** Bytes of a tensor of `shape` in ggml blocks of `format` (for the read-ahead budget). */
+function ggmlBlockBytes(format: string, shape: readonly number[]): number {
+  const [values, bytes] = GGML_BLOCKS[format]!;
+  return (shape.reduce((a, b) => a * b, 1) / values) * bytes;
 }
 
 /** Frees every weight of a model (a tied head once). */

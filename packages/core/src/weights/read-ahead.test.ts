@@ -17,6 +17,7 @@ function gatedSource(options: { ranges?: boolean; fail?: string } = {}) {
   const src: RangeReadable = {
     read: (name, o) => wait(name, o?.signal),
     ...(options.ranges === false ? {} : { readRange: (name: string, offset: number, length: number, o?: { signal?: AbortSignal }) => wait(`${name}@${offset}+${length}`, o?.signal) }),
+    readGgmlBlocks: (name, o) => wait(`${name}:blocks`, o?.signal),
   };
   const release = (key: string) => gates.get(key)!();
   return { src, started, signals, release, bytesOf };
@@ -27,6 +28,22 @@ const range = (name: string, byteOffset: number, byteLength: number): TensorRead
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 describe('ReadAhead', () => {
+  it('reads GGUF blocks ahead too, and gives them only to readGgmlBlocks', async () => {
+    const { src, started, release, bytesOf } = gatedSource();
+    const ahead = new ReadAhead(src, [whole('norm', 4), { name: 'q', byteLength: 10, blocks: true }, { name: 'k', byteLength: 10, blocks: true }], 30);
+    // All three start at once: the blocks of q and k are on their way while norm converts.
+    expect(started).toEqual(['norm', 'q:blocks', 'k:blocks']);
+    release('norm');
+    await ahead.read('norm');
+    // A plain read of a tensor planned as blocks goes to the source (its values, not its blocks).
+    void ahead.read('q').catch(() => {});
+    expect(started.at(-1)).toBe('q');
+    const q = ahead.readGgmlBlocks('q');
+    release('q:blocks');
+    expect(await q).toEqual(bytesOf('q:blocks'));
+    ahead.dispose();
+  });
+
   it('starts planned reads up to the byte budget, and more as the consumer takes them', async () => {
     const { src, started, release, bytesOf } = gatedSource();
     const reads = [whole('a', 10), range('b', 0, 10), range('b', 10, 10), whole('c', 10)];

@@ -53,8 +53,16 @@ export class ReadAhead implements RangeReadable {
 
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
     const r = this.reads[this.next];
-    if (r && r.byteOffset === undefined && r.name === name) return this.take();
+    if (r && r.byteOffset === undefined && !r.blocks && r.name === name) return this.take();
     return this.source.read(name, options);
+  }
+
+  /** A GGUF tensor's blocks: the planned read when it is next (so reading them overlaps the tensors before). */
+  readGgmlBlocks(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    const r = this.reads[this.next];
+    if (r && r.blocks && r.name === name) return this.take();
+    if (!this.source.readGgmlBlocks) return Promise.reject(new Error(`read-ahead: the source cannot read '${name}' as ggml blocks`));
+    return this.source.readGgmlBlocks(name, options);
   }
 
   /** Present when the source reads ranges (readers plan by whether it is). */
@@ -83,7 +91,8 @@ export class ReadAhead implements RangeReadable {
   private start(): void {
     const r = this.reads[this.started]!;
     const options = { signal: this.controller.signal };
-    const promise = r.byteOffset === undefined ? this.source.read(r.name, options) : this.source.readRange!(r.name, r.byteOffset, r.byteLength, options);
+    const promise = r.blocks ? this.source.readGgmlBlocks!(r.name, options)
+      : r.byteOffset === undefined ? this.source.read(r.name, options) : this.source.readRange!(r.name, r.byteOffset, r.byteLength, options);
     // Failures surface when the read is taken; one never taken (after an earlier failure) is not an unhandled rejection.
     promise.catch(() => {});
     this.pending[this.started++] = promise;

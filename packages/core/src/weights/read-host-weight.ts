@@ -12,6 +12,8 @@ export const SLICED_READ_BYTES = 64 << 20;
 export interface RangeReadable {
   read(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   readRange?(name: string, byteOffset: number, byteLength: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** A GGUF tensor's ggml blocks as stored (see TensorSource.readGgmlBlocks). */
+  readGgmlBlocks?(name: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
 /** One read of a tensor's checkpoint bytes: the whole tensor, or a byte range of it (a slice of rows). */
@@ -21,6 +23,8 @@ export interface TensorRead {
   byteLength: number;
   /** Where the range starts in the tensor; absent for a whole-tensor read. */
   byteOffset?: number;
+  /** The tensor's ggml blocks as stored (`readGgmlBlocks`), not its values. */
+  blocks?: boolean;
 }
 
 /** Options of {@link readHostWeight} (and of {@link tensorReads}, which plans its reads). */
