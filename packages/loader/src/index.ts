@@ -27,7 +27,7 @@ export type { TensorToWrite } from './safetensors-writer.js';
 export { qwen2CheckpointLayout } from './qwen2-layout.js';
 export { readGgufHeader, MAX_GGUF_HEADER_BYTES } from './gguf/gguf-header.js';
 export type { GgufHeader, GgufTensorInfo, GgufValue } from './gguf/gguf-header.js';
-export { GGML_TYPES, ggmlType, ggmlTypeNamed, dequantizeGgml } from './gguf/ggml-quants.js';
+export { GGML_TYPES, ggmlType, ggmlTypeNamed, dequantizeGgml, kScale as ggmlKScale, kMin as ggmlKMin } from './gguf/ggml-quants.js';
 export type { GgmlType } from './gguf/ggml-quants.js';
 export { openGgufModel, ggufPartNames } from './gguf/open-gguf.js';
 export { ggufCheckpoint } from './gguf/gguf-checkpoint.js';

@@ -4,6 +4,8 @@ import { nativeFormat } from '../weights/convert.js';
 import { allocateHostWeight, readHostWeight, tensorReads } from '../weights/read-host-weight.js';
 import { storeQuantizedLayer, type BlockWeight, type QuantizedLayer } from '../weights/from-quantized.js';
 import { storeGgmlBlocks } from '../weights/from-ggml-blocks.js';
+import type { Q4_KWeight } from '../quant/q4_k.js';
+import { ggmlTypeNamed } from '@qwen2-ts/loader';
 import { READ_AHEAD_BYTES, ReadAhead } from '../weights/read-ahead.js';
 import { QUANT_BLOCK } from '../backend/types.js';
 import { tensorNames, type Qwen2ModelConfig } from './config.js';
@@ -196,10 +198,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
         const blocks = fromBlocks[i] ? await ahead.readGgmlBlocks(p.name, { signal: options.signal }) : undefined;
         const layer = blocks ? undefined : await source.readQuantized!(p.name, { signal: options.signal });
         if (layer && (layer.rows !== p.shape[0] || layer.cols !== p.shape[1])) throw new ModelWeightsError(p.name, `quantized integers of shape [${layer.rows}, ${layer.cols}] do not match the config's [${p.shape.join(', ')}]`);
-        const format = targets[i] as BlockWeight['format'] | 'q4_k';
+        const format = targets[i] as (BlockWeight | Q4_KWeight)['format'];
         const allocate = allocator(p.name);
         host = allocate ? await allocate(format, p.shape[0]!, p.shape[1]!) : allocateHostWeight(format, p.shape[0]!, p.shape[1]!);
-        if (blocks) storeGgmlBlocks(blocks, host as BlockWeight | Extract<HostWeight, { format: 'q4_k' }>, p.name);
+        if (blocks) storeGgmlBlocks(blocks, host as BlockWeight | Q4_KWeight, p.name);
         else storeQuantizedLayer(layer!, host as BlockWeight);
       } else {
         host = await readHostWeight(ahead, p.name, info.dtype, p.shape, targets[i]!, { signal: options.signal, sliceBytes: options.sliceBytes, allocate: allocator(p.name), quantize });
@@ -233,13 +235,10 @@ export async function loadModelWeights(source: TensorSource, config: Qwen2ModelC
   return { embed, layers, norm: get(tensorNames.norm), lmHead: tied ? embed : get(tensorNames.lmHead), bytes, fallbacks };
 }
 
-/** ggml's block size in values and bytes of the GGUF types whose blocks are copied. */
-const GGML_BLOCKS: Record<string, [values: number, bytes: number]> = { Q4_0: [32, 18], Q8_0: [32, 34], Q4_K: [256, 144] };
-
-/** Bytes of a tensor of `shape` in ggml blocks of `format` (for the read-ahead budget). */
+/** Bytes of a tensor of `shape` in ggml blocks of type `format` (for the read-ahead budget). */
 function ggmlBlockBytes(format: string, shape: readonly number[]): number {
-  const [values, bytes] = GGML_BLOCKS[format]!;
-  return (shape.reduce((a, b) => a * b, 1) / values) * bytes;
+  const type = ggmlTypeNamed(format)!;
+  return (shape.reduce((a, b) => a * b, 1) / type.blockSize) * type.typeSize;
 }
 
 /** Frees every weight of a model (a tied head once). */

@@ -1,6 +1,7 @@
-// q4_k is ggml's Q4_K byte for byte: its widening must give the loader's GGUF dequantization (written
-// from ggml's C structs) bit for bit, and its quantizer must give blocks that decode close to the input,
-// closer than q4_0 at the same 4 bits per value (what the 6-bit sub-block scales and mins are for).
+// q4_k is ggml's Q4_K byte for byte: it widens through the loader's GGUF decoder (checked against
+// ggml's C structs in ggml-quants.test.ts) row by row, and its quantizer must give blocks that decode
+// close to the input, closer than q4_0 at the same 4 bits per value (what the 6-bit sub-block scales
+// and mins are for).
 import { dequantizeGgml, ggmlTypeNamed } from '@qwen2-ts/loader';
 import { describe, expect, it } from 'vitest';
 import { f16ToF32 } from '../numeric/half.js';
@@ -19,7 +20,7 @@ function rmsError(a: Float32Array, b: Float32Array): number {
 }
 
 describe('q4_k', () => {
-  it('widens random blocks exactly as the GGUF loader dequantizes Q4_K', () => {
+  it('widens each row of a weight from that row\'s blocks, as the GGUF loader dequantizes the whole tensor', () => {
     const random = new TestRandom(11);
     const rows = 3, cols = 1280;
     const blocks = randomGgmlBlocks(Q4_K, rows * cols, random);

@@ -1,4 +1,5 @@
-import { Q4_K_BLOCK_BYTES, QK_K } from '../backend/types.js';
+import { dequantizeGgml, ggmlKMin, ggmlKScale, ggmlTypeNamed } from '@qwen2-ts/loader';
+import { Q4_K_BLOCK_BYTES, QK_K, type HostWeight } from '../backend/types.js';
 import { f16Lookup, f32ToF16 } from '../numeric/half.js';
 
 const fround = Math.fround;
@@ -6,17 +7,17 @@ const SUB = 32;
 const SUBS = QK_K / SUB;
 
 /** A `q4_k` host weight (see {@link HostWeight}). */
-export interface Q4_KWeight {
-  format: 'q4_k';
-  rows: number;
-  cols: number;
-  blocks: Uint8Array;
-}
+export type Q4_KWeight = Extract<HostWeight, { format: 'q4_k' }>;
 
-/** The 6-bit scale and min of sub-block `j` (0-7) of the super-block whose 12 scale bytes start at `q[at]` (ggml's get_scale_min_k4). */
+/** ggml's Q4_K, whose blocks q4_k holds as they are. */
+const Q4_K = ggmlTypeNamed('Q4_K')!;
+
+/**
+ * The 6-bit scale and min of sub-block `j` (0-7) of the super-block whose 12 scale bytes start at `q[at]`
+ * (ggml's get_scale_min_k4, as the GGUF loader unpacks it).
+ */
 export function q4kScaleMin(q: Uint8Array, at: number, j: number): [scale: number, min: number] {
-  if (j < 4) return [q[at + j]! & 63, q[at + j + 4]! & 63];
-  return [(q[at + j + 4]! & 0xf) | ((q[at + j - 4]! >> 6) << 4), (q[at + j + 4]! >> 4) | ((q[at + j]! >> 6) << 4)];
+  return [ggmlKScale(q, at, j), ggmlKMin(q, at, j)];
 }
 
 /**
@@ -179,23 +180,10 @@ function bestScaleMin(x: Float32Array, xb: number, weights: Float32Array, L: Uin
 
 /**
  * Expands q4_k row `row` (of `cols` values) into `out` (length `cols`) as ggml's `dequantize_row_q4_K`
- * does: `(d * sc) * q - (dmin * m)`, each product and the difference rounded to f32.
+ * does, through the GGUF loader's decoder: `(d * sc) * q - (dmin * m)`, each product and the difference
+ * rounded to f32.
  */
 export function dequantizeQ4_KRow(blocks: Uint8Array, cols: number, row: number, out: Float32Array): void {
-  const table = f16Lookup();
-  const perRow = cols / QK_K;
-  for (let s = 0; s < perRow; s++) {
-    const at = (row * perRow + s) * Q4_K_BLOCK_BYTES;
-    const d = table[blocks[at]! | (blocks[at + 1]! << 8)]!;
-    const dmin = table[blocks[at + 2]! | (blocks[at + 3]! << 8)]!;
-    for (let j = 0; j < SUBS; j++) {
-      const [sc, m] = q4kScaleMin(blocks, at + 4, j);
-      const scale = fround(d * sc);
-      const offset = fround(dmin * m);
-      const q = at + 16 + (j >> 1) * 32;
-      const shift = (j & 1) * 4;
-      const o = s * QK_K + j * SUB;
-      for (let i = 0; i < SUB; i++) out[o + i] = fround(fround(scale * ((blocks[q + i]! >> shift) & 0xf)) - offset);
-    }
-  }
+  const rowBytes = (cols / QK_K) * Q4_K_BLOCK_BYTES;
+  dequantizeGgml(Q4_K, blocks.subarray(row * rowBytes, (row + 1) * rowBytes), cols, out);
 }

@@ -1,5 +1,5 @@
-import type { HostWeight } from '../backend/types.js';
 import { ModelWeightsError } from '../errors.js';
+import type { Q4_KWeight } from '../quant/q4_k.js';
 import type { BlockWeight } from './from-quantized.js';
 
 /**
@@ -10,7 +10,7 @@ import type { BlockWeight } from './from-quantized.js';
  * Q4_K blocks are a q4_k weight's bytes as they are.
  * @throws {@link ModelWeightsError} when the bytes are not whole blocks of the weight's size
  */
-export function storeGgmlBlocks(blocks: Uint8Array, out: BlockWeight | Extract<HostWeight, { format: 'q4_k' }>, name: string): void {
+export function storeGgmlBlocks(blocks: Uint8Array, out: BlockWeight | Q4_KWeight, name: string): void {
   if (out.format === 'q4_k') {
     if (blocks.byteLength !== out.blocks.byteLength) {
       throw new ModelWeightsError(name, `${blocks.byteLength} bytes of ggml blocks, expected ${out.blocks.byteLength / 144} blocks of 144 for q4_k [${out.rows}, ${out.cols}]`);

@@ -125,13 +125,13 @@ function int8(b: number): number {
 }
 
 /** Scale of K-quant sub-block `j` (0-7) from the 12 packed bytes at `at` (ggml's get_scale_min_k4). */
-function kScale(src: Uint8Array, at: number, j: number): number {
+export function kScale(src: Uint8Array, at: number, j: number): number {
   // Sub-blocks 0-3 keep 6 bits in bytes 0-3; 4-7 put their low 4 bits in bytes 8-11 and their top 2 in bytes 0-3's top bits.
   return j < 4 ? src[at + j] & 63 : (src[at + j + 4] & 15) | ((src[at + j - 4] >> 6) << 4);
 }
 
 /** Min of K-quant sub-block `j` (0-7) from the 12 packed bytes at `at` (ggml's get_scale_min_k4). */
-function kMin(src: Uint8Array, at: number, j: number): number {
+export function kMin(src: Uint8Array, at: number, j: number): number {
   return j < 4 ? src[at + j + 4] & 63 : (src[at + j + 4] >> 4) | ((src[at + j] >> 6) << 4);
 }
 
